@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cm-json.h"
+#include "cm-util.h"
+
+/* json-c keeps embedded NUL bytes in strings; no document of ours may carry one. */
+static int json_find_nul(json_object *o, char *path, size_t path_size, unsigned depth)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return memchr(json_object_get_string(o), 0, (size_t)json_object_get_string_len(o)) ? 1
+                                                                                            : 0;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val)
+        {
+            if (json_find_nul(val, path, path_size, depth + 1)) {
+                char tmp[256];
+                snprintf(tmp, sizeof(tmp), "/%s%s", key, path);
+                snprintf(path, path_size, "%s", tmp);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        for (size_t i = 0; i < n; i++) {
+            if (json_find_nul(json_object_array_get_idx(o, i), path, path_size, depth + 1)) {
+                char tmp[256];
+                snprintf(tmp, sizeof(tmp), "/%zu%s", i, path);
+                snprintf(path, path_size, "%s", tmp);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/*
+ * A strict RFC 8259 syntax check run before json-c builds anything: json-c's strict mode
+ * still takes single-quoted strings, and we also want one clear message for raw control
+ * characters, NUL, bad UTF-8, leading zeros, and nesting beyond CM_JSON_MAX_DEPTH.
+ */
+typedef struct {
+    const unsigned char *s;
+    size_t len, pos;
+    unsigned depth;
+    const char *why;
+} Scan;
+
+static void scan_ws(Scan *sc)
+{
+    while (sc->pos < sc->len && strchr(" \t\r\n", sc->s[sc->pos]) && sc->s[sc->pos])
+        sc->pos++;
+}
+
+static bool scan_fail(Scan *sc, const char *why)
+{
+    sc->why = why;
+    return false;
+}
+
+static bool scan_value(Scan *sc);
+
+static int scan_hex4(Scan *sc, size_t at)
+{
+    int v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (at + i >= sc->len || !isxdigit(sc->s[at + i]))
+            return -1;
+        unsigned char h = sc->s[at + i];
+        v = v * 16 + (isdigit(h) ? h - '0' : (tolower(h) - 'a' + 10));
+    }
+    return v;
+}
+
+/* Member names of one object, to refuse duplicates (json-c would keep only the last). */
+typedef struct {
+    uint64_t hash;
+    size_t start, len; /* the raw name between the quotes */
+} ScanName;
+
+static uint64_t name_hash(const unsigned char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const ScanName *x = a, *y = b;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/* Names are compared as written; an escaped spelling of the same name ("\u0061" for "a") is
+ * caught too, because json-c would merge those and the syntax check decodes before hashing. */
+static size_t name_decode(const unsigned char *s, size_t n, unsigned char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            out[o++] = s[i];
+            continue;
+        }
+        i++;
+        if (s[i] != 'u') {
+            out[o++] = s[i];
+            continue;
+        }
+        /* Keep the escape's code unit as-is: equality is what matters, not rendering. */
+        unsigned v = 0;
+        for (int k = 1; k <= 4; k++)
+            v = v * 16 + (unsigned)(isdigit(s[i + (size_t)k]) ? s[i + (size_t)k] - '0'
+                                                               : tolower(s[i + (size_t)k]) - 'a' + 10);
+        i += 4;
+        if (v < 0x80) {
+            out[o++] = (unsigned char)v;
+        } else {
+            out[o++] = 0xff; /* a byte never in UTF-8 marks an escaped unit */
+            out[o++] = (unsigned char)(v >> 8);
+            out[o++] = (unsigned char)v;
+        }
+    }
+    return o;
+}
+
+static bool scan_string(Scan *sc)
+{
+    size_t start;
+    sc->pos++; /* the opening quote */
+    start = sc->pos;
+    while (sc->pos < sc->len) {
+        unsigned char c = sc->s[sc->pos];
+        if (c == '"') {
+            if (!cm_utf8_valid((const char *)sc->s + start, sc->pos - start)) {
+                sc->pos = start;
+                return scan_fail(sc, "string is not valid UTF-8");
+            }
+            sc->pos++;
+            return true;
+        }
+        if (c < 0x20)
+            return scan_fail(sc, c ? "control character in a string must be escaped"
+                                   : "NUL byte in a string");
+        if (c == '\\') {
+            sc->pos++;
+            if (sc->pos >= sc->len)
+                break;
+            c = sc->s[sc->pos];
+            if (c == 'u') {
+                /* A surrogate escape must be a high one followed by a low one. */
+                int cp = scan_hex4(sc, sc->pos + 1);
+                if (cp < 0)
+                    return scan_fail(sc, "bad \\u escape");
+                sc->pos += 4;
+                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                    return scan_fail(sc, "lone low surrogate in a \\u escape");
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    int lo = sc->pos + 2 < sc->len && sc->s[sc->pos + 1] == '\\' &&
+                                     sc->s[sc->pos + 2] == 'u'
+                                 ? scan_hex4(sc, sc->pos + 3)
+                                 : -1;
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return scan_fail(sc, "lone high surrogate in a \\u escape");
+                    sc->pos += 6;
+                }
+            } else if (!strchr("\"\\/bfnrt", c) || !c) {
+                return scan_fail(sc, "bad escape in a string");
+            }
+        }
+        sc->pos++;
+    }
+    return scan_fail(sc, "unterminated string");
+}
+
+static bool scan_number(Scan *sc)
+{
+    const unsigned char *s = sc->s;
+    size_t p = sc->pos;
+    if (p < sc->len && s[p] == '-')
+        p++;
+    if (p < sc->len && s[p] == '0') {
+        p++;
+        if (p < sc->len && isdigit(s[p]))
+            return scan_fail(sc, "numbers must not have leading zeros");
+    } else if (p < sc->len && isdigit(s[p])) {
+        while (p < sc->len && isdigit(s[p]))
+            p++;
+    } else {
+        return scan_fail(sc, "invalid number");
+    }
+    if (p < sc->len && s[p] == '.') {
+        p++;
+        if (p >= sc->len || !isdigit(s[p]))
+            return scan_fail(sc, "invalid number");
+        while (p < sc->len && isdigit(s[p]))
+            p++;
+    }
+    if (p < sc->len && (s[p] == 'e' || s[p] == 'E')) {
+        p++;
+        if (p < sc->len && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (p >= sc->len || !isdigit(s[p]))
+            return scan_fail(sc, "invalid number");
+        while (p < sc->len && isdigit(s[p]))
+            p++;
+    }
+    sc->pos = p;
+    return true;
+}
+
+static bool scan_literal(Scan *sc, const char *word)
+{
+    size_t n = strlen(word);
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return scan_fail(sc, "unexpected character");
+    sc->pos += n;
+    return true;
+}
+
+static bool scan_unique_names(Scan *sc, ScanName *names, size_t n)
+{
+    _cleanup_free_ unsigned char *a = NULL, *b = NULL;
+    size_t longest = 0;
+
+    if (n < 2)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        longest = names[i].len > longest ? names[i].len : longest;
+    a = malloc(longest * 3 / 2 + 4);
+    b = malloc(longest * 3 / 2 + 4);
+    if (!a || !b)
+        return scan_fail(sc, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t len = name_decode(sc->s + names[i].start, names[i].len, a);
+        names[i].hash = name_hash(a, len);
+    }
+    qsort(names, n, sizeof(*names), name_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (names[i].hash != names[i - 1].hash)
+            continue;
+        size_t la = name_decode(sc->s + names[i].start, names[i].len, a);
+        size_t lb = name_decode(sc->s + names[i - 1].start, names[i - 1].len, b);
+        if (la == lb && memcmp(a, b, la) == 0) {
+            sc->pos = names[i].start;
+            return scan_fail(sc, "duplicate member name in an object");
+        }
+    }
+    return true;
+}
+
+static bool scan_container(Scan *sc, bool object)
+{
+    unsigned char close = object ? '}' : ']';
+    if (++sc->depth > CM_JSON_MAX_DEPTH)
+        return scan_fail(sc, "nesting is too deep");
+    sc->pos++;
+    scan_ws(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+        sc->pos++;
+        sc->depth--;
+        return true;
+    }
+    _cleanup_free_ ScanName *names = NULL;
+    size_t n_names = 0, cap_names = 0;
+    for (;;) {
+        scan_ws(sc);
+        if (object) {
+            size_t name_start = sc->pos + 1;
+            if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+                return scan_fail(sc, "expected a quoted member name");
+            if (!scan_string(sc))
+                return false;
+            if (n_names == cap_names) {
+                size_t ncap = cap_names ? cap_names * 2 : 8;
+                ScanName *nn = realloc(names, ncap * sizeof(*nn));
+                if (!nn)
+                    return scan_fail(sc, "out of memory");
+                names = nn;
+                cap_names = ncap;
+            }
+            names[n_names++] = (ScanName){.start = name_start, .len = sc->pos - 1 - name_start};
+            scan_ws(sc);
+            if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+                return scan_fail(sc, "expected ':'");
+            sc->pos++;
+        }
+        if (!scan_value(sc))
+            return false;
+        scan_ws(sc);
+        if (sc->pos < sc->len && sc->s[sc->pos] == ',') {
+            sc->pos++;
+            continue;
+        }
+        if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+            sc->pos++;
+            sc->depth--;
+            return !object || scan_unique_names(sc, names, n_names);
+        }
+        return scan_fail(sc, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static bool scan_value(Scan *sc)
+{
+    scan_ws(sc);
+    if (sc->pos >= sc->len)
+        return scan_fail(sc, "document is incomplete");
+    switch (sc->s[sc->pos]) {
+    case '{':
+        return scan_container(sc, true);
+    case '[':
+        return scan_container(sc, false);
+    case '"':
+        return scan_string(sc);
+    case 't':
+        return scan_literal(sc, "true");
+    case 'f':
+        return scan_literal(sc, "false");
+    case 'n':
+        return scan_literal(sc, "null");
+    default:
+        return scan_number(sc);
+    }
+}
+
+static int json_check_syntax(const char *text, size_t len, CmError *err)
+{
+    Scan sc = {.s = (const unsigned char *)text, .len = len};
+    if (scan_value(&sc)) {
+        scan_ws(&sc);
+        if (sc.pos == sc.len)
+            return 0;
+        sc.why = "unexpected data after the JSON document";
+    }
+    return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+                             "JSON is malformed at byte %zu: %s", sc.pos, sc.why);
+}
+
+int cm_json_parse(const char *text, size_t len, json_object **ret, CmError *err)
+{
+    json_tokener *tok;
+    json_object *o;
+    enum json_tokener_error jerr;
+    size_t consumed;
+    int r;
+
+    if (len > INT32_MAX)
+        return cm_error_set(err, CM_ERROR_TOO_LARGE, "", "document too large");
+    if (len == 0)
+        return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+                                 "request body is empty; a JSON document is required");
+
+    r = json_check_syntax(text, len, err);
+    if (r < 0)
+        return r;
+
+    tok = json_tokener_new_ex(CM_JSON_MAX_DEPTH + 1);
+    if (!tok)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    jerr = json_tokener_get_error(tok);
+    consumed = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue && !o) {
+        /* A bare number at the very end: json-c waits for a delimiter; give it one. */
+        o = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+        consumed = len;
+    }
+    if (jerr == json_tokener_continue) {
+        /* The text ended inside a document. */
+        json_tokener_free(tok);
+        return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+                                 "JSON document is incomplete");
+    }
+    json_tokener_free(tok);
+    if (jerr != json_tokener_success) {
+        if (o)
+            json_object_put(o);
+        return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+                                 "JSON is malformed at byte %zu: %s", consumed,
+                                 json_tokener_error_desc(jerr));
+    }
+    for (size_t i = consumed; i < len; i++) {
+        if (!text[i] || !strchr(" \t\r\n", text[i])) {
+            json_object_put(o);
+            return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+                                     "unexpected data after the JSON document at byte %zu", i);
+        }
+    }
+
+    char where[256] = "";
+    if (json_find_nul(o, where, sizeof(where), 0)) {
+        json_object_put(o);
+        return cm_error_set_code(err, CM_ERROR_INVALID, "nul_byte", where,
+                                 "strings must not contain the NUL character (\\u0000)");
+    }
+
+    *ret = o;
+    return 0;
+}
+
+int cm_json_load_file(const char *path, size_t max_bytes, json_object **ret, CmError *err)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *buf = NULL;
+    struct stat st;
+    size_t got = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "cannot open %s: %s", path,
+                            strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return cm_error_set(err, CM_ERROR_INVALID, "", "%s is not a regular file", path);
+    if ((size_t)st.st_size > max_bytes)
+        return cm_error_set(err, CM_ERROR_TOO_LARGE, "", "%s is larger than %zu bytes", path,
+                            max_bytes);
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read %s", path);
+        got += (size_t)n;
+    }
+    buf[got] = 0;
+
+    int r = cm_json_parse(buf, got, ret, err);
+    if (r < 0)
+        cm_error_prefix_message(err, path);
+    return r;
+}
+
+json_object *cm_json_get(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_is_type(o, json_type_object))
+        return NULL;
+    if (!json_object_object_get_ex(o, key, &v))
+        return NULL;
+    return v;
+}
+
+const char *cm_json_get_str(json_object *o, const char *key, const char *def)
+{
+    json_object *v = cm_json_get(o, key);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : def;
+}
+
+int64_t cm_json_get_int(json_object *o, const char *key, int64_t def)
+{
+    json_object *v = cm_json_get(o, key);
+    if (v && json_object_is_type(v, json_type_int))
+        return json_object_get_int64(v);
+    /* JSON Schema's "integer" includes 3.0: take a whole double as the integer it is. */
+    if (v && json_object_is_type(v, json_type_double)) {
+        double d = json_object_get_double(v);
+        if (isfinite(d) && d == floor(d) && d >= -9.2e18 && d <= 9.2e18)
+            return (int64_t)d;
+    }
+    return def;
+}
+
+double cm_json_get_double(json_object *o, const char *key, double def)
+{
+    json_object *v = cm_json_get(o, key);
+    if (v && (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+        return json_object_get_double(v);
+    return def;
+}
+
+bool cm_json_get_bool(json_object *o, const char *key, bool def)
+{
+    json_object *v = cm_json_get(o, key);
+    return v && json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : def;
+}
+
+const char *cm_json_to_string(json_object *o, size_t *ret_len)
+{
+    return json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                             ret_len);
+}
+
+json_object *cm_json_new_string_or_null(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+char *cm_json_pointer_append(const char *base, const char *token)
+{
+    size_t blen = strlen(base), extra = 0;
+    char *out, *p;
+
+    for (const char *t = token; *t; t++)
+        extra += (*t == '~' || *t == '/') ? 2 : 1;
+    out = malloc(blen + 1 + extra + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, base, blen);
+    p = out + blen;
+    *p++ = '/';
+    for (const char *t = token; *t; t++) {
+        if (*t == '~') {
+            *p++ = '~';
+            *p++ = '0';
+        } else if (*t == '/') {
+            *p++ = '~';
+            *p++ = '1';
+        } else
+            *p++ = *t;
+    }
+    *p = 0;
+    return out;
+}
