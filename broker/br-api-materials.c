@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* PUT/GET /v1/requests/{id}/materials/{name}: documents attached to a request. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "br-api-requests.h"
+#include "br-material.h"
+#include "cm-time.h"
+#include "cm-util.h"
+
+static int material_kind(BrCall *c, BrMaterialKind *ret)
+{
+    int k = br_material_kind_from_string(c->name);
+    if (k < 0)
+        return cm_error_set_code(&c->err, CM_ERROR_NOT_FOUND, "unknown_material_kind", "kind",
+                                 "'%s' is not a material kind (construction_plan, "
+                                 "performance_self_test, security_self_test, backup_proof, "
+                                 "test_report, other)",
+                                 c->name);
+    *ret = (BrMaterialKind)k;
+    return 0;
+}
+
+/* Who may attach what, and when. */
+static int may_upload(BrCall *c, const BrRequestRow *row, BrMaterialKind kind)
+{
+    if (c->actor.role == BR_ROLE_VENDOR) {
+        if (kind != BR_MATERIAL_TEST_REPORT)
+            return cm_error_set(&c->err, CM_ERROR_FORBIDDEN, "kind",
+                                "the vendor attaches test reports only");
+        if (row->state != BR_REQUEST_STATE_IN_TRIAL)
+            return cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                     "request %lld is '%s'; test reports are attached during "
+                                     "the trial",
+                                     (long long)row->id, br_request_state_to_string(row->state));
+        return 0;
+    }
+    if (kind == BR_MATERIAL_TEST_REPORT)
+        return cm_error_set(&c->err, CM_ERROR_FORBIDDEN, "kind",
+                            "test reports are attached by the vendor");
+    if (!br_request_state_is_editable(row->state))
+        return cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                 "request %lld is '%s'; materials can be changed only while "
+                                 "draft or returned",
+                                 (long long)row->id, br_request_state_to_string(row->state));
+    return 0;
+}
+
+static int filename_param(BrCall *c, const char **ret)
+{
+    const char *f = br_call_query(c, "filename");
+    if (!f) {
+        *ret = "";
+        return 0;
+    }
+    size_t n = strlen(f);
+    if (n > 255 || !cm_utf8_valid(f, n))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "filename",
+                            "filename must be at most 255 bytes of UTF-8");
+    for (const char *p = f; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\')
+            return cm_error_set(&c->err, CM_ERROR_INVALID, "filename",
+                                "filename must not contain control characters or slashes");
+    *ret = f;
+    return 0;
+}
+
+/* The checks that need no body: kind, filename, declared type, and may this caller upload. */
+static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_filename,
+                         char *media, size_t media_size)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
+    BrRequestRow row = {0};
+    CmDb *db;
+    int r;
+
+    r = material_kind(c, ret_kind);
+    if (r >= 0)
+        r = filename_param(c, ret_filename);
+    if (r < 0)
+        return r;
+    if (br_material_media_type(br_call_header(c, MHD_HTTP_HEADER_CONTENT_TYPE), media,
+                               media_size) < 0)
+        return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
+                            "a Content-Type header naming the document's type is required");
+    if (!br_policy_media_type_allowed(&p->review, media))
+        return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
+                            "%s is not an accepted document type (PDF, office documents, "
+                            "images, plain text; see the review policy)",
+                            media);
+    db = br_api_read_db(c);
+    if (!db)
+        return -EIO;
+    r = br_request_load(c, db, c->ids[0], &row);
+    if (r >= 0)
+        r = may_upload(c, &row, *ret_kind);
+    br_request_row_clear(&row);
+    return r;
+}
+
+int br_api_materials_precheck(BrCall *c)
+{
+    BrMaterialKind kind;
+    const char *filename;
+    char media[128];
+    return upload_checks(c, &kind, &filename, media, sizeof(media));
+}
+
+int br_api_materials_put(BrCall *c)
+{
+    int64_t id = c->ids[0];
+    char media[128], at[CM_TIME_ISO_LEN + 1], detail[512];
+    const char *filename = "";
+    BrMaterialKind kind = BR_MATERIAL_OTHER;
+    BrRequestRow row = {0};
+    sqlite3_stmt *stmt;
+    CmDb *db;
+    int r;
+
+    r = upload_checks(c, &kind, &filename, media, sizeof(media));
+    if (r < 0)
+        return r;
+    if (c->upload.size == 0)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "empty", "body",
+                                 "the document is empty");
+    r = br_material_sniff(c->upload.fd, c->upload.size, media, &c->err);
+    if (r >= 0)
+        r = br_material_store(c->d->material_dir, c->upload.tmp_path, c->upload.sha256, &c->err);
+    if (r < 0)
+        return r;
+
+    cm_time_iso(cm_now_ms(), at);
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    /* Again under the write lock: the request may have moved on meanwhile. */
+    r = br_request_load(c, db, id, &row);
+    if (r >= 0)
+        r = may_upload(c, &row, kind);
+    if (r >= 0) {
+        stmt = cm_db_stmt(db,
+                          "UPDATE materials SET current = 0 WHERE request_id = ? AND kind = ?"
+                          " AND current = 1",
+                          &c->err);
+        r = stmt ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(stmt, id, c->name);
+            r = cm_db_step_done(db, stmt, &c->err);
+        }
+    }
+    if (r >= 0) {
+        stmt = cm_db_stmt(db,
+                          "INSERT INTO materials(request_id, kind, sha256, size, media_type,"
+                          " filename, uploaded_by, uploaded_at) VALUES (?,?,?,?,?,?,?,?)",
+                          &c->err);
+        r = stmt ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(stmt, id, c->name, c->upload.sha256,
+                       (int64_t)c->upload.size, media, filename, c->actor.account_id, at);
+            r = cm_db_step_done(db, stmt, &c->err);
+        }
+    }
+    if (r >= 0) {
+        _cleanup_json_ json_object *d = json_object_new_object();
+        json_object_object_add(d, "kind", json_object_new_string(c->name));
+        json_object_object_add(d, "sha256", json_object_new_string(c->upload.sha256));
+        json_object_object_add(d, "size", json_object_new_int64((int64_t)c->upload.size));
+        json_object_object_add(d, "media_type", json_object_new_string(media));
+        snprintf(detail, sizeof(detail), "%s", cm_json_to_string(d, NULL));
+        r = br_store_audit(c->d->store, db, &c->actor, "material.upload", "request", id, "ok",
+                           detail, &c->err);
+    }
+    br_request_row_clear(&row);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "request_id", json_object_new_int64(id));
+    json_object_object_add(o, "kind", json_object_new_string(c->name));
+    json_object_object_add(o, "sha256", json_object_new_string(c->upload.sha256));
+    json_object_object_add(o, "size", json_object_new_int64((int64_t)c->upload.size));
+    json_object_object_add(o, "media_type", json_object_new_string(media));
+    json_object_object_add(o, "filename", json_object_new_string(filename));
+    json_object_object_add(o, "uploaded_at", json_object_new_string(at));
+    return br_reply(c, MHD_HTTP_CREATED, o);
+}
+
+int br_api_materials_get(BrCall *c)
+{
+    int64_t id = c->ids[0];
+    BrMaterialKind kind = BR_MATERIAL_OTHER;
+    BrRequestRow row = {0};
+    _cleanup_free_ char *path = NULL, *sha = NULL, *media = NULL, *filename = NULL;
+    sqlite3_stmt *stmt;
+    struct stat st;
+    CmDb *db;
+    int fd, r;
+
+    r = material_kind(c, &kind);
+    if (r < 0)
+        return r;
+    db = br_api_read_db(c);
+    if (!db)
+        return -EIO;
+    r = br_request_load(c, db, id, &row);
+    br_request_row_clear(&row);
+    if (r < 0)
+        return r;
+    stmt = cm_db_stmt(db,
+                      "SELECT sha256, media_type, filename FROM materials WHERE request_id = ?"
+                      " AND kind = ? AND current = 1",
+                      &c->err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id, c->name);
+    r = cm_db_step_row(db, stmt, &c->err);
+    if (r > 0) {
+        sha = strdup(cm_db_col_text(stmt, 0));
+        media = strdup(cm_db_col_text(stmt, 1));
+        filename = strdup(cm_db_col_text(stmt, 2));
+    }
+    sqlite3_reset(stmt);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "kind",
+                            "request %lld has no %s material", (long long)id, c->name);
+    path = br_material_path(c->d->material_dir, sha);
+    if (!path || !media)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "material %s is missing from the store",
+                            sha);
+    }
+    br_reply_header(c, "X-Content-SHA256", sha);
+    if (filename && *filename) {
+        /* RFC 6266/5987: the UTF-8 name percent-encoded, so no quoting can break out. */
+        char disp[300];
+        size_t n = (size_t)snprintf(disp, sizeof(disp), "attachment; filename*=UTF-8''");
+        for (const unsigned char *p = (const unsigned char *)filename; *p && n + 4 < sizeof(disp);
+             p++) {
+            if (isalnum(*p) || strchr("-._~", *p))
+                disp[n++] = (char)*p;
+            else
+                n += (size_t)snprintf(disp + n, sizeof(disp) - n, "%%%02X", *p);
+        }
+        disp[n] = 0;
+        br_reply_header(c, "Content-Disposition", disp);
+    }
+    return br_reply_fd(c, fd, (uint64_t)st.st_size, media);
+}

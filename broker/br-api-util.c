@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+
+#include <microhttpd.h>
+
+#include "br-api.h"
+
+int br_api_write_begin(BrCall *c, CmDb **ret_db)
+{
+    return br_store_write_begin(c->d->store, ret_db, &c->err);
+}
+
+int br_api_write_end(BrCall *c, CmDb *db, int r)
+{
+    if (r < 0) {
+        br_store_write_abort(c->d->store, db);
+        return r;
+    }
+    return br_store_write_commit(c->d->store, db, &c->err);
+}
+
+CmDb *br_api_read_db(BrCall *c)
+{
+    return br_store_db(c->d->store, &c->err);
+}
+
+int br_api_page(BrCall *c, int64_t *ret_limit, int64_t *ret_after)
+{
+    int64_t limit = 100, after = 0;
+    int r = br_call_query_int(c, "limit", 1, 1000, &limit);
+    if (r >= 0)
+        r = br_call_query_int(c, "after", 0, INT64_MAX, &after);
+    if (r < 0)
+        return r;
+    *ret_limit = limit;
+    *ret_after = after;
+    return 0;
+}
+
+int br_api_list_reply(BrCall *c, json_object *items, int64_t limit, int64_t last_id)
+{
+    json_object *o = json_object_new_object();
+    bool full = (int64_t)json_object_array_length(items) >= limit;
+    json_object_object_add(o, "items", items);
+    json_object_object_add(o, "next", full ? json_object_new_int64(last_id) : NULL);
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+json_object *br_json_id_or_null(int64_t id)
+{
+    return id > 0 ? json_object_new_int64(id) : NULL;
+}
+
+json_object *br_json_col_text(sqlite3_stmt *stmt, int i)
+{
+    const char *s = cm_db_col_text(stmt, i);
+    return s ? json_object_new_string_len(s, sqlite3_column_bytes(stmt, i)) : NULL;
+}
+
+int br_not_found(BrCall *c, const char *what, int64_t id)
+{
+    return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what,
+                        (long long)id);
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The routing table: every endpoint, the roles that may call it, and the schema its body is
+ * checked against before the handler runs. Object-level scoping (a department sees only its
+ * own objects, a consultant only the requests assigned to it) is done in the handlers and
+ * answers 404, so nothing reveals that another department's object exists.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "br-api.h"
+#include "br-http.h"
+#include "cb-config.h"
+#include "cm-util.h"
+
+#define ALL BR_ROLES_ALL
+#define READERS (R_REVIEWER | R_AUDITOR)
+
+static const BrRoute routes[] = {
+    {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
+    {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/whoami", br_api_whoami, ALL, BR_BODY_NONE, NULL},
+    {"POST", "/v1/whoami/token", br_api_accounts_rotate, ALL, BR_BODY_JSON_OPTIONAL, "empty"},
+    /* Policies are public to every account: departments need the limits and materials. */
+    {"GET", "/v1/policies", br_api_policies_get, ALL, BR_BODY_NONE, NULL},
+
+    {"POST", "/v1/departments", br_api_departments_create, R_ADMIN, BR_BODY_JSON,
+     "department-create"},
+    {"GET", "/v1/departments", br_api_departments_list, ALL, BR_BODY_NONE, NULL},
+    {"GET", "/v1/departments/{id}", br_api_departments_get, ALL, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, R_ADMIN | R_REVIEWER,
+     BR_BODY_JSON, "department-patch"},
+
+    {"POST", "/v1/accounts", br_api_accounts_create, R_ADMIN, BR_BODY_JSON, "account-create"},
+    {"GET", "/v1/accounts", br_api_accounts_list, R_ADMIN | READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/accounts/{id}", br_api_accounts_get, R_ADMIN | READERS, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, R_ADMIN, BR_BODY_JSON,
+     "account-patch"},
+    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, R_ADMIN, BR_BODY_JSON_OPTIONAL,
+     "empty"},
+
+    {"POST", "/v1/systems", br_api_systems_create, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
+     "system-create"},
+    {"GET", "/v1/systems", br_api_systems_list, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE,
+     NULL},
+    {"GET", "/v1/systems/{id}", br_api_systems_get, R_DEPARTMENT | READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
+     "system-patch"},
+
+    {"POST", "/v1/requests", br_api_requests_create, R_DEPARTMENT, BR_BODY_JSON,
+     "request-create"},
+    {"GET", "/v1/requests", br_api_requests_list,
+     R_DEPARTMENT | READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/requests/{id}", br_api_requests_get,
+     R_DEPARTMENT | READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/requests/{id}", br_api_requests_patch, R_DEPARTMENT, BR_BODY_JSON,
+     "request-patch"},
+    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put,
+     R_DEPARTMENT | R_VENDOR, BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
+    {"GET", "/v1/requests/{id}/materials/{name}", br_api_materials_get,
+     R_DEPARTMENT | READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/requests/{id}/submit", br_api_requests_submit, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/resubmit", br_api_requests_resubmit, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/withdraw", br_api_requests_withdraw, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/assign", br_api_requests_assign, R_REVIEWER, BR_BODY_JSON,
+     "request-assign"},
+    {"POST", "/v1/requests/{id}/opinions", br_api_requests_opinion, R_REVIEWER | R_CONSULTANT,
+     BR_BODY_JSON, "opinion-create"},
+    {"POST", "/v1/requests/{id}/decision", br_api_requests_decision, R_REVIEWER, BR_BODY_JSON,
+     "decision"},
+
+    {"GET", "/v1/audit", br_api_audit_list, READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/audit/verify", br_api_audit_verify, READERS, BR_BODY_NONE, NULL},
+};
+
+const BrRoute *br_api_routes(size_t *ret_n)
+{
+    *ret_n = ELEMENTSOF(routes);
+    return routes;
+}
+
+int br_api_health(BrCall *c)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "status", json_object_new_string("ok"));
+    json_object_object_add(o, "version", json_object_new_string(CB_VERSION));
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+int br_api_whoami(BrCall *c)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_int64(c->actor.account_id));
+    json_object_object_add(o, "name", json_object_new_string(c->actor.name));
+    json_object_object_add(o, "role", json_object_new_string(br_role_to_string(c->actor.role)));
+    json_object_object_add(o, "department_id",
+                           c->actor.department_id ? json_object_new_int64(c->actor.department_id)
+                                                  : NULL);
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+int br_api_policies_get(BrCall *c)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
+    json_object *copy = NULL;
+    json_object_deep_copy(p->documents, &copy, NULL);
+    return br_reply(c, MHD_HTTP_OK, copy);
+}
+
+int br_api_metrics(BrCall *c)
+{
+    const BrHttpCounters *k = br_http_counters();
+    char *text = NULL;
+
+    if (asprintf(&text,
+                 "# HELP cloudbroker_http_requests_total HTTP requests received.\n"
+                 "# TYPE cloudbroker_http_requests_total counter\n"
+                 "cloudbroker_http_requests_total %llu\n"
+                 "# HELP cloudbroker_http_responses_total HTTP responses by status class.\n"
+                 "# TYPE cloudbroker_http_responses_total counter\n"
+                 "cloudbroker_http_responses_total{class=\"2xx\"} %llu\n"
+                 "cloudbroker_http_responses_total{class=\"4xx\"} %llu\n"
+                 "cloudbroker_http_responses_total{class=\"5xx\"} %llu\n",
+                 k ? (unsigned long long)k->requests : 0ULL,
+                 k ? (unsigned long long)k->status_2xx : 0ULL,
+                 k ? (unsigned long long)k->status_4xx : 0ULL,
+                 k ? (unsigned long long)k->status_5xx : 0ULL) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+}

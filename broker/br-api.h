@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "br-daemon.h"
+#include "br-role.h"
+#include "cm-error.h"
+#include "cm-json.h"
+
+typedef struct BrCall BrCall;
+typedef int (*BrHandler)(BrCall *c);
+
+typedef enum {
+    BR_BODY_NONE,          /* no body is read */
+    BR_BODY_JSON,          /* a JSON document, checked against the route's schema */
+    BR_BODY_JSON_OPTIONAL, /* as JSON, but an empty body stands for {} */
+    BR_BODY_UPLOAD,        /* raw bytes streamed to a temporary file and hashed */
+} BrBodyKind;
+
+typedef struct {
+    const char *method;
+    const char *path; /* "/v1/requests/{id}/materials/{name}": {id} is a positive integer */
+    BrHandler handler;
+    unsigned roles; /* BR_ROLE_BIT mask; 0 means no authentication at all */
+    BrBodyKind body;
+    const char *schema; /* for JSON bodies: the schema's file name without .json */
+    BrHandler precheck; /* optional: runs before the body is read (uploads) */
+} BrRoute;
+
+/* A streamed upload, complete when the handler runs. */
+typedef struct {
+    char *tmp_path;
+    int fd;
+    uint64_t size;
+    char sha256[65];
+} BrUpload;
+
+#define BR_CALL_MAX_IDS 2
+
+struct BrCall {
+    BrDaemon *d;
+    void *conn; /* struct MHD_Connection */
+    const BrRoute *route;
+    BrActor actor;
+    int64_t ids[BR_CALL_MAX_IDS];
+    unsigned n_ids;
+    char name[64]; /* the {name} path parameter */
+    json_object *body;
+    BrUpload upload;
+    CmError err;
+
+    /* internal to br-http.c */
+    char *buf;
+    size_t len, cap, limit;
+    void *hash;
+    bool failed, responded;
+    uint64_t discarded;
+    unsigned status;
+    json_object *reply;
+    char *reply_text;
+    int reply_fd;
+    uint64_t reply_fd_size;
+    char reply_type[128];
+    struct {
+        char name[48], value[320];
+    } reply_headers[4];
+    unsigned n_reply_headers;
+};
+
+/** br_api_routes: Returns: the routing table and its length in @ret_n. */
+const BrRoute *br_api_routes(size_t *ret_n);
+
+/** br_call_query: Returns: the query parameter @key, or NULL. */
+const char *br_call_query(BrCall *c, const char *key);
+
+/** br_call_header: Returns: the request header @name, or NULL. */
+const char *br_call_header(BrCall *c, const char *name);
+
+/**
+ * br_call_query_int:
+ * Parses the optional query parameter @key within [@min, @max] into @ret (left alone when
+ * absent). Returns: 0, or a negative errno with c->err naming the parameter.
+ */
+int br_call_query_int(BrCall *c, const char *key, int64_t min, int64_t max, int64_t *ret);
+
+/** br_reply: sets the response to @status with @body (ownership taken). Returns: 0. */
+int br_reply(BrCall *c, unsigned status, json_object *body);
+
+/**
+ * br_reply_fd:
+ * Sets the response to @size bytes of the open file @fd (ownership taken) with @media_type.
+ * Returns: 0.
+ */
+int br_reply_fd(BrCall *c, int fd, uint64_t size, const char *media_type);
+
+/** br_reply_text: sets a text response (ownership of @text taken). Returns: 0. */
+int br_reply_text(BrCall *c, unsigned status, const char *media_type, char *text);
+
+/** br_reply_header: adds one extra response header. */
+void br_reply_header(BrCall *c, const char *name, const char *value);
+
+/** br_call_policies: Returns: a reference to the current policies. */
+BrPolicies *br_call_policies(BrCall *c);
+
+/** br_call_is_department: Returns: true when the caller is scoped to one department. */
+static inline bool br_call_is_department(const BrCall *c)
+{
+    return c->actor.role == BR_ROLE_DEPARTMENT;
+}
+
+/* Handlers, one file per resource. */
+int br_api_health(BrCall *c);
+int br_api_whoami(BrCall *c);
+int br_api_policies_get(BrCall *c);
+int br_api_metrics(BrCall *c);
+
+int br_api_departments_create(BrCall *c);
+int br_api_departments_list(BrCall *c);
+int br_api_departments_get(BrCall *c);
+int br_api_departments_patch(BrCall *c);
+
+int br_api_accounts_create(BrCall *c);
+int br_api_accounts_list(BrCall *c);
+int br_api_accounts_get(BrCall *c);
+int br_api_accounts_patch(BrCall *c);
+int br_api_accounts_rotate(BrCall *c);
+
+int br_api_systems_create(BrCall *c);
+int br_api_systems_list(BrCall *c);
+int br_api_systems_get(BrCall *c);
+int br_api_systems_patch(BrCall *c);
+
+int br_api_requests_create(BrCall *c);
+int br_api_requests_list(BrCall *c);
+int br_api_requests_get(BrCall *c);
+int br_api_requests_patch(BrCall *c);
+int br_api_requests_submit(BrCall *c);
+int br_api_requests_resubmit(BrCall *c);
+int br_api_requests_withdraw(BrCall *c);
+int br_api_requests_assign(BrCall *c);
+int br_api_requests_opinion(BrCall *c);
+int br_api_requests_decision(BrCall *c);
+int br_api_materials_put(BrCall *c);
+int br_api_materials_get(BrCall *c);
+int br_api_materials_precheck(BrCall *c);
+
+int br_api_audit_list(BrCall *c);
+int br_api_audit_verify(BrCall *c);
+
+/* ---- shared by the handlers (br-api-util.c) ---- */
+
+/**
+ * br_api_write_begin:
+ * Opens the write transaction for this call. Returns: 0 and the connection in @ret_db, or a
+ * negative errno with c->err set.
+ */
+int br_api_write_begin(BrCall *c, CmDb **ret_db);
+
+/**
+ * br_api_write_end:
+ * Commits when @r >= 0, else rolls back. Returns: @r, or the commit's error.
+ */
+int br_api_write_end(BrCall *c, CmDb *db, int r);
+
+/** br_api_read_db: Returns: this thread's connection, or NULL with c->err set. */
+CmDb *br_api_read_db(BrCall *c);
+
+/**
+ * br_api_page:
+ * Reads ?limit= (1..1000, default 100) and ?after= (an id cursor, default 0).
+ * Returns: 0, or a negative errno with c->err set.
+ */
+int br_api_page(BrCall *c, int64_t *ret_limit, int64_t *ret_after);
+
+/**
+ * br_api_list_reply:
+ * Replies {"items": @items, "next": cursor-or-null}, where the cursor is @last_id when the
+ * page was full. Returns: 0.
+ */
+int br_api_list_reply(BrCall *c, json_object *items, int64_t limit, int64_t last_id);
+
+/** br_json_id_or_null: Returns: a JSON integer for @id > 0, else NULL (JSON null). */
+json_object *br_json_id_or_null(int64_t id);
+
+/** br_json_col_text: Returns: column @i of @stmt as a JSON string, or NULL for SQL NULL. */
+json_object *br_json_col_text(sqlite3_stmt *stmt, int i);
+
+/** br_not_found: Returns: a negative errno with c->err set to "no such @what". */
+int br_not_found(BrCall *c, const char *what, int64_t id);

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "br-role.h"
+#include "cm-db.h"
+#include "cm-error.h"
+
+#define BR_AUDIT_KEY_LEN 32
+
+/*
+ * The audit trail: one record per state-changing call, appended in the same transaction as the
+ * change. Each record's hash is an HMAC-SHA256, keyed by a secret kept outside the database
+ * (STATE/audit.key), over the previous record's hash and this record's fields: editing,
+ * deleting or re-chaining rows with SQL alone is detected by br_audit_verify().
+ */
+typedef struct {
+    const char *action;      /* "request.submit", "account.create", ... */
+    const char *object_type; /* "request", "department", ... */
+    int64_t object_id;
+    const char *outcome; /* "ok", or the state the object reached */
+    const char *detail;  /* compact JSON with the specifics, or NULL */
+} BrAuditEntry;
+
+typedef struct {
+    bool ok;
+    int64_t records;      /* how many records were checked */
+    int64_t first_bad;    /* seq of the first record that fails, 0 when ok */
+    char reason[256];
+    char head_hash[65];   /* the hash of the last good record */
+} BrAuditVerdict;
+
+/**
+ * br_audit_append:
+ * Appends a record for @actor doing @e. Must run inside the caller's write transaction.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
+                    const BrAuditEntry *e, CmError *err);
+
+/**
+ * br_audit_verify:
+ * Walks the whole chain in order and checks sequence, links and keyed hashes, and that no
+ * record after the last one was removed (the AUTOINCREMENT high-water mark).
+ * Returns: 0 with the verdict in @ret (which may say the chain is broken), or a negative errno
+ * with @err set when the database could not be read.
+ */
+int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdict *ret,
+                    CmError *err);
+
+/**
+ * br_audit_key_load:
+ * Reads the key from @path, creating it (0600, 256 random bits) when @create and it is absent.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_audit_key_load(const char *path, bool create, uint8_t key[BR_AUDIT_KEY_LEN], CmError *err);
+
+/**
+ * br_audit_record_hash:
+ * Computes a record's hash from its fields (exposed for tests and the verifier).
+ * Returns: 0 or -EIO.
+ */
+int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_hash, int64_t seq,
+                         const char *at, int64_t account_id, const char *account_name,
+                         const char *role, int64_t department_id, const char *action,
+                         const char *object_type, int64_t object_id, const char *outcome,
+                         const char *request_id, const char *client, const char *detail,
+                         char out[65]);

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "br-daemon.h"
+#include "br-schemas.h"
+#include "cb-config.h"
+#include "cm-crypto.h"
+#include "cm-json.h"
+#include "cm-log.h"
+#include "cm-time.h"
+#include "cm-util.h"
+
+void br_config_init_defaults(BrConfig *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen = strdup("127.0.0.1:8470");
+    c->policy_dir = strdup(CB_POLICY_DIR);
+    c->threads = 8;
+    c->max_connections = 1024;
+    c->max_connections_per_ip = 256;
+    c->max_body_bytes = 1024 * 1024;
+    c->max_header_bytes = 64 * 1024;
+    c->timeout_seconds = 30;
+}
+
+void br_config_clear(BrConfig *c)
+{
+    free(c->state_dir);
+    free(c->listen);
+    free(c->policy_dir);
+    free(c->config_path);
+    free(c->tls_cert);
+    free(c->tls_key);
+    memset(c, 0, sizeof(*c));
+}
+
+static void replace_str(char **dst, const char *src)
+{
+    if (!src)
+        return;
+    free(*dst);
+    *dst = strdup(src);
+}
+
+int br_config_load_file(BrConfig *c, const char *path, CmError *err)
+{
+    _cleanup_json_ json_object *doc = NULL;
+    json_object *tls, *limits;
+    int r;
+
+    r = cm_json_load_file(path, 1024 * 1024, &doc, err);
+    if (r < 0)
+        return r;
+    r = br_schema_check("config", doc, err);
+    if (r < 0)
+        return r;
+
+    replace_str(&c->listen, cm_json_get_str(doc, "listen", NULL));
+    replace_str(&c->policy_dir, cm_json_get_str(doc, "policy_dir", NULL));
+    replace_str(&c->state_dir, cm_json_get_str(doc, "state_dir", NULL));
+    tls = cm_json_get(doc, "tls");
+    replace_str(&c->tls_cert, cm_json_get_str(tls, "certificate", NULL));
+    replace_str(&c->tls_key, cm_json_get_str(tls, "key", NULL));
+    c->threads = (unsigned)cm_json_get_int(doc, "threads", c->threads);
+    limits = cm_json_get(doc, "limits");
+    c->max_connections = (unsigned)cm_json_get_int(limits, "connections", c->max_connections);
+    c->max_connections_per_ip =
+        (unsigned)cm_json_get_int(limits, "connections_per_ip", c->max_connections_per_ip);
+    c->max_body_bytes = (size_t)cm_json_get_int(limits, "body_bytes", (int64_t)c->max_body_bytes);
+    c->max_header_bytes =
+        (size_t)cm_json_get_int(limits, "header_bytes", (int64_t)c->max_header_bytes);
+    c->timeout_seconds =
+        (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
+    if (cm_json_get_bool(doc, "verbose", false))
+        c->verbose = true;
+    return 0;
+}
+
+int br_config_check(const BrConfig *c, CmError *err)
+{
+    _cleanup_free_ char *host = NULL;
+    uint16_t port;
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (cm_parse_listen(c->listen, &host, &port) < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "listen",
+                            "listen address '%s' is not HOST:PORT", c->listen);
+    if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
+        return cm_error_set(err, CM_ERROR_INVALID, "listen",
+                            "listen host '%s' must be a numeric IPv4 or IPv6 address", host);
+    if (!!c->tls_cert != !!c->tls_key)
+        return cm_error_set(err, CM_ERROR_INVALID, "tls",
+                            "HTTPS needs both a certificate and a key");
+    if (c->tls_cert && access(c->tls_cert, R_OK) < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "tls/certificate", "cannot read %s: %s",
+                            c->tls_cert, strerror(errno));
+    if (c->tls_key && access(c->tls_key, R_OK) < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "tls/key", "cannot read %s: %s", c->tls_key,
+                            strerror(errno));
+    return 0;
+}
+
+/* On the first start: an admin account whose token is written once to STATE/admin.token. */
+static int bootstrap_admin(BrDaemon *d, CmError *err)
+{
+    char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1], at[CM_TIME_ISO_LEN + 1];
+    _cleanup_free_ char *path = NULL, *line = NULL;
+    sqlite3_stmt *stmt;
+    CmDb *db;
+    int64_t count;
+    int r;
+
+    db = br_store_db(d->store, err);
+    if (!db)
+        return -EIO;
+    stmt = cm_db_stmt(db, "SELECT count(*) FROM accounts", err);
+    if (!stmt || cm_db_step_row(db, stmt, err) <= 0)
+        return -EIO;
+    count = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    if (count > 0)
+        return 0;
+
+    if (cm_token_new(token) < 0 || cm_token_hash(token, hash) < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "no randomness for the admin token");
+    path = cm_strdup_printf("%s/admin.token", d->config.state_dir);
+    line = cm_strdup_printf("%s\n", token);
+    if (!path || !line)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+
+    /* The token file first: an account whose token was never written would lock us out. */
+    r = cm_write_file_atomic(path, line, strlen(line), 0600);
+    explicit_bzero(token, sizeof(token));
+    explicit_bzero(line, strlen(line));
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path,
+                            strerror(-r));
+
+    r = br_store_write_begin(d->store, &db, err);
+    if (r < 0)
+        return r;
+    cm_time_iso(cm_now_ms(), at);
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO accounts(name, role, token_hash, created_at,"
+                      " token_created_at) VALUES ('admin', 'admin', ?, ?, ?)",
+                      err);
+    r = stmt ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(stmt, hash, at, at);
+        r = cm_db_step_done(db, stmt, err);
+    }
+    if (r >= 0)
+        r = br_store_audit(d->store, db, br_actor_system(), "account.bootstrap", "account",
+                           cm_db_last_insert_id(db), "ok", "{\"name\":\"admin\",\"role\":\"admin\"}",
+                           err);
+    if (r < 0) {
+        br_store_write_abort(d->store, db);
+        return r;
+    }
+    r = br_store_write_commit(d->store, db, err);
+    if (r < 0)
+        return r;
+    cm_log_notice("first start: the admin token is in %s (mode 0600)", path);
+    printf("cloudbrokerd: first start; admin token written to %s\n", path);
+    fflush(stdout);
+    return 0;
+}
+
+static void remove_files_in(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    unsigned n = 0;
+    if (!dp)
+        return;
+    while ((de = readdir(dp)))
+        if (de->d_type == DT_REG && unlinkat(dirfd(dp), de->d_name, 0) == 0)
+            n++;
+    closedir(dp);
+    if (n)
+        cm_log_notice("removed %u unfinished upload(s) from %s", n, dir);
+}
+
+int br_daemon_open(BrDaemon *d, CmError *err)
+{
+    _cleanup_free_ char *db_path = NULL, *key_path = NULL, *tmp = NULL;
+    int r;
+
+    pthread_mutex_init(&d->policies_lock, NULL);
+    r = br_schemas_init(err);
+    if (r < 0)
+        return r;
+    if (!d->config.state_dir)
+        return cm_error_set(err, CM_ERROR_INVALID, "state_dir", "a state folder is required");
+    r = cm_mkdir_p(d->config.state_dir, 0700);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "state_dir", "cannot create %s: %s",
+                            d->config.state_dir, strerror(-r));
+
+    d->material_dir = cm_strdup_printf("%s/materials", d->config.state_dir);
+    tmp = cm_strdup_printf("%s/materials/tmp", d->config.state_dir);
+    db_path = cm_strdup_printf("%s/cloudbroker.db", d->config.state_dir);
+    key_path = cm_strdup_printf("%s/audit.key", d->config.state_dir);
+    if (!d->material_dir || !tmp || !db_path || !key_path)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    r = cm_mkdir_p(tmp, 0700);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "state_dir", "cannot create %s: %s", tmp,
+                            strerror(-r));
+    /* Uploads cut off by a crash left their partial files here; no request refers to them. */
+    remove_files_in(tmp);
+
+    r = br_policies_load(d->config.policy_dir, &d->policies, err);
+    if (r < 0)
+        return r;
+    r = br_store_open(db_path, key_path, &d->store, err);
+    if (r < 0)
+        return r;
+    return bootstrap_admin(d, err);
+}
+
+void br_daemon_close(BrDaemon *d)
+{
+    br_http_stop(d);
+    d->store = br_store_free(d->store);
+    d->policies = br_policies_unref(d->policies);
+    free(d->material_dir);
+    d->material_dir = NULL;
+    pthread_mutex_destroy(&d->policies_lock);
+    br_schemas_free();
+}
+
+int br_daemon_reload_policies(BrDaemon *d, CmError *err)
+{
+    BrPolicies *fresh = NULL, *old;
+    int r = br_policies_load(d->config.policy_dir, &fresh, err);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&d->policies_lock);
+    old = d->policies;
+    d->policies = fresh;
+    pthread_mutex_unlock(&d->policies_lock);
+    br_policies_unref(old);
+    return 0;
+}
+
+BrPolicies *br_daemon_policies(BrDaemon *d)
+{
+    BrPolicies *p;
+    pthread_mutex_lock(&d->policies_lock);
+    p = br_policies_ref(d->policies);
+    pthread_mutex_unlock(&d->policies_lock);
+    return p;
+}

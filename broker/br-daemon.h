@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "br-policy.h"
+#include "br-store.h"
+#include "cm-error.h"
+
+typedef struct {
+    char *state_dir;
+    char *listen;      /* "HOST:PORT" */
+    char *policy_dir;
+    char *config_path;
+    char *tls_cert;    /* PEM paths; HTTPS when both are set */
+    char *tls_key;
+    unsigned threads;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    size_t max_body_bytes;    /* JSON bodies */
+    size_t max_header_bytes;  /* per-connection memory for the request line and headers */
+    unsigned timeout_seconds;
+    bool verbose;
+} BrConfig;
+
+typedef struct BrHttp BrHttp;
+
+typedef struct {
+    BrConfig config;
+    BrStore *store;
+    char *material_dir;
+    pthread_mutex_t policies_lock;
+    BrPolicies *policies;
+    BrHttp *http;
+    uint16_t port; /* the port actually bound (for --listen ...:0) */
+} BrDaemon;
+
+/** br_config_init_defaults: fills @c with the defaults of DESIGN.md. */
+void br_config_init_defaults(BrConfig *c);
+
+/**
+ * br_config_load_file:
+ * Reads the JSON config at @path (checked against schemas/config.json) into @c.
+ * Returns: 0, or a negative errno with @err naming the field.
+ */
+int br_config_load_file(BrConfig *c, const char *path, CmError *err);
+
+void br_config_clear(BrConfig *c);
+
+/**
+ * br_config_check:
+ * Checks what can be checked before anything is created: the listen address, the TLS files.
+ * Returns: 0, or a negative errno with @err naming the setting.
+ */
+int br_config_check(const BrConfig *c, CmError *err);
+
+/**
+ * br_daemon_open:
+ * Prepares the state folder (database, material store, admin token on first start) and
+ * loads the policies. Does not listen yet.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_daemon_open(BrDaemon *d, CmError *err);
+
+/** br_daemon_close: stops serving and releases everything. */
+void br_daemon_close(BrDaemon *d);
+
+/**
+ * br_daemon_reload_policies:
+ * Loads the policy folder again and swaps it in; on error the old policies stay.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_daemon_reload_policies(BrDaemon *d, CmError *err);
+
+/** br_daemon_policies: Returns: a reference to the current policies (unref when done). */
+BrPolicies *br_daemon_policies(BrDaemon *d);
+
+/**
+ * br_http_start / br_http_stop:
+ * Start and stop the HTTP(S) server for @d on its configured address.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_http_start(BrDaemon *d, CmError *err);
+void br_http_stop(BrDaemon *d);

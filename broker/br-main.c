@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cloudbrokerd: the broker daemon. Everything but option parsing and signals is in libbroker. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "br-daemon.h"
+#include "br-schemas.h"
+#include "cb-config.h"
+#include "cm-log.h"
+#include "cm-notify.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cloudbrokerd --state-dir DIR [OPTIONS]\n"
+            "\n"
+            "The cloudbroker broker: runs the apply → review → trial → allocate → change →\n"
+            "terminate workflow of the government cloud over a REST API.\n"
+            "\n"
+            "Options:\n"
+            "  --state-dir DIR     database, materials, admin token and audit key (required,\n"
+            "                      or state_dir in the config file)\n"
+            "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8470; port 0 picks one)\n"
+            "  --config FILE       JSON config, checked against schemas/config.json\n"
+            "  --policy-dir DIR    policy files (default %s)\n"
+            "  --threads N         HTTP worker threads (default 8)\n"
+            "  --verbose           log debug messages\n"
+            "  --check-config      load config and policies, report, and exit\n"
+            "  --version           print the version and exit\n"
+            "  --help              show this help\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the policy files.\n"
+            "On the first start the admin token is written to DIR/admin.token (mode 0600).\n",
+            CB_POLICY_DIR);
+}
+
+enum { OPT_STATE = 256, OPT_LISTEN, OPT_CONFIG, OPT_POLICY, OPT_THREADS, OPT_VERBOSE,
+       OPT_CHECK, OPT_VERSION, OPT_HELP };
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"state-dir", required_argument, NULL, OPT_STATE},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"policy-dir", required_argument, NULL, OPT_POLICY},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *opt_state = NULL, *opt_listen = NULL, *opt_config = NULL, *opt_policy = NULL;
+    long opt_threads = 0;
+    bool check_only = false, verbose = false;
+    BrDaemon d = {0};
+    CmError err = {0};
+    sigset_t mask;
+    uint64_t wd_usec;
+    int c, r;
+
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_STATE: opt_state = optarg; break;
+        case OPT_LISTEN: opt_listen = optarg; break;
+        case OPT_CONFIG: opt_config = optarg; break;
+        case OPT_POLICY: opt_policy = optarg; break;
+        case OPT_THREADS: {
+            char *end;
+            opt_threads = strtol(optarg, &end, 10);
+            if (*end || opt_threads < 1 || opt_threads > 128) {
+                fprintf(stderr, "cloudbrokerd: --threads must be 1..128\n");
+                return 2;
+            }
+            break;
+        }
+        case OPT_VERBOSE: verbose = true; break;
+        case OPT_CHECK: check_only = true; break;
+        case OPT_VERSION: printf("cloudbrokerd %s\n", CB_VERSION); return 0;
+        case OPT_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cloudbrokerd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    cm_log_set_ident("cloudbrokerd");
+    br_config_init_defaults(&d.config);
+    if (br_schemas_init(&err) < 0) {
+        fprintf(stderr, "cloudbrokerd: %s\n", err.message);
+        r = 1;
+        goto out;
+    }
+    if (opt_config) {
+        if (br_config_load_file(&d.config, opt_config, &err) < 0) {
+            fprintf(stderr, "cloudbrokerd: config %s: %s%s%s\n", opt_config, err.message,
+                    *err.field ? " at " : "", err.field);
+            r = 1;
+            goto out;
+        }
+        d.config.config_path = strdup(opt_config);
+    }
+    if (opt_state) {
+        free(d.config.state_dir);
+        d.config.state_dir = strdup(opt_state);
+    }
+    if (opt_listen) {
+        free(d.config.listen);
+        d.config.listen = strdup(opt_listen);
+    }
+    if (opt_policy) {
+        free(d.config.policy_dir);
+        d.config.policy_dir = strdup(opt_policy);
+    }
+    if (opt_threads)
+        d.config.threads = (unsigned)opt_threads;
+    if (verbose)
+        d.config.verbose = true;
+    cm_log_set_level(d.config.verbose ? CM_LOG_DEBUG : CM_LOG_INFO);
+    if (!d.config.state_dir) {
+        fprintf(stderr, "cloudbrokerd: --state-dir is required (see --help)\n");
+        r = 2;
+        goto out;
+    }
+
+    if (br_config_check(&d.config, &err) < 0) {
+        fprintf(stderr, "cloudbrokerd: %s (%s)\n", err.message, err.field);
+        r = 1;
+        goto out;
+    }
+
+    if (check_only) {
+        BrPolicies *p = NULL;
+        if (br_policies_load(d.config.policy_dir, &p, &err) < 0) {
+            fprintf(stderr, "cloudbrokerd: policies: %s%s%s\n", err.message,
+                    *err.field ? " at " : "", err.field);
+            r = 1;
+            goto out;
+        }
+        br_policies_unref(p);
+        printf("cloudbrokerd: configuration and policies in %s are valid\n", d.config.policy_dir);
+        r = 0;
+        goto out;
+    }
+
+    /* Signals are taken by sigtimedwait() below, never by a handler in a worker thread. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    r = br_daemon_open(&d, &err);
+    if (r >= 0)
+        r = br_http_start(&d, &err);
+    if (r < 0) {
+        cm_log_error("cannot start: %s%s%s", err.message, *err.field ? " at " : "", err.field);
+        br_daemon_close(&d);
+        r = 1;
+        goto out;
+    }
+    printf("cloudbrokerd: serving on %s (port %u), state in %s\n", d.config.listen, d.port,
+           d.config.state_dir);
+    fflush(stdout);
+    cm_notify("READY=1\nSTATUS=serving");
+
+    wd_usec = cm_notify_watchdog_usec();
+    for (;;) {
+        /* Wake at half the watchdog interval (or every second) to tell systemd we live. */
+        uint64_t wait_us = wd_usec ? wd_usec / 2 : 1000000;
+        struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+                              .tv_nsec = (long)(wait_us % 1000000) * 1000};
+        int sig = sigtimedwait(&mask, NULL, &ts);
+        if (wd_usec)
+            cm_notify("WATCHDOG=1");
+        if (sig < 0)
+            continue;
+        if (sig == SIGHUP) {
+            cm_notify("RELOADING=1");
+            if (br_daemon_reload_policies(&d, &err) < 0)
+                cm_log_error("policy reload failed, keeping the old policies: %s%s%s",
+                             err.message, *err.field ? " at " : "", err.field);
+            else
+                cm_log_notice("policies reloaded from %s", d.config.policy_dir);
+            cm_notify("READY=1");
+            continue;
+        }
+        cm_log_notice("signal %d: stopping", sig);
+        break;
+    }
+    cm_notify("STOPPING=1");
+    br_daemon_close(&d);
+    r = 0;
+
+out:
+    br_config_clear(&d.config);
+    br_schemas_free();
+    return r;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "br-policy.h"
+#include "br-schemas.h"
+#include "cm-json.h"
+#include "cm-log.h"
+
+CM_ENUM_IMPL(br_material_kind, BrMaterialKind, BR_MATERIAL_MAX, "construction_plan",
+             "performance_self_test", "security_self_test", "backup_proof", "test_report",
+             "other")
+
+#define POLICY_MAX_BYTES (1024 * 1024)
+
+static void review_policy_clear(BrReviewPolicy *p)
+{
+    if (p->media_types)
+        for (char **t = p->media_types; *t; t++)
+            free(*t);
+    free(p->media_types);
+    memset(p, 0, sizeof(*p));
+}
+
+static int review_policy_parse(json_object *doc, BrReviewPolicy *p, CmError *err)
+{
+    json_object *rules = cm_json_get(doc, "rules");
+    json_object *mat = cm_json_get(rules, "materials_complete");
+    json_object *lim = cm_json_get(rules, "instance_limits");
+    json_object *quota = cm_json_get(rules, "quota_headroom");
+    json_object *files = cm_json_get(doc, "materials");
+    json_object *defq = cm_json_get(doc, "default_quota");
+    json_object *required = cm_json_get(mat, "required");
+    json_object *types = cm_json_get(files, "media_types");
+
+    p->materials_enforce = cm_json_get_bool(mat, "enforce", true);
+    for (int k = 0; k < BR_REQUEST_KIND_MAX; k++) {
+        json_object *list = cm_json_get(required, br_request_kind_to_string((BrRequestKind)k));
+        size_t n = list ? json_object_array_length(list) : 0;
+        for (size_t i = 0; i < n; i++) {
+            int m = br_material_kind_from_string(
+                json_object_get_string(json_object_array_get_idx(list, i)));
+            if (m < 0)
+                return cm_error_set(err, CM_ERROR_UNPROCESSABLE, "/rules/materials_complete",
+                                    "unknown material kind");
+            p->required[k] |= 1u << m;
+        }
+    }
+    p->limits_enforce = cm_json_get_bool(lim, "enforce", true);
+    p->max_vcpus = cm_json_get_int(lim, "max_vcpus", 32);
+    p->max_memory_mib = cm_json_get_int(lim, "max_memory_mib", 131072);
+    p->max_disk_gib = cm_json_get_int(lim, "max_disk_gib", 2048);
+    p->max_instances = cm_json_get_int(lim, "max_instances", 20);
+    p->quota_enforce = cm_json_get_bool(quota, "enforce", true);
+    p->material_max_bytes = cm_json_get_int(files, "max_bytes", 32 * 1024 * 1024);
+
+    size_t n = types ? json_object_array_length(types) : 0;
+    p->media_types = calloc(n + 1, sizeof(char *));
+    if (!p->media_types)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        p->media_types[i] = strdup(json_object_get_string(json_object_array_get_idx(types, i)));
+        if (!p->media_types[i])
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    p->default_quota.vcpus = cm_json_get_int(defq, "vcpus", 0);
+    p->default_quota.memory_mib = cm_json_get_int(defq, "memory_mib", 0);
+    p->default_quota.disk_gib = cm_json_get_int(defq, "disk_gib", 0);
+    p->default_quota.instances = cm_json_get_int(defq, "instances", 0);
+    return 0;
+}
+
+/* One entry per policy file: its schema and where its parsed form goes. */
+static const struct {
+    const char *name;
+    const char *schema;
+    bool required;
+} policy_files[] = {
+    {"review", "policy-review", true},
+};
+
+int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)
+{
+    BrPolicies *p;
+    int r = 0;
+
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    p->refs = 1;
+    p->dir = strdup(dir);
+    p->documents = json_object_new_object();
+
+    for (size_t i = 0; i < ELEMENTSOF(policy_files) && r >= 0; i++) {
+        _cleanup_free_ char *path = NULL;
+        json_object *doc = NULL;
+
+        if (asprintf(&path, "%s/%s.json", dir, policy_files[i].name) < 0) {
+            path = NULL;
+            r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            break;
+        }
+        r = cm_json_load_file(path, POLICY_MAX_BYTES, &doc, err);
+        if (r < 0)
+            break;
+        r = br_schema_check(policy_files[i].schema, doc, err);
+        if (r < 0) {
+            cm_error_prefix_message(err, path);
+            json_object_put(doc);
+            break;
+        }
+        json_object_object_add(p->documents, policy_files[i].name, doc);
+        if (strcmp(policy_files[i].name, "review") == 0)
+            r = review_policy_parse(doc, &p->review, err);
+    }
+    if (r < 0) {
+        br_policies_unref(p);
+        return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+BrPolicies *br_policies_ref(BrPolicies *p)
+{
+    if (p)
+        __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+BrPolicies *br_policies_unref(BrPolicies *p)
+{
+    if (!p)
+        return NULL;
+    if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return NULL;
+    review_policy_clear(&p->review);
+    json_object_put(p->documents);
+    free(p->dir);
+    free(p);
+    return NULL;
+}
+
+bool br_policy_media_type_allowed(const BrReviewPolicy *p, const char *media_type)
+{
+    for (char **t = p->media_types; t && *t; t++)
+        if (strcmp(*t, media_type) == 0)
+            return true;
+    return false;
+}

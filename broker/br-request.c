@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "br-request.h"
+#include "cm-json.h"
+#include "cm-log.h"
+#include "cm-time.h"
+
+CM_ENUM_IMPL(br_request_kind, BrRequestKind, BR_REQUEST_KIND_MAX, "new", "change", "termination")
+
+CM_ENUM_IMPL(br_request_state, BrRequestState, BR_REQUEST_STATE_MAX, "draft", "submitted",
+             "returned", "withdrawn", "rejected", "approved", "in_trial", "trial_passed",
+             "trial_failed", "allocated", "applying", "applied", "reclaiming", "reclaimed",
+             "failed")
+
+CM_ENUM_IMPL(br_allocation_state, BrAllocationState, BR_ALLOCATION_STATE_MAX, "provisioning",
+             "active", "resizing", "reclaiming", "retained", "purged", "error")
+
+#define S(x) BR_REQUEST_STATE_##x
+
+/*
+ * The one transition table: allowed[from][to] holds the kinds of request for which the move
+ * is allowed. Who may trigger a move (department, reviewer, a job) is the API's business;
+ * this table only says which moves exist.
+ */
+static const unsigned allowed[BR_REQUEST_STATE_MAX][BR_REQUEST_STATE_MAX] = {
+    [S(DRAFT)] = {[S(SUBMITTED)] = K_ANY, [S(WITHDRAWN)] = K_ANY},
+    [S(SUBMITTED)] = {[S(RETURNED)] = K_ANY,
+                      [S(REJECTED)] = K_ANY,
+                      [S(APPROVED)] = K_ANY,
+                      [S(WITHDRAWN)] = K_ANY},
+    [S(RETURNED)] = {[S(SUBMITTED)] = K_ANY, [S(WITHDRAWN)] = K_ANY},
+    /* What approval starts depends on the kind: a trial, a change, or a reclaim. */
+    [S(APPROVED)] = {[S(IN_TRIAL)] = K_NEW,
+                     [S(APPLYING)] = K_CHANGE,
+                     [S(RECLAIMING)] = K_TERM,
+                     [S(FAILED)] = K_ANY},
+    [S(IN_TRIAL)] = {[S(TRIAL_PASSED)] = K_NEW, [S(TRIAL_FAILED)] = K_NEW, [S(FAILED)] = K_NEW},
+    [S(TRIAL_PASSED)] = {[S(ALLOCATED)] = K_NEW, [S(FAILED)] = K_NEW},
+    [S(APPLYING)] = {[S(APPLIED)] = K_CHANGE, [S(FAILED)] = K_CHANGE},
+    [S(RECLAIMING)] = {[S(RECLAIMED)] = K_TERM, [S(FAILED)] = K_TERM},
+};
+
+#undef S
+
+bool br_request_transition_allowed(BrRequestKind kind, BrRequestState from, BrRequestState to)
+{
+    if ((unsigned)kind >= BR_REQUEST_KIND_MAX || (unsigned)from >= BR_REQUEST_STATE_MAX ||
+        (unsigned)to >= BR_REQUEST_STATE_MAX)
+        return false;
+    return (allowed[from][to] & BR_KIND_BIT(kind)) != 0;
+}
+
+unsigned br_request_next_states(BrRequestKind kind, BrRequestState from,
+                                BrRequestState out[BR_REQUEST_STATE_MAX])
+{
+    unsigned n = 0;
+    for (int to = 0; to < BR_REQUEST_STATE_MAX; to++)
+        if (br_request_transition_allowed(kind, from, (BrRequestState)to))
+            out[n++] = (BrRequestState)to;
+    return n;
+}
+
+bool br_request_state_is_final(BrRequestKind kind, BrRequestState s)
+{
+    BrRequestState next[BR_REQUEST_STATE_MAX];
+    return br_request_next_states(kind, s, next) == 0;
+}
+
+bool br_request_state_is_editable(BrRequestState s)
+{
+    return s == BR_REQUEST_STATE_DRAFT || s == BR_REQUEST_STATE_RETURNED;
+}
+
+#define A(x) BR_ALLOCATION_STATE_##x
+static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STATE_MAX] = {
+    [A(PROVISIONING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
+    [A(ACTIVE)] = {[A(RESIZING)] = true, [A(RECLAIMING)] = true, [A(ERROR)] = true},
+    [A(RESIZING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
+    [A(RECLAIMING)] = {[A(RETAINED)] = true, [A(ERROR)] = true},
+    [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
+    /* Only the vendor's repair (a job) takes an allocation out of error. */
+    [A(ERROR)] = {[A(ACTIVE)] = true, [A(RETAINED)] = true, [A(RECLAIMING)] = true},
+};
+#undef A
+
+bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to)
+{
+    if ((unsigned)from >= BR_ALLOCATION_STATE_MAX || (unsigned)to >= BR_ALLOCATION_STATE_MAX)
+        return false;
+    return allocation_allowed[from][to];
+}
+
+int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t id,
+                         BrRequestKind kind, BrRequestState from, BrRequestState to,
+                         const char *action, const char *comment, CmError *err)
+{
+    const char *from_s = br_request_state_to_string(from);
+    const char *to_s = br_request_state_to_string(to);
+    char at[CM_TIME_ISO_LEN + 1];
+    sqlite3_stmt *stmt;
+    int r;
+
+    if (!br_request_transition_allowed(kind, from, to))
+        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                                 "a %s request cannot go from '%s' to '%s'",
+                                 br_request_kind_to_string(kind), from_s, to_s ? to_s : "?");
+
+    cm_time_iso(cm_now_ms(), at);
+    /* Compare-and-set on the state: a concurrent move makes this a conflict, not a lost update. */
+    stmt = cm_db_stmt(db,
+                      "UPDATE requests SET state = ?, updated_at = ?, version = version + 1"
+                      " WHERE id = ? AND state = ?",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, to_s, at, id, from_s);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_changes(cm_db_handle(db)) != 1)
+        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                                 "request %lld is no longer in state '%s'", (long long)id,
+                                 from_s);
+
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO request_history(request_id, from_state, to_state, account_id,"
+                      " role, comment, at) VALUES (?,?,?,?,?,?,?)",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id, from_s, to_s, actor->account_id, br_actor_role_name(actor),
+               comment ? comment : "", at);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    json_object_object_add(detail, "from", json_object_new_string(from_s));
+    json_object_object_add(detail, "to", json_object_new_string(to_s));
+    if (comment && *comment)
+        json_object_object_add(detail, "comment", json_object_new_string(comment));
+    r = br_store_audit(store, db, actor, action, "request", id, to_s,
+                       cm_json_to_string(detail, NULL), err);
+    if (r < 0)
+        return r;
+
+    cm_log_info("request %lld: %s → %s (%s by %s)", (long long)id, from_s, to_s, action,
+                actor->name);
+    return 0;
+}

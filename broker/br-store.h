@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "br-audit.h"
+#include "cm-db.h"
+#include "cm-error.h"
+
+/*
+ * The broker's database: one SQLite file in WAL mode. Each thread gets its own connection
+ * (readers never wait for each other); writers take one process-wide lock around a
+ * BEGIN IMMEDIATE transaction, so the audit chain's head never races.
+ */
+typedef struct BrStore BrStore;
+
+/**
+ * br_store_open:
+ * Opens @path, applies pending migrations and loads the audit key from @audit_key_path.
+ * Returns: 0 and the store in @ret, or a negative errno with @err set.
+ */
+int br_store_open(const char *path, const char *audit_key_path, BrStore **ret, CmError *err);
+
+/** br_store_free: closes every thread's connection. Accepts NULL. Returns: NULL. */
+BrStore *br_store_free(BrStore *s);
+CM_DEFINE_TRIVIAL_CLEANUP_FUNC(BrStore *, br_store_free)
+
+/**
+ * br_store_db:
+ * Returns: this thread's connection, opening it on first use; NULL with @err set on failure.
+ */
+CmDb *br_store_db(BrStore *s, CmError *err);
+
+/**
+ * br_store_write_begin:
+ * Takes the write lock and opens an immediate transaction on this thread's connection.
+ * Returns: 0 and the connection in @ret_db, or a negative errno with @err set (lock released).
+ */
+int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err);
+
+/**
+ * br_store_write_commit:
+ * Commits (durably: synchronous=FULL) and releases the write lock. On failure the transaction
+ * is rolled back. Returns: 0, or a negative errno with @err set.
+ */
+int br_store_write_commit(BrStore *s, CmDb *db, CmError *err);
+
+/** br_store_write_abort: rolls back and releases the write lock. */
+void br_store_write_abort(BrStore *s, CmDb *db);
+
+/** br_store_audit_key: Returns: the audit chain's key. */
+const uint8_t *br_store_audit_key(BrStore *s);
+
+/** br_store_generation: Returns: a counter bumped by every commit (for caches). */
+uint64_t br_store_generation(BrStore *s);
+
+/** br_store_path: Returns: the database file's path. */
+const char *br_store_path(BrStore *s);
+
+/** br_store_migrations: Returns: the migration list and its length in @ret_n. */
+const char *const *br_store_migrations(unsigned *ret_n);
+
+/**
+ * br_store_audit:
+ * Appends an audit record inside the current write transaction on @db.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_store_audit(BrStore *s, CmDb *db, const BrActor *actor, const char *action,
+                   const char *object_type, int64_t object_id, const char *outcome,
+                   const char *detail, CmError *err);
