@@ -1,0 +1,318 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers for cloudbroker's integration tests: start the real cloudbrokerd on a free port in a
+temporary state folder, talk HTTP to it, run cloudbrokerctl, and count checks.
+
+Standard library only, so the tests run wherever meson runs."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get('CB_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..', 'build'))
+SOURCE = os.environ.get('CB_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
+BROKERD = os.path.join(BUILD, 'broker', 'cloudbrokerd')
+CTL = os.path.join(BUILD, 'cli', 'cloudbrokerctl')
+POLICIES = os.path.join(SOURCE, 'policies')
+
+
+class Checks:
+    """Counts assertions; a failed check is reported and makes the program exit non-zero."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f'FAIL: {what}', flush=True)
+        return cond
+
+    def eq(self, got, want, what):
+        return self.ok(got == want, f'{what}: got {got!r}, want {want!r}')
+
+    def done(self):
+        print(f'{self.name}: {self.passed} checks passed, {self.failed} failed', flush=True)
+        sys.exit(1 if self.failed or self.passed == 0 else 0)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode('utf-8'))
+
+    def __repr__(self):
+        return f'<{self.status} {self.body[:300]!r}>'
+
+
+class Broker:
+    """A cloudbrokerd process with its own state folder."""
+
+    def __init__(self, state_dir=None, policy_dir=POLICIES, extra_args=(), keep=False):
+        self.own_state = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix='cbtest-')
+        self.policy_dir = policy_dir
+        self.extra_args = list(extra_args)
+        self.keep = keep
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.state_dir, 'broker.log')
+
+    def start(self, port=0, timeout=15):
+        args = [BROKERD, '--state-dir', self.state_dir, '--policy-dir', self.policy_dir,
+                '--listen', f'127.0.0.1:{port}'] + self.extra_args
+        self.log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f'cloudbrokerd exited with {self.proc.returncode}; '
+                                       f'log in {self.log_path}')
+                continue
+            m = re.search(r'\(port (\d+)\)', line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if not self.port:
+            raise RuntimeError('cloudbrokerd did not report its port')
+        return self
+
+    @property
+    def url(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    @property
+    def admin_token(self):
+        with open(os.path.join(self.state_dir, 'admin.token')) as f:
+            return f.read().strip()
+
+    @property
+    def db_path(self):
+        return os.path.join(self.state_dir, 'cloudbroker.db')
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+            self.log.close()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def cleanup(self):
+        self.stop()
+        if self.own_state and not self.keep:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # -- HTTP --
+    def request(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        h = dict(headers or {})
+        if token:
+            h['Authorization'] = f'Bearer {token}'
+        data = raw
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode()
+            h.setdefault('Content-Type', 'application/json')
+        try:
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            return Response(r.status, dict(r.getheaders()), r.read())
+        finally:
+            conn.close()
+
+    def get(self, path, token=None, **kw):
+        return self.request('GET', path, token=token, **kw)
+
+    def post(self, path, body=None, token=None, **kw):
+        return self.request('POST', path, body=body, token=token, **kw)
+
+    # -- fixtures --
+    def make_department(self, code, name=None, quota=None):
+        body = {'code': code, 'name': name or code}
+        if quota:
+            body['quota'] = quota
+        r = self.post('/v1/departments', body, token=self.admin_token)
+        assert r.status == 201, r
+        return r.json()['id']
+
+    def make_account(self, name, role, department_id=None):
+        body = {'name': name, 'role': role}
+        if department_id:
+            body['department_id'] = department_id
+        r = self.post('/v1/accounts', body, token=self.admin_token)
+        assert r.status == 201, r
+        return r.json()['account']['id'], r.json()['token']
+
+
+def db_snapshot(path):
+    """Every row of every table, for 'the database is unchanged' checks."""
+    con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+def ctl(broker, *args, token=None, check=True, input=None):
+    """Runs cloudbrokerctl against @broker; returns the CompletedProcess."""
+    env = dict(os.environ)
+    env['CLOUDBROKER_URL'] = broker.url
+    if token:
+        env['CLOUDBROKER_TOKEN'] = token
+    p = subprocess.run([CTL] + list(args), env=env, capture_output=True, input=input, timeout=60)
+    if check and p.returncode != 0:
+        raise RuntimeError(f'cloudbrokerctl {" ".join(args)} failed ({p.returncode}): '
+                           f'{p.stderr.decode()} {p.stdout.decode()}')
+    return p
+
+
+def ctl_json(broker, *args, token=None):
+    p = ctl(broker, '--json', *args, token=token)
+    return json.loads(p.stdout.decode())
+
+
+# ---- shared by test-role-matrix, test-hostile-input and test-crash ----
+
+# The smallest document each sniffed family accepts.
+PDF_BYTES = b'%PDF-1.4\n% cbtest material\n%%EOF\n'
+PNG_BYTES = b'\x89PNG\r\n\x1a\n' + b'\x00\x00\x00\rIHDR' + b'\x00' * 17
+NEW_REQUEST_MATERIALS = ('construction_plan', 'performance_self_test', 'security_self_test')
+
+
+def json_error(resp):
+    """The error object of a JSON error response ({"error": {...}}), or None when the body is
+    not one."""
+    try:
+        e = resp.json().get('error')
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return e if isinstance(e, dict) else None
+
+
+def db_diff(before, after):
+    """What changed between two db_snapshot()s: {table: (added_rows, removed_rows)} for every
+    table whose rows differ (a modified row shows as one removed and one added)."""
+    out = {}
+    for t in sorted(set(before) | set(after)):
+        b = list(before.get(t, []))
+        a = list(after.get(t, []))
+        if a == b:
+            continue
+        remaining = list(b)
+        added = []
+        for row in a:
+            if row in remaining:
+                remaining.remove(row)
+            else:
+                added.append(row)
+        out[t] = (added, remaining)
+    return out
+
+
+def raw_http(port, data, timeout=10):
+    """Sends @data as raw bytes to 127.0.0.1:@port, reads until the server closes or @timeout.
+    Returns (status or None, raw response bytes, seconds until the first byte or None)."""
+    import socket
+    s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    t0 = time.time()
+    first = None
+    chunks = []
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        while True:
+            try:
+                c = s.recv(65536)
+            except (socket.timeout, OSError):
+                break
+            if not c:
+                break
+            if first is None:
+                first = time.time() - t0
+            chunks.append(c)
+            if b'\r\n\r\n' in b''.join(chunks):
+                head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
+                m = re.search(rb'content-length:\s*(\d+)', head, re.I)
+                if m and len(body) >= int(m.group(1)):
+                    break
+    finally:
+        s.close()
+    resp = b''.join(chunks)
+    m = re.match(rb'HTTP/1\.[01] (\d{3})', resp)
+    return (int(m.group(1)) if m else None), resp, first
+
+
+def make_system(broker, token, name, department_id=None, **extra):
+    """Registers a system (201 asserted); Returns: its id."""
+    body = {'name': name, 'category': extra.pop('category', 'website')}
+    if department_id:
+        body['department_id'] = department_id
+    body.update(extra)
+    r = broker.post('/v1/systems', body, token=token)
+    assert r.status == 201, r
+    return r.json()['id']
+
+
+def new_request_body(system_id, justification='cbtest request', instances=1):
+    return {'system': system_id, 'kind': 'new', 'justification': justification,
+            'resources': {'instances': [{'vcpus': 1, 'memory_mib': 512, 'disk_gib': 10,
+                                         'image': 'debian-12'}] * instances}}
+
+
+def make_request(broker, token, system_id, justification='cbtest request'):
+    """Creates a draft 'new' request (201 asserted); Returns: its id."""
+    r = broker.post('/v1/requests', new_request_body(system_id, justification), token=token)
+    assert r.status == 201, r
+    return r.json()['id']
+
+
+def upload_material(broker, token, request_id, kind, data=PDF_BYTES, media_type='application/pdf',
+                    query=''):
+    return broker.request('PUT', f'/v1/requests/{request_id}/materials/{kind}{query}', raw=data,
+                          token=token, headers={'Content-Type': media_type})
+
+
+def make_complete_request(broker, token, system_id, justification='cbtest request'):
+    """A draft 'new' request with every material the default review policy requires.
+    Returns: its id."""
+    rid = make_request(broker, token, system_id, justification)
+    for kind in NEW_REQUEST_MATERIALS:
+        r = upload_material(broker, token, rid, kind)
+        assert r.status == 201, r
+    return rid

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cm_json_parse(): what the API accepts as a JSON body and what it refuses, with which error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cm-json.h"
+#include "cm-util.h"
+
+static int parse(const char *text, size_t len, CmError *err)
+{
+    json_object *o = NULL;
+    int r = cm_json_parse(text, len, &o, err);
+    json_object_put(o);
+    return r;
+}
+
+static void refused(const char *text, size_t len, const char *code)
+{
+    CmError err = {0};
+    if (parse(text, len, &err) >= 0)
+        fail_msg("accepted: %.*s", (int)(len > 60 ? 60 : len), text);
+    assert_int_equal(err.kind, CM_ERROR_INVALID);
+    assert_string_equal(err.code, code);
+    assert_true(strlen(err.message) > 0);
+}
+
+static void test_accepts_plain_documents(void **state)
+{
+    const char *ok[] = {"{}", " [1, 2.5, \"x\", true, null] \n", "{\"名\":\"民政局\"}",
+                        "\"\\u00e9\"", "{\"a\":{\"b\":[{}]}}", "12", "1.0", "null", "true", "-0.5e3"};
+    for (size_t i = 0; i < ELEMENTSOF(ok); i++)
+        assert_int_equal(parse(ok[i], strlen(ok[i]), NULL), 0);
+}
+
+static void test_refuses_malformed(void **state)
+{
+    const char *bad[] = {"{",          "{\"a\":1} x", "{'a':1}",      "{\"a\":1,}",
+                         "[1,]",       "{a:1}",       "/* c */ {}",   "{\"a\":NaN}",
+                         "[Infinity]", "[01]",        "{\"a\" 1}",    "tru"};
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+        refused(bad[i], strlen(bad[i]), "malformed_json");
+    refused("", 0, "malformed_json");
+}
+
+static void test_refuses_deep_nesting(void **state)
+{
+    size_t depth = 10000;
+    char *s = malloc(depth * 2 + 1);
+    memset(s, '[', depth);
+    memset(s + depth, ']', depth);
+    s[depth * 2] = 0;
+    refused(s, depth * 2, "malformed_json");
+    free(s);
+
+    /* At the limit it is fine; one more level is not. */
+    char ok[2 * CM_JSON_MAX_DEPTH + 1], over[2 * CM_JSON_MAX_DEPTH + 3];
+    memset(ok, '[', CM_JSON_MAX_DEPTH);
+    memset(ok + CM_JSON_MAX_DEPTH, ']', CM_JSON_MAX_DEPTH);
+    assert_int_equal(parse(ok, 2 * CM_JSON_MAX_DEPTH, NULL), 0);
+    memset(over, '[', CM_JSON_MAX_DEPTH + 1);
+    memset(over + CM_JSON_MAX_DEPTH + 1, ']', CM_JSON_MAX_DEPTH + 1);
+    refused(over, 2 * CM_JSON_MAX_DEPTH + 2, "malformed_json");
+}
+
+static void test_refuses_invalid_utf8(void **state)
+{
+    refused("{\"a\":\"\xff\"}", 8, "malformed_json");
+    refused("{\"a\":\"\xc0\xaf\"}", 9, "malformed_json");  /* overlong '/' */
+    refused("{\"a\":\"\xed\xa0\x80\"}", 10, "malformed_json"); /* encoded surrogate */
+    refused("{\"a\":\"\xe4\xb8\"}", 9, "malformed_json");  /* truncated */
+}
+
+static void test_refuses_nul(void **state)
+{
+    CmError err = {0};
+    const char esc[] = "{\"x\":[\"ok\", {\"name\":\"a\\u0000b\"}]}";
+    assert_true(parse(esc, strlen(esc), &err) < 0);
+    assert_string_equal(err.code, "nul_byte");
+    assert_string_equal(err.field, "/x/1/name");
+    refused("{\"a\":\"b\0c\"}", 11, "malformed_json");
+    refused("{}\0", 3, "malformed_json");
+}
+
+static void test_utf8_validator(void **state)
+{
+    assert_true(cm_utf8_valid("abc 民政局 €", strlen("abc 民政局 €")));
+    assert_true(cm_utf8_valid("\xf0\x9f\x98\x80", 4));
+    assert_false(cm_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(cm_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    assert_false(cm_utf8_valid("a\0b", 3));
+    assert_false(cm_utf8_valid("\xe4\xb8", 2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts_plain_documents), cmocka_unit_test(test_refuses_malformed),
+        cmocka_unit_test(test_refuses_deep_nesting),    cmocka_unit_test(test_refuses_invalid_utf8),
+        cmocka_unit_test(test_refuses_nul),             cmocka_unit_test(test_utf8_validator),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
