@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Requests: apply (create, edit, materials, submit) and review (assign, opinions, decision). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ static int materials_json(BrCall *c, CmDb *db, int64_t id, json_object **ret,
                                     " uploaded_by, uploaded_at FROM materials"
                                     " WHERE request_id = ? AND current = 1 ORDER BY kind",
                                     &c->err);
-    json_object *list = json_object_new_array();
+    json_object *list = ret ? json_object_new_array() : NULL;
     unsigned present = 0;
     int r;
 
@@ -138,10 +139,12 @@ static int materials_json(BrCall *c, CmDb *db, int64_t id, json_object **ret,
     }
     CM_DB_BIND(stmt, id);
     while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *m = json_object_new_object();
         int k = br_material_kind_from_string(cm_db_col_text(stmt, 0));
         if (k >= 0)
             present |= 1u << k;
+        if (!list)
+            continue; /* only the kinds were asked for */
+        json_object *m = json_object_new_object();
         json_object_object_add(m, "kind", br_json_col_text(stmt, 0));
         json_object_object_add(m, "sha256", br_json_col_text(stmt, 1));
         json_object_object_add(m, "size", json_object_new_int64(sqlite3_column_int64(stmt, 2)));
@@ -540,19 +543,116 @@ int br_api_requests_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
+/*
+ * GET /v1/requests/{id} is the most frequent call and its document is the same for every
+ * caller allowed to see it. It is cached serialised, keyed by the store's commit generation
+ * and the policies' generation: any commit or policy reload makes every entry stale. The
+ * fields the visibility check needs are kept with it, so scoping is checked on every hit.
+ */
+#define CACHE_SLOTS 1024
+
+typedef struct {
+    pthread_mutex_t lock;
+    int64_t id;
+    uint64_t generation, policies_generation;
+    BrRequestRow scope; /* department_id, consultant_id, state only */
+    char *body;
+    size_t len;
+} CacheSlot;
+
+static CacheSlot cache[CACHE_SLOTS];
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_init(void)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        pthread_mutex_init(&cache[i].lock, NULL);
+}
+
+static int cache_reply(BrCall *c, int64_t id, uint64_t gen, uint64_t pgen)
+{
+    CacheSlot *slot = &cache[(uint64_t)id % CACHE_SLOTS];
+    char *copy = NULL;
+    bool visible = false;
+
+    pthread_mutex_lock(&slot->lock);
+    if (slot->body && slot->id == id && slot->generation == gen &&
+        slot->policies_generation == pgen) {
+        visible = request_visible(c, &slot->scope);
+        if (visible) {
+            copy = malloc(slot->len + 1);
+            if (copy)
+                memcpy(copy, slot->body, slot->len + 1);
+        }
+    } else {
+        pthread_mutex_unlock(&slot->lock);
+        return 0; /* a miss */
+    }
+    pthread_mutex_unlock(&slot->lock);
+    if (!visible)
+        return br_not_found(c, "request", id);
+    if (!copy)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    br_reply_text(c, MHD_HTTP_OK, "application/json", copy);
+    return 1;
+}
+
+static void cache_store(int64_t id, uint64_t gen, uint64_t pgen, const BrRequestRow *row,
+                        const char *body, size_t len)
+{
+    CacheSlot *slot = &cache[(uint64_t)id % CACHE_SLOTS];
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, body, len);
+    copy[len] = 0;
+    pthread_mutex_lock(&slot->lock);
+    free(slot->body);
+    slot->body = copy;
+    slot->len = len;
+    slot->id = id;
+    slot->generation = gen;
+    slot->policies_generation = pgen;
+    slot->scope = (BrRequestRow){.id = id,
+                                 .department_id = row->department_id,
+                                 .consultant_id = row->consultant_id,
+                                 .state = row->state};
+    pthread_mutex_unlock(&slot->lock);
+}
+
 int br_api_requests_get(BrCall *c)
 {
+    int64_t id = c->ids[0];
+    uint64_t gen = br_store_generation(c->d->store);
+    uint64_t pgen = br_daemon_policies_generation(c->d);
     CmDb *db = br_api_read_db(c);
+    BrRequestRow row = {0};
+    json_object *o = NULL;
     int r;
+
+    pthread_once(&cache_once, cache_init);
+    r = cache_reply(c, id, gen, pgen);
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (!db)
         return -EIO;
     /* One read transaction: every part of the answer comes from the same snapshot. */
     r = cm_db_begin_read(db, &c->err);
     if (r < 0)
         return r;
-    r = reply_request(c, db, c->ids[0], MHD_HTTP_OK);
+    r = br_request_load(c, db, id, &row);
+    if (r >= 0)
+        r = request_full_json(c, db, &row, &o);
     cm_db_rollback(db);
-    return r;
+    if (r >= 0) {
+        size_t len;
+        const char *text = cm_json_to_string(o, &len);
+        cache_store(id, gen, pgen, &row, text, len);
+    }
+    br_request_row_clear(&row);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_OK, o);
 }
 
 int br_api_requests_patch(BrCall *c)

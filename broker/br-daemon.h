@@ -22,18 +22,26 @@ typedef struct {
     size_t max_body_bytes;    /* JSON bodies */
     size_t max_header_bytes;  /* per-connection memory for the request line and headers */
     unsigned timeout_seconds;
+    unsigned job_workers;
     bool verbose;
 } BrConfig;
 
 typedef struct BrHttp BrHttp;
+typedef struct BrHosts BrHosts;
+typedef struct BrJobs BrJobs;
+typedef struct BrReconciler BrReconciler;
 
-typedef struct {
+typedef struct BrDaemon {
     BrConfig config;
     BrStore *store;
     char *material_dir;
     pthread_mutex_t policies_lock;
     BrPolicies *policies;
+    uint64_t policies_generation; /* bumped by every reload, for caches */
     BrHttp *http;
+    BrHosts *hosts;
+    BrJobs *jobs;
+    BrReconciler *reconciler;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;
 
@@ -76,6 +84,9 @@ int br_daemon_reload_policies(BrDaemon *d, CmError *err);
 
 /** br_daemon_policies: Returns: a reference to the current policies (unref when done). */
 BrPolicies *br_daemon_policies(BrDaemon *d);
+
+/** br_daemon_policies_generation: Returns: a counter bumped by every policy reload. */
+uint64_t br_daemon_policies_generation(BrDaemon *d);
 
 /**
  * br_http_start / br_http_stop:

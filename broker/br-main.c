@@ -11,6 +11,7 @@
 #include "br-daemon.h"
 #include "br-schemas.h"
 #include "cb-config.h"
+#include "cm-db.h"
 #include "cm-log.h"
 #include "cm-notify.h"
 
@@ -28,7 +29,7 @@ static void usage(FILE *f)
             "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8470; port 0 picks one)\n"
             "  --config FILE       JSON config, checked against schemas/config.json\n"
             "  --policy-dir DIR    policy files (default %s)\n"
-            "  --threads N         HTTP worker threads (default 8)\n"
+            "  --threads N         HTTP worker threads (default: twice the CPUs, at most 16)\n"
             "  --verbose           log debug messages\n"
             "  --check-config      load config and policies, report, and exit\n"
             "  --version           print the version and exit\n"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     }
 
     cm_log_set_ident("cloudbrokerd");
+    cm_db_global_init();
     br_config_init_defaults(&d.config);
     if (br_schemas_init(&err) < 0) {
         fprintf(stderr, "cloudbrokerd: %s\n", err.message);

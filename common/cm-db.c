@@ -39,6 +39,11 @@ static int db_error(CmDb *db, CmError *err, const char *what)
     return -EIO;
 }
 
+void cm_db_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int cm_db_open(const char *path, CmDbFlags flags, CmDb **ret, CmError *err)
 {
     CmDb *db;

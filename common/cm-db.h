@@ -19,6 +19,13 @@ typedef enum {
 } CmDbFlags;
 
 /**
+ * cm_db_global_init:
+ * Process-wide SQLite settings; call once before any database is opened. Turns off SQLite's
+ * memory statistics, which take one global lock on every allocation.
+ */
+void cm_db_global_init(void);
+
+/**
  * cm_db_open:
  * Opens (creating if needed) the database at @path in WAL mode with foreign keys on, a busy
  * timeout, SQLITE_DBCONFIG_DEFENSIVE and untrusted schema, synchronous=FULL unless

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import BROKERD, POLICIES, Broker, Checks  # noqa: E402
+from cbtest import BROKERD, POLICIES, Broker, Checks, make_request, make_system  # noqa: E402
 
 checks = Checks('daemon')
 tmp = tempfile.mkdtemp(prefix='cbtest-daemon-')
@@ -75,10 +75,22 @@ checks.ok(p.returncode == 0 and b'--state-dir' in p.stdout, '--help')
 # --- SIGHUP reloads policies; a broken file keeps the old ones ---
 pol = os.path.join(tmp, 'policies')
 shutil.copytree(POLICIES, pol)
+def check_limit(b, rid, token):
+    """The max_vcpus a request's pre-review check shows (GET is served from a cache)."""
+    doc = b.get(f'/v1/requests/{rid}', token=token).json()
+    rule = [x for x in doc['check']['rules'] if x['rule'] == 'instance_limits'][0]
+    return rule['limits']['max_vcpus']
+
+
 with Broker(policy_dir=pol) as b:
     tok = b.admin_token
     limit = b.get('/v1/policies', token=tok).json()['review']['rules']['instance_limits']
     checks.eq(limit['max_vcpus'], 32, 'default max_vcpus')
+    dept = b.make_department('reload')
+    _, dtok = b.make_account('reload-dept', 'department', dept)
+    rid = make_request(b, dtok, make_system(b, dtok, 'reload-system'))
+    checks.eq(check_limit(b, rid, dtok), 32, 'request check shows the loaded limit')
+    checks.eq(check_limit(b, rid, dtok), 32, 'and again (cached)')
     with open(os.path.join(pol, 'review.json')) as f:
         review = json.load(f)
     review['rules']['instance_limits']['max_vcpus'] = 48
@@ -93,6 +105,10 @@ with Broker(policy_dir=pol) as b:
             break
         time.sleep(0.1)
     checks.eq(got['max_vcpus'], 48, 'SIGHUP picked up the new policy')
+    checks.eq(check_limit(b, rid, dtok), 48, 'a cached request document follows the reload')
+    r = b.request('PATCH', f'/v1/requests/{rid}', {'justification': 'changed'}, token=dtok)
+    checks.eq(b.get(f'/v1/requests/{rid}', token=dtok).json()['justification'], 'changed',
+              'a cached request document follows a write')
     with open(os.path.join(pol, 'review.json'), 'w') as f:
         f.write('{ broken')
     b.proc.send_signal(signal.SIGHUP)
