@@ -12,12 +12,14 @@
 #include "br-api-requests.h"
 #include "br-quota.h"
 #include "br-review.h"
+#include "br-jobs.h"
+#include "br-workflow.h"
 #include "cm-time.h"
 
 #define REQUEST_COLUMNS                                                                            \
     "id, department_id, system_id, kind, state, allocation_id, resources, vcpus, memory_mib,"    \
     " disk_gib, instances, justification, restart_allowed, consultant_id, created_by,"           \
-    " created_at, updated_at, version"
+    " created_at, updated_at, version, trial_allocation_id, trial_deadline"
 
 void br_request_row_clear(BrRequestRow *r)
 {
@@ -47,6 +49,9 @@ static void row_from_stmt(sqlite3_stmt *s, BrRequestRow *r)
     snprintf(r->created_at, sizeof(r->created_at), "%s", cm_db_col_text(s, 15));
     snprintf(r->updated_at, sizeof(r->updated_at), "%s", cm_db_col_text(s, 16));
     r->version = sqlite3_column_int64(s, 17);
+    r->trial_allocation_id = sqlite3_column_int64(s, 18);
+    snprintf(r->trial_deadline, sizeof(r->trial_deadline), "%s",
+             cm_db_col_text(s, 19) ? cm_db_col_text(s, 19) : "");
 }
 
 /* Who may see a request; everyone else is told it does not exist. */
@@ -174,7 +179,7 @@ int br_request_review(BrCall *c, CmDb *db, const BrRequestRow *row, json_object 
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     _cleanup_json_ json_object *resources = NULL;
-    BrReviewInput in = {.kind = row->kind, .policy = &p->review};
+    BrReviewInput in = {.kind = row->kind, .policy = &p->review, .catalog = &p->catalog};
     BrQuotaUsage usage;
     json_object *check;
     int r;
@@ -318,6 +323,60 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
     if (br_request_review(c, db, row, &check, NULL) < 0)
         goto error;
     json_object_object_add(o, "check", check);
+
+    /* The trial's results and the jobs working for this request. */
+    stmt = cm_db_stmt(db,
+                      "SELECT test, result, report_sha256, comment, account_id, at"
+                      " FROM trial_results WHERE request_id = ? ORDER BY id",
+                      &c->err);
+    if (!stmt)
+        goto error;
+    CM_DB_BIND(stmt, row->id);
+    list = json_object_new_array();
+    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "test", br_json_col_text(stmt, 0));
+        json_object_object_add(t, "result", br_json_col_text(stmt, 1));
+        json_object_object_add(t, "report", br_json_col_text(stmt, 2));
+        json_object_object_add(t, "comment", br_json_col_text(stmt, 3));
+        json_object_object_add(t, "account_id",
+                               json_object_new_int64(sqlite3_column_int64(stmt, 4)));
+        json_object_object_add(t, "at", br_json_col_text(stmt, 5));
+        json_object_array_add(list, t);
+    }
+    sqlite3_reset(stmt);
+    {
+        json_object *trial = json_object_new_object();
+        json_object_object_add(trial, "allocation_id",
+                               br_json_id_or_null(row->trial_allocation_id));
+        json_object_object_add(trial, "deadline",
+                               row->trial_deadline[0]
+                                   ? json_object_new_string(row->trial_deadline)
+                                   : NULL);
+        json_object_object_add(trial, "results", list);
+        json_object_object_add(o, "trial", trial);
+    }
+    if (r < 0)
+        goto error;
+    stmt = cm_db_stmt(db,
+                      "SELECT id, kind, state, error FROM jobs WHERE request_id = ? ORDER BY id",
+                      &c->err);
+    if (!stmt)
+        goto error;
+    CM_DB_BIND(stmt, row->id);
+    list = json_object_new_array();
+    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0)));
+        json_object_object_add(j, "kind", br_json_col_text(stmt, 1));
+        json_object_object_add(j, "state", br_json_col_text(stmt, 2));
+        json_object_object_add(j, "error", br_json_col_text(stmt, 3));
+        json_object_array_add(list, j);
+    }
+    sqlite3_reset(stmt);
+    json_object_object_add(o, "jobs", list);
+    if (r < 0)
+        goto error;
 
     list = json_object_new_array();
     n_next = br_request_next_states(row->kind, row->state, next);
@@ -741,6 +800,18 @@ static int check_submittable(BrCall *c, CmDb *db, const BrRequestRow *row)
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "materials_missing", field,
                                  "required materials are missing: %s", missing);
     }
+    if (!o.ok[BR_REVIEW_RULE_CATALOG])
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_image",
+                                 "/resources/instances",
+                                 "the request names an image that is not in the catalog; see "
+                                 "the images_in_catalog rule of the check in GET "
+                                 "/v1/requests/%lld",
+                                 (long long)row->id);
+    if (row->kind == BR_REQUEST_KIND_CHANGE) {
+        r = br_workflow_check_change(c->d, db, row->id, &c->err);
+        if (r < 0)
+            return r;
+    }
     if (!o.ok[BR_REVIEW_RULE_LIMITS] && o.enforced[BR_REVIEW_RULE_LIMITS])
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "limit_exceeded",
                                  "/resources/instances",
@@ -940,12 +1011,174 @@ int br_api_requests_decision(BrCall *c)
                                   br_review_rule_to_string((BrReviewRule)failed), (long long)id);
         }
     }
+    if (r >= 0 && to == BR_REQUEST_STATE_APPROVED && row.kind == BR_REQUEST_KIND_CHANGE)
+        r = br_workflow_check_change(c->d, db, id, &c->err);
     if (r >= 0)
         r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind, row.state, to,
                                  "request.decision", comment, &c->err);
+    if (r >= 0 && to == BR_REQUEST_STATE_APPROVED) {
+        /* Approval starts the hypervisor work, as a job, in the same transaction. */
+        int64_t job = 0;
+        switch (row.kind) {
+        case BR_REQUEST_KIND_NEW:
+            r = br_workflow_plan_trial(c->d, db, &c->actor, id, &job, &c->err);
+            break;
+        case BR_REQUEST_KIND_CHANGE:
+            r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind,
+                                     BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_APPLYING,
+                                     "request.apply", NULL, &c->err);
+            if (r >= 0)
+                r = br_workflow_plan_change(c->d, db, &c->actor, id, &job, &c->err);
+            break;
+        case BR_REQUEST_KIND_TERMINATION:
+            r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind,
+                                     BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_RECLAIMING,
+                                     "request.reclaim", NULL, &c->err);
+            if (r >= 0)
+                r = br_workflow_plan_reclaim(c->d, db, &c->actor, id, &job, &c->err);
+            break;
+        default:
+            break;
+        }
+    }
     br_request_row_clear(&row);
     r = br_api_write_end(c, db, r);
     if (r < 0)
         return r;
+    br_jobs_kick(c->d->jobs);
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
+}
+
+int br_api_requests_allocate(BrCall *c)
+{
+    int64_t id = c->ids[0], alloc = 0, job = 0;
+    BrRequestRow row = {0};
+    BrReviewOutcome o;
+    CmDb *db;
+    int r;
+
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = br_request_load(c, db, id, &row);
+    if (r >= 0 && row.state != BR_REQUEST_STATE_TRIAL_PASSED)
+        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                              "request %lld is '%s'; resources are allocated once the trial "
+                              "passed",
+                              (long long)id, br_request_state_to_string(row.state));
+    /* Quotas again: other requests may have been granted since this one was approved. */
+    if (r >= 0)
+        r = br_request_review(c, db, &row, NULL, &o);
+    if (r >= 0 && br_review_first_failure(&o, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
+        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed",
+                              "/check/rules/2",
+                              "allocating request %lld would exceed the department's quota now",
+                              (long long)id);
+    /* Nothing is created when no host can take the instances: say which filter refused. */
+    if (r >= 0)
+        r = br_workflow_place_request(c->d, db, id, "production", &c->err);
+    if (r >= 0)
+        r = br_workflow_plan_allocate(c->d, db, &c->actor, id, &alloc, &job, &c->err);
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "request.allocate", "request", id,
+                           "accepted", NULL, &c->err);
+    br_request_row_clear(&row);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    br_jobs_kick(c->d->jobs);
+    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_ACCEPTED);
+}
+
+int br_api_requests_trial_result(BrCall *c)
+{
+    int64_t id = c->ids[0];
+    const char *test = cm_json_get_str(c->body, "test", "");
+    const char *result = cm_json_get_str(c->body, "result", "");
+    const char *report = cm_json_get_str(c->body, "report", "");
+    char at[CM_TIME_ISO_LEN + 1];
+    BrRequestRow row = {0};
+    sqlite3_stmt *stmt;
+    int64_t passed = 0, failed = 0, job = 0;
+    CmDb *db;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = br_request_load(c, db, id, &row);
+    if (r >= 0 && row.state != BR_REQUEST_STATE_IN_TRIAL)
+        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                              "request %lld is '%s'; results are recorded during the trial",
+                              (long long)id, br_request_state_to_string(row.state));
+    if (r >= 0) {
+        stmt = cm_db_stmt(db,
+                          "SELECT 1 FROM materials WHERE request_id = ? AND kind = 'test_report'"
+                          " AND sha256 = ?",
+                          &c->err);
+        r = stmt ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(stmt, id, report);
+            r = cm_db_step_row(db, stmt, &c->err);
+            sqlite3_reset(stmt);
+            if (r == 0)
+                r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
+                                      "/report",
+                                      "no test_report material with this SHA-256 is attached "
+                                      "to request %lld; upload the report first",
+                                      (long long)id);
+        }
+    }
+    if (r >= 0) {
+        stmt = cm_db_stmt(db,
+                          "INSERT INTO trial_results(request_id, test, result, report_sha256,"
+                          " comment, account_id, at) VALUES (?,?,?,?,?,?,?)",
+                          &c->err);
+        r = stmt ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(stmt, id, test, result, report, cm_json_get_str(c->body, "comment", ""),
+                       c->actor.account_id, at);
+            r = cm_db_step_done(db, stmt, &c->err);
+            if (r == -EEXIST)
+                r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "/test",
+                                      "the %s test of request %lld is already recorded", test,
+                                      (long long)id);
+        }
+    }
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "request.trial_result", "request", id,
+                           result, cm_json_to_string(c->body, NULL), &c->err);
+    if (r >= 0) {
+        stmt = cm_db_stmt(db,
+                          "SELECT total(result = 'pass'), total(result = 'fail')"
+                          " FROM trial_results WHERE request_id = ?",
+                          &c->err);
+        r = stmt ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(stmt, id);
+            if (cm_db_step_row(db, stmt, &c->err) > 0) {
+                passed = sqlite3_column_int64(stmt, 0);
+                failed = sqlite3_column_int64(stmt, 1);
+            }
+            sqlite3_reset(stmt);
+        }
+    }
+    /* Any failure ends the trial; all three passed ends it well. Either way it is reclaimed. */
+    if (r >= 0 && (failed > 0 || passed == 3)) {
+        r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind, row.state,
+                                 failed ? BR_REQUEST_STATE_TRIAL_FAILED
+                                        : BR_REQUEST_STATE_TRIAL_PASSED,
+                                 "request.trial_end",
+                                 failed ? "a trial test failed" : "all three trial tests passed",
+                                 &c->err);
+        if (r >= 0)
+            r = br_workflow_plan_trial_reclaim(c->d, db, &c->actor, id, &job, &c->err);
+    }
+    br_request_row_clear(&row);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    br_jobs_kick(c->d->jobs);
+    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
 }

@@ -16,6 +16,8 @@ typedef struct {
     bool restart_allowed;
     char created_at[CM_TIME_ISO_LEN + 1];
     char updated_at[CM_TIME_ISO_LEN + 1];
+    int64_t trial_allocation_id;
+    char trial_deadline[CM_TIME_ISO_LEN + 1];
 } BrRequestRow;
 
 void br_request_row_clear(BrRequestRow *r);

@@ -10,7 +10,7 @@
 #define SYSTEM_COLUMNS                                                                             \
     "s.id, s.department_id, s.name, s.description, s.category, s.protection_level, s.status,"    \
     " s.created_at, s.updated_at, EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id"  \
-    " AND a.state IN ('provisioning','active','resizing'))"
+    " AND a.purpose = 'production' AND a.state IN ('active','resizing'))"
 
 static json_object *system_from_row(sqlite3_stmt *stmt)
 {

@@ -12,7 +12,10 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-hosts.h"
 #include "br-http.h"
+#include "br-jobs.h"
+#include "br-reconciler.h"
 #include "cb-config.h"
 #include "cm-util.h"
 
@@ -76,6 +79,29 @@ static const BrRoute routes[] = {
     {"POST", "/v1/requests/{id}/decision", br_api_requests_decision, R_REVIEWER, BR_BODY_JSON,
      "decision"},
 
+    {"POST", "/v1/requests/{id}/trial-results", br_api_requests_trial_result, R_VENDOR,
+     BR_BODY_JSON, "trial-result"},
+    {"POST", "/v1/requests/{id}/allocate", br_api_requests_allocate, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+
+    {"POST", "/v1/hosts", br_api_hosts_create, R_VENDOR, BR_BODY_JSON, "host-create"},
+    {"GET", "/v1/hosts", br_api_hosts_list, R_VENDOR | READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/hosts/{id}", br_api_hosts_get, R_VENDOR | READERS, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, R_VENDOR, BR_BODY_JSON, "host-patch"},
+
+    {"GET", "/v1/allocations", br_api_allocations_list, R_DEPARTMENT | READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations/{id}", br_api_allocations_get, R_DEPARTMENT | READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"GET", "/v1/jobs", br_api_jobs_list, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE,
+     NULL},
+    {"GET", "/v1/events", br_api_events_list, READERS | R_VENDOR, BR_BODY_NONE, NULL},
+
     {"GET", "/v1/audit", br_api_audit_list, READERS, BR_BODY_NONE, NULL},
     {"GET", "/v1/audit/verify", br_api_audit_verify, READERS, BR_BODY_NONE, NULL},
 };
@@ -117,9 +143,15 @@ int br_api_policies_get(BrCall *c)
 int br_api_metrics(BrCall *c)
 {
     const BrHttpCounters *k = br_http_counters();
-    char *text = NULL;
+    uint64_t events[BR_EVENT_KIND_MAX], done = 0, failed = 0, reconnects = 0;
+    unsigned hosts = 0, connected = 0;
+    char *text = NULL, *head = NULL;
 
-    if (asprintf(&text,
+    br_reconciler_counts(c->d->reconciler, events);
+    br_jobs_counts(c->d->jobs, &done, &failed);
+    if (c->d->hosts)
+        br_hosts_counts(c->d->hosts, &hosts, &connected, &reconnects);
+    if (asprintf(&head,
                  "# HELP cloudbroker_http_requests_total HTTP requests received.\n"
                  "# TYPE cloudbroker_http_requests_total counter\n"
                  "cloudbroker_http_requests_total %llu\n"
@@ -127,11 +159,40 @@ int br_api_metrics(BrCall *c)
                  "# TYPE cloudbroker_http_responses_total counter\n"
                  "cloudbroker_http_responses_total{class=\"2xx\"} %llu\n"
                  "cloudbroker_http_responses_total{class=\"4xx\"} %llu\n"
-                 "cloudbroker_http_responses_total{class=\"5xx\"} %llu\n",
+                 "cloudbroker_http_responses_total{class=\"5xx\"} %llu\n"
+                 "# HELP cloudbroker_hosts Hypervisor hosts registered.\n"
+                 "# TYPE cloudbroker_hosts gauge\n"
+                 "cloudbroker_hosts %u\n"
+                 "# HELP cloudbroker_hosts_connected Hosts with a live libvirt connection.\n"
+                 "# TYPE cloudbroker_hosts_connected gauge\n"
+                 "cloudbroker_hosts_connected %u\n"
+                 "# HELP cloudbroker_host_connects_total libvirt connections opened.\n"
+                 "# TYPE cloudbroker_host_connects_total counter\n"
+                 "cloudbroker_host_connects_total %llu\n"
+                 "# HELP cloudbroker_jobs_finished_total Jobs ended since start, by outcome.\n"
+                 "# TYPE cloudbroker_jobs_finished_total counter\n"
+                 "cloudbroker_jobs_finished_total{outcome=\"done\"} %llu\n"
+                 "cloudbroker_jobs_finished_total{outcome=\"error\"} %llu\n"
+                 "# HELP cloudbroker_reconciler_events_total Reconciler events opened since "
+                 "start.\n"
+                 "# TYPE cloudbroker_reconciler_events_total counter\n",
                  k ? (unsigned long long)k->requests : 0ULL,
                  k ? (unsigned long long)k->status_2xx : 0ULL,
                  k ? (unsigned long long)k->status_4xx : 0ULL,
-                 k ? (unsigned long long)k->status_5xx : 0ULL) < 0)
+                 k ? (unsigned long long)k->status_5xx : 0ULL, hosts, connected,
+                 (unsigned long long)reconnects, (unsigned long long)done,
+                 (unsigned long long)failed) < 0)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    text = head;
+    for (int i = 0; i < BR_EVENT_KIND_MAX; i++) {
+        char *next = NULL;
+        if (asprintf(&next, "%scloudbroker_reconciler_events_total{kind=\"%s\"} %llu\n", text,
+                     br_event_kind_to_string((BrEventKind)i), (unsigned long long)events[i]) < 0) {
+            free(text);
+            return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+        }
+        free(text);
+        text = next;
+    }
     return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
 }

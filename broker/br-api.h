@@ -149,6 +149,22 @@ int br_api_materials_put(BrCall *c);
 int br_api_materials_get(BrCall *c);
 int br_api_materials_precheck(BrCall *c);
 
+int br_api_requests_allocate(BrCall *c);
+int br_api_requests_trial_result(BrCall *c);
+
+int br_api_hosts_create(BrCall *c);
+int br_api_hosts_list(BrCall *c);
+int br_api_hosts_get(BrCall *c);
+int br_api_hosts_patch(BrCall *c);
+
+int br_api_allocations_list(BrCall *c);
+int br_api_allocations_get(BrCall *c);
+int br_api_allocations_restore(BrCall *c);
+int br_api_allocations_purge(BrCall *c);
+int br_api_jobs_list(BrCall *c);
+int br_api_jobs_get(BrCall *c);
+int br_api_events_list(BrCall *c);
+
 int br_api_audit_list(BrCall *c);
 int br_api_audit_verify(BrCall *c);
 

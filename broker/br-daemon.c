@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include "br-daemon.h"
+#include "br-hosts.h"
+#include "br-jobs.h"
+#include "br-reconciler.h"
 #include "br-schemas.h"
+#include "br-virt.h"
 #include "cb-config.h"
 #include "cm-crypto.h"
 #include "cm-json.h"
@@ -33,6 +37,7 @@ void br_config_init_defaults(BrConfig *c)
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->timeout_seconds = 30;
+    c->job_workers = 4;
 }
 
 void br_config_clear(BrConfig *c)
@@ -83,6 +88,7 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
         (size_t)cm_json_get_int(limits, "header_bytes", (int64_t)c->max_header_bytes);
     c->timeout_seconds =
         (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
+    c->job_workers = (unsigned)cm_json_get_int(doc, "job_workers", c->job_workers);
     if (cm_json_get_bool(doc, "verbose", false))
         c->verbose = true;
     return 0;
@@ -194,6 +200,35 @@ static void remove_files_in(const char *dir)
         cm_log_notice("removed %u unfinished upload(s) from %s", n, dir);
 }
 
+/* The libvirt connections, the job workers and the reconciler. */
+static int start_hypervisor_work(BrDaemon *d, CmError *err)
+{
+    sqlite3_stmt *stmt;
+    CmDb *db;
+    int r;
+
+    r = br_virt_init(err);
+    if (r < 0)
+        return r;
+    d->hosts = br_hosts_new();
+    if (!d->hosts)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    db = br_store_db(d->store, err);
+    if (!db)
+        return -EIO;
+    stmt = cm_db_stmt(db, "SELECT id, uri, storage_pool FROM hosts ORDER BY id", err);
+    if (!stmt)
+        return -EIO;
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+        br_hosts_watch(d->hosts, sqlite3_column_int64(stmt, 0), cm_db_col_text(stmt, 1),
+                       cm_db_col_text(stmt, 2));
+    sqlite3_reset(stmt);
+    r = br_jobs_start(d, d->config.job_workers, &d->jobs, err);
+    if (r < 0)
+        return r;
+    return br_reconciler_start(d, &d->reconciler, err);
+}
+
 int br_daemon_open(BrDaemon *d, CmError *err)
 {
     _cleanup_free_ char *db_path = NULL, *key_path = NULL, *tmp = NULL;
@@ -229,12 +264,18 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = br_store_open(db_path, key_path, &d->store, err);
     if (r < 0)
         return r;
-    return bootstrap_admin(d, err);
+    r = bootstrap_admin(d, err);
+    if (r < 0)
+        return r;
+    return start_hypervisor_work(d, err);
 }
 
 void br_daemon_close(BrDaemon *d)
 {
     br_http_stop(d);
+    d->reconciler = br_reconciler_stop(d->reconciler);
+    d->jobs = br_jobs_stop(d->jobs);
+    d->hosts = br_hosts_free(d->hosts);
     d->store = br_store_free(d->store);
     d->policies = br_policies_unref(d->policies);
     free(d->material_dir);

@@ -72,13 +72,95 @@ static int review_policy_parse(json_object *doc, BrReviewPolicy *p, CmError *err
     return 0;
 }
 
-/* One entry per policy file: its schema and where its parsed form goes. */
+static void catalog_policy_clear(BrCatalogPolicy *c)
+{
+    for (size_t i = 0; i < c->n_images; i++) {
+        free(c->images[i].name);
+        free(c->images[i].pool);
+        free(c->images[i].volume);
+        free(c->images[i].format);
+    }
+    free(c->images);
+    free(c->network);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int catalog_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    BrCatalogPolicy *c = &p->catalog;
+    json_object *images = cm_json_get(doc, "images");
+    size_t n = json_object_array_length(images);
+
+    c->images = calloc(n, sizeof(*c->images));
+    if (!c->images)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    c->n_images = n;
+    for (size_t i = 0; i < n; i++) {
+        json_object *img = json_object_array_get_idx(images, i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->images[j].name, cm_json_get_str(img, "name", "")) == 0)
+                return cm_error_set(err, CM_ERROR_UNPROCESSABLE, "/images",
+                                    "image '%s' is listed twice", c->images[j].name);
+        c->images[i].name = strdup(cm_json_get_str(img, "name", ""));
+        c->images[i].pool = strdup(cm_json_get_str(img, "pool", ""));
+        c->images[i].volume = strdup(cm_json_get_str(img, "volume", ""));
+        c->images[i].format = strdup(cm_json_get_str(img, "format", "qcow2"));
+    }
+    c->network = dup_or_null(cm_json_get_str(doc, "network", NULL));
+    return 0;
+}
+
+static int placement_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    json_object *o = cm_json_get(doc, "overcommit");
+    (void)err;
+    p->placement.cpu_ratio = cm_json_get_double(o, "cpu", 4.0);
+    p->placement.ram_ratio = cm_json_get_double(o, "ram", 1.0);
+    p->placement.disk_ratio = cm_json_get_double(o, "disk", 1.0);
+    p->placement.spread = strcmp(cm_json_get_str(doc, "weigher", "spread"), "spread") == 0;
+    p->placement.anti_affinity = cm_json_get_bool(doc, "anti_affinity", true);
+    return 0;
+}
+
+static int lifecycle_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    BrLifecyclePolicy *l = &p->lifecycle;
+    json_object *g = cm_json_get(doc, "growth");
+    (void)err;
+    l->trial_seconds = cm_json_get_int(doc, "trial_seconds", 1209600);
+    l->retention_seconds = cm_json_get_int(doc, "retention_seconds", 2592000);
+    l->shutdown_timeout_seconds = cm_json_get_int(doc, "shutdown_timeout_seconds", 120);
+    l->vcpus_factor = cm_json_get_double(g, "vcpus_factor", 2);
+    l->memory_factor = cm_json_get_double(g, "memory_factor", 2);
+    l->max_vcpus = cm_json_get_int(g, "max_vcpus", 64);
+    l->max_memory_mib = cm_json_get_int(g, "max_memory_mib", 262144);
+    l->machine = dup_or_null(cm_json_get_str(doc, "machine", NULL));
+    l->domain_type = strdup(cm_json_get_str(doc, "domain_type", "auto"));
+    l->reconcile_seconds = cm_json_get_int(doc, "reconcile_seconds", 60);
+    l->job_retry_seconds = cm_json_get_int(doc, "job_retry_seconds", 900);
+    return 0;
+}
+
+static int review_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    return review_policy_parse(doc, &p->review, err);
+}
+
+/* One entry per policy file: its schema and its parser. */
 static const struct {
     const char *name;
     const char *schema;
-    bool required;
+    int (*parse)(json_object *doc, BrPolicies *p, CmError *err);
 } policy_files[] = {
-    {"review", "policy-review", true},
+    {"review", "policy-review", review_parse},
+    {"catalog", "policy-catalog", catalog_policy_parse},
+    {"placement", "policy-placement", placement_policy_parse},
+    {"lifecycle", "policy-lifecycle", lifecycle_policy_parse},
 };
 
 int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)
@@ -112,8 +194,9 @@ int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)
             break;
         }
         json_object_object_add(p->documents, policy_files[i].name, doc);
-        if (strcmp(policy_files[i].name, "review") == 0)
-            r = review_policy_parse(doc, &p->review, err);
+        r = policy_files[i].parse(doc, p, err);
+        if (r < 0)
+            cm_error_prefix_message(err, path);
     }
     if (r < 0) {
         br_policies_unref(p);
@@ -137,6 +220,9 @@ BrPolicies *br_policies_unref(BrPolicies *p)
     if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return NULL;
     review_policy_clear(&p->review);
+    catalog_policy_clear(&p->catalog);
+    free(p->lifecycle.machine);
+    free(p->lifecycle.domain_type);
     json_object_put(p->documents);
     free(p->dir);
     free(p);
@@ -149,4 +235,28 @@ bool br_policy_media_type_allowed(const BrReviewPolicy *p, const char *media_typ
         if (strcmp(*t, media_type) == 0)
             return true;
     return false;
+}
+
+const BrCatalogImage *br_policy_image(const BrPolicies *p, const char *name)
+{
+    for (size_t i = 0; name && i < p->catalog.n_images; i++)
+        if (strcmp(p->catalog.images[i].name, name) == 0)
+            return &p->catalog.images[i];
+    return NULL;
+}
+
+int64_t br_policy_max_vcpus(const BrLifecyclePolicy *l, int64_t vcpus)
+{
+    int64_t m = (int64_t)((double)vcpus * l->vcpus_factor);
+    if (m > l->max_vcpus)
+        m = l->max_vcpus;
+    return m < vcpus ? vcpus : m;
+}
+
+int64_t br_policy_max_memory_mib(const BrLifecyclePolicy *l, int64_t memory_mib)
+{
+    int64_t m = (int64_t)((double)memory_mib * l->memory_factor);
+    if (m > l->max_memory_mib)
+        m = l->max_memory_mib;
+    return m < memory_mib ? memory_mib : m;
 }

@@ -40,6 +40,34 @@ typedef struct {
     BrResources default_quota;
 } BrReviewPolicy;
 
+/* policies/catalog.json: one image a request may name. */
+typedef struct {
+    char *name, *pool, *volume, *format;
+} BrCatalogImage;
+
+typedef struct {
+    BrCatalogImage *images;
+    size_t n_images;
+    char *network; /* NULL: no NIC */
+} BrCatalogPolicy;
+
+/* policies/placement.json */
+typedef struct {
+    double cpu_ratio, ram_ratio, disk_ratio;
+    bool spread; /* else pack */
+    bool anti_affinity;
+} BrPlacementPolicyConf;
+
+/* policies/lifecycle.json */
+typedef struct {
+    int64_t trial_seconds, retention_seconds, shutdown_timeout_seconds;
+    double vcpus_factor, memory_factor;
+    int64_t max_vcpus, max_memory_mib;
+    char *machine;
+    char *domain_type; /* "auto", "kvm" or "qemu" */
+    int64_t reconcile_seconds, job_retry_seconds;
+} BrLifecyclePolicy;
+
 /*
  * The loaded policy files, immutable once loaded: readers hold a reference, a reload (SIGHUP)
  * builds a new set and swaps it in, and the old one goes when its last reader lets go.
@@ -50,6 +78,9 @@ struct BrPolicies {
     int refs;
     char *dir;
     BrReviewPolicy review;
+    BrCatalogPolicy catalog;
+    BrPlacementPolicyConf placement;
+    BrLifecyclePolicy lifecycle;
     json_object *documents; /* {"review": {...}, ...} as loaded, for GET /v1/policies */
 };
 
@@ -65,6 +96,17 @@ BrPolicies *br_policies_ref(BrPolicies *p);
 /** br_policies_unref: Accepts NULL. Returns: NULL. */
 BrPolicies *br_policies_unref(BrPolicies *p);
 CM_DEFINE_TRIVIAL_CLEANUP_FUNC(BrPolicies *, br_policies_unref)
+
+/** br_policy_image: Returns: the catalog image named @name, or NULL. */
+const BrCatalogImage *br_policy_image(const BrPolicies *p, const char *name);
+
+/**
+ * br_policy_max_vcpus / br_policy_max_memory_mib:
+ * Returns: the maximum set at define time for an instance of @vcpus / @memory_mib: the
+ * growth factor times the size, capped by the policy, and never below the size itself.
+ */
+int64_t br_policy_max_vcpus(const BrLifecyclePolicy *l, int64_t vcpus);
+int64_t br_policy_max_memory_mib(const BrLifecyclePolicy *l, int64_t memory_mib);
 
 /** br_policy_media_type_allowed: Returns: true when @media_type is in the policy's list. */
 bool br_policy_media_type_allowed(const BrReviewPolicy *p, const char *media_type);

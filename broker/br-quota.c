@@ -67,13 +67,15 @@ int br_quota_usage(CmDb *db, int64_t department_id, int64_t exclude_request, BrQ
 
     r = sum_query(db,
                   "SELECT total(vcpus), total(memory_mib), total(disk_gib), total(instances)"
-                  " FROM allocations WHERE department_id = ?1 AND ?2 IS NOT NULL AND state IN"
+                  " FROM allocations WHERE department_id = ?1 AND ?2 IS NOT NULL"
+                  " AND purpose = 'production' AND state IN"
                   " ('provisioning','active','resizing','reclaiming','error')",
                   department_id, exclude_request, &u.allocated, err);
     if (r >= 0)
         r = sum_query(db,
                       "SELECT 0, 0, total(disk_gib), 0 FROM allocations"
-                      " WHERE department_id = ?1 AND ?2 IS NOT NULL AND state = 'retained'",
+                      " WHERE department_id = ?1 AND ?2 IS NOT NULL AND purpose = 'production'"
+                      " AND state = 'retained'",
                       department_id, exclude_request, &u.allocated, err);
     if (r >= 0)
         r = sum_query(db,

@@ -6,7 +6,7 @@
 #include "cm-json.h"
 
 CM_ENUM_IMPL(br_review_rule, BrReviewRule, BR_REVIEW_RULE_MAX, "materials_complete",
-             "instance_limits", "quota_headroom")
+             "instance_limits", "quota_headroom", "images_in_catalog")
 
 BrResources br_resources_of_instances(json_object *instances)
 {
@@ -139,6 +139,36 @@ static json_object *quota_rule(const BrReviewInput *in, BrReviewOutcome *o)
     return rule;
 }
 
+static json_object *catalog_rule(const BrReviewInput *in, BrReviewOutcome *o)
+{
+    json_object *rule = json_object_new_object(), *unknown = json_object_new_array();
+    json_object *known = json_object_new_array();
+    size_t n = in->instances ? json_object_array_length(in->instances) : 0;
+
+    for (size_t k = 0; in->catalog && k < in->catalog->n_images; k++)
+        json_object_array_add(known, json_object_new_string(in->catalog->images[k].name));
+    for (size_t i = 0; in->catalog && i < n; i++) {
+        const char *image = cm_json_get_str(json_object_array_get_idx(in->instances, i),
+                                            "image", "");
+        bool found = false;
+        for (size_t k = 0; k < in->catalog->n_images && !found; k++)
+            found = strcmp(in->catalog->images[k].name, image) == 0;
+        if (!found) {
+            json_object *v = json_object_new_object();
+            char ptr[64];
+            snprintf(ptr, sizeof(ptr), "/resources/instances/%zu/image", i);
+            json_object_object_add(v, "field", json_object_new_string(ptr));
+            json_object_object_add(v, "image", json_object_new_string(image));
+            json_object_array_add(unknown, v);
+        }
+    }
+    o->ok[BR_REVIEW_RULE_CATALOG] = json_object_array_length(unknown) == 0;
+    o->enforced[BR_REVIEW_RULE_CATALOG] = true;
+    json_object_object_add(rule, "catalog", known);
+    json_object_object_add(rule, "violations", unknown);
+    return rule;
+}
+
 json_object *br_review_check(const BrReviewInput *in, BrReviewOutcome *ret)
 {
     BrReviewOutcome o = {0};
@@ -149,6 +179,7 @@ json_object *br_review_check(const BrReviewInput *in, BrReviewOutcome *ret)
     parts[BR_REVIEW_RULE_MATERIALS] = materials_rule(in, &o);
     parts[BR_REVIEW_RULE_LIMITS] = limits_rule(in, &o);
     parts[BR_REVIEW_RULE_QUOTA] = quota_rule(in, &o);
+    parts[BR_REVIEW_RULE_CATALOG] = catalog_rule(in, &o);
     for (int i = 0; i < BR_REVIEW_RULE_MAX; i++) {
         json_object *r = json_object_new_object();
         json_object_object_add(r, "rule",

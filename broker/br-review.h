@@ -12,6 +12,7 @@
 typedef struct {
     BrRequestKind kind;
     const BrReviewPolicy *policy;
+    const BrCatalogPolicy *catalog; /* NULL: images are not checked */
     json_object *instances;     /* the request's resources.instances array, or NULL */
     unsigned materials_present; /* bit per BrMaterialKind */
     const BrQuotaUsage *usage;  /* the department's quota and usage without this request */
@@ -22,6 +23,7 @@ typedef enum {
     BR_REVIEW_RULE_MATERIALS,
     BR_REVIEW_RULE_LIMITS,
     BR_REVIEW_RULE_QUOTA,
+    BR_REVIEW_RULE_CATALOG, /* always enforced: an image outside the catalog cannot run */
     BR_REVIEW_RULE_MAX,
 } BrReviewRule;
 

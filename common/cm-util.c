@@ -256,3 +256,20 @@ void cm_utf8_sanitize(char *s)
         i += len;
     }
 }
+
+size_t cm_strscpy(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (size == 0)
+        return 0;
+    if (n >= size) {
+        n = size - 1;
+        /* Do not cut a UTF-8 sequence in half. */
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = 0;
+    return n;
+}

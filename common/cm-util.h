@@ -54,6 +54,13 @@ bool cm_utf8_valid(const char *s, size_t len);
  */
 void cm_utf8_sanitize(char *s);
 
+/**
+ * cm_strscpy:
+ * Copies @src into @dst of @size bytes, truncating at a character boundary if it must, and
+ * always terminating. Returns: the length copied.
+ */
+size_t cm_strscpy(char *dst, size_t size, const char *src);
+
 /** cm_streq: NULL-safe string equality. */
 static inline bool cm_streq(const char *a, const char *b)
 {

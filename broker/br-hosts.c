@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "br-hosts.h"
+#include "cm-log.h"
+#include "cm-util.h"
+
+#define KEEPALIVE_INTERVAL 5
+#define KEEPALIVE_COUNT 3
+#define BACKOFF_MAX_MS 60000
+#define CAPACITY_REFRESH_MS 30000
+
+typedef struct Retired {
+    BrVirtConn *conn;
+    struct Retired *next;
+} Retired;
+
+typedef struct Host {
+    int64_t id;
+    char *uri, *storage_pool;
+    pthread_t thread;
+    BrVirtConn *conn;
+    unsigned refs;     /* references to conn held by callers */
+    Retired *retired;  /* lost connections still referenced */
+    BrHostStatus status;
+    int64_t next_try_ms, backoff_ms, next_refresh_ms;
+    bool refresh_now;
+    struct Host *next;
+} Host;
+
+struct BrHosts {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    Host *hosts;
+};
+
+static int64_t mono_ms(void)
+{
+    return cm_mono_ns() / 1000000;
+}
+
+BrHosts *br_hosts_new(void)
+{
+    BrHosts *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    return h;
+}
+
+static Host *find(BrHosts *h, int64_t id)
+{
+    for (Host *x = h->hosts; x; x = x->next)
+        if (x->id == id)
+            return x;
+    return NULL;
+}
+
+/* Called with the lock held: the lost connection goes when its last user lets go. */
+static void retire(Host *x)
+{
+    if (!x->conn)
+        return;
+    if (x->refs == 0) {
+        br_virt_close(x->conn);
+    } else {
+        Retired *r = calloc(1, sizeof(*r));
+        if (r) {
+            r->conn = x->conn;
+            r->next = x->retired;
+            x->retired = r;
+        }
+    }
+    x->conn = NULL;
+    x->refs = 0;
+    x->status.connected = false;
+    cm_time_iso(cm_now_ms(), x->status.since);
+}
+
+static void refresh_capacity(BrHosts *h, Host *x, BrVirtConn *c)
+{
+    BrVirtNodeInfo node;
+    BrVirtPoolInfo pool = {0};
+    CmError err = {0};
+    bool have_pool;
+
+    if (br_virt_node_info(c, &node, &err) < 0) {
+        cm_log_warning("host %lld: %s", (long long)x->id, err.message);
+        return;
+    }
+    have_pool = br_virt_pool_info(c, x->storage_pool, &pool, &err) >= 0;
+    if (!have_pool)
+        cm_log_warning("host %lld: %s", (long long)x->id, err.message);
+    pthread_mutex_lock(&h->lock);
+    x->status.capacity_known = true;
+    x->status.cpus = node.cpus;
+    x->status.memory_mib = (int64_t)node.memory_mib;
+    x->status.disk_gib = (int64_t)pool.capacity_gib;
+    x->status.disk_available_gib = (int64_t)pool.available_gib;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void *host_thread(void *arg)
+{
+    void **args = arg;
+    BrHosts *h = args[0];
+    Host *x = args[1];
+    free(args);
+
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        int64_t now = mono_ms();
+        bool alive = x->conn && br_virt_alive(x->conn);
+
+        if (x->conn && !alive) {
+            cm_log_warning("host %lld (%s): connection lost; reconnecting", (long long)x->id,
+                           x->uri);
+            retire(x);
+            x->next_try_ms = now;
+            x->backoff_ms = 500;
+        }
+        if (!x->conn && now >= x->next_try_ms) {
+            BrVirtConn *c = NULL;
+            CmError err = {0};
+            char *uri = strdup(x->uri);
+            pthread_mutex_unlock(&h->lock);
+            int r = uri ? br_virt_open(uri, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT, &c, &err)
+                        : -ENOMEM;
+            free(uri);
+            if (r >= 0)
+                refresh_capacity(h, x, c);
+            pthread_mutex_lock(&h->lock);
+            if (r >= 0 && !h->stopping) {
+                x->conn = c;
+                x->status.connected = true;
+                x->status.error[0] = 0;
+                snprintf(x->status.domain_type, sizeof(x->status.domain_type), "%s",
+                         br_virt_domain_type(c));
+                cm_time_iso(cm_now_ms(), x->status.since);
+                x->status.reconnects++;
+                x->backoff_ms = 500;
+                x->next_refresh_ms = mono_ms() + CAPACITY_REFRESH_MS;
+                cm_log_notice("host %lld (%s): connected", (long long)x->id, x->uri);
+            } else {
+                if (r >= 0)
+                    br_virt_close(c);
+                cm_strscpy(x->status.error, sizeof(x->status.error), err.message);
+                x->backoff_ms = x->backoff_ms ? x->backoff_ms * 2 : 500;
+                if (x->backoff_ms > BACKOFF_MAX_MS)
+                    x->backoff_ms = BACKOFF_MAX_MS;
+                x->next_try_ms = mono_ms() + x->backoff_ms;
+                cm_log_debug("host %lld: connect failed (%s); next try in %lld ms",
+                             (long long)x->id, err.message, (long long)x->backoff_ms);
+            }
+            continue;
+        }
+        if (x->conn && (now >= x->next_refresh_ms || x->refresh_now)) {
+            BrVirtConn *c = x->conn;
+            x->refs++;
+            x->refresh_now = false;
+            x->next_refresh_ms = now + CAPACITY_REFRESH_MS;
+            pthread_mutex_unlock(&h->lock);
+            refresh_capacity(h, x, c);
+            br_hosts_put(h, x->id, c);
+            pthread_mutex_lock(&h->lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+int br_hosts_watch(BrHosts *h, int64_t id, const char *uri, const char *storage_pool)
+{
+    Host *x;
+    void **args;
+
+    pthread_mutex_lock(&h->lock);
+    if (find(h, id)) {
+        pthread_mutex_unlock(&h->lock);
+        return 0;
+    }
+    x = calloc(1, sizeof(*x));
+    args = calloc(2, sizeof(void *));
+    if (!x || !args) {
+        pthread_mutex_unlock(&h->lock);
+        free(x);
+        free(args);
+        return -ENOMEM;
+    }
+    x->id = id;
+    x->status.id = id;
+    x->uri = strdup(uri);
+    x->storage_pool = strdup(storage_pool);
+    snprintf(x->status.error, sizeof(x->status.error), "not connected yet");
+    cm_time_iso(cm_now_ms(), x->status.since);
+    args[0] = h;
+    args[1] = x;
+    if (pthread_create(&x->thread, NULL, host_thread, args) != 0) {
+        pthread_mutex_unlock(&h->lock);
+        free(x->uri);
+        free(x->storage_pool);
+        free(x);
+        free(args);
+        return -EAGAIN;
+    }
+    x->next = h->hosts;
+    h->hosts = x;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+BrVirtConn *br_hosts_get(BrHosts *h, int64_t id, CmError *err)
+{
+    BrVirtConn *c = NULL;
+    Host *x;
+
+    pthread_mutex_lock(&h->lock);
+    x = find(h, id);
+    if (x && x->conn && !x->status.connected)
+        x = NULL;
+    if (x && x->conn) {
+        c = x->conn;
+        x->refs++;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (!c)
+        cm_error_set_code(err, CM_ERROR_UNAVAILABLE, "host_unavailable", "host",
+                          "host %lld is not connected%s%s", (long long)id,
+                          x ? ": " : "", x ? x->status.error : "");
+    return c;
+}
+
+void br_hosts_put(BrHosts *h, int64_t id, BrVirtConn *c)
+{
+    Host *x;
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->lock);
+    x = find(h, id);
+    if (x && x->conn == c) {
+        if (x->refs)
+            x->refs--;
+    } else if (x) {
+        /* A retired connection: close it once nobody uses it. */
+        for (Retired **r = &x->retired; *r; r = &(*r)->next) {
+            if ((*r)->conn == c) {
+                Retired *gone = *r;
+                *r = gone->next;
+                br_virt_close(gone->conn);
+                free(gone);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+bool br_hosts_status(BrHosts *h, int64_t id, BrHostStatus *ret)
+{
+    Host *x;
+    pthread_mutex_lock(&h->lock);
+    x = find(h, id);
+    if (x)
+        *ret = x->status;
+    pthread_mutex_unlock(&h->lock);
+    return x != NULL;
+}
+
+void br_hosts_refresh(BrHosts *h, int64_t id)
+{
+    Host *x;
+    pthread_mutex_lock(&h->lock);
+    x = find(h, id);
+    if (x)
+        x->refresh_now = true;
+    pthread_cond_broadcast(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void br_hosts_counts(BrHosts *h, unsigned *ret_total, unsigned *ret_connected,
+                     uint64_t *ret_reconnects)
+{
+    unsigned total = 0, connected = 0;
+    uint64_t reconnects = 0;
+    pthread_mutex_lock(&h->lock);
+    for (Host *x = h->hosts; x; x = x->next) {
+        total++;
+        connected += x->status.connected;
+        reconnects += x->status.reconnects;
+    }
+    pthread_mutex_unlock(&h->lock);
+    *ret_total = total;
+    *ret_connected = connected;
+    *ret_reconnects = reconnects;
+}
+
+BrHosts *br_hosts_free(BrHosts *h)
+{
+    if (!h)
+        return NULL;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    pthread_cond_broadcast(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    for (Host *x = h->hosts; x; x = x->next)
+        pthread_join(x->thread, NULL);
+    while (h->hosts) {
+        Host *x = h->hosts;
+        h->hosts = x->next;
+        br_virt_close(x->conn);
+        while (x->retired) {
+            Retired *r = x->retired;
+            x->retired = r->next;
+            br_virt_close(r->conn);
+            free(r);
+        }
+        free(x->uri);
+        free(x->storage_pool);
+        free(x);
+    }
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->wake);
+    free(h);
+    return NULL;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "br-instance.h"
+#include "cm-crypto.h"
+#include "cm-time.h"
+
+CM_ENUM_IMPL(br_instance_state, BrInstanceState, BR_INSTANCE_STATE_MAX, "pending", "placed",
+             "created", "defined", "running", "shutoff", "undefined", "deleted")
+
+int br_instance_load(CmDb *db, int64_t id, BrInstanceRow *ret, CmError *err)
+{
+    sqlite3_stmt *stmt = cm_db_stmt(
+        db,
+        "SELECT i.id, i.allocation_id, coalesce(i.host_id, 0), a.department_id, a.system_id,"
+        " a.request_id, i.idx, i.name, i.uuid, a.purpose, i.vcpus, i.memory_mib, i.disk_gib,"
+        " i.max_vcpus, i.max_memory_mib, i.image, coalesce(i.pool, ''), i.volume, i.state,"
+        " d.name, s.name FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+        " JOIN departments d ON d.id = a.department_id JOIN systems s ON s.id = a.system_id"
+        " WHERE i.id = ?",
+        err);
+    BrInstanceRow r = {0};
+    int rc;
+
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    rc = cm_db_step_row(db, stmt, err);
+    if (rc <= 0) {
+        sqlite3_reset(stmt);
+        return rc < 0 ? rc : -ENOENT;
+    }
+    r.id = sqlite3_column_int64(stmt, 0);
+    r.allocation_id = sqlite3_column_int64(stmt, 1);
+    r.host_id = sqlite3_column_int64(stmt, 2);
+    r.department_id = sqlite3_column_int64(stmt, 3);
+    r.system_id = sqlite3_column_int64(stmt, 4);
+    r.request_id = sqlite3_column_int64(stmt, 5);
+    r.idx = (unsigned)sqlite3_column_int64(stmt, 6);
+    snprintf(r.name, sizeof(r.name), "%s", cm_db_col_text(stmt, 7));
+    snprintf(r.uuid, sizeof(r.uuid), "%s", cm_db_col_text(stmt, 8));
+    snprintf(r.purpose, sizeof(r.purpose), "%s", cm_db_col_text(stmt, 9));
+    r.vcpus = sqlite3_column_int64(stmt, 10);
+    r.memory_mib = sqlite3_column_int64(stmt, 11);
+    r.disk_gib = sqlite3_column_int64(stmt, 12);
+    r.max_vcpus = sqlite3_column_int64(stmt, 13);
+    r.max_memory_mib = sqlite3_column_int64(stmt, 14);
+    snprintf(r.image, sizeof(r.image), "%s", cm_db_col_text(stmt, 15));
+    snprintf(r.pool, sizeof(r.pool), "%s", cm_db_col_text(stmt, 16));
+    snprintf(r.volume, sizeof(r.volume), "%s", cm_db_col_text(stmt, 17));
+    r.state = (BrInstanceState)br_instance_state_from_string(cm_db_col_text(stmt, 18));
+    r.department_name = strdup(cm_db_col_text(stmt, 19) ? cm_db_col_text(stmt, 19) : "");
+    r.system_name = strdup(cm_db_col_text(stmt, 20) ? cm_db_col_text(stmt, 20) : "");
+    sqlite3_reset(stmt);
+    *ret = r;
+    return 0;
+}
+
+void br_instance_row_clear(BrInstanceRow *r)
+{
+    free(r->department_name);
+    free(r->system_name);
+    memset(r, 0, sizeof(*r));
+}
+
+void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type,
+                             const char *machine, const char *network, const char *disk_format,
+                             BrDomainSpec *spec)
+{
+    (void)disk_format;
+    *spec = (BrDomainSpec){
+        .name = row->name,
+        .uuid = row->uuid,
+        .domain_type = domain_type,
+        .arch = "x86_64",
+        .machine = machine,
+        .vcpus = (unsigned)row->vcpus,
+        .max_vcpus = (unsigned)row->max_vcpus,
+        .memory_mib = (uint64_t)row->memory_mib,
+        .max_memory_mib = (uint64_t)row->max_memory_mib,
+        .pool = row->pool,
+        .volume = row->volume,
+        .disk_format = "qcow2", /* instance disks are always qcow2 overlays */
+        .network = network,
+        .department_id = row->department_id,
+        .system_id = row->system_id,
+        .allocation_id = row->allocation_id,
+        .instance_id = row->id,
+        .request_id = row->request_id,
+        .index = row->idx,
+        .purpose = row->purpose,
+        .department_name = row->department_name,
+        .system_name = row->system_name,
+    };
+}
+
+int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *err)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    sqlite3_stmt *stmt =
+        cm_db_stmt(db, "UPDATE instances SET state = ?, updated_at = ? WHERE id = ?", err);
+    if (!stmt)
+        return -EIO;
+    cm_time_iso(cm_now_ms(), at);
+    CM_DB_BIND(stmt, br_instance_state_to_string(state), at, id);
+    return cm_db_step_done(db, stmt, err);
+}
+
+int br_uuid_new(char out[37])
+{
+    uint8_t b[16];
+    if (cm_random(b, sizeof(b)) < 0)
+        return -EIO;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdint.h>
+
+#include "br-domain-xml.h"
+#include "cm-db.h"
+#include "cm-enum.h"
+#include "cm-error.h"
+
+/*
+ * An instance's life as the broker records it. Expected on its host: a domain for
+ * defined/running/shutoff, a volume for created..undefined.
+ */
+typedef enum {
+    BR_INSTANCE_PENDING,   /* planned, no host yet */
+    BR_INSTANCE_PLACED,    /* host chosen (reserve step) */
+    BR_INSTANCE_CREATED,   /* volume made */
+    BR_INSTANCE_DEFINED,   /* domain defined */
+    BR_INSTANCE_RUNNING,
+    BR_INSTANCE_SHUTOFF,   /* domain defined, stopped by us */
+    BR_INSTANCE_UNDEFINED, /* domain gone, volume kept (retained) */
+    BR_INSTANCE_DELETED,   /* volume gone too */
+    BR_INSTANCE_STATE_MAX,
+} BrInstanceState;
+
+CM_ENUM_DECL(br_instance_state, BrInstanceState)
+
+typedef struct {
+    int64_t id, allocation_id, host_id, department_id, system_id, request_id;
+    unsigned idx;
+    char name[64], uuid[37], purpose[16];
+    int64_t vcpus, memory_mib, disk_gib, max_vcpus, max_memory_mib;
+    char image[72], pool[72], volume[160];
+    BrInstanceState state;
+    char *department_name, *system_name;
+} BrInstanceRow;
+
+/**
+ * br_instance_load:
+ * Reads instance @id with what its domain definition needs (department and system names).
+ * Returns: 0, -ENOENT, or a negative errno with @err set.
+ */
+int br_instance_load(CmDb *db, int64_t id, BrInstanceRow *ret, CmError *err);
+
+void br_instance_row_clear(BrInstanceRow *r);
+
+/**
+ * br_instance_domain_spec:
+ * Fills @spec for @row; the strings point into @row. @domain_type and @machine come from the
+ * host and the lifecycle policy.
+ */
+void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type,
+                             const char *machine, const char *network, const char *disk_format,
+                             BrDomainSpec *spec);
+
+/** br_instance_set_state: records @state for instance @id. Returns: 0 or a negative errno. */
+int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *err);
+
+/** br_uuid_new: a random (version 4) UUID as 36 characters + NUL. Returns: 0 or -EIO. */
+int br_uuid_new(char out[37]);

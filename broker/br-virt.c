@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/tree.h>
+
+#include "br-domain-xml.h"
+#include "br-virt.h"
+#include "cm-cleanup.h"
+#include "cm-log.h"
+
+struct BrVirtConn {
+    virConnectPtr conn;
+    atomic_bool lost;
+    char *uri;
+    char domain_type[8];
+};
+
+static void domain_freep(virDomainPtr *d)
+{
+    if (*d)
+        virDomainFree(*d);
+}
+static void pool_freep(virStoragePoolPtr *p)
+{
+    if (*p)
+        virStoragePoolFree(*p);
+}
+static void vol_freep(virStorageVolPtr *v)
+{
+    if (*v)
+        virStorageVolFree(*v);
+}
+#define _cleanup_domain_ _cleanup_(domain_freep)
+#define _cleanup_pool_ _cleanup_(pool_freep)
+#define _cleanup_vol_ _cleanup_(vol_freep)
+
+const char *br_virt_state_to_string(BrVirtState s)
+{
+    static const char *const names[] = {"absent", "running", "paused", "shutoff", "other"};
+    return (unsigned)s < ELEMENTSOF(names) ? names[s] : "other";
+}
+
+/* libvirt errors are thread-local: read them right here, on the thread that failed. */
+static int virt_error(CmError *err, const char *what)
+{
+    virErrorPtr e = virGetLastError();
+    int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
+    const char *msg = e && e->message ? e->message : "unknown libvirt error";
+    bool lost = code == VIR_ERR_SYSTEM_ERROR || code == VIR_ERR_RPC ||
+                code == VIR_ERR_NO_CONNECT || code == VIR_ERR_INVALID_CONN ||
+                code == VIR_ERR_AUTH_FAILED || code == VIR_ERR_OPERATION_TIMEOUT;
+
+    cm_error_set_code(err, lost ? CM_ERROR_UNAVAILABLE : CM_ERROR_INTERNAL,
+                      lost ? "hypervisor_unavailable" : "hypervisor_error", "", "%s: %s", what,
+                      msg);
+    virResetLastError();
+    return lost ? -EAGAIN : -EIO;
+}
+
+static bool last_error_is(int code)
+{
+    virErrorPtr e = virGetLastError();
+    bool is = e && e->code == code;
+    if (is)
+        virResetLastError();
+    return is;
+}
+
+static void quiet_error_handler(void *opaque, virErrorPtr error)
+{
+    (void)opaque;
+    (void)error;
+}
+
+static void *event_loop(void *arg)
+{
+    (void)arg;
+    for (;;)
+        if (virEventRunDefaultImpl() < 0)
+            cm_log_warning("libvirt event loop: %s", virGetLastErrorMessage());
+    return NULL;
+}
+
+static int init_result = -1;
+
+static void init_once(void)
+{
+    pthread_t t;
+    virSetErrorFunc(NULL, quiet_error_handler);
+    if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0 ||
+        pthread_create(&t, NULL, event_loop, NULL) != 0)
+        return;
+    pthread_detach(t);
+    init_result = 0;
+}
+
+int br_virt_init(CmError *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_once);
+    if (init_result < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start libvirt's event loop");
+    return 0;
+}
+
+static void close_callback(virConnectPtr conn, int reason, void *opaque)
+{
+    BrVirtConn *c = opaque;
+    (void)conn;
+    atomic_store(&c->lost, true);
+    cm_log_warning("libvirt connection to %s closed (reason %d)", c->uri, reason);
+}
+
+int br_virt_open(const char *uri, int keepalive_interval, unsigned keepalive_count,
+                 BrVirtConn **ret, CmError *err)
+{
+    BrVirtConn *c = calloc(1, sizeof(*c));
+    const char *type;
+
+    if (!c)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    c->uri = strdup(uri);
+    c->conn = virConnectOpenAuth(uri, virConnectAuthPtrDefault, 0);
+    if (!c->conn) {
+        int r = virt_error(err, "cannot connect");
+        free(c->uri);
+        free(c);
+        return r == -EIO ? -EAGAIN : r;
+    }
+    /* The test driver has no keepalive; that is fine. */
+    if (virConnectSetKeepAlive(c->conn, keepalive_interval, keepalive_count) < 0)
+        virResetLastError();
+    if (virConnectRegisterCloseCallback(c->conn, close_callback, c, NULL) < 0)
+        virResetLastError();
+    type = virConnectGetType(c->conn);
+    if (type && strcmp(type, "QEMU") == 0) {
+        /* Ask the hypervisor, not our own machine, whether it offers KVM. */
+        char *caps = virConnectGetDomainCapabilities(c->conn, NULL, NULL, NULL, "kvm", 0);
+        if (!caps)
+            virResetLastError();
+        snprintf(c->domain_type, sizeof(c->domain_type), "%s", caps ? "kvm" : "qemu");
+        free(caps);
+    } else {
+        snprintf(c->domain_type, sizeof(c->domain_type), "test");
+    }
+    *ret = c;
+    return 0;
+}
+
+BrVirtConn *br_virt_close(BrVirtConn *c)
+{
+    if (!c)
+        return NULL;
+    if (c->conn) {
+        virConnectUnregisterCloseCallback(c->conn, close_callback);
+        virConnectClose(c->conn);
+    }
+    free(c->uri);
+    free(c);
+    return NULL;
+}
+
+bool br_virt_alive(BrVirtConn *c)
+{
+    if (!c || atomic_load(&c->lost))
+        return false;
+    int alive = virConnectIsAlive(c->conn);
+    if (alive <= 0)
+        virResetLastError();
+    return alive == 1;
+}
+
+const char *br_virt_domain_type(BrVirtConn *c)
+{
+    return c->domain_type;
+}
+
+int br_virt_node_info(BrVirtConn *c, BrVirtNodeInfo *ret, CmError *err)
+{
+    virNodeInfo info;
+    if (virNodeGetInfo(c->conn, &info) < 0)
+        return virt_error(err, "cannot read node information");
+    ret->cpus = info.cpus;
+    ret->memory_mib = info.memory / 1024; /* KiB */
+    return 0;
+}
+
+static virStoragePoolPtr pool_lookup(BrVirtConn *c, const char *pool, CmError *err)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
+    if (!p) {
+        virt_error(err, "no storage pool");
+        cm_error_set_code(err, err ? err->kind : CM_ERROR_INTERNAL, "no_storage_pool", "pool",
+                          "storage pool '%s' not found on %s", pool, c->uri);
+    }
+    return p;
+}
+
+int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    virStoragePoolInfo info;
+    if (!p)
+        return -ENOENT;
+    if (virStoragePoolGetInfo(p, &info) < 0)
+        return virt_error(err, "cannot read storage pool");
+    ret->capacity_gib = info.capacity >> 30;
+    ret->allocation_gib = info.allocation >> 30;
+    ret->available_gib = info.available >> 30;
+    return 0;
+}
+
+static virStorageVolPtr vol_lookup(virStoragePoolPtr p, const char *name)
+{
+    virStorageVolPtr v = virStorageVolLookupByName(p, name);
+    if (!v)
+        virResetLastError();
+    return v;
+}
+
+int br_virt_volume_exists(BrVirtConn *c, const char *pool, const char *name, CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    _cleanup_vol_ virStorageVolPtr v = NULL;
+    if (!p)
+        return -ENOENT;
+    v = vol_lookup(p, name);
+    return v ? 1 : 0;
+}
+
+int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
+                          uint64_t capacity_gib, const char *base, const char *base_format,
+                          CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    _cleanup_vol_ virStorageVolPtr v = NULL, b = NULL;
+    _cleanup_free_ char *base_path = NULL;
+    xmlDocPtr doc;
+    xmlNodePtr root, n;
+    xmlChar *xml = NULL;
+    int size = 0;
+    char cap[32];
+
+    if (!p)
+        return -ENOENT;
+    v = vol_lookup(p, name);
+    if (v)
+        return 0; /* made by an earlier attempt */
+    b = vol_lookup(p, base);
+    if (!b)
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "no_base_image", "image",
+                                 "base volume '%s' not found in pool '%s' on %s", base, pool,
+                                 c->uri);
+    base_path = virStorageVolGetPath(b);
+    if (!base_path)
+        return virt_error(err, "cannot locate the base volume");
+
+    doc = xmlNewDoc(BAD_CAST "1.0");
+    root = xmlNewNode(NULL, BAD_CAST "volume");
+    xmlDocSetRootElement(doc, root);
+    xmlNewTextChild(root, NULL, BAD_CAST "name", BAD_CAST name);
+    snprintf(cap, sizeof(cap), "%" PRIu64, capacity_gib << 30);
+    n = xmlNewTextChild(root, NULL, BAD_CAST "capacity", BAD_CAST cap);
+    xmlNewProp(n, BAD_CAST "unit", BAD_CAST "bytes");
+    n = xmlNewChild(root, NULL, BAD_CAST "target", NULL);
+    xmlNewProp(xmlNewChild(n, NULL, BAD_CAST "format", NULL), BAD_CAST "type", BAD_CAST "qcow2");
+    n = xmlNewChild(root, NULL, BAD_CAST "backingStore", NULL);
+    xmlNewTextChild(n, NULL, BAD_CAST "path", BAD_CAST base_path);
+    xmlNewProp(xmlNewChild(n, NULL, BAD_CAST "format", NULL), BAD_CAST "type",
+               BAD_CAST(base_format ? base_format : "qcow2"));
+    xmlDocDumpMemory(doc, &xml, &size);
+    xmlFreeDoc(doc);
+    if (!xml)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+
+    v = virStorageVolCreateXML(p, (const char *)xml, 0);
+    xmlFree(xml);
+    if (!v) {
+        /* Another attempt may have made it meanwhile. */
+        virStorageVolPtr again = vol_lookup(p, name);
+        if (again) {
+            virStorageVolFree(again);
+            return 0;
+        }
+        return virt_error(err, "cannot create volume");
+    }
+    return 0;
+}
+
+int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name,
+                          uint64_t capacity_gib, CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    _cleanup_vol_ virStorageVolPtr v = NULL;
+    virStorageVolInfo info;
+
+    if (!p)
+        return -ENOENT;
+    v = vol_lookup(p, name);
+    if (!v)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "volume %s is missing", name);
+    if (virStorageVolGetInfo(v, &info) < 0)
+        return virt_error(err, "cannot read volume");
+    if (info.capacity >= (capacity_gib << 30))
+        return 0; /* disks only grow */
+    if (virStorageVolResize(v, capacity_gib << 30, 0) < 0)
+        return virt_error(err, "cannot grow volume");
+    return 0;
+}
+
+int br_virt_volume_wipe(BrVirtConn *c, const char *pool, const char *name, CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    _cleanup_vol_ virStorageVolPtr v = NULL;
+    if (!p)
+        return -ENOENT;
+    v = vol_lookup(p, name);
+    if (!v)
+        return 0;
+    if (virStorageVolWipe(v, 0) < 0)
+        return virt_error(err, "cannot wipe volume");
+    return 0;
+}
+
+int br_virt_volume_delete(BrVirtConn *c, const char *pool, const char *name, CmError *err)
+{
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    _cleanup_vol_ virStorageVolPtr v = NULL;
+    if (!p)
+        return -ENOENT;
+    v = vol_lookup(p, name);
+    if (!v)
+        return 0;
+    if (virStorageVolDelete(v, 0) < 0) {
+        if (last_error_is(VIR_ERR_NO_STORAGE_VOL))
+            return 0;
+        return virt_error(err, "cannot delete volume");
+    }
+    return 0;
+}
+
+static virDomainPtr domain_lookup(BrVirtConn *c, const char *uuid)
+{
+    virDomainPtr d = virDomainLookupByUUIDString(c->conn, uuid);
+    if (!d)
+        virResetLastError();
+    return d;
+}
+
+static BrVirtState state_of(virDomainPtr d)
+{
+    int state = 0, reason = 0;
+    if (virDomainGetState(d, &state, &reason, 0) < 0) {
+        virResetLastError();
+        return BR_VIRT_STATE_OTHER;
+    }
+    switch (state) {
+    case VIR_DOMAIN_RUNNING:
+        return BR_VIRT_STATE_RUNNING;
+    case VIR_DOMAIN_PAUSED:
+        return BR_VIRT_STATE_PAUSED;
+    case VIR_DOMAIN_SHUTOFF:
+        return BR_VIRT_STATE_SHUTOFF;
+    default:
+        return BR_VIRT_STATE_OTHER;
+    }
+}
+
+int br_virt_domain_define(BrVirtConn *c, const char *uuid, const char *xml, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    if (d)
+        return 0;
+    d = virDomainDefineXML(c->conn, xml);
+    if (!d)
+        return virt_error(err, "cannot define domain");
+    return 0;
+}
+
+int br_virt_domain_redefine(BrVirtConn *c, const char *xml, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = virDomainDefineXML(c->conn, xml);
+    if (!d)
+        return virt_error(err, "cannot redefine domain");
+    return 0;
+}
+
+int br_virt_domain_start(BrVirtConn *c, const char *uuid, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    if (!d)
+        return cm_error_set_code(err, CM_ERROR_INTERNAL, "domain_missing", "",
+                                 "domain %s is not defined", uuid) ,
+               -ENOENT;
+    if (state_of(d) == BR_VIRT_STATE_RUNNING)
+        return 0;
+    if (state_of(d) == BR_VIRT_STATE_PAUSED) {
+        if (virDomainResume(d) < 0)
+            return virt_error(err, "cannot resume domain");
+        return 0;
+    }
+    if (virDomainCreate(d) < 0) {
+        if (last_error_is(VIR_ERR_OPERATION_INVALID) && state_of(d) == BR_VIRT_STATE_RUNNING)
+            return 0;
+        return virt_error(err, "cannot start domain");
+    }
+    return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms,
+                            bool *ret_forced, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    unsigned waited = 0;
+
+    if (ret_forced)
+        *ret_forced = false;
+    if (!d || state_of(d) == BR_VIRT_STATE_SHUTOFF)
+        return 0;
+    if (virDomainShutdown(d) < 0)
+        virResetLastError(); /* a guest without ACPI: we force it below */
+    while (waited < timeout_ms) {
+        if (state_of(d) == BR_VIRT_STATE_SHUTOFF)
+            return 0;
+        sleep_ms(200);
+        waited += 200;
+    }
+    if (state_of(d) == BR_VIRT_STATE_SHUTOFF)
+        return 0;
+    if (ret_forced)
+        *ret_forced = true;
+    if (virDomainDestroy(d) < 0) {
+        if (state_of(d) == BR_VIRT_STATE_SHUTOFF)
+            return 0;
+        return virt_error(err, "cannot force the domain off");
+    }
+    return 0;
+}
+
+int br_virt_domain_undefine(BrVirtConn *c, const char *uuid, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                     VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM;
+    if (!d)
+        return 0;
+    if (state_of(d) != BR_VIRT_STATE_SHUTOFF && virDomainDestroy(d) < 0)
+        virResetLastError();
+    if (virDomainUndefineFlags(d, flags) < 0) {
+        if (last_error_is(VIR_ERR_NO_DOMAIN))
+            return 0;
+        return virt_error(err, "cannot undefine domain");
+    }
+    return 0;
+}
+
+int br_virt_domain_state(BrVirtConn *c, const char *uuid, BrVirtState *ret, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    (void)err;
+    *ret = d ? state_of(d) : BR_VIRT_STATE_ABSENT;
+    return 0;
+}
+
+static unsigned live_flags(virDomainPtr d)
+{
+    return VIR_DOMAIN_AFFECT_CONFIG |
+           (state_of(d) == BR_VIRT_STATE_RUNNING ? VIR_DOMAIN_AFFECT_LIVE : 0);
+}
+
+int br_virt_domain_set_vcpus(BrVirtConn *c, const char *uuid, unsigned vcpus, CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    if (!d)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "domain %s is not defined", uuid),
+               -ENOENT;
+    if (virDomainSetVcpusFlags(d, vcpus, live_flags(d)) < 0)
+        return virt_error(err, "cannot set vCPUs");
+    return 0;
+}
+
+int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_mib,
+                              CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    if (!d)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "domain %s is not defined", uuid),
+               -ENOENT;
+    if (virDomainSetMemoryFlags(d, memory_mib * 1024, live_flags(d)) < 0)
+        return virt_error(err, "cannot set memory");
+    return 0;
+}
+
+int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib,
+                             CmError *err)
+{
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    if (!d || state_of(d) != BR_VIRT_STATE_RUNNING)
+        return 0; /* a stopped domain sees the new size when it starts */
+    if (virDomainBlockResize(d, "vda", capacity_gib << 30, VIR_DOMAIN_BLOCK_RESIZE_BYTES) < 0)
+        return virt_error(err, "cannot grow the running domain's disk");
+    return 0;
+}
+
+int br_virt_list_domains(BrVirtConn *c, BrVirtDomain **ret, size_t *ret_n, CmError *err)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(c->conn, &doms, 0);
+    BrVirtDomain *out;
+
+    if (n < 0)
+        return virt_error(err, "cannot list domains");
+    out = calloc((size_t)n + 1, sizeof(*out));
+    if (!out) {
+        for (int i = 0; i < n; i++)
+            virDomainFree(doms[i]);
+        free(doms);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        BrVirtDomain *o = &out[i];
+        const char *name = virDomainGetName(doms[i]);
+        char *md;
+        if (virDomainGetUUIDString(doms[i], o->uuid) < 0)
+            virResetLastError();
+        snprintf(o->name, sizeof(o->name), "%s", name ? name : "");
+        o->state = state_of(doms[i]);
+        md = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT, BR_XMLNS_URI, 0);
+        if (!md)
+            virResetLastError();
+        o->ours = md && br_domain_metadata_parse(md, &o->department_id, &o->system_id,
+                                                 &o->allocation_id, &o->instance_id) == 0;
+        free(md);
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    *ret = out;
+    *ret_n = (size_t)n;
+    return 0;
+}
