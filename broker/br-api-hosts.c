@@ -2,11 +2,13 @@
 /* Hypervisor hosts: registration, capacity after overcommit, connection, maintenance. */
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-hosts.h"
+#include "cm-crypto.h"
 #include "cm-time.h"
 
 #define HOST_COLUMNS                                                                               \
@@ -129,20 +131,24 @@ static void bind_ratio(sqlite3_stmt *stmt, int idx, json_object *v)
 int br_api_hosts_create(BrCall *c)
 {
     const char *pool = cm_json_get_str(c->body, "storage_pool", "default");
-    char at[CM_TIME_ISO_LEN + 1];
+    char at[CM_TIME_ISO_LEN + 1], token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
     json_object *out = NULL;
     sqlite3_stmt *stmt;
     int64_t id = 0;
     CmDb *db;
     int r;
 
+    /* The host's agent gets its own token, shown once: it may post samples for this host. */
+    if (cm_token_new_prefixed(CM_AGENT_TOKEN_PREFIX, token) < 0 || cm_token_hash(token, hash) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "no randomness for the token");
     cm_time_iso(cm_now_ms(), at);
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
     stmt = cm_db_stmt(db,
                       "INSERT INTO hosts(name, uri, pool, storage_pool, cpu_ratio, ram_ratio,"
-                      " disk_ratio, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                      " disk_ratio, created_at, updated_at, agent_token_hash)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?)",
                       &c->err);
     r = stmt ? 0 : -EIO;
     if (r >= 0) {
@@ -153,6 +159,7 @@ int br_api_hosts_create(BrCall *c)
         bind_ratio(stmt, 7, cm_json_get(c->body, "disk_ratio"));
         sqlite3_bind_text(stmt, 8, at, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 9, at, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 10, hash, -1, SQLITE_TRANSIENT);
         r = cm_db_step_done(db, stmt, &c->err);
         if (r == -EEXIST)
             r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "/name",
@@ -169,9 +176,50 @@ int br_api_hosts_create(BrCall *c)
     /* Connect from the host's own thread; the answer does not wait for the hypervisor. */
     br_hosts_watch(c->d->hosts, id, cm_json_get_str(c->body, "uri", ""), pool);
     r = host_load(c, br_api_read_db(c), id, &out);
+    if (r < 0) {
+        explicit_bzero(token, sizeof(token));
+        return r;
+    }
+    json_object_object_add(out, "agent_token", json_object_new_string(token));
+    explicit_bzero(token, sizeof(token));
+    return br_reply(c, MHD_HTTP_CREATED, out);
+}
+
+int br_api_hosts_rotate_agent_token(BrCall *c)
+{
+    char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
+    int64_t id = c->ids[0];
+    sqlite3_stmt *stmt;
+    json_object *out;
+    CmDb *db;
+    int r;
+
+    if (cm_token_new_prefixed(CM_AGENT_TOKEN_PREFIX, token) < 0 || cm_token_hash(token, hash) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "no randomness for the token");
+    r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, out);
+    stmt = cm_db_stmt(db, "UPDATE hosts SET agent_token_hash = ? WHERE id = ?", &c->err);
+    r = stmt ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(stmt, hash, id);
+        r = cm_db_step_done(db, stmt, &c->err);
+    }
+    if (r >= 0 && sqlite3_changes(cm_db_handle(db)) == 0)
+        r = br_not_found(c, "host", id);
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "host.rotate_agent_token", "host", id,
+                           "ok", NULL, &c->err);
+    r = br_api_write_end(c, db, r);
+    if (r < 0) {
+        explicit_bzero(token, sizeof(token));
+        return r;
+    }
+    out = json_object_new_object();
+    json_object_object_add(out, "id", json_object_new_int64(id));
+    json_object_object_add(out, "agent_token", json_object_new_string(token));
+    explicit_bzero(token, sizeof(token));
+    return br_reply(c, MHD_HTTP_OK, out);
 }
 
 int br_api_hosts_list(BrCall *c)

@@ -15,17 +15,18 @@
 #include "br-hosts.h"
 #include "br-http.h"
 #include "br-jobs.h"
+#include "br-metering.h"
 #include "br-reconciler.h"
 #include "cb-config.h"
 #include "cm-util.h"
 
-#define ALL BR_ROLES_ALL
+#define ALL BR_ROLES_ACCOUNTS
 #define READERS (R_REVIEWER | R_AUDITOR)
 
 static const BrRoute routes[] = {
     {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
     {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
-    {"GET", "/v1/whoami", br_api_whoami, ALL, BR_BODY_NONE, NULL},
+    {"GET", "/v1/whoami", br_api_whoami, ALL | R_AGENT, BR_BODY_NONE, NULL},
     {"POST", "/v1/whoami/token", br_api_accounts_rotate, ALL, BR_BODY_JSON_OPTIONAL, "empty"},
     /* Policies are public to every account: departments need the limits and materials. */
     {"GET", "/v1/policies", br_api_policies_get, ALL, BR_BODY_NONE, NULL},
@@ -101,6 +102,18 @@ static const BrRoute routes[] = {
     {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE,
      NULL},
     {"GET", "/v1/events", br_api_events_list, READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, R_VENDOR,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+
+    /* Metering: agents post windows; usage is read with the same scoping as allocations. */
+    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON, "samples", NULL,
+     32u * 1024 * 1024},
+    {"GET", "/v1/instances/{id}/usage", br_api_instances_usage, R_DEPARTMENT | READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations/{id}/usage", br_api_allocations_usage,
+     R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/metering/rollup", br_api_metering_rollup, R_VENDOR | R_ADMIN, BR_BODY_JSON,
+     "rollup"},
 
     {"GET", "/v1/audit", br_api_audit_list, READERS, BR_BODY_NONE, NULL},
     {"GET", "/v1/audit/verify", br_api_audit_verify, READERS, BR_BODY_NONE, NULL},
@@ -129,6 +142,8 @@ int br_api_whoami(BrCall *c)
     json_object_object_add(o, "department_id",
                            c->actor.department_id ? json_object_new_int64(c->actor.department_id)
                                                   : NULL);
+    if (c->actor.role == BR_ROLE_AGENT)
+        json_object_object_add(o, "host_id", json_object_new_int64(c->actor.host_id));
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
@@ -147,6 +162,8 @@ int br_api_metrics(BrCall *c)
     unsigned hosts = 0, connected = 0;
     char *text = NULL, *head = NULL;
 
+    uint64_t stored = 0, duplicates = 0;
+    br_metering_counts(&stored, &duplicates);
     br_reconciler_counts(c->d->reconciler, events);
     br_jobs_counts(c->d->jobs, &done, &failed);
     if (c->d->hosts)
@@ -173,6 +190,13 @@ int br_api_metrics(BrCall *c)
                  "# TYPE cloudbroker_jobs_finished_total counter\n"
                  "cloudbroker_jobs_finished_total{outcome=\"done\"} %llu\n"
                  "cloudbroker_jobs_finished_total{outcome=\"error\"} %llu\n"
+                 "# HELP cloudbroker_samples_stored_total Metering windows stored since start.\n"
+                 "# TYPE cloudbroker_samples_stored_total counter\n"
+                 "cloudbroker_samples_stored_total %llu\n"
+                 "# HELP cloudbroker_samples_duplicate_total Windows received again (at-least-once "
+                 "delivery) and not stored twice.\n"
+                 "# TYPE cloudbroker_samples_duplicate_total counter\n"
+                 "cloudbroker_samples_duplicate_total %llu\n"
                  "# HELP cloudbroker_reconciler_events_total Reconciler events opened since "
                  "start.\n"
                  "# TYPE cloudbroker_reconciler_events_total counter\n",
@@ -181,7 +205,8 @@ int br_api_metrics(BrCall *c)
                  k ? (unsigned long long)k->status_4xx : 0ULL,
                  k ? (unsigned long long)k->status_5xx : 0ULL, hosts, connected,
                  (unsigned long long)reconnects, (unsigned long long)done,
-                 (unsigned long long)failed) < 0)
+                 (unsigned long long)failed, (unsigned long long)stored,
+                 (unsigned long long)duplicates) < 0)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     text = head;
     for (int i = 0; i < BR_EVENT_KIND_MAX; i++) {

@@ -30,6 +30,7 @@ typedef struct {
     BrBodyKind body;
     const char *schema; /* for JSON bodies: the schema's file name without .json */
     BrHandler precheck; /* optional: runs before the body is read (uploads) */
+    size_t max_body;    /* optional: a JSON body limit other than limits.body_bytes */
 } BrRoute;
 
 /* A streamed upload, complete when the handler runs. */
@@ -156,6 +157,12 @@ int br_api_hosts_create(BrCall *c);
 int br_api_hosts_list(BrCall *c);
 int br_api_hosts_get(BrCall *c);
 int br_api_hosts_patch(BrCall *c);
+int br_api_hosts_rotate_agent_token(BrCall *c);
+
+int br_api_samples_post(BrCall *c);
+int br_api_instances_usage(BrCall *c);
+int br_api_allocations_usage(BrCall *c);
+int br_api_metering_rollup(BrCall *c);
 
 int br_api_allocations_list(BrCall *c);
 int br_api_allocations_get(BrCall *c);

@@ -12,6 +12,7 @@
 #include "br-daemon.h"
 #include "br-hosts.h"
 #include "br-jobs.h"
+#include "br-metering.h"
 #include "br-reconciler.h"
 #include "br-schemas.h"
 #include "br-virt.h"
@@ -226,6 +227,9 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     r = br_jobs_start(d, d->config.job_workers, &d->jobs, err);
     if (r < 0)
         return r;
+    r = br_metering_start(d, &d->metering, err);
+    if (r < 0)
+        return r;
     return br_reconciler_start(d, &d->reconciler, err);
 }
 
@@ -274,6 +278,7 @@ void br_daemon_close(BrDaemon *d)
 {
     br_http_stop(d);
     d->reconciler = br_reconciler_stop(d->reconciler);
+    d->metering = br_metering_stop(d->metering);
     d->jobs = br_jobs_stop(d->jobs);
     d->hosts = br_hosts_free(d->hosts);
     d->store = br_store_free(d->store);

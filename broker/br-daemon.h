@@ -30,6 +30,7 @@ typedef struct BrHttp BrHttp;
 typedef struct BrHosts BrHosts;
 typedef struct BrJobs BrJobs;
 typedef struct BrReconciler BrReconciler;
+typedef struct BrMetering BrMetering;
 
 typedef struct BrDaemon {
     BrConfig config;
@@ -42,6 +43,7 @@ typedef struct BrDaemon {
     BrHosts *hosts;
     BrJobs *jobs;
     BrReconciler *reconciler;
+    BrMetering *metering;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;
 

@@ -257,7 +257,9 @@ int br_domain_metadata_parse(const char *xml, int64_t *ret_department, int64_t *
     if (!doc)
         return -EINVAL;
     root = xmlDocGetRootElement(doc);
-    if (!root || !root->ns || xmlStrcmp(root->ns->href, BAD_CAST BR_XMLNS_URI) != 0 ||
+    /* virDomainGetMetadata() returns the element without its namespace (it was asked for
+     * by URI); a whole domain document's element carries it. */
+    if (!root || (root->ns && xmlStrcmp(root->ns->href, BAD_CAST BR_XMLNS_URI) != 0) ||
         xmlStrcmp(root->name, BAD_CAST "instance") != 0)
         return -EINVAL;
     d = id_attr(root, "department");

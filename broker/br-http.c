@@ -170,7 +170,8 @@ static int authenticate(BrCall *c)
     auth += 7;
     while (*auth == ' ')
         auth++;
-    if (strlen(auth) != CM_TOKEN_LEN || strncmp(auth, CM_TOKEN_PREFIX, 4) != 0)
+    if (strlen(auth) != CM_TOKEN_LEN || (strncmp(auth, CM_TOKEN_PREFIX, 4) != 0 &&
+                                         strncmp(auth, CM_AGENT_TOKEN_PREFIX, 4) != 0))
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
                             "the token is not valid");
     cm_token_hash(auth, hash);
@@ -178,6 +179,27 @@ static int authenticate(BrCall *c)
     db = br_store_db(c->d->store, &c->err);
     if (!db)
         return -EIO;
+    if (strncmp(auth, CM_AGENT_TOKEN_PREFIX, 4) == 0) {
+        /* A host's agent: it acts for that host only. */
+        stmt = cm_db_stmt(db, "SELECT id, name FROM hosts WHERE agent_token_hash = ?", &c->err);
+        if (!stmt)
+            return -EIO;
+        CM_DB_BIND(stmt, hash);
+        r = cm_db_step_row(db, stmt, &c->err);
+        if (r > 0) {
+            c->actor.account_id = 0;
+            c->actor.role = BR_ROLE_AGENT;
+            c->actor.host_id = sqlite3_column_int64(stmt, 0);
+            snprintf(c->actor.name, sizeof(c->actor.name), "agent:%s", cm_db_col_text(stmt, 1));
+        }
+        sqlite3_reset(stmt);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
+                                "the token is not valid");
+        return 0;
+    }
     stmt = cm_db_stmt(db,
                       "SELECT id, name, role, department_id FROM accounts"
                       " WHERE token_hash = ? AND disabled = 0",
@@ -469,7 +491,7 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
         _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(c->d);
         c->limit = (size_t)p->review.material_max_bytes;
     } else {
-        c->limit = c->d->config.max_body_bytes;
+        c->limit = c->route->max_body ? c->route->max_body : c->d->config.max_body_bytes;
     }
     cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {

@@ -146,6 +146,15 @@ static int lifecycle_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
     return 0;
 }
 
+static int metering_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    (void)err;
+    p->metering.sample_retention_days = cm_json_get_int(doc, "sample_retention_days", 35);
+    p->metering.max_clock_skew_seconds = cm_json_get_int(doc, "max_clock_skew_seconds", 600);
+    p->metering.rollup_interval_seconds = cm_json_get_int(doc, "rollup_interval_seconds", 3600);
+    return 0;
+}
+
 static int review_parse(json_object *doc, BrPolicies *p, CmError *err)
 {
     return review_policy_parse(doc, &p->review, err);
@@ -161,6 +170,7 @@ static const struct {
     {"catalog", "policy-catalog", catalog_policy_parse},
     {"placement", "policy-placement", placement_policy_parse},
     {"lifecycle", "policy-lifecycle", lifecycle_policy_parse},
+    {"metering", "policy-metering", metering_policy_parse},
 };
 
 int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)

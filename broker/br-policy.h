@@ -68,6 +68,11 @@ typedef struct {
     int64_t reconcile_seconds, job_retry_seconds;
 } BrLifecyclePolicy;
 
+/* policies/metering.json */
+typedef struct {
+    int64_t sample_retention_days, max_clock_skew_seconds, rollup_interval_seconds;
+} BrMeteringPolicy;
+
 /*
  * The loaded policy files, immutable once loaded: readers hold a reference, a reload (SIGHUP)
  * builds a new set and swaps it in, and the old one goes when its last reader lets go.
@@ -81,6 +86,7 @@ struct BrPolicies {
     BrCatalogPolicy catalog;
     BrPlacementPolicyConf placement;
     BrLifecyclePolicy lifecycle;
+    BrMeteringPolicy metering;
     json_object *documents; /* {"review": {...}, ...} as loaded, for GET /v1/policies */
 };
 

@@ -2,7 +2,7 @@
 #include "br-role.h"
 
 CM_ENUM_IMPL(br_role, BrRole, BR_ROLE_MAX, "admin", "reviewer", "consultant", "vendor",
-             "auditor", "department")
+             "auditor", "department", "agent")
 
 static const BrActor system_actor = {
     .account_id = 0,

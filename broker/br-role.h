@@ -13,6 +13,7 @@ typedef enum {
     BR_ROLE_VENDOR,
     BR_ROLE_AUDITOR,
     BR_ROLE_DEPARTMENT,
+    BR_ROLE_AGENT, /* a host's metering agent: not an account, one per host */
     BR_ROLE_MAX,
 } BrRole;
 
@@ -20,12 +21,15 @@ CM_ENUM_DECL(br_role, BrRole)
 
 #define BR_ROLE_BIT(r) (1u << (r))
 #define BR_ROLES_ALL ((1u << BR_ROLE_MAX) - 1)
+/* Every role an account can have (agents are hosts, not accounts). */
+#define BR_ROLES_ACCOUNTS (BR_ROLES_ALL & ~BR_ROLE_BIT(BR_ROLE_AGENT))
 #define R_ADMIN BR_ROLE_BIT(BR_ROLE_ADMIN)
 #define R_REVIEWER BR_ROLE_BIT(BR_ROLE_REVIEWER)
 #define R_CONSULTANT BR_ROLE_BIT(BR_ROLE_CONSULTANT)
 #define R_VENDOR BR_ROLE_BIT(BR_ROLE_VENDOR)
 #define R_AUDITOR BR_ROLE_BIT(BR_ROLE_AUDITOR)
 #define R_DEPARTMENT BR_ROLE_BIT(BR_ROLE_DEPARTMENT)
+#define R_AGENT BR_ROLE_BIT(BR_ROLE_AGENT)
 
 /*
  * The one who acts: an authenticated account, or the broker itself (account_id 0, for jobs).
@@ -36,6 +40,7 @@ typedef struct {
     char name[128];
     BrRole role;
     int64_t department_id; /* 0 unless role is department */
+    int64_t host_id;       /* 0 unless role is agent */
     char request_id[48];   /* the HTTP request's id (X-Request-Id) */
     char client[64];       /* the client's address */
 } BrActor;

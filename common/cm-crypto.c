@@ -48,6 +48,11 @@ int cm_random(void *buf, size_t len)
 
 int cm_token_new(char out[CM_TOKEN_LEN + 1])
 {
+    return cm_token_new_prefixed(CM_TOKEN_PREFIX, out);
+}
+
+int cm_token_new_prefixed(const char *prefix, char out[CM_TOKEN_LEN + 1])
+{
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[33]; /* 256 bits, padded to a multiple of 3 bytes for base64 */
@@ -56,8 +61,10 @@ int cm_token_new(char out[CM_TOKEN_LEN + 1])
     if (cm_random(raw, 32) < 0)
         return -EIO;
     raw[32] = 0;
-    memcpy(p, CM_TOKEN_PREFIX, strlen(CM_TOKEN_PREFIX));
-    p += strlen(CM_TOKEN_PREFIX);
+    if (strlen(prefix) != 4)
+        return -EINVAL;
+    memcpy(p, prefix, 4);
+    p += 4;
     for (size_t i = 0; i < 33; i += 3) {
         uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
         *p++ = alphabet[(v >> 18) & 63];

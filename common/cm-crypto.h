@@ -9,7 +9,8 @@
 #define CM_SHA256_LEN 32
 #define CM_SHA256_HEX_LEN 64
 /* A bearer token: a prefix and 256 random bits in base64url. */
-#define CM_TOKEN_PREFIX "cbt_"
+#define CM_TOKEN_PREFIX "cbt_"       /* an account's token */
+#define CM_AGENT_TOKEN_PREFIX "cba_" /* a host agent's token */
 #define CM_TOKEN_LEN (4 + 43)
 
 /** cm_hex: writes 2*@len lowercase hex digits and a NUL into @out. */
@@ -31,6 +32,9 @@ int cm_random(void *buf, size_t len);
  * Returns: 0 or -EIO.
  */
 int cm_token_new(char out[CM_TOKEN_LEN + 1]);
+
+/** cm_token_new_prefixed: as cm_token_new() with a 4-character @prefix. Returns: 0 or -EIO. */
+int cm_token_new_prefixed(const char *prefix, char out[CM_TOKEN_LEN + 1]);
 
 /** cm_token_hash: the stored form of a token (hex SHA-256). Returns: 0 or -EIO. */
 int cm_token_hash(const char *token, char out[CM_SHA256_HEX_LEN + 1]);

@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The broker's side of metering: sample ingest, daily rollups, retention. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "br-hist.h"
+#include "br-metering.h"
+#include "cm-json.h"
+#include "cm-log.h"
+#include "cm-time.h"
+
+static atomic_uint_fast64_t stored_total, duplicates_total;
+
+void br_metering_counts(uint64_t *ret_stored, uint64_t *ret_duplicates)
+{
+    *ret_stored = atomic_load(&stored_total);
+    *ret_duplicates = atomic_load(&duplicates_total);
+}
+
+typedef enum { COL_INT, COL_REAL, COL_TEXT } ColType;
+
+typedef struct {
+    const char *key; /* in the JSON record */
+    ColType type;
+} Col;
+
+/* The metrics of an instance window, in the order of the INSERT's columns 7.. */
+static const Col instance_cols[] = {
+    {"vcpus", COL_INT},
+    {"memory_mib", COL_INT},
+    {"cpu_cores_avg", COL_REAL},
+    {"cpu_cores_max", COL_REAL},
+    {"memory_used_mib_avg", COL_REAL},
+    {"memory_used_mib_max", COL_REAL},
+    {"memory_source", COL_TEXT},
+    {"disk_read_bytes", COL_INT},
+    {"disk_write_bytes", COL_INT},
+    {"disk_read_requests", COL_INT},
+    {"disk_write_requests", COL_INT},
+    {"net_rx_bytes", COL_INT},
+    {"net_tx_bytes", COL_INT},
+    {"net_rx_packets", COL_INT},
+    {"net_tx_packets", COL_INT},
+};
+
+static const Col unowned_cols[] = {
+    {"vcpus", COL_INT},          {"memory_mib", COL_INT},
+    {"cpu_cores_avg", COL_REAL}, {"cpu_cores_max", COL_REAL},
+    {"memory_used_mib_avg", COL_REAL}, {"memory_used_mib_max", COL_REAL},
+    {"net_rx_bytes", COL_INT},   {"net_tx_bytes", COL_INT},
+};
+
+static const Col host_cols[] = {
+    {"cpus", COL_INT},
+    {"memory_mib", COL_INT},
+    {"cpu_used_cores_avg", COL_REAL},
+    {"cpu_used_cores_max", COL_REAL},
+    {"memory_used_mib_avg", COL_REAL},
+    {"domains_max", COL_INT},
+    {"cycle_seconds_avg", COL_REAL},
+    {"cycle_seconds_max", COL_REAL},
+};
+
+/* Binds the metrics of @rec from parameter @first on; absent or null binds NULL (missing). */
+static void bind_cols(sqlite3_stmt *stmt, int first, json_object *rec, const Col *cols,
+                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_object *v = NULL;
+        int idx = first + (int)i;
+        if (!json_object_object_get_ex(rec, cols[i].key, &v) || !v) {
+            sqlite3_bind_null(stmt, idx);
+            continue;
+        }
+        switch (cols[i].type) {
+        case COL_INT:
+            sqlite3_bind_int64(stmt, idx, cm_json_get_int(rec, cols[i].key, 0));
+            break;
+        case COL_REAL:
+            sqlite3_bind_double(stmt, idx, json_object_get_double(v));
+            break;
+        case COL_TEXT:
+            sqlite3_bind_text(stmt, idx, json_object_get_string(v), -1, SQLITE_TRANSIENT);
+            break;
+        }
+    }
+}
+
+/* Rules the schema cannot say: alignment, time bounds, consistency. */
+static int check_window(json_object *rec, const char *list, size_t i, int64_t now,
+                        int64_t oldest, int64_t skew, CmError *err)
+{
+    int64_t start = cm_json_get_int(rec, "start", 0);
+    int64_t duration = cm_json_get_int(rec, "duration", 300);
+    char field[96];
+
+    if (start % duration != 0) {
+        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "invalid_window", field,
+                                 "record %zu: start must be a multiple of duration", i);
+    }
+    if (start + duration > now + skew) {
+        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "future_window", field,
+                                 "record %zu: the window ends %lld s in the future", i,
+                                 (long long)(start + duration - now));
+    }
+    if (start < oldest) {
+        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "stale_window", field,
+                                 "record %zu: the window is older than the sample retention", i);
+    }
+    if (cm_json_get_int(rec, "readings", 0) > cm_json_get_int(rec, "expected", 1)) {
+        snprintf(field, sizeof(field), "/%s/%zu/readings", list, i);
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
+                                 "record %zu: more readings than expected", i);
+    }
+    const char *pairs[][2] = {{"cpu_cores_avg", "cpu_cores_max"},
+                              {"cpu_used_cores_avg", "cpu_used_cores_max"},
+                              {"memory_used_mib_avg", "memory_used_mib_max"},
+                              {"cycle_seconds_avg", "cycle_seconds_max"}};
+    for (size_t k = 0; k < 4; k++) {
+        json_object *a = cm_json_get(rec, pairs[k][0]), *b = cm_json_get(rec, pairs[k][1]);
+        if (a && b && json_object_get_double(a) > json_object_get_double(b) * (1 + 1e-9) + 1e-9) {
+            snprintf(field, sizeof(field), "/%s/%zu/%s", list, i, pairs[k][0]);
+            return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
+                                     "record %zu: the average exceeds the maximum", i);
+        }
+    }
+    /* A guest cannot use more cores than it has; a little slack for timer granularity. */
+    json_object *vc = cm_json_get(rec, "vcpus"), *mx = cm_json_get(rec, "cpu_cores_max");
+    if (vc && mx && json_object_get_double(mx) > (double)json_object_get_int64(vc) * 1.25 + 0.25) {
+        snprintf(field, sizeof(field), "/%s/%zu/cpu_cores_max", list, i);
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
+                                 "record %zu: %.2f cores used by %lld vCPUs", i,
+                                 json_object_get_double(mx), (long long)json_object_get_int64(vc));
+    }
+    return 0;
+}
+
+int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batch,
+                       BrIngestResult *ret, CmError *err)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
+    json_object *inst = cm_json_get(batch, "instances"), *unowned = cm_json_get(batch, "unowned"),
+                *host = cm_json_get(batch, "host");
+    size_t n_inst = inst ? json_object_array_length(inst) : 0;
+    size_t n_unowned = unowned ? json_object_array_length(unowned) : 0;
+    size_t n_host = host ? json_object_array_length(host) : 0;
+    int64_t now = cm_now_ms() / 1000;
+    int64_t oldest = now - p->metering.sample_retention_days * 86400;
+    BrIngestResult res = {0};
+    sqlite3_stmt *stmt, *own;
+    int64_t last_id = 0;
+    int r;
+
+    /* Check everything before writing anything: a bad record refuses the whole batch. */
+    own = cm_db_stmt(db, "SELECT host_id, uuid FROM instances WHERE id = ?", err);
+    if (!own)
+        return -EIO;
+    for (size_t i = 0; i < n_inst; i++) {
+        json_object *rec = json_object_array_get_idx(inst, i);
+        int64_t id = cm_json_get_int(rec, "instance", 0);
+        char field[64];
+        r = check_window(rec, "instances", i, now, oldest, p->metering.max_clock_skew_seconds,
+                         err);
+        if (r < 0)
+            return r;
+        if (id == last_id)
+            continue; /* batches are grouped by instance: one lookup each */
+        CM_DB_BIND(own, id);
+        r = cm_db_step_row(db, own, err);
+        bool mine = r > 0 && sqlite3_column_int64(own, 0) == host_id &&
+                    strcmp(cm_db_col_text(own, 1), cm_json_get_str(rec, "uuid", "")) == 0;
+        sqlite3_reset(own);
+        if (r < 0)
+            return r;
+        if (!mine) {
+            snprintf(field, sizeof(field), "/instances/%zu/instance", i);
+            return cm_error_set_code(err, CM_ERROR_FORBIDDEN, "not_your_instance", field,
+                                     "record %zu: instance %lld with this UUID is not on your "
+                                     "host",
+                                     i, (long long)id);
+        }
+        last_id = id;
+    }
+    for (size_t i = 0; i < n_unowned; i++) {
+        r = check_window(json_object_array_get_idx(unowned, i), "unowned", i, now, oldest,
+                         p->metering.max_clock_skew_seconds, err);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < n_host; i++) {
+        r = check_window(json_object_array_get_idx(host, i), "host", i, now, oldest,
+                         p->metering.max_clock_skew_seconds, err);
+        if (r < 0)
+            return r;
+    }
+
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
+                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                      " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs, disk_wr_reqs,"
+                      " net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                      " ON CONFLICT DO NOTHING",
+                      err);
+    if (!stmt)
+        return -EIO;
+    for (size_t i = 0; i < n_inst; i++) {
+        json_object *rec = json_object_array_get_idx(inst, i);
+        CM_DB_BIND(stmt, cm_json_get_int(rec, "instance", 0), cm_json_get_int(rec, "start", 0),
+                   host_id, cm_json_get_int(rec, "duration", 0),
+                   cm_json_get_int(rec, "readings", 0), cm_json_get_int(rec, "expected", 0));
+        bind_cols(stmt, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
+        r = cm_db_step_done(db, stmt, err);
+        if (r < 0)
+            return r;
+        if (sqlite3_changes(cm_db_handle(db)))
+            res.stored++;
+        else
+            res.duplicates++;
+    }
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO unowned_samples(host_id, uuid, start, name, duration, readings,"
+                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                      " net_rx_bytes, net_tx_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                      " ON CONFLICT DO NOTHING",
+                      err);
+    if (!stmt)
+        return -EIO;
+    for (size_t i = 0; i < n_unowned; i++) {
+        json_object *rec = json_object_array_get_idx(unowned, i);
+        CM_DB_BIND(stmt, host_id, cm_json_get_str(rec, "uuid", ""),
+                   cm_json_get_int(rec, "start", 0), cm_json_get_str(rec, "name", ""),
+                   cm_json_get_int(rec, "duration", 0), cm_json_get_int(rec, "readings", 0),
+                   cm_json_get_int(rec, "expected", 0));
+        bind_cols(stmt, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
+        r = cm_db_step_done(db, stmt, err);
+        if (r < 0)
+            return r;
+        res.unowned += sqlite3_changes(cm_db_handle(db));
+    }
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
+                      " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
+                      " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                      err);
+    if (!stmt)
+        return -EIO;
+    for (size_t i = 0; i < n_host; i++) {
+        json_object *rec = json_object_array_get_idx(host, i);
+        CM_DB_BIND(stmt, host_id, cm_json_get_int(rec, "start", 0),
+                   cm_json_get_int(rec, "duration", 0), cm_json_get_int(rec, "readings", 0),
+                   cm_json_get_int(rec, "expected", 0));
+        bind_cols(stmt, 6, rec, host_cols, ELEMENTSOF(host_cols));
+        r = cm_db_step_done(db, stmt, err);
+        if (r < 0)
+            return r;
+        res.host += sqlite3_changes(cm_db_handle(db));
+    }
+    atomic_fetch_add(&stored_total, (uint64_t)res.stored);
+    atomic_fetch_add(&duplicates_total, (uint64_t)res.duplicates);
+    *ret = res;
+    return 0;
+}
+
+/* ---- rollups ---- */
+
+typedef struct {
+    int64_t instance_id;
+    int64_t windows, readings, expected_readings, duration;
+    int64_t vcpus, memory_mib;
+    double cpu_wsum, cpu_weight, cpu_max;
+    double mem_wsum, mem_weight, mem_max;
+    double *cpu_v, *mem_v, *rx_v, *tx_v;
+    size_t n_cpu, n_mem, n_rx, n_tx, cap;
+    BrHist cpu_h, mem_h;
+    int64_t sums[8]; /* disk rd/wr bytes, rd/wr reqs, net rx/tx bytes, rx/tx packets */
+    bool have[8];
+} Acc;
+
+static void acc_reset(Acc *a, int64_t id)
+{
+    double *cv = a->cpu_v, *mv = a->mem_v, *rv = a->rx_v, *tv = a->tx_v;
+    size_t cap = a->cap;
+    memset(a, 0, sizeof(*a));
+    a->cpu_v = cv;
+    a->mem_v = mv;
+    a->rx_v = rv;
+    a->tx_v = tv;
+    a->cap = cap;
+    a->instance_id = id;
+    a->cpu_max = -1;
+    a->mem_max = -1;
+}
+
+static int acc_grow(Acc *a)
+{
+    size_t cap = a->cap ? a->cap * 2 : 512;
+    double *c = realloc(a->cpu_v, cap * sizeof(double));
+    if (c)
+        a->cpu_v = c;
+    double *m = realloc(a->mem_v, cap * sizeof(double));
+    if (m)
+        a->mem_v = m;
+    double *r = realloc(a->rx_v, cap * sizeof(double));
+    if (r)
+        a->rx_v = r;
+    double *t = realloc(a->tx_v, cap * sizeof(double));
+    if (t)
+        a->tx_v = t;
+    if (!c || !m || !r || !t)
+        return -ENOMEM;
+    a->cap = cap;
+    return 0;
+}
+
+/* One finished rollup, kept in memory until the day's write. */
+typedef struct {
+    int64_t instance_id, windows, readings, expected, vcpus, memory_mib;
+    double coverage, cpu_avg, cpu_p95, cpu_max, mem_avg, mem_p95, mem_max, rx_p95, tx_p95;
+    bool has_cpu, has_cpu_max, has_mem, has_mem_max, has_rx, has_tx;
+    int64_t sums[8];
+    bool have[8];
+    uint8_t cpu_blob[BR_HIST_BLOB_SIZE], mem_blob[BR_HIST_BLOB_SIZE];
+    bool cpu_hist, mem_hist;
+} RollupRow;
+
+static void acc_finish(Acc *a, RollupRow *o)
+{
+    int64_t windows_per_day = a->duration > 0 ? 86400 / a->duration : 288;
+    int64_t expected_per_window = a->windows ? a->expected_readings / a->windows : 1;
+
+    memset(o, 0, sizeof(*o));
+    if (expected_per_window < 1)
+        expected_per_window = 1;
+    o->instance_id = a->instance_id;
+    o->windows = a->windows;
+    o->readings = a->readings;
+    o->expected = windows_per_day * expected_per_window;
+    o->coverage = (double)a->readings / (double)o->expected;
+    if (o->coverage > 1)
+        o->coverage = 1;
+    o->vcpus = a->vcpus;
+    o->memory_mib = a->memory_mib;
+    o->has_cpu = a->cpu_weight > 0;
+    o->cpu_avg = o->has_cpu ? a->cpu_wsum / a->cpu_weight : 0;
+    o->cpu_p95 = br_quantile_exact(a->cpu_v, a->n_cpu, 0.95);
+    o->has_cpu_max = a->cpu_max >= 0;
+    o->cpu_max = a->cpu_max;
+    o->has_mem = a->mem_weight > 0;
+    o->mem_avg = o->has_mem ? a->mem_wsum / a->mem_weight : 0;
+    o->mem_p95 = br_quantile_exact(a->mem_v, a->n_mem, 0.95);
+    o->has_mem_max = a->mem_max >= 0;
+    o->mem_max = a->mem_max;
+    o->has_rx = a->n_rx > 0;
+    o->rx_p95 = br_quantile_exact(a->rx_v, a->n_rx, 0.95);
+    o->has_tx = a->n_tx > 0;
+    o->tx_p95 = br_quantile_exact(a->tx_v, a->n_tx, 0.95);
+    memcpy(o->sums, a->sums, sizeof(o->sums));
+    memcpy(o->have, a->have, sizeof(o->have));
+    o->cpu_hist = a->cpu_h.count > 0;
+    o->mem_hist = a->mem_h.count > 0;
+    br_hist_encode(&a->cpu_h, o->cpu_blob);
+    br_hist_encode(&a->mem_h, o->mem_blob);
+}
+
+static void bind_opt(sqlite3_stmt *stmt, int idx, double v, bool have)
+{
+    if (have)
+        sqlite3_bind_double(stmt, idx, v);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+static int rollup_write(CmDb *db, const RollupRow *o, const char *day, const char *at,
+                        CmError *err)
+{
+    sqlite3_stmt *stmt =
+        cm_db_stmt(db,
+                   "INSERT OR REPLACE INTO rollups(instance_id, day, windows, readings,"
+                   " expected, coverage, vcpus, memory_mib, cpu_avg, cpu_p95, cpu_max,"
+                   " cpu_util_hist, mem_avg, mem_p95, mem_max, mem_util_hist, disk_rd_bytes,"
+                   " disk_wr_bytes, disk_rd_reqs, disk_wr_reqs, net_rx_bytes, net_tx_bytes,"
+                   " net_rx_pkts, net_tx_pkts, net_rx_bps_p95, net_tx_bps_p95, computed_at)"
+                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, o->instance_id, day, o->windows, o->readings, o->expected, o->coverage);
+    if (o->vcpus)
+        sqlite3_bind_int64(stmt, 7, o->vcpus);
+    if (o->memory_mib)
+        sqlite3_bind_int64(stmt, 8, o->memory_mib);
+    bind_opt(stmt, 9, o->cpu_avg, o->has_cpu);
+    bind_opt(stmt, 10, o->cpu_p95, o->cpu_p95 >= 0);
+    bind_opt(stmt, 11, o->cpu_max, o->has_cpu_max);
+    if (o->cpu_hist)
+        sqlite3_bind_blob(stmt, 12, o->cpu_blob, sizeof(o->cpu_blob), SQLITE_TRANSIENT);
+    bind_opt(stmt, 13, o->mem_avg, o->has_mem);
+    bind_opt(stmt, 14, o->mem_p95, o->mem_p95 >= 0);
+    bind_opt(stmt, 15, o->mem_max, o->has_mem_max);
+    if (o->mem_hist)
+        sqlite3_bind_blob(stmt, 16, o->mem_blob, sizeof(o->mem_blob), SQLITE_TRANSIENT);
+    for (int k = 0; k < 8; k++)
+        if (o->have[k])
+            sqlite3_bind_int64(stmt, 17 + k, o->sums[k]);
+    bind_opt(stmt, 25, o->rx_p95, o->has_rx);
+    bind_opt(stmt, 26, o->tx_p95, o->has_tx);
+    sqlite3_bind_text(stmt, 27, at, -1, SQLITE_TRANSIENT);
+    return cm_db_step_done(db, stmt, err);
+}
+
+static int rows_push(RollupRow **rows, size_t *n, size_t *cap, Acc *a)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        RollupRow *nr = realloc(*rows, ncap * sizeof(*nr));
+        if (!nr)
+            return -ENOMEM;
+        *rows = nr;
+        *cap = ncap;
+    }
+    acc_finish(a, &(*rows)[(*n)++]);
+    return 0;
+}
+
+int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
+{
+    _cleanup_(cm_stmt_finalizep) sqlite3_stmt *sel = NULL;
+    _cleanup_free_ RollupRow *rows = NULL;
+    size_t n_rows = 0, cap_rows = 0;
+    char day[16], at[CM_TIME_ISO_LEN + 1];
+    Acc a = {0};
+    CmDb *db;
+    int r;
+    time_t t;
+    struct tm tm;
+
+    day_start -= day_start % 86400;
+    t = (time_t)day_start;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    cm_time_iso(cm_now_ms(), at);
+
+    /* Read the day in one snapshot without the write lock; then write it in one short one. */
+    db = br_store_db(d->store, err);
+    if (!db)
+        return -EIO;
+    r = cm_db_begin_read(db, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_prepare_v2(cm_db_handle(db),
+                           "SELECT instance_id, duration, readings, expected, vcpus, memory_mib,"
+                           " cpu_avg, cpu_max, mem_avg, mem_max, disk_rd_bytes, disk_wr_bytes,"
+                           " disk_rd_reqs, disk_wr_reqs, net_rx_bytes, net_tx_bytes, net_rx_pkts,"
+                           " net_tx_pkts FROM samples WHERE start >= ? AND start < ?"
+                           " ORDER BY instance_id, start",
+                           -1, &sel, NULL) != SQLITE_OK) {
+        cm_db_rollback(db);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read samples");
+    }
+    sqlite3_bind_int64(sel, 1, day_start);
+    sqlite3_bind_int64(sel, 2, day_start + 86400);
+    acc_reset(&a, 0);
+    while (r >= 0 && sqlite3_step(sel) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(sel, 0);
+        if (id != a.instance_id) {
+            if (a.instance_id && rows_push(&rows, &n_rows, &cap_rows, &a) < 0)
+                r = -ENOMEM;
+            acc_reset(&a, id);
+        }
+        if (a.windows == (int64_t)a.cap && acc_grow(&a) < 0)
+            r = -ENOMEM;
+        if (r < 0)
+            break;
+        int64_t duration = sqlite3_column_int64(sel, 1), readings = sqlite3_column_int64(sel, 2);
+        a.duration = duration;
+        a.windows++;
+        a.readings += readings;
+        a.expected_readings += sqlite3_column_int64(sel, 3);
+        if (sqlite3_column_type(sel, 4) != SQLITE_NULL)
+            a.vcpus = sqlite3_column_int64(sel, 4);
+        if (sqlite3_column_type(sel, 5) != SQLITE_NULL)
+            a.memory_mib = sqlite3_column_int64(sel, 5);
+        if (sqlite3_column_type(sel, 6) != SQLITE_NULL) {
+            double v = sqlite3_column_double(sel, 6);
+            a.cpu_wsum += v * (double)readings;
+            a.cpu_weight += (double)readings;
+            a.cpu_v[a.n_cpu++] = v;
+            if (a.vcpus > 0)
+                br_hist_add(&a.cpu_h, v / (double)a.vcpus);
+        }
+        if (sqlite3_column_type(sel, 7) != SQLITE_NULL &&
+            sqlite3_column_double(sel, 7) > a.cpu_max)
+            a.cpu_max = sqlite3_column_double(sel, 7);
+        if (sqlite3_column_type(sel, 8) != SQLITE_NULL) {
+            double v = sqlite3_column_double(sel, 8);
+            a.mem_wsum += v * (double)readings;
+            a.mem_weight += (double)readings;
+            a.mem_v[a.n_mem++] = v;
+            if (a.memory_mib > 0)
+                br_hist_add(&a.mem_h, v / (double)a.memory_mib);
+        }
+        if (sqlite3_column_type(sel, 9) != SQLITE_NULL &&
+            sqlite3_column_double(sel, 9) > a.mem_max)
+            a.mem_max = sqlite3_column_double(sel, 9);
+        for (int k = 0; k < 8; k++) {
+            if (sqlite3_column_type(sel, 10 + k) == SQLITE_NULL)
+                continue;
+            a.sums[k] += sqlite3_column_int64(sel, 10 + k);
+            a.have[k] = true;
+        }
+        if (sqlite3_column_type(sel, 14) != SQLITE_NULL && duration > 0)
+            a.rx_v[a.n_rx++] = (double)sqlite3_column_int64(sel, 14) / (double)duration;
+        if (sqlite3_column_type(sel, 15) != SQLITE_NULL && duration > 0)
+            a.tx_v[a.n_tx++] = (double)sqlite3_column_int64(sel, 15) / (double)duration;
+    }
+    if (r >= 0 && a.instance_id && rows_push(&rows, &n_rows, &cap_rows, &a) < 0)
+        r = -ENOMEM;
+    free(a.cpu_v);
+    free(a.mem_v);
+    free(a.rx_v);
+    free(a.tx_v);
+    sqlite3_finalize(TAKE_PTR(sel));
+    cm_db_rollback(db);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+
+    r = br_store_write_begin(d->store, &db, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; r >= 0 && i < n_rows; i++)
+        r = rollup_write(db, &rows[i], day, at, err);
+    if (r < 0) {
+        br_store_write_abort(d->store, db);
+        return r;
+    }
+    r = br_store_write_commit(d->store, db, err);
+    if (r < 0)
+        return r;
+    cm_log_info("rolled up %zu instance(s) for %s", n_rows, day);
+    return (int)n_rows;
+}
+
+int64_t br_metering_retention(BrDaemon *d, CmError *err)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
+    int64_t cutoff = cm_now_ms() / 1000 - p->metering.sample_retention_days * 86400, total = 0;
+    static const char *const sql[] = {
+        "DELETE FROM samples WHERE (instance_id, start) IN (SELECT instance_id, start"
+        " FROM samples WHERE start < ? LIMIT 20000)",
+        "DELETE FROM unowned_samples WHERE (host_id, uuid, start) IN (SELECT host_id, uuid,"
+        " start FROM unowned_samples WHERE start < ? LIMIT 20000)",
+        "DELETE FROM host_samples WHERE (host_id, start) IN (SELECT host_id, start"
+        " FROM host_samples WHERE start < ? LIMIT 20000)",
+    };
+    /* In slices, so that the write lock is never held long. */
+    for (size_t i = 0; i < ELEMENTSOF(sql); i++) {
+        for (;;) {
+            CmDb *db;
+            int changes;
+            int r = br_store_write_begin(d->store, &db, err);
+            if (r < 0)
+                return r;
+            sqlite3_stmt *stmt = cm_db_stmt(db, sql[i], err);
+            r = stmt ? 0 : -EIO;
+            if (r >= 0) {
+                CM_DB_BIND(stmt, cutoff);
+                r = cm_db_step_done(db, stmt, err);
+            }
+            changes = sqlite3_changes(cm_db_handle(db));
+            if (r < 0) {
+                br_store_write_abort(d->store, db);
+                return r;
+            }
+            r = br_store_write_commit(d->store, db, err);
+            if (r < 0)
+                return r;
+            total += changes;
+            if (changes < 20000)
+                break;
+        }
+    }
+    if (total)
+        cm_log_info("sample retention: removed %lld rows", (long long)total);
+    return total;
+}
+
+/* ---- the periodic thread ---- */
+
+struct BrMetering {
+    BrDaemon *d;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+};
+
+static void *metering_thread(void *arg)
+{
+    BrMetering *m = arg;
+    pthread_mutex_lock(&m->lock);
+    while (!m->stopping) {
+        BrPolicies *p = br_daemon_policies(m->d);
+        int64_t interval = p->metering.rollup_interval_seconds;
+        br_policies_unref(p);
+        pthread_mutex_unlock(&m->lock);
+
+        /* Yesterday (late windows arrive after midnight) and today so far. */
+        CmError err = {0};
+        int64_t now = cm_now_ms() / 1000;
+        if (br_metering_rollup_day(m->d, now - 86400, &err) < 0 ||
+            br_metering_rollup_day(m->d, now, &err) < 0)
+            cm_log_error("rollup: %s", err.message);
+        if (br_metering_retention(m->d, &err) < 0)
+            cm_log_error("sample retention: %s", err.message);
+
+        pthread_mutex_lock(&m->lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += interval;
+        while (!m->stopping && pthread_cond_timedwait(&m->wake, &m->lock, &ts) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+int br_metering_start(BrDaemon *d, BrMetering **ret, CmError *err)
+{
+    BrMetering *m = calloc(1, sizeof(*m));
+    pthread_condattr_t attr;
+    if (!m)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    m->d = d;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&m->thread, NULL, metering_thread, m) != 0) {
+        free(m);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the rollup thread");
+    }
+    *ret = m;
+    return 0;
+}
+
+BrMetering *br_metering_stop(BrMetering *m)
+{
+    if (!m)
+        return NULL;
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->wake);
+    free(m);
+    return NULL;
+}

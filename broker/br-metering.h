@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "br-daemon.h"
+
+typedef struct BrMetering BrMetering;
+
+typedef struct {
+    int64_t stored, duplicates, unowned, host;
+} BrIngestResult;
+
+/**
+ * br_metering_ingest:
+ * Stores a schema-checked batch from the agent of host @host_id, in one transaction inside
+ * the caller's write transaction @db: windows keyed by (instance, start) are stored once, a
+ * repeat is counted as a duplicate. Any record that breaks a rule refuses the whole batch.
+ * Returns: 0 with the counts in @ret, or a negative errno with @err naming the record's index
+ * and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
+ */
+int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batch,
+                       BrIngestResult *ret, CmError *err);
+
+/**
+ * br_metering_rollup_day:
+ * Recomputes the daily rollups of the UTC day starting at @day_start (epoch seconds) from the
+ * 5-minute samples, replacing any earlier rollup of that day. Rerunnable for any day.
+ * Returns: the number of instances rolled up, or a negative errno with @err set.
+ */
+int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err);
+
+/** br_metering_retention: deletes samples older than the policy's retention. Returns: rows. */
+int64_t br_metering_retention(BrDaemon *d, CmError *err);
+
+/** br_metering_start / _stop: the periodic rollup and retention thread. */
+int br_metering_start(BrDaemon *d, BrMetering **ret, CmError *err);
+BrMetering *br_metering_stop(BrMetering *m);
+
+/** br_metering_counts: samples stored and duplicates since start, for /metrics. */
+void br_metering_counts(uint64_t *ret_stored, uint64_t *ret_duplicates);
