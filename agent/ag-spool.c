@@ -214,7 +214,7 @@ static int remove_rows(AgSpool *s, const int64_t *seqs, size_t n, const char *co
                        long status, const char *reason, CmError *err)
 {
     int r;
-    int64_t bytes = 0;
+    int64_t bytes = 0, removed = 0;
     pthread_mutex_lock(&s->lock);
     r = cm_db_begin_immediate(s->db, err);
     for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -242,10 +242,12 @@ static int remove_rows(AgSpool *s, const int64_t *seqs, size_t n, const char *co
         if (r >= 0 && st) {
             CM_DB_BIND(st, seqs[i]);
             r = cm_db_step_done(s->db, st, err);
+            /* A row the bound dropped while it was in flight is counted there, not here. */
+            removed += sqlite3_changes(cm_db_handle(s->db));
         }
     }
     if (r >= 0)
-        r = counter_add(s->db, counter, (int64_t)n, err);
+        r = counter_add(s->db, counter, removed, err);
     if (r >= 0)
         r = counter_add(s->db, "bytes", -bytes, err);
     if (r >= 0)

@@ -10,6 +10,7 @@
 
 #include "br-domain-xml.h"
 #include "cm-cleanup.h"
+#include "cm-util.h"
 
 /* Department text is for people reading `virsh dumpxml`; it need not be long. */
 #define TEXT_MAX_BYTES 1024
@@ -233,9 +234,9 @@ static int64_t id_attr(xmlNodePtr inst, const char *child)
         if (n->type != XML_ELEMENT_NODE || xmlStrcmp(n->name, BAD_CAST child) != 0)
             continue;
         xmlChar *v = xmlGetProp(n, BAD_CAST "id");
-        char *end = NULL;
-        int64_t id = v ? strtoll((const char *)v, &end, 10) : -1;
-        if (!v || !end || *end || id < 0)
+        int64_t id = -1;
+        /* All of the attribute must be a number: "" or "3x" is not an id. */
+        if (!v || cm_parse_int64((const char *)v, 0, INT64_MAX, &id) < 0)
             id = -1;
         xmlFree(v);
         return id;
