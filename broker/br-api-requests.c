@@ -223,7 +223,36 @@ int br_request_review(BrCall *c, CmDb *db, const BrRequestRow *row, json_object 
         if (in.requested.instances < 0)
             in.requested.instances = 0;
     }
+    {
+        /* The department's live idle and over-provisioned findings, for the reviewer. */
+        sqlite3_stmt *fs = cm_db_stmt(db,
+                                      "SELECT f.id, f.kind, i.name, f.frees_vcpus,"
+                                      " f.frees_memory_mib, f.rule FROM findings f"
+                                      " JOIN instances i ON i.id = f.instance_id"
+                                      " WHERE f.department_id = ? AND f.state IN"
+                                      " ('open','acknowledged') AND f.kind IN"
+                                      " ('idle','over_provisioned') ORDER BY f.id LIMIT 100",
+                                      &c->err);
+        if (!fs)
+            return -EIO;
+        in.findings = json_object_new_array();
+        CM_DB_BIND(fs, row->department_id);
+        while (sqlite3_step(fs) == SQLITE_ROW) {
+            json_object *f = json_object_new_object();
+            json_object_object_add(f, "id", json_object_new_int64(sqlite3_column_int64(fs, 0)));
+            json_object_object_add(f, "kind", br_json_col_text(fs, 1));
+            json_object_object_add(f, "instance", br_json_col_text(fs, 2));
+            json_object_object_add(f, "frees_vcpus",
+                                   json_object_new_int64(sqlite3_column_int64(fs, 3)));
+            json_object_object_add(f, "frees_memory_mib",
+                                   json_object_new_int64(sqlite3_column_int64(fs, 4)));
+            json_object_object_add(f, "rule", br_json_col_text(fs, 5));
+            json_object_array_add(in.findings, f);
+        }
+        sqlite3_reset(fs);
+    }
     check = br_review_check(&in, ret_outcome);
+    json_object_put(in.findings);
     if (ret_check)
         *ret_check = check;
     else

@@ -172,6 +172,23 @@ int br_api_jobs_list(BrCall *c);
 int br_api_jobs_get(BrCall *c);
 int br_api_events_list(BrCall *c);
 
+int br_api_findings_list(BrCall *c);
+int br_api_findings_get(BrCall *c);
+int br_api_findings_acknowledge(BrCall *c);
+int br_api_findings_resolve(BrCall *c);
+int br_api_findings_dismiss(BrCall *c);
+int br_api_findings_change_request(BrCall *c);
+int br_api_assessment_run(BrCall *c);
+int br_api_vulnerabilities_create(BrCall *c);
+int br_api_vulnerabilities_list(BrCall *c);
+int br_api_vulnerabilities_patch(BrCall *c);
+int br_api_incidents_create(BrCall *c);
+int br_api_incidents_list(BrCall *c);
+int br_api_backups_create(BrCall *c);
+int br_api_backups_list(BrCall *c);
+int br_api_reports_assessment(BrCall *c);
+int br_api_reports_operations(BrCall *c);
+
 int br_api_audit_list(BrCall *c);
 int br_api_audit_verify(BrCall *c);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "br-daemon.h"
+#include "br-assess.h"
 #include "br-hosts.h"
 #include "br-jobs.h"
 #include "br-metering.h"
@@ -230,6 +231,9 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     r = br_metering_start(d, &d->metering, err);
     if (r < 0)
         return r;
+    r = br_assessor_start(d, &d->assessor, err);
+    if (r < 0)
+        return r;
     return br_reconciler_start(d, &d->reconciler, err);
 }
 
@@ -279,6 +283,7 @@ void br_daemon_close(BrDaemon *d)
     br_http_stop(d);
     d->reconciler = br_reconciler_stop(d->reconciler);
     d->metering = br_metering_stop(d->metering);
+    d->assessor = br_assessor_stop(d->assessor);
     d->jobs = br_jobs_stop(d->jobs);
     d->hosts = br_hosts_free(d->hosts);
     d->store = br_store_free(d->store);

@@ -31,6 +31,7 @@ typedef struct BrHosts BrHosts;
 typedef struct BrJobs BrJobs;
 typedef struct BrReconciler BrReconciler;
 typedef struct BrMetering BrMetering;
+typedef struct BrAssessor BrAssessor;
 
 typedef struct BrDaemon {
     BrConfig config;
@@ -44,6 +45,7 @@ typedef struct BrDaemon {
     BrJobs *jobs;
     BrReconciler *reconciler;
     BrMetering *metering;
+    BrAssessor *assessor;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;
 

@@ -284,6 +284,7 @@ typedef struct {
     BrHist cpu_h, mem_h;
     int64_t sums[8]; /* disk rd/wr bytes, rd/wr reqs, net rx/tx bytes, rx/tx packets */
     bool have[8];
+    int64_t idle_windows, idle_checked; /* windows under the assessment's idle thresholds */
 } Acc;
 
 static void acc_reset(Acc *a, int64_t id)
@@ -331,6 +332,7 @@ typedef struct {
     bool have[8];
     uint8_t cpu_blob[BR_HIST_BLOB_SIZE], mem_blob[BR_HIST_BLOB_SIZE];
     bool cpu_hist, mem_hist;
+    int64_t idle_windows, idle_checked, duration;
 } RollupRow;
 
 static void acc_finish(Acc *a, RollupRow *o)
@@ -366,6 +368,9 @@ static void acc_finish(Acc *a, RollupRow *o)
     o->tx_p95 = br_quantile_exact(a->tx_v, a->n_tx, 0.95);
     memcpy(o->sums, a->sums, sizeof(o->sums));
     memcpy(o->have, a->have, sizeof(o->have));
+    o->idle_windows = a->idle_windows;
+    o->duration = a->duration;
+    o->idle_checked = a->idle_checked;
     o->cpu_hist = a->cpu_h.count > 0;
     o->mem_hist = a->mem_h.count > 0;
     br_hist_encode(&a->cpu_h, o->cpu_blob);
@@ -389,8 +394,9 @@ static int rollup_write(CmDb *db, const RollupRow *o, const char *day, const cha
                    " expected, coverage, vcpus, memory_mib, cpu_avg, cpu_p95, cpu_max,"
                    " cpu_util_hist, mem_avg, mem_p95, mem_max, mem_util_hist, disk_rd_bytes,"
                    " disk_wr_bytes, disk_rd_reqs, disk_wr_reqs, net_rx_bytes, net_tx_bytes,"
-                   " net_rx_pkts, net_tx_pkts, net_rx_bps_p95, net_tx_bps_p95, computed_at)"
-                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   " net_rx_pkts, net_tx_pkts, net_rx_bps_p95, net_tx_bps_p95, computed_at,"
+                   " idle_windows, idle_checked_windows, duration)"
+                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    err);
     if (!stmt)
         return -EIO;
@@ -415,6 +421,9 @@ static int rollup_write(CmDb *db, const RollupRow *o, const char *day, const cha
     bind_opt(stmt, 25, o->rx_p95, o->has_rx);
     bind_opt(stmt, 26, o->tx_p95, o->has_tx);
     sqlite3_bind_text(stmt, 27, at, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 28, o->idle_windows);
+    sqlite3_bind_int64(stmt, 29, o->idle_checked);
+    sqlite3_bind_int64(stmt, 30, o->duration);
     return cm_db_step_done(db, stmt, err);
 }
 
@@ -434,6 +443,7 @@ static int rows_push(RollupRow **rows, size_t *n, size_t *cap, Acc *a)
 
 int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
 {
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
     _cleanup_(cm_stmt_finalizep) sqlite3_stmt *sel = NULL;
     _cleanup_free_ RollupRow *rows = NULL;
     size_t n_rows = 0, cap_rows = 0;
@@ -522,6 +532,19 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
             a.rx_v[a.n_rx++] = (double)sqlite3_column_int64(sel, 14) / (double)duration;
         if (sqlite3_column_type(sel, 15) != SQLITE_NULL && duration > 0)
             a.tx_v[a.n_tx++] = (double)sqlite3_column_int64(sel, 15) / (double)duration;
+        /* The idle rule needs CPU and network together in each window, which no daily
+         * marginal keeps: count the windows under the thresholds now. */
+        if (sqlite3_column_type(sel, 6) != SQLITE_NULL && duration > 0) {
+            bool rx_low = sqlite3_column_type(sel, 14) == SQLITE_NULL ||
+                          (double)sqlite3_column_int64(sel, 14) / (double)duration <
+                              p->assessment.idle_net_in_bps;
+            bool tx_low = sqlite3_column_type(sel, 15) == SQLITE_NULL ||
+                          (double)sqlite3_column_int64(sel, 15) / (double)duration <
+                              p->assessment.idle_net_out_bps;
+            a.idle_checked++;
+            if (sqlite3_column_double(sel, 6) < p->assessment.idle_cpu_cores && rx_low && tx_low)
+                a.idle_windows++;
+        }
     }
     if (r >= 0 && a.instance_id && rows_push(&rows, &n_rows, &cap_rows, &a) < 0)
         r = -ENOMEM;

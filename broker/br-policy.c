@@ -155,6 +155,49 @@ static int metering_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
     return 0;
 }
 
+static int assessment_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    BrAssessmentPolicy *a = &p->assessment;
+    json_object *idle = cm_json_get(doc, "idle"), *over = cm_json_get(doc, "over_provisioned");
+    json_object *under = cm_json_get(doc, "under_provisioned");
+    json_object *rec = cm_json_get(doc, "recommendation"), *ev = cm_json_get(doc, "evidence");
+    json_object *sc = cm_json_get(doc, "scores"), *w = cm_json_get(sc, "weights");
+    json_object *sw = cm_json_get(sc, "security_weights");
+    const char *mode = cm_json_get_str(rec, "mode", "moderate");
+
+    (void)err;
+    a->idle_window = cm_json_get_int(idle, "window_seconds", 1209600);
+    a->idle_share = cm_json_get_double(idle, "share", 0.95);
+    a->idle_cpu_cores = cm_json_get_double(idle, "cpu_cores_below", 0.03);
+    a->idle_net_in_bps = cm_json_get_double(idle, "net_in_bytes_per_second_below", 2000);
+    a->idle_net_out_bps = cm_json_get_double(idle, "net_out_bytes_per_second_below", 1000);
+    a->over_window = cm_json_get_int(over, "window_seconds", 2592000);
+    a->over_cpu_p95 = cm_json_get_double(over, "cpu_p95_below", 0.40);
+    a->over_mem_p95 = cm_json_get_double(over, "memory_p95_below", 0.60);
+    a->under_window = cm_json_get_int(under, "window_seconds", 2592000);
+    a->under_cpu_p95 = cm_json_get_double(under, "cpu_p95_above", 0.90);
+    a->under_mem_p95 = cm_json_get_double(under, "memory_p95_above", 0.90);
+    a->mode = strcmp(mode, "conservative") == 0  ? BR_RIGHTSIZE_CONSERVATIVE
+              : strcmp(mode, "aggressive") == 0 ? BR_RIGHTSIZE_AGGRESSIVE
+                                                : BR_RIGHTSIZE_MODERATE;
+    a->headroom = cm_json_get_double(rec, "headroom", 0.20);
+    a->min_vcpus = cm_json_get_int(rec, "min_vcpus", 1);
+    a->min_memory_mib = cm_json_get_int(rec, "min_memory_mib", 512);
+    a->memory_step_mib = cm_json_get_int(rec, "memory_step_mib", 256);
+    a->min_coverage = cm_json_get_double(ev, "min_coverage", 0.80);
+    a->min_age_seconds = cm_json_get_int(ev, "min_age_seconds", 432000);
+    a->run_interval_seconds = cm_json_get_int(doc, "run_interval_seconds", 86400);
+    a->w_cloud = cm_json_get_double(w, "cloud_share", 0.3);
+    a->w_efficiency = cm_json_get_double(w, "efficiency", 0.4);
+    a->w_security = cm_json_get_double(w, "security", 0.3);
+    a->w_test = cm_json_get_double(sw, "security_test_passed", 0.4);
+    a->w_backup = cm_json_get_double(sw, "backup_attested", 0.3);
+    a->w_vulns = cm_json_get_double(sw, "no_open_severe_vulnerabilities", 0.2);
+    a->w_incidents = cm_json_get_double(sw, "no_incidents", 0.1);
+    a->backup_max_age_days = cm_json_get_int(sc, "backup_max_age_days", 31);
+    return 0;
+}
+
 static int review_parse(json_object *doc, BrPolicies *p, CmError *err)
 {
     return review_policy_parse(doc, &p->review, err);
@@ -171,6 +214,7 @@ static const struct {
     {"placement", "policy-placement", placement_policy_parse},
     {"lifecycle", "policy-lifecycle", lifecycle_policy_parse},
     {"metering", "policy-metering", metering_policy_parse},
+    {"assessment", "policy-assessment", assessment_policy_parse},
 };
 
 int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)

@@ -73,6 +73,27 @@ typedef struct {
     int64_t sample_retention_days, max_clock_skew_seconds, rollup_interval_seconds;
 } BrMeteringPolicy;
 
+/* policies/assessment.json */
+typedef enum {
+    BR_RIGHTSIZE_CONSERVATIVE, /* the maximum */
+    BR_RIGHTSIZE_MODERATE,     /* the 95th percentile */
+    BR_RIGHTSIZE_AGGRESSIVE,   /* the average of daily maxima */
+} BrRightsizeMode;
+
+typedef struct {
+    int64_t idle_window, over_window, under_window;
+    double idle_share, idle_cpu_cores, idle_net_in_bps, idle_net_out_bps;
+    double over_cpu_p95, over_mem_p95, under_cpu_p95, under_mem_p95;
+    BrRightsizeMode mode;
+    double headroom;
+    int64_t min_vcpus, min_memory_mib, memory_step_mib;
+    double min_coverage;
+    int64_t min_age_seconds, run_interval_seconds;
+    double w_cloud, w_efficiency, w_security;
+    double w_test, w_backup, w_vulns, w_incidents;
+    int64_t backup_max_age_days;
+} BrAssessmentPolicy;
+
 /*
  * The loaded policy files, immutable once loaded: readers hold a reference, a reload (SIGHUP)
  * builds a new set and swaps it in, and the old one goes when its last reader lets go.
@@ -87,6 +108,7 @@ struct BrPolicies {
     BrPlacementPolicyConf placement;
     BrLifecyclePolicy lifecycle;
     BrMeteringPolicy metering;
+    BrAssessmentPolicy assessment;
     json_object *documents; /* {"review": {...}, ...} as loaded, for GET /v1/policies */
 };
 

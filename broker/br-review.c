@@ -6,7 +6,7 @@
 #include "cm-json.h"
 
 CM_ENUM_IMPL(br_review_rule, BrReviewRule, BR_REVIEW_RULE_MAX, "materials_complete",
-             "instance_limits", "quota_headroom", "images_in_catalog")
+             "instance_limits", "quota_headroom", "images_in_catalog", "open_findings")
 
 BrResources br_resources_of_instances(json_object *instances)
 {
@@ -169,6 +169,34 @@ static json_object *catalog_rule(const BrReviewInput *in, BrReviewOutcome *o)
     return rule;
 }
 
+/* 合理规划、按需分配: a department asking for more while its resources sit idle or
+ * over-sized is shown so; the reviewer weighs it, the rule blocks nothing. */
+static json_object *findings_rule(const BrReviewInput *in, BrReviewOutcome *o)
+{
+    json_object *rule = json_object_new_object(), *list = json_object_new_array();
+    int64_t idle = 0, over = 0, vcpus = 0, mem = 0;
+    size_t n = in->findings && in->kind != BR_REQUEST_KIND_TERMINATION
+                   ? json_object_array_length(in->findings)
+                   : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *f = json_object_array_get_idx(in->findings, i);
+        const char *kind = cm_json_get_str(f, "kind", "");
+        idle += strcmp(kind, "idle") == 0;
+        over += strcmp(kind, "over_provisioned") == 0;
+        vcpus += cm_json_get_int(f, "frees_vcpus", 0);
+        mem += cm_json_get_int(f, "frees_memory_mib", 0);
+        json_object_array_add(list, json_object_get(f));
+    }
+    o->ok[BR_REVIEW_RULE_FINDINGS] = n == 0;
+    o->enforced[BR_REVIEW_RULE_FINDINGS] = false;
+    json_object_object_add(rule, "idle", json_object_new_int64(idle));
+    json_object_object_add(rule, "over_provisioned", json_object_new_int64(over));
+    json_object_object_add(rule, "reclaimable_vcpus", json_object_new_int64(vcpus));
+    json_object_object_add(rule, "reclaimable_memory_mib", json_object_new_int64(mem));
+    json_object_object_add(rule, "findings", list);
+    return rule;
+}
+
 json_object *br_review_check(const BrReviewInput *in, BrReviewOutcome *ret)
 {
     BrReviewOutcome o = {0};
@@ -180,6 +208,7 @@ json_object *br_review_check(const BrReviewInput *in, BrReviewOutcome *ret)
     parts[BR_REVIEW_RULE_LIMITS] = limits_rule(in, &o);
     parts[BR_REVIEW_RULE_QUOTA] = quota_rule(in, &o);
     parts[BR_REVIEW_RULE_CATALOG] = catalog_rule(in, &o);
+    parts[BR_REVIEW_RULE_FINDINGS] = findings_rule(in, &o);
     for (int i = 0; i < BR_REVIEW_RULE_MAX; i++) {
         json_object *r = json_object_new_object();
         json_object_object_add(r, "rule",

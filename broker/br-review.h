@@ -17,6 +17,7 @@ typedef struct {
     unsigned materials_present; /* bit per BrMaterialKind */
     const BrQuotaUsage *usage;  /* the department's quota and usage without this request */
     BrResources requested;      /* what this request would add to the department's usage */
+    json_object *findings; /* the department's live idle/over-provisioned findings, or NULL */
 } BrReviewInput;
 
 typedef enum {
@@ -24,6 +25,7 @@ typedef enum {
     BR_REVIEW_RULE_LIMITS,
     BR_REVIEW_RULE_QUOTA,
     BR_REVIEW_RULE_CATALOG, /* always enforced: an image outside the catalog cannot run */
+    BR_REVIEW_RULE_FINDINGS, /* advisory: the department's idle and over-provisioned resources */
     BR_REVIEW_RULE_MAX,
 } BrReviewRule;
 

@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Findings and their lifecycle; the assessment run; security and backup records per system. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "br-api.h"
+#include "br-assess.h"
+#include "cm-time.h"
+#include "cm-util.h"
+
+#define FINDING_COLUMNS                                                                            \
+    "f.id, f.instance_id, i.name, f.allocation_id, f.department_id, f.system_id, f.kind,"        \
+    " f.state, f.rule, f.evidence, f.recommendation, f.current_vcpus, f.current_memory_mib,"     \
+    " f.recommended_vcpus, f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib,"         \
+    " f.first_found, f.last_found, f.state_changed_at, f.reason, f.change_request_id"
+
+static json_object *parsed(sqlite3_stmt *s, int col)
+{
+    json_object *o = NULL;
+    const char *t = cm_db_col_text(s, col);
+    if (t)
+        cm_json_parse(t, strlen(t), &o, NULL);
+    return o;
+}
+
+static json_object *finding_from_row(sqlite3_stmt *s)
+{
+    json_object *o = json_object_new_object(), *sz;
+    json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+    json_object_object_add(o, "instance_id", json_object_new_int64(sqlite3_column_int64(s, 1)));
+    json_object_object_add(o, "instance", br_json_col_text(s, 2));
+    json_object_object_add(o, "allocation_id", json_object_new_int64(sqlite3_column_int64(s, 3)));
+    json_object_object_add(o, "department_id", json_object_new_int64(sqlite3_column_int64(s, 4)));
+    json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 5)));
+    json_object_object_add(o, "kind", br_json_col_text(s, 6));
+    json_object_object_add(o, "state", br_json_col_text(s, 7));
+    json_object_object_add(o, "rule", br_json_col_text(s, 8));
+    json_object_object_add(o, "evidence", parsed(s, 9));
+    json_object_object_add(o, "recommendation", parsed(s, 10));
+    sz = json_object_new_object();
+    json_object_object_add(sz, "vcpus", json_object_new_int64(sqlite3_column_int64(s, 15)));
+    json_object_object_add(sz, "memory_mib", json_object_new_int64(sqlite3_column_int64(s, 16)));
+    json_object_object_add(o, "frees", sz);
+    json_object_object_add(o, "first_found", br_json_col_text(s, 17));
+    json_object_object_add(o, "last_found", br_json_col_text(s, 18));
+    json_object_object_add(o, "state_changed_at", br_json_col_text(s, 19));
+    json_object_object_add(o, "reason", br_json_col_text(s, 20));
+    json_object_object_add(o, "change_request_id", br_json_id_or_null(sqlite3_column_int64(s, 21)));
+    return o;
+}
+
+static int finding_load(BrCall *c, CmDb *db, int64_t id, json_object **ret, char *ret_state,
+                        size_t state_size)
+{
+    sqlite3_stmt *s = cm_db_stmt(db,
+                                 "SELECT " FINDING_COLUMNS " FROM findings f JOIN instances i"
+                                 " ON i.id = f.instance_id WHERE f.id = ?1"
+                                 " AND (?2 = 0 OR f.department_id = ?2)",
+                                 &c->err);
+    int r;
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, id, br_call_is_department(c) ? c->actor.department_id : 0);
+    r = cm_db_step_row(db, s, &c->err);
+    if (r > 0) {
+        if (ret)
+            *ret = finding_from_row(s);
+        if (ret_state)
+            cm_strscpy(ret_state, state_size, cm_db_col_text(s, 7));
+    }
+    sqlite3_reset(s);
+    if (r == 0)
+        return br_not_found(c, "finding", id);
+    return r < 0 ? r : 0;
+}
+
+int br_api_findings_list(BrCall *c)
+{
+    CmDb *db = br_api_read_db(c);
+    const char *state = br_call_query(c, "state"), *kind = br_call_query(c, "kind");
+    int64_t limit, after, last = 0, dept = 0, alloc = 0;
+    sqlite3_stmt *s;
+    json_object *items;
+    int r;
+
+    if (!db)
+        return -EIO;
+    r = br_api_page(c, &limit, &after);
+    if (r >= 0)
+        r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
+    if (r >= 0)
+        r = br_call_query_int(c, "allocation", 1, INT64_MAX, &alloc);
+    if (r < 0)
+        return r;
+    if (state && strcmp(state, "open") && strcmp(state, "acknowledged") &&
+        strcmp(state, "resolved") && strcmp(state, "dismissed") && strcmp(state, "live"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "state",
+                            "state is open, acknowledged, resolved, dismissed or live");
+    if (kind && strcmp(kind, "idle") && strcmp(kind, "over_provisioned") &&
+        strcmp(kind, "under_provisioned"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "kind",
+                            "kind is idle, over_provisioned or under_provisioned");
+    if (br_call_is_department(c))
+        dept = c->actor.department_id;
+    s = cm_db_stmt(db,
+                   "SELECT " FINDING_COLUMNS " FROM findings f JOIN instances i"
+                   " ON i.id = f.instance_id WHERE f.id > ?1 AND (?2 = 0 OR f.department_id = ?2)"
+                   " AND (?3 IS NULL OR f.state = ?3 OR (?3 = 'live' AND f.state IN"
+                   " ('open','acknowledged'))) AND (?4 IS NULL OR f.kind = ?4)"
+                   " AND (?5 = 0 OR f.allocation_id = ?5) ORDER BY f.id LIMIT ?6",
+                   &c->err);
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, after, dept, state, kind, alloc, limit);
+    items = json_object_new_array();
+    while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
+        last = sqlite3_column_int64(s, 0);
+        json_object_array_add(items, finding_from_row(s));
+    }
+    sqlite3_reset(s);
+    if (r < 0) {
+        json_object_put(items);
+        return r;
+    }
+    return br_api_list_reply(c, items, limit, last);
+}
+
+int br_api_findings_get(BrCall *c)
+{
+    CmDb *db = br_api_read_db(c);
+    json_object *o = NULL;
+    int r;
+    if (!db)
+        return -EIO;
+    r = finding_load(c, db, c->ids[0], &o, NULL, 0);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+/* open → acknowledged → resolved | dismissed (with a reason). */
+static int finding_move(BrCall *c, const char *to, const char *const *from, size_t n_from,
+                        bool need_reason)
+{
+    int64_t id = c->ids[0];
+    const char *reason = cm_json_get_str(c->body, "reason", NULL);
+    char state[32] = "", at[CM_TIME_ISO_LEN + 1], action[48];
+    json_object *o = NULL;
+    sqlite3_stmt *s;
+    bool ok = false;
+    CmDb *db;
+    int r;
+
+    if (need_reason && !reason)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "missing_field", "/reason",
+                                 "a reason is required to dismiss a finding");
+    cm_time_iso(cm_now_ms(), at);
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = finding_load(c, db, id, NULL, state, sizeof(state));
+    for (size_t i = 0; r >= 0 && i < n_from; i++)
+        ok = ok || strcmp(state, from[i]) == 0;
+    if (r >= 0 && !ok)
+        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                              "finding %lld is '%s' and cannot become '%s'", (long long)id, state,
+                              to);
+    if (r >= 0) {
+        s = cm_db_stmt(db,
+                       "UPDATE findings SET state = ?, state_changed_at = ?,"
+                       " reason = coalesce(?, reason) WHERE id = ?",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, to, at, reason, id);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    snprintf(action, sizeof(action), "finding.%s", to);
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, action, "finding", id, to,
+                           cm_json_to_string(c->body, NULL), &c->err);
+    if (r >= 0)
+        r = finding_load(c, db, id, &o, NULL, 0);
+    r = br_api_write_end(c, db, r);
+    if (r < 0) {
+        json_object_put(o);
+        return r;
+    }
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+int br_api_findings_acknowledge(BrCall *c)
+{
+    static const char *const from[] = {"open"};
+    return finding_move(c, "acknowledged", from, 1, false);
+}
+
+int br_api_findings_resolve(BrCall *c)
+{
+    static const char *const from[] = {"open", "acknowledged"};
+    return finding_move(c, "resolved", from, 2, false);
+}
+
+int br_api_findings_dismiss(BrCall *c)
+{
+    static const char *const from[] = {"open", "acknowledged"};
+    return finding_move(c, "dismissed", from, 2, true);
+}
+
+/* A draft change (or, for an idle instance, termination) request sized as recommended. */
+int br_api_findings_change_request(BrCall *c)
+{
+    int64_t id = c->ids[0], alloc = 0, system = 0, instance = 0, rec_vcpus = 0, rec_mem = 0;
+    int64_t req_id = 0, cur_vcpus = 0;
+    char state[32] = "", kind[32] = "", at[CM_TIME_ISO_LEN + 1], just[512];
+    _cleanup_json_ json_object *resources = NULL;
+    bool restart = false;
+    sqlite3_stmt *s;
+    CmDb *db;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = finding_load(c, db, id, NULL, state, sizeof(state));
+    if (r >= 0) {
+        s = cm_db_stmt(db,
+                       "SELECT allocation_id, system_id, instance_id, kind, recommended_vcpus,"
+                       " recommended_memory_mib, change_request_id, current_vcpus"
+                       " FROM findings WHERE id = ?",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, id);
+            if (sqlite3_step(s) == SQLITE_ROW) {
+                alloc = sqlite3_column_int64(s, 0);
+                system = sqlite3_column_int64(s, 1);
+                instance = sqlite3_column_int64(s, 2);
+                cm_strscpy(kind, sizeof(kind), cm_db_col_text(s, 3));
+                rec_vcpus = sqlite3_column_int64(s, 4);
+                rec_mem = sqlite3_column_int64(s, 5);
+                req_id = sqlite3_column_int64(s, 6);
+                cur_vcpus = sqlite3_column_int64(s, 7);
+            }
+            sqlite3_reset(s);
+        }
+    }
+    if (r >= 0 && strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0)
+        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                              "finding %lld is '%s'", (long long)id, state);
+    if (r >= 0 && req_id)
+        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "change_request_id",
+                              "finding %lld already has request %lld", (long long)id,
+                              (long long)req_id);
+    if (r >= 0 && strcmp(kind, "idle") != 0) {
+        /* Every instance as it is, the one of the finding at the recommended size. */
+        json_object *list = json_object_new_array();
+        resources = json_object_new_object();
+        json_object_object_add(resources, "instances", list);
+        s = cm_db_stmt(db,
+                       "SELECT id, vcpus, memory_mib, disk_gib, image FROM instances"
+                       " WHERE allocation_id = ? AND state != 'deleted' ORDER BY idx",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, alloc);
+            while (sqlite3_step(s) == SQLITE_ROW) {
+                json_object *one = json_object_new_object();
+                bool me = sqlite3_column_int64(s, 0) == instance;
+                json_object_object_add(one, "vcpus", json_object_new_int64(
+                                                         me ? rec_vcpus : sqlite3_column_int64(s, 1)));
+                json_object_object_add(one, "memory_mib",
+                                       json_object_new_int64(me ? rec_mem
+                                                                : sqlite3_column_int64(s, 2)));
+                json_object_object_add(one, "disk_gib",
+                                       json_object_new_int64(sqlite3_column_int64(s, 3)));
+                json_object_object_add(one, "image", br_json_col_text(s, 4));
+                json_object_array_add(list, one);
+            }
+            sqlite3_reset(s);
+        }
+        /* Fewer vCPUs can only be applied by a restart. */
+        restart = rec_vcpus < cur_vcpus;
+    }
+    snprintf(just, sizeof(just), "%s of finding %lld (%s).",
+             strcmp(kind, "idle") == 0 ? "Termination of an idle instance, on the advice"
+                                       : "Right-sizing as recommended",
+             (long long)id, kind);
+    if (r >= 0) {
+        s = cm_db_stmt(db,
+                       "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
+                       " resources, vcpus, memory_mib, disk_gib, instances, justification,"
+                       " restart_allowed, created_by, created_at, updated_at)"
+                       " SELECT department_id, ?, ?, 'draft', ?, ?,"
+                       " coalesce((SELECT sum(v.value ->> 'vcpus') FROM json_each(?4 -> '$.instances') v), 0),"
+                       " coalesce((SELECT sum(v.value ->> 'memory_mib') FROM json_each(?4 -> '$.instances') v), 0),"
+                       " coalesce((SELECT sum(v.value ->> 'disk_gib') FROM json_each(?4 -> '$.instances') v), 0),"
+                       " coalesce((SELECT count(*) FROM json_each(?4 -> '$.instances')), 0),"
+                       " ?, ?, ?, ?, ? FROM allocations WHERE id = ?3",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, system, strcmp(kind, "idle") == 0 ? "termination" : "change", alloc,
+                       resources ? cm_json_to_string(resources, NULL) : NULL, just,
+                       (int64_t)restart, c->actor.account_id, at, at);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0) {
+        req_id = cm_db_last_insert_id(db);
+        s = cm_db_stmt(db,
+                       "INSERT INTO request_history(request_id, from_state, to_state, account_id,"
+                       " role, comment, at) VALUES (?, NULL, 'draft', ?, ?, ?, ?)",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            char comment[64];
+            snprintf(comment, sizeof(comment), "from finding %lld", (long long)id);
+            CM_DB_BIND(s, req_id, c->actor.account_id, br_actor_role_name(&c->actor), comment,
+                       at);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0) {
+        s = cm_db_stmt(db, "UPDATE findings SET change_request_id = ? WHERE id = ?", &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, req_id, id);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "finding.change_request", "finding", id,
+                           "draft", NULL, &c->err);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "finding_id", json_object_new_int64(id));
+    json_object_object_add(o, "request_id", json_object_new_int64(req_id));
+    return br_reply(c, MHD_HTTP_CREATED, o);
+}
+
+int br_api_assessment_run(BrCall *c)
+{
+    json_object *o = NULL;
+    int r = br_assess_run(c->d, &c->actor, &o, &c->err);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+/* ---- security and backup records ---- */
+
+/* The system @id if the caller may see it (404 otherwise). */
+static int system_scope(BrCall *c, CmDb *db, int64_t id)
+{
+    sqlite3_stmt *s = cm_db_stmt(db,
+                                 "SELECT 1 FROM systems WHERE id = ?1"
+                                 " AND (?2 = 0 OR department_id = ?2)",
+                                 &c->err);
+    int r;
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, id, br_call_is_department(c) ? c->actor.department_id : 0);
+    r = cm_db_step_row(db, s, &c->err);
+    sqlite3_reset(s);
+    if (r == 0)
+        return br_not_found(c, "system", id);
+    return r < 0 ? r : 0;
+}
+
+static int check_time(BrCall *c, const char *key, const char *v, char out[CM_TIME_ISO_LEN + 1])
+{
+    int64_t ms;
+    char field[64];
+    if (!v) {
+        out[0] = 0;
+        return 0;
+    }
+    snprintf(field, sizeof(field), "/%s", key);
+    if (cm_time_parse_iso(v, &ms) < 0)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
+                                 "not a valid date or time");
+    if (ms > cm_now_ms() + 86400000)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
+                                 "lies in the future");
+    cm_time_iso(ms, out);
+    return 0;
+}
+
+typedef enum { REC_VULNERABILITY, REC_INCIDENT, REC_BACKUP } RecKind;
+
+static int record_create(BrCall *c, RecKind kind)
+{
+    int64_t system = c->ids[0], id = 0;
+    char at[CM_TIME_ISO_LEN + 1], t1[CM_TIME_ISO_LEN + 1], t2[CM_TIME_ISO_LEN + 1];
+    json_object *o;
+    sqlite3_stmt *s;
+    CmDb *db;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    switch (kind) {
+    case REC_VULNERABILITY:
+        r = check_time(c, "found_at", cm_json_get_str(c->body, "found_at", NULL), t1);
+        if (r >= 0)
+            r = check_time(c, "fixed_at", cm_json_get_str(c->body, "fixed_at", NULL), t2);
+        break;
+    case REC_INCIDENT:
+        r = check_time(c, "occurred_at", cm_json_get_str(c->body, "occurred_at", NULL), t1);
+        if (r >= 0)
+            r = check_time(c, "resolved_at", cm_json_get_str(c->body, "resolved_at", NULL), t2);
+        break;
+    default:
+        r = check_time(c, "taken_at", cm_json_get_str(c->body, "taken_at", NULL), t1);
+        t2[0] = 0;
+    }
+    if (r < 0)
+        return r;
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = system_scope(c, db, system);
+    if (r >= 0) {
+        static const char *const sql[] = {
+            "INSERT INTO vulnerabilities(system_id, severity, title, status, found_at, fixed_at,"
+            " recorded_by, created_at, updated_at) VALUES (?,?,?,?,?,nullif(?, ''),?,?,?)",
+            "INSERT INTO incidents(system_id, severity, title, description, occurred_at,"
+            " resolved_at, recorded_by, created_at) VALUES (?,?,?,?,?,nullif(?, ''),?,?)",
+            "INSERT INTO backups(system_id, location, taken_at, size_bytes, sha256, recorded_by,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+        };
+        s = cm_db_stmt(db, sql[kind], &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            if (kind == REC_VULNERABILITY)
+                CM_DB_BIND(s, system, cm_json_get_str(c->body, "severity", ""),
+                           cm_json_get_str(c->body, "title", ""),
+                           cm_json_get_str(c->body, "status", "open"), t1, t2,
+                           c->actor.account_id, at, at);
+            else if (kind == REC_INCIDENT)
+                CM_DB_BIND(s, system, cm_json_get_str(c->body, "severity", ""),
+                           cm_json_get_str(c->body, "title", ""),
+                           cm_json_get_str(c->body, "description", ""), t1, t2,
+                           c->actor.account_id, at);
+            else
+                CM_DB_BIND(s, system, cm_json_get_str(c->body, "location", ""), t1,
+                           cm_json_get_int(c->body, "size_bytes", 0),
+                           cm_json_get_str(c->body, "sha256", ""), c->actor.account_id, at);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0) {
+        static const char *const actions[] = {"vulnerability.create", "incident.create",
+                                              "backup.attest"};
+        id = cm_db_last_insert_id(db);
+        r = br_store_audit(c->d->store, db, &c->actor, actions[kind], "system", system, "ok",
+                           cm_json_to_string(c->body, NULL), &c->err);
+    }
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_int64(id));
+    json_object_object_add(o, "system_id", json_object_new_int64(system));
+    json_object_object_foreach(c->body, key, val)
+    {
+        json_object_object_add(o, key, json_object_get(val));
+    }
+    return br_reply(c, MHD_HTTP_CREATED, o);
+}
+
+int br_api_vulnerabilities_create(BrCall *c)
+{
+    return record_create(c, REC_VULNERABILITY);
+}
+
+int br_api_incidents_create(BrCall *c)
+{
+    return record_create(c, REC_INCIDENT);
+}
+
+int br_api_backups_create(BrCall *c)
+{
+    return record_create(c, REC_BACKUP);
+}
+
+static int record_list(BrCall *c, RecKind kind)
+{
+    static const char *const sql[] = {
+        "SELECT id, severity, title, status, found_at, fixed_at, created_at FROM vulnerabilities"
+        " WHERE system_id = ? ORDER BY id",
+        "SELECT id, severity, title, description, occurred_at, resolved_at, created_at"
+        " FROM incidents WHERE system_id = ? ORDER BY id",
+        "SELECT id, location, taken_at, size_bytes, sha256, NULL, created_at FROM backups"
+        " WHERE system_id = ? ORDER BY taken_at, id",
+    };
+    static const char *const names[][7] = {
+        {"id", "severity", "title", "status", "found_at", "fixed_at", "created_at"},
+        {"id", "severity", "title", "description", "occurred_at", "resolved_at", "created_at"},
+        {"id", "location", "taken_at", "size_bytes", "sha256", NULL, "created_at"},
+    };
+    CmDb *db = br_api_read_db(c);
+    json_object *items, *o;
+    sqlite3_stmt *s;
+    int r;
+
+    if (!db)
+        return -EIO;
+    r = system_scope(c, db, c->ids[0]);
+    if (r < 0)
+        return r;
+    s = cm_db_stmt(db, sql[kind], &c->err);
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, c->ids[0]);
+    items = json_object_new_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_object *one = json_object_new_object();
+        for (int k = 0; k < 7; k++) {
+            if (!names[kind][k])
+                continue;
+            json_object_object_add(one, names[kind][k],
+                                   sqlite3_column_type(s, k) == SQLITE_INTEGER
+                                       ? json_object_new_int64(sqlite3_column_int64(s, k))
+                                       : br_json_col_text(s, k));
+        }
+        json_object_array_add(items, one);
+    }
+    sqlite3_reset(s);
+    o = json_object_new_object();
+    json_object_object_add(o, "items", items);
+    json_object_object_add(o, "next", NULL);
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+int br_api_vulnerabilities_list(BrCall *c)
+{
+    return record_list(c, REC_VULNERABILITY);
+}
+
+int br_api_incidents_list(BrCall *c)
+{
+    return record_list(c, REC_INCIDENT);
+}
+
+int br_api_backups_list(BrCall *c)
+{
+    return record_list(c, REC_BACKUP);
+}
+
+int br_api_vulnerabilities_patch(BrCall *c)
+{
+    int64_t id = c->ids[0], system = 0;
+    char at[CM_TIME_ISO_LEN + 1], fixed[CM_TIME_ISO_LEN + 1];
+    sqlite3_stmt *s;
+    json_object *o;
+    CmDb *db;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    r = check_time(c, "fixed_at", cm_json_get_str(c->body, "fixed_at", NULL), fixed);
+    if (r < 0)
+        return r;
+    if (!fixed[0] && strcmp(cm_json_get_str(c->body, "status", ""), "fixed") == 0)
+        cm_strscpy(fixed, sizeof(fixed), at);
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    s = cm_db_stmt(db, "SELECT system_id FROM vulnerabilities WHERE id = ?", &c->err);
+    r = s ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(s, id);
+        r = cm_db_step_row(db, s, &c->err);
+        if (r > 0)
+            system = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (r == 0)
+            r = br_not_found(c, "vulnerability", id);
+    }
+    if (r >= 0)
+        r = system_scope(c, db, system) < 0 ? br_not_found(c, "vulnerability", id) : 0;
+    if (r >= 0) {
+        s = cm_db_stmt(db,
+                       "UPDATE vulnerabilities SET status = ?, fixed_at = nullif(?, ''),"
+                       " updated_at = ? WHERE id = ?",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, cm_json_get_str(c->body, "status", "open"), fixed, at, id);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "vulnerability.update", "vulnerability",
+                           id, cm_json_get_str(c->body, "status", ""),
+                           cm_json_to_string(c->body, NULL), &c->err);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_int64(id));
+    json_object_object_add(o, "system_id", json_object_new_int64(system));
+    json_object_object_add(o, "status", json_object_new_string(cm_json_get_str(c->body, "status", "")));
+    json_object_object_add(o, "fixed_at", fixed[0] ? json_object_new_string(fixed) : NULL);
+    return br_reply(c, MHD_HTTP_OK, o);
+}

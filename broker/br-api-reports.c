@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /v1/reports/assessment and /v1/reports/operations in JSON, CSV or HTML. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "br-api.h"
+#include "br-report.h"
+#include "cm-time.h"
+
+static int format_params(BrCall *c, const char **ret_format, BrLang *ret_lang)
+{
+    const char *f = br_call_query(c, "format"), *l = br_call_query(c, "lang");
+    f = f ? f : "json";
+    if (strcmp(f, "json") && strcmp(f, "csv") && strcmp(f, "html"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "format", "format is json, csv or html");
+    if (l && strcmp(l, "zh") && strcmp(l, "en"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "lang", "lang is zh or en");
+    *ret_format = f;
+    *ret_lang = l && strcmp(l, "en") == 0 ? BR_LANG_EN : BR_LANG_ZH;
+    return 0;
+}
+
+static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang lang,
+                        const char *filename)
+{
+    char disp[160];
+    if (strcmp(format, "json") == 0)
+        return br_reply(c, MHD_HTTP_OK, doc);
+    char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc) : br_report_html(doc, lang);
+    json_object_put(doc);
+    if (!text)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    snprintf(disp, sizeof(disp), "%s; filename=\"%s.%s\"",
+             strcmp(format, "csv") == 0 ? "attachment" : "inline", filename, format);
+    br_reply_header(c, "Content-Disposition", disp);
+    return br_reply_text(c, MHD_HTTP_OK,
+                         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8"
+                                                    : "text/html; charset=utf-8",
+                         text);
+}
+
+int br_api_reports_assessment(BrCall *c)
+{
+    int64_t year = 0, dept = 0;
+    const char *format;
+    BrLang lang;
+    json_object *doc = NULL;
+    char name[64];
+    CmDb *db;
+    int r;
+
+    r = br_call_query_int(c, "year", 2000, 2200, &year);
+    if (r >= 0 && !year)
+        r = cm_error_set(&c->err, CM_ERROR_INVALID, "year", "year=YYYY is required");
+    if (r >= 0)
+        r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
+    if (r >= 0)
+        r = format_params(c, &format, &lang);
+    if (r < 0)
+        return r;
+    /* A department sees its own assessment only. */
+    if (br_call_is_department(c))
+        dept = c->actor.department_id;
+    db = br_api_read_db(c);
+    if (!db)
+        return -EIO;
+    r = cm_db_begin_read(db, &c->err);
+    if (r >= 0)
+        r = br_report_assessment(c->d, db, (int)year, dept, &doc, &c->err);
+    cm_db_rollback(db);
+    if (r < 0)
+        return r;
+    snprintf(name, sizeof(name), "assessment-%lld", (long long)year);
+    return reply_report(c, doc, format, lang, name);
+}
+
+int br_api_reports_operations(BrCall *c)
+{
+    const char *month = br_call_query(c, "month"), *format;
+    int64_t dept = 0, ms;
+    char iso[32], name[64];
+    json_object *doc = NULL;
+    BrLang lang;
+    CmDb *db;
+    int r;
+
+    if (!month || strlen(month) != 7)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
+    snprintf(iso, sizeof(iso), "%s-01T00:00:00Z", month);
+    if (cm_time_parse_iso(iso, &ms) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
+    r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
+    if (r >= 0)
+        r = format_params(c, &format, &lang);
+    if (r < 0)
+        return r;
+    if (br_call_is_department(c))
+        dept = c->actor.department_id;
+    db = br_api_read_db(c);
+    if (!db)
+        return -EIO;
+    r = cm_db_begin_read(db, &c->err);
+    if (r >= 0)
+        r = br_report_operations(c->d, db, ms / 1000, dept, &doc, &c->err);
+    cm_db_rollback(db);
+    if (r < 0)
+        return r;
+    snprintf(name, sizeof(name), "operations-%s", month);
+    return reply_report(c, doc, format, lang, name);
+}

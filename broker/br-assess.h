@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "br-daemon.h"
+#include "br-hist.h"
+
+/*
+ * Findings: idle, over- and under-provisioned instances, with their evidence and a right-sized
+ * recommendation (policies/assessment.json). Whole days inside a rule's window come from the
+ * daily rollups (percentiles from their merged histograms, exact to 1 %); the part-days at its
+ * ends from the 5-minute samples. So a 30-day run over thousands of instances reads about a
+ * day's samples, and a test's window of minutes reads samples only.
+ */
+
+/* What one instance did over one window. */
+typedef struct {
+    int64_t window_seconds; /* the rule's window, for coverage */
+    int64_t windows, readings, duration;
+    double expected_total;        /* readings expected over the covered days */
+    double sample_seconds;        /* seconds of the window read from samples */
+    double sample_expected_per_window;
+    BrHist cpu_h, mem_h; /* utilization shares per window */
+    double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
+    int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
+    double cpu_daily_max_sum, mem_daily_max_sum;
+    int64_t days;
+    int64_t rollup_days, sample_windows;
+    /* internal: the day being accumulated from samples */
+    int64_t cur_day;
+    double cur_cpu_max, cur_mem_max;
+} BrUsageStats;
+
+typedef struct {
+    int64_t vcpus, memory_mib;
+} BrSize;
+
+typedef struct {
+    bool idle, over, under;
+    char rule[256];
+    BrSize current, recommended, frees;
+    double coverage, idle_share, cpu_p95_util, mem_p95_util;
+    double cpu_stat_cores, mem_stat_mib; /* the statistic the recommendation sized on */
+} BrVerdict;
+
+/**
+ * br_assess_verdict:
+ * Applies the rules of @p to @idle_stats (the idle window) and @size_stats (the over/under
+ * window) of an instance of @current size. Pure: tested without a database.
+ * Returns: true when there is enough evidence (coverage) to judge; @ret holds the verdict.
+ */
+bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_stats,
+                       const BrUsageStats *size_stats, BrSize current, BrVerdict *ret);
+
+/** br_usage_stats_add_window: adds one 5-minute (or other) sample window to @s. */
+void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int64_t start,
+                               int64_t duration, int64_t readings, int64_t expected,
+                               int64_t vcpus, int64_t memory_mib, bool has_cpu, double cpu_avg,
+                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
+                               bool has_mem_max, double mem_max, bool has_rx, double rx_bytes,
+                               bool has_tx, double tx_bytes);
+
+/** br_usage_stats_add_rollup: adds one whole day from its rollup row to @s. */
+void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
+                               int64_t expected, int64_t duration, const BrHist *cpu_h,
+                               const BrHist *mem_h, bool has_cpu, double cpu_avg,
+                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
+                               bool has_mem_max, double mem_max, int64_t idle, int64_t checked);
+
+/** br_usage_stats_finish: closes the day being accumulated and the expected readings. */
+void br_usage_stats_finish(BrUsageStats *s);
+
+/**
+ * br_assess_run:
+ * Computes findings for every live production instance and records them in one transaction
+ * (new ones open; live ones updated; those whose condition no longer holds resolved).
+ * Returns: 0 with counts in @ret (JSON), or a negative errno with @err set.
+ */
+int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err);
+
+typedef struct BrAssessor BrAssessor;
+int br_assessor_start(BrDaemon *d, BrAssessor **ret, CmError *err);
+BrAssessor *br_assessor_stop(BrAssessor *a);

@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* CSV and HTML renderings of the report documents (br-report.c). */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "br-report.h"
+#include "cm-json.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} Out;
+
+static void outf(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void outf(Out *o, const char *fmt, ...)
+{
+    va_list ap;
+    if (o->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->buf ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = true;
+            return;
+        }
+        if (o->buf && o->len + (size_t)n < o->cap) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (o->cap + (size_t)n + 1) * 2;
+        char *nb = realloc(o->buf, ncap);
+        if (!nb) {
+            o->failed = true;
+            return;
+        }
+        o->buf = nb;
+        o->cap = ncap;
+    }
+}
+
+static char *out_take(Out *o)
+{
+    if (o->failed) {
+        free(o->buf);
+        return NULL;
+    }
+    return o->buf ? o->buf : strdup("");
+}
+
+/* Text as HTML: &, <, >, " escaped. */
+static void html_text(Out *o, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': outf(o, "&amp;"); break;
+        case '<': outf(o, "&lt;"); break;
+        case '>': outf(o, "&gt;"); break;
+        case '"': outf(o, "&quot;"); break;
+        default: outf(o, "%c", *s);
+        }
+    }
+}
+
+/* A CSV field, quoted when it must be; a leading =+-@ is quoted and prefixed with ' so a
+ * spreadsheet never evaluates text from a department as a formula. */
+static void csv_field(Out *o, const char *s)
+{
+    bool quote = s && (strpbrk(s, ",\"\r\n") || strchr("=+-@", s[0]));
+    if (!s)
+        return;
+    if (!quote) {
+        outf(o, "%s", s);
+        return;
+    }
+    outf(o, "\"");
+    if (strchr("=+-@", s[0]) && !(s[0] == '-' && s[1] >= '0' && s[1] <= '9'))
+        outf(o, "'");
+    for (; *s; s++)
+        outf(o, *s == '"' ? "\"\"" : "%c", *s);
+    outf(o, "\"");
+}
+
+/* A JSON value at a dotted path ("efficiency.score"); NULL when absent. */
+static json_object *at(json_object *o, const char *path)
+{
+    char key[64];
+    const char *p = path;
+    while (o && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof(key))
+            return NULL;
+        memcpy(key, p, n);
+        key[n] = 0;
+        o = cm_json_get(o, key);
+        p += n + (dot ? 1 : 0);
+    }
+    return o;
+}
+
+static void value_text(json_object *v, char *buf, size_t size, bool percent)
+{
+    if (!v) {
+        snprintf(buf, size, "%s", percent ? "—" : "");
+        return;
+    }
+    switch (json_object_get_type(v)) {
+    case json_type_double:
+        if (percent)
+            snprintf(buf, size, "%.1f %%", json_object_get_double(v) * 100);
+        else
+            snprintf(buf, size, "%.2f", json_object_get_double(v));
+        break;
+    case json_type_int:
+        snprintf(buf, size, "%lld", (long long)json_object_get_int64(v));
+        break;
+    case json_type_string:
+        snprintf(buf, size, "%s", json_object_get_string(v));
+        break;
+    default:
+        snprintf(buf, size, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    }
+}
+
+/* Columns of the assessment: a path into a department, a CSV name, labels in two languages. */
+typedef struct {
+    const char *path, *csv, *zh, *en;
+    bool percent;
+} Column;
+
+static const Column assess_cols[] = {
+    {"rank", "rank", "排名", "Rank", false},
+    {"code", "department_code", "代码", "Code", false},
+    {"name", "department", "单位", "Department", false},
+    {"cloud_share.systems", "systems", "应用系统数", "Systems", false},
+    {"cloud_share.on_cloud", "systems_on_cloud", "上云系统数", "On cloud", false},
+    {"cloud_share.share", "cloud_share", "上云率", "Cloud share", true},
+    {"cloud_share.score", "cloud_share_score", "上云得分", "Cloud score", false},
+    {"efficiency.allocated_vcpus", "allocated_vcpus", "已分配vCPU", "vCPUs allocated", false},
+    {"efficiency.used_vcpus_avg", "used_vcpus_avg", "平均使用vCPU", "vCPUs used (avg)", false},
+    {"efficiency.cpu_utilization_p95", "cpu_utilization_p95", "CPU利用率P95", "CPU p95", true},
+    {"efficiency.allocated_memory_gib", "allocated_memory_gib", "已分配内存GiB", "Memory GiB",
+     false},
+    {"efficiency.idle_allocations", "idle_allocations", "闲置资源", "Idle", false},
+    {"efficiency.over_provisioned_allocations", "over_provisioned_allocations", "配置过度",
+     "Over-provisioned", false},
+    {"efficiency.reclaimable_vcpus", "reclaimable_vcpus", "可回收vCPU", "Reclaimable vCPUs",
+     false},
+    {"efficiency.reclaimable_memory_gib", "reclaimable_memory_gib", "可回收内存GiB",
+     "Reclaimable GiB", false},
+    {"efficiency.score", "efficiency_score", "效率得分", "Efficiency score", false},
+    {"security.security_test_passed", "security_test_passed", "安全测试通过", "Security test passed",
+     false},
+    {"security.backup_attested", "backup_attested", "已备份", "Backed up", false},
+    {"security.open_vulnerabilities.critical", "open_vulns_critical", "严重漏洞", "Critical vulns",
+     false},
+    {"security.open_vulnerabilities.high", "open_vulns_high", "高危漏洞", "High vulns", false},
+    {"security.incidents", "incidents", "安全事件", "Incidents", false},
+    {"security.score", "security_score", "安全得分", "Security score", false},
+    {"overall_score", "overall_score", "综合得分", "Overall", false},
+};
+
+static const Column ops_cols[] = {
+    {"name", "instance", "实例", "Instance", false},
+    {"system", "system", "应用系统", "System", false},
+    {"vcpus", "vcpus", "vCPU", "vCPUs", false},
+    {"memory_mib", "memory_mib", "内存MiB", "Memory MiB", false},
+    {"instance_hours", "instance_hours", "实例小时", "Instance-hours", false},
+    {"cpu_cores_avg", "cpu_cores_avg", "平均CPU核", "CPU cores (avg)", false},
+    {"cpu_utilization_avg", "cpu_utilization_avg", "CPU利用率", "CPU utilization", true},
+    {"cpu_cores_p95_daily_max", "cpu_cores_p95", "CPU核P95(日最高)", "CPU cores p95 (max day)",
+     false},
+    {"memory_used_mib_avg", "memory_used_mib_avg", "平均内存MiB", "Memory used MiB (avg)", false},
+};
+
+char *br_report_csv(json_object *report)
+{
+    Out o = {0};
+    char buf[256];
+    bool assessment = strcmp(cm_json_get_str(report, "report", ""), "annual_assessment") == 0;
+    json_object *deps = cm_json_get(report, "departments");
+    size_t nd = deps ? json_object_array_length(deps) : 0;
+
+    outf(&o, "\xef\xbb\xbf"); /* BOM: spreadsheets then read UTF-8 */
+    if (assessment) {
+        for (size_t c = 0; c < ELEMENTSOF(assess_cols); c++)
+            outf(&o, "%s%s", c ? "," : "", assess_cols[c].csv);
+        outf(&o, "\r\n");
+        for (size_t i = 0; i < nd; i++) {
+            json_object *d = json_object_array_get_idx(deps, i);
+            for (size_t c = 0; c < ELEMENTSOF(assess_cols); c++) {
+                value_text(at(d, assess_cols[c].path), buf, sizeof(buf), false);
+                if (c)
+                    outf(&o, ",");
+                csv_field(&o, buf);
+            }
+            outf(&o, "\r\n");
+        }
+        json_object *city = cm_json_get(report, "city");
+        for (size_t c = 0; c < ELEMENTSOF(assess_cols); c++) {
+            if (c)
+                outf(&o, ",");
+            if (strcmp(assess_cols[c].path, "name") == 0) {
+                outf(&o, "CITY");
+                continue;
+            }
+            value_text(at(city, assess_cols[c].path), buf, sizeof(buf), false);
+            csv_field(&o, buf);
+        }
+        outf(&o, "\r\n\r\nno_budget_system_id,system,department,reasons\r\n");
+        json_object *nb = cm_json_get(report, "no_budget");
+        for (size_t i = 0; nb && i < json_object_array_length(nb); i++) {
+            json_object *x = json_object_array_get_idx(nb, i);
+            json_object *why = cm_json_get(x, "reasons");
+            char reasons[64] = "";
+            for (size_t k = 0; why && k < json_object_array_length(why); k++) {
+                size_t u = strlen(reasons);
+                snprintf(reasons + u, sizeof(reasons) - u, "%s%s", k ? ";" : "",
+                         json_object_get_string(json_object_array_get_idx(why, k)));
+            }
+            outf(&o, "%lld,", (long long)cm_json_get_int(x, "system_id", 0));
+            csv_field(&o, cm_json_get_str(x, "system", ""));
+            outf(&o, ",");
+            csv_field(&o, cm_json_get_str(x, "department", ""));
+            outf(&o, ",%s\r\n", reasons);
+        }
+        return out_take(&o);
+    }
+    outf(&o, "department_code,department");
+    for (size_t c = 0; c < ELEMENTSOF(ops_cols); c++)
+        outf(&o, ",%s", ops_cols[c].csv);
+    outf(&o, "\r\n");
+    for (size_t i = 0; i < nd; i++) {
+        json_object *d = json_object_array_get_idx(deps, i);
+        json_object *insts = cm_json_get(d, "instances");
+        for (size_t k = 0; insts && k < json_object_array_length(insts); k++) {
+            json_object *x = json_object_array_get_idx(insts, k);
+            csv_field(&o, cm_json_get_str(d, "code", ""));
+            outf(&o, ",");
+            csv_field(&o, cm_json_get_str(d, "name", ""));
+            for (size_t c = 0; c < ELEMENTSOF(ops_cols); c++) {
+                value_text(at(x, ops_cols[c].path), buf, sizeof(buf), false);
+                outf(&o, ",");
+                csv_field(&o, buf);
+            }
+            outf(&o, "\r\n");
+        }
+    }
+    return out_take(&o);
+}
+
+/* ---- HTML ---- */
+
+#define L(zh, en) (lang == BR_LANG_ZH ? (zh) : (en))
+
+static const char *style =
+    "body{font-family:'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','WenQuanYi Micro Hei',"
+    "'Microsoft YaHei',sans-serif;margin:24px;color:#1a1a1a;font-size:13px}"
+    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 8px;border-bottom:2px solid "
+    "#24527a;padding-bottom:3px}h3{font-size:14px;margin:16px 0 6px}"
+    ".meta{color:#555;margin-bottom:16px}.cards{display:flex;gap:12px;flex-wrap:wrap}"
+    ".card{border:1px solid #c8d3df;border-radius:6px;padding:8px 14px;min-width:140px}"
+    ".card b{display:block;font-size:20px;color:#24527a}"
+    "table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:12px}"
+    "th,td{border:1px solid #c8d3df;padding:3px 6px;text-align:right;vertical-align:top}"
+    "th{background:#e9f0f7;text-align:center}td.t{text-align:left}"
+    "tr:nth-child(even) td{background:#f7f9fb}.chart{margin:8px 0}"
+    "section{page-break-inside:avoid}"
+    "@media print{body{margin:10mm}h2{page-break-after:avoid}table{page-break-inside:auto}"
+    "tr{page-break-inside:avoid}}";
+
+static void html_head(Out *o, BrLang lang, const char *title)
+{
+    outf(o, "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+            "style-src 'unsafe-inline'; img-src data:\"><title>",
+         lang == BR_LANG_ZH ? "zh-CN" : "en");
+    html_text(o, title);
+    outf(o, "</title><style>%s</style></head><body>\n", style);
+}
+
+/* Horizontal bars of 0..100 scores, one per label. */
+static void svg_bars(Out *o, const char *title, const char *const *labels, const double *values,
+                     size_t n)
+{
+    int row = 22, left = 170, width = 640;
+    int height = (int)n * row + 34;
+    outf(o, "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
+         width, height, width, height);
+    html_text(o, title);
+    outf(o, "</title>");
+    for (int g = 0; g <= 100; g += 25)
+        outf(o, "<line x1=\"%d\" y1=\"4\" x2=\"%d\" y2=\"%d\" stroke=\"#dde4ec\"/>"
+                "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\" "
+                "fill=\"#666\">%d</text>",
+             left + g * 4, left + g * 4, height - 22, left + g * 4, height - 8, g);
+    for (size_t i = 0; i < n; i++) {
+        int y = 6 + (int)i * row;
+        double v = values[i] < 0 ? 0 : values[i] > 100 ? 100 : values[i];
+        outf(o, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">", left - 6,
+             y + 13);
+        html_text(o, labels[i]);
+        outf(o, "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"16\" fill=\"#3d7ab8\"/>"
+                "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>",
+             left, y, v * 4, left + v * 4 + 4, y + 13, values[i] < 0 ? "—" : "");
+        if (values[i] >= 0)
+            outf(o, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%.1f</text>", left + v * 4 + 4,
+                 y + 13, values[i]);
+    }
+    outf(o, "</svg>\n");
+}
+
+/* Daily series (0..1) as lines, with a legend. */
+static void svg_lines(Out *o, const char *title, json_object *daily, const char *const *keys,
+                      const char *const *names, size_t n_series)
+{
+    static const char *const colors[] = {"#3d7ab8", "#d9822b"};
+    int width = 640, height = 220, left = 40, top = 10, plot_w = 580, plot_h = 170;
+    size_t n = daily ? json_object_array_length(daily) : 0;
+
+    outf(o, "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
+         width, height, width, height);
+    html_text(o, title);
+    outf(o, "</title>");
+    for (int g = 0; g <= 100; g += 25) {
+        double y = top + plot_h - plot_h * g / 100.0;
+        outf(o, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dde4ec\"/>"
+                "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+                "fill=\"#666\">%d%%</text>",
+             left, y, left + plot_w, y, left - 4, y + 3, g);
+    }
+    for (size_t k = 0; k < n_series; k++) {
+        outf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+             colors[k % 2]);
+        for (size_t i = 0; i < n; i++) {
+            json_object *v = cm_json_get(json_object_array_get_idx(daily, i), keys[k]);
+            if (!v)
+                continue;
+            double x = left + (n > 1 ? plot_w * (double)i / (double)(n - 1) : plot_w / 2.0);
+            double val = fmin(1, fmax(0, json_object_get_double(v)));
+            outf(o, "%.1f,%.1f ", x, top + plot_h - plot_h * val);
+        }
+        outf(o, "\"/><rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"%d\" font-size=\"11\">",
+             left + 10 + (int)k * 160, height - 18, colors[k % 2], left + 24 + (int)k * 160,
+             height - 9);
+        html_text(o, names[k]);
+        outf(o, "</text>");
+    }
+    if (n) {
+        outf(o, "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#666\">", left, top + plot_h + 14);
+        html_text(o, cm_json_get_str(json_object_array_get_idx(daily, 0), "day", ""));
+        outf(o, "</text><text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#666\" "
+                "text-anchor=\"end\">",
+             left + plot_w, top + plot_h + 14);
+        html_text(o, cm_json_get_str(json_object_array_get_idx(daily, n - 1), "day", ""));
+        outf(o, "</text>");
+    }
+    outf(o, "</svg>\n");
+}
+
+static void html_table(Out *o, BrLang lang, json_object *rows, const Column *cols, size_t n_cols)
+{
+    char buf[256];
+    outf(o, "<table><thead><tr>");
+    for (size_t c = 0; c < n_cols; c++) {
+        outf(o, "<th>");
+        html_text(o, L(cols[c].zh, cols[c].en));
+        outf(o, "</th>");
+    }
+    outf(o, "</tr></thead><tbody>\n");
+    for (size_t i = 0; rows && i < json_object_array_length(rows); i++) {
+        json_object *r = json_object_array_get_idx(rows, i);
+        outf(o, "<tr>");
+        for (size_t c = 0; c < n_cols; c++) {
+            json_object *v = at(r, cols[c].path);
+            value_text(v, buf, sizeof(buf), cols[c].percent);
+            outf(o, "<td%s>", v && json_object_is_type(v, json_type_string) ? " class=\"t\"" : "");
+            html_text(o, buf);
+            outf(o, "</td>");
+        }
+        outf(o, "</tr>\n");
+    }
+    outf(o, "</tbody></table>\n");
+}
+
+static void card(Out *o, const char *label, json_object *v, bool percent)
+{
+    char buf[64];
+    value_text(v, buf, sizeof(buf), percent);
+    outf(o, "<div class=\"card\">");
+    html_text(o, label);
+    outf(o, "<b>");
+    html_text(o, buf[0] ? buf : "—");
+    outf(o, "</b></div>");
+}
+
+static char *assessment_html(json_object *r, BrLang lang)
+{
+    Out o = {0};
+    char title[160];
+    json_object *city = cm_json_get(r, "city"), *deps = cm_json_get(r, "departments");
+    json_object *meth = cm_json_get(r, "methodology");
+    size_t nd = deps ? json_object_array_length(deps) : 0;
+
+    snprintf(title, sizeof(title), "%s %lld",
+             L("政务云平台使用情况年度考核", "Annual assessment of government-cloud use"),
+             (long long)cm_json_get_int(r, "year", 0));
+    html_head(&o, lang, title);
+    outf(&o, "<h1>");
+    html_text(&o, title);
+    outf(&o, "</h1><div class=\"meta\">");
+    html_text(&o, L("依据《电子政务管理办法》第九条；生成于 ", "Under Art. 9 of the Measures; "
+                                                             "generated "));
+    html_text(&o, cm_json_get_str(r, "generated_at", ""));
+    html_text(&o, L("；百分位精度：", "; percentile resolution: "));
+    html_text(&o, cm_json_get_str(meth, "percentile_resolution", ""));
+    outf(&o, "</div>\n<section><h2>");
+    html_text(&o, L("全市概况", "City overview"));
+    outf(&o, "</h2><div class=\"cards\">");
+    card(&o, L("上云率", "Cloud share"), at(city, "cloud_share.share"), true);
+    card(&o, L("效率得分", "Efficiency score"), at(city, "efficiency.score"), false);
+    card(&o, L("安全得分", "Security score"), at(city, "security.score"), false);
+    card(&o, L("综合得分", "Overall score"), at(city, "overall_score"), false);
+    card(&o, L("可回收vCPU", "Reclaimable vCPUs"), at(city, "efficiency.reclaimable_vcpus"), false);
+    card(&o, L("可回收内存GiB", "Reclaimable GiB"), at(city, "efficiency.reclaimable_memory_gib"),
+         false);
+    outf(&o, "</div></section>\n<section><h2>");
+    html_text(&o, L("各单位综合得分", "Overall score by department"));
+    outf(&o, "</h2>");
+    {
+        const char **labels = calloc(nd + 1, sizeof(char *));
+        double *values = calloc(nd + 1, sizeof(double));
+        if (labels && values) {
+            for (size_t i = 0; i < nd; i++) {
+                json_object *d = json_object_array_get_idx(deps, i);
+                json_object *v = cm_json_get(d, "overall_score");
+                labels[i] = cm_json_get_str(d, "name", "");
+                values[i] = v ? json_object_get_double(v) : -1;
+            }
+            svg_bars(&o, L("综合得分", "Overall score"), labels, values, nd);
+        }
+        free(labels);
+        free(values);
+    }
+    outf(&o, "</section>\n<section><h2>");
+    html_text(&o, L("考核指标（上云率、资源使用效率、安全状况）",
+                    "Indicators (cloud share, resource-use efficiency, security status)"));
+    outf(&o, "</h2>");
+    html_table(&o, lang, deps, assess_cols, ELEMENTSOF(assess_cols));
+    outf(&o, "<p>");
+    html_text(&o, L("权重：上云率 ", "Weights: cloud share "));
+    {
+        char w[160];
+        snprintf(w, sizeof(w), "%.2f, %s %.2f, %s %.2f", cm_json_get_double(cm_json_get(meth, "weights"), "cloud_share", 0),
+                 L("效率", "efficiency"), cm_json_get_double(cm_json_get(meth, "weights"), "efficiency", 0),
+                 L("安全", "security"), cm_json_get_double(cm_json_get(meth, "weights"), "security", 0));
+        html_text(&o, w);
+    }
+    outf(&o, "</p></section>\n<section><h2>");
+    html_text(&o, L("未上云或未备份的系统（第五条：不予安排经费）",
+                    "Systems not on the cloud or without backup (Art. 5: no budget)"));
+    outf(&o, "</h2><table><thead><tr><th>");
+    html_text(&o, L("应用系统", "System"));
+    outf(&o, "</th><th>");
+    html_text(&o, L("单位", "Department"));
+    outf(&o, "</th><th>");
+    html_text(&o, L("原因", "Reasons"));
+    outf(&o, "</th></tr></thead><tbody>");
+    json_object *nb = cm_json_get(r, "no_budget");
+    for (size_t i = 0; nb && i < json_object_array_length(nb); i++) {
+        json_object *x = json_object_array_get_idx(nb, i), *why = cm_json_get(x, "reasons");
+        outf(&o, "<tr><td class=\"t\">");
+        html_text(&o, cm_json_get_str(x, "system", ""));
+        outf(&o, "</td><td class=\"t\">");
+        html_text(&o, cm_json_get_str(x, "department", ""));
+        outf(&o, "</td><td class=\"t\">");
+        for (size_t k = 0; why && k < json_object_array_length(why); k++) {
+            const char *w = json_object_get_string(json_object_array_get_idx(why, k));
+            if (k)
+                outf(&o, "；");
+            html_text(&o, strcmp(w, "not_on_cloud") == 0 ? L("未上云", "not on the cloud")
+                                                         : L("未备份", "no backup"));
+        }
+        outf(&o, "</td></tr>");
+    }
+    outf(&o, "</tbody></table></section>\n</body></html>\n");
+    return out_take(&o);
+}
+
+static char *operations_html(json_object *r, BrLang lang)
+{
+    Out o = {0};
+    char title[160], buf[96];
+    json_object *deps = cm_json_get(r, "departments");
+
+    snprintf(title, sizeof(title), "%s %s", L("政务云资源运行报告", "Operations report"),
+             cm_json_get_str(r, "month", ""));
+    html_head(&o, lang, title);
+    outf(&o, "<h1>");
+    html_text(&o, title);
+    outf(&o, "</h1><div class=\"meta\">");
+    html_text(&o, L("依据第八条：资源利用、运维情况与优化建议；生成于 ",
+                    "Under Art. 8: resource use, operations and optimisation advice; generated "));
+    html_text(&o, cm_json_get_str(r, "generated_at", ""));
+    outf(&o, "</div>\n");
+    for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
+        json_object *d = json_object_array_get_idx(deps, i), *tot = cm_json_get(d, "totals");
+        outf(&o, "<section><h2>");
+        html_text(&o, cm_json_get_str(d, "name", ""));
+        outf(&o, "</h2><div class=\"cards\">");
+        card(&o, L("实例数", "Instances"), cm_json_get(tot, "instances"), false);
+        card(&o, L("实例小时", "Instance-hours"), cm_json_get(tot, "instance_hours"), false);
+        card(&o, L("可用率", "Availability"), cm_json_get(tot, "availability"), true);
+        card(&o, L("平均CPU利用率", "Average CPU utilization"),
+             cm_json_get(tot, "cpu_utilization_avg"), true);
+        outf(&o, "</div><h3>");
+        html_text(&o, L("每日利用率", "Daily utilization"));
+        outf(&o, "</h3>");
+        {
+            static const char *const keys[] = {"cpu_utilization", "memory_utilization"};
+            const char *names[] = {L("CPU利用率", "CPU utilization"),
+                                   L("内存利用率", "Memory utilization")};
+            svg_lines(&o, L("每日利用率", "Daily utilization"), cm_json_get(d, "daily"), keys,
+                      names, 2);
+        }
+        outf(&o, "<h3>");
+        html_text(&o, L("实例利用情况", "Instances"));
+        outf(&o, "</h3>");
+        html_table(&o, lang, cm_json_get(d, "instances"), ops_cols, ELEMENTSOF(ops_cols));
+        outf(&o, "<h3>");
+        html_text(&o, L("优化建议（闲置与配置不当）", "Right-sizing advice (idle and mis-sized)"));
+        outf(&o, "</h3><table><thead><tr><th>");
+        html_text(&o, L("实例", "Instance"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("发现", "Finding"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("依据", "Evidence"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("建议配置", "Recommended size"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("可释放", "Frees"));
+        outf(&o, "</th></tr></thead><tbody>");
+        json_object *f = cm_json_get(d, "findings");
+        for (size_t k = 0; f && k < json_object_array_length(f); k++) {
+            json_object *x = json_object_array_get_idx(f, k);
+            const char *kind = cm_json_get_str(x, "kind", "");
+            outf(&o, "<tr><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "instance", ""));
+            outf(&o, "</td><td class=\"t\">");
+            html_text(&o, strcmp(kind, "idle") == 0 ? L("闲置", "idle")
+                          : strcmp(kind, "over_provisioned") == 0
+                              ? L("配置过度", "over-provisioned")
+                              : L("配置不足", "under-provisioned"));
+            outf(&o, "</td><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "rule", ""));
+            outf(&o, "</td><td>");
+            if (strcmp(kind, "idle") == 0)
+                snprintf(buf, sizeof(buf), "%s", L("建议回收", "reclaim"));
+            else
+                snprintf(buf, sizeof(buf), "%lld vCPU / %lld MiB",
+                         (long long)cm_json_get_int(x, "recommended_vcpus", 0),
+                         (long long)cm_json_get_int(x, "recommended_memory_mib", 0));
+            html_text(&o, buf);
+            outf(&o, "</td><td>");
+            snprintf(buf, sizeof(buf), "%lld vCPU / %lld MiB",
+                     (long long)cm_json_get_int(x, "frees_vcpus", 0),
+                     (long long)cm_json_get_int(x, "frees_memory_mib", 0));
+            html_text(&o, buf);
+            outf(&o, "</td></tr>");
+        }
+        outf(&o, "</tbody></table><h3>");
+        html_text(&o, L("运行事件", "Events"));
+        outf(&o, "</h3><table><thead><tr><th>");
+        html_text(&o, L("时间", "When"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("类型", "Kind"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("说明", "Message"));
+        outf(&o, "</th><th>");
+        html_text(&o, L("已解决", "Resolved"));
+        outf(&o, "</th></tr></thead><tbody>");
+        json_object *ev = cm_json_get(d, "events");
+        for (size_t k = 0; ev && k < json_object_array_length(ev); k++) {
+            json_object *x = json_object_array_get_idx(ev, k);
+            outf(&o, "<tr><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "first_seen", ""));
+            outf(&o, "</td><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "kind", ""));
+            outf(&o, "</td><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "message", ""));
+            outf(&o, "</td><td class=\"t\">");
+            html_text(&o, cm_json_get_str(x, "resolved_at", "—"));
+            outf(&o, "</td></tr>");
+        }
+        outf(&o, "</tbody></table></section>\n");
+    }
+    outf(&o, "</body></html>\n");
+    return out_take(&o);
+}
+
+char *br_report_html(json_object *report, BrLang lang)
+{
+    if (strcmp(cm_json_get_str(report, "report", ""), "annual_assessment") == 0)
+        return assessment_html(report, lang);
+    return operations_html(report, lang);
+}

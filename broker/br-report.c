@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The annual assessment (Art. 9) and the periodic operations report (Art. 8), as JSON. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "br-api.h"
+#include "br-hist.h"
+#include "br-report.h"
+#include "cm-json.h"
+#include "cm-time.h"
+#include "cm-util.h"
+
+static void iso_of(int64_t t, char out[CM_TIME_ISO_LEN + 1])
+{
+    cm_time_iso(t * 1000, out);
+}
+
+static json_object *num(double v)
+{
+    return json_object_new_double(round(v * 10000) / 10000);
+}
+
+static json_object *score_or_null(double v)
+{
+    return v < 0 ? NULL : json_object_new_double(round(v * 10) / 10);
+}
+
+/* The allocations "on the cloud during" [from, to): made before its end, not gone before it. */
+#define LIVE_ALLOCATION                                                                            \
+    "a.purpose = 'production' AND a.created_at < ?2 AND NOT (a.state IN ('retained','purged')"   \
+    " AND a.updated_at < ?1)"
+
+typedef struct {
+    int64_t id;
+    char code[64], name[256];
+    /* cloud share */
+    int64_t systems, on_cloud;
+    /* efficiency */
+    int64_t alloc_vcpus, alloc_mem, allocations, idle_allocs, over_allocs;
+    int64_t reclaim_vcpus, reclaim_mem;
+    double used_cores, used_mem_mib;
+    BrHist cpu_h;
+    /* security */
+    int64_t sec_systems, test_passed, backup_ok, no_severe, no_incidents, incidents;
+    int64_t vulns[4];
+    double s_cloud, s_eff, s_sec, overall;
+    int rank;
+} Dept;
+
+static int dept_index(Dept *d, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (d[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+static double weighted(const BrAssessmentPolicy *p, double cloud, double eff, double sec)
+{
+    double sum = 0, w = 0;
+    if (cloud >= 0)
+        sum += p->w_cloud * cloud, w += p->w_cloud;
+    if (eff >= 0)
+        sum += p->w_efficiency * eff, w += p->w_efficiency;
+    if (sec >= 0)
+        sum += p->w_security * sec, w += p->w_security;
+    return w > 0 ? sum / w : -1;
+}
+
+static void scores(const BrAssessmentPolicy *p, Dept *x)
+{
+    x->s_cloud = x->systems ? 100.0 * (double)x->on_cloud / (double)x->systems : -1;
+    if (x->alloc_vcpus > 0 || x->alloc_mem > 0) {
+        double cpu = x->alloc_vcpus ? 1 - (double)x->reclaim_vcpus / (double)x->alloc_vcpus : 1;
+        double mem = x->alloc_mem ? 1 - (double)x->reclaim_mem / (double)x->alloc_mem : 1;
+        x->s_eff = 100.0 * (fmax(0, cpu) + fmax(0, mem)) / 2;
+    } else {
+        x->s_eff = -1;
+    }
+    if (x->sec_systems > 0) {
+        double n = (double)x->sec_systems, w = p->w_test + p->w_backup + p->w_vulns +
+                                                 p->w_incidents;
+        x->s_sec = w > 0 ? 100.0 *
+                               (p->w_test * (double)x->test_passed / n +
+                                p->w_backup * (double)x->backup_ok / n +
+                                p->w_vulns * (double)x->no_severe / n +
+                                p->w_incidents * (double)x->no_incidents / n) /
+                               w
+                         : -1;
+    } else {
+        x->s_sec = -1;
+    }
+    x->overall = weighted(p, x->s_cloud, x->s_eff, x->s_sec);
+}
+
+static json_object *dept_json(const Dept *x, bool city)
+{
+    json_object *o = json_object_new_object(), *c = json_object_new_object();
+    json_object *e = json_object_new_object(), *s = json_object_new_object();
+    json_object *v = json_object_new_object();
+    static const char *const sev[4] = {"critical", "high", "medium", "low"};
+    double p95 = br_hist_quantile(&x->cpu_h, 0.95);
+
+    if (!city) {
+        json_object_object_add(o, "id", json_object_new_int64(x->id));
+        json_object_object_add(o, "code", json_object_new_string(x->code));
+        json_object_object_add(o, "name", json_object_new_string(x->name));
+    }
+    json_object_object_add(c, "systems", json_object_new_int64(x->systems));
+    json_object_object_add(c, "on_cloud", json_object_new_int64(x->on_cloud));
+    json_object_object_add(c, "share", x->systems ? num((double)x->on_cloud / (double)x->systems)
+                                                  : NULL);
+    json_object_object_add(c, "score", score_or_null(x->s_cloud));
+    json_object_object_add(o, "cloud_share", c);
+
+    json_object_object_add(e, "allocations", json_object_new_int64(x->allocations));
+    json_object_object_add(e, "allocated_vcpus", json_object_new_int64(x->alloc_vcpus));
+    json_object_object_add(e, "allocated_memory_gib", num((double)x->alloc_mem / 1024.0));
+    json_object_object_add(e, "used_vcpus_avg", num(x->used_cores));
+    json_object_object_add(e, "used_memory_gib_avg", num(x->used_mem_mib / 1024.0));
+    json_object_object_add(e, "cpu_utilization_avg",
+                           x->alloc_vcpus ? num(x->used_cores / (double)x->alloc_vcpus) : NULL);
+    json_object_object_add(e, "cpu_utilization_p95", p95 >= 0 ? num(p95) : NULL);
+    json_object_object_add(e, "idle_allocations", json_object_new_int64(x->idle_allocs));
+    json_object_object_add(e, "over_provisioned_allocations",
+                           json_object_new_int64(x->over_allocs));
+    json_object_object_add(e, "reclaimable_vcpus", json_object_new_int64(x->reclaim_vcpus));
+    json_object_object_add(e, "reclaimable_memory_gib", num((double)x->reclaim_mem / 1024.0));
+    json_object_object_add(e, "score", score_or_null(x->s_eff));
+    json_object_object_add(o, "efficiency", e);
+
+    json_object_object_add(s, "systems_on_cloud", json_object_new_int64(x->sec_systems));
+    json_object_object_add(s, "security_test_passed", json_object_new_int64(x->test_passed));
+    json_object_object_add(s, "backup_attested", json_object_new_int64(x->backup_ok));
+    for (int k = 0; k < 4; k++)
+        json_object_object_add(v, sev[k], json_object_new_int64(x->vulns[k]));
+    json_object_object_add(s, "open_vulnerabilities", v);
+    json_object_object_add(s, "incidents", json_object_new_int64(x->incidents));
+    json_object_object_add(s, "score", score_or_null(x->s_sec));
+    json_object_object_add(o, "security", s);
+    json_object_object_add(o, "overall_score", score_or_null(x->overall));
+    if (!city)
+        json_object_object_add(o, "rank", x->rank ? json_object_new_int64(x->rank) : NULL);
+    return o;
+}
+
+static int cmp_rank(const void *a, const void *b)
+{
+    const Dept *x = *(Dept *const *)a, *y = *(Dept *const *)b;
+    if (x->overall != y->overall)
+        return x->overall > y->overall ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, json_object **ret,
+                         CmError *err)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
+    const BrAssessmentPolicy *p = &pol->assessment;
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = 0, .tm_mday = 1};
+    int64_t y0 = (int64_t)timegm(&tm), y1, now = cm_now_ms() / 1000, cut;
+    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
+    char d0[16], d1[16];
+    _cleanup_free_ Dept *depts = NULL;
+    size_t n = 0;
+    Dept city = {0};
+    json_object *doc, *list, *nobudget;
+    sqlite3_stmt *s;
+
+    tm = (struct tm){.tm_year = year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
+    y1 = (int64_t)timegm(&tm);
+    cut = y1 < now ? y1 : now;
+    iso_of(y0, a0);
+    iso_of(y1, a1);
+    iso_of(cut, acut);
+    snprintf(d0, sizeof(d0), "%04u-01-01", (unsigned)year % 10000u);
+    snprintf(d1, sizeof(d1), "%04u-01-01", (unsigned)(year + 1) % 10000u);
+
+    /* Departments. */
+    s = cm_db_stmt(db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id",
+                   err);
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, department);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        Dept *nd = realloc(depts, (n + 1) * sizeof(*nd));
+        if (!nd) {
+            sqlite3_reset(s);
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        }
+        depts = nd;
+        memset(&depts[n], 0, sizeof(Dept));
+        depts[n].id = sqlite3_column_int64(s, 0);
+        cm_strscpy(depts[n].code, sizeof(depts[n].code), cm_db_col_text(s, 1));
+        cm_strscpy(depts[n].name, sizeof(depts[n].name), cm_db_col_text(s, 2));
+        n++;
+    }
+    sqlite3_reset(s);
+
+    /* Systems: counted unless retired; on the cloud when one of their allocations was live. */
+    nobudget = json_object_new_array();
+    s = cm_db_stmt(db,
+                   "SELECT s.id, s.department_id, s.name, d.name,"
+                   " EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id AND "
+                   LIVE_ALLOCATION "),"
+                   " EXISTS (SELECT 1 FROM trial_results t JOIN requests r ON r.id = t.request_id"
+                   "  WHERE r.system_id = s.id AND t.test = 'security' AND t.result = 'pass'"
+                   "  AND t.at < ?2),"
+                   " EXISTS (SELECT 1 FROM backups b WHERE b.system_id = s.id AND b.taken_at < ?3"
+                   "  AND b.taken_at >= strftime('%Y-%m-%dT%H:%M:%fZ', ?3, '-' || ?4 || ' days')),"
+                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+                   "  AND v.severity = 'critical' AND v.found_at < ?2 AND (v.status = 'open'"
+                   "  OR v.fixed_at >= ?3)),"
+                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+                   "  AND v.severity = 'high' AND v.found_at < ?2 AND (v.status = 'open'"
+                   "  OR v.fixed_at >= ?3)),"
+                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+                   "  AND v.severity = 'medium' AND v.found_at < ?2 AND (v.status = 'open'"
+                   "  OR v.fixed_at >= ?3)),"
+                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+                   "  AND v.severity = 'low' AND v.found_at < ?2 AND (v.status = 'open'"
+                   "  OR v.fixed_at >= ?3)),"
+                   " (SELECT count(*) FROM incidents i WHERE i.system_id = s.id"
+                   "  AND i.occurred_at >= ?1 AND i.occurred_at < ?2)"
+                   " FROM systems s JOIN departments d ON d.id = s.department_id"
+                   " WHERE s.status != 'retired' AND s.created_at < ?2"
+                   " AND (?5 = 0 OR s.department_id = ?5) ORDER BY s.id",
+                   err);
+    if (!s) {
+        json_object_put(nobudget);
+        return -EIO;
+    }
+    CM_DB_BIND(s, a0, a1, acut, p->backup_max_age_days, department);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int i = dept_index(depts, n, sqlite3_column_int64(s, 1));
+        bool on = sqlite3_column_int(s, 4), test = sqlite3_column_int(s, 5);
+        bool backup = sqlite3_column_int(s, 6);
+        int64_t v[4] = {sqlite3_column_int64(s, 7), sqlite3_column_int64(s, 8),
+                        sqlite3_column_int64(s, 9), sqlite3_column_int64(s, 10)};
+        int64_t inc = sqlite3_column_int64(s, 11);
+        if (i < 0)
+            continue;
+        Dept *targets[2] = {&depts[i], &city};
+        for (int k = 0; k < 2; k++) {
+            Dept *x = targets[k];
+            x->systems++;
+            x->on_cloud += on;
+            if (on) {
+                x->sec_systems++;
+                x->test_passed += test;
+                x->backup_ok += backup;
+                x->no_severe += (v[0] + v[1]) == 0;
+                x->no_incidents += inc == 0;
+                x->incidents += inc;
+                for (int q = 0; q < 4; q++)
+                    x->vulns[q] += v[q];
+            }
+        }
+        if (!on || !backup) {
+            /* Art. 5: not on the cloud, or its data not backed up there: no budget. */
+            json_object *o = json_object_new_object(), *why = json_object_new_array();
+            json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+            json_object_object_add(o, "system", br_json_col_text(s, 2));
+            json_object_object_add(o, "department_id",
+                                   json_object_new_int64(sqlite3_column_int64(s, 1)));
+            json_object_object_add(o, "department", br_json_col_text(s, 3));
+            if (!on)
+                json_object_array_add(why, json_object_new_string("not_on_cloud"));
+            if (!backup)
+                json_object_array_add(why, json_object_new_string("no_backup"));
+            json_object_object_add(o, "reasons", why);
+            json_object_array_add(nobudget, o);
+        }
+    }
+    sqlite3_reset(s);
+
+    /* Allocations live during the year: their size, and what the findings would free. */
+    s = cm_db_stmt(db,
+                   "SELECT a.department_id, a.vcpus, a.memory_mib,"
+                   " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
+                   "  AND f.kind = 'idle' AND f.first_found < ?2 AND (f.state IN"
+                   "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
+                   " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
+                   "  AND f.kind = 'over_provisioned' AND f.first_found < ?2 AND (f.state IN"
+                   "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
+                   " (SELECT coalesce(sum(f.frees_vcpus), 0) FROM findings f"
+                   "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
+                   "  AND f.state IN ('open','acknowledged')),"
+                   " (SELECT coalesce(sum(f.frees_memory_mib), 0) FROM findings f"
+                   "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
+                   "  AND f.state IN ('open','acknowledged'))"
+                   " FROM allocations a WHERE " LIVE_ALLOCATION
+                   " AND (?3 = 0 OR a.department_id = ?3)",
+                   err);
+    if (!s) {
+        json_object_put(nobudget);
+        return -EIO;
+    }
+    CM_DB_BIND(s, a0, a1, department);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
+        if (i < 0)
+            continue;
+        Dept *targets[2] = {&depts[i], &city};
+        for (int k = 0; k < 2; k++) {
+            targets[k]->allocations++;
+            targets[k]->alloc_vcpus += sqlite3_column_int64(s, 1);
+            targets[k]->alloc_mem += sqlite3_column_int64(s, 2);
+            targets[k]->idle_allocs += sqlite3_column_int(s, 3);
+            targets[k]->over_allocs += sqlite3_column_int(s, 4);
+            targets[k]->reclaim_vcpus += sqlite3_column_int64(s, 5);
+            targets[k]->reclaim_mem += sqlite3_column_int64(s, 6);
+        }
+    }
+    sqlite3_reset(s);
+
+    /* Use over the year, from the daily rollups: each instance's average (weighted by its
+     * readings), summed per department; utilization percentiles from the merged histograms. */
+    s = cm_db_stmt(db,
+                   "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"
+                   " r.cpu_util_hist FROM rollups r JOIN instances i ON i.id = r.instance_id"
+                   " JOIN allocations a ON a.id = i.allocation_id WHERE a.purpose = 'production'"
+                   " AND r.day >= ?1 AND r.day < ?2 AND (?3 = 0 OR a.department_id = ?3)"
+                   " ORDER BY r.instance_id",
+                   err);
+    if (!s) {
+        json_object_put(nobudget);
+        return -EIO;
+    }
+    CM_DB_BIND(s, d0, d1, department);
+    {
+        int64_t cur = 0;
+        int cur_dept = -1;
+        double cw = 0, cs = 0, mw = 0, ms = 0;
+        for (;;) {
+            bool row = sqlite3_step(s) == SQLITE_ROW;
+            int64_t inst = row ? sqlite3_column_int64(s, 1) : -1;
+            if (inst != cur && cur && cur_dept >= 0) {
+                double c = cw > 0 ? cs / cw : 0, m = mw > 0 ? ms / mw : 0;
+                depts[cur_dept].used_cores += c;
+                depts[cur_dept].used_mem_mib += m;
+                city.used_cores += c;
+                city.used_mem_mib += m;
+                cw = cs = mw = ms = 0;
+            }
+            if (!row)
+                break;
+            cur = inst;
+            cur_dept = dept_index(depts, n, sqlite3_column_int64(s, 0));
+            double rd = (double)sqlite3_column_int64(s, 2);
+            if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+                cs += sqlite3_column_double(s, 3) * rd, cw += rd;
+            if (sqlite3_column_type(s, 4) != SQLITE_NULL)
+                ms += sqlite3_column_double(s, 4) * rd, mw += rd;
+            const void *blob = sqlite3_column_blob(s, 5);
+            BrHist h;
+            if (cur_dept >= 0 && blob &&
+                br_hist_decode(blob, (size_t)sqlite3_column_bytes(s, 5), &h) == 0) {
+                br_hist_merge(&depts[cur_dept].cpu_h, &h);
+                br_hist_merge(&city.cpu_h, &h);
+            }
+        }
+    }
+    sqlite3_reset(s);
+
+    /* Scores and the ranking. */
+    _cleanup_free_ Dept **order = calloc(n + 1, sizeof(Dept *));
+    if (!order) {
+        json_object_put(nobudget);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    size_t n_ranked = 0;
+    for (size_t i = 0; i < n; i++) {
+        scores(p, &depts[i]);
+        if (depts[i].overall >= 0)
+            order[n_ranked++] = &depts[i];
+    }
+    scores(p, &city);
+    qsort(order, n_ranked, sizeof(*order), cmp_rank);
+    for (size_t i = 0; i < n_ranked; i++)
+        order[i]->rank = (int)i + 1;
+
+    doc = json_object_new_object();
+    json_object_object_add(doc, "report", json_object_new_string("annual_assessment"));
+    json_object_object_add(doc, "year", json_object_new_int64(year));
+    {
+        char at[CM_TIME_ISO_LEN + 1];
+        cm_time_iso(cm_now_ms(), at);
+        json_object_object_add(doc, "generated_at", json_object_new_string(at));
+    }
+    json_object_object_add(doc, "period_from", json_object_new_string(a0));
+    json_object_object_add(doc, "period_to", json_object_new_string(a1));
+    {
+        json_object *m = json_object_new_object(), *w = json_object_new_object();
+        json_object *sw = json_object_new_object();
+        json_object_object_add(w, "cloud_share", num(p->w_cloud));
+        json_object_object_add(w, "efficiency", num(p->w_efficiency));
+        json_object_object_add(w, "security", num(p->w_security));
+        json_object_object_add(sw, "security_test_passed", num(p->w_test));
+        json_object_object_add(sw, "backup_attested", num(p->w_backup));
+        json_object_object_add(sw, "no_open_severe_vulnerabilities", num(p->w_vulns));
+        json_object_object_add(sw, "no_incidents", num(p->w_incidents));
+        json_object_object_add(m, "weights", w);
+        json_object_object_add(m, "security_weights", sw);
+        json_object_object_add(m, "backup_max_age_days",
+                               json_object_new_int64(p->backup_max_age_days));
+        json_object_object_add(m, "percentile_resolution",
+                               json_object_new_string("1 % of allocated vCPUs (daily histograms "
+                                                      "merged)"));
+        json_object_object_add(doc, "methodology", m);
+    }
+    json_object_object_add(doc, "city", dept_json(&city, true));
+    list = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(list, dept_json(&depts[i], false));
+    json_object_object_add(doc, "departments", list);
+    json_object_object_add(doc, "no_budget", nobudget);
+    *ret = doc;
+    return 0;
+}
+
+int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t department,
+                         json_object **ret, CmError *err)
+{
+    time_t t = (time_t)month_start;
+    struct tm tm;
+    int64_t month_end, now = cm_now_ms() / 1000, cut;
+    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], d0[16], d1[16], name[16];
+    json_object *doc, *list;
+    sqlite3_stmt *s;
+
+    (void)d;
+    gmtime_r(&t, &tm);
+    strftime(name, sizeof(name), "%Y-%m", &tm);
+    tm.tm_mon += 1;
+    month_end = (int64_t)timegm(&tm);
+    cut = month_end < now ? month_end : now;
+    iso_of(month_start, a0);
+    iso_of(month_end, a1);
+    snprintf(d0, sizeof(d0), "%.10s", a0);
+    snprintf(d1, sizeof(d1), "%.10s", a1);
+
+    doc = json_object_new_object();
+    json_object_object_add(doc, "report", json_object_new_string("operations"));
+    json_object_object_add(doc, "month", json_object_new_string(name));
+    json_object_object_add(doc, "period_from", json_object_new_string(a0));
+    json_object_object_add(doc, "period_to", json_object_new_string(a1));
+    {
+        char at[CM_TIME_ISO_LEN + 1];
+        cm_time_iso(cm_now_ms(), at);
+        json_object_object_add(doc, "generated_at", json_object_new_string(at));
+    }
+    list = json_object_new_array();
+    json_object_object_add(doc, "departments", list);
+
+    s = cm_db_stmt(db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id",
+                   err);
+    if (!s) {
+        json_object_put(doc);
+        return -EIO;
+    }
+    CM_DB_BIND(s, department);
+    int64_t ids[4096];
+    size_t n = 0;
+    while (n < 4096 && sqlite3_step(s) == SQLITE_ROW) {
+        json_object *o = json_object_new_object();
+        ids[n++] = sqlite3_column_int64(s, 0);
+        json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+        json_object_object_add(o, "code", br_json_col_text(s, 1));
+        json_object_object_add(o, "name", br_json_col_text(s, 2));
+        json_object_array_add(list, o);
+    }
+    sqlite3_reset(s);
+
+    for (size_t k = 0; k < n; k++) {
+        json_object *dep = json_object_array_get_idx(list, k);
+        json_object *insts = json_object_new_array(), *daily = json_object_new_array();
+        json_object *events = json_object_new_array(), *findings = json_object_new_array();
+        double tot_hours = 0, tot_readings = 0, tot_expected = 0, util_sum = 0;
+        int64_t n_inst = 0;
+
+        /* Instances that existed during the month, with their figures from the rollups. */
+        s = cm_db_stmt(
+            db,
+            "SELECT i.id, i.name, i.allocation_id, sy.name, i.vcpus, i.memory_mib,"
+            " max(unixepoch(i.created_at), ?3) AS t0,"
+            " min(CASE WHEN i.state IN ('deleted','undefined') THEN unixepoch(i.updated_at)"
+            "  ELSE ?4 END, ?4) AS t1,"
+            " (SELECT coalesce(sum(r.readings), 0) FROM rollups r WHERE r.instance_id = i.id"
+            "  AND r.day >= ?5 AND r.day < ?6),"
+            " (SELECT sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
+            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
+            " (SELECT max(r.cpu_p95) FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5"
+            "  AND r.day < ?6),"
+            " (SELECT sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
+            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6)"
+            " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+            " JOIN systems sy ON sy.id = a.system_id WHERE a.department_id = ?1"
+            " AND a.purpose = 'production' AND i.created_at < ?2 AND i.state != 'pending'"
+            " AND NOT (i.state IN ('deleted','undefined') AND unixepoch(i.updated_at) < ?3)"
+            " ORDER BY i.id",
+            err);
+        if (!s) {
+            json_object_put(doc);
+            return -EIO;
+        }
+        CM_DB_BIND(s, ids[k], a1, month_start, cut, d0, d1);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            json_object *o = json_object_new_object();
+            double t0 = (double)sqlite3_column_int64(s, 6), t1 = (double)sqlite3_column_int64(s, 7);
+            double hours = t1 > t0 ? (t1 - t0) / 3600.0 : 0;
+            double readings = (double)sqlite3_column_int64(s, 8);
+            int64_t vcpus = sqlite3_column_int64(s, 4);
+            json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+            json_object_object_add(o, "name", br_json_col_text(s, 1));
+            json_object_object_add(o, "allocation_id",
+                                   json_object_new_int64(sqlite3_column_int64(s, 2)));
+            json_object_object_add(o, "system", br_json_col_text(s, 3));
+            json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
+            json_object_object_add(o, "memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
+            json_object_object_add(o, "instance_hours", num(hours));
+            json_object_object_add(o, "readings", json_object_new_int64((int64_t)readings));
+            json_object_object_add(o, "cpu_cores_avg",
+                                   sqlite3_column_type(s, 9) != SQLITE_NULL
+                                       ? num(sqlite3_column_double(s, 9))
+                                       : NULL);
+            json_object_object_add(o, "cpu_utilization_avg",
+                                   sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0
+                                       ? num(sqlite3_column_double(s, 9) / (double)vcpus)
+                                       : NULL);
+            json_object_object_add(o, "cpu_cores_p95_daily_max",
+                                   sqlite3_column_type(s, 10) != SQLITE_NULL
+                                       ? num(sqlite3_column_double(s, 10))
+                                       : NULL);
+            json_object_object_add(o, "memory_used_mib_avg",
+                                   sqlite3_column_type(s, 11) != SQLITE_NULL
+                                       ? num(sqlite3_column_double(s, 11))
+                                       : NULL);
+            tot_hours += hours;
+            tot_readings += readings;
+            if (sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0)
+                util_sum += sqlite3_column_double(s, 9) / (double)vcpus;
+            json_object_array_add(insts, o);
+            n_inst++;
+        }
+        sqlite3_reset(s);
+
+        /* Availability: readings received over those expected while the instance existed.
+         * The agent's rate comes from the rollups: expected readings per day / 86400. */
+        s = cm_db_stmt(db,
+                       "SELECT coalesce(sum(r.expected * 1.0), 0), coalesce(sum(r.readings), 0)"
+                       " FROM rollups r JOIN instances i ON i.id = r.instance_id"
+                       " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
+                       " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3",
+                       err);
+        if (s) {
+            CM_DB_BIND(s, ids[k], d0, d1);
+            if (sqlite3_step(s) == SQLITE_ROW) {
+                /* A rollup expects a whole day; scale to the hours the instances existed. */
+                double day_expected = sqlite3_column_double(s, 0);
+                double days_covered = 0;
+                sqlite3_stmt *c2 = cm_db_stmt(db,
+                                              "SELECT count(*) FROM rollups r JOIN instances i"
+                                              " ON i.id = r.instance_id JOIN allocations a"
+                                              " ON a.id = i.allocation_id WHERE"
+                                              " a.department_id = ?1 AND a.purpose ="
+                                              " 'production' AND r.day >= ?2 AND r.day < ?3",
+                                              err);
+                if (c2) {
+                    CM_DB_BIND(c2, ids[k], d0, d1);
+                    if (sqlite3_step(c2) == SQLITE_ROW)
+                        days_covered = (double)sqlite3_column_int64(c2, 0);
+                    sqlite3_reset(c2);
+                }
+                double per_hour = days_covered > 0 ? day_expected / (days_covered * 24.0) : 0;
+                tot_expected = per_hour * tot_hours;
+            }
+            sqlite3_reset(s);
+        }
+
+        /* Daily utilization for the chart. */
+        s = cm_db_stmt(db,
+                       "SELECT r.day, sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0),"
+                       " sum(r.vcpus), sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0),"
+                       " sum(r.memory_mib), sum(r.cpu_avg), sum(r.mem_avg)"
+                       " FROM rollups r JOIN instances i ON i.id = r.instance_id"
+                       " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
+                       " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3"
+                       " GROUP BY r.day ORDER BY r.day",
+                       err);
+        if (s) {
+            CM_DB_BIND(s, ids[k], d0, d1);
+            while (sqlite3_step(s) == SQLITE_ROW) {
+                json_object *o = json_object_new_object();
+                double vc = (double)sqlite3_column_int64(s, 2), mm = (double)sqlite3_column_int64(s, 4);
+                json_object_object_add(o, "day", br_json_col_text(s, 0));
+                json_object_object_add(o, "cpu_utilization",
+                                       vc > 0 ? num(sqlite3_column_double(s, 5) / vc) : NULL);
+                json_object_object_add(o, "memory_utilization",
+                                       mm > 0 ? num(sqlite3_column_double(s, 6) / mm) : NULL);
+                json_object_array_add(daily, o);
+            }
+            sqlite3_reset(s);
+        }
+
+        /* The reconciler's events on the department's instances. */
+        s = cm_db_stmt(db,
+                       "SELECT e.id, e.kind, e.severity, e.domain_name, e.message, e.first_seen,"
+                       " e.resolved_at FROM events e JOIN allocations a ON a.id = e.allocation_id"
+                       " WHERE a.department_id = ?1 AND e.first_seen >= ?2 AND e.first_seen < ?3"
+                       " ORDER BY e.id",
+                       err);
+        if (s) {
+            CM_DB_BIND(s, ids[k], a0, a1);
+            while (sqlite3_step(s) == SQLITE_ROW) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+                json_object_object_add(o, "kind", br_json_col_text(s, 1));
+                json_object_object_add(o, "severity", br_json_col_text(s, 2));
+                json_object_object_add(o, "instance", br_json_col_text(s, 3));
+                json_object_object_add(o, "message", br_json_col_text(s, 4));
+                json_object_object_add(o, "first_seen", br_json_col_text(s, 5));
+                json_object_object_add(o, "resolved_at", br_json_col_text(s, 6));
+                json_object_array_add(events, o);
+            }
+            sqlite3_reset(s);
+        }
+
+        /* Open findings with their right-sizing. */
+        s = cm_db_stmt(db,
+                       "SELECT f.id, f.kind, i.name, f.rule, f.current_vcpus,"
+                       " f.current_memory_mib, f.recommended_vcpus, f.recommended_memory_mib,"
+                       " f.frees_vcpus, f.frees_memory_mib, f.state FROM findings f"
+                       " JOIN instances i ON i.id = f.instance_id WHERE f.department_id = ?"
+                       " AND f.state IN ('open','acknowledged') ORDER BY f.id",
+                       err);
+        if (s) {
+            CM_DB_BIND(s, ids[k]);
+            while (sqlite3_step(s) == SQLITE_ROW) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
+                json_object_object_add(o, "kind", br_json_col_text(s, 1));
+                json_object_object_add(o, "instance", br_json_col_text(s, 2));
+                json_object_object_add(o, "rule", br_json_col_text(s, 3));
+                json_object_object_add(o, "current_vcpus", json_object_new_int64(sqlite3_column_int64(s, 4)));
+                json_object_object_add(o, "current_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
+                json_object_object_add(o, "recommended_vcpus", json_object_new_int64(sqlite3_column_int64(s, 6)));
+                json_object_object_add(o, "recommended_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 7)));
+                json_object_object_add(o, "frees_vcpus", json_object_new_int64(sqlite3_column_int64(s, 8)));
+                json_object_object_add(o, "frees_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 9)));
+                json_object_object_add(o, "state", br_json_col_text(s, 10));
+                json_object_array_add(findings, o);
+            }
+            sqlite3_reset(s);
+        }
+
+        json_object *totals = json_object_new_object();
+        json_object_object_add(totals, "instances", json_object_new_int64(n_inst));
+        json_object_object_add(totals, "instance_hours", num(tot_hours));
+        json_object_object_add(totals, "availability",
+                               tot_expected > 0 ? num(fmin(1, tot_readings / tot_expected)) : NULL);
+        json_object_object_add(totals, "cpu_utilization_avg",
+                               n_inst ? num(util_sum / (double)n_inst) : NULL);
+        json_object_object_add(dep, "totals", totals);
+        json_object_object_add(dep, "instances", insts);
+        json_object_object_add(dep, "daily", daily);
+        json_object_object_add(dep, "events", events);
+        json_object_object_add(dep, "findings", findings);
+    }
+    *ret = doc;
+    return 0;
+}
