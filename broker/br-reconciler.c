@@ -172,14 +172,8 @@ static int reconcile_host(BrDaemon *d, CmDb *db, int64_t host_id, CmError *err)
     BrVirtConn *c;
     int r, opened = 0;
 
-    c = br_hosts_get(d->hosts, host_id, err);
-    if (!c)
-        return 0; /* a disconnected host shows as such in GET /v1/hosts */
-    r = br_virt_list_domains(c, &doms, &n_doms, err);
-    br_hosts_put(d->hosts, host_id, c);
-    if (r < 0)
-        return r;
-
+    /* The database first, then the host: a domain our own job removes in between is then
+     * an instance we still expect (and skip as busy), never an unowned domain. */
     stmt = cm_db_stmt(db,
                       "SELECT i.id, i.state, i.allocation_id, i.uuid, i.name,"
                       " coalesce(i.observed_state, ''),"
@@ -216,6 +210,14 @@ static int reconcile_host(BrDaemon *d, CmDb *db, int64_t host_id, CmError *err)
     if (r < 0)
         return r;
 
+    c = br_hosts_get(d->hosts, host_id, err);
+    if (!c)
+        return 0; /* a disconnected host shows as such in GET /v1/hosts */
+    r = br_virt_list_domains(c, &doms, &n_doms, err);
+    br_hosts_put(d->hosts, host_id, c);
+    if (r < 0)
+        return r;
+
     conds = calloc(n_exp + n_doms + 1, sizeof(*conds));
     if (!conds)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -244,6 +246,13 @@ static int reconcile_host(BrDaemon *d, CmDb *db, int64_t host_id, CmError *err)
             snprintf(cd->message, sizeof(cd->message),
                      "instance %lld (%s) should be running but is %s", (long long)e->id, e->name,
                      br_virt_state_to_string(dom->state));
+        } else if (dom && e->state == BR_INSTANCE_UNDEFINED) {
+            /* Reclaimed by the record, yet its domain is still there: a step that was
+             * told it succeeded when it had not, or someone defined it again by hand. */
+            cd->kind = BR_EVENT_INSTANCE_STATE;
+            snprintf(cd->message, sizeof(cd->message),
+                     "instance %lld (%s) was reclaimed but its domain is still defined (%s)",
+                     (long long)e->id, e->name, br_virt_state_to_string(dom->state));
         } else {
             continue;
         }

@@ -194,23 +194,33 @@ int br_virt_node_info(BrVirtConn *c, BrVirtNodeInfo *ret, CmError *err)
     return 0;
 }
 
-static virStoragePoolPtr pool_lookup(BrVirtConn *c, const char *pool, CmError *err)
+/* Sets @ret_r to -ENOENT for a missing pool, or to virt_error()'s mapping (-EAGAIN for a
+ * lost connection) for anything else. */
+static virStoragePoolPtr pool_lookup_r(BrVirtConn *c, const char *pool, int *ret_r, CmError *err)
 {
     virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
     if (!p) {
-        virt_error(err, "no storage pool");
-        cm_error_set_code(err, err ? err->kind : CM_ERROR_INTERNAL, "no_storage_pool", "pool",
-                          "storage pool '%s' not found on %s", pool, c->uri);
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_STORAGE_POOL) {
+            virResetLastError();
+            cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "no_storage_pool", "pool",
+                              "storage pool '%s' not found on %s", pool, c->uri);
+            *ret_r = -ENOENT;
+        } else {
+            *ret_r = virt_error(err, "cannot look up the storage pool");
+        }
     }
     return p;
 }
 
+
 int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     virStoragePoolInfo info;
     if (!p)
-        return -ENOENT;
+        return lr;
     if (virStoragePoolGetInfo(p, &info) < 0)
         return virt_error(err, "cannot read storage pool");
     ret->capacity_gib = info.capacity >> 30;
@@ -219,29 +229,35 @@ int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmEr
     return 0;
 }
 
-static virStorageVolPtr vol_lookup(virStoragePoolPtr p, const char *name)
+/* NULL with *ret_r 0: no such volume. NULL with *ret_r < 0: libvirt failed (a lost
+ * connection is -EAGAIN), which must never be taken for "already gone". */
+static virStorageVolPtr vol_lookup(virStoragePoolPtr p, const char *name, int *ret_r,
+                                   CmError *err)
 {
     virStorageVolPtr v = virStorageVolLookupByName(p, name);
-    if (!v)
-        virResetLastError();
+    *ret_r = 0;
+    if (!v && !last_error_is(VIR_ERR_NO_STORAGE_VOL))
+        *ret_r = virt_error(err, "cannot look up the volume");
     return v;
 }
 
 int br_virt_volume_exists(BrVirtConn *c, const char *pool, const char *name, CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     _cleanup_vol_ virStorageVolPtr v = NULL;
     if (!p)
-        return -ENOENT;
-    v = vol_lookup(p, name);
-    return v ? 1 : 0;
+        return lr;
+    v = vol_lookup(p, name, &lr, err);
+    return v ? 1 : lr;
 }
 
 int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
                           uint64_t capacity_gib, const char *base, const char *base_format,
                           CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     _cleanup_vol_ virStorageVolPtr v = NULL, b = NULL;
     _cleanup_free_ char *base_path = NULL;
     xmlDocPtr doc;
@@ -251,11 +267,15 @@ int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
     char cap[32];
 
     if (!p)
-        return -ENOENT;
-    v = vol_lookup(p, name);
+        return lr;
+    v = vol_lookup(p, name, &lr, err);
     if (v)
         return 0; /* made by an earlier attempt */
-    b = vol_lookup(p, base);
+    if (lr < 0)
+        return lr;
+    b = vol_lookup(p, base, &lr, err);
+    if (lr < 0)
+        return lr;
     if (!b)
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "no_base_image", "image",
                                  "base volume '%s' not found in pool '%s' on %s", base, pool,
@@ -288,7 +308,8 @@ int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
         /* Read libvirt's reason before the lookup below resets it. */
         CmError why = {0};
         int r = virt_error(&why, "cannot create volume");
-        virStorageVolPtr again = vol_lookup(p, name);
+        int lr2 = 0;
+        virStorageVolPtr again = vol_lookup(p, name, &lr2, NULL);
         if (again) {
             /* Another attempt made it meanwhile. */
             virStorageVolFree(again);
@@ -304,13 +325,16 @@ int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
 int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name,
                           uint64_t capacity_gib, CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     _cleanup_vol_ virStorageVolPtr v = NULL;
     virStorageVolInfo info;
 
     if (!p)
-        return -ENOENT;
-    v = vol_lookup(p, name);
+        return lr;
+    v = vol_lookup(p, name, &lr, err);
+    if (lr < 0)
+        return lr;
     if (!v)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "volume %s is missing", name);
     if (virStorageVolGetInfo(v, &info) < 0)
@@ -324,13 +348,14 @@ int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name,
 
 int br_virt_volume_wipe(BrVirtConn *c, const char *pool, const char *name, CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     _cleanup_vol_ virStorageVolPtr v = NULL;
     if (!p)
-        return -ENOENT;
-    v = vol_lookup(p, name);
+        return lr;
+    v = vol_lookup(p, name, &lr, err);
     if (!v)
-        return 0;
+        return lr;
     if (virStorageVolWipe(v, 0) < 0)
         return virt_error(err, "cannot wipe volume");
     return 0;
@@ -338,13 +363,14 @@ int br_virt_volume_wipe(BrVirtConn *c, const char *pool, const char *name, CmErr
 
 int br_virt_volume_delete(BrVirtConn *c, const char *pool, const char *name, CmError *err)
 {
-    _cleanup_pool_ virStoragePoolPtr p = pool_lookup(c, pool, err);
+    int lr = 0;
+    _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
     _cleanup_vol_ virStorageVolPtr v = NULL;
     if (!p)
-        return -ENOENT;
-    v = vol_lookup(p, name);
+        return lr;
+    v = vol_lookup(p, name, &lr, err);
     if (!v)
-        return 0;
+        return lr;
     if (virStorageVolDelete(v, 0) < 0) {
         if (last_error_is(VIR_ERR_NO_STORAGE_VOL))
             return 0;
@@ -353,25 +379,27 @@ int br_virt_volume_delete(BrVirtConn *c, const char *pool, const char *name, CmE
     return 0;
 }
 
-static virDomainPtr domain_lookup(BrVirtConn *c, const char *uuid)
+/* NULL with *ret_r 0: no such domain. NULL with *ret_r < 0: libvirt failed (a lost
+ * connection is -EAGAIN), which must never be taken for "already gone". */
+static virDomainPtr domain_lookup(BrVirtConn *c, const char *uuid, int *ret_r, CmError *err)
 {
     virDomainPtr d = virDomainLookupByUUIDString(c->conn, uuid);
-    if (!d)
-        virResetLastError();
+    *ret_r = 0;
+    if (!d && !last_error_is(VIR_ERR_NO_DOMAIN))
+        *ret_r = virt_error(err, "cannot look up the domain");
     return d;
 }
 
-static BrVirtState state_of(virDomainPtr d)
+static BrVirtState state_from(int state, int reason)
 {
-    int state = 0, reason = 0;
-    if (virDomainGetState(d, &state, &reason, 0) < 0) {
-        virResetLastError();
-        return BR_VIRT_STATE_OTHER;
-    }
     switch (state) {
     case VIR_DOMAIN_RUNNING:
         return BR_VIRT_STATE_RUNNING;
     case VIR_DOMAIN_PAUSED:
+        /* Paused for a moment while it starts: a guest on its way to running, not one
+         * someone paused. */
+        if (reason == VIR_DOMAIN_PAUSED_STARTING_UP)
+            return BR_VIRT_STATE_RUNNING;
         return BR_VIRT_STATE_PAUSED;
     case VIR_DOMAIN_SHUTOFF:
         return BR_VIRT_STATE_SHUTOFF;
@@ -380,11 +408,40 @@ static BrVirtState state_of(virDomainPtr d)
     }
 }
 
+/* The state where a failed answer only matters as "not the state hoped for". */
+static BrVirtState state_of(virDomainPtr d)
+{
+    int state = 0, reason = 0;
+    if (virDomainGetState(d, &state, &reason, 0) < 0) {
+        virResetLastError();
+        return BR_VIRT_STATE_OTHER;
+    }
+    return state_from(state, reason);
+}
+
+/* The state, or absent when the domain went away; < 0 when libvirt could not say. */
+static int state_r(virDomainPtr d, BrVirtState *ret, CmError *err)
+{
+    int state = 0, reason = 0;
+    if (virDomainGetState(d, &state, &reason, 0) < 0) {
+        if (last_error_is(VIR_ERR_NO_DOMAIN)) {
+            *ret = BR_VIRT_STATE_ABSENT;
+            return 0;
+        }
+        return virt_error(err, "cannot read the domain's state");
+    }
+    *ret = state_from(state, reason);
+    return 0;
+}
+
 int br_virt_domain_define(BrVirtConn *c, const char *uuid, const char *xml, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
     if (d)
         return 0;
+    if (lr < 0)
+        return lr;
     d = virDomainDefineXML(c->conn, xml);
     if (!d)
         return virt_error(err, "cannot define domain");
@@ -401,7 +458,10 @@ int br_virt_domain_redefine(BrVirtConn *c, const char *xml, CmError *err)
 
 int br_virt_domain_start(BrVirtConn *c, const char *uuid, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
+    if (lr < 0)
+        return lr;
     if (!d)
         return cm_error_set_code(err, CM_ERROR_INTERNAL, "domain_missing", "",
                                  "domain %s is not defined", uuid) ,
@@ -414,9 +474,14 @@ int br_virt_domain_start(BrVirtConn *c, const char *uuid, CmError *err)
         return 0;
     }
     if (virDomainCreate(d) < 0) {
-        if (last_error_is(VIR_ERR_OPERATION_INVALID) && state_of(d) == BR_VIRT_STATE_RUNNING)
-            return 0;
-        return virt_error(err, "cannot start domain");
+        /* Read the reason first: asking for the state below resets it. */
+        CmError why = {0};
+        int r = virt_error(&why, "cannot start domain");
+        if (state_of(d) == BR_VIRT_STATE_RUNNING)
+            return 0; /* started meanwhile */
+        if (err)
+            *err = why;
+        return r;
     }
     return 0;
 }
@@ -430,12 +495,19 @@ static void sleep_ms(unsigned ms)
 int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms,
                             bool *ret_forced, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
     unsigned waited = 0;
+    BrVirtState st;
 
     if (ret_forced)
         *ret_forced = false;
-    if (!d || state_of(d) == BR_VIRT_STATE_SHUTOFF)
+    if (!d)
+        return lr;
+    lr = state_r(d, &st, err);
+    if (lr < 0)
+        return lr;
+    if (st == BR_VIRT_STATE_SHUTOFF || st == BR_VIRT_STATE_ABSENT)
         return 0;
     if (virDomainShutdown(d) < 0)
         virResetLastError(); /* a guest without ACPI: we force it below */
@@ -450,16 +522,21 @@ int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms
     if (ret_forced)
         *ret_forced = true;
     if (virDomainDestroy(d) < 0) {
+        CmError why = {0};
+        int r = virt_error(&why, "cannot force the domain off");
         if (state_of(d) == BR_VIRT_STATE_SHUTOFF)
             return 0;
-        return virt_error(err, "cannot force the domain off");
+        if (err)
+            *err = why;
+        return r;
     }
     return 0;
 }
 
 int br_virt_domain_undefine(BrVirtConn *c, const char *uuid, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
     /* Everything that could outlive the domain goes with it. A hypervisor that lacks a
      * feature (checkpoints, NVRAM; or the test driver) refuses its flag; what it cannot
      * have, there is nothing of to remove, so the flag is dropped and we try again. */
@@ -471,7 +548,7 @@ int br_virt_domain_undefine(BrVirtConn *c, const char *uuid, CmError *err)
         VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
     };
     if (!d)
-        return 0;
+        return lr;
     if (state_of(d) != BR_VIRT_STATE_SHUTOFF && virDomainDestroy(d) < 0)
         virResetLastError();
     for (size_t i = 0; i < ELEMENTSOF(tries); i++) {
@@ -490,10 +567,12 @@ int br_virt_domain_undefine(BrVirtConn *c, const char *uuid, CmError *err)
 
 int br_virt_domain_state(BrVirtConn *c, const char *uuid, BrVirtState *ret, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
-    (void)err;
-    *ret = d ? state_of(d) : BR_VIRT_STATE_ABSENT;
-    return 0;
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
+    *ret = BR_VIRT_STATE_ABSENT;
+    if (!d)
+        return lr;
+    return state_r(d, ret, err);
 }
 
 /* The persistent config first, then the running guest: two calls, since not every driver
@@ -513,7 +592,10 @@ static int set_memory_fn(virDomainPtr d, unsigned long long v, unsigned flags)
 static int set_both(BrVirtConn *c, const char *uuid, SetFn fn, unsigned long long value,
                     const char *what, CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
+    if (lr < 0)
+        return lr;
     if (!d)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "domain %s is not defined", uuid),
                -ENOENT;
@@ -538,8 +620,15 @@ int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_m
 int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib,
                              CmError *err)
 {
-    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid);
-    if (!d || state_of(d) != BR_VIRT_STATE_RUNNING)
+    int lr = 0;
+    _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
+    BrVirtState st = BR_VIRT_STATE_ABSENT;
+    if (!d)
+        return lr;
+    lr = state_r(d, &st, err);
+    if (lr < 0)
+        return lr;
+    if (st != BR_VIRT_STATE_RUNNING)
         return 0; /* a stopped domain sees the new size when it starts */
     if (virDomainBlockResize(d, "vda", capacity_gib << 30, VIR_DOMAIN_BLOCK_RESIZE_BYTES) < 0)
         return virt_error(err, "cannot grow the running domain's disk");
@@ -561,14 +650,20 @@ int br_virt_list_domains(BrVirtConn *c, BrVirtDomain **ret, size_t *ret_n, CmErr
         free(doms);
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     }
+    size_t kept = 0;
+    int r = 0;
     for (int i = 0; i < n; i++) {
-        BrVirtDomain *o = &out[i];
+        BrVirtDomain *o = &out[kept];
         const char *name = virDomainGetName(doms[i]);
         char *md;
+        if (r < 0 || (r = state_r(doms[i], &o->state, err)) < 0 ||
+            o->state == BR_VIRT_STATE_ABSENT) {
+            virDomainFree(doms[i]); /* gone since the list was made, or libvirt failed */
+            continue;
+        }
         if (virDomainGetUUIDString(doms[i], o->uuid) < 0)
             virResetLastError();
         snprintf(o->name, sizeof(o->name), "%s", name ? name : "");
-        o->state = state_of(doms[i]);
         md = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT, BR_XMLNS_URI, 0);
         if (!md)
             virResetLastError();
@@ -576,9 +671,14 @@ int br_virt_list_domains(BrVirtConn *c, BrVirtDomain **ret, size_t *ret_n, CmErr
                                                  &o->allocation_id, &o->instance_id) == 0;
         free(md);
         virDomainFree(doms[i]);
+        kept++;
     }
     free(doms);
+    if (r < 0) {
+        free(out);
+        return r;
+    }
     *ret = out;
-    *ret_n = (size_t)n;
+    *ret_n = kept;
     return 0;
 }
