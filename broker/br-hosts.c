@@ -338,3 +338,36 @@ BrHosts *br_hosts_free(BrHosts *h)
     free(h);
     return NULL;
 }
+
+static int cmp_status(const void *a, const void *b)
+{
+    const BrHostStatus *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int br_hosts_snapshot(BrHosts *h, BrHostStatus **ret, size_t *ret_n)
+{
+    size_t n = 0, i = 0;
+    BrHostStatus *out;
+    pthread_mutex_lock(&h->lock);
+    for (Host *x = h->hosts; x; x = x->next)
+        n++;
+    out = calloc(n + 1, sizeof(*out));
+    if (!out) {
+        pthread_mutex_unlock(&h->lock);
+        return -ENOMEM;
+    }
+    for (Host *x = h->hosts; x; x = x->next)
+        out[i++] = x->status;
+    pthread_mutex_unlock(&h->lock);
+    qsort(out, n, sizeof(*out), cmp_status);
+    *ret = out;
+    *ret_n = n;
+    return 0;
+}
+
+const BrHostStatus *br_hosts_snapshot_find(const BrHostStatus *snap, size_t n, int64_t id)
+{
+    BrHostStatus key = {.id = id};
+    return snap ? bsearch(&key, snap, n, sizeof(*snap), cmp_status) : NULL;
+}

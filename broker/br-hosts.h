@@ -55,6 +55,16 @@ void br_hosts_put(BrHosts *h, int64_t id, BrVirtConn *c);
 /** br_hosts_status: Returns: true and the host's status in @ret, false for an unknown host. */
 bool br_hosts_status(BrHosts *h, int64_t id, BrHostStatus *ret);
 
+/**
+ * br_hosts_snapshot:
+ * Every host's status, taken under one lock, sorted by id (free the array).
+ * Returns: 0, or -ENOMEM.
+ */
+int br_hosts_snapshot(BrHosts *h, BrHostStatus **ret, size_t *ret_n);
+
+/** br_hosts_snapshot_find: Returns: host @id's status in a snapshot, or NULL. */
+const BrHostStatus *br_hosts_snapshot_find(const BrHostStatus *snap, size_t n, int64_t id);
+
 /** br_hosts_refresh: asks host @id's thread to refresh its capacity now (after a change). */
 void br_hosts_refresh(BrHosts *h, int64_t id);
 

@@ -382,6 +382,53 @@ static const char *const migrations[] = {
     "  created_at TEXT NOT NULL"
     ") STRICT;"
     "CREATE INDEX backups_system ON backups(system_id, taken_at);",
+
+    /* 5: what is placed on each host, kept by triggers in the same transaction as every change
+     * to an instance, so a placement decision reads 1 row per host instead of summing every
+     * instance. CPU and memory count while a domain may run; disk until the volume is gone. */
+    "ALTER TABLE hosts ADD COLUMN used_vcpus INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE hosts ADD COLUMN used_memory_mib INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE hosts ADD COLUMN used_disk_gib INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TRIGGER instances_usage_insert AFTER INSERT ON instances"
+    " WHEN NEW.host_id IS NOT NULL BEGIN"
+    "  UPDATE hosts SET"
+    "   used_vcpus = used_vcpus + iif(NEW.state IN ('undefined','deleted'), 0, NEW.vcpus),"
+    "   used_memory_mib = used_memory_mib + iif(NEW.state IN ('undefined','deleted'), 0,"
+    "    NEW.memory_mib),"
+    "   used_disk_gib = used_disk_gib + iif(NEW.state = 'deleted', 0, NEW.disk_gib)"
+    "  WHERE id = NEW.host_id;"
+    " END;"
+    "CREATE TRIGGER instances_usage_update AFTER UPDATE OF host_id, state, vcpus, memory_mib,"
+    " disk_gib ON instances BEGIN"
+    "  UPDATE hosts SET"
+    "   used_vcpus = used_vcpus - iif(OLD.state IN ('undefined','deleted'), 0, OLD.vcpus),"
+    "   used_memory_mib = used_memory_mib - iif(OLD.state IN ('undefined','deleted'), 0,"
+    "    OLD.memory_mib),"
+    "   used_disk_gib = used_disk_gib - iif(OLD.state = 'deleted', 0, OLD.disk_gib)"
+    "  WHERE id = OLD.host_id;"
+    "  UPDATE hosts SET"
+    "   used_vcpus = used_vcpus + iif(NEW.state IN ('undefined','deleted'), 0, NEW.vcpus),"
+    "   used_memory_mib = used_memory_mib + iif(NEW.state IN ('undefined','deleted'), 0,"
+    "    NEW.memory_mib),"
+    "   used_disk_gib = used_disk_gib + iif(NEW.state = 'deleted', 0, NEW.disk_gib)"
+    "  WHERE id = NEW.host_id;"
+    " END;"
+    "CREATE TRIGGER instances_usage_delete AFTER DELETE ON instances"
+    " WHEN OLD.host_id IS NOT NULL BEGIN"
+    "  UPDATE hosts SET"
+    "   used_vcpus = used_vcpus - iif(OLD.state IN ('undefined','deleted'), 0, OLD.vcpus),"
+    "   used_memory_mib = used_memory_mib - iif(OLD.state IN ('undefined','deleted'), 0,"
+    "    OLD.memory_mib),"
+    "   used_disk_gib = used_disk_gib - iif(OLD.state = 'deleted', 0, OLD.disk_gib)"
+    "  WHERE id = OLD.host_id;"
+    " END;"
+    "UPDATE hosts SET"
+    " used_vcpus = (SELECT coalesce(sum(iif(i.state IN ('undefined','deleted'), 0, i.vcpus)), 0)"
+    "  FROM instances i WHERE i.host_id = hosts.id),"
+    " used_memory_mib = (SELECT coalesce(sum(iif(i.state IN ('undefined','deleted'), 0,"
+    "  i.memory_mib)), 0) FROM instances i WHERE i.host_id = hosts.id),"
+    " used_disk_gib = (SELECT coalesce(sum(iif(i.state = 'deleted', 0, i.disk_gib)), 0)"
+    "  FROM instances i WHERE i.host_id = hosts.id);",
 };
 
 const char *const *br_store_migrations(unsigned *ret_n)

@@ -60,7 +60,8 @@ static double free_share(const BrPlacementHost *h, const BrPlacementDemand *d)
     return (cpu + ram) / 2;
 }
 
-static json_object *refusal_json(const BrPlacementHost *h, BrPlacementRefusal why)
+static json_object *refusal_json(const BrPlacementHost *h, const BrPlacementDemand *d,
+                                 BrPlacementRefusal why)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "host", json_object_new_string(h->name ? h->name : ""));
@@ -69,15 +70,18 @@ static json_object *refusal_json(const BrPlacementHost *h, BrPlacementRefusal wh
                            json_object_new_string(br_placement_refusal_to_string(why)));
     switch (why) {
     case BR_PLACEMENT_REFUSED_CPU:
+        json_object_object_add(o, "asked", json_object_new_int64(d->vcpus));
         json_object_object_add(o, "used", json_object_new_int64(h->used_vcpus));
         json_object_object_add(o, "limit", json_object_new_int64(limit(h->cpus, h->cpu_ratio)));
         break;
     case BR_PLACEMENT_REFUSED_RAM:
+        json_object_object_add(o, "asked", json_object_new_int64(d->memory_mib));
         json_object_object_add(o, "used", json_object_new_int64(h->used_memory_mib));
         json_object_object_add(o, "limit",
                                json_object_new_int64(limit(h->memory_mib, h->ram_ratio)));
         break;
     case BR_PLACEMENT_REFUSED_DISK:
+        json_object_object_add(o, "asked", json_object_new_int64(d->disk_gib));
         json_object_object_add(o, "used", json_object_new_int64(h->used_disk_gib));
         json_object_object_add(o, "limit",
                                json_object_new_int64(limit(h->disk_gib, h->disk_ratio)));
@@ -116,7 +120,7 @@ int br_placement_choose(BrPlacementHost *hosts, size_t n_hosts, const BrPlacemen
                 json_object *o = json_object_new_object(), *list = json_object_new_array();
                 for (size_t i = 0; i < n_hosts; i++)
                     json_object_array_add(
-                        list, refusal_json(&hosts[i],
+                        list, refusal_json(&hosts[i], d,
                                            br_placement_filter(&hosts[i], p, d,
                                                                siblings && siblings[i])));
                 json_object_object_add(o, "instance", json_object_new_int64((int64_t)k));

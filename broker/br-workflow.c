@@ -684,22 +684,24 @@ static void host_set_clear(HostSet *s)
 static int host_set_load(BrDaemon *d, CmDb *db, const BrPolicies *p, HostSet *ret, CmError *err)
 {
     static const char pools[2][16] = {"trial", "production"};
+    /* Usage per host is kept by triggers (migration 5): one row per host, no aggregation. */
     sqlite3_stmt *stmt = cm_db_stmt(
         db,
         "SELECT h.id, h.name, h.pool, h.enabled, h.maintenance, h.cpu_ratio, h.ram_ratio,"
-        " h.disk_ratio, h.cpus, h.memory_mib, h.disk_gib,"
-        " coalesce(u.vcpus, 0), coalesce(u.mem, 0), coalesce(u.disk, 0) FROM hosts h LEFT JOIN"
-        " (SELECT host_id, sum(CASE WHEN state = 'undefined' THEN 0 ELSE vcpus END) AS vcpus,"
-        "  sum(CASE WHEN state = 'undefined' THEN 0 ELSE memory_mib END) AS mem,"
-        "  sum(disk_gib) AS disk FROM instances WHERE host_id IS NOT NULL"
-        "  AND state != 'deleted' GROUP BY host_id) u ON u.host_id = h.id ORDER BY h.id",
+        " h.disk_ratio, h.cpus, h.memory_mib, h.disk_gib, h.used_vcpus, h.used_memory_mib,"
+        " h.used_disk_gib FROM hosts h ORDER BY h.id",
         err);
+    _cleanup_free_ BrHostStatus *status = NULL;
+    size_t n_status = 0;
     HostSet s = {0};
     size_t cap = 0;
     int r;
 
     if (!stmt)
         return -EIO;
+    /* Every host's live status in one snapshot, sorted by id. */
+    if (d->hosts && br_hosts_snapshot(d->hosts, &status, &n_status) < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     while ((r = cm_db_step_row(db, stmt, err)) > 0) {
         if (s.n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -715,7 +717,7 @@ static int host_set_load(BrDaemon *d, CmDb *db, const BrPolicies *p, HostSet *re
             }
         }
         BrPlacementHost *h = &s.hosts[s.n];
-        BrHostStatus st = {0};
+        const BrHostStatus *st;
         memset(h, 0, sizeof(*h));
         h->id = sqlite3_column_int64(stmt, 0);
         snprintf(s.names[s.n], sizeof(s.names[s.n]), "%s", cm_db_col_text(stmt, 1));
@@ -738,12 +740,13 @@ static int host_set_load(BrDaemon *d, CmDb *db, const BrPolicies *p, HostSet *re
         h->used_memory_mib = sqlite3_column_int64(stmt, 12);
         h->used_disk_gib = sqlite3_column_int64(stmt, 13);
         /* The live connection and capacity win over what the database last recorded. */
-        if (d->hosts && br_hosts_status(d->hosts, h->id, &st)) {
-            h->connected = st.connected;
-            if (st.capacity_known) {
-                h->cpus = st.cpus;
-                h->memory_mib = st.memory_mib;
-                h->disk_gib = st.disk_gib;
+        st = br_hosts_snapshot_find(status, n_status, h->id);
+        if (st) {
+            h->connected = st->connected;
+            if (st->capacity_known) {
+                h->cpus = st->cpus;
+                h->memory_mib = st->memory_mib;
+                h->disk_gib = st->disk_gib;
             }
         }
         s.n++;
@@ -766,7 +769,7 @@ static int no_capacity(CmError *err, json_object *refusals)
     json_object *hosts = cm_json_get(refusals, "hosts");
     size_t n = hosts ? json_object_array_length(hosts) : 0;
 
-    used = (size_t)snprintf(msg, sizeof(msg), "no host can take instance %lld:",
+    used = (size_t)snprintf(msg, sizeof(msg), "no host can take instance #%lld of the request:",
                             (long long)cm_json_get_int(refusals, "instance", 0));
     if (n == 0)
         snprintf(msg + used, sizeof(msg) - used, " no host is registered");
@@ -777,9 +780,11 @@ static int no_capacity(CmError *err, json_object *refusals)
                                  i ? ";" : "", cm_json_get_str(h, "host", "?"),
                                  cm_json_get_str(h, "refused_by", "?"));
         if (lim && used < sizeof(msg) - 1)
-            used += (size_t)snprintf(msg + used, sizeof(msg) - used, " (%lld used of %lld)",
+            used += (size_t)snprintf(msg + used, sizeof(msg) - used,
+                                     " (%lld used of %lld, %lld asked)",
                                      (long long)cm_json_get_int(h, "used", 0),
-                                     (long long)json_object_get_int64(lim));
+                                     (long long)json_object_get_int64(lim),
+                                     (long long)cm_json_get_int(h, "asked", 0));
     }
     return cm_error_set_code(err, CM_ERROR_CONFLICT, "no_capacity", "", "%s", msg);
 }
@@ -791,8 +796,10 @@ static int place(BrDaemon *d, CmDb *db, const char *pool, int64_t siblings_of,
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
     _cleanup_free_ bool *siblings = NULL;
+    /* Anti-affinity guards production against a host's failure; a trial does not need it. */
     BrPlacementPolicy pp = {.pool = pool,
-                            .anti_affinity = p->placement.anti_affinity,
+                            .anti_affinity = p->placement.anti_affinity &&
+                                             strcmp(pool, "production") == 0,
                             .weigher = p->placement.spread ? BR_PLACEMENT_SPREAD
                                                            : BR_PLACEMENT_PACK};
     json_object *refusals = NULL;
@@ -1047,6 +1054,9 @@ int br_workflow_finish(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
             r = alloc_move(d, db, job->allocation_id, BR_ALLOCATION_STATE_PURGED, NULL, err);
         break;
     case BR_JOB_PURGE:
+        if (r >= 0)
+            r = exec_sql(db, "UPDATE allocations SET retained_until = ?2 WHERE id = ?1",
+                         job->allocation_id, NULL, err);
         if (r >= 0)
             r = alloc_move(d, db, job->allocation_id, BR_ALLOCATION_STATE_PURGED, NULL, err);
         break;
