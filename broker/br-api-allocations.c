@@ -185,13 +185,14 @@ static int allocation_action(BrCall *c, bool restore)
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
+    /* A trial allocation left in error can be purged too; only production is restored. */
     sqlite3_stmt *s = cm_db_stmt(db,
-                                 "SELECT department_id FROM allocations WHERE id = ?"
-                                 " AND purpose = 'production'",
+                                 "SELECT department_id FROM allocations WHERE id = ?1"
+                                 " AND (?2 = 0 OR purpose = 'production')",
                                  &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
-        CM_DB_BIND(s, id);
+        CM_DB_BIND(s, id, (int64_t)restore);
         r = cm_db_step_row(db, s, &c->err);
         if (r > 0)
             dept = sqlite3_column_int64(s, 0);
@@ -230,7 +231,7 @@ static int allocation_action(BrCall *c, bool restore)
     if (r >= 0)
         r = br_store_audit(c->d->store, db, &c->actor,
                            restore ? "allocation.restore" : "allocation.purge", "allocation", id,
-                           "accepted", NULL, &c->err);
+                           "accepted", cm_json_to_string(c->body, NULL), &c->err);
     r = br_api_write_end(c, db, r);
     if (r < 0)
         return r;

@@ -161,9 +161,20 @@ int br_api_hosts_create(BrCall *c)
         sqlite3_bind_text(stmt, 9, at, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 10, hash, -1, SQLITE_TRANSIENT);
         r = cm_db_step_done(db, stmt, &c->err);
-        if (r == -EEXIST)
-            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "/name",
-                                  "a host with this name or URI is already registered");
+        if (r == -EEXIST) {
+            /* Say which of the two unique fields clashed. */
+            sqlite3_stmt *dup = cm_db_stmt(db, "SELECT 1 FROM hosts WHERE name = ?", &c->err);
+            bool name_taken = false;
+            if (dup) {
+                CM_DB_BIND(dup, cm_json_get_str(c->body, "name", ""));
+                name_taken = sqlite3_step(dup) == SQLITE_ROW;
+                sqlite3_reset(dup);
+            }
+            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate",
+                                  name_taken ? "/name" : "/uri",
+                                  name_taken ? "a host with this name is already registered"
+                                             : "a host with this URI is already registered");
+        }
     }
     if (r >= 0) {
         id = cm_db_last_insert_id(db);

@@ -1110,7 +1110,7 @@ int br_api_requests_allocate(BrCall *c)
         r = br_workflow_plan_allocate(c->d, db, &c->actor, id, &alloc, &job, &c->err);
     if (r >= 0)
         r = br_store_audit(c->d->store, db, &c->actor, "request.allocate", "request", id,
-                           "accepted", NULL, &c->err);
+                           "accepted", cm_json_to_string(c->body, NULL), &c->err);
     br_request_row_clear(&row);
     r = br_api_write_end(c, db, r);
     if (r < 0)

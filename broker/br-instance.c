@@ -100,8 +100,13 @@ void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type,
 int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *err)
 {
     char at[CM_TIME_ISO_LEN + 1];
-    sqlite3_stmt *stmt =
-        cm_db_stmt(db, "UPDATE instances SET state = ?, updated_at = ? WHERE id = ?", err);
+    /* A domain gone on purpose has no live state left to show. */
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "UPDATE instances SET state = ?1, updated_at = ?2,"
+                                    " observed_state = iif(?1 IN ('undefined','deleted'), NULL,"
+                                    " observed_state), observed_at = iif(?1 IN ('undefined',"
+                                    "'deleted'), NULL, observed_at) WHERE id = ?3",
+                                    err);
     if (!stmt)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);

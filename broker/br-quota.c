@@ -81,7 +81,8 @@ int br_quota_usage(CmDb *db, int64_t department_id, int64_t exclude_request, BrQ
         r = sum_query(db,
                       "SELECT total(vcpus), total(memory_mib), total(disk_gib), total(instances)"
                       " FROM requests WHERE department_id = ?1 AND id != ?2 AND kind = 'new'"
-                      " AND state IN ('approved','in_trial','trial_passed')",
+                      " AND state IN ('approved','in_trial','trial_passed')"
+                      " AND allocation_id IS NULL", /* once allocated, the allocation counts */
                       department_id, exclude_request, &u.approved, err);
     if (r >= 0)
         r = sum_query(db,

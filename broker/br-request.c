@@ -84,7 +84,8 @@ static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STAT
     [A(RECLAIMING)] = {[A(RETAINED)] = true, [A(ERROR)] = true},
     [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
     /* Only the vendor's repair (a job) takes an allocation out of error. */
-    [A(ERROR)] = {[A(ACTIVE)] = true, [A(RETAINED)] = true, [A(RECLAIMING)] = true},
+    [A(ERROR)] = {[A(ACTIVE)] = true, [A(RETAINED)] = true, [A(RECLAIMING)] = true,
+                  [A(PURGED)] = true},
 };
 #undef A
 
