@@ -26,15 +26,16 @@ static int format_params(BrCall *c, const char **ret_format, BrLang *ret_lang)
 static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang lang,
                         const char *filename)
 {
-    char disp[160];
+    char disp[256];
     if (strcmp(format, "json") == 0)
         return br_reply(c, MHD_HTTP_OK, doc);
     char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc) : br_report_html(doc, lang);
     json_object_put(doc);
     if (!text)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
-    snprintf(disp, sizeof(disp), "%s; filename=\"%s.%s\"",
-             strcmp(format, "csv") == 0 ? "attachment" : "inline", filename, format);
+    bool csv = strcmp(format, "csv") == 0;
+    snprintf(disp, sizeof(disp), "%s; filename=\"%.64s.%s\"", csv ? "attachment" : "inline",
+             filename, csv ? "csv" : "html");
     br_reply_header(c, "Content-Disposition", disp);
     return br_reply_text(c, MHD_HTTP_OK,
                          strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8"

@@ -73,7 +73,8 @@ static void html_text(Out *o, const char *s)
  * spreadsheet never evaluates text from a department as a formula. */
 static void csv_field(Out *o, const char *s)
 {
-    bool quote = s && (strpbrk(s, ",\"\r\n") || strchr("=+-@", s[0]));
+    bool formula = s && s[0] && strchr("=+-@", s[0]);
+    bool quote = s && (strpbrk(s, ",\"\r\n") || formula);
     if (!s)
         return;
     if (!quote) {
@@ -81,7 +82,7 @@ static void csv_field(Out *o, const char *s)
         return;
     }
     outf(o, "\"");
-    if (strchr("=+-@", s[0]) && !(s[0] == '-' && s[1] >= '0' && s[1] <= '9'))
+    if (formula && !(s[0] == '-' && s[1] >= '0' && s[1] <= '9'))
         outf(o, "'");
     for (; *s; s++)
         outf(o, *s == '"' ? "\"\"" : "%c", *s);

@@ -287,10 +287,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
                    " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
                    "  AND f.kind = 'over_provisioned' AND f.first_found < ?2 AND (f.state IN"
                    "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
-                   " (SELECT coalesce(sum(f.frees_vcpus), 0) FROM findings f"
+                   " (SELECT coalesce(sum(max(f.frees_vcpus, 0)), 0) FROM findings f"
                    "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
                    "  AND f.state IN ('open','acknowledged')),"
-                   " (SELECT coalesce(sum(f.frees_memory_mib), 0) FROM findings f"
+                   " (SELECT coalesce(sum(max(f.frees_memory_mib, 0)), 0) FROM findings f"
                    "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
                    "  AND f.state IN ('open','acknowledged'))"
                    " FROM allocations a WHERE " LIVE_ALLOCATION

@@ -183,8 +183,11 @@ static json_object *findings_rule(const BrReviewInput *in, BrReviewOutcome *o)
         const char *kind = cm_json_get_str(f, "kind", "");
         idle += strcmp(kind, "idle") == 0;
         over += strcmp(kind, "over_provisioned") == 0;
-        vcpus += cm_json_get_int(f, "frees_vcpus", 0);
-        mem += cm_json_get_int(f, "frees_memory_mib", 0);
+        /* A finding that also grows one dimension frees nothing there. */
+        int64_t fv = cm_json_get_int(f, "frees_vcpus", 0);
+        int64_t fm = cm_json_get_int(f, "frees_memory_mib", 0);
+        vcpus += fv > 0 ? fv : 0;
+        mem += fm > 0 ? fm : 0;
         json_object_array_add(list, json_object_get(f));
     }
     o->ok[BR_REVIEW_RULE_FINDINGS] = n == 0;
