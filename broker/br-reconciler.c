@@ -63,6 +63,22 @@ static int record_host(BrDaemon *d, int64_t host_id, const Condition *conds, siz
     if (r < 0)
         return r;
 
+    /* The capacity last seen, so a host shows its size while it is disconnected and after
+     * a restart (only written when it changed). */
+    BrHostStatus st;
+    if (d->hosts && br_hosts_status(d->hosts, host_id, &st) && st.capacity_known) {
+        stmt = cm_db_stmt(db,
+                          "UPDATE hosts SET cpus = ?2, memory_mib = ?3, disk_gib = ?4"
+                          " WHERE id = ?1 AND (cpus, memory_mib, disk_gib) IS NOT (?2, ?3, ?4)",
+                          err);
+        if (!stmt)
+            r = -EIO;
+        else {
+            CM_DB_BIND(stmt, host_id, st.cpus, st.memory_mib, st.disk_gib);
+            r = cm_db_step_done(db, stmt, err);
+        }
+    }
+
     for (size_t i = 0; r >= 0 && i < n_conds; i++) {
         const Condition *c = &conds[i];
         stmt = cm_db_stmt(db,
