@@ -14,6 +14,17 @@
 #include "cm-time.h"
 #include "cm-util.h"
 
+/* Counters summed over many windows can pass 2^63: they saturate instead (SQLite's sum()
+ * fails on an integer overflow; total() is a double, cast back with saturation). NULL when
+ * every window lacks the counter. */
+#define SATSUM(col) "CASE WHEN count(" col ") > 0 THEN CAST(total(" col ") AS INTEGER) END"
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
 int br_api_samples_post(BrCall *c)
 {
     BrIngestResult res = {0};
@@ -151,14 +162,15 @@ int br_api_instances_usage(BrCall *c)
     if (daily) {
         step -= step % 86400;
         s = cm_db_stmt(db,
-                       "SELECT (unixepoch(day) / ?1) * ?1 AS b, count(*), sum(readings),"
+                       "SELECT (unixepoch(day) / ?1) * ?1 AS b, sum(windows), sum(readings),"
                        " sum(expected), sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg"
                        " IS NOT NULL THEN readings END), 0), max(cpu_max), max(cpu_p95),"
                        " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
                        " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
-                       " sum(disk_rd_bytes), sum(disk_wr_bytes), sum(net_rx_bytes),"
-                       " sum(net_tx_bytes), sum(disk_rd_reqs), sum(disk_wr_reqs),"
-                       " sum(net_rx_pkts), sum(net_tx_pkts), 86400"
+                       " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
+                       " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
+                       " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
+                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", 86400"
                        " FROM rollups WHERE instance_id = ?2 AND unixepoch(day) >= ?3"
                        " AND unixepoch(day) < ?4 GROUP BY b ORDER BY b",
                        &c->err);
@@ -169,9 +181,10 @@ int br_api_instances_usage(BrCall *c)
                        " THEN readings END), 0), max(cpu_max), NULL,"
                        " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
                        " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
-                       " sum(disk_rd_bytes), sum(disk_wr_bytes), sum(net_rx_bytes),"
-                       " sum(net_tx_bytes), sum(disk_rd_reqs), sum(disk_wr_reqs),"
-                       " sum(net_rx_pkts), sum(net_tx_pkts), max(duration)"
+                       " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
+                       " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
+                       " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
+                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", max(duration)"
                        " FROM samples WHERE instance_id = ?2 AND start >= ?3 AND start < ?4"
                        " GROUP BY b ORDER BY b",
                        &c->err);
@@ -302,8 +315,8 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
         }
         if (sqlite3_column_type(s, 8) != SQLITE_NULL && sqlite3_column_double(s, 8) > mem_max)
             mem_max = sqlite3_column_double(s, 8);
-        rx += sqlite3_column_int64(s, 9);
-        tx += sqlite3_column_int64(s, 10);
+        rx = sat_add(rx, sqlite3_column_int64(s, 9));
+        tx = sat_add(tx, sqlite3_column_int64(s, 10));
     }
     sqlite3_reset(s);
     double expected = duration > 0 ? (double)(to - from) / (double)duration * (double)expected_per

@@ -14,6 +14,7 @@
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 static atomic_uint_fast64_t stored_total, duplicates_total;
 
@@ -157,11 +158,16 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
     int64_t oldest = now - p->metering.sample_retention_days * 86400;
     BrIngestResult res = {0};
     sqlite3_stmt *stmt, *own;
-    int64_t last_id = 0;
+    int64_t last_id = 0, last_mem = 0, last_max_vcpus = 0;
+    char last_uuid[40] = "";
+    _cleanup_free_ int64_t *alloc_mem = n_inst ? calloc(n_inst, sizeof(int64_t)) : NULL;
     int r;
 
+    if (n_inst && !alloc_mem)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     /* Check everything before writing anything: a bad record refuses the whole batch. */
-    own = cm_db_stmt(db, "SELECT host_id, uuid FROM instances WHERE id = ?", err);
+    own = cm_db_stmt(db, "SELECT host_id, uuid, memory_mib, max_vcpus FROM instances WHERE id = ?",
+                     err);
     if (!own)
         return -EIO;
     for (size_t i = 0; i < n_inst; i++) {
@@ -172,15 +178,24 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
                          err);
         if (r < 0)
             return r;
-        if (id == last_id)
-            continue; /* batches are grouped by instance: one lookup each */
-        CM_DB_BIND(own, id);
-        r = cm_db_step_row(db, own, err);
-        bool mine = r > 0 && sqlite3_column_int64(own, 0) == host_id &&
-                    strcmp(cm_db_col_text(own, 1), cm_json_get_str(rec, "uuid", "")) == 0;
-        sqlite3_reset(own);
-        if (r < 0)
-            return r;
+        bool mine;
+        if (id == last_id) {
+            /* batches are grouped by instance: one lookup each, the UUID checked every time */
+            mine = strcmp(last_uuid, cm_json_get_str(rec, "uuid", "")) == 0;
+        } else {
+            CM_DB_BIND(own, id);
+            r = cm_db_step_row(db, own, err);
+            mine = r > 0 && sqlite3_column_int64(own, 0) == host_id &&
+                   strcmp(cm_db_col_text(own, 1), cm_json_get_str(rec, "uuid", "")) == 0;
+            if (mine) {
+                cm_strscpy(last_uuid, sizeof(last_uuid), cm_db_col_text(own, 1));
+                last_mem = sqlite3_column_int64(own, 2);
+                last_max_vcpus = sqlite3_column_int64(own, 3);
+            }
+            sqlite3_reset(own);
+            if (r < 0)
+                return r;
+        }
         if (!mine) {
             snprintf(field, sizeof(field), "/instances/%zu/instance", i);
             return cm_error_set_code(err, CM_ERROR_FORBIDDEN, "not_your_instance", field,
@@ -189,6 +204,24 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
                                      i, (long long)id);
         }
         last_id = id;
+        alloc_mem[i] = last_mem;
+        /* The domain can never have more vCPUs than its maximum, nor use more cores. */
+        json_object *vc = cm_json_get(rec, "vcpus"), *mx = cm_json_get(rec, "cpu_cores_max");
+        if (vc && json_object_get_int64(vc) > last_max_vcpus) {
+            snprintf(field, sizeof(field), "/instances/%zu/vcpus", i);
+            return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
+                                     "record %zu: %lld vCPUs, but instance %lld has at most %lld",
+                                     i, (long long)json_object_get_int64(vc), (long long)id,
+                                     (long long)last_max_vcpus);
+        }
+        if (mx && json_object_get_double(mx) > (double)last_max_vcpus * 1.25 + 0.25) {
+            snprintf(field, sizeof(field), "/instances/%zu/cpu_cores_max", i);
+            return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
+                                     "record %zu: %.2f cores used, but instance %lld has at most "
+                                     "%lld vCPUs",
+                                     i, json_object_get_double(mx), (long long)id,
+                                     (long long)last_max_vcpus);
+        }
     }
     for (size_t i = 0; i < n_unowned; i++) {
         r = check_window(json_object_array_get_idx(unowned, i), "unowned", i, now, oldest,
@@ -219,6 +252,10 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
                    host_id, cm_json_get_int(rec, "duration", 0),
                    cm_json_get_int(rec, "readings", 0), cm_json_get_int(rec, "expected", 0));
         bind_cols(stmt, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
+        /* The memory is what the instance was allocated: a guest whose balloon never
+         * deflates reports the domain's maximum, which it was never given to use. */
+        if (alloc_mem[i] > 0 && cm_json_get_int(rec, "memory_mib", 0) > alloc_mem[i])
+            sqlite3_bind_int64(stmt, 8, alloc_mem[i]);
         r = cm_db_step_done(db, stmt, err);
         if (r < 0)
             return r;
@@ -468,11 +505,18 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     if (r < 0)
         return r;
     if (sqlite3_prepare_v2(cm_db_handle(db),
-                           "SELECT instance_id, duration, readings, expected, vcpus, memory_mib,"
-                           " cpu_avg, cpu_max, mem_avg, mem_max, disk_rd_bytes, disk_wr_bytes,"
-                           " disk_rd_reqs, disk_wr_reqs, net_rx_bytes, net_tx_bytes, net_rx_pkts,"
-                           " net_tx_pkts FROM samples WHERE start >= ? AND start < ?"
-                           " ORDER BY instance_id, start",
+                           /* Instance by instance along the samples' primary key (a range
+                            * each): no sort, no lookup per row. Memory utilization is of
+                            * the memory allocated: a guest whose balloon never deflates
+                            * reports the domain's maximum instead. */
+                           "SELECT s.instance_id, s.duration, s.readings, s.expected, s.vcpus,"
+                           " CASE WHEN i.memory_mib > 0 AND (s.memory_mib IS NULL OR"
+                           "  s.memory_mib > i.memory_mib) THEN i.memory_mib ELSE s.memory_mib"
+                           " END, s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
+                           " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
+                           " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
+                           " FROM instances i CROSS JOIN samples s ON s.instance_id = i.id"
+                           " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start",
                            -1, &sel, NULL) != SQLITE_OK) {
         cm_db_rollback(db);
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read samples");
@@ -525,7 +569,9 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
         for (int k = 0; k < 8; k++) {
             if (sqlite3_column_type(sel, 10 + k) == SQLITE_NULL)
                 continue;
-            a.sums[k] += sqlite3_column_int64(sel, 10 + k);
+            int64_t v = sqlite3_column_int64(sel, 10 + k);
+            if (__builtin_add_overflow(a.sums[k], v, &a.sums[k]))
+                a.sums[k] = INT64_MAX; /* counters are never negative */
             a.have[k] = true;
         }
         if (sqlite3_column_type(sel, 14) != SQLITE_NULL && duration > 0)
