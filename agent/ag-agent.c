@@ -298,7 +298,9 @@ int ag_agent_cycle(AgAgent *a, CmError *err)
     /* What /metrics shows. */
     pthread_mutex_lock(&a->lock);
     a->cycles++;
-    a->cycle_seconds = cycle_s;
+    /* The whole cycle, the spool's commit included (the host window above could only have
+     * the time up to it). */
+    a->cycle_seconds = (double)(cm_mono_ns() - t0) / 1e9;
     a->libvirt_up = r >= 0;
     if (r < 0)
         a->cycle_errors++;
@@ -539,16 +541,28 @@ static int metrics_start(AgAgent *a, CmError *err)
     _cleanup_free_ char *host = NULL;
     uint16_t port;
     struct sockaddr_in sa = {.sin_family = AF_INET};
+    struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
+    const struct sockaddr *addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 
     if (!a->config->metrics_listen)
         return 0;
-    if (cm_parse_listen(a->config->metrics_listen, &host, &port) < 0 ||
-        inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    if (cm_parse_listen(a->config->metrics_listen, &host, &port) < 0)
         return cm_error_set(err, CM_ERROR_INVALID, "metrics_listen",
-                            "metrics_listen must be IPv4:PORT");
-    sa.sin_port = htons(port);
-    a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, port, NULL, NULL,
-                              metrics_handler, a, MHD_OPTION_SOCK_ADDR, &sa,
+                            "metrics_listen must be IPv4:PORT or [IPv6]:PORT");
+    if (inet_pton(AF_INET, host, &sa.sin_addr) == 1) {
+        sa.sin_port = htons(port);
+        addr = (const struct sockaddr *)&sa;
+    } else if (inet_pton(AF_INET6, host, &sa6.sin6_addr) == 1) {
+        sa6.sin6_port = htons(port);
+        addr = (const struct sockaddr *)&sa6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        return cm_error_set(err, CM_ERROR_INVALID, "metrics_listen",
+                            "metrics_listen must be IPv4:PORT or [IPv6]:PORT");
+    }
+    a->mhd = MHD_start_daemon(flags, port, NULL, NULL, metrics_handler, a, MHD_OPTION_SOCK_ADDR,
+                              addr,
                               MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
                               10u, MHD_OPTION_END);
     if (!a->mhd)

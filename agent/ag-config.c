@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "ag-config.h"
 #include "cm-embedded.h"
@@ -78,14 +83,39 @@ int ag_config_load_file(AgConfig *c, const char *path, CmError *err)
     return 0;
 }
 
+/* An http:// URL whose host is a loopback address or exactly "localhost", with no user part:
+ * parsed, never matched by prefix (http://127.0.0.1.example/ and http://localhost@x/ are not
+ * loopback). */
 static bool loopback_url(const char *url)
 {
-    static const char *const hosts[] = {"http://127.", "http://[::1]", "http://localhost:",
-                                        "http://localhost/"};
-    for (size_t i = 0; i < ELEMENTSOF(hosts); i++)
-        if (strncmp(url, hosts[i], strlen(hosts[i])) == 0)
-            return true;
-    return strcmp(url, "http://localhost") == 0;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL;
+    bool ok = false;
+
+    if (!u)
+        return false;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+        strcasecmp(scheme, "http") == 0) {
+        struct in_addr a4;
+        struct in6_addr a6;
+        size_t n = strlen(host);
+        if (strcasecmp(host, "localhost") == 0)
+            ok = true;
+        else if (inet_pton(AF_INET, host, &a4) == 1)
+            ok = (ntohl(a4.s_addr) >> 24) == 127;
+        else if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+            host[n - 1] = 0;
+            ok = inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+        }
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_url_cleanup(u);
+    return ok;
 }
 
 int ag_config_check(const AgConfig *c, CmError *err)
@@ -107,6 +137,11 @@ int ag_config_check(const AgConfig *c, CmError *err)
     if (access(c->token_file, R_OK) < 0)
         return cm_error_set(err, CM_ERROR_INVALID, "token_file", "cannot read %s",
                             c->token_file);
+    if (c->ca_file && access(c->ca_file, R_OK) < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "ca_file", "cannot read %s", c->ca_file);
+    if (c->spool_max_bytes < 1024)
+        return cm_error_set(err, CM_ERROR_INVALID, "spool_max_bytes",
+                            "the spool's limit must be at least 1024 bytes");
     return 0;
 }
 

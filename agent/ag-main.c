@@ -184,13 +184,23 @@ int main(int argc, char **argv)
         if (once)
             break;
         /* Sleep to the next multiple of the interval on the wall clock, so readings of
-         * every agent line up with the windows. */
+         * every agent line up with the windows; while asleep, tell the watchdog we are alive
+         * every half of its timeout (a cycle that hangs still trips it). */
         int64_t now_ms = cm_now_ms();
         int64_t next = (now_ms / (cfg.interval * 1000) + 1) * cfg.interval * 1000;
-        int64_t wait = next - now_ms;
-        struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
-                              .tv_nsec = (long)(wait % 1000) * 1000000L};
-        int sig = sigtimedwait(&mask, NULL, &ts);
+        int sig = 0;
+        while (sig <= 0 && (now_ms = cm_now_ms()) < next) {
+            int64_t wait = next - now_ms;
+            if (wd && wait > (int64_t)(wd / 2000))
+                wait = (int64_t)(wd / 2000);
+            if (wait < 1)
+                wait = 1;
+            struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
+                                  .tv_nsec = (long)(wait % 1000) * 1000000L};
+            sig = sigtimedwait(&mask, NULL, &ts);
+            if (sig <= 0 && wd)
+                cm_notify("WATCHDOG=1");
+        }
         if (sig > 0) {
             cm_log_notice("signal %d: stopping", sig);
             break;

@@ -213,7 +213,10 @@ static int deliver(AgPush *p, int64_t *seqs, AgRecord *recs, size_t n)
     return 1;
 }
 
-static void wait_ms(AgPush *p, int64_t ms)
+/* Waits @ms, or less when @kickable and new windows arrive; a backoff is never cut short
+ * (every agent's cycles fall on the same wall-clock instants: kicks would make a fleet retry
+ * in step against a broker coming back). */
+static void wait_ms(AgPush *p, int64_t ms, bool kickable)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -224,9 +227,11 @@ static void wait_ms(AgPush *p, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&p->lock);
-    if (!p->stopping && !p->kicked)
-        pthread_cond_timedwait(&p->wake, &p->lock, &ts);
-    p->kicked = false;
+    while (!p->stopping && !(kickable && p->kicked))
+        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    if (kickable)
+        p->kicked = false;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -246,7 +251,7 @@ static void *push_thread(void *arg)
             break;
         int n = ag_spool_peek(p->spool, max, BATCH_BYTES, seqs, recs, &err);
         if (n <= 0) {
-            wait_ms(p, 1000);
+            wait_ms(p, 1000, true);
             continue;
         }
         int ok = deliver(p, seqs, recs, (size_t)n);
@@ -270,7 +275,7 @@ static void *push_thread(void *arg)
         p->stats.failures++;
         p->stats.backoff_s = delay;
         pthread_mutex_unlock(&p->lock);
-        wait_ms(p, (int64_t)(delay * 1000));
+        wait_ms(p, (int64_t)(delay * 1000), false);
     }
     free(seqs);
     free(recs);

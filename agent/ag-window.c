@@ -93,7 +93,15 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
                      int64_t window_s, int64_t interval_s, AgWindow *ret_done)
 {
     int done = 0;
-    int64_t start = wall_s - wall_s % window_s;
+    /* A domain restarted since the baseline (a new id) has counters that started again,
+     * even when they have already passed the old ones: no reading across it. */
+    if (m->have_base && s->domain_id != m->base_domain_id)
+        m->have_base = false;
+    /* A reading covers the interval that ends now, so it belongs to the window that interval
+     * lies in: cycles fall on interval multiples, and the reading taken at a window's first
+     * second is the previous window's last. */
+    int64_t at = m->have_base && s->running && wall_s > m->last_seen_wall ? wall_s - 1 : wall_s;
+    int64_t start = at - at % window_s;
     uint64_t disk_now[4] = {s->disk_rd_bytes, s->disk_wr_bytes, s->disk_rd_reqs,
                             s->disk_wr_reqs};
     uint64_t net_now[4] = {s->net_rx_bytes, s->net_tx_bytes, s->net_rx_pkts, s->net_tx_pkts};
@@ -164,6 +172,7 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
     /* The new baseline: every counter as read now (a counter that went back starts here). */
     m->have_base = s->running;
     m->base_mono_ns = mono_ns;
+    m->base_domain_id = s->domain_id;
     m->base_has_cpu = s->has_cpu;
     m->base_cpu_ns = s->cpu_time_ns;
     m->base_has_disk = s->has_disk;
@@ -176,7 +185,9 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
 int ag_host_meter_observe(AgHostMeter *m, const AgHostStats *s, double cycle_s, int64_t wall_s,
                           int64_t window_s, int64_t interval_s, AgHostWindow *ret_done)
 {
-    int64_t start = wall_s - wall_s % window_s;
+    /* As for a domain: the reading belongs to the window of the interval that ends now. */
+    int64_t at = m->have_base && wall_s > m->last_wall ? wall_s - 1 : wall_s;
+    int64_t start = at - at % window_s;
     int done = 0;
 
     if (m->window_start > 0 && start > m->window_start && m->readings > 0) {
@@ -206,6 +217,7 @@ int ag_host_meter_observe(AgHostMeter *m, const AgHostStats *s, double cycle_s, 
         m->base_total = t;
         m->window_start = start;
     }
+    m->last_wall = wall_s;
     m->readings++;
     m->cpus = s->cpus;
     m->memory_mib = s->memory_mib;

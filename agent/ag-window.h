@@ -48,6 +48,7 @@ typedef struct {
     /* The baseline: the last counters and when they were read. */
     bool have_base;
     int64_t base_mono_ns;
+    int base_domain_id; /* a restarted domain gets a new id: its counters start again */
     bool base_has_cpu, base_has_disk, base_has_net;
     uint64_t base_cpu_ns;
     uint64_t base_disk[4], base_net[4];
@@ -93,6 +94,7 @@ typedef struct {
     bool have_base;
     uint64_t base_busy, base_total;
     int64_t window_start;
+    int64_t last_wall; /* when the last reading was taken */
     int readings;
     double cpu_sum, cpu_max;
     int cpu_readings;
