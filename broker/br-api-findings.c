@@ -396,11 +396,72 @@ static int check_time(BrCall *c, const char *key, const char *v, char out[CM_TIM
 
 typedef enum { REC_VULNERABILITY, REC_INCIDENT, REC_BACKUP } RecKind;
 
+/* The columns of each kind of record, as the API shows them (NULL: none). */
+#define REC_COLUMNS_VULNERABILITY                                                              \
+    "SELECT id, system_id, severity, title, status, found_at, fixed_at, created_at"            \
+    " FROM vulnerabilities"
+#define REC_COLUMNS_INCIDENT                                                                   \
+    "SELECT id, system_id, severity, title, description, occurred_at, resolved_at, created_at" \
+    " FROM incidents"
+#define REC_COLUMNS_BACKUP                                                                     \
+    "SELECT id, system_id, location, taken_at, size_bytes, sha256, NULL, created_at FROM backups"
+static const char *const rec_names[][8] = {
+    {"id", "system_id", "severity", "title", "status", "found_at", "fixed_at", "created_at"},
+    {"id", "system_id", "severity", "title", "description", "occurred_at", "resolved_at",
+     "created_at"},
+    {"id", "system_id", "location", "taken_at", "size_bytes", "sha256", NULL, "created_at"},
+};
+
+static json_object *record_json(sqlite3_stmt *s, RecKind kind)
+{
+    json_object *one = json_object_new_object();
+    for (int k = 0; k < 8; k++) {
+        if (!rec_names[kind][k])
+            continue;
+        json_object_object_add(one, rec_names[kind][k],
+                               sqlite3_column_type(s, k) == SQLITE_INTEGER
+                                   ? json_object_new_int64(sqlite3_column_int64(s, k))
+                                   : br_json_col_text(s, k));
+    }
+    return one;
+}
+
+/* Record @id as stored (what a create or an update answers). */
+static json_object *record_get(CmDb *db, RecKind kind, int64_t id, CmError *err)
+{
+    static const char *const sql[] = {
+        REC_COLUMNS_VULNERABILITY " WHERE id = ?",
+        REC_COLUMNS_INCIDENT " WHERE id = ?",
+        REC_COLUMNS_BACKUP " WHERE id = ?",
+    };
+    json_object *o = NULL;
+    sqlite3_stmt *s = cm_db_stmt(db, sql[kind], err);
+    if (!s)
+        return NULL;
+    CM_DB_BIND(s, id);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        o = record_json(s, kind);
+    sqlite3_reset(s);
+    return o;
+}
+
+/* An end that lies before its start (times in cm_time_iso form compare as strings). */
+static int check_order(BrCall *c, const char *start_key, const char *start, const char *end_key,
+                       const char *end)
+{
+    char field[64];
+    if (!start[0] || !end[0] || strcmp(end, start) >= 0)
+        return 0;
+    snprintf(field, sizeof(field), "/%s", end_key);
+    return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
+                             "%s lies before %s (%s)", end_key, start_key, start);
+}
+
 static int record_create(BrCall *c, RecKind kind)
 {
     int64_t system = c->ids[0], id = 0;
     char at[CM_TIME_ISO_LEN + 1], t1[CM_TIME_ISO_LEN + 1], t2[CM_TIME_ISO_LEN + 1];
-    json_object *o;
+    json_object *o = NULL;
     sqlite3_stmt *s;
     CmDb *db;
     int r;
@@ -421,6 +482,18 @@ static int record_create(BrCall *c, RecKind kind)
         r = check_time(c, "taken_at", cm_json_get_str(c->body, "taken_at", NULL), t1);
         t2[0] = 0;
     }
+    if (r >= 0 && kind == REC_VULNERABILITY) {
+        const char *status = cm_json_get_str(c->body, "status", "open");
+        if (strcmp(status, "fixed") == 0 && !t2[0])
+            cm_strscpy(t2, sizeof(t2), at); /* fixed now, as a PATCH to "fixed" says */
+        else if (strcmp(status, "fixed") != 0 && t2[0])
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
+                                  "/fixed_at", "fixed_at is only for a fixed vulnerability");
+        if (r >= 0)
+            r = check_order(c, "found_at", t1, "fixed_at", t2);
+    }
+    if (r >= 0 && kind == REC_INCIDENT)
+        r = check_order(c, "occurred_at", t1, "resolved_at", t2);
     if (r < 0)
         return r;
     r = br_api_write_begin(c, &db);
@@ -463,15 +536,15 @@ static int record_create(BrCall *c, RecKind kind)
         r = br_store_audit(c->d->store, db, &c->actor, actions[kind], "system", system, "ok",
                            cm_json_to_string(c->body, NULL), &c->err);
     }
+    if (r >= 0) {
+        o = record_get(db, kind, id, &c->err);
+        if (!o)
+            r = -EIO;
+    }
     r = br_api_write_end(c, db, r);
-    if (r < 0)
+    if (r < 0) {
+        json_object_put(o);
         return r;
-    o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_int64(id));
-    json_object_object_add(o, "system_id", json_object_new_int64(system));
-    json_object_object_foreach(c->body, key, val)
-    {
-        json_object_object_add(o, key, json_object_get(val));
     }
     return br_reply(c, MHD_HTTP_CREATED, o);
 }
@@ -494,17 +567,9 @@ int br_api_backups_create(BrCall *c)
 static int record_list(BrCall *c, RecKind kind)
 {
     static const char *const sql[] = {
-        "SELECT id, severity, title, status, found_at, fixed_at, created_at FROM vulnerabilities"
-        " WHERE system_id = ? ORDER BY id",
-        "SELECT id, severity, title, description, occurred_at, resolved_at, created_at"
-        " FROM incidents WHERE system_id = ? ORDER BY id",
-        "SELECT id, location, taken_at, size_bytes, sha256, NULL, created_at FROM backups"
-        " WHERE system_id = ? ORDER BY taken_at, id",
-    };
-    static const char *const names[][7] = {
-        {"id", "severity", "title", "status", "found_at", "fixed_at", "created_at"},
-        {"id", "severity", "title", "description", "occurred_at", "resolved_at", "created_at"},
-        {"id", "location", "taken_at", "size_bytes", "sha256", NULL, "created_at"},
+        REC_COLUMNS_VULNERABILITY " WHERE system_id = ? ORDER BY id",
+        REC_COLUMNS_INCIDENT " WHERE system_id = ? ORDER BY id",
+        REC_COLUMNS_BACKUP " WHERE system_id = ? ORDER BY taken_at, id",
     };
     CmDb *db = br_api_read_db(c);
     json_object *items, *o;
@@ -521,18 +586,8 @@ static int record_list(BrCall *c, RecKind kind)
         return -EIO;
     CM_DB_BIND(s, c->ids[0]);
     items = json_object_new_array();
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        json_object *one = json_object_new_object();
-        for (int k = 0; k < 7; k++) {
-            if (!names[kind][k])
-                continue;
-            json_object_object_add(one, names[kind][k],
-                                   sqlite3_column_type(s, k) == SQLITE_INTEGER
-                                       ? json_object_new_int64(sqlite3_column_int64(s, k))
-                                       : br_json_col_text(s, k));
-        }
-        json_object_array_add(items, one);
-    }
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_object_array_add(items, record_json(s, kind));
     sqlite3_reset(s);
     o = json_object_new_object();
     json_object_object_add(o, "items", items);
@@ -558,9 +613,9 @@ int br_api_backups_list(BrCall *c)
 int br_api_vulnerabilities_patch(BrCall *c)
 {
     int64_t id = c->ids[0], system = 0;
-    char at[CM_TIME_ISO_LEN + 1], fixed[CM_TIME_ISO_LEN + 1];
+    char at[CM_TIME_ISO_LEN + 1], fixed[CM_TIME_ISO_LEN + 1], found[CM_TIME_ISO_LEN + 1] = "";
     sqlite3_stmt *s;
-    json_object *o;
+    json_object *o = NULL;
     CmDb *db;
     int r;
 
@@ -570,22 +625,29 @@ int br_api_vulnerabilities_patch(BrCall *c)
         return r;
     if (!fixed[0] && strcmp(cm_json_get_str(c->body, "status", ""), "fixed") == 0)
         cm_strscpy(fixed, sizeof(fixed), at);
+    if (fixed[0] && strcmp(cm_json_get_str(c->body, "status", ""), "fixed") != 0)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
+                                 "/fixed_at", "fixed_at is only for a fixed vulnerability");
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
-    s = cm_db_stmt(db, "SELECT system_id FROM vulnerabilities WHERE id = ?", &c->err);
+    s = cm_db_stmt(db, "SELECT system_id, found_at FROM vulnerabilities WHERE id = ?", &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
         CM_DB_BIND(s, id);
         r = cm_db_step_row(db, s, &c->err);
-        if (r > 0)
+        if (r > 0) {
             system = sqlite3_column_int64(s, 0);
+            cm_strscpy(found, sizeof(found), cm_db_col_text(s, 1));
+        }
         sqlite3_reset(s);
         if (r == 0)
             r = br_not_found(c, "vulnerability", id);
     }
     if (r >= 0)
         r = system_scope(c, db, system) < 0 ? br_not_found(c, "vulnerability", id) : 0;
+    if (r >= 0)
+        r = check_order(c, "found_at", found, "fixed_at", fixed);
     if (r >= 0) {
         s = cm_db_stmt(db,
                        "UPDATE vulnerabilities SET status = ?, fixed_at = nullif(?, ''),"
@@ -601,13 +663,15 @@ int br_api_vulnerabilities_patch(BrCall *c)
         r = br_store_audit(c->d->store, db, &c->actor, "vulnerability.update", "vulnerability",
                            id, cm_json_get_str(c->body, "status", ""),
                            cm_json_to_string(c->body, NULL), &c->err);
+    if (r >= 0) {
+        o = record_get(db, REC_VULNERABILITY, id, &c->err);
+        if (!o)
+            r = -EIO;
+    }
     r = br_api_write_end(c, db, r);
-    if (r < 0)
+    if (r < 0) {
+        json_object_put(o);
         return r;
-    o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_int64(id));
-    json_object_object_add(o, "system_id", json_object_new_int64(system));
-    json_object_object_add(o, "status", json_object_new_string(cm_json_get_str(c->body, "status", "")));
-    json_object_object_add(o, "fixed_at", fixed[0] ? json_object_new_string(fixed) : NULL);
+    }
     return br_reply(c, MHD_HTTP_OK, o);
 }

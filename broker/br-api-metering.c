@@ -76,12 +76,17 @@ static int time_param(BrCall *c, const char *key, int64_t def, int64_t *ret)
                         "%s must be an ISO 8601 time or seconds since the epoch", key);
 }
 
+/* from and to; and step when @step is not NULL (an allocation's summary has none). */
 static int range_params(BrCall *c, int64_t *from, int64_t *to, int64_t *step)
 {
     int64_t now = cm_now_ms() / 1000;
     int r = time_param(c, "to", now, to);
     if (r >= 0)
         r = time_param(c, "from", *to - 86400, from);
+    if (r >= 0 && !step && *from >= *to)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "from", "from must be before to");
+    if (r < 0 || !step)
+        return r;
     if (r >= 0) {
         *step = 300;
         r = br_call_query_int(c, "step", 10, 366 * 86400, step);
@@ -170,7 +175,7 @@ int br_api_instances_usage(BrCall *c)
                        " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
                        " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
                        " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
-                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", 86400"
+                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", 86400, count(*)"
                        " FROM rollups WHERE instance_id = ?2 AND unixepoch(day) >= ?3"
                        " AND unixepoch(day) < ?4 GROUP BY b ORDER BY b",
                        &c->err);
@@ -184,7 +189,7 @@ int br_api_instances_usage(BrCall *c)
                        " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
                        " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
                        " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
-                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", max(duration)"
+                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", max(duration), count(*)"
                        " FROM samples WHERE instance_id = ?2 AND start >= ?3 AND start < ?4"
                        " GROUP BY b ORDER BY b",
                        &c->err);
@@ -201,8 +206,10 @@ int br_api_instances_usage(BrCall *c)
         int64_t duration = sqlite3_column_int64(s, 19) > 0 ? sqlite3_column_int64(s, 19) : 300;
         double per_window = windows ? (double)sqlite3_column_int64(s, 3) / (double)windows : 1;
         /* Coverage: the readings that arrived out of those the whole step should have. */
+        /* (daily: the rollups' expected readings per day, over the days there are) */
+        int64_t rows = sqlite3_column_int64(s, 20);
         double expected = daily ? (double)sqlite3_column_int64(s, 3) * ((double)step / 86400.0)
-                                        / (double)windows
+                                        / (double)(rows ? rows : 1)
                                 : (double)step / (double)duration * per_window;
         double coverage = expected > 0 ? (double)readings / expected : 0;
         int64_t vcpus = sqlite3_column_int64(s, 9), mem = sqlite3_column_int64(s, 10);
@@ -351,7 +358,7 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
 
 int br_api_allocations_usage(BrCall *c)
 {
-    int64_t id = c->ids[0], from, to, step, dept = 0;
+    int64_t id = c->ids[0], from, to, dept = 0;
     CmDb *db = br_api_read_db(c);
     sqlite3_stmt *s;
     json_object *o, *list;
@@ -359,7 +366,7 @@ int br_api_allocations_usage(BrCall *c)
 
     if (!db)
         return -EIO;
-    r = range_params(c, &from, &to, &step);
+    r = range_params(c, &from, &to, NULL);
     if (r >= 0)
         r = cm_db_begin_read(db, &c->err);
     if (r < 0)
@@ -428,6 +435,9 @@ int br_api_metering_rollup(BrCall *c)
     snprintf(iso, sizeof(iso), "%sT00:00:00Z", day);
     if (cm_time_parse_iso(iso, &ms) < 0)
         return cm_error_set(&c->err, CM_ERROR_UNPROCESSABLE, "/day", "not a calendar day");
+    if (ms < INT64_C(946684800000) || ms > cm_now_ms() + 86400000)
+        return cm_error_set(&c->err, CM_ERROR_UNPROCESSABLE, "/day",
+                            "the day must lie between 2000-01-01 and tomorrow");
     n = br_metering_rollup_day(c->d, ms / 1000, &c->err);
     if (n < 0)
         return n;

@@ -43,6 +43,27 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
                          text);
 }
 
+/* A department named in the query must exist: an unknown one is a 404, not an empty report. */
+static int department_check(BrCall *c, CmDb *db, int64_t dept)
+{
+    sqlite3_stmt *s;
+    int r;
+    if (!dept || br_call_is_department(c))
+        return 0;
+    s = cm_db_stmt(db, "SELECT 1 FROM departments WHERE id = ?", &c->err);
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, dept);
+    r = cm_db_step_row(db, s, &c->err);
+    sqlite3_reset(s);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department",
+                            "no department with id %lld", (long long)dept);
+    return 0;
+}
+
 int br_api_reports_assessment(BrCall *c)
 {
     int64_t year = 0, dept = 0;
@@ -70,6 +91,8 @@ int br_api_reports_assessment(BrCall *c)
         return -EIO;
     r = cm_db_begin_read(db, &c->err);
     if (r >= 0)
+        r = department_check(c, db, dept);
+    if (r >= 0)
         r = br_report_assessment(c->d, db, (int)year, dept, &doc, &c->err);
     cm_db_rollback(db);
     if (r < 0)
@@ -93,6 +116,9 @@ int br_api_reports_operations(BrCall *c)
     snprintf(iso, sizeof(iso), "%s-01T00:00:00Z", month);
     if (cm_time_parse_iso(iso, &ms) < 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
+    if (strncmp(month, "2000", 4) < 0 || strncmp(month, "2200", 4) > 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month",
+                            "month must be in the years 2000 to 2200");
     r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
     if (r >= 0)
         r = format_params(c, &format, &lang);
@@ -104,6 +130,8 @@ int br_api_reports_operations(BrCall *c)
     if (!db)
         return -EIO;
     r = cm_db_begin_read(db, &c->err);
+    if (r >= 0)
+        r = department_check(c, db, dept);
     if (r >= 0)
         r = br_report_operations(c->d, db, ms / 1000, dept, &doc, &c->err);
     cm_db_rollback(db);
