@@ -12,6 +12,7 @@
 #include "ctl-instance.h"
 #include "ctl-material.h"
 #include "ctl-output.h"
+#include "ctl-values.h"
 #include "cm-json.h"
 #include "cm-util.h"
 
@@ -216,6 +217,52 @@ static char *joined_strings(json_object *list)
     return text;
 }
 
+/* The vendor's trial of a new request: its environment, time limit and test results. */
+static void print_trial(CtlContext *ctx, json_object *req)
+{
+    static const CtlColumn cols[] = {
+        {"TEST", CTL_ALIGN_LEFT},     {"RESULT", CTL_ALIGN_LEFT}, {"AT", CTL_ALIGN_LEFT},
+        {"ACCOUNT", CTL_ALIGN_RIGHT}, {"REPORT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
+    };
+    static const char *const keys[] = {"test", "result", "at", "account_id", "report", "comment"};
+    json_object *trial = cm_json_get(req, "trial"), *list;
+    _cleanup_(ctl_table_freep) CtlTable *t = NULL;
+    _cleanup_free_ char *env = NULL;
+    size_t n;
+    const int w = 14;
+
+    if (strcmp(cm_json_get_str(req, "kind", ""), "new") != 0 || !trial)
+        return;
+    fputs("\nTrial:\n", ctx->out);
+    if (!cm_json_get(trial, "allocation_id") ||
+        json_object_is_type(cm_json_get(trial, "allocation_id"), json_type_null)) {
+        fputs("  (not started: the trial environment is provisioned once the request is "
+              "approved)\n",
+              ctx->out);
+        return;
+    }
+    env = cm_strdup_printf("allocation %" PRId64 " (%s allocation show %" PRId64 ")",
+                           cm_json_get_int(trial, "allocation_id", 0), CTL_PROGRAM,
+                           cm_json_get_int(trial, "allocation_id", 0));
+    ctl_print_field(ctx->out, 2, w, "Environment", env);
+    if (cm_json_get_str(trial, "deadline", NULL))
+        ctl_print_json_field(ctx->out, 2, w, "Deadline", cm_json_get(trial, "deadline"));
+    else
+        ctl_print_field(ctx->out, 2, w, "Deadline", "set when the environment is running");
+    list = cm_json_get(trial, "results");
+    n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+    if (n == 0) {
+        ctl_print_field(ctx->out, 2, w, "Results", "none yet (function, performance, security)");
+        return;
+    }
+    fputs("  Results:\n", ctx->out);
+    t = ctl_table_new(cols, ELEMENTSOF(cols));
+    for (size_t i = 0; t && i < n; i++)
+        ctl_table_add_json_row(t, json_object_array_get_idx(list, i), keys, ELEMENTSOF(keys));
+    if (t)
+        ctl_table_print(t, ctx->out, 4);
+}
+
 static void print_request(CtlContext *ctx, json_object *req)
 {
     static const CtlColumn mat_cols[] = {
@@ -235,6 +282,13 @@ static void print_request(CtlContext *ctx, json_object *req)
         {"RECOMMENDS", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
     };
     static const char *const op_keys[] = {"at", "account", "role", "recommendation", "comment"};
+    static const CtlColumn job_cols[] = {
+        {"ID", CTL_ALIGN_RIGHT},
+        {"KIND", CTL_ALIGN_LEFT},
+        {"STATE", CTL_ALIGN_LEFT},
+        {"ERROR", CTL_ALIGN_LEFT},
+    };
+    static const char *const job_keys[] = {"id", "kind", "state", "error"};
     const int w = 16;
     _cleanup_free_ char *system = NULL, *dept = NULL, *totals = NULL, *created = NULL,
                         *updated = NULL, *next = NULL;
@@ -275,6 +329,8 @@ static void print_request(CtlContext *ctx, json_object *req)
                   ELEMENTSOF(hist_keys));
     print_section(ctx, "Opinions", cm_json_get(req, "opinions"), op_cols, op_keys,
                   ELEMENTSOF(op_keys));
+    print_trial(ctx, req);
+    print_section(ctx, "Jobs", cm_json_get(req, "jobs"), job_cols, job_keys, ELEMENTSOF(job_keys));
     print_check(ctx, cm_json_get(req, "check"));
 }
 
@@ -531,31 +587,28 @@ static int check_kind(CtlContext *ctx, const char *kind)
     return ctl_check_choice(ctx, "KIND", kind, ctl_material_kinds);
 }
 
-static int cmd_upload(CtlContext *ctx, const CtlArgs *args)
+/*
+ * Uploads @file as material @kind of request @id_s (PUT .../materials/KIND?filename=NAME) with
+ * media type @type, and checks that the broker stored exactly the bytes sent.
+ * Returns: 0 with the broker's answer in @ret and what was sent in @sent, or a negative errno
+ * after printing the problem.
+ */
+static int upload_file(CtlContext *ctx, const char *id_s, const char *kind, const char *file,
+                       const char *type, json_object **ret, CtlTransfer *sent)
 {
-    const char *kind = args->pos[1], *file = args->pos[2], *type = ctl_args_get(args, "type");
     const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
     _cleanup_free_ char *prefix = NULL, *path = NULL, *name = NULL;
     _cleanup_json_ json_object *o = NULL;
     _cleanup_close_ int fd = -1;
-    CtlTransfer sent = {0};
     CtlHttpError e;
     CtlHttp *h;
     struct stat st;
     int r;
 
-    r = check_kind(ctx, kind);
-    if (r < 0)
-        return r;
-    if (!type && !(type = ctl_material_guess_type(file)))
-        return ctl_usage_error(ctx,
-                               "cannot tell the document type of '%s' from its name; give "
-                               "--type (e.g. application/pdf)",
-                               file);
     prefix = ctl_path("/%s", kind);
     if (!prefix)
         return ctl_fail(ctx, -ENOMEM, "out of memory");
-    r = request_path(ctx, args->pos[0], "/materials", &path);
+    r = request_path(ctx, id_s, "/materials", &path);
     if (r < 0)
         return r;
 
@@ -577,15 +630,38 @@ static int cmd_upload(CtlContext *ctx, const CtlArgs *args)
     r = ctl_http(ctx, &h);
     if (r < 0)
         return r;
-    r = ctl_http_upload(h, path, fd, (uint64_t)st.st_size, type, &o, &sent, &e);
+    r = ctl_http_upload(h, path, fd, (uint64_t)st.st_size, type, &o, sent, &e);
     if (r < 0) {
         ctl_print_api_error(ctx, &e);
         return r;
     }
     /* The broker hashed what it stored; it must be what we read. */
-    if (strcmp(cm_json_get_str(o, "sha256", ""), sent.sha256) != 0)
+    if (strcmp(cm_json_get_str(o, "sha256", ""), sent->sha256) != 0)
         return ctl_fail(ctx, -EBADMSG, "the broker stored %s with SHA-256 %s, but %s was sent",
-                        file, cm_json_get_str(o, "sha256", "?"), sent.sha256);
+                        file, cm_json_get_str(o, "sha256", "?"), sent->sha256);
+    *ret = TAKE_PTR(o);
+    return 0;
+}
+
+static int cmd_upload(CtlContext *ctx, const CtlArgs *args)
+{
+    const char *kind = args->pos[1], *file = args->pos[2], *type = ctl_args_get(args, "type");
+    const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
+    _cleanup_json_ json_object *o = NULL;
+    CtlTransfer sent = {0};
+    int r;
+
+    r = check_kind(ctx, kind);
+    if (r < 0)
+        return r;
+    if (!type && !(type = ctl_material_guess_type(file)))
+        return ctl_usage_error(ctx,
+                               "cannot tell the document type of '%s' from its name; give "
+                               "--type (e.g. application/pdf)",
+                               file);
+    r = upload_file(ctx, args->pos[0], kind, file, type, &o, &sent);
+    if (r < 0)
+        return r;
     if (ctl_emit_json(ctx, o))
         return 0;
     _cleanup_free_ char *clean = ctl_text_sanitize(base, true);
@@ -686,6 +762,19 @@ static int cmd_download(CtlContext *ctx, const CtlArgs *args)
 
 /* ---- workflow ---- */
 
+/* The newest job of @kind in the request document @req, or NULL. */
+static json_object *last_job(json_object *req, const char *kind)
+{
+    json_object *jobs = cm_json_get(req, "jobs"), *found = NULL;
+    size_t n = json_object_is_type(jobs, json_type_array) ? json_object_array_length(jobs) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *j = json_object_array_get_idx(jobs, i);
+        if (strcmp(cm_json_get_str(j, "kind", ""), kind) == 0)
+            found = j;
+    }
+    return found;
+}
+
 /* "Request 3: draft → submitted" from the last history entry of the answer. */
 static void print_moved(CtlContext *ctx, json_object *req)
 {
@@ -695,6 +784,31 @@ static void print_moved(CtlContext *ctx, json_object *req)
 
     fprintf(ctx->out, "Request %" PRId64 ": %s \xe2\x86\x92 %s\n", cm_json_get_int(req, "id", 0),
             cm_json_get_str(last, "from", "?"), cm_json_get_str(req, "state", "?"));
+}
+
+/*
+ * After a decision: "Request 3: submitted → approved → reclaiming", every move since the last
+ * one out of "submitted" (approving a change or a termination also starts its job).
+ */
+static void print_decided(CtlContext *ctx, json_object *req)
+{
+    json_object *hist = cm_json_get(req, "history");
+    size_t n = json_object_is_type(hist, json_type_array) ? json_object_array_length(hist) : 0;
+    size_t from = n;
+
+    while (from > 0 &&
+           !cm_streq(cm_json_get_str(json_object_array_get_idx(hist, from - 1), "from", NULL),
+                     "submitted"))
+        from--;
+    if (from == 0) {
+        print_moved(ctx, req);
+        return;
+    }
+    fprintf(ctx->out, "Request %" PRId64 ": submitted", cm_json_get_int(req, "id", 0));
+    for (size_t i = from - 1; i < n; i++)
+        fprintf(ctx->out, " \xe2\x86\x92 %s",
+                cm_json_get_str(json_object_array_get_idx(hist, i), "to", "?"));
+    fputc('\n', ctx->out);
 }
 
 static int department_move(CtlContext *ctx, const CtlArgs *args, const char *action)
@@ -809,8 +923,122 @@ static int cmd_decide(CtlContext *ctx, const CtlArgs *args)
     r = ctl_call(ctx, "POST", path, body, &o);
     if (r < 0)
         return r;
-    if (!ctl_emit_json(ctx, o))
+    if (!ctl_emit_json(ctx, o)) {
+        json_object *jobs = cm_json_get(o, "jobs");
+        size_t n = json_object_is_type(jobs, json_type_array) ? json_object_array_length(jobs) : 0;
+        print_decided(ctx, o);
+        /* Approval starts the hypervisor work: the trial, the change or the reclaim. */
+        if (strcmp(decision, "approve") == 0 && n > 0) {
+            json_object *job = json_object_array_get_idx(jobs, n - 1);
+            fprintf(ctx->out, "Job %" PRId64 " (%s) does the work: %s job watch %" PRId64 "\n",
+                    cm_json_get_int(job, "id", 0), cm_json_get_str(job, "kind", "?"), CTL_PROGRAM,
+                    cm_json_get_int(job, "id", 0));
+        }
+    }
+    return 0;
+}
+
+/* ---- trial and allocation ---- */
+
+static const char *const tests[] = {"function", "performance", "security", NULL};
+static const char *const results[] = {"pass", "fail", NULL};
+
+static int cmd_trial_result(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *body = json_object_new_object(), *o = NULL, *up = NULL;
+    _cleanup_free_ char *path = NULL, *msg = NULL;
+    const char *test = ctl_args_get(args, "test"), *result = ctl_args_get(args, "result");
+    const char *file = ctl_args_get(args, "report-file"), *report = ctl_args_get(args, "report");
+    const char *type = ctl_args_get(args, "type"), *comment = ctl_args_get(args, "comment");
+    char sha[CM_SHA256_HEX_LEN + 1];
+    json_object *list;
+    size_t n;
+    int r;
+
+    r = ctl_check_choice(ctx, "--test", test, tests);
+    if (r >= 0)
+        r = ctl_check_choice(ctx, "--result", result, results);
+    if (r < 0)
+        return r;
+    if (!file == !report)
+        return ctl_usage_error(ctx, "give the test report: --report-file FILE (uploaded first) "
+                                    "or --report SHA256 (already uploaded), not both");
+    if (type && !file)
+        return ctl_usage_error(ctx, "--type describes --report-file; it needs one");
+    if (report) {
+        r = ctl_parse_sha256(report, sha, &msg);
+        if (r == -ENOMEM)
+            return ctl_fail(ctx, r, "out of memory");
+        if (r < 0)
+            return ctl_usage_error(ctx, "--report: %s", msg);
+    }
+    r = request_path(ctx, args->pos[0], "/trial-results", &path);
+    if (r < 0)
+        return r;
+    if (file) {
+        CtlTransfer sent = {0};
+        /* By its name when it is a document type the broker knows, else plain text. */
+        if (!type && !(type = ctl_material_guess_type(file)))
+            type = "text/plain";
+        r = upload_file(ctx, args->pos[0], "test_report", file, type, &up, &sent);
+        if (r < 0)
+            return r;
+        cm_strscpy(sha, sizeof(sha), sent.sha256);
+        if (!ctx->json) {
+            _cleanup_free_ char *clean = ctl_text_sanitize(file, true);
+            fprintf(ctx->out,
+                    "Uploaded %s as test_report of request %s: %" PRIu64 " bytes, %s, sha256 %s\n",
+                    clean ? clean : "?", args->pos[0], sent.size, type, sent.sha256);
+        }
+    }
+    json_object_object_add(body, "test", json_object_new_string(test));
+    json_object_object_add(body, "result", json_object_new_string(result));
+    json_object_object_add(body, "report", json_object_new_string(sha));
+    if (comment)
+        json_object_object_add(body, "comment", json_object_new_string(comment));
+    r = ctl_call(ctx, "POST", path, body, &o);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, o))
+        return 0;
+    list = ctl_json_path(o, "trial.results");
+    n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+    fprintf(ctx->out,
+            "Trial result recorded on request %" PRId64 ": %s test %s (%zu of 3 tests "
+            "recorded).\n",
+            cm_json_get_int(o, "id", 0), test, result, n);
+    if (strcmp(cm_json_get_str(o, "state", ""), "in_trial") != 0) {
+        json_object *job = last_job(o, "trial_reclaim");
         print_moved(ctx, o);
+        if (job)
+            fprintf(ctx->out, "The trial environment is reclaimed by job %" PRId64 ".\n",
+                    cm_json_get_int(job, "id", 0));
+    }
+    return 0;
+}
+
+static int cmd_allocate(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *o = NULL;
+    _cleanup_free_ char *path = NULL;
+    json_object *job;
+    int r;
+
+    r = request_path(ctx, args->pos[0], "/allocate", &path);
+    if (r >= 0)
+        r = ctl_call(ctx, "POST", path, NULL, &o);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, o))
+        return 0;
+    job = last_job(o, "provision");
+    fprintf(ctx->out, "Request %" PRId64 ": allocation %" PRId64 " is being provisioned",
+            cm_json_get_int(o, "id", 0), cm_json_get_int(o, "allocation_id", 0));
+    if (job)
+        fprintf(ctx->out, " by job %" PRId64 ".\nFollow it with: %s job watch %" PRId64 "\n",
+                cm_json_get_int(job, "id", 0), CTL_PROGRAM, cm_json_get_int(job, "id", 0));
+    else
+        fputs(".\n", ctx->out);
     return 0;
 }
 
@@ -878,6 +1106,18 @@ static const CtlOption decide_options[] = {
     {NULL},
 };
 
+static const CtlOption trial_result_options[] = {
+    {"test", 0, "TEST", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "function, performance or security"},
+    {"result", 0, "RESULT", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "pass or fail"},
+    {"report-file", 0, "FILE", CTL_OPT_VALUE,
+     "the test report: uploaded as the request's test_report first"},
+    {"report", 0, "SHA256", CTL_OPT_VALUE, "the SHA-256 of a test_report already uploaded"},
+    {"type", 0, "MIME", CTL_OPT_VALUE,
+     "the report's media type (default: from the file name, else text/plain)"},
+    {"comment", 0, "TEXT", CTL_OPT_VALUE, "a comment kept with the result"},
+    {NULL},
+};
+
 #define REQUEST_ID .args = "ID", .min_args = 1, .max_args = 1
 
 const CtlCommand ctl_request_commands[] = {
@@ -909,7 +1149,7 @@ const CtlCommand ctl_request_commands[] = {
         .group = "request",
         .verb = "show",
         .handler = cmd_show,
-        .help = "show a request: details, materials, history, opinions, pre-review check",
+        .help = "show a request: details, materials, history, opinions, trial, jobs, check",
         REQUEST_ID,
         .example = "  cloudbrokerctl request show 3",
     },
@@ -1005,9 +1245,46 @@ const CtlCommand ctl_request_commands[] = {
         .min_args = 2,
         .max_args = 2,
         .options = decide_options,
-        .description = "Approval is refused while an enforced pre-review rule fails.",
+        .description =
+            "Approval is refused while an enforced pre-review rule fails. It starts the\n"
+            "hypervisor work as a job: the vendor's trial environment (a new request), the\n"
+            "change (change), or the reclaim (termination); the job's id is printed.",
         .example = "  cloudbrokerctl request decide 3 return --comment 'justify the 8 vCPUs'\n"
                    "  cloudbrokerctl request decide 3 approve",
+    },
+    {
+        .group = "request",
+        .verb = "trial-result",
+        .handler = cmd_trial_result,
+        .help = "record one test of the trial: function, performance or security (vendor)",
+        REQUEST_ID,
+        .options = trial_result_options,
+        .description =
+            "The vendor tests the system in its trial environment and records each of the\n"
+            "three tests with its report. All three passed: the request is trial_passed and\n"
+            "waits for the bureau to allocate; one failed: trial_failed. Either way the trial\n"
+            "environment is reclaimed. The report must be the request's test_report material:\n"
+            "--report-file uploads it first (each upload replaces the previous one).",
+        .example =
+            "  cloudbrokerctl request trial-result 3 --test function --result pass \\\n"
+            "      --report-file function-test.pdf\n"
+            "  cloudbrokerctl request trial-result 3 --test security --result fail \\\n"
+            "      --report 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 \\\n"
+            "      --comment 'SQL injection in the search form'",
+    },
+    {
+        .group = "request",
+        .verb = "allocate",
+        .handler = cmd_allocate,
+        .help = "place and start the production instances of a trial_passed request (reviewer)",
+        REQUEST_ID,
+        .description =
+            "The quota is checked again and placement must find room for every instance\n"
+            "before anything is made; otherwise the refusal names, per host, the filter that\n"
+            "refused. A job then creates the volumes, defines and starts the domains; the\n"
+            "request is allocated and the allocation active when it is done.",
+        .example = "  cloudbrokerctl request allocate 3\n"
+                   "  cloudbrokerctl job watch 7",
     },
     {NULL},
 };

@@ -31,13 +31,30 @@ static const CtlGroup groups[] = {
     {"department", "using units and their quotas (admin; reviewer may update)"},
     {"account", "accounts and their tokens (admin)"},
     {"system", "application systems (department; reviewer)"},
-    {"request", "applications for resources and their review"},
+    {"request", "applications for resources, their review, trial and allocation"},
+    {"host", "hypervisor hosts (vendor; reviewer and auditor read)"},
+    {"allocation", "granted resources and their instances; restore and purge (reviewer)"},
+    {"job", "hypervisor work: provisioning, resizing, reclaiming, purging"},
+    {"event", "what the reconciler found on the hosts (reviewer, auditor, vendor)"},
+    {"usage", "measured use of instances and allocations (department: its own)"},
+    {"metering", "the daily rollups of the agents' samples (vendor, admin)"},
+    {"assessment", "judge the instances' use and record findings (reviewer, vendor)"},
+    {"finding", "idle and mis-sized instances, and what to do about them"},
+    {"vulnerability", "security vulnerabilities of a system (vendor, department)"},
+    {"incident", "security incidents of a system (vendor, department)"},
+    {"backup", "backup attestations of a system (Art. 5; department, vendor)"},
+    {"report", "the annual assessment (Art. 9) and the operations report (Art. 8)"},
     {"audit", "the tamper-evident audit trail (reviewer, auditor)"},
 };
 
 static const CtlCommand *const tables[] = {
-    ctl_service_commands, ctl_whoami_commands,  ctl_department_commands, ctl_account_commands,
-    ctl_system_commands,  ctl_request_commands, ctl_audit_commands,
+    ctl_service_commands,       ctl_whoami_commands,     ctl_department_commands,
+    ctl_account_commands,       ctl_system_commands,     ctl_request_commands,
+    ctl_host_commands,          ctl_allocation_commands, ctl_job_commands,
+    ctl_event_commands,         ctl_audit_commands,      ctl_usage_commands,
+    ctl_metering_commands,      ctl_assessment_commands, ctl_finding_commands,
+    ctl_vulnerability_commands, ctl_incident_commands,   ctl_backup_commands,
+    ctl_report_commands,
 };
 
 const CtlGroup *ctl_groups(size_t *ret_n)

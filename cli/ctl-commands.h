@@ -67,7 +67,19 @@ extern const CtlCommand ctl_department_commands[];
 extern const CtlCommand ctl_account_commands[];
 extern const CtlCommand ctl_system_commands[];
 extern const CtlCommand ctl_request_commands[];
+extern const CtlCommand ctl_host_commands[];
+extern const CtlCommand ctl_allocation_commands[];
+extern const CtlCommand ctl_job_commands[];
+extern const CtlCommand ctl_event_commands[];
 extern const CtlCommand ctl_audit_commands[];
+extern const CtlCommand ctl_usage_commands[];
+extern const CtlCommand ctl_metering_commands[];
+extern const CtlCommand ctl_finding_commands[];
+extern const CtlCommand ctl_assessment_commands[];
+extern const CtlCommand ctl_vulnerability_commands[];
+extern const CtlCommand ctl_incident_commands[];
+extern const CtlCommand ctl_backup_commands[];
+extern const CtlCommand ctl_report_commands[];
 
 typedef struct {
     const char *name;

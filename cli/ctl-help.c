@@ -104,8 +104,11 @@ void ctl_help_program(FILE *f)
             "Usage: %s [GLOBAL OPTIONS] COMMAND [ARGUMENTS] [OPTIONS]\n"
             "\n"
             "Works with cloudbrokerd, the government-cloud resource broker: departments,\n"
-            "accounts, application systems, requests for resources and their review, and the\n"
-            "audit trail.\n"
+            "accounts, application systems, requests for resources and their review, the\n"
+            "vendor's trial, hypervisor hosts, allocations and the jobs that make them, the\n"
+            "reconciler's events, measured usage, findings on idle and mis-sized instances,\n"
+            "security and backup records, the annual assessment and operations reports, and\n"
+            "the audit trail.\n"
             "\n"
             "Commands:\n",
             CTL_PROGRAM);
