@@ -567,32 +567,35 @@ int br_api_backups_create(BrCall *c)
 static int record_list(BrCall *c, RecKind kind)
 {
     static const char *const sql[] = {
-        REC_COLUMNS_VULNERABILITY " WHERE system_id = ? ORDER BY id",
-        REC_COLUMNS_INCIDENT " WHERE system_id = ? ORDER BY id",
-        REC_COLUMNS_BACKUP " WHERE system_id = ? ORDER BY taken_at, id",
+        REC_COLUMNS_VULNERABILITY " WHERE system_id = ? AND id > ? ORDER BY id LIMIT ?",
+        REC_COLUMNS_INCIDENT " WHERE system_id = ? AND id > ? ORDER BY id LIMIT ?",
+        REC_COLUMNS_BACKUP " WHERE system_id = ? AND id > ? ORDER BY id LIMIT ?",
     };
     CmDb *db = br_api_read_db(c);
-    json_object *items, *o;
+    json_object *items;
     sqlite3_stmt *s;
+    int64_t limit, after, last = 0;
     int r;
 
     if (!db)
         return -EIO;
+    r = br_api_page(c, &limit, &after);
+    if (r < 0)
+        return r;
     r = system_scope(c, db, c->ids[0]);
     if (r < 0)
         return r;
     s = cm_db_stmt(db, sql[kind], &c->err);
     if (!s)
         return -EIO;
-    CM_DB_BIND(s, c->ids[0]);
+    CM_DB_BIND(s, c->ids[0], after, limit);
     items = json_object_new_array();
-    while (sqlite3_step(s) == SQLITE_ROW)
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        last = sqlite3_column_int64(s, 0);
         json_object_array_add(items, record_json(s, kind));
+    }
     sqlite3_reset(s);
-    o = json_object_new_object();
-    json_object_object_add(o, "items", items);
-    json_object_object_add(o, "next", NULL);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_api_list_reply(c, items, limit, last);
 }
 
 int br_api_vulnerabilities_list(BrCall *c)

@@ -108,12 +108,13 @@ static int list_records(CtlContext *ctx, const CtlArgs *args, const char *what,
 {
     _cleanup_json_ json_object *doc = NULL;
     _cleanup_free_ char *path = NULL;
+    CtlQuery q = {0};
     int r;
 
-    /* The broker returns a system's records in one page. */
+    /* Every page (or the one --limit/--after asks for), oldest record first. */
     r = system_path(ctx, args, what, &path);
     if (r >= 0)
-        r = ctl_call(ctx, "GET", path, NULL, &doc);
+        r = ctl_fetch_list(ctx, path, &q, args, &doc);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, n);
@@ -328,8 +329,9 @@ static const CtlOption vuln_update_options[] = {
     {NULL},
 };
 
-static const CtlOption system_options[] = {
+static const CtlOption list_options[] = {
     SYSTEM_OPTION,
+    CTL_LIST_OPTIONS,
     {NULL},
 };
 
@@ -372,7 +374,7 @@ const CtlCommand ctl_vulnerability_commands[] = {
         .verb = "list",
         .handler = cmd_vuln_list,
         .help = "list a system's vulnerabilities",
-        .options = system_options,
+        .options = list_options,
         .example = "  cloudbrokerctl vulnerability list --system 3",
     },
     {
@@ -405,7 +407,7 @@ const CtlCommand ctl_incident_commands[] = {
         .verb = "list",
         .handler = cmd_incident_list,
         .help = "list a system's incidents",
-        .options = system_options,
+        .options = list_options,
         .example = "  cloudbrokerctl incident list --system 3",
     },
     {NULL},
@@ -429,8 +431,8 @@ const CtlCommand ctl_backup_commands[] = {
         .group = "backup",
         .verb = "list",
         .handler = cmd_backup_list,
-        .help = "list a system's backup attestations, oldest first",
-        .options = system_options,
+        .help = "list a system's backup attestations, in the order recorded",
+        .options = list_options,
         .example = "  cloudbrokerctl backup list --system 3",
     },
     {NULL},
