@@ -9,58 +9,121 @@ routes out of broker/br-api.c and fails when an endpoint has no row here (or a r
 endpoint that no longer exists), so a new endpoint cannot ship without a decided access rule.
 
 Then: department isolation (another department's objects answer 404, never 403 or 200, and lists
-hold only one's own), the consultant's view (only requests assigned to it), the vendor's view
-(requests from 'approved' on), and the token edge cases (unknown, malformed, disabled, rotated,
-wrong scheme).
+hold only one's own: requests, systems, allocations, jobs), the consultant's view (only requests
+assigned to it), the vendor's view (requests from 'approved' on), and the token edge cases
+(unknown, malformed, disabled, rotated, wrong scheme).
+
+Hypervisors: the fixture's hosts are libvirt's test driver (test:///FILE.xml, built into libvirt,
+no libvirtd), each a node file written by this test with known capacity and the catalog's base
+volume. The trial host is small: the fixture's own one-instance requests (64 MiB) get a real
+trial environment (and, for some, a passed trial, an allocation, a termination), while the
+512 MiB requests of cbtest never fit and their trial jobs wait (a waiting job retries in the
+background, so the "database unchanged" checks ignore the columns jobs, steps, the reconciler and
+retries keep changing: see VOLATILE).
 """
+import hashlib
+import json
 import os
 import re
+import shutil
 import sqlite3
 import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
-from cbtest import db_diff, db_snapshot, json_error  # noqa: E402
+from cbtest import db_diff, json_error  # noqa: E402
 
-ROLES = ('admin', 'reviewer', 'consultant', 'vendor', 'auditor', 'department')
-NO_TOKENS = ('no-token', 'unknown-token', 'malformed-token')
+ROLES = ('admin', 'reviewer', 'consultant', 'vendor', 'auditor', 'department', 'agent')
+NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-token')
 
 # A = allowed (the call must succeed with the 2xx the fixture makes possible), - = 403.
 # Callers without a valid token get 401 everywhere except rows marked 'public'.
+# 'agent' is a host's metering agent, with the token of POST /v1/hosts or
+# POST /v1/hosts/{id}/agent-token (cba_...): it posts samples for its host and may ask who it is,
+# nothing else (docs/agent-guide.md: "any other endpoint but GET /v1/whoami answers 403"); no
+# account token may post samples. The metering and assessment rows follow docs/metering.md
+# (usage: department own, reviewer, auditor, vendor; rollup: vendor and admin),
+# docs/assessment.md (assessment run: reviewer or vendor; acknowledge and resolve: department
+# own and reviewer; dismiss: reviewer; change-request: department own; findings scoped to a
+# department's own), docs/reports.md (annual assessment: reviewer, auditor, a department its
+# own; operations: also the vendor) and, where no page speaks (the security and backup records:
+# docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
+# vendor record security status and backups, every reading role reads them, the auditor changes
+# nothing.
+# Every allowed call below answers its real 2xx, on fixtures the API made (World.__init__: a
+# trial run and passed, an allocation made, terminated and retained), except one: libvirt's
+# test driver cannot wipe a volume (virStorageVolWipe), so the allocation purged is one set
+# 'retained' in the database, without instances, while the broker was stopped.
 TABLE = '''
-# method path                                 admin rev cons vendor audit dept
-GET    /v1/health                             A     A   A    A      A     A     public
-GET    /metrics                               A     -   -    A      A     -
-GET    /v1/whoami                             A     A   A    A      A     A
-POST   /v1/whoami/token                       A     A   A    A      A     A
-GET    /v1/policies                           A     A   A    A      A     A
-POST   /v1/departments                        A     -   -    -      -     -
-GET    /v1/departments                        A     A   A    A      A     A
-GET    /v1/departments/{id}                   A     A   A    A      A     A
-PATCH  /v1/departments/{id}                   A     A   -    -      -     -
-POST   /v1/accounts                           A     -   -    -      -     -
-GET    /v1/accounts                           A     A   -    -      A     -
-GET    /v1/accounts/{id}                      A     A   -    -      A     -
-PATCH  /v1/accounts/{id}                      A     -   -    -      -     -
-POST   /v1/accounts/{id}/token                A     -   -    -      -     -
-POST   /v1/systems                            -     A   -    -      -     A
-GET    /v1/systems                            -     A   -    A      A     A
-GET    /v1/systems/{id}                       -     A   -    A      A     A
-PATCH  /v1/systems/{id}                       -     A   -    -      -     A
-POST   /v1/requests                           -     -   -    -      -     A
-GET    /v1/requests                           -     A   A    A      A     A
-GET    /v1/requests/{id}                      -     A   A    A      A     A
-PATCH  /v1/requests/{id}                      -     -   -    -      -     A
-PUT    /v1/requests/{id}/materials/{name}     -     -   -    A      -     A
-GET    /v1/requests/{id}/materials/{name}     -     A   A    A      A     A
-POST   /v1/requests/{id}/submit               -     -   -    -      -     A
-POST   /v1/requests/{id}/resubmit             -     -   -    -      -     A
-POST   /v1/requests/{id}/withdraw             -     -   -    -      -     A
-POST   /v1/requests/{id}/assign               -     A   -    -      -     -
-POST   /v1/requests/{id}/opinions             -     A   A    -      -     -
-POST   /v1/requests/{id}/decision             -     A   -    -      -     -
-GET    /v1/audit                              -     A   -    -      A     -
-GET    /v1/audit/verify                       -     A   -    -      A     -
+# method path                                 admin rev cons vendor audit dept agent
+GET    /v1/health                             A     A   A    A      A     A    A     public
+GET    /metrics                               A     -   -    A      A     -    -
+GET    /v1/whoami                             A     A   A    A      A     A    A
+POST   /v1/whoami/token                       A     A   A    A      A     A    -
+GET    /v1/policies                           A     A   A    A      A     A    -
+POST   /v1/departments                        A     -   -    -      -     -    -
+GET    /v1/departments                        A     A   A    A      A     A    -
+GET    /v1/departments/{id}                   A     A   A    A      A     A    -
+PATCH  /v1/departments/{id}                   A     A   -    -      -     -    -
+POST   /v1/accounts                           A     -   -    -      -     -    -
+GET    /v1/accounts                           A     A   -    -      A     -    -
+GET    /v1/accounts/{id}                      A     A   -    -      A     -    -
+PATCH  /v1/accounts/{id}                      A     -   -    -      -     -    -
+POST   /v1/accounts/{id}/token                A     -   -    -      -     -    -
+POST   /v1/systems                            -     A   -    -      -     A    -
+GET    /v1/systems                            -     A   -    A      A     A    -
+GET    /v1/systems/{id}                       -     A   -    A      A     A    -
+PATCH  /v1/systems/{id}                       -     A   -    -      -     A    -
+POST   /v1/requests                           -     -   -    -      -     A    -
+GET    /v1/requests                           -     A   A    A      A     A    -
+GET    /v1/requests/{id}                      -     A   A    A      A     A    -
+PATCH  /v1/requests/{id}                      -     -   -    -      -     A    -
+PUT    /v1/requests/{id}/materials/{name}     -     -   -    A      -     A    -
+GET    /v1/requests/{id}/materials/{name}     -     A   A    A      A     A    -
+POST   /v1/requests/{id}/submit               -     -   -    -      -     A    -
+POST   /v1/requests/{id}/resubmit             -     -   -    -      -     A    -
+POST   /v1/requests/{id}/withdraw             -     -   -    -      -     A    -
+POST   /v1/requests/{id}/assign               -     A   -    -      -     -    -
+POST   /v1/requests/{id}/opinions             -     A   A    -      -     -    -
+POST   /v1/requests/{id}/decision             -     A   -    -      -     -    -
+POST   /v1/requests/{id}/trial-results        -     -   -    A      -     -    -
+POST   /v1/requests/{id}/allocate             -     A   -    -      -     -    -
+POST   /v1/hosts                              -     -   -    A      -     -    -
+GET    /v1/hosts                              -     A   -    A      A     -    -
+GET    /v1/hosts/{id}                         -     A   -    A      A     -    -
+PATCH  /v1/hosts/{id}                         -     -   -    A      -     -    -
+GET    /v1/allocations                        -     A   -    A      A     A    -
+GET    /v1/allocations/{id}                   -     A   -    A      A     A    -
+POST   /v1/allocations/{id}/restore           -     A   -    -      -     -    -
+POST   /v1/allocations/{id}/purge             -     A   -    -      -     -    -
+GET    /v1/jobs                               -     A   -    A      A     A    -
+GET    /v1/jobs/{id}                          -     A   -    A      A     A    -
+GET    /v1/events                             -     A   -    A      A     -    -
+POST   /v1/hosts/{id}/agent-token             -     -   -    A      -     -    -
+POST   /v1/samples                            -     -   -    -      -     -    A
+GET    /v1/instances/{id}/usage               -     A   -    A      A     A    -
+GET    /v1/allocations/{id}/usage             -     A   -    A      A     A    -
+POST   /v1/metering/rollup                    A     -   -    A      -     -    -
+GET    /v1/findings                           -     A   -    A      A     A    -
+GET    /v1/findings/{id}                      -     A   -    A      A     A    -
+POST   /v1/findings/{id}/acknowledge          -     A   -    -      -     A    -
+POST   /v1/findings/{id}/resolve              -     A   -    -      -     A    -
+POST   /v1/findings/{id}/dismiss              -     A   -    -      -     -    -
+POST   /v1/findings/{id}/change-request       -     -   -    -      -     A    -
+POST   /v1/assessment/run                     -     A   -    A      -     -    -
+POST   /v1/systems/{id}/vulnerabilities       -     -   -    A      -     A    -
+GET    /v1/systems/{id}/vulnerabilities       -     A   -    A      A     A    -
+PATCH  /v1/vulnerabilities/{id}               -     -   -    A      -     A    -
+POST   /v1/systems/{id}/incidents             -     -   -    A      -     A    -
+GET    /v1/systems/{id}/incidents             -     A   -    A      A     A    -
+POST   /v1/systems/{id}/backups               -     -   -    A      -     A    -
+GET    /v1/systems/{id}/backups               -     A   -    A      A     A    -
+GET    /v1/reports/assessment                 -     A   -    -      A     A    -
+GET    /v1/reports/operations                 -     A   -    A      A     A    -
+GET    /v1/audit                              -     A   -    -      A     -    -
+GET    /v1/audit/verify                       -     A   -    -      A     -    -
 '''
 
 
@@ -70,7 +133,8 @@ def parse_table():
         if line.startswith('#'):
             continue
         parts = line.split()
-        method, path, marks, extra = parts[0], parts[1], parts[2:8], parts[8:]
+        n = len(ROLES)
+        method, path, marks, extra = parts[0], parts[1], parts[2:2 + n], parts[2 + n:]
         assert len(marks) == len(ROLES) and all(m in 'A-' for m in marks), line
         assert (method, path) not in rows, f'duplicate row {method} {path}'
         rows[(method, path)] = {
@@ -89,8 +153,111 @@ def parse_routes():
     return [(a, b) for a, b in re.findall(r'\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"', m.group(1))]
 
 
+# Columns that change in the background, without any call: a waiting job's retries (state,
+# attempts, error, next try), the reconciler's view of instances and its events' last sighting.
+# "Database unchanged" ignores them; every other column and every row must stay as it was.
+VOLATILE = {
+    'jobs': {'state', 'error', 'attempts', 'not_before', 'started_at', 'finished_at'},
+    'job_steps': {'state', 'attempts', 'error', 'started_at', 'finished_at'},
+    'events': {'message', 'last_seen', 'resolved_at'},
+    'instances': {'observed_state', 'observed_at'},
+}
+
+
+def db_state(path):
+    """Every row of every table, the VOLATILE columns blanked, for 'database unchanged'."""
+    con = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=10)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        out = {}
+        for t in tables:
+            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')]
+            skip = VOLATILE.get(t, set())
+            out[t] = [tuple(None if c in skip else v for c, v in zip(cols, row))
+                      for row in con.execute(f'SELECT * FROM "{t}"')]
+        return out
+    finally:
+        con.close()
+
+
+def settle(b, timeout=20):
+    """Waits until the jobs an allowed call started have ended: the database (VOLATILE left
+    out) is the same twice in a row."""
+    deadline = time.time() + timeout
+    prev = db_state(b.db_path)
+    while time.time() < deadline:
+        time.sleep(0.25)
+        cur = db_state(b.db_path)
+        if cur == prev:
+            return
+        prev = cur
+    raise RuntimeError('the database does not settle: a job keeps running')
+
+
+def host_xml(path, memory_mib, base=True):
+    """A node file for libvirt's test driver: 8 CPUs, @memory_mib of memory and, with @base, the
+    storage pool 'default' holding the catalog's base volume debian-12.qcow2 (without it the
+    host has no disk capacity at all, and placement never picks it)."""
+    uid = hashlib.sha256(path.encode()).hexdigest()
+    pool = f'''
+  <pool type='dir'>
+    <name>default</name>
+    <uuid>{uid[0:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}</uuid>
+    <source/>
+    <target><path>/var/lib/libvirt/images</path></target>
+    <volume type='file'>
+      <name>debian-12.qcow2</name>
+      <capacity unit='GiB'>2</capacity>
+      <allocation unit='GiB'>2</allocation>
+      <target><path>/var/lib/libvirt/images/debian-12.qcow2</path><format type='qcow2'/></target>
+    </volume>
+  </pool>''' if base else ''
+    with open(path, 'w') as f:
+        f.write(f'''<node>
+  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
+    <cores>4</cores><threads>2</threads></cpu>
+  <memory>{memory_mib * 1024}</memory>{pool}
+</node>
+''')
+    return 'test://' + path
+
+
+SMALL = {'vcpus': 1, 'memory_mib': 64, 'disk_gib': 1, 'image': 'debian-12'}
+WIN = 300          # seconds per metering window
+SPAN = 6 * 3600    # the idle and right-sizing windows of the test's assessment policy
+
+
+def policy_dir():
+    """A copy of policies/ for this test: the assessment judges six hours of windows with no
+    minimum age (so that an instance made a minute ago with six hours of samples posted for it
+    gets its idle finding), and the reconciler waits a day between passes (its first pass would
+    record each host's capacity and the instances' observed states in the middle of the
+    matrix's "database unchanged" checks; none of its work is under test here)."""
+    d = tempfile.mkdtemp(prefix='cbtest-policy-')
+    for name in os.listdir(cbtest.POLICIES):
+        shutil.copy(os.path.join(cbtest.POLICIES, name), d)
+
+    def edit(name, change):
+        with open(os.path.join(d, name)) as f:
+            doc = json.load(f)
+        change(doc)
+        with open(os.path.join(d, name), 'w') as f:
+            json.dump(doc, f, indent=2)
+
+    def assessment(doc):
+        for k in ('idle', 'over_provisioned', 'under_provisioned'):
+            doc[k]['window_seconds'] = SPAN
+        doc['evidence']['min_age_seconds'] = 0
+
+    edit('assessment.json', assessment)
+    edit('lifecycle.json', lambda doc: doc.update(reconcile_seconds=86400))
+    return d
+
+
 class World:
-    """The fixture: two departments and an account of every role."""
+    """The fixture: two departments, an account of every role, hosts on libvirt's test driver,
+    trial environments, and the states the API cannot reach on the test driver (see TABLE)."""
 
     def __init__(self, b):
         self.b = b
@@ -109,23 +276,185 @@ class World:
         self.ids['dept_b'], self.tokens['dept_b'] = b.make_account(
             'dept-b-clerk', 'department', self.dept_b)
         self.tokens['unknown-token'] = 'cbt_' + 'A' * 43  # well-formed, matches no account
+        self.tokens['unknown-agent-token'] = 'cba_' + 'A' * 43  # well-formed, matches no host
+        self.agent_tokens = {}
         self.tokens['malformed-token'] = 'not a token at all'
         self.tokens['no-token'] = None
         self.sys_a = cbtest.make_system(b, self.dep, 'system-a', description='A system')
         self.sys_b = cbtest.make_system(b, self.tokens['dept_b'], 'system-b')
-        # Visible to every reading role: assigned to the consultant, approved.
+        # Visible to every reading role: assigned to the consultant, approved (its trial job
+        # waits: no trial host ever has room for it).
         self.req_visible = self.submitted(assign=self.ids['consultant'])
         self.decide(self.req_visible, 'approve')
-        # In trial: no endpoint moves a request there yet (the trial job does), so it is set
-        # in the database while the broker is stopped.
-        self.req_trial = self.submitted()
-        self.decide(self.req_trial, 'approve')
+        # What the API cannot make on the test driver (see TABLE), set while the broker is
+        # stopped and before any host exists (a restart empties the test driver's hosts): a
+        # production allocation retained without instances, for the purge.
         b.stop()
         con = sqlite3.connect(b.db_path)
+        now = time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime())
         with con:
-            con.execute("UPDATE requests SET state = 'in_trial' WHERE id = ?", (self.req_trial,))
+            self.alloc_purge = con.execute(
+                "INSERT INTO allocations(department_id, system_id, request_id, state, purpose,"
+                " retained_until, created_at, updated_at) VALUES (?, ?, ?, 'retained',"
+                " 'production', '2099-01-01T00:00:00.000Z', ?, ?)",
+                (self.dept_a, self.sys_a, self.req_visible, now, now)).lastrowid
         con.close()
         b.start()
+        # The hosts: a small trial host and a production host; a spare one with no storage at
+        # all (it never takes an instance) for PATCH.
+        tv = self.tokens['vendor']
+        self.host_trial = self.add_host('trial-small', 'trial', 384)
+        self.host_prod = self.add_host('prod-1', 'production', 16384)
+        self.host_spare = self.add_host('spare', 'production', 1024, base=False)
+        for h in (self.host_trial, self.host_prod, self.host_spare):
+            self.wait(lambda: b.get(f'/v1/hosts/{h}', token=tv).json()['connection']['state']
+                      == 'connected', f'host {h} connects')
+        # In trial, for real: the trial job places, creates, defines and starts the instance.
+        self.req_trial = self.in_trial(self.dep, self.sys_a)
+        r = b.get(f'/v1/requests/{self.req_trial}', token=self.dep).json()
+        self.alloc_trial = r['trial']['allocation_id']
+        self.job_trial = r['jobs'][0]['id']
+        rb = self.in_trial(self.tokens['dept_b'], self.sys_b)
+        r = b.get(f'/v1/requests/{rb}', token=self.tokens['dept_b']).json()
+        self.alloc_trial_b = r['trial']['allocation_id']
+        self.job_trial_b = r['jobs'][0]['id']
+        # Through the whole workflow: a request whose trial passed (for allocate), and a
+        # production allocation retained after its termination (for restore).
+        self.req_passed = self.trial_passed()
+        rid = self.trial_passed()
+        r = b.post(f'/v1/requests/{rid}/allocate', None, token=self.tokens['reviewer'])
+        assert r.status == 202, r
+        self.alloc_restore = r.json()['allocation_id']
+        self.wait(lambda: self.allocation_state(self.alloc_restore) == 'active',
+                  f'allocation {self.alloc_restore} is active')
+        r = b.post('/v1/requests', {'system': self.sys_a, 'kind': 'termination',
+                                    'allocation': self.alloc_restore,
+                                    'justification': 'cbtest termination'}, token=self.dep)
+        assert r.status == 201, r
+        tid = r.json()['id']
+        r = cbtest.upload_material(b, self.dep, tid, 'backup_proof', b'backed up\n', 'text/plain')
+        assert r.status == 201, r
+        r = b.post(f'/v1/requests/{tid}/submit', None, token=self.dep)
+        assert r.status == 200, r
+        self.decide(tid, 'approve')
+        self.wait(lambda: self.allocation_state(self.alloc_restore) == 'retained',
+                  f'allocation {self.alloc_restore} is retained')
+        settle(b)
+        self.metering_fixture()
+        settle(b)
+
+    # ---- metering and assessment ----
+
+    def metering_fixture(self):
+        """Department A's two production allocations of one idle instance each, six hours of
+        their windows posted by the production host's agent, the assessment run (an idle
+        finding on each), and department A's security and backup records. The agent's token
+        is the 'agent' caller of the matrix."""
+        b, tr = self.b, self.tokens['reviewer']
+        self.tokens['agent'] = self.agent_tokens[self.host_prod]
+        self.spare_agent_token = self.agent_tokens[self.host_spare]
+        now = int(time.time())
+        self.t_last = now // WIN * WIN          # the window under way (ends < 600 s ahead)
+        self.t_first = self.t_last - SPAN       # six hours of windows before it
+        self.next_start = self.t_first - WIN    # fresh windows go back from here
+        self.alloc_a1, self.inst_a1 = self.production(self.dep, self.sys_a)
+        self.alloc_a2, self.inst_a2 = self.production(self.dep, self.sys_a)
+        self.post_idle_windows([self.inst_a1, self.inst_a2])
+        r = b.post('/v1/assessment/run', {}, token=tr)
+        assert r.status == 200 and r.json()['created'] == 2, r
+        self.finding_a1 = self.live_finding(self.inst_a1)
+        self.finding_a2 = self.live_finding(self.inst_a2)
+        found_at = time.strftime('%Y-%m-%d', time.gmtime(now - 86400))
+        r = b.post(f'/v1/systems/{self.sys_a}/vulnerabilities',
+                   {'severity': 'high', 'title': 'cbtest: OpenSSL out of date',
+                    'found_at': found_at}, token=self.dep)
+        assert r.status == 201, r
+        self.vuln_a = r.json()['id']
+        self.today = time.strftime('%Y-%m-%d', time.gmtime(now))
+        self.year = time.gmtime(now).tm_year
+        self.month = time.strftime('%Y-%m', time.gmtime(now))
+
+    def production(self, token, system):
+        """A one-instance production allocation of @token's department, active.
+        Returns: (allocation id, {'id', 'uuid', 'host'} of its instance)."""
+        rid = self.trial_passed(token, system)
+        r = self.b.post(f'/v1/requests/{rid}/allocate', None, token=self.tokens['reviewer'])
+        assert r.status == 202, r
+        alloc = r.json()['allocation_id']
+        self.wait(lambda: self.allocation_state(alloc) == 'active', f'allocation {alloc} active')
+        a = self.b.get(f'/v1/allocations/{alloc}', token=self.tokens['reviewer']).json()
+        i = a['instances'][0]
+        assert i['host']['id'] == self.host_prod, a
+        return alloc, {'id': i['id'], 'uuid': i['uuid'], 'host': i['host']['id'],
+                       'name': i['name']}
+
+    def window(self, inst, start):
+        """One idle 5-minute window of @inst (64 MiB, 1 vCPU): under the idle thresholds."""
+        return {'instance': inst['id'], 'uuid': inst['uuid'], 'start': start, 'duration': WIN,
+                'readings': 30, 'expected': 30, 'vcpus': 1, 'memory_mib': 64,
+                'cpu_cores_avg': 0.005, 'cpu_cores_max': 0.01, 'memory_used_mib_avg': 20.0,
+                'memory_used_mib_max': 30.0, 'memory_source': 'rss', 'disk_read_bytes': 0,
+                'disk_write_bytes': 0, 'disk_read_requests': 0, 'disk_write_requests': 0,
+                'net_rx_bytes': 100 * WIN, 'net_tx_bytes': 40 * WIN, 'net_rx_packets': 10,
+                'net_tx_packets': 10}
+
+    def fresh_window(self, inst):
+        """A window of @inst that was never posted (older than the assessment's span)."""
+        start = self.next_start
+        self.next_start -= WIN
+        return self.window(inst, start)
+
+    def post_idle_windows(self, insts):
+        recs = [self.window(i, t) for i in insts
+                for t in range(self.t_first, self.t_last + WIN, WIN)]
+        r = self.b.post('/v1/samples', {'instances': recs}, token=self.agent_tokens[self.host_prod])
+        assert r.status == 200 and r.json()['stored'] == len(recs), r
+        return len(recs)
+
+    def findings_of(self, inst, token=None):
+        r = self.b.get('/v1/findings?limit=1000', token=token or self.tokens['reviewer'])
+        assert r.status == 200, r
+        return [f for f in r.json()['items'] if f['instance_id'] == inst['id']]
+
+    def live_finding(self, inst):
+        live = [f['id'] for f in self.findings_of(inst) if f['state'] in ('open', 'acknowledged')]
+        assert len(live) == 1, (inst, self.findings_of(inst))
+        return live[0]
+
+    def fresh_finding(self, inst):
+        """An open idle finding of @inst that nobody acted on: the live one is resolved and
+        the assessment run again, which finds the instance still idle."""
+        tr = self.tokens['reviewer']
+        for f in self.findings_of(inst):
+            if f['state'] in ('open', 'acknowledged'):
+                r = self.b.post(f'/v1/findings/{f["id"]}/resolve', {}, token=tr)
+                assert r.status == 200, r
+        r = self.b.post('/v1/assessment/run', {}, token=tr)
+        assert r.status == 200, r
+        fresh = [f for f in self.findings_of(inst) if f['state'] == 'open']
+        assert len(fresh) == 1 and fresh[0]['change_request_id'] is None, fresh
+        return fresh[0]['id']
+
+    def allocation_state(self, alloc):
+        return self.b.get(f'/v1/allocations/{alloc}', token=self.tokens['reviewer']).json()['state']
+
+    def trial_passed(self, token=None, system=None):
+        """A one-instance request (of department A unless @token and @system say otherwise)
+        whose trial passed and was reclaimed."""
+        rid = self.in_trial(token or self.dep, system or self.sys_a)
+        tv = self.tokens['vendor']
+        r = self.b.request('PUT', f'/v1/requests/{rid}/materials/test_report',
+                           raw=b'all three tests passed\n', token=tv,
+                           headers={'Content-Type': 'text/plain'})
+        assert r.status == 201, r
+        sha = r.json()['sha256']
+        for test in ('function', 'performance', 'security'):
+            r = self.b.post(f'/v1/requests/{rid}/trial-results',
+                            {'test': test, 'result': 'pass', 'report': sha}, token=tv)
+            assert r.status == 201, r
+        self.wait(lambda: self.b.get(f'/v1/jobs?request={rid}', token=tv).json()['items'][-1]
+                  ['state'] == 'done', f'the trial of request {rid} is reclaimed')
+        return rid
 
     @property
     def dep(self):
@@ -140,8 +469,49 @@ class World:
             return cbtest.make_complete_request(self.b, self.dep, self.sys_a)
         return cbtest.make_request(self.b, self.dep, self.sys_a)
 
-    def submitted(self, assign=None):
-        rid = self.draft(complete=True)
+    def small_draft(self, token, system, resources):
+        body = {'system': system, 'kind': 'new', 'justification': 'cbtest small request',
+                'resources': {'instances': resources}}
+        r = self.b.post('/v1/requests', body, token=token)
+        assert r.status == 201, r
+        rid = r.json()['id']
+        for kind in cbtest.NEW_REQUEST_MATERIALS:
+            r = cbtest.upload_material(self.b, token, rid, kind)
+            assert r.status == 201, r
+        return rid
+
+    def wait(self, cond, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f'timed out waiting until {what}')
+
+    def add_host(self, name, pool, memory_mib, base=True):
+        uri = host_xml(os.path.join(self.b.state_dir, f'{name}.xml'), memory_mib, base)
+        r = self.b.post('/v1/hosts', {'name': name, 'uri': uri, 'pool': pool},
+                        token=self.tokens['vendor'])
+        assert r.status == 201, r
+        assert r.json()['agent_token'].startswith('cba_'), r
+        self.agent_tokens[r.json()['id']] = r.json()['agent_token']
+        return r.json()['id']
+
+    def in_trial(self, token, system):
+        """A one-instance request of @token's department, approved, its trial running."""
+        rid = self.small_draft(token, system, [SMALL])
+        r = self.b.post(f'/v1/requests/{rid}/submit', None, token=token)
+        assert r.status == 200, r
+        self.decide(rid, 'approve')
+        self.wait(lambda: self.b.get(f'/v1/requests/{rid}', token=token).json()['state']
+                  == 'in_trial', f'request {rid} is in_trial')
+        return rid
+
+    def submitted(self, assign=None, resources=None):
+        if resources:
+            rid = self.small_draft(self.dep, self.sys_a, resources)
+        else:
+            rid = self.draft(complete=True)
         r = self.b.post(f'/v1/requests/{rid}/submit', None, token=self.dep)
         assert r.status == 200, r
         if assign:
@@ -176,9 +546,9 @@ def call(path, body=None, raw=None, headers=None, ok=200):
     return {'path': path, 'body': body, 'raw': raw, 'headers': headers, 'ok': ok}
 
 
-def prepare(w, method, path, role):
-    """A valid call of (method, path) for @role: a fresh object where the call changes one, and
-    the status an allowed call must answer."""
+def prepare(w, method, path, role, allowed):
+    """A valid call of (method, path) for @role (@allowed: whether the table lets it through): a
+    fresh object where the call changes one, and the status an allowed call must answer."""
     pdf = {'Content-Type': 'application/pdf'}
     key = (method, path)
     if key == ('GET', '/v1/health'):
@@ -251,10 +621,109 @@ def prepare(w, method, path, role):
                     body={'recommendation': 'approve', 'comment': 'looks fine'}, ok=201)
     if key == ('POST', '/v1/requests/{id}/decision'):
         return call(f'/v1/requests/{w.submitted()}/decision', body={'decision': 'approve'})
+    if key == ('POST', '/v1/requests/{id}/trial-results'):
+        if not allowed:
+            return call(f'/v1/requests/{w.req_trial}/trial-results',
+                        body={'test': 'function', 'result': 'pass', 'report': '0' * 64})
+        # A trial of its own, its report uploaded by the vendor: one of three results.
+        rid = w.in_trial(w.dep, w.sys_a)
+        r = w.b.request('PUT', f'/v1/requests/{rid}/materials/test_report',
+                        raw=b'function test: passed\n', token=w.tokens['vendor'],
+                        headers={'Content-Type': 'text/plain'})
+        assert r.status == 201, r
+        return call(f'/v1/requests/{rid}/trial-results',
+                    body={'test': 'function', 'result': 'pass', 'report': r.json()['sha256']},
+                    ok=201)
+    if key == ('POST', '/v1/requests/{id}/allocate'):
+        # Only one role may: the one request whose trial passed is allocated once.
+        return call(f'/v1/requests/{w.req_passed}/allocate', body={}, ok=202)
+    if key == ('POST', '/v1/hosts'):
+        name = w.uniq('host')
+        uri = host_xml(os.path.join(w.b.state_dir, f'{name}.xml'), 1024, base=False)
+        return call('/v1/hosts', body={'name': name, 'uri': uri, 'pool': 'trial'}, ok=201)
+    if key == ('GET', '/v1/hosts'):
+        return call('/v1/hosts?pool=trial')
+    if key == ('GET', '/v1/hosts/{id}'):
+        return call(f'/v1/hosts/{w.host_trial}')
+    if key == ('PATCH', '/v1/hosts/{id}'):
+        return call(f'/v1/hosts/{w.host_spare}', body={'maintenance': True, 'cpu_ratio': None})
+    if key == ('GET', '/v1/allocations'):
+        return call('/v1/allocations')
+    if key == ('GET', '/v1/allocations/{id}'):
+        return call(f'/v1/allocations/{w.alloc_trial}')
+    if key == ('POST', '/v1/allocations/{id}/restore'):
+        return call(f'/v1/allocations/{w.alloc_restore}/restore', body={}, ok=202)
+    if key == ('POST', '/v1/allocations/{id}/purge'):
+        return call(f'/v1/allocations/{w.alloc_purge}/purge', body={}, ok=202)
+    if key == ('GET', '/v1/jobs'):
+        return call(f'/v1/jobs?request={w.req_trial}')
+    if key == ('GET', '/v1/jobs/{id}'):
+        return call(f'/v1/jobs/{w.job_trial}')
+    if key == ('GET', '/v1/events'):
+        return call('/v1/events?open=true')
     if key == ('GET', '/v1/audit'):
         return call('/v1/audit')
     if key == ('GET', '/v1/audit/verify'):
         return call('/v1/audit/verify')
+    # Metering. The vendor rotates the spare host's agent token (the production host's is the
+    # matrix's 'agent' caller); the agent posts a window never sent before.
+    span = f'from={w.t_first}&to={w.t_last + WIN}'
+    if key == ('POST', '/v1/hosts/{id}/agent-token'):
+        return call(f'/v1/hosts/{w.host_spare}/agent-token', body={})
+    if key == ('POST', '/v1/samples'):
+        return call('/v1/samples', body={'instances': [w.fresh_window(w.inst_a1)]})
+    if key == ('GET', '/v1/instances/{id}/usage'):
+        return call(f'/v1/instances/{w.inst_a1["id"]}/usage?{span}')
+    if key == ('GET', '/v1/allocations/{id}/usage'):
+        return call(f'/v1/allocations/{w.alloc_a1}/usage?{span}')
+    if key == ('POST', '/v1/metering/rollup'):
+        return call('/v1/metering/rollup', body={'day': w.today})
+    # Findings: each allowed action gets an open finding nobody acted on yet.
+    if key == ('GET', '/v1/findings'):
+        return call('/v1/findings')
+    if key == ('GET', '/v1/findings/{id}'):
+        return call(f'/v1/findings/{w.finding_a1}')
+    if key == ('POST', '/v1/findings/{id}/acknowledge'):
+        fid = w.fresh_finding(w.inst_a1) if allowed else w.finding_a1
+        return call(f'/v1/findings/{fid}/acknowledge', body={'reason': 'seen, will check'})
+    if key == ('POST', '/v1/findings/{id}/resolve'):
+        fid = w.fresh_finding(w.inst_a1) if allowed else w.finding_a1
+        return call(f'/v1/findings/{fid}/resolve', body={})
+    if key == ('POST', '/v1/findings/{id}/dismiss'):
+        # Only one role may: a dismissed finding is never raised again for its instance.
+        return call(f'/v1/findings/{w.finding_a2}/dismiss',
+                    body={'reason': 'cbtest: a cold standby, idle by design'})
+    if key == ('POST', '/v1/findings/{id}/change-request'):
+        fid = w.fresh_finding(w.inst_a1) if allowed else w.finding_a1
+        return call(f'/v1/findings/{fid}/change-request', body={}, ok=201)
+    if key == ('POST', '/v1/assessment/run'):
+        return call('/v1/assessment/run', body={})
+    # Security and backup records of department A's system.
+    day = time.strftime('%Y-%m-%d', time.gmtime(time.time() - 86400))
+    if key == ('POST', '/v1/systems/{id}/vulnerabilities'):
+        return call(f'/v1/systems/{w.sys_a}/vulnerabilities',
+                    body={'severity': 'medium', 'title': w.uniq('vuln'), 'found_at': day},
+                    ok=201)
+    if key == ('GET', '/v1/systems/{id}/vulnerabilities'):
+        return call(f'/v1/systems/{w.sys_a}/vulnerabilities')
+    if key == ('PATCH', '/v1/vulnerabilities/{id}'):
+        return call(f'/v1/vulnerabilities/{w.vuln_a}', body={'status': 'fixed'})
+    if key == ('POST', '/v1/systems/{id}/incidents'):
+        return call(f'/v1/systems/{w.sys_a}/incidents',
+                    body={'severity': 'low', 'title': w.uniq('incident'), 'occurred_at': day},
+                    ok=201)
+    if key == ('GET', '/v1/systems/{id}/incidents'):
+        return call(f'/v1/systems/{w.sys_a}/incidents')
+    if key == ('POST', '/v1/systems/{id}/backups'):
+        return call(f'/v1/systems/{w.sys_a}/backups',
+                    body={'location': 'dr-centre://' + w.uniq('backup'), 'taken_at': day,
+                          'size_bytes': 1 << 30, 'sha256': 'ab' * 32}, ok=201)
+    if key == ('GET', '/v1/systems/{id}/backups'):
+        return call(f'/v1/systems/{w.sys_a}/backups')
+    if key == ('GET', '/v1/reports/assessment'):
+        return call(f'/v1/reports/assessment?year={w.year}')
+    if key == ('GET', '/v1/reports/operations'):
+        return call(f'/v1/reports/operations?month={w.month}')
     return None
 
 
@@ -275,12 +744,13 @@ def matrix(ck, b, w, table):
     counts = {'allowed': 0, '403': 0, '401': 0, 'public': 0}
     for (method, path), row in table.items():
         for role in ROLES + NO_TOKENS:
-            c = prepare(w, method, path, role)
+            allowed = role not in NO_TOKENS and row['roles'][role]
+            c = prepare(w, method, path, role, allowed)
             if not ck.ok(c is not None, f'{method} {path}: the test knows no valid call for it'):
                 break
             what = f'{role:15} {method} {path}'
             token = w.tokens[role]
-            before = db_snapshot(b.db_path)
+            before = db_state(b.db_path)
             r = send(b, method, c, token)
             if role in NO_TOKENS and not row['public']:
                 counts['401'] += 1
@@ -288,18 +758,21 @@ def matrix(ck, b, w, table):
                     check_error(ck, r, 401, 'unauthenticated', what)
                     ck.ok('Bearer' in r.headers.get('WWW-Authenticate', ''),
                           f'{what}: 401 carries WWW-Authenticate: Bearer')
-                ck.eq(db_diff(before, db_snapshot(b.db_path)), {}, f'{what}: database unchanged')
+                ck.eq(db_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
             elif role in NO_TOKENS or row['roles'][role]:
                 counts['public' if role in NO_TOKENS else 'allowed'] += 1
                 ck.eq(r.status, c['ok'], f'{what} (allowed)')
                 if r.status == 200 and method == 'POST' and path == '/v1/whoami/token' \
                         and role not in NO_TOKENS:
                     w.tokens[role] = r.json()['token']
+                if method != 'GET':
+                    # A job it started must end before the next caller's "database unchanged".
+                    settle(b)
             else:
                 counts['403'] += 1
                 if ck.eq(r.status, 403, what):
                     check_error(ck, r, 403, 'forbidden', what)
-                ck.eq(db_diff(before, db_snapshot(b.db_path)), {}, f'{what}: database unchanged')
+                ck.eq(db_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
     print(f'  matrix: {len(table)} endpoints x {len(ROLES + NO_TOKENS)} callers: '
           f'{counts["allowed"]} allowed, {counts["403"]} forbidden, {counts["401"]} '
           f'unauthenticated, {counts["public"]} public', flush=True)
@@ -329,7 +802,7 @@ def isolation(ck, b, w):
     draft_a = w.draft(complete=True)
     returned_a = w.returned()
     submitted_a = w.submitted()
-    before = db_snapshot(b.db_path)
+    before = db_state(b.db_path)
     probes = [
         ('GET', f'/v1/departments/{w.dept_a}', None, None),
         ('GET', f'/v1/systems/{w.sys_a}', None, None),
@@ -344,6 +817,9 @@ def isolation(ck, b, w):
         ('POST', f'/v1/requests/{returned_a}/resubmit', {}, None),
         ('POST', f'/v1/requests/{draft_a}/withdraw', {}, None),
         ('POST', f'/v1/requests/{submitted_a}/withdraw', {}, None),
+        ('GET', f'/v1/allocations/{w.alloc_trial}', None, None),
+        ('GET', f'/v1/allocations/{w.alloc_restore}', None, None),
+        ('GET', f'/v1/jobs/{w.job_trial}', None, None),
     ]
     for method, path, body, headers in probes:
         if isinstance(body, bytes):
@@ -351,12 +827,13 @@ def isolation(ck, b, w):
         else:
             r = b.request(method, path, body=body, token=tb)
         expect_404(ck, r, f'department B: {method} {path}')
-    ck.eq(db_diff(before, db_snapshot(b.db_path)), {},
+    ck.eq(db_diff(before, db_state(b.db_path)), {},
           'department B probing department A: database unchanged')
 
     # The same answer as for an object that does not exist: nothing to tell them apart.
     for path in (f'/v1/departments/{w.dept_a}', f'/v1/systems/{w.sys_a}',
-                 f'/v1/requests/{draft_a}'):
+                 f'/v1/requests/{draft_a}', f'/v1/allocations/{w.alloc_trial}',
+                 f'/v1/jobs/{w.job_trial}'):
         ghost = re.sub(r'/\d+$', '/999999', path)
         ra, rg = b.get(path, token=tb), b.get(ghost, token=tb)
         ea, eg = json_error(ra) or {}, json_error(rg) or {}
@@ -380,7 +857,7 @@ def isolation(ck, b, w):
           f'({r1.status})')
     ck.eq(r1.status, r2.status, 'department B: a system for A answers like one for a missing '
           'department')
-    ck.eq(db_diff(before, db_snapshot(b.db_path)), {},
+    ck.eq(db_diff(before, db_state(b.db_path)), {},
           'department B creating in department A: database unchanged')
 
     # Lists hold only one's own objects, whatever the filter asks for.
@@ -398,6 +875,39 @@ def isolation(ck, b, w):
               f'department B: GET /v1/requests{q} lists only B\'s requests')
     r = b.get(f'/v1/requests?system={w.sys_a}', token=tb)
     ck.eq(r.json()['items'], [], 'department B: GET /v1/requests?system=<A\'s> is empty')
+    # Allocations and jobs: B's own only, whatever the filter names.
+    for q in ('', f'?department={w.dept_a}', '?purpose=trial'):
+        r = b.get('/v1/allocations' + q, token=tb)
+        ck.eq(ids_of(r), [w.alloc_trial_b], f'department B: GET /v1/allocations{q} lists only B\'s')
+    for q in (f'?system={w.sys_a}', f'?state=retained'):
+        r = b.get('/v1/allocations' + q, token=tb)
+        ck.eq(r.json()['items'], [], f'department B: GET /v1/allocations{q} is empty')
+    r = b.get('/v1/jobs?limit=1000', token=tb)
+    ck.eq(ids_of(r), [w.job_trial_b], 'department B: GET /v1/jobs lists only its allocation\'s job')
+    for q in (f'?allocation={w.alloc_trial}', f'?request={w.req_trial}'):
+        r = b.get('/v1/jobs' + q, token=tb)
+        ck.eq(r.json()['items'], [], f'department B: GET /v1/jobs{q} (department A\'s) is empty')
+    r = b.get(f'/v1/jobs?allocation={w.alloc_trial_b}', token=tb)
+    ck.eq(ids_of(r), [w.job_trial_b], 'department B: GET /v1/jobs?allocation=<its own>')
+    # ...and department A sees its own, and the bureau and the vendor see both.
+    r = b.get('/v1/allocations?limit=1000', token=ta)
+    ck.ok(w.alloc_trial in ids_of(r) and w.alloc_restore in ids_of(r) and
+          all(x['department_id'] == w.dept_a for x in r.json()['items']),
+          'department A: GET /v1/allocations lists its own only')
+    mine = set(ids_of(r))
+    r = b.get('/v1/jobs?limit=1000', token=ta)
+    ck.ok(w.job_trial in ids_of(r) and all(x['allocation_id'] in mine for x in r.json()['items']),
+          'department A: GET /v1/jobs lists the jobs of its own allocations only')
+    ck.eq(b.get(f'/v1/allocations/{w.alloc_trial}', token=ta).status, 200,
+          'department A: GET its own allocation')
+    ck.eq(b.get(f'/v1/jobs/{w.job_trial}', token=ta).status, 200, 'department A: GET its own job')
+    for role in ('reviewer', 'auditor', 'vendor'):
+        r = b.get('/v1/allocations?limit=1000', token=w.tokens[role])
+        ck.ok({w.alloc_trial, w.alloc_trial_b} <= set(ids_of(r)),
+              f'{role}: GET /v1/allocations lists every department\'s')
+        r = b.get('/v1/jobs?limit=1000', token=w.tokens[role])
+        ck.ok({w.job_trial, w.job_trial_b} <= set(ids_of(r)),
+              f'{role}: GET /v1/jobs lists every department\'s')
     # ...and department A still sees its own.
     r = b.get('/v1/requests?limit=1000', token=ta)
     ck.ok(draft_a in ids_of(r) and all(x['department_id'] == w.dept_a for x in r.json()['items']),
@@ -416,7 +926,7 @@ def consultant_scope(ck, b, w):
     ck.eq(r.status, 200, 'consultant: GET its assigned request')
     r = b.get(f'/v1/requests/{mine}/materials/construction_plan', token=tc)
     ck.eq(r.status, 200, 'consultant: GET a material of its assigned request')
-    before = db_snapshot(b.db_path)
+    before = db_state(b.db_path)
     for rid, why in ((other, 'assigned to another consultant'), (unassigned, 'unassigned'),
                      (draft, 'a draft')):
         expect_404(ck, b.get(f'/v1/requests/{rid}', token=tc), f'consultant: GET request {why}')
@@ -425,7 +935,7 @@ def consultant_scope(ck, b, w):
         expect_404(ck, b.post(f'/v1/requests/{rid}/opinions',
                               {'recommendation': 'reject', 'comment': 'no'}, token=tc),
                    f'consultant: opinion on a request {why}')
-    ck.eq(db_diff(before, db_snapshot(b.db_path)), {},
+    ck.eq(db_diff(before, db_state(b.db_path)), {},
           'consultant out of scope: database unchanged')
     r = b.get('/v1/requests?limit=1000', token=tc)
     listed = ids_of(r)
@@ -464,7 +974,7 @@ def vendor_scope(ck, b, w):
     states['in_trial'] = w.req_trial
 
     listed = ids_of(b.get('/v1/requests?limit=1000', token=tv))
-    before = db_snapshot(b.db_path)
+    before = db_state(b.db_path)
     for state, rid in states.items():
         visible = state in ('approved', 'in_trial')
         r = b.get(f'/v1/requests/{rid}', token=tv)
@@ -489,7 +999,7 @@ def vendor_scope(ck, b, w):
     r = b.request('PUT', f'/v1/requests/{w.req_trial}/materials/test_report',
                   raw=cbtest.PDF_BYTES, token=w.dep, headers=pdf)
     ck.eq(r.status, 403, 'department: PUT a test_report (the vendor\'s)')
-    ck.eq(db_diff(before, db_snapshot(b.db_path)), {}, 'vendor out of scope: database unchanged')
+    ck.eq(db_diff(before, db_state(b.db_path)), {}, 'vendor out of scope: database unchanged')
     items = b.get('/v1/requests?limit=1000', token=tv).json()['items']
     ck.ok(all(x['state'] not in ('draft', 'submitted', 'returned', 'withdrawn', 'rejected')
               for x in items), 'vendor: list holds only requests from approved on')
@@ -501,7 +1011,7 @@ def vendor_scope(ck, b, w):
 def bureau_systems(ck, b, w):
     """The bureau registers systems for a department, naming it; the department then owns them."""
     tr = w.tokens['reviewer']
-    before = db_snapshot(b.db_path)
+    before = db_state(b.db_path)
     r = b.post('/v1/systems', {'name': 'no-department', 'category': 'website'}, token=tr)
     ck.eq(r.status, 422, 'reviewer: POST /v1/systems without department_id')
     ck.eq((json_error(r) or {}).get('field'), '/department_id',
@@ -509,7 +1019,7 @@ def bureau_systems(ck, b, w):
     r = b.post('/v1/systems', {'name': 'ghost-department', 'category': 'website',
                                'department_id': 999999}, token=tr)
     ck.eq(r.status, 422, 'reviewer: POST /v1/systems for a missing department')
-    ck.eq(db_diff(before, db_snapshot(b.db_path)), {},
+    ck.eq(db_diff(before, db_state(b.db_path)), {},
           'refused system creation: database unchanged')
     sid = cbtest.make_system(b, tr, 'registered-by-bureau', department_id=w.dept_b)
     r = b.get(f'/v1/systems/{sid}', token=w.tokens['dept_b'])
@@ -517,6 +1027,248 @@ def bureau_systems(ck, b, w):
           'a system the bureau registered belongs to the department named')
     expect_404(ck, b.get(f'/v1/systems/{sid}', token=w.dep),
                'another department cannot see a system the bureau registered for B')
+
+
+def jobs_of_allowed_calls(ck, b, w):
+    """The allowed calls of the matrix that start hypervisor work did it: the jobs ended done."""
+    tr = w.tokens['reviewer']
+    r = b.get(f'/v1/requests/{w.req_passed}', token=tr).json()
+    ck.eq(r['state'], 'allocated', 'allocate: the request is allocated once its job is done')
+    a = b.get(f'/v1/allocations/{r["allocation_id"]}', token=tr).json()
+    ck.eq((a['purpose'], a['state'], [i['host']['id'] for i in a['instances']],
+           [i['state'] for i in a['instances']]),
+          ('production', 'active', [w.host_prod], ['running']),
+          'allocate: the production instance runs on the production host')
+    a = b.get(f'/v1/allocations/{w.alloc_restore}', token=tr).json()
+    ck.eq((a['state'], a['retained_until']), ('active', None), 'restore: the allocation is active')
+    a = b.get(f'/v1/allocations/{w.alloc_purge}', token=tr).json()
+    ck.eq(a['state'], 'purged', 'purge: the allocation is purged')
+    jobs = b.get(f'/v1/jobs?allocation={w.alloc_restore}', token=tr).json()['items']
+    ck.eq([(j['kind'], j['state']) for j in jobs],
+          [('provision', 'done'), ('reclaim', 'done'), ('restore', 'done')],
+          f'allocation {w.alloc_restore}: allocated, terminated, restored')
+    a = b.get(f'/v1/allocations/{w.alloc_restore}', token=tr).json()
+    ck.eq([i['state'] for i in a['instances']], ['running'],
+          'restore: the instance runs again on its kept volume')
+    jobs = b.get(f'/v1/jobs?allocation={w.alloc_purge}', token=tr).json()['items']
+    ck.eq([(j['kind'], j['state']) for j in jobs], [('purge', 'done')],
+          f'allocation {w.alloc_purge}: purged by its job')
+
+
+def ghost_of(path):
+    """@path with its (first) object id replaced by one that does not exist."""
+    return re.sub(r'/\d+(?=/|$|\?)', '/999999', path, count=1)
+
+
+def record_body(kind, title):
+    day = time.strftime('%Y-%m-%d', time.gmtime(time.time() - 86400))
+    if kind == 'vulnerabilities':
+        return {'severity': 'critical', 'title': title, 'found_at': day}
+    if kind == 'incidents':
+        return {'severity': 'high', 'title': title, 'occurred_at': day}
+    return {'location': 'dr-centre://' + title, 'taken_at': day, 'size_bytes': 4096,
+            'sha256': 'cd' * 32}
+
+
+def metering_isolation(ck, b, w):
+    """Department A and department B against each other's usage, findings, security and backup
+    records and report rows: every object answers 404 exactly like a missing one, every list
+    and report leaves the other's rows out whatever its filters ask for, and the database is
+    unchanged. The bureau, the auditor and the vendor see both (so that an absent row means
+    something)."""
+    ta, tb, tr = w.dep, w.tokens['dept_b'], w.tokens['reviewer']
+    # Department B's side: a production allocation whose instance idles (a finding), a system
+    # that is not on the cloud (a no-budget row of the annual assessment), and records.
+    w.alloc_b, w.inst_b = w.production(tb, w.sys_b)
+    w.post_idle_windows([w.inst_b])
+    r = b.post('/v1/assessment/run', {}, token=tr)
+    assert r.status == 200, r
+    sys_b2 = cbtest.make_system(b, tb, 'system-b-offcloud')
+    sys_a2 = cbtest.make_system(b, ta, 'system-a-offcloud')
+    r = b.post('/v1/metering/rollup', {'day': w.today}, token=w.tokens['vendor'])
+    assert r.status == 200, r
+    side = {}
+    for who, tok, dept, sysid, syses, inst, alloc, code, name in (
+            ('A', ta, w.dept_a, w.sys_a, {w.sys_a, sys_a2}, w.inst_a1, w.alloc_a1, 'dept-a',
+             'Department A'),
+            ('B', tb, w.dept_b, w.sys_b, {w.sys_b, sys_b2}, w.inst_b, w.alloc_b, 'dept-b',
+             'Department B')):
+        recs = {}
+        for kind in ('vulnerabilities', 'incidents', 'backups'):
+            r = b.post(f'/v1/systems/{sysid}/{kind}', record_body(kind, f'{kind}-of-{who}'),
+                       token=tok)
+            assert r.status == 201, r
+            recs[kind] = r.json()['id']
+        side[who] = {'who': who, 'token': tok, 'dept': dept, 'sys': sysid, 'systems': syses,
+                     'inst': inst, 'alloc': alloc, 'finding': w.live_finding(inst),
+                     'records': recs, 'code': code, 'name': name,
+                     'words': (code, name, inst['name']) + tuple(
+                         f'{k}-of-{who}' for k in ('vulnerabilities', 'incidents', 'backups'))}
+    span = f'from={w.t_first}&to={w.t_last + WIN}'
+
+    for me, other in ((side['A'], side['B']), (side['B'], side['A'])):
+        tok, tag = me['token'], f'department {me["who"]}'
+        before = db_state(b.db_path)
+        f, o = other['finding'], other['sys']
+        probes = [('GET', f'/v1/findings/{f}', None),
+                  ('POST', f'/v1/findings/{f}/acknowledge', {'reason': 'mine now'}),
+                  ('POST', f'/v1/findings/{f}/resolve', {}),
+                  ('POST', f'/v1/findings/{f}/change-request', {}),
+                  ('GET', f'/v1/instances/{other["inst"]["id"]}/usage?{span}', None),
+                  ('GET', f'/v1/allocations/{other["alloc"]}/usage?{span}', None),
+                  ('PATCH', f'/v1/vulnerabilities/{other["records"]["vulnerabilities"]}',
+                   {'status': 'accepted'})]
+        for kind in ('vulnerabilities', 'incidents', 'backups'):
+            probes += [('GET', f'/v1/systems/{o}/{kind}', None),
+                       ('POST', f'/v1/systems/{o}/{kind}', record_body(kind, 'planted'))]
+        for method, path, body in probes:
+            r = b.request(method, path, body=body, token=tok)
+            expect_404(ck, r, f'{tag}: {method} {path} (the other department\'s)')
+            rg = b.request(method, ghost_of(path), body=body, token=tok)
+            e, eg = json_error(r) or {}, json_error(rg) or {}
+            ck.eq((r.status, e.get('code'), e.get('field')),
+                  (rg.status, eg.get('code'), eg.get('field')),
+                  f'{tag}: {method} {path} answers like a missing object')
+        ck.eq(db_diff(before, db_state(b.db_path)), {},
+              f'{tag} probing the other department\'s metering and records: database unchanged')
+
+        # Findings: only one's own, whatever the filter names.
+        for q in ('?limit=1000', f'?department={other["dept"]}',
+                  f'?allocation={other["alloc"]}', '?state=open&limit=1000',
+                  '?state=live&limit=1000', '?kind=idle&limit=1000',
+                  f'?after={f - 1}&limit=1'):
+            r = b.get('/v1/findings' + q, token=tok)
+            if not ck.eq(r.status, 200, f'{tag}: GET /v1/findings{q}'):
+                continue
+            items = r.json()['items']
+            ck.ok(f not in [x['id'] for x in items] and
+                  all(x['department_id'] == me['dept'] for x in items),
+                  f'{tag}: GET /v1/findings{q} holds none of the other department\'s findings '
+                  f'({[(x["id"], x["department_id"]) for x in items]})')
+        ck.ok(me['finding'] in ids_of(b.get('/v1/findings?limit=1000', token=tok)),
+              f'{tag}: GET /v1/findings lists its own finding')
+        ck.eq(b.get(f'/v1/findings?allocation={other["alloc"]}', token=tok).json()['items'], [],
+              f'{tag}: GET /v1/findings?allocation=<the other\'s> is empty')
+        r = b.get(f'/v1/findings/{me["finding"]}', token=tok)
+        ck.ok(r.status == 200 and r.json()['department_id'] == me['dept'],
+              f'{tag}: GET its own finding')
+        for kind, rid in me['records'].items():
+            r = b.get(f'/v1/systems/{me["sys"]}/{kind}', token=tok)
+            ck.ok(r.status == 200 and rid in ids_of(r),
+                  f'{tag}: GET /v1/systems/<own>/{kind} lists its own record')
+
+        # The annual assessment: its own department only, the city figures its own.
+        for q in (f'?year={w.year}', f'?year={w.year}&department={other["dept"]}'):
+            r = b.get('/v1/reports/assessment' + q, token=tok)
+            if not ck.eq(r.status, 200, f'{tag}: GET /v1/reports/assessment{q}'):
+                continue
+            doc = r.json()
+            ck.eq([d['id'] for d in doc['departments']], [me['dept']],
+                  f'{tag}: assessment{q}: only its own department\'s row')
+            nob = doc['no_budget']
+            ck.ok(all(x['department_id'] == me['dept'] for x in nob) and
+                  not (other['systems'] & {x['system_id'] for x in nob}),
+                  f'{tag}: assessment{q}: no no-budget row of the other department ({nob})')
+            ck.ok(me['systems'] - {me['sys']} <= {x['system_id'] for x in nob},
+                  f'{tag}: assessment{q}: its own off-cloud system is a no-budget row')
+            if doc['departments']:
+                mine = doc['departments'][0]
+                ck.eq((doc['city']['cloud_share']['systems'],
+                       doc['city']['efficiency']['allocations'],
+                       doc['city']['security']['incidents']),
+                      (mine['cloud_share']['systems'], mine['efficiency']['allocations'],
+                       mine['security']['incidents']),
+                      f'{tag}: assessment{q}: the "city" totals are its own department\'s')
+        # The operations report: its own department, instances and findings only.
+        for q in (f'?month={w.month}', f'?month={w.month}&department={other["dept"]}'):
+            r = b.get('/v1/reports/operations' + q, token=tok)
+            if not ck.eq(r.status, 200, f'{tag}: GET /v1/reports/operations{q}'):
+                continue
+            deps = r.json()['departments']
+            ck.eq([d['id'] for d in deps], [me['dept']],
+                  f'{tag}: operations{q}: only its own department\'s section')
+            insts = [i['id'] for d in deps for i in d['instances']]
+            fids = [x['id'] for d in deps for x in d['findings']]
+            ck.ok(other['inst']['id'] not in insts and f not in fids,
+                  f'{tag}: operations{q}: none of the other\'s instances or findings '
+                  f'(instances {insts}, findings {fids})')
+            ck.ok(me['inst']['id'] in insts and me['finding'] in fids,
+                  f'{tag}: operations{q}: its own instance and finding')
+        # The same in CSV and HTML: not a word of the other department.
+        for path in (f'/v1/reports/assessment?year={w.year}', f'/v1/reports/operations?month='
+                     f'{w.month}'):
+            for fmt in ('csv', 'html'):
+                q = f'{path}&format={fmt}&lang=en&department={other["dept"]}'
+                r = b.get(q, token=tok)
+                text = r.body.decode('utf-8', 'replace')
+                ck.ok(r.status == 200 and me['name'] in text,
+                      f'{tag}: {q}: 200 naming its own department ({r!r})')
+                leaked = [x for x in other['words'] if x in text]
+                ck.eq(leaked, [], f'{tag}: {q}: nothing of the other department in it')
+
+    # The bureau, the auditor (and for what it may read, the vendor) see both departments.
+    A, B = side['A'], side['B']
+    for role in ('reviewer', 'auditor', 'vendor'):
+        tok = w.tokens[role]
+        ck.ok({A['finding'], B['finding']} <= set(ids_of(b.get('/v1/findings?limit=1000',
+                                                               token=tok))),
+              f'{role}: GET /v1/findings lists both departments\' findings')
+        for s in (A, B):
+            r = b.get(f'/v1/instances/{s["inst"]["id"]}/usage?{span}', token=tok)
+            ck.ok(r.status == 200 and len(r.json()['points']) == SPAN // WIN + 1,
+                  f'{role}: usage of department {s["who"]}\'s instance: every window posted')
+        r = b.get(f'/v1/reports/operations?month={w.month}', token=tok)
+        deps = {d['id']: d for d in r.json()['departments']}
+        ck.ok(all(s['dept'] in deps and s['inst']['id'] in
+                  [i['id'] for i in deps[s['dept']]['instances']] and s['finding'] in
+                  [x['id'] for x in deps[s['dept']]['findings']] for s in (A, B)),
+              f'{role}: the operations report holds both departments\' instances and findings')
+        r = b.get(f'/v1/reports/operations?month={w.month}&format=csv&lang=en', token=tok)
+        text = r.body.decode('utf-8', 'replace')
+        ck.ok(A['name'] in text and B['name'] in text,
+              f'{role}: the operations report in CSV names both departments')
+    for role in ('reviewer', 'auditor'):
+        r = b.get(f'/v1/reports/assessment?year={w.year}', token=w.tokens[role])
+        doc = r.json()
+        ck.ok({A['dept'], B['dept']} <= {d['id'] for d in doc['departments']} and
+              {sys_a2, sys_b2} <= {x['system_id'] for x in doc['no_budget']},
+              f'{role}: the annual assessment holds both departments and their no-budget rows')
+        r = b.get(f'/v1/reports/assessment?year={w.year}&department={B["dept"]}',
+                  token=w.tokens[role])
+        ck.eq([d['id'] for d in r.json()['departments']], [B['dept']],
+              f'{role}: ?department= narrows the annual assessment to that department')
+        for s in (A, B):
+            for kind, rid in s['records'].items():
+                r = b.get(f'/v1/systems/{s["sys"]}/{kind}', token=w.tokens[role])
+                ck.ok(r.status == 200 and rid in ids_of(r),
+                      f'{role}: department {s["who"]}\'s {kind} are listed')
+
+
+def agent_role(ck, b, w):
+    """The agent token: who it is, what a rotation does to the old one, and that it posts for
+    its own host's instances only. (The matrix has checked it against every endpoint.)"""
+    tok = w.tokens['agent']
+    r = b.get('/v1/whoami', token=tok)
+    if ck.eq(r.status, 200, 'agent: GET /v1/whoami'):
+        me = r.json()
+        ck.eq((me.get('role'), me.get('host_id'), me.get('department_id')),
+              ('agent', w.host_prod, None), 'agent: whoami names the role and the host')
+    r = b.get('/v1/whoami', token=w.spare_agent_token)
+    ck.eq(r.status, 401, 'agent: the token the vendor rotated in the matrix no longer works')
+    before = db_state(b.db_path)
+    r = b.post('/v1/samples', {'instances': [w.fresh_window(w.inst_a1)]},
+               token=w.agent_tokens[w.host_trial])
+    if ck.eq(r.status, 403, 'agent of the trial host: a window of a production host\'s instance'):
+        e = json_error(r) or {}
+        ck.eq((e.get('code'), e.get('field')), ('not_your_instance', '/instances/0/instance'),
+              'agent of another host: the refusal names the instance')
+    ck.eq(db_diff(before, db_state(b.db_path)), {}, 'agent of another host: nothing stored')
+    # Of the fresh windows the matrix made (one per caller of POST /v1/samples), only the
+    # agent's was stored.
+    r = b.get(f'/v1/instances/{w.inst_a1["id"]}/usage?from={w.next_start + WIN}'
+              f'&to={w.t_first}', token=w.tokens['reviewer'])
+    ck.eq(len(r.json().get('points', [])), 1,
+          'of the windows every caller posted in the matrix, exactly the agent\'s was stored')
 
 
 def token_edges(ck, b, w):
@@ -578,30 +1330,45 @@ def main():
     for row in table:
         ck.ok(row in routes, f'table row {row[0]} {row[1]} is a route in broker/br-api.c')
 
-    with cbtest.Broker() as b:
-        w = World(b)
-        print('checking every role against every endpoint', flush=True)
-        matrix(ck, b, w, table)
-        print('checking department isolation', flush=True)
-        isolation(ck, b, w)
-        print('checking the consultant\'s view', flush=True)
-        consultant_scope(ck, b, w)
-        print('checking the vendor\'s view', flush=True)
-        vendor_scope(ck, b, w)
-        print('checking systems registered by the bureau', flush=True)
-        bureau_systems(ck, b, w)
-        print('checking token edge cases', flush=True)
-        token_edges(ck, b, w)
-        r = b.get('/v1/audit/verify', token=w.tokens['auditor'])
-        ck.ok(r.status == 200 and r.json()['ok'], f'audit trail verifies at the end ({r!r})')
-        with open(b.log_path, 'rb') as f:
-            log = f.read().decode('utf-8', 'replace')
-        ck.ok(not re.search(r'\berror\b|crit|alert|emerg', log),
-              'broker log has no error lines' + ''.join('\n    ' + line for line in
-                                                          log.splitlines()
-                                                          if re.search(r'\berror\b', line))[:2000])
-        ck.eq(b.get('/v1/health').status, 200, 'broker alive at the end')
+    policies = policy_dir()
+    try:
+        with cbtest.Broker(policy_dir=policies) as b:
+            run(ck, b, table)
+    finally:
+        shutil.rmtree(policies, ignore_errors=True)
     ck.done()
+
+
+def run(ck, b, table):
+    w = World(b)
+    print('checking every role against every endpoint', flush=True)
+    matrix(ck, b, w, table)
+    print('checking the jobs the allowed calls started', flush=True)
+    jobs_of_allowed_calls(ck, b, w)
+    print('checking department isolation', flush=True)
+    isolation(ck, b, w)
+    print('checking the consultant\'s view', flush=True)
+    consultant_scope(ck, b, w)
+    print('checking the vendor\'s view', flush=True)
+    vendor_scope(ck, b, w)
+    print('checking systems registered by the bureau', flush=True)
+    bureau_systems(ck, b, w)
+    print('checking token edge cases', flush=True)
+    token_edges(ck, b, w)
+    print('checking the agent role', flush=True)
+    agent_role(ck, b, w)
+    print('checking department isolation of metering, findings, records and reports',
+          flush=True)
+    metering_isolation(ck, b, w)
+    r = b.get('/v1/audit/verify', token=w.tokens['auditor'])
+    ck.ok(r.status == 200 and r.json()['ok'], f'audit trail verifies at the end ({r!r})')
+    with open(b.log_path, 'rb') as f:
+        log = f.read().decode('utf-8', 'replace')
+    ck.ok(not re.search(r'\berror\b|crit|alert|emerg', log),
+          'broker log has no error lines' + ''.join('\n    ' + line for line in
+                                                      log.splitlines()
+                                                      if re.search(r'\berror\b', line))[:2000])
+    ck.eq(b.get('/v1/health').status, 200, 'broker alive at the end')
 
 
 if __name__ == '__main__':

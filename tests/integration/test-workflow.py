@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The review workflow end to end, driven only through cloudbrokerctl against a real cloudbrokerd:
 the admin sets up a department and its people, the department registers a system and applies,
-the bureau returns, assigns a consultant and approves; a second request is rejected; the audit
-trail verifies (and a tampered one does not); --json and --help work along the way."""
+the bureau returns, assigns a consultant and approves; a second request is rejected; the vendor
+registers hosts (libvirt's test driver: node files written here, no libvirtd), a third request's
+trial runs, the vendor records its three tests, the bureau allocates, and a fourth request's job
+fails, each followed with `job watch`; the audit trail verifies (and a tampered one does not);
+--json and --help work along the way."""
 import hashlib
 import json
 import os
@@ -12,6 +15,7 @@ import sqlite3
 import stat
 import struct
 import sys
+import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +53,27 @@ def sha256(data):
 
 def states_of(history):
     return [(h['from'], h['to']) for h in history]
+
+
+def test_host(path, memory_mib, base=True):
+    """A node file for libvirt's test driver (no libvirtd needed): 8 CPUs, @memory_mib of
+    memory, a storage pool 'default' holding the catalog's base volume debian-12.qcow2, or
+    (without @base) an empty one, where making an instance's disk fails."""
+    vol = '''
+    <volume type='file'><name>debian-12.qcow2</name><capacity unit='GiB'>2</capacity>
+      <target><path>/var/lib/libvirt/images/debian-12.qcow2</path><format type='qcow2'/></target>
+    </volume>''' if base else ''
+    with open(path, 'w') as f:
+        f.write(f'''<node>
+  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
+    <cores>4</cores><threads>2</threads></cpu>
+  <memory>{memory_mib * 1024}</memory>
+  <pool type='dir'><name>default</name><source/>
+    <target><path>/var/lib/libvirt/images</path></target>{vol}
+  </pool>
+</node>
+''')
+    return 'test://' + path
 
 
 with Broker() as b:
@@ -291,6 +316,217 @@ with Broker() as b:
     p = ctl(b, 'request', 'list', token=reviewer)
     c.ok(re.search(rf'^\s*{rid}\s+new\s+approved', text(p), re.M) and
          re.search(rf'^\s*{rid2}\s+new\s+rejected', text(p), re.M), 'request list table')
+
+    # ---- hypervisors: hosts, trial, allocation, jobs (libvirt's test driver) ----
+    # The trial hosts have 2 GiB of memory: the approved request above (4 GiB instances) never
+    # fits and stays approved; the one-instance request below (1 GiB) does.
+    r = ctl_json(b, 'account', 'create', '--name', 'cloud-vendor', '--role', 'vendor',
+                 token=admin)
+    vendor = r['token']
+    for cmd in (['host', 'add'], ['host', 'update'], ['allocation', 'show'], ['job', 'watch'],
+                ['request', 'trial-result'], ['request', 'allocate'], ['event', 'list']):
+        p = ctl(b, *cmd, '--help')
+        c.ok(p.returncode == 0 and text(p).startswith('Usage: cloudbrokerctl') and
+             'Example:' in text(p), f'{" ".join(cmd)} --help')
+    p = ctl(b, '--help')
+    c.ok(all(f'{g} ' in text(p) for g in ('host add', 'allocation restore', 'job watch',
+                                          'event list', 'request trial-result')),
+         '--help lists the hypervisor commands')
+    p = ctl(b, 'host', 'add', '--name', 'x', '--uri', 'test:///default', '--pool', 'staging',
+            token=vendor, check=False)
+    c.ok(p.returncode == 2 and 'trial, production' in err(p), 'host add --pool is checked')
+    p = ctl(b, 'host', 'add', '--name', 'x', '--uri', 'test:///default', '--pool', 'trial',
+            '--cpu-ratio', '0', token=vendor, check=False)
+    c.eq(p.returncode, 2, 'host add --cpu-ratio 0 is a usage error')
+    p = ctl(b, 'host', 'add', '--name', 'trial-1', '--pool', 'trial',
+            '--uri', test_host(os.path.join(work, 'trial-1.xml'), 2048), token=vendor)
+    c.ok("Host 1 'trial-1' registered" in text(p) and re.search(r'^Pool:\s+trial$', text(p), re.M),
+         f'host add prints the host: {text(p)[:300]!r}')
+    h = ctl_json(b, 'host', 'add', '--name', 'prod-1', '--pool', 'production', '--cpu-ratio',
+                 '2', '--uri', test_host(os.path.join(work, 'prod-1.xml'), 16384), token=vendor)
+    prod1 = h['id']
+    c.eq((h['name'], h['pool'], h['overcommit']['cpu'], h['overcommit']['from_policy']),
+         ('prod-1', 'production', 2.0, False), 'host add --json, with its own cpu ratio')
+    p = ctl(b, 'host', 'add', '--name', 'trial-1', '--pool', 'trial', '--uri', 'test:///default',
+            token=vendor, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 409' in err(p), 'a second host of that name is refused')
+    p = ctl(b, 'host', 'add', '--name', 'y', '--pool', 'trial', '--uri', 'test:///default',
+            token=dept_token, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 403' in err(p), 'a department registers no host')
+    for _ in range(100):
+        hosts = ctl_json(b, 'host', 'list', token=reviewer)['items']
+        if all(x['connection']['state'] == 'connected' for x in hosts):
+            break
+        time.sleep(0.1)
+    c.eq([(x['name'], x['connection']['state'], x['capacity']['cpus'],
+           x['capacity']['memory_mib']) for x in hosts],
+         [('trial-1', 'connected', 8, 2048), ('prod-1', 'connected', 8, 16384)],
+         'host list: both hosts connected, capacity from the test driver')
+    p = ctl(b, 'host', 'list', token=reviewer)
+    c.ok(re.search(r'^\s*1\s+trial-1\s+trial\s+connected\s+8/2048/\d+\s+0/0/0\s+32/2048/\d+\s+0'
+                   r'\s+yes\s+no$', text(p), re.M), f'host list table: {text(p)!r}')
+    c.eq([x['name'] for x in ctl_json(b, 'host', 'list', '--pool', 'production',
+                                      token=vendor)['items']], ['prod-1'], 'host list --pool')
+    p = ctl(b, 'host', 'show', str(prod1), token=reviewer)
+    c.ok(re.search(r'^Connection:\s+connected since ', text(p), re.M) and
+         re.search(r'^\s+free\s+16\s+16384\s', text(p), re.M), f'host show: {text(p)!r}')
+    h = ctl_json(b, 'host', 'update', str(prod1), '--cpu-ratio', 'default', '--maintenance', 'on',
+                 token=vendor)
+    c.eq((h['overcommit']['cpu'], h['overcommit']['from_policy'], h['maintenance']),
+         (4.0, True, True), 'host update: ratio back to the policy, maintenance on')
+    h = ctl_json(b, 'host', 'update', str(prod1), '--maintenance', 'off', token=vendor)
+    c.eq(h['maintenance'], False, 'host update: maintenance off')
+    p = ctl(b, 'host', 'update', str(prod1), token=vendor, check=False)
+    c.eq(p.returncode, 2, 'host update with nothing to change is a usage error')
+    p = ctl(b, 'host', 'update', str(prod1), '--enabled', 'maybe', token=vendor, check=False)
+    c.eq(p.returncode, 2, 'host update --enabled maybe is a usage error')
+
+    # The trial waits while its only host is in maintenance, and runs once it is back.
+    ctl(b, 'host', 'update', '1', '--maintenance', 'on', token=vendor)
+    r3 = ctl_json(b, 'request', 'create', '--system', str(system), '--instance',
+                  'vcpus=1,memory=1024,disk=10,image=debian-12', '--justification', 'notices',
+                  token=dept_token)
+    rid3 = r3['id']
+    for kind, path in files.items():
+        ctl(b, 'request', 'upload', str(rid3), kind, path, token=dept_token)
+    ctl(b, 'request', 'submit', str(rid3), token=dept_token)
+    r3 = ctl_json(b, 'request', 'decide', str(rid3), 'approve', token=reviewer)
+    c.eq([(j['kind'], j['error']) for j in r3['jobs']], [('provision', None)],
+         'approval starts the trial job')
+    job3 = r3['jobs'][0]['id'] if r3['jobs'] else 0
+    p = ctl(b, 'job', 'watch', str(job3), '--timeout', '1.5', '--interval', '0.2',
+            token=dept_token, check=False)
+    c.ok(p.returncode == 1 and 'still running after 1.5 s' in err(p) and
+         re.search(r'^step 1/5 reserve: waiting to retry \(\d attempts? so far\): no host can '
+                   r'take instance #0 of the request: trial-1 refused by maintenance', text(p), re.M),
+         f'job watch shows why the job waits, and gives up at --timeout: {text(p)!r} {err(p)!r}')
+    p = ctl(b, 'request', 'show', str(rid3), token=dept_token)
+    c.ok(re.search(r'^Trial:\n  Environment:\s+allocation \d+', text(p), re.M) and
+         'set when the environment is running' in text(p) and
+         re.search(r'^Jobs:\n.*\n\s+\d+\s+provision\s+running', text(p), re.M),
+         f'request show: the trial not yet running, its job: {text(p)!r}')
+    ctl(b, 'host', 'update', '1', '--maintenance', 'off', token=vendor)
+    p = ctl(b, 'job', 'watch', str(job3), '--interval', '0.2', '--timeout', '60',
+            token=dept_token, check=False)
+    lines = text(p).splitlines()
+    c.ok(p.returncode == 0 and 'step 4/5 start (instance 3): done' in lines and
+         lines[-1] == f'job {job3} (provision) done: 5 of 5 steps done (100%)',
+         f'job watch follows the job to its end: {text(p)!r} {err(p)!r}')
+    r3 = ctl_json(b, 'request', 'show', str(rid3), token=vendor)
+    c.ok(r3['state'] == 'in_trial' and r3['trial']['deadline'], 'the trial runs, with a deadline')
+    trial_alloc = r3['trial']['allocation_id']
+    a = ctl_json(b, 'allocation', 'show', str(trial_alloc), token=dept_token)
+    c.eq((a['purpose'], a['state'], [(i['host']['name'], i['state']) for i in a['instances']]),
+         ('trial', 'active', [('trial-1', 'running')]), 'the trial environment, as allocation')
+
+    # The vendor's three tests.
+    report = write(os.path.join(work, 'function-test.txt'), b'function test: all cases pass\n')
+    p = ctl(b, 'request', 'trial-result', str(rid3), '--test', 'function', '--result', 'pass',
+            '--report-file', report, token=vendor)
+    c.ok(f'sha256 {sha256(open(report, "rb").read())}' in text(p) and
+         '1 of 3 tests recorded' in text(p), f'trial-result uploads the report: {text(p)!r}')
+    for args, why in ((['--report-file', report, '--report', '0' * 64], 'both reports'),
+                      ([], 'no report'), (['--report', 'abc'], 'a report that is no SHA-256')):
+        p = ctl(b, 'request', 'trial-result', str(rid3), '--test', 'security', '--result', 'pass',
+                *args, token=vendor, check=False)
+        c.eq(p.returncode, 2, f'trial-result with {why} is a usage error')
+    p = ctl(b, 'request', 'trial-result', str(rid3), '--test', 'speed', '--result', 'pass',
+            '--report', '0' * 64, token=vendor, check=False)
+    c.eq(p.returncode, 2, 'trial-result --test speed is a usage error')
+    p = ctl(b, 'request', 'trial-result', str(rid3), '--test', 'performance', '--result', 'pass',
+            '--report', 'f' * 64, token=vendor, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 422' in err(p) and 'unknown_reference' in err(p),
+         'a report that was never uploaded is refused')
+    r = ctl_json(b, 'request', 'trial-result', str(rid3), '--test', 'performance', '--result',
+                 'pass', '--report', sha256(open(report, 'rb').read()).upper(), '--comment',
+                 'p95 under 100 ms', token=vendor)
+    c.eq([(t['test'], t['result'], t['comment']) for t in r['trial']['results']],
+         [('function', 'pass', ''), ('performance', 'pass', 'p95 under 100 ms')],
+         'trial-result --report names an uploaded report (either case)')
+    p = ctl(b, 'request', 'trial-result', str(rid3), '--test', 'security', '--result', 'pass',
+            '--report-file', write(os.path.join(work, 'security-test.txt'), b'no findings\n'),
+            token=vendor)
+    c.ok('3 of 3 tests recorded' in text(p) and 'in_trial → trial_passed' in text(p),
+         f'the third pass ends the trial: {text(p)!r}')
+    p = ctl(b, 'request', 'show', str(rid3), token=reviewer)
+    c.ok(re.search(r'^  Results:\n\s+TEST\s+RESULT.*\n\s+function\s+pass', text(p), re.M),
+         f'request show lists the trial results: {text(p)!r}')
+
+    # Allocation.
+    p = ctl(b, 'request', 'allocate', str(rid3), token=dept_token, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 403' in err(p), 'a department allocates nothing')
+    p = ctl(b, 'request', 'allocate', str(rid3), token=reviewer)
+    m = re.search(r'allocation (\d+) is being provisioned by job (\d+)', text(p))
+    c.ok(m is not None, f'request allocate names the allocation and the job: {text(p)!r}')
+    alloc, job = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    final = ctl_json(b, 'job', 'watch', str(job), '--interval', '0.2', '--timeout', '60',
+                     token=reviewer)
+    c.eq((final['kind'], final['state'], final['progress']['percent'],
+          [s['state'] for s in final['steps']]),
+         ('provision', 'done', 100, ['done'] * 5), 'job watch --json prints the final job')
+    p = ctl(b, 'allocation', 'show', str(alloc), token=dept_token)
+    c.ok(re.search(rf'^Allocation {alloc} \(production\): active$', text(p), re.M) and
+         re.search(r'^\s+cb-\d+-0\s+prod-1\s+[0-9a-f-]{36}\s+1/2\s+1024/2048\s+10\s+debian-12'
+                   r'\s+running\s', text(p), re.M), f'allocation show: {text(p)!r}')
+    listed = ctl_json(b, 'allocation', 'list', '--purpose', 'production', token=dept_token)
+    c.eq([(x['id'], x['state']) for x in listed['items']], [(alloc, 'active')],
+         'allocation list --purpose production')
+    p = ctl(b, 'allocation', 'list', '--state', 'bogus', token=reviewer, check=False)
+    c.eq(p.returncode, 2, 'allocation list --state is checked')
+    c.eq(ctl_json(b, 'request', 'show', str(rid3), token=dept_token)['state'], 'allocated',
+         'the request is allocated')
+    for verb in ('restore', 'purge'):
+        p = ctl(b, 'allocation', verb, str(alloc), token=reviewer, check=False)
+        c.ok(p.returncode == 1 and 'HTTP 409' in err(p) and 'invalid_state' in err(p),
+             f'allocation {verb} of an active allocation is refused')
+
+    # A job that fails: the only trial host with room has no base image.
+    ctl(b, 'host', 'add', '--name', 'trial-2', '--pool', 'trial', '--uri',
+        test_host(os.path.join(work, 'trial-2.xml'), 2048, base=False), token=vendor)
+    ctl(b, 'host', 'update', '1', '--maintenance', 'on', token=vendor)
+    for _ in range(100):
+        if ctl_json(b, 'host', 'show', '3', token=vendor)['connection']['state'] == 'connected':
+            break
+        time.sleep(0.1)
+    r4 = ctl_json(b, 'request', 'create', '--system', str(system), '--instance',
+                  'vcpus=1,memory=1024,disk=10,image=debian-12', '--justification', 'mail',
+                  token=dept_token)
+    for kind, path in files.items():
+        ctl(b, 'request', 'upload', str(r4['id']), kind, path, token=dept_token)
+    ctl(b, 'request', 'submit', str(r4['id']), token=dept_token)
+    r4 = ctl_json(b, 'request', 'decide', str(r4['id']), 'approve', token=reviewer)
+    job4 = r4['jobs'][0]['id'] if r4['jobs'] else 0
+    p = ctl(b, 'job', 'watch', str(job4), '--interval', '0.2', '--timeout', '60',
+            token=reviewer, check=False)
+    c.ok(p.returncode == 1 and re.search(rf'^error: job {job4} \(provision\) failed: .*base '
+                                         r"volume 'debian-12.qcow2' not found", err(p), re.M)
+         and re.search(r'^step 2/5 create_volume \(instance \d+\): error: ', text(p), re.M),
+         f'job watch of a failing job: exit 1, the error printed: {text(p)!r} {err(p)!r}')
+    p = ctl(b, '--json', 'job', 'watch', str(job4), token=reviewer, check=False)
+    c.ok(p.returncode == 1 and json.loads(text(p))['state'] == 'error',
+         'job watch --json of a failed job: exit 1, the final document')
+    c.eq(ctl_json(b, 'request', 'show', str(r4['id']), token=reviewer)['state'], 'failed',
+         'the request of the failed job is failed')
+    p = ctl(b, 'job', 'show', str(job4), token=reviewer)
+    c.ok(re.search(rf'^Job {job4} \(provision\): error$', text(p), re.M) and
+         re.search(r'^\s+2\s+create_volume\s+\d+\s+-\s+error\s+1\s', text(p), re.M),
+         f'job show: {text(p)!r}')
+    jobs = ctl_json(b, 'job', 'list', '--request', str(rid3), token=reviewer)['items']
+    c.eq([j['kind'] for j in jobs][:1] + [j['kind'] for j in jobs][2:],
+         ['provision', 'provision'], 'job list --request: the trial and the allocation')
+    c.eq([j['id'] for j in ctl_json(b, 'job', 'list', '--state', 'error', '--allocation',
+                                    str(r4['trial']['allocation_id']), token=reviewer)['items']],
+         [job4], 'job list --state --allocation')
+    p = ctl(b, 'job', 'list', '--state', 'bogus', token=reviewer, check=False)
+    c.eq(p.returncode, 2, 'job list --state is checked')
+    p = ctl(b, 'job', 'watch', '999', token=reviewer, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 404' in err(p), 'job watch of a missing job')
+    p = ctl(b, 'event', 'list', '--open', token=vendor)
+    c.eq(p.returncode, 0, 'event list --open')
+    p = ctl(b, 'event', 'list', '--kind', 'bogus', token=vendor, check=False)
+    c.eq(p.returncode, 2, 'event list --kind is checked')
+    p = ctl(b, 'event', 'list', token=dept_token, check=False)
+    c.ok(p.returncode == 1 and 'HTTP 403' in err(p), 'a department reads no events')
 
     # ---- the audit trail ----
     p = ctl(b, 'audit', 'verify', token=reviewer)

@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: Apache-2.0
+"""systemd/cloudbroker-agent.service: `systemd-analyze security --offline=true` rates its sandbox
+(printed; at most 1.5), `systemd-analyze verify` passes, the settings the design relies on are
+there (Type=notify, WatchdogSec=, DynamicUser= without the libvirt group, the spool in
+StateDirectory=, the token as a credential, no PrivateNetwork=), the config file the unit
+expects is accepted by the built agent, and the built agent speaks the notify protocol the unit
+relies on (READY=1, WATCHDOG=1 after every cycle, STOPPING=1 on SIGTERM, exit 0).
+
+Like test-systemd-unit.py it runs offline: the machines the tests run on have no systemd as
+PID 1, so the unit itself is not started. The agent meters libvirt's test driver
+(test:///default) and delivers to a loopback sink here; no libvirtd is needed."""
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cbtest import BUILD, SOURCE, Checks  # noqa: E402
+
+UNIT = os.path.join(SOURCE, 'systemd', 'cloudbroker-agent.service')
+AGENT = os.path.join(BUILD, 'agent', 'cloudbroker-agent')
+INSTALLED_AGENT = '/usr/sbin/cloudbroker-agent'
+MAX_EXPOSURE = 1.5
+CREDENTIAL_TOKEN = '/run/credentials/cloudbroker-agent.service/agent.token'
+
+
+def unit_settings(path):
+    """(section, key) -> list of values, in file order."""
+    settings = {}
+    section = None
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in '#;':
+                continue
+            if line.startswith('['):
+                section = line.strip('[]')
+                continue
+            key, _, value = line.partition('=')
+            settings.setdefault((section, key.strip()), []).append(value.strip())
+    return settings
+
+
+def check_security(t, analyze):
+    p = subprocess.run([analyze, 'security', '--offline=true', '--no-pager', UNIT],
+                       capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    m = re.search(r'Overall exposure level for \S+: (\d+(?:\.\d+)?)', out)
+    if not t.ok(m is not None, f'systemd-analyze security printed an overall exposure level '
+                               f'(rc {p.returncode}): {out[-2000:]}'):
+        return
+    level = float(m.group(1))
+    print(f'measured: overall exposure level {level} (limit {MAX_EXPOSURE})', flush=True)
+    for line in out.splitlines():
+        if line.startswith('✗'):
+            print(f'  not hardened: {" ".join(line.split())}', flush=True)
+    t.ok(level <= MAX_EXPOSURE, f'exposure level {level} <= {MAX_EXPOSURE}')
+
+
+def check_settings(t):
+    s = unit_settings(UNIT)
+    for key, want in [('Type', 'notify'), ('NotifyAccess', 'main'),
+                      ('ExecStart', f'{INSTALLED_AGENT} --config /etc/cloudbroker/agent.json'),
+                      ('DynamicUser', 'yes'), ('StateDirectory', 'cloudbroker-agent'),
+                      ('StateDirectoryMode', '0700'), ('ProtectSystem', 'strict'),
+                      ('CapabilityBoundingSet', ''), ('NoNewPrivileges', 'yes'),
+                      ('UMask', '0077'),
+                      ('LoadCredential', 'agent.token:/etc/cloudbroker/agent.token')]:
+        t.eq(s.get(('Service', key)), [want], f'[Service] {key}')
+    t.eq(s.get(('Install', 'WantedBy')), ['multi-user.target'], '[Install] WantedBy')
+    wd = s.get(('Service', 'WatchdogSec'), ['0'])[0]
+    t.ok(wd.isdigit() and int(wd) > 10 + 20,
+         f'WatchdogSec={wd} exceeds the default interval (10 s) plus a hung cycle (~20 s): the '
+         'agent pings once per cycle')
+    t.ok(('Service', 'PrivateNetwork') not in s,
+         'no PrivateNetwork=: the agent reaches the broker and serves /metrics')
+    families = ' '.join(s.get(('Service', 'RestrictAddressFamilies'), [])).split()
+    t.eq(sorted(families), ['AF_INET', 'AF_INET6', 'AF_UNIX'], 'RestrictAddressFamilies')
+    groups = ' '.join(s.get(('Service', 'SupplementaryGroups'), [])).split()
+    t.ok('libvirt' not in groups and s.get(('Service', 'Group')) != ['libvirt'],
+         'the agent is not in group libvirt (read-write libvirt socket = full control of VMs)')
+    t.ok(('Service', 'User') not in s, 'no fixed User= next to DynamicUser=')
+    t.ok(not any(k[1] in ('ReadWritePaths', 'ReadWriteDirectories') for k in s),
+         'nothing writable but the StateDirectory')
+
+
+def verify(analyze, path):
+    p = subprocess.run([analyze, 'verify', '--no-pager', path], capture_output=True, text=True,
+                       timeout=60)
+    return p.returncode, [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
+
+
+def check_verify(t, analyze, tmp):
+    rc, lines = verify(analyze, UNIT)
+    missing = f'Command {INSTALLED_AGENT} is not executable'
+    other = lines if os.access(INSTALLED_AGENT, os.X_OK) else \
+        [l for l in lines if missing not in l]
+    print(f'measured: systemd-analyze verify (as shipped) rc {rc}: {lines}', flush=True)
+    t.eq(other, [], f'systemd-analyze verify reports nothing but the missing {INSTALLED_AGENT}')
+
+    copy = os.path.join(tmp, 'cloudbroker-agent.service')
+    with open(UNIT, encoding='utf-8') as f:
+        text = f.read()
+    with open(copy, 'w', encoding='utf-8') as f:
+        f.write(text.replace(f'ExecStart={INSTALLED_AGENT} ',
+                             f'ExecStart={os.path.abspath(AGENT)} '))
+    rc, lines = verify(analyze, copy)
+    print(f'measured: systemd-analyze verify (ExecStart={AGENT}) rc {rc}: {lines}', flush=True)
+    t.eq((rc, lines), (0, []), 'systemd-analyze verify of the unit with the built agent')
+
+
+def check_install_path(t):
+    p = subprocess.run(['meson', 'introspect', '--installed', BUILD], capture_output=True,
+                       text=True, timeout=60)
+    if not t.ok(p.returncode == 0, f'meson introspect --installed: {p.stderr}'):
+        return
+    installed = json.loads(p.stdout)
+    dest = [v for k, v in installed.items() if os.path.basename(k) == 'cloudbroker-agent']
+    t.ok(len(dest) == 1 and dest[0].endswith('/sbin/cloudbroker-agent'),
+         f'meson installs cloudbroker-agent into sbindir, as ExecStart= expects: {dest}')
+    units = [v for k, v in installed.items() if os.path.basename(k) == 'cloudbroker-agent.service']
+    print(f'measured: meson installs the agent unit to: {units or "nowhere (not in meson.build)"}',
+          flush=True)
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    posts = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        Sink.posts += 1
+        out = b'{"stored":0,"duplicates":0,"unowned":0,"host":0}'
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+def recv_until(sock, want, timeout):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            msg = sock.recv(4096).decode()
+        except socket.timeout:
+            break
+        seen.append(msg)
+        if want in msg.split('\n'):
+            return True, seen
+    return False, seen
+
+
+def check_config_and_notify(t, tmp):
+    """The config the unit's comments describe, with the paths moved into @tmp, and the notify
+    protocol: READY=1, WATCHDOG=1 after every cycle (interval 1 s), STOPPING=1, exit 0."""
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = os.path.join(tmp, 'agent.token')
+    with open(token, 'w') as f:
+        f.write('cbh_test_token\n')
+    os.chmod(token, 0o600)
+    config = os.path.join(tmp, 'agent.json')
+    with open(config, 'w') as f:
+        json.dump({'uri': 'test:///default', 'broker': f'http://127.0.0.1:{server.server_port}',
+                   'token_file': token, 'spool': os.path.join(tmp, 'spool.db'), 'interval': 1,
+                   'window': 10, 'metrics_listen': f'127.0.0.1:{free_port()}',
+                   'spool_max_bytes': 67108864}, f)
+    sock_path = os.path.join(tmp, 'notify.sock')
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC='120000000')
+    env.pop('WATCHDOG_PID', None)
+    log_path = os.path.join(tmp, 'agent.log')
+    log = open(log_path, 'wb')
+    proc = subprocess.Popen([AGENT, '--config', config], env=env, stdout=log, stderr=log)
+    try:
+        ok, seen = recv_until(sock, 'READY=1', 20)
+        t.ok(ok, f'READY=1 after start: {seen}')
+        pings = 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.5:
+            ok, _ = recv_until(sock, 'WATCHDOG=1', 4.5 - (time.monotonic() - t0))
+            pings += ok
+        print(f'measured: {pings} WATCHDOG=1 in 4.5 s with interval 1 s', flush=True)
+        t.ok(3 <= pings <= 7, f'WATCHDOG=1 once per cycle: {pings} in 4.5 s')
+        proc.send_signal(signal.SIGTERM)
+        ok, seen = recv_until(sock, 'STOPPING=1', 10)
+        t.ok(ok, f'STOPPING=1 on SIGTERM: {seen}')
+        t.eq(proc.wait(20), 0, 'cloudbroker-agent exit status after SIGTERM')
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        sock.close()
+        server.shutdown()
+        server.server_close()
+    if t.failed:
+        with open(log_path, 'rb') as f:
+            print('agent log:\n' + f.read().decode(errors='replace')[-3000:], flush=True)
+
+    # The unit's path for the token (a systemd credential) is a valid token_file value, and a
+    # config naming a file the service cannot read is refused before start, naming the field.
+    bad = os.path.join(tmp, 'bad.json')
+    with open(bad, 'w') as f:
+        json.dump({'broker': 'https://broker.example:8470', 'token_file': CREDENTIAL_TOKEN,
+                   'spool': '/var/lib/cloudbroker-agent/spool.db'}, f)
+    p = subprocess.run([AGENT, '--config', bad, '--once'], capture_output=True, text=True,
+                       timeout=30)
+    if os.path.exists(CREDENTIAL_TOKEN):
+        t.ok(True, 'credential exists on this machine: not checking the refusal')
+    else:
+        t.ok(p.returncode == 2 and 'token_file' in p.stderr,
+             f'a config whose token file is missing is refused with the field named: '
+             f'rc {p.returncode} {p.stderr.strip()}')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def main():
+    t = Checks('agent-unit')
+    analyze = shutil.which('systemd-analyze')
+    if not analyze:
+        print('SKIP: systemd-analyze is not installed (Debian package systemd)', flush=True)
+        sys.exit(77)
+    tmp = tempfile.mkdtemp(prefix='cbtest-agent-unit-')
+    try:
+        check_security(t, analyze)
+        check_settings(t)
+        check_verify(t, analyze, tmp)
+        check_install_path(t)
+        check_config_and_notify(t, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t.done()
+
+
+if __name__ == '__main__':
+    main()
