@@ -103,7 +103,8 @@ int main(int argc, char **argv)
             if (cm_parse_int64(optarg, 1, INT64_MAX, &v) < 0) {
                 fprintf(stderr, "cloudbroker-agent: %s needs a positive number\n",
                         argv[optind - 1]);
-                return 2;
+                r = 2;
+                goto out;
             }
             if (c == O_INTERVAL)
                 flags.interval = v;
@@ -112,14 +113,15 @@ int main(int argc, char **argv)
             else
                 flags.spool_max_bytes = v;
             break;
-        case O_VERSION: printf("cloudbroker-agent %s\n", CB_VERSION); return 0;
-        case O_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_VERSION: printf("cloudbroker-agent %s\n", CB_VERSION); goto out;
+        case O_HELP: usage(stdout); goto out;
+        default: usage(stderr); r = 2; goto out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "cloudbroker-agent: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        r = 2;
+        goto out;
     }
     cm_log_set_ident("cloudbroker-agent");
     cm_db_global_init();
@@ -191,14 +193,16 @@ int main(int argc, char **argv)
         int sig = 0;
         while (sig <= 0 && (now_ms = cm_now_ms()) < next) {
             int64_t wait = next - now_ms;
-            if (wd && wait > (int64_t)(wd / 2000))
+            bool capped = wd && wait > (int64_t)(wd / 2000);
+            if (capped)
                 wait = (int64_t)(wd / 2000);
             if (wait < 1)
                 wait = 1;
             struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
                                   .tv_nsec = (long)(wait % 1000) * 1000000L};
             sig = sigtimedwait(&mask, NULL, &ts);
-            if (sig <= 0 && wd)
+            /* Only a sleep cut short by the watchdog pings; the cycle pings for itself. */
+            if (sig <= 0 && capped)
                 cm_notify("WATCHDOG=1");
         }
         if (sig > 0) {
