@@ -27,23 +27,29 @@ static int64_t sat_add(int64_t a, int64_t b)
 
 int br_api_samples_post(BrCall *c)
 {
+    _cleanup_(br_samples_batch_free) BrSamplesBatch batch = {0};
     BrIngestResult res = {0};
     json_object *o;
     char detail[160];
     CmDb *db;
     int r;
 
+    /* The route's body is BR_BODY_JSON_RAW: parsed and checked here, in one pass, with the
+     * answers cm_json_parse() and schemas/samples.json would give; before the write lock. */
+    r = br_samples_parse(c->buf ? c->buf : "", c->len, &batch, &c->err);
+    if (r < 0)
+        return r;
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
-    r = br_metering_ingest(c->d, db, c->actor.host_id, c->body, &res, &c->err);
+    r = br_metering_ingest(c->d, db, c->actor.host_id, &batch, &res, &c->err);
     snprintf(detail, sizeof(detail),
              "{\"stored\":%lld,\"duplicates\":%lld,\"unowned\":%lld,\"host\":%lld}",
              (long long)res.stored, (long long)res.duplicates, (long long)res.unowned,
              (long long)res.host);
     if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "samples.ingest", "host",
-                           c->actor.host_id, "ok", detail, &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "samples.ingest", "host", c->actor.host_id,
+                           "ok", detail, &c->err);
     r = br_api_write_end(c, db, r);
     if (r < 0)
         return r;
@@ -434,7 +440,8 @@ int br_api_metering_rollup(BrCall *c)
 
     snprintf(iso, sizeof(iso), "%sT00:00:00Z", day);
     if (cm_time_parse_iso(iso, &ms) < 0)
-        return cm_error_set(&c->err, CM_ERROR_UNPROCESSABLE, "/day", "not a calendar day");
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/day",
+                                 "not a calendar day");
     if (ms < INT64_C(946684800000) || ms > cm_now_ms() + 86400000)
         return cm_error_set(&c->err, CM_ERROR_UNPROCESSABLE, "/day",
                             "the day must lie between 2000-01-01 and tomorrow");

@@ -106,7 +106,8 @@ static const BrRoute routes[] = {
      BR_BODY_JSON_OPTIONAL, "empty"},
 
     /* Metering: agents post windows; usage is read with the same scoping as allocations. */
-    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON, "samples", NULL,
+    /* The hot path: parsed by br_samples_parse() into structs, to schemas/samples.json. */
+    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
      32u * 1024 * 1024},
     {"GET", "/v1/instances/{id}/usage", br_api_instances_usage, R_DEPARTMENT | READERS | R_VENDOR,
      BR_BODY_NONE, NULL},

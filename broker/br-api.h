@@ -20,6 +20,8 @@ typedef enum {
     BR_BODY_JSON,          /* a JSON document, checked against the route's schema */
     BR_BODY_JSON_OPTIONAL, /* as JSON, but an empty body stands for {} */
     BR_BODY_UPLOAD,        /* raw bytes streamed to a temporary file and hashed */
+    BR_BODY_JSON_RAW,      /* a JSON document the handler parses and checks itself from
+                            * c->buf and c->len, answering as the route's schema would */
 } BrBodyKind;
 
 typedef struct {

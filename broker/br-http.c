@@ -455,6 +455,18 @@ static int check_query(BrCall *c)
     return cm_error_is_set(&c->err) ? -EINVAL : 0;
 }
 
+/* application/json exactly (any case), with optional whitespace and parameters after it:
+ * "application/json; charset=utf-8" is JSON, "application/json-seq" is not. */
+static bool is_json_media_type(const char *ct)
+{
+    ct += strspn(ct, " \t");
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    ct += 16;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
 static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
 {
     char allow[128];
@@ -480,10 +492,11 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
     r = check_query(c);
     if (r < 0)
         return r;
-    if (c->route->body == BR_BODY_JSON || c->route->body == BR_BODY_JSON_OPTIONAL) {
+    if (c->route->body == BR_BODY_JSON || c->route->body == BR_BODY_JSON_OPTIONAL ||
+        c->route->body == BR_BODY_JSON_RAW) {
         const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct && strncasecmp(ct, "application/json", 16) != 0)
+        if (ct && !is_json_media_type(ct))
             return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                                 "request bodies are JSON: send Content-Type: application/json");
     }
@@ -527,7 +540,8 @@ static int final_call(BrCall *c)
     } else if (c->route->body == BR_BODY_JSON_OPTIONAL) {
         c->body = json_object_new_object();
     }
-    if (c->route->body != BR_BODY_NONE && c->route->body != BR_BODY_UPLOAD) {
+    if (c->route->body != BR_BODY_NONE && c->route->body != BR_BODY_UPLOAD &&
+        c->route->body != BR_BODY_JSON_RAW) {
         /* A body of `null` parses to NULL; the schema refuses it like any non-object. */
         r = br_schema_check(c->route->schema, c->body, &c->err);
         if (r < 0)

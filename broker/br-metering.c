@@ -11,7 +11,6 @@
 
 #include "br-hist.h"
 #include "br-metering.h"
-#include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
@@ -24,142 +23,204 @@ void br_metering_counts(uint64_t *ret_stored, uint64_t *ret_duplicates)
     *ret_duplicates = atomic_load(&duplicates_total);
 }
 
-typedef enum { COL_INT, COL_REAL, COL_TEXT } ColType;
-
-typedef struct {
-    const char *key; /* in the JSON record */
-    ColType type;
-} Col;
-
 /* The metrics of an instance window, in the order of the INSERT's columns 7.. */
-static const Col instance_cols[] = {
-    {"vcpus", COL_INT},
-    {"memory_mib", COL_INT},
-    {"cpu_cores_avg", COL_REAL},
-    {"cpu_cores_max", COL_REAL},
-    {"memory_used_mib_avg", COL_REAL},
-    {"memory_used_mib_max", COL_REAL},
-    {"memory_source", COL_TEXT},
-    {"disk_read_bytes", COL_INT},
-    {"disk_write_bytes", COL_INT},
-    {"disk_read_requests", COL_INT},
-    {"disk_write_requests", COL_INT},
-    {"net_rx_bytes", COL_INT},
-    {"net_tx_bytes", COL_INT},
-    {"net_rx_packets", COL_INT},
-    {"net_tx_packets", COL_INT},
+static const uint8_t instance_cols[] = {
+    BR_SF_VCPUS,
+    BR_SF_MEMORY_MIB,
+    BR_SF_CPU_CORES_AVG,
+    BR_SF_CPU_CORES_MAX,
+    BR_SF_MEMORY_USED_MIB_AVG,
+    BR_SF_MEMORY_USED_MIB_MAX,
+    BR_SF_MEMORY_SOURCE,
+    BR_SF_DISK_READ_BYTES,
+    BR_SF_DISK_WRITE_BYTES,
+    BR_SF_DISK_READ_REQUESTS,
+    BR_SF_DISK_WRITE_REQUESTS,
+    BR_SF_NET_RX_BYTES,
+    BR_SF_NET_TX_BYTES,
+    BR_SF_NET_RX_PACKETS,
+    BR_SF_NET_TX_PACKETS,
 };
 
-static const Col unowned_cols[] = {
-    {"vcpus", COL_INT},          {"memory_mib", COL_INT},
-    {"cpu_cores_avg", COL_REAL}, {"cpu_cores_max", COL_REAL},
-    {"memory_used_mib_avg", COL_REAL}, {"memory_used_mib_max", COL_REAL},
-    {"net_rx_bytes", COL_INT},   {"net_tx_bytes", COL_INT},
+static const uint8_t unowned_cols[] = {
+    BR_SF_VCPUS,         BR_SF_MEMORY_MIB,          BR_SF_CPU_CORES_AVG,
+    BR_SF_CPU_CORES_MAX, BR_SF_MEMORY_USED_MIB_AVG, BR_SF_MEMORY_USED_MIB_MAX,
+    BR_SF_NET_RX_BYTES,  BR_SF_NET_TX_BYTES,
 };
 
-static const Col host_cols[] = {
-    {"cpus", COL_INT},
-    {"memory_mib", COL_INT},
-    {"cpu_used_cores_avg", COL_REAL},
-    {"cpu_used_cores_max", COL_REAL},
-    {"memory_used_mib_avg", COL_REAL},
-    {"domains_max", COL_INT},
-    {"cycle_seconds_avg", COL_REAL},
-    {"cycle_seconds_max", COL_REAL},
+static const uint8_t host_cols[] = {
+    BR_SF_CPUS,
+    BR_SF_MEMORY_MIB,
+    BR_SF_CPU_USED_CORES_AVG,
+    BR_SF_CPU_USED_CORES_MAX,
+    BR_SF_MEMORY_USED_MIB_AVG,
+    BR_SF_DOMAINS_MAX,
+    BR_SF_CYCLE_SECONDS_AVG,
+    BR_SF_CYCLE_SECONDS_MAX,
 };
 
 /* Binds the metrics of @rec from parameter @first on; absent or null binds NULL (missing). */
-static void bind_cols(sqlite3_stmt *stmt, int first, json_object *rec, const Col *cols,
+static void bind_cols(sqlite3_stmt *stmt, int first, const BrSample *rec, const uint8_t *cols,
                       size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        json_object *v = NULL;
+        BrSampleField f = (BrSampleField)cols[i];
         int idx = first + (int)i;
-        if (!json_object_object_get_ex(rec, cols[i].key, &v) || !v) {
+        if (!br_sample_has(rec, f)) {
             sqlite3_bind_null(stmt, idx);
             continue;
         }
-        switch (cols[i].type) {
-        case COL_INT:
-            sqlite3_bind_int64(stmt, idx, cm_json_get_int(rec, cols[i].key, 0));
+        switch (br_sample_field_kind(f)) {
+        case BR_SAMPLE_VALUE_INT:
+            sqlite3_bind_int64(stmt, idx, rec->v[f].i);
             break;
-        case COL_REAL:
-            sqlite3_bind_double(stmt, idx, json_object_get_double(v));
+        case BR_SAMPLE_VALUE_NUMBER:
+            sqlite3_bind_double(stmt, idx, rec->v[f].d);
             break;
-        case COL_TEXT:
-            sqlite3_bind_text(stmt, idx, json_object_get_string(v), -1, SQLITE_TRANSIENT);
+        case BR_SAMPLE_VALUE_TEXT:
+            /* the one text metric: "balloon" or "rss", static strings */
+            sqlite3_bind_text(stmt, idx, rec->memory_source, -1, SQLITE_STATIC);
             break;
         }
     }
 }
 
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
 /* Rules the schema cannot say: alignment, time bounds, consistency. */
-static int check_window(json_object *rec, const char *list, size_t i, int64_t now,
+static int check_window(const BrSample *rec, BrSamplesList list, size_t i, int64_t now,
                         int64_t oldest, int64_t skew, CmError *err)
 {
-    int64_t start = cm_json_get_int(rec, "start", 0);
-    int64_t duration = cm_json_get_int(rec, "duration", 300);
+    static const uint8_t pairs[][2] = {
+        {BR_SF_CPU_CORES_AVG, BR_SF_CPU_CORES_MAX},
+        {BR_SF_CPU_USED_CORES_AVG, BR_SF_CPU_USED_CORES_MAX},
+        {BR_SF_MEMORY_USED_MIB_AVG, BR_SF_MEMORY_USED_MIB_MAX},
+        {BR_SF_CYCLE_SECONDS_AVG, BR_SF_CYCLE_SECONDS_MAX},
+    };
+    const char *name = br_samples_list_name(list);
+    int64_t start = rec->v[BR_SF_START].i, duration = rec->v[BR_SF_DURATION].i;
     char field[96];
 
     if (start % duration != 0) {
-        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+        snprintf(field, sizeof(field), "/%s/%zu/start", name, i);
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "invalid_window", field,
                                  "record %zu: start must be a multiple of duration", i);
     }
-    if (start + duration > now + skew) {
-        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+    /* start + duration > now + skew, without overflow for a start near INT64_MAX */
+    if (start > now + skew - duration) {
+        snprintf(field, sizeof(field), "/%s/%zu/start", name, i);
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "future_window", field,
                                  "record %zu: the window ends %lld s in the future", i,
-                                 (long long)(start + duration - now));
+                                 (long long)sat_add(start - now, duration));
     }
     if (start < oldest) {
-        snprintf(field, sizeof(field), "/%s/%zu/start", list, i);
+        snprintf(field, sizeof(field), "/%s/%zu/start", name, i);
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "stale_window", field,
                                  "record %zu: the window is older than the sample retention", i);
     }
-    if (cm_json_get_int(rec, "readings", 0) > cm_json_get_int(rec, "expected", 1)) {
-        snprintf(field, sizeof(field), "/%s/%zu/readings", list, i);
+    if (rec->v[BR_SF_READINGS].i > rec->v[BR_SF_EXPECTED].i) {
+        snprintf(field, sizeof(field), "/%s/%zu/readings", name, i);
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
                                  "record %zu: more readings than expected", i);
     }
-    const char *pairs[][2] = {{"cpu_cores_avg", "cpu_cores_max"},
-                              {"cpu_used_cores_avg", "cpu_used_cores_max"},
-                              {"memory_used_mib_avg", "memory_used_mib_max"},
-                              {"cycle_seconds_avg", "cycle_seconds_max"}};
-    for (size_t k = 0; k < 4; k++) {
-        json_object *a = cm_json_get(rec, pairs[k][0]), *b = cm_json_get(rec, pairs[k][1]);
-        if (a && b && json_object_get_double(a) > json_object_get_double(b) * (1 + 1e-9) + 1e-9) {
-            snprintf(field, sizeof(field), "/%s/%zu/%s", list, i, pairs[k][0]);
+    for (size_t k = 0; k < ELEMENTSOF(pairs); k++) {
+        BrSampleField a = (BrSampleField)pairs[k][0], b = (BrSampleField)pairs[k][1];
+        if (br_sample_has(rec, a) && br_sample_has(rec, b) &&
+            rec->v[a].d > rec->v[b].d * (1 + 1e-9) + 1e-9) {
+            snprintf(field, sizeof(field), "/%s/%zu/%s", name, i, br_sample_field_name(a));
             return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "schema_violation", field,
                                      "record %zu: the average exceeds the maximum", i);
         }
     }
     /* A guest cannot use more cores than it has; a little slack for timer granularity. */
-    json_object *vc = cm_json_get(rec, "vcpus"), *mx = cm_json_get(rec, "cpu_cores_max");
-    if (vc && mx && json_object_get_double(mx) > (double)json_object_get_int64(vc) * 1.25 + 0.25) {
-        snprintf(field, sizeof(field), "/%s/%zu/cpu_cores_max", list, i);
+    if (br_sample_has(rec, BR_SF_VCPUS) && br_sample_has(rec, BR_SF_CPU_CORES_MAX) &&
+        rec->v[BR_SF_CPU_CORES_MAX].d > (double)rec->v[BR_SF_VCPUS].i * 1.25 + 0.25) {
+        snprintf(field, sizeof(field), "/%s/%zu/cpu_cores_max", name, i);
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
                                  "record %zu: %.2f cores used by %lld vCPUs", i,
-                                 json_object_get_double(mx), (long long)json_object_get_int64(vc));
+                                 rec->v[BR_SF_CPU_CORES_MAX].d, (long long)rec->v[BR_SF_VCPUS].i);
     }
     return 0;
 }
 
-int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batch,
+/* What the batch's instances are, looked up once per instance and batch. */
+typedef struct {
+    int64_t id;
+    bool mine; /* exists and is on the posting host */
+    char uuid[40];
+    int64_t memory_mib, max_vcpus;
+} Owner;
+
+typedef struct {
+    Owner *owners;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing: owner index + 1, 0 when free */
+    size_t n_slots;
+} OwnerCache;
+
+static void owner_cache_free(OwnerCache *oc)
+{
+    free(oc->owners);
+    free(oc->slots);
+}
+
+static int owner_lookup(CmDb *db, sqlite3_stmt *own, int64_t host_id, OwnerCache *oc, int64_t id,
+                        const Owner **ret, CmError *err)
+{
+    size_t mask = oc->n_slots - 1, i = ((uint64_t)id * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    Owner *o;
+    int r;
+
+    for (; oc->slots[i]; i = (i + 1) & mask) {
+        if (oc->owners[oc->slots[i] - 1].id == id) {
+            *ret = &oc->owners[oc->slots[i] - 1];
+            return 0;
+        }
+    }
+    if (oc->n == oc->cap) {
+        size_t ncap = oc->cap ? oc->cap * 2 : 64;
+        Owner *no = realloc(oc->owners, ncap * sizeof(*no));
+        if (!no)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        oc->owners = no;
+        oc->cap = ncap;
+    }
+    o = &oc->owners[oc->n];
+    *o = (Owner){.id = id};
+    CM_DB_BIND(own, id);
+    r = cm_db_step_row(db, own, err);
+    if (r > 0 && sqlite3_column_int64(own, 0) == host_id) {
+        o->mine = true;
+        cm_strscpy(o->uuid, sizeof(o->uuid), cm_db_col_text(own, 1));
+        o->memory_mib = sqlite3_column_int64(own, 2);
+        o->max_vcpus = sqlite3_column_int64(own, 3);
+    }
+    sqlite3_reset(own);
+    if (r < 0)
+        return r;
+    oc->slots[i] = (uint32_t)++oc->n;
+    *ret = o;
+    return 0;
+}
+
+int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBatch *batch,
                        BrIngestResult *ret, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
-    json_object *inst = cm_json_get(batch, "instances"), *unowned = cm_json_get(batch, "unowned"),
-                *host = cm_json_get(batch, "host");
-    size_t n_inst = inst ? json_object_array_length(inst) : 0;
-    size_t n_unowned = unowned ? json_object_array_length(unowned) : 0;
-    size_t n_host = host ? json_object_array_length(host) : 0;
+    const BrSample *inst = batch->items[BR_SAMPLES_INSTANCES];
+    const BrSample *unowned = batch->items[BR_SAMPLES_UNOWNED];
+    const BrSample *host = batch->items[BR_SAMPLES_HOST];
+    size_t n_inst = batch->n[BR_SAMPLES_INSTANCES], n_unowned = batch->n[BR_SAMPLES_UNOWNED];
+    size_t n_host = batch->n[BR_SAMPLES_HOST];
     int64_t now = cm_now_ms() / 1000;
     int64_t oldest = now - p->metering.sample_retention_days * 86400;
     BrIngestResult res = {0};
     sqlite3_stmt *stmt, *own;
-    int64_t last_id = 0, last_mem = 0, last_max_vcpus = 0;
-    char last_uuid[40] = "";
+    _cleanup_(owner_cache_free) OwnerCache oc = {0};
     _cleanup_free_ int64_t *alloc_mem = n_inst ? calloc(n_inst, sizeof(int64_t)) : NULL;
     int r;
 
@@ -170,67 +231,60 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
                      err);
     if (!own)
         return -EIO;
+    oc.n_slots = 64;
+    while (oc.n_slots < 2 * n_inst)
+        oc.n_slots *= 2;
+    oc.slots = calloc(oc.n_slots, sizeof(*oc.slots));
+    if (!oc.slots)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     for (size_t i = 0; i < n_inst; i++) {
-        json_object *rec = json_object_array_get_idx(inst, i);
-        int64_t id = cm_json_get_int(rec, "instance", 0);
+        const BrSample *rec = &inst[i];
+        int64_t id = rec->v[BR_SF_INSTANCE].i;
+        const Owner *o = NULL;
         char field[64];
-        r = check_window(rec, "instances", i, now, oldest, p->metering.max_clock_skew_seconds,
-                         err);
+
+        r = check_window(rec, BR_SAMPLES_INSTANCES, i, now, oldest,
+                         p->metering.max_clock_skew_seconds, err);
         if (r < 0)
             return r;
-        bool mine;
-        if (id == last_id) {
-            /* batches are grouped by instance: one lookup each, the UUID checked every time */
-            mine = strcmp(last_uuid, cm_json_get_str(rec, "uuid", "")) == 0;
-        } else {
-            CM_DB_BIND(own, id);
-            r = cm_db_step_row(db, own, err);
-            mine = r > 0 && sqlite3_column_int64(own, 0) == host_id &&
-                   strcmp(cm_db_col_text(own, 1), cm_json_get_str(rec, "uuid", "")) == 0;
-            if (mine) {
-                cm_strscpy(last_uuid, sizeof(last_uuid), cm_db_col_text(own, 1));
-                last_mem = sqlite3_column_int64(own, 2);
-                last_max_vcpus = sqlite3_column_int64(own, 3);
-            }
-            sqlite3_reset(own);
-            if (r < 0)
-                return r;
-        }
-        if (!mine) {
+        /* one lookup per instance and batch, the UUID checked on every record */
+        r = owner_lookup(db, own, host_id, &oc, id, &o, err);
+        if (r < 0)
+            return r;
+        if (!o->mine || strcmp(o->uuid, rec->uuid) != 0) {
             snprintf(field, sizeof(field), "/instances/%zu/instance", i);
             return cm_error_set_code(err, CM_ERROR_FORBIDDEN, "not_your_instance", field,
                                      "record %zu: instance %lld with this UUID is not on your "
                                      "host",
                                      i, (long long)id);
         }
-        last_id = id;
-        alloc_mem[i] = last_mem;
+        alloc_mem[i] = o->memory_mib;
         /* The domain can never have more vCPUs than its maximum, nor use more cores. */
-        json_object *vc = cm_json_get(rec, "vcpus"), *mx = cm_json_get(rec, "cpu_cores_max");
-        if (vc && json_object_get_int64(vc) > last_max_vcpus) {
+        if (br_sample_has(rec, BR_SF_VCPUS) && rec->v[BR_SF_VCPUS].i > o->max_vcpus) {
             snprintf(field, sizeof(field), "/instances/%zu/vcpus", i);
             return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
                                      "record %zu: %lld vCPUs, but instance %lld has at most %lld",
-                                     i, (long long)json_object_get_int64(vc), (long long)id,
-                                     (long long)last_max_vcpus);
+                                     i, (long long)rec->v[BR_SF_VCPUS].i, (long long)id,
+                                     (long long)o->max_vcpus);
         }
-        if (mx && json_object_get_double(mx) > (double)last_max_vcpus * 1.25 + 0.25) {
+        if (br_sample_has(rec, BR_SF_CPU_CORES_MAX) &&
+            rec->v[BR_SF_CPU_CORES_MAX].d > (double)o->max_vcpus * 1.25 + 0.25) {
             snprintf(field, sizeof(field), "/instances/%zu/cpu_cores_max", i);
             return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "implausible", field,
                                      "record %zu: %.2f cores used, but instance %lld has at most "
                                      "%lld vCPUs",
-                                     i, json_object_get_double(mx), (long long)id,
-                                     (long long)last_max_vcpus);
+                                     i, rec->v[BR_SF_CPU_CORES_MAX].d, (long long)id,
+                                     (long long)o->max_vcpus);
         }
     }
     for (size_t i = 0; i < n_unowned; i++) {
-        r = check_window(json_object_array_get_idx(unowned, i), "unowned", i, now, oldest,
+        r = check_window(&unowned[i], BR_SAMPLES_UNOWNED, i, now, oldest,
                          p->metering.max_clock_skew_seconds, err);
         if (r < 0)
             return r;
     }
     for (size_t i = 0; i < n_host; i++) {
-        r = check_window(json_object_array_get_idx(host, i), "host", i, now, oldest,
+        r = check_window(&host[i], BR_SAMPLES_HOST, i, now, oldest,
                          p->metering.max_clock_skew_seconds, err);
         if (r < 0)
             return r;
@@ -247,14 +301,14 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
     if (!stmt)
         return -EIO;
     for (size_t i = 0; i < n_inst; i++) {
-        json_object *rec = json_object_array_get_idx(inst, i);
-        CM_DB_BIND(stmt, cm_json_get_int(rec, "instance", 0), cm_json_get_int(rec, "start", 0),
-                   host_id, cm_json_get_int(rec, "duration", 0),
-                   cm_json_get_int(rec, "readings", 0), cm_json_get_int(rec, "expected", 0));
+        const BrSample *rec = &inst[i];
+        CM_DB_BIND(stmt, rec->v[BR_SF_INSTANCE].i, rec->v[BR_SF_START].i, host_id,
+                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
         bind_cols(stmt, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
         /* The memory is what the instance was allocated: a guest whose balloon never
          * deflates reports the domain's maximum, which it was never given to use. */
-        if (alloc_mem[i] > 0 && cm_json_get_int(rec, "memory_mib", 0) > alloc_mem[i])
+        if (alloc_mem[i] > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
+            rec->v[BR_SF_MEMORY_MIB].i > alloc_mem[i])
             sqlite3_bind_int64(stmt, 8, alloc_mem[i]);
         r = cm_db_step_done(db, stmt, err);
         if (r < 0)
@@ -273,11 +327,10 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
     if (!stmt)
         return -EIO;
     for (size_t i = 0; i < n_unowned; i++) {
-        json_object *rec = json_object_array_get_idx(unowned, i);
-        CM_DB_BIND(stmt, host_id, cm_json_get_str(rec, "uuid", ""),
-                   cm_json_get_int(rec, "start", 0), cm_json_get_str(rec, "name", ""),
-                   cm_json_get_int(rec, "duration", 0), cm_json_get_int(rec, "readings", 0),
-                   cm_json_get_int(rec, "expected", 0));
+        const BrSample *rec = &unowned[i];
+        CM_DB_BIND(stmt, host_id, (const char *)rec->uuid, rec->v[BR_SF_START].i,
+                   br_sample_name(batch, rec), rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i,
+                   rec->v[BR_SF_EXPECTED].i);
         bind_cols(stmt, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
         r = cm_db_step_done(db, stmt, err);
         if (r < 0)
@@ -292,10 +345,9 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batc
     if (!stmt)
         return -EIO;
     for (size_t i = 0; i < n_host; i++) {
-        json_object *rec = json_object_array_get_idx(host, i);
-        CM_DB_BIND(stmt, host_id, cm_json_get_int(rec, "start", 0),
-                   cm_json_get_int(rec, "duration", 0), cm_json_get_int(rec, "readings", 0),
-                   cm_json_get_int(rec, "expected", 0));
+        const BrSample *rec = &host[i];
+        CM_DB_BIND(stmt, host_id, rec->v[BR_SF_START].i, rec->v[BR_SF_DURATION].i,
+                   rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
         bind_cols(stmt, 6, rec, host_cols, ELEMENTSOF(host_cols));
         r = cm_db_step_done(db, stmt, err);
         if (r < 0)

@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 
 #include "br-daemon.h"
+#include "br-samples-parse.h"
 
 typedef struct BrMetering BrMetering;
 
@@ -13,13 +14,14 @@ typedef struct {
 
 /**
  * br_metering_ingest:
- * Stores a schema-checked batch from the agent of host @host_id, in one transaction inside
+ * Stores a batch from the agent of host @host_id, parsed and checked against the schema by
+ * br_samples_parse(), in one transaction inside
  * the caller's write transaction @db: windows keyed by (instance, start) are stored once, a
  * repeat is counted as a duplicate. Any record that breaks a rule refuses the whole batch.
  * Returns: 0 with the counts in @ret, or a negative errno with @err naming the record's index
  * and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
  */
-int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, json_object *batch,
+int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBatch *batch,
                        BrIngestResult *ret, CmError *err);
 
 /**
