@@ -169,6 +169,12 @@ static const Column assess_cols[] = {
     {"overall_score", "overall_score", "综合得分", "Overall", false},
 };
 
+/* The page's three tables of assess_cols: scores, efficiency, security (a department's code
+ * and name in each); 23 columns in one table do not fit a printed page. */
+static const size_t assess_scores[] = {0, 1, 2, 3, 4, 5, 6, 15, 21, 22};
+static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const size_t assess_security[] = {1, 2, 16, 17, 18, 19, 20, 21};
+
 static const Column ops_cols[] = {
     {"name", "instance", "实例", "Instance", false},
     {"system", "system", "应用系统", "System", false},
@@ -274,8 +280,9 @@ static const char *style =
     "th,td{border:1px solid #c8d3df;padding:3px 6px;text-align:right;vertical-align:top}"
     "th{background:#e9f0f7;text-align:center}td.t{text-align:left}"
     "tr:nth-child(even) td{background:#f7f9fb}.chart{margin:8px 0}"
-    "section{page-break-inside:avoid}"
-    "@media print{body{margin:10mm}h2{page-break-after:avoid}table{page-break-inside:auto}"
+    ".cards,.chart,p{page-break-inside:avoid}h3{page-break-after:avoid}"
+    "@media print{body{margin:10mm}h2{page-break-after:avoid}"
+    "table{page-break-inside:auto;font-size:10px}th,td{padding:2px 4px}"
     "tr{page-break-inside:avoid}}";
 
 static void html_head(Out *o, BrLang lang, const char *title)
@@ -371,13 +378,17 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
     outf(o, "</svg>\n");
 }
 
-static void html_table(Out *o, BrLang lang, json_object *rows, const Column *cols, size_t n_cols)
+/* A table of @rows with the columns @pick (indexes into @cols), or all @n_cols when @pick is
+ * NULL: the CSV has every column, the page splits them into tables that fit its width. */
+static void html_table_pick(Out *o, BrLang lang, json_object *rows, const Column *cols,
+                            const size_t *pick, size_t n_cols)
 {
     char buf[256];
     outf(o, "<table><thead><tr>");
     for (size_t c = 0; c < n_cols; c++) {
+        const Column *col = &cols[pick ? pick[c] : c];
         outf(o, "<th>");
-        html_text(o, L(cols[c].zh, cols[c].en));
+        html_text(o, L(col->zh, col->en));
         outf(o, "</th>");
     }
     outf(o, "</tr></thead><tbody>\n");
@@ -385,8 +396,9 @@ static void html_table(Out *o, BrLang lang, json_object *rows, const Column *col
         json_object *r = json_object_array_get_idx(rows, i);
         outf(o, "<tr>");
         for (size_t c = 0; c < n_cols; c++) {
-            json_object *v = at(r, cols[c].path);
-            value_text(v, buf, sizeof(buf), cols[c].percent);
+            const Column *col = &cols[pick ? pick[c] : c];
+            json_object *v = at(r, col->path);
+            value_text(v, buf, sizeof(buf), col->percent);
             outf(o, "<td%s>", v && json_object_is_type(v, json_type_string) ? " class=\"t\"" : "");
             html_text(o, buf);
             outf(o, "</td>");
@@ -394,6 +406,11 @@ static void html_table(Out *o, BrLang lang, json_object *rows, const Column *col
         outf(o, "</tr>\n");
     }
     outf(o, "</tbody></table>\n");
+}
+
+static void html_table(Out *o, BrLang lang, json_object *rows, const Column *cols, size_t n_cols)
+{
+    html_table_pick(o, lang, rows, cols, NULL, n_cols);
 }
 
 static void card(Out *o, const char *label, json_object *v, bool percent)
@@ -458,8 +475,19 @@ static char *assessment_html(json_object *r, BrLang lang)
     outf(&o, "</section>\n<section><h2>");
     html_text(&o, L("考核指标（上云率、资源使用效率、安全状况）",
                     "Indicators (cloud share, resource-use efficiency, security status)"));
-    outf(&o, "</h2>");
-    html_table(&o, lang, deps, assess_cols, ELEMENTSOF(assess_cols));
+    outf(&o, "</h2><h3>");
+    html_text(&o, L("得分", "Scores"));
+    outf(&o, "</h3>");
+    html_table_pick(&o, lang, deps, assess_cols, assess_scores, ELEMENTSOF(assess_scores));
+    outf(&o, "<h3>");
+    html_text(&o, L("资源使用效率", "Resource-use efficiency"));
+    outf(&o, "</h3>");
+    html_table_pick(&o, lang, deps, assess_cols, assess_efficiency,
+                    ELEMENTSOF(assess_efficiency));
+    outf(&o, "<h3>");
+    html_text(&o, L("安全状况", "Security status"));
+    outf(&o, "</h3>");
+    html_table_pick(&o, lang, deps, assess_cols, assess_security, ELEMENTSOF(assess_security));
     outf(&o, "<p>");
     html_text(&o, L("权重：上云率 ", "Weights: cloud share "));
     {

@@ -570,16 +570,20 @@ def run(ck, b, out_dir):
         ck.eq(dom.scripts, 0, f'{name}: the DOM has no script')
         text = ''.join(dom.text)
         if name.startswith('assessment'):
-            # Cards, the score bars (one per department), the indicator table (one row per
-            # department, 23 columns), the Art. 5 table.
+            # Cards, the score bars (one per department), the indicators in three tables that
+            # fit the page (scores 10 columns, efficiency 11, security 8; one row per
+            # department in each), the Art. 5 table.
             ck.eq(len(dom.svgs), 1, f'{name}: one chart (the overall score bars)')
             if dom.svgs:
                 ck.eq(dom.svgs[0]['rect'], n_dept, f'{name}: one bar per department')
-            ck.eq(len(dom.tables), 2, f'{name}: two tables (indicators, Art. 5)')
-            if len(dom.tables) == 2:
-                ck.eq(dom.tables[0]['rows'], n_dept, f'{name}: one indicator row per department')
-                ck.eq(len(dom.tables[0]['th']), 23, f'{name}: 23 indicator columns')
-                ck.eq(dom.tables[1]['rows'], len(no_budget),
+            ck.eq(len(dom.tables), 4, f'{name}: four tables (scores, efficiency, security, '
+                                      'Art. 5)')
+            if len(dom.tables) == 4:
+                for t, cols, what in zip(dom.tables, (10, 11, 8),
+                                         ('scores', 'efficiency', 'security')):
+                    ck.eq(t['rows'], n_dept, f'{name}: one {what} row per department')
+                    ck.eq(len(t['th']), cols, f'{name}: {cols} {what} columns')
+                ck.eq(dom.tables[3]['rows'], len(no_budget),
                       f'{name}: the Art. 5 list has the systems off the cloud or without backup')
             for s in no_budget:
                 ck.ok(s['name'] in text, f'{name}: Art. 5 lists {s["name"]}')
