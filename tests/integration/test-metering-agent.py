@@ -481,12 +481,17 @@ def run(ck, lab, b):
     ck.eq(holes([x[0] for x in series(b, spin4['id']) if x[0] >= t_b]), [],
           '(b, c) the 4-vCPU spinner\'s series too')
     around = [x for x in ser if t_kill - 2 * WINDOW - 1 <= x[0] < t_lv - WINDOW]
+    # The window in progress at the kill lacks the readings of the seconds the agent was away;
+    # any other window lacks at most one (a cycle that overran its second on this loaded host
+    # skips a tick: the next reading's delta still carries that second's CPU time).
+    w_kill = int(t_kill) // WINDOW * WINDOW
     short = [x for x in around if x[1] < x[2]]
     print(f'(b) windows around the kill: {[(x[0] % 1000, x[1]) for x in around]}', flush=True)
-    ck.ok(len(around) >= 3 and len(short) <= 1,
-          f'(b) at most the window in progress shows fewer readings ({short})')
-    ck.ok(all(x[1] >= x[2] - 4 for x in short),
-          f'(b) it lacks only the seconds the agent was away ({short})')
+    ck.ok(len(around) >= 3, f'(b) the windows around the kill arrived ({around})')
+    ck.ok(all(x[1] >= x[2] - 4 for x in short if x[0] == w_kill),
+          f'(b) the window in progress lacks only the seconds the agent was away ({short})')
+    ck.ok(all(x[1] >= x[2] - 1 for x in short if x[0] != w_kill),
+          f'(b) the other windows lack at most a skipped tick ({short})')
     ck.eq(agent.metric('cloudbroker_agent_pushed_total'), rows_for_host(b, host_id),
           '(b, c) pushed_total still equals the rows stored: nothing acknowledged twice')
     gap = [x for x in ser if t_lv - WINDOW < x[0] < t_reconn]
