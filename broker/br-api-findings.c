@@ -257,6 +257,9 @@ int br_api_findings_change_request(BrCall *c)
         r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "change_request_id",
                               "finding %lld already has request %lld", (long long)id,
                               (long long)req_id);
+    /* The same rules as POST /v1/requests: one open request per live allocation. */
+    if (r >= 0)
+        r = br_api_allocation_changeable(c, db, alloc, system);
     if (r >= 0 && strcmp(kind, "idle") != 0) {
         /* Every instance as it is, the one of the finding at the recommended size. */
         json_object *list = json_object_new_array();
@@ -334,9 +337,26 @@ int br_api_findings_change_request(BrCall *c)
             r = cm_db_step_done(db, s, &c->err);
         }
     }
-    if (r >= 0)
+    if (r >= 0) {
+        /* Audited as POST /v1/requests audits a draft: what it asks for. */
+        _cleanup_json_ json_object *what = json_object_new_object();
+        json_object_object_add(what, "system", json_object_new_int64(system));
+        json_object_object_add(what, "kind", json_object_new_string(
+                                                 strcmp(kind, "idle") == 0 ? "termination"
+                                                                           : "change"));
+        json_object_object_add(what, "allocation", json_object_new_int64(alloc));
+        if (resources)
+            json_object_object_add(what, "resources", json_object_get(resources));
+        json_object_object_add(what, "finding", json_object_new_int64(id));
+        r = br_store_audit(c->d->store, db, &c->actor, "request.create", "request", req_id,
+                           "draft", cm_json_to_string(what, NULL), &c->err);
+    }
+    if (r >= 0) {
+        char detail[64];
+        snprintf(detail, sizeof(detail), "{\"request_id\":%lld}", (long long)req_id);
         r = br_store_audit(c->d->store, db, &c->actor, "finding.change_request", "finding", id,
-                           "draft", NULL, &c->err);
+                           "draft", detail, &c->err);
+    }
     r = br_api_write_end(c, db, r);
     if (r < 0)
         return r;
@@ -626,15 +646,16 @@ int br_api_vulnerabilities_patch(BrCall *c)
     r = check_time(c, "fixed_at", cm_json_get_str(c->body, "fixed_at", NULL), fixed);
     if (r < 0)
         return r;
-    if (!fixed[0] && strcmp(cm_json_get_str(c->body, "status", ""), "fixed") == 0)
-        cm_strscpy(fixed, sizeof(fixed), at);
-    if (fixed[0] && strcmp(cm_json_get_str(c->body, "status", ""), "fixed") != 0)
+    bool to_fixed = strcmp(cm_json_get_str(c->body, "status", ""), "fixed") == 0;
+    if (fixed[0] && !to_fixed)
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
                                  "/fixed_at", "fixed_at is only for a fixed vulnerability");
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
-    s = cm_db_stmt(db, "SELECT system_id, found_at FROM vulnerabilities WHERE id = ?", &c->err);
+    s = cm_db_stmt(db,
+                   "SELECT system_id, found_at, status, fixed_at FROM vulnerabilities WHERE id = ?",
+                   &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
         CM_DB_BIND(s, id);
@@ -642,6 +663,12 @@ int br_api_vulnerabilities_patch(BrCall *c)
         if (r > 0) {
             system = sqlite3_column_int64(s, 0);
             cm_strscpy(found, sizeof(found), cm_db_col_text(s, 1));
+            /* "fixed" without a time: a vulnerability fixed before keeps the time it was
+             * fixed (the assessment counts it), one fixed now is fixed now. */
+            const char *status = cm_db_col_text(s, 2), *was = cm_db_col_text(s, 3);
+            if (to_fixed && !fixed[0])
+                cm_strscpy(fixed, sizeof(fixed),
+                           status && strcmp(status, "fixed") == 0 && was && *was ? was : at);
         }
         sqlite3_reset(s);
         if (r == 0)

@@ -454,6 +454,51 @@ static int resources_from_body(BrCall *c, json_object *resources, char **ret_tex
     return 0;
 }
 
+/* Changes and terminations act on one live allocation of the caller's department's @system:
+ * it exists (422 unknown_reference), is active (409 invalid_state) and has no request still
+ * open (409 open_request). Errors name /allocation. */
+int br_api_allocation_changeable(BrCall *c, CmDb *db, int64_t allocation, int64_t system)
+{
+    sqlite3_stmt *stmt;
+    int r;
+
+    stmt = cm_db_stmt(db,
+                      "SELECT state FROM allocations WHERE id = ? AND system_id = ?"
+                      " AND department_id = ?",
+                      &c->err);
+    r = stmt ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(stmt, allocation, system, c->actor.department_id);
+        r = cm_db_step_row(db, stmt, &c->err);
+        if (r == 0)
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
+                                  "/allocation", "system %lld has no allocation with id %lld",
+                                  (long long)system, (long long)allocation);
+        else if (r > 0 && strcmp(cm_db_col_text(stmt, 0), "active") != 0)
+            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "/allocation",
+                                  "allocation %lld is '%s', not active", (long long)allocation,
+                                  cm_db_col_text(stmt, 0));
+        sqlite3_reset(stmt);
+    }
+    if (r < 0)
+        return r;
+    stmt = cm_db_stmt(db,
+                      "SELECT id FROM requests WHERE allocation_id = ? AND state IN"
+                      " ('draft','submitted','returned','approved','applying','reclaiming')",
+                      &c->err);
+    r = stmt ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(stmt, allocation);
+        r = cm_db_step_row(db, stmt, &c->err);
+        if (r > 0)
+            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "open_request", "/allocation",
+                                  "request %lld on this allocation is still open",
+                                  (long long)sqlite3_column_int64(stmt, 0));
+        sqlite3_reset(stmt);
+    }
+    return r < 0 ? r : 0;
+}
+
 int br_api_requests_create(BrCall *c)
 {
     const char *kind_s = cm_json_get_str(c->body, "kind", "new");
@@ -487,46 +532,8 @@ int br_api_requests_create(BrCall *c)
                                   "/system", "your department has no system with id %lld",
                                   (long long)system);
     }
-    if (r >= 0 && kind != BR_REQUEST_KIND_NEW) {
-        /* Changes and terminations act on one live allocation of this system. */
-        stmt = cm_db_stmt(db,
-                          "SELECT state FROM allocations WHERE id = ? AND system_id = ?"
-                          " AND department_id = ?",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, allocation, system, c->actor.department_id);
-            r = cm_db_step_row(db, stmt, &c->err);
-            if (r == 0)
-                r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                      "/allocation",
-                                      "system %lld has no allocation with id %lld",
-                                      (long long)system, (long long)allocation);
-            else if (r > 0 && strcmp(cm_db_col_text(stmt, 0), "active") != 0)
-                r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state",
-                                      "/allocation", "allocation %lld is '%s', not active",
-                                      (long long)allocation, cm_db_col_text(stmt, 0));
-            sqlite3_reset(stmt);
-        }
-        if (r >= 0) {
-            stmt = cm_db_stmt(db,
-                              "SELECT id FROM requests WHERE allocation_id = ? AND state IN"
-                              " ('draft','submitted','returned','approved','applying',"
-                              "'reclaiming')",
-                              &c->err);
-            r = stmt ? 0 : -EIO;
-            if (r >= 0) {
-                CM_DB_BIND(stmt, allocation);
-                r = cm_db_step_row(db, stmt, &c->err);
-                if (r > 0)
-                    r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "open_request",
-                                          "/allocation",
-                                          "request %lld on this allocation is still open",
-                                          (long long)sqlite3_column_int64(stmt, 0));
-                sqlite3_reset(stmt);
-            }
-        }
-    }
+    if (r >= 0 && kind != BR_REQUEST_KIND_NEW)
+        r = br_api_allocation_changeable(c, db, allocation, system);
     if (r >= 0) {
         stmt = cm_db_stmt(db,
                           "INSERT INTO requests(department_id, system_id, kind, state,"

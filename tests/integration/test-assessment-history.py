@@ -186,6 +186,10 @@ def run(ck, b, work):
     r = b.request('PATCH', f'/v1/vulnerabilities/{crit}',
                   body={'status': 'fixed', 'fixed_at': iso(now0 - 90 * DAY)}, token=vendor)
     ck.eq(r.status, 200, 'PATCH the critical vulnerability to fixed 90 days ago')
+    fixed_at = r.json().get('fixed_at')
+    r = b.request('PATCH', f'/v1/vulnerabilities/{crit}', body={'status': 'fixed'}, token=vendor)
+    ck.eq((r.status, r.json().get('fixed_at')), (200, fixed_at),
+          'PATCH status fixed again without fixed_at keeps the time it was fixed')
     post(f'/v1/systems/{systems[("jy", "web")]}/vulnerabilities',
          {'severity': 'medium', 'title': 'verbose errors', 'found_at': iso(now0 - 20 * DAY)},
          vendor, 'vulnerability web (medium, open)')
@@ -406,6 +410,30 @@ def run(ck, b, work):
             ck.eq((req['kind'], req['state'],
                    [(i['vcpus'], i['memory_mib']) for i in req['resources']['instances']]),
                   ('change', 'draft', [(2, 2816)]), 'the change request carries 2 vCPUs / 2816 MiB')
+
+    # A finding's change request follows POST /v1/requests: one open request per allocation.
+    # mz drafts a termination of calc's allocation; the change request from calc's finding is
+    # then refused (409 open_request) and changes nothing; the draft is withdrawn.
+    calc_f = by_inst.get('mz/calc#0', {}).get('under_provisioned')
+    if ck.ok(calc_f is not None, 'calc has an under-provisioned finding'):
+        tok = depts['mz']['token']
+        r = b.post('/v1/requests', {'system': calc_f['system_id'], 'kind': 'termination',
+                                    'allocation': calc_f['allocation_id'],
+                                    'justification': 'moving off the cloud'}, token=tok)
+        ck.eq(r.status, 201, 'mz drafts a termination of calc')
+        draft = r.json().get('id') if r.status == 201 else None
+        n_req = len(b.get('/v1/requests?limit=1000', token=tok).json()['items'])
+        r = b.post(f'/v1/findings/{calc_f["id"]}/change-request', {}, token=tok)
+        ck.eq((r.status, (r.json().get('error') or {}).get('code')), (409, 'open_request'),
+              'a change request from a finding while the allocation has an open request')
+        ck.eq(len(b.get('/v1/requests?limit=1000', token=tok).json()['items']), n_req,
+              'the refused change request created no request')
+        r = b.get(f'/v1/findings/{calc_f["id"]}', token=tok)
+        ck.eq((r.json().get('state'), r.json().get('change_request_id')),
+              (calc_f['state'], None), 'the refused change request left the finding as it was')
+        if draft:
+            r = b.post(f'/v1/requests/{draft}/withdraw', {}, token=tok)
+            ck.eq(r.status, 200, 'mz withdraws the termination draft')
 
     # ---- the annual assessment ----
     year = int(time.strftime('%Y', time.gmtime()))
