@@ -429,6 +429,9 @@ static const char *const migrations[] = {
     "  i.memory_mib)), 0) FROM instances i WHERE i.host_id = hosts.id),"
     " used_disk_gib = (SELECT coalesce(sum(iif(i.state = 'deleted', 0, i.disk_gib)), 0)"
     "  FROM instances i WHERE i.host_id = hosts.id);",
+
+    /* 6: the annual assessment sums each allocation's findings by kind. */
+    "CREATE INDEX findings_allocation ON findings(allocation_id, kind);",
 };
 
 const char *const *br_store_migrations(unsigned *ret_n)

@@ -321,11 +321,15 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     /* Use over the year, from the daily rollups: each instance's average (weighted by its
      * readings), summed per department; utilization percentiles from the merged histograms. */
     s = cm_db_stmt(db,
+                   /* Instance by instance, each one's days along the rollups' primary key
+                    * (instance_id, day): CROSS JOIN keeps that loop order, so an instance's
+                    * rows come together without a sort (the day index and a sort of every
+                    * row with its histogram took 8 times longer for a year of 5,000). */
                    "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"
-                   " r.cpu_util_hist FROM rollups r JOIN instances i ON i.id = r.instance_id"
-                   " JOIN allocations a ON a.id = i.allocation_id WHERE a.purpose = 'production'"
-                   " AND r.day >= ?1 AND r.day < ?2 AND (?3 = 0 OR a.department_id = ?3)"
-                   " ORDER BY r.instance_id",
+                   " r.cpu_util_hist FROM allocations a JOIN instances i"
+                   " ON i.allocation_id = a.id CROSS JOIN rollups r"
+                   " WHERE r.instance_id = i.id AND a.purpose = 'production'"
+                   " AND r.day >= ?1 AND r.day < ?2 AND (?3 = 0 OR a.department_id = ?3)",
                    err);
     if (!s) {
         json_object_put(nobudget);
