@@ -957,7 +957,7 @@ static void field_number(Parser *p, const Rule *r, BrSample *rec, const Num *n)
          * range is the default, 0 */
         rec->v[r->field].i = n->kind == NUM_INT                  ? n->i
                              : n->kind == NUM_UINT               ? INT64_MAX
-                             : n->d >= -9.2e18 && n->d <= 9.2e18 ? (int64_t)n->d
+                             : n->d >= -0x1p63 && n->d < 0x1p63 ? (int64_t)n->d
                                                                  : 0;
     } else {
         if (out_of_range(n, r)) {

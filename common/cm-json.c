@@ -475,7 +475,8 @@ int64_t cm_json_get_int(json_object *o, const char *key, int64_t def)
     /* JSON Schema's "integer" includes 3.0: take a whole double as the integer it is. */
     if (v && json_object_is_type(v, json_type_double)) {
         double d = json_object_get_double(v);
-        if (isfinite(d) && d == floor(d) && d >= -9.2e18 && d <= 9.2e18)
+        /* [-2^63, 2^63): every whole double there is an int64 (2^63 is exact) */
+        if (isfinite(d) && d == floor(d) && d >= -0x1p63 && d < 0x1p63)
             return (int64_t)d;
     }
     return def;

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,12 +97,42 @@ static void test_utf8_validator(void **state)
     assert_false(cm_utf8_valid("\xe4\xb8", 2));
 }
 
+/* cm_json_get_int(): an integer, or a whole double as the int64 it is, across the whole
+ * int64 range (9.21e18 was read as the default); anything else is the default. */
+static void test_get_int(void **state)
+{
+    static const struct {
+        const char *doc;
+        int64_t want;
+    } cases[] = {
+        {"{\"n\":42}", 42},
+        {"{\"n\":3.0}", 3},
+        {"{\"n\":-7e2}", -700},
+        {"{\"n\":9.21e18}", INT64_C(9210000000000000000)},
+        {"{\"n\":-9.223372036854775808e18}", INT64_MIN},
+        {"{\"n\":9.223372036854775808e18}", -1}, /* 2^63: out of range */
+        {"{\"n\":2.5}", -1},
+        {"{\"n\":\"4\"}", -1},
+        {"{}", -1},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        json_object *o = NULL;
+        assert_int_equal(cm_json_parse(cases[i].doc, strlen(cases[i].doc), &o, NULL), 0);
+        int64_t got = cm_json_get_int(o, "n", -1);
+        if (got != cases[i].want)
+            fail_msg("%s: got %lld, want %lld", cases[i].doc, (long long)got,
+                     (long long)cases[i].want);
+        json_object_put(o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_plain_documents), cmocka_unit_test(test_refuses_malformed),
         cmocka_unit_test(test_refuses_deep_nesting),    cmocka_unit_test(test_refuses_invalid_utf8),
         cmocka_unit_test(test_refuses_nul),             cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_get_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
