@@ -272,7 +272,7 @@ int br_api_findings_change_request(BrCall *c)
         r = s ? 0 : -EIO;
         if (r >= 0) {
             CM_DB_BIND(s, alloc);
-            while (sqlite3_step(s) == SQLITE_ROW) {
+            while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
                 json_object *one = json_object_new_object();
                 bool me = sqlite3_column_int64(s, 0) == instance;
                 json_object_object_add(one, "vcpus", json_object_new_int64(
@@ -610,11 +610,15 @@ static int record_list(BrCall *c, RecKind kind)
         return -EIO;
     CM_DB_BIND(s, c->ids[0], after, limit);
     items = json_object_new_array();
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
         last = sqlite3_column_int64(s, 0);
         json_object_array_add(items, record_json(s, kind));
     }
     sqlite3_reset(s);
+    if (r < 0) { /* never a short page that looks whole */
+        json_object_put(items);
+        return r;
+    }
     return br_api_list_reply(c, items, limit, last);
 }
 

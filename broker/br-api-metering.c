@@ -293,7 +293,8 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
     if (!s)
         return NULL;
     CM_DB_BIND(s, id, from, to);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int rc;
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
         if (windows == (int64_t)cap) {
             cap = cap ? cap * 2 : 256;
             double *nc = realloc(cpu, cap * sizeof(double)), *nm;
@@ -302,8 +303,10 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
             nm = realloc(mem, cap * sizeof(double));
             if (nm)
                 mem = nm;
-            if (!nc || !nm)
+            if (!nc || !nm) {
+                rc = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
                 break;
+            }
         }
         int64_t rd = sqlite3_column_int64(s, 0);
         windows++;
@@ -332,6 +335,8 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
         tx = sat_add(tx, sqlite3_column_int64(s, 10));
     }
     sqlite3_reset(s);
+    if (rc < 0) /* a short read is no summary */
+        return NULL;
     double expected = duration > 0 ? (double)(to - from) / (double)duration * (double)expected_per
                                     : 0;
     o = json_object_new_object();
@@ -395,23 +400,19 @@ int br_api_allocations_usage(BrCall *c)
         r = s ? 0 : -EIO;
     }
     if (r >= 0) {
-        int64_t ids[1024];
-        char names[1024][64];
-        size_t n = 0;
+        /* Every instance of the allocation, summed as it is read. */
         CM_DB_BIND(s, id);
-        while (n < 1024 && sqlite3_step(s) == SQLITE_ROW) {
-            ids[n] = sqlite3_column_int64(s, 0);
-            cm_strscpy(names[n], sizeof(names[n]), cm_db_col_text(s, 1));
-            n++;
+        while (r >= 0 && (r = cm_db_step_row(db, s, &c->err)) > 0) {
+            json_object *one = instance_summary(db, sqlite3_column_int64(s, 0),
+                                                cm_db_col_text(s, 1), from, to, &c->err);
+            if (!one) {
+                r = -EIO;
+            } else {
+                json_object_array_add(list, one);
+                r = 0;
+            }
         }
         sqlite3_reset(s);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-            json_object *one = instance_summary(db, ids[i], names[i], from, to, &c->err);
-            if (!one)
-                r = -EIO;
-            else
-                json_object_array_add(list, one);
-        }
     }
     cm_db_rollback(db);
     if (r < 0) {
