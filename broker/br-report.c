@@ -170,6 +170,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     Dept city = {0};
     json_object *doc, *list, *nobudget;
     sqlite3_stmt *s;
+    int rc;
 
     tm = (struct tm){.tm_year = year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
     y1 = (int64_t)timegm(&tm);
@@ -186,7 +187,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     if (!s)
         return -EIO;
     CM_DB_BIND(s, department);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
         Dept *nd = realloc(depts, (n + 1) * sizeof(*nd));
         if (!nd) {
             sqlite3_reset(s);
@@ -200,6 +201,8 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         n++;
     }
     sqlite3_reset(s);
+    if (rc < 0)
+        return rc;
 
     /* Systems: counted unless retired; on the cloud when one of their allocations was live. */
     nobudget = json_object_new_array();
@@ -235,7 +238,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         return -EIO;
     }
     CM_DB_BIND(s, a0, a1, acut, p->backup_max_age_days, department);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
         int i = dept_index(depts, n, sqlite3_column_int64(s, 1));
         bool on = sqlite3_column_int(s, 4), test = sqlite3_column_int(s, 5);
         bool backup = sqlite3_column_int(s, 6);
@@ -277,6 +280,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         }
     }
     sqlite3_reset(s);
+    if (rc < 0) {
+        json_object_put(nobudget);
+        return rc;
+    }
 
     /* Allocations live during the year: their size, and what the findings would free. */
     s = cm_db_stmt(db,
@@ -301,7 +308,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         return -EIO;
     }
     CM_DB_BIND(s, a0, a1, department);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
         int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
         if (i < 0)
             continue;
@@ -317,6 +324,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         }
     }
     sqlite3_reset(s);
+    if (rc < 0) {
+        json_object_put(nobudget);
+        return rc;
+    }
 
     /* Use over the year, from the daily rollups: each instance's average (weighted by its
      * readings), summed per department; utilization percentiles from the merged histograms. */
@@ -341,7 +352,8 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         int cur_dept = -1;
         double cw = 0, cs = 0, mw = 0, ms = 0;
         for (;;) {
-            bool row = sqlite3_step(s) == SQLITE_ROW;
+            rc = cm_db_step_row(db, s, err);
+            bool row = rc > 0;
             int64_t inst = row ? sqlite3_column_int64(s, 1) : -1;
             if (inst != cur && cur && cur_dept >= 0) {
                 double c = cw > 0 ? cs / cw : 0, m = mw > 0 ? ms / mw : 0;
@@ -370,6 +382,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         }
     }
     sqlite3_reset(s);
+    if (rc < 0) {
+        json_object_put(nobudget);
+        return rc;
+    }
 
     /* Scores and the ranking. */
     _cleanup_free_ Dept **order = calloc(n + 1, sizeof(Dept *));
@@ -468,20 +484,22 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
         return -EIO;
     }
     CM_DB_BIND(s, department);
-    int64_t ids[4096];
-    size_t n = 0;
-    while (n < 4096 && sqlite3_step(s) == SQLITE_ROW) {
+    int r;
+    while ((r = cm_db_step_row(db, s, err)) > 0) {
         json_object *o = json_object_new_object();
-        ids[n++] = sqlite3_column_int64(s, 0);
         json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
         json_object_object_add(o, "code", br_json_col_text(s, 1));
         json_object_object_add(o, "name", br_json_col_text(s, 2));
         json_object_array_add(list, o);
     }
     sqlite3_reset(s);
+    size_t n = r < 0 ? 0 : json_object_array_length(list);
 
-    for (size_t k = 0; k < n; k++) {
+    /* Every statement below must run to its end: an error fails the whole report (r < 0)
+     * rather than leaving a section short. */
+    for (size_t k = 0; k < n && r >= 0; k++) {
         json_object *dep = json_object_array_get_idx(list, k);
+        const int64_t dep_id = cm_json_get_int(dep, "id", 0);
         json_object *insts = json_object_new_array(), *daily = json_object_new_array();
         json_object *events = json_object_new_array(), *findings = json_object_new_array();
         double tot_hours = 0, tot_readings = 0, tot_expected = 0, util_sum = 0;
@@ -508,12 +526,11 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             " AND NOT (i.state IN ('deleted','undefined') AND unixepoch(i.updated_at) < ?3)"
             " ORDER BY i.id",
             err);
-        if (!s) {
-            json_object_put(doc);
-            return -EIO;
-        }
-        CM_DB_BIND(s, ids[k], a1, month_start, cut, d0, d1);
-        while (sqlite3_step(s) == SQLITE_ROW) {
+        if (!s)
+            r = -EIO;
+        if (r >= 0)
+            CM_DB_BIND(s, dep_id, a1, month_start, cut, d0, d1);
+        while (r >= 0 && (r = cm_db_step_row(db, s, err)) > 0) {
             json_object *o = json_object_new_object();
             double t0 = (double)sqlite3_column_int64(s, 6), t1 = (double)sqlite3_column_int64(s, 7);
             double hours = t1 > t0 ? (t1 - t0) / 3600.0 : 0;
@@ -551,7 +568,8 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             json_object_array_add(insts, o);
             n_inst++;
         }
-        sqlite3_reset(s);
+        if (s)
+            sqlite3_reset(s);
 
         /* Availability: readings received over those expected while the instance existed.
          * The agent's rate comes from the rollups: expected readings per day / 86400. */
@@ -561,9 +579,11 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                        " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
                        " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3",
                        err);
-        if (s) {
-            CM_DB_BIND(s, ids[k], d0, d1);
-            if (sqlite3_step(s) == SQLITE_ROW) {
+        if (!s && r >= 0)
+            r = -EIO;
+        if (s && r >= 0) {
+            CM_DB_BIND(s, dep_id, d0, d1);
+            if ((r = cm_db_step_row(db, s, err)) > 0) {
                 /* A rollup expects a whole day; scale to the hours the instances existed. */
                 double day_expected = sqlite3_column_double(s, 0);
                 double days_covered = 0;
@@ -574,9 +594,10 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                                               " a.department_id = ?1 AND a.purpose ="
                                               " 'production' AND r.day >= ?2 AND r.day < ?3",
                                               err);
+                r = c2 ? 0 : -EIO;
                 if (c2) {
-                    CM_DB_BIND(c2, ids[k], d0, d1);
-                    if (sqlite3_step(c2) == SQLITE_ROW)
+                    CM_DB_BIND(c2, dep_id, d0, d1);
+                    if ((r = cm_db_step_row(db, c2, err)) > 0)
                         days_covered = (double)sqlite3_column_int64(c2, 0);
                     sqlite3_reset(c2);
                 }
@@ -596,9 +617,11 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                        " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3"
                        " GROUP BY r.day ORDER BY r.day",
                        err);
-        if (s) {
-            CM_DB_BIND(s, ids[k], d0, d1);
-            while (sqlite3_step(s) == SQLITE_ROW) {
+        if (!s && r >= 0)
+            r = -EIO;
+        if (s && r >= 0) {
+            CM_DB_BIND(s, dep_id, d0, d1);
+            while ((r = cm_db_step_row(db, s, err)) > 0) {
                 json_object *o = json_object_new_object();
                 double vc = (double)sqlite3_column_int64(s, 2), mm = (double)sqlite3_column_int64(s, 4);
                 json_object_object_add(o, "day", br_json_col_text(s, 0));
@@ -618,9 +641,11 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                        " WHERE a.department_id = ?1 AND e.first_seen >= ?2 AND e.first_seen < ?3"
                        " ORDER BY e.id",
                        err);
-        if (s) {
-            CM_DB_BIND(s, ids[k], a0, a1);
-            while (sqlite3_step(s) == SQLITE_ROW) {
+        if (!s && r >= 0)
+            r = -EIO;
+        if (s && r >= 0) {
+            CM_DB_BIND(s, dep_id, a0, a1);
+            while ((r = cm_db_step_row(db, s, err)) > 0) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
                 json_object_object_add(o, "kind", br_json_col_text(s, 1));
@@ -642,9 +667,11 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                        " JOIN instances i ON i.id = f.instance_id WHERE f.department_id = ?"
                        " AND f.state IN ('open','acknowledged') ORDER BY f.id",
                        err);
-        if (s) {
-            CM_DB_BIND(s, ids[k]);
-            while (sqlite3_step(s) == SQLITE_ROW) {
+        if (!s && r >= 0)
+            r = -EIO;
+        if (s && r >= 0) {
+            CM_DB_BIND(s, dep_id);
+            while ((r = cm_db_step_row(db, s, err)) > 0) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
                 json_object_object_add(o, "kind", br_json_col_text(s, 1));
@@ -674,6 +701,10 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
         json_object_object_add(dep, "daily", daily);
         json_object_object_add(dep, "events", events);
         json_object_object_add(dep, "findings", findings);
+    }
+    if (r < 0) {
+        json_object_put(doc);
+        return r;
     }
     *ret = doc;
     return 0;
