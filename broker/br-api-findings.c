@@ -709,3 +709,69 @@ int br_api_vulnerabilities_patch(BrCall *c)
     }
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+int br_api_incidents_patch(BrCall *c)
+{
+    int64_t id = c->ids[0], system = 0;
+    char at[CM_TIME_ISO_LEN + 1], resolved[CM_TIME_ISO_LEN + 1], occurred[CM_TIME_ISO_LEN + 1] = "";
+    sqlite3_stmt *s;
+    json_object *o = NULL;
+    CmDb *db;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    /* A time, or null: the incident is not resolved (yet). */
+    r = check_time(c, "resolved_at", cm_json_get_str(c->body, "resolved_at", NULL), resolved);
+    if (r < 0)
+        return r;
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    s = cm_db_stmt(db, "SELECT system_id, occurred_at FROM incidents WHERE id = ?", &c->err);
+    r = s ? 0 : -EIO;
+    if (r >= 0) {
+        CM_DB_BIND(s, id);
+        r = cm_db_step_row(db, s, &c->err);
+        if (r > 0) {
+            system = sqlite3_column_int64(s, 0);
+            cm_strscpy(occurred, sizeof(occurred), cm_db_col_text(s, 1));
+        }
+        sqlite3_reset(s);
+        if (r == 0)
+            r = br_not_found(c, "incident", id);
+    }
+    if (r >= 0) {
+        /* Another department's incident is as missing as one that does not exist. */
+        r = system_scope(c, db, system);
+        if (r == -ENOENT) {
+            cm_error_clear(&c->err);
+            r = br_not_found(c, "incident", id);
+        }
+    }
+    if (r >= 0)
+        r = check_order(c, "occurred_at", occurred, "resolved_at", resolved);
+    if (r >= 0) {
+        s = cm_db_stmt(db, "UPDATE incidents SET resolved_at = nullif(?, '') WHERE id = ?",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, resolved, id);
+            r = cm_db_step_done(db, s, &c->err);
+        }
+    }
+    if (r >= 0)
+        r = br_store_audit(c->d->store, db, &c->actor, "incident.update", "incident", id,
+                           resolved[0] ? "resolved" : "open", cm_json_to_string(c->body, NULL),
+                           &c->err);
+    if (r >= 0) {
+        o = record_get(db, REC_INCIDENT, id, &c->err);
+        if (!o)
+            r = -EIO;
+    }
+    r = br_api_write_end(c, db, r);
+    if (r < 0) {
+        json_object_put(o);
+        return r;
+    }
+    return br_reply(c, MHD_HTTP_OK, o);
+}

@@ -141,6 +141,8 @@ static const BrRoute routes[] = {
      BR_BODY_JSON, "incident-create"},
     {"GET", "/v1/systems/{id}/incidents", br_api_incidents_list,
      R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, R_DEPARTMENT | R_VENDOR,
+     BR_BODY_JSON, "incident-patch"},
     {"POST", "/v1/systems/{id}/backups", br_api_backups_create, R_DEPARTMENT | R_VENDOR,
      BR_BODY_JSON, "backup-create"},
     {"GET", "/v1/systems/{id}/backups", br_api_backups_list, R_DEPARTMENT | READERS | R_VENDOR,

@@ -183,6 +183,7 @@ int br_api_findings_change_request(BrCall *c);
 int br_api_assessment_run(BrCall *c);
 int br_api_vulnerabilities_create(BrCall *c);
 int br_api_vulnerabilities_list(BrCall *c);
+int br_api_incidents_patch(BrCall *c);
 int br_api_vulnerabilities_patch(BrCall *c);
 int br_api_incidents_create(BrCall *c);
 int br_api_incidents_list(BrCall *c);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A system's security status and backups, the inputs of the annual assessment and Art. 5:
- * /v1/systems/{id}/vulnerabilities, /v1/vulnerabilities/{id}, /v1/systems/{id}/incidents and
- * /v1/systems/{id}/backups.
+ * /v1/systems/{id}/vulnerabilities, /v1/vulnerabilities/{id}, /v1/systems/{id}/incidents,
+ * /v1/incidents/{id} and /v1/systems/{id}/backups.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -223,6 +223,47 @@ static int cmd_incident_list(CtlContext *ctx, const CtlArgs *args)
     return list_records(ctx, args, "incidents", cols, keys, ELEMENTSOF(keys));
 }
 
+static int cmd_incident_resolve(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *body = json_object_new_object(), *o = NULL;
+    _cleanup_free_ char *path = NULL;
+    int64_t id;
+    int r;
+
+    r = ctl_parse_id(ctx, "incident", args->pos[0], &id);
+    if (r < 0)
+        return r;
+    if (ctl_args_has(args, "reopen")) {
+        if (ctl_args_has(args, "at"))
+            return ctl_usage_error(ctx, "--reopen and --at exclude each other");
+        json_object_object_add(body, "resolved_at", NULL);
+    } else {
+        r = add_time(ctx, args, "at", "resolved_at", body);
+        if (r < 0)
+            return r;
+        if (!cm_json_get(body, "resolved_at")) {
+            char now[CM_TIME_ISO_LEN + 1];
+            cm_time_iso((int64_t)time(NULL) * 1000, now);
+            json_object_object_add(body, "resolved_at", json_object_new_string(now));
+        }
+    }
+    path = ctl_path("/v1/incidents/%" PRId64, id);
+    if (!path)
+        return ctl_fail(ctx, -ENOMEM, "out of memory");
+    r = ctl_call(ctx, "PATCH", path, body, &o);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, o))
+        return 0;
+    if (cm_json_get_str(o, "resolved_at", NULL))
+        fprintf(ctx->out, "Incident %" PRId64 " of system %" PRId64 " was resolved at %s.\n", id,
+                cm_json_get_int(o, "system_id", 0), cm_json_get_str(o, "resolved_at", "?"));
+    else
+        fprintf(ctx->out, "Incident %" PRId64 " of system %" PRId64 " is open again.\n", id,
+                cm_json_get_int(o, "system_id", 0));
+    return 0;
+}
+
 /* ---- backups ---- */
 
 /* The size and SHA-256 of the file at @path. */
@@ -322,6 +363,12 @@ static const CtlOption vuln_add_options[] = {
     {NULL},
 };
 
+static const CtlOption incident_resolve_options[] = {
+    {"at", 0, "TIME", CTL_OPT_VALUE, "when it was resolved (default: now): " TIME_FORMS},
+    {"reopen", 0, NULL, 0, "it is not resolved after all (clears the time)"},
+    {NULL},
+};
+
 static const CtlOption vuln_update_options[] = {
     {"status", 0, "STATUS", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "open, fixed or accepted"},
     {"fixed-at", 0, "TIME", CTL_OPT_VALUE,
@@ -409,6 +456,18 @@ const CtlCommand ctl_incident_commands[] = {
         .help = "list a system's incidents",
         .options = list_options,
         .example = "  cloudbrokerctl incident list --system 3",
+    },
+    {
+        .group = "incident",
+        .verb = "resolve",
+        .handler = cmd_incident_resolve,
+        .help = "record when an incident was resolved, or reopen it (vendor, department)",
+        .args = "ID",
+        .min_args = 1,
+        .max_args = 1,
+        .options = incident_resolve_options,
+        .example = "  cloudbrokerctl incident resolve 4 --at '2026-11-21T09:00:00+08:00'\n"
+                   "  cloudbrokerctl incident resolve 4 --reopen",
     },
     {NULL},
 };

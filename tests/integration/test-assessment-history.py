@@ -198,9 +198,27 @@ def run(ck, b, work):
 
     def this_year(t):
         return min(now0 - 60, max(y_start + 60, t))
-    post(f'/v1/systems/{systems[("mz", "calc")]}/incidents',
-         {'severity': 'medium', 'title': 'brute-force logins',
-          'occurred_at': iso(this_year(now0 - 10 * DAY))}, vendor, 'incident calc (this year)')
+    t_calc = this_year(now0 - 10 * DAY)
+    inc = post(f'/v1/systems/{systems[("mz", "calc")]}/incidents',
+               {'severity': 'medium', 'title': 'brute-force logins', 'occurred_at': iso(t_calc)},
+               vendor, 'incident calc (this year)')
+    # Resolved later (PATCH /v1/incidents/{id}); never before it occurred; null reopens; the
+    # department of the system may record it too, another department may not see it (404).
+    r = b.request('PATCH', f'/v1/incidents/{inc}', body={'resolved_at': iso(t_calc - DAY)},
+                  token=vendor)
+    ck.eq((r.status, (r.json().get('error') or {}).get('field')), (422, '/resolved_at'),
+          'an incident is not resolved before it occurred')
+    r = b.request('PATCH', f'/v1/incidents/{inc}', body={'resolved_at': iso(t_calc + 3600)},
+                  token=vendor)
+    ck.eq((r.status, (r.json().get('resolved_at') or '')[:19]), (200, iso(t_calc + 3600)[:19]),
+          'PATCH /v1/incidents/{id} records when it was resolved')
+    r = b.request('PATCH', f'/v1/incidents/{inc}', body={'resolved_at': None},
+                  token=depts['mz']['token'])
+    ck.eq((r.status, r.json().get('resolved_at')), (200, None),
+          'the department reopens its incident (resolved_at null)')
+    r = b.request('PATCH', f'/v1/incidents/{inc}', body={'resolved_at': iso(t_calc + 3600)},
+                  token=depts['jt']['token'])
+    ck.eq(r.status, 404, "another department's incident is not found")
     post(f'/v1/systems/{systems[("jt", "ticket")]}/incidents',
          {'severity': 'high', 'title': 'defacement',
           'occurred_at': iso(this_year(now0 - 50 * DAY)),

@@ -247,8 +247,8 @@ def check_help(ck, cli):
             ('finding', 'show'), ('finding', 'acknowledge'), ('finding', 'resolve'),
             ('finding', 'dismiss'), ('finding', 'change-request'), ('vulnerability', 'add'),
             ('vulnerability', 'list'), ('vulnerability', 'update'), ('incident', 'add'),
-            ('incident', 'list'), ('backup', 'add'), ('backup', 'list'),
-            ('report', 'assessment'), ('report', 'operations')]
+            ('incident', 'list'), ('incident', 'resolve'), ('backup', 'add'),
+            ('backup', 'list'), ('report', 'assessment'), ('report', 'operations')]
     top = out(cli.run('--help'))
     for group, verb in cmds:
         ck.ok(re.search(rf'^  {group} {verb}\s+\S', top, re.M),
@@ -482,6 +482,20 @@ def check_security(ck, cli, b, vendor, mz, systems, work):
     api = b.get(f'/v1/systems/{gis}/incidents', token=vendor).json()
     ck.eq(cli.json('incident', 'list', '--system', str(gis), token=vendor), api,
           '--json incident list: the API document')
+    # Reopened, then resolved again at a given time (PATCH /v1/incidents/{id}).
+    iid = api['items'][0]['id']
+    p = cli.run('incident', 'resolve', str(iid), '--reopen', token=vendor)
+    ck.eq(out(p), f'Incident {iid} of system {gis} is open again.\n', 'incident resolve --reopen')
+    ck.eq(b.get(f'/v1/systems/{gis}/incidents', token=vendor).json()['items'][0]['resolved_at'],
+          None, 'incident resolve --reopen: resolved_at is null')
+    p = cli.run('incident', 'resolve', str(iid), '--at', '2026-11-01T10:00:00Z', token=vendor,
+                want=1)
+    ck.ok('resolved_at' in err(p), f'incident resolve --at before it occurred: refused '
+                                   f'({err(p).strip()})')
+    p = cli.run('incident', 'resolve', str(iid), '--at', '-12h', token=vendor)
+    got = b.get(f'/v1/systems/{gis}/incidents', token=vendor).json()['items'][0]['resolved_at']
+    ck.ok(got is not None and out(p) == f'Incident {iid} of system {gis} was resolved at {got}.\n',
+          f'incident resolve --at -12h ({out(p).strip()})')
 
     # Backups (department mz): oa from a file, calc with size and hash; gis none.
     data = b'backup of oa\n' * 1000

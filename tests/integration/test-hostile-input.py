@@ -1264,6 +1264,7 @@ def path_and_query(se, w):
         ('GET', '/v1/systems/{id}/incidents', 'auditor', None),
         ('POST', '/v1/systems/{id}/incidents', 'vendor',
          {'severity': 'low', 'title': 't', 'occurred_at': '2026-01-01'}),
+        ('PATCH', '/v1/incidents/{id}', 'vendor', {'resolved_at': '2026-01-02'}),
         ('GET', '/v1/systems/{id}/backups', 'reviewer', None),
         ('POST', '/v1/systems/{id}/backups', 'department',
          {'location': 'x', 'taken_at': '2026-01-01', 'size_bytes': 1, 'sha256': '0' * 64}),

@@ -118,6 +118,7 @@ GET    /v1/systems/{id}/vulnerabilities       -     A   -    A      A     A    -
 PATCH  /v1/vulnerabilities/{id}               -     -   -    A      -     A    -
 POST   /v1/systems/{id}/incidents             -     -   -    A      -     A    -
 GET    /v1/systems/{id}/incidents             -     A   -    A      A     A    -
+PATCH  /v1/incidents/{id}                   -     -   -    A      -     A    -
 POST   /v1/systems/{id}/backups               -     -   -    A      -     A    -
 GET    /v1/systems/{id}/backups               -     A   -    A      A     A    -
 GET    /v1/reports/assessment                 -     A   -    -      A     A    -
@@ -370,6 +371,11 @@ class World:
                     'found_at': found_at}, token=self.dep)
         assert r.status == 201, r
         self.vuln_a = r.json()['id']
+        r = b.post(f'/v1/systems/{self.sys_a}/incidents',
+                   {'severity': 'medium', 'title': 'cbtest: login flood',
+                    'occurred_at': found_at}, token=self.dep)
+        assert r.status == 201, r
+        self.incident_a = r.json()['id']
         self.today = time.strftime('%Y-%m-%d', time.gmtime(now))
         self.year = time.gmtime(now).tm_year
         self.month = time.strftime('%Y-%m', time.gmtime(now))
@@ -708,6 +714,8 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/systems/{w.sys_a}/vulnerabilities')
     if key == ('PATCH', '/v1/vulnerabilities/{id}'):
         return call(f'/v1/vulnerabilities/{w.vuln_a}', body={'status': 'fixed'})
+    if key == ('PATCH', '/v1/incidents/{id}'):
+        return call(f'/v1/incidents/{w.incident_a}', body={'resolved_at': day})
     if key == ('POST', '/v1/systems/{id}/incidents'):
         return call(f'/v1/systems/{w.sys_a}/incidents',
                     body={'severity': 'low', 'title': w.uniq('incident'), 'occurred_at': day},
@@ -1117,7 +1125,9 @@ def metering_isolation(ck, b, w):
                   ('GET', f'/v1/instances/{other["inst"]["id"]}/usage?{span}', None),
                   ('GET', f'/v1/allocations/{other["alloc"]}/usage?{span}', None),
                   ('PATCH', f'/v1/vulnerabilities/{other["records"]["vulnerabilities"]}',
-                   {'status': 'accepted'})]
+                   {'status': 'accepted'}),
+                  ('PATCH', f'/v1/incidents/{other["records"]["incidents"]}',
+                   {'resolved_at': None})]
         for kind in ('vulnerabilities', 'incidents', 'backups'):
             probes += [('GET', f'/v1/systems/{o}/{kind}', None),
                        ('POST', f'/v1/systems/{o}/{kind}', record_body(kind, 'planted'))]
