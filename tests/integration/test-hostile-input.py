@@ -94,10 +94,11 @@ WRONG = {
     'nnum': ['0.5', True, [], {}, '', 'NaN', 'Infinity'],       # number or null
     'nenum': [1, True, [], {}, 'no-such-value', '', 'RSS'],     # enum with null
     'date': [1, True, None, [], {}, 20260101],                  # an ISO 8601 date (string)
+    'ndate': [1, True, [], {}, 20260101],                       # a date or null
 }
 # The rule a wrong value breaks, by the kind of its member (docs/api.md, Errors).
 WRONG_CODE = {'enum': 'schema_violation', 'nenum': 'schema_violation'}
-STRING_KINDS = ('string', 'pattern', 'enum', 'nenum', 'date')
+STRING_KINDS = ('string', 'pattern', 'enum', 'nenum', 'date', 'ndate')
 
 # Dates that are no dates (all of them refused 422 at the member): impossible days, bad
 # forms, times without a zone, and days that have not come yet.
@@ -730,6 +731,9 @@ def metering_endpoints(w):
            ifields, ('/severity', '/title', '/occurred_at'), strict=True, ok=201,
            observe=observe,
            extra=text_limits('/title', 1, 500) + text_limits('/description', 0, 10000)),
+        Ep('PATCH', lambda: f'/v1/incidents/{w.records["incidents"]}', 'vendor',
+           lambda: {'resolved_at': date_of(0) + 'T00:00:01Z'},
+           {'/resolved_at': 'ndate'}, ('/resolved_at',), strict=True, observe=observe),
         Ep('POST', sys_path('backups'), 'department',
            lambda: {'location': 'dr://' + w.uniq('backup'), 'taken_at': date_of(1),
                     'size_bytes': 123456789, 'sha256': 'a' * 64},
@@ -841,7 +845,8 @@ def chunked_upload(port, method, path, token, total, content_type, wait=10.0):
 
 def scalar_fields(ep):
     """(pointer, kind) of the body's scalar members, outermost first."""
-    kinds = ('string', 'pattern', 'enum', 'integer', 'boolean', 'nint', 'nnum', 'nenum', 'date')
+    kinds = ('string', 'pattern', 'enum', 'integer', 'boolean', 'nint', 'nnum', 'nenum', 'date',
+             'ndate')
     return sorted(((p, k) for p, k in ep.fields.items() if k in kinds),
                   key=lambda pk: len(ptr_parts(pk[0])))
 
@@ -1030,7 +1035,7 @@ def json_battery(se, w, ep):
     if strict:
         # Dates that are no dates.
         for ptr, kind in ep.fields.items():
-            if kind == 'date':
+            if kind in ('date', 'ndate'):
                 for d in BAD_DATES:
                     case(f'{ptr} = {d!r}', 422, field=ptr, code='schema_violation',
                          body=lambda v, ptr=ptr, d=d: set_ptr(v, ptr, d))
