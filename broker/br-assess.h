@@ -20,9 +20,15 @@
 typedef struct {
     int64_t window_seconds; /* the rule's window, for coverage */
     int64_t windows, readings, duration;
-    double expected_total;        /* readings expected over the covered days */
-    double sample_seconds;        /* seconds of the window read from samples */
-    double sample_expected_per_window;
+    /* Coverage: readings ÷ expected_total, where expected_total = the agent's reading rate
+     * (expected readings ÷ seconds of the windows and days read) × span_seconds, the seconds
+     * from the later of the window's start and the instance's first window to now: a day
+     * without any window lowers it like any other gap. */
+    double span_seconds;  /* set before finish */
+    int64_t span_from;    /* epoch s: where the expected readings start */
+    double seen_expected; /* expected readings of the windows and rollup days read */
+    double seen_seconds;  /* the seconds those windows and days span */
+    double expected_total; /* set by finish */
     BrHist cpu_h, mem_h; /* utilization shares per window */
     double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
     int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
@@ -41,6 +47,7 @@ typedef struct {
 typedef struct {
     bool idle, over, under;
     char rule[256];
+    char rule_zh[384]; /* the same rule in Chinese, for the reports in Chinese */
     BrSize current, recommended, frees;
     double coverage, idle_share, cpu_p95_util, mem_p95_util;
     double cpu_stat_cores, mem_stat_mib; /* the statistic the recommendation sized on */
@@ -70,8 +77,14 @@ void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t reading
                                bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
                                bool has_mem_max, double mem_max, int64_t idle, int64_t checked);
 
-/** br_usage_stats_finish: closes the day being accumulated and the expected readings. */
+/**
+ * br_usage_stats_finish: closes the day being accumulated and computes the expected readings
+ * over @s->span_seconds (set it first) at the reading rate of what was read.
+ */
 void br_usage_stats_finish(BrUsageStats *s);
+
+/** br_usage_stats_coverage: Returns: min(1, readings ÷ expected), 0 without expected readings. */
+double br_usage_stats_coverage(const BrUsageStats *s);
 
 /**
  * br_assess_run:
@@ -80,6 +93,17 @@ void br_usage_stats_finish(BrUsageStats *s);
  * Returns: 0 with counts in @ret (JSON), or a negative errno with @err set.
  */
 int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err);
+
+/**
+ * br_assess_resolve_ended:
+ * Inside the caller's write transaction @db: resolves, with @reason, the open and acknowledged
+ * findings of allocation @allocation_id whose instance has ended (undefined or deleted) or
+ * whose allocation has (retained or purged), and audits each (finding.resolved by the
+ * system). Called where a job ends, in the same transaction as the state change.
+ * Returns: the number of findings resolved, or a negative errno with @err set.
+ */
+int br_assess_resolve_ended(BrStore *store, CmDb *db, int64_t allocation_id, const char *reason,
+                            CmError *err);
 
 typedef struct BrAssessor BrAssessor;
 int br_assessor_start(BrDaemon *d, BrAssessor **ret, CmError *err);

@@ -671,6 +671,43 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     return (int)n_rows;
 }
 
+int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err)
+{
+    char day[16];
+    CmDb *db = br_store_db(d->store, err);
+    sqlite3_stmt *st;
+    int64_t samples = 0, rolled = 0;
+    time_t t;
+    struct tm tm;
+    int r;
+
+    if (!db)
+        return -EIO;
+    day_start -= day_start % 86400;
+    t = (time_t)day_start;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    st = cm_db_stmt(db,
+                    "SELECT (SELECT count(*) FROM samples WHERE start >= ?1 AND start < ?2),"
+                    " (SELECT coalesce(sum(windows), 0) FROM rollups WHERE day = ?3)",
+                    err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, day_start, day_start + 86400, day);
+    r = cm_db_step_row(db, st, err);
+    if (r > 0) {
+        samples = sqlite3_column_int64(st, 0);
+        rolled = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+    if (samples == rolled)
+        return 0;
+    r = br_metering_rollup_day(d, day_start, err);
+    return r < 0 ? r : 1;
+}
+
 int64_t br_metering_retention(BrDaemon *d, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
