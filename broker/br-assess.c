@@ -16,6 +16,65 @@
 
 /* ---- accumulating usage (pure) ---- */
 
+static BrHist *sized_slot(BrSizedHist *sh, int64_t size)
+{
+    int best = 0;
+    for (int i = 0; i < sh->n; i++)
+        if (sh->size[i] == size)
+            return &sh->h[i];
+    if (sh->n < BR_SIZED_HIST_SIZES) {
+        sh->size[sh->n] = size;
+        memset(&sh->h[sh->n], 0, sizeof(sh->h[sh->n]));
+        return &sh->h[sh->n++];
+    }
+    /* More sizes than kept (never seen in practice): the nearest one. */
+    for (int i = 1; i < sh->n; i++)
+        if (llabs(sh->size[i] - size) < llabs(sh->size[best] - size))
+            best = i;
+    return &sh->h[best];
+}
+
+typedef struct {
+    double value;
+    uint64_t count;
+} SizedBin;
+
+static int cmp_sized_bin(const void *a, const void *b)
+{
+    const SizedBin *x = a, *y = b;
+    return x->value < y->value ? -1 : x->value > y->value;
+}
+
+double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current)
+{
+    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HIST_BINS];
+    size_t n = 0;
+    uint64_t total = 0, rank, seen = 0;
+
+    if (sh->n == 0 || current <= 0)
+        return -1;
+    if (sh->n == 1 && sh->size[0] == current)
+        return br_hist_quantile(&sh->h[0], q);
+    for (int i = 0; i < sh->n; i++)
+        for (int k = 0; k < BR_HIST_BINS; k++)
+            if (sh->h[i].bins[k]) {
+                bins[n++] = (SizedBin){k / 100.0 * (double)sh->size[i], sh->h[i].bins[k]};
+                total += sh->h[i].bins[k];
+            }
+    if (total == 0)
+        return -1;
+    qsort(bins, n, sizeof(*bins), cmp_sized_bin);
+    rank = (uint64_t)ceil(q * (double)total);
+    if (rank < 1)
+        rank = 1;
+    for (size_t i = 0; i < n; i++) {
+        seen += bins[i].count;
+        if (seen >= rank)
+            return bins[i].value / (double)current;
+    }
+    return bins[n - 1].value / (double)current;
+}
+
 static void close_day(BrUsageStats *s)
 {
     if (s->cur_day == 0)
@@ -48,8 +107,10 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
     if (has_cpu) {
         s->cpu_wsum += cpu_avg * (double)readings;
         s->cpu_w += (double)readings;
-        if (vcpus > 0)
+        if (vcpus > 0) {
             br_hist_add(&s->cpu_h, cpu_avg / (double)vcpus);
+            br_hist_add(sized_slot(&s->cpu_sh, vcpus), cpu_avg / (double)vcpus);
+        }
         /* The idle rule looks at CPU and network together in each window. */
         bool rx_low = !has_rx || rx_bytes / (double)duration < p->idle_net_in_bps;
         bool tx_low = !has_tx || tx_bytes / (double)duration < p->idle_net_out_bps;
@@ -65,8 +126,10 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
     if (has_mem) {
         s->mem_wsum += mem_avg * (double)readings;
         s->mem_w += (double)readings;
-        if (memory_mib > 0)
+        if (memory_mib > 0) {
             br_hist_add(&s->mem_h, mem_avg / (double)memory_mib);
+            br_hist_add(sized_slot(&s->mem_sh, memory_mib), mem_avg / (double)memory_mib);
+        }
     }
     double mmax = has_mem_max ? mem_max : has_mem ? mem_avg : 0;
     if (mmax > s->mem_max)
@@ -76,7 +139,8 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
 }
 
 void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, const BrHist *cpu_h,
+                               int64_t expected, int64_t duration, int64_t vcpus,
+                               int64_t memory_mib, const BrHist *cpu_h,
                                const BrHist *mem_h, bool has_cpu, double cpu_avg,
                                bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
                                bool has_mem_max, double mem_max, int64_t idle, int64_t checked)
@@ -89,10 +153,16 @@ void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t reading
     if (duration > 0)
         s->duration = duration;
     s->rollup_days++;
-    if (cpu_h)
+    if (cpu_h) {
         br_hist_merge(&s->cpu_h, cpu_h);
-    if (mem_h)
+        if (vcpus > 0)
+            br_hist_merge(sized_slot(&s->cpu_sh, vcpus), cpu_h);
+    }
+    if (mem_h) {
         br_hist_merge(&s->mem_h, mem_h);
+        if (memory_mib > 0)
+            br_hist_merge(sized_slot(&s->mem_sh, memory_mib), mem_h);
+    }
     if (has_cpu) {
         s->cpu_wsum += cpu_avg * (double)readings;
         s->cpu_w += (double)readings;
@@ -144,7 +214,7 @@ static double stat_cpu(const BrAssessmentPolicy *p, const BrUsageStats *s, int64
     case BR_RIGHTSIZE_AGGRESSIVE:
         return s->days ? s->cpu_daily_max_sum / (double)s->days : s->cpu_max;
     default:
-        return br_hist_quantile(&s->cpu_h, 0.95) * (double)vcpus;
+        return br_sized_hist_util(&s->cpu_sh, 0.95, vcpus) * (double)vcpus;
     }
 }
 
@@ -156,7 +226,7 @@ static double stat_mem(const BrAssessmentPolicy *p, const BrUsageStats *s, int64
     case BR_RIGHTSIZE_AGGRESSIVE:
         return s->days ? s->mem_daily_max_sum / (double)s->days : s->mem_max;
     default:
-        return br_hist_quantile(&s->mem_h, 0.95) * (double)memory_mib;
+        return br_sized_hist_util(&s->mem_sh, 0.95, memory_mib) * (double)memory_mib;
     }
 }
 
@@ -174,8 +244,10 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     bool size_ok = size_cov >= p->min_coverage && size_stats->cpu_h.count > 0;
 
     v.coverage = size_ok ? size_cov : idle_cov;
-    v.cpu_p95_util = br_hist_quantile(&size_stats->cpu_h, 0.95);
-    v.mem_p95_util = br_hist_quantile(&size_stats->mem_h, 0.95);
+    /* In cores (MiB) used, over the current size: a resize inside the window counts each
+     * window at the size it had. */
+    v.cpu_p95_util = br_sized_hist_util(&size_stats->cpu_sh, 0.95, current.vcpus);
+    v.mem_p95_util = br_sized_hist_util(&size_stats->mem_sh, 0.95, current.memory_mib);
     if (idle_ok) {
         v.idle_share = (double)idle_stats->idle / (double)idle_stats->checked;
         if (v.idle_share >= p->idle_share) {
@@ -270,8 +342,22 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
 typedef struct {
     int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms, idx;
     char name[64];
-    BrUsageStats w[2]; /* 0: the idle window, 1: the over/under window */
+    double coverage[2];   /* 0: the idle window, 1: the over/under window */
+    json_object *ev[3];   /* the evidence of each kind that fired, made while reading */
 } Target;
+
+/* The evidence held by the targets, put when the run ends, whichever way. */
+typedef struct {
+    Target **t;
+    size_t *n;
+} TargetsRef;
+
+static void targets_evidence_putp(TargetsRef *ref)
+{
+    for (size_t i = 0; *ref->t && i < *ref->n; i++)
+        for (int k = 0; k < 3; k++)
+            json_object_put((*ref->t)[i].ev[k]);
+}
 
 static int64_t day_floor(int64_t t)
 {
@@ -339,12 +425,14 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
     st = cm_db_stmt(db,
                     "SELECT windows, readings, expected, coalesce(duration, 0), cpu_util_hist,"
                     " mem_util_hist, cpu_avg, cpu_max, mem_avg, mem_max,"
-                    " coalesce(idle_windows, 0), coalesce(idle_checked_windows, 0)"
-                    " FROM rollups WHERE instance_id = ? AND day >= ? AND day < ? ORDER BY day",
+                    " coalesce(idle_windows, 0), coalesce(idle_checked_windows, 0),"
+                    " coalesce(vcpus, ?4), coalesce(memory_mib, ?5)"
+                    " FROM rollups WHERE instance_id = ?1 AND day >= ?2 AND day < ?3"
+                    " ORDER BY day",
                     err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, t->id, a, b);
+    CM_DB_BIND(st, t->id, a, b, t->vcpus, t->memory_mib);
     while (sqlite3_step(st) == SQLITE_ROW) {
         BrHist ch, mh;
         const BrHist *cp, *mp;
@@ -352,7 +440,8 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
         decode_hist(st, 5, &mh, &mp);
         br_usage_stats_add_rollup(
             s, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), cp, mp,
+            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+            sqlite3_column_int64(st, 12), sqlite3_column_int64(st, 13), cp, mp,
             sqlite3_column_type(st, 6) != SQLITE_NULL, sqlite3_column_double(st, 6),
             sqlite3_column_type(st, 7) != SQLITE_NULL, sqlite3_column_double(st, 7),
             sqlite3_column_type(st, 8) != SQLITE_NULL, sqlite3_column_double(st, 8),
@@ -437,7 +526,8 @@ static json_object *evidence_json(const BrUsageStats *s, const BrVerdict *v, int
     json_object *o = json_object_new_object(), *cpu = json_object_new_object();
     json_object *mem = json_object_new_object(), *w = json_object_new_object();
     char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1], span[CM_TIME_ISO_LEN + 1];
-    double p95c = br_hist_quantile(&s->cpu_h, 0.95), p95m = br_hist_quantile(&s->mem_h, 0.95);
+    double p95c = br_sized_hist_util(&s->cpu_sh, 0.95, vcpus);
+    double p95m = br_sized_hist_util(&s->mem_sh, 0.95, memory_mib);
     bool has_cpu = s->cpu_w > 0, has_mem = s->mem_w > 0;
 
     cm_time_iso((now - s->window_seconds) * 1000, from);
@@ -608,9 +698,8 @@ static json_object *not_judged_json(const Target *t, const char *reason, bool ga
     json_object_object_add(o, "instance_id", json_object_new_int64(t->id));
     json_object_object_add(o, "instance", json_object_new_string(t->name));
     json_object_object_add(o, "reason", json_object_new_string(reason));
-    json_object_object_add(c, "idle", gathered ? json_object_new_double(coverage_of(&t->w[0]))
-                                               : NULL);
-    json_object_object_add(c, "sizing", gathered ? json_object_new_double(coverage_of(&t->w[1]))
+    json_object_object_add(c, "idle", gathered ? json_object_new_double(t->coverage[0]) : NULL);
+    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1])
                                                  : NULL);
     json_object_object_add(o, "coverage", c);
     return o;
@@ -628,6 +717,7 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
     _cleanup_free_ AllocIdle *allocs = NULL;
     _cleanup_json_ json_object *not_judged = json_object_new_array();
     size_t n = 0, cap = 0, n_not_judged = 0;
+    _cleanup_(targets_evidence_putp) TargetsRef targets_ref = {&targets, &n};
     int64_t now = cm_now_ms() / 1000, t0 = cm_mono_ns();
     int64_t size_window = p->over_window > p->under_window ? p->over_window : p->under_window;
     char at[CM_TIME_ISO_LEN + 1];
@@ -681,6 +771,11 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
     allocs = calloc(n + 1, sizeof(*allocs));
     if (r >= 0 && (!verdicts || !judged || !allocs || !not_judged))
         r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    /* The usage of one instance at a time (two windows): the evidence of what fired is made
+     * here, so nothing per instance but its verdict and evidence stays in memory. */
+    _cleanup_free_ BrUsageStats *w = calloc(2, sizeof(*w));
+    if (r >= 0 && !w)
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     for (size_t i = 0; r >= 0 && i < n; i++) {
         Target *t = &targets[i];
         const char *why = NULL;
@@ -691,16 +786,26 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         } else {
             r = first_window(db, t->id, &first, err);
             if (r >= 0)
-                r = gather(db, p, t, &t->w[0], p->idle_window, now, first, err);
+                r = gather(db, p, t, &w[0], p->idle_window, now, first, err);
             if (r >= 0)
-                r = gather(db, p, t, &t->w[1], size_window, now, first, err);
+                r = gather(db, p, t, &w[1], size_window, now, first, err);
             if (r >= 0) {
-                judged[i] = br_assess_verdict(p, &t->w[0], &t->w[1],
+                static const char *const kinds[3] = {"idle", "over_provisioned",
+                                                     "under_provisioned"};
+                const BrVerdict *v = &verdicts[i];
+                judged[i] = br_assess_verdict(p, &w[0], &w[1],
                                               (BrSize){t->vcpus, t->memory_mib}, &verdicts[i]);
+                t->coverage[0] = coverage_of(&w[0]);
+                t->coverage[1] = coverage_of(&w[1]);
                 if (!judged[i]) {
                     insufficient++;
                     why = "insufficient_evidence";
                 }
+                bool fired[3] = {v->idle, v->over, v->under};
+                for (int k = 0; judged[i] && k < 3; k++)
+                    if (fired[k])
+                        t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], v, now, kinds[k],
+                                                 t->vcpus, t->memory_mib);
             }
         }
         if (why && n_not_judged++ < NOT_JUDGED_LISTED)
@@ -739,10 +844,8 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
                 r = resolve_stale(db, t->id, kinds[k], at, &resolved, err);
                 continue;
             }
-            _cleanup_json_ json_object *ev = evidence_json(k == 0 ? &t->w[0] : &t->w[1], v,
-                                                           now, kinds[k], t->vcpus, t->memory_mib);
             _cleanup_json_ json_object *rec = recommendation_json(p, v, t, k == 0, scale_in);
-            r = record(db, t, kinds[k], v->rule, ev, rec, v, at, &created, &updated, err);
+            r = record(db, t, kinds[k], v->rule, t->ev[k], rec, v, at, &created, &updated, err);
         }
     }
     _cleanup_json_ json_object *summary = json_object_new_object();

@@ -16,6 +16,24 @@
  * day's samples, and a test's window of minutes reads samples only.
  */
 
+/* Utilization histograms kept per size (vCPUs, MiB) the windows were measured at, so that a
+ * percentile over a window in which the instance was resized is taken in cores (MiB) used,
+ * then judged against the current size. */
+#define BR_SIZED_HIST_SIZES 8
+typedef struct {
+    int n;
+    int64_t size[BR_SIZED_HIST_SIZES];
+    BrHist h[BR_SIZED_HIST_SIZES];
+} BrSizedHist;
+
+/**
+ * br_sized_hist_util:
+ * Returns: the quantile @q of what @sh counted, in cores (MiB) used — every bin's upper edge
+ * times the size it was measured at, nearest rank — as a share of @current; exactly the bin
+ * edge when every window had the current size; -1 when empty.
+ */
+double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current);
+
 /* What one instance did over one window. */
 typedef struct {
     int64_t window_seconds; /* the rule's window, for coverage */
@@ -30,6 +48,7 @@ typedef struct {
     double seen_seconds;  /* the seconds those windows and days span */
     double expected_total; /* set by finish */
     BrHist cpu_h, mem_h; /* utilization shares per window */
+    BrSizedHist cpu_sh, mem_sh; /* the same, per size measured at */
     double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
     int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
     double cpu_daily_max_sum, mem_daily_max_sum;
@@ -70,9 +89,13 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
                                bool has_mem_max, double mem_max, bool has_rx, double rx_bytes,
                                bool has_tx, double tx_bytes);
 
-/** br_usage_stats_add_rollup: adds one whole day from its rollup row to @s. */
+/**
+ * br_usage_stats_add_rollup: adds one whole day from its rollup row to @s; its histograms are
+ * shares of @vcpus and @memory_mib (the largest size of the day).
+ */
 void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, const BrHist *cpu_h,
+                               int64_t expected, int64_t duration, int64_t vcpus,
+                               int64_t memory_mib, const BrHist *cpu_h,
                                const BrHist *mem_h, bool has_cpu, double cpu_avg,
                                bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
                                bool has_mem_max, double mem_max, int64_t idle, int64_t checked);

@@ -190,6 +190,9 @@ static const Column assess_cols[] = {
 static const size_t assess_scores[] = {0, 1, 2, 3, 4, 5, 6, 15, 21, 22};
 static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 static const size_t assess_security[] = {1, 2, 16, 17, 18, 19, 20, 21};
+/* The year, time-weighted: vCPU-hours and GiB-hours held, used and reclaimable, the CPU
+ * utilization over the hours measured and the coverage. */
+static const size_t assess_hours[] = {1, 2, 26, 27, 30, 28, 29, 31, 25, 23};
 
 static const Column ops_cols[] = {
     {"name", "instance", "实例", "Instance", false},
@@ -647,6 +650,10 @@ static char *assessment_html(json_object *r, BrLang lang)
     outf(&o, "</h3>");
     html_table_pick(&o, lang, deps, assess_cols, assess_efficiency,
                     ELEMENTSOF(assess_efficiency));
+    outf(&o, "<h3>");
+    html_text(&o, L("全年按时间加权的资源使用", "The year's use, time-weighted"));
+    outf(&o, "</h3>");
+    html_table_pick(&o, lang, deps, assess_cols, assess_hours, ELEMENTSOF(assess_hours));
     outf(&o, "<h3>");
     html_text(&o, L("安全状况", "Security status"));
     outf(&o, "</h3>");

@@ -43,11 +43,15 @@ static json_object *score_or_null(double v)
     " OR (f.state NOT IN ('open','acknowledged') AND f.state_changed_at >= ?4))"
 
 /* When instance i stopped holding its vCPUs and memory (epoch s; NULL while it holds them):
- * the end of its undefine step (reclaim, scale-in, purge), else its last change of state. */
+ * the end of the undefine step (reclaim, scale-in) that followed its last define or start
+ * (a purge undefines a retained instance again; a restore defines it again), else its last
+ * change of state. */
 #define INSTANCE_ENDED_AT                                                                          \
     "(CASE WHEN i.state IN ('undefined','deleted') THEN coalesce((SELECT"                         \
-    " unixepoch(max(js.finished_at)) FROM job_steps js WHERE js.instance_id = i.id"               \
-    " AND js.action = 'undefine' AND js.state = 'done'), unixepoch(i.updated_at)) END)"
+    " unixepoch(min(js.finished_at)) FROM job_steps js WHERE js.instance_id = i.id"               \
+    " AND js.action = 'undefine' AND js.state = 'done' AND js.finished_at >= coalesce((SELECT"   \
+    " max(j2.finished_at) FROM job_steps j2 WHERE j2.instance_id = i.id AND j2.action IN"        \
+    " ('define','start','redefine') AND j2.state = 'done'), '')), unixepoch(i.updated_at)) END)"
 
 typedef struct {
     int64_t id;
@@ -229,6 +233,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     const BrAssessmentPolicy *p = &pol->assessment;
     struct tm tm = {.tm_year = year - 1900, .tm_mon = 0, .tm_mday = 1};
     int64_t y0 = (int64_t)timegm(&tm), y1, now_ms = cm_now_ms(), now = now_ms / 1000, cut;
+    int64_t hcut; /* the year's hours are counted to the last full hour (or the year's end) */
     char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
     char d0[16], d1[16];
     _cleanup_free_ Dept *depts = NULL;
@@ -241,6 +246,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     tm = (struct tm){.tm_year = year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
     y1 = (int64_t)timegm(&tm);
     cut = y1 < now ? y1 : now;
+    hcut = y1 < now ? y1 : now - now % 3600;
     iso_of(y0, a0);
     iso_of(y1, a1);
     /* To the millisecond: a finding resolved a moment ago ended before this cut. */
@@ -400,7 +406,8 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
 
     /* What each instance held during the year, time-weighted: its size × the hours from its
      * creation (or its first day of metering, when the history is older) to its end, inside
-     * [year start, cut). An instance ended in the year still counts for the hours it held. */
+     * [year start, the last full hour). An instance ended in the year still counts for the
+     * hours it held. */
     s = cm_db_stmt(db,
                    "SELECT a.department_id, i.vcpus, i.memory_mib, unixepoch(i.created_at),"
                    " " INSTANCE_ENDED_AT ","
@@ -418,7 +425,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     while ((rc = cm_db_step_row(db, s, err)) > 0) {
         int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
         int64_t vcpus = sqlite3_column_int64(s, 1), mem = sqlite3_column_int64(s, 2);
-        int64_t h0 = sqlite3_column_int64(s, 3), h1 = cut;
+        int64_t h0 = sqlite3_column_int64(s, 3), h1 = hcut;
         if (sqlite3_column_type(s, 5) != SQLITE_NULL && sqlite3_column_int64(s, 5) < h0)
             h0 = sqlite3_column_int64(s, 5);
         if (h0 < y0)
@@ -462,7 +469,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         json_object_put(nobudget);
         return -EIO;
     }
-    CM_DB_BIND(s, a0, a1, department, y0, cut);
+    CM_DB_BIND(s, a0, a1, department, y0, hcut);
     while ((rc = cm_db_step_row(db, s, err)) > 0) {
         int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
         int64_t f0 = sqlite3_column_int64(s, 3), f1 = sqlite3_column_int64(s, 4);
@@ -494,14 +501,14 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
                    " r.cpu_util_hist, r.expected, coalesce(r.vcpus, i.vcpus),"
                    " coalesce(r.memory_mib, i.memory_mib) FROM allocations a JOIN instances i"
                    " ON i.allocation_id = a.id CROSS JOIN rollups r"
-                   " WHERE r.instance_id = i.id AND a.purpose = 'production'"
-                   " AND r.day >= ?1 AND r.day < ?2 AND (?3 = 0 OR a.department_id = ?3)",
+                   " WHERE r.instance_id = i.id AND " LIVE_ALLOCATION
+                   " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)",
                    err);
     if (!s) {
         json_object_put(nobudget);
         return -EIO;
     }
-    CM_DB_BIND(s, d0, d1, department);
+    CM_DB_BIND(s, a0, a1, department, d0, d1);
     {
         int64_t cur = 0;
         int cur_dept = -1;
@@ -586,6 +593,11 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     json_object_object_add(doc, "period_from", json_object_new_string(a0));
     json_object_object_add(doc, "period_to", json_object_new_string(a1));
     json_object_object_add(doc, "period_cut", json_object_new_string(acut));
+    {
+        char ah[CM_TIME_ISO_LEN + 1];
+        iso_of(hcut, ah);
+        json_object_object_add(doc, "hours_to", json_object_new_string(ah));
+    }
     rc = rollups_computed_at(db, d0, d1, doc, err);
     if (rc < 0) {
         json_object_put(doc);
@@ -613,7 +625,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         json_object_object_add(m, "time_weighting",
                                json_object_new_string(
                                    "vCPU-hours and GiB-hours: each instance's size x the hours "
-                                   "it was held in the year (to the cut)"));
+                                   "it was held in the year, to hours_to"));
         json_object_object_add(doc, "methodology", m);
     }
     json_object_object_add(doc, "city", dept_json(&city, true));

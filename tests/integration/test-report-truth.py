@@ -267,7 +267,7 @@ def run(ck, b, work):
     y0 = calendar.timegm((year, 1, 1, 0, 0, 0))
     rep1 = want(b.get(f'/v1/reports/assessment?year={year}', token=auditor), 200, 'assessment')
     d1 = {d['code']: d for d in rep1['departments']}
-    cut1 = parse_iso(rep1['period_cut'])
+    cut1 = parse_iso(rep1['hours_to'])  # the year's hours are counted to the last full hour
 
     # [no-data] the report rolled today up itself, and says when.
     ops = want(b.get(f'/v1/reports/operations?month={month}', token=auditor), 200,
@@ -387,8 +387,9 @@ def run(ck, b, work):
     rep2 = want(b.get(f'/v1/reports/assessment?year={year}', token=auditor), 200, 'assessment')
     d2 = {d['code']: d for d in rep2['departments']}
     e = d2['jt']['efficiency']
-    A2 = 2 * (t_undef - h0) / 3600
-    R2 = 2 * (t_res - f0) / 3600
+    cut2 = parse_iso(rep2['hours_to'])
+    A2 = 2 * (min(t_undef, cut2) - h0) / 3600
+    R2 = 2 * (min(t_res, cut2) - f0) / 3600
     ck.ok(abs(e['allocated_vcpu_hours'] - A2) <= 0.011 and
           abs(e['reclaimable_vcpu_hours'] - R2) <= 0.011,
           f'[year] jt after the reclaim: {e["allocated_vcpu_hours"]} vCPU-hours held ({A2:.2f}), '
