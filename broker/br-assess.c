@@ -138,12 +138,12 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
         s->cur_mem_max = mmax;
 }
 
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, int64_t vcpus,
-                               int64_t memory_mib, const BrHist *cpu_h,
-                               const BrHist *mem_h, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, int64_t idle, int64_t checked)
+void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
+                               int64_t duration, int64_t vcpus, int64_t memory_mib,
+                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
+                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
+                               int64_t checked)
 {
     close_day(s);
     s->windows += windows;
@@ -261,8 +261,8 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
             snprintf(v.rule_zh, sizeof(v.rule_zh),
                      "%.1f %% 的时间窗口闲置（至少需 %.0f %%）：CPU 低于 %.2f 核，"
                      "网络流入低于每秒 %.0f 字节、流出低于每秒 %.0f 字节",
-                     v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores,
-                     p->idle_net_in_bps, p->idle_net_out_bps);
+                     v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores, p->idle_net_in_bps,
+                     p->idle_net_out_bps);
             v.recommended = (BrSize){0, 0};
             v.frees = current;
             *ret = v;
@@ -315,11 +315,10 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
                                  v.cpu_p95_util * 100, (long long)current.vcpus,
                                  cpu_over ? "below" : "above",
                                  (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
-        used_zh += (size_t)snprintf(v.rule_zh, sizeof(v.rule_zh),
-                                    "CPU 第95百分位为 %lld 个vCPU的 %.0f %%（%s %.0f %%）",
-                                    (long long)current.vcpus, v.cpu_p95_util * 100,
-                                    cpu_over ? "低于" : "高于",
-                                    (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
+        used_zh += (size_t)snprintf(
+            v.rule_zh, sizeof(v.rule_zh), "CPU 第95百分位为 %lld 个vCPU的 %.0f %%（%s %.0f %%）",
+            (long long)current.vcpus, v.cpu_p95_util * 100, cpu_over ? "低于" : "高于",
+            (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
     }
     if ((mem_over || mem_under) && used < sizeof(v.rule) && used_zh < sizeof(v.rule_zh)) {
         snprintf(v.rule + used, sizeof(v.rule) - used,
@@ -329,8 +328,7 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
                  (mem_over ? p->over_mem_p95 : p->under_mem_p95) * 100);
         snprintf(v.rule_zh + used_zh, sizeof(v.rule_zh) - used_zh,
                  "%s内存第95百分位为 %lld MiB 的 %.0f %%（%s %.0f %%）", used_zh ? "；" : "",
-                 (long long)current.memory_mib, v.mem_p95_util * 100,
-                 mem_over ? "低于" : "高于",
+                 (long long)current.memory_mib, v.mem_p95_util * 100, mem_over ? "低于" : "高于",
                  (mem_over ? p->over_mem_p95 : p->under_mem_p95) * 100);
     }
     *ret = v;
@@ -342,8 +340,8 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
 typedef struct {
     int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms, idx;
     char name[64];
-    double coverage[2];   /* 0: the idle window, 1: the over/under window */
-    json_object *ev[3];   /* the evidence of each kind that fired, made while reading */
+    double coverage[2]; /* 0: the idle window, 1: the over/under window */
+    json_object *ev[3]; /* the evidence of each kind that fired, made while reading */
 } Target;
 
 /* The evidence held by the targets, put when the run ends, whichever way. */
@@ -440,13 +438,13 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
         decode_hist(st, 5, &mh, &mp);
         br_usage_stats_add_rollup(
             s, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-            sqlite3_column_int64(st, 12), sqlite3_column_int64(st, 13), cp, mp,
-            sqlite3_column_type(st, 6) != SQLITE_NULL, sqlite3_column_double(st, 6),
-            sqlite3_column_type(st, 7) != SQLITE_NULL, sqlite3_column_double(st, 7),
-            sqlite3_column_type(st, 8) != SQLITE_NULL, sqlite3_column_double(st, 8),
-            sqlite3_column_type(st, 9) != SQLITE_NULL, sqlite3_column_double(st, 9),
-            sqlite3_column_int64(st, 10), sqlite3_column_int64(st, 11));
+            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 12),
+            sqlite3_column_int64(st, 13), cp, mp, sqlite3_column_type(st, 6) != SQLITE_NULL,
+            sqlite3_column_double(st, 6), sqlite3_column_type(st, 7) != SQLITE_NULL,
+            sqlite3_column_double(st, 7), sqlite3_column_type(st, 8) != SQLITE_NULL,
+            sqlite3_column_double(st, 8), sqlite3_column_type(st, 9) != SQLITE_NULL,
+            sqlite3_column_double(st, 9), sqlite3_column_int64(st, 10),
+            sqlite3_column_int64(st, 11));
     }
     sqlite3_reset(st);
     return 0;
@@ -471,8 +469,8 @@ static int first_window(CmDb *db, int64_t instance_id, int64_t *ret, CmError *er
         bool has_rollup = sqlite3_column_type(st, 1) != SQLITE_NULL;
         int64_t sample = sqlite3_column_int64(st, 0), rollup = sqlite3_column_int64(st, 1);
         *ret = has_rollup && (!has_sample || rollup < day_floor(sample)) ? rollup
-               : has_sample                                             ? sample
-                                                                        : 0;
+               : has_sample                                              ? sample
+                                                                         : 0;
     }
     sqlite3_reset(st);
     return r < 0 ? r : 0;
@@ -480,8 +478,8 @@ static int first_window(CmDb *db, int64_t instance_id, int64_t *ret, CmError *er
 
 /* Whole days from rollups, the part-days at both ends from samples; readings are expected
  * from the later of the window's start and the instance's first window (@first) to now. */
-static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s,
-                  int64_t window, int64_t now, int64_t first, CmError *err)
+static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s, int64_t window,
+                  int64_t now, int64_t first, CmError *err)
 {
     int64_t from = now - window;
     int64_t first_day = day_floor(from) == from ? from : day_floor(from) + 86400;
@@ -556,8 +554,7 @@ static json_object *evidence_json(const BrUsageStats *s, const BrVerdict *v, int
     json_object_object_add(cpu, "p95_utilization", double_or_null(p95c >= 0, p95c));
     json_object_object_add(o, "cpu", cpu);
     json_object_object_add(mem, "avg_mib", double_or_null(has_mem, s->mem_wsum / s->mem_w));
-    json_object_object_add(mem, "p95_mib",
-                           double_or_null(p95m >= 0, p95m * (double)memory_mib));
+    json_object_object_add(mem, "p95_mib", double_or_null(p95m >= 0, p95m * (double)memory_mib));
     json_object_object_add(mem, "max_mib", double_or_null(has_mem, s->mem_max));
     json_object_object_add(mem, "p95_utilization", double_or_null(p95m >= 0, p95m));
     json_object_object_add(o, "memory", mem);
@@ -580,7 +577,7 @@ static json_object *recommendation_json(const BrAssessmentPolicy *p, const BrVer
     static const char *const modes[] = {"conservative", "moderate", "aggressive"};
     json_object *o = json_object_new_object();
     json_object_object_add(o, "action",
-                           json_object_new_string(!idle ? "resize"
+                           json_object_new_string(!idle      ? "resize"
                                                   : scale_in ? "scale_in"
                                                              : "terminate"));
     if (idle && scale_in) {
@@ -699,8 +696,7 @@ static json_object *not_judged_json(const Target *t, const char *reason, bool ga
     json_object_object_add(o, "instance", json_object_new_string(t->name));
     json_object_object_add(o, "reason", json_object_new_string(reason));
     json_object_object_add(c, "idle", gathered ? json_object_new_double(t->coverage[0]) : NULL);
-    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1])
-                                                 : NULL);
+    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1]) : NULL);
     json_object_object_add(o, "coverage", c);
     return o;
 }
@@ -793,8 +789,8 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
                 static const char *const kinds[3] = {"idle", "over_provisioned",
                                                      "under_provisioned"};
                 const BrVerdict *v = &verdicts[i];
-                judged[i] = br_assess_verdict(p, &w[0], &w[1],
-                                              (BrSize){t->vcpus, t->memory_mib}, &verdicts[i]);
+                judged[i] = br_assess_verdict(p, &w[0], &w[1], (BrSize){t->vcpus, t->memory_mib},
+                                              &verdicts[i]);
                 t->coverage[0] = coverage_of(&w[0]);
                 t->coverage[1] = coverage_of(&w[1]);
                 if (!judged[i]) {
@@ -804,8 +800,8 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
                 bool fired[3] = {v->idle, v->over, v->under};
                 for (int k = 0; judged[i] && k < 3; k++)
                     if (fired[k])
-                        t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], v, now, kinds[k],
-                                                 t->vcpus, t->memory_mib);
+                        t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], v, now, kinds[k], t->vcpus,
+                                                 t->memory_mib);
             }
         }
         if (why && n_not_judged++ < NOT_JUDGED_LISTED)

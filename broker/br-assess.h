@@ -42,10 +42,10 @@ typedef struct {
      * (expected readings ÷ seconds of the windows and days read) × span_seconds, the seconds
      * from the later of the window's start and the instance's first window to now: a day
      * without any window lowers it like any other gap. */
-    double span_seconds;  /* set before finish */
-    int64_t span_from;    /* epoch s: where the expected readings start */
-    double seen_expected; /* expected readings of the windows and rollup days read */
-    double seen_seconds;  /* the seconds those windows and days span */
+    double span_seconds;   /* set before finish */
+    int64_t span_from;     /* epoch s: where the expected readings start */
+    double seen_expected;  /* expected readings of the windows and rollup days read */
+    double seen_seconds;   /* the seconds those windows and days span */
     double expected_total; /* set by finish */
     BrHist cpu_h, mem_h; /* utilization shares per window */
     BrSizedHist cpu_sh, mem_sh; /* the same, per size measured at */
@@ -93,12 +93,12 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
  * br_usage_stats_add_rollup: adds one whole day from its rollup row to @s; its histograms are
  * shares of @vcpus and @memory_mib (the largest size of the day).
  */
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, int64_t vcpus,
-                               int64_t memory_mib, const BrHist *cpu_h,
-                               const BrHist *mem_h, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, int64_t idle, int64_t checked);
+void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
+                               int64_t duration, int64_t vcpus, int64_t memory_mib,
+                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
+                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
+                               int64_t checked);
 
 /**
  * br_usage_stats_finish: closes the day being accumulated and computes the expected readings

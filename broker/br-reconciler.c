@@ -99,9 +99,8 @@ static int record_observations(CmDb *db, int64_t host_id, const Expected *exp, s
         if (e->obs_id) {
             /* Another state: the stretch ends now. No pass for too long: it ended at its
              * last pass, and the time between is not observed. */
-            stmt = cm_db_stmt(db,
-                              "UPDATE observations SET until = max(last_seen, ?2) WHERE id = ?1",
-                              err);
+            stmt = cm_db_stmt(
+                db, "UPDATE observations SET until = max(last_seen, ?2) WHERE id = ?1", err);
             if (!stmt)
                 return -EIO;
             CM_DB_BIND(stmt, e->obs_id, now - e->obs_last_seen <= max_gap ? now : 0);

@@ -153,13 +153,12 @@ static const Column assess_cols[] = {
     {"efficiency.idle_allocations", "idle_allocations", "闲置资源", "Idle", false},
     {"efficiency.over_provisioned_allocations", "over_provisioned_allocations", "配置过度",
      "Over-provisioned", false},
-    {"efficiency.reclaimable_vcpus", "reclaimable_vcpus", "可回收vCPU", "Reclaimable vCPUs",
-     false},
+    {"efficiency.reclaimable_vcpus", "reclaimable_vcpus", "可回收vCPU", "Reclaimable vCPUs", false},
     {"efficiency.reclaimable_memory_gib", "reclaimable_memory_gib", "可回收内存GiB",
      "Reclaimable GiB", false},
     {"efficiency.score", "efficiency_score", "效率得分", "Efficiency score", false},
-    {"security.security_test_passed", "security_test_passed", "安全测试通过", "Security test passed",
-     false},
+    {"security.security_test_passed", "security_test_passed", "安全测试通过",
+     "Security test passed", false},
     {"security.backup_attested", "backup_attested", "已备份", "Backed up", false},
     {"security.open_vulnerabilities.critical", "open_vulns_critical", "严重漏洞", "Critical vulns",
      false},
@@ -170,8 +169,7 @@ static const Column assess_cols[] = {
     /* In the CSV only (after the columns above): the year's time-weighted figures. */
     {"efficiency.coverage", "efficiency_coverage", "覆盖率", "Coverage", true},
     {"efficiency.no_data", "efficiency_no_data", "无数据", "No data", false},
-    {"efficiency.cpu_utilization_avg", "cpu_utilization_avg", "CPU利用率", "CPU utilization",
-     true},
+    {"efficiency.cpu_utilization_avg", "cpu_utilization_avg", "CPU利用率", "CPU utilization", true},
     {"efficiency.allocated_vcpu_hours", "allocated_vcpu_hours", "已分配vCPU小时",
      "vCPU-hours allocated", false},
     {"efficiency.used_vcpu_hours", "used_vcpu_hours", "已使用vCPU小时", "vCPU-hours used", false},
@@ -181,8 +179,8 @@ static const Column assess_cols[] = {
      "GiB-hours used", false},
     {"efficiency.reclaimable_vcpu_hours", "reclaimable_vcpu_hours", "可回收vCPU小时",
      "Reclaimable vCPU-hours", false},
-    {"efficiency.reclaimable_memory_gib_hours", "reclaimable_memory_gib_hours",
-     "可回收内存GiB小时", "Reclaimable GiB-hours", false},
+    {"efficiency.reclaimable_memory_gib_hours", "reclaimable_memory_gib_hours", "可回收内存GiB小时",
+     "Reclaimable GiB-hours", false},
 };
 
 /* The page's three tables of assess_cols: scores, efficiency, security (a department's code
@@ -473,8 +471,9 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
             outf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", x,
                  top + plot_h - plot_h * val, colors[k % 2]);
         }
-        outf(o, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\" font-size=\"11\">",
+        outf(o,
+             "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+             "<text x=\"%d\" y=\"%d\" font-size=\"11\">",
              left + 10 + (int)k * 160, height - 18, colors[k % 2], left + 24 + (int)k * 160,
              height - 9);
         html_text(o, names[k]);
@@ -598,8 +597,8 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_text(&o, L("依据《电子政务管理办法》第九条；生成于 ", "Under Art. 9 of the Measures; "
                                                              "generated "));
     html_text(&o, cm_json_get_str(r, "generated_at", ""));
-    html_text(&o, L("；百分位精度：已分配vCPU的 1 %（按日直方图合并）",
-                    "; percentile resolution: "));
+    html_text(&o,
+              L("；百分位精度：已分配vCPU的 1 %（按日直方图合并）", "; percentile resolution: "));
     if (lang == BR_LANG_EN)
         html_text(&o, cm_json_get_str(meth, "percentile_resolution", ""));
     rollups_meta(&o, lang, r);
@@ -607,8 +606,8 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_text(&o, L("全市概况", "City overview"));
     outf(&o, "</h2><div class=\"cards\">");
     card(&o, L("上云率", "Cloud share"), at(city, "cloud_share.share"), true);
-    if (at(city, "efficiency.score") || !cm_json_get_bool(cm_json_get(city, "efficiency"),
-                                                          "no_data", false)) {
+    if (at(city, "efficiency.score") ||
+        !cm_json_get_bool(cm_json_get(city, "efficiency"), "no_data", false)) {
         card(&o, L("效率得分", "Efficiency score"), at(city, "efficiency.score"), false);
     } else {
         char no_data[96];
@@ -719,7 +718,10 @@ static char *assessment_html(json_object *r, BrLang lang)
 static const char *state_zh(const char *s)
 {
     static const char *const names[][2] = {
-        {"running", "运行"}, {"paused", "暂停"}, {"shutoff", "关机"}, {"absent", "不存在"},
+        {"running", "运行"},
+        {"paused", "暂停"},
+        {"shutoff", "关机"},
+        {"absent", "不存在"},
     };
     for (size_t i = 0; i < ELEMENTSOF(names); i++)
         if (s && strncmp(s, names[i][0], strlen(names[i][0])) == 0)
@@ -832,11 +834,13 @@ static char *operations_html(json_object *r, BrLang lang)
     ops_cards(&o, lang, cm_json_get(city, "totals"));
     ops_requests_line(&o, lang, cm_json_get(city, "requests"));
     outf(&o, "<p>");
-    html_text(&o, L("可用率：实例被观测到运行的时间占被观测时间的比例（来自对账程序看到的状态和主机连接）；"
-                    "计量覆盖率：收到的计量读数占应收读数的比例。",
-                    "Availability: the share of the observed time the instances were seen "
-                    "running (the reconciler's observed states and the host connection); "
-                    "metering coverage: the share of the expected readings that arrived."));
+    html_text(
+        &o,
+        L("可用率：实例被观测到运行的时间占被观测时间的比例（来自对账程序看到的状态和主机连接）；"
+          "计量覆盖率：收到的计量读数占应收读数的比例。",
+          "Availability: the share of the observed time the instances were seen "
+          "running (the reconciler's observed states and the host connection); "
+          "metering coverage: the share of the expected readings that arrived."));
     outf(&o, "</p></section>\n");
     for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
         json_object *d = json_object_array_get_idx(deps, i), *tot = cm_json_get(d, "totals");

@@ -37,9 +37,9 @@ static json_object *score_or_null(double v)
 /* A finding (f, of instance i in allocation a) live at the cut (?4): found before it, and
  * then open or acknowledged on an instance that still existed, or ended only after it. */
 #define LIVE_AT_CUT                                                                                \
-    "f.first_found < ?4 AND ((f.state IN ('open','acknowledged')"                                 \
-    " AND i.state NOT IN ('undefined','deleted')"                                                 \
-    " AND a.state NOT IN ('reclaiming','retained','purged'))"                                     \
+    "f.first_found < ?4 AND ((f.state IN ('open','acknowledged')"                                  \
+    " AND i.state NOT IN ('undefined','deleted')"                                                  \
+    " AND a.state NOT IN ('reclaiming','retained','purged'))"                                      \
     " OR (f.state NOT IN ('open','acknowledged') AND f.state_changed_at >= ?4))"
 
 /* When instance i stopped holding its vCPUs and memory (epoch s; NULL while it holds them):
@@ -47,10 +47,10 @@ static json_object *score_or_null(double v)
  * (a purge undefines a retained instance again; a restore defines it again), else its last
  * change of state. */
 #define INSTANCE_ENDED_AT                                                                          \
-    "(CASE WHEN i.state IN ('undefined','deleted') THEN coalesce((SELECT"                         \
-    " unixepoch(min(js.finished_at)) FROM job_steps js WHERE js.instance_id = i.id"               \
-    " AND js.action = 'undefine' AND js.state = 'done' AND js.finished_at >= coalesce((SELECT"   \
-    " max(j2.finished_at) FROM job_steps j2 WHERE j2.instance_id = i.id AND j2.action IN"        \
+    "(CASE WHEN i.state IN ('undefined','deleted') THEN coalesce((SELECT"                          \
+    " unixepoch(min(js.finished_at)) FROM job_steps js WHERE js.instance_id = i.id"                \
+    " AND js.action = 'undefine' AND js.state = 'done' AND js.finished_at >= coalesce((SELECT"     \
+    " max(j2.finished_at) FROM job_steps j2 WHERE j2.instance_id = i.id AND j2.action IN"          \
     " ('define','start','redefine') AND j2.state = 'done'), '')), unixepoch(i.updated_at)) END)"
 
 typedef struct {
@@ -103,7 +103,7 @@ static void scores(const BrAssessmentPolicy *p, Dept *x)
      * over-provisioned findings would have freed, of those held. Without enough measured
      * hours it is "no data", never a perfect score. */
     x->s_eff = -1;
-    x->coverage = x->alloc_vcpu_h > 0 ? fmin(1, x->meas_vcpu_h / x->alloc_vcpu_h)
+    x->coverage = x->alloc_vcpu_h > 0      ? fmin(1, x->meas_vcpu_h / x->alloc_vcpu_h)
                   : x->alloc_mem_gib_h > 0 ? fmin(1, x->meas_mem_gib_h / x->alloc_mem_gib_h)
                                            : 0;
     if (x->alloc_vcpu_h > 0 || x->alloc_mem_gib_h > 0) {
@@ -111,8 +111,7 @@ static void scores(const BrAssessmentPolicy *p, Dept *x)
             x->no_data = true;
         } else {
             double cpu = x->alloc_vcpu_h > 0 ? 1 - x->reclaim_vcpu_h / x->alloc_vcpu_h : 1;
-            double mem = x->alloc_mem_gib_h > 0 ? 1 - x->reclaim_mem_gib_h / x->alloc_mem_gib_h
-                                                : 1;
+            double mem = x->alloc_mem_gib_h > 0 ? 1 - x->reclaim_mem_gib_h / x->alloc_mem_gib_h : 1;
             x->s_eff = 100.0 * (fmax(0, cpu) + fmax(0, mem)) / 2;
         }
     }
@@ -622,9 +621,9 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
                                json_object_new_string("1 % of allocated vCPUs (daily histograms "
                                                       "merged)"));
         json_object_object_add(m, "min_coverage", num(p->min_coverage));
-        json_object_object_add(m, "time_weighting",
-                               json_object_new_string(
-                                   "vCPU-hours and GiB-hours: each instance's size x the hours "
+        json_object_object_add(
+            m, "time_weighting",
+            json_object_new_string("vCPU-hours and GiB-hours: each instance's size x the hours "
                                    "it was held in the year, to hours_to"));
         json_object_object_add(doc, "methodology", m);
     }
@@ -684,9 +683,9 @@ static json_object *ops_totals_json(const OpsTotals *t, double min_observed)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "instances", json_object_new_int64(t->instances));
     json_object_object_add(o, "instance_hours", num(t->hours));
-    json_object_object_add(o, "availability",
-                           availability_json(t->running_s, t->observed_s, t->exist_s,
-                                             min_observed));
+    json_object_object_add(
+        o, "availability",
+        availability_json(t->running_s, t->observed_s, t->exist_s, min_observed));
     json_object_object_add(o, "observed_share",
                            t->exist_s > 0 ? num(fmin(1, t->observed_s / t->exist_s)) : NULL);
     json_object_object_add(o, "running_hours", num(t->running_s / 3600.0));
@@ -932,16 +931,15 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             double readings = (double)sqlite3_column_int64(s, 8);
             /* Readings expected a second: the agent's rate on the instance's days, or its
              * default (a reading every 10 s) when none of them came. */
-            double rate = sqlite3_column_type(s, 12) != SQLITE_NULL
-                              ? sqlite3_column_double(s, 12)
-                              : 0.1;
+            double rate =
+                sqlite3_column_type(s, 12) != SQLITE_NULL ? sqlite3_column_double(s, 12) : 0.1;
             double expected = t1 > m0 ? rate * (double)(t1 - m0) : 0;
             double running = 0, unreachable = 0, seen = 0;
             int64_t vcpus = sqlite3_column_int64(s, 4);
             bool has_cpu = sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0;
             if (t1 > t0)
-                r = observed(db, sqlite3_column_int64(s, 0), t0, t1, &running, &unreachable,
-                             &seen, err);
+                r = observed(db, sqlite3_column_int64(s, 0), t0, t1, &running, &unreachable, &seen,
+                             err);
             json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
             json_object_object_add(o, "name", br_json_col_text(s, 1));
             json_object_object_add(o, "allocation_id",
@@ -950,9 +948,9 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
             json_object_object_add(o, "memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
             json_object_object_add(o, "instance_hours", num(hours));
-            json_object_object_add(o, "availability",
-                                   availability_json(running, seen, (double)(t1 - t0),
-                                                     min_observed));
+            json_object_object_add(
+                o, "availability",
+                availability_json(running, seen, (double)(t1 - t0), min_observed));
             json_object_object_add(o, "observed_share",
                                    t1 > t0 ? num(fmin(1, seen / (double)(t1 - t0))) : NULL);
             json_object_object_add(o, "running_hours", num(running / 3600.0));
@@ -1006,7 +1004,8 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             CM_DB_BIND(s, dep_id, d0, d1);
             while ((r = cm_db_step_row(db, s, err)) > 0) {
                 json_object *o = json_object_new_object();
-                double vc = (double)sqlite3_column_int64(s, 1), mm = (double)sqlite3_column_int64(s, 2);
+                double vc = (double)sqlite3_column_int64(s, 1),
+                       mm = (double)sqlite3_column_int64(s, 2);
                 json_object_object_add(o, "day", br_json_col_text(s, 0));
                 json_object_object_add(o, "cpu_utilization",
                                        vc > 0 && sqlite3_column_type(s, 3) != SQLITE_NULL

@@ -141,8 +141,8 @@ static size_t split_removed(InstInfo *cur, size_t n, json_object *remove, size_t
     for (size_t i = 0; i < n; i++) {
         bool gone = false;
         for (size_t k = 0; k < n_rm && !gone; k++)
-            gone = json_object_get_int64(json_object_array_get_idx(remove, k)) ==
-                   (int64_t)cur[i].idx;
+            gone =
+                json_object_get_int64(json_object_array_get_idx(remove, k)) == (int64_t)cur[i].idx;
         if (!gone) {
             InstInfo x = cur[i];
             memmove(&cur[kept + 1], &cur[kept], (i - kept) * sizeof(*cur));
@@ -1117,10 +1117,10 @@ int br_workflow_finish(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
         break;
     }
     /* Findings follow their instance: those of what this job ended are resolved with it. */
-    if (r >= 0 && (job->kind == BR_JOB_RECLAIM || job->kind == BR_JOB_PURGE ||
-                   job->kind == BR_JOB_RESIZE))
+    if (r >= 0 &&
+        (job->kind == BR_JOB_RECLAIM || job->kind == BR_JOB_PURGE || job->kind == BR_JOB_RESIZE))
         r = br_assess_resolve_ended(d->store, db, job->allocation_id,
-                                    job->kind == BR_JOB_RECLAIM  ? "the allocation was reclaimed"
+                                    job->kind == BR_JOB_RECLAIM ? "the allocation was reclaimed"
                                     : job->kind == BR_JOB_PURGE ? "the allocation was purged"
                                                                 : "the instance was removed "
                                                                   "(scale-in)",
