@@ -9,15 +9,16 @@ production host's agent token, a policy whose minimum age is seconds and whose r
 every second:
 
   民政局 mz  门户 portal   2 instances: #0 idle, #1 busy       → #0 idle, advice: scale in
-  交通局 jt  旧系统 legacy 1 instance idle for 60 days          → idle, then terminated, purged
-  教育局 jy  考试 exam     1 instance, 71 % of 30 days' windows  → not judged (coverage 0.71)
+  交通局 jt  旧系统 legacy 1 instance idle for 60 days          → idle, then terminated
+  教育局 jy  考试 exam     1 instance, 510 of 30 days' 720 windows → not judged (coverage 0.71)
   卫生局 hd  病历 ehr      1 instance, one window in three       → "no data" (coverage 1/3)
   体育局 ty  场馆 venue    1 instance, windows of one day only   → a one-day chart
   and requests handled this month: approved, one returned then approved, one rejected.
 
 Which check covers which item of "Reports an official can sign":
-  [follow]     findings are resolved with their instance (scale-in, reclaim), audited, and no
-               report lists them afterwards;
+  [follow]     findings are resolved with their instance (reclaim), audited, and no report
+               lists them afterwards (scale-in and purge, which wipe disks, which the test driver
+               cannot: test-report-lifecycle.py on QEMU);
   [year]       the year's efficiency is time-weighted (vCPU-hours, GiB-hours): ending an idle
                allocation does not rewrite it, and nothing is "used of 0 allocated";
   [no-data]    an efficiency without enough measured hours is null with its coverage, never
@@ -26,7 +27,8 @@ Which check covers which item of "Reports an official can sign":
   [zh]         every text of a Chinese report is Chinese, a one-day chart draws its point,
                empty tables say 无 / none, the operations CSV carries every section, the city
                totals and the month's requests handled;
-  [scale-in]   an idle instance beside a busy one: a change that removes it, not a termination;
+  [scale-in]   an idle instance beside a busy one: the advice and the draft request remove it,
+               not the allocation; a change naming no instance is refused;
   [gaps]       coverage counts the days that are missing: 71 % of the windows → coverage 0.71,
                not judged.
 Every expectation is worked out here from the windows the test sent and the times it saw.
