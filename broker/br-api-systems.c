@@ -8,9 +8,10 @@
 
 /* on_cloud is derived: a system is on the cloud while an allocation of it is live. */
 #define SYSTEM_COLUMNS                                                                             \
-    "s.id, s.department_id, s.name, s.description, s.category, s.protection_level, s.status,"    \
-    " s.created_at, s.updated_at, EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id"  \
-    " AND a.purpose = 'production' AND a.state IN ('active','resizing'))"
+    "s.id, s.department_id, s.name, s.description, s.category, s.protection_level, s.status,"      \
+    " s.created_at, s.updated_at, EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id"    \
+    " AND a.purpose = 'production' AND a.state IN ('active','resizing')),"                         \
+    " (SELECT name FROM departments d WHERE d.id = s.department_id)"
 
 static json_object *system_from_row(sqlite3_stmt *stmt)
 {
@@ -18,6 +19,7 @@ static json_object *system_from_row(sqlite3_stmt *stmt)
     json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0)));
     json_object_object_add(o, "department_id",
                            json_object_new_int64(sqlite3_column_int64(stmt, 1)));
+    json_object_object_add(o, "department_name", br_json_col_text(stmt, 10));
     json_object_object_add(o, "name", br_json_col_text(stmt, 2));
     json_object_object_add(o, "description", br_json_col_text(stmt, 3));
     json_object_object_add(o, "category", br_json_col_text(stmt, 4));
