@@ -9,7 +9,7 @@ PACKAGES=(
     libjson-c-dev libsqlite3-dev sqlite3 libcurl4-gnutls-dev libmicrohttpd-dev libxml2-dev
     libgnutls28-dev gnutls-bin libcmocka-dev
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
-    json-schema-test-suite wrk nginx-light systemd curl chromium poppler-utils fonts-noto-cjk
+    json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
