@@ -376,6 +376,9 @@ static int compile_node(Compiler *c, json_object *o, const char *ptr, unsigned d
         if (r < 0)
             return r;
     }
+    for (size_t i = 0; i < n->n_required; i++)
+        for (size_t k = 0; k < n->n_props; k++)
+            n->props[k].required |= streq(n->props[k].key, n->required[i]);
     return cm_schema_node_texts(n) < 0 ? oom(c) : 0;
 }
 

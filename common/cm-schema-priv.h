@@ -44,6 +44,7 @@ typedef struct {
 typedef struct {
     const char *key; /* borrowed from the schema document */
     const Node *node;
+    bool required; /* listed in "required" too */
 } Prop;
 
 /* One schema object; the booleans true and false are the two static Nodes below. */

@@ -321,14 +321,14 @@ typedef struct {
 
 /* Adds the thread at @pc for the character at @pos, following jumps and assertions; @seen[pc]
  * is pos + 1 once pc is on the list for @pos. Returns: whether the pattern matched. */
-static bool add_thread(const CmSchemaRegex *re, Threads *t, size_t *seen, int32_t pc, size_t pos,
+static bool add_thread(const CmSchemaRegex *re, Threads *t, uint32_t *seen, int32_t pc, size_t pos,
                        size_t len)
 {
     for (;;) {
         const Inst *in = &re->code[pc];
-        if (seen[pc] == pos + 1)
+        if (seen[pc] == (uint32_t)pos + 1)
             return false;
-        seen[pc] = pos + 1;
+        seen[pc] = (uint32_t)pos + 1;
         if (in->op == OP_MATCH)
             return true;
         if (in->op <= OP_CLASS) { /* waits for the next character */
@@ -362,7 +362,8 @@ bool cm_schema_regex_search(const CmSchemaRegex *re, const char *s, size_t len)
 {
     Threads lists[2];
     Threads *cur = &lists[0], *next = &lists[1], *swap;
-    size_t seen[MAX_CODE], pos = 0, n_bytes;
+    uint32_t seen[MAX_CODE]; /* json-c's strings are shorter than 2 GiB */
+    size_t pos = 0, n_bytes;
     bool anchored = re->code[0].op == OP_BOL;
     uint32_t cp;
     int32_t pc;

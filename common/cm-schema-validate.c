@@ -30,15 +30,14 @@ static unsigned instance_types(json_object *o)
 }
 
 /* "must have at least 2 items": a count against its limits. */
-static int check_count(uint64_t count, uint64_t min, uint64_t max, const char *what,
-                       const PathSeg *path, CmError *err)
+static int check_count(uint64_t count, uint64_t min, uint64_t max, const char *verb,
+                       const char *what, const PathSeg *path, CmError *err)
 {
     bool few = count < min;
 
     if (!few && count <= max)
         return 0;
-    return cm_schema_fail(err, path, "schema_violation", "must %s %s %" PRIu64 " %s%s",
-                          strcmp(what, "character") == 0 ? "be" : "have",
+    return cm_schema_fail(err, path, "schema_violation", "must %s %s %" PRIu64 " %s%s", verb,
                           few ? "at least" : "at most", few ? min : max, what,
                           (few ? min : max) == 1 ? "" : "s");
 }
@@ -69,7 +68,7 @@ static int check_string(const Node *n, json_object *inst, const PathSeg *path, C
         /* code points, as JSON Schema counts: the parser has checked the UTF-8 */
         for (size_t i = 0; i < len; i++)
             chars += ((unsigned char)s[i] & 0xc0) != 0x80;
-        r = check_count(chars, n->min_length, n->max_length, "character", path, err);
+        r = check_count(chars, n->min_length, n->max_length, "be", "character", path, err);
     }
     if (r < 0)
         return r;
@@ -82,7 +81,7 @@ static int check_string(const Node *n, json_object *inst, const PathSeg *path, C
 static int check_array(const Node *n, json_object *inst, const PathSeg *path, CmError *err)
 {
     size_t len = json_object_array_length(inst);
-    int r = check_count(len, n->min_items, n->max_items, "item", path, err);
+    int r = check_count(len, n->min_items, n->max_items, "have", "item", path, err);
 
     for (size_t i = 0; r == 0 && n->items && i < len; i++) {
         PathSeg seg = {.up = path, .index = i};
@@ -102,7 +101,7 @@ static int check_array(const Node *n, json_object *inst, const PathSeg *path, Cm
     return 0;
 }
 
-static const Node *prop_find(const Node *n, const char *key)
+static const Prop *prop_find(const Node *n, const char *key)
 {
     uint32_t h = cm_schema_key_hash(key), slot;
 
@@ -110,14 +109,16 @@ static const Node *prop_find(const Node *n, const char *key)
         return NULL;
     for (; (slot = n->prop_slots[h & n->prop_mask]) != 0; h++)
         if (strcmp(n->props[slot - 1].key, key) == 0)
-            return n->props[slot - 1].node;
+            return &n->props[slot - 1];
     return NULL;
 }
 
 static int check_object(const Node *n, json_object *inst, const PathSeg *path, CmError *err)
 {
     uint64_t count = (uint64_t)json_object_object_length(inst);
-    int r = check_count(count, n->min_props, n->max_props, "field", path, err);
+    int r = check_count(count, n->min_props, n->max_props, "have", "field", path, err);
+
+    size_t found = 0; /* members that are required: when all are there, none is missing */
 
     if (r < 0)
         return r;
@@ -126,10 +127,12 @@ static int check_object(const Node *n, json_object *inst, const PathSeg *path, C
         json_object_object_foreach(inst, key, val)
         {
             PathSeg seg = {.up = path, .key = key};
-            const Node *sub = prop_find(n, key);
+            const Prop *prop = prop_find(n, key);
+            const Node *sub = prop ? prop->node : NULL;
 
             if (sub == &cm_schema_node_false)
                 return cm_schema_fail(err, &seg, "unknown_field", "field is not allowed");
+            found += prop && prop->required;
             if (!sub && n->additional_props == &cm_schema_node_false)
                 return cm_schema_fail(err, &seg, "unknown_field",
                                       "unknown field (additionalProperties is false)");
@@ -139,7 +142,7 @@ static int check_object(const Node *n, json_object *inst, const PathSeg *path, C
                 return r;
         }
     }
-    for (size_t i = 0; i < n->n_required; i++) {
+    for (size_t i = 0; found < n->n_required && i < n->n_required; i++) {
         if (!json_object_object_get_ex(inst, n->required[i], NULL)) {
             PathSeg seg = {.up = path, .key = n->required[i]};
             return cm_schema_fail(err, &seg, "missing_field", "missing required field");

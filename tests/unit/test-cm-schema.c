@@ -692,6 +692,16 @@ static void test_keywords(void **state)
                    "schema_violation", "must not repeat item 0 (items must be unique)");
     s = cm_schema_free(s);
 
+    /* required members with and without a schema of their own, in the order listed */
+    s = compile_text(
+        "{\"required\": [\"b\", \"a\", \"c\"], \"properties\": {\"a\": {}, \"c\": {}}}");
+    expect_valid(s, "{\"c\": 1, \"a\": 2, \"b\": 3}");
+    expect_invalid(s, "{\"a\": 1, \"c\": 2}", "/b", "missing_field", "missing required field");
+    expect_invalid(s, "{\"b\": 1, \"c\": 2, \"d\": 3}", "/a", "missing_field",
+                   "missing required field");
+    expect_invalid(s, "{\"b\": 1, \"a\": 2}", "/c", "missing_field", "missing required field");
+    s = cm_schema_free(s);
+
     /* what the request schemas do with if, then, not and allOf */
     s = compile_text("{\"type\": \"object\", \"allOf\": [{\"if\": {\"properties\": {\"kind\": "
                      "{\"const\": \"new\"}}}, \"then\": {\"required\": [\"resources\"], "
