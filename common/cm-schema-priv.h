@@ -83,6 +83,15 @@ struct Node {
 
 extern const Node cm_schema_node_true, cm_schema_node_false;
 
+/* The hash of a member name in Node.prop_slots. */
+static inline uint32_t cm_schema_key_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    return h;
+}
+
 struct CmSchema {
     const Node *root;
     Node **nodes;
@@ -97,15 +106,6 @@ long double cm_schema_number(json_object *o);
 
 /* Sets @b from the number @o. Returns: 0, or -EINVAL when @o is not a number. */
 int cm_schema_bound_set(Bound *b, json_object *o);
-
-/* The hash of a member name in Node.prop_slots. */
-static inline uint32_t cm_schema_key_hash(const char *key)
-{
-    uint32_t h = 2166136261u;
-    for (; *key; key++)
-        h = (h ^ (unsigned char)*key) * 16777619u;
-    return h;
-}
 
 /* Equality as JSON Schema defines it: numbers by value (1 == 1.0), objects in any order. */
 bool cm_schema_json_equal(json_object *a, json_object *b);
@@ -129,6 +129,8 @@ int cm_schema_fail(CmError *err, const PathSeg *path, const char *code, const ch
 
 /* Returns: 0 and the program in @ret, -ENOMEM, or -EINVAL with a reason in @why. */
 int cm_schema_regex_compile(const char *src, CmSchemaRegex **ret, const char **why);
+
+/* Frees @re, which may be NULL. Returns: NULL. */
 CmSchemaRegex *cm_schema_regex_free(CmSchemaRegex *re);
 
 /* Whether the regex matches anywhere in the @len bytes of UTF-8 at @s (unanchored search). */
