@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "br-daemon.h"
+#include "br-hostlock.h"
 #include "br-instance.h"
 #include "br-jobs.h"
 #include "br-steps.h"
@@ -30,10 +31,6 @@ CM_ENUM_IMPL(br_job_state, BrJobState, BR_JOB_STATE_MAX, "queued", "running", "d
 #define MAX_EXECUTING 256
 #define SWEEP_INTERVAL_MS 2000
 
-typedef struct {
-    int64_t host_id, job_id;
-} HostLock;
-
 struct BrJobs {
     BrDaemon *d;
     pthread_mutex_t lock;
@@ -45,8 +42,7 @@ struct BrJobs {
     pthread_t sweeper;
     int64_t executing[MAX_EXECUTING];
     size_t n_executing;
-    HostLock host_locks[MAX_EXECUTING];
-    size_t n_host_locks;
+    BrHostLocks host_locks; /* under lock */
     atomic_uint_fast64_t done, failed;
 };
 
@@ -127,36 +123,75 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
     return 0;
 }
 
-/* ---- host locks: one job at a time per host ---- */
+/* ---- host locks: one job at a time per host, all of a job's hosts at once ---- */
 
-static bool host_lock(BrJobs *j, int64_t host_id, int64_t job_id)
+static bool host_held(BrJobs *j, int64_t host_id, int64_t job_id)
 {
-    bool ok = true;
     pthread_mutex_lock(&j->lock);
-    for (size_t i = 0; i < j->n_host_locks; i++) {
-        if (j->host_locks[i].host_id == host_id) {
-            ok = j->host_locks[i].job_id == job_id;
-            pthread_mutex_unlock(&j->lock);
-            return ok;
-        }
-    }
-    if (j->n_host_locks < MAX_EXECUTING)
-        j->host_locks[j->n_host_locks++] = (HostLock){host_id, job_id};
-    else
-        ok = false;
+    bool held = br_host_locks_holds(&j->host_locks, job_id, host_id);
     pthread_mutex_unlock(&j->lock);
-    return ok;
+    return held;
+}
+
+/*
+ * Takes every host that the job's remaining steps act on, or none (br-hostlock.h says why:
+ * no job holds a host while it waits for another, and the oldest waiting job goes first).
+ * The set is read afresh each time: it is known once the reserve step has placed the
+ * instances, and only shrinks as steps are done.
+ * Returns: 1 when the job holds them all, 0 when it must wait, or a negative errno.
+ */
+static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
+{
+    _cleanup_free_ int64_t *hosts = NULL;
+    size_t n = 0, cap = 0;
+    int64_t blocker = 0;
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "SELECT DISTINCT i.host_id FROM job_steps s"
+                                    " JOIN instances i ON i.id = s.instance_id"
+                                    " WHERE s.job_id = ? AND s.state != 'done'"
+                                    " AND i.host_id IS NOT NULL ORDER BY i.host_id",
+                                    err);
+    int r;
+
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, job->id);
+    while ((r = cm_db_step_row(db, stmt, err)) > 0) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            int64_t *nh = realloc(hosts, ncap * sizeof(*nh));
+            if (!nh) {
+                r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+                break;
+            }
+            hosts = nh;
+            cap = ncap;
+        }
+        hosts[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_reset(stmt);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&j->lock);
+    r = br_host_locks_acquire(&j->host_locks, job->id, hosts, n, cm_now_ms());
+    for (size_t i = 0; r == 0 && i < n && !blocker; i++)
+        blocker = br_host_locks_holder(&j->host_locks, hosts[i]);
+    pthread_mutex_unlock(&j->lock);
+    if (r == 0 && blocker)
+        cm_log_debug("job %lld waits for its %zu hosts: job %lld holds one", (long long)job->id,
+                     n, (long long)blocker);
+    else if (r == 0)
+        cm_log_debug("job %lld waits for its %zu hosts: an older job waits for one",
+                     (long long)job->id, n);
+    if (r == -ENOMEM)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return r;
 }
 
 static void host_unlock_all(BrJobs *j, int64_t job_id)
 {
     pthread_mutex_lock(&j->lock);
-    for (size_t i = 0; i < j->n_host_locks;) {
-        if (j->host_locks[i].job_id == job_id)
-            j->host_locks[i] = j->host_locks[--j->n_host_locks];
-        else
-            i++;
-    }
+    br_host_locks_release(&j->host_locks, job_id);
     pthread_cond_broadcast(&j->wake);
     pthread_mutex_unlock(&j->lock);
 }
@@ -344,13 +379,18 @@ static void run_job(BrJobs *j, BrJobRow *job)
             host_unlock_all(j, job->id);
             return;
         }
-        if (step.host_id && !host_lock(j, step.host_id, job->id)) {
-            /* Another job works on that host: come back shortly. */
-            char when[CM_TIME_ISO_LEN + 1];
-            cm_time_iso(cm_now_ms() + 500, when);
-            job_write(j, "UPDATE jobs SET not_before = ?2 WHERE id = ?1 AND ?3 IS NOT NULL",
-                      job->id, when, &err);
-            return;
+        if (step.host_id && !host_held(j, step.host_id, job->id)) {
+            r = hosts_take(j, db, job, &err);
+            if (r < 0) {
+                cm_log_error("job %lld: cannot take its hosts: %s", (long long)job->id,
+                             err.message);
+                return;
+            }
+            if (r == 0) {
+                /* Another job works on one of its hosts: the job waits, holding none, and is
+                 * run again as soon as its hosts are free (claim_next asks the table). */
+                return;
+            }
         }
         {
             char seq[16];
@@ -428,7 +468,9 @@ static void unclaim(BrJobs *j, int64_t id)
     pthread_mutex_unlock(&j->lock);
 }
 
-/* Picks the oldest runnable job nobody is running and claims it. */
+/* Picks the oldest runnable job nobody is running and claims it. A job waiting for its hosts
+ * is runnable once the host table could give them all to it; the release of hosts wakes the
+ * workers, so it runs at once, without polling the database. */
 static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
 {
     char now[CM_TIME_ISO_LEN + 1];
@@ -449,6 +491,9 @@ static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
     while (!found && cm_db_step_row(db, stmt, &err) > 0) {
         int64_t id = sqlite3_column_int64(stmt, 0);
         if (executing(j, id) || j->n_executing == MAX_EXECUTING)
+            continue;
+        /* Waiting for hosts another job holds (or an older one waits for): not yet. */
+        if (br_host_locks_must_wait(&j->host_locks, id, cm_now_ms()))
             continue;
         memset(ret, 0, sizeof(*ret));
         ret->id = id;
@@ -593,6 +638,7 @@ BrJobs *br_jobs_stop(BrJobs *j)
     pthread_join(j->sweeper, NULL);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->wake);
+    br_host_locks_clear(&j->host_locks);
     free(j);
     return NULL;
 }
