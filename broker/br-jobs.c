@@ -22,8 +22,8 @@ CM_ENUM_IMPL(br_job_kind, BrJobKind, BR_JOB_KIND_MAX, "provision", "resize", "re
              "trial_reclaim", "purge", "restore")
 
 CM_ENUM_IMPL(br_step_action, BrStepAction, BR_STEP_MAX, "reserve", "create_volume", "define",
-             "start", "set_vcpus", "set_memory", "grow_volume", "shutdown", "redefine",
-             "undefine", "wipe", "delete_volume", "finish")
+             "start", "set_vcpus", "set_memory", "grow_volume", "shutdown", "redefine", "undefine",
+             "wipe", "delete_volume", "finish")
 
 CM_ENUM_IMPL(br_job_state, BrJobState, BR_JOB_STATE_MAX, "queued", "running", "done", "error")
 
@@ -114,8 +114,8 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
         if (r < 0)
             return r;
     }
-    snprintf(detail, sizeof(detail), "{\"kind\":\"%s\",\"steps\":%zu}",
-             br_job_kind_to_string(kind), steps->n);
+    snprintf(detail, sizeof(detail), "{\"kind\":\"%s\",\"steps\":%zu}", br_job_kind_to_string(kind),
+             steps->n);
     r = br_store_audit(store, db, actor, "job.create", "job", id, "queued", detail, err);
     if (r < 0)
         return r;
@@ -178,8 +178,8 @@ static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
         blocker = br_host_locks_holder(&j->host_locks, hosts[i]);
     pthread_mutex_unlock(&j->lock);
     if (r == 0 && blocker)
-        cm_log_debug("job %lld waits for its %zu hosts: job %lld holds one", (long long)job->id,
-                     n, (long long)blocker);
+        cm_log_debug("job %lld waits for its %zu hosts: job %lld holds one", (long long)job->id, n,
+                     (long long)blocker);
     else if (r == 0)
         cm_log_debug("job %lld waits for its %zu hosts: an older job waits for one",
                      (long long)job->id, n);
@@ -238,8 +238,7 @@ static int step_mark_done(BrJobs *j, const BrJobRow *job, const BrStepRow *step,
         r = cm_db_step_done(db, stmt, err);
     }
     if (r >= 0 && new_instance_state >= 0 && step->instance_id)
-        r = br_instance_set_state(db, step->instance_id, (BrInstanceState)new_instance_state,
-                                  err);
+        r = br_instance_set_state(db, step->instance_id, (BrInstanceState)new_instance_state, err);
     if (r >= 0)
         r = br_steps_record(db, step, err);
     if (r < 0) {
@@ -275,9 +274,8 @@ static void job_fail(BrJobs *j, const BrJobRow *job, const BrStepRow *step, cons
             r = cm_db_step_done(db, stmt, &err);
         }
     }
-    stmt = cm_db_stmt(db,
-                      "UPDATE jobs SET state = 'error', error = ?, finished_at = ? WHERE id = ?",
-                      &err);
+    stmt = cm_db_stmt(
+        db, "UPDATE jobs SET state = 'error', error = ?, finished_at = ? WHERE id = ?", &err);
     if (r >= 0 && stmt) {
         CM_DB_BIND(stmt, why, at, job->id);
         r = cm_db_step_done(db, stmt, &err);
@@ -287,8 +285,8 @@ static void job_fail(BrJobs *j, const BrJobRow *job, const BrStepRow *step, cons
     if (r >= 0) {
         _cleanup_json_ json_object *detail = json_object_new_object();
         json_object_object_add(detail, "error", json_object_new_string(why));
-        r = br_store_audit(j->d->store, db, br_actor_system(), "job.error", "job", job->id,
-                           "error", cm_json_to_string(detail, NULL), &err);
+        r = br_store_audit(j->d->store, db, br_actor_system(), "job.error", "job", job->id, "error",
+                           cm_json_to_string(detail, NULL), &err);
     }
     if (r < 0) {
         cm_log_error("job %lld: cannot record the failure: %s", (long long)job->id, err.message);
@@ -352,8 +350,7 @@ static void run_job(BrJobs *j, BrJobRow *job)
             return;
         job->state = BR_JOB_RUNNING;
         cm_time_iso(cm_now_ms(), job->started_at);
-        cm_log_info("job %lld (%s) started", (long long)job->id,
-                    br_job_kind_to_string(job->kind));
+        cm_log_info("job %lld (%s) started", (long long)job->id, br_job_kind_to_string(job->kind));
     }
 
     for (;;) {
@@ -417,23 +414,21 @@ static void run_job(BrJobs *j, BrJobRow *job)
         if (r >= 0) {
             CmError werr = {0};
             if (step_mark_done(j, job, &step, new_state, &werr) < 0) {
-                cm_log_error("job %lld: cannot record step %d: %s", (long long)job->id,
-                             step.seq, werr.message);
+                cm_log_error("job %lld: cannot record step %d: %s", (long long)job->id, step.seq,
+                             werr.message);
                 return;
             }
             continue;
         }
         host_unlock_all(j, job->id);
-        if (r == -EAGAIN &&
-            seconds_since(job->started_at) < br_workflow_retry_seconds(j->d)) {
+        if (r == -EAGAIN && seconds_since(job->started_at) < br_workflow_retry_seconds(j->d)) {
             /* The host is away: keep the job, try again with backoff. */
             int64_t delay = 1LL << (step.attempts < 6 ? step.attempts : 6);
             char when[CM_TIME_ISO_LEN + 1], why[sizeof(err.message)];
             cm_time_iso(cm_now_ms() + delay * 1000, when);
             cm_strscpy(why, sizeof(why), err.message);
-            cm_log_warning("job %lld: step %s will be retried in %llds: %s",
-                           (long long)job->id, br_step_action_to_string(step.action),
-                           (long long)delay, why);
+            cm_log_warning("job %lld: step %s will be retried in %llds: %s", (long long)job->id,
+                           br_step_action_to_string(step.action), (long long)delay, why);
             /* ?3 (the time) is bound by job_write; these statements do not need it. */
             job_write(j,
                       "UPDATE job_steps SET state = 'pending', error = ?2 WHERE job_id = ?1"
