@@ -123,6 +123,96 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
     return 0;
 }
 
+int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err)
+{
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "SELECT kind, state, coalesce(request_id, 0),"
+                                    " coalesce(allocation_id, 0), attempts, created_at,"
+                                    " coalesce(started_at, '') FROM jobs WHERE id = ?",
+                                    err);
+    int r;
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0) {
+        memset(ret, 0, sizeof(*ret));
+        ret->id = id;
+        ret->kind = (BrJobKind)br_job_kind_from_string(cm_db_col_text(stmt, 0));
+        ret->state = (BrJobState)br_job_state_from_string(cm_db_col_text(stmt, 1));
+        ret->request_id = sqlite3_column_int64(stmt, 2);
+        ret->allocation_id = sqlite3_column_int64(stmt, 3);
+        ret->attempts = sqlite3_column_int64(stmt, 4);
+        snprintf(ret->created_at, sizeof(ret->created_at), "%s", cm_db_col_text(stmt, 5));
+        snprintf(ret->started_at, sizeof(ret->started_at), "%s", cm_db_col_text(stmt, 6));
+    }
+    sqlite3_reset(stmt);
+    if (r == 0) {
+        cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no job %lld", (long long)id);
+        return -ENOENT;
+    }
+    return r < 0 ? r : 0;
+}
+
+int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
+                  const char *comment, int64_t replaced, CmError *err)
+{
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    _cleanup_free_ char *previous = NULL;
+    sqlite3_stmt *stmt;
+    int r;
+
+    stmt = cm_db_stmt(db, "SELECT error FROM jobs WHERE id = ? AND state = 'error'", err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0 && cm_db_col_text(stmt, 0))
+        previous = strdup(cm_db_col_text(stmt, 0));
+    sqlite3_reset(stmt);
+    if (r == 0)
+        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                 "job %lld has not failed; only a failed job is retried",
+                                 (long long)id);
+    if (r < 0)
+        return r;
+    /* The failed step runs again; done steps stay done (they are idempotent and their effect
+     * exists), and the reserve step places again what went back to placement. */
+    stmt = cm_db_stmt(db,
+                      "UPDATE job_steps SET state = 'pending', error = NULL, finished_at = NULL"
+                      " WHERE job_id = ?1 AND (state = 'error' OR (?2 AND action = 'reserve'))",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id, (int64_t)reserve_again);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+    /* jobs.attempts counts the retries asked for (the column was unused before them). */
+    stmt = cm_db_stmt(db,
+                      "UPDATE jobs SET state = 'queued', error = NULL, started_at = NULL,"
+                      " finished_at = NULL, not_before = NULL, attempts = attempts + 1"
+                      " WHERE id = ? AND state = 'error'",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+    json_object_object_add(detail, "previous_error",
+                           previous ? json_object_new_string(previous) : NULL);
+    if (comment && *comment)
+        json_object_object_add(detail, "comment", json_object_new_string(comment));
+    json_object_object_add(detail, "replaced_instances", json_object_new_int64(replaced));
+    r = br_store_audit(store, db, actor, "job.retry", "job", id, "queued",
+                       cm_json_to_string(detail, NULL), err);
+    if (r >= 0)
+        cm_log_notice("job %lld retried by %s (was: %s)", (long long)id, actor->name,
+                      previous ? previous : "-");
+    return r;
+}
+
 /* ---- host locks: one job at a time per host, all of a job's hosts at once ---- */
 
 static bool host_held(BrJobs *j, int64_t host_id, int64_t job_id)
