@@ -179,7 +179,8 @@ int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bo
     /* The failed step runs again; done steps stay done (they are idempotent and their effect
      * exists), and the reserve step places again what went back to placement. */
     stmt = cm_db_stmt(db,
-                      "UPDATE job_steps SET state = 'pending', error = NULL, finished_at = NULL"
+                      "UPDATE job_steps SET state = 'pending', error = NULL, started_at = NULL,"
+                      " finished_at = NULL"
                       " WHERE job_id = ?1 AND (state = 'error' OR (?2 AND action = 'reserve'))",
                       err);
     if (!stmt)

@@ -120,6 +120,8 @@ static void print_job(CtlContext *ctx, json_object *j)
     ctl_print_json_field(ctx->out, 2, w, "Created", cm_json_get(j, "created_at"));
     ctl_print_json_field(ctx->out, 2, w, "Started", cm_json_get(j, "started_at"));
     ctl_print_json_field(ctx->out, 2, w, "Finished", cm_json_get(j, "finished_at"));
+    if (cm_json_get_int(j, "retries", 0) > 0)
+        ctl_print_json_field(ctx->out, 2, w, "Retries", cm_json_get(j, "retries"));
     /* Set once a step had to wait; only meaningful while the job is unfinished. */
     if (cm_json_get_str(j, "retry_at", NULL) &&
         (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0))
