@@ -91,8 +91,12 @@ static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STAT
     [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
     /* Out of error: a retried job takes it back to the state its kind works in
      * (provisioning, resizing, reclaiming); a purge ends it; the end of a trial reclaims it. */
-    [A(ERROR)] = {[A(PROVISIONING)] = true, [A(ACTIVE)] = true, [A(RESIZING)] = true,
-                  [A(RETAINED)] = true, [A(RECLAIMING)] = true, [A(PURGED)] = true},
+    [A(ERROR)] = {[A(PROVISIONING)] = true,
+                  [A(ACTIVE)] = true,
+                  [A(RESIZING)] = true,
+                  [A(RETAINED)] = true,
+                  [A(RECLAIMING)] = true,
+                  [A(PURGED)] = true},
 };
 #undef A
 

@@ -700,8 +700,8 @@ void br_workflow_retry_states(BrJobKind kind, bool trial, BrAllocationState *ret
 }
 
 /* The newest job of @allocation_id made after @job_id, or 0. */
-static int later_job(CmDb *db, int64_t allocation_id, int64_t job_id, int64_t *ret_id,
-                     char *kind, size_t kind_size, CmError *err)
+static int later_job(CmDb *db, int64_t allocation_id, int64_t job_id, int64_t *ret_id, char *kind,
+                     size_t kind_size, CmError *err)
 {
     sqlite3_stmt *stmt = cm_db_stmt(db,
                                     "SELECT id, kind FROM jobs WHERE allocation_id = ? AND id > ?"
@@ -788,8 +788,8 @@ int br_workflow_plan_retry(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
             r = cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
                                   "allocation %lld is '%s', not error; its job %lld cannot be "
                                   "retried",
-                                  (long long)job.allocation_id,
-                                  br_allocation_state_to_string(st), (long long)job_id);
+                                  (long long)job.allocation_id, br_allocation_state_to_string(st),
+                                  (long long)job_id);
         if (r < 0)
             return r;
     }
@@ -812,8 +812,8 @@ int br_workflow_plan_retry(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
                                   (long long)req.id, br_request_state_to_string(req.state),
                                   (long long)job_id);
         else
-            r = br_request_set_state(d->store, db, actor, req.id, req.kind,
-                                     BR_REQUEST_STATE_FAILED, req_to, "request.retry",
+            r = br_request_set_state(d->store, db, actor, req.id, req.kind, BR_REQUEST_STATE_FAILED,
+                                     req_to, "request.retry",
                                      comment && *comment ? comment : "its job is retried", err);
         req_info_clear(&req);
         if (r < 0)
