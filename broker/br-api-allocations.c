@@ -440,8 +440,7 @@ int br_api_jobs_retry(BrCall *c)
              (row.trial_allocation_id && row.trial_allocation_id == job.allocation_id));
         if (holds_again)
             r = br_request_review(c, db, &row, NULL, &out);
-        if (r >= 0 && holds_again &&
-            br_review_first_failure(&out, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
+        if (r >= 0 && holds_again && br_review_first_failure(&out, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
             r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed",
                                   "/check/rules/2",
                                   "retrying job %lld would take request %lld's resources again "
