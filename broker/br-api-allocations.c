@@ -4,6 +4,7 @@
 
 #include <microhttpd.h>
 
+#include "br-api-requests.h"
 #include "br-api.h"
 #include "br-jobs.h"
 #include "br-quota.h"
@@ -263,7 +264,7 @@ int br_api_allocations_purge(BrCall *c)
     "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"   \
     " j.finished_at, j.not_before,"                                                                \
     " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"              \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id),"                                   \
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts,"                        \
     " a.department_id, (SELECT name FROM departments WHERE id = a.department_id),"                 \
     " a.system_id, (SELECT name FROM systems WHERE id = a.system_id)"
 
@@ -284,15 +285,17 @@ static json_object *job_from_row(sqlite3_stmt *s)
     json_object_object_add(o, "state", br_json_col_text(s, 2));
     json_object_object_add(o, "request_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "allocation_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
-    json_object_object_add(o, "department_id", br_json_id_or_null(sqlite3_column_int64(s, 12)));
-    json_object_object_add(o, "department_name", br_json_col_text(s, 13));
-    json_object_object_add(o, "system_id", br_json_id_or_null(sqlite3_column_int64(s, 14)));
-    json_object_object_add(o, "system_name", br_json_col_text(s, 15));
+    json_object_object_add(o, "department_id", br_json_id_or_null(sqlite3_column_int64(s, 13)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 14));
+    json_object_object_add(o, "system_id", br_json_id_or_null(sqlite3_column_int64(s, 15)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 16));
     json_object_object_add(o, "error", br_json_col_text(s, 5));
     json_object_object_add(o, "created_at", br_json_col_text(s, 6));
     json_object_object_add(o, "started_at", br_json_col_text(s, 7));
     json_object_object_add(o, "finished_at", br_json_col_text(s, 8));
     json_object_object_add(o, "retry_at", br_json_col_text(s, 9));
+    /* How often it was retried by hand after failing (POST /v1/jobs/{id}/retry). */
+    json_object_object_add(o, "retries", json_object_new_int64(sqlite3_column_int64(s, 12)));
     json_object_object_add(progress, "done", json_object_new_int64(done));
     json_object_object_add(progress, "total", json_object_new_int64(total));
     json_object_object_add(progress, "percent",
@@ -343,28 +346,26 @@ int br_api_jobs_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_jobs_get(BrCall *c)
+/* Job @id with its steps, as GET /v1/jobs/{id} shows it; scoped for a department. */
+static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
 {
-    CmDb *db = br_api_read_db(c);
     sqlite3_stmt *s;
     json_object *o = NULL, *steps;
     int r;
 
-    if (!db)
-        return -EIO;
     r = cm_db_begin_read(db, &c->err);
     if (r < 0)
         return r;
     s = cm_db_stmt(db, "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.id = ?1" JOB_SCOPE(2), &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
-        CM_DB_BIND(s, c->ids[0], br_call_is_department(c) ? c->actor.department_id : 0);
+        CM_DB_BIND(s, id, br_call_is_department(c) ? c->actor.department_id : 0);
         r = cm_db_step_row(db, s, &c->err);
         if (r > 0)
             o = job_from_row(s);
         sqlite3_reset(s);
         if (r == 0)
-            r = br_not_found(c, "job", c->ids[0]);
+            r = br_not_found(c, "job", id);
     }
     if (r >= 0) {
         s = cm_db_stmt(db,
@@ -377,7 +378,7 @@ int br_api_jobs_get(BrCall *c)
         r = s ? 0 : -EIO;
     }
     if (r >= 0) {
-        CM_DB_BIND(s, c->ids[0]);
+        CM_DB_BIND(s, id);
         steps = json_object_new_array();
         while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
             json_object *st = json_object_new_object();
@@ -405,7 +406,75 @@ int br_api_jobs_get(BrCall *c)
         json_object_put(o);
         return r;
     }
+    *ret = o;
+    return 0;
+}
+
+int br_api_jobs_get(BrCall *c)
+{
+    CmDb *db = br_api_read_db(c);
+    json_object *o = NULL;
+    int r;
+
+    if (!db)
+        return -EIO;
+    r = job_load(c, db, c->ids[0], &o);
+    if (r < 0)
+        return r;
     return br_reply(c, MHD_HTTP_OK, o);
+}
+
+/*
+ * A failed job again, once the vendor has mended its cause: its request and allocation go
+ * back to where the failure found them (br_workflow_plan_retry). A request that holds its
+ * resources again (a trial's provisioning, a change) is checked against the quota first, as
+ * at approval: other requests may have been granted meanwhile. A production provisioning's
+ * allocation counts against the quota all along (error included), so it is not checked twice.
+ */
+int br_api_jobs_retry(BrCall *c)
+{
+    int64_t id = c->ids[0];
+    const char *comment = cm_json_get_str(c->body, "comment", NULL);
+    json_object *o = NULL;
+    BrJobRow job;
+    CmDb *db;
+    int r;
+
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = br_job_load(db, id, &job, &c->err);
+    if (r == -ENOENT)
+        r = br_not_found(c, "job", id);
+    if (r >= 0 && job.state == BR_JOB_ERROR && job.request_id &&
+        (job.kind == BR_JOB_PROVISION || job.kind == BR_JOB_RESIZE)) {
+        BrRequestRow row = {0};
+        BrReviewOutcome out;
+        r = br_request_load(c, db, job.request_id, &row);
+        bool holds_again =
+            r >= 0 && row.state == BR_REQUEST_STATE_FAILED &&
+            (job.kind == BR_JOB_RESIZE ||
+             (row.trial_allocation_id && row.trial_allocation_id == job.allocation_id));
+        if (holds_again)
+            r = br_request_review(c, db, &row, NULL, &out);
+        if (r >= 0 && holds_again && br_review_first_failure(&out, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed",
+                                  "/check/rules/2",
+                                  "retrying job %lld would take request %lld's resources again "
+                                  "beyond the department's quota",
+                                  (long long)id, (long long)job.request_id);
+        br_request_row_clear(&row);
+    }
+    if (r >= 0)
+        r = br_workflow_plan_retry(c->d, db, &c->actor, id, comment, &c->err);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    br_jobs_kick(c->d->jobs);
+    r = job_load(c, br_api_read_db(c), id, &o);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_ACCEPTED, o);
 }
 
 /* ---- events ---- */

@@ -128,6 +128,8 @@ static void print_job(CtlContext *ctx, json_object *j)
     ctl_print_json_field(ctx->out, 2, w, "Created", cm_json_get(j, "created_at"));
     ctl_print_json_field(ctx->out, 2, w, "Started", cm_json_get(j, "started_at"));
     ctl_print_json_field(ctx->out, 2, w, "Finished", cm_json_get(j, "finished_at"));
+    if (cm_json_get_int(j, "retries", 0) > 0)
+        ctl_print_json_field(ctx->out, 2, w, "Retries", cm_json_get(j, "retries"));
     /* Set once a step had to wait; only meaningful while the job is unfinished. */
     if (cm_json_get_str(j, "retry_at", NULL) &&
         (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0))
@@ -296,6 +298,37 @@ static int cmd_watch(CtlContext *ctx, const CtlArgs *args)
     return 0;
 }
 
+/* A failed job queued again (vendor or reviewer), once what made it fail is mended. */
+static int cmd_retry(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *body = NULL, *o = NULL;
+    _cleanup_free_ char *path = NULL, *retry = NULL;
+    const char *comment = ctl_args_get(args, "comment");
+    int64_t id;
+    int r;
+
+    r = job_path(ctx, args->pos[0], &path);
+    if (r < 0)
+        return r;
+    retry = cm_strdup_printf("%s/retry", path);
+    if (!retry)
+        return ctl_fail(ctx, -ENOMEM, "out of memory");
+    if (comment) {
+        body = json_object_new_object();
+        json_object_object_add(body, "comment", json_object_new_string(comment));
+    }
+    r = ctl_call(ctx, "POST", retry, body, &o);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, o))
+        return 0;
+    id = cm_json_get_int(o, "id", 0);
+    fprintf(ctx->out, "Job %" PRId64 " (%s) is queued again (retry %" PRId64 ").\n", id,
+            cm_json_get_str(o, "kind", "?"), cm_json_get_int(o, "retries", 0));
+    fprintf(ctx->out, "Follow it with: %s job watch %" PRId64 "\n", CTL_PROGRAM, id);
+    return 0;
+}
+
 /* ---- events ---- */
 
 static int cmd_events(CtlContext *ctx, const CtlArgs *args)
@@ -357,6 +390,11 @@ static const CtlOption watch_options[] = {
     {NULL},
 };
 
+static const CtlOption retry_options[] = {
+    {"comment", 0, "TEXT", CTL_OPT_VALUE, "what was mended (kept in the audit and the history)"},
+    {NULL},
+};
+
 static const CtlOption event_options[] = {
     {"open", 0, NULL, 0, "only events whose condition still holds (not resolved)"},
     {"kind", 0, "KIND", CTL_OPT_VALUE, "instance_missing, instance_state or unowned_domain"},
@@ -401,6 +439,24 @@ const CtlCommand ctl_job_commands[] = {
             "--json nothing is printed along the way, then the job's final document.",
         .example = "  cloudbrokerctl job watch 5\n"
                    "  cloudbrokerctl --json job watch 5 --timeout 600",
+    },
+    {
+        .group = "job",
+        .verb = "retry",
+        .handler = cmd_retry,
+        .help = "run a failed job again once its cause is mended (vendor, reviewer)",
+        .args = "ID",
+        .min_args = 1,
+        .max_args = 1,
+        .options = retry_options,
+        .description =
+            "The job resumes at the step that failed; steps already done stay done. Its\n"
+            "allocation leaves error and its request goes back from failed to where the job\n"
+            "failed (approved, trial_passed, applying or reclaiming). Instances placed on a\n"
+            "host but not yet made there are placed again, so a host taken out of service\n"
+            "meanwhile is avoided. Only the latest job of an allocation can be retried.",
+        .example = "  cloudbrokerctl job retry 12 --comment 'base volume restored on trial-2'\n"
+                   "  cloudbrokerctl job watch 12",
     },
     {NULL},
 };
