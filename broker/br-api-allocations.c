@@ -264,7 +264,7 @@ int br_api_allocations_purge(BrCall *c)
     "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"   \
     " j.finished_at, j.not_before,"                                                                \
     " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"              \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts,"                        \
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts,"                       \
     " a.department_id, (SELECT name FROM departments WHERE id = a.department_id),"                 \
     " a.system_id, (SELECT name FROM systems WHERE id = a.system_id)"
 
