@@ -1078,8 +1078,9 @@ int br_workflow_reserve(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
     for (size_t j = 0; r >= 0 && j < k; j++) {
         const BrCatalogImage *img = br_policy_image(p, cur[which[j]].image);
         sqlite3_stmt *stmt = cm_db_stmt(db,
-                                        "UPDATE instances SET host_id = ?, pool = ?,"
-                                        " state = 'placed' WHERE id = ? AND state = 'pending'",
+                                        "UPDATE instances SET host_id = ?1, pool = coalesce("
+                                        "?2, (SELECT storage_pool FROM hosts WHERE id = ?1)),"
+                                        " state = 'placed' WHERE id = ?3 AND state = 'pending'",
                                         err);
         if (!img)
             r = cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_image", "image",
@@ -1087,7 +1088,8 @@ int br_workflow_reserve(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
         else if (!stmt)
             r = -EIO;
         else {
-            CM_DB_BIND(stmt, hs.hosts[choice[j]].id, img->pool, cur[which[j]].id);
+            CM_DB_BIND(stmt, hs.hosts[choice[j]].id, img->pool[0] ? img->pool : NULL,
+                       cur[which[j]].id);
             r = cm_db_step_done(db, stmt, err);
         }
         if (r >= 0)
