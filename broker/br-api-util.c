@@ -62,3 +62,25 @@ int br_not_found(BrCall *c, const char *what, int64_t id)
     return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what,
                         (long long)id);
 }
+
+CmDb *br_call_db(BrCall *c)
+{
+    return br_store_db(c->d->store, &c->err);
+}
+
+int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx)
+{
+    return br_tx_run(c->d->store, name, &c->actor, fn, ctx, &c->err);
+}
+
+int br_call_page(BrCall *c, BrPage *ret)
+{
+    return br_api_page(c, &ret->limit, &ret->after);
+}
+
+int br_reply_list(BrCall *c, json_object *items, const BrPage *page)
+{
+    size_t n = json_object_array_length(items);
+    int64_t last = n ? cm_json_get_int(json_object_array_get_idx(items, n - 1), "id", 0) : 0;
+    return br_api_list_reply(c, items, page->limit, last);
+}

@@ -9,6 +9,7 @@
 
 #include "br-daemon.h"
 #include "br-role.h"
+#include "br-tx.h"
 #include "cm-error.h"
 #include "cm-json.h"
 
@@ -172,6 +173,7 @@ int br_api_allocations_restore(BrCall *c);
 int br_api_allocations_purge(BrCall *c);
 int br_api_jobs_list(BrCall *c);
 int br_api_jobs_get(BrCall *c);
+int br_api_jobs_retry(BrCall *c);
 int br_api_events_list(BrCall *c);
 
 int br_api_findings_list(BrCall *c);
@@ -196,6 +198,36 @@ int br_api_audit_list(BrCall *c);
 int br_api_audit_verify(BrCall *c);
 
 /* ---- shared by the handlers (br-api-util.c) ---- */
+
+/** br_call_db: Returns: this thread's connection; NULL (c->err set) is taken by every store call. */
+CmDb *br_call_db(BrCall *c);
+
+/** br_call_scope: Returns: the caller's department when it is scoped to one, else 0. */
+static inline int64_t br_call_scope(const BrCall *c)
+{
+    return c->actor.role == BR_ROLE_DEPARTMENT ? c->actor.department_id : 0;
+}
+
+/**
+ * br_call_tx:
+ * Runs @fn in one write transaction as the caller (br_tx_run()).
+ * Returns: what @fn returned, or a negative errno with c->err set.
+ */
+int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx);
+
+/**
+ * br_call_page:
+ * Reads ?limit= (1..1000, default 100) and ?after= (an id cursor, default 0).
+ * Returns: 0, or a negative errno with c->err naming the parameter.
+ */
+int br_call_page(BrCall *c, BrPage *ret);
+
+/**
+ * br_reply_list:
+ * Replies {"items": @items, "next": cursor-or-null}: when the page is full, the cursor is
+ * the last item's "id". Returns: 0.
+ */
+int br_reply_list(BrCall *c, json_object *items, const BrPage *page);
 
 /**
  * br_api_write_begin:

@@ -15,6 +15,12 @@
  */
 typedef struct BrStore BrStore;
 
+/* One page of a list: rows with an id above @after, at most @limit of them, by id. */
+typedef struct {
+    int64_t limit;
+    int64_t after;
+} BrPage;
+
 /**
  * br_store_open:
  * Opens @path, applies pending migrations and loads the audit key from @audit_key_path.

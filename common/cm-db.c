@@ -4,17 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "cm-db.h"
 #include "cm-log.h"
 
 #define STMT_CACHE_SIZE 512 /* power of two; more distinct SQL strings than the code holds */
 
+struct CmStmt {
+    CmDb *db;
+    const char *sql; /* the cache key; NULL for a free slot */
+    sqlite3_stmt *stmt;
+    int64_t changes;
+};
+
 struct CmDb {
     sqlite3 *db;
-    struct {
-        const char *sql;
-        sqlite3_stmt *stmt;
-    } cache[STMT_CACHE_SIZE];
+    CmStmt cache[STMT_CACHE_SIZE];
 };
 
 static int db_error(CmDb *db, CmError *err, const char *what)
@@ -56,7 +62,7 @@ int cm_db_open(const char *path, CmDbFlags flags, CmDb **ret, CmError *err)
 
     oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
     oflags |= (flags & CM_DB_READONLY) ? SQLITE_OPEN_READONLY
-                                        : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+                                       : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     r = sqlite3_open_v2(path, &db->db, oflags, NULL);
     if (r != SQLITE_OK) {
         cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot open database %s: %s", path,
@@ -103,54 +109,267 @@ sqlite3 *cm_db_handle(CmDb *db)
     return db->db;
 }
 
-sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err)
+CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err)
 {
     uintptr_t h = (uintptr_t)sql;
     size_t i;
+
+    /* A connection that could not be opened has set @err already. */
+    if (!db) {
+        if (!cm_error_is_set(err))
+            cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "no database connection");
+        return NULL;
+    }
 
     h ^= h >> 17;
     h *= 0x9E3779B97F4A7C15ULL;
     i = (size_t)(h >> 40) & (STMT_CACHE_SIZE - 1);
     for (size_t probe = 0; probe < STMT_CACHE_SIZE; probe++, i = (i + 1) & (STMT_CACHE_SIZE - 1)) {
-        if (db->cache[i].sql == sql) {
-            sqlite3_reset(db->cache[i].stmt);
-            sqlite3_clear_bindings(db->cache[i].stmt);
-            return db->cache[i].stmt;
+        CmStmt *st = &db->cache[i];
+        if (st->sql == sql) {
+            sqlite3_reset(st->stmt);
+            sqlite3_clear_bindings(st->stmt);
+            st->changes = 0;
+            return st;
         }
-        if (!db->cache[i].sql) {
-            sqlite3_stmt *stmt = NULL;
-            if (sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        if (!st->sql) {
+            if (sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt, NULL) !=
                 SQLITE_OK) {
                 db_error(db, err, "prepare");
                 cm_log_error("sqlite: failed statement: %s", sql);
+                st->stmt = NULL;
                 return NULL;
             }
-            db->cache[i].sql = sql;
-            db->cache[i].stmt = stmt;
-            return stmt;
+            st->db = db;
+            st->sql = sql;
+            return st;
         }
     }
     cm_error_set(err, CM_ERROR_INTERNAL, "", "statement cache full");
     return NULL;
 }
 
-int cm_db_bind_i64_(sqlite3_stmt *s, int idx, int64_t v)
+sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err)
+{
+    CmStmt *st = cm_db_prepare(db, sql, err);
+    return st ? st->stmt : NULL;
+}
+
+void cm_stmt_reset(CmStmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st->stmt);
+    sqlite3_clear_bindings(st->stmt);
+}
+
+int cm_stmt_step(CmStmt *st, CmError *err)
+{
+    int r = sqlite3_step(st->stmt);
+    if (r == SQLITE_ROW)
+        return 1;
+    if (r == SQLITE_DONE) {
+        st->changes = sqlite3_changes64(st->db->db);
+        return 0;
+    }
+    r = db_error(st->db, err, "step");
+    sqlite3_reset(st->stmt);
+    return r;
+}
+
+int cm_stmt_exec(CmStmt *st, CmError *err)
+{
+    int r;
+    while ((r = cm_stmt_step(st, err)) > 0)
+        ;
+    sqlite3_reset(st->stmt);
+    return r;
+}
+
+int64_t cm_stmt_changes(CmStmt *st)
+{
+    return st->changes;
+}
+
+int cm_stmt_columns(CmStmt *st)
+{
+    return sqlite3_column_count(st->stmt);
+}
+
+const char *cm_stmt_name(CmStmt *st, int i)
+{
+    return sqlite3_column_name(st->stmt, i);
+}
+
+CmDbType cm_stmt_type(CmStmt *st, int i)
+{
+    switch (sqlite3_column_type(st->stmt, i)) {
+    case SQLITE_INTEGER:
+        return CM_DB_INTEGER;
+    case SQLITE_FLOAT:
+        return CM_DB_FLOAT;
+    case SQLITE_TEXT:
+        return CM_DB_TEXT;
+    case SQLITE_BLOB:
+        return CM_DB_BLOB;
+    default:
+        return CM_DB_NULL;
+    }
+}
+
+bool cm_stmt_is_null(CmStmt *st, int i)
+{
+    return sqlite3_column_type(st->stmt, i) == SQLITE_NULL;
+}
+
+int64_t cm_stmt_int(CmStmt *st, int i)
+{
+    return sqlite3_column_int64(st->stmt, i);
+}
+
+double cm_stmt_double(CmStmt *st, int i)
+{
+    return sqlite3_column_double(st->stmt, i);
+}
+
+const char *cm_stmt_text(CmStmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st->stmt, i);
+}
+
+size_t cm_stmt_bytes(CmStmt *st, int i)
+{
+    return (size_t)sqlite3_column_bytes(st->stmt, i);
+}
+
+const void *cm_stmt_blob(CmStmt *st, int i)
+{
+    return sqlite3_column_blob(st->stmt, i);
+}
+
+char *cm_stmt_strdup(CmStmt *st, int i)
+{
+    const char *t = cm_stmt_text(st, i);
+    return strdup(t ? t : "");
+}
+
+json_object *cm_stmt_row_json(CmStmt *st)
+{
+    json_object *o = json_object_new_object();
+    int n = cm_stmt_columns(st);
+
+    for (int i = 0; i < n; i++) {
+        const char *name = cm_stmt_name(st, i), *tag = strrchr(name, ':');
+        size_t keylen = tag ? (size_t)(tag - name) : strlen(name);
+        json_object *v = NULL;
+
+        if (cm_stmt_is_null(st, i))
+            v = NULL;
+        else if (tag && strcmp(tag, ":bool") == 0)
+            v = json_object_new_boolean(cm_stmt_int(st, i) != 0);
+        else if (tag && strcmp(tag, ":json") == 0) {
+            v = json_tokener_parse(cm_stmt_text(st, i));
+            if (!v)
+                v = json_object_new_string_len(cm_stmt_text(st, i), (int)cm_stmt_bytes(st, i));
+        } else
+            switch (cm_stmt_type(st, i)) {
+            case CM_DB_INTEGER:
+                v = json_object_new_int64(cm_stmt_int(st, i));
+                break;
+            case CM_DB_FLOAT:
+                v = json_object_new_double(cm_stmt_double(st, i));
+                break;
+            default:
+                v = json_object_new_string_len(cm_stmt_text(st, i), (int)cm_stmt_bytes(st, i));
+                break;
+            }
+        /* Column names live only as long as the prepared statement: the key is copied. */
+        json_object_object_add(o, tag ? strndupa(name, keylen) : name, v);
+    }
+    return o;
+}
+
+int cm_stmt_rows_json(CmStmt *st, json_object **ret, CmError *err)
+{
+    json_object *items = json_object_new_array();
+    int r;
+
+    while ((r = cm_stmt_step(st, err)) > 0)
+        json_object_array_add(items, cm_stmt_row_json(st));
+    cm_stmt_reset(st);
+    if (r < 0) {
+        json_object_put(items);
+        return r;
+    }
+    *ret = items;
+    return 0;
+}
+
+int cm_stmt_bind_i64(CmStmt *st, int idx, int64_t v)
+{
+    return sqlite3_bind_int64(st->stmt, idx, v) == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int cm_stmt_bind_double(CmStmt *st, int idx, double v)
+{
+    return sqlite3_bind_double(st->stmt, idx, v) == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int cm_stmt_bind_text(CmStmt *st, int idx, const char *v)
+{
+    int r = v ? sqlite3_bind_text(st->stmt, idx, v, -1, SQLITE_TRANSIENT)
+              : sqlite3_bind_null(st->stmt, idx);
+    return r == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int cm_stmt_bind_blob(CmStmt *st, int idx, const void *v, size_t len)
+{
+    return sqlite3_bind_blob64(st->stmt, idx, v, len, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int cm_stmt_bind_null(CmStmt *st, int idx)
+{
+    return sqlite3_bind_null(st->stmt, idx) == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int cm_stmt_bind_i64_(void *s, int idx, int64_t v)
+{
+    return cm_stmt_bind_i64(s, idx, v) ? 1 : 0;
+}
+
+int cm_stmt_bind_double_(void *s, int idx, double v)
+{
+    return cm_stmt_bind_double(s, idx, v) ? 1 : 0;
+}
+
+int cm_stmt_bind_text_(void *s, int idx, const char *v)
+{
+    return cm_stmt_bind_text(s, idx, v) ? 1 : 0;
+}
+
+int cm_stmt_bind_null_(void *s, int idx, const void *v)
+{
+    (void)v;
+    return cm_stmt_bind_null(s, idx) ? 1 : 0;
+}
+
+int cm_db_bind_i64_(void *s, int idx, int64_t v)
 {
     return sqlite3_bind_int64(s, idx, v) == SQLITE_OK ? 0 : 1;
 }
 
-int cm_db_bind_double_(sqlite3_stmt *s, int idx, double v)
+int cm_db_bind_double_(void *s, int idx, double v)
 {
     return sqlite3_bind_double(s, idx, v) == SQLITE_OK ? 0 : 1;
 }
 
-int cm_db_bind_text_(sqlite3_stmt *s, int idx, const char *v)
+int cm_db_bind_text_(void *s, int idx, const char *v)
 {
     int r = v ? sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, idx);
     return r == SQLITE_OK ? 0 : 1;
 }
 
-int cm_db_bind_null_(sqlite3_stmt *s, int idx, const void *v)
+int cm_db_bind_null_(void *s, int idx, const void *v)
 {
     (void)v;
     return sqlite3_bind_null(s, idx) == SQLITE_OK ? 0 : 1;

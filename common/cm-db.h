@@ -50,27 +50,133 @@ sqlite3 *cm_db_handle(CmDb *db);
 sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err);
 
 /*
- * Type-checked binding: CM_DB_BIND(stmt, a, b, c) binds a, b, c to parameters 1, 2, 3,
- * choosing the SQLite call from each argument's C type (integers, double, strings; a NULL
- * pointer binds SQL NULL). Evaluates to 0, or -EINVAL when a bind failed.
+ * Statements. A CmStmt is a prepared statement of one connection together with its current
+ * row; cm_db_prepare() hands out the connection's cached statement for an SQL string, and the
+ * _cleanup_stmt_ attribute resets it when the variable leaves scope, so no caller resets by
+ * hand. The SQL uses SQLite's numbered parameters (?1, ?2, ... or plain ? in order).
  */
-int cm_db_bind_i64_(sqlite3_stmt *s, int idx, int64_t v);
-int cm_db_bind_double_(sqlite3_stmt *s, int idx, double v);
-int cm_db_bind_text_(sqlite3_stmt *s, int idx, const char *v);
-int cm_db_bind_null_(sqlite3_stmt *s, int idx, const void *v);
+typedef struct CmStmt CmStmt;
+
+/* The type of a column's value in the current row. */
+typedef enum {
+    CM_DB_NULL,
+    CM_DB_INTEGER,
+    CM_DB_FLOAT,
+    CM_DB_TEXT,
+    CM_DB_BLOB,
+} CmDbType;
+
+/**
+ * cm_db_prepare:
+ * Returns the statement for @sql from this connection's cache, reset and with its bindings
+ * cleared, preparing it on first use. @sql must have static lifetime: the cache is keyed by
+ * its address. Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL).
+ */
+CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err);
+
+/** cm_stmt_reset: ends the statement's current run and clears its bindings. Accepts NULL. */
+void cm_stmt_reset(CmStmt *st);
+static inline void cm_stmt_resetp(CmStmt **st)
+{
+    if (*st)
+        cm_stmt_reset(*st);
+}
+/* For statements from cm_db_prepare(): reset when leaving scope, the cache keeps them. */
+#define _cleanup_stmt_ _cleanup_(cm_stmt_resetp)
+
+/**
+ * cm_stmt_step:
+ * Runs the statement to its next row. Returns: 1 when a row is available, 0 when done,
+ * -EEXIST on a constraint violation, -EAGAIN when the database is busy, or another negative
+ * errno; @err is set on every failure.
+ */
+int cm_stmt_step(CmStmt *st, CmError *err);
+
+/**
+ * cm_stmt_exec:
+ * Runs the statement to its end (rows are skipped) and resets it.
+ * Returns: 0, or a negative errno as cm_stmt_step() with @err set.
+ */
+int cm_stmt_exec(CmStmt *st, CmError *err);
+
+/** cm_stmt_changes: Returns: the rows the last cm_stmt_exec()/step of @st changed. */
+int64_t cm_stmt_changes(CmStmt *st);
+
+int cm_stmt_columns(CmStmt *st);
+/** cm_stmt_name: Returns: the name (alias) of column @i. */
+const char *cm_stmt_name(CmStmt *st, int i);
+/** cm_stmt_type: Returns: the type of column @i's value in the current row. */
+CmDbType cm_stmt_type(CmStmt *st, int i);
+bool cm_stmt_is_null(CmStmt *st, int i);
+/** cm_stmt_int: Returns: column @i as an integer (0 for NULL; true is 1). */
+int64_t cm_stmt_int(CmStmt *st, int i);
+/** cm_stmt_double: Returns: column @i as a double (0 for NULL). */
+double cm_stmt_double(CmStmt *st, int i);
+/** cm_stmt_text: Returns: column @i as text, valid until the next step or reset; NULL for NULL. */
+const char *cm_stmt_text(CmStmt *st, int i);
+/** cm_stmt_bytes: Returns: the length in bytes of column @i's text or blob. */
+size_t cm_stmt_bytes(CmStmt *st, int i);
+/** cm_stmt_blob: Returns: column @i's bytes (cm_stmt_bytes() long); NULL for NULL. */
+const void *cm_stmt_blob(CmStmt *st, int i);
+
+/** cm_stmt_strdup: Returns: a copy of column @i's text, "" for NULL, or NULL on no memory. */
+char *cm_stmt_strdup(CmStmt *st, int i);
+
+/**
+ * cm_stmt_row_json:
+ * Turns the current row into a JSON object keyed by the columns' names: integers, floats,
+ * text and NULL as their JSON kinds. A name may end in a type tag that the key loses:
+ * "on_cloud:bool" gives a boolean, "detail:json" parses stored JSON text (invalid text
+ * stays a string). Returns: the new object (never NULL).
+ */
+struct json_object *cm_stmt_row_json(CmStmt *st);
+
+/**
+ * cm_stmt_rows_json:
+ * Steps @st to its end, each row made a JSON object as by cm_stmt_row_json(), and resets it.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int cm_stmt_rows_json(CmStmt *st, struct json_object **ret, CmError *err);
+
+int cm_stmt_bind_i64(CmStmt *st, int idx, int64_t v);
+int cm_stmt_bind_double(CmStmt *st, int idx, double v);
+/** cm_stmt_bind_text: binds a copy of @v, or SQL NULL when @v is NULL. Returns: 0 or -EINVAL. */
+int cm_stmt_bind_text(CmStmt *st, int idx, const char *v);
+int cm_stmt_bind_blob(CmStmt *st, int idx, const void *v, size_t len);
+int cm_stmt_bind_null(CmStmt *st, int idx);
+
+/*
+ * Type-checked binding: CM_DB_BIND(stmt, a, b, c) binds a, b, c to parameters 1, 2, 3,
+ * choosing the call from each argument's C type (integers, double, strings; a NULL pointer
+ * binds SQL NULL). Evaluates to 0, or -EINVAL when a bind failed. @stmt is a CmStmt, or a
+ * raw sqlite3_stmt in code not yet moved to CmStmt.
+ */
+int cm_db_bind_i64_(void *s, int idx, int64_t v);
+int cm_db_bind_double_(void *s, int idx, double v);
+int cm_db_bind_text_(void *s, int idx, const char *v);
+int cm_db_bind_null_(void *s, int idx, const void *v);
+int cm_stmt_bind_i64_(void *s, int idx, int64_t v);
+int cm_stmt_bind_double_(void *s, int idx, double v);
+int cm_stmt_bind_text_(void *s, int idx, const char *v);
+int cm_stmt_bind_null_(void *s, int idx, const void *v);
+
+#define cm__db_bind_fn(v, pfx)                                                                     \
+    _Generic((v),                                                                                  \
+        char *: pfx##_bind_text_,                                                                  \
+        const char *: pfx##_bind_text_,                                                            \
+        void *: pfx##_bind_null_,                                                                  \
+        _Bool: pfx##_bind_i64_,                                                                    \
+        int: pfx##_bind_i64_,                                                                      \
+        unsigned: pfx##_bind_i64_,                                                                 \
+        long: pfx##_bind_i64_,                                                                     \
+        unsigned long: pfx##_bind_i64_,                                                            \
+        long long: pfx##_bind_i64_,                                                                \
+        double: pfx##_bind_double_)
 
 #define cm_db_bind_value(stmt, idx, v)                                                             \
-    _Generic((v),                                                                                  \
-        char *: cm_db_bind_text_,                                                                  \
-        const char *: cm_db_bind_text_,                                                            \
-        void *: cm_db_bind_null_,                                                                  \
-        _Bool: cm_db_bind_i64_,                                                                    \
-        int: cm_db_bind_i64_,                                                                      \
-        unsigned: cm_db_bind_i64_,                                                                 \
-        long: cm_db_bind_i64_,                                                                     \
-        unsigned long: cm_db_bind_i64_,                                                            \
-        long long: cm_db_bind_i64_,                                                                \
-        double: cm_db_bind_double_)(stmt, idx, v)
+    _Generic((stmt), CmStmt *                                                                      \
+             : cm__db_bind_fn(v, cm_stmt), default                                                 \
+             : cm__db_bind_fn(v, cm_db))((void *)(stmt), idx, v)
 
 #define CM__DB_B1(s, i, a) cm_db_bind_value(s, i, a)
 #define CM__DB_B2(s, i, a, ...) (cm_db_bind_value(s, i, a) | CM__DB_B1(s, (i) + 1, __VA_ARGS__))
@@ -92,8 +198,12 @@ int cm_db_bind_null_(sqlite3_stmt *s, int idx, const void *v);
 #define CM__DB_B18(s, i, a, ...) (cm_db_bind_value(s, i, a) | CM__DB_B17(s, (i) + 1, __VA_ARGS__))
 #define CM__DB_B19(s, i, a, ...) (cm_db_bind_value(s, i, a) | CM__DB_B18(s, (i) + 1, __VA_ARGS__))
 #define CM__DB_B20(s, i, a, ...) (cm_db_bind_value(s, i, a) | CM__DB_B19(s, (i) + 1, __VA_ARGS__))
-#define CM__DB_NARGS(...) CM__DB_NARGS_(__VA_ARGS__, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
-#define CM__DB_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, N, ...) N
+#define CM__DB_NARGS(...)                                                                          \
+    CM__DB_NARGS_(__VA_ARGS__, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, \
+                  1)
+#define CM__DB_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17,  \
+                      _18, _19, _20, N, ...)                                                       \
+    N
 #define CM__DB_CAT(a, b) CM__DB_CAT_(a, b)
 #define CM__DB_CAT_(a, b) a##b
 #define CM_DB_BIND(stmt, ...)                                                                      \
@@ -138,16 +248,6 @@ int64_t cm_db_last_insert_id(CmDb *db);
 
 /** cm_db_col_text: Returns: column @i as text, or NULL for SQL NULL. */
 const char *cm_db_col_text(sqlite3_stmt *stmt, int i);
-
-static inline void cm_stmt_resetp(sqlite3_stmt **s)
-{
-    if (*s) {
-        sqlite3_reset(*s);
-        sqlite3_clear_bindings(*s);
-    }
-}
-/* For statements from cm_db_stmt(): reset when leaving scope, the cache keeps them. */
-#define _cleanup_stmt_ _cleanup_(cm_stmt_resetp)
 
 static inline void cm_stmt_finalizep(sqlite3_stmt **s)
 {

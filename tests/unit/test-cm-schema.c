@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -21,10 +20,32 @@
 #endif
 
 #define SUITE_TESTS_DIR JSON_SCHEMA_TEST_SUITE_DIR "/tests/draft7"
-#define SUITE_REMOTES_DIR JSON_SCHEMA_TEST_SUITE_DIR "/remotes"
-/* The suite's refRemote.json expects its remotes folder served at this URL. */
-#define SUITE_REMOTES_URL "http://localhost:1234"
 #define SUITE_MAX_FILE_SIZE (16u * 1024u * 1024u)
+
+/*
+ * The draft-07 keywords that cm-schema.h does not implement, written down here independently of
+ * the validator: a schema that uses one must be refused, never half-validated.
+ */
+static const char *const unsupported_keywords[] = {
+    "$id",
+    "$ref",
+    "definitions",
+    "else",
+    "oneOf",
+    "patternProperties",
+    "propertyNames",
+    "additionalItems",
+    "contains",
+    "multipleOf",
+    "dependencies",
+    "format",
+    "default",
+    "examples",
+    "contentMediaType",
+    "contentEncoding",
+    "readOnly",
+    "writeOnly",
+};
 
 /* json-c's own parser: test values include top-level scalars such as 1.0 or null. */
 static json_object *parse(const char *text)
@@ -95,51 +116,78 @@ static void expect_invalid(const CmSchema *s, const char *instance, const char *
 
 /* ---- the official JSON-Schema-Test-Suite ---- */
 
-static int add_remote_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    static const char prefix[] = SUITE_REMOTES_DIR;
-    _cleanup_json_ json_object *doc = NULL;
-    _cleanup_free_ char *uri = NULL;
-    CmError err = {0};
-    size_t len = strlen(path);
+/* The keywords cm-schema.h claims, the same way. */
+static const char *const supported_keywords[] = {
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "additionalProperties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "allOf",
+    "anyOf",
+    "not",
+    "if",
+    "then",
+    "$schema",
+    "$comment",
+    "title",
+    "description",
+};
 
-    if (type != FTW_F || len < 5 || strcmp(path + len - 5, ".json") != 0)
-        return 0;
-    if (cm_json_load_file(path, SUITE_MAX_FILE_SIZE, &doc, &err) < 0) {
-        print_error("%s\n", err.message);
-        return -1;
-    }
-    /* path is below the remotes folder: the rest of it is the path in the URL */
-    if (asprintf(&uri, "%s%s", SUITE_REMOTES_URL, path + strlen(prefix)) < 0)
-        return -1;
-    if (cm_schema_add_remote(uri, doc, &err) < 0) {
-        print_error("%s: %s\n", uri, err.message);
-        return -1;
-    }
-    return 0;
+/* Whether @err refuses a member that is not a supported keyword (or the array form of
+ * "items"), as cm_schema_compile() must. */
+static bool refused_as_unsupported(const CmError *err)
+{
+    static const char prefix[] = "unsupported keyword \"";
+    const char *key = err->message + strlen(prefix), *end;
+
+    if (strcmp(err->code, "invalid_schema") != 0)
+        return false;
+    if (strstr(err->message, "unsupported form of \"items\": an array") == err->message)
+        return true;
+    if (strncmp(err->message, prefix, strlen(prefix)) != 0 || !(end = strstr(key, "\" at /")))
+        return false;
+    for (size_t i = 0; i < sizeof(supported_keywords) / sizeof(supported_keywords[0]); i++)
+        if (strlen(supported_keywords[i]) == (size_t)(end - key) &&
+            strncmp(key, supported_keywords[i], (size_t)(end - key)) == 0)
+            return false;
+    return true;
 }
 
-static int setup_remotes(void **state)
-{
-    return nftw(SUITE_REMOTES_DIR, add_remote_file, 8, FTW_PHYS) == 0 ? 0 : -1;
-}
+/*
+ * Runs draft7/<file>.json: every case is either refused for a keyword that is not supported,
+ * or compiled and then every one of its tests passes. @state names the file and says whether
+ * it is the file of a supported keyword (then some of its cases must run) or of an unsupported
+ * one (then some must be refused).
+ */
+typedef struct {
+    const char *file;
+    bool supported;
+} SuiteFile;
 
-static int teardown_remotes(void **state)
-{
-    cm_schema_clear_remotes();
-    return 0;
-}
-
-/* Runs every case and test of draft7/<keyword>.json; any mismatch fails the keyword. */
 static void test_suite_file(void **state)
 {
-    const char *keyword = *state;
+    const SuiteFile *sf = *state;
     _cleanup_json_ json_object *cases = NULL;
     _cleanup_free_ char *path = NULL;
     CmError err = {0};
-    unsigned n_cases = 0, n_tests = 0, n_passed = 0;
+    unsigned n_cases = 0, n_refused = 0, n_tests = 0, n_passed = 0, n_bad = 0;
 
-    assert_true(asprintf(&path, "%s/%s.json", SUITE_TESTS_DIR, keyword) > 0);
+    assert_true(asprintf(&path, "%s/%s.json", SUITE_TESTS_DIR, sf->file) > 0);
     if (cm_json_load_file(path, SUITE_MAX_FILE_SIZE, &cases, &err) < 0)
         fail_msg("%s", err.message);
     assert_true(json_object_is_type(cases, json_type_array));
@@ -153,13 +201,18 @@ static void test_suite_file(void **state)
 
         assert_true(json_object_is_type(tests, json_type_array));
         n_cases++;
-        n_tests += n;
         cm_error_clear(&err);
         if (cm_schema_compile(cm_json_get(c, "schema"), &s, &err) < 0) {
-            print_error("FAIL %s: \"%s\": schema refused: %s (at \"%s\")\n", keyword, cdesc,
+            if (refused_as_unsupported(&err)) {
+                n_refused++;
+                continue;
+            }
+            print_error("FAIL %s: \"%s\": schema refused: %s (at \"%s\")\n", sf->file, cdesc,
                         err.message, err.field);
+            n_bad++;
             continue;
         }
+        n_tests += n;
         for (size_t j = 0; j < n; j++) {
             json_object *t = json_object_array_get_idx(tests, j);
             bool expect = cm_json_get_bool(t, "valid", false);
@@ -177,128 +230,139 @@ static void test_suite_file(void **state)
             if (ok)
                 n_passed++;
             else
-                print_error("FAIL %s: \"%s\" / \"%s\": expected %s, got %s (%s: %s)\n", keyword,
+                print_error("FAIL %s: \"%s\" / \"%s\": expected %s, got %s (%s: %s)\n", sf->file,
                             cdesc, cm_json_get_str(t, "description", "?"),
                             expect ? "valid" : "invalid", r == 0 ? "valid" : "invalid", err.field,
                             err.message);
         }
     }
-    print_message("draft7/%s.json: %u cases, %u tests, %u passed\n", keyword, n_cases, n_tests,
-                  n_passed);
-    assert_true(n_tests > 0);
+    print_message("draft7/%s.json: %u cases, %u refused as unsupported; %u tests, %u passed\n",
+                  sf->file, n_cases, n_refused, n_tests, n_passed);
+    assert_int_equal(n_bad, 0);
     assert_int_equal(n_passed, n_tests);
+    if (sf->supported)
+        assert_true(n_tests > 0);
+    else
+        assert_true(n_refused > 0);
 }
 
 /* ---- strictness at compile time ---- */
 
 static void test_unsupported_keywords(void **state)
 {
-    expect_refused("{\"dependencies\": {\"a\": [\"b\"]}}", "/dependencies",
-                   "unsupported keyword \"dependencies\"");
-    expect_refused("{\"type\": \"string\", \"contentMediaType\": \"text/plain\"}",
-                   "/contentMediaType", "unsupported keyword");
+    /* every draft-07 keyword that is not implemented, wherever it stands */
+    for (size_t i = 0; i < sizeof(unsupported_keywords) / sizeof(unsupported_keywords[0]); i++) {
+        _cleanup_free_ char *text = NULL, *field = NULL, *message = NULL;
+        assert_true(asprintf(&text, "{\"properties\": {\"a/b\": {\"%s\": {}}}}",
+                             unsupported_keywords[i]) > 0);
+        assert_true(asprintf(&field, "/properties/a~1b/%s", unsupported_keywords[i]) > 0);
+        assert_true(asprintf(&message, "unsupported keyword \"%s\" at %s", unsupported_keywords[i],
+                             field) > 0);
+        expect_refused(text, field, message);
+    }
+    expect_refused("{\"allOf\": [{\"type\": \"string\"}, {\"if\": true, \"then\": {\"else\": 1}}]}",
+                   "/allOf/1/then/else", "unsupported keyword \"else\" at /allOf/1/then/else");
     expect_refused("{\"unevaluatedProperties\": false}", "/unevaluatedProperties",
                    "unsupported keyword");
     expect_refused("{\"$defs\": {\"a\": {}}}", "/$defs", "unsupported keyword");
     expect_refused("{\"properties\": {\"a\": {\"type\": \"string\", \"minLenght\": 1}}}",
                    "/properties/a/minLenght", "unsupported keyword \"minLenght\"");
-    expect_refused("{\"items\": [{\"readOnly\": true}]}", "/items/0/readOnly",
-                   "unsupported keyword");
-    expect_refused("{\"definitions\": {\"x/y\": {\"if\": true, \"then\": {\"nope\": 1}}}}",
-                   "/definitions/x~1y/then/nope", "unsupported keyword");
     /* a member nothing refers to is a typo, even when it looks like a schema */
     expect_refused("{\"defs\": {\"a\": {\"type\": \"integer\"}}}", "/defs", "unsupported");
+    /* "items" is one schema for every item; the array form is another keyword in disguise */
+    expect_refused("{\"items\": [{\"type\": \"string\"}]}", "/items",
+                   "unsupported form of \"items\"");
+    expect_refused("{\"not\": {\"items\": {\"readOnly\": true}}}", "/not/items/readOnly",
+                   "unsupported keyword");
 }
 
-/* Annotations are accepted and validate nothing; "format" included. */
+/* The annotations our schemas use are accepted and validate nothing. */
 static void test_annotations(void **state)
 {
     _cleanup_(cm_schema_freep) CmSchema *s = compile_text(
-        "{\"$schema\": \"http://json-schema.org/draft-07/schema#\", "
-        "\"$id\": \"https://cloudbroker.example/schemas/contact.json\", \"title\": \"contact\", "
-        "\"description\": \"who to call\", \"$comment\": \"format is not checked\", "
-        "\"examples\": [\"ops@example.com\"], \"default\": \"ops@example.com\", "
-        "\"type\": \"string\", \"format\": \"email\"}");
+        "{\"$schema\": \"http://json-schema.org/draft-07/schema#\", \"title\": \"contact\", "
+        "\"description\": \"who to call\", \"$comment\": \"any text\", \"type\": \"string\"}");
 
     expect_valid(s, "\"ops@example.com\"");
-    expect_valid(s, "\"not an e-mail address\"");
     expect_invalid(s, "42", "", "wrong_type", "must be a string");
+}
+
+/* Every schema of the project compiles: they use only what the validator supports. */
+static void test_project_schemas(void **state)
+{
+    DIR *d = opendir(SOURCE_DIR "/schemas");
+    struct dirent *e;
+    unsigned n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_object *doc = NULL;
+        _cleanup_(cm_schema_freep) CmSchema *s = NULL;
+        CmError err = {0};
+        size_t len = strlen(e->d_name);
+
+        if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        assert_true(asprintf(&path, "%s/schemas/%s", SOURCE_DIR, e->d_name) > 0);
+        if (cm_json_load_file(path, 1 << 20, &doc, &err) < 0 ||
+            cm_schema_compile(doc, &s, &err) < 0)
+            fail_msg("%s: %s: %s", path, err.field, err.message);
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 30);
 }
 
 static void test_bad_keyword_values(void **state)
 {
     expect_refused("{\"minLength\": -1}", "/minLength", "non-negative integer");
     expect_refused("{\"maxItems\": 1.5}", "/maxItems", "non-negative integer");
+    expect_refused("{\"maxProperties\": \"2\"}", "/maxProperties", "non-negative integer");
     expect_refused("{\"type\": \"strnig\"}", "/type", "unknown type \"strnig\"");
     expect_refused("{\"type\": []}", "/type", "non-empty array");
     expect_refused("{\"type\": [\"string\", \"string\"]}", "/type", "twice");
     expect_refused("{\"required\": \"a\"}", "/required", "array of strings");
     expect_refused("{\"required\": [\"a\", \"a\"]}", "/required", "twice");
     expect_refused("{\"enum\": []}", "/enum", "non-empty array");
-    expect_refused("{\"multipleOf\": 0}", "/multipleOf", "greater than 0");
     expect_refused("{\"minimum\": \"1\"}", "/minimum", "must be a number");
+    expect_refused("{\"exclusiveMaximum\": null}", "/exclusiveMaximum", "must be a number");
     expect_refused("{\"uniqueItems\": 1}", "/uniqueItems", "boolean");
     expect_refused("{\"properties\": {\"a\": 1}}", "/properties/a", "object or a boolean");
+    expect_refused("{\"properties\": []}", "/properties", "must be an object");
     expect_refused("{\"allOf\": []}", "/allOf", "non-empty array");
+    expect_refused("{\"anyOf\": [{}, 2]}", "/anyOf/1", "object or a boolean");
     expect_refused("{\"title\": 1}", "/title", "string");
-    expect_refused("{\"examples\": {}}", "/examples", "array");
-    expect_refused("{\"pattern\": \"(\"}", "/pattern", "regex");
-    expect_refused("{\"pattern\": \"a(?=b)\"}", "/pattern", "lookarounds");
-    expect_refused("{\"pattern\": \"\\\\bword\"}", "/pattern", "unsupported escape");
-    expect_refused("{\"patternProperties\": {\"[\": {}}}", "/patternProperties/[", "regex");
     expect_refused("{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\"}", "/$schema",
                    "draft-07");
-    expect_refused("{\"$ref\": 1}", "/$ref", "string");
+    expect_refused("[]", "", "object or a boolean");
 }
 
-static void test_ref_compile(void **state)
+/* Patterns outside the supported subset are refused, with the reason. */
+static void test_regex_refused(void **state)
 {
-    _cleanup_(cm_schema_freep) CmSchema *s = NULL;
-
-    expect_refused("{\"properties\": {\"a\": {\"$ref\": \"#/definitions/nope\"}}}",
-                   "/properties/a/$ref", "points to nothing");
-    expect_refused("{\"$ref\": \"other.json\"}", "/$ref", "cannot resolve $ref \"other.json\"");
-    expect_refused("{\"$ref\": \"http://example.com/nowhere.json#/x\"}", "/$ref", "cannot resolve");
-    expect_refused("{\"$ref\": \"#\"}", "/$ref", "refers to itself");
-    expect_refused("{\"definitions\": {\"a\": {\"$ref\": \"#/definitions/b\"}, "
-                   "\"b\": {\"$ref\": \"#/definitions/a\"}}, \"$ref\": \"#/definitions/a\"}",
-                   "/definitions/a/$ref", "refers to itself");
-    /* the target of a $ref is compiled as strictly as the rest */
-    expect_refused("{\"stash\": {\"a\": {\"minLenght\": 1}}, \"$ref\": \"#/stash/a\"}",
-                   "/stash/a/minLenght", "unsupported keyword");
-
-    /* a member that a $ref points into is a container of schemas, not an unknown keyword */
-    s = compile_text("{\"stash\": {\"a\": {\"type\": \"integer\"}}, "
-                     "\"properties\": {\"n\": {\"$ref\": \"#/stash/a\"}}}");
-    expect_valid(s, "{\"n\": 1}");
-    expect_invalid(s, "{\"n\": \"1\"}", "/n", "wrong_type", "must be an integer");
-    s = cm_schema_free(s);
-
-    /* plain-name fragments declared by "$id" */
-    s = compile_text("{\"definitions\": {\"id\": {\"$id\": \"#uuid\", \"type\": \"string\", "
-                     "\"pattern\": \"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$\"}}, "
-                     "\"items\": {\"$ref\": \"#uuid\"}}");
-    expect_valid(s, "[\"0f8fad5b-d9cb-469f-a165-70867728950e\"]");
-    expect_invalid(s, "[\"0f8fad5b-d9cb-469f-a165-70867728950e\", \"x\"]", "/1", "schema_violation",
-                   "must match the pattern ^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$");
-}
-
-/* A recursion that reads nothing (here through anyOf) ends with an error, not a crash. */
-static void test_recursion_limit(void **state)
-{
-    _cleanup_(cm_schema_freep) CmSchema *s =
-        compile_text("{\"definitions\": "
-                     "{\"loop\": {\"anyOf\": [{\"$ref\": \"#/definitions/loop\"}]}}, "
-                     "\"properties\": {\"a\": {\"$ref\": \"#/definitions/loop\"}}}");
-    _cleanup_json_ json_object *o = parse("{\"a\": 1}");
-    CmError err = {0};
-
-    assert_int_equal(cm_schema_validate(s, o, &err), -ELOOP);
-    assert_int_equal(err.kind, CM_ERROR_INTERNAL);
-    assert_string_equal(err.code, "schema_recursion");
-    assert_string_equal(err.field, "/a");
-    /* not reached: nothing to recurse into */
-    expect_valid(s, "{\"b\": 1}");
+    expect_refused("{\"pattern\": \"(\"}", "/pattern", "regex \"(\": missing )");
+    expect_refused("{\"pattern\": \"a)\"}", "/pattern", "unbalanced )");
+    expect_refused("{\"pattern\": \"a(?=b)\"}", "/pattern", "lookarounds");
+    expect_refused("{\"pattern\": \"\\\\bword\"}", "/pattern", "unsupported escape");
+    expect_refused("{\"pattern\": \"^\\\\d+$\"}", "/pattern", "unsupported escape");
+    expect_refused("{\"pattern\": \"[\\\\w]\"}", "/pattern", "unsupported escape");
+    expect_refused("{\"pattern\": \"(a)\\\\1\"}", "/pattern", "unsupported escape");
+    expect_refused("{\"pattern\": \"a+?\"}", "/pattern", "lazy or repeated quantifiers");
+    expect_refused("{\"pattern\": \"a**\"}", "/pattern", "lazy or repeated quantifiers");
+    expect_refused("{\"pattern\": \"*a\"}", "/pattern", "nothing to repeat");
+    expect_refused("{\"pattern\": \"^*\"}", "/pattern", "nothing to repeat");
+    expect_refused("{\"pattern\": \"a{2,1}\"}", "/pattern", "m < n");
+    expect_refused("{\"pattern\": \"a{,1}\"}", "/pattern", "quantifier");
+    expect_refused("{\"pattern\": \"a{1\"}", "/pattern", "quantifier");
+    expect_refused("{\"pattern\": \"a]\"}", "/pattern", "escaped");
+    expect_refused("{\"pattern\": \"[]\"}", "/pattern", "empty character class");
+    expect_refused("{\"pattern\": \"[a\"}", "/pattern", "unterminated character class");
+    expect_refused("{\"pattern\": \"[z-a]\"}", "/pattern", "out of order");
+    expect_refused("{\"pattern\": \"^[a-z]{0,600}[0-9]{0,600}$\"}", "/pattern", "too long");
+    expect_refused("{\"pattern\": \"a{99999999999999999999}\"}", "/pattern", "too long");
+    expect_refused("{\"properties\": {\"p\": {\"pattern\": 5}}}", "/properties/p/pattern",
+                   "must be a string");
 }
 
 /* ---- errors as the API reports them ---- */
@@ -332,7 +396,7 @@ static const char request_schema[] =
     "              \"name\": {\"type\": \"string\", \"pattern\": \"^.{1,8}$\"},"
     "              \"vcpus\": {\"type\": \"integer\", \"minimum\": 1},"
     "              \"memory_mib\": {\"type\": \"integer\", \"minimum\": 512, "
-    "                              \"maximum\": 262144, \"multipleOf\": 256}"
+    "                              \"maximum\": 262144}"
     "            }"
     "          }"
     "        }"
@@ -362,14 +426,9 @@ static void test_api_errors(void **state)
                    "/resources/instances/0/vcpus", "schema_violation", "must be an integer >= 1");
     expect_invalid(s,
                    "{\"kind\": \"new\", \"justification\": \"x\", \"resources\": {\"instances\": "
-                   "[{\"name\": \"a\", \"vcpus\": 1, \"memory_mib\": 1000}]}}",
-                   "/resources/instances/0/memory_mib", "schema_violation",
-                   "must be a multiple of 256");
-    expect_invalid(s,
-                   "{\"kind\": \"new\", \"justification\": \"x\", \"resources\": {\"instances\": "
                    "[{\"name\": \"a\", \"vcpus\": 1, \"memory_mib\": 256}]}}",
                    "/resources/instances/0/memory_mib", "schema_violation",
-                   "must be an integer >= 512 and <= 262144 and a multiple of 256");
+                   "must be an integer >= 512 and <= 262144");
     expect_invalid(s,
                    "{\"kind\": \"new\", \"justification\": \"x\", \"resources\": {\"instances\": "
                    "[{\"vcpus\": 1}]}}",
@@ -486,34 +545,23 @@ static void test_numbers(void **state)
     expect_valid(s, "1e308");
     s = cm_schema_free(s);
 
-    /* multipleOf: exact for integers however large, x/m integral otherwise */
-    s = compile_text("{\"multipleOf\": 3}");
-    expect_valid(s, "9223372036854775806");
-    expect_invalid(s, "9223372036854775807", "", "schema_violation", "must be a multiple of 3");
-    expect_valid(s, "18446744073709551615");
-    expect_valid(s, "-9223372036854775806");
-    expect_invalid(s, "-9223372036854775808", "", "schema_violation", "must be a multiple of 3");
-    expect_valid(s, "6.0");
+    /* bounds on both sides, exclusive or not, across int64, uint64 and double */
+    s = compile_text("{\"exclusiveMinimum\": -1.5, \"exclusiveMaximum\": 18446744073709551615}");
+    expect_valid(s, "-1.4999999");
+    expect_valid(s, "18446744073709551614");
+    expect_invalid(s, "-1.5", "", "schema_violation",
+                   "must be a number > -1.5 and < 18446744073709551615");
+    expect_invalid(s, "18446744073709551615", "", "schema_violation",
+                   "must be a number > -1.5 and < 18446744073709551615");
+    expect_invalid(s, "1.8446744073709552e19", "", "schema_violation",
+                   "must be a number > -1.5 and < 18446744073709551615");
     s = cm_schema_free(s);
-    /* decimal, not binary: 19.99 / 0.01 is 1998.9999999999998 in floating point */
-    s = compile_text("{\"multipleOf\": 0.01}");
-    expect_valid(s, "19.99");
-    expect_valid(s, "-0.07");
-    expect_valid(s, "1e300");
-    expect_invalid(s, "19.999", "", "schema_violation", "must be a multiple of 0.01");
-    expect_invalid(s, "1e-300", "", "schema_violation", "must be a multiple of 0.01");
-    s = cm_schema_free(s);
-    s = compile_text("{\"multipleOf\": 0.1}");
-    expect_valid(s, "0.3");
-    expect_valid(s, "12345678901234567890");
-    s = cm_schema_free(s);
-    s = compile_text("{\"multipleOf\": 1.5e-5}");
-    expect_valid(s, "4.5e-5");
-    expect_valid(s, "3");
-    expect_invalid(s, "1e-5", "", "schema_violation", "must be a multiple of 1.5e-05");
-    s = cm_schema_free(s);
-    s = compile_text("{\"type\": \"integer\", \"multipleOf\": 0.123456789}");
-    expect_invalid(s, "1e308", "", "schema_violation", "must be a multiple of 0.123456789");
+    s = compile_text("{\"type\": [\"integer\", \"null\"], \"minimum\": -9223372036854775808}");
+    expect_valid(s, "-9223372036854775808");
+    expect_valid(s, "null");
+    expect_invalid(s, "-9.3e18", "", "schema_violation",
+                   "must be an integer >= -9223372036854775808");
+    expect_invalid(s, "\"1\"", "", "wrong_type", "must be an integer or null");
     s = cm_schema_free(s);
 
     /* enum and const compare numbers by value */
@@ -524,27 +572,46 @@ static void test_numbers(void **state)
     expect_invalid(s, "true", "", "schema_violation", "must be one of: 1, 1, [2], {\"a\":null}");
 }
 
+/* Whether @pattern finds a match in the JSON string @instance. */
+static bool regex_matches(const char *pattern, const char *instance)
+{
+    _cleanup_free_ char *text = NULL;
+    _cleanup_(cm_schema_freep) CmSchema *s = NULL;
+    _cleanup_json_ json_object *o = parse(instance);
+    _cleanup_json_ json_object *doc = NULL;
+    CmError err = {0};
+
+    doc = json_object_new_object();
+    assert_non_null(doc);
+    assert_int_equal(json_object_object_add(doc, "pattern", json_object_new_string(pattern)), 0);
+    if (cm_schema_compile(doc, &s, &err) < 0)
+        fail_msg("pattern %s refused: %s", pattern, err.message);
+    return cm_schema_validate(s, o, NULL) == 0;
+}
+
 static void test_regex(void **state)
 {
     _cleanup_(cm_schema_freep) CmSchema *s = NULL;
+    _cleanup_free_ char *long_a = NULL;
 
-    s = compile_text("{\"pattern\": \"^\\\\d{3}-[\\\\w.]+\\\\.(?:com|org)$\"}");
+    s = compile_text("{\"pattern\": \"^[0-9]{3}-[a-z_.]+\\\\.(com|org)$\"}");
     expect_valid(s, "\"123-my_site.example.com\"");
     expect_invalid(s, "\"12-x.com\"", "", "schema_violation",
-                   "must match the pattern ^\\d{3}-[\\w.]+\\.(?:com|org)$");
+                   "must match the pattern ^[0-9]{3}-[a-z_.]+\\.(com|org)$");
     s = cm_schema_free(s);
-    /* characters that are special inside POSIX brackets, as literals */
+    /* characters that are special elsewhere, as literals in a class */
     s = compile_text("{\"pattern\": \"^[\\\\]\\\\[^-]+$\"}");
     expect_valid(s, "\"]-[^\"");
     expect_invalid(s, "\"a\"", "", "schema_violation", "must match the pattern ^[\\]\\[^-]+$");
     s = cm_schema_free(s);
-    /* "." is one character and no line terminator; lazy quantifiers are accepted */
-    s = compile_text("{\"pattern\": \"^.+?$\", \"maxLength\": 2}");
+    /* "." is one character and no line terminator */
+    s = compile_text("{\"pattern\": \"^.+$\", \"maxLength\": 2}");
     expect_valid(s, "\"\xe2\x82\xac\xe2\x82\xac\"");
     expect_invalid(s, "\"a\\nb\"", "", "schema_violation", "must be at most 2 characters");
-    expect_invalid(s, "\"\\n\"", "", "schema_violation", "must match the pattern ^.+?$");
+    expect_invalid(s, "\"\\n\"", "", "schema_violation", "must match the pattern ^.+$");
+    expect_invalid(s, "\"\\u2028\"", "", "schema_violation", "must match the pattern ^.+$");
     s = cm_schema_free(s);
-    /* ASCII-only patterns are matched by byte: no multibyte character can slip through */
+    /* classes and counts are by character, not by byte */
     s = compile_text("{\"pattern\": \"^[a-c]{1,3}x?$\"}");
     expect_valid(s, "\"abc\"");
     expect_invalid(s, "\"a\xc3\xa9\"", "", "schema_violation",
@@ -553,39 +620,119 @@ static void test_regex(void **state)
     s = compile_text("{\"pattern\": \"^[^x]{2}$\"}");
     expect_valid(s, "\"\xc3\xa9\xf0\x9f\x92\xa9\"");
     expect_invalid(s, "\"abc\"", "", "schema_violation", "must match the pattern ^[^x]{2}$");
-    s = cm_schema_free(s);
-    s = compile_text("{\"propertyNames\": {\"pattern\": \"^[a-z_]+$\"}}");
-    expect_valid(s, "{\"ok_name\": 1}");
-    expect_invalid(s, "{\"ok\": 1, \"Bad\": 2}", "/Bad", "schema_violation",
-                   "invalid field name: must match the pattern ^[a-z_]+$");
+
+    /* a search, not a whole-string match, unless anchored */
+    assert_true(regex_matches("b+", "\"abbc\""));
+    assert_false(regex_matches("b+", "\"ac\""));
+    assert_true(regex_matches("c$", "\"abc\""));
+    assert_false(regex_matches("^b", "\"abc\""));
+    assert_true(regex_matches("^ab", "\"abc\""));
+    assert_false(regex_matches("^abcd", "\"abc\""));
+    assert_true(regex_matches("", "\"\""));
+    /* alternatives, groups, counts */
+    assert_true(regex_matches("^(ab|cd)*e$", "\"abcdabe\""));
+    assert_false(regex_matches("^(ab|cd)*e$", "\"abce\""));
+    assert_true(regex_matches("^(?:x|y|z)+$", "\"zyx\""));
+    assert_true(regex_matches("(^|,)b(,|$)", "\"a,b\""));
+    assert_false(regex_matches("(^|,)b(,|$)", "\"ab\""));
+    assert_true(regex_matches("^a{2,}$", "\"aaaaa\""));
+    assert_false(regex_matches("^a{2,}$", "\"a\""));
+    assert_true(regex_matches("^a{2}b{0,2}$", "\"aabb\""));
+    assert_false(regex_matches("^a{2}b{0,2}$", "\"aabbb\""));
+    assert_true(regex_matches("^(a|)+$", "\"aa\""));
+    assert_true(regex_matches("^()*$", "\"\""));
+    assert_true(regex_matches("^\\.\\+\\?\\(\\)\\{\\}\\|\\/\\-\\\\$", "\".+?(){}|/-\\\\\""));
+    assert_true(regex_matches("^[a\\-z]+$", "\"-az\""));
+    assert_false(regex_matches("^[a\\-z]+$", "\"b\""));
+    assert_true(regex_matches("^\xc3\xa9+[\xc3\xa0-\xc3\xbf]$", "\"\xc3\xa9\xc3\xa9\xc3\xbf\""));
+    /* the project's own patterns */
+    assert_true(regex_matches("^sha256//[A-Za-z0-9+/=]{44}(;sha256//[A-Za-z0-9+/=]{44})*$",
+                              "\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;"
+                              "sha256//BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=\""));
+    assert_false(regex_matches("^sha256//[A-Za-z0-9+/=]{44}(;sha256//[A-Za-z0-9+/=]{44})*$",
+                               "\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;\""));
+    assert_true(regex_matches("^https?://[A-Za-z0-9.:\\[\\]-]+(/.*)?$",
+                              "\"https://[::1]:8443/v1/\xc3\xa9\""));
+    assert_false(regex_matches("^https?://[A-Za-z0-9.:\\[\\]-]+(/.*)?$", "\"https://host/a\\nb\""));
+
+    /* no pattern backtracks: nested quantifiers on a long string take linear time */
+    long_a = malloc(100003);
+    assert_non_null(long_a);
+    memset(long_a, 'a', 100002);
+    long_a[0] = '"';
+    memcpy(long_a + 100000, "b\"", 3);
+    assert_false(regex_matches("^(a+)+$", long_a));
+    assert_false(regex_matches("^(a|a)*$", long_a));
+    assert_true(regex_matches("(a*)*b", long_a));
 }
 
-static void test_load_file(void **state)
+/* The rules of a Node in the order they are checked, with their messages. */
+static void test_keywords(void **state)
 {
     _cleanup_(cm_schema_freep) CmSchema *s = NULL;
-    char path[] = "/tmp/test-cm-schema-XXXXXX";
-    const char text[] = "{\"type\": \"object\", \"properties\": {\"a\": {\"maxLength\": 2}}, "
-                        "\"bogus\": 1}";
-    CmError err = {0};
-    int fd;
 
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-    close(fd);
-    assert_int_equal(cm_schema_load_file(path, &s, &err), -EINVAL);
-    assert_null(s);
-    assert_string_equal(err.field, "/bogus");
-    assert_non_null(strstr(err.message, path));
-    unlink(path);
+    s = compile_text("{\"type\": \"object\", \"minProperties\": 1, \"maxProperties\": 2, "
+                     "\"properties\": {\"gone\": false, \"any\": true}, "
+                     "\"additionalProperties\": {\"type\": \"integer\"}}");
+    expect_invalid(s, "{}", "", "schema_violation", "must have at least 1 field");
+    expect_invalid(s, "{\"a\": 1, \"b\": 2, \"c\": 3}", "", "schema_violation",
+                   "must have at most 2 fields");
+    expect_invalid(s, "{\"gone\": 1}", "/gone", "unknown_field", "field is not allowed");
+    expect_invalid(s, "{\"a\": \"1\"}", "/a", "wrong_type", "must be an integer");
+    expect_valid(s, "{\"any\": [null], \"a\": 1}");
+    s = cm_schema_free(s);
 
-    cm_error_clear(&err);
-    assert_true(cm_schema_load_file("/nonexistent/schema.json", &s, &err) < 0);
-    assert_int_equal(err.kind, CM_ERROR_NOT_FOUND);
+    s = compile_text("{\"items\": {\"const\": {\"a\": [1, \"x\\\"\"]}}, \"minItems\": 2, "
+                     "\"maxItems\": 3, \"uniqueItems\": true}");
+    expect_invalid(s, "[]", "", "schema_violation", "must have at least 2 items");
+    expect_invalid(s, "[1, 2, 3, 4]", "", "schema_violation", "must have at most 3 items");
+    expect_invalid(s, "[{\"a\": [1, \"x\\\"\"]}, 2]", "/1", "schema_violation",
+                   "must be equal to {\"a\":[1,\"x\\\"\"]}");
+    expect_invalid(s, "[{\"a\": [1.0, \"x\\\"\"]}, {\"a\": [1, \"x\\\"\"]}]", "/1",
+                   "schema_violation", "must not repeat item 0 (items must be unique)");
+    s = cm_schema_free(s);
 
-    assert_int_equal(cm_schema_load_file(SUITE_REMOTES_DIR "/name.json", &s, &err), 0);
-    expect_valid(s, "\"x\"");
-    expect_invalid(s, "null", "", "wrong_type", "must be a string");
+    /* required members with and without a schema of their own, in the order listed */
+    s = compile_text(
+        "{\"required\": [\"b\", \"a\", \"c\"], \"properties\": {\"a\": {}, \"c\": {}}}");
+    expect_valid(s, "{\"c\": 1, \"a\": 2, \"b\": 3}");
+    expect_invalid(s, "{\"a\": 1, \"c\": 2}", "/b", "missing_field", "missing required field");
+    expect_invalid(s, "{\"b\": 1, \"c\": 2, \"d\": 3}", "/a", "missing_field",
+                   "missing required field");
+    expect_invalid(s, "{\"b\": 1, \"a\": 2}", "/c", "missing_field", "missing required field");
+    s = cm_schema_free(s);
+
+    /* what the request schemas do with if, then, not and allOf */
+    s = compile_text("{\"type\": \"object\", \"allOf\": [{\"if\": {\"properties\": {\"kind\": "
+                     "{\"const\": \"new\"}}}, \"then\": {\"required\": [\"resources\"], "
+                     "\"not\": {\"required\": [\"allocation\"]}}}]}");
+    expect_valid(s, "{\"kind\": \"change\", \"allocation\": 1}");
+    expect_valid(s, "{\"kind\": \"new\", \"resources\": 1}");
+    expect_invalid(s, "{\"kind\": \"new\"}", "/resources", "missing_field",
+                   "missing required field");
+    expect_invalid(s, "{\"kind\": \"new\", \"resources\": 1, \"allocation\": 2}", "",
+                   "schema_violation", "must not match the excluded schema (not)");
+    s = cm_schema_free(s);
+
+    /* the const and the enum say more than the type */
+    s = compile_text("{\"type\": \"string\", \"enum\": [\"a\", null, 2.5]}");
+    expect_invalid(s, "1", "", "wrong_type", "must be one of: a, null, 2.5");
+    s = cm_schema_free(s);
+    s = compile_text("{\"type\": [\"number\", \"string\", \"array\", \"object\", \"boolean\"], "
+                     "\"minLength\": 2}");
+    expect_invalid(s, "null", "", "wrong_type",
+                   "must be a string, a number, a boolean, an object or an array");
+    expect_invalid(s, "\"a\"", "", "schema_violation", "must be at least 2 characters");
+    s = cm_schema_free(s);
+    s = compile_text("false");
+    expect_invalid(s, "1", "", "schema_violation", "is not allowed here");
+    s = cm_schema_free(s);
+    s = compile_text("{\"anyOf\": [{\"type\": \"string\", \"maxLength\": 1}, {\"type\": \"null\"}, "
+                     "{\"type\": \"integer\"}, {\"type\": \"integer\", \"minimum\": 5}]}");
+    expect_invalid(s, "\"ab\"", "", "schema_violation", "must be at most 1 character");
+    expect_invalid(s, "1.5", "", "schema_violation",
+                   "must match at least one of the allowed schemas (anyOf)");
+    expect_valid(s, "3");
 }
 
 /* HTTP workers share one compiled schema. */
@@ -626,61 +773,65 @@ static void test_threads(void **state)
     }
 }
 
-/* The keywords cm-schema.h claims, each with its draft-07 test file run in full. */
-#define SUITE_TEST(keyword)                                                                        \
+/* Every draft-07 file of the suite: the supported keywords' run in full, the others refused. */
+#define SUITE_TEST(keyword, supported)                                                             \
     {                                                                                              \
-        "draft7/" keyword ".json", test_suite_file, NULL, NULL, (void *)(keyword)                  \
+        "draft7/" keyword ".json", test_suite_file, NULL, NULL, &(SuiteFile)                       \
+        {                                                                                          \
+            keyword, supported                                                                     \
+        }                                                                                          \
     }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        SUITE_TEST("type"),
-        SUITE_TEST("enum"),
-        SUITE_TEST("const"),
-        SUITE_TEST("properties"),
-        SUITE_TEST("required"),
-        SUITE_TEST("additionalProperties"),
-        SUITE_TEST("patternProperties"),
-        SUITE_TEST("propertyNames"),
-        SUITE_TEST("minProperties"),
-        SUITE_TEST("maxProperties"),
-        SUITE_TEST("items"),
-        SUITE_TEST("additionalItems"),
-        SUITE_TEST("minItems"),
-        SUITE_TEST("maxItems"),
-        SUITE_TEST("uniqueItems"),
-        SUITE_TEST("contains"),
-        SUITE_TEST("minLength"),
-        SUITE_TEST("maxLength"),
-        SUITE_TEST("pattern"),
-        SUITE_TEST("minimum"),
-        SUITE_TEST("maximum"),
-        SUITE_TEST("exclusiveMinimum"),
-        SUITE_TEST("exclusiveMaximum"),
-        SUITE_TEST("multipleOf"),
-        SUITE_TEST("allOf"),
-        SUITE_TEST("anyOf"),
-        SUITE_TEST("oneOf"),
-        SUITE_TEST("not"),
-        SUITE_TEST("if-then-else"),
-        SUITE_TEST("boolean_schema"),
-        SUITE_TEST("default"),
-        SUITE_TEST("definitions"),
-        SUITE_TEST("ref"),
-        SUITE_TEST("refRemote"),
+        SUITE_TEST("type", true),
+        SUITE_TEST("enum", true),
+        SUITE_TEST("const", true),
+        SUITE_TEST("properties", true),
+        SUITE_TEST("required", true),
+        SUITE_TEST("additionalProperties", true),
+        SUITE_TEST("minProperties", true),
+        SUITE_TEST("maxProperties", true),
+        SUITE_TEST("items", true),
+        SUITE_TEST("minItems", true),
+        SUITE_TEST("maxItems", true),
+        SUITE_TEST("uniqueItems", true),
+        SUITE_TEST("minLength", true),
+        SUITE_TEST("maxLength", true),
+        SUITE_TEST("pattern", true),
+        SUITE_TEST("minimum", true),
+        SUITE_TEST("maximum", true),
+        SUITE_TEST("exclusiveMinimum", true),
+        SUITE_TEST("exclusiveMaximum", true),
+        SUITE_TEST("allOf", true),
+        SUITE_TEST("anyOf", true),
+        SUITE_TEST("not", true),
+        SUITE_TEST("if-then-else", true),
+        SUITE_TEST("boolean_schema", true),
+        SUITE_TEST("additionalItems", false),
+        SUITE_TEST("contains", false),
+        SUITE_TEST("default", false),
+        SUITE_TEST("definitions", false),
+        SUITE_TEST("dependencies", false),
+        SUITE_TEST("multipleOf", false),
+        SUITE_TEST("oneOf", false),
+        SUITE_TEST("patternProperties", false),
+        SUITE_TEST("propertyNames", false),
+        SUITE_TEST("ref", false),
+        SUITE_TEST("refRemote", false),
         cmocka_unit_test(test_unsupported_keywords),
         cmocka_unit_test(test_annotations),
+        cmocka_unit_test(test_project_schemas),
         cmocka_unit_test(test_bad_keyword_values),
-        cmocka_unit_test(test_ref_compile),
-        cmocka_unit_test(test_recursion_limit),
+        cmocka_unit_test(test_regex_refused),
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_error_order),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_regex),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_threads),
     };
 
-    return cmocka_run_group_tests(tests, setup_remotes, teardown_remotes);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
