@@ -222,7 +222,8 @@ int br_api_findings_change_request(BrCall *c)
     int64_t req_id = 0, cur_vcpus = 0;
     char state[32] = "", kind[32] = "", at[CM_TIME_ISO_LEN + 1], just[512];
     _cleanup_json_ json_object *resources = NULL;
-    bool restart = false;
+    bool restart = false, idle = false, scale_in = false;
+    const char *req_kind;
     sqlite3_stmt *s;
     CmDb *db;
     int r;
@@ -254,6 +255,7 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
     }
+    idle = strcmp(kind, "idle") == 0;
     if (r >= 0 && strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0)
         r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
                               "finding %lld is '%s'", (long long)id, state);
@@ -264,21 +266,50 @@ int br_api_findings_change_request(BrCall *c)
     /* The same rules as POST /v1/requests: one open request per live allocation. */
     if (r >= 0)
         r = br_api_allocation_changeable(c, db, alloc, system);
-    if (r >= 0 && strcmp(kind, "idle") != 0) {
-        /* Every instance as it is, the one of the finding at the recommended size. */
-        json_object *list = json_object_new_array();
+    if (r >= 0 && idle) {
+        /* An idle instance beside instances that are not idle: remove that one (scale-in),
+         * not the allocation. */
+        s = cm_db_stmt(db,
+                       "SELECT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = ?1"
+                       " AND i.id != ?2 AND i.state != 'deleted' AND NOT EXISTS (SELECT 1"
+                       " FROM findings f WHERE f.instance_id = i.id AND f.kind = 'idle'"
+                       " AND f.state IN ('open','acknowledged')))",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, alloc, instance);
+            r = cm_db_step_row(db, s, &c->err);
+            if (r > 0)
+                scale_in = sqlite3_column_int(s, 0) != 0;
+            sqlite3_reset(s);
+        }
+    }
+    if (r >= 0 && (!idle || scale_in)) {
+        /* Every instance as it is, the one of the finding at the recommended size, or (scale
+         * in) left out of the list and named in resources.remove. */
+        json_object *list = json_object_new_array(), *remove = NULL;
         resources = json_object_new_object();
         json_object_object_add(resources, "instances", list);
+        if (scale_in) {
+            remove = json_object_new_array();
+            json_object_object_add(resources, "remove", remove);
+        }
         s = cm_db_stmt(db,
-                       "SELECT id, vcpus, memory_mib, disk_gib, image FROM instances"
+                       "SELECT id, vcpus, memory_mib, disk_gib, image, idx FROM instances"
                        " WHERE allocation_id = ? AND state != 'deleted' ORDER BY idx",
                        &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
             CM_DB_BIND(s, alloc);
             while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
-                json_object *one = json_object_new_object();
+                json_object *one;
                 bool me = sqlite3_column_int64(s, 0) == instance;
+                if (me && scale_in) {
+                    json_object_array_add(remove,
+                                          json_object_new_int64(sqlite3_column_int64(s, 5)));
+                    continue;
+                }
+                one = json_object_new_object();
                 json_object_object_add(one, "vcpus", json_object_new_int64(
                                                          me ? rec_vcpus : sqlite3_column_int64(s, 1)));
                 json_object_object_add(one, "memory_mib",
@@ -292,12 +323,15 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
         /* Fewer vCPUs can only be applied by a restart. */
-        restart = rec_vcpus < cur_vcpus;
+        restart = !idle && rec_vcpus < cur_vcpus;
     }
     snprintf(just, sizeof(just), "%s of finding %lld (%s).",
-             strcmp(kind, "idle") == 0 ? "Termination of an idle instance, on the advice"
-                                       : "Right-sizing as recommended",
+             scale_in ? "Scale-in: removal of an idle instance while the others work, on the "
+                        "advice"
+             : idle   ? "Termination of an idle instance, on the advice"
+                      : "Right-sizing as recommended",
              (long long)id, kind);
+    req_kind = idle && !scale_in ? "termination" : "change";
     if (r >= 0) {
         s = cm_db_stmt(db,
                        "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
@@ -312,7 +346,7 @@ int br_api_findings_change_request(BrCall *c)
                        &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
-            CM_DB_BIND(s, system, strcmp(kind, "idle") == 0 ? "termination" : "change", alloc,
+            CM_DB_BIND(s, system, req_kind, alloc,
                        resources ? cm_json_to_string(resources, NULL) : NULL, just,
                        (int64_t)restart, c->actor.account_id, at, at);
             r = cm_db_step_done(db, s, &c->err);
@@ -345,9 +379,7 @@ int br_api_findings_change_request(BrCall *c)
         /* Audited as POST /v1/requests audits a draft: what it asks for. */
         _cleanup_json_ json_object *what = json_object_new_object();
         json_object_object_add(what, "system", json_object_new_int64(system));
-        json_object_object_add(what, "kind", json_object_new_string(
-                                                 strcmp(kind, "idle") == 0 ? "termination"
-                                                                           : "change"));
+        json_object_object_add(what, "kind", json_object_new_string(req_kind));
         json_object_object_add(what, "allocation", json_object_new_int64(alloc));
         if (resources)
             json_object_object_add(what, "resources", json_object_get(resources));

@@ -795,6 +795,9 @@ int br_api_requests_patch(BrCall *c)
     if (r >= 0 && resources && row.kind == BR_REQUEST_KIND_TERMINATION)
         r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/resources",
                               "a termination request carries no resources");
+    if (r >= 0 && cm_json_get(resources, "remove") && row.kind != BR_REQUEST_KIND_CHANGE)
+        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
+                              "/resources/remove", "only a change removes instances");
     if (r >= 0) {
         stmt = cm_db_stmt(db,
                           "UPDATE requests SET resources = coalesce(?1, resources),"
