@@ -18,8 +18,7 @@ static json_object *account_from_row(sqlite3_stmt *stmt)
     json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0)));
     json_object_object_add(o, "name", br_json_col_text(stmt, 1));
     json_object_object_add(o, "role", br_json_col_text(stmt, 2));
-    json_object_object_add(o, "department_id",
-                           br_json_id_or_null(sqlite3_column_int64(stmt, 3)));
+    json_object_object_add(o, "department_id", br_json_id_or_null(sqlite3_column_int64(stmt, 3)));
     json_object_object_add(o, "department_name", br_json_col_text(stmt, 7));
     json_object_object_add(o, "disabled", json_object_new_boolean(sqlite3_column_int(stmt, 4)));
     json_object_object_add(o, "created_at", br_json_col_text(stmt, 5));
@@ -44,7 +43,7 @@ static int account_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
     return r < 0 ? r : 0;
 }
 
-int br_api_accounts_create(BrCall *c)
+static int br_api_accounts_create(BrCall *c)
 {
     const char *name = cm_json_get_str(c->body, "name", "");
     const char *role = cm_json_get_str(c->body, "role", "");
@@ -121,7 +120,7 @@ int br_api_accounts_create(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, out);
 }
 
-int br_api_accounts_list(BrCall *c)
+static int br_api_accounts_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *role = br_call_query(c, "role");
@@ -160,7 +159,7 @@ int br_api_accounts_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_accounts_get(BrCall *c)
+static int br_api_accounts_get(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     json_object *o = NULL;
@@ -173,7 +172,7 @@ int br_api_accounts_get(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_accounts_patch(BrCall *c)
+static int br_api_accounts_patch(BrCall *c)
 {
     int64_t id = c->ids[0];
     json_object *disabled = cm_json_get(c->body, "disabled");
@@ -213,7 +212,7 @@ int br_api_accounts_patch(BrCall *c)
 }
 
 /* POST /v1/accounts/{id}/token (admin) and POST /v1/whoami/token (oneself). */
-int br_api_accounts_rotate(BrCall *c)
+static int br_api_accounts_rotate(BrCall *c)
 {
     int64_t id = c->n_ids ? c->ids[0] : c->actor.account_id;
     char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1], at[CM_TIME_ISO_LEN + 1];
@@ -238,8 +237,8 @@ int br_api_accounts_rotate(BrCall *c)
     if (r >= 0 && sqlite3_changes(cm_db_handle(db)) == 0)
         r = br_not_found(c, "account", id);
     if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "account.rotate_token", "account", id,
-                           "ok", NULL, &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "account.rotate_token", "account", id, "ok",
+                           NULL, &c->err);
     r = br_api_write_end(c, db, r);
     if (r < 0) {
         explicit_bzero(token, sizeof(token));
@@ -251,3 +250,18 @@ int br_api_accounts_rotate(BrCall *c)
     explicit_bzero(token, sizeof(token));
     return br_reply(c, MHD_HTTP_OK, out);
 }
+
+static const BrRoute routes[] = {
+    {"POST", "/v1/whoami/token", br_api_accounts_rotate, BR_ROLES_ACCOUNTS, BR_BODY_JSON_OPTIONAL,
+     "empty"},
+
+    {"POST", "/v1/accounts", br_api_accounts_create, R_ADMIN, BR_BODY_JSON, "account-create"},
+    {"GET", "/v1/accounts", br_api_accounts_list, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/accounts/{id}", br_api_accounts_get, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
+     NULL},
+    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, R_ADMIN, BR_BODY_JSON, "account-patch"},
+    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, R_ADMIN, BR_BODY_JSON_OPTIONAL,
+     "empty"},
+};
+
+const BrRouteTable br_api_accounts_routes = {routes, ELEMENTSOF(routes)};

@@ -5,7 +5,7 @@
 
 #include "br-api.h"
 
-int br_api_audit_list(BrCall *c)
+static int br_api_audit_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *object_type = br_call_query(c, "object_type");
@@ -41,14 +41,16 @@ int br_api_audit_list(BrCall *c)
             cm_json_parse(d, (size_t)sqlite3_column_bytes(stmt, 12), &detail, NULL);
         json_object_object_add(o, "seq", json_object_new_int64(last));
         json_object_object_add(o, "at", br_json_col_text(stmt, 1));
-        json_object_object_add(o, "account_id", json_object_new_int64(sqlite3_column_int64(stmt, 2)));
+        json_object_object_add(o, "account_id",
+                               json_object_new_int64(sqlite3_column_int64(stmt, 2)));
         json_object_object_add(o, "account", br_json_col_text(stmt, 3));
         json_object_object_add(o, "role", br_json_col_text(stmt, 4));
         json_object_object_add(o, "department_id",
                                br_json_id_or_null(sqlite3_column_int64(stmt, 5)));
         json_object_object_add(o, "action", br_json_col_text(stmt, 6));
         json_object_object_add(o, "object_type", br_json_col_text(stmt, 7));
-        json_object_object_add(o, "object_id", json_object_new_int64(sqlite3_column_int64(stmt, 8)));
+        json_object_object_add(o, "object_id",
+                               json_object_new_int64(sqlite3_column_int64(stmt, 8)));
         json_object_object_add(o, "outcome", br_json_col_text(stmt, 9));
         json_object_object_add(o, "request_id", br_json_col_text(stmt, 10));
         json_object_object_add(o, "client", br_json_col_text(stmt, 11));
@@ -65,7 +67,7 @@ int br_api_audit_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_audit_verify(BrCall *c)
+static int br_api_audit_verify(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     BrAuditVerdict v;
@@ -85,3 +87,11 @@ int br_api_audit_verify(BrCall *c)
     json_object_object_add(o, "head_hash", json_object_new_string(v.head_hash));
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+static const BrRoute routes[] = {
+
+    {"GET", "/v1/audit", br_api_audit_list, BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/audit/verify", br_api_audit_verify, BR_ROLES_READERS, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_audit_routes = {routes, ELEMENTSOF(routes)};

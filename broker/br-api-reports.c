@@ -39,10 +39,9 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
     snprintf(disp, sizeof(disp), "%s; filename=\"%.64s.%s\"", csv ? "attachment" : "inline",
              filename, csv ? "csv" : "html");
     br_reply_header(c, "Content-Disposition", disp);
-    return br_reply_text(c, MHD_HTTP_OK,
-                         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8"
-                                                    : "text/html; charset=utf-8",
-                         text);
+    return br_reply_text(
+        c, MHD_HTTP_OK,
+        strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
 }
 
 /* Rollups of the period brought up to date before a report reads them: yesterday's and
@@ -77,12 +76,12 @@ static int department_check(BrCall *c, CmDb *db, int64_t dept)
     if (r < 0)
         return r;
     if (r == 0)
-        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department",
-                            "no department with id %lld", (long long)dept);
+        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department", "no department with id %lld",
+                            (long long)dept);
     return 0;
 }
 
-int br_api_reports_assessment(BrCall *c)
+static int br_api_reports_assessment(BrCall *c)
 {
     int64_t year = 0, dept = 0;
     const char *format;
@@ -127,7 +126,7 @@ int br_api_reports_assessment(BrCall *c)
     return reply_report(c, doc, format, lang, name);
 }
 
-int br_api_reports_operations(BrCall *c)
+static int br_api_reports_operations(BrCall *c)
 {
     const char *month = br_call_query(c, "month"), *format;
     int64_t dept = 0, ms;
@@ -175,3 +174,12 @@ int br_api_reports_operations(BrCall *c)
     snprintf(name, sizeof(name), "operations-%s", month);
     return reply_report(c, doc, format, lang, name);
 }
+
+static const BrRoute routes[] = {
+    {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/operations", br_api_reports_operations,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};
