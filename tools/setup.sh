@@ -10,6 +10,7 @@ PACKAGES=(
     libgnutls28-dev gnutls-bin libcmocka-dev
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     json-schema-test-suite wrk nginx-light systemd curl chromium poppler-utils
+    libpq-dev postgresql-15
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
