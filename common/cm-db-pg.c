@@ -311,7 +311,7 @@ void cm_pg_reset(CmStmt *st, bool clear_bindings)
     p->blob_lens = NULL;
     PQclear(p->res);
     p->res = NULL;
-    if (!clear_bindings)
+    if (!clear_bindings || !p->values)
         return;
     for (int i = 0; i < p->n; i++) {
         free(p->values[i]);
@@ -363,14 +363,15 @@ static Variant *variant(CmStmt *st, CmError *err)
     Variant *v;
 
     for (v = p->variants; v; v = v->next)
-        if (memcmp(v->types, p->types, size) == 0)
+        if (size == 0 || memcmp(v->types, p->types, size) == 0)
             return v;
     v = calloc(1, sizeof(*v) + size);
     if (!v) {
         cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
         return NULL;
     }
-    memcpy(v->types, p->types, size);
+    if (size > 0)
+        memcpy(v->types, p->types, size);
     snprintf(v->name, sizeof(v->name), "cm%u", db->pg->next_name++);
     res = prepare(db, p, v->name, false);
     /* A parameter used where nothing tells its type ("?1 IS NULL"), bound NULL or text:
