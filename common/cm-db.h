@@ -152,6 +152,7 @@ int cm_stmt_exec(CmStmt *st, CmError *err);
 /** cm_stmt_changes: Returns: the rows the last cm_stmt_exec()/step of @st changed. */
 int64_t cm_stmt_changes(CmStmt *st);
 
+/** cm_stmt_columns: Returns: the number of result columns (on PostgreSQL once it has run). */
 int cm_stmt_columns(CmStmt *st);
 /** cm_stmt_name: Returns: the name (alias) of column @i. */
 const char *cm_stmt_name(CmStmt *st, int i);

@@ -1388,9 +1388,13 @@ int main(void)
         PG(test_concurrent_migrate),
     };
 
+    int r;
+
     if (!cbt_pg_url())
         fprintf(stderr, "\n*** test-cm-db: CB_TEST_PG_URL is not set: every PostgreSQL case is"
                         " SKIPPED. tools/setup.sh test sets it; by hand:\n***   export"
                         " CB_TEST_PG_URL=$(tools/pg-cluster.sh start /tmp/cb-pg)\n\n");
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    r = cmocka_run_group_tests(tests, NULL, NULL);
+    /* Half the cases did not run: meson shows the test as skipped, not as passed. */
+    return r == 0 && !cbt_pg_url() ? 77 : r;
 }
