@@ -575,6 +575,7 @@ static void test_transactions(void **state)
 
 typedef struct {
     const char *url;
+    atomic_int trying;
     atomic_int began;
     int r;
     int64_t seen;
@@ -587,6 +588,7 @@ static void *second_writer(void *arg)
     CmDb *db = NULL;
 
     w->r = cm_db_open_url(w->url, CM_DB_READWRITE, &db, &w->err);
+    atomic_store(&w->trying, 1);
     if (w->r >= 0)
         w->r = cm_db_begin_immediate(db, &w->err);
     atomic_store(&w->began, 1);
@@ -615,7 +617,20 @@ static void test_writer_serialization(void **state)
     assert_int_equal(cm_db_begin_immediate(f->db, &err), 0);
     assert_int_equal(pthread_create(&t, NULL, second_writer, &w), 0);
     /* The second writer waits for the first to end, on every backend. */
-    usleep(400 * 1000);
+    while (!atomic_load(&w.trying))
+        usleep(10 * 1000);
+    if (cm_db_backend(f->db) == CM_DB_POSTGRESQL) {
+        /* ...on PostgreSQL in the queue of the writer lock. */
+        int64_t waiting = 0;
+        for (int i = 0; i < 250 && !waiting; i++) {
+            waiting = query_int(f->db, "SELECT count(*) FROM pg_locks WHERE locktype ="
+                                       " 'advisory' AND NOT granted");
+            if (!waiting)
+                usleep(20 * 1000);
+        }
+        assert_int_equal(waiting, 1);
+    }
+    usleep(300 * 1000);
     assert_int_equal(atomic_load(&w.began), 0);
     exec_ok(f->db, "INSERT INTO t(v) VALUES (10)");
     if (cm_db_backend(f->db) == CM_DB_POSTGRESQL)
