@@ -8,7 +8,9 @@
 #include "cm-crypto.h"
 #include "cm-time.h"
 
-#define ACCOUNT_COLUMNS "id, name, role, department_id, disabled, created_at, token_created_at"
+#define ACCOUNT_COLUMNS                                                                            \
+    "id, name, role, department_id, disabled, created_at, token_created_at,"                       \
+    " (SELECT d.name FROM departments d WHERE d.id = accounts.department_id)"
 
 static json_object *account_from_row(sqlite3_stmt *stmt)
 {
@@ -18,6 +20,7 @@ static json_object *account_from_row(sqlite3_stmt *stmt)
     json_object_object_add(o, "role", br_json_col_text(stmt, 2));
     json_object_object_add(o, "department_id",
                            br_json_id_or_null(sqlite3_column_int64(stmt, 3)));
+    json_object_object_add(o, "department_name", br_json_col_text(stmt, 7));
     json_object_object_add(o, "disabled", json_object_new_boolean(sqlite3_column_int(stmt, 4)));
     json_object_object_add(o, "created_at", br_json_col_text(stmt, 5));
     json_object_object_add(o, "token_created_at", br_json_col_text(stmt, 6));

@@ -11,8 +11,10 @@
 #include "br-workflow.h"
 
 #define ALLOCATION_COLUMNS                                                                         \
-    "id, department_id, system_id, request_id, purpose, state, vcpus, memory_mib, disk_gib,"     \
-    " instances, retained_until, error, created_at, updated_at"
+    "id, department_id, system_id, request_id, purpose, state, vcpus, memory_mib, disk_gib,"       \
+    " instances, retained_until, error, created_at, updated_at,"                                   \
+    " (SELECT name FROM departments WHERE id = allocations.department_id),"                        \
+    " (SELECT name FROM systems WHERE id = allocations.system_id)"
 
 static json_object *allocation_from_row(sqlite3_stmt *s)
 {
@@ -21,7 +23,9 @@ static json_object *allocation_from_row(sqlite3_stmt *s)
                      sqlite3_column_int64(s, 8), sqlite3_column_int64(s, 9)};
     json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
     json_object_object_add(o, "department_id", json_object_new_int64(sqlite3_column_int64(s, 1)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 14));
     json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 2)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 15));
     json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "purpose", br_json_col_text(s, 4));
     json_object_object_add(o, "state", br_json_col_text(s, 5));
@@ -257,15 +261,20 @@ int br_api_allocations_purge(BrCall *c)
 /* ---- jobs ---- */
 
 #define JOB_COLUMNS                                                                                \
-    "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"  \
+    "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"   \
     " j.finished_at, j.not_before,"                                                                \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"             \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts"
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"              \
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts,"                       \
+    " a.department_id, (SELECT name FROM departments WHERE id = a.department_id),"                 \
+    " a.system_id, (SELECT name FROM systems WHERE id = a.system_id)"
+
+/* The allocation a job works for, for its department's and system's names. */
+#define JOB_FROM " FROM jobs j LEFT JOIN allocations a ON a.id = j.allocation_id"
 
 /* A department sees the jobs of its own allocations. */
 #define JOB_SCOPE(n)                                                                               \
-    " AND (?" #n " = 0 OR EXISTS (SELECT 1 FROM allocations a WHERE a.id = j.allocation_id"       \
-    " AND a.department_id = ?" #n "))"
+    " AND (?" #n " = 0 OR EXISTS (SELECT 1 FROM allocations sa WHERE sa.id = j.allocation_id"      \
+    " AND sa.department_id = ?" #n "))"
 
 static json_object *job_from_row(sqlite3_stmt *s)
 {
@@ -276,6 +285,10 @@ static json_object *job_from_row(sqlite3_stmt *s)
     json_object_object_add(o, "state", br_json_col_text(s, 2));
     json_object_object_add(o, "request_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "allocation_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
+    json_object_object_add(o, "department_id", br_json_id_or_null(sqlite3_column_int64(s, 13)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 14));
+    json_object_object_add(o, "system_id", br_json_id_or_null(sqlite3_column_int64(s, 15)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 16));
     json_object_object_add(o, "error", br_json_col_text(s, 5));
     json_object_object_add(o, "created_at", br_json_col_text(s, 6));
     json_object_object_add(o, "started_at", br_json_col_text(s, 7));
@@ -312,7 +325,7 @@ int br_api_jobs_list(BrCall *c)
     if (state && br_job_state_from_string(state) < 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "state", "unknown job state");
     s = cm_db_stmt(db,
-                   "SELECT " JOB_COLUMNS " FROM jobs j WHERE j.id > ?1 AND (?2 IS NULL OR"
+                   "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.id > ?1 AND (?2 IS NULL OR"
                    " j.state = ?2) AND (?3 = 0 OR j.request_id = ?3) AND (?4 = 0 OR"
                    " j.allocation_id = ?4)" JOB_SCOPE(5) " ORDER BY j.id LIMIT ?6",
                    &c->err);
@@ -343,9 +356,7 @@ static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
     r = cm_db_begin_read(db, &c->err);
     if (r < 0)
         return r;
-    s = cm_db_stmt(db,
-                   "SELECT " JOB_COLUMNS " FROM jobs j WHERE j.id = ?1" JOB_SCOPE(2),
-                   &c->err);
+    s = cm_db_stmt(db, "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.id = ?1" JOB_SCOPE(2), &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
         CM_DB_BIND(s, id, br_call_is_department(c) ? c->actor.department_id : 0);
@@ -358,8 +369,11 @@ static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
     }
     if (r >= 0) {
         s = cm_db_stmt(db,
-                       "SELECT seq, action, instance_id, arg, state, attempts, error,"
-                       " started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY seq",
+                       "SELECT st.seq, st.action, st.instance_id, st.arg, st.state, st.attempts,"
+                       " st.error, st.started_at, st.finished_at, i.name, i.host_id, h.name"
+                       " FROM job_steps st LEFT JOIN instances i ON i.id = st.instance_id"
+                       " LEFT JOIN hosts h ON h.id = i.host_id WHERE st.job_id = ?"
+                       " ORDER BY st.seq",
                        &c->err);
         r = s ? 0 : -EIO;
     }
@@ -372,6 +386,9 @@ static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
             json_object_object_add(st, "action", br_json_col_text(s, 1));
             json_object_object_add(st, "instance_id",
                                    br_json_id_or_null(sqlite3_column_int64(s, 2)));
+            json_object_object_add(st, "instance_name", br_json_col_text(s, 9));
+            json_object_object_add(st, "host_id", br_json_id_or_null(sqlite3_column_int64(s, 10)));
+            json_object_object_add(st, "host_name", br_json_col_text(s, 11));
             json_object_object_add(st, "arg", json_object_new_int64(sqlite3_column_int64(s, 3)));
             json_object_object_add(st, "state", br_json_col_text(s, 4));
             json_object_object_add(st, "attempts",
@@ -481,11 +498,14 @@ int br_api_events_list(BrCall *c)
     if (open && strcmp(open, "true") != 0 && strcmp(open, "false") != 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "open", "open must be true or false");
     s = cm_db_stmt(db,
-                   "SELECT id, kind, severity, host_id, instance_id, allocation_id, domain_uuid,"
-                   " domain_name, message, first_seen, last_seen, resolved_at FROM events"
-                   " WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR host_id = ?3)"
-                   " AND (?4 IS NULL OR (?4 = 'true') = (resolved_at IS NULL))"
-                   " ORDER BY id LIMIT ?5",
+                   "SELECT e.id, e.kind, e.severity, e.host_id, e.instance_id, e.allocation_id,"
+                   " e.domain_uuid, e.domain_name, e.message, e.first_seen, e.last_seen,"
+                   " e.resolved_at, h.name, i.name FROM events e"
+                   " LEFT JOIN hosts h ON h.id = e.host_id"
+                   " LEFT JOIN instances i ON i.id = e.instance_id"
+                   " WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND (?3 = 0 OR"
+                   " e.host_id = ?3) AND (?4 IS NULL OR (?4 = 'true') = (e.resolved_at IS NULL))"
+                   " ORDER BY e.id LIMIT ?5",
                    &c->err);
     if (!s)
         return -EIO;
@@ -498,7 +518,9 @@ int br_api_events_list(BrCall *c)
         json_object_object_add(o, "kind", br_json_col_text(s, 1));
         json_object_object_add(o, "severity", br_json_col_text(s, 2));
         json_object_object_add(o, "host_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
+        json_object_object_add(o, "host_name", br_json_col_text(s, 12));
         json_object_object_add(o, "instance_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
+        json_object_object_add(o, "instance_name", br_json_col_text(s, 13));
         json_object_object_add(o, "allocation_id",
                                br_json_id_or_null(sqlite3_column_int64(s, 5)));
         json_object_object_add(o, "domain_uuid", br_json_col_text(s, 6));

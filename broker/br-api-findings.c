@@ -12,10 +12,12 @@
 #include "cm-util.h"
 
 #define FINDING_COLUMNS                                                                            \
-    "f.id, f.instance_id, i.name, f.allocation_id, f.department_id, f.system_id, f.kind,"        \
-    " f.state, f.rule, f.evidence, f.recommendation, f.current_vcpus, f.current_memory_mib,"     \
-    " f.recommended_vcpus, f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib,"         \
-    " f.first_found, f.last_found, f.state_changed_at, f.reason, f.change_request_id"
+    "f.id, f.instance_id, i.name, f.allocation_id, f.department_id, f.system_id, f.kind,"          \
+    " f.state, f.rule, f.evidence, f.recommendation, f.current_vcpus, f.current_memory_mib,"       \
+    " f.recommended_vcpus, f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib,"           \
+    " f.first_found, f.last_found, f.state_changed_at, f.reason, f.change_request_id,"             \
+    " (SELECT name FROM departments d WHERE d.id = f.department_id),"                              \
+    " (SELECT name FROM systems s WHERE s.id = f.system_id)"
 
 static json_object *parsed(sqlite3_stmt *s, int col)
 {
@@ -34,7 +36,9 @@ static json_object *finding_from_row(sqlite3_stmt *s)
     json_object_object_add(o, "instance", br_json_col_text(s, 2));
     json_object_object_add(o, "allocation_id", json_object_new_int64(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "department_id", json_object_new_int64(sqlite3_column_int64(s, 4)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 22));
     json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 5)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 23));
     json_object_object_add(o, "kind", br_json_col_text(s, 6));
     json_object_object_add(o, "state", br_json_col_text(s, 7));
     json_object_object_add(o, "rule", br_json_col_text(s, 8));
@@ -218,7 +222,8 @@ int br_api_findings_change_request(BrCall *c)
     int64_t req_id = 0, cur_vcpus = 0;
     char state[32] = "", kind[32] = "", at[CM_TIME_ISO_LEN + 1], just[512];
     _cleanup_json_ json_object *resources = NULL;
-    bool restart = false;
+    bool restart = false, idle = false, scale_in = false;
+    const char *req_kind;
     sqlite3_stmt *s;
     CmDb *db;
     int r;
@@ -250,6 +255,7 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
     }
+    idle = strcmp(kind, "idle") == 0;
     if (r >= 0 && strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0)
         r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
                               "finding %lld is '%s'", (long long)id, state);
@@ -260,21 +266,50 @@ int br_api_findings_change_request(BrCall *c)
     /* The same rules as POST /v1/requests: one open request per live allocation. */
     if (r >= 0)
         r = br_api_allocation_changeable(c, db, alloc, system);
-    if (r >= 0 && strcmp(kind, "idle") != 0) {
-        /* Every instance as it is, the one of the finding at the recommended size. */
-        json_object *list = json_object_new_array();
+    if (r >= 0 && idle) {
+        /* An idle instance beside instances that are not idle: remove that one (scale-in),
+         * not the allocation. */
+        s = cm_db_stmt(db,
+                       "SELECT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = ?1"
+                       " AND i.id != ?2 AND i.state != 'deleted' AND NOT EXISTS (SELECT 1"
+                       " FROM findings f WHERE f.instance_id = i.id AND f.kind = 'idle'"
+                       " AND f.state IN ('open','acknowledged')))",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, alloc, instance);
+            r = cm_db_step_row(db, s, &c->err);
+            if (r > 0)
+                scale_in = sqlite3_column_int(s, 0) != 0;
+            sqlite3_reset(s);
+        }
+    }
+    if (r >= 0 && (!idle || scale_in)) {
+        /* Every instance as it is, the one of the finding at the recommended size, or (scale
+         * in) left out of the list and named in resources.remove. */
+        json_object *list = json_object_new_array(), *remove = NULL;
         resources = json_object_new_object();
         json_object_object_add(resources, "instances", list);
+        if (scale_in) {
+            remove = json_object_new_array();
+            json_object_object_add(resources, "remove", remove);
+        }
         s = cm_db_stmt(db,
-                       "SELECT id, vcpus, memory_mib, disk_gib, image FROM instances"
+                       "SELECT id, vcpus, memory_mib, disk_gib, image, idx FROM instances"
                        " WHERE allocation_id = ? AND state != 'deleted' ORDER BY idx",
                        &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
             CM_DB_BIND(s, alloc);
             while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
-                json_object *one = json_object_new_object();
+                json_object *one;
                 bool me = sqlite3_column_int64(s, 0) == instance;
+                if (me && scale_in) {
+                    json_object_array_add(remove,
+                                          json_object_new_int64(sqlite3_column_int64(s, 5)));
+                    continue;
+                }
+                one = json_object_new_object();
                 json_object_object_add(one, "vcpus", json_object_new_int64(
                                                          me ? rec_vcpus : sqlite3_column_int64(s, 1)));
                 json_object_object_add(one, "memory_mib",
@@ -288,12 +323,15 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
         /* Fewer vCPUs can only be applied by a restart. */
-        restart = rec_vcpus < cur_vcpus;
+        restart = !idle && rec_vcpus < cur_vcpus;
     }
     snprintf(just, sizeof(just), "%s of finding %lld (%s).",
-             strcmp(kind, "idle") == 0 ? "Termination of an idle instance, on the advice"
-                                       : "Right-sizing as recommended",
+             scale_in ? "Scale-in: removal of an idle instance while the others work, on the "
+                        "advice"
+             : idle   ? "Termination of an idle instance, on the advice"
+                      : "Right-sizing as recommended",
              (long long)id, kind);
+    req_kind = idle && !scale_in ? "termination" : "change";
     if (r >= 0) {
         s = cm_db_stmt(db,
                        "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
@@ -308,7 +346,7 @@ int br_api_findings_change_request(BrCall *c)
                        &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
-            CM_DB_BIND(s, system, strcmp(kind, "idle") == 0 ? "termination" : "change", alloc,
+            CM_DB_BIND(s, system, req_kind, alloc,
                        resources ? cm_json_to_string(resources, NULL) : NULL, just,
                        (int64_t)restart, c->actor.account_id, at, at);
             r = cm_db_step_done(db, s, &c->err);
@@ -341,9 +379,7 @@ int br_api_findings_change_request(BrCall *c)
         /* Audited as POST /v1/requests audits a draft: what it asks for. */
         _cleanup_json_ json_object *what = json_object_new_object();
         json_object_object_add(what, "system", json_object_new_int64(system));
-        json_object_object_add(what, "kind", json_object_new_string(
-                                                 strcmp(kind, "idle") == 0 ? "termination"
-                                                                           : "change"));
+        json_object_object_add(what, "kind", json_object_new_string(req_kind));
         json_object_object_add(what, "allocation", json_object_new_int64(alloc));
         if (resources)
             json_object_object_add(what, "resources", json_object_get(resources));

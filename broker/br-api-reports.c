@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-metering.h"
 #include "br-report.h"
 #include "cm-time.h"
 
@@ -41,6 +43,22 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
                          strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8"
                                                     : "text/html; charset=utf-8",
                          text);
+}
+
+/* Rollups of the period brought up to date before a report reads them: yesterday's and
+ * today's (older days were rolled up after they ended; the report states when its last day
+ * was, rollups_computed_at). */
+static int rollups_up_to_date(BrCall *c, int64_t from, int64_t to)
+{
+    int64_t now = cm_now_ms() / 1000, today = now - now % 86400;
+    for (int64_t day = today - 86400; day <= today; day += 86400) {
+        if (day + 86400 <= from || day >= to)
+            continue;
+        int r = br_metering_rollup_if_stale(c->d, day, &c->err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* A department named in the query must exist: an unknown one is a 404, not an empty report. */
@@ -86,6 +104,14 @@ int br_api_reports_assessment(BrCall *c)
     /* A department sees its own assessment only. */
     if (br_call_is_department(c))
         dept = c->actor.department_id;
+    {
+        struct tm tm = {.tm_year = (int)year - 1900, .tm_mon = 0, .tm_mday = 1};
+        int64_t y0 = (int64_t)timegm(&tm);
+        tm = (struct tm){.tm_year = (int)year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
+        r = rollups_up_to_date(c, y0, (int64_t)timegm(&tm));
+        if (r < 0)
+            return r;
+    }
     db = br_api_read_db(c);
     if (!db)
         return -EIO;
@@ -126,6 +152,15 @@ int br_api_reports_operations(BrCall *c)
         return r;
     if (br_call_is_department(c))
         dept = c->actor.department_id;
+    {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1;
+        r = rollups_up_to_date(c, ms / 1000, (int64_t)timegm(&tm));
+        if (r < 0)
+            return r;
+    }
     db = br_api_read_db(c);
     if (!db)
         return -EIO;

@@ -33,8 +33,9 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},      {"KIND", CTL_ALIGN_LEFT},        {"STATE", CTL_ALIGN_LEFT},
-        {"REQUEST", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT}, {"STEPS", CTL_ALIGN_RIGHT},
-        {"CREATED", CTL_ALIGN_LEFT},  {"FINISHED", CTL_ALIGN_LEFT},    {"ERROR", CTL_ALIGN_LEFT},
+        {"REQUEST", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT}, {"SYSTEM", CTL_ALIGN_LEFT},
+        {"STEPS", CTL_ALIGN_RIGHT},   {"CREATED", CTL_ALIGN_LEFT},     {"FINISHED", CTL_ALIGN_LEFT},
+        {"ERROR", CTL_ALIGN_LEFT},
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
@@ -77,6 +78,7 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
             ctl_json_text(cm_json_get(j, "state")),
             ctl_json_text(cm_json_get(j, "request_id")),
             ctl_json_text(cm_json_get(j, "allocation_id")),
+            ctl_json_cell(j, "system_id+system_name"),
             cm_strdup_printf("%" PRId64 "/%" PRId64, cm_json_get_int(p, "done", 0),
                              cm_json_get_int(p, "total", 0)),
             ctl_json_text(cm_json_get(j, "created_at")),
@@ -99,9 +101,9 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 static void print_job(CtlContext *ctx, json_object *j)
 {
     static const CtlColumn cols[] = {
-        {"#", CTL_ALIGN_RIGHT},       {"ACTION", CTL_ALIGN_LEFT}, {"INSTANCE", CTL_ALIGN_RIGHT},
-        {"ARG", CTL_ALIGN_RIGHT},     {"STATE", CTL_ALIGN_LEFT},  {"ATTEMPTS", CTL_ALIGN_RIGHT},
-        {"FINISHED", CTL_ALIGN_LEFT}, {"ERROR", CTL_ALIGN_LEFT},
+        {"#", CTL_ALIGN_RIGHT},        {"ACTION", CTL_ALIGN_LEFT},   {"INSTANCE", CTL_ALIGN_LEFT},
+        {"HOST", CTL_ALIGN_LEFT},      {"ARG", CTL_ALIGN_RIGHT},     {"STATE", CTL_ALIGN_LEFT},
+        {"ATTEMPTS", CTL_ALIGN_RIGHT}, {"FINISHED", CTL_ALIGN_LEFT}, {"ERROR", CTL_ALIGN_LEFT},
     };
     const int w = 11;
     json_object *steps = cm_json_get(j, "steps"), *p = cm_json_get(j, "progress");
@@ -116,6 +118,12 @@ static void print_job(CtlContext *ctx, json_object *j)
             cm_json_get_str(j, "kind", "?"), state);
     ctl_print_json_field(ctx->out, 2, w, "Request", cm_json_get(j, "request_id"));
     ctl_print_json_field(ctx->out, 2, w, "Allocation", cm_json_get(j, "allocation_id"));
+    if (cm_json_get_int(j, "system_id", 0)) {
+        _cleanup_free_ char *dept = ctl_json_cell(j, "department_id+department_name");
+        _cleanup_free_ char *system = ctl_json_cell(j, "system_id+system_name");
+        ctl_print_field(ctx->out, 2, w, "Department", dept);
+        ctl_print_field(ctx->out, 2, w, "System", system);
+    }
     ctl_print_field(ctx->out, 2, w, "Progress", progress);
     ctl_print_json_field(ctx->out, 2, w, "Created", cm_json_get(j, "created_at"));
     ctl_print_json_field(ctx->out, 2, w, "Started", cm_json_get(j, "started_at"));
@@ -143,7 +151,8 @@ static void print_job(CtlContext *ctx, json_object *j)
         char *cells[ELEMENTSOF(cols)] = {
             cm_strdup_printf("%" PRId64, cm_json_get_int(s, "seq", 0) + 1),
             ctl_json_text(cm_json_get(s, "action")),
-            ctl_json_text(cm_json_get(s, "instance_id")),
+            ctl_json_cell(s, "instance_id+instance_name"),
+            ctl_json_cell(s, "host_id+host_name"),
             has_arg ? ctl_json_text(cm_json_get(s, "arg")) : strdup("-"),
             ctl_json_text(cm_json_get(s, "state")),
             ctl_json_text(cm_json_get(s, "attempts")),
@@ -326,15 +335,24 @@ static int cmd_events(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},       {"KIND", CTL_ALIGN_LEFT},
-        {"SEVERITY", CTL_ALIGN_LEFT},  {"HOST", CTL_ALIGN_RIGHT},
-        {"INSTANCE", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT},
+        {"SEVERITY", CTL_ALIGN_LEFT},  {"HOST", CTL_ALIGN_LEFT},
+        {"INSTANCE", CTL_ALIGN_LEFT},  {"ALLOCATION", CTL_ALIGN_RIGHT},
         {"DOMAIN", CTL_ALIGN_LEFT},    {"FIRST_SEEN", CTL_ALIGN_LEFT},
         {"LAST_SEEN", CTL_ALIGN_LEFT}, {"RESOLVED", CTL_ALIGN_LEFT},
         {"MESSAGE", CTL_ALIGN_LEFT},
     };
     static const char *const keys[] = {
-        "id",          "kind",       "severity",  "host_id",     "instance_id", "allocation_id",
-        "domain_name", "first_seen", "last_seen", "resolved_at", "message",
+        "id",
+        "kind",
+        "severity",
+        "host_id+host_name",
+        "instance_id+instance_name",
+        "allocation_id",
+        "domain_name",
+        "first_seen",
+        "last_seen",
+        "resolved_at",
+        "message",
     };
     _cleanup_json_ json_object *doc = NULL;
     const char *kind = ctl_args_get(args, "kind"), *host = ctl_args_get(args, "host");

@@ -221,10 +221,11 @@ static char *joined_strings(json_object *list)
 static void print_trial(CtlContext *ctx, json_object *req)
 {
     static const CtlColumn cols[] = {
-        {"TEST", CTL_ALIGN_LEFT},     {"RESULT", CTL_ALIGN_LEFT}, {"AT", CTL_ALIGN_LEFT},
-        {"ACCOUNT", CTL_ALIGN_RIGHT}, {"REPORT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
+        {"TEST", CTL_ALIGN_LEFT},    {"RESULT", CTL_ALIGN_LEFT}, {"AT", CTL_ALIGN_LEFT},
+        {"ACCOUNT", CTL_ALIGN_LEFT}, {"REPORT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
     };
-    static const char *const keys[] = {"test", "result", "at", "account_id", "report", "comment"};
+    static const char *const keys[] = {"test",   "result", "at", "account_id+account",
+                                       "report", "comment"};
     json_object *trial = cm_json_get(req, "trial"), *list;
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_free_ char *env = NULL;
@@ -273,10 +274,11 @@ static void print_request(CtlContext *ctx, json_object *req)
         "kind", "filename", "media_type", "size", "sha256", "uploaded_at",
     };
     static const CtlColumn hist_cols[] = {
-        {"AT", CTL_ALIGN_LEFT},   {"FROM", CTL_ALIGN_LEFT},     {"TO", CTL_ALIGN_LEFT},
-        {"ROLE", CTL_ALIGN_LEFT}, {"ACCOUNT", CTL_ALIGN_RIGHT}, {"COMMENT", CTL_ALIGN_LEFT},
+        {"AT", CTL_ALIGN_LEFT},   {"FROM", CTL_ALIGN_LEFT},    {"TO", CTL_ALIGN_LEFT},
+        {"ROLE", CTL_ALIGN_LEFT}, {"ACCOUNT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
     };
-    static const char *const hist_keys[] = {"at", "from", "to", "role", "account_id", "comment"};
+    static const char *const hist_keys[] = {"at",     "from", "to", "role", "account_id+account",
+                                            "comment"};
     static const CtlColumn op_cols[] = {
         {"AT", CTL_ALIGN_LEFT},         {"ACCOUNT", CTL_ALIGN_LEFT}, {"ROLE", CTL_ALIGN_LEFT},
         {"RECOMMENDS", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
@@ -481,8 +483,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},         {"KIND", CTL_ALIGN_LEFT},
-        {"STATE", CTL_ALIGN_LEFT},       {"DEPARTMENT", CTL_ALIGN_RIGHT},
-        {"SYSTEM", CTL_ALIGN_RIGHT},     {"VCPUS", CTL_ALIGN_RIGHT},
+        {"STATE", CTL_ALIGN_LEFT},       {"DEPARTMENT", CTL_ALIGN_LEFT},
+        {"SYSTEM", CTL_ALIGN_LEFT},      {"VCPUS", CTL_ALIGN_RIGHT},
         {"MEMORY_MIB", CTL_ALIGN_RIGHT}, {"DISK_GIB", CTL_ALIGN_RIGHT},
         {"INSTANCES", CTL_ALIGN_RIGHT},  {"UPDATED", CTL_ALIGN_LEFT},
     };
@@ -490,8 +492,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
         "id",
         "kind",
         "state",
-        "department_id",
-        "system_id",
+        "department_id+department_name",
+        "system_id+system_name",
         "totals.vcpus",
         "totals.memory_mib",
         "totals.disk_gib",
