@@ -38,6 +38,7 @@ typedef struct {
     char *cluster; /* a private cluster's folder (the restart case), stopped after */
     CmDb *db;
     bool skip;
+    void *lite; /* an SQLite fixture beside PostgreSQL's, for the comparisons */
 } Fx;
 
 static const CmDbBackend SQLITE = CM_DB_SQLITE, POSTGRESQL = CM_DB_POSTGRESQL;
@@ -80,6 +81,10 @@ static int teardown(void **state)
     Fx *f = *state;
     char *cmd;
 
+    if (f->lite) {
+        void *lite = f->lite;
+        teardown(&lite);
+    }
     cm_db_close(f->db);
     if (f->pg_name)
         cbt_pg_drop_db(f->pg_name);
@@ -981,17 +986,18 @@ static void describe(CmDb *db, Lines *out)
 static void test_same_schema(void **state)
 {
     Fx *f = FIXTURE(state); /* PostgreSQL's */
-    Fx lite = {.backend = CM_DB_SQLITE};
+    Fx *lite = f->lite = calloc(1, sizeof(Fx));
     _cleanup_(lines_free) Lines a = {0}, b = {0};
     CmError err = {0};
     unsigned n;
     const char *const *m = br_store_migrations(&n);
     size_t i = 0, j = 0, diffs = 0, checks = 0, fks = 0;
 
-    assert_int_equal(fx_open(&lite, "lite"), 0);
-    assert_int_equal(cm_db_migrate(lite.db, m, br_store_pg_migrations(), n, &err), 0);
+    lite->backend = CM_DB_SQLITE;
+    assert_int_equal(fx_open(lite, "lite"), 0);
+    assert_int_equal(cm_db_migrate(lite->db, m, br_store_pg_migrations(), n, &err), 0);
     assert_int_equal(cm_db_migrate(f->db, m, br_store_pg_migrations(), n, &err), 0);
-    describe(lite.db, &a);
+    describe(lite->db, &a);
     describe(f->db, &b);
     while (i < a.n || j < b.n) {
         int c = i == a.n ? 1 : j == b.n ? -1 : strcmp(a.v[i], b.v[j]);
@@ -1013,13 +1019,6 @@ static void test_same_schema(void **state)
             fks);
     assert_int_equal(diffs, 0);
     assert_true(a.n > 300 && checks >= 17 && fks >= 30);
-    cm_db_close(lite.db);
-    lite.db = NULL;
-    {
-        _cleanup_free_ char *cmd = cm_strdup_printf("rm -rf %s", lite.dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(lite.url);
 }
 
 /* ---- the compatibility functions: PostgreSQL answers as SQLite does */
@@ -1121,19 +1120,20 @@ static void compare_cell(const char *sql, int i, CmStmt *a, CmStmt *b)
 static void test_compat(void **state)
 {
     Fx *f = FIXTURE(state); /* PostgreSQL's */
-    Fx lite = {.backend = CM_DB_SQLITE};
+    Fx *lite = f->lite = calloc(1, sizeof(Fx));
     static const char *const table =
         "CREATE TABLE v (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER, s TEXT);"
         "INSERT INTO v(x, s) VALUES (1, 'a'), (NULL, 'b'), (4, 'a'), (7, 'c');";
     CmError err = {0};
     size_t rows = 0;
 
-    assert_int_equal(fx_open(&lite, "lite"), 0);
-    migrate1(lite.db, table);
+    lite->backend = CM_DB_SQLITE;
+    assert_int_equal(fx_open(lite, "lite"), 0);
+    migrate1(lite->db, table);
     migrate1(f->db, table); /* the first migration brings the functions on PostgreSQL */
     for (size_t c = 0; c < ELEMENTSOF(compat_cases); c++) {
         const char *sql = compat_cases[c];
-        _cleanup_stmt_ CmStmt *a = cm_db_prepare(lite.db, sql, &err);
+        _cleanup_stmt_ CmStmt *a = cm_db_prepare(lite->db, sql, &err);
         _cleanup_stmt_ CmStmt *b = cm_db_prepare(f->db, sql, &err);
         int ra, rb;
 
@@ -1168,12 +1168,6 @@ static void test_compat(void **state)
     }
     fprintf(stderr, "compatibility: %zu statements, %zu rows alike\n", ELEMENTSOF(compat_cases),
             rows);
-    cm_db_close(lite.db);
-    {
-        _cleanup_free_ char *cmd = cm_strdup_printf("rm -rf %s", lite.dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(lite.url);
 }
 
 /* ---- PostgreSQL only: connections */
