@@ -49,7 +49,7 @@ int ag_spool_open(const char *path, int64_t max_bytes, AgSpool **ret, CmError *e
      * can take the last transactions, which the broker's dedup makes harmless to resend. */
     r = cm_db_open(path, CM_DB_RELAXED, &s->db, err);
     if (r >= 0)
-        r = cm_db_migrate(s->db, migrations, ELEMENTSOF(migrations), err);
+        r = cm_db_migrate(s->db, migrations, NULL, ELEMENTSOF(migrations), err);
     if (r < 0) {
         cm_db_close(s->db);
         free(s);
@@ -104,8 +104,8 @@ int ag_spool_append(AgSpool *s, const AgRecord *records, size_t n, const AgState
     r = cm_db_begin_immediate(s->db, err);
     if (r < 0)
         goto out;
-    st = cm_db_stmt(s->db,
-                    "INSERT INTO spool(kind, payload, bytes, created) VALUES (?, ?, ?, ?)", err);
+    st = cm_db_stmt(s->db, "INSERT INTO spool(kind, payload, bytes, created) VALUES (?, ?, ?, ?)",
+                    err);
     r = st ? 0 : -EIO;
     for (size_t i = 0; r >= 0 && i < n; i++) {
         int64_t bytes = (int64_t)strlen(records[i].payload);
@@ -130,8 +130,8 @@ int ag_spool_append(AgSpool *s, const AgRecord *records, size_t n, const AgState
     }
     /* Over the bound: the oldest windows go, and are counted. */
     while (r >= 0 && counter_get(s->db, "bytes") > s->max_bytes) {
-        sqlite3_stmt *old = cm_db_stmt(s->db, "SELECT seq, bytes FROM spool ORDER BY seq LIMIT 1",
-                                       err);
+        sqlite3_stmt *old =
+            cm_db_stmt(s->db, "SELECT seq, bytes FROM spool ORDER BY seq LIMIT 1", err);
         int64_t seq = 0, bytes = 0;
         if (!old) {
             r = -EIO;
@@ -175,8 +175,7 @@ int ag_spool_peek(AgSpool *s, size_t max, int64_t max_bytes, int64_t *seqs, AgRe
     size_t n = 0;
     int64_t bytes = 0;
     pthread_mutex_lock(&s->lock);
-    st = cm_db_stmt(s->db, "SELECT seq, kind, payload, bytes FROM spool ORDER BY seq LIMIT ?",
-                    err);
+    st = cm_db_stmt(s->db, "SELECT seq, kind, payload, bytes FROM spool ORDER BY seq LIMIT ?", err);
     if (!st) {
         pthread_mutex_unlock(&s->lock);
         return -EIO;
@@ -210,8 +209,8 @@ void ag_spool_records_free(AgRecord *r, size_t n)
     }
 }
 
-static int remove_rows(AgSpool *s, const int64_t *seqs, size_t n, const char *counter,
-                       long status, const char *reason, CmError *err)
+static int remove_rows(AgSpool *s, const int64_t *seqs, size_t n, const char *counter, long status,
+                       const char *reason, CmError *err)
 {
     int r;
     int64_t bytes = 0, removed = 0;
@@ -290,8 +289,8 @@ int ag_spool_stats(AgSpool *s, AgSpoolStats *ret, CmError *err)
     return st ? 0 : -EIO;
 }
 
-int ag_spool_load_states(AgSpool *s, void (*fn)(void *userdata, const char *name,
-                                                const void *data, size_t len),
+int ag_spool_load_states(AgSpool *s,
+                         void (*fn)(void *userdata, const char *name, const void *data, size_t len),
                          void *userdata, CmError *err)
 {
     sqlite3_stmt *st;

@@ -45,6 +45,7 @@ void br_config_init_defaults(BrConfig *c)
 void br_config_clear(BrConfig *c)
 {
     free(c->state_dir);
+    free(c->database);
     free(c->listen);
     free(c->policy_dir);
     free(c->config_path);
@@ -77,6 +78,7 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     replace_str(&c->listen, cm_json_get_str(doc, "listen", NULL));
     replace_str(&c->policy_dir, cm_json_get_str(doc, "policy_dir", NULL));
     replace_str(&c->state_dir, cm_json_get_str(doc, "state_dir", NULL));
+    replace_str(&c->database, cm_json_get_str(doc, "database", NULL));
     tls = cm_json_get(doc, "tls");
     replace_str(&c->tls_cert, cm_json_get_str(tls, "certificate", NULL));
     replace_str(&c->tls_key, cm_json_get_str(tls, "key", NULL));
@@ -88,12 +90,37 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     c->max_body_bytes = (size_t)cm_json_get_int(limits, "body_bytes", (int64_t)c->max_body_bytes);
     c->max_header_bytes =
         (size_t)cm_json_get_int(limits, "header_bytes", (int64_t)c->max_header_bytes);
-    c->timeout_seconds =
-        (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
+    c->timeout_seconds = (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
     c->job_workers = (unsigned)cm_json_get_int(doc, "job_workers", c->job_workers);
     if (cm_json_get_bool(doc, "verbose", false))
         c->verbose = true;
     return 0;
+}
+
+/* A PostgreSQL URL is refused while the store has modules that speak SQLite only: the
+ * broker would fail on their first statement. The message names them. */
+static int check_database(const char *url, CmError *err)
+{
+    const char *const *files;
+    char list[400] = "";
+    size_t n, len = 0;
+
+    if (!url)
+        return 0;
+    if (strncmp(url, "sqlite:", 7) == 0 && url[7])
+        return 0;
+    if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "database",
+                            "the database must be sqlite:PATH or postgresql://...");
+    files = br_store_sqlite_only(&n);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n && len < sizeof(list); i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? " " : "", files[i]);
+    return cm_error_set(err, CM_ERROR_INVALID, "database",
+                        "this cloudbrokerd cannot run on PostgreSQL yet: %zu broker modules still"
+                        " use SQLite's own API: %s",
+                        n, list);
 }
 
 int br_config_check(const BrConfig *c, CmError *err)
@@ -102,10 +129,11 @@ int br_config_check(const BrConfig *c, CmError *err)
     uint16_t port;
     struct in6_addr a6;
     struct in_addr a4;
+    int r;
 
     if (cm_parse_listen(c->listen, &host, &port) < 0)
-        return cm_error_set(err, CM_ERROR_INVALID, "listen",
-                            "listen address '%s' is not HOST:PORT", c->listen);
+        return cm_error_set(err, CM_ERROR_INVALID, "listen", "listen address '%s' is not HOST:PORT",
+                            c->listen);
     if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
         return cm_error_set(err, CM_ERROR_INVALID, "listen",
                             "listen host '%s' must be a numeric IPv4 or IPv6 address", host);
@@ -118,6 +146,9 @@ int br_config_check(const BrConfig *c, CmError *err)
     if (c->tls_key && access(c->tls_key, R_OK) < 0)
         return cm_error_set(err, CM_ERROR_INVALID, "tls/key", "cannot read %s: %s", c->tls_key,
                             strerror(errno));
+    r = check_database(c->database, err);
+    if (r < 0)
+        return r;
     return 0;
 }
 
@@ -154,8 +185,7 @@ static int bootstrap_admin(BrDaemon *d, CmError *err)
     explicit_bzero(token, sizeof(token));
     explicit_bzero(line, strlen(line));
     if (r < 0)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path,
-                            strerror(-r));
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path, strerror(-r));
 
     r = br_store_write_begin(d->store, &db, err);
     if (r < 0)
@@ -172,8 +202,8 @@ static int bootstrap_admin(BrDaemon *d, CmError *err)
     }
     if (r >= 0)
         r = br_store_audit(d->store, db, br_actor_system(), "account.bootstrap", "account",
-                           cm_db_last_insert_id(db), "ok", "{\"name\":\"admin\",\"role\":\"admin\"}",
-                           err);
+                           cm_db_last_insert_id(db), "ok",
+                           "{\"name\":\"admin\",\"role\":\"admin\"}", err);
     if (r < 0) {
         br_store_write_abort(d->store, db);
         return r;
@@ -239,7 +269,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
 
 int br_daemon_open(BrDaemon *d, CmError *err)
 {
-    _cleanup_free_ char *db_path = NULL, *key_path = NULL, *tmp = NULL;
+    _cleanup_free_ char *db_url = NULL, *key_path = NULL, *tmp = NULL;
     int r;
 
     pthread_mutex_init(&d->policies_lock, NULL);
@@ -255,9 +285,10 @@ int br_daemon_open(BrDaemon *d, CmError *err)
 
     d->material_dir = cm_strdup_printf("%s/materials", d->config.state_dir);
     tmp = cm_strdup_printf("%s/materials/tmp", d->config.state_dir);
-    db_path = cm_strdup_printf("%s/cloudbroker.db", d->config.state_dir);
+    db_url = d->config.database ? strdup(d->config.database)
+                                : cm_strdup_printf("sqlite:%s/cloudbroker.db", d->config.state_dir);
     key_path = cm_strdup_printf("%s/audit.key", d->config.state_dir);
-    if (!d->material_dir || !tmp || !db_path || !key_path)
+    if (!d->material_dir || !tmp || !db_url || !key_path)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     r = cm_mkdir_p(tmp, 0700);
     if (r < 0)
@@ -269,7 +300,10 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = br_policies_load(d->config.policy_dir, &d->policies, err);
     if (r < 0)
         return r;
-    r = br_store_open(db_path, key_path, &d->store, err);
+    r = check_database(db_url, err);
+    if (r < 0)
+        return r;
+    r = br_store_open(db_url, key_path, &d->store, err);
     if (r < 0)
         return r;
     r = bootstrap_admin(d, err);

@@ -11,16 +11,17 @@
 
 typedef struct {
     char *state_dir;
-    char *listen;      /* "HOST:PORT" */
+    char *database; /* URL; NULL for sqlite:STATE_DIR/cloudbroker.db */
+    char *listen;   /* "HOST:PORT" */
     char *policy_dir;
     char *config_path;
-    char *tls_cert;    /* PEM paths; HTTPS when both are set */
+    char *tls_cert; /* PEM paths; HTTPS when both are set */
     char *tls_key;
     unsigned threads;
     unsigned max_connections;
     unsigned max_connections_per_ip;
-    size_t max_body_bytes;    /* JSON bodies */
-    size_t max_header_bytes;  /* per-connection memory for the request line and headers */
+    size_t max_body_bytes;   /* JSON bodies */
+    size_t max_header_bytes; /* per-connection memory for the request line and headers */
     unsigned timeout_seconds;
     unsigned job_workers;
     bool verbose;

@@ -26,6 +26,9 @@ static void usage(FILE *f)
             "Options:\n"
             "  --state-dir DIR     database, materials, admin token and audit key (required,\n"
             "                      or state_dir in the config file)\n"
+            "  --database URL      sqlite:PATH (default sqlite:DIR/cloudbroker.db) or\n"
+            "                      postgresql://... (refused while broker modules still use\n"
+            "                      SQLite's own API; the message names them)\n"
             "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8470; port 0 picks one)\n"
             "  --config FILE       JSON config, checked against schemas/config.json\n"
             "  --policy-dir DIR    policy files (default %s)\n"
@@ -40,13 +43,24 @@ static void usage(FILE *f)
             CB_POLICY_DIR);
 }
 
-enum { OPT_STATE = 256, OPT_LISTEN, OPT_CONFIG, OPT_POLICY, OPT_THREADS, OPT_VERBOSE,
-       OPT_CHECK, OPT_VERSION, OPT_HELP };
+enum {
+    OPT_STATE = 256,
+    OPT_DATABASE,
+    OPT_LISTEN,
+    OPT_CONFIG,
+    OPT_POLICY,
+    OPT_THREADS,
+    OPT_VERBOSE,
+    OPT_CHECK,
+    OPT_VERSION,
+    OPT_HELP
+};
 
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"state-dir", required_argument, NULL, OPT_STATE},
+        {"database", required_argument, NULL, OPT_DATABASE},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"policy-dir", required_argument, NULL, OPT_POLICY},
@@ -57,7 +71,8 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *opt_state = NULL, *opt_listen = NULL, *opt_config = NULL, *opt_policy = NULL;
+    const char *opt_state = NULL, *opt_database = NULL, *opt_listen = NULL, *opt_config = NULL,
+               *opt_policy = NULL;
     long opt_threads = 0;
     bool check_only = false, verbose = false;
     BrDaemon d = {0};
@@ -68,10 +83,21 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
-        case OPT_STATE: opt_state = optarg; break;
-        case OPT_LISTEN: opt_listen = optarg; break;
-        case OPT_CONFIG: opt_config = optarg; break;
-        case OPT_POLICY: opt_policy = optarg; break;
+        case OPT_STATE:
+            opt_state = optarg;
+            break;
+        case OPT_DATABASE:
+            opt_database = optarg;
+            break;
+        case OPT_LISTEN:
+            opt_listen = optarg;
+            break;
+        case OPT_CONFIG:
+            opt_config = optarg;
+            break;
+        case OPT_POLICY:
+            opt_policy = optarg;
+            break;
         case OPT_THREADS: {
             char *end;
             opt_threads = strtol(optarg, &end, 10);
@@ -81,11 +107,21 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case OPT_VERBOSE: verbose = true; break;
-        case OPT_CHECK: check_only = true; break;
-        case OPT_VERSION: printf("cloudbrokerd %s\n", CB_VERSION); return 0;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_VERBOSE:
+            verbose = true;
+            break;
+        case OPT_CHECK:
+            check_only = true;
+            break;
+        case OPT_VERSION:
+            printf("cloudbrokerd %s\n", CB_VERSION);
+            return 0;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -113,6 +149,10 @@ int main(int argc, char **argv)
     if (opt_state) {
         free(d.config.state_dir);
         d.config.state_dir = strdup(opt_state);
+    }
+    if (opt_database) {
+        free(d.config.database);
+        d.config.database = strdup(opt_database);
     }
     if (opt_listen) {
         free(d.config.listen);
@@ -189,8 +229,8 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             cm_notify("RELOADING=1");
             if (br_daemon_reload_policies(&d, &err) < 0)
-                cm_log_error("policy reload failed, keeping the old policies: %s%s%s",
-                             err.message, *err.field ? " at " : "", err.field);
+                cm_log_error("policy reload failed, keeping the old policies: %s%s%s", err.message,
+                             *err.field ? " at " : "", err.field);
             else
                 cm_log_notice("policies reloaded from %s", d.config.policy_dir);
             cm_notify("READY=1");

@@ -3,7 +3,9 @@
 
 /*
  * The broker's schema, one entry per version. Never edit an entry that has shipped: add one.
- * Timestamps are ISO 8601 UTC text with milliseconds (sortable as text).
+ * Timestamps are ISO 8601 UTC text with milliseconds (sortable as text). The text is SQLite's;
+ * PostgreSQL runs its translation, or the entry's override in pg_migrations below (see
+ * "Storage backends" in docs/architecture.md for the forms the translation knows).
  */
 static const char *const migrations[] = {
     /* 1: departments, accounts, systems, requests and their review, allocations, audit. */
@@ -456,8 +458,59 @@ static const char *const migrations[] = {
     "  WHERE instance_id IS NOT NULL;",
 };
 
+/*
+ * PostgreSQL's text for the migrations whose SQLite text cannot be translated (see
+ * cm_db_dialect_ddl() for what is): indexed by version - 1; NULL means translate. The same
+ * tables, columns, CHECKs and foreign keys as SQLite's: tests/unit/test-cm-db.c compares the
+ * two schemas.
+ */
+static const char *const pg_migrations[ELEMENTSOF(migrations)] = {
+    /* 5: the triggers as one plpgsql function; SQLite's WHEN clauses are the triggers' WHEN. */
+    [4] = "ALTER TABLE hosts ADD COLUMN used_vcpus BIGINT NOT NULL DEFAULT 0;"
+          "ALTER TABLE hosts ADD COLUMN used_memory_mib BIGINT NOT NULL DEFAULT 0;"
+          "ALTER TABLE hosts ADD COLUMN used_disk_gib BIGINT NOT NULL DEFAULT 0;"
+          "CREATE FUNCTION instances_usage() RETURNS trigger LANGUAGE plpgsql AS $$"
+          " BEGIN"
+          "  IF TG_OP <> 'INSERT' THEN"
+          "   UPDATE hosts SET"
+          "    used_vcpus = used_vcpus - iif(OLD.state IN ('undefined','deleted'), 0, OLD.vcpus),"
+          "    used_memory_mib = used_memory_mib - iif(OLD.state IN ('undefined','deleted'), 0,"
+          "     OLD.memory_mib),"
+          "    used_disk_gib = used_disk_gib - iif(OLD.state = 'deleted', 0, OLD.disk_gib)"
+          "   WHERE id = OLD.host_id;"
+          "  END IF;"
+          "  IF TG_OP <> 'DELETE' THEN"
+          "   UPDATE hosts SET"
+          "    used_vcpus = used_vcpus + iif(NEW.state IN ('undefined','deleted'), 0, NEW.vcpus),"
+          "    used_memory_mib = used_memory_mib + iif(NEW.state IN ('undefined','deleted'), 0,"
+          "     NEW.memory_mib),"
+          "    used_disk_gib = used_disk_gib + iif(NEW.state = 'deleted', 0, NEW.disk_gib)"
+          "   WHERE id = NEW.host_id;"
+          "  END IF;"
+          "  RETURN NULL;"
+          " END $$;"
+          "CREATE TRIGGER instances_usage_insert AFTER INSERT ON instances"
+          " FOR EACH ROW WHEN (NEW.host_id IS NOT NULL) EXECUTE FUNCTION instances_usage();"
+          "CREATE TRIGGER instances_usage_update AFTER UPDATE OF host_id, state, vcpus,"
+          " memory_mib, disk_gib ON instances FOR EACH ROW EXECUTE FUNCTION instances_usage();"
+          "CREATE TRIGGER instances_usage_delete AFTER DELETE ON instances"
+          " FOR EACH ROW WHEN (OLD.host_id IS NOT NULL) EXECUTE FUNCTION instances_usage();"
+          "UPDATE hosts SET"
+          " used_vcpus = (SELECT coalesce(sum(iif(i.state IN ('undefined','deleted'), 0,"
+          "  i.vcpus)), 0) FROM instances i WHERE i.host_id = hosts.id),"
+          " used_memory_mib = (SELECT coalesce(sum(iif(i.state IN ('undefined','deleted'), 0,"
+          "  i.memory_mib)), 0) FROM instances i WHERE i.host_id = hosts.id),"
+          " used_disk_gib = (SELECT coalesce(sum(iif(i.state = 'deleted', 0, i.disk_gib)), 0)"
+          "  FROM instances i WHERE i.host_id = hosts.id);",
+};
+
 const char *const *br_store_migrations(unsigned *ret_n)
 {
     *ret_n = ELEMENTSOF(migrations);
     return migrations;
+}
+
+const char *const *br_store_pg_migrations(void)
+{
+    return pg_migrations;
 }

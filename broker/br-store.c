@@ -9,8 +9,12 @@
 
 #define MAX_CONNECTIONS 256
 
+/* Generated at build time by tools/sqlite-only-modules.py. */
+extern const char *const br_sqlite_only_files[];
+extern const size_t br_sqlite_only_count;
+
 struct BrStore {
-    char *path;
+    char *url;
     uint8_t audit_key[BR_AUDIT_KEY_LEN];
     pthread_key_t tls;
     pthread_mutex_t write_lock;
@@ -22,14 +26,11 @@ struct BrStore {
 
 static bool store_has_audit(CmDb *db)
 {
-    sqlite3_stmt *stmt = cm_db_stmt(db, "SELECT EXISTS (SELECT 1 FROM audit)", NULL);
-    bool has = stmt && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0);
-    if (stmt)
-        sqlite3_reset(stmt);
-    return has;
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT EXISTS (SELECT 1 FROM audit)", NULL);
+    return st && cm_stmt_step(st, NULL) > 0 && cm_stmt_int(st, 0);
 }
 
-int br_store_open(const char *path, const char *audit_key_path, BrStore **ret, CmError *err)
+int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, CmError *err)
 {
     _cleanup_(cm_db_closep) CmDb *db = NULL;
     BrStore *s;
@@ -37,22 +38,22 @@ int br_store_open(const char *path, const char *audit_key_path, BrStore **ret, C
     unsigned n;
     int r;
 
-    r = cm_db_open(path, CM_DB_READWRITE, &db, err);
+    r = cm_db_open_url(url, CM_DB_READWRITE, &db, err);
     if (r < 0)
         return r;
     migrations = br_store_migrations(&n);
-    r = cm_db_migrate(db, migrations, n, err);
+    r = cm_db_migrate(db, migrations, br_store_pg_migrations(), n, err);
     if (r < 0)
         return r;
 
     s = calloc(1, sizeof(*s));
     if (!s)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    s->path = strdup(path);
+    s->url = strdup(url);
     /* A new key for an existing trail would make every record look forged: refuse. */
     r = br_audit_key_load(audit_key_path, !store_has_audit(db), s->audit_key, err);
-    if (r < 0 || !s->path) {
-        free(s->path);
+    if (r < 0 || !s->url) {
+        free(s->url);
         free(s);
         return r < 0 ? r : cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     }
@@ -76,7 +77,7 @@ BrStore *br_store_free(BrStore *s)
     pthread_mutex_destroy(&s->write_lock);
     pthread_mutex_destroy(&s->conns_lock);
     memset(s->audit_key, 0, sizeof(s->audit_key));
-    free(s->path);
+    free(s->url);
     free(s);
     return NULL;
 }
@@ -86,7 +87,7 @@ CmDb *br_store_db(BrStore *s, CmError *err)
     CmDb *db = pthread_getspecific(s->tls);
     if (db)
         return db;
-    if (cm_db_open(s->path, CM_DB_READWRITE, &db, err) < 0)
+    if (cm_db_open_url(s->url, CM_DB_READWRITE, &db, err) < 0)
         return NULL;
     pthread_mutex_lock(&s->conns_lock);
     if (s->n_conns == MAX_CONNECTIONS) {
@@ -145,9 +146,15 @@ uint64_t br_store_generation(BrStore *s)
     return atomic_load(&s->generation);
 }
 
-const char *br_store_path(BrStore *s)
+const char *const *br_store_sqlite_only(size_t *ret_n)
 {
-    return s->path;
+    *ret_n = br_sqlite_only_count;
+    return br_sqlite_only_files;
+}
+
+const char *br_store_url(BrStore *s)
+{
+    return s->url;
 }
 
 int br_store_audit(BrStore *s, CmDb *db, const BrActor *actor, const char *action,

@@ -9,9 +9,10 @@
 #include "cm-error.h"
 
 /*
- * The broker's database: one SQLite file in WAL mode. Each thread gets its own connection
- * (readers never wait for each other); writers take one process-wide lock around a
- * BEGIN IMMEDIATE transaction, so the audit chain's head never races.
+ * The broker's database: one SQLite file in WAL mode, or a PostgreSQL database (cm-db.h).
+ * Each thread gets its own connection (readers never wait for each other); writers take one
+ * process-wide lock around cm_db_begin_immediate() (on PostgreSQL also an advisory lock that
+ * serializes the writers of every broker), so the audit chain's head never races.
  */
 typedef struct BrStore BrStore;
 
@@ -23,10 +24,11 @@ typedef struct {
 
 /**
  * br_store_open:
- * Opens @path, applies pending migrations and loads the audit key from @audit_key_path.
+ * Opens the database @url ("sqlite:PATH", a plain SQLite path, or "postgresql://...", see
+ * cm_db_open_url()), applies pending migrations and loads the audit key from @audit_key_path.
  * Returns: 0 and the store in @ret, or a negative errno with @err set.
  */
-int br_store_open(const char *path, const char *audit_key_path, BrStore **ret, CmError *err);
+int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, CmError *err);
 
 /** br_store_free: closes every thread's connection. Accepts NULL. Returns: NULL. */
 BrStore *br_store_free(BrStore *s);
@@ -61,11 +63,26 @@ const uint8_t *br_store_audit_key(BrStore *s);
 /** br_store_generation: Returns: a counter bumped by every commit (for caches). */
 uint64_t br_store_generation(BrStore *s);
 
-/** br_store_path: Returns: the database file's path. */
-const char *br_store_path(BrStore *s);
+/** br_store_url: Returns: the database's URL (or SQLite path) as opened. */
+const char *br_store_url(BrStore *s);
 
-/** br_store_migrations: Returns: the migration list and its length in @ret_n. */
+/** br_store_migrations: Returns: the migration list (SQLite's text) and its length in @ret_n. */
 const char *const *br_store_migrations(unsigned *ret_n);
+
+/**
+ * br_store_pg_migrations:
+ * Returns: as many entries as br_store_migrations(): for each version the PostgreSQL text to
+ * run instead of the translation of SQLite's (cm_db_dialect_ddl()), or NULL to translate.
+ */
+const char *const *br_store_pg_migrations(void);
+
+/**
+ * br_store_sqlite_only:
+ * Returns: the broker's source files that still call SQLite's own API (sqlite3_*, cm_db_stmt,
+ * cm_db_handle, ...), found at build time (tools/sqlite-only-modules.py), and their number in
+ * @ret_n. While there is one, the broker cannot run on PostgreSQL and refuses to try.
+ */
+const char *const *br_store_sqlite_only(size_t *ret_n);
 
 /**
  * br_store_audit:

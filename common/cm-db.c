@@ -6,22 +6,16 @@
 
 #include <json-c/json.h>
 
-#include "cm-db.h"
+#include "cm-db-priv.h"
 #include "cm-log.h"
+#include "cm-util.h"
 
-#define STMT_CACHE_SIZE 512 /* power of two; more distinct SQL strings than the code holds */
-
-struct CmStmt {
-    CmDb *db;
-    const char *sql; /* the cache key; NULL for a free slot */
-    sqlite3_stmt *stmt;
-    int64_t changes;
-};
-
-struct CmDb {
-    sqlite3 *db;
-    CmStmt cache[STMT_CACHE_SIZE];
-};
+/*
+ * The API of cm-db.h and its SQLite backend. A PostgreSQL connection (db->pg, and st->pg on
+ * its statements) is handed to cm-db-pg.c by one predictable branch at the top of each call,
+ * so the SQLite path does what it did before plus that test.
+ */
+#define STMT_CACHE_SIZE CM_DB_STMT_CACHE_SIZE
 
 static int db_error(CmDb *db, CmError *err, const char *what)
 {
@@ -93,15 +87,97 @@ int cm_db_open(const char *path, CmDbFlags flags, CmDb **ret, CmError *err)
     return 0;
 }
 
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int cm_db_open_url(const char *url, CmDbFlags flags, CmDb **ret, CmError *err)
+{
+    CmDb *db;
+    int r;
+
+    if (has_prefix(url, "sqlite:"))
+        return cm_db_open(url + strlen("sqlite:"), flags, ret, err);
+    if (!has_prefix(url, "postgresql://") && !has_prefix(url, "postgres://")) {
+        if (strstr(url, "://") || !*url)
+            return cm_error_set(err, CM_ERROR_INVALID, "database",
+                                "the database must be sqlite:PATH or postgresql://...");
+        return cm_db_open(url, flags, ret, err);
+    }
+    db = calloc(1, sizeof(*db));
+    if (!db)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    r = cm_pg_open(url, flags, db, err);
+    if (r < 0) {
+        cm_pg_close(db);
+        free(db);
+        return r;
+    }
+    *ret = db;
+    return 0;
+}
+
+char *cm_db_url_redact(const char *url)
+{
+    _cleanup_free_ char *s = strdup(url);
+    char *scheme, *at, *colon, *p;
+
+    if (!s)
+        return NULL;
+    /* scheme://user:PASSWORD@host... */
+    scheme = strstr(s, "://");
+    if (scheme) {
+        char *auth = scheme + 3;
+        at = strchr(auth, '@');
+        colon = strchr(auth, ':');
+        if (at && colon && colon < at && !memchr(auth, '/', (size_t)(at - auth))) {
+            char *t = cm_strdup_printf("%.*s:***%s", (int)(colon - s), s, at);
+            if (!t)
+                return NULL;
+            free(s);
+            s = t;
+        }
+    }
+    /* ...?password=SECRET&... */
+    for (p = strstr(s, "password="); p; p = strstr(p + 1, "password=")) {
+        if (p != s && p[-1] != '?' && p[-1] != '&' && p[-1] != ' ')
+            continue;
+        char *end = p + strlen("password=") + strcspn(p + strlen("password="), "& ");
+        char *t = cm_strdup_printf("%.*spassword=***%s", (int)(p - s), s, end);
+        if (!t)
+            return NULL;
+        p = t + (p - s);
+        free(s);
+        s = t;
+    }
+    return TAKE_PTR(s);
+}
+
 CmDb *cm_db_close(CmDb *db)
 {
     if (!db)
         return NULL;
-    for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
+    for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
         sqlite3_finalize(db->cache[i].stmt);
-    sqlite3_close_v2(db->db);
+        cm_pg_stmt_free(&db->cache[i]);
+    }
+    if (CM_UNLIKELY(db->pg))
+        cm_pg_close(db);
+    else
+        sqlite3_close_v2(db->db);
     free(db);
     return NULL;
+}
+
+CmDbBackend cm_db_backend(CmDb *db)
+{
+    return db->pg ? CM_DB_POSTGRESQL : CM_DB_SQLITE;
+}
+
+const char *cm_db_sql(CmDb *db, const char *sqlite_text, const char *pg_text)
+{
+    return db && db->pg ? pg_text : sqlite_text;
 }
 
 sqlite3 *cm_db_handle(CmDb *db)
@@ -121,15 +197,29 @@ CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err)
         return NULL;
     }
 
+    if (CM_UNLIKELY(db->pg) && cm_pg_ready(db, err) < 0)
+        return NULL;
     h ^= h >> 17;
     h *= 0x9E3779B97F4A7C15ULL;
     i = (size_t)(h >> 40) & (STMT_CACHE_SIZE - 1);
     for (size_t probe = 0; probe < STMT_CACHE_SIZE; probe++, i = (i + 1) & (STMT_CACHE_SIZE - 1)) {
         CmStmt *st = &db->cache[i];
         if (st->sql == sql) {
+            if (CM_UNLIKELY(st->pg)) {
+                cm_pg_reset(st, true);
+                st->changes = 0;
+                return st;
+            }
             sqlite3_reset(st->stmt);
             sqlite3_clear_bindings(st->stmt);
             st->changes = 0;
+            return st;
+        }
+        if (CM_UNLIKELY(!st->sql && db->pg)) {
+            st->db = db;
+            if (cm_pg_stmt_init(st, sql, err) < 0)
+                return NULL;
+            st->sql = sql;
             return st;
         }
         if (!st->sql) {
@@ -151,7 +241,14 @@ CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err)
 
 sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err)
 {
-    CmStmt *st = cm_db_prepare(db, sql, err);
+    CmStmt *st;
+
+    if (CM_UNLIKELY(db && db->pg)) {
+        cm_log_error("raw SQLite statement on a PostgreSQL connection: %s", sql);
+        cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
+        return NULL;
+    }
+    st = cm_db_prepare(db, sql, err);
     return st ? st->stmt : NULL;
 }
 
@@ -159,13 +256,21 @@ void cm_stmt_reset(CmStmt *st)
 {
     if (!st)
         return;
+    if (CM_UNLIKELY(st->pg)) {
+        cm_pg_reset(st, true);
+        return;
+    }
     sqlite3_reset(st->stmt);
     sqlite3_clear_bindings(st->stmt);
 }
 
 int cm_stmt_step(CmStmt *st, CmError *err)
 {
-    int r = sqlite3_step(st->stmt);
+    int r;
+
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_step(st, err);
+    r = sqlite3_step(st->stmt);
     if (r == SQLITE_ROW)
         return 1;
     if (r == SQLITE_DONE) {
@@ -182,7 +287,10 @@ int cm_stmt_exec(CmStmt *st, CmError *err)
     int r;
     while ((r = cm_stmt_step(st, err)) > 0)
         ;
-    sqlite3_reset(st->stmt);
+    if (CM_UNLIKELY(st->pg))
+        cm_pg_reset(st, false);
+    else
+        sqlite3_reset(st->stmt);
     return r;
 }
 
@@ -193,16 +301,22 @@ int64_t cm_stmt_changes(CmStmt *st)
 
 int cm_stmt_columns(CmStmt *st)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_columns(st);
     return sqlite3_column_count(st->stmt);
 }
 
 const char *cm_stmt_name(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_name(st, i);
     return sqlite3_column_name(st->stmt, i);
 }
 
 CmDbType cm_stmt_type(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_type(st, i);
     switch (sqlite3_column_type(st->stmt, i)) {
     case SQLITE_INTEGER:
         return CM_DB_INTEGER;
@@ -219,31 +333,43 @@ CmDbType cm_stmt_type(CmStmt *st, int i)
 
 bool cm_stmt_is_null(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_type(st, i) == CM_DB_NULL;
     return sqlite3_column_type(st->stmt, i) == SQLITE_NULL;
 }
 
 int64_t cm_stmt_int(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_int(st, i);
     return sqlite3_column_int64(st->stmt, i);
 }
 
 double cm_stmt_double(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_double(st, i);
     return sqlite3_column_double(st->stmt, i);
 }
 
 const char *cm_stmt_text(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_text(st, i);
     return (const char *)sqlite3_column_text(st->stmt, i);
 }
 
 size_t cm_stmt_bytes(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bytes(st, i);
     return (size_t)sqlite3_column_bytes(st->stmt, i);
 }
 
 const void *cm_stmt_blob(CmStmt *st, int i)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_blob(st, i);
     return sqlite3_column_blob(st->stmt, i);
 }
 
@@ -307,28 +433,40 @@ int cm_stmt_rows_json(CmStmt *st, json_object **ret, CmError *err)
 
 int cm_stmt_bind_i64(CmStmt *st, int idx, int64_t v)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bind(st, idx, CM_DB_INTEGER, &v, 0);
     return sqlite3_bind_int64(st->stmt, idx, v) == SQLITE_OK ? 0 : -EINVAL;
 }
 
 int cm_stmt_bind_double(CmStmt *st, int idx, double v)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bind(st, idx, CM_DB_FLOAT, &v, 0);
     return sqlite3_bind_double(st->stmt, idx, v) == SQLITE_OK ? 0 : -EINVAL;
 }
 
 int cm_stmt_bind_text(CmStmt *st, int idx, const char *v)
 {
-    int r = v ? sqlite3_bind_text(st->stmt, idx, v, -1, SQLITE_TRANSIENT)
-              : sqlite3_bind_null(st->stmt, idx);
+    int r;
+
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bind(st, idx, v ? CM_DB_TEXT : CM_DB_NULL, v, 0);
+    r = v ? sqlite3_bind_text(st->stmt, idx, v, -1, SQLITE_TRANSIENT)
+          : sqlite3_bind_null(st->stmt, idx);
     return r == SQLITE_OK ? 0 : -EINVAL;
 }
 
 int cm_stmt_bind_blob(CmStmt *st, int idx, const void *v, size_t len)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bind(st, idx, v ? CM_DB_BLOB : CM_DB_NULL, v, len);
     return sqlite3_bind_blob64(st->stmt, idx, v, len, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -EINVAL;
 }
 
 int cm_stmt_bind_null(CmStmt *st, int idx)
 {
+    if (CM_UNLIKELY(st->pg))
+        return cm_pg_bind(st, idx, CM_DB_NULL, NULL, 0);
     return sqlite3_bind_null(st->stmt, idx) == SQLITE_OK ? 0 : -EINVAL;
 }
 
@@ -378,6 +516,9 @@ int cm_db_bind_null_(void *s, int idx, const void *v)
 int cm_db_exec(CmDb *db, const char *sql, CmError *err)
 {
     char *msg = NULL;
+
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_exec(db, sql, err);
     if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         int r = db_error(db, err, msg ? msg : "exec");
         sqlite3_free(msg);
@@ -410,30 +551,44 @@ int cm_db_step_row(CmDb *db, sqlite3_stmt *stmt, CmError *err)
 
 int cm_db_begin_immediate(CmDb *db, CmError *err)
 {
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_begin_immediate(db, err);
     return cm_db_exec(db, "BEGIN IMMEDIATE", err);
 }
 
 int cm_db_begin_read(CmDb *db, CmError *err)
 {
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_begin_read(db, err);
     return cm_db_exec(db, "BEGIN DEFERRED", err);
 }
 
 int cm_db_commit(CmDb *db, CmError *err)
 {
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_commit(db, err);
     return cm_db_exec(db, "COMMIT", err);
 }
 
 void cm_db_rollback(CmDb *db)
 {
+    if (CM_UNLIKELY(db->pg)) {
+        cm_pg_rollback(db);
+        return;
+    }
     if (!sqlite3_get_autocommit(db->db))
         sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int cm_db_migrate(CmDb *db, const char *const *migrations, unsigned n, CmError *err)
+int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
+                  unsigned n, CmError *err)
 {
     sqlite3_stmt *stmt;
     int64_t version = 0;
     int r;
+
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_migrate(db, migrations, pg_migrations, n, err);
 
     stmt = cm_db_stmt(db, "PRAGMA user_version", err);
     if (!stmt)
@@ -473,6 +628,10 @@ int cm_db_migrate(CmDb *db, const char *const *migrations, unsigned n, CmError *
 
 int64_t cm_db_last_insert_id(CmDb *db)
 {
+    if (CM_UNLIKELY(db->pg)) {
+        cm_log_error("cm_db_last_insert_id() on PostgreSQL: use INSERT ... RETURNING id");
+        return 0;
+    }
     return sqlite3_last_insert_rowid(db->db);
 }
 

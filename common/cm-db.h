@@ -18,6 +18,18 @@ typedef enum {
     CM_DB_RELAXED = 1 << 1,
 } CmDbFlags;
 
+/* Which database a connection talks to. Only the store layer may ask (cm_db_backend()). */
+typedef enum {
+    CM_DB_SQLITE,
+    CM_DB_POSTGRESQL,
+} CmDbBackend;
+
+/*
+ * The advisory lock key that cm_db_begin_immediate() takes on PostgreSQL, for the length of
+ * the transaction: one writer at a time over every broker on the database ("cbwriter").
+ */
+#define CM_DB_PG_WRITER_LOCK 7161417690751722866
+
 /**
  * cm_db_global_init:
  * Process-wide SQLite settings; call once before any database is opened. Turns off SQLite's
@@ -27,25 +39,57 @@ void cm_db_global_init(void);
 
 /**
  * cm_db_open:
- * Opens (creating if needed) the database at @path in WAL mode with foreign keys on, a busy
- * timeout, SQLITE_DBCONFIG_DEFENSIVE and untrusted schema, synchronous=FULL unless
+ * Opens (creating if needed) the SQLite database at @path in WAL mode with foreign keys on, a
+ * busy timeout, SQLITE_DBCONFIG_DEFENSIVE and untrusted schema, synchronous=FULL unless
  * CM_DB_RELAXED. One CmDb belongs to one thread at a time.
  * Returns: 0 and the handle in @ret, or a negative errno with @err set.
  */
 int cm_db_open(const char *path, CmDbFlags flags, CmDb **ret, CmError *err);
 
+/**
+ * cm_db_open_url:
+ * Opens the database @url names: "sqlite:PATH" (or a plain PATH) as cm_db_open(), or
+ * "postgresql://..." / "postgres://..." through libpq (any libpq URL: several hosts,
+ * target_session_attrs=read-write, sslmode, ...). A PostgreSQL connection sets its session to
+ * UTC and ISO formats; CM_DB_READONLY makes its transactions read-only, CM_DB_RELAXED turns
+ * synchronous_commit off. A lost connection is reconnected on its next use outside a
+ * transaction. One CmDb belongs to one thread at a time.
+ * Returns: 0 and the handle in @ret, or a negative errno with @err set (-EINVAL for an
+ * unknown scheme, -EIO when the server cannot be reached).
+ */
+int cm_db_open_url(const char *url, CmDbFlags flags, CmDb **ret, CmError *err);
+
+/**
+ * cm_db_url_redact:
+ * Returns: a copy of @url fit for a log or a message: a password (user:PASSWORD@ or
+ * password=...) is replaced by "***"; NULL on no memory.
+ */
+char *cm_db_url_redact(const char *url);
+
 /** cm_db_close: finalizes cached statements and closes. Accepts NULL. Returns: NULL. */
 CmDb *cm_db_close(CmDb *db);
 CM_DEFINE_TRIVIAL_CLEANUP_FUNC(CmDb *, cm_db_close)
 
+/** cm_db_backend: Returns: which database @db talks to. For the store layer only. */
+CmDbBackend cm_db_backend(CmDb *db);
+
+/**
+ * cm_db_sql:
+ * The store module's choice where no compatibility function can bridge the two dialects:
+ * both texts have static lifetime and use SQLite's ?N parameters.
+ * Returns: @sqlite_text on SQLite, @pg_text on PostgreSQL.
+ */
+const char *cm_db_sql(CmDb *db, const char *sqlite_text, const char *pg_text);
+
+/** cm_db_handle: Returns: the sqlite3 handle; NULL on PostgreSQL. For unconverted code only. */
 sqlite3 *cm_db_handle(CmDb *db);
 
 /**
  * cm_db_stmt:
  * Returns the prepared statement for @sql from this connection's cache, reset and with its
  * bindings cleared, preparing it on first use. @sql must be a string with static lifetime:
- * the cache is keyed by its address.
- * Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL).
+ * the cache is keyed by its address. SQLite only (code not yet moved to CmStmt).
+ * Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL; always on PostgreSQL).
  */
 sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err);
 
@@ -70,7 +114,11 @@ typedef enum {
  * cm_db_prepare:
  * Returns the statement for @sql from this connection's cache, reset and with its bindings
  * cleared, preparing it on first use. @sql must have static lifetime: the cache is keyed by
- * its address. Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL).
+ * its address. On PostgreSQL the text is converted ($N parameters) here and prepared on the
+ * server at its first step, so an SQL error shows there; a lost connection is reconnected
+ * here when no transaction is open.
+ * Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL; CM_ERROR_UNAVAILABLE when
+ * the server cannot be reached).
  */
 CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err);
 
@@ -87,8 +135,10 @@ static inline void cm_stmt_resetp(CmStmt **st)
 /**
  * cm_stmt_step:
  * Runs the statement to its next row. Returns: 1 when a row is available, 0 when done,
- * -EEXIST on a constraint violation, -EAGAIN when the database is busy, or another negative
- * errno; @err is set on every failure.
+ * -EEXIST on a constraint violation (CM_ERROR_CONFLICT, code "constraint"), -EAGAIN when the
+ * database is busy (on PostgreSQL also a serialization failure or deadlock), -EIO for a lost
+ * connection (CM_ERROR_UNAVAILABLE) or another failure; @err is set on every failure. On
+ * PostgreSQL an error inside a transaction ends it: the caller returns, the runner rolls back.
  */
 int cm_stmt_step(CmStmt *st, CmError *err);
 
@@ -102,10 +152,17 @@ int cm_stmt_exec(CmStmt *st, CmError *err);
 /** cm_stmt_changes: Returns: the rows the last cm_stmt_exec()/step of @st changed. */
 int64_t cm_stmt_changes(CmStmt *st);
 
+/** cm_stmt_columns: Returns: the number of result columns (on PostgreSQL once it has run). */
 int cm_stmt_columns(CmStmt *st);
 /** cm_stmt_name: Returns: the name (alias) of column @i. */
 const char *cm_stmt_name(CmStmt *st, int i);
-/** cm_stmt_type: Returns: the type of column @i's value in the current row. */
+/**
+ * cm_stmt_type:
+ * Returns: the type of column @i's value in the current row. On PostgreSQL by the column's
+ * type: int2/4/8 and bool are integers (true is 1), float4/8 floats, numeric an integer when
+ * the value is whole (as SQLite's sum()) else a float, bytea a blob, the rest (text, varchar,
+ * json, jsonb, ...) text.
+ */
 CmDbType cm_stmt_type(CmStmt *st, int i);
 bool cm_stmt_is_null(CmStmt *st, int i);
 /** cm_stmt_int: Returns: column @i as an integer (0 for NULL; true is 1). */
@@ -211,7 +268,7 @@ int cm_stmt_bind_null_(void *s, int idx, const void *v);
 
 /**
  * cm_db_exec:
- * Runs one or more statements without results.
+ * Runs one or more statements without results or parameters, as they are (no dialect work).
  * Returns: 0, or a negative errno with @err set.
  */
 int cm_db_exec(CmDb *db, const char *sql, CmError *err);
@@ -229,7 +286,21 @@ int cm_db_step_done(CmDb *db, sqlite3_stmt *stmt, CmError *err);
  */
 int cm_db_step_row(CmDb *db, sqlite3_stmt *stmt, CmError *err);
 
+/**
+ * cm_db_begin_immediate:
+ * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
+ * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
+ * serializes the writers of every broker on the database (the audit chain has one head).
+ * Returns: 0, -EAGAIN when another writer held on longer than 5 s, or a negative errno with
+ * @err set; no transaction is left open on failure.
+ */
 int cm_db_begin_immediate(CmDb *db, CmError *err);
+
+/**
+ * cm_db_begin_read:
+ * Opens a read transaction: one snapshot for all its statements (on PostgreSQL REPEATABLE
+ * READ READ ONLY). Returns: 0, or a negative errno with @err set.
+ */
 int cm_db_begin_read(CmDb *db, CmError *err);
 int cm_db_commit(CmDb *db, CmError *err);
 /** cm_db_rollback: rolls back if a transaction is open; never fails. */
@@ -237,13 +308,22 @@ void cm_db_rollback(CmDb *db);
 
 /**
  * cm_db_migrate:
- * Brings the schema to version @n by applying @migrations[user_version .. n-1], each in its
- * own transaction together with the new user_version. Refuses a database newer than @n.
+ * Brings the schema to version @n by applying @migrations[version .. n-1], each in its own
+ * transaction together with the new version. Refuses a database newer than @n. SQLite keeps
+ * the version in user_version. PostgreSQL keeps it in the table schema_version, migrates under
+ * the writer lock (brokers starting together take turns), creates the compatibility functions
+ * (common/cm-db-pg-compat.sql) with the first migration, and runs @pg_migrations[v] when that
+ * is set, else @migrations[v] translated by cm_db_dialect_ddl(); @pg_migrations may be NULL.
  * Returns: 0, or a negative errno with @err set.
  */
-int cm_db_migrate(CmDb *db, const char *const *migrations, unsigned n, CmError *err);
+int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
+                  unsigned n, CmError *err);
 
-/** cm_db_last_insert_id: Returns: the rowid of the last insert on this connection. */
+/**
+ * cm_db_last_insert_id:
+ * Returns: the rowid of the last insert on this connection. SQLite only: on PostgreSQL 0 (an
+ * error is logged); use INSERT ... RETURNING id, which both backends run.
+ */
 int64_t cm_db_last_insert_id(CmDb *db);
 
 /** cm_db_col_text: Returns: column @i as text, or NULL for SQL NULL. */

@@ -10,6 +10,7 @@ PACKAGES=(
     libgnutls28-dev gnutls-bin libcmocka-dev
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
+    libpq-dev postgresql-15
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,8 +48,11 @@ Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--agent-metrics-listen 
          unit and integration suites, in build-asan/ (AddressSanitizer and
          UndefinedBehaviorSanitizer) those and the e2e suite (real libvirtd and QEMU guests;
          the tests that measure a guest's CPU run alone; headless Chromium for the reports).
-         The last line printed is 'N passed, M failed'; the exit status is non-zero when
-         anything failed.
+         A throw-away PostgreSQL 15 cluster (tools/pg-cluster.sh: initdb and pg_ctl, a Unix
+         socket in a temporary folder) runs for the tests, its URL exported as CB_TEST_PG_URL
+         (each test makes its own database there); it is stopped and removed at the end, also
+         when a test fails or the run is interrupted. The last line printed is
+         'N passed, M failed'; the exit status is non-zero when anything failed.
 
 Packages (Debian 12): ${PACKAGES[*]}
 EOF
@@ -658,6 +662,32 @@ cmd_run() {
 # test
 
 FAILED_STEPS=()
+PG_DIR=""
+
+# start_pg_cluster: a throw-away PostgreSQL 15 for the tests (tools/pg-cluster.sh), its URL
+# in CB_TEST_PG_URL. stop_pg_cluster (on every exit, see cmd_test) removes it again.
+start_pg_cluster() {
+    local url
+    PG_DIR="$(mktemp -d /tmp/cb-pg.XXXXXX)"
+    if url="$("$ROOT/tools/pg-cluster.sh" start "$PG_DIR")"; then
+        export CB_TEST_PG_URL="$url"
+        say "PostgreSQL 15 for the tests in $PG_DIR: $url"
+    else
+        # The PostgreSQL cases would only skip: count it, so the tally never reads clean.
+        FAILED_STEPS+=("PostgreSQL: the throw-away cluster did not start")
+        "$ROOT/tools/pg-cluster.sh" stop "$PG_DIR" || true
+        PG_DIR=""
+    fi
+}
+
+stop_pg_cluster() {
+    if [ -n "$PG_DIR" ]; then
+        say "stopping and removing the PostgreSQL cluster in $PG_DIR"
+        "$ROOT/tools/pg-cluster.sh" stop "$PG_DIR" || warn "could not remove $PG_DIR"
+        PG_DIR=""
+    fi
+    unset CB_TEST_PG_URL
+}
 
 # build_and_test DIR E2E [meson options...]: configures, builds and runs the unit and
 # integration suites in DIR (two at a time), then, when E2E is 1, the e2e suite: two at a time
@@ -761,6 +791,10 @@ cmd_test() {
     fi
     install_packages
     start_services
+    trap stop_pg_cluster EXIT
+    trap 'stop_pg_cluster; exit 130' INT
+    trap 'stop_pg_cluster; exit 143' TERM
+    start_pg_cluster
 
     # The e2e suite runs once, in the sanitized build: its time is the guests', not the
     # broker's, and there it also checks every hypervisor path for memory errors.
@@ -771,6 +805,7 @@ cmd_test() {
     build_and_test build-asan 1 -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
         -Db_lundef=false -Dwerror=true
     unset ASAN_OPTIONS UBSAN_OPTIONS
+    stop_pg_cluster
 
     summarize
 }

@@ -1,0 +1,859 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The PostgreSQL backend of CmDb, over libpq. The API is the one SQLite has (cm-db.h):
+ * statements written with SQLite's ?N parameters are converted to $N once, when first handed
+ * out; each is prepared on the server under a name of its own, once per connection and per
+ * kind of bindings (integers are sent as bigint, floats as double precision, blobs as bytea,
+ * text and NULL untyped so that the server infers them from the statement); results are read
+ * in text form and typed by their column's type OID. Errors are mapped as SQLite's are.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cm-db-dialect.h"
+#include "cm-db-priv.h"
+#include "cm-embedded.h"
+#include "cm-log.h"
+#include "cm-util.h"
+
+/* Type OIDs; catalog/pg_type_d.h comes with the server's headers, not libpq's. */
+enum {
+    OID_BOOL = 16,
+    OID_BYTEA = 17,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_TEXT = 25,
+    OID_OID = 26,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_NUMERIC = 1700,
+};
+
+#define PG_MIN_SERVER 130000    /* anycompatible, used by the compatibility functions */
+#define PG_CONNECT_TIMEOUT "10" /* seconds; a URL's own connect_timeout wins */
+#define PG_LOCK_TIMEOUT "5s"    /* SQLite's busy timeout */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* common/cm-db-pg-compat.sql, embedded by tools/embed-files.py. */
+extern const CmEmbedded cm_db_pg_compat_files[];
+
+struct CmPg {
+    PGconn *conn; /* NULL after a failed reconnect */
+    char *url;
+    CmDbFlags flags;
+    unsigned next_name;
+    bool in_tx; /* a transaction was open after the last command */
+    bool lost;  /* the connection broke, or reached a server that cannot write: reconnect */
+};
+
+/* A server-side prepared statement for one combination of binding types. */
+typedef struct Variant {
+    struct Variant *next;
+    char name[16];
+    Oid types[]; /* as bound, the key; 0 = inferred by the server */
+} Variant;
+
+struct CmPgStmt {
+    char *text; /* with $N parameters */
+    int n;      /* parameters */
+    char **values;
+    int *lengths;
+    int *formats;
+    Oid *types;
+    Variant *variants;
+    PGresult *res; /* of the current run; NULL before it executes */
+    int row, rows;
+    char **blobs; /* the current row's bytea values, decoded on demand */
+    size_t *blob_lens;
+};
+
+static void notice_log(void *arg, const char *message)
+{
+    (void)arg;
+    cm_log_debug("postgresql: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+/* libpq's messages end in a newline; the error text is kept to its first line. */
+static const char *first_line(const char *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.*s", (int)strcspn(s ? s : "", "\n"), s ? s : "");
+    return buf;
+}
+
+static void note_tx(CmPg *pg)
+{
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        pg->in_tx = PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
+    else
+        pg->lost = true;
+}
+
+/* Maps a failed result (or none) to the errno and CmError SQLite's mapping gives. */
+static int pg_error(CmDb *db, PGresult *res, CmError *err, const char *what)
+{
+    CmPg *pg = db->pg;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    char line[400];
+
+    if (!msg || !*msg)
+        msg = pg->conn ? PQerrorMessage(pg->conn) : "no connection";
+    first_line(msg, line, sizeof(line));
+    if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK || !state ||
+        strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+        strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 || strcmp(state, "25006") == 0) {
+        /* Lost, shut down, or a standby after a failover: the next use reconnects. */
+        pg->lost = true;
+        cm_log_warning("postgresql: %s: %s%s%s", what, line, state ? " " : "", state ? state : "");
+        cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "database connection lost, try again");
+        return -EIO;
+    }
+    if (strncmp(state, "23", 2) == 0) {
+        cm_error_set_code(err, CM_ERROR_CONFLICT, "constraint", "", "%s: %s", what, line);
+        return -EEXIST;
+    }
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0) {
+        cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "database is busy, try again");
+        return -EAGAIN;
+    }
+    if (strcmp(state, "53100") == 0)
+        cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "disk full");
+    else
+        cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
+    cm_log_error("postgresql: %s: %s (%s)", what, line, state);
+    return -EIO;
+}
+
+/* Runs @sql (one or more statements) and checks its result. */
+static int pg_run(CmDb *db, const char *sql, CmError *err, const char *what)
+{
+    PGresult *res = PQexec(db->pg->conn, sql);
+    ExecStatusType s = PQresultStatus(res);
+    int r = 0;
+
+    if (!res || (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK))
+        r = pg_error(db, res, err, what);
+    PQclear(res);
+    note_tx(db->pg);
+    return r;
+}
+
+static int pg_connect(CmDb *db, CmError *err)
+{
+    CmPg *pg = db->pg;
+    /* connect_timeout comes first, so that the URL's own (expanded from dbname) wins. */
+    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *const vals[] = {PG_CONNECT_TIMEOUT, "cloudbroker", pg->url, NULL};
+    char line[400];
+    int r;
+
+    pg->conn = PQconnectdbParams(keys, vals, 1);
+    if (!pg->conn)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        first_line(PQerrorMessage(pg->conn), line, sizeof(line));
+        cm_log_error("postgresql: cannot connect: %s", line);
+        cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "cannot connect to PostgreSQL: %s", line);
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+        return -EIO;
+    }
+    if (PQserverVersion(pg->conn) < PG_MIN_SERVER) {
+        cm_error_set(err, CM_ERROR_INTERNAL, "",
+                     "PostgreSQL %d or later is needed, the server is %d", PG_MIN_SERVER / 10000,
+                     PQserverVersion(pg->conn) / 10000);
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+        return -ENOTSUP;
+    }
+    PQsetNoticeProcessor(pg->conn, notice_log, NULL);
+    PQsetClientEncoding(pg->conn, "UTF8");
+    /* What the dialect layer counts on: UTC times, ISO text, hex bytea, exact floats. */
+    r = pg_run(db,
+               (pg->flags & CM_DB_READONLY)
+                   ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                     " SET IntervalStyle = 'postgres'; SET bytea_output = 'hex';"
+                     " SET extra_float_digits = 1; SET client_min_messages = 'warning';"
+                     " SET default_transaction_read_only = on"
+               : (pg->flags & CM_DB_RELAXED)
+                   ? "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                     " SET IntervalStyle = 'postgres'; SET bytea_output = 'hex';"
+                     " SET extra_float_digits = 1; SET client_min_messages = 'warning';"
+                     " SET synchronous_commit = off"
+                   : "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                     " SET IntervalStyle = 'postgres'; SET bytea_output = 'hex';"
+                     " SET extra_float_digits = 1; SET client_min_messages = 'warning'",
+               err, "session setup");
+    if (r < 0) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+        return r;
+    }
+    pg->in_tx = false;
+    pg->lost = false;
+    return 0;
+}
+
+int cm_pg_open(const char *url, CmDbFlags flags, CmDb *db, CmError *err)
+{
+    db->pg = calloc(1, sizeof(*db->pg));
+    if (!db->pg)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    db->pg->flags = flags;
+    db->pg->url = strdup(url);
+    if (!db->pg->url)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return pg_connect(db, err);
+}
+
+static void variants_free(CmPgStmt *p)
+{
+    while (p->variants) {
+        Variant *v = p->variants;
+        p->variants = v->next;
+        free(v);
+    }
+}
+
+void cm_pg_close(CmDb *db)
+{
+    if (!db->pg)
+        return;
+    if (db->pg->conn)
+        PQfinish(db->pg->conn);
+    free(db->pg->url);
+    free(db->pg);
+    db->pg = NULL;
+}
+
+int cm_pg_ready(CmDb *db, CmError *err)
+{
+    CmPg *pg = db->pg;
+    int r;
+
+    if (!pg->lost && pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        return 0;
+    /* Never reconnect inside a transaction: its statements would silently run outside it. */
+    if (pg->in_tx) {
+        cm_error_set(err, CM_ERROR_UNAVAILABLE, "",
+                     "database connection lost in a transaction, try again");
+        return -EIO;
+    }
+    /* The server forgot the prepared statements with the session. */
+    for (size_t i = 0; i < CM_DB_STMT_CACHE_SIZE; i++)
+        if (db->cache[i].pg)
+            variants_free(db->cache[i].pg);
+    if (pg->conn)
+        PQfinish(pg->conn);
+    pg->conn = NULL;
+    r = pg_connect(db, err);
+    if (r < 0)
+        return r;
+    cm_log_notice("postgresql: reconnected");
+    return 0;
+}
+
+int cm_pg_stmt_init(CmStmt *st, const char *sql, CmError *err)
+{
+    CmPgStmt *p = calloc(1, sizeof(*p));
+    int r;
+
+    if (!p)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    r = cm_db_dialect_params(sql, &p->text, &p->n);
+    if (r < 0) {
+        free(p);
+        cm_log_error("postgresql: cannot convert the parameters of: %s", sql);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "invalid SQL parameters");
+    }
+    if (p->n > 0) {
+        p->values = calloc((size_t)p->n, sizeof(*p->values));
+        p->lengths = calloc((size_t)p->n, sizeof(*p->lengths));
+        p->formats = calloc((size_t)p->n, sizeof(*p->formats));
+        p->types = calloc((size_t)p->n, sizeof(*p->types));
+        if (!p->values || !p->lengths || !p->formats || !p->types) {
+            st->pg = p;
+            cm_pg_stmt_free(st);
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        }
+    }
+    st->pg = p;
+    return 0;
+}
+
+static void blobs_clear(CmPgStmt *p)
+{
+    if (!p->blobs || !p->res)
+        return;
+    for (int i = 0; i < PQnfields(p->res); i++) {
+        free(p->blobs[i]);
+        p->blobs[i] = NULL;
+    }
+}
+
+void cm_pg_reset(CmStmt *st, bool clear_bindings)
+{
+    CmPgStmt *p = st->pg;
+
+    blobs_clear(p);
+    free(p->blobs);
+    free(p->blob_lens);
+    p->blobs = NULL;
+    p->blob_lens = NULL;
+    PQclear(p->res);
+    p->res = NULL;
+    if (!clear_bindings || !p->values)
+        return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->values[i]);
+        p->values[i] = NULL;
+        p->lengths[i] = 0;
+        p->formats[i] = 0;
+        p->types[i] = 0;
+    }
+}
+
+void cm_pg_stmt_free(CmStmt *st)
+{
+    CmPgStmt *p = st->pg;
+
+    if (!p)
+        return;
+    cm_pg_reset(st, true);
+    variants_free(p);
+    free(p->text);
+    free(p->values);
+    free(p->lengths);
+    free(p->formats);
+    free(p->types);
+    free(p);
+    st->pg = NULL;
+}
+
+static PGresult *prepare(CmDb *db, CmPgStmt *p, const char *name, bool untyped_as_text)
+{
+    _cleanup_free_ Oid *types = NULL;
+
+    if (!untyped_as_text || p->n == 0)
+        return PQprepare(db->pg->conn, name, p->text, p->n, p->types);
+    types = malloc((size_t)p->n * sizeof(Oid));
+    if (!types)
+        return NULL;
+    for (int i = 0; i < p->n; i++)
+        types[i] = p->types[i] == 0 ? OID_TEXT : p->types[i];
+    return PQprepare(db->pg->conn, name, p->text, p->n, types);
+}
+
+/* The server-side statement for the current bindings' types, prepared on first need. */
+static Variant *variant(CmStmt *st, CmError *err)
+{
+    CmPgStmt *p = st->pg;
+    CmDb *db = st->db;
+    size_t size = (size_t)p->n * sizeof(Oid);
+    PGresult *res;
+    Variant *v;
+
+    for (v = p->variants; v; v = v->next)
+        if (size == 0 || memcmp(v->types, p->types, size) == 0)
+            return v;
+    v = calloc(1, sizeof(*v) + size);
+    if (!v) {
+        cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        return NULL;
+    }
+    if (size > 0)
+        memcpy(v->types, p->types, size);
+    snprintf(v->name, sizeof(v->name), "cm%u", db->pg->next_name++);
+    res = prepare(db, p, v->name, false);
+    /* A parameter used where nothing tells its type ("?1 IS NULL"), bound NULL or text:
+     * SQLite would take anything there; text is the closest. */
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
+        cm_streq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P18")) {
+        PQclear(res);
+        res = prepare(db, p, v->name, true);
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pg_error(db, res, err, "prepare");
+        cm_log_error("postgresql: failed statement: %s", p->text);
+        PQclear(res);
+        note_tx(db->pg);
+        free(v);
+        return NULL;
+    }
+    PQclear(res);
+    v->next = p->variants;
+    p->variants = v;
+    return v;
+}
+
+static int execute(CmStmt *st, CmError *err)
+{
+    CmPgStmt *p = st->pg;
+    CmDb *db = st->db;
+    ExecStatusType s;
+    const char *tuples;
+    PGresult *res;
+    Variant *v;
+
+    if (!db->pg->conn)
+        return pg_error(db, NULL, err, "step");
+    v = variant(st, err);
+    if (!v)
+        return -EIO;
+    res = PQexecPrepared(db->pg->conn, v->name, p->n, (const char *const *)p->values, p->lengths,
+                         p->formats, 0);
+    s = PQresultStatus(res);
+    if (!res || (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)) {
+        int r = pg_error(db, res, err, "step");
+        PQclear(res);
+        note_tx(db->pg);
+        return r;
+    }
+    note_tx(db->pg);
+    p->res = res;
+    p->row = -1;
+    p->rows = PQntuples(res);
+    tuples = PQcmdTuples(res);
+    st->changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
+    if (PQnfields(res) > 0) {
+        p->blobs = calloc((size_t)PQnfields(res), sizeof(*p->blobs));
+        p->blob_lens = calloc((size_t)PQnfields(res), sizeof(*p->blob_lens));
+        if (!p->blobs || !p->blob_lens) {
+            cm_pg_reset(st, false);
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        }
+    }
+    return 0;
+}
+
+int cm_pg_step(CmStmt *st, CmError *err)
+{
+    CmPgStmt *p = st->pg;
+
+    if (!p->res) {
+        int r = execute(st, err);
+        if (r < 0)
+            return r;
+    }
+    blobs_clear(p);
+    if (p->row + 1 >= p->rows) {
+        p->row = p->rows;
+        return 0;
+    }
+    p->row++;
+    return 1;
+}
+
+int cm_pg_columns(CmStmt *st)
+{
+    return st->pg->res ? PQnfields(st->pg->res) : 0;
+}
+
+const char *cm_pg_name(CmStmt *st, int i)
+{
+    return st->pg->res ? PQfname(st->pg->res, i) : NULL;
+}
+
+/* The current row's value of column @i in text form, NULL for SQL NULL or no row. */
+static const char *cell(CmStmt *st, int i)
+{
+    CmPgStmt *p = st->pg;
+
+    if (!p->res || p->row < 0 || p->row >= p->rows || i < 0 || i >= PQnfields(p->res) ||
+        PQgetisnull(p->res, p->row, i))
+        return NULL;
+    return PQgetvalue(p->res, p->row, i);
+}
+
+/* A numeric value that is a whole number fitting int64: SQLite's sum() gives integers there. */
+static bool integral(const char *v)
+{
+    size_t digits;
+
+    if (*v == '-')
+        v++;
+    digits = strspn(v, "0123456789");
+    return digits > 0 && digits <= 18 && v[digits] == '\0';
+}
+
+CmDbType cm_pg_type(CmStmt *st, int i)
+{
+    const char *v = cell(st, i);
+
+    if (!v)
+        return CM_DB_NULL;
+    switch (PQftype(st->pg->res, i)) {
+    case OID_BOOL:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
+        return CM_DB_INTEGER;
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        return CM_DB_FLOAT;
+    case OID_NUMERIC:
+        return integral(v) ? CM_DB_INTEGER : CM_DB_FLOAT;
+    case OID_BYTEA:
+        return CM_DB_BLOB;
+    default:
+        return CM_DB_TEXT;
+    }
+}
+
+int64_t cm_pg_int(CmStmt *st, int i)
+{
+    const char *v = cell(st, i);
+    double d;
+
+    if (!v)
+        return 0;
+    switch (PQftype(st->pg->res, i)) {
+    case OID_BOOL:
+        return *v == 't';
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
+        return strtoll(v, NULL, 10);
+    default:
+        if (integral(v))
+            return strtoll(v, NULL, 10);
+        /* As SQLite: a float (or numeric text) truncated toward zero, saturating. */
+        d = strtod(v, NULL);
+        if (isnan(d))
+            return 0;
+        if (d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
+}
+
+double cm_pg_double(CmStmt *st, int i)
+{
+    const char *v = cell(st, i);
+
+    if (!v)
+        return 0;
+    if (PQftype(st->pg->res, i) == OID_BOOL)
+        return *v == 't' ? 1.0 : 0.0;
+    return strtod(v, NULL);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Column @i of type bytea, decoded from its hex text (bytea_output = hex) and NUL-terminated. */
+static const char *blob(CmStmt *st, int i, size_t *ret_len)
+{
+    CmPgStmt *p = st->pg;
+    const char *v = cell(st, i);
+    size_t n;
+    char *b;
+
+    if (!v)
+        return NULL;
+    if (p->blobs[i]) {
+        *ret_len = p->blob_lens[i];
+        return p->blobs[i];
+    }
+    n = strlen(v);
+    if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2)
+        return NULL;
+    b = malloc((n - 2) / 2 + 1);
+    if (!b)
+        return NULL;
+    for (size_t k = 0; k < (n - 2) / 2; k++) {
+        int hi = hexval(v[2 + 2 * k]), lo = hexval(v[3 + 2 * k]);
+        if (hi < 0 || lo < 0) {
+            free(b);
+            return NULL;
+        }
+        b[k] = (char)(hi << 4 | lo);
+    }
+    b[(n - 2) / 2] = '\0';
+    p->blobs[i] = b;
+    p->blob_lens[i] = (n - 2) / 2;
+    *ret_len = p->blob_lens[i];
+    return b;
+}
+
+const char *cm_pg_text(CmStmt *st, int i)
+{
+    const char *v = cell(st, i);
+    size_t len;
+
+    if (!v)
+        return NULL;
+    switch (PQftype(st->pg->res, i)) {
+    case OID_BOOL:
+        return *v == 't' ? "1" : "0";
+    case OID_BYTEA:
+        return blob(st, i, &len);
+    default:
+        return v;
+    }
+}
+
+size_t cm_pg_bytes(CmStmt *st, int i)
+{
+    size_t len = 0;
+
+    if (!cell(st, i))
+        return 0;
+    switch (PQftype(st->pg->res, i)) {
+    case OID_BOOL:
+        return 1;
+    case OID_BYTEA:
+        return blob(st, i, &len) ? len : 0;
+    default:
+        return (size_t)PQgetlength(st->pg->res, st->pg->row, i);
+    }
+}
+
+const void *cm_pg_blob(CmStmt *st, int i)
+{
+    size_t len;
+
+    if (!cell(st, i))
+        return NULL;
+    if (PQftype(st->pg->res, i) == OID_BYTEA)
+        return blob(st, i, &len);
+    return cm_pg_text(st, i);
+}
+
+int cm_pg_bind(CmStmt *st, int idx, CmDbType type, const void *v, size_t len)
+{
+    CmPgStmt *p = st->pg;
+    char *value = NULL;
+    Oid oid = 0;
+
+    if (idx < 1 || idx > p->n)
+        return -EINVAL;
+    switch (type) {
+    case CM_DB_INTEGER:
+        value = cm_strdup_printf("%" PRId64, *(const int64_t *)v);
+        oid = OID_INT8;
+        break;
+    case CM_DB_FLOAT: {
+        double d = *(const double *)v;
+        value = isnan(d)   ? strdup("NaN")
+                : isinf(d) ? strdup(d > 0 ? "Infinity" : "-Infinity")
+                           : cm_strdup_printf("%.17g", d);
+        oid = OID_FLOAT8;
+        break;
+    }
+    case CM_DB_TEXT:
+        value = strdup(v);
+        break;
+    case CM_DB_BLOB:
+        value = malloc(len ? len : 1);
+        if (value && len)
+            memcpy(value, v, len);
+        oid = OID_BYTEA;
+        break;
+    case CM_DB_NULL:
+        break;
+    }
+    if (type != CM_DB_NULL && !value)
+        return -ENOMEM;
+    free(p->values[idx - 1]);
+    p->values[idx - 1] = value;
+    p->lengths[idx - 1] = (int)len;
+    p->formats[idx - 1] = type == CM_DB_BLOB; /* bytes go as they are, the rest as text */
+    p->types[idx - 1] = oid;
+    return 0;
+}
+
+int cm_pg_exec(CmDb *db, const char *sql, CmError *err)
+{
+    int r = cm_pg_ready(db, err);
+    return r < 0 ? r : pg_run(db, sql, err, "exec");
+}
+
+int cm_pg_begin_immediate(CmDb *db, CmError *err)
+{
+    /* SQLite's BEGIN IMMEDIATE: one writer at a time, over every broker on the database.
+     * The advisory lock goes with the transaction; waiting longer than SQLite's busy
+     * timeout gives -EAGAIN (lock_not_available) as SQLITE_BUSY does. */
+    int r = cm_pg_exec(db,
+                       "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
+                       " SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_WRITER_LOCK) ")",
+                       err);
+    if (r < 0)
+        cm_pg_rollback(db);
+    return r;
+}
+
+int cm_pg_begin_read(CmDb *db, CmError *err)
+{
+    /* One snapshot for the whole read, as a SQLite read transaction sees. */
+    int r = cm_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    if (r < 0)
+        cm_pg_rollback(db);
+    return r;
+}
+
+int cm_pg_commit(CmDb *db, CmError *err)
+{
+    PGresult *res;
+    int r = 0;
+
+    if (!db->pg->conn || db->pg->lost)
+        return pg_error(db, NULL, err, "commit");
+    res = PQexec(db->pg->conn, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = pg_error(db, res, err, "commit");
+    else if (cm_streq(PQcmdStatus(res), "ROLLBACK")) {
+        /* A statement of the transaction had failed: PostgreSQL then rolls back on COMMIT. */
+        cm_log_error("postgresql: commit of a failed transaction: rolled back");
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
+    }
+    PQclear(res);
+    note_tx(db->pg);
+    return r;
+}
+
+void cm_pg_rollback(CmDb *db)
+{
+    CmPg *pg = db->pg;
+
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK &&
+        PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+    pg->in_tx = false;
+}
+
+/* One integer from a query without parameters; @ret untouched when there is no row. */
+static int query_int(CmDb *db, const char *sql, int64_t *ret, CmError *err)
+{
+    PGresult *res = PQexec(db->pg->conn, sql);
+    int r = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        r = pg_error(db, res, err, "query");
+    else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    note_tx(db->pg);
+    return r;
+}
+
+/* The database's collation decides the order of text in ORDER BY; SQLite's is byte-wise. */
+static void check_collation(CmDb *db)
+{
+    PGresult *res = PQexec(db->pg->conn, "SELECT datcollate FROM pg_database"
+                                         " WHERE datname = current_database()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *c = PQgetvalue(res, 0, 0);
+        if (strcmp(c, "C") != 0 && strcmp(c, "POSIX") != 0 && strncmp(c, "C.", 2) != 0)
+            cm_log_warning("postgresql: the database's collation is %s: text sorts differently"
+                           " than on SQLite; create it with LC_COLLATE 'C' (operator guide)",
+                           c);
+    }
+    PQclear(res);
+}
+
+static int migrate_one(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
+                       unsigned n, bool *ret_done, CmError *err)
+{
+    _cleanup_free_ char *translated = NULL, *why = NULL;
+    int64_t version = 0;
+    const char *sql;
+    char set[160];
+    int r;
+
+    /* Under the writer lock: several brokers starting at once migrate one after another. */
+    r = cm_pg_begin_immediate(db, err);
+    if (r < 0)
+        return r;
+    r = pg_run(db,
+               "CREATE TABLE IF NOT EXISTS schema_version ("
+               " id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)",
+               err, "schema_version");
+    if (r >= 0)
+        r = query_int(db, "SELECT version FROM schema_version", &version, err);
+    if (r < 0)
+        goto error;
+    if (version > (int64_t)n) {
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "",
+                         "database schema version %lld is newer than this program (%u)",
+                         (long long)version, n);
+        goto error;
+    }
+    if (version == (int64_t)n) {
+        *ret_done = true;
+        return cm_pg_commit(db, err);
+    }
+    sql = pg_migrations ? pg_migrations[version] : NULL;
+    if (!sql) {
+        r = cm_db_dialect_ddl(migrations[version], &translated, &why);
+        if (r < 0) {
+            r = cm_error_set(err, CM_ERROR_INTERNAL, "", "migration %lld: %s",
+                             (long long)version + 1, why ? why : strerror(-r));
+            goto error;
+        }
+        sql = translated;
+    }
+    /* The compatibility functions come with the first migration. */
+    if (version == 0)
+        r = pg_run(db, cm_db_pg_compat_files[0].text, err, "compatibility functions");
+    if (r >= 0)
+        r = pg_run(db, sql, err, "migration");
+    snprintf(set, sizeof(set),
+             "INSERT INTO schema_version VALUES (1, %lld)"
+             " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+             (long long)version + 1);
+    if (r >= 0)
+        r = pg_run(db, set, err, "schema_version");
+    if (r < 0)
+        goto error;
+    r = cm_pg_commit(db, err);
+    if (r < 0)
+        goto error;
+    cm_log_info("database schema migrated to version %lld", (long long)version + 1);
+    return 0;
+
+error:
+    cm_pg_rollback(db);
+    if (version < (int64_t)n)
+        cm_log_error("migration to schema version %lld failed", (long long)version + 1);
+    return r;
+}
+
+int cm_pg_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
+                  unsigned n, CmError *err)
+{
+    bool done = false;
+    int r;
+
+    r = cm_pg_ready(db, err);
+    if (r < 0)
+        return r;
+    check_collation(db);
+    while (!done) {
+        r = migrate_one(db, migrations, pg_migrations, n, &done, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
