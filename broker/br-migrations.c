@@ -432,6 +432,10 @@ static const char *const migrations[] = {
 
     /* 6: the annual assessment sums each allocation's findings by kind. */
     "CREATE INDEX findings_allocation ON findings(allocation_id, kind);",
+
+    /* 7: the unowned-domain windows of a host in one 5-minute slot are counted at every batch
+     * (the metering policy's max_unowned_per_window). */
+    "CREATE INDEX unowned_samples_slot ON unowned_samples(host_id, start);",
 };
 
 const char *const *br_store_migrations(unsigned *ret_n)
