@@ -47,7 +47,7 @@ typedef struct {
 
 struct BrCall {
     BrDaemon *d;
-    void *conn; /* struct MHD_Connection */
+    void *conn; /* br-http.c's connection */
     const BrRoute *route;
     BrActor actor;
     int64_t ids[BR_CALL_MAX_IDS];
@@ -61,8 +61,6 @@ struct BrCall {
     char *buf;
     size_t len, cap, limit;
     void *hash;
-    bool failed, responded;
-    uint64_t discarded;
     unsigned status;
     json_object *reply;
     char *reply_text;
