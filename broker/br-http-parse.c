@@ -427,8 +427,9 @@ enum {
 
 static ssize_t chunk_fail(CmError *err, const char *why)
 {
-    return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_chunk", "Transfer-Encoding",
-                             "the chunked body is malformed: %s", why);
+    cm_error_set_code(err, CM_ERROR_INVALID, "malformed_chunk", "Transfer-Encoding",
+                      "the chunked body is malformed: %s", why);
+    return -EBADMSG;
 }
 
 ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink,

@@ -18,8 +18,9 @@
  *   limit over the addresses connected) takes a connection from the address that holds the
  *   most, one that waits for a request head; an address at its share is refused.
  * - Request bodies held in memory, across every connection, stay within
- *   `limits.body_budget_bytes`, a quarter of it at most for one token: past it a body is
- *   refused at once with 503 and Retry-After. Uploads stream to a file and hold none.
+ *   `limits.body_budget_bytes`, and within a quarter of it for one token (or one largest body
+ *   of the route): past it a body is refused at once with 503 and Retry-After. Uploads stream
+ *   to a file and hold none.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -500,6 +501,14 @@ static int set_answer(Conn *conn, unsigned status, const char *type, const char 
     }
     memcpy(buf + len, line, 2);
     len += 2;
+    /* An answer to HEAD has the head of the answer to GET, without its body. */
+    if (conn->head.method && strcmp(conn->head.method, "HEAD") == 0) {
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        fd_size = 0;
+        body_len = 0;
+    }
     if (fd < 0 && body_len) {
         memcpy(buf + len, body, body_len);
         len += body_len;
@@ -665,13 +674,15 @@ static Share **share_slot(BrHttp *h, int64_t key)
 
 /*
  * Takes @n more bytes of the body budget for @conn: within the whole budget, and within a
- * quarter of it for the token (so that one token cannot spend it all).
+ * quarter of it for the token (so that one token cannot spend it all), or one largest body
+ * of the route when that is more.
  * Returns: 0, or -EAGAIN with the call's error set (503).
  */
 static int budget_take(BrHttp *h, Conn *conn, size_t n)
 {
     BrCall *c = conn->call;
     size_t budget = h->d->config.body_budget_bytes;
+    size_t per_token = MAX(budget / 4, MIN(budget, c->limit + 1));
     int64_t key = c->actor.role == BR_ROLE_AGENT ? -c->actor.host_id : c->actor.account_id;
 
     if (!conn->share) {
@@ -684,7 +695,7 @@ static int budget_take(BrHttp *h, Conn *conn, size_t n)
         }
         conn->share = *slot;
     }
-    if (h->budget_used + n > budget || conn->share->held + n > budget / 4) {
+    if (h->budget_used + n > budget || conn->share->held + n > per_token) {
         atomic_fetch_add(&h->counters.body_budget_refused, 1);
         return cm_error_set_code(&c->err, CM_ERROR_UNAVAILABLE, "body_budget", "",
                                  "the broker holds as many request bodies as it may "
@@ -1607,9 +1618,12 @@ static void admit(BrHttp *h, int fd, const char *text)
         goto unused;
     }
     if (h->n_conns >= cfg->max_connections) {
+        /* A trusted proxy speaks for many clients: it always may take a connection. */
         unsigned share = cfg->max_connections / (h->n_addrs ? h->n_addrs : 1);
-        Conn *victim = a->conns < share ? pick_victim(h, a) : NULL;
-        if (!victim || victim->addr->conns <= a->conns + 1) {
+        Conn *victim = a->trusted || a->conns < share ? pick_victim(h, a) : NULL;
+        if (victim && !a->trusted && victim->addr->conns <= a->conns + 1)
+            victim = NULL;
+        if (!victim) {
             refuse(h, fd, "too_many_connections",
                    "the broker holds as many connections as it may (limits.connections)");
             goto unused;

@@ -63,6 +63,13 @@ class RssSampler:
         self.th.join(2)
 
 
+def sanitized(pid):
+    """Whether the process runs under AddressSanitizer, whose shadow memory and quarantine of
+    freed blocks make its RSS say nothing of the program's own."""
+    with open(f'/proc/{pid}/maps') as f:
+        return 'libasan' in f.read()
+
+
 def percentile(values, q):
     if not values:
         return None
