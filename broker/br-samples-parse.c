@@ -1475,6 +1475,8 @@ static int parse_generic(const char *text, size_t len, BrSamplesBatch *b, CmErro
     if (r < 0)
         return r;
     canon = cm_json_to_string(doc, &n);
+    if (!canon)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read the samples batch");
     r = parse_fast(canon, n, b, err);
     if (r == -EAGAIN)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read the samples batch");

@@ -508,10 +508,19 @@ static bool find_non_finite(json_object *o, char *path, size_t size, size_t off,
             return false;
         json_object_object_foreach(o, key, val)
         {
-            int n = snprintf(path + off, size - off, "/%s", key);
-            size_t next = off + (n > 0 ? (size_t)n : 0);
-            if (next >= size)
-                next = size - 1;
+            /* the member's JSON pointer token: '~' and '/' escaped (RFC 6901) */
+            size_t next = off;
+            if (next + 1 < size)
+                path[next++] = '/';
+            for (const char *k = key; *k && next + 2 < size; k++) {
+                if (*k == '~' || *k == '/') {
+                    path[next++] = '~';
+                    path[next++] = *k == '~' ? '0' : '1';
+                } else {
+                    path[next++] = *k;
+                }
+            }
+            path[next] = 0;
             if (find_non_finite(val, path, size, next, depth + 1))
                 return true;
         }
@@ -541,9 +550,11 @@ int cm_json_write(json_object *o, const char **ret_text, size_t *ret_len, CmErro
     size_t len;
     const char *text;
 
-    if (find_non_finite(o, where, sizeof(where), 0, 0))
-        return cm_error_set_code(err, CM_ERROR_INTERNAL, "non_finite_number", where,
-                                 "a number that is not finite has no JSON spelling");
+    if (find_non_finite(o, where, sizeof(where), 0, 0)) {
+        cm_error_set_code(err, CM_ERROR_INTERNAL, "non_finite_number", where,
+                          "a number that is not finite has no JSON spelling");
+        return -ERANGE;
+    }
     text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
                                                     JSON_C_TO_STRING_NOSLASHESCAPE,
                                              &len);
