@@ -298,9 +298,9 @@ class BodyHolder:
     kept; each connection then starts again, until stopped."""
 
     def __init__(self, port, tokens, n, size, path='/v1/samples', source='127.0.0.3',
-                 chunked=False):
+                 chunked=False, pause=0.0):
         self.port, self.tokens, self.n, self.size = port, tokens, n, size
-        self.path, self.source, self.chunked = path, source, chunked
+        self.path, self.source, self.chunked, self.pause = path, source, chunked, pause
         self.lock = threading.Lock()
         self.answers = {}  # status -> count
         self.codes = {}
@@ -349,7 +349,7 @@ class BodyHolder:
                     sent += n
                     block = b' ' * (1024 * 1024)
                     # an answer in the middle of the body (the budget spent on the way)
-                    if select.select([s], [], [], 0)[0]:
+                    if select.select([s], [], [], self.pause)[0]:
                         break
                 with self.lock:
                     self.holding += 1

@@ -299,7 +299,9 @@ class Cases:
 
     def chunked_bodies(self):
         ck, w = self.ck, self.w
-        holder = BodyHolder(self.b.port, w.agents, 20, SAMPLES_MAX, chunked=True).start()
+        # (a MiB every 5 ms each: a client, not a benchmark of the test machine's loopback)
+        holder = BodyHolder(self.b.port, w.agents, 16, SAMPLES_MAX, chunked=True,
+                            pause=0.005).start()
         time.sleep(BODY_TIMEOUT + 1)
         holder.stop()
         print(f'  chunked bodies: answers {holder.answers}, codes {holder.codes}', flush=True)
@@ -453,6 +455,46 @@ class Cases:
               f'a day of disk_read_bytes at the maximum sums to {want} without overflow '
               f'({nums[:3]})')
 
+    def slow_readers(self):
+        """One token asks for large answers (a day of 10-second points, ~5 MB each) on 60
+        connections and reads none of them: once its unread answers fill its share of the body
+        budget, its next requests get 503 body_budget; other tokens go on."""
+        ck, w, b = self.ck, self.w, self.b
+        inst = w.inst[0]
+        day = int(time.time()) // 86400 * 86400 - 86400
+        path = f'/v1/instances/{inst["id"]}/usage?from={day}&to={day + 86400}&step=10'
+        size = len(b.get(path, token=w.vendor).body)
+        socks, statuses = [], {}
+        for i in range(60):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind(('127.0.0.4', 0))
+            s.connect(('127.0.0.1', b.port))
+            s.sendall(f'GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {w.vendor}'
+                      '\r\n\r\n'.encode())
+            socks.append(s)
+            time.sleep(0.05)
+        time.sleep(1)
+        for s in socks:
+            s.settimeout(0.5)
+            try:
+                head = s.recv(200)
+            except OSError:
+                head = b''
+            m = re.match(rb'HTTP/1\.1 (\d{3})', head)
+            st = int(m.group(1)) if m else None
+            statuses[st] = statuses.get(st, 0) + 1
+        held = w.metrics()['cloudbroker_http_body_bytes_held']
+        r = b.get('/v1/whoami', token=w.auditor)
+        for s in socks:
+            s.close()
+        print(f'  slow readers: answers of {size / 2**20:.1f} MiB: {statuses}; '
+              f'{held / 2**20:.0f} MiB of answers held', flush=True)
+        ck.ok(statuses.get(503, 0) > 0 and statuses.get(200, 0) > 0,
+              f'a token that reads no answers gets 503 once its share is held ({statuses})')
+        ck.ok(held <= BUDGET_MIB * 2 ** 20, f'answers held {held / 2**20:.0f} MiB <= budget')
+        ck.eq(r.status, 200, 'another token is served meanwhile')
+
     def overlap(self):
         ck, w, b = self.ck, self.w, self.b
         inst = w.inst[1]
@@ -557,9 +599,10 @@ def main():
         c.measured('slowloris and idle connections above the limit', c.slow_and_idle)
         c.measured('per-address limit and a trusted proxy', c.per_address_and_proxy)
         c.measured('50 large bodies held open', c.large_bodies)
-        c.measured('20 chunked bodies held open', c.chunked_bodies)
+        c.measured('16 chunked bodies held open', c.chunked_bodies)
         c.measured('broken requests on raw sockets', c.broken_requests)
         c.measured('numbers past the maxima, sums at the maxima', c.overflow)
+        c.measured('60 connections that read no answer', c.slow_readers)
         c.measured('overlapping windows', c.overlap)
         c.measured('an unowned-domain flood', c.unowned_flood)
         c.measured('every audit record deleted', c.audit_truncation)
