@@ -1273,7 +1273,7 @@ static void finish_request(BrHttp *h, Conn *conn)
     br_http_head_clear(&conn->head);
     free(conn->out);
     conn->out = NULL;
-    conn->out_len = conn->out_off = 0;
+    conn->out_len = conn->out_off = conn->out_cap = 0;
     if (conn->close_after) {
         if (conn->body_unread && !conn->tls) {
             /* Closing with unread bytes would reset the connection and could destroy the
@@ -1533,7 +1533,7 @@ static void begin_body(BrHttp *h, Conn *conn)
             conn_close(h, conn);
             return;
         }
-        conn->out_len = sizeof(cont) - 1;
+        conn->out_len = conn->out_cap = sizeof(cont) - 1;
         conn->out_off = 0;
         conn->interim = true;
         start_write(h, conn);

@@ -104,7 +104,11 @@ def main():
               f'({bodies.answers})')
         ck.ok(s['requests'] >= 500, f'the normal client was served ({s["requests"]} requests)')
         ck.ok(s['success'] >= 0.99, f'normal client success {s["success"] * 100:.2f} % >= 99 %')
-        ck.ok(s['p99_ms'] < 100, f'normal client p99 {s["p99_ms"]:.1f} ms < 100 ms')
+        # (under AddressSanitizer the broker is about three times slower: so is the bound)
+        asan = cbhostile.sanitized(b.proc.pid)
+        ck.ok(s['p99_ms'] < 100 * (3 if asan else 1),
+              f'normal client p99 {s["p99_ms"]:.1f} ms < 100 ms' +
+              (' (x 3 under AddressSanitizer)' if asan else ''))
         # (not under AddressSanitizer: its shadow memory and quarantine are not the broker's)
         ck.ok(rss.peak < BUDGET_MIB + 100 or cbhostile.sanitized(b.proc.pid),
               f'broker RSS {rss.peak:.0f} MiB < body budget {BUDGET_MIB} MiB + 100 MiB')
