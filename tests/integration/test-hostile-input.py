@@ -765,8 +765,12 @@ def head(method, path, token, extra=()):
 
 
 def raw_error(data):
-    """The error object of a raw HTTP response's JSON error body, or None."""
-    _, _, body = (data or b'').partition(b'\r\n\r\n')
+    """The error object of a raw HTTP response's JSON error body, or None. Only the first
+    response counts (a pipelined second one may follow in the same bytes)."""
+    head, _, body = (data or b'').partition(b'\r\n\r\n')
+    m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
+    if m:
+        body = body[:int(m.group(1))]
     try:
         e = json.loads(body.decode()).get('error')
     except (ValueError, AttributeError, UnicodeDecodeError):
