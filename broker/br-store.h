@@ -51,8 +51,8 @@ void br_store_write_abort(BrStore *s, CmDb *db);
 
 /**
  * br_store_set_anchor_every:
- * The audit anchor (STATE/audit.anchor) follows the chain's head every @every records, at
- * least every 10 s while records come, and at shutdown (default 32).
+ * The audit anchor (STATE/audit.anchor) follows the chain's head every @every records and at
+ * shutdown (default 32).
  */
 void br_store_set_anchor_every(BrStore *s, unsigned every);
 

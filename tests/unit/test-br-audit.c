@@ -273,7 +273,7 @@ static BrAuditVerdict verify_anchored(Fixture *f)
 static void test_anchor_follows_the_head(void **state)
 {
     Fixture *f = *state;
-    /* The first record is anchored at once; the next ones every 32 or 10 s. */
+    /* The first record is anchored at once; the next ones every 32. */
     BrAuditAnchor a = read_anchor(f);
     assert_int_equal(a.records, 1);
     br_store_set_anchor_every(f->store, 1);
