@@ -9,6 +9,7 @@ Standard library only."""
 import http.client
 import json
 import math
+import os
 import re
 import resource
 import select
@@ -68,6 +69,15 @@ def sanitized(pid):
     freed blocks make its RSS say nothing of the program's own."""
     with open(f'/proc/{pid}/maps') as f:
         return 'libasan' in f.read()
+
+
+def machine_busy():
+    """Whether other work crowds this machine (the 1-minute load above twice its CPUs): then
+    a latency says how long the broker waited for a CPU, not what it does, and the tests report
+    it without holding the broker to it."""
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    return load > 2 * cpus, f'load {load:.1f} on {cpus} CPUs'
 
 
 def percentile(values, q):

@@ -4,7 +4,10 @@
 normal client (its own address, keep-alive, GET /v1/whoami and a page of departments) works and
 the broker's resident memory is read from /proc. For every case the test prints the normal
 client's requests, success rate and p99 latency and the broker's peak RSS, and asserts success
->= 99 % and p99 < 100 ms, and RSS under the body budget + 100 MiB.
+>= 99 % and p99 < 100 ms, and RSS under the body budget + 100 MiB. (The p99 is reported but not
+held to the bound while other work crowds the machine, its load above twice its CPUs: it then
+measures the wait for a CPU. Under AddressSanitizer the bound is three times wider and the RSS
+is not checked.)
 
 The cases (issue 9, "Hostile clients"):
 - slowloris and idle connections from many addresses, above the connection limit: closed at the
@@ -167,6 +170,7 @@ class Cases:
         time.sleep(0.3)
         self.client.reset()
         self.rss.reset()
+        busy, load = cbhostile.machine_busy()
         t0 = time.monotonic()
         fn()
         dt = time.monotonic() - t0
@@ -183,9 +187,14 @@ class Cases:
         ck.ok(s['requests'] >= 20, f'{name}: the normal client was served ({s["requests"]})')
         ck.ok(s['success'] >= 0.99, f'{name}: normal client success {s["success"]:.4f} >= 0.99 '
               f'(errors {s["errors"]})')
-        ck.ok(s['p99_ms'] < p99_ms * (3 if self.asan else 1),
-              f'{name}: normal client p99 {s["p99_ms"]:.1f} ms < {p99_ms} ms'
-              + (' (x 3 under AddressSanitizer)' if self.asan else ''))
+        busy_after, load_after = cbhostile.machine_busy()
+        if busy or busy_after:
+            print(f'  {name}: p99 not held to {p99_ms} ms: the machine is busy with other work '
+                  f'({load}, then {load_after})', flush=True)
+        else:
+            ck.ok(s['p99_ms'] < p99_ms * (3 if self.asan else 1),
+                  f'{name}: normal client p99 {s["p99_ms"]:.1f} ms < {p99_ms} ms'
+                  + (' (x 3 under AddressSanitizer)' if self.asan else ''))
         ck.ok(self.rss.peak < BUDGET_MIB + 100 or self.asan,
               f'{name}: broker RSS {self.rss.peak:.0f} MiB < body budget + 100 MiB')
 

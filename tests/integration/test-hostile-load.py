@@ -8,7 +8,8 @@ answered) for LOAD_SECONDS, while a normal client on its own address works.
 
 Goal, asserted: the normal client keeps >= 99 % success and p99 < 100 ms, and the broker's RSS
 stays under its body budget (limits.body_budget_bytes, 256 MiB) + 100 MiB. The figures are
-printed. Bounded in time (about 40 s), it stops by itself.
+printed. Bounded in time (about 40 s), it stops by itself. (As in test-hostile-clients.py: the
+p99 is not held to the bound while other work crowds the machine, nor the RSS under ASan.)
 """
 import os
 import re
@@ -53,6 +54,7 @@ def main():
             agents.append(r.json()['agent_token'])
         rss = RssSampler(b.proc.pid)
         base = rss_now = cbhostile.rss_mib(b.proc.pid)
+        busy, load = cbhostile.machine_busy()
         client = NormalClient(b.port, auditor)
         time.sleep(1)
         calm = client.stats()
@@ -104,11 +106,17 @@ def main():
               f'({bodies.answers})')
         ck.ok(s['requests'] >= 500, f'the normal client was served ({s["requests"]} requests)')
         ck.ok(s['success'] >= 0.99, f'normal client success {s["success"] * 100:.2f} % >= 99 %')
-        # (under AddressSanitizer the broker is about three times slower: so is the bound)
+        # (under AddressSanitizer the broker is about three times slower: so is the bound; on a
+        # machine crowded by other work the latency is reported, not held to the bound)
         asan = cbhostile.sanitized(b.proc.pid)
-        ck.ok(s['p99_ms'] < 100 * (3 if asan else 1),
-              f'normal client p99 {s["p99_ms"]:.1f} ms < 100 ms' +
-              (' (x 3 under AddressSanitizer)' if asan else ''))
+        busy_after, load_after = cbhostile.machine_busy()
+        if busy or busy_after:
+            print(f'p99 not held to 100 ms: the machine is busy with other work ({load}, then '
+                  f'{load_after})', flush=True)
+        else:
+            ck.ok(s['p99_ms'] < 100 * (3 if asan else 1),
+                  f'normal client p99 {s["p99_ms"]:.1f} ms < 100 ms' +
+                  (' (x 3 under AddressSanitizer)' if asan else ''))
         # (not under AddressSanitizer: its shadow memory and quarantine are not the broker's)
         ck.ok(rss.peak < BUDGET_MIB + 100 or cbhostile.sanitized(b.proc.pid),
               f'broker RSS {rss.peak:.0f} MiB < body budget {BUDGET_MIB} MiB + 100 MiB')
