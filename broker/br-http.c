@@ -478,22 +478,23 @@ static int set_answer(Conn *conn, unsigned status, const char *type, const char 
     }
     gmtime_r(&t, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    /* In the order the documentation shows (docs/api.md): the common headers, the handler's,
+     * then the length. */
     len = (size_t)snprintf(buf, cap, "HTTP/1.1 %u %s\r\n", status, br_http_reason(status));
     put_header(&buf, &len, &cap, "Date", date);
+    if (conn->close_after || !conn->head.keep_alive)
+        put_header(&buf, &len, &cap, "Connection", "close");
     if (type)
         put_header(&buf, &len, &cap, "Content-Type", type);
+    if (c)
+        put_header(&buf, &len, &cap, "X-Request-Id", c->actor.request_id);
+    put_header(&buf, &len, &cap, "Cache-Control", "no-store");
+    put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
+    for (unsigned i = 0; c && i < c->n_reply_headers; i++)
+        put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
     snprintf(num, sizeof(num), "%llu",
              (unsigned long long)(fd >= 0 ? fd_size : (uint64_t)body_len));
     put_header(&buf, &len, &cap, "Content-Length", num);
-    if (c) {
-        put_header(&buf, &len, &cap, "X-Request-Id", c->actor.request_id);
-        for (unsigned i = 0; i < c->n_reply_headers; i++)
-            put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
-    }
-    put_header(&buf, &len, &cap, "Cache-Control", "no-store");
-    put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
-    if (conn->close_after || !conn->head.keep_alive)
-        put_header(&buf, &len, &cap, "Connection", "close");
     snprintf(line, sizeof(line), "\r\n");
     if (len + 2 + body_len > cap) {
         char *nb = realloc(buf, len + 2 + body_len);
