@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdio.h>
 
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "cm-util.h"
 
 static int br_api_audit_list(BrCall *c)
 {
@@ -70,21 +72,42 @@ static int br_api_audit_list(BrCall *c)
 static int br_api_audit_verify(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
+    const uint8_t *key = br_store_audit_key(c->d->store);
+    BrAuditAnchor anchor = {0};
     BrAuditVerdict v;
-    json_object *o;
-    int r;
+    CmError ae = {0};
+    json_object *o, *a = NULL;
+    int r, ar;
 
     if (!db)
         return -EIO;
-    r = br_audit_verify(db, br_store_audit_key(c->d->store), &v, &c->err);
+    /* The anchor first: the walk's snapshot then holds at least what it anchors. */
+    ar = br_audit_anchor_read(br_store_anchor_path(c->d->store), key, &anchor, &ae);
+    r = br_audit_verify(db, key, ar >= 0 ? &anchor : NULL, &v, &c->err);
     if (r < 0)
         return r;
+    if (v.ok && ar == -ENOENT && v.records > 0) {
+        v.ok = false;
+        snprintf(v.reason, sizeof(v.reason),
+                 "the audit anchor (STATE/audit.anchor) is missing: that the trail is whole "
+                 "cannot be shown; compare with the last \"audit anchor\" line of the log");
+    } else if (v.ok && ar < 0 && ar != -ENOENT) {
+        v.ok = false;
+        cm_strscpy(v.reason, sizeof(v.reason), ae.message);
+    }
     o = json_object_new_object();
     json_object_object_add(o, "ok", json_object_new_boolean(v.ok));
     json_object_object_add(o, "records", json_object_new_int64(v.records));
     json_object_object_add(o, "first_bad", br_json_id_or_null(v.first_bad));
     json_object_object_add(o, "reason", v.ok ? NULL : json_object_new_string(v.reason));
     json_object_object_add(o, "head_hash", json_object_new_string(v.head_hash));
+    if (ar >= 0) {
+        a = json_object_new_object();
+        json_object_object_add(a, "records", json_object_new_int64(anchor.records));
+        json_object_object_add(a, "head_hash", json_object_new_string(anchor.head_hash));
+        json_object_object_add(a, "at", json_object_new_string(anchor.at));
+    }
+    json_object_object_add(o, "anchor", a);
     return br_reply(c, MHD_HTTP_OK, o);
 }
 

@@ -29,8 +29,8 @@ static int br_api_samples_post(BrCall *c)
 {
     _cleanup_(br_samples_batch_free) BrSamplesBatch batch = {0};
     BrIngestResult res = {0};
-    json_object *o;
-    char detail[160];
+    json_object *o, *rejected;
+    char detail[256];
     CmDb *db;
     int r;
 
@@ -44,9 +44,10 @@ static int br_api_samples_post(BrCall *c)
         return r;
     r = br_metering_ingest(c->d, db, c->actor.host_id, &batch, &res, &c->err);
     snprintf(detail, sizeof(detail),
-             "{\"stored\":%lld,\"duplicates\":%lld,\"unowned\":%lld,\"host\":%lld}",
+             "{\"stored\":%lld,\"duplicates\":%lld,\"unowned\":%lld,\"host\":%lld,"
+             "\"overlapping\":%lld,\"unowned_dropped\":%lld}",
              (long long)res.stored, (long long)res.duplicates, (long long)res.unowned,
-             (long long)res.host);
+             (long long)res.host, (long long)res.overlapping, (long long)res.unowned_dropped);
     if (r >= 0)
         r = br_store_audit(c->d->store, db, &c->actor, "samples.ingest", "host", c->actor.host_id,
                            "ok", detail, &c->err);
@@ -58,6 +59,27 @@ static int br_api_samples_post(BrCall *c)
     json_object_object_add(o, "duplicates", json_object_new_int64(res.duplicates));
     json_object_object_add(o, "unowned", json_object_new_int64(res.unowned));
     json_object_object_add(o, "host", json_object_new_int64(res.host));
+    json_object_object_add(o, "overlapping", json_object_new_int64(res.overlapping));
+    json_object_object_add(o, "unowned_dropped", json_object_new_int64(res.unowned_dropped));
+    /* Each window refused alone, as an error body would name it (the first 100). */
+    rejected = json_object_new_array();
+    for (size_t i = 0; i < res.n_rejected; i++) {
+        const BrIngestRejection *x = &res.rejected[i];
+        json_object *e = json_object_new_object();
+        char field[64], msg[256];
+        snprintf(field, sizeof(field), "/instances/%zu/start", x->index);
+        snprintf(msg, sizeof(msg),
+                 "record %zu: the window [%lld, %lld) of instance %lld overlaps the stored "
+                 "window [%lld, %lld): not stored, its seconds would count twice",
+                 x->index, (long long)x->start, (long long)(x->start + x->duration),
+                 (long long)x->instance, (long long)x->other_start,
+                 (long long)(x->other_start + x->other_duration));
+        json_object_object_add(e, "code", json_object_new_string("overlapping_window"));
+        json_object_object_add(e, "field", json_object_new_string(field));
+        json_object_object_add(e, "message", json_object_new_string(msg));
+        json_object_array_add(rejected, e);
+    }
+    json_object_object_add(o, "rejected", rejected);
     return br_reply(c, MHD_HTTP_OK, o);
 }
 

@@ -76,7 +76,55 @@ static int br_api_metrics(BrCall *c)
         free(text);
         text = next;
     }
-    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+    uint64_t overlapping = 0, unowned_dropped = 0;
+    char *more = NULL;
+    br_metering_refusals(&overlapping, &unowned_dropped);
+    /* What hostile or broken clients met: the limits of br-http.c and of metering's ingest. */
+    if (asprintf(&more,
+                 "%s"
+                 "# HELP cloudbroker_http_connections_open Client connections open.\n"
+                 "# TYPE cloudbroker_http_connections_open gauge\n"
+                 "cloudbroker_http_connections_open %llu\n"
+                 "# HELP cloudbroker_http_connections_total Client connections, by what became "
+                 "of them.\n"
+                 "# TYPE cloudbroker_http_connections_total counter\n"
+                 "cloudbroker_http_connections_total{outcome=\"accepted\"} %llu\n"
+                 "cloudbroker_http_connections_total{outcome=\"refused\"} %llu\n"
+                 "cloudbroker_http_connections_total{outcome=\"evicted\"} %llu\n"
+                 "cloudbroker_http_connections_total{outcome=\"timed_out\"} %llu\n"
+                 "# HELP cloudbroker_http_bad_requests_total Request heads refused for their "
+                 "syntax or size.\n"
+                 "# TYPE cloudbroker_http_bad_requests_total counter\n"
+                 "cloudbroker_http_bad_requests_total %llu\n"
+                 "# HELP cloudbroker_http_body_budget_refused_total Bodies refused with 503: "
+                 "limits.body_budget_bytes was spent.\n"
+                 "# TYPE cloudbroker_http_body_budget_refused_total counter\n"
+                 "cloudbroker_http_body_budget_refused_total %llu\n"
+                 "# HELP cloudbroker_http_body_bytes_held Request body bytes held in memory.\n"
+                 "# TYPE cloudbroker_http_body_bytes_held gauge\n"
+                 "cloudbroker_http_body_bytes_held %llu\n"
+                 "# HELP cloudbroker_samples_overlapping_total Instance windows refused: they "
+                 "overlap a stored window.\n"
+                 "# TYPE cloudbroker_samples_overlapping_total counter\n"
+                 "cloudbroker_samples_overlapping_total %llu\n"
+                 "# HELP cloudbroker_samples_unowned_dropped_total Unowned-domain windows "
+                 "dropped past max_unowned_per_window.\n"
+                 "# TYPE cloudbroker_samples_unowned_dropped_total counter\n"
+                 "cloudbroker_samples_unowned_dropped_total %llu\n",
+                 text, k ? (unsigned long long)k->connections_open : 0ULL,
+                 k ? (unsigned long long)k->connections_accepted : 0ULL,
+                 k ? (unsigned long long)k->connections_refused : 0ULL,
+                 k ? (unsigned long long)k->connections_evicted : 0ULL,
+                 k ? (unsigned long long)k->timeouts : 0ULL,
+                 k ? (unsigned long long)k->bad_requests : 0ULL,
+                 k ? (unsigned long long)k->body_budget_refused : 0ULL,
+                 k ? (unsigned long long)k->body_bytes_held : 0ULL,
+                 (unsigned long long)overlapping, (unsigned long long)unowned_dropped) < 0) {
+        free(text);
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    free(text);
+    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", more);
 }
 
 static const BrRoute routes[] = {

@@ -48,7 +48,7 @@ typedef struct {
 
 struct BrCall {
     BrDaemon *d;
-    void *conn; /* struct MHD_Connection */
+    void *conn; /* br-http.c's connection */
     const BrRoute *route;
     BrActor actor;
     int64_t ids[BR_CALL_MAX_IDS];
@@ -62,8 +62,6 @@ struct BrCall {
     char *buf;
     size_t len, cap, limit;
     void *hash;
-    bool failed, responded;
-    uint64_t discarded;
     unsigned status;
     json_object *reply;
     char *reply_text;

@@ -9,6 +9,7 @@
 
 #include "br-audit.h"
 #include "cm-crypto.h"
+#include "cm-json.h"
 #include "cm-time.h"
 #include "cm-util.h"
 
@@ -69,6 +70,12 @@ int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_h
 int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
                     const BrAuditEntry *e, CmError *err)
 {
+    return br_audit_append_head(db, key, actor, e, NULL, err);
+}
+
+int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
+                         const BrAuditEntry *e, BrAuditAnchor *ret_head, CmError *err)
+{
     sqlite3_stmt *stmt;
     char prev[65], hash[65], at[CM_TIME_ISO_LEN + 1];
     int64_t seq = 1;
@@ -111,15 +118,21 @@ int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor
     CM_DB_BIND(stmt, seq, at, actor->account_id, actor->name, role,
                actor->department_id, e->action, e->object_type, e->object_id, e->outcome,
                actor->request_id, actor->client, e->detail, prev, hash);
-    return cm_db_step_done(db, stmt, err);
+    r = cm_db_step_done(db, stmt, err);
+    if (r >= 0 && ret_head) {
+        ret_head->records = seq;
+        snprintf(ret_head->head_hash, sizeof(ret_head->head_hash), "%s", hash);
+        snprintf(ret_head->at, sizeof(ret_head->at), "%s", at);
+    }
+    return r;
 }
 
-int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdict *ret,
-                    CmError *err)
+int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditAnchor *anchor,
+                    BrAuditVerdict *ret, CmError *err)
 {
     _cleanup_(cm_stmt_finalizep) sqlite3_stmt *stmt = NULL;
     BrAuditVerdict v = {.ok = true};
-    char prev[65];
+    char prev[65], anchored[65] = "";
     int64_t expect = 1, high = 0;
     int r;
 
@@ -177,6 +190,8 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdic
         }
         snprintf(prev, sizeof(prev), "%s", stored);
         snprintf(v.head_hash, sizeof(v.head_hash), "%s", stored);
+        if (anchor && seq == anchor->records)
+            snprintf(anchored, sizeof(anchored), "%s", stored);
         v.records++;
         expect++;
     }
@@ -203,8 +218,133 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdic
                      (long long)(high > expect - 1 ? high : expect - 1));
         }
     }
+    /* The anchor outside the database: what was removed with sqlite_sequence lowered to
+     * match, down to every record, still shows. */
+    if (v.ok && anchor && anchor->records > v.records) {
+        v.ok = false;
+        v.first_bad = v.records + 1;
+        snprintf(v.reason, sizeof(v.reason),
+                 "the trail ends at record %lld, but record %lld was anchored at %s: "
+                 "records %lld to %lld were removed",
+                 (long long)v.records, (long long)anchor->records, anchor->at,
+                 (long long)v.records + 1, (long long)anchor->records);
+    } else if (v.ok && anchor && anchor->records > 0 &&
+               strcmp(anchored, anchor->head_hash) != 0) {
+        v.ok = false;
+        v.first_bad = anchor->records;
+        snprintf(v.reason, sizeof(v.reason),
+                 "record %lld is not the record anchored at %s: the trail was rewritten",
+                 (long long)anchor->records, anchor->at);
+    }
     cm_db_rollback(db);
     *ret = v;
+    return 0;
+}
+
+int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err)
+{
+    sqlite3_stmt *stmt = cm_db_stmt(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1",
+                                    err);
+    BrAuditAnchor a = {0};
+    int r;
+
+    if (!stmt)
+        return -EIO;
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0) {
+        a.records = sqlite3_column_int64(stmt, 0);
+        snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_db_col_text(stmt, 1));
+        snprintf(a.at, sizeof(a.at), "%s", cm_db_col_text(stmt, 2));
+    }
+    sqlite3_reset(stmt);
+    if (r < 0)
+        return r;
+    *ret = a;
+    return 0;
+}
+
+int br_audit_holds(CmDb *db, const BrAuditAnchor *a, CmError *err)
+{
+    sqlite3_stmt *stmt;
+    int r;
+
+    if (a->records == 0)
+        return 1;
+    stmt = cm_db_stmt(db, "SELECT hash FROM audit WHERE seq = ?", err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, a->records);
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0)
+        r = strcmp(cm_db_col_text(stmt, 0), a->head_hash) == 0;
+    sqlite3_reset(stmt);
+    return r;
+}
+
+/* The anchor's own MAC: over its three fields, with a prefix no record hash starts with. */
+static int anchor_mac(const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditAnchor *a, char out[65])
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf), "cloudbroker audit anchor;%lld;%s;%s",
+                     (long long)a->records, a->head_hash, a->at);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return -EINVAL;
+    return cm_hmac_sha256_hex(key, BR_AUDIT_KEY_LEN, buf, (size_t)n, out);
+}
+
+int br_audit_anchor_write(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
+                          const BrAuditAnchor *a, CmError *err)
+{
+    char mac[65], text[512];
+    int n, r;
+
+    if (anchor_mac(key, a, mac) < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot compute the audit anchor");
+    n = snprintf(text, sizeof(text),
+                 "{\"records\":%lld,\"head_hash\":\"%s\",\"at\":\"%s\",\"mac\":\"%s\"}\n",
+                 (long long)a->records, a->head_hash, a->at, mac);
+    r = cm_write_file_atomic(path, text, (size_t)n, 0600);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path,
+                            strerror(-r));
+    return 0;
+}
+
+int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
+                         BrAuditAnchor *ret, CmError *err)
+{
+    _cleanup_json_ json_object *doc = NULL;
+    BrAuditAnchor a = {0};
+    const char *hash, *at, *mac;
+    char want[65];
+    CmError e = {0};
+
+    if (access(path, F_OK) < 0 && errno == ENOENT)
+        return -ENOENT;
+    if (cm_json_load_file(path, 4096, &doc, &e) < 0) {
+        cm_error_set_code(err, CM_ERROR_INTERNAL, "anchor_damaged", "",
+                          "the audit anchor %s cannot be read: %s", path, e.message);
+        return -EBADMSG;
+    }
+    hash = cm_json_get_str(doc, "head_hash", NULL);
+    at = cm_json_get_str(doc, "at", NULL);
+    mac = cm_json_get_str(doc, "mac", NULL);
+    a.records = cm_json_get_int(doc, "records", -1);
+    if (!hash || !at || !mac || a.records < 0 || strlen(hash) != 64 || strlen(at) >= sizeof(a.at)) {
+        cm_error_set_code(err, CM_ERROR_INTERNAL, "anchor_damaged", "",
+                          "the audit anchor %s is damaged", path);
+        return -EBADMSG;
+    }
+    snprintf(a.head_hash, sizeof(a.head_hash), "%s", hash);
+    snprintf(a.at, sizeof(a.at), "%s", at);
+    if (anchor_mac(key, &a, want) < 0 || strcmp(want, mac) != 0) {
+        cm_error_set_code(err, CM_ERROR_INTERNAL, "anchor_damaged", "",
+                          "the audit anchor %s was not written with this trail's key "
+                          "(edited, or replaced)",
+                          path);
+        return -EBADMSG;
+    }
+    *ret = a;
     return 0;
 }
 

@@ -25,6 +25,17 @@ typedef struct {
     const char *detail;  /* compact JSON with the specifics, or NULL */
 } BrAuditEntry;
 
+/*
+ * The chain's head as last written outside the database (STATE/audit.anchor, and the log):
+ * the trail must still hold record `records` with hash `head_hash`, so that removing records
+ * from its end, all of them included, is caught even when sqlite_sequence is lowered too.
+ */
+typedef struct {
+    int64_t records;   /* the head record's seq (records are numbered 1, 2, ...) */
+    char head_hash[65];
+    char at[32];       /* when it was written, ISO 8601 */
+} BrAuditAnchor;
+
 typedef struct {
     bool ok;
     int64_t records;      /* how many records were checked */
@@ -42,14 +53,55 @@ int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor
                     const BrAuditEntry *e, CmError *err);
 
 /**
+ * br_audit_append_head:
+ * As br_audit_append(), and the record's seq and hash in @ret_head (when not NULL).
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
+                         const BrAuditEntry *e, BrAuditAnchor *ret_head, CmError *err);
+
+/**
  * br_audit_verify:
- * Walks the whole chain in order and checks sequence, links and keyed hashes, and that no
- * record after the last one was removed (the AUTOINCREMENT high-water mark).
+ * Walks the whole chain in order and checks sequence, links and keyed hashes, that no record
+ * after the last one was removed (the AUTOINCREMENT high-water mark) and, with @anchor, that
+ * the trail still holds the anchored head (record @anchor->records with its hash).
  * Returns: 0 with the verdict in @ret (which may say the chain is broken), or a negative errno
  * with @err set when the database could not be read.
  */
-int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdict *ret,
-                    CmError *err);
+int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditAnchor *anchor,
+                    BrAuditVerdict *ret, CmError *err);
+
+/**
+ * br_audit_head:
+ * Reads the chain's last record (@ret->records 0 for an empty trail), inside the caller's
+ * transaction if any. Returns: 0, or a negative errno with @err set.
+ */
+int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err);
+
+/**
+ * br_audit_holds:
+ * Whether the trail still holds @a's head record with its hash (true for an anchor of 0
+ * records). Returns: 1 or 0, or a negative errno with @err set.
+ */
+int br_audit_holds(CmDb *db, const BrAuditAnchor *a, CmError *err);
+
+/**
+ * br_audit_anchor_write:
+ * Writes @a to @path (JSON, keyed by an HMAC so that it cannot be edited without the key)
+ * atomically and durably: a temporary file, fsync, rename, fsync of the folder.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_audit_anchor_write(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
+                          const BrAuditAnchor *a, CmError *err);
+
+/**
+ * br_audit_anchor_read:
+ * Reads the anchor at @path into @ret.
+ * Returns: 0; -ENOENT when there is none; -EBADMSG with @err set when it is damaged or its
+ * HMAC does not match (edited, or written with another key); another negative errno.
+ */
+int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
+                         BrAuditAnchor *ret, CmError *err);
 
 /**
  * br_audit_key_load:

@@ -34,11 +34,17 @@ void br_config_init_defaults(BrConfig *c)
      * with 4). */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = (unsigned)(cpus < 1 ? 2 : cpus > 8 ? 16 : cpus * 2);
-    c->max_connections = 1024;
+    c->max_connections = 4096;
     c->max_connections_per_ip = 256;
     c->max_body_bytes = 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
+    /* Eight of the largest bodies (a batch of metering windows, 32 MiB) at once. */
+    c->body_budget_bytes = 256 * 1024 * 1024;
     c->timeout_seconds = 30;
+    c->head_timeout_seconds = 10;
+    c->body_timeout_seconds = 60;
+    c->max_query_params = 64;
+    c->audit_anchor_every = 32;
     c->job_workers = 4;
 }
 
@@ -51,6 +57,7 @@ void br_config_clear(BrConfig *c)
     free(c->config_path);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->trusted_proxies);
     memset(c, 0, sizeof(*c));
 }
 
@@ -65,7 +72,7 @@ static void replace_str(char **dst, const char *src)
 int br_config_load_file(BrConfig *c, const char *path, CmError *err)
 {
     _cleanup_json_ json_object *doc = NULL;
-    json_object *tls, *limits;
+    json_object *tls, *limits, *proxies;
     int r;
 
     r = cm_json_load_file(path, 1024 * 1024, &doc, err);
@@ -90,8 +97,39 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     c->max_body_bytes = (size_t)cm_json_get_int(limits, "body_bytes", (int64_t)c->max_body_bytes);
     c->max_header_bytes =
         (size_t)cm_json_get_int(limits, "header_bytes", (int64_t)c->max_header_bytes);
-    c->timeout_seconds = (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
+    c->body_budget_bytes = (size_t)cm_json_get_int(limits, "body_budget_bytes",
+                                                   (int64_t)c->body_budget_bytes);
+    c->timeout_seconds =
+        (unsigned)cm_json_get_int(limits, "timeout_seconds", c->timeout_seconds);
+    c->head_timeout_seconds =
+        (unsigned)cm_json_get_int(limits, "head_timeout_seconds", c->head_timeout_seconds);
+    c->body_timeout_seconds =
+        (unsigned)cm_json_get_int(limits, "body_timeout_seconds", c->body_timeout_seconds);
+    c->max_query_params =
+        (unsigned)cm_json_get_int(limits, "query_parameters", c->max_query_params);
+    proxies = cm_json_get(doc, "trusted_proxies");
+    if (proxies) {
+        size_t n = json_object_array_length(proxies);
+        BrNet *nets = calloc(n ? n : 1, sizeof(*nets));
+        if (!nets)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            const char *s = json_object_get_string(json_object_array_get_idx(proxies, i));
+            if (br_net_parse(s, &nets[i]) < 0) {
+                char field[48];
+                free(nets);
+                snprintf(field, sizeof(field), "/trusted_proxies/%zu", i);
+                return cm_error_set(err, CM_ERROR_INVALID, field,
+                                    "'%s' is not an IP address or a network ADDRESS/BITS", s);
+            }
+        }
+        free(c->trusted_proxies);
+        c->trusted_proxies = nets;
+        c->n_trusted_proxies = n;
+    }
     c->job_workers = (unsigned)cm_json_get_int(doc, "job_workers", c->job_workers);
+    c->audit_anchor_every =
+        (unsigned)cm_json_get_int(doc, "audit_anchor_every", c->audit_anchor_every);
     if (cm_json_get_bool(doc, "verbose", false))
         c->verbose = true;
     return 0;
@@ -306,6 +344,7 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = br_store_open(db_url, key_path, &d->store, err);
     if (r < 0)
         return r;
+    br_store_set_anchor_every(d->store, d->config.audit_anchor_every);
     r = bootstrap_admin(d, err);
     if (r < 0)
         return r;

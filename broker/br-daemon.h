@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "br-http-parse.h"
 #include "br-policy.h"
 #include "br-store.h"
 #include "cm-error.h"
@@ -20,10 +21,17 @@ typedef struct {
     unsigned threads;
     unsigned max_connections;
     unsigned max_connections_per_ip;
-    size_t max_body_bytes;   /* JSON bodies */
-    size_t max_header_bytes; /* per-connection memory for the request line and headers */
-    unsigned timeout_seconds;
+    size_t max_body_bytes;    /* JSON bodies */
+    size_t max_header_bytes;  /* the request line and header fields together */
+    size_t body_budget_bytes; /* request bodies held in memory, all connections together */
+    unsigned timeout_seconds; /* no byte in or out for this long: the connection is closed */
+    unsigned head_timeout_seconds; /* a request head must arrive whole within this */
+    unsigned body_timeout_seconds; /* a JSON body must arrive whole within this */
+    unsigned max_query_params;
+    BrNet *trusted_proxies; /* whose X-Forwarded-For names the client */
+    size_t n_trusted_proxies;
     unsigned job_workers;
+    unsigned audit_anchor_every; /* records between two writes of STATE/audit.anchor */
     bool verbose;
 } BrConfig;
 

@@ -1,71 +1,196 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The HTTP(S) front: libmicrohttpd with a thread pool, routing by one table (br-api.c),
- * authentication, body limits and streaming, JSON Schema checks before any handler runs, and
- * one place that turns a CmError into a status and a JSON body.
+ * The HTTP(S) front: the broker's own HTTP/1.1 server, so that every answer it sends, down to
+ * a malformed request line or a chunk extension, is the JSON error body, and so that hostile
+ * clients cannot starve the others:
+ *
+ * - One event loop thread does every accept, read, write and timer (epoll, non-blocking
+ *   sockets, GnuTLS for HTTPS). An idle or slow connection costs a small struct and never a
+ *   thread.
+ * - `threads` workers run what may wait on the database: routing, authentication and the
+ *   route's precheck once the head is in (before a byte of the body is read), then the body's
+ *   parse, its schema and the handler. The loop hands a connection to one worker at a time.
+ * - The whole request head must arrive within `limits.head_timeout_seconds` however slowly
+ *   its bytes come; a JSON body within `limits.body_timeout_seconds`; nothing moving for
+ *   `limits.timeout_seconds` closes a connection.
+ * - Connections: at most `limits.connections`, at most `limits.connections_per_ip` from one
+ *   address (not for `trusted_proxies`). At the limit, an address below its fair share (the
+ *   limit over the addresses connected) takes a connection from the address that holds the
+ *   most, one that waits for a request head; an address at its share is refused.
+ * - Request bodies held in memory, across every connection, stay within
+ *   `limits.body_budget_bytes`, and within a quarter of it for one token (or one largest body
+ *   of the route): past it a body is refused at once with 503 and Retry-After. Uploads stream
+ *   to a file and hold none.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/param.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
+#include <gnutls/gnutls.h>
 
 #include "br-api.h"
+#include "br-http-parse.h"
 #include "br-http.h"
 #include "br-schemas.h"
 #include "cm-crypto.h"
 #include "cm-log.h"
+#include "cm-time.h"
 #include "cm-util.h"
 
+#define READ_CHUNK (64u * 1024)
+#define READ_PER_TURN (256u * 1024) /* then the next connection's turn */
+#define SWEEP_MS 200
+#define LINGER_MS 2000
+#define LINGER_BYTES (16u * 1024 * 1024)
+#define RETRY_AFTER "5"
+#define ACCEPT_PAUSE_MS 100
+#define LARGE_ANSWER (1024u * 1024)
+#define ADDR_BUCKETS 1024
+#define SHARE_BUCKETS 256
+
+typedef enum {
+    CS_TLS,    /* TLS handshake */
+    CS_HEAD,   /* reading a request head, or idle between requests */
+    CS_JOB,    /* a worker has the request */
+    CS_BODY,   /* reading the body */
+    CS_WRITE,  /* writing the answer */
+    CS_LINGER, /* answered and closing: what the client still sends is read and dropped */
+} ConnState;
+
+typedef enum {
+    JOB_HEAD,  /* route, authenticate, precheck: before the body */
+    JOB_FINAL, /* the body's parse and schema, the handler */
+} JobKind;
+
+typedef struct Addr Addr;
+typedef struct Share Share;
+typedef struct Conn Conn;
+
+/* The connections from one address. */
+struct Addr {
+    Addr *next;
+    char text[INET6_ADDRSTRLEN];
+    unsigned conns;
+    bool trusted; /* a trusted proxy: no per-address limit */
+};
+
+/* The body memory held for one token. */
+/* What one token holds: body memory, and the workers' time (a fair share of them). */
+struct Share {
+    Share *next;
+    int64_t key; /* account id, or minus the host id for an agent */
+    size_t held;
+    unsigned refs;    /* connections attached, calls running or waiting */
+    unsigned running; /* final jobs queued for or run by a worker */
+    Conn *waiting, *waiting_tail; /* final jobs waiting for this token's turn */
+};
+
+struct Conn {
+    BrHttp *http;
+    Conn *prev, *next; /* every connection, oldest first */
+    Conn *job_next;    /* in the work queue or the done list */
+    Conn *pending_next;
+    bool pending; /* TLS may hold decrypted bytes not read yet */
+    bool closed;  /* closed; freed at the end of the loop's turn */
+    Addr *addr;
+    int fd;
+    gnutls_session_t tls;
+    ConnState state;
+    uint32_t events; /* epoll interest; 0 when not registered */
+    int64_t started_ms; /* accepted, or the first byte of the current request arrived */
+    int64_t last_io_ms;
+    int64_t body_deadline_ms; /* 0: none */
+    int64_t linger_until_ms;
+    bool head_started; /* a byte of the current request arrived */
+    unsigned served;
+    char *in; /* read and not consumed yet: a head, or bytes after the current request */
+    size_t in_len, in_cap;
+    BrHttpHead head;
+    BrCall *call;
+    JobKind job;
+    bool job_failed;
+    bool body_chunked;
+    uint64_t body_left;
+    BrChunked chunk;
+    Share *share;
+    size_t held; /* of the body budget */
+    Share *runs; /* the token whose worker time this call's final job counts in */
+    Conn *waiting_next;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    int out_fd;
+    uint64_t out_fd_left, out_fd_off;
+    bool interim; /* out holds "100 Continue": then the body */
+    bool close_after;
+    bool body_unread; /* the client may still be sending a body we did not read */
+    size_t lingered;
+};
+
 struct BrHttp {
-    struct MHD_Daemon *mhd;
     BrDaemon *d;
     const BrRoute *routes;
     size_t n_routes;
-    char *tls_cert_pem;
-    char *tls_key_pem;
+    BrHttpLimits lim;
+    int listen_fd, epoll_fd, wake_fd;
+    bool accepting;
+    int64_t accept_resume_ms;
+    pthread_t loop;
+    bool loop_started;
+    atomic_bool stop;
+
+    pthread_t *workers;
+    unsigned n_workers;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    Conn *q_head, *q_tail;
+    bool q_stopping;
+    pthread_mutex_t done_lock;
+    Conn *done;
+
+    Conn *first, *last; /* every connection */
+    unsigned n_conns;
+    Addr *addrs[ADDR_BUCKETS];
+    unsigned n_addrs;
+    Share *shares[SHARE_BUCKETS];
+    size_t budget_used;
+    Conn *pending;
+    Conn *grave; /* closed this turn: freed when nothing can point to them any more */
+    char *scratch;
+
+    bool tls_on;
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+
     char id_prefix[16];
     atomic_uint_fast64_t next_id;
     BrHttpCounters counters;
 };
 
-/* How much of an over-limit body is read and dropped before the connection is cut. */
-#define BR_HTTP_MAX_DISCARD (64u * 1024 * 1024)
-
 static BrHttp *the_http; /* for br_http_counters(); one server per process */
 
-/*
- * Decodes %HH in paths and query values, except %00: a NUL would cut the C string short and
- * make "/v1/departments/1%00" read as "/v1/departments/1". Left encoded, it fails routing and
- * parameter checks like any other stray character.
- */
-static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+static int64_t now_ms(void)
 {
-    char *w = s;
-    (void)cls;
-    (void)conn;
-    for (const char *r = s; *r; r++) {
-        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
-            !(r[1] == '0' && r[2] == '0')) {
-            char hex[3] = {r[1], r[2], 0};
-            *w++ = (char)strtol(hex, NULL, 16);
-            r += 2;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = 0;
-    return (size_t)(w - s);
+    return cm_mono_ns() / 1000000;
 }
+
+/* ---- routing and authentication (workers) ---- */
 
 static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
                       char *allow, size_t allow_size)
@@ -157,8 +282,7 @@ static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
 
 static int authenticate(BrCall *c)
 {
-    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth = br_call_header(c, "Authorization");
     char hash[CM_SHA256_HEX_LEN + 1];
     CmDb *db;
     sqlite3_stmt *stmt;
@@ -225,26 +349,69 @@ static int authenticate(BrCall *c)
     return 0;
 }
 
-static void set_client_and_id(BrHttp *h, BrCall *c)
+/*
+ * The client: the peer's address, or, when the peer is a trusted proxy, the address its
+ * X-Forwarded-For names. That list is read from its right end (the hop nearest to us) and
+ * the first address that is not itself a trusted proxy is the client; a list that holds
+ * anything but addresses is not believed, and the proxy's own address stands.
+ */
+static void resolve_client(BrHttp *h, Conn *conn, char *out, size_t size)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const char *rid = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Request-Id");
+    const BrConfig *cfg = &h->d->config;
+    char cand[INET6_ADDRSTRLEN + 2] = "";
+    bool found = false, bad = false;
+
+    snprintf(out, size, "%s", conn->addr->text);
+    if (!conn->addr->trusted)
+        return;
+    /* Every X-Forwarded-For field, the last one first, each from its end. */
+    for (unsigned i = conn->head.n_headers; i-- > 0 && !found && !bad;) {
+        const BrHttpField *f = &conn->head.headers[i];
+        const char *v = f->value;
+        size_t end;
+        if (strcasecmp(f->name, "X-Forwarded-For") != 0)
+            continue;
+        end = strlen(v);
+        while (end > 0 && !found && !bad) {
+            size_t start = end, a, b;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            a = start;
+            b = end;
+            while (a < b && (v[a] == ' ' || v[a] == '\t'))
+                a++;
+            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                b--;
+            end = start ? start - 1 : 0;
+            if (b == a)
+                continue;
+            if (b - a >= sizeof(cand)) {
+                bad = true;
+                break;
+            }
+            memcpy(cand, v + a, b - a);
+            cand[b - a] = 0;
+            if (!br_net_is_address(cand)) {
+                bad = true;
+                break;
+            }
+            if (!br_net_match(cfg->trusted_proxies, cfg->n_trusted_proxies, cand))
+                found = true;
+        }
+    }
+    if (found)
+        snprintf(out, size, "%s", cand);
+    else if (bad)
+        cm_log_debug("X-Forwarded-For from %s holds something that is no address: ignored",
+                     conn->addr->text);
+}
+
+static void set_client_and_id(BrHttp *h, Conn *conn, BrCall *c)
+{
+    const char *rid = br_http_head_field(&conn->head, "X-Request-Id");
     bool rid_ok = rid && *rid && strlen(rid) < sizeof(c->actor.request_id);
 
-    snprintf(c->actor.client, sizeof(c->actor.client), "unknown");
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        char addr[INET6_ADDRSTRLEN] = "";
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                      sizeof(addr));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      addr, sizeof(addr));
-        if (*addr)
-            snprintf(c->actor.client, sizeof(c->actor.client), "%s", addr);
-    }
+    resolve_client(h, conn, c->actor.client, sizeof(c->actor.client));
     /* A client's own request id is kept when it is short and plain; else we make one. */
     for (const char *p = rid; rid_ok && *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -257,43 +424,7 @@ static void set_client_and_id(BrHttp *h, BrCall *c)
                  (unsigned long long)atomic_fetch_add(&h->next_id, 1));
 }
 
-static void free_buffer(void *p)
-{
-    free(p);
-}
-
-static void add_common_headers(BrCall *c, struct MHD_Response *resp)
-{
-    MHD_add_response_header(resp, "X-Request-Id", c->actor.request_id);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    for (unsigned i = 0; i < c->n_reply_headers; i++)
-        MHD_add_response_header(resp, c->reply_headers[i].name, c->reply_headers[i].value);
-}
-
-static enum MHD_Result send_json(BrCall *c, unsigned status, json_object *body)
-{
-    size_t len;
-    const char *text = cm_json_to_string(body, &len);
-    char *copy = malloc(len + 1);
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    if (!copy)
-        return MHD_NO;
-    memcpy(copy, text, len);
-    copy[len++] = '\n';
-    resp = MHD_create_response_from_buffer_with_free_callback(len, copy, free_buffer);
-    if (!resp) {
-        free(copy);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    add_common_headers(c, resp);
-    ret = MHD_queue_response(c->conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
+/* ---- answers (workers and the loop) ---- */
 
 static void count_status(BrHttp *h, unsigned status)
 {
@@ -305,8 +436,146 @@ static void count_status(BrHttp *h, unsigned status)
         atomic_fetch_add(&h->counters.status_5xx, 1);
 }
 
-static enum MHD_Result send_error(BrHttp *h, BrCall *c)
+/* Appends "Name: value\r\n", dropping CR and LF from a value a handler made. */
+static void put_header(char **buf, size_t *len, size_t *cap, const char *name, const char *value)
 {
+    size_t need = strlen(name) + strlen(value) + 5;
+    if (*len + need > *cap) {
+        size_t ncap = (*cap + need) * 2;
+        char *nb = realloc(*buf, ncap);
+        if (!nb)
+            return;
+        *buf = nb;
+        *cap = ncap;
+    }
+    *len += (size_t)snprintf(*buf + *len, *cap - *len, "%s: ", name);
+    for (const char *p = value; *p; p++)
+        if (*p != '\r' && *p != '\n')
+            (*buf)[(*len)++] = *p;
+    memcpy(*buf + *len, "\r\n", 3);
+    *len += 2;
+}
+
+/*
+ * Sets the connection's answer: the head, then @body_len bytes of @body (copied) or, with
+ * @fd >= 0, @fd_size bytes of that file (ownership taken).
+ * Returns: 0, or -ENOMEM.
+ */
+static int set_answer(Conn *conn, unsigned status, const char *type, const char *body,
+                      size_t body_len, int fd, uint64_t fd_size)
+{
+    BrCall *c = conn->call;
+    char line[160], date[64], num[24];
+    size_t len = 0, cap = 512 + body_len;
+    char *buf = malloc(cap);
+    struct tm tm;
+    time_t t = time(NULL);
+
+    if (!buf) {
+        if (fd >= 0)
+            close(fd);
+        return -ENOMEM;
+    }
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    /* In the order the documentation shows (docs/api.md): the common headers, the handler's,
+     * then the length. */
+    len = (size_t)snprintf(buf, cap, "HTTP/1.1 %u %s\r\n", status, br_http_reason(status));
+    put_header(&buf, &len, &cap, "Date", date);
+    if (conn->close_after || !conn->head.keep_alive)
+        put_header(&buf, &len, &cap, "Connection", "close");
+    if (type)
+        put_header(&buf, &len, &cap, "Content-Type", type);
+    if (c)
+        put_header(&buf, &len, &cap, "X-Request-Id", c->actor.request_id);
+    put_header(&buf, &len, &cap, "Cache-Control", "no-store");
+    put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
+    for (unsigned i = 0; c && i < c->n_reply_headers; i++)
+        put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
+    snprintf(num, sizeof(num), "%llu",
+             (unsigned long long)(fd >= 0 ? fd_size : (uint64_t)body_len));
+    put_header(&buf, &len, &cap, "Content-Length", num);
+    snprintf(line, sizeof(line), "\r\n");
+    if (len + 2 + body_len > cap) {
+        char *nb = realloc(buf, len + 2 + body_len);
+        if (!nb) {
+            free(buf);
+            if (fd >= 0)
+                close(fd);
+            return -ENOMEM;
+        }
+        buf = nb;
+        cap = len + 2 + body_len;
+    }
+    memcpy(buf + len, line, 2);
+    len += 2;
+    /* An answer to HEAD has the head of the answer to GET, without its body. */
+    if (conn->head.method && strcmp(conn->head.method, "HEAD") == 0) {
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        fd_size = 0;
+        body_len = 0;
+    }
+    if (fd < 0 && body_len) {
+        memcpy(buf + len, body, body_len);
+        len += body_len;
+    }
+    free(conn->out);
+    conn->out = buf;
+    conn->out_len = len;
+    conn->out_cap = len > cap ? len : cap;
+    conn->out_off = 0;
+    conn->out_fd = fd;
+    conn->out_fd_left = fd >= 0 ? fd_size : 0;
+    conn->out_fd_off = 0;
+    conn->interim = false;
+    if (c)
+        c->status = status;
+    return 0;
+}
+
+static int set_json_answer(BrHttp *h, Conn *conn, unsigned status, json_object *body)
+{
+    CmError err = {0};
+    const char *text;
+    size_t len;
+    _cleanup_free_ char *copy = NULL;
+
+    if (cm_json_write(body, &text, &len, &err) < 0) {
+        /* A figure with no JSON spelling (NaN, Infinity) is a bug upstream: answer 500
+         * rather than a document that strict parsers refuse. */
+        BrCall *c = conn->call;
+        cm_log_error("%s %s: %s at %s [%s]", c && c->route ? c->route->method : "-",
+                     c && c->route ? c->route->path : "-", err.message, err.field,
+                     c ? c->actor.request_id : "-");
+        _cleanup_json_ json_object *o = json_object_new_object();
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "code", json_object_new_string("non_finite_number"));
+        json_object_object_add(e, "message",
+                               json_object_new_string("the answer held a number that is not "
+                                                      "finite; this is a bug, logged"));
+        json_object_object_add(e, "field", json_object_new_string(err.field));
+        json_object_object_add(e, "request_id",
+                               json_object_new_string(c ? c->actor.request_id : ""));
+        json_object_object_add(o, "error", e);
+        if (cm_json_write(o, &text, &len, NULL) < 0)
+            return -EIO;
+        status = 500;
+    }
+    copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len++] = '\n';
+    count_status(h, status);
+    return set_answer(conn, status, "application/json", copy, len, -1, 0);
+}
+
+/* The one place an error becomes a status and the JSON error body. */
+static int set_error_answer(BrHttp *h, Conn *conn)
+{
+    BrCall *c = conn->call;
     _cleanup_json_ json_object *body = json_object_new_object();
     json_object *e = json_object_new_object();
     unsigned status;
@@ -324,51 +593,44 @@ static enum MHD_Result send_error(BrHttp *h, BrCall *c)
     json_object_object_add(body, "error", e);
     if (c->err.kind == CM_ERROR_UNAUTHENTICATED)
         br_reply_header(c, "WWW-Authenticate", "Bearer realm=\"cloudbroker\"");
-    if (status >= 500)
-        cm_log_error("%s %s → %u: %s [%s]", c->route ? c->route->method : "-",
+    if (status == 503)
+        br_reply_header(c, "Retry-After", RETRY_AFTER);
+    /* A 5xx the client caused (an HTTP version or coding we do not serve, the body budget
+     * spent: counted in /metrics) is no fault of ours: not logged as one. */
+    if (status >= 500 && status != 501 && status != 505 && strcmp(c->err.code, "body_budget"))
+        cm_log_error("%s %s → %u: %s [%s]",
+                     c->route ? c->route->method : conn->head.method ? conn->head.method : "-",
                      c->route ? c->route->path : "-", status, c->err.message,
                      c->actor.request_id);
     else
-        cm_log_debug("%s → %u %s: %s (field %s) [%s]", c->route ? c->route->path : "-", status,
-                     c->err.code, c->err.message, c->err.field, c->actor.request_id);
-    count_status(h, status);
-    c->responded = true;
-    return send_json(c, status, body);
+        cm_log_debug("%s → %u %s: %s (field %s) [%s]",
+                     c->route ? c->route->path : conn->head.path ? conn->head.path : "-",
+                     status, c->err.code, c->err.message, c->err.field, c->actor.request_id);
+    return set_json_answer(h, conn, status, body);
 }
 
-static enum MHD_Result send_reply(BrHttp *h, BrCall *c)
+static int set_reply_answer(BrHttp *h, Conn *conn)
 {
-    enum MHD_Result ret;
+    BrCall *c = conn->call;
+    int r;
 
-    c->responded = true;
-    count_status(h, c->status);
     if (c->reply_fd >= 0) {
-        struct MHD_Response *resp = MHD_create_response_from_fd64(c->reply_fd_size, c->reply_fd);
-        if (!resp)
-            return MHD_NO;
-        c->reply_fd = -1; /* MHD closes it */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, c->reply_type);
-        add_common_headers(c, resp);
-        ret = MHD_queue_response(c->conn, c->status, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        count_status(h, c->status);
+        r = set_answer(conn, c->status, c->reply_type, NULL, 0, c->reply_fd, c->reply_fd_size);
+        c->reply_fd = -1; /* the connection has it now */
+        return r;
     }
     if (c->reply_text) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
-            strlen(c->reply_text), c->reply_text, free_buffer);
-        if (!resp)
-            return MHD_NO;
-        c->reply_text = NULL; /* MHD frees it */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, c->reply_type);
-        add_common_headers(c, resp);
-        ret = MHD_queue_response(c->conn, c->status, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        count_status(h, c->status);
+        return set_answer(conn, c->status, c->reply_type, c->reply_text, strlen(c->reply_text),
+                          -1, 0);
     }
     if (!c->reply)
         c->reply = json_object_new_object();
-    return send_json(c, c->status, c->reply);
+    return set_json_answer(h, conn, c->status, c->reply);
 }
+
+/* ---- bodies ---- */
 
 static int upload_open(BrCall *c)
 {
@@ -404,8 +666,137 @@ static int upload_write(BrCall *c, const char *data, size_t len)
     return 0;
 }
 
-static int body_append(BrCall *c, const char *data, size_t len)
+static bool body_in_memory(const BrCall *c)
 {
+    return c->route->body == BR_BODY_JSON || c->route->body == BR_BODY_JSON_OPTIONAL ||
+           c->route->body == BR_BODY_JSON_RAW;
+}
+
+static Share **share_slot(BrHttp *h, int64_t key)
+{
+    Share **s = &h->shares[(uint64_t)key * 0x9E3779B97F4A7C15ULL >> 56 & (SHARE_BUCKETS - 1)];
+    while (*s && (*s)->key != key)
+        s = &(*s)->next;
+    return s;
+}
+
+static int64_t share_key(const BrCall *c)
+{
+    return c->actor.role == BR_ROLE_AGENT ? -c->actor.host_id : c->actor.account_id;
+}
+
+static size_t per_token(BrHttp *h, const BrCall *c)
+{
+    size_t budget = h->d->config.body_budget_bytes;
+    return MAX(budget / 4, MIN(budget, c->limit + 1));
+}
+
+static int share_attach(BrHttp *h, Conn *conn)
+{
+    BrCall *c = conn->call;
+    Share **slot;
+
+    if (conn->share)
+        return 0;
+    slot = share_slot(h, share_key(c));
+    if (!*slot) {
+        *slot = calloc(1, sizeof(Share));
+        if (!*slot)
+            return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+        (*slot)->key = share_key(c);
+    }
+    conn->share = *slot;
+    conn->share->refs++;
+    return 0;
+}
+
+static void share_unref(BrHttp *h, Share *s)
+{
+    if (--s->refs > 0)
+        return;
+    Share **slot = share_slot(h, s->key); /* the slot that holds it */
+    *slot = s->next;
+    free(s);
+}
+
+/*
+ * Takes @n more bytes of the body budget for @conn: within the whole budget, and within a
+ * quarter of it for the token (so that one token cannot spend it all), or one largest body
+ * of the route when that is more.
+ * Returns: 0, or -EAGAIN with the call's error set (503).
+ */
+static int budget_take(BrHttp *h, Conn *conn, size_t n)
+{
+    BrCall *c = conn->call;
+    size_t budget = h->d->config.body_budget_bytes;
+
+    if (share_attach(h, conn) < 0)
+        return -ENOMEM;
+    if (h->budget_used + n > budget || conn->share->held + n > per_token(h, c)) {
+        atomic_fetch_add(&h->counters.body_budget_refused, 1);
+        return cm_error_set_code(&c->err, CM_ERROR_UNAVAILABLE, "body_budget", "",
+                                 "the broker holds as many request bodies as it may "
+                                 "(limits.body_budget_bytes): send this one again later");
+    }
+    h->budget_used += n;
+    conn->share->held += n;
+    conn->held += n;
+    atomic_store(&h->counters.body_bytes_held, h->budget_used);
+    return 0;
+}
+
+/* An answer waiting to be read is held memory too: counted for its token, never refused
+ * (the handler has run), and given back once written. */
+static void budget_charge(BrHttp *h, Conn *conn, size_t n)
+{
+    if (share_attach(h, conn) < 0)
+        return;
+    h->budget_used += n;
+    conn->share->held += n;
+    conn->held += n;
+    atomic_store(&h->counters.body_bytes_held, h->budget_used);
+}
+
+/* Whether the token of @conn's call holds its whole share already, besides what this call
+ * holds itself (bodies, and answers its clients do not read): then it gets no more work until
+ * they are read. */
+static bool share_spent(BrHttp *h, Conn *conn)
+{
+    Share **slot = share_slot(h, share_key(conn->call));
+    size_t own = *slot && conn->share == *slot ? conn->held : 0;
+    return *slot && (*slot)->held - own >= per_token(h, conn->call);
+}
+
+static void answer_error(BrHttp *h, Conn *conn, bool body_unread);
+
+static void refuse_spent(BrHttp *h, Conn *conn, bool body_unread)
+{
+    atomic_fetch_add(&h->counters.body_budget_refused, 1);
+    cm_error_set_code(&conn->call->err, CM_ERROR_UNAVAILABLE, "body_budget", "",
+                      "this token holds as much memory as it may (request bodies, and answers "
+                      "its clients have not read; limits.body_budget_bytes): try again later");
+    answer_error(h, conn, body_unread);
+}
+
+static void budget_release(BrHttp *h, Conn *conn)
+{
+    if (!conn->share)
+        return;
+    h->budget_used -= conn->held;
+    conn->share->held -= conn->held;
+    conn->held = 0;
+    share_unref(h, conn->share);
+    conn->share = NULL;
+    atomic_store(&h->counters.body_bytes_held, h->budget_used);
+}
+
+/* The body's bytes as they come: counted against the limit, kept, streamed or dropped. */
+static int body_sink(void *ctx, const char *data, size_t len)
+{
+    Conn *conn = ctx;
+    BrCall *c = conn->call;
+    BrHttp *h = conn->http;
+
     if (c->len + len > c->limit)
         return cm_error_set(&c->err, CM_ERROR_TOO_LARGE, "",
                             "request body is larger than the limit of %zu bytes", c->limit);
@@ -413,7 +804,7 @@ static int body_append(BrCall *c, const char *data, size_t len)
         c->len += len;
         return upload_write(c, data, len);
     }
-    if (c->route->body == BR_BODY_NONE) {
+    if (!body_in_memory(c)) {
         c->len += len; /* counted against the limit, then dropped */
         return 0;
     }
@@ -421,6 +812,13 @@ static int body_append(BrCall *c, const char *data, size_t len)
         size_t ncap = c->cap ? c->cap : 4096;
         while (ncap < c->len + len + 1)
             ncap *= 2;
+        if (ncap > c->limit + 1)
+            ncap = c->limit + 1;
+        if (ncap > conn->held) {
+            int r = budget_take(h, conn, ncap - conn->held);
+            if (r < 0)
+                return r;
+        }
         char *nb = realloc(c->buf, ncap);
         if (!nb)
             return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -433,26 +831,21 @@ static int body_append(BrCall *c, const char *data, size_t len)
     return 0;
 }
 
-static enum MHD_Result query_value_ok(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
-{
-    BrCall *c = cls;
-    (void)kind;
-    if (!cm_utf8_valid(key, strlen(key)) || (value && !cm_utf8_valid(value, strlen(value))) ||
-        strstr(key, "%00") || (value && strstr(value, "%00"))) {
-        char field[64];
-        snprintf(field, sizeof(field), "%s", key);
-        cm_error_set(&c->err, CM_ERROR_INVALID, field,
-                     "query parameter '%s' must be UTF-8 text without NUL", field);
-        return MHD_NO;
-    }
-    return MHD_YES;
-}
+/* ---- the two phases of a request (workers) ---- */
 
-static int check_query(BrCall *c)
+static int check_query(BrCall *c, const BrHttpHead *head)
 {
-    MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, query_value_ok, c);
-    return cm_error_is_set(&c->err) ? -EINVAL : 0;
+    for (unsigned i = 0; i < head->n_query; i++) {
+        const char *key = head->query[i].name, *value = head->query[i].value;
+        if (!cm_utf8_valid(key, strlen(key)) || (value && !cm_utf8_valid(value, strlen(value))) ||
+            strstr(key, "%00") || (value && strstr(value, "%00"))) {
+            char field[64];
+            snprintf(field, sizeof(field), "%s", key);
+            return cm_error_set(&c->err, CM_ERROR_INVALID, field,
+                                "query parameter '%s' must be UTF-8 text without NUL", field);
+        }
+    }
+    return 0;
 }
 
 /* application/json exactly (any case), with optional whitespace and parameters after it:
@@ -467,13 +860,15 @@ static bool is_json_media_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
+/* Everything that can be refused before a byte of the body is read. */
+static int head_phase(BrHttp *h, Conn *conn)
 {
+    BrCall *c = conn->call;
+    const BrHttpHead *head = &conn->head;
     char allow[128];
-    const char *cl;
     int r;
 
-    r = find_route(h, c, method, url, allow, sizeof(allow));
+    r = find_route(h, c, head->method, head->path, allow, sizeof(allow));
     if (r < 0) {
         if (c->err.kind == CM_ERROR_METHOD)
             br_reply_header(c, "Allow", allow);
@@ -488,14 +883,11 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
                                 "the %s role may not %s %s", br_role_to_string(c->actor.role),
                                 c->route->method, c->route->path);
     }
-
-    r = check_query(c);
+    r = check_query(c, head);
     if (r < 0)
         return r;
-    if (c->route->body == BR_BODY_JSON || c->route->body == BR_BODY_JSON_OPTIONAL ||
-        c->route->body == BR_BODY_JSON_RAW) {
-        const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (body_in_memory(c)) {
+        const char *ct = br_http_head_field(head, "Content-Type");
         if (ct && !is_json_media_type(ct))
             return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                                 "request bodies are JSON: send Content-Type: application/json");
@@ -506,17 +898,10 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
     } else {
         c->limit = c->route->max_body ? c->route->max_body : c->d->config.max_body_bytes;
     }
-    cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
-        int64_t n;
-        if (cm_parse_int64(cl, 0, INT64_MAX, &n) < 0)
-            return cm_error_set(&c->err, CM_ERROR_INVALID, "Content-Length",
-                                "Content-Length is not a number");
-        if ((uint64_t)n > c->limit)
-            return cm_error_set(&c->err, CM_ERROR_TOO_LARGE, "",
-                                "request body of %lld bytes is larger than the limit of %zu",
-                                (long long)n, c->limit);
-    }
+    if (head->content_length >= 0 && (uint64_t)head->content_length > c->limit)
+        return cm_error_set(&c->err, CM_ERROR_TOO_LARGE, "",
+                            "request body of %lld bytes is larger than the limit of %zu",
+                            (long long)head->content_length, c->limit);
     /* Refuse what the handler would refuse anyway before a byte of the body is read. */
     if (c->route->precheck) {
         r = c->route->precheck(c);
@@ -528,7 +913,7 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
     return 0;
 }
 
-static int final_call(BrCall *c)
+static int final_phase(BrCall *c)
 {
     int r;
 
@@ -558,68 +943,115 @@ static int final_call(BrCall *c)
     return c->route->handler(c);
 }
 
-static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
-                                      const char *method, const char *version,
-                                      const char *upload_data, size_t *upload_data_size,
-                                      void **con_cls)
+static void run_job(BrHttp *h, Conn *conn)
 {
-    BrHttp *h = cls;
-    BrCall *c = *con_cls;
+    BrCall *c = conn->call;
+    int r;
 
-    if (!c) {
-        c = calloc(1, sizeof(*c));
-        if (!c)
-            return MHD_NO;
-        c->d = h->d;
-        c->conn = conn;
-        c->upload.fd = -1;
-        c->reply_fd = -1;
-        *con_cls = c;
-        atomic_fetch_add(&h->counters.requests, 1);
-        set_client_and_id(h, c);
-        if (first_call(h, c, method, url) < 0) {
-            c->failed = true;
-            return send_error(h, c);
-        }
-        return MHD_YES;
+    conn->job_failed = false;
+    if (conn->job == JOB_HEAD) {
+        if (head_phase(h, conn) >= 0)
+            return;
+        conn->job_failed = true;
+        /* The client may already be sending the body we will not read. */
+        conn->close_after = conn->head.content_length > 0 || conn->head.chunked;
+        conn->body_unread = conn->close_after;
+        r = set_error_answer(h, conn);
+    } else {
+        r = final_phase(c) < 0 ? set_error_answer(h, conn) : set_reply_answer(h, conn);
+        /* The answer is in conn->out: the documents it was made from (a usage series' tree
+         * is ten times its text) and the request's body are not kept while a slow client
+         * reads it. (The loop gives their budget back.) */
+        json_object_put(c->reply);
+        json_object_put(c->body);
+        free(c->reply_text);
+        free(c->buf);
+        c->reply = c->body = NULL;
+        c->reply_text = c->buf = NULL;
+        c->len = c->cap = 0;
+        /* A large answer's tree was a great many small blocks: give their pages back, or
+         * the heap keeps them (measured: 4.5 MiB answers built in parallel left 120 MiB). */
+        if (conn->out_len > LARGE_ANSWER)
+            malloc_trim(0);
     }
-
-    if (*upload_data_size) {
-        if (c->failed) {
-            /* libmicrohttpd cannot answer in the middle of a body: drop the rest, answer at
-             * its end, and give up on a client that keeps sending far past the limit. */
-            c->discarded += *upload_data_size;
-            *upload_data_size = 0;
-            return c->discarded > BR_HTTP_MAX_DISCARD ? MHD_NO : MHD_YES;
-        }
-        if (body_append(c, upload_data, *upload_data_size) < 0) {
-            c->failed = true;
-            if (c->upload.fd >= 0) {
-                close(c->upload.fd);
-                c->upload.fd = -1;
-                unlink(c->upload.tmp_path);
-            }
-        }
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (c->responded)
-        return MHD_YES;
-    if (c->failed)
-        return send_error(h, c);
-
-    if (final_call(c) < 0)
-        return send_error(h, c);
-    return send_reply(h, c);
+    if (r < 0)
+        conn->close_after = true; /* no memory for an answer: the connection is closed */
 }
 
-static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                              enum MHD_RequestTerminationCode toe)
+static void *worker_main(void *arg)
 {
-    BrCall *c = *con_cls;
+    BrHttp *h = arg;
+
+    for (;;) {
+        Conn *conn;
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&h->q_lock);
+        while (!h->q_head && !h->q_stopping)
+            pthread_cond_wait(&h->q_cond, &h->q_lock);
+        /* Stopping: the loop is gone and could not send an answer; queued requests are
+         * closed with their connections. */
+        conn = h->q_stopping ? NULL : h->q_head;
+        if (conn) {
+            h->q_head = conn->job_next;
+            if (!h->q_head)
+                h->q_tail = NULL;
+        }
+        pthread_mutex_unlock(&h->q_lock);
+        if (!conn)
+            break;
+        run_job(h, conn);
+        pthread_mutex_lock(&h->done_lock);
+        conn->job_next = h->done;
+        h->done = conn;
+        pthread_mutex_unlock(&h->done_lock);
+        if (write(h->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            cm_log_warning("httpd: cannot wake the event loop: %s", strerror(errno));
+    }
+    return NULL;
+}
+
+/* ---- connections (the loop) ---- */
+
+static void set_events(BrHttp *h, Conn *conn, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = conn};
+    int op = conn->events ? (events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL) : EPOLL_CTL_ADD;
+
+    if (events == conn->events)
+        return;
+    if (!conn->events && !events)
+        return;
+    if (epoll_ctl(h->epoll_fd, op, conn->fd, &ev) < 0)
+        cm_log_warning("httpd: epoll_ctl: %s", strerror(errno));
+    conn->events = events;
+    /* TLS may already hold decrypted bytes that no epoll event will announce: the loop
+     * reads once more, and pending_set() drops the connection when there are none. */
+    if (conn->tls && (events & EPOLLIN) && !conn->pending) {
+        conn->pending_next = h->pending;
+        h->pending = conn;
+        conn->pending = true;
+    }
+}
+
+static Addr **addr_slot(BrHttp *h, const char *text)
+{
+    uint64_t hash = 1469598103934665603ULL;
+    for (const char *p = text; *p; p++)
+        hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
+    Addr **a = &h->addrs[hash & (ADDR_BUCKETS - 1)];
+    while (*a && strcmp((*a)->text, text) != 0)
+        a = &(*a)->next;
+    return a;
+}
+
+static void call_free(BrHttp *h, Conn *conn)
+{
+    BrCall *c = conn->call;
 
     if (!c)
         return;
+    budget_release(h, conn);
     if (c->upload.fd >= 0)
         close(c->upload.fd);
     if (c->upload.tmp_path) {
@@ -634,17 +1066,1022 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     free(c->reply_text);
     free(c->buf);
     free(c);
-    *con_cls = NULL;
+    conn->call = NULL;
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+static void conn_close(BrHttp *h, Conn *conn)
 {
-    char msg[512];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        msg[--n] = 0;
-    cm_log_debug("httpd: %s", msg);
+    Addr **slot;
+
+    if (conn->closed)
+        return;
+    conn->closed = true;
+    call_free(h, conn);
+    br_http_head_clear(&conn->head);
+    set_events(h, conn, 0);
+    if (conn->tls)
+        gnutls_deinit(conn->tls);
+    close(conn->fd);
+    if (conn->out_fd >= 0)
+        close(conn->out_fd);
+    free(conn->in);
+    free(conn->out);
+    conn->in = conn->out = NULL;
+    if (conn->pending) {
+        Conn **p = &h->pending;
+        while (*p != conn)
+            p = &(*p)->pending_next;
+        *p = conn->pending_next;
+    }
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        h->first = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    else
+        h->last = conn->prev;
+    h->n_conns--;
+    slot = addr_slot(h, conn->addr->text); /* the slot that holds it */
+    if (--conn->addr->conns == 0) {
+        *slot = conn->addr->next;
+        free(conn->addr);
+        h->n_addrs--;
+    }
+    atomic_store(&h->counters.connections_open, h->n_conns);
+    conn->addr = NULL;
+    conn->next = h->grave;
+    h->grave = conn;
+}
+
+static void bury(BrHttp *h)
+{
+    while (h->grave) {
+        Conn *c = h->grave;
+        h->grave = c->next;
+        free(c);
+    }
+}
+
+/* Reads what is there: >0 bytes, 0 at the end, -EAGAIN, or another negative errno. */
+static ssize_t conn_recv(Conn *conn, char *buf, size_t size)
+{
+    if (conn->tls) {
+        ssize_t n = gnutls_record_recv(conn->tls, buf, size);
+        if (n >= 0)
+            return n;
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            return -EAGAIN;
+        if (n == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0;
+        return -EPROTO;
+    }
+    for (;;) {
+        ssize_t n = recv(conn->fd, buf, size, 0);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+static ssize_t conn_send(Conn *conn, const char *buf, size_t size)
+{
+    if (conn->tls) {
+        ssize_t n = gnutls_record_send(conn->tls, buf, size);
+        if (n >= 0)
+            return n;
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            return -EAGAIN;
+        return -EPROTO;
+    }
+    for (;;) {
+        ssize_t n = send(conn->fd, buf, size, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+static void conn_write(BrHttp *h, Conn *conn);
+static void process_head(BrHttp *h, Conn *conn);
+static void process_body(BrHttp *h, Conn *conn, const char *data, size_t len);
+
+static void start_write(BrHttp *h, Conn *conn)
+{
+    conn->state = CS_WRITE;
+    conn->last_io_ms = now_ms();
+    set_events(h, conn, EPOLLOUT);
+    conn_write(h, conn);
+}
+
+/* An answer made here, in the loop: an error before or while the body came. */
+static void answer_error(BrHttp *h, Conn *conn, bool body_unread)
+{
+    conn->close_after = true;
+    conn->body_unread = body_unread;
+    if (set_error_answer(h, conn) < 0) {
+        conn_close(h, conn);
+        return;
+    }
+    start_write(h, conn);
+}
+
+/* A request that failed before it had a call (a bad head, a timeout): one is made for it. */
+static void answer_early(BrHttp *h, Conn *conn, const CmError *err)
+{
+    if (!conn->call) {
+        conn->call = calloc(1, sizeof(BrCall));
+        if (!conn->call) {
+            conn_close(h, conn);
+            return;
+        }
+        conn->call->d = h->d;
+        conn->call->conn = conn;
+        conn->call->upload.fd = -1;
+        conn->call->reply_fd = -1;
+        atomic_fetch_add(&h->counters.requests, 1);
+        set_client_and_id(h, conn, conn->call);
+    }
+    conn->call->err = *err;
+    answer_error(h, conn, true);
+}
+
+static void dispatch(BrHttp *h, Conn *conn, JobKind kind)
+{
+    conn->job = kind;
+    conn->state = CS_JOB;
+    conn->job_next = NULL;
+    set_events(h, conn, 0);
+    pthread_mutex_lock(&h->q_lock);
+    if (h->q_tail)
+        h->q_tail->job_next = conn;
+    else
+        h->q_head = conn;
+    h->q_tail = conn;
+    pthread_cond_signal(&h->q_cond);
+    pthread_mutex_unlock(&h->q_lock);
+}
+
+static int in_reserve(Conn *conn, size_t n)
+{
+    if (conn->in_len + n <= conn->in_cap)
+        return 0;
+    size_t ncap = conn->in_cap ? conn->in_cap : 4096;
+    while (ncap < conn->in_len + n)
+        ncap *= 2;
+    char *nb = realloc(conn->in, ncap);
+    if (!nb)
+        return -ENOMEM;
+    conn->in = nb;
+    conn->in_cap = ncap;
+    return 0;
+}
+
+static void in_consume(Conn *conn, size_t n)
+{
+    memmove(conn->in, conn->in + n, conn->in_len - n);
+    conn->in_len -= n;
+}
+
+/* The answer is out: the next request, or the end of the connection. */
+static void finish_request(BrHttp *h, Conn *conn)
+{
+    if (conn->interim) {
+        /* "100 Continue" went out: now the body. */
+        conn->interim = false;
+        conn->state = CS_BODY;
+        conn->last_io_ms = now_ms();
+        set_events(h, conn, EPOLLIN);
+        if (conn->in_len) {
+            _cleanup_free_ char *copy = malloc(conn->in_len);
+            size_t n = conn->in_len;
+            if (!copy) {
+                conn_close(h, conn);
+                return;
+            }
+            memcpy(copy, conn->in, n);
+            conn->in_len = 0;
+            process_body(h, conn, copy, n);
+        }
+        return;
+    }
+    conn->served++;
+    call_free(h, conn);
+    br_http_head_clear(&conn->head);
+    free(conn->out);
+    conn->out = NULL;
+    conn->out_len = conn->out_off = conn->out_cap = 0;
+    if (conn->close_after) {
+        if (conn->body_unread && !conn->tls) {
+            /* Closing with unread bytes would reset the connection and could destroy the
+             * answer before the client reads it: read and drop for a while first. */
+            shutdown(conn->fd, SHUT_WR);
+            conn->state = CS_LINGER;
+            conn->lingered = 0;
+            conn->linger_until_ms = now_ms() + LINGER_MS;
+            set_events(h, conn, EPOLLIN);
+            return;
+        }
+        conn_close(h, conn);
+        return;
+    }
+    conn->state = CS_HEAD;
+    conn->head_started = false;
+    conn->body_deadline_ms = 0;
+    conn->last_io_ms = now_ms();
+    set_events(h, conn, EPOLLIN);
+    if (conn->in_len) {
+        conn->head_started = true;
+        conn->started_ms = conn->last_io_ms;
+        process_head(h, conn);
+    } else if (conn->in_cap > 4096) {
+        /* An idle connection keeps no large buffer. */
+        free(conn->in);
+        conn->in = NULL;
+        conn->in_cap = 0;
+    }
+}
+
+static void conn_write(BrHttp *h, Conn *conn)
+{
+    for (;;) {
+        ssize_t n;
+        if (conn->out_off == conn->out_len && conn->out_fd >= 0 && conn->out_fd_left) {
+            size_t want = conn->out_fd_left < READ_CHUNK ? (size_t)conn->out_fd_left : READ_CHUNK;
+            if (conn->out_cap < want) {
+                char *nb = realloc(conn->out, READ_CHUNK);
+                if (!nb) {
+                    conn_close(h, conn);
+                    return;
+                }
+                conn->out = nb;
+                conn->out_cap = READ_CHUNK;
+            }
+            n = pread(conn->out_fd, conn->out, want, (off_t)conn->out_fd_off);
+            if (n <= 0) {
+                cm_log_error("httpd: cannot read the file being sent: %s",
+                             n < 0 ? strerror(errno) : "it is shorter than it was");
+                conn_close(h, conn);
+                return;
+            }
+            conn->out_len = (size_t)n;
+            conn->out_off = 0;
+            conn->out_fd_off += (uint64_t)n;
+            conn->out_fd_left -= (uint64_t)n;
+        }
+        if (conn->out_off == conn->out_len) {
+            if (conn->out_fd >= 0) {
+                close(conn->out_fd);
+                conn->out_fd = -1;
+            }
+            finish_request(h, conn);
+            return;
+        }
+        n = conn_send(conn, conn->out + conn->out_off, conn->out_len - conn->out_off);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_close(h, conn);
+            return;
+        }
+        conn->out_off += (size_t)n;
+        conn->last_io_ms = now_ms();
+    }
+}
+
+/* A new call for the head just parsed, handed to a worker. */
+static void start_request(BrHttp *h, Conn *conn)
+{
+    BrCall *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        conn_close(h, conn);
+        return;
+    }
+    c->d = h->d;
+    c->conn = conn;
+    c->upload.fd = -1;
+    c->reply_fd = -1;
+    conn->call = c;
+    conn->close_after = false;
+    conn->body_unread = false;
+    atomic_fetch_add(&h->counters.requests, 1);
+    set_client_and_id(h, conn, c);
+    dispatch(h, conn, JOB_HEAD);
+}
+
+static void process_head(BrHttp *h, Conn *conn)
+{
+    CmError err = {0};
+    ssize_t end = br_http_head_end(conn->in, conn->in_len, &h->lim, &err);
+
+    if (end == 0)
+        return;
+    if (end > 0 && br_http_parse_head(conn->in, (size_t)end, &h->lim, &conn->head, &err) >= 0) {
+        in_consume(conn, (size_t)end);
+        start_request(h, conn);
+        return;
+    }
+    atomic_fetch_add(&h->counters.bad_requests, 1);
+    answer_early(h, conn, &err);
+}
+
+/*
+ * The handler's turn: at most half the workers (at least one) run one token's calls at a
+ * time, the others wait in order, so that a token asking for costly answers in parallel
+ * cannot keep every worker from everyone else.
+ */
+static void body_complete(BrHttp *h, Conn *conn)
+{
+    unsigned cap = MAX(1u, h->n_workers / 2);
+    Share *s;
+
+    conn->body_deadline_ms = 0;
+    if (share_attach(h, conn) < 0) {
+        conn_close(h, conn);
+        return;
+    }
+    s = conn->share;
+    if (share_spent(h, conn)) {
+        refuse_spent(h, conn, false);
+        return;
+    }
+    s->refs++;
+    conn->runs = s;
+    if (s->running >= cap) {
+        conn->state = CS_JOB;
+        set_events(h, conn, 0);
+        conn->waiting_next = NULL;
+        if (s->waiting_tail)
+            s->waiting_tail->waiting_next = conn;
+        else
+            s->waiting = conn;
+        s->waiting_tail = conn;
+        return;
+    }
+    s->running++;
+    dispatch(h, conn, JOB_FINAL);
+}
+
+/* A final job ended: the next call of its token, if one waits, takes its place. */
+static void runs_done(BrHttp *h, Conn *conn)
+{
+    Share *s = conn->runs;
+    Conn *next;
+
+    if (!s)
+        return;
+    conn->runs = NULL;
+    /* (the waiting calls hold references: @s outlives this loop) */
+    while ((next = s->waiting)) {
+        s->waiting = next->waiting_next;
+        if (!s->waiting)
+            s->waiting_tail = NULL;
+        if (!share_spent(h, next)) {
+            dispatch(h, next, JOB_FINAL); /* it takes the place in `running` */
+            share_unref(h, s);
+            return;
+        }
+        /* its token's answers are still unread: refused at its turn */
+        next->runs = NULL;
+        share_unref(h, s);
+        refuse_spent(h, next, false);
+    }
+    s->running--;
+    share_unref(h, s);
+}
+
+/* Body bytes: to the call; what comes after the body is kept for the next request. */
+static void process_body(BrHttp *h, Conn *conn, const char *data, size_t len)
+{
+    CmError err = {0};
+    size_t used;
+    bool done;
+
+    if (conn->body_chunked) {
+        ssize_t n = br_http_chunked_feed(&conn->chunk, data, len, body_sink, conn, &err);
+        if (n < 0) {
+            if (!cm_error_is_set(&conn->call->err))
+                conn->call->err = err;
+            answer_error(h, conn, true);
+            return;
+        }
+        used = (size_t)n;
+        done = conn->chunk.done;
+    } else {
+        used = len < conn->body_left ? len : (size_t)conn->body_left;
+        if (used && body_sink(conn, data, used) < 0) {
+            answer_error(h, conn, true);
+            return;
+        }
+        conn->body_left -= used;
+        done = conn->body_left == 0;
+    }
+    if (used < len) {
+        if (in_reserve(conn, len - used) < 0) {
+            conn_close(h, conn);
+            return;
+        }
+        memcpy(conn->in + conn->in_len, data + used, len - used);
+        conn->in_len += len - used;
+    }
+    if (done)
+        body_complete(h, conn);
+}
+
+/* The head was accepted by a worker: reserve for the body and read it. */
+static void begin_body(BrHttp *h, Conn *conn)
+{
+    BrCall *c = conn->call;
+    const BrHttpHead *head = &conn->head;
+
+    if (!head->chunked && head->content_length <= 0) {
+        body_complete(h, conn);
+        return;
+    }
+    conn->body_chunked = head->chunked;
+    conn->body_left = head->chunked ? 0 : (uint64_t)head->content_length;
+    memset(&conn->chunk, 0, sizeof(conn->chunk));
+    if (body_in_memory(c)) {
+        /* Its length is known: the memory is taken from the budget at once, or refused. */
+        if (!head->chunked) {
+            size_t need = (size_t)head->content_length + 1;
+            if (budget_take(h, conn, need) < 0) {
+                answer_error(h, conn, true);
+                return;
+            }
+            c->buf = malloc(need);
+            if (!c->buf) {
+                cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+                answer_error(h, conn, true);
+                return;
+            }
+            c->cap = need;
+        }
+        conn->body_deadline_ms = now_ms() + (int64_t)h->d->config.body_timeout_seconds * 1000;
+    }
+    conn->state = CS_BODY;
+    conn->last_io_ms = now_ms();
+    if (head->expect_continue && conn->in_len == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        free(conn->out);
+        conn->out = strdup(cont);
+        if (!conn->out) {
+            conn_close(h, conn);
+            return;
+        }
+        conn->out_len = conn->out_cap = sizeof(cont) - 1;
+        conn->out_off = 0;
+        conn->interim = true;
+        start_write(h, conn);
+        return;
+    }
+    set_events(h, conn, EPOLLIN);
+    if (conn->in_len) {
+        _cleanup_free_ char *copy = malloc(conn->in_len);
+        size_t n = conn->in_len;
+        if (!copy) {
+            conn_close(h, conn);
+            return;
+        }
+        memcpy(copy, conn->in, n);
+        conn->in_len = 0;
+        process_body(h, conn, copy, n);
+    }
+}
+
+static void job_done(BrHttp *h, Conn *conn)
+{
+    if (conn->job == JOB_HEAD && !conn->job_failed) {
+        if (share_spent(h, conn)) {
+            refuse_spent(h, conn, conn->head.content_length > 0 || conn->head.chunked);
+            return;
+        }
+        begin_body(h, conn);
+        return;
+    }
+    runs_done(h, conn);
+    if (!conn->out) {
+        conn_close(h, conn);
+        return;
+    }
+    /* The request's body is gone (run_job); the answer is held until it is read. */
+    budget_release(h, conn);
+    if (conn->out_fd < 0)
+        budget_charge(h, conn, conn->out_len);
+    start_write(h, conn);
+}
+
+static bool reading(const Conn *conn)
+{
+    return conn->state == CS_HEAD || conn->state == CS_BODY || conn->state == CS_LINGER;
+}
+
+static void pending_set(BrHttp *h, Conn *conn)
+{
+    bool want = conn->tls && reading(conn) && gnutls_record_check_pending(conn->tls) > 0;
+    if (want == conn->pending)
+        return;
+    if (want) {
+        conn->pending_next = h->pending;
+        h->pending = conn;
+    } else {
+        Conn **p = &h->pending;
+        while (*p != conn)
+            p = &(*p)->pending_next;
+        *p = conn->pending_next;
+    }
+    conn->pending = want;
+}
+
+static void conn_read(BrHttp *h, Conn *conn)
+{
+    size_t turn = 0;
+
+    while (!conn->closed && turn < READ_PER_TURN && reading(conn)) {
+        char *dst;
+        size_t room;
+        ssize_t n;
+
+        if (conn->state == CS_HEAD) {
+            /* A head never needs more than the limit (a longer one is refused once there),
+             * and a slow one gets its buffer a page at a time. */
+            size_t want = h->lim.max_head_bytes + 1;
+            if (conn->in_len >= want || in_reserve(conn, MIN(want - conn->in_len, 4096)) < 0) {
+                conn_close(h, conn);
+                return;
+            }
+            dst = conn->in + conn->in_len;
+            room = MIN(conn->in_cap - conn->in_len, want - conn->in_len);
+        } else {
+            dst = h->scratch;
+            room = READ_CHUNK;
+        }
+        n = conn_recv(conn, dst, room);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            /* The client went away (or broke TLS): nothing is answered to nobody. */
+            conn_close(h, conn);
+            return;
+        }
+        turn += (size_t)n;
+        conn->last_io_ms = now_ms();
+        switch (conn->state) {
+        case CS_HEAD:
+            if (!conn->head_started) {
+                conn->head_started = true;
+                conn->started_ms = conn->last_io_ms;
+            }
+            conn->in_len += (size_t)n;
+            process_head(h, conn);
+            break;
+        case CS_BODY:
+            process_body(h, conn, dst, (size_t)n);
+            break;
+        default: /* CS_LINGER */
+            conn->lingered += (size_t)n;
+            if (conn->lingered > LINGER_BYTES) {
+                conn_close(h, conn);
+                return;
+            }
+            break;
+        }
+    }
+    if (!conn->closed)
+        pending_set(h, conn);
+}
+
+static void conn_handshake(BrHttp *h, Conn *conn)
+{
+    int r = gnutls_handshake(conn->tls);
+
+    if (r == GNUTLS_E_SUCCESS) {
+        conn->state = CS_HEAD;
+        conn->last_io_ms = now_ms();
+        set_events(h, conn, EPOLLIN);
+        conn_read(h, conn);
+        return;
+    }
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+        set_events(h, conn, gnutls_record_get_direction(conn->tls) ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    cm_log_debug("httpd: TLS handshake with %s failed: %s", conn->addr->text,
+                 gnutls_strerror(r));
+    conn_close(h, conn);
+}
+
+static void conn_event(BrHttp *h, Conn *conn, uint32_t ev)
+{
+    if (conn->closed)
+        return; /* closed earlier in this turn (evicted, say) */
+    switch (conn->state) {
+    case CS_TLS:
+        conn_handshake(h, conn);
+        break;
+    case CS_HEAD:
+    case CS_BODY:
+    case CS_LINGER:
+        conn_read(h, conn);
+        break;
+    case CS_WRITE:
+        if (ev & (EPOLLERR | EPOLLHUP))
+            conn_close(h, conn);
+        else
+            conn_write(h, conn);
+        break;
+    case CS_JOB:
+        break; /* not registered while a worker has it */
+    }
+}
+
+/* ---- admission: limits and fair shares ---- */
+
+/* The connection to give up for a newcomer: from the address that holds the most, one that
+ * waits for a request (never one with a request under way), the longest waiting. */
+static Conn *pick_victim(BrHttp *h, const Addr *except)
+{
+    Conn *best = NULL;
+    for (Conn *c = h->first; c; c = c->next) {
+        if (c->addr == except || c->addr->trusted)
+            continue;
+        if (c->state != CS_HEAD && c->state != CS_TLS && c->state != CS_LINGER)
+            continue;
+        if (!best || c->addr->conns > best->addr->conns)
+            best = c;
+    }
+    return best;
+}
+
+/* Best effort, before closing: a connection refused at once still gets the JSON error. */
+static void refuse(BrHttp *h, int fd, const char *code, const char *message)
+{
+    char body[512], resp[1024];
+    int blen, rlen;
+
+    if (!h->tls_on) {
+        blen = snprintf(body, sizeof(body),
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":\"\","
+                        "\"request_id\":\"%s-%06llx\"}}\n",
+                        code, message, h->id_prefix,
+                        (unsigned long long)atomic_fetch_add(&h->next_id, 1));
+        rlen = snprintf(resp, sizeof(resp),
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nRetry-After: " RETRY_AFTER "\r\n"
+                        "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+                        blen, body);
+        if (send(fd, resp, (size_t)rlen, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            cm_log_debug("httpd: refusing a connection: %s", strerror(errno));
+    }
+    atomic_fetch_add(&h->counters.connections_refused, 1);
+    close(fd);
+}
+
+static void admit(BrHttp *h, int fd, const char *text)
+{
+    const BrConfig *cfg = &h->d->config;
+    Addr **slot = addr_slot(h, text), *a = *slot;
+    Conn *conn;
+    int one = 1;
+
+    if (!a) {
+        a = calloc(1, sizeof(*a));
+        if (!a) {
+            close(fd);
+            return;
+        }
+        snprintf(a->text, sizeof(a->text), "%s", text);
+        a->trusted = br_net_match(cfg->trusted_proxies, cfg->n_trusted_proxies, text);
+        *slot = a;
+        h->n_addrs++;
+    }
+    if (!a->trusted && a->conns >= cfg->max_connections_per_ip) {
+        refuse(h, fd, "too_many_connections",
+               "this address holds as many connections as it may (limits.connections_per_ip)");
+        goto unused;
+    }
+    if (h->n_conns >= cfg->max_connections) {
+        /* A trusted proxy speaks for many clients: it always may take a connection. */
+        unsigned share = cfg->max_connections / (h->n_addrs ? h->n_addrs : 1);
+        Conn *victim = a->trusted || a->conns < share ? pick_victim(h, a) : NULL;
+        if (victim && !a->trusted && victim->addr->conns <= a->conns + 1)
+            victim = NULL;
+        if (!victim) {
+            refuse(h, fd, "too_many_connections",
+                   "the broker holds as many connections as it may (limits.connections)");
+            goto unused;
+        }
+        atomic_fetch_add(&h->counters.connections_evicted, 1);
+        conn_close(h, victim);
+    }
+    conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        close(fd);
+        goto unused;
+    }
+    conn->http = h;
+    conn->fd = fd;
+    conn->out_fd = -1;
+    conn->addr = a;
+    a->conns++;
+    conn->started_ms = conn->last_io_ms = now_ms();
+    conn->prev = h->last;
+    if (h->last)
+        h->last->next = conn;
+    else
+        h->first = conn;
+    h->last = conn;
+    h->n_conns++;
+    atomic_fetch_add(&h->counters.connections_accepted, 1);
+    atomic_store(&h->counters.connections_open, h->n_conns);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (h->tls_on) {
+        if (gnutls_init(&conn->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0 ||
+            gnutls_priority_set(conn->tls, h->prio) < 0 ||
+            gnutls_credentials_set(conn->tls, GNUTLS_CRD_CERTIFICATE, h->cred) < 0) {
+            conn_close(h, conn);
+            return;
+        }
+        gnutls_transport_set_int(conn->tls, fd);
+        gnutls_handshake_set_timeout(conn->tls, 0);
+        conn->state = CS_TLS;
+        set_events(h, conn, EPOLLIN);
+        return;
+    }
+    conn->state = CS_HEAD;
+    set_events(h, conn, EPOLLIN);
+    return;
+unused:
+    if (a->conns == 0) {
+        slot = addr_slot(h, text);
+        *slot = a->next;
+        free(a);
+        h->n_addrs--;
+    }
+}
+
+static void accept_all(BrHttp *h)
+{
+    for (int i = 0; i < 64; i++) {
+        union {
+            struct sockaddr sa;
+            struct sockaddr_in in4;
+            struct sockaddr_in6 in6;
+        } sa;
+        socklen_t len = sizeof(sa);
+        char text[INET6_ADDRSTRLEN] = "unknown";
+        int fd = accept4(h->listen_fd, &sa.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting a moment instead of spinning. */
+                cm_log_warning("httpd: cannot accept: %s", strerror(errno));
+                h->accepting = false;
+                h->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+                epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->listen_fd, NULL);
+            }
+            return;
+        }
+        if (sa.sa.sa_family == AF_INET)
+            inet_ntop(AF_INET, &sa.in4.sin_addr, text, sizeof(text));
+        else if (sa.sa.sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &sa.in6.sin6_addr, text, sizeof(text));
+        admit(h, fd, text);
+    }
+}
+
+/* Timers: every connection's deadline, checked a few times a second. */
+static void sweep(BrHttp *h, int64_t now)
+{
+    const BrConfig *cfg = &h->d->config;
+    int64_t head_ms = (int64_t)cfg->head_timeout_seconds * 1000;
+    int64_t idle_ms = (int64_t)cfg->timeout_seconds * 1000;
+    Conn *next;
+
+    for (Conn *conn = h->first; conn; conn = next) {
+        next = conn->next;
+        switch (conn->state) {
+        case CS_TLS:
+            if (now - conn->started_ms > head_ms) {
+                atomic_fetch_add(&h->counters.timeouts, 1);
+                conn_close(h, conn);
+            }
+            break;
+        case CS_HEAD:
+            if (!conn->head_started && now - conn->last_io_ms > idle_ms) {
+                conn_close(h, conn); /* idle: no request began */
+            } else if (conn->head_started || conn->served == 0) {
+                /* The whole head within its deadline, however slowly its bytes come. */
+                if (now - conn->started_ms > head_ms) {
+                    CmError err = {0};
+                    atomic_fetch_add(&h->counters.timeouts, 1);
+                    if (!conn->head_started) {
+                        conn_close(h, conn); /* not a byte: nobody to answer */
+                        break;
+                    }
+                    cm_error_set(&err, CM_ERROR_TIMEOUT, "",
+                                 "the request head did not arrive within %u s "
+                                 "(limits.head_timeout_seconds)",
+                                 cfg->head_timeout_seconds);
+                    answer_early(h, conn, &err);
+                }
+            }
+            break;
+        case CS_BODY:
+            if ((conn->body_deadline_ms && now > conn->body_deadline_ms) ||
+                now - conn->last_io_ms > idle_ms) {
+                atomic_fetch_add(&h->counters.timeouts, 1);
+                cm_error_set(&conn->call->err, CM_ERROR_TIMEOUT, "",
+                             conn->body_deadline_ms && now > conn->body_deadline_ms
+                                 ? "the request body did not arrive within %u s "
+                                   "(limits.body_timeout_seconds)"
+                                 : "the request body stopped coming for %u s "
+                                   "(limits.timeout_seconds)",
+                             conn->body_deadline_ms && now > conn->body_deadline_ms
+                                 ? cfg->body_timeout_seconds
+                                 : cfg->timeout_seconds);
+                answer_error(h, conn, true);
+            }
+            break;
+        case CS_WRITE:
+            if (now - conn->last_io_ms > idle_ms)
+                conn_close(h, conn);
+            break;
+        case CS_LINGER:
+            if (now > conn->linger_until_ms)
+                conn_close(h, conn);
+            break;
+        case CS_JOB:
+            break;
+        }
+    }
+    if (!h->accepting && now >= h->accept_resume_ms) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &h->listen_fd};
+        if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->listen_fd, &ev) == 0)
+            h->accepting = true;
+    }
+}
+
+static void take_done(BrHttp *h)
+{
+    Conn *list, *next;
+    uint64_t n;
+
+    if (read(h->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        cm_log_warning("httpd: eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&h->done_lock);
+    list = h->done;
+    h->done = NULL;
+    pthread_mutex_unlock(&h->done_lock);
+    /* Oldest first: the list was built by pushing. */
+    Conn *rev = NULL;
+    for (Conn *c = list; c; c = next) {
+        next = c->job_next;
+        c->job_next = rev;
+        rev = c;
+    }
+    for (Conn *c = rev; c; c = next) {
+        next = c->job_next;
+        c->job_next = NULL;
+        job_done(h, c);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    BrHttp *h = arg;
+    struct epoll_event evs[256];
+    int64_t last_sweep = now_ms();
+
+    while (!atomic_load(&h->stop)) {
+        int n = epoll_wait(h->epoll_fd, evs, ELEMENTSOF(evs), h->pending ? 0 : SWEEP_MS);
+        int64_t now;
+
+        if (n < 0 && errno != EINTR) {
+            cm_log_error("httpd: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &h->listen_fd)
+                accept_all(h);
+            else if (p == &h->wake_fd)
+                take_done(h);
+            else
+                conn_event(h, p, evs[i].events);
+        }
+        /* TLS may hold decrypted bytes that no epoll event announces. */
+        for (Conn *c = h->pending, *next; c; c = next) {
+            next = c->pending_next;
+            conn_read(h, c);
+        }
+        now = now_ms();
+        if (now - last_sweep >= SWEEP_MS) {
+            sweep(h, now);
+            last_sweep = now;
+        }
+        bury(h);
+    }
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int tls_setup(BrHttp *h, CmError *err)
+{
+    _cleanup_free_ char *cert = NULL, *key = NULL;
+    gnutls_datum_t c, k;
+    int r;
+
+    r = cm_read_file(h->d->config.tls_cert, 1 << 20, &cert, NULL);
+    if (r >= 0)
+        r = cm_read_file(h->d->config.tls_key, 1 << 20, &key, NULL);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "tls",
+                            "cannot read the TLS certificate or key: %s", strerror(-r));
+    c = (gnutls_datum_t){(unsigned char *)cert, (unsigned)strlen(cert)};
+    k = (gnutls_datum_t){(unsigned char *)key, (unsigned)strlen(key)};
+    r = gnutls_certificate_allocate_credentials(&h->cred);
+    if (r >= 0)
+        r = gnutls_certificate_set_x509_key_mem(h->cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    explicit_bzero(key, strlen(key));
+    if (r >= 0)
+        r = gnutls_priority_init(&h->prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL);
+    if (r < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "tls", "cannot use the TLS certificate: %s",
+                            gnutls_strerror(r));
+    h->tls_on = true;
+    return 0;
+}
+
+/* Enough descriptors for every connection, a file for each worker and the database. */
+static void raise_nofile(unsigned connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)connections + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        cm_log_warning("httpd: %u connections need %llu descriptors; the limit is %llu",
+                       connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
+static void http_free(BrHttp *h)
+{
+    if (!h)
+        return;
+    while (h->first)
+        conn_close(h, h->first);
+    bury(h);
+    for (size_t i = 0; i < SHARE_BUCKETS; i++)
+        while (h->shares[i]) {
+            Share *s = h->shares[i];
+            h->shares[i] = s->next;
+            free(s);
+        }
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    if (h->epoll_fd >= 0)
+        close(h->epoll_fd);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+    if (h->cred)
+        gnutls_certificate_free_credentials(h->cred);
+    if (h->prio)
+        gnutls_priority_deinit(h->prio);
+    pthread_mutex_destroy(&h->q_lock);
+    pthread_cond_destroy(&h->q_cond);
+    pthread_mutex_destroy(&h->done_lock);
+    free(h->workers);
+    free(h->scratch);
+    free(h);
+}
+
+static void stop_threads(BrHttp *h)
+{
+    uint64_t one = 1;
+
+    if (h->loop_started) {
+        atomic_store(&h->stop, true);
+        if (write(h->wake_fd, &one, sizeof(one)) < 0)
+            cm_log_warning("httpd: cannot wake the event loop: %s", strerror(errno));
+        pthread_join(h->loop, NULL);
+        h->loop_started = false;
+    }
+    pthread_mutex_lock(&h->q_lock);
+    h->q_stopping = true;
+    pthread_cond_broadcast(&h->q_cond);
+    pthread_mutex_unlock(&h->q_lock);
+    for (unsigned i = 0; i < h->n_workers; i++)
+        pthread_join(h->workers[i], NULL);
+    h->n_workers = 0;
 }
 
 int br_http_start(BrDaemon *d, CmError *err)
@@ -656,10 +2093,11 @@ int br_http_start(BrDaemon *d, CmError *err)
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } addr = {0};
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
+    socklen_t addr_len;
+    struct epoll_event ev;
     BrHttp *h;
     uint8_t rnd[4];
+    int one = 1, r;
 
     if (cm_parse_listen(d->config.listen, &host, &port) < 0)
         return cm_error_set(err, CM_ERROR_INVALID, "listen",
@@ -667,10 +2105,11 @@ int br_http_start(BrDaemon *d, CmError *err)
     if (inet_pton(AF_INET, host, &addr.in4.sin_addr) == 1) {
         addr.in4.sin_family = AF_INET;
         addr.in4.sin_port = htons(port);
+        addr_len = sizeof(addr.in4);
     } else if (inet_pton(AF_INET6, host, &addr.in6.sin6_addr) == 1) {
         addr.in6.sin6_family = AF_INET6;
         addr.in6.sin6_port = htons(port);
-        flags |= MHD_USE_IPv6;
+        addr_len = sizeof(addr.in6);
     } else {
         return cm_error_set(err, CM_ERROR_INVALID, "listen",
                             "listen host '%s' must be a numeric IPv4 or IPv6 address", host);
@@ -680,73 +2119,102 @@ int br_http_start(BrDaemon *d, CmError *err)
     if (!h)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     h->d = d;
+    h->listen_fd = h->epoll_fd = h->wake_fd = -1;
+    pthread_mutex_init(&h->q_lock, NULL);
+    pthread_cond_init(&h->q_cond, NULL);
+    pthread_mutex_init(&h->done_lock, NULL);
     h->routes = br_api_routes(&h->n_routes);
+    h->lim.max_head_bytes = d->config.max_header_bytes;
+    h->lim.max_query_params = d->config.max_query_params;
     cm_random(rnd, sizeof(rnd));
     cm_hex(rnd, sizeof(rnd), h->id_prefix);
-
+    h->scratch = malloc(READ_CHUNK);
+    if (!h->scratch) {
+        http_free(h);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
     if (d->config.tls_cert && d->config.tls_key) {
-        int r = cm_read_file(d->config.tls_cert, 1 << 20, &h->tls_cert_pem, NULL);
-        if (r >= 0)
-            r = cm_read_file(d->config.tls_key, 1 << 20, &h->tls_key_pem, NULL);
+        r = tls_setup(h, err);
         if (r < 0) {
-            free(h->tls_cert_pem);
-            free(h);
-            return cm_error_set(err, CM_ERROR_INVALID, "tls",
-                                "cannot read the TLS certificate or key: %s", strerror(-r));
+            http_free(h);
+            return r;
         }
-        flags |= MHD_USE_TLS;
     }
+    raise_nofile(d->config.max_connections);
+    /* Bodies of up to 32 MiB come and go: from their own mappings, always (glibc would
+     * otherwise raise its mmap threshold after the first is freed, and keep the next ones in
+     * the heap, copied on growth and never given back). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, &addr.sa},
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)d->config.threads, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)d->config.max_connections, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)d->config.max_connections_per_ip, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)d->config.timeout_seconds, NULL},
-        /* Bounds the request line and headers: a longer header block is refused by MHD. */
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)d->config.max_header_bytes, NULL},
-        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, NULL},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
-        {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
-        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
-        {h->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert_pem},
-        {h->tls_key_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key_pem},
-        {h->tls_key_pem ? MHD_OPTION_HTTPS_PRIORITIES : MHD_OPTION_END, 0,
-         (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
-        {MHD_OPTION_END, 0, NULL},
-    };
-
-    h->mhd = MHD_start_daemon(flags, port, NULL, NULL, access_handler, h, MHD_OPTION_ARRAY,
-                              opts, MHD_OPTION_END);
-    if (!h->mhd) {
-        free(h->tls_cert_pem);
-        free(h->tls_key_pem);
-        free(h);
-        return cm_error_set(err, CM_ERROR_UNAVAILABLE, "listen", "cannot listen on %s",
-                            d->config.listen);
+    h->listen_fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (h->listen_fd >= 0)
+        setsockopt(h->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (h->listen_fd < 0 || bind(h->listen_fd, &addr.sa, addr_len) < 0 ||
+        listen(h->listen_fd, 1024) < 0) {
+        r = cm_error_set(err, CM_ERROR_UNAVAILABLE, "listen", "cannot listen on %s: %s",
+                         d->config.listen, strerror(errno));
+        http_free(h);
+        return r;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    d->port = info ? info->port : port;
-    d->http = h;
+    addr_len = sizeof(addr);
+    getsockname(h->listen_fd, &addr.sa, &addr_len);
+    d->port = ntohs(addr.sa.sa_family == AF_INET ? addr.in4.sin_port : addr.in6.sin6_port);
+
+    h->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->epoll_fd < 0 || h->wake_fd < 0) {
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the HTTP server: %s",
+                         strerror(errno));
+        http_free(h);
+        return r;
+    }
+    ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &h->listen_fd};
+    epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->listen_fd, &ev);
+    ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &h->wake_fd};
+    epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->wake_fd, &ev);
+    h->accepting = true;
+
     the_http = h;
+    h->workers = calloc(d->config.threads, sizeof(pthread_t));
+    if (!h->workers) {
+        the_http = NULL;
+        http_free(h);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    for (unsigned i = 0; i < d->config.threads; i++) {
+        if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
+            break;
+        h->n_workers++;
+    }
+    if (h->n_workers == d->config.threads &&
+        pthread_create(&h->loop, NULL, loop_main, h) == 0)
+        h->loop_started = true;
+    if (!h->loop_started) {
+        stop_threads(h);
+        the_http = NULL;
+        http_free(h);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the HTTP threads");
+    }
+    d->http = h;
     cm_log_notice("listening on %s://%s:%u with %u threads",
-                  h->tls_cert_pem ? "https" : "http", host, d->port, d->config.threads);
+                  h->tls_on ? "https" : "http", host, d->port, d->config.threads);
     return 0;
 }
 
 void br_http_stop(BrDaemon *d)
 {
     BrHttp *h = d->http;
+
     if (!h)
         return;
-    MHD_stop_daemon(h->mhd);
-    if (h->tls_key_pem)
-        explicit_bzero(h->tls_key_pem, strlen(h->tls_key_pem));
-    free(h->tls_cert_pem);
-    free(h->tls_key_pem);
+    /* The loop stops first: nothing new is read; the workers then end the requests they
+     * have, and every connection is closed. */
+    stop_threads(h);
+    pthread_mutex_lock(&h->done_lock);
+    h->done = NULL;
+    pthread_mutex_unlock(&h->done_lock);
     the_http = NULL;
-    free(h);
+    http_free(h);
     d->http = NULL;
 }
 
@@ -759,12 +2227,16 @@ const BrHttpCounters *br_http_counters(void)
 
 const char *br_call_query(BrCall *c, const char *key)
 {
-    return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, key);
+    const BrHttpHead *head = &((Conn *)c->conn)->head;
+    for (unsigned i = 0; i < head->n_query; i++)
+        if (strcmp(head->query[i].name, key) == 0)
+            return head->query[i].value;
+    return NULL;
 }
 
 const char *br_call_header(BrCall *c, const char *name)
 {
-    return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, name);
+    return br_http_head_field(&((Conn *)c->conn)->head, name);
 }
 
 int br_call_query_int(BrCall *c, const char *key, int64_t min, int64_t max, int64_t *ret)
@@ -793,7 +2265,7 @@ int br_reply_fd(BrCall *c, int fd, uint64_t size, const char *media_type)
 {
     if (c->reply_fd >= 0)
         close(c->reply_fd);
-    c->status = MHD_HTTP_OK;
+    c->status = 200;
     c->reply_fd = fd;
     c->reply_fd_size = size;
     snprintf(c->reply_type, sizeof(c->reply_type), "%s", media_type);

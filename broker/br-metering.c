@@ -15,12 +15,26 @@
 #include "cm-time.h"
 #include "cm-util.h"
 
-static atomic_uint_fast64_t stored_total, duplicates_total;
+static atomic_uint_fast64_t stored_total, duplicates_total, overlapping_total,
+    unowned_dropped_total;
+
+/* The longest window the schema allows: a stored window overlapping one that starts at S
+ * starts after S - WINDOW_MAX_SECONDS, so one range of the primary key finds it. */
+#define WINDOW_MAX_SECONDS 3600
+/* Unowned windows are capped per host and slot of this many seconds, whatever their duration:
+ * what a host can store is bounded by the retention alone. */
+#define UNOWNED_SLOT_SECONDS 300
 
 void br_metering_counts(uint64_t *ret_stored, uint64_t *ret_duplicates)
 {
     *ret_stored = atomic_load(&stored_total);
     *ret_duplicates = atomic_load(&duplicates_total);
+}
+
+void br_metering_refusals(uint64_t *ret_overlapping, uint64_t *ret_unowned_dropped)
+{
+    *ret_overlapping = atomic_load(&overlapping_total);
+    *ret_unowned_dropped = atomic_load(&unowned_dropped_total);
 }
 
 /* The metrics of an instance window, in the order of the INSERT's columns 7.. */
@@ -207,6 +221,117 @@ static int owner_lookup(CmDb *db, sqlite3_stmt *own, int64_t host_id, OwnerCache
     return 0;
 }
 
+/* The unowned windows a host has in each 5-minute slot: read once per slot and batch. */
+typedef struct {
+    int64_t slot; /* -1: free */
+    int64_t count;
+} SlotCount;
+
+typedef struct {
+    SlotCount *slots;
+    size_t n_slots;
+} SlotCache;
+
+static void slot_cache_free(SlotCache *sc)
+{
+    free(sc->slots);
+}
+
+static int slot_count(CmDb *db, sqlite3_stmt *count, int64_t host_id, SlotCache *sc,
+                      int64_t slot, SlotCount **ret, CmError *err)
+{
+    size_t mask = sc->n_slots - 1, i = ((uint64_t)slot * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    int r;
+
+    for (; sc->slots[i].slot >= 0; i = (i + 1) & mask) {
+        if (sc->slots[i].slot == slot) {
+            *ret = &sc->slots[i];
+            return 0;
+        }
+    }
+    CM_DB_BIND(count, host_id, slot, slot + UNOWNED_SLOT_SECONDS);
+    r = cm_db_step_row(db, count, err);
+    if (r > 0) {
+        sc->slots[i].slot = slot;
+        sc->slots[i].count = sqlite3_column_int64(count, 0);
+        *ret = &sc->slots[i];
+    }
+    sqlite3_reset(count);
+    return r < 0 ? r : r == 0 ? -EIO : 0;
+}
+
+/* The unowned windows: stored up to the policy's cap per host and slot, the rest counted. */
+static int ingest_unowned(CmDb *db, int64_t host_id, int64_t cap, const BrSamplesBatch *batch,
+                          BrIngestResult *res, CmError *err)
+{
+    const BrSample *unowned = batch->items[BR_SAMPLES_UNOWNED];
+    size_t n = batch->n[BR_SAMPLES_UNOWNED];
+    _cleanup_(slot_cache_free) SlotCache sc = {0};
+    sqlite3_stmt *stmt, *count, *known;
+    int r;
+
+    if (!n)
+        return 0;
+    sc.n_slots = 64;
+    while (sc.n_slots < 2 * n)
+        sc.n_slots *= 2;
+    sc.slots = malloc(sc.n_slots * sizeof(*sc.slots));
+    if (!sc.slots)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < sc.n_slots; i++)
+        sc.slots[i].slot = -1;
+    count = cm_db_stmt(db,
+                       "SELECT count(*) FROM unowned_samples"
+                       " WHERE host_id = ? AND start >= ? AND start < ?",
+                       err);
+    if (!count)
+        return -EIO;
+    known = cm_db_stmt(db,
+                       "SELECT 1 FROM unowned_samples WHERE host_id = ? AND uuid = ? AND start = ?",
+                       err);
+    if (!known)
+        return -EIO;
+    stmt = cm_db_stmt(db,
+                      "INSERT INTO unowned_samples(host_id, uuid, start, name, duration, readings,"
+                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                      " net_rx_bytes, net_tx_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                      " ON CONFLICT DO NOTHING",
+                      err);
+    if (!stmt)
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        const BrSample *rec = &unowned[i];
+        int64_t start = rec->v[BR_SF_START].i;
+        SlotCount *sl;
+
+        r = slot_count(db, count, host_id, &sc, start - start % UNOWNED_SLOT_SECONDS, &sl, err);
+        if (r < 0)
+            return r;
+        if (sl->count >= cap) {
+            /* a window stored already is a repeat, not counted, as below */
+            CM_DB_BIND(known, host_id, (const char *)rec->uuid, start);
+            r = cm_db_step_row(db, known, err);
+            sqlite3_reset(known);
+            if (r < 0)
+                return r;
+            if (r == 0)
+                res->unowned_dropped++;
+            continue;
+        }
+        CM_DB_BIND(stmt, host_id, (const char *)rec->uuid, start, br_sample_name(batch, rec),
+                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
+        bind_cols(stmt, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
+        r = cm_db_step_done(db, stmt, err);
+        if (r < 0)
+            return r;
+        if (sqlite3_changes(cm_db_handle(db))) {
+            res->unowned++;
+            sl->count++;
+        }
+    }
+    return 0;
+}
+
 int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBatch *batch,
                        BrIngestResult *ret, CmError *err)
 {
@@ -214,6 +339,7 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
     const BrSample *inst = batch->items[BR_SAMPLES_INSTANCES];
     const BrSample *unowned = batch->items[BR_SAMPLES_UNOWNED];
     const BrSample *host = batch->items[BR_SAMPLES_HOST];
+    sqlite3_stmt *overlap;
     size_t n_inst = batch->n[BR_SAMPLES_INSTANCES], n_unowned = batch->n[BR_SAMPLES_UNOWNED];
     size_t n_host = batch->n[BR_SAMPLES_HOST];
     int64_t now = cm_now_ms() / 1000;
@@ -290,6 +416,16 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
             return r;
     }
 
+    /* A window that shares seconds with a stored one of its instance: the same window again
+     * (a duplicate), or another one, refused alone. Within the batch too: each insert is seen
+     * by the next lookup. */
+    overlap = cm_db_stmt(db,
+                         "SELECT start, duration FROM samples WHERE instance_id = ?1"
+                         " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
+                         " ORDER BY start LIMIT 1",
+                         err);
+    if (!overlap)
+        return -EIO;
     stmt = cm_db_stmt(db,
                       "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
                       " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
@@ -302,6 +438,33 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
         return -EIO;
     for (size_t i = 0; i < n_inst; i++) {
         const BrSample *rec = &inst[i];
+        int64_t id = rec->v[BR_SF_INSTANCE].i, start = rec->v[BR_SF_START].i;
+        int64_t duration = rec->v[BR_SF_DURATION].i;
+
+        CM_DB_BIND(overlap, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
+        r = cm_db_step_row(db, overlap, err);
+        if (r > 0) {
+            int64_t os = sqlite3_column_int64(overlap, 0), od = sqlite3_column_int64(overlap, 1);
+            sqlite3_reset(overlap);
+            if (os == start && od == duration) {
+                res.duplicates++;
+                continue;
+            }
+            if (res.n_rejected < BR_INGEST_MAX_REJECTIONS)
+                res.rejected[res.n_rejected++] = (BrIngestRejection){
+                    .index = i,
+                    .instance = id,
+                    .start = start,
+                    .duration = duration,
+                    .other_start = os,
+                    .other_duration = od,
+                };
+            res.overlapping++;
+            continue;
+        }
+        sqlite3_reset(overlap);
+        if (r < 0)
+            return r;
         CM_DB_BIND(stmt, rec->v[BR_SF_INSTANCE].i, rec->v[BR_SF_START].i, host_id,
                    rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
         bind_cols(stmt, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
@@ -318,25 +481,9 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
         else
             res.duplicates++;
     }
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO unowned_samples(host_id, uuid, start, name, duration, readings,"
-                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
-                      " net_rx_bytes, net_tx_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                      " ON CONFLICT DO NOTHING",
-                      err);
-    if (!stmt)
-        return -EIO;
-    for (size_t i = 0; i < n_unowned; i++) {
-        const BrSample *rec = &unowned[i];
-        CM_DB_BIND(stmt, host_id, (const char *)rec->uuid, rec->v[BR_SF_START].i,
-                   br_sample_name(batch, rec), rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i,
-                   rec->v[BR_SF_EXPECTED].i);
-        bind_cols(stmt, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
-        r = cm_db_step_done(db, stmt, err);
-        if (r < 0)
-            return r;
-        res.unowned += sqlite3_changes(cm_db_handle(db));
-    }
+    r = ingest_unowned(db, host_id, p->metering.max_unowned_per_window, batch, &res, err);
+    if (r < 0)
+        return r;
     stmt = cm_db_stmt(db,
                       "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
                       " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
@@ -356,6 +503,8 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
     }
     atomic_fetch_add(&stored_total, (uint64_t)res.stored);
     atomic_fetch_add(&duplicates_total, (uint64_t)res.duplicates);
+    atomic_fetch_add(&overlapping_total, (uint64_t)res.overlapping);
+    atomic_fetch_add(&unowned_dropped_total, (uint64_t)res.unowned_dropped);
     *ret = res;
     return 0;
 }

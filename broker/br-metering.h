@@ -8,8 +8,21 @@
 
 typedef struct BrMetering BrMetering;
 
+/* The first instance windows of a batch refused for overlapping a stored one. */
+#define BR_INGEST_MAX_REJECTIONS 100
+
+typedef struct {
+    size_t index;                      /* in the batch's instances */
+    int64_t instance, start, duration; /* the refused window */
+    int64_t other_start, other_duration; /* the stored window it overlaps */
+} BrIngestRejection;
+
 typedef struct {
     int64_t stored, duplicates, unowned, host;
+    int64_t overlapping;     /* instance windows refused: they overlap a stored window */
+    int64_t unowned_dropped; /* unowned windows past the policy's max_unowned_per_window */
+    BrIngestRejection rejected[BR_INGEST_MAX_REJECTIONS];
+    size_t n_rejected;
 } BrIngestResult;
 
 /**
@@ -17,7 +30,11 @@ typedef struct {
  * Stores a batch from the agent of host @host_id, parsed and checked against the schema by
  * br_samples_parse(), in one transaction inside
  * the caller's write transaction @db: windows keyed by (instance, start) are stored once, a
- * repeat is counted as a duplicate. Any record that breaks a rule refuses the whole batch.
+ * repeat (same start and duration) is counted as a duplicate, and a window that overlaps a
+ * stored one of the same instance otherwise, whatever the durations, is refused alone and
+ * listed in @ret (it would count the same seconds twice). Unowned windows past the policy's
+ * max_unowned_per_window for the host and 5-minute slot are dropped and counted. Any record
+ * that breaks a rule refuses the whole batch.
  * Returns: 0 with the counts in @ret, or a negative errno with @err naming the record's index
  * and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
  */
@@ -50,3 +67,9 @@ BrMetering *br_metering_stop(BrMetering *m);
 
 /** br_metering_counts: samples stored and duplicates since start, for /metrics. */
 void br_metering_counts(uint64_t *ret_stored, uint64_t *ret_duplicates);
+
+/**
+ * br_metering_refusals: instance windows refused for overlapping and unowned windows dropped
+ * over the cap since start, for /metrics.
+ */
+void br_metering_refusals(uint64_t *ret_overlapping, uint64_t *ret_unowned_dropped);

@@ -152,6 +152,7 @@ static int metering_policy_parse(json_object *doc, BrPolicies *p, CmError *err)
     p->metering.sample_retention_days = cm_json_get_int(doc, "sample_retention_days", 35);
     p->metering.max_clock_skew_seconds = cm_json_get_int(doc, "max_clock_skew_seconds", 600);
     p->metering.rollup_interval_seconds = cm_json_get_int(doc, "rollup_interval_seconds", 3600);
+    p->metering.max_unowned_per_window = cm_json_get_int(doc, "max_unowned_per_window", 64);
     return 0;
 }
 

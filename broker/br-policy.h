@@ -72,6 +72,7 @@ typedef struct {
 /* policies/metering.json */
 typedef struct {
     int64_t sample_retention_days, max_clock_skew_seconds, rollup_interval_seconds;
+    int64_t max_unowned_per_window; /* unowned-domain windows kept per host and 5 minutes */
 } BrMeteringPolicy;
 
 /* policies/assessment.json */

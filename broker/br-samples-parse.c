@@ -59,61 +59,71 @@ typedef struct {
 #define UUID_PATTERN "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 #define NAME_MAX_LENGTH 256
 
+/* The maxima of schemas/samples.json, physically sensible (docs/metering.md, "Bounds"): no
+ * sum of a year of windows can overflow, and no figure is absurd. */
+#define ID_MAX (INT64_C(1) << 53)     /* the largest id a path takes */
+#define START_MAX INT64_C(4102444800) /* 2100-01-01T00:00:00Z */
+#define MEMORY_MIB_MAX INT64_C(134217728) /* 128 TiB */
+#define BYTES_MAX (INT64_C(1) << 49)  /* 512 TiB in one window: 156 GB/s for an hour */
+#define COUNT_MAX (INT64_C(1) << 40)  /* requests or packets in one window */
+#define HOST_CPUS_MAX 65536
+#define DOMAINS_MAX 65536
+
 /* In the order of the schema's properties, which is the order the agent writes them in. */
 static const Rule instance_rules[] = {
-    RULE("instance", BR_SF_INSTANCE, RULE_INT, 1, INT64_MAX),
+    RULE("instance", BR_SF_INSTANCE, RULE_INT, 1, ID_MAX),
     RULE("uuid", BR_SF_UUID, RULE_UUID, 0, NO_MAX),
-    RULE("start", BR_SF_START, RULE_INT, 0, INT64_MAX),
+    RULE("start", BR_SF_START, RULE_INT, 0, START_MAX),
     RULE("duration", BR_SF_DURATION, RULE_INT, 10, 3600),
     RULE("readings", BR_SF_READINGS, RULE_INT, 0, 3600),
     RULE("expected", BR_SF_EXPECTED, RULE_INT, 1, 3600),
     RULE("vcpus", BR_SF_VCPUS, RULE_NINT, 0, 4096),
-    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, INT64_MAX),
+    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, MEMORY_MIB_MAX),
     RULE("cpu_cores_avg", BR_SF_CPU_CORES_AVG, RULE_NNUM, 0, 4096),
     RULE("cpu_cores_max", BR_SF_CPU_CORES_MAX, RULE_NNUM, 0, 4096),
-    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, NO_MAX),
-    RULE("memory_used_mib_max", BR_SF_MEMORY_USED_MIB_MAX, RULE_NNUM, 0, NO_MAX),
+    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, MEMORY_MIB_MAX),
+    RULE("memory_used_mib_max", BR_SF_MEMORY_USED_MIB_MAX, RULE_NNUM, 0, MEMORY_MIB_MAX),
     RULE("memory_source", BR_SF_MEMORY_SOURCE, RULE_SOURCE, 0, NO_MAX),
-    RULE("disk_read_bytes", BR_SF_DISK_READ_BYTES, RULE_NINT, 0, INT64_MAX),
-    RULE("disk_write_bytes", BR_SF_DISK_WRITE_BYTES, RULE_NINT, 0, INT64_MAX),
-    RULE("disk_read_requests", BR_SF_DISK_READ_REQUESTS, RULE_NINT, 0, INT64_MAX),
-    RULE("disk_write_requests", BR_SF_DISK_WRITE_REQUESTS, RULE_NINT, 0, INT64_MAX),
-    RULE("net_rx_bytes", BR_SF_NET_RX_BYTES, RULE_NINT, 0, INT64_MAX),
-    RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, INT64_MAX),
-    RULE("net_rx_packets", BR_SF_NET_RX_PACKETS, RULE_NINT, 0, INT64_MAX),
-    RULE("net_tx_packets", BR_SF_NET_TX_PACKETS, RULE_NINT, 0, INT64_MAX),
+    RULE("disk_read_bytes", BR_SF_DISK_READ_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("disk_write_bytes", BR_SF_DISK_WRITE_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("disk_read_requests", BR_SF_DISK_READ_REQUESTS, RULE_NINT, 0, COUNT_MAX),
+    RULE("disk_write_requests", BR_SF_DISK_WRITE_REQUESTS, RULE_NINT, 0, COUNT_MAX),
+    RULE("net_rx_bytes", BR_SF_NET_RX_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("net_rx_packets", BR_SF_NET_RX_PACKETS, RULE_NINT, 0, COUNT_MAX),
+    RULE("net_tx_packets", BR_SF_NET_TX_PACKETS, RULE_NINT, 0, COUNT_MAX),
 };
 
 static const Rule unowned_rules[] = {
     RULE("uuid", BR_SF_UUID, RULE_UUID, 0, NO_MAX),
     RULE("name", BR_SF_NAME, RULE_NAME, 0, NO_MAX),
-    RULE("start", BR_SF_START, RULE_INT, 0, INT64_MAX),
+    RULE("start", BR_SF_START, RULE_INT, 0, START_MAX),
     RULE("duration", BR_SF_DURATION, RULE_INT, 10, 3600),
     RULE("readings", BR_SF_READINGS, RULE_INT, 0, 3600),
     RULE("expected", BR_SF_EXPECTED, RULE_INT, 1, 3600),
     RULE("vcpus", BR_SF_VCPUS, RULE_NINT, 0, 4096),
-    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, INT64_MAX),
+    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, MEMORY_MIB_MAX),
     RULE("cpu_cores_avg", BR_SF_CPU_CORES_AVG, RULE_NNUM, 0, 4096),
     RULE("cpu_cores_max", BR_SF_CPU_CORES_MAX, RULE_NNUM, 0, 4096),
-    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, NO_MAX),
-    RULE("memory_used_mib_max", BR_SF_MEMORY_USED_MIB_MAX, RULE_NNUM, 0, NO_MAX),
-    RULE("net_rx_bytes", BR_SF_NET_RX_BYTES, RULE_NINT, 0, INT64_MAX),
-    RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, INT64_MAX),
+    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, MEMORY_MIB_MAX),
+    RULE("memory_used_mib_max", BR_SF_MEMORY_USED_MIB_MAX, RULE_NNUM, 0, MEMORY_MIB_MAX),
+    RULE("net_rx_bytes", BR_SF_NET_RX_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, BYTES_MAX),
 };
 
 static const Rule host_rules[] = {
-    RULE("start", BR_SF_START, RULE_INT, 0, INT64_MAX),
+    RULE("start", BR_SF_START, RULE_INT, 0, START_MAX),
     RULE("duration", BR_SF_DURATION, RULE_INT, 10, 3600),
     RULE("readings", BR_SF_READINGS, RULE_INT, 0, 3600),
     RULE("expected", BR_SF_EXPECTED, RULE_INT, 1, 3600),
-    RULE("cpus", BR_SF_CPUS, RULE_NINT, 0, INT64_MAX),
-    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, INT64_MAX),
-    RULE("cpu_used_cores_avg", BR_SF_CPU_USED_CORES_AVG, RULE_NNUM, 0, NO_MAX),
-    RULE("cpu_used_cores_max", BR_SF_CPU_USED_CORES_MAX, RULE_NNUM, 0, NO_MAX),
-    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, NO_MAX),
-    RULE("domains_max", BR_SF_DOMAINS_MAX, RULE_NINT, 0, INT64_MAX),
-    RULE("cycle_seconds_avg", BR_SF_CYCLE_SECONDS_AVG, RULE_NNUM, 0, NO_MAX),
-    RULE("cycle_seconds_max", BR_SF_CYCLE_SECONDS_MAX, RULE_NNUM, 0, NO_MAX),
+    RULE("cpus", BR_SF_CPUS, RULE_NINT, 0, HOST_CPUS_MAX),
+    RULE("memory_mib", BR_SF_MEMORY_MIB, RULE_NINT, 0, MEMORY_MIB_MAX),
+    RULE("cpu_used_cores_avg", BR_SF_CPU_USED_CORES_AVG, RULE_NNUM, 0, HOST_CPUS_MAX),
+    RULE("cpu_used_cores_max", BR_SF_CPU_USED_CORES_MAX, RULE_NNUM, 0, HOST_CPUS_MAX),
+    RULE("memory_used_mib_avg", BR_SF_MEMORY_USED_MIB_AVG, RULE_NNUM, 0, MEMORY_MIB_MAX),
+    RULE("domains_max", BR_SF_DOMAINS_MAX, RULE_NINT, 0, DOMAINS_MAX),
+    RULE("cycle_seconds_avg", BR_SF_CYCLE_SECONDS_AVG, RULE_NNUM, 0, 3600),
+    RULE("cycle_seconds_max", BR_SF_CYCLE_SECONDS_MAX, RULE_NNUM, 0, 3600),
 };
 
 /* "required", in the schema's order: the first one missing is the one reported. */
@@ -1465,6 +1475,8 @@ static int parse_generic(const char *text, size_t len, BrSamplesBatch *b, CmErro
     if (r < 0)
         return r;
     canon = cm_json_to_string(doc, &n);
+    if (!canon)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read the samples batch");
     r = parse_fast(canon, n, b, err);
     if (r == -EAGAIN)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read the samples batch");

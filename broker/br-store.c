@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "br-store.h"
 #include "cm-log.h"
+#include "cm-util.h"
 
 #define MAX_CONNECTIONS 256
 
@@ -16,6 +18,12 @@ extern const size_t br_sqlite_only_count;
 struct BrStore {
     char *url;
     uint8_t audit_key[BR_AUDIT_KEY_LEN];
+    /* The audit chain's anchor outside the database (STATE/audit.anchor); the head is what
+     * the write lock's holder appended (tx_head) and what was committed (head). */
+    char *anchor_path;
+    unsigned anchor_every;
+    BrAuditAnchor anchor, head, tx_head;
+    bool anchor_frozen; /* the trail no longer holds it: it is never overwritten */
     pthread_key_t tls;
     pthread_mutex_t write_lock;
     pthread_mutex_t conns_lock;
@@ -23,6 +31,85 @@ struct BrStore {
     size_t n_conns;
     atomic_uint_fast64_t generation;
 };
+
+/*
+ * Moves the anchor to the committed head when @force (the first record, the shutdown), or when
+ * anchor_every records were appended since: the same records anchored on every run, which the
+ * documentation's examples rely on. Never over an anchor the trail no longer holds: that is
+ * evidence, for GET /v1/audit/verify to report.
+ */
+static void anchor_update(BrStore *s, CmDb *db, bool force)
+{
+    CmError err = {0};
+    int r;
+
+    if (s->anchor_frozen || s->head.records <= s->anchor.records)
+        return;
+    if (!force && s->anchor.records > 0 &&
+        s->head.records - s->anchor.records < (int64_t)s->anchor_every)
+        return;
+    r = br_audit_holds(db, &s->anchor, &err);
+    if (r == 0) {
+        s->anchor_frozen = true;
+        cm_log_error("audit: the trail no longer holds record %lld anchored at %s: it was "
+                     "truncated or rewritten; the anchor in %s is kept (GET /v1/audit/verify)",
+                     (long long)s->anchor.records, s->anchor.at, s->anchor_path);
+        return;
+    }
+    if (r > 0)
+        r = br_audit_anchor_write(s->anchor_path, s->audit_key, &s->head, &err);
+    if (r < 0) {
+        cm_log_error("audit: cannot anchor the trail: %s", err.message);
+        return;
+    }
+    s->anchor = s->head;
+    /* The journal keeps every anchor: a second copy out of the state folder's reach. */
+    cm_log_notice("audit anchor: %lld records, head %s", (long long)s->anchor.records,
+                  s->anchor.head_hash);
+}
+
+/* At open: the anchor read back and compared with the trail; a first one when there is none. */
+static int anchor_open(BrStore *s, CmDb *db, const char *key_path, CmError *err)
+{
+    const char *slash = strrchr(key_path, '/');
+    CmError e = {0};
+    int r;
+
+    s->anchor_every = 32;
+    s->anchor_path = slash ? cm_strdup_printf("%.*s/audit.anchor", (int)(slash - key_path),
+                                              key_path)
+                           : strdup("audit.anchor");
+    if (!s->anchor_path)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    r = br_audit_head(db, &s->head, err);
+    if (r < 0)
+        return r;
+    r = br_audit_anchor_read(s->anchor_path, s->audit_key, &s->anchor, &e);
+    if (r == -ENOENT) {
+        memset(&s->anchor, 0, sizeof(s->anchor));
+        if (s->head.records > 0)
+            cm_log_warning("audit: no anchor in %s for a trail of %lld records: the current "
+                           "head is anchored now",
+                           s->anchor_path, (long long)s->head.records);
+        anchor_update(s, db, true);
+        return 0;
+    }
+    if (r < 0) {
+        s->anchor_frozen = true;
+        cm_log_error("audit: %s; it is kept as it is (GET /v1/audit/verify)", e.message);
+        return 0;
+    }
+    r = br_audit_holds(db, &s->anchor, err);
+    if (r < 0)
+        return r;
+    if (r == 0) {
+        s->anchor_frozen = true;
+        cm_log_error("audit: the trail no longer holds record %lld anchored at %s: it was "
+                     "truncated or rewritten (GET /v1/audit/verify)",
+                     (long long)s->anchor.records, s->anchor.at);
+    }
+    return 0;
+}
 
 static bool store_has_audit(CmDb *db)
 {
@@ -52,10 +139,15 @@ int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, Cm
     s->url = strdup(url);
     /* A new key for an existing trail would make every record look forged: refuse. */
     r = br_audit_key_load(audit_key_path, !store_has_audit(db), s->audit_key, err);
-    if (r < 0 || !s->url) {
+    if (r >= 0 && !s->url)
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (r >= 0)
+        r = anchor_open(s, db, audit_key_path, err);
+    if (r < 0) {
         free(s->url);
+        free(s->anchor_path);
         free(s);
-        return r < 0 ? r : cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        return r;
     }
     pthread_key_create(&s->tls, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
@@ -69,8 +161,15 @@ int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, Cm
 
 BrStore *br_store_free(BrStore *s)
 {
+    CmError err = {0};
+    CmDb *db;
+
     if (!s)
         return NULL;
+    /* At shutdown the anchor catches up with the head. */
+    db = br_store_db(s, &err);
+    if (db && br_audit_head(db, &s->head, &err) >= 0)
+        anchor_update(s, db, true);
     for (size_t i = 0; i < s->n_conns; i++)
         cm_db_close(s->conns[i]);
     pthread_key_delete(s->tls);
@@ -78,6 +177,7 @@ BrStore *br_store_free(BrStore *s)
     pthread_mutex_destroy(&s->conns_lock);
     memset(s->audit_key, 0, sizeof(s->audit_key));
     free(s->url);
+    free(s->anchor_path);
     free(s);
     return NULL;
 }
@@ -115,6 +215,7 @@ int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err)
         pthread_mutex_unlock(&s->write_lock);
         return r;
     }
+    s->tx_head.records = 0;
     *ret_db = db;
     return 0;
 }
@@ -122,10 +223,16 @@ int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err)
 int br_store_write_commit(BrStore *s, CmDb *db, CmError *err)
 {
     int r = cm_db_commit(db, err);
-    if (r < 0)
+    if (r < 0) {
         cm_db_rollback(db);
-    else
+    } else {
         atomic_fetch_add(&s->generation, 1);
+        if (s->tx_head.records > 0) {
+            s->head = s->tx_head;
+            anchor_update(s, db, false);
+        }
+    }
+    s->tx_head.records = 0;
     pthread_mutex_unlock(&s->write_lock);
     return r;
 }
@@ -133,7 +240,18 @@ int br_store_write_commit(BrStore *s, CmDb *db, CmError *err)
 void br_store_write_abort(BrStore *s, CmDb *db)
 {
     cm_db_rollback(db);
+    s->tx_head.records = 0;
     pthread_mutex_unlock(&s->write_lock);
+}
+
+void br_store_set_anchor_every(BrStore *s, unsigned every)
+{
+    s->anchor_every = every ? every : 1;
+}
+
+const char *br_store_anchor_path(BrStore *s)
+{
+    return s->anchor_path;
 }
 
 const uint8_t *br_store_audit_key(BrStore *s)
@@ -168,5 +286,6 @@ int br_store_audit(BrStore *s, CmDb *db, const BrActor *actor, const char *actio
         .outcome = outcome,
         .detail = detail,
     };
-    return br_audit_append(db, s->audit_key, actor, &e, err);
+    /* The write lock's holder is the only one to touch tx_head. */
+    return br_audit_append_head(db, s->audit_key, actor, &e, &s->tx_head, err);
 }

@@ -57,6 +57,16 @@ int br_store_write_commit(BrStore *s, CmDb *db, CmError *err);
 /** br_store_write_abort: rolls back and releases the write lock. */
 void br_store_write_abort(BrStore *s, CmDb *db);
 
+/**
+ * br_store_set_anchor_every:
+ * The audit anchor (STATE/audit.anchor) follows the chain's head every @every records and at
+ * shutdown (default 32).
+ */
+void br_store_set_anchor_every(BrStore *s, unsigned every);
+
+/** br_store_anchor_path: Returns: the audit anchor's path (STATE/audit.anchor). */
+const char *br_store_anchor_path(BrStore *s);
+
 /** br_store_audit_key: Returns: the audit chain's key. */
 const uint8_t *br_store_audit_key(BrStore *s);
 

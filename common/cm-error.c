@@ -24,6 +24,11 @@ static const struct {
     [CM_ERROR_TOO_MANY] = {429, "too_many_requests", -EAGAIN},
     [CM_ERROR_INTERNAL] = {500, "internal", -EIO},
     [CM_ERROR_UNAVAILABLE] = {503, "unavailable", -EAGAIN},
+    [CM_ERROR_TIMEOUT] = {408, "timeout", -ETIMEDOUT},
+    [CM_ERROR_URI_TOO_LONG] = {414, "uri_too_long", -E2BIG},
+    [CM_ERROR_HEADERS_TOO_LARGE] = {431, "headers_too_large", -E2BIG},
+    [CM_ERROR_NOT_IMPLEMENTED] = {501, "not_implemented", -EOPNOTSUPP},
+    [CM_ERROR_HTTP_VERSION] = {505, "http_version", -EPROTONOSUPPORT},
 };
 
 _Static_assert(ELEMENTSOF(kinds) == CM_ERROR_KIND_MAX, "error kind table incomplete");

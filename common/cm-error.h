@@ -23,6 +23,11 @@ typedef enum {
     CM_ERROR_TOO_MANY,        /* 429 */
     CM_ERROR_INTERNAL,        /* 500 */
     CM_ERROR_UNAVAILABLE,     /* 503 */
+    CM_ERROR_TIMEOUT,         /* 408: the request head or body did not arrive in time */
+    CM_ERROR_URI_TOO_LONG,    /* 414: the request line or its query is too long */
+    CM_ERROR_HEADERS_TOO_LARGE, /* 431 */
+    CM_ERROR_NOT_IMPLEMENTED, /* 501: a transfer coding the broker does not know */
+    CM_ERROR_HTTP_VERSION,    /* 505 */
     CM_ERROR_KIND_MAX,
 } CmErrorKind;
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cm-json.h"
+#include "cm-log.h"
 #include "cm-util.h"
 
 /* json-c keeps embedded NUL bytes in strings; no document of ours may carry one. */
@@ -496,10 +497,85 @@ bool cm_json_get_bool(json_object *o, const char *key, bool def)
     return v && json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : def;
 }
 
+/* The first number in @o that is not finite: its pointer in @path. Returns: true if found. */
+static bool find_non_finite(json_object *o, char *path, size_t size, size_t off, unsigned depth)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_double:
+        return !isfinite(json_object_get_double(o));
+    case json_type_object:
+        if (depth > 2 * CM_JSON_MAX_DEPTH)
+            return false;
+        json_object_object_foreach(o, key, val)
+        {
+            /* the member's JSON pointer token: '~' and '/' escaped (RFC 6901) */
+            size_t next = off;
+            if (next + 1 < size)
+                path[next++] = '/';
+            for (const char *k = key; *k && next + 2 < size; k++) {
+                if (*k == '~' || *k == '/') {
+                    path[next++] = '~';
+                    path[next++] = *k == '~' ? '0' : '1';
+                } else {
+                    path[next++] = *k;
+                }
+            }
+            path[next] = 0;
+            if (find_non_finite(val, path, size, next, depth + 1))
+                return true;
+        }
+        path[off] = 0;
+        return false;
+    case json_type_array:
+        if (depth > 2 * CM_JSON_MAX_DEPTH)
+            return false;
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            int n = snprintf(path + off, size - off, "/%zu", i);
+            size_t next = off + (n > 0 ? (size_t)n : 0);
+            if (next >= size)
+                next = size - 1;
+            if (find_non_finite(json_object_array_get_idx(o, i), path, size, next, depth + 1))
+                return true;
+        }
+        path[off] = 0;
+        return false;
+    default:
+        return false;
+    }
+}
+
+int cm_json_write(json_object *o, const char **ret_text, size_t *ret_len, CmError *err)
+{
+    char where[256] = "";
+    size_t len;
+    const char *text;
+
+    if (find_non_finite(o, where, sizeof(where), 0, 0)) {
+        cm_error_set_code(err, CM_ERROR_INTERNAL, "non_finite_number", where,
+                          "a number that is not finite has no JSON spelling");
+        return -ERANGE;
+    }
+    text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+                                                    JSON_C_TO_STRING_NOSLASHESCAPE,
+                                             &len);
+    if (!text)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    *ret_text = text;
+    if (ret_len)
+        *ret_len = len;
+    return 0;
+}
+
 const char *cm_json_to_string(json_object *o, size_t *ret_len)
 {
-    return json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                             ret_len);
+    CmError err = {0};
+    const char *text;
+
+    if (cm_json_write(o, &text, ret_len, &err) < 0) {
+        cm_log_error("refusing to write JSON: %s at '%s'", err.message, err.field);
+        return NULL;
+    }
+    return text;
 }
 
 json_object *cm_json_new_string_or_null(const char *s)

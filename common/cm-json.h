@@ -42,7 +42,21 @@ double cm_json_get_double(json_object *o, const char *key, double def);
 bool cm_json_get_bool(json_object *o, const char *key, bool def);
 json_object *cm_json_get(json_object *o, const char *key);
 
-/** cm_json_to_string: Returns: a compact serialization owned by @o (valid until @o changes). */
+/**
+ * cm_json_write:
+ * Serializes @o compactly. A number that is not finite (NaN, Infinity) has no JSON spelling
+ * (RFC 8259, section 6): it is refused, never written as `Infinity` or silently as null.
+ * Returns: 0 with the text (owned by @o, valid until @o changes) in @ret_text and its length
+ * in @ret_len, or -ERANGE with @err (CM_ERROR_INTERNAL, code `non_finite_number`) naming the
+ * member's JSON pointer.
+ */
+int cm_json_write(json_object *o, const char **ret_text, size_t *ret_len, CmError *err);
+
+/**
+ * cm_json_to_string:
+ * Returns: a compact serialization owned by @o (valid until @o changes), or NULL when @o holds
+ * a number that is not finite (see cm_json_write(); the refusal is logged as an error).
+ */
 const char *cm_json_to_string(json_object *o, size_t *ret_len);
 
 /** cm_json_new_string_or_null: Returns: a JSON string for @s, or JSON null when @s is NULL. */

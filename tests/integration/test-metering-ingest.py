@@ -224,7 +224,8 @@ def run(ck, b):
 
     r = b.post('/v1/samples', batch, token=agent['h1'])
     ck.eq(r.status, 200, 'POST /v1/samples: a valid batch')
-    ck.eq(r.json(), {'stored': 30, 'duplicates': 0, 'unowned': 1, 'host': 1},
+    ck.eq(r.json(), {'stored': 30, 'duplicates': 0, 'unowned': 1, 'host': 1,
+                    'overlapping': 0, 'unowned_dropped': 0, 'rejected': []},
           'every window stored')
     ck.eq(counts(b), (30, 1, 1), 'rows in samples, unowned_samples, host_samples')
     ck.eq(metric(b, 'cloudbroker_samples_stored_total'), 30, '/metrics samples stored')
@@ -232,7 +233,8 @@ def run(ck, b):
     # The same batch again (at-least-once delivery): all duplicates, still 2xx, no new row.
     r = b.post('/v1/samples', batch, token=agent['h1'])
     ck.eq(r.status, 200, 'the same batch again answers 2xx')
-    ck.eq(r.json(), {'stored': 0, 'duplicates': 30, 'unowned': 0, 'host': 0},
+    ck.eq(r.json(), {'stored': 0, 'duplicates': 30, 'unowned': 0, 'host': 0,
+                    'overlapping': 0, 'unowned_dropped': 0, 'rejected': []},
           'the same batch again: all duplicates')
     ck.eq(counts(b), (30, 1, 1), 'no row added by the duplicate batch')
     ck.eq(metric(b, 'cloudbroker_samples_duplicate_total'), 30, '/metrics duplicates counted')

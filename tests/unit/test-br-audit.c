@@ -2,8 +2,10 @@
 /*
  * The audit chain: records appended through br_audit_append() verify; editing, deleting
  * (in the middle or at the end) and re-chaining rows directly in SQLite are each caught, and
- * the verifier names the first record that fails.
+ * the verifier names the first record that fails. The anchor outside the database catches
+ * what SQL alone can hide: the tail removed with sqlite_sequence lowered, down to nothing.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,7 +72,7 @@ static BrAuditVerdict verify(Fixture *f)
     CmError err = {0};
     CmDb *db = br_store_db(f->store, &err);
     assert_non_null(db);
-    assert_int_equal(br_audit_verify(db, br_store_audit_key(f->store), &v, &err), 0);
+    assert_int_equal(br_audit_verify(db, br_store_audit_key(f->store), NULL, &v, &err), 0);
     return v;
 }
 
@@ -230,6 +232,133 @@ static void test_rechained_with_right_key_passes(void **state)
     assert_true(verify(f).ok);
 }
 
+/* ---- the anchor outside the database (STATE/audit.anchor) ---- */
+
+static void append(Fixture *f, int n)
+{
+    BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
+                     .request_id = "req-2", .client = "10.0.0.9"};
+    CmError err = {0};
+    for (int i = 0; i < n; i++) {
+        CmDb *db;
+        assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
+        assert_int_equal(br_store_audit(f->store, db, &actor, "request.decision", "request",
+                                        100 + i, "rejected", NULL, &err),
+                         0);
+        assert_int_equal(br_store_write_commit(f->store, db, &err), 0);
+    }
+}
+
+static BrAuditAnchor read_anchor(Fixture *f)
+{
+    BrAuditAnchor a = {0};
+    CmError err = {0};
+    int r = br_audit_anchor_read(br_store_anchor_path(f->store), br_store_audit_key(f->store),
+                                 &a, &err);
+    if (r < 0)
+        fail_msg("anchor: %d %s", r, err.message);
+    return a;
+}
+
+static BrAuditVerdict verify_anchored(Fixture *f)
+{
+    BrAuditVerdict v;
+    BrAuditAnchor a = read_anchor(f);
+    CmError err = {0};
+    CmDb *db = br_store_db(f->store, &err);
+    assert_int_equal(br_audit_verify(db, br_store_audit_key(f->store), &a, &v, &err), 0);
+    return v;
+}
+
+static void test_anchor_follows_the_head(void **state)
+{
+    Fixture *f = *state;
+    /* The first record is anchored at once; the next ones every 32. */
+    BrAuditAnchor a = read_anchor(f);
+    assert_int_equal(a.records, 1);
+    br_store_set_anchor_every(f->store, 1);
+    append(f, 1);
+    a = read_anchor(f);
+    assert_int_equal(a.records, N_RECORDS + 1);
+    assert_true(verify_anchored(f).ok);
+    br_store_set_anchor_every(f->store, 4);
+    append(f, 3);
+    assert_int_equal(read_anchor(f).records, N_RECORDS + 1);
+    append(f, 1);
+    assert_int_equal(read_anchor(f).records, N_RECORDS + 5);
+}
+
+static void test_truncation_to_nothing_is_caught(void **state)
+{
+    Fixture *f = *state;
+    br_store_set_anchor_every(f->store, 1);
+    append(f, 1);
+    /* Every record and the high-water mark: the chain alone looks whole, with 0 records. */
+    tamper(f, "DELETE FROM audit; DELETE FROM sqlite_sequence WHERE name = 'audit'");
+    BrAuditVerdict v = verify(f);
+    assert_true(v.ok);
+    assert_int_equal(v.records, 0);
+    v = verify_anchored(f);
+    assert_false(v.ok);
+    assert_int_equal(v.first_bad, 1);
+    assert_non_null(strstr(v.reason, "removed"));
+    /* Records appended afterwards never move the anchor over the evidence. */
+    append(f, 20);
+    assert_int_equal(read_anchor(f).records, N_RECORDS + 1);
+    v = verify_anchored(f);
+    assert_false(v.ok);
+    assert_non_null(strstr(v.reason, "rewritten"));
+}
+
+static void test_tail_truncation_with_sequence_is_caught(void **state)
+{
+    Fixture *f = *state;
+    br_store_set_anchor_every(f->store, 1);
+    append(f, 1);
+    tamper(f, "DELETE FROM audit WHERE seq > 6;"
+              "UPDATE sqlite_sequence SET seq = 6 WHERE name = 'audit'");
+    assert_true(verify(f).ok);
+    BrAuditVerdict v = verify_anchored(f);
+    assert_false(v.ok);
+    assert_int_equal(v.first_bad, 7);
+}
+
+static void test_edited_anchor_is_refused(void **state)
+{
+    Fixture *f = *state;
+    const char *path = br_store_anchor_path(f->store);
+    BrAuditAnchor a = read_anchor(f), got;
+    CmError err = {0};
+    FILE *fp;
+
+    /* Lowered to match a truncated trail, without the key: its MAC no longer matches. */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "{\"records\":0,\"head_hash\":\"%s\",\"at\":\"%s\",\"mac\":\"%064d\"}\n",
+            a.head_hash, a.at, 0);
+    fclose(fp);
+    assert_int_equal(br_audit_anchor_read(path, br_store_audit_key(f->store), &got, &err),
+                     -EBADMSG);
+    assert_string_equal(err.code, "anchor_damaged");
+    unlink(path);
+    assert_int_equal(br_audit_anchor_read(path, br_store_audit_key(f->store), &got, &err),
+                     -ENOENT);
+}
+
+static void test_anchor_written_at_shutdown(void **state)
+{
+    Fixture *f = *state;
+    char key[128];
+    CmError err = {0};
+
+    assert_int_equal(read_anchor(f).records, 1);
+    br_store_free(f->store);
+    snprintf(key, sizeof(key), "%s/audit.key", f->dir);
+    assert_int_equal(br_store_open(f->db_path, key, &f->store, &err), 0);
+    assert_int_equal(read_anchor(f).records, N_RECORDS);
+    assert_true(verify_anchored(f).ok);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -242,6 +371,11 @@ int main(void)
         T(test_rechained_without_key_is_caught),
         T(test_rechained_with_wrong_key_is_caught),
         T(test_rechained_with_right_key_passes),
+        T(test_anchor_follows_the_head),
+        T(test_truncation_to_nothing_is_caught),
+        T(test_tail_truncation_with_sequence_is_caught),
+        T(test_edited_anchor_is_refused),
+        T(test_anchor_written_at_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1047,6 +1047,64 @@ static void test_numbers(void **state)
 #undef RND
 }
 
+/* Every number of the schema at and around its bounds, as the schema states them: the maximum
+ * is accepted, anything above it refused, Infinity (1e400) always refused; both paths alike. */
+static void test_bounds(void **state)
+{
+    for (size_t l = 0; l < n_lists; l++) {
+        for (int m = 0; m < lists[l].full.n; m++) {
+            json_object *prop = cm_json_get(lists[l].props, lists[l].full.m[m].key), *max;
+            char vals[24][64];
+            size_t n = 0;
+            int64_t hi, lo;
+
+            if (!json_object_object_get_ex(prop, "maximum", &max))
+                continue; /* a string or an enum */
+            hi = json_object_get_int64(max);
+            lo = cm_json_get_int(prop, "minimum", 0);
+            /* a number member with no maximum could carry Infinity into every sum */
+            assert_true(hi > lo);
+            snprintf(vals[n++], 64, "%lld", (long long)hi);
+            snprintf(vals[n++], 64, "%lld", (long long)hi - 1);
+            snprintf(vals[n++], 64, "%lld.0", (long long)hi);
+            snprintf(vals[n++], 64, "%lld", (long long)lo);
+            snprintf(vals[n++], 64, "%lld.0e0", (long long)lo);
+            /* refused */
+            snprintf(vals[n++], 64, "%lld", (long long)hi + 1);
+            /* (a half above 2^52 rounds to a whole double: no longer "above") */
+            snprintf(vals[n++], 64, hi < (INT64_C(1) << 52) ? "%lld.5" : "%lld1", (long long)hi);
+            snprintf(vals[n++], 64, "%lld0", (long long)hi);
+            snprintf(vals[n++], 64, "%.17ge0", (double)hi * 2);
+            snprintf(vals[n++], 64, "%lld", (long long)lo - 1);
+            snprintf(vals[n++], 64, "%lld.5", (long long)lo - 1);
+            snprintf(vals[n++], 64, "1e400");
+            snprintf(vals[n++], 64, "-1e400");
+            snprintf(vals[n++], 64, "1.7976931348623157e308");
+            snprintf(vals[n++], 64, "9223372036854775807");
+            snprintf(vals[n++], 64, "9223372036854775808");
+            snprintf(vals[n++], 64, "18446744073709551616");
+            snprintf(vals[n++], 64, "9007199254740993");
+            for (size_t v = 0; v < n; v++) {
+                for (size_t index = 0; index < 2; index++) {
+                    Obj o = {0};
+                    bool ok;
+                    obj_copy(&o, &lists[l].full);
+                    free(o.m[m].val);
+                    o.m[m].val = xstrdup(vals[v]);
+                    _cleanup_free_ char *d = doc_with(l, index, &o, 2);
+                    ok = check(d);
+                    if (ok != (v < 5)) {
+                        show(v < 5 ? "the bound is refused" : "past the bound is accepted", d,
+                             strlen(d));
+                        fail_msg("%s/%s = %s", lists[l].name, lists[l].full.m[m].key, vals[v]);
+                    }
+                    obj_free(&o);
+                }
+            }
+        }
+    }
+}
+
 static void test_generic_path_only_for_odd_names(void **state)
 {
     /* json-c cuts a name at an escaped NUL: "host\u0000x" is "host" */
@@ -1056,14 +1114,19 @@ static void test_generic_path_only_for_odd_names(void **state)
     /* what json-c accepted is read from its serialization: the same values */
     const char *odd =
         "{\"host\\u0000x\":[{\"start\":1795737600,\"duration\":3e2,\"readings\":2.9e1,"
-        "\"expected\":30,\"cpus\":9223372036854775807,\"cpu_used_cores_avg\":0.1,"
-        "\"cpu_used_cores_max\":1e400,\"cycle_seconds_avg\":-0.0,\"domains_max\":null}]}";
+        "\"expected\":30,\"cpus\":65536,\"cpu_used_cores_avg\":0.1,"
+        "\"cpu_used_cores_max\":35e-1,\"cycle_seconds_avg\":-0.0,\"domains_max\":null}]}";
     accepted(odd);
     assert_int_equal(br_samples_parse(odd, strlen(odd), &batch, NULL), 0);
     assert_true(batch.used_generic);
     assert_int_equal(batch.n[BR_SAMPLES_HOST], 1);
     assert_int_equal(batch.items[BR_SAMPLES_HOST][0].v[BR_SF_READINGS].i, 29);
-    assert_int_equal(batch.items[BR_SAMPLES_HOST][0].v[BR_SF_CPUS].i, INT64_MAX);
+    assert_int_equal(batch.items[BR_SAMPLES_HOST][0].v[BR_SF_CPUS].i, 65536);
+    /* numbers past the schema's maxima (Infinity above all) are refused on that path too */
+    refused("{\"host\\u0000x\":[{\"start\":1795737600,\"duration\":300,\"readings\":29,"
+            "\"expected\":30,\"cpu_used_cores_max\":1e400}]}");
+    refused("{\"host\\u0000x\":[{\"start\":1795737600,\"duration\":300,\"readings\":29,"
+            "\"expected\":30,\"cpus\":9223372036854775807}]}");
     refused("{\"instances\":[],\"instances\\u0000\":5}");
     /* and merges an escaped non-ASCII name with its raw spelling, the later value kept */
     refused("{\"é\":\"\\u0000\",\"\\u00e9\":1}");
@@ -1087,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_syntax_mutations),
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_generic_path_only_for_odd_names),
     };
     return cmocka_run_group_tests(tests, load_schema, free_schema);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cm_json_parse(): what the API accepts as a JSON body and what it refuses, with which error. */
+#include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,6 +128,36 @@ static void test_get_int(void **state)
     }
 }
 
+/* The writer: no NaN or Infinity ever leaves as text; the refusal names the member. */
+static void test_writer_refuses_non_finite(void **state)
+{
+    const double bad[] = {INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        json_object *o = json_object_new_object(), *arr = json_object_new_array();
+        const char *text = NULL;
+        size_t len = 0;
+        CmError err = {0};
+
+        json_object_array_add(arr, json_object_new_double(1.5));
+        json_object_array_add(arr, json_object_new_int64(INT64_MAX));
+        json_object_array_add(arr, json_object_new_double(bad[i]));
+        json_object_object_add(o, "ok", json_object_new_double(0.25));
+        json_object_object_add(o, "a/b~c", arr);
+        assert_int_equal(cm_json_write(o, &text, &len, &err), -ERANGE);
+        assert_null(text);
+        assert_string_equal(err.code, "non_finite_number");
+        assert_string_equal(err.field, "/a~1b~0c/2");
+        assert_null(cm_json_to_string(o, NULL));
+        /* once the number is finite again, the same tree is written */
+        json_object_array_put_idx(arr, 2, json_object_new_double(-0.5));
+        assert_int_equal(cm_json_write(o, &text, &len, &err), 0);
+        assert_string_equal(text, "{\"ok\":0.25,\"a/b~c\":[1.5,9223372036854775807,-0.5]}");
+        assert_int_equal(len, strlen(text));
+        assert_non_null(cm_json_to_string(o, NULL));
+        json_object_put(o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_refuses_deep_nesting),    cmocka_unit_test(test_refuses_invalid_utf8),
         cmocka_unit_test(test_refuses_nul),             cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_get_int),
+        cmocka_unit_test(test_writer_refuses_non_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
