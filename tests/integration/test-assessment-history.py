@@ -302,6 +302,11 @@ def run(ck, b, work):
           flush=True)
 
     # ---- the young instance: allocated now, with 30 days of windows from a migration ----
+    # It must still be younger than the minimum age when the others have passed it: created at
+    # least 10 s after the last of them, however fast the ingest and rollups above went.
+    last_created = max(v['created'] for v in inst.values())
+    while time.time() < last_created + 10:
+        time.sleep(0.2)
     rid_enroll = fleet.submit_new('jy', systems[('jy', 'enroll')], [(2, 2048)])
     take(('jy', 'enroll'), fleet.through_workflow([rid_enroll])[rid_enroll])
     sent['jy/enroll#0'] = ag.windows(inst['jy/enroll#0'], pattern['jy/enroll#0'], t0, end)
