@@ -16,6 +16,7 @@
 #include "br-console.h"
 #include "br-mailer.h"
 #include "br-password.h"
+#include "br-tx.h"
 #include "br-hosts.h"
 #include "br-jobs.h"
 #include "br-metering.h"
@@ -248,6 +249,53 @@ static void remove_files_in(const char *dir)
         cm_log_notice("removed %u unfinished upload(s) from %s", n, dir);
 }
 
+typedef struct {
+    BrDaemon *d;
+    int64_t host_id;
+    const char *since;
+} HostLost;
+
+static int host_lost_tx(BrTx *tx, void *ctx)
+{
+    HostLost *w = ctx;
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    _cleanup_free_ char *name = NULL, *dedup = NULL;
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(tx->db, "SELECT name FROM hosts WHERE id = ?", tx->err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, w->host_id);
+    r = cm_stmt_step(st, tx->err);
+    if (r <= 0)
+        return r; /* removed meanwhile: nobody to tell */
+    name = cm_stmt_strdup(st, 0);
+    dedup = cm_strdup_printf("host_disconnected:%lld:%s", (long long)w->host_id, w->since);
+    if (!name || !dedup)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    json_object_object_add(detail, "connected_since", json_object_new_string(w->since));
+    BrNotice n = {.kind = BR_NOTIFY_HOST_DISCONNECTED,
+                  .to = BR_TO_VENDORS,
+                  .object_type = "host",
+                  .object_id = w->host_id,
+                  .object_name = name,
+                  .detail = detail,
+                  .dedup = dedup};
+    r = br_notification_raise(tx->db, &w->d->notify, tx->actor, &n, tx->err);
+    return r < 0 ? r : 0;
+}
+
+/* A host's connection dropped: its vendors are told (once per connection). */
+static void host_lost(void *ctx, int64_t host_id, const char *since)
+{
+    HostLost w = {.d = ctx, .host_id = host_id, .since = since};
+    CmError err = {0};
+    if (br_tx_run(w.d->store, "host.lost", NULL, host_lost_tx, &w, &err) < 0)
+        cm_log_error("host %lld: cannot record the notification: %s", (long long)host_id,
+                     err.message);
+}
+
 /* The libvirt connections, the job workers and the reconciler. */
 static int start_hypervisor_work(BrDaemon *d, CmError *err)
 {
@@ -261,6 +309,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     d->hosts = br_hosts_new();
     if (!d->hosts)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    br_hosts_on_lost(d->hosts, host_lost, d);
     db = br_store_db(d->store, err);
     if (!db)
         return -EIO;

@@ -286,3 +286,13 @@ int br_notification_unread(CmDb *db, int64_t account, int64_t *ret, CmError *err
     *ret = cm_stmt_int(st, 0);
     return 0;
 }
+
+int br_notification_seen(CmDb *db, const char *dedup, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT 1 FROM notifications WHERE dedup = ? LIMIT 1", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, dedup);
+    return cm_stmt_step(st, err);
+}

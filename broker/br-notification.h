@@ -118,3 +118,10 @@ int br_notification_mail_text(BrNotifyKind kind, const char *object_type, int64_
                               const char *object_name, const char *actor_name,
                               json_object *detail, const char *public_url, char **ret_subject,
                               char **ret_body);
+
+/**
+ * br_notification_seen:
+ * Returns: 1 when a notification with @dedup was raised already, 0 when not, or a negative
+ * errno with @err set.
+ */
+int br_notification_seen(CmDb *db, const char *dedup, CmError *err);
