@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "br-dashboard.h"
 #include "cm-json.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 #define DAY_MS 86400000LL
 
@@ -70,6 +72,45 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
     }
     *ret = items;
     return 0;
+}
+
+/* Twelve months up to @now's, oldest first: a month without a row gets zeros. Takes @rows. */
+static json_object *months_filled(json_object *rows, const char *now)
+{
+    json_object *out = json_object_new_array();
+    int year = (now[0] - '0') * 1000 + (now[1] - '0') * 100 + (now[2] - '0') * 10 + (now[3] - '0');
+    int month = (now[5] - '0') * 10 + (now[6] - '0');
+    static const char *const keys[] = {"requests_submitted", "requests_approved", "allocations",
+                                       "allocated_vcpus", "findings"};
+
+    month -= 11;
+    while (month < 1) {
+        month += 12;
+        year--;
+    }
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        json_object *found = NULL;
+        snprintf(name, sizeof(name), "%04d-%02d", year, month);
+        for (size_t k = 0; k < json_object_array_length(rows) && !found; k++) {
+            json_object *row = json_object_array_get_idx(rows, k);
+            if (strcmp(cm_json_get_str(row, "month", ""), name) == 0)
+                found = json_object_get(row);
+        }
+        if (!found) {
+            found = json_object_new_object();
+            json_object_object_add(found, "month", json_object_new_string(name));
+            for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                json_object_object_add(found, keys[k], json_object_new_int(0));
+        }
+        json_object_array_add(out, found);
+        if (++month > 12) {
+            month = 1;
+            year++;
+        }
+    }
+    json_object_put(rows);
+    return out;
 }
 
 int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64_t now_ms,
@@ -191,7 +232,7 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
              since, now, &part, err);
     if (r < 0)
         return r;
-    json_object_object_add(o, "trends", part);
+    json_object_object_add(o, "trends", months_filled(part, now));
     *ret = TAKE_PTR(o);
     return 0;
 }
