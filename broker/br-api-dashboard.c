@@ -57,9 +57,11 @@ static int add_precheck(BrCall *c, CmDb *db, json_object *item)
     advisory = json_object_new_array();
     for (int i = 0; i < BR_REVIEW_RULE_MAX; i++)
         if (!outcome.ok[i])
-            json_object_array_add(outcome.enforced[i] ? failed : advisory,
-                                  json_object_new_string(br_review_rule_to_string((BrReviewRule)i)));
-    json_object_object_add(pre, "ok", json_object_new_boolean(cm_json_get_bool(check, "ok", false)));
+            json_object_array_add(
+                outcome.enforced[i] ? failed : advisory,
+                json_object_new_string(br_review_rule_to_string((BrReviewRule)i)));
+    json_object_object_add(pre, "ok",
+                           json_object_new_boolean(cm_json_get_bool(check, "ok", false)));
     json_object_object_add(pre, "failed", failed);
     json_object_object_add(pre, "advisory", advisory);
     json_object_object_add(item, "precheck", pre);

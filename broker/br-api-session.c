@@ -275,8 +275,8 @@ static int sign_in_tx(BrTx *tx, void *ctx)
         }
     }
     if (r >= 0)
-        r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms,
-                              w->must_change, NULL, w->token, &w->session_id);
+        r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms, w->must_change,
+                              NULL, w->token, &w->session_id);
     if (r < 0)
         return r;
     br_tx_audit_set(tx, "session.create", "account", w->creds->id, NULL);
@@ -316,8 +316,7 @@ int br_api_session_create(BrCall *c)
     if (!ok) {
         cm_error_set_code(&c->err, CM_ERROR_UNAUTHENTICATED, "invalid_credentials", "",
                           "the name or the password is wrong");
-        return record_failure(c, &l, true, "session.fail", creds.id, name,
-                              "invalid_credentials");
+        return record_failure(c, &l, true, "session.fail", creds.id, name, "invalid_credentials");
     }
     if (br_password_needs_rehash(creds.password_hash) && br_password_hash(password, rehash) >= 0)
         w.rehash = rehash;
@@ -404,8 +403,8 @@ static int password_tx(BrTx *tx, void *ctx)
     if (ended < 0)
         return ended;
     if (w->keep_session) {
-        r = br_session_create(tx, w->account_id, tx->actor->client, w->lifetime_ms, false,
-                              w->csrf, w->token, &w->new_session);
+        r = br_session_create(tx, w->account_id, tx->actor->client, w->lifetime_ms, false, w->csrf,
+                              w->token, &w->new_session);
         if (r < 0)
             return r;
     }
@@ -438,8 +437,8 @@ int br_api_session_password(BrCall *c)
         return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "the account is gone");
     /* An account without a password sets its first one with its token or session alone. */
     if (creds.password_hash[0] && (!current || !br_password_verify(creds.password_hash, current))) {
-        cm_error_set_code(&c->err, CM_ERROR_FORBIDDEN, "invalid_credentials",
-                          "/current_password", "the current password is wrong");
+        cm_error_set_code(&c->err, CM_ERROR_FORBIDDEN, "invalid_credentials", "/current_password",
+                          "the current password is wrong");
         return record_failure(c, &l, true, "account.password", creds.id, NULL,
                               "invalid_credentials");
     }
@@ -539,8 +538,7 @@ static int link_tx(BrTx *tx, void *ctx)
     if (r < 0)
         return r;
     json_object_object_add(detail, "expires_at", json_object_new_string(w->expires_at));
-    br_tx_audit_set(tx, "account.sign_in_link", "account", w->id,
-                    cm_json_to_string(detail, NULL));
+    br_tx_audit_set(tx, "account.sign_in_link", "account", w->id, cm_json_to_string(detail, NULL));
     return 0;
 }
 

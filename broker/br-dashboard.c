@@ -10,9 +10,7 @@
 
 #define DAY_MS 86400000LL
 
-/* A count of the rows where @cond holds, in SQL any database runs. */
-#define COUNT_IF(cond) "coalesce(sum(CASE WHEN " cond " THEN 1 ELSE 0 END), 0)"
-
+/* Counts are sums of CASE (not of booleans): SQL that PostgreSQL runs too. */
 static int one_row(CmDb *db, const char *sql, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
@@ -60,10 +58,10 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
         return r;
     for (size_t i = 0; i < json_object_array_length(items); i++) {
         json_object *h = json_object_array_get_idx(items, i), *head = json_object_new_object();
-        static const char *const dims[][3] = {{"vcpus", "capacity_vcpus", "used_vcpus"},
-                                              {"memory_mib", "capacity_memory_mib",
-                                               "used_memory_mib"},
-                                              {"disk_gib", "capacity_disk_gib", "used_disk_gib"}};
+        static const char *const dims[][3] = {
+            {"vcpus", "capacity_vcpus", "used_vcpus"},
+            {"memory_mib", "capacity_memory_mib", "used_memory_mib"},
+            {"disk_gib", "capacity_disk_gib", "used_disk_gib"}};
         for (size_t k = 0; k < 3; k++) {
             int64_t room = cm_json_get_int(h, dims[k][1], 0) - cm_json_get_int(h, dims[k][2], 0);
             json_object_object_add(head, dims[k][0], json_object_new_int64(room));
@@ -137,18 +135,18 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
     json_object_object_add(o, "at", json_object_new_string(now));
 
     r = one_row(db,
-                "SELECT count(*) AS total, " COUNT_IF("EXISTS (SELECT 1 FROM allocations a"
-                " WHERE a.system_id = s.id AND a.purpose = 'production'"
-                " AND a.state IN ('active','resizing'))") " AS on_cloud"
+                "SELECT count(*) AS total, coalesce(sum(CASE WHEN EXISTS (SELECT 1"
+                " FROM allocations a WHERE a.system_id = s.id AND a.purpose = 'production'"
+                " AND a.state IN ('active','resizing')) THEN 1 ELSE 0 END), 0) AS on_cloud"
                 " FROM systems s WHERE s.status <> 'retired'",
                 &part, err);
     if (r < 0)
         return r;
     {
         int64_t total = cm_json_get_int(part, "total", 0);
-        json_object_object_add(part, "share",
-                               json_object_new_double(
-                                   total ? (double)cm_json_get_int(part, "on_cloud", 0) / total
+        json_object_object_add(
+            part, "share",
+            json_object_new_double(total ? (double)cm_json_get_int(part, "on_cloud", 0) / total
                                          : 0.0));
     }
     json_object_object_add(o, "systems", part);
@@ -157,13 +155,17 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
         _cleanup_stmt_ CmStmt *st = cm_db_prepare(
             db,
             "SELECT count(*) AS waiting, min(w.since) AS oldest_since,"
-            " " COUNT_IF("w.since > ?1") " AS under_1d,"
-            " " COUNT_IF("w.since <= ?1 AND w.since > ?2") " AS from_1d_to_3d,"
-            " " COUNT_IF("w.since <= ?2 AND w.since > ?3") " AS from_3d_to_7d,"
-            " " COUNT_IF("w.since <= ?3") " AS over_7d,"
-            " " COUNT_IF("w.state = 'submitted'") " AS to_review,"
-            " " COUNT_IF("w.state = 'trial_passed'") " AS to_allocate,"
-            " " COUNT_IF("w.state = 'in_trial'") " AS in_trial"
+            " coalesce(sum(CASE WHEN w.since > ?1 THEN 1 ELSE 0 END), 0) AS under_1d,"
+            " coalesce(sum(CASE WHEN w.since <= ?1 AND w.since > ?2 THEN 1 ELSE 0 END), 0)"
+            "  AS from_1d_to_3d,"
+            " coalesce(sum(CASE WHEN w.since <= ?2 AND w.since > ?3 THEN 1 ELSE 0 END), 0)"
+            "  AS from_3d_to_7d,"
+            " coalesce(sum(CASE WHEN w.since <= ?3 THEN 1 ELSE 0 END), 0) AS over_7d,"
+            " coalesce(sum(CASE WHEN w.state = 'submitted' THEN 1 ELSE 0 END), 0)"
+            "  AS to_review,"
+            " coalesce(sum(CASE WHEN w.state = 'trial_passed' THEN 1 ELSE 0 END), 0)"
+            "  AS to_allocate,"
+            " coalesce(sum(CASE WHEN w.state = 'in_trial' THEN 1 ELSE 0 END), 0) AS in_trial"
             " FROM (SELECT r.state, (SELECT max(h.at) FROM request_history h"
             "  WHERE h.request_id = r.id) AS since FROM requests r"
             "  WHERE r.state IN ('submitted','trial_passed','in_trial')) w",
@@ -190,9 +192,11 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
     json_object_object_add(o, "allocations", part);
 
     r = one_row(db,
-                "SELECT " COUNT_IF("kind = 'idle'") " AS idle,"
-                " " COUNT_IF("kind = 'over_provisioned'") " AS over_provisioned,"
-                " " COUNT_IF("kind = 'under_provisioned'") " AS under_provisioned,"
+                "SELECT coalesce(sum(CASE WHEN kind = 'idle' THEN 1 ELSE 0 END), 0) AS idle,"
+                " coalesce(sum(CASE WHEN kind = 'over_provisioned' THEN 1 ELSE 0 END), 0)"
+                "  AS over_provisioned,"
+                " coalesce(sum(CASE WHEN kind = 'under_provisioned' THEN 1 ELSE 0 END), 0)"
+                "  AS under_provisioned,"
                 " coalesce(sum(CASE WHEN kind = 'idle' THEN current_vcpus"
                 "  WHEN kind = 'over_provisioned' THEN frees_vcpus ELSE 0 END), 0)"
                 "  AS reclaimable_vcpus,"

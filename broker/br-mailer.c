@@ -192,8 +192,9 @@ static int64_t mailer_pass(void *ctx)
     res = (MailResult){.mail = &mail};
     if (send_mail(m, &mail, error, sizeof(error)) < 0) {
         res.error = error;
-        res.retry_at_ms = cm_now_ms() + br_mailer_backoff_ms((int64_t)m->d->config.smtp.retry_seconds * 1000,
-                                                             mail.attempts + 1);
+        res.retry_at_ms =
+            cm_now_ms() + br_mailer_backoff_ms((int64_t)m->d->config.smtp.retry_seconds * 1000,
+                                               mail.attempts + 1);
         cm_log_warning("mailer: mail %lld to %s not sent (attempt %lld): %s; next try in %lld s",
                        (long long)mail.id, mail.recipient, (long long)mail.attempts + 1, error,
                        (long long)((res.retry_at_ms - cm_now_ms()) / 1000));

@@ -9,7 +9,8 @@
 /*
  * The mailer: one background loop (CmWorker) that sends the outbox's mail through the SMTP
  * relay of the config (libcurl), oldest first, and on failure tries again later with a growing
- * wait (smtp.retry_seconds, 30 s by default, doubling up to an hour). It never runs on a request's thread.
+ * wait (smtp.retry_seconds, 30 s by default, doubling up to an hour). It never runs on a
+ * request's thread.
  */
 
 /**

@@ -32,8 +32,7 @@ int br_session_create(BrTx *tx, int64_t account_id, const char *client, int64_t 
                        tx->err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, account_id, hash, csrf ? csrf : fresh, must_change_password, client, at,
-               until);
+    CM_DB_BIND(st, account_id, hash, csrf ? csrf : fresh, must_change_password, client, at, until);
     r = cm_stmt_step(st, tx->err);
     if (r < 0)
         return r;
@@ -225,8 +224,7 @@ int br_sign_in_link_consume(BrTx *tx, const char *token, int64_t account_id)
 int br_sign_in_limit_load(CmDb *db, const char *key, BrLimitState *ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db, "SELECT failures, window_start, locked_until FROM sign_in_failures WHERE key = ?",
-        err);
+        db, "SELECT failures, window_start, locked_until FROM sign_in_failures WHERE key = ?", err);
     int r;
 
     if (!st)
@@ -329,8 +327,7 @@ static int origin_of(const char *scheme, const char *hostport, size_t hp_len, ch
     return 0;
 }
 
-int br_expected_origin(const char *public_url, bool tls, const char *host, char *out,
-                       size_t size)
+int br_expected_origin(const char *public_url, bool tls, const char *host, char *out, size_t size)
 {
     if (public_url) {
         const char *sep = strstr(public_url, "://");

@@ -147,8 +147,7 @@ bool br_cookie_value(const char *header, const char *name, char *out, size_t siz
  * the scheme (https when @tls) with the request's @host. Default ports are left out.
  * Returns: 0 with it in @out, or -EINVAL when it cannot be told (no Host, a bad URL).
  */
-int br_expected_origin(const char *public_url, bool tls, const char *host, char *out,
-                       size_t size);
+int br_expected_origin(const char *public_url, bool tls, const char *host, char *out, size_t size);
 
 /** br_origin_matches: Returns: true when the Origin header @origin is @expected (any case). */
 bool br_origin_matches(const char *origin, const char *expected);

@@ -98,8 +98,8 @@ static void test_mail_text(void **state)
     assert_non_null(strstr(body, "reviewer-1"));
     free(subject);
     free(body);
-    assert_int_equal(br_notification_mail_text(BR_NOTIFY_JOB_FAILED, "job", 7, NULL,
-                                               "cloudbrokerd", NULL, NULL, &subject, &body),
+    assert_int_equal(br_notification_mail_text(BR_NOTIFY_JOB_FAILED, "job", 7, NULL, "cloudbrokerd",
+                                               NULL, NULL, &subject, &body),
                      0);
     assert_non_null(strstr(subject, "job 7"));
     assert_null(strstr(body, "http"));

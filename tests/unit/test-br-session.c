@@ -35,13 +35,13 @@ static void assert_strong(const char *name, const char *pw)
 static void test_password_strength(void **state)
 {
     assert_weak("clerk", "");
-    assert_weak("clerk", "Ab1!Ab1!A");        /* 9 characters */
-    assert_strong("clerk", "Ab1!Ab1!Ab");     /* 10, four classes */
-    assert_strong("clerk", "abcdefgh12AB");   /* three classes */
-    assert_weak("clerk", "abcdefgh1234");     /* two classes, 12 characters */
-    assert_weak("clerk", "abcdefghijklmno");  /* one class, 15 */
-    assert_strong("clerk", "abcdefghijklmnop"); /* one class, 16: long enough */
-    assert_weak("Registrar-2026", "registrar-2026");  /* the name, in another case */
+    assert_weak("clerk", "Ab1!Ab1!A");               /* 9 characters */
+    assert_strong("clerk", "Ab1!Ab1!Ab");            /* 10, four classes */
+    assert_strong("clerk", "abcdefgh12AB");          /* three classes */
+    assert_weak("clerk", "abcdefgh1234");            /* two classes, 12 characters */
+    assert_weak("clerk", "abcdefghijklmno");         /* one class, 15 */
+    assert_strong("clerk", "abcdefghijklmnop");      /* one class, 16: long enough */
+    assert_weak("Registrar-2026", "registrar-2026"); /* the name, in another case */
     assert_strong("registrar-2026", "registrar-2027");
     /* Characters, not bytes: ten Chinese characters are ten, one class ("other"). */
     assert_weak("clerk", "民政局婚姻登记处的密");
@@ -130,8 +130,7 @@ static void test_cookie_value(void **state)
     assert_false(br_cookie_value("cb_sessionx=cbs_x", "cb_session", v, sizeof(v)));
     assert_false(br_cookie_value("lang=zh", "cb_session", v, sizeof(v)));
     assert_false(br_cookie_value("cb_session=0123456789", "cb_session", v, 4)); /* too long */
-    assert_true(br_cookie_value("cb_session=", "cb_session", v, sizeof(v)) == false ||
-                v[0] == 0);
+    assert_true(br_cookie_value("cb_session=", "cb_session", v, sizeof(v)) == false || v[0] == 0);
 }
 
 static void test_origin(void **state)
@@ -152,9 +151,8 @@ static void test_origin(void **state)
     assert_true(br_origin_matches("https://gov.example", o));
     assert_true(br_origin_matches("https://gov.example:443", o));
     /* Behind a proxy, public_url says who we are, whatever the Host. */
-    assert_int_equal(br_expected_origin("https://gov.example/cloud/", false, "10.0.0.5:8470", o,
-                                        sizeof(o)),
-                     0);
+    assert_int_equal(
+        br_expected_origin("https://gov.example/cloud/", false, "10.0.0.5:8470", o, sizeof(o)), 0);
     assert_string_equal(o, "https://gov.example");
     assert_int_equal(br_expected_origin(NULL, false, NULL, o, sizeof(o)), -EINVAL);
     assert_int_equal(br_expected_origin(NULL, false, "a b", o, sizeof(o)), -EINVAL);
