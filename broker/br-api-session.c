@@ -267,6 +267,9 @@ static int sign_in_tx(BrTx *tx, void *ctx)
     int r;
 
     r = br_sign_in_limit_save(tx, w->limits->account_key, &zero);
+    /* Sessions and links over for a day are of no use: each sign-in clears them away. */
+    if (r >= 0)
+        r = br_session_sweep(tx, cm_now_ms() - 86400000);
     if (r >= 0 && w->rehash) {
         r = br_account_set_password(tx, w->creds->id, w->rehash, w->creds->password_hash);
         if (r == -ESTALE) { /* changed meanwhile: the new one stands */

@@ -130,6 +130,30 @@ int br_session_revoke_account(BrTx *tx, int64_t account_id, const char *reason)
     return r < 0 ? r : (int)cm_stmt_changes(st);
 }
 
+int br_session_sweep(BrTx *tx, int64_t before_ms)
+{
+    char before[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    cm_time_iso(before_ms, before);
+    st = cm_db_prepare(tx->db,
+                       "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1"
+                       " OR last_seen_at < ?1",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, before);
+    r = cm_stmt_exec(st, tx->err);
+    if (r < 0)
+        return r;
+    st = cm_db_prepare(tx->db, "DELETE FROM sign_in_links WHERE expires_at < ?1", tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, before);
+    return cm_stmt_exec(st, tx->err);
+}
+
 int br_session_json(CmDb *db, const BrSession *s, int64_t idle_seconds, json_object **ret,
                     CmError *err)
 {

@@ -80,6 +80,13 @@ int br_session_revoke(BrTx *tx, int64_t id, const char *reason);
 int br_session_revoke_account(BrTx *tx, int64_t account_id, const char *reason);
 
 /**
+ * br_session_sweep:
+ * Removes the sessions and sign-in links that ended before @before_ms.
+ * Returns: 0, or a negative errno with tx->err set.
+ */
+int br_session_sweep(BrTx *tx, int64_t before_ms);
+
+/**
  * br_session_json:
  * The session document of @s: account (id, name, role, department_id, department_name,
  * must_change_password), csrf_token, expires_at, idle_timeout_seconds.
