@@ -153,6 +153,30 @@ try:
     assert r.status == 200, r
     checks.eq(kinds(b, c1), ['consultant_assigned'], 'the assigned consultant is told')
     checks.eq(kinds(b, c2), [], 'another consultant is not')
+
+    # --- the queue: what waits for each, scoped like every read ---
+    def queue(tok):
+        r = b.get('/v1/queue', token=tok)
+        assert r.status == 200, r
+        return [(i['id'], i['action']) for i in r.json()['items']]
+    q = b.get('/v1/queue', token=r1).json()['items']
+    checks.eq([(i['id'], i['action']) for i in q], [(req_a, 'review'), (req_b, 'review')],
+              'reviewer: both submitted requests to review, oldest first')
+    checks.ok(q[0]['department_name'] == 'Civil Affairs' and
+              q[0]['system_name'] == '婚姻登记 <script>' and q[0]['vcpus'] == 1 and
+              q[0]['precheck'] == {'ok': True, 'failed': [], 'advisory': []},
+              f'queue items name department and system, resources, pre-review {q[0]}')
+    checks.eq(queue(c1), [(req_a, 'opinion')], 'consultant 1: the request assigned to it')
+    checks.eq(queue(c2), [], 'consultant 2: nothing')
+    checks.eq(queue(v1), [], 'vendor: no trial waits')
+    checks.eq(queue(clerk_b), [], 'department B: nothing of A\'s')
+    checks.eq(b.get('/v1/queue', token=admin).status, 403, 'the admin acts on no request')
+    d = b.get('/v1/dashboard', token=r1).json()
+    checks.ok(d['requests']['waiting'] == 2 and d['requests']['to_review'] == 2 and
+              d['requests']['under_1d'] == 2 and d['systems']['total'] == 2 and
+              len(d['trends']) == 12 and d['trends'][-1]['requests_submitted'] == 2,
+              f'dashboard: the waiting requests, systems and this month\'s trend {d["requests"]}')
+    checks.eq(b.get('/v1/dashboard', token=clerk_a).status, 403, 'no dashboard for a department')
     r = b.post(f'/v1/requests/{req_a}/opinions',
                {'recommendation': 'approve', 'comment': 'sizes fit'}, token=c1)
     assert r.status == 201, r
@@ -173,6 +197,8 @@ try:
                token=r2)
     assert r.status == 200, r
     checks.eq(kinds(b, clerk_b), ['request_rejected'], 'department B told of its rejection')
+    checks.eq(queue(clerk_a)[0], (req_a, 'resubmit'), 'department A: the returned request waits')
+    checks.eq(queue(c1), [], 'consultant 1: its opinion is given')
     checks.ok('request_rejected' not in kinds(b, clerk_a), 'department A not told of B\'s')
 
     # --- read marks; scoping of ids ---
