@@ -138,10 +138,12 @@ static int limits_check(BrCall *c, const Limits *l, bool by_account)
     char secs[24];
     int r = 0;
 
-    if (by_account)
+    if (by_account) {
         r = br_sign_in_limit_load(br_call_db(c), l->account_key, &a, &c->err);
-    if (r >= 0)
-        r = br_sign_in_limit_load(br_call_db(c), l->address_key, &b, &c->err);
+        if (r < 0)
+            return r;
+    }
+    r = br_sign_in_limit_load(br_call_db(c), l->address_key, &b, &c->err);
     if (r < 0)
         return r;
     wait = br_limit_remaining(&a, now);
@@ -239,13 +241,12 @@ static int reply_session(BrCall *c, unsigned status, int64_t id)
         return r;
     if (r == 0)
         return invalid_session(c);
-    r = br_session_json(db, &s, c->d->config.session_idle_seconds, &o, &c->err);
-    if (r >= 0)
-        r = br_notification_unread(db, s.account_id, &unread, &c->err);
-    if (r < 0) {
-        json_object_put(o);
+    r = br_notification_unread(db, s.account_id, &unread, &c->err);
+    if (r < 0)
         return r;
-    }
+    r = br_session_json(db, &s, c->d->config.session_idle_seconds, &o, &c->err);
+    if (r < 0)
+        return r;
     json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
     return br_reply(c, status, o);
 }
@@ -267,19 +268,21 @@ static int sign_in_tx(BrTx *tx, void *ctx)
     int r;
 
     r = br_sign_in_limit_save(tx, w->limits->account_key, &zero);
+    if (r < 0)
+        return r;
     /* Sessions and links over for a day are of no use: each sign-in clears them away. */
-    if (r >= 0)
-        r = br_session_sweep(tx, cm_now_ms() - 86400000);
-    if (r >= 0 && w->rehash) {
+    r = br_session_sweep(tx, cm_now_ms() - 86400000);
+    if (r < 0)
+        return r;
+    if (w->rehash) {
         r = br_account_set_password(tx, w->creds->id, w->rehash, w->creds->password_hash);
-        if (r == -ESTALE) { /* changed meanwhile: the new one stands */
+        if (r == -ESTALE) /* changed meanwhile: the new one stands */
             cm_error_clear(tx->err);
-            r = 0;
-        }
+        else if (r < 0)
+            return r;
     }
-    if (r >= 0)
-        r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms, w->must_change,
-                              NULL, w->token, &w->session_id);
+    r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms, w->must_change, NULL,
+                          w->token, &w->session_id);
     if (r < 0)
         return r;
     br_tx_audit_set(tx, "session.create", "account", w->creds->id, NULL);
@@ -536,8 +539,9 @@ static int link_tx(BrTx *tx, void *ctx)
     LinkWrite *w = ctx;
     _cleanup_json_ json_object *detail = json_object_new_object();
     int r = br_account_check_enabled(tx->db, w->id, tx->err);
-    if (r >= 0)
-        r = br_sign_in_link_create(tx, w->id, w->lifetime_ms, w->token, w->expires_at);
+    if (r < 0)
+        return r;
+    r = br_sign_in_link_create(tx, w->id, w->lifetime_ms, w->token, w->expires_at);
     if (r < 0)
         return r;
     json_object_object_add(detail, "expires_at", json_object_new_string(w->expires_at));
