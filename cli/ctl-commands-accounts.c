@@ -213,8 +213,7 @@ static int cmd_sign_in_link(CtlContext *ctx, const CtlArgs *args)
         ctl_print_json(ctx->out, o);
         return 0;
     }
-    fprintf(ctx->out,
-            "One-time sign-in link (valid until %s; a new link replaces it):\n%s%s%s\n",
+    fprintf(ctx->out, "One-time sign-in link (valid until %s; a new link replaces it):\n%s%s%s\n",
             cm_json_get_str(o, "expires_at", "?"), base, n && base[n - 1] == '/' ? "" : "/",
             cm_json_get_str(o, "path", ""));
     return 0;
