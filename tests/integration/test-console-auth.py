@@ -174,6 +174,20 @@ with Broker(extra_args=config(**LIMITS)) as b:
                   for f in fails), f'session.fail audited with the reason: {fails[-3:]}')
     checks.ok(any(a == 'session.create' for a, o, d in actions), 'session.create audited')
 
+    # --- the trail is searchable by account, action and time ---
+    r = b.get('/v1/audit?account=anonymous&action=session.fail&limit=1000', token=rev_token)
+    got = r.json()['items']
+    checks.ok(r.status == 200 and got and all(a['account'] == 'anonymous' and
+                                             a['action'] == 'session.fail' for a in got),
+              f'audit filtered by account and action ({len(got)} records)')
+    r = b.get('/v1/audit?account=clerk&from=2000-01-01&to=2000-01-02', token=rev_token)
+    checks.ok(r.status == 200 and r.json()['items'] == [], 'a time window with nothing in it')
+    r = b.get('/v1/audit?account=clerk&from=2000-01-01', token=rev_token)
+    checks.ok(r.status == 200 and r.json()['items'] and
+              all(a['account'] == 'clerk' for a in r.json()['items']), 'from a day on')
+    r = b.get('/v1/audit?from=yesterday', token=rev_token)
+    checks.ok(r.status == 400 and json_error(r)['field'] == 'from', 'a from that is no time: 400')
+
     # --- idle timeout ---
     idle = Session(b, 'reviewer1', GOOD)
     checks.eq(idle.get('/v1/whoami').status, 200, 'fresh session works')

@@ -1344,7 +1344,8 @@ def path_and_query(se, w):
         ('/v1/systems', 'reviewer', ['limit', 'after', 'department'], [], []),
         ('/v1/requests', 'reviewer', ['limit', 'after', 'department', 'system'],
          ['state', 'kind'], []),
-        ('/v1/audit', 'auditor', ['limit', 'after', 'object_id'], [], ['object_type', 'action']),
+        ('/v1/audit', 'auditor', ['limit', 'after', 'object_id'], [],
+         ['object_type', 'action', 'account']),
     ]
     bad_ints = ['abc', '-1', '1.5', '1e3', '0x10', '99999999999999999999', '', '%20',
                 "'%3B%20DROP%20TABLE%20requests%3B--", '%3Cdisk%3E', '%00', '%FF', '1%2C2', '+']
