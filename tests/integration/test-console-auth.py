@@ -140,9 +140,11 @@ with Broker(extra_args=config(**LIMITS)) as b:
     checks.ok(all(a[:3] == answers[0][:3] for a in answers) and answers[0][:2] ==
               (401, 'invalid_credentials'),
               f'wrong password, unknown name, no password: one answer {answers}')
-    times = [a[3] for a in answers]
-    checks.ok(max(times) < 4 * min(times) + 0.05,
-              f'and about the same time (the unknown name is hashed too): {times}')
+    # A path that skipped the argon2id work would answer in milliseconds, against a tenth of a
+    # second and more for a hash; a loaded machine only makes some of them slower.
+    times = sorted(a[3] for a in answers)
+    checks.ok(times[0] >= 0.25 * times[1],
+              f'none answers much faster (the unknown name is hashed too): {times}')
     b.request('PATCH', f'/v1/accounts/{rev_id}', {'disabled': True}, token=admin)
     r = b.post('/v1/session', {'name': 'reviewer1', 'password': GOOD})
     checks.ok(r.status == 401 and code(r) == 'invalid_credentials',
