@@ -14,7 +14,9 @@
 
 #include <microhttpd.h>
 
+#include "br-account.h"
 #include "br-api.h"
+#include "br-notification.h"
 #include "cb-config.h"
 
 /* Every resource's table; a path is matched against all of them. */
@@ -23,7 +25,8 @@ static const BrRouteTable *const tables[] = {
     &br_api_departments_routes, &br_api_systems_routes,  &br_api_requests_routes,
     &br_api_materials_routes,   &br_api_hosts_routes,    &br_api_allocations_routes,
     &br_api_metering_routes,    &br_api_findings_routes, &br_api_reports_routes,
-    &br_api_audit_routes,
+    &br_api_audit_routes,       &br_api_session_routes,  &br_api_notifications_routes,
+    &br_api_dashboard_routes,
 };
 
 #define MAX_ROUTES 256
@@ -49,15 +52,36 @@ const BrRoute *br_api_routes(size_t *ret_n)
 
 static int br_api_health(BrCall *c)
 {
-    json_object *o = json_object_new_object();
+    json_object *o = json_object_new_object(), *console = json_object_new_object();
+    json_object *languages = json_object_new_array();
     json_object_object_add(o, "status", json_object_new_string("ok"));
     json_object_object_add(o, "version", json_object_new_string(CB_VERSION));
+    json_object_object_add(o, "time_zone", json_object_new_string(c->d->config.time_zone));
+    json_object_array_add(languages, json_object_new_string("zh-CN"));
+    json_object_array_add(languages, json_object_new_string("en"));
+    json_object_object_add(console, "languages", languages);
+    json_object_object_add(console, "available", json_object_new_boolean(c->d->console != NULL));
+    json_object_object_add(o, "console", console);
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-static int br_api_whoami(BrCall *c)
+int br_api_whoami_reply(BrCall *c)
 {
-    json_object *o = json_object_new_object();
+    json_object *o;
+    int64_t unread = 0;
+    int r;
+
+    if (c->actor.role != BR_ROLE_AGENT) {
+        r = br_account_whoami(br_call_db(c), &c->actor, &o, &c->err);
+        if (r >= 0)
+            r = br_notification_unread(br_call_db(c), c->actor.account_id, &unread, &c->err);
+        if (r < 0)
+            return r;
+        json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
+        json_object_object_add(o, "session", json_object_new_boolean(c->session_id != 0));
+        return br_reply(c, MHD_HTTP_OK, o);
+    }
+    o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_int64(c->actor.account_id));
     json_object_object_add(o, "name", json_object_new_string(c->actor.name));
     json_object_object_add(o, "role", json_object_new_string(br_role_to_string(c->actor.role)));
@@ -80,7 +104,7 @@ static int br_api_policies_get(BrCall *c)
 static const BrRoute routes[] = {
 
     {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
-    {"GET", "/v1/whoami", br_api_whoami, BR_ROLES_ACCOUNTS | R_AGENT, BR_BODY_NONE, NULL},
+    {"GET", "/v1/whoami", br_api_whoami_reply, BR_ROLES_ACCOUNTS | R_AGENT, BR_BODY_NONE, NULL},
     /* Policies are public to every account: departments need the limits and materials. */
     {"GET", "/v1/policies", br_api_policies_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
 };

@@ -57,6 +57,8 @@ struct BrCall {
     json_object *body;
     BrUpload upload;
     CmError err;
+    int64_t session_id;        /* the console session the call came with; 0 for a token */
+    const char *cache_control; /* static; NULL: "no-store", as every API answer */
 
     /* internal to br-http.c */
     char *buf;
@@ -70,7 +72,7 @@ struct BrCall {
     char reply_type[128];
     struct {
         char name[48], value[320];
-    } reply_headers[4];
+    } reply_headers[10];
     unsigned n_reply_headers;
 };
 
@@ -109,6 +111,9 @@ void br_reply_header(BrCall *c, const char *name, const char *value);
 /** br_call_policies: Returns: a reference to the current policies. */
 BrPolicies *br_call_policies(BrCall *c);
 
+/** br_reply_no_content: sets an empty answer with @status (204). Returns: 0. */
+int br_reply_no_content(BrCall *c, unsigned status);
+
 /** br_call_is_department: Returns: true when the caller is scoped to one department. */
 static inline bool br_call_is_department(const BrCall *c)
 {
@@ -124,13 +129,31 @@ typedef struct {
     size_t n;
 } BrRouteTable;
 
+/**
+ * br_api_whoami_reply:
+ * Answers the caller's own document (GET /v1/whoami, and after PATCH /v1/whoami).
+ * Returns: 0, or a negative errno with c->err set.
+ */
+int br_api_whoami_reply(BrCall *c);
+
+/**
+ * br_api_session_authenticate:
+ * The console's half of authentication, for a call without an Authorization header: the
+ * session cookie, and for a write its CSRF token and Origin. Fills c->actor and
+ * c->session_id.
+ * Returns: 1 when the call is authenticated by its cookie, 0 when it carries none, or a
+ * negative errno with c->err set (401 invalid_session, 403 csrf_failed / origin_mismatch).
+ */
+int br_api_session_authenticate(BrCall *c);
+
 /* Role masks the route tables share. */
 #define BR_ROLES_READERS (R_REVIEWER | R_AUDITOR)
 
 extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_accounts_routes,
     br_api_departments_routes, br_api_systems_routes, br_api_requests_routes,
     br_api_materials_routes, br_api_hosts_routes, br_api_allocations_routes, br_api_metering_routes,
-    br_api_findings_routes, br_api_reports_routes, br_api_audit_routes;
+    br_api_findings_routes, br_api_reports_routes, br_api_audit_routes, br_api_session_routes,
+    br_api_notifications_routes, br_api_dashboard_routes;
 
 /* ---- shared by the handlers (br-api-util.c) ---- */
 

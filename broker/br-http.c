@@ -46,6 +46,7 @@
 #include <gnutls/gnutls.h>
 
 #include "br-api.h"
+#include "br-console.h"
 #include "br-http-parse.h"
 #include "br-http.h"
 #include "br-schemas.h"
@@ -288,6 +289,9 @@ static int authenticate(BrCall *c)
     sqlite3_stmt *stmt;
     int r;
 
+    /* Without a token, the console's session cookie (br-api-session.c). */
+    if (!auth && (r = br_api_session_authenticate(c)) != 0)
+        return r < 0 ? r : 0;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
                             "a bearer token is required (Authorization: Bearer TOKEN)");
@@ -488,7 +492,8 @@ static int set_answer(Conn *conn, unsigned status, const char *type, const char 
         put_header(&buf, &len, &cap, "Content-Type", type);
     if (c)
         put_header(&buf, &len, &cap, "X-Request-Id", c->actor.request_id);
-    put_header(&buf, &len, &cap, "Cache-Control", "no-store");
+    put_header(&buf, &len, &cap, "Cache-Control", c && c->cache_control ? c->cache_control
+                                                                         : "no-store");
     put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
     for (unsigned i = 0; c && i < c->n_reply_headers; i++)
         put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
@@ -869,6 +874,12 @@ static int head_phase(BrHttp *h, Conn *conn)
     int r;
 
     r = find_route(h, c, head->method, head->path, allow, sizeof(allow));
+    /* What no API route takes may be a file of the web console (br-console.c). */
+    if (r < 0 && c->err.kind == CM_ERROR_NOT_FOUND &&
+        br_console_route(c, head->method, head->path)) {
+        cm_error_clear(&c->err);
+        r = 0;
+    }
     if (r < 0) {
         if (c->err.kind == CM_ERROR_METHOD)
             br_reply_header(c, "Allow", allow);

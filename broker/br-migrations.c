@@ -457,9 +457,75 @@ static const char *const migrations[] = {
     "CREATE INDEX job_steps_instance ON job_steps(instance_id, action)"
     "  WHERE instance_id IS NOT NULL;",
 
-    /* 8 (hostile clients): the unowned-domain windows of a host in one 5-minute slot are counted at every batch
-     * (the metering policy's max_unowned_per_window). */
+    /* 8 (hostile clients): the unowned-domain windows of a host in one 5-minute slot are
+     * counted at every batch (the metering policy's max_unowned_per_window). */
     "CREATE INDEX unowned_samples_slot ON unowned_samples(host_id, start);",
+
+    /* 9 (the web console): passwords, sessions, one-time sign-in links, the sign-in failure
+     * counters (kept across restarts), notifications and the e-mail outbox. Times of the
+     * counters are milliseconds since the epoch: they are only ever compared in C. */
+    "ALTER TABLE accounts ADD COLUMN password_hash TEXT;"
+    "ALTER TABLE accounts ADD COLUMN password_changed_at TEXT;"
+    "ALTER TABLE accounts ADD COLUMN email TEXT;"
+    "ALTER TABLE accounts ADD COLUMN email_notifications INTEGER NOT NULL DEFAULT 1;"
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  csrf_token TEXT NOT NULL,"
+    "  must_change_password INTEGER NOT NULL DEFAULT 0,"
+    "  client TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  last_seen_at TEXT NOT NULL,"
+    "  expires_at TEXT NOT NULL,"
+    "  revoked_at TEXT,"
+    "  revoked_reason TEXT"
+    ") STRICT;"
+    "CREATE INDEX sessions_account ON sessions(account_id) WHERE revoked_at IS NULL;"
+    "CREATE TABLE sign_in_links ("
+    "  account_id INTEGER PRIMARY KEY REFERENCES accounts(id),"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  created_by INTEGER NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  expires_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE sign_in_failures ("
+    "  key TEXT PRIMARY KEY,"
+    "  failures INTEGER NOT NULL,"
+    "  window_start INTEGER NOT NULL,"
+    "  locked_until INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE notifications ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  kind TEXT NOT NULL,"
+    "  at TEXT NOT NULL,"
+    "  read_at TEXT,"
+    "  object_type TEXT NOT NULL,"
+    "  object_id INTEGER NOT NULL,"
+    "  object_name TEXT,"
+    "  actor_account_id INTEGER NOT NULL,"
+    "  actor_name TEXT NOT NULL,"
+    "  detail TEXT,"
+    "  dedup TEXT"
+    ") STRICT;"
+    "CREATE INDEX notifications_account ON notifications(account_id, id);"
+    "CREATE INDEX notifications_unread ON notifications(account_id) WHERE read_at IS NULL;"
+    "CREATE UNIQUE INDEX notifications_dedup ON notifications(account_id, dedup)"
+    "  WHERE dedup IS NOT NULL;"
+    "CREATE TABLE mail_outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  notification_id INTEGER REFERENCES notifications(id),"
+    "  recipient TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at TEXT NOT NULL,"
+    "  last_error TEXT,"
+    "  sent_at TEXT"
+    ") STRICT;"
+    "CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at) WHERE sent_at IS NULL;",
 };
 
 /*

@@ -546,8 +546,15 @@ def run(ck, b, work):
 
     # The department sees its own findings only.
     r = b.get('/v1/findings?limit=1000', token=depts['jt']['token'])
+    r_items = r.json().get('items', [])
     ck.eq(sorted(label_of.get(f['instance_id']) for f in r.json().get('items', [])),
           ['jt/gis#0'], 'jt sees its own finding only')
+    # ... and was told of it, of nothing else's (a notification per new finding, issue 8).
+    r = b.get('/v1/notifications?limit=1000', token=depts['jt']['token'])
+    told = [n for n in r.json().get('items', []) if n['kind'] == 'finding_raised']
+    ck.eq(sorted(n['object_id'] for n in told),
+          sorted(f['id'] for f in r_items if label_of.get(f['instance_id']) == 'jt/gis#0'),
+          'jt is told of its own new finding only')
 
     # Lifecycle: jt acknowledges gis's finding (it stays live and counted) and turns it into
     # a change request pre-filled with the recommended size.

@@ -22,7 +22,12 @@ written here, each connection an in-memory host of its own. A restart of the bro
 them (a new connection reads the file again), so after the kill the steps that remain run on
 fresh hosts: undefine and delete find nothing and succeed, define and start make what they
 must. That is enough for what the crash checks here: the host locks live in memory only, and
-after a restart every job takes its hosts again and ends.
+after a restart every job takes its hosts again and ends. One thing a real host keeps and these
+lose: a domain defined before the kill. A job with an instance defined but not yet started at
+the kill meets "domain ... is not defined" at its start step and ends in error, as it would on a
+real host whose domain vanished; the test reads those jobs off the database at the kill and
+expects exactly them to fail so, and every other job to end done. (test-crash-jobs.py kills the
+broker mid-job on a real libvirtd, whose domains survive.)
 """
 import json
 import os
@@ -180,8 +185,9 @@ def fire(calls):
     return out
 
 
-def wait_jobs(c, w, jids, t0, what):
-    """Waits until every job of @jids has ended, at most BOUND seconds after @t0.
+def wait_jobs(c, w, jids, t0, what, lost=()):
+    """Waits until every job of @jids has ended, at most BOUND seconds after @t0; every job
+    ends done but those of @lost, which end in error on a domain the test driver forgot.
     Returns: the seconds it took (or None when some job never ended)."""
     pending = set(jids)
     ends = {}
@@ -199,8 +205,11 @@ def wait_jobs(c, w, jids, t0, what):
              '; '.join(f'job {jid} {j["state"]} {j["progress"]["done"]}/'
                        f'{j["progress"]["total"]}' for jid, j in stuck))
         return None
-    c.eq(sorted((jid, j['state'], j['error']) for jid, j in ends.items()),
-         sorted((jid, 'done', None) for jid in jids), f'{what}: every job ends done')
+    c.eq(sorted((jid, j['state'], j['error'] if jid not in lost else
+                 'not defined' in (j['error'] or '')) for jid, j in ends.items()),
+         sorted((jid, 'error', True) if jid in lost else (jid, 'done', None) for jid in jids),
+         f'{what}: every job ends done' + (f' but {sorted(lost)} (forgotten domains)'
+                                          if lost else ''))
     print(f'{what}: {len(jids)} jobs ended in {took:.2f}s', flush=True)
     return took
 
@@ -266,7 +275,13 @@ def kill_mid_way(b, jids, fraction, timeout=60):
     b.kill9()
     done, total = db_rows(b, f"SELECT total(state = 'done'), count(*) FROM job_steps"
                              f" WHERE job_id IN ({marks})", jids)[0]
-    return int(done), total
+    # The jobs with an instance defined but not started: the fresh host will not know it.
+    lost = {r[0] for r in db_rows(
+        b, f"SELECT d.job_id FROM job_steps d JOIN job_steps s ON s.job_id = d.job_id"
+           f" AND s.instance_id = d.instance_id AND s.action = 'start'"
+           f" WHERE d.action = 'define' AND d.state = 'done' AND s.state != 'done'"
+           f" AND d.job_id IN ({marks})", jids)}
+    return int(done), total, lost
 
 
 def main():
@@ -327,16 +342,22 @@ def main():
         c.eq([r.status for r in docs], [202] * N_REQUESTS, 'ten allocations answered 202')
         prod_jobs = [max(j['id'] for j in r.json()['jobs'] if j['kind'] == 'provision')
                      for r in docs if r.status == 202]
-        done, total = kill_mid_way(b, prod_jobs, 0.3)
-        print(f'broker killed with {done} of {total} steps done', flush=True)
+        done, total, lost = kill_mid_way(b, prod_jobs, 0.3)
+        print(f'broker killed with {done} of {total} steps done; jobs with a domain defined '
+              f'and not started: {sorted(lost)}', flush=True)
         c.ok(0 < done < total, f'the kill came mid-way ({done} of {total} steps done)')
         b.start()
         w.wait_hosts()
         timings['production provision (killed and restarted)'] = wait_jobs(
-            c, w, prod_jobs, t0, 'production provision across a kill -9')
+            c, w, prod_jobs, t0, 'production provision across a kill -9', lost)
         reqs = [w.request(rid) for rid in rids]
-        c.eq([r['state'] for r in reqs], ['allocated'] * N_REQUESTS, 'every request allocated')
-        for r, n in zip(reqs, SIZES):
+        lost_req = {rid for rid, jid in zip(rids, prod_jobs) if jid in lost}
+        c.eq([r['state'] for r in reqs],
+             ['failed' if rid in lost_req else 'allocated' for rid in rids],
+             'every request allocated (failed: those whose domain the test driver forgot)')
+        for rid, r, n in zip(rids, reqs, SIZES):
+            if rid in lost_req:
+                continue
             a = w.allocation(r['allocation_id'])
             c.eq((a['state'], [i['state'] for i in a['instances']]),
                  ('active', ['running'] * n), f'allocation {a["id"]} active, all running')
@@ -344,8 +365,10 @@ def main():
                  f'allocation {a["id"]}: its {n} instances on {n} hosts')
         check_capacity(c, w, 'after the allocations')
         # No step ran twice to completion, none is left open.
-        rows = db_rows(b, "SELECT count(*) FROM job_steps WHERE state != 'done'")
-        c.eq(rows[0][0], 0, 'every step of every job is done')
+        marks = ','.join('?' * len(lost))
+        rows = db_rows(b, "SELECT count(*) FROM job_steps WHERE state != 'done'"
+                          f" AND job_id NOT IN ({marks})", sorted(lost))
+        c.eq(rows[0][0], 0, 'every step of every job is done (but the forgotten domains\' jobs)')
         v = b.get('/v1/audit/verify', token=w.au).json()
         c.eq(v.get('ok'), True, f'audit trail verifies: {v}')
     except Exception:
