@@ -67,7 +67,7 @@ export function bytes(v) {
         x /= 1024;
         i++;
     }
-    return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
+    return `${i === 0 ? Math.round(x) : x.toFixed(1)} ${units[i]}`;
 }
 
 export function pct(share, digits = 1) {

@@ -271,7 +271,7 @@ export const S = {
     check_ok: ['通过', 'pass'],
     check_fail: ['未通过', 'fail'],
     precheck: ['预审检查', 'Pre-review check'],
-    precheck_ok: ['预审检查全部通过。', 'The pre-review check passes.'],
+    precheck_ok: ['预审检查的强制规则全部通过。', 'Every enforced rule of the pre-review check passes.'],
     precheck_fail: ['预审检查未通过，请先处理标记的项目。', 'The pre-review check fails: see the rules marked.'],
     missing: ['缺少：{x}', 'missing: {x}'],
     exceeded: ['超出：{x}', 'exceeds: {x}'],
@@ -408,6 +408,7 @@ export const S = {
     usage_summary: ['最近 24 小时汇总', 'The last 24 hours'],
     chart_alt: ['{m}图表，数据见下表。', '{m} chart; the figures are in the table below.'],
     windows: ['计量窗口数', 'Windows'],
+    data_table: ['数据表', 'Data table'],
 
     // findings
     finding: ['评估发现', 'Finding'],

@@ -173,4 +173,6 @@ function Shell({ children }) {
 }
 
 document.documentElement.lang = lang.get();
-render(<App />, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(<App />, root);

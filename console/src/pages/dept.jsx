@@ -282,7 +282,7 @@ function UsageCharts({ u, name, range }) {
     const pts = u.points || [];
     if (!pts.length) return <p class="empty" data-testid="no-usage">{t('no_usage')}</p>;
     const step = u.step;
-    const x = pts.map((p) => local_time(new Date(p.start * 1000).toISOString(), range !== 'year'));
+    const x = pts.map((p) => local_time(typeof p.start === 'number' ? new Date(p.start * 1000).toISOString() : p.start, range !== 'year'));
     const p100 = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 10);
     const rate = (v) => (v === null || v === undefined ? null : Math.round(v / step));
     const axis = (fmt) => ({ type: 'value', axisLabel: { formatter: fmt } });

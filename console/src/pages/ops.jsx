@@ -98,9 +98,12 @@ function DashboardBody({ d }) {
             </Section>
             <Section title={t('trends')}>
                 <Chart option={trend} label={t('chart_alt', { m: t('trends') })} height={240} />
-                <Table caption={t('trends')} head={[t('month'), t('requests_created'), t('allocations_created')]}>
-                    {months.map((m, i) => <tr><td>{m}</td><td>{trend.series[0].data[i]}</td><td>{trend.series[1].data[i]}</td></tr>)}
-                </Table>
+                <details>
+                    <summary>{t('data_table')}</summary>
+                    <Table caption={t('trends')} head={[t('month'), t('requests_created'), t('allocations_created')]}>
+                        {months.map((m, i) => <tr><td>{m}</td><td>{trend.series[0].data[i]}</td><td>{trend.series[1].data[i]}</td></tr>)}
+                    </Table>
+                </details>
             </Section>
         </div>
     );

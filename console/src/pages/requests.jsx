@@ -337,8 +337,8 @@ function Uploader({ req, kind, onDone, label }) {
     return (
         <span class="uploader">
             <label class="file-label">
-                <span>{label || t('choose_file', { k: tv('mk', kind) })}</span>
-                <input type="file" name={kind} data-kind={kind} onChange={pick} disabled={pct !== null} />
+                <input type="file" class="file-input" name={kind} data-kind={kind} onChange={pick} disabled={pct !== null} />
+                <span class="file-button">{label || t('choose_file', { k: tv('mk', kind) })}</span>
             </label>
             {pct !== null ? <Bar percent={pct} label={t('uploading', { p: pct })} /> : null}
             <Err error={err} />
@@ -348,9 +348,11 @@ function Uploader({ req, kind, onDone, label }) {
 
 export function CheckRules({ check }) {
     if (!check) return null;
+    // Advisory rules inform; only the enforced ones block submission and approval.
+    const ok = check.rules.every((r) => r.ok || !r.enforce);
     return (
-        <div class="check-rules" data-ok={check.ok ? 'true' : 'false'}>
-            <p class={check.ok ? 'notice notice-ok' : 'notice notice-warn'}>{check.ok ? t('precheck_ok') : t('precheck_fail')}</p>
+        <div class="check-rules" data-ok={ok ? 'true' : 'false'}>
+            <p class={ok ? 'notice notice-ok' : 'notice notice-warn'}>{ok ? t('precheck_ok') : t('precheck_fail')}</p>
             <ul class="rules">
                 {check.rules.map((r) => (
                     <li class={r.ok ? 'rule rule-ok' : 'rule rule-fail'} data-rule={r.rule}>
@@ -468,7 +470,7 @@ function AssignForm({ req, onDone }) {
             <Form submit={t('assign')} label={t('assign_consultant')} class="form-inline"
                 onSubmit={async () => onDone(await post(`requests/${req.id}/assign`, { consultant: Number(c || (list[0] && list[0].id)) }))}>
                 <Field label={t('consultant')}>
-                    <select value={c} required onChange={(e) => setC(e.currentTarget.value)}>
+                    <select value={c || (list[0] && list[0].id)} required onChange={(e) => setC(e.currentTarget.value)}>
                         {list.filter((a) => !a.disabled).map((a) => <option value={a.id}>{a.name}</option>)}
                     </select>
                 </Field>
@@ -602,13 +604,14 @@ function RequestBody({ d, role, refresh }) {
                     <CheckRules check={req.check} />
                     {role !== 'department' || req.state !== 'submitted' ? <Quota rule={rules.quota_headroom} /> : null}
                     {rules.open_findings && rules.open_findings.findings && rules.open_findings.findings.length ? (
-                        <Table caption={t('open_findings_of_dept')} head={[t('finding'), t('kind'), t('instance'), t('frees')]}>
+                        <Table caption={t('open_findings_of_dept')} head={[t('finding'), t('kind'), t('instance'), t('frees'), t('evidence')]}>
                             {rules.open_findings.findings.map((f) => (
                                 <tr>
                                     <td><Link to={`/findings/${f.id}`}>{t('finding_n', { n: f.id })}</Link></td>
                                     <td>{tv('fk', f.kind)}</td>
                                     <td>{f.instance || t('dash')}</td>
-                                    <td>{f.frees ? `${f.frees.vcpus} vCPU / ${mib(f.frees.memory_mib)}` : t('dash')}</td>
+                                    <td>{`${f.frees_vcpus} vCPU / ${mib(f.frees_memory_mib)}`}</td>
+                                    <td>{f.rule}</td>
                                 </tr>
                             ))}
                         </Table>
