@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <microhttpd.h>
 
@@ -83,4 +85,12 @@ int br_reply_list(BrCall *c, json_object *items, const BrPage *page)
     size_t n = json_object_array_length(items);
     int64_t last = n ? cm_json_get_int(json_object_array_get_idx(items, n - 1), "id", 0) : 0;
     return br_api_list_reply(c, items, page->limit, last);
+}
+
+int br_reply_no_content(BrCall *c, unsigned status)
+{
+    char *empty = strdup("");
+    if (!empty)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    return br_reply_text(c, status, "text/plain; charset=utf-8", empty);
 }

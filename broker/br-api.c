@@ -11,11 +11,13 @@
 
 #include <microhttpd.h>
 
+#include "br-account.h"
 #include "br-api.h"
 #include "br-hosts.h"
 #include "br-http.h"
 #include "br-jobs.h"
 #include "br-metering.h"
+#include "br-notification.h"
 #include "br-reconciler.h"
 #include "cb-config.h"
 #include "cm-util.h"
@@ -27,6 +29,29 @@ static const BrRoute routes[] = {
     {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
     {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/whoami", br_api_whoami, ALL | R_AGENT, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/whoami", br_api_whoami_patch, ALL, BR_BODY_JSON, "whoami-patch"},
+
+    /* People's sign-in to the console (br-api-session.c). */
+    {"POST", "/v1/session", br_api_session_create, 0, BR_BODY_JSON, "session-create"},
+    {"GET", "/v1/session", br_api_session_get, ALL, BR_BODY_NONE, NULL},
+    {"DELETE", "/v1/session", br_api_session_delete, ALL, BR_BODY_NONE, NULL},
+    {"POST", "/v1/session/password", br_api_session_password, ALL, BR_BODY_JSON,
+     "password-change"},
+    {"POST", "/v1/password/setup", br_api_password_setup, 0, BR_BODY_JSON, "password-setup"},
+    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, R_ADMIN,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+
+    /* Notifications: every account reads its own. */
+    {"GET", "/v1/notifications", br_api_notifications_list, ALL, BR_BODY_NONE, NULL},
+    {"POST", "/v1/notifications/{id}/read", br_api_notifications_read, ALL,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+    {"POST", "/v1/notifications/read-all", br_api_notifications_read_all, ALL,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+
+    /* The reviewers' overview and what waits for the caller (br-api-dashboard.c). */
+    {"GET", "/v1/dashboard", br_api_dashboard, READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/queue", br_api_queue, R_REVIEWER | R_CONSULTANT | R_VENDOR | R_DEPARTMENT,
+     BR_BODY_NONE, NULL},
     {"POST", "/v1/whoami/token", br_api_accounts_rotate, ALL, BR_BODY_JSON_OPTIONAL, "empty"},
     /* Policies are public to every account: departments need the limits and materials. */
     {"GET", "/v1/policies", br_api_policies_get, ALL, BR_BODY_NONE, NULL},
@@ -164,15 +189,36 @@ const BrRoute *br_api_routes(size_t *ret_n)
 
 int br_api_health(BrCall *c)
 {
-    json_object *o = json_object_new_object();
+    json_object *o = json_object_new_object(), *console = json_object_new_object();
+    json_object *languages = json_object_new_array();
     json_object_object_add(o, "status", json_object_new_string("ok"));
     json_object_object_add(o, "version", json_object_new_string(CB_VERSION));
+    json_object_object_add(o, "time_zone", json_object_new_string(c->d->config.time_zone));
+    json_object_array_add(languages, json_object_new_string("zh-CN"));
+    json_object_array_add(languages, json_object_new_string("en"));
+    json_object_object_add(console, "languages", languages);
+    json_object_object_add(console, "available", json_object_new_boolean(c->d->console != NULL));
+    json_object_object_add(o, "console", console);
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
 int br_api_whoami(BrCall *c)
 {
-    json_object *o = json_object_new_object();
+    json_object *o;
+    int64_t unread = 0;
+    int r;
+
+    if (c->actor.role != BR_ROLE_AGENT) {
+        r = br_account_whoami(br_call_db(c), &c->actor, &o, &c->err);
+        if (r >= 0)
+            r = br_notification_unread(br_call_db(c), c->actor.account_id, &unread, &c->err);
+        if (r < 0)
+            return r;
+        json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
+        json_object_object_add(o, "session", json_object_new_boolean(c->session_id != 0));
+        return br_reply(c, MHD_HTTP_OK, o);
+    }
+    o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_int64(c->actor.account_id));
     json_object_object_add(o, "name", json_object_new_string(c->actor.name));
     json_object_object_add(o, "role", json_object_new_string(br_role_to_string(c->actor.role)));

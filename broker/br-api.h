@@ -57,6 +57,8 @@ struct BrCall {
     json_object *body;
     BrUpload upload;
     CmError err;
+    int64_t session_id;        /* the console session the call came with; 0 for a token */
+    const char *cache_control; /* static; NULL: "no-store", as every API answer */
 
     /* internal to br-http.c */
     char *buf;
@@ -72,7 +74,7 @@ struct BrCall {
     char reply_type[128];
     struct {
         char name[48], value[320];
-    } reply_headers[4];
+    } reply_headers[10];
     unsigned n_reply_headers;
 };
 
@@ -111,6 +113,9 @@ void br_reply_header(BrCall *c, const char *name, const char *value);
 /** br_call_policies: Returns: a reference to the current policies. */
 BrPolicies *br_call_policies(BrCall *c);
 
+/** br_reply_no_content: sets an empty answer with @status (204). Returns: 0. */
+int br_reply_no_content(BrCall *c, unsigned status);
+
 /** br_call_is_department: Returns: true when the caller is scoped to one department. */
 static inline bool br_call_is_department(const BrCall *c)
 {
@@ -120,6 +125,34 @@ static inline bool br_call_is_department(const BrCall *c)
 /* Handlers, one file per resource. */
 int br_api_health(BrCall *c);
 int br_api_whoami(BrCall *c);
+int br_api_whoami_patch(BrCall *c);
+
+/* People's sign-in to the console (br-api-session.c). */
+int br_api_session_create(BrCall *c);
+int br_api_session_get(BrCall *c);
+int br_api_session_delete(BrCall *c);
+int br_api_session_password(BrCall *c);
+int br_api_password_setup(BrCall *c);
+int br_api_accounts_sign_in_link(BrCall *c);
+
+/**
+ * br_api_session_authenticate:
+ * The console's half of authentication, for a call without an Authorization header: the
+ * session cookie, and for a write its CSRF token and Origin. Fills c->actor and
+ * c->session_id.
+ * Returns: 1 when the call is authenticated by its cookie, 0 when it carries none, or a
+ * negative errno with c->err set (401 invalid_session, 403 csrf_failed / origin_mismatch).
+ */
+int br_api_session_authenticate(BrCall *c);
+
+/* Notifications (br-api-notifications.c). */
+int br_api_notifications_list(BrCall *c);
+int br_api_notifications_read(BrCall *c);
+int br_api_notifications_read_all(BrCall *c);
+
+/* The reviewers' overview and approval queue (br-api-dashboard.c). */
+int br_api_dashboard(BrCall *c);
+int br_api_queue(BrCall *c);
 int br_api_policies_get(BrCall *c);
 int br_api_metrics(BrCall *c);
 

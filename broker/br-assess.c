@@ -9,6 +9,7 @@
 
 #include "br-assess.h"
 #include "br-store.h"
+#include "br-system.h"
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
@@ -502,6 +503,30 @@ static int record(CmDb *db, const Target *t, const char *kind, const char *rule,
     return r;
 }
 
+/* A new finding is told to its department, in the same transaction. */
+static int notify_finding(BrDaemon *d, CmDb *db, const BrActor *actor, const Target *t,
+                          const char *kind, CmError *err)
+{
+    _cleanup_json_ json_object *detail = json_object_new_object(), *system = NULL;
+    int64_t id = cm_db_last_insert_id(db);
+    int r = br_system_get(db, t->system_id, 0, &system, err);
+
+    if (r < 0)
+        return r;
+    json_object_object_add(detail, "finding_kind", json_object_new_string(kind));
+    json_object_object_add(detail, "system_id", json_object_new_int64(t->system_id));
+    json_object_object_add(detail, "instance_id", json_object_new_int64(t->id));
+    BrNotice n = {.kind = BR_NOTIFY_FINDING_RAISED,
+                  .to = BR_TO_DEPARTMENT,
+                  .object_type = "finding",
+                  .object_id = id,
+                  .object_name = cm_json_get_str(system, "name", NULL),
+                  .department_id = t->department_id,
+                  .detail = detail};
+    r = br_notification_raise(db, &d->notify, actor, &n, err);
+    return r < 0 ? r : 0;
+}
+
 /* A live finding whose condition was judged and no longer holds is resolved. */
 static int resolve_stale(CmDb *db, int64_t instance_id, const char *kind, const char *at,
                          int *resolved, CmError *err)
@@ -617,7 +642,10 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
             _cleanup_json_ json_object *ev = evidence_json(p, k == 0 ? &t->w[0] : &t->w[1], v,
                                                            now, kinds[k], t->vcpus, t->memory_mib);
             _cleanup_json_ json_object *rec = recommendation_json(p, v, k == 0);
+            int before = created;
             r = record(db, t, kinds[k], v->rule, ev, rec, v, at, &created, &updated, err);
+            if (r >= 0 && created > before)
+                r = notify_finding(d, db, actor, t, kinds[k], err);
         }
     }
     _cleanup_json_ json_object *summary = json_object_new_object();

@@ -9,8 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "br-daemon.h"
 #include "br-assess.h"
+#include "br-console.h"
+#include "br-mailer.h"
+#include "br-password.h"
+#include "br-tx.h"
 #include "br-hosts.h"
 #include "br-jobs.h"
 #include "br-metering.h"
@@ -40,6 +46,15 @@ void br_config_init_defaults(BrConfig *c)
     c->max_header_bytes = 16 * 1024;
     c->timeout_seconds = 30;
     c->job_workers = 4;
+    c->time_zone = strdup("Asia/Shanghai");
+    c->session_idle_seconds = 1800;
+    c->session_lifetime_seconds = 43200;
+    c->sign_in_link_seconds = 86400;
+    c->sign_in.account_failures = 5;
+    c->sign_in.address_failures = 20;
+    c->sign_in.window_seconds = 900;
+    c->sign_in.lockout_seconds = 900;
+    c->smtp.timeout_seconds = 30;
 }
 
 void br_config_clear(BrConfig *c)
@@ -50,6 +65,13 @@ void br_config_clear(BrConfig *c)
     free(c->config_path);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->console_dir);
+    free(c->public_url);
+    free(c->time_zone);
+    free(c->smtp.url);
+    free(c->smtp.from);
+    free(c->smtp.user);
+    free(c->smtp.password_file);
     memset(c, 0, sizeof(*c));
 }
 
@@ -93,6 +115,31 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     c->job_workers = (unsigned)cm_json_get_int(doc, "job_workers", c->job_workers);
     if (cm_json_get_bool(doc, "verbose", false))
         c->verbose = true;
+
+    json_object *sign_in = cm_json_get(doc, "sign_in"), *smtp = cm_json_get(doc, "smtp");
+    replace_str(&c->console_dir, cm_json_get_str(doc, "console_dir", NULL));
+    replace_str(&c->public_url, cm_json_get_str(doc, "public_url", NULL));
+    replace_str(&c->time_zone, cm_json_get_str(doc, "time_zone", NULL));
+    c->session_idle_seconds =
+        (unsigned)cm_json_get_int(doc, "session_idle_seconds", c->session_idle_seconds);
+    c->session_lifetime_seconds =
+        (unsigned)cm_json_get_int(doc, "session_lifetime_seconds", c->session_lifetime_seconds);
+    c->sign_in_link_seconds =
+        (unsigned)cm_json_get_int(doc, "sign_in_link_seconds", c->sign_in_link_seconds);
+    c->sign_in.account_failures = (unsigned)cm_json_get_int(sign_in, "account_failures",
+                                                            c->sign_in.account_failures);
+    c->sign_in.address_failures = (unsigned)cm_json_get_int(sign_in, "address_failures",
+                                                            c->sign_in.address_failures);
+    c->sign_in.window_seconds =
+        (unsigned)cm_json_get_int(sign_in, "window_seconds", c->sign_in.window_seconds);
+    c->sign_in.lockout_seconds =
+        (unsigned)cm_json_get_int(sign_in, "lockout_seconds", c->sign_in.lockout_seconds);
+    replace_str(&c->smtp.url, cm_json_get_str(smtp, "url", NULL));
+    replace_str(&c->smtp.from, cm_json_get_str(smtp, "from", NULL));
+    replace_str(&c->smtp.user, cm_json_get_str(smtp, "user", NULL));
+    replace_str(&c->smtp.password_file, cm_json_get_str(smtp, "password_file", NULL));
+    c->smtp.timeout_seconds =
+        (unsigned)cm_json_get_int(smtp, "timeout_seconds", c->smtp.timeout_seconds);
     return 0;
 }
 
@@ -202,6 +249,53 @@ static void remove_files_in(const char *dir)
         cm_log_notice("removed %u unfinished upload(s) from %s", n, dir);
 }
 
+typedef struct {
+    BrDaemon *d;
+    int64_t host_id;
+    const char *since;
+} HostLost;
+
+static int host_lost_tx(BrTx *tx, void *ctx)
+{
+    HostLost *w = ctx;
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    _cleanup_free_ char *name = NULL, *dedup = NULL;
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(tx->db, "SELECT name FROM hosts WHERE id = ?", tx->err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, w->host_id);
+    r = cm_stmt_step(st, tx->err);
+    if (r <= 0)
+        return r; /* removed meanwhile: nobody to tell */
+    name = cm_stmt_strdup(st, 0);
+    dedup = cm_strdup_printf("host_disconnected:%lld:%s", (long long)w->host_id, w->since);
+    if (!name || !dedup)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    json_object_object_add(detail, "connected_since", json_object_new_string(w->since));
+    BrNotice n = {.kind = BR_NOTIFY_HOST_DISCONNECTED,
+                  .to = BR_TO_VENDORS,
+                  .object_type = "host",
+                  .object_id = w->host_id,
+                  .object_name = name,
+                  .detail = detail,
+                  .dedup = dedup};
+    r = br_notification_raise(tx->db, &w->d->notify, tx->actor, &n, tx->err);
+    return r < 0 ? r : 0;
+}
+
+/* A host's connection dropped: its vendors are told (once per connection). */
+static void host_lost(void *ctx, int64_t host_id, const char *since)
+{
+    HostLost w = {.d = ctx, .host_id = host_id, .since = since};
+    CmError err = {0};
+    if (br_tx_run(w.d->store, "host.lost", NULL, host_lost_tx, &w, &err) < 0)
+        cm_log_error("host %lld: cannot record the notification: %s", (long long)host_id,
+                     err.message);
+}
+
 /* The libvirt connections, the job workers and the reconciler. */
 static int start_hypervisor_work(BrDaemon *d, CmError *err)
 {
@@ -215,6 +309,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     d->hosts = br_hosts_new();
     if (!d->hosts)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    br_hosts_on_lost(d->hosts, host_lost, d);
     db = br_store_db(d->store, err);
     if (!db)
         return -EIO;
@@ -235,6 +330,37 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     if (r < 0)
         return r;
     return br_reconciler_start(d, &d->reconciler, err);
+}
+
+/* Passwords, the console's files, notifications and their mail. */
+static int start_console_work(BrDaemon *d, CmError *err)
+{
+    CmError missing = {0};
+    int r;
+
+    if (br_password_init() < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "libsodium cannot be initialized");
+    if (!d->config.console_dir) {
+        d->config.console_dir = strdup(br_console_default_dir());
+        if (!d->config.console_dir)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    if (br_console_open(d->config.console_dir, &d->console, &missing) < 0) {
+        if (missing.kind != CM_ERROR_NOT_FOUND) {
+            *err = missing;
+            return cm_error_kind_errno(missing.kind);
+        }
+        cm_log_notice("%s: GET / answers 503 until the console is built", missing.message);
+    }
+    d->notify = (BrNotifyConfig){.mail = d->config.smtp.url != NULL,
+                                 .public_url = d->config.public_url};
+    br_store_set_audit_hook(d->store, br_notification_audit_hook, &d->notify);
+    if (!d->config.smtp.url)
+        return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "libcurl cannot be initialized");
+    r = br_mailer_start(d, &d->mailer, err);
+    return r < 0 ? r : 0;
 }
 
 int br_daemon_open(BrDaemon *d, CmError *err)
@@ -275,6 +401,9 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = bootstrap_admin(d, err);
     if (r < 0)
         return r;
+    r = start_console_work(d, err);
+    if (r < 0)
+        return r;
     return start_hypervisor_work(d, err);
 }
 
@@ -286,6 +415,8 @@ void br_daemon_close(BrDaemon *d)
     d->assessor = br_assessor_stop(d->assessor);
     d->jobs = br_jobs_stop(d->jobs);
     d->hosts = br_hosts_free(d->hosts);
+    d->mailer = br_mailer_stop(d->mailer);
+    d->console = br_console_free(d->console);
     d->store = br_store_free(d->store);
     d->policies = br_policies_unref(d->policies);
     free(d->material_dir);

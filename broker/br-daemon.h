@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "br-notification.h"
 #include "br-policy.h"
 #include "br-store.h"
 #include "cm-error.h"
@@ -24,6 +25,27 @@ typedef struct {
     unsigned timeout_seconds;
     unsigned job_workers;
     bool verbose;
+
+    /* The web console and people's sign-in (docs/operator-guide.md). */
+    char *console_dir;   /* the built console; NULL: the build tree's or the installed one */
+    char *public_url;    /* how people reach the broker ("https://gov.example/cloud/"), or NULL */
+    char *time_zone;     /* the city's zone the console shows times in */
+    unsigned session_idle_seconds;
+    unsigned session_lifetime_seconds;
+    unsigned sign_in_link_seconds;
+    struct {
+        unsigned account_failures; /* failed sign-ins of one name in the window that lock it */
+        unsigned address_failures; /* of one address */
+        unsigned window_seconds;
+        unsigned lockout_seconds;
+    } sign_in;
+    struct {
+        char *url;           /* "smtp://relay:25" or "smtps://…"; NULL: no e-mail */
+        char *from;          /* the sender address */
+        char *user;          /* optional SMTP AUTH user */
+        char *password_file; /* its password, read at start */
+        unsigned timeout_seconds;
+    } smtp;
 } BrConfig;
 
 typedef struct BrHttp BrHttp;
@@ -32,6 +54,8 @@ typedef struct BrJobs BrJobs;
 typedef struct BrReconciler BrReconciler;
 typedef struct BrMetering BrMetering;
 typedef struct BrAssessor BrAssessor;
+typedef struct BrConsole BrConsole;
+typedef struct BrMailer BrMailer;
 
 typedef struct BrDaemon {
     BrConfig config;
@@ -46,6 +70,9 @@ typedef struct BrDaemon {
     BrReconciler *reconciler;
     BrMetering *metering;
     BrAssessor *assessor;
+    BrConsole *console; /* NULL when the console folder is missing */
+    BrMailer *mailer;   /* NULL without smtp */
+    BrNotifyConfig notify;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;
 

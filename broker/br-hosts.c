@@ -37,7 +37,17 @@ struct BrHosts {
     pthread_cond_t wake;
     bool stopping;
     Host *hosts;
+    BrHostLostFn on_lost;
+    void *on_lost_ctx;
 };
+
+void br_hosts_on_lost(BrHosts *h, BrHostLostFn fn, void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    h->on_lost = fn;
+    h->on_lost_ctx = ctx;
+    pthread_mutex_unlock(&h->lock);
+}
 
 static int64_t mono_ms(void)
 {
@@ -123,11 +133,21 @@ static void *host_thread(void *arg)
         bool alive = x->conn && br_virt_alive(x->conn);
 
         if (x->conn && !alive) {
+            BrHostLostFn fn = h->on_lost;
+            void *ctx = h->on_lost_ctx;
+            char since[sizeof(x->status.since)];
             cm_log_warning("host %lld (%s): connection lost; reconnecting", (long long)x->id,
                            x->uri);
+            memcpy(since, x->status.since, sizeof(since));
             retire(x);
             x->next_try_ms = now;
             x->backoff_ms = 500;
+            if (fn) {
+                pthread_mutex_unlock(&h->lock);
+                fn(ctx, x->id, since);
+                pthread_mutex_lock(&h->lock);
+                continue;
+            }
         }
         if (!x->conn && now >= x->next_try_ms) {
             BrVirtConn *c = NULL;

@@ -31,6 +31,13 @@ typedef struct {
 /** br_hosts_new: Returns: an empty set (start threads with br_hosts_watch). */
 BrHosts *br_hosts_new(void);
 
+/* Told, on the host's thread and without any lock held, that a live connection was lost;
+ * @since is when it had been made. */
+typedef void (*BrHostLostFn)(void *ctx, int64_t host_id, const char *since);
+
+/** br_hosts_on_lost: sets the function told of every lost connection (NULL: none). */
+void br_hosts_on_lost(BrHosts *h, BrHostLostFn fn, void *ctx);
+
 /** br_hosts_free: stops every host's thread and closes the connections. Returns: NULL. */
 BrHosts *br_hosts_free(BrHosts *h);
 

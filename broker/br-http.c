@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-console.h"
 #include "br-http.h"
 #include "br-schemas.h"
 #include "cm-crypto.h"
@@ -164,6 +165,9 @@ static int authenticate(BrCall *c)
     sqlite3_stmt *stmt;
     int r;
 
+    /* Without a token, the console's session cookie (br-api-session.c). */
+    if (!auth && (r = br_api_session_authenticate(c)) != 0)
+        return r < 0 ? r : 0;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
                             "a bearer token is required (Authorization: Bearer TOKEN)");
@@ -265,7 +269,7 @@ static void free_buffer(void *p)
 static void add_common_headers(BrCall *c, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", c->actor.request_id);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Cache-Control", c->cache_control ? c->cache_control : "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     for (unsigned i = 0; i < c->n_reply_headers; i++)
         MHD_add_response_header(resp, c->reply_headers[i].name, c->reply_headers[i].value);
@@ -474,6 +478,11 @@ static int first_call(BrHttp *h, BrCall *c, const char *method, const char *url)
     int r;
 
     r = find_route(h, c, method, url, allow, sizeof(allow));
+    /* What no API route takes may be a file of the web console (br-console.c). */
+    if (r < 0 && c->err.kind == CM_ERROR_NOT_FOUND && br_console_route(c, method, url)) {
+        cm_error_clear(&c->err);
+        r = 0;
+    }
     if (r < 0) {
         if (c->err.kind == CM_ERROR_METHOD)
             br_reply_header(c, "Allow", allow);

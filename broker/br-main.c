@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-console.h"
 #include "br-daemon.h"
 #include "br-schemas.h"
 #include "cb-config.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
             "  --config FILE       JSON config, checked against schemas/config.json\n"
             "  --policy-dir DIR    policy files (default %s)\n"
             "  --threads N         HTTP worker threads (default: twice the CPUs, at most 16)\n"
+            "  --console-dir DIR   the built web console served at / (default %s)\n"
             "  --verbose           log debug messages\n"
             "  --check-config      load config and policies, report, and exit\n"
             "  --version           print the version and exit\n"
@@ -37,10 +39,10 @@ static void usage(FILE *f)
             "\n"
             "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the policy files.\n"
             "On the first start the admin token is written to DIR/admin.token (mode 0600).\n",
-            CB_POLICY_DIR);
+            CB_POLICY_DIR, br_console_default_dir());
 }
 
-enum { OPT_STATE = 256, OPT_LISTEN, OPT_CONFIG, OPT_POLICY, OPT_THREADS, OPT_VERBOSE,
+enum { OPT_STATE = 256, OPT_LISTEN, OPT_CONFIG, OPT_POLICY, OPT_THREADS, OPT_CONSOLE, OPT_VERBOSE,
        OPT_CHECK, OPT_VERSION, OPT_HELP };
 
 int main(int argc, char **argv)
@@ -51,6 +53,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, OPT_CONFIG},
         {"policy-dir", required_argument, NULL, OPT_POLICY},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"console-dir", required_argument, NULL, OPT_CONSOLE},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -58,6 +61,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *opt_state = NULL, *opt_listen = NULL, *opt_config = NULL, *opt_policy = NULL;
+    const char *opt_console = NULL;
     long opt_threads = 0;
     bool check_only = false, verbose = false;
     BrDaemon d = {0};
@@ -72,6 +76,7 @@ int main(int argc, char **argv)
         case OPT_LISTEN: opt_listen = optarg; break;
         case OPT_CONFIG: opt_config = optarg; break;
         case OPT_POLICY: opt_policy = optarg; break;
+        case OPT_CONSOLE: opt_console = optarg; break;
         case OPT_THREADS: {
             char *end;
             opt_threads = strtol(optarg, &end, 10);
@@ -124,6 +129,10 @@ int main(int argc, char **argv)
     }
     if (opt_threads)
         d.config.threads = (unsigned)opt_threads;
+    if (opt_console) {
+        free(d.config.console_dir);
+        d.config.console_dir = strdup(opt_console);
+    }
     if (verbose)
         d.config.verbose = true;
     cm_log_set_level(d.config.verbose ? CM_LOG_DEBUG : CM_LOG_INFO);

@@ -154,3 +154,27 @@ int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t
                 actor->name);
     return 0;
 }
+
+int br_request_names(CmDb *db, int64_t id, BrRequestNames *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT r.department_id, coalesce(r.consultant_id, 0), r.kind, s.name, d.name"
+        " FROM requests r JOIN systems s ON s.id = r.system_id"
+        " JOIN departments d ON d.id = r.department_id WHERE r.id = ?",
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id);
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r;
+    *ret = (BrRequestNames){.department_id = cm_stmt_int(st, 0),
+                            .consultant_id = cm_stmt_int(st, 1)};
+    snprintf(ret->kind, sizeof(ret->kind), "%s", cm_stmt_text(st, 2));
+    snprintf(ret->system_name, sizeof(ret->system_name), "%s", cm_stmt_text(st, 3));
+    snprintf(ret->department_name, sizeof(ret->department_name), "%s", cm_stmt_text(st, 4));
+    return 1;
+}

@@ -92,3 +92,19 @@ CM_ENUM_DECL(br_allocation_state, BrAllocationState)
 
 /** br_allocation_transition_allowed: Returns: true when @from → @to is in the table. */
 bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to);
+
+/* What is shown of a request beside its id. */
+typedef struct {
+    int64_t department_id;
+    int64_t consultant_id; /* 0 when none is assigned */
+    char kind[16];
+    char system_name[256];
+    char department_name[256];
+} BrRequestNames;
+
+/**
+ * br_request_names:
+ * Reads request @id's department, consultant, kind and the names of its system and department.
+ * Returns: 1 with @ret filled, 0 when there is no such request, or a negative errno with @err.
+ */
+int br_request_names(CmDb *db, int64_t id, BrRequestNames *ret, CmError *err);

@@ -18,6 +18,8 @@ struct BrStore {
     CmDb *conns[MAX_CONNECTIONS];
     size_t n_conns;
     atomic_uint_fast64_t generation;
+    BrAuditHook audit_hook;
+    void *audit_hook_ctx;
 };
 
 static bool store_has_audit(CmDb *db)
@@ -161,5 +163,14 @@ int br_store_audit(BrStore *s, CmDb *db, const BrActor *actor, const char *actio
         .outcome = outcome,
         .detail = detail,
     };
-    return br_audit_append(db, s->audit_key, actor, &e, err);
+    int r = br_audit_append(db, s->audit_key, actor, &e, err);
+    if (r < 0 || !s->audit_hook)
+        return r;
+    return s->audit_hook(s->audit_hook_ctx, db, actor, &e, err);
+}
+
+void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx)
+{
+    s->audit_hook = hook;
+    s->audit_hook_ctx = ctx;
 }

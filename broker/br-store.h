@@ -67,6 +67,17 @@ const char *br_store_path(BrStore *s);
 /** br_store_migrations: Returns: the migration list and its length in @ret_n. */
 const char *const *br_store_migrations(unsigned *ret_n);
 
+/*
+ * Called by br_store_audit() after each record is appended, in the same transaction: what
+ * must happen atomically with every audited change (notifications) hangs here. A failure
+ * fails the transaction.
+ */
+typedef int (*BrAuditHook)(void *ctx, CmDb *db, const BrActor *actor, const BrAuditEntry *e,
+                           CmError *err);
+
+/** br_store_set_audit_hook: installs @hook (NULL: none); call before serving. */
+void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx);
+
 /**
  * br_store_audit:
  * Appends an audit record inside the current write transaction on @db.

@@ -8,12 +8,15 @@
 
 #include "br-hosts.h"
 #include "br-instance.h"
+#include "br-notification.h"
+#include "br-tx.h"
 #include "br-review.h"
 #include "br-steps.h"
 #include "br-workflow.h"
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 /* Placement decisions are made one at a time, so two jobs never count on the same room. */
 static pthread_mutex_t placement_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1121,6 +1124,86 @@ int64_t br_workflow_retry_seconds(BrDaemon *d)
     return p->lifecycle.job_retry_seconds;
 }
 
+/* How long before a retained allocation is purged its department and the bureau are told. */
+#define PURGE_NOTICE_MS (7 * 86400000LL)
+
+typedef struct {
+    BrDaemon *d;
+    int64_t id, department_id;
+    const char *system_name, *retained_until, *dedup;
+} PurgeSoon;
+
+static int purge_soon_tx(BrTx *tx, void *ctx)
+{
+    PurgeSoon *w = ctx;
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    json_object_object_add(detail, "retained_until", json_object_new_string(w->retained_until));
+    BrNotice n = {.kind = BR_NOTIFY_PURGE_SOON,
+                  .to = BR_TO_DEPARTMENT | BR_TO_REVIEWERS,
+                  .object_type = "allocation",
+                  .object_id = w->id,
+                  .object_name = w->system_name,
+                  .department_id = w->department_id,
+                  .detail = detail,
+                  .dedup = w->dedup};
+    int r = br_notification_raise(tx->db, &w->d->notify, tx->actor, &n, tx->err);
+    return r < 0 ? r : 0;
+}
+
+/* Retained allocations whose purge is near: told once per retention. Returns: how many. */
+static int notify_purge_soon(BrDaemon *d, CmDb *db, const char *now)
+{
+    char soon[CM_TIME_ISO_LEN + 1];
+    CmError err = {0};
+    struct {
+        int64_t id, department_id;
+        char *name, *until;
+    } due[16];
+    size_t n = 0;
+    int told = 0;
+
+    cm_time_iso(cm_now_ms() + PURGE_NOTICE_MS, soon);
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+            db,
+            "SELECT a.id, a.department_id, s.name, a.retained_until FROM allocations a"
+            " JOIN systems s ON s.id = a.system_id WHERE a.state = 'retained'"
+            " AND a.retained_until > ?1 AND a.retained_until <= ?2 ORDER BY a.id LIMIT 16",
+            &err);
+        if (!st)
+            return 0;
+        CM_DB_BIND(st, now, soon);
+        while (n < ELEMENTSOF(due) && cm_stmt_step(st, &err) > 0) {
+            due[n].id = cm_stmt_int(st, 0);
+            due[n].department_id = cm_stmt_int(st, 1);
+            due[n].name = cm_stmt_strdup(st, 2);
+            due[n].until = cm_stmt_strdup(st, 3);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *dedup = NULL;
+        PurgeSoon w = {.d = d,
+                       .id = due[i].id,
+                       .department_id = due[i].department_id,
+                       .system_name = due[i].name,
+                       .retained_until = due[i].until};
+        if (due[i].name && due[i].until)
+            dedup = cm_strdup_printf("purge_soon:%lld:%s", (long long)w.id, due[i].until);
+        w.dedup = dedup;
+        if (dedup && br_notification_seen(db, dedup, &err) == 0) {
+            if (br_tx_run(d->store, "allocation.purge_soon", NULL, purge_soon_tx, &w, &err) >= 0)
+                told++;
+            else
+                cm_log_error("allocation %lld: cannot tell of the purge: %s", (long long)w.id,
+                             err.message);
+        }
+        free(due[i].name);
+        free(due[i].until);
+    }
+    return told;
+}
+
 int br_workflow_sweep(BrDaemon *d)
 {
     char now[CM_TIME_ISO_LEN + 1];
@@ -1166,6 +1249,8 @@ int br_workflow_sweep(BrDaemon *d)
         if (br_store_write_commit(d->store, db, &err) >= 0)
             made++;
     }
+
+    made += notify_purge_soon(d, db, now);
 
     /* Retention over: purge. */
     n = 0;

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential meson ninja-build pkg-config python3
     libjson-c-dev libsqlite3-dev sqlite3 libcurl4-gnutls-dev libmicrohttpd-dev libxml2-dev
-    libgnutls28-dev gnutls-bin libcmocka-dev
+    libgnutls28-dev gnutls-bin libcmocka-dev libsodium-dev python3-aiosmtpd
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     json-schema-test-suite wrk nginx-light systemd curl chromium poppler-utils
 )

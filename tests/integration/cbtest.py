@@ -176,6 +176,40 @@ class Broker:
         return r.json()['account']['id'], r.json()['token']
 
 
+class Session:
+    """A person signed in to the console: the session cookie and its CSRF token."""
+
+    def __init__(self, broker, name, password, origin=True):
+        self.broker = broker
+        r = broker.post('/v1/session', {'name': name, 'password': password})
+        assert r.status == 200, r
+        self.response = r
+        self.cookie = r.headers['Set-Cookie'].split(';')[0]
+        self.csrf = r.json()['csrf_token']
+        self.origin = origin
+
+    def request(self, method, path, body=None, csrf=True, headers=None, **kw):
+        h = {'Cookie': self.cookie}
+        if csrf and method not in ('GET', 'HEAD'):
+            h['X-CSRF-Token'] = self.csrf
+        if self.origin and method not in ('GET', 'HEAD'):
+            h['Origin'] = self.broker.url
+        h.update(headers or {})
+        return self.broker.request(method, path, body=body, headers=h, **kw)
+
+    def get(self, path, **kw):
+        return self.request('GET', path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request('POST', path, body=body, **kw)
+
+
+def set_password(broker, token, password):
+    """Gives the account of @token its first password (204 asserted)."""
+    r = broker.post('/v1/session/password', {'new_password': password}, token=token)
+    assert r.status == 204, r
+
+
 def db_snapshot(path):
     """Every row of every table, for 'the database is unchanged' checks."""
     con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The reviewers' dashboard and the approval queue: parse, call the read models, answer. */
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "br-api-requests.h"
+#include "br-api.h"
+#include "br-dashboard.h"
+#include "br-review.h"
+#include "cm-time.h"
+
+int br_api_dashboard(BrCall *c)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
+    json_object *o;
+    int r = br_dashboard_summary(br_call_db(c), &p->placement, cm_now_ms(), &o, &c->err);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_OK, o);
+}
+
+/* The pre-review check of a request that still waits on its materials and sizes. */
+static int add_precheck(BrCall *c, CmDb *db, json_object *item)
+{
+    const char *state = cm_json_get_str(item, "state", "");
+    _cleanup_json_ json_object *check = NULL;
+    BrRequestRow row = {0};
+    BrReviewOutcome outcome;
+    json_object *pre, *failed, *advisory;
+    int r;
+
+    if (strcmp(state, "submitted") != 0 && strcmp(state, "returned") != 0 &&
+        strcmp(state, "draft") != 0) {
+        json_object_object_add(item, "precheck", NULL);
+        return 0;
+    }
+    r = br_request_load(c, db, cm_json_get_int(item, "id", 0), &row);
+    if (r >= 0)
+        r = br_request_review(c, db, &row, &check, &outcome);
+    br_request_row_clear(&row);
+    if (r < 0)
+        return r;
+    pre = json_object_new_object();
+    failed = json_object_new_array();
+    advisory = json_object_new_array();
+    for (int i = 0; i < BR_REVIEW_RULE_MAX; i++)
+        if (!outcome.ok[i])
+            json_object_array_add(outcome.enforced[i] ? failed : advisory,
+                                  json_object_new_string(br_review_rule_to_string((BrReviewRule)i)));
+    json_object_object_add(pre, "ok", json_object_new_boolean(cm_json_get_bool(check, "ok", false)));
+    json_object_object_add(pre, "failed", failed);
+    json_object_object_add(pre, "advisory", advisory);
+    json_object_object_add(item, "precheck", pre);
+    return 0;
+}
+
+int br_api_queue(BrCall *c)
+{
+    CmDb *db = br_call_db(c);
+    json_object *items, *o;
+    int64_t limit = 100;
+    int r = br_call_query_int(c, "limit", 1, 1000, &limit);
+
+    if (r >= 0)
+        r = br_dashboard_queue(db, c->actor.role, c->actor.account_id, c->actor.department_id,
+                               limit, &items, &c->err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < json_object_array_length(items) && r >= 0; i++) {
+        json_object *item = json_object_array_get_idx(items, i);
+        /* Only the consultant itself is told whom a request is assigned to. */
+        json_object_object_del(item, "consultant_id");
+        r = add_precheck(c, db, item);
+    }
+    if (r < 0) {
+        json_object_put(items);
+        return r;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "items", items);
+    json_object_object_add(o, "next", NULL);
+    return br_reply(c, MHD_HTTP_OK, o);
+}
