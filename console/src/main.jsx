@@ -13,14 +13,14 @@ import { routes } from './routes.jsx';
 import { SignIn, SetPassword } from './pages/auth.jsx';
 
 const NAV = {
-    department: [['/requests', 'nav_my_requests'], ['/requests/new', 'nav_new_request'],
+    department: [['/requests', 'nav_my_requests'], ['/queue', 'nav_todo'], ['/requests/new', 'nav_new_request'],
         ['/systems', 'nav_systems'], ['/allocations', 'nav_allocations'], ['/findings', 'nav_findings'],
         ['/security', 'nav_security'], ['/reports', 'nav_reports']],
     reviewer: [['/dashboard', 'nav_dashboard'], ['/queue', 'nav_queue'], ['/requests', 'nav_requests'],
         ['/allocations', 'nav_allocations'], ['/findings', 'nav_findings'], ['/hosts', 'nav_hosts'],
         ['/jobs', 'nav_jobs'], ['/security', 'nav_security'], ['/reports', 'nav_reports'],
         ['/audit', 'nav_audit']],
-    consultant: [['/requests', 'nav_assigned']],
+    consultant: [['/queue', 'nav_todo'], ['/requests', 'nav_assigned']],
     vendor: [['/hosts', 'nav_hosts'], ['/jobs', 'nav_jobs'], ['/events', 'nav_events'],
         ['/trials', 'nav_trials'], ['/requests', 'nav_requests'], ['/allocations', 'nav_allocations'],
         ['/security', 'nav_security'], ['/reports', 'nav_reports']],
@@ -33,7 +33,7 @@ const NAV = {
 };
 
 export const HOME = {
-    department: '/requests', reviewer: '/dashboard', consultant: '/requests', vendor: '/hosts',
+    department: '/requests', reviewer: '/dashboard', consultant: '/queue', vendor: '/hosts',
     auditor: '/audit', admin: '/departments',
 };
 

@@ -2,7 +2,7 @@
 // Every page, its hash path and the roles that see it in the navigation or may open it. The
 // broker checks every call again: a role left out here is refused there too.
 import { Account } from './pages/auth.jsx';
-import { Queue, RequestForm, RequestList, RequestPage, Trials } from './pages/requests.jsx';
+import { Queue, RequestForm, RequestList, RequestPage } from './pages/requests.jsx';
 import { AllocationPage, Allocations, FindingPage, Findings, Security, SystemEdit, Systems } from './pages/dept.jsx';
 import { Dashboard, Events, Hosts, JobPage, Jobs } from './pages/ops.jsx';
 import { Accounts, Audit, DepartmentPage, Departments, Health, Notifications, Policies } from './pages/admin.jsx';
@@ -19,12 +19,12 @@ export const routes = [
     { path: '/account', page: Account },
     { path: '/notifications', page: Notifications },
     { path: '/dashboard', page: Dashboard, roles: [REV] },
-    { path: '/queue', page: Queue, roles: [REV] },
+    { path: '/queue', page: Queue, roles: [REV, CONS, VEND, DEPT] },
     { path: '/requests', page: RequestList, roles: [DEPT, REV, CONS, VEND, AUD] },
     { path: '/requests/new', page: RequestForm, roles: [DEPT] },
     { path: '/requests/:id/edit', page: RequestForm, roles: [DEPT] },
     { path: '/requests/:id', page: RequestPage, roles: [DEPT, REV, CONS, VEND, AUD] },
-    { path: '/trials', page: Trials, roles: [VEND, REV, AUD] },
+    { path: '/trials', page: Queue, roles: [VEND] },
     { path: '/systems', page: Systems, roles: [DEPT, REV, VEND, AUD] },
     { path: '/systems/new', page: SystemEdit, roles: [DEPT, REV] },
     { path: '/systems/:id', page: SystemEdit, roles: [DEPT, REV, VEND, AUD] },

@@ -28,18 +28,7 @@ function last_months(n) {
 }
 
 export function Dashboard() {
-    const r = useLoad(async () => {
-        const [waiting, systems, active, findings, hosts, requests, allocations] = await Promise.all([
-            get_all('requests', { state: 'submitted' }),
-            get_all('systems', {}, 20000),
-            get_all('allocations', { state: 'active', purpose: 'production' }, 20000),
-            get_all('findings', { state: 'live' }, 20000),
-            get_all('hosts'),
-            get_all('requests', {}, 20000),
-            get_all('allocations', { purpose: 'production' }, 20000),
-        ]);
-        return { waiting, systems, active, findings, hosts, requests, allocations };
-    }, []);
+    const r = useLoad(() => get('dashboard'), []);
     return (
         <Page title={t('dashboard')} wide>
             <Loaded r={r}>{(d) => <DashboardBody d={d} />}</Loaded>
@@ -48,60 +37,80 @@ export function Dashboard() {
 }
 
 function DashboardBody({ d }) {
-    const on = d.systems.filter((s) => s.on_cloud).length;
-    const live_systems = d.systems.filter((s) => s.status !== 'retired').length;
-    const oldest = d.waiting.reduce((m, r) => (!m || (r.submitted_at || r.updated_at) < m ? (r.submitted_at || r.updated_at) : m), null);
-    const idle = d.findings.filter((f) => f.kind === 'idle');
-    const over = d.findings.filter((f) => f.kind === 'over_provisioned');
-    const free = [...idle, ...over].reduce((s, f) => ({
-        v: s.v + Math.max(0, (f.frees && f.frees.vcpus) || 0), m: s.m + Math.max(0, (f.frees && f.frees.memory_mib) || 0),
-    }), { v: 0, m: 0 });
+    const sy = d.systems || {};
+    const rq = d.requests || {};
+    const al = d.allocations || {};
+    const fi = d.findings || {};
     const months = last_months(12);
-    const count_by = (xs) => months.map((m) => xs.filter((x) => month_of(x.created_at) === m).length);
+    const by = Object.fromEntries((d.trends || []).map((x) => [x.month, x]));
+    const series = (k) => months.map((m) => (by[m] ? by[m][k] || 0 : 0));
     const trend = {
-        grid: { left: 40, right: 16, top: 36, bottom: 28 },
+        grid: { left: 40, right: 40, top: 36, bottom: 28 },
         tooltip: { trigger: 'axis' },
         legend: { top: 0 },
         xAxis: { type: 'category', data: months },
-        yAxis: { type: 'value', minInterval: 1 },
+        yAxis: [{ type: 'value', minInterval: 1 }, { type: 'value', minInterval: 1, name: 'vCPU' }],
         series: [
-            { type: 'bar', name: t('requests_created'), data: count_by(d.requests) },
-            { type: 'line', name: t('allocations_created'), data: count_by(d.allocations) },
+            { type: 'bar', name: t('requests_submitted'), data: series('requests_submitted') },
+            { type: 'bar', name: t('requests_approved'), data: series('requests_approved') },
+            { type: 'line', name: t('allocations_created'), data: series('allocations') },
+            { type: 'line', name: t('findings_raised'), data: series('findings') },
+            { type: 'line', name: t('allocated_vcpus'), yAxisIndex: 1, data: series('allocated_vcpus'), lineStyle: { type: 'dashed' } },
         ],
     };
+    const ages = [['under_1d', rq.under_1d], ['from_1d_to_3d', rq.from_1d_to_3d], ['from_3d_to_7d', rq.from_3d_to_7d], ['over_7d', rq.over_7d]];
     return (
         <div class="dashboard">
             <div class="cards">
                 <div class="card-stat" data-testid="cloud-share">
                     <span class="stat-label">{t('cloud_share')}</span>
-                    <span class="stat-value">{pct(live_systems ? on / live_systems : null)}</span>
-                    <span class="stat-sub">{t('systems_on_cloud', { a: on, b: live_systems })}</span>
+                    <span class="stat-value">{pct(sy.share)}</span>
+                    <span class="stat-sub">{t('systems_on_cloud', { a: sy.on_cloud, b: sy.total })}</span>
                 </div>
                 <Link to="/queue" class="card-stat" data-testid="waiting">
                     <span class="stat-label">{t('waiting_requests')}</span>
-                    <span class="stat-value">{d.waiting.length}</span>
-                    <span class="stat-sub">{oldest ? t('oldest_waiting', { d: age(oldest) }) : t('none')}</span>
+                    <span class="stat-value">{rq.waiting}</span>
+                    <span class="stat-sub">{rq.oldest_since ? t('oldest_waiting', { d: age(rq.oldest_since) }) : t('none')}</span>
+                    <span class="stat-sub">{t('waiting_split', { r: rq.to_review, a: rq.to_allocate, t: rq.in_trial })}</span>
                 </Link>
-                <Link to="/allocations?state=active&purpose=production" class="card-stat">
+                <Link to="/allocations?state=active&purpose=production" class="card-stat" data-testid="active">
                     <span class="stat-label">{t('active_allocations')}</span>
-                    <span class="stat-value">{d.active.length}</span>
-                    <span class="stat-sub">{`${d.active.reduce((s, a) => s + a.totals.vcpus, 0)} vCPU · ${mib(d.active.reduce((s, a) => s + a.totals.memory_mib, 0))}`}</span>
+                    <span class="stat-value">{al.active}</span>
+                    <span class="stat-sub">{`${al.vcpus} vCPU · ${mib(al.memory_mib)} · ${al.disk_gib} GiB · ${al.instances} ×`}</span>
                 </Link>
-                <Link to="/findings?state=live" class="card-stat">
+                <Link to="/findings?state=live" class="card-stat" data-testid="findings">
                     <span class="stat-label">{t('idle_over')}</span>
-                    <span class="stat-value">{`${idle.length} / ${over.length}`}</span>
-                    <span class="stat-sub">{t('reclaimable_res', { v: free.v, m: mib(free.m) })}</span>
+                    <span class="stat-value">{`${fi.idle} / ${fi.over_provisioned}`}</span>
+                    <span class="stat-sub">{t('reclaimable_res', { v: fi.reclaimable_vcpus, m: `${fi.reclaimable_memory_gib} GiB` })}</span>
                 </Link>
             </div>
+            <Section title={t('waiting_by_age')}>
+                <Table caption={t('waiting_by_age')} head={ages.map(([k]) => t(`age_${k}`))}>
+                    <tr>{ages.map(([, v]) => <td>{v}</td>)}</tr>
+                </Table>
+            </Section>
             <Section title={t('host_capacity')}>
-                <HostTable hosts={d.hosts} />
+                <Table caption={t('host_capacity')} count={(d.hosts || []).length}
+                    head={[t('name'), t('pool'), t('capacity'), t('allocated'), t('quota_headroom'), t('maintenance'), t('enabled')]}>
+                    {(d.hosts || []).map((h) => (
+                        <tr>
+                            <td>{h.name}</td>
+                            <td>{tv('pool', h.pool)}</td>
+                            <td>{`${h.capacity_vcpus} vCPU · ${mib(h.capacity_memory_mib)} · ${h.capacity_disk_gib} GiB`}</td>
+                            <td>{`${h.used_vcpus} vCPU · ${mib(h.used_memory_mib)} · ${h.used_disk_gib} GiB`}</td>
+                            <td class={h.headroom && h.headroom.vcpus < 0 ? 'neg' : ''}>{h.headroom ? `${h.headroom.vcpus} vCPU · ${mib(h.headroom.memory_mib)} · ${h.headroom.disk_gib} GiB` : t('dash')}</td>
+                            <td>{h.maintenance ? t('yes') : t('no')}</td>
+                            <td>{h.enabled ? t('yes') : t('no')}</td>
+                        </tr>
+                    ))}
+                </Table>
             </Section>
             <Section title={t('trends')}>
-                <Chart option={trend} label={t('chart_alt', { m: t('trends') })} height={240} />
+                <Chart option={trend} label={t('chart_alt', { m: t('trends') })} height={260} />
                 <details>
                     <summary>{t('data_table')}</summary>
-                    <Table caption={t('trends')} head={[t('month'), t('requests_created'), t('allocations_created')]}>
-                        {months.map((m, i) => <tr><td>{m}</td><td>{trend.series[0].data[i]}</td><td>{trend.series[1].data[i]}</td></tr>)}
+                    <Table caption={t('trends')} head={[t('month'), t('requests_submitted'), t('requests_approved'), t('allocations_created'), t('allocated_vcpus'), t('findings_raised')]}>
+                        {months.map((m, i) => <tr><td>{m}</td>{trend.series.map((x) => <td>{x.data[i]}</td>)}</tr>)}
                     </Table>
                 </details>
             </Section>

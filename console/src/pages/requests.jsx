@@ -80,18 +80,43 @@ export function RequestList({ role, query }) {
     );
 }
 
+// What waits for the caller (GET /v1/queue): the bureau's approval queue, the vendor's trials,
+// the consultant's assignments, a department's returned requests; oldest first.
 export function Queue({ role }) {
-    const p = usePaged('requests', { state: 'submitted' });
+    const r = useLoad(() => get('queue?limit=200'), []);
     return (
-        <Page title={t('nav_queue')}>
-            {p.error ? <Err error={p.error} /> : p.data === undefined ? <Loading /> : (
-                <Table caption={t('nav_queue')} count={p.items.length}
-                    head={[t('request'), t('waiting_since'), t('department'), t('system'), t('kind'), t('state'), t('totals'), t('precheck')]}>
-                    <RequestRows items={p.items} role={role} queue />
-                </Table>
-            )}
-            <Pager p={p} />
+        <Page title={role === 'vendor' ? t('trials') : role === 'reviewer' ? t('nav_queue') : t('nav_todo')} wide>
+            {role === 'vendor' ? <p>{t('trials_intro')}</p> : null}
+            <Loaded r={r}>{(d) => <QueueTable items={d.items} />}</Loaded>
         </Page>
+    );
+}
+
+function QueueTable({ items }) {
+    const now = Date.now();
+    return (
+        <Table caption={t('nav_queue')} count={items.length}
+            head={[t('request'), t('queue_action'), t('waiting_since'), t('department'), t('system'), t('kind'), t('state'), t('totals'), t('precheck')]}>
+            {items.map((x) => (
+                <tr data-request={x.id}>
+                    <td><Link to={`/requests/${x.id}`}>{t('request_n', { n: x.id })}</Link></td>
+                    <td>{tv('qa', x.action)}</td>
+                    <td title={x.waiting_since}>{age(x.waiting_since, now)}</td>
+                    <td>{x.department_name}</td>
+                    <td>{x.system_name}</td>
+                    <td>{tv('kind', x.kind)}</td>
+                    <td><Badge prefix="rs" value={x.state} /></td>
+                    <td>{x.instances ? `${x.vcpus} vCPU · ${mib(x.memory_mib)} · ${x.disk_gib} GiB · ${x.instances} ×` : t('dash')}</td>
+                    <td>{x.precheck ? (
+                        <span>
+                            <CheckMark ok={!x.precheck.failed.length} />
+                            {x.precheck.failed.length ? ` ${x.precheck.failed.map((k) => tv('rule', k)).join('、')}` : ''}
+                            {x.precheck.advisory.length ? <small class="muted">{` (${t('rule_advisory')}: ${x.precheck.advisory.map((k) => tv('rule', k)).join('、')})`}</small> : null}
+                        </span>
+                    ) : t('dash')}</td>
+                </tr>
+            ))}
+        </Table>
     );
 }
 
