@@ -247,9 +247,10 @@ export function Check({ label, checked, onChange, disabled }) {
 }
 
 // A <select> of an enumerated value with its translated labels.
-export function EnumSelect({ prefix, values, value, onChange, any, required }) {
+export function EnumSelect({ prefix, values, value, onChange, any, required, id, ...rest }) {
     return (
-        <select value={value} required={required} onChange={(e) => onChange(e.currentTarget.value)}>
+        <select id={id} aria-describedby={rest['aria-describedby']} value={value} required={required}
+            onChange={(e) => onChange(e.currentTarget.value)}>
             {any ? <option value="">{t('all')}</option> : null}
             {values.map((v) => <option value={v}>{tv(prefix, v)}</option>)}
         </select>
