@@ -142,9 +142,11 @@ export function Badge({ prefix, value }) {
 export function Bar({ percent, label }) {
     const p = Math.max(0, Math.min(100, Math.round(percent || 0)));
     return (
-        <span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow={p}
-            aria-label={label}>
-            <span class="bar-fill" ref={(el) => el && el.style.setProperty('width', `${p}%`)} />
+        <span class="bar-box">
+            <span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow={p}
+                aria-label={label}>
+                <span class="bar-fill" ref={(el) => el && el.style.setProperty('width', `${p}%`)} />
+            </span>
             <span class="bar-text">{p}%</span>
         </span>
     );
