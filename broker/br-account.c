@@ -221,7 +221,8 @@ int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError
 
 int br_account_check_enabled(CmDb *db, int64_t id, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT disabled FROM accounts WHERE id = ?", err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT disabled FROM accounts WHERE id = ?", err);
     int r;
 
     if (!st)
@@ -243,16 +244,16 @@ int br_account_recipients(CmDb *db, unsigned to, int64_t department, int64_t con
 {
     /* The bits are those of br-notification.h: reviewers 1, department 2, consultant 4,
      * vendors 8. */
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db,
-        "SELECT id, CASE WHEN email_notifications <> 0 THEN email END FROM accounts"
-        " WHERE disabled = 0 AND id <> ?5 AND ("
-        " ((?1 & 1) <> 0 AND role = 'reviewer')"
-        " OR ((?1 & 8) <> 0 AND role = 'vendor')"
-        " OR ((?1 & 2) <> 0 AND role = 'department' AND department_id = ?2)"
-        " OR ((?1 & 4) <> 0 AND id = ?3 AND role = 'consultant'))"
-        " ORDER BY id LIMIT ?4",
-        err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, CASE WHEN email_notifications <> 0 THEN email END FROM accounts"
+                      " WHERE disabled = 0 AND id <> ?5 AND ("
+                      " ((?1 & 1) <> 0 AND role = 'reviewer')"
+                      " OR ((?1 & 8) <> 0 AND role = 'vendor')"
+                      " OR ((?1 & 2) <> 0 AND role = 'department' AND department_id = ?2)"
+                      " OR ((?1 & 4) <> 0 AND id = ?3 AND role = 'consultant'))"
+                      " ORDER BY id LIMIT ?4",
+                      err);
     BrRecipient *list = NULL;
     size_t n = 0, cap = 0;
     int r;

@@ -16,8 +16,8 @@
 
 /* Changes to an account; -1 (or email_set false) leaves a field as it is. */
 typedef struct {
-    int disabled;            /* 0, 1, or -1 */
-    bool email_set;          /* email given: a string, or NULL to clear it */
+    int disabled;   /* 0, 1, or -1 */
+    bool email_set; /* email given: a string, or NULL to clear it */
     const char *email;
     int email_notifications; /* 0, 1, or -1 */
 } BrAccountFields;

@@ -7,6 +7,7 @@
 #include "br-api-requests.h"
 #include "br-api.h"
 #include "br-dashboard.h"
+#include "br-hosts.h"
 #include "br-review.h"
 #include "cm-time.h"
 
@@ -14,9 +15,19 @@ int br_api_dashboard(BrCall *c)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     json_object *o;
+    json_object *hosts;
     int r = br_dashboard_summary(br_call_db(c), &p->placement, cm_now_ms(), &o, &c->err);
+
     if (r < 0)
         return r;
+    /* Whether each host's libvirt connection is up is known to the daemon, not the database. */
+    hosts = cm_json_get(o, "hosts");
+    for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+        json_object *h = json_object_array_get_idx(hosts, i);
+        BrHostStatus st = {0};
+        bool known = c->d->hosts && br_hosts_status(c->d->hosts, cm_json_get_int(h, "id", 0), &st);
+        json_object_object_add(h, "connected", json_object_new_boolean(known && st.connected));
+    }
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
@@ -46,9 +57,11 @@ static int add_precheck(BrCall *c, CmDb *db, json_object *item)
     advisory = json_object_new_array();
     for (int i = 0; i < BR_REVIEW_RULE_MAX; i++)
         if (!outcome.ok[i])
-            json_object_array_add(outcome.enforced[i] ? failed : advisory,
-                                  json_object_new_string(br_review_rule_to_string((BrReviewRule)i)));
-    json_object_object_add(pre, "ok", json_object_new_boolean(cm_json_get_bool(check, "ok", false)));
+            json_object_array_add(
+                outcome.enforced[i] ? failed : advisory,
+                json_object_new_string(br_review_rule_to_string((BrReviewRule)i)));
+    json_object_object_add(pre, "ok",
+                           json_object_new_boolean(cm_json_get_bool(check, "ok", false)));
     json_object_object_add(pre, "failed", failed);
     json_object_object_add(pre, "advisory", advisory);
     json_object_object_add(item, "precheck", pre);

@@ -138,10 +138,12 @@ static int limits_check(BrCall *c, const Limits *l, bool by_account)
     char secs[24];
     int r = 0;
 
-    if (by_account)
+    if (by_account) {
         r = br_sign_in_limit_load(br_call_db(c), l->account_key, &a, &c->err);
-    if (r >= 0)
-        r = br_sign_in_limit_load(br_call_db(c), l->address_key, &b, &c->err);
+        if (r < 0)
+            return r;
+    }
+    r = br_sign_in_limit_load(br_call_db(c), l->address_key, &b, &c->err);
     if (r < 0)
         return r;
     wait = br_limit_remaining(&a, now);
@@ -239,13 +241,12 @@ static int reply_session(BrCall *c, unsigned status, int64_t id)
         return r;
     if (r == 0)
         return invalid_session(c);
-    r = br_session_json(db, &s, c->d->config.session_idle_seconds, &o, &c->err);
-    if (r >= 0)
-        r = br_notification_unread(db, s.account_id, &unread, &c->err);
-    if (r < 0) {
-        json_object_put(o);
+    r = br_notification_unread(db, s.account_id, &unread, &c->err);
+    if (r < 0)
         return r;
-    }
+    r = br_session_json(db, &s, c->d->config.session_idle_seconds, &o, &c->err);
+    if (r < 0)
+        return r;
     json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
     return br_reply(c, status, o);
 }
@@ -267,16 +268,21 @@ static int sign_in_tx(BrTx *tx, void *ctx)
     int r;
 
     r = br_sign_in_limit_save(tx, w->limits->account_key, &zero);
-    if (r >= 0 && w->rehash) {
+    if (r < 0)
+        return r;
+    /* Sessions and links over for a day are of no use: each sign-in clears them away. */
+    r = br_session_sweep(tx, cm_now_ms() - 86400000);
+    if (r < 0)
+        return r;
+    if (w->rehash) {
         r = br_account_set_password(tx, w->creds->id, w->rehash, w->creds->password_hash);
-        if (r == -ESTALE) { /* changed meanwhile: the new one stands */
+        if (r == -ESTALE) /* changed meanwhile: the new one stands */
             cm_error_clear(tx->err);
-            r = 0;
-        }
+        else if (r < 0)
+            return r;
     }
-    if (r >= 0)
-        r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms,
-                              w->must_change, NULL, w->token, &w->session_id);
+    r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms, w->must_change, NULL,
+                          w->token, &w->session_id);
     if (r < 0)
         return r;
     br_tx_audit_set(tx, "session.create", "account", w->creds->id, NULL);
@@ -316,8 +322,7 @@ int br_api_session_create(BrCall *c)
     if (!ok) {
         cm_error_set_code(&c->err, CM_ERROR_UNAUTHENTICATED, "invalid_credentials", "",
                           "the name or the password is wrong");
-        return record_failure(c, &l, true, "session.fail", creds.id, name,
-                              "invalid_credentials");
+        return record_failure(c, &l, true, "session.fail", creds.id, name, "invalid_credentials");
     }
     if (br_password_needs_rehash(creds.password_hash) && br_password_hash(password, rehash) >= 0)
         w.rehash = rehash;
@@ -404,8 +409,8 @@ static int password_tx(BrTx *tx, void *ctx)
     if (ended < 0)
         return ended;
     if (w->keep_session) {
-        r = br_session_create(tx, w->account_id, tx->actor->client, w->lifetime_ms, false,
-                              w->csrf, w->token, &w->new_session);
+        r = br_session_create(tx, w->account_id, tx->actor->client, w->lifetime_ms, false, w->csrf,
+                              w->token, &w->new_session);
         if (r < 0)
             return r;
     }
@@ -438,8 +443,8 @@ int br_api_session_password(BrCall *c)
         return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "the account is gone");
     /* An account without a password sets its first one with its token or session alone. */
     if (creds.password_hash[0] && (!current || !br_password_verify(creds.password_hash, current))) {
-        cm_error_set_code(&c->err, CM_ERROR_FORBIDDEN, "invalid_credentials",
-                          "/current_password", "the current password is wrong");
+        cm_error_set_code(&c->err, CM_ERROR_FORBIDDEN, "invalid_credentials", "/current_password",
+                          "the current password is wrong");
         return record_failure(c, &l, true, "account.password", creds.id, NULL,
                               "invalid_credentials");
     }
@@ -534,13 +539,13 @@ static int link_tx(BrTx *tx, void *ctx)
     LinkWrite *w = ctx;
     _cleanup_json_ json_object *detail = json_object_new_object();
     int r = br_account_check_enabled(tx->db, w->id, tx->err);
-    if (r >= 0)
-        r = br_sign_in_link_create(tx, w->id, w->lifetime_ms, w->token, w->expires_at);
+    if (r < 0)
+        return r;
+    r = br_sign_in_link_create(tx, w->id, w->lifetime_ms, w->token, w->expires_at);
     if (r < 0)
         return r;
     json_object_object_add(detail, "expires_at", json_object_new_string(w->expires_at));
-    br_tx_audit_set(tx, "account.sign_in_link", "account", w->id,
-                    cm_json_to_string(detail, NULL));
+    br_tx_audit_set(tx, "account.sign_in_link", "account", w->id, cm_json_to_string(detail, NULL));
     return 0;
 }
 

@@ -25,7 +25,7 @@
 
 /* The same for every console answer: nothing inline, nothing from another host. */
 #define CSP                                                                                        \
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none';"        \
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none';"         \
     " base-uri 'self'; form-action 'self'"
 
 typedef enum { ENC_IDENTITY, ENC_BR, ENC_GZIP, ENC_MAX } Encoding;
@@ -197,8 +197,7 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 /* Every file under @rel (relative to the console folder), the .br/.gz siblings later. */
-static int scan(BrConsole *con, int dirfd, const char *rel, int depth, bool siblings,
-                CmError *err)
+static int scan(BrConsole *con, int dirfd, const char *rel, int depth, bool siblings, CmError *err)
 {
     DIR *dp;
     struct dirent *de;

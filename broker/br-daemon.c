@@ -55,6 +55,7 @@ void br_config_init_defaults(BrConfig *c)
     c->sign_in.window_seconds = 900;
     c->sign_in.lockout_seconds = 900;
     c->smtp.timeout_seconds = 30;
+    c->smtp.retry_seconds = 30;
 }
 
 void br_config_clear(BrConfig *c)
@@ -140,6 +141,8 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     replace_str(&c->smtp.password_file, cm_json_get_str(smtp, "password_file", NULL));
     c->smtp.timeout_seconds =
         (unsigned)cm_json_get_int(smtp, "timeout_seconds", c->smtp.timeout_seconds);
+    c->smtp.retry_seconds =
+        (unsigned)cm_json_get_int(smtp, "retry_seconds", c->smtp.retry_seconds);
     return 0;
 }
 

@@ -45,6 +45,7 @@ typedef struct {
         char *user;          /* optional SMTP AUTH user */
         char *password_file; /* its password, read at start */
         unsigned timeout_seconds;
+        unsigned retry_seconds; /* the first wait after a failure; doubles to an hour */
     } smtp;
 } BrConfig;
 

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "br-dashboard.h"
 #include "cm-json.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 #define DAY_MS 86400000LL
 
-/* A count of the rows where @cond holds, in SQL any database runs. */
-#define COUNT_IF(cond) "coalesce(sum(CASE WHEN " cond " THEN 1 ELSE 0 END), 0)"
-
+/* Counts are sums of CASE (not of booleans): SQL that PostgreSQL runs too. */
 static int one_row(CmDb *db, const char *sql, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
@@ -58,10 +58,10 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
         return r;
     for (size_t i = 0; i < json_object_array_length(items); i++) {
         json_object *h = json_object_array_get_idx(items, i), *head = json_object_new_object();
-        static const char *const dims[][3] = {{"vcpus", "capacity_vcpus", "used_vcpus"},
-                                              {"memory_mib", "capacity_memory_mib",
-                                               "used_memory_mib"},
-                                              {"disk_gib", "capacity_disk_gib", "used_disk_gib"}};
+        static const char *const dims[][3] = {
+            {"vcpus", "capacity_vcpus", "used_vcpus"},
+            {"memory_mib", "capacity_memory_mib", "used_memory_mib"},
+            {"disk_gib", "capacity_disk_gib", "used_disk_gib"}};
         for (size_t k = 0; k < 3; k++) {
             int64_t room = cm_json_get_int(h, dims[k][1], 0) - cm_json_get_int(h, dims[k][2], 0);
             json_object_object_add(head, dims[k][0], json_object_new_int64(room));
@@ -70,6 +70,45 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
     }
     *ret = items;
     return 0;
+}
+
+/* Twelve months up to @now's, oldest first: a month without a row gets zeros. Takes @rows. */
+static json_object *months_filled(json_object *rows, const char *now)
+{
+    json_object *out = json_object_new_array();
+    int year = (now[0] - '0') * 1000 + (now[1] - '0') * 100 + (now[2] - '0') * 10 + (now[3] - '0');
+    int month = (now[5] - '0') * 10 + (now[6] - '0');
+    static const char *const keys[] = {"requests_submitted", "requests_approved", "allocations",
+                                       "allocated_vcpus", "findings"};
+
+    month -= 11;
+    while (month < 1) {
+        month += 12;
+        year--;
+    }
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        json_object *found = NULL;
+        snprintf(name, sizeof(name), "%04d-%02d", year, month);
+        for (size_t k = 0; k < json_object_array_length(rows) && !found; k++) {
+            json_object *row = json_object_array_get_idx(rows, k);
+            if (strcmp(cm_json_get_str(row, "month", ""), name) == 0)
+                found = json_object_get(row);
+        }
+        if (!found) {
+            found = json_object_new_object();
+            json_object_object_add(found, "month", json_object_new_string(name));
+            for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                json_object_object_add(found, keys[k], json_object_new_int(0));
+        }
+        json_object_array_add(out, found);
+        if (++month > 12) {
+            month = 1;
+            year++;
+        }
+    }
+    json_object_put(rows);
+    return out;
 }
 
 int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64_t now_ms,
@@ -96,18 +135,18 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
     json_object_object_add(o, "at", json_object_new_string(now));
 
     r = one_row(db,
-                "SELECT count(*) AS total, " COUNT_IF("EXISTS (SELECT 1 FROM allocations a"
-                " WHERE a.system_id = s.id AND a.purpose = 'production'"
-                " AND a.state IN ('active','resizing'))") " AS on_cloud"
+                "SELECT count(*) AS total, coalesce(sum(CASE WHEN EXISTS (SELECT 1"
+                " FROM allocations a WHERE a.system_id = s.id AND a.purpose = 'production'"
+                " AND a.state IN ('active','resizing')) THEN 1 ELSE 0 END), 0) AS on_cloud"
                 " FROM systems s WHERE s.status <> 'retired'",
                 &part, err);
     if (r < 0)
         return r;
     {
         int64_t total = cm_json_get_int(part, "total", 0);
-        json_object_object_add(part, "share",
-                               json_object_new_double(
-                                   total ? (double)cm_json_get_int(part, "on_cloud", 0) / total
+        json_object_object_add(
+            part, "share",
+            json_object_new_double(total ? (double)cm_json_get_int(part, "on_cloud", 0) / total
                                          : 0.0));
     }
     json_object_object_add(o, "systems", part);
@@ -116,13 +155,17 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
         _cleanup_stmt_ CmStmt *st = cm_db_prepare(
             db,
             "SELECT count(*) AS waiting, min(w.since) AS oldest_since,"
-            " " COUNT_IF("w.since > ?1") " AS under_1d,"
-            " " COUNT_IF("w.since <= ?1 AND w.since > ?2") " AS from_1d_to_3d,"
-            " " COUNT_IF("w.since <= ?2 AND w.since > ?3") " AS from_3d_to_7d,"
-            " " COUNT_IF("w.since <= ?3") " AS over_7d,"
-            " " COUNT_IF("w.state = 'submitted'") " AS to_review,"
-            " " COUNT_IF("w.state = 'trial_passed'") " AS to_allocate,"
-            " " COUNT_IF("w.state = 'in_trial'") " AS in_trial"
+            " coalesce(sum(CASE WHEN w.since > ?1 THEN 1 ELSE 0 END), 0) AS under_1d,"
+            " coalesce(sum(CASE WHEN w.since <= ?1 AND w.since > ?2 THEN 1 ELSE 0 END), 0)"
+            "  AS from_1d_to_3d,"
+            " coalesce(sum(CASE WHEN w.since <= ?2 AND w.since > ?3 THEN 1 ELSE 0 END), 0)"
+            "  AS from_3d_to_7d,"
+            " coalesce(sum(CASE WHEN w.since <= ?3 THEN 1 ELSE 0 END), 0) AS over_7d,"
+            " coalesce(sum(CASE WHEN w.state = 'submitted' THEN 1 ELSE 0 END), 0)"
+            "  AS to_review,"
+            " coalesce(sum(CASE WHEN w.state = 'trial_passed' THEN 1 ELSE 0 END), 0)"
+            "  AS to_allocate,"
+            " coalesce(sum(CASE WHEN w.state = 'in_trial' THEN 1 ELSE 0 END), 0) AS in_trial"
             " FROM (SELECT r.state, (SELECT max(h.at) FROM request_history h"
             "  WHERE h.request_id = r.id) AS since FROM requests r"
             "  WHERE r.state IN ('submitted','trial_passed','in_trial')) w",
@@ -149,9 +192,11 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
     json_object_object_add(o, "allocations", part);
 
     r = one_row(db,
-                "SELECT " COUNT_IF("kind = 'idle'") " AS idle,"
-                " " COUNT_IF("kind = 'over_provisioned'") " AS over_provisioned,"
-                " " COUNT_IF("kind = 'under_provisioned'") " AS under_provisioned,"
+                "SELECT coalesce(sum(CASE WHEN kind = 'idle' THEN 1 ELSE 0 END), 0) AS idle,"
+                " coalesce(sum(CASE WHEN kind = 'over_provisioned' THEN 1 ELSE 0 END), 0)"
+                "  AS over_provisioned,"
+                " coalesce(sum(CASE WHEN kind = 'under_provisioned' THEN 1 ELSE 0 END), 0)"
+                "  AS under_provisioned,"
                 " coalesce(sum(CASE WHEN kind = 'idle' THEN current_vcpus"
                 "  WHEN kind = 'over_provisioned' THEN frees_vcpus ELSE 0 END), 0)"
                 "  AS reclaimable_vcpus,"
@@ -191,7 +236,7 @@ int br_dashboard_summary(CmDb *db, const BrPlacementPolicyConf *placement, int64
              since, now, &part, err);
     if (r < 0)
         return r;
-    json_object_object_add(o, "trends", part);
+    json_object_object_add(o, "trends", months_filled(part, now));
     *ret = TAKE_PTR(o);
     return 0;
 }

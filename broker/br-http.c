@@ -269,7 +269,8 @@ static void free_buffer(void *p)
 static void add_common_headers(BrCall *c, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", c->actor.request_id);
-    MHD_add_response_header(resp, "Cache-Control", c->cache_control ? c->cache_control : "no-store");
+    MHD_add_response_header(resp, "Cache-Control",
+                            c->cache_control ? c->cache_control : "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     for (unsigned i = 0; i < c->n_reply_headers; i++)
         MHD_add_response_header(resp, c->reply_headers[i].name, c->reply_headers[i].value);

@@ -14,7 +14,6 @@
 #include "cm-worker.h"
 
 #define POLL_MS 2000
-#define BACKOFF_FIRST_MS 30000
 #define BACKOFF_MAX_MS 3600000
 
 struct BrMailer {
@@ -24,9 +23,9 @@ struct BrMailer {
     char host[256];
 };
 
-int64_t br_mailer_backoff_ms(int64_t attempts)
+int64_t br_mailer_backoff_ms(int64_t first_ms, int64_t attempts)
 {
-    int64_t ms = BACKOFF_FIRST_MS;
+    int64_t ms = first_ms < BACKOFF_MAX_MS ? first_ms : BACKOFF_MAX_MS;
     for (int64_t i = 1; i < attempts && ms < BACKOFF_MAX_MS; i++)
         ms *= 2;
     return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
@@ -193,7 +192,9 @@ static int64_t mailer_pass(void *ctx)
     res = (MailResult){.mail = &mail};
     if (send_mail(m, &mail, error, sizeof(error)) < 0) {
         res.error = error;
-        res.retry_at_ms = cm_now_ms() + br_mailer_backoff_ms(mail.attempts + 1);
+        res.retry_at_ms =
+            cm_now_ms() + br_mailer_backoff_ms((int64_t)m->d->config.smtp.retry_seconds * 1000,
+                                               mail.attempts + 1);
         cm_log_warning("mailer: mail %lld to %s not sent (attempt %lld): %s; next try in %lld s",
                        (long long)mail.id, mail.recipient, (long long)mail.attempts + 1, error,
                        (long long)((res.retry_at_ms - cm_now_ms()) / 1000));

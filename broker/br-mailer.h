@@ -9,7 +9,8 @@
 /*
  * The mailer: one background loop (CmWorker) that sends the outbox's mail through the SMTP
  * relay of the config (libcurl), oldest first, and on failure tries again later with a growing
- * wait (30 s doubling to 1 h). It never runs on a request's thread.
+ * wait (smtp.retry_seconds, 30 s by default, doubling up to an hour). It never runs on a
+ * request's thread.
  */
 
 /**
@@ -22,8 +23,12 @@ int br_mailer_start(BrDaemon *d, BrMailer **ret, CmError *err);
 /** br_mailer_stop: stops the loop. Accepts NULL. Returns: NULL. */
 BrMailer *br_mailer_stop(BrMailer *m);
 
-/** br_mailer_backoff_ms: Returns: the wait after the @attempts-th failed attempt (pure). */
-int64_t br_mailer_backoff_ms(int64_t attempts);
+/**
+ * br_mailer_backoff_ms:
+ * Returns: the wait after the @attempts-th failed attempt: @first_ms, doubling with each
+ * further failure, never above an hour (pure).
+ */
+int64_t br_mailer_backoff_ms(int64_t first_ms, int64_t attempts);
 
 /**
  * br_mailer_message:

@@ -29,7 +29,8 @@ static const struct {
     [BR_NOTIFY_REQUEST_RETURNED] = {"申请被退回修改", "A request was returned for changes"},
     [BR_NOTIFY_REQUEST_APPROVED] = {"申请已批准", "A request was approved"},
     [BR_NOTIFY_REQUEST_REJECTED] = {"申请未获批准", "A request was rejected"},
-    [BR_NOTIFY_TRIAL_RESULTS_RECORDED] = {"试运行测试结果已登记", "Trial test results were recorded"},
+    [BR_NOTIFY_TRIAL_RESULTS_RECORDED] = {"试运行测试结果已登记",
+                                          "Trial test results were recorded"},
     [BR_NOTIFY_TRIAL_PASSED] = {"试运行通过", "The trial passed"},
     [BR_NOTIFY_TRIAL_FAILED] = {"试运行未通过", "The trial failed"},
     [BR_NOTIFY_JOB_FAILED] = {"作业失败", "A job failed"},
@@ -84,9 +85,8 @@ static void one_line(char *s)
 }
 
 int br_notification_mail_text(BrNotifyKind kind, const char *object_type, int64_t object_id,
-                              const char *object_name, const char *actor_name,
-                              json_object *detail, const char *public_url, char **ret_subject,
-                              char **ret_body)
+                              const char *object_name, const char *actor_name, json_object *detail,
+                              const char *public_url, char **ret_subject, char **ret_body)
 {
     const char *comment = cm_json_get_str(detail, "comment", NULL);
     const char *error = cm_json_get_str(detail, "error", NULL);
@@ -103,22 +103,21 @@ int br_notification_mail_text(BrNotifyKind kind, const char *object_type, int64_
     one_line(name);
     if (public_url) {
         size_t n = strlen(public_url);
-        link = cm_strdup_printf("%s%s#/%ss/%lld", public_url,
-                                n && public_url[n - 1] == '/' ? "" : "/", object_type,
-                                (long long)object_id);
+        link =
+            cm_strdup_printf("%s%s#/%ss/%lld", public_url, n && public_url[n - 1] == '/' ? "" : "/",
+                             object_type, (long long)object_id);
         if (!link)
             return -ENOMEM;
     }
-    subject = cm_strdup_printf("[cloudbroker] %s / %s: %s", phrases[kind].zh, phrases[kind].en,
-                               name);
+    subject =
+        cm_strdup_printf("[cloudbroker] %s / %s: %s", phrases[kind].zh, phrases[kind].en, name);
     body = cm_strdup_printf("%s：%s（%s）\n%s: %s (by %s)\n%s%s%s%s%s%s%s\n"
                             "本邮件由云资源管理平台自动发送，请登录控制台处理。\n"
                             "This mail was sent by cloudbroker; sign in to the console to act.\n",
-                            phrases[kind].zh, name, actor_name, phrases[kind].en, name,
-                            actor_name, comment ? "\n意见 / Comment: " : "",
-                            comment ? comment : "", error ? "\n错误 / Error: " : "",
-                            error ? error : "", link ? "\n" : "", link ? link : "",
-                            link ? "\n" : "");
+                            phrases[kind].zh, name, actor_name, phrases[kind].en, name, actor_name,
+                            comment ? "\n意见 / Comment: " : "", comment ? comment : "",
+                            error ? "\n错误 / Error: " : "", error ? error : "", link ? "\n" : "",
+                            link ? link : "", link ? "\n" : "");
     if (!subject || !body)
         return -ENOMEM;
     one_line(subject);
@@ -137,26 +136,25 @@ int br_notification_raise(CmDb *db, const BrNotifyConfig *cfg, const BrActor *ac
     const char *detail = n->detail ? cm_json_to_string(n->detail, NULL) : NULL;
     int told = 0, r;
 
-    r = br_account_recipients(db, n->to, n->department_id, n->consultant_id, actor->account_id,
-                              &to, &n_to, err);
+    r = br_account_recipients(db, n->to, n->department_id, n->consultant_id, actor->account_id, &to,
+                              &n_to, err);
     if (r < 0)
         return r;
     cm_time_iso(cm_now_ms(), at);
     for (size_t i = 0; i < n_to && r >= 0; i++) {
-        _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-            db,
-            "INSERT INTO notifications(account_id, kind, at, object_type, object_id,"
-            " object_name, actor_account_id, actor_name, detail, dedup)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            " ON CONFLICT DO NOTHING RETURNING id",
-            err);
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(db,
+                          "INSERT INTO notifications(account_id, kind, at, object_type, object_id,"
+                          " object_name, actor_account_id, actor_name, detail, dedup)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                          " ON CONFLICT DO NOTHING RETURNING id",
+                          err);
         if (!st) {
             r = -EIO;
             break;
         }
         CM_DB_BIND(st, to[i].id, br_notify_kind_to_string(n->kind), at, n->object_type,
-                   n->object_id, n->object_name, actor->account_id, actor->name, detail,
-                   n->dedup);
+                   n->object_id, n->object_name, actor->account_id, actor->name, detail, n->dedup);
         r = cm_stmt_step(st, err);
         if (r <= 0)
             continue; /* an error, or already told (dedup) */
@@ -164,10 +162,9 @@ int br_notification_raise(CmDb *db, const BrNotifyConfig *cfg, const BrActor *ac
         told++;
         if (!cfg || !cfg->mail || !to[i].email)
             continue;
-        if (!subject &&
-            br_notification_mail_text(n->kind, n->object_type, n->object_id, n->object_name,
-                                      actor->name, n->detail, cfg->public_url, &subject,
-                                      &body) < 0) {
+        if (!subject && br_notification_mail_text(n->kind, n->object_type, n->object_id,
+                                                  n->object_name, actor->name, n->detail,
+                                                  cfg->public_url, &subject, &body) < 0) {
             r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
             break;
         }
@@ -247,8 +244,7 @@ int br_notification_mark_read(BrTx *tx, int64_t account, int64_t id)
 
     cm_time_iso(cm_now_ms(), at);
     if (id) {
-        st = cm_db_prepare(tx->db,
-                           "SELECT 1 FROM notifications WHERE id = ? AND account_id = ?",
+        st = cm_db_prepare(tx->db, "SELECT 1 FROM notifications WHERE id = ? AND account_id = ?",
                            tx->err);
         if (!st)
             return -EIO;

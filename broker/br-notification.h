@@ -115,9 +115,8 @@ int br_notification_unread(CmDb *db, int64_t account, int64_t *ret, CmError *err
  * Returns: 0, or -ENOMEM.
  */
 int br_notification_mail_text(BrNotifyKind kind, const char *object_type, int64_t object_id,
-                              const char *object_name, const char *actor_name,
-                              json_object *detail, const char *public_url, char **ret_subject,
-                              char **ret_body);
+                              const char *object_name, const char *actor_name, json_object *detail,
+                              const char *public_url, char **ret_subject, char **ret_body);
 
 /**
  * br_notification_seen:

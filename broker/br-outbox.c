@@ -30,8 +30,7 @@ int br_outbox_add(CmDb *db, int64_t notification_id, const char *recipient, cons
     return cm_stmt_exec(st, err);
 }
 
-int br_outbox_next_due(CmDb *db, int64_t now_ms, BrMail *ret, int64_t *ret_next_ms,
-                       CmError *err)
+int br_outbox_next_due(CmDb *db, int64_t now_ms, BrMail *ret, int64_t *ret_next_ms, CmError *err)
 {
     char now[CM_TIME_ISO_LEN + 1];
     _cleanup_stmt_ CmStmt *st =

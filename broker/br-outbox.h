@@ -37,8 +37,7 @@ int br_outbox_add(CmDb *db, int64_t notification_id, const char *recipient, cons
  * Returns: 1 with it in @ret, 0 when none is due (then @ret_next_ms holds when the next one is,
  * or -1 when none waits), or a negative errno with @err set.
  */
-int br_outbox_next_due(CmDb *db, int64_t now_ms, BrMail *ret, int64_t *ret_next_ms,
-                       CmError *err);
+int br_outbox_next_due(CmDb *db, int64_t now_ms, BrMail *ret, int64_t *ret_next_ms, CmError *err);
 
 /**
  * br_outbox_sent:

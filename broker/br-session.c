@@ -32,8 +32,7 @@ int br_session_create(BrTx *tx, int64_t account_id, const char *client, int64_t 
                        tx->err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, account_id, hash, csrf ? csrf : fresh, must_change_password, client, at,
-               until);
+    CM_DB_BIND(st, account_id, hash, csrf ? csrf : fresh, must_change_password, client, at, until);
     r = cm_stmt_step(st, tx->err);
     if (r < 0)
         return r;
@@ -131,6 +130,30 @@ int br_session_revoke_account(BrTx *tx, int64_t account_id, const char *reason)
     return r < 0 ? r : (int)cm_stmt_changes(st);
 }
 
+int br_session_sweep(BrTx *tx, int64_t before_ms)
+{
+    char before[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    cm_time_iso(before_ms, before);
+    st = cm_db_prepare(tx->db,
+                       "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1"
+                       " OR last_seen_at < ?1",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, before);
+    r = cm_stmt_exec(st, tx->err);
+    if (r < 0)
+        return r;
+    st = cm_db_prepare(tx->db, "DELETE FROM sign_in_links WHERE expires_at < ?1", tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, before);
+    return cm_stmt_exec(st, tx->err);
+}
+
 int br_session_json(CmDb *db, const BrSession *s, int64_t idle_seconds, json_object **ret,
                     CmError *err)
 {
@@ -225,8 +248,7 @@ int br_sign_in_link_consume(BrTx *tx, const char *token, int64_t account_id)
 int br_sign_in_limit_load(CmDb *db, const char *key, BrLimitState *ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db, "SELECT failures, window_start, locked_until FROM sign_in_failures WHERE key = ?",
-        err);
+        db, "SELECT failures, window_start, locked_until FROM sign_in_failures WHERE key = ?", err);
     int r;
 
     if (!st)
@@ -329,8 +351,7 @@ static int origin_of(const char *scheme, const char *hostport, size_t hp_len, ch
     return 0;
 }
 
-int br_expected_origin(const char *public_url, bool tls, const char *host, char *out,
-                       size_t size)
+int br_expected_origin(const char *public_url, bool tls, const char *host, char *out, size_t size)
 {
     if (public_url) {
         const char *sep = strstr(public_url, "://");

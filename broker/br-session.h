@@ -80,6 +80,13 @@ int br_session_revoke(BrTx *tx, int64_t id, const char *reason);
 int br_session_revoke_account(BrTx *tx, int64_t account_id, const char *reason);
 
 /**
+ * br_session_sweep:
+ * Removes the sessions and sign-in links that ended before @before_ms.
+ * Returns: 0, or a negative errno with tx->err set.
+ */
+int br_session_sweep(BrTx *tx, int64_t before_ms);
+
+/**
  * br_session_json:
  * The session document of @s: account (id, name, role, department_id, department_name,
  * must_change_password), csrf_token, expires_at, idle_timeout_seconds.
@@ -147,8 +154,7 @@ bool br_cookie_value(const char *header, const char *name, char *out, size_t siz
  * the scheme (https when @tls) with the request's @host. Default ports are left out.
  * Returns: 0 with it in @out, or -EINVAL when it cannot be told (no Host, a bad URL).
  */
-int br_expected_origin(const char *public_url, bool tls, const char *host, char *out,
-                       size_t size);
+int br_expected_origin(const char *public_url, bool tls, const char *host, char *out, size_t size);
 
 /** br_origin_matches: Returns: true when the Origin header @origin is @expected (any case). */
 bool br_origin_matches(const char *origin, const char *expected);

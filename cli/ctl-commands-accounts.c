@@ -195,6 +195,30 @@ static int cmd_rotate_token(CtlContext *ctx, const CtlArgs *args)
     return issue_token(ctx, o, ctl_args_get(args, "token-out"));
 }
 
+/* POST /v1/accounts/{id}/sign-in-link: the link with which a person sets a password. */
+static int cmd_sign_in_link(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *o = NULL;
+    _cleanup_free_ char *path = NULL;
+    const char *base = ctx->config.url ? ctx->config.url : "";
+    size_t n = strlen(base);
+    int r;
+
+    r = account_path(ctx, args, "/sign-in-link", &path);
+    if (r >= 0)
+        r = ctl_call(ctx, "POST", path, NULL, &o);
+    if (r < 0)
+        return r;
+    if (ctx->json) {
+        ctl_print_json(ctx->out, o);
+        return 0;
+    }
+    fprintf(ctx->out, "One-time sign-in link (valid until %s; a new link replaces it):\n%s%s%s\n",
+            cm_json_get_str(o, "expires_at", "?"), base, n && base[n - 1] == '/' ? "" : "/",
+            cm_json_get_str(o, "path", ""));
+    return 0;
+}
+
 static const CtlOption create_options[] = {
     {"name", 0, "NAME", CTL_OPT_VALUE | CTL_OPT_REQUIRED,
      "login name: lowercase letters, digits, '.', '_', '-'"},
@@ -277,6 +301,18 @@ const CtlCommand ctl_account_commands[] = {
         .max_args = 1,
         .options = rotate_options,
         .example = "  cloudbrokerctl account rotate-token 4 --token-out civil-affairs.token",
+    },
+    {
+        .group = "account",
+        .verb = "sign-in-link",
+        .handler = cmd_sign_in_link,
+        .help = "issue a one-time link with which the account sets its console password (admin)",
+        .args = "ID",
+        .min_args = 1,
+        .max_args = 1,
+        .description = "The link is the console's address with the link's route; hand it to the\n"
+                       "person. It works once, for a day by default; a new link replaces it.",
+        .example = "  cloudbrokerctl account sign-in-link 4",
     },
     {NULL},
 };

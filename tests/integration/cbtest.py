@@ -193,7 +193,7 @@ class Session:
         if csrf and method not in ('GET', 'HEAD'):
             h['X-CSRF-Token'] = self.csrf
         if self.origin and method not in ('GET', 'HEAD'):
-            h['Origin'] = self.broker.url
+            h['Origin'] = self.origin if isinstance(self.origin, str) else self.broker.url
         h.update(headers or {})
         return self.broker.request(method, path, body=body, headers=h, **kw)
 

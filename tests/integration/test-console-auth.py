@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import Broker, Checks, Session, json_error, set_password  # noqa: E402
+from cbtest import Broker, Checks, Session, ctl, json_error, set_password  # noqa: E402
 
 checks = Checks('console-auth')
 tmp = tempfile.mkdtemp(prefix='cbauth-')
@@ -247,6 +247,13 @@ with Broker(extra_args=config(**LIMITS)) as b:
     checks.eq(r.status, 200, 'the account signs in with the password it set')
     r = b.get(f'/v1/accounts/{nopw_id}', token=admin)
     checks.ok(r.json()['has_password'] is True, 'accounts document: has_password')
+    out = ctl(b, 'account', 'sign-in-link', str(rev_id), token=admin).stdout.decode()
+    url = [line for line in out.splitlines() if '#/set-password?token=' in line]
+    checks.ok(len(url) == 1 and url[0].startswith(b.url + '/#/set-password?token=cbl_'),
+              f'cloudbrokerctl account sign-in-link prints the whole link: {out}')
+    r = b.post('/v1/password/setup', {'token': url[0].split('token=')[1],
+                                      'password': 'From-The-Cli-8'})
+    checks.eq(r.status, 204, 'the CLI\'s link sets a password')
     r = b.post('/v1/password/setup', {'token': 'cbl_' + 'A' * 43, 'password': 'Linked-Pass-5'})
     checks.ok(r.status == 400 and code(r) == 'invalid_token', 'an unknown token is refused')
 

@@ -453,6 +453,28 @@ class World:
         return rid
 
 
+CONSOLE_PASSWORD = 'Correct-Horse-9'
+
+
+def console_body(w, what):
+    """A valid body of the console's sign-in routes; gives the accounts their passwords and
+    issues the sign-in link the first time it is asked."""
+    w.tokens.setdefault('anonymous', None)
+    if what == 'session':
+        if not w.ids.get('target-password'):
+            cbtest.set_password(w.b, w.tokens['auditor'], CONSOLE_PASSWORD)
+            w.ids['target-password'] = True
+        return {'name': 'auditor-1', 'password': CONSOLE_PASSWORD}
+    if what == 'password':
+        if not w.ids.get('consultant-password'):
+            cbtest.set_password(w.b, w.tokens['consultant'], CONSOLE_PASSWORD)
+            w.ids['consultant-password'] = True
+        return {'current_password': CONSOLE_PASSWORD, 'new_password': CONSOLE_PASSWORD}
+    r = w.b.post(f'/v1/accounts/{w.ids["spare"]}/sign-in-link', {}, token=w.tokens['admin'])
+    assert r.status == 201, r
+    return {'token': r.json()['token'], 'password': CONSOLE_PASSWORD}
+
+
 def endpoints(w):
     quota = {'vcpus': 8, 'memory_mib': 8192, 'disk_gib': 100, 'instances': 4}
     qfields = {'/quota': 'object', '/quota/vcpus': 'integer', '/quota/memory_mib': 'integer',
@@ -478,10 +500,27 @@ def endpoints(w):
            {'/name': 'pattern', '/role': 'enum', '/department_id': 'integer'},
            ('/name', '/role'), ok=201),
         Ep('PATCH', lambda: f'/v1/accounts/{w.ids["target"]}', 'admin',
-           lambda: {'disabled': False}, {'/disabled': 'boolean'}, ('/disabled',)),
+           lambda: {'disabled': False, 'email_notifications': True},
+           {'/disabled': 'boolean', '/email_notifications': 'boolean'}),
         Ep('POST', lambda: f'/v1/accounts/{w.ids["target"]}/token', 'admin', lambda: {}, {},
            optional=True),
         Ep('POST', lambda: '/v1/whoami/token', 'spare', lambda: {}, {}, optional=True),
+        # The console's sign-in, passwords and notifications (issue 8).
+        Ep('POST', lambda: '/v1/session', 'anonymous', lambda: console_body(w, 'session'),
+           {'/name': 'string', '/password': 'string'}, ('/name', '/password')),
+        Ep('POST', lambda: '/v1/session/password', 'consultant',
+           lambda: console_body(w, 'password'),
+           {'/current_password': 'string', '/new_password': 'string'}, ('/new_password',),
+           ok=204),
+        Ep('POST', lambda: f'/v1/accounts/{w.ids["spare"]}/sign-in-link', 'admin', lambda: {},
+           {}, optional=True, ok=201),
+        Ep('POST', lambda: '/v1/password/setup', 'anonymous', lambda: console_body(w, 'link'),
+           {'/token': 'string', '/password': 'string'}, ('/token', '/password'), ok=204),
+        Ep('PATCH', lambda: '/v1/whoami', 'auditor',
+           lambda: {'email': 'target@bureau.example.gov', 'email_notifications': True},
+           {'/email_notifications': 'boolean'}),
+        Ep('POST', lambda: '/v1/notifications/read-all', 'reviewer', lambda: {}, {},
+           optional=True, ok=204),
         Ep('POST', lambda: '/v1/systems', 'department',
            lambda: {'name': w.uniq('system'), 'description': 'd', 'category': 'website',
                     'protection_level': 3, 'status': 'planned', 'department_id': w.dept},
@@ -1241,6 +1280,8 @@ def path_and_query(se, w):
         ('GET', '/v1/accounts/{id}', 'admin', None),
         ('PATCH', '/v1/accounts/{id}', 'admin', {'disabled': True}),
         ('POST', '/v1/accounts/{id}/token', 'admin', {}),
+        ('POST', '/v1/accounts/{id}/sign-in-link', 'admin', {}),
+        ('POST', '/v1/notifications/{id}/read', 'reviewer', {}),
         ('GET', '/v1/systems/{id}', 'department', None),
         ('PATCH', '/v1/systems/{id}', 'department', {'description': 'x'}),
         ('GET', '/v1/requests/{id}', 'department', None),
@@ -1545,18 +1586,22 @@ def legal_text(se, w):
             ck.eq(r.json().get('filename'), fname, f'{tag}: filename echoed exactly')
         for kind in cbtest.NEW_REQUEST_MATERIALS:
             cbtest.upload_material(b, w.dep, rid, kind)
+        # Each step also tells those concerned (one row per account told): the submission the
+        # reviewer, the opinion and the return the department's two accounts.
         step(f'{tag}: submit with the text as comment', 'POST', f'/v1/requests/{rid}/submit',
              'department', {'comment': s}, 200,
-             {'requests': 'mod', 'request_history': 1, 'audit': 1})
+             {'requests': 'mod', 'request_history': 1, 'audit': 1, 'notifications': 1})
         r = step(f'{tag}: an opinion saying so', 'POST', f'/v1/requests/{rid}/opinions', rev,
-                 {'recommendation': 'return', 'comment': s}, 201, {'opinions': 1, 'audit': 1})
+                 {'recommendation': 'return', 'comment': s}, 201,
+                 {'opinions': 1, 'audit': 1, 'notifications': 2})
         if r.status == 201:
             ck.eq(r.json()['opinions'][-1]['comment'], s, f'{tag}: opinion comment echoed')
         step(f'{tag}: returned with the text as reason', 'POST', f'/v1/requests/{rid}/decision',
              rev, {'decision': 'return', 'comment': s}, 200,
-             {'requests': 'mod', 'request_history': 1, 'audit': 1})
+             {'requests': 'mod', 'request_history': 1, 'audit': 1, 'notifications': 2})
         step(f'{tag}: resubmitted with it', 'POST', f'/v1/requests/{rid}/resubmit', 'department',
-             {'comment': s}, 200, {'requests': 'mod', 'request_history': 1, 'audit': 1})
+             {'comment': s}, 200,
+             {'requests': 'mod', 'request_history': 1, 'audit': 1, 'notifications': 1})
         step(f'{tag}: withdrawn with it', 'POST', f'/v1/requests/{rid}/withdraw', 'department',
              {'comment': s}, 200, {'requests': 'mod', 'request_history': 1, 'audit': 1})
         r = b.get(f'/v1/requests/{rid}', token=w.dep)

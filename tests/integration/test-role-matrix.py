@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 from cbtest import db_diff, json_error  # noqa: E402
 
+CONSOLE_PASSWORD = 'Correct-Horse-9'
 ROLES = ('admin', 'reviewer', 'consultant', 'vendor', 'auditor', 'department', 'agent')
 NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-token')
 
@@ -52,6 +53,12 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
+# The console's routes (docs/api.md "Sign-in and sessions", "Notifications", "Dashboard"):
+# every account reads and marks its own notifications, sets its own address and password; a
+# bearer token is no console session, so GET and DELETE /v1/session let every account through
+# and answer 401 invalid_session to a token (the session itself is tested in
+# test-console-auth.py); sign-in and the password setup by link need no token; the dashboard is
+# the bureau's (reviewer, auditor); the queue is what waits for one who acts.
 # Every allowed call below answers its real 2xx, on fixtures the API made (World.__init__: a
 # trial run and passed, an allocation made, terminated and retained), except one: libvirt's
 # test driver cannot wipe a volume (virStorageVolWipe), so the allocation purged is one set
@@ -125,6 +132,18 @@ GET    /v1/reports/assessment                 -     A   -    -      A     A    -
 GET    /v1/reports/operations                 -     A   -    A      A     A    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
+PATCH  /v1/whoami                             A     A   A    A      A     A    -
+POST   /v1/session                            A     A   A    A      A     A    A     public
+GET    /v1/session                            A     A   A    A      A     A    -
+DELETE /v1/session                            A     A   A    A      A     A    -
+POST   /v1/session/password                   A     A   A    A      A     A    -
+POST   /v1/password/setup                     A     A   A    A      A     A    A     public
+POST   /v1/accounts/{id}/sign-in-link         A     -   -    -      -     -    -
+GET    /v1/notifications                      A     A   A    A      A     A    -
+POST   /v1/notifications/{id}/read            A     A   A    A      A     A    -
+POST   /v1/notifications/read-all             A     A   A    A      A     A    -
+GET    /v1/dashboard                          -     A   -    -      A     -    -
+GET    /v1/queue                              -     A   A    A      -     A    -
 '''
 
 
@@ -262,6 +281,8 @@ class World:
 
     def __init__(self, b):
         self.b = b
+        self.console_account = None
+        self.console_passwords = set()
         self.n = 0
         adm = b.admin_token
         self.dept_a = b.make_department('dept-a', 'Department A')
@@ -567,6 +588,44 @@ def prepare(w, method, path, role, allowed):
         return call('/v1/whoami/token', body={})
     if key == ('GET', '/v1/policies'):
         return call('/v1/policies')
+    if key == ('PATCH', '/v1/whoami'):
+        return call('/v1/whoami', body={'email_notifications': False})
+    if key == ('POST', '/v1/session'):
+        if not w.console_account:
+            aid, tok = w.make_account(w.uniq('console'), 'auditor')
+            cbtest.set_password(w.b, tok, CONSOLE_PASSWORD)
+            w.console_account = w.b.get(f'/v1/accounts/{aid}', token=w.tokens['admin']).json()
+        return call('/v1/session', body={'name': w.console_account['name'],
+                                         'password': CONSOLE_PASSWORD})
+    if key in (('GET', '/v1/session'), ('DELETE', '/v1/session')):
+        return call('/v1/session', ok=401)
+    if key == ('POST', '/v1/session/password'):
+        body = {'new_password': CONSOLE_PASSWORD}
+        if role in w.console_passwords:
+            body['current_password'] = CONSOLE_PASSWORD
+        if allowed:
+            w.console_passwords.add(role)
+        return call('/v1/session/password', body=body, ok=204)
+    if key == ('POST', '/v1/password/setup'):
+        aid = w.throwaway_account()
+        r = w.b.post(f'/v1/accounts/{aid}/sign-in-link', {}, token=w.tokens['admin'])
+        assert r.status == 201, r
+        return call('/v1/password/setup', body={'token': r.json()['token'],
+                                                'password': CONSOLE_PASSWORD}, ok=204)
+    if key == ('POST', '/v1/accounts/{id}/sign-in-link'):
+        return call(f'/v1/accounts/{w.throwaway_account()}/sign-in-link', body={}, ok=201)
+    if key == ('GET', '/v1/notifications'):
+        return call('/v1/notifications')
+    if key == ('POST', '/v1/notifications/{id}/read'):
+        # No account has notification 999999: the access rule lets it through to a 404 (the
+        # read itself is tested in test-notifications.py).
+        return call('/v1/notifications/999999/read', body={}, ok=404)
+    if key == ('POST', '/v1/notifications/read-all'):
+        return call('/v1/notifications/read-all', body={}, ok=204)
+    if key == ('GET', '/v1/dashboard'):
+        return call('/v1/dashboard')
+    if key == ('GET', '/v1/queue'):
+        return call('/v1/queue')
     if key == ('POST', '/v1/departments'):
         return call('/v1/departments', body={'code': w.uniq('dept-x'), 'name': 'X'}, ok=201)
     if key == ('GET', '/v1/departments'):

@@ -137,7 +137,8 @@ static int setup_store(void **state)
     assert_int_equal(
         cm_db_exec(f->db,
                    "INSERT INTO departments VALUES (1,'d','D',1,1,1,1,'t','t');"
-                   "INSERT INTO accounts VALUES (1,'u','department',1,'h',0,'t','t');"
+                   "INSERT INTO accounts(id, name, role, department_id, token_hash, disabled,"
+                   " created_at, token_created_at) VALUES (1,'u','department',1,'h',0,'t','t');"
                    "INSERT INTO systems VALUES (1,1,'s','','other',2,'in_service','t','t');"
                    "INSERT INTO requests(id, department_id, system_id, kind, state,"
                    " justification, created_by, created_at, updated_at)"
