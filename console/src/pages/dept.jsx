@@ -285,7 +285,7 @@ function UsageCharts({ u, name, range }) {
     const x = pts.map((p) => local_time(typeof p.start === 'number' ? new Date(p.start * 1000).toISOString() : p.start, range !== 'year'));
     const p100 = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 10);
     const rate = (v) => (v === null || v === undefined ? null : Math.round(v / step));
-    const axis = (fmt) => ({ type: 'value', axisLabel: { formatter: fmt } });
+    const axis = (fmt) => ({ type: 'value', minInterval: 1, axisLabel: { formatter: fmt } });
     const base = (series, yfmt, ymax) => ({
         grid: { left: 56, right: 16, top: 36, bottom: 28 },
         tooltip: { trigger: 'axis' },
