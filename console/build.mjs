@@ -60,9 +60,34 @@ function write_compressed(file, buf) {
     return { raw: buf.length, gz: gz.length, br: br.length };
 }
 
+// Every t('key') of the sources must have its pair of strings in src/i18n.js (a key without
+// one would show as itself).
+async function check_strings() {
+    const { S } = await import(new URL('./src/i18n.js', import.meta.url).href);
+    const missing = [];
+    const walk = (dir) => {
+        for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
+            const p = path.join(dir, f.name);
+            if (f.isDirectory()) walk(p);
+            else if (/\.(js|jsx)$/.test(f.name)) {
+                const text = fs.readFileSync(p, 'utf8');
+                for (const m of text.matchAll(/\bt\('([a-z0-9_]+)'/g)) {
+                    if (!S[m[1]]) missing.push(`${path.relative(here, p)}: ${m[1]}`);
+                }
+            }
+        }
+    };
+    walk(path.join(here, 'src'));
+    for (const [k, v] of Object.entries(S)) {
+        if (!Array.isArray(v) || v.length !== 2 || !v[0] || !v[1]) missing.push(`i18n.js: ${k} is not a [zh, en] pair`);
+    }
+    if (missing.length) throw new Error(`strings without a translation:\n  ${missing.join('\n  ')}`);
+}
+
 async function main() {
     const opt = args();
     need_modules();
+    await check_strings();
     const assets = path.join(opt.out, 'assets');
     fs.rmSync(assets, { recursive: true, force: true });
     fs.mkdirSync(assets, { recursive: true });
