@@ -6,9 +6,9 @@ the bytes of JS and CSS the browser transferred. Root and libvirt are not needed
 ("Console").
 
 The fleet is written straight into the stopped broker's SQLite by assess-bench.py's
-write_fleet() (200 departments, 5,000 instances in 500 allocations, each from an allocated
-request; a year of daily rollups and 30 days of 5-minute samples), plus 500 more requests
-waiting for review (submitted, with their history), so 1,000 requests in all. The broker rolls
+write_fleet() (200 departments, 5,000 instances in 600 allocations, each from an allocated
+request; a year of daily rollups and 30 days of 5-minute samples), plus 400 requests waiting
+for review (submitted, with their history), so 1,000 requests in all. The broker rolls
 up the 30 days and runs the assessment (findings), then console-bench.mjs signs in as a
 reviewer and as a department, through the console, and for each page times a full load of
 its URL (the document, the cached assets, the API calls, until the page's heading is there and
@@ -42,18 +42,19 @@ SOURCE = meterlib.SOURCE
 BUILD = os.environ.get('CB_BUILD_DIR', os.path.join(SOURCE, 'build'))
 CONSOLE = os.path.join(BUILD, 'console')
 PASSWORD = 'Bench-Console-2026'
-WAITING = 500
+REQUESTS = 1000
 
 
 def add_waiting(db, now):
-    """500 requests waiting for review (submitted, spread over the last 30 days), one per
-    system in turn, with their history. Returns: the number of requests in all."""
+    """Requests waiting for review (submitted, spread over the last 30 days, one per system in
+    turn, with their history) up to REQUESTS in all. Returns: the number of requests."""
     import sqlite3
     con = sqlite3.connect(db)
     cur = con.cursor()
+    have = cur.execute('SELECT count(*) FROM requests').fetchone()[0]
     acct = cur.execute('SELECT min(id) FROM accounts').fetchone()[0]
     systems = cur.execute('SELECT id, department_id FROM systems ORDER BY id').fetchall()
-    for k in range(WAITING):
+    for k in range(max(0, REQUESTS - have)):
         sysid, dept = systems[k % len(systems)]
         at = time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(now - (k * 5183) % (30 * 86400)))
         res = json.dumps({'instances': [{'vcpus': 2, 'memory_mib': 4096, 'disk_gib': 40,

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Requests: the lists (mine, assigned, the approval queue, trials), the new-request form, and
 // the request page with materials, the pre-review check, the timeline and each role's actions.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { get, get_all, patch, post, upload } from '../api.js';
 import { t, tv } from '../i18n.js';
 import { age, bytes, mib } from '../fmt.js';
 import { navigate } from '../router.js';
 import {
-    Action, Badge, Bar, EnumSelect, Err, Facts, Field, Form, Link, Loaded, Loading, Name, Notice, Page,
+    Action, Badge, Bar, EnumSelect, Err, Facts, Field, Form, Link, Loaded, Loading, Name, Page,
     Pager, Resources, Section, Table, Time, useLoad, usePaged, usePoll,
 } from '../ui.jsx';
 
@@ -117,22 +117,6 @@ function QueueTable({ items }) {
                 </tr>
             ))}
         </Table>
-    );
-}
-
-export function Trials({ role }) {
-    const p = usePaged('requests', { state: 'in_trial' });
-    return (
-        <Page title={t('trials')}>
-            <p>{t('trials_intro')}</p>
-            {p.error ? <Err error={p.error} /> : p.data === undefined ? <Loading /> : (
-                <Table caption={t('trials')} count={p.items.length}
-                    head={[t('request'), t('department'), t('system'), t('kind'), t('state'), t('totals'), t('updated_at')]}>
-                    <RequestRows items={p.items} role={role} />
-                </Table>
-            )}
-            <Pager p={p} />
-        </Page>
     );
 }
 
