@@ -4,14 +4,17 @@
 
 #include <microhttpd.h>
 
+#include "br-api-requests.h"
 #include "br-api.h"
 #include "br-jobs.h"
 #include "br-quota.h"
 #include "br-workflow.h"
 
 #define ALLOCATION_COLUMNS                                                                         \
-    "id, department_id, system_id, request_id, purpose, state, vcpus, memory_mib, disk_gib,"     \
-    " instances, retained_until, error, created_at, updated_at"
+    "id, department_id, system_id, request_id, purpose, state, vcpus, memory_mib, disk_gib,"       \
+    " instances, retained_until, error, created_at, updated_at,"                                   \
+    " (SELECT name FROM departments WHERE id = allocations.department_id),"                        \
+    " (SELECT name FROM systems WHERE id = allocations.system_id)"
 
 static json_object *allocation_from_row(sqlite3_stmt *s)
 {
@@ -20,7 +23,9 @@ static json_object *allocation_from_row(sqlite3_stmt *s)
                      sqlite3_column_int64(s, 8), sqlite3_column_int64(s, 9)};
     json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
     json_object_object_add(o, "department_id", json_object_new_int64(sqlite3_column_int64(s, 1)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 14));
     json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 2)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 15));
     json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "purpose", br_json_col_text(s, 4));
     json_object_object_add(o, "state", br_json_col_text(s, 5));
@@ -256,15 +261,20 @@ int br_api_allocations_purge(BrCall *c)
 /* ---- jobs ---- */
 
 #define JOB_COLUMNS                                                                                \
-    "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"  \
+    "j.id, j.kind, j.state, j.request_id, j.allocation_id, j.error, j.created_at, j.started_at,"   \
     " j.finished_at, j.not_before,"                                                                \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"             \
-    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id)"
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id AND s.state = 'done'),"              \
+    " (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id), j.attempts,"                       \
+    " a.department_id, (SELECT name FROM departments WHERE id = a.department_id),"                 \
+    " a.system_id, (SELECT name FROM systems WHERE id = a.system_id)"
+
+/* The allocation a job works for, for its department's and system's names. */
+#define JOB_FROM " FROM jobs j LEFT JOIN allocations a ON a.id = j.allocation_id"
 
 /* A department sees the jobs of its own allocations. */
 #define JOB_SCOPE(n)                                                                               \
-    " AND (?" #n " = 0 OR EXISTS (SELECT 1 FROM allocations a WHERE a.id = j.allocation_id"       \
-    " AND a.department_id = ?" #n "))"
+    " AND (?" #n " = 0 OR EXISTS (SELECT 1 FROM allocations sa WHERE sa.id = j.allocation_id"      \
+    " AND sa.department_id = ?" #n "))"
 
 static json_object *job_from_row(sqlite3_stmt *s)
 {
@@ -275,11 +285,17 @@ static json_object *job_from_row(sqlite3_stmt *s)
     json_object_object_add(o, "state", br_json_col_text(s, 2));
     json_object_object_add(o, "request_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "allocation_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
+    json_object_object_add(o, "department_id", br_json_id_or_null(sqlite3_column_int64(s, 13)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 14));
+    json_object_object_add(o, "system_id", br_json_id_or_null(sqlite3_column_int64(s, 15)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 16));
     json_object_object_add(o, "error", br_json_col_text(s, 5));
     json_object_object_add(o, "created_at", br_json_col_text(s, 6));
     json_object_object_add(o, "started_at", br_json_col_text(s, 7));
     json_object_object_add(o, "finished_at", br_json_col_text(s, 8));
     json_object_object_add(o, "retry_at", br_json_col_text(s, 9));
+    /* How often it was retried by hand after failing (POST /v1/jobs/{id}/retry). */
+    json_object_object_add(o, "retries", json_object_new_int64(sqlite3_column_int64(s, 12)));
     json_object_object_add(progress, "done", json_object_new_int64(done));
     json_object_object_add(progress, "total", json_object_new_int64(total));
     json_object_object_add(progress, "percent",
@@ -309,7 +325,7 @@ int br_api_jobs_list(BrCall *c)
     if (state && br_job_state_from_string(state) < 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "state", "unknown job state");
     s = cm_db_stmt(db,
-                   "SELECT " JOB_COLUMNS " FROM jobs j WHERE j.id > ?1 AND (?2 IS NULL OR"
+                   "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.id > ?1 AND (?2 IS NULL OR"
                    " j.state = ?2) AND (?3 = 0 OR j.request_id = ?3) AND (?4 = 0 OR"
                    " j.allocation_id = ?4)" JOB_SCOPE(5) " ORDER BY j.id LIMIT ?6",
                    &c->err);
@@ -330,40 +346,39 @@ int br_api_jobs_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_jobs_get(BrCall *c)
+/* Job @id with its steps, as GET /v1/jobs/{id} shows it; scoped for a department. */
+static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
 {
-    CmDb *db = br_api_read_db(c);
     sqlite3_stmt *s;
     json_object *o = NULL, *steps;
     int r;
 
-    if (!db)
-        return -EIO;
     r = cm_db_begin_read(db, &c->err);
     if (r < 0)
         return r;
-    s = cm_db_stmt(db,
-                   "SELECT " JOB_COLUMNS " FROM jobs j WHERE j.id = ?1" JOB_SCOPE(2),
-                   &c->err);
+    s = cm_db_stmt(db, "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.id = ?1" JOB_SCOPE(2), &c->err);
     r = s ? 0 : -EIO;
     if (r >= 0) {
-        CM_DB_BIND(s, c->ids[0], br_call_is_department(c) ? c->actor.department_id : 0);
+        CM_DB_BIND(s, id, br_call_is_department(c) ? c->actor.department_id : 0);
         r = cm_db_step_row(db, s, &c->err);
         if (r > 0)
             o = job_from_row(s);
         sqlite3_reset(s);
         if (r == 0)
-            r = br_not_found(c, "job", c->ids[0]);
+            r = br_not_found(c, "job", id);
     }
     if (r >= 0) {
         s = cm_db_stmt(db,
-                       "SELECT seq, action, instance_id, arg, state, attempts, error,"
-                       " started_at, finished_at FROM job_steps WHERE job_id = ? ORDER BY seq",
+                       "SELECT st.seq, st.action, st.instance_id, st.arg, st.state, st.attempts,"
+                       " st.error, st.started_at, st.finished_at, i.name, i.host_id, h.name"
+                       " FROM job_steps st LEFT JOIN instances i ON i.id = st.instance_id"
+                       " LEFT JOIN hosts h ON h.id = i.host_id WHERE st.job_id = ?"
+                       " ORDER BY st.seq",
                        &c->err);
         r = s ? 0 : -EIO;
     }
     if (r >= 0) {
-        CM_DB_BIND(s, c->ids[0]);
+        CM_DB_BIND(s, id);
         steps = json_object_new_array();
         while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
             json_object *st = json_object_new_object();
@@ -371,6 +386,9 @@ int br_api_jobs_get(BrCall *c)
             json_object_object_add(st, "action", br_json_col_text(s, 1));
             json_object_object_add(st, "instance_id",
                                    br_json_id_or_null(sqlite3_column_int64(s, 2)));
+            json_object_object_add(st, "instance_name", br_json_col_text(s, 9));
+            json_object_object_add(st, "host_id", br_json_id_or_null(sqlite3_column_int64(s, 10)));
+            json_object_object_add(st, "host_name", br_json_col_text(s, 11));
             json_object_object_add(st, "arg", json_object_new_int64(sqlite3_column_int64(s, 3)));
             json_object_object_add(st, "state", br_json_col_text(s, 4));
             json_object_object_add(st, "attempts",
@@ -388,7 +406,75 @@ int br_api_jobs_get(BrCall *c)
         json_object_put(o);
         return r;
     }
+    *ret = o;
+    return 0;
+}
+
+int br_api_jobs_get(BrCall *c)
+{
+    CmDb *db = br_api_read_db(c);
+    json_object *o = NULL;
+    int r;
+
+    if (!db)
+        return -EIO;
+    r = job_load(c, db, c->ids[0], &o);
+    if (r < 0)
+        return r;
     return br_reply(c, MHD_HTTP_OK, o);
+}
+
+/*
+ * A failed job again, once the vendor has mended its cause: its request and allocation go
+ * back to where the failure found them (br_workflow_plan_retry). A request that holds its
+ * resources again (a trial's provisioning, a change) is checked against the quota first, as
+ * at approval: other requests may have been granted meanwhile. A production provisioning's
+ * allocation counts against the quota all along (error included), so it is not checked twice.
+ */
+int br_api_jobs_retry(BrCall *c)
+{
+    int64_t id = c->ids[0];
+    const char *comment = cm_json_get_str(c->body, "comment", NULL);
+    json_object *o = NULL;
+    BrJobRow job;
+    CmDb *db;
+    int r;
+
+    r = br_api_write_begin(c, &db);
+    if (r < 0)
+        return r;
+    r = br_job_load(db, id, &job, &c->err);
+    if (r == -ENOENT)
+        r = br_not_found(c, "job", id);
+    if (r >= 0 && job.state == BR_JOB_ERROR && job.request_id &&
+        (job.kind == BR_JOB_PROVISION || job.kind == BR_JOB_RESIZE)) {
+        BrRequestRow row = {0};
+        BrReviewOutcome out;
+        r = br_request_load(c, db, job.request_id, &row);
+        bool holds_again =
+            r >= 0 && row.state == BR_REQUEST_STATE_FAILED &&
+            (job.kind == BR_JOB_RESIZE ||
+             (row.trial_allocation_id && row.trial_allocation_id == job.allocation_id));
+        if (holds_again)
+            r = br_request_review(c, db, &row, NULL, &out);
+        if (r >= 0 && holds_again && br_review_first_failure(&out, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed",
+                                  "/check/rules/2",
+                                  "retrying job %lld would take request %lld's resources again "
+                                  "beyond the department's quota",
+                                  (long long)id, (long long)job.request_id);
+        br_request_row_clear(&row);
+    }
+    if (r >= 0)
+        r = br_workflow_plan_retry(c->d, db, &c->actor, id, comment, &c->err);
+    r = br_api_write_end(c, db, r);
+    if (r < 0)
+        return r;
+    br_jobs_kick(c->d->jobs);
+    r = job_load(c, br_api_read_db(c), id, &o);
+    if (r < 0)
+        return r;
+    return br_reply(c, MHD_HTTP_ACCEPTED, o);
 }
 
 /* ---- events ---- */
@@ -412,11 +498,14 @@ int br_api_events_list(BrCall *c)
     if (open && strcmp(open, "true") != 0 && strcmp(open, "false") != 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "open", "open must be true or false");
     s = cm_db_stmt(db,
-                   "SELECT id, kind, severity, host_id, instance_id, allocation_id, domain_uuid,"
-                   " domain_name, message, first_seen, last_seen, resolved_at FROM events"
-                   " WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR host_id = ?3)"
-                   " AND (?4 IS NULL OR (?4 = 'true') = (resolved_at IS NULL))"
-                   " ORDER BY id LIMIT ?5",
+                   "SELECT e.id, e.kind, e.severity, e.host_id, e.instance_id, e.allocation_id,"
+                   " e.domain_uuid, e.domain_name, e.message, e.first_seen, e.last_seen,"
+                   " e.resolved_at, h.name, i.name FROM events e"
+                   " LEFT JOIN hosts h ON h.id = e.host_id"
+                   " LEFT JOIN instances i ON i.id = e.instance_id"
+                   " WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND (?3 = 0 OR"
+                   " e.host_id = ?3) AND (?4 IS NULL OR (?4 = 'true') = (e.resolved_at IS NULL))"
+                   " ORDER BY e.id LIMIT ?5",
                    &c->err);
     if (!s)
         return -EIO;
@@ -429,7 +518,9 @@ int br_api_events_list(BrCall *c)
         json_object_object_add(o, "kind", br_json_col_text(s, 1));
         json_object_object_add(o, "severity", br_json_col_text(s, 2));
         json_object_object_add(o, "host_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
+        json_object_object_add(o, "host_name", br_json_col_text(s, 12));
         json_object_object_add(o, "instance_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
+        json_object_object_add(o, "instance_name", br_json_col_text(s, 13));
         json_object_object_add(o, "allocation_id",
                                br_json_id_or_null(sqlite3_column_int64(s, 5)));
         json_object_object_add(o, "domain_uuid", br_json_col_text(s, 6));

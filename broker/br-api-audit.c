@@ -4,65 +4,52 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "cm-time.h"
+
+/* ?from= / ?to=: an ISO 8601 time (or day), kept in the trail's own form for comparing. */
+static int time_param(BrCall *c, const char *key, char out[CM_TIME_ISO_LEN + 1], const char **ret)
+{
+    const char *v = br_call_query(c, key);
+    int64_t ms;
+
+    if (!v)
+        return 0;
+    if (cm_time_parse_iso(v, &ms) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, key,
+                            "query parameter '%s' must be an ISO 8601 time or day", key);
+    cm_time_iso(ms, out);
+    *ret = out;
+    return 0;
+}
 
 int br_api_audit_list(BrCall *c)
 {
-    CmDb *db = br_api_read_db(c);
-    const char *object_type = br_call_query(c, "object_type");
-    const char *action = br_call_query(c, "action");
-    sqlite3_stmt *stmt;
+    char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1];
+    BrAuditFilter f = {
+        .object_type = br_call_query(c, "object_type"),
+        .action = br_call_query(c, "action"),
+        .account = br_call_query(c, "account"),
+    };
     json_object *items;
-    int64_t limit, after, last = 0, object_id = 0;
+    size_t n;
     int r;
 
-    if (!db)
-        return -EIO;
-    r = br_api_page(c, &limit, &after);
+    r = br_api_page(c, &f.limit, &f.after);
     if (r >= 0)
-        r = br_call_query_int(c, "object_id", 1, INT64_MAX, &object_id);
+        r = br_call_query_int(c, "object_id", 1, INT64_MAX, &f.object_id);
+    if (r >= 0)
+        r = time_param(c, "from", from, &f.from);
+    if (r >= 0)
+        r = time_param(c, "to", to, &f.to);
     if (r < 0)
         return r;
-    stmt = cm_db_stmt(db,
-                      "SELECT seq, at, account_id, account_name, role, department_id, action,"
-                      " object_type, object_id, outcome, request_id, client, detail, prev_hash,"
-                      " hash FROM audit WHERE seq > ?1 AND (?2 IS NULL OR object_type = ?2)"
-                      " AND (?3 = 0 OR object_id = ?3) AND (?4 IS NULL OR action = ?4)"
-                      " ORDER BY seq LIMIT ?5",
-                      &c->err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, after, object_type, object_id, action, limit);
-    items = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *o = json_object_new_object(), *detail = NULL;
-        const char *d = cm_db_col_text(stmt, 12);
-        last = sqlite3_column_int64(stmt, 0);
-        if (d)
-            cm_json_parse(d, (size_t)sqlite3_column_bytes(stmt, 12), &detail, NULL);
-        json_object_object_add(o, "seq", json_object_new_int64(last));
-        json_object_object_add(o, "at", br_json_col_text(stmt, 1));
-        json_object_object_add(o, "account_id", json_object_new_int64(sqlite3_column_int64(stmt, 2)));
-        json_object_object_add(o, "account", br_json_col_text(stmt, 3));
-        json_object_object_add(o, "role", br_json_col_text(stmt, 4));
-        json_object_object_add(o, "department_id",
-                               br_json_id_or_null(sqlite3_column_int64(stmt, 5)));
-        json_object_object_add(o, "action", br_json_col_text(stmt, 6));
-        json_object_object_add(o, "object_type", br_json_col_text(stmt, 7));
-        json_object_object_add(o, "object_id", json_object_new_int64(sqlite3_column_int64(stmt, 8)));
-        json_object_object_add(o, "outcome", br_json_col_text(stmt, 9));
-        json_object_object_add(o, "request_id", br_json_col_text(stmt, 10));
-        json_object_object_add(o, "client", br_json_col_text(stmt, 11));
-        json_object_object_add(o, "detail", detail);
-        json_object_object_add(o, "prev_hash", br_json_col_text(stmt, 13));
-        json_object_object_add(o, "hash", br_json_col_text(stmt, 14));
-        json_object_array_add(items, o);
-    }
-    sqlite3_reset(stmt);
-    if (r < 0) {
-        json_object_put(items);
+    r = br_audit_list(br_call_db(c), &f, &items, &c->err);
+    if (r < 0)
         return r;
-    }
-    return br_api_list_reply(c, items, limit, last);
+    n = json_object_array_length(items);
+    return br_api_list_reply(c, items, f.limit,
+                             n ? cm_json_get_int(json_object_array_get_idx(items, n - 1), "seq", 0)
+                               : 0);
 }
 
 int br_api_audit_verify(BrCall *c)

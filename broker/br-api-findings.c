@@ -12,10 +12,12 @@
 #include "cm-util.h"
 
 #define FINDING_COLUMNS                                                                            \
-    "f.id, f.instance_id, i.name, f.allocation_id, f.department_id, f.system_id, f.kind,"        \
-    " f.state, f.rule, f.evidence, f.recommendation, f.current_vcpus, f.current_memory_mib,"     \
-    " f.recommended_vcpus, f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib,"         \
-    " f.first_found, f.last_found, f.state_changed_at, f.reason, f.change_request_id"
+    "f.id, f.instance_id, i.name, f.allocation_id, f.department_id, f.system_id, f.kind,"          \
+    " f.state, f.rule, f.evidence, f.recommendation, f.current_vcpus, f.current_memory_mib,"       \
+    " f.recommended_vcpus, f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib,"           \
+    " f.first_found, f.last_found, f.state_changed_at, f.reason, f.change_request_id,"             \
+    " (SELECT name FROM departments d WHERE d.id = f.department_id),"                              \
+    " (SELECT name FROM systems s WHERE s.id = f.system_id)"
 
 static json_object *parsed(sqlite3_stmt *s, int col)
 {
@@ -34,7 +36,9 @@ static json_object *finding_from_row(sqlite3_stmt *s)
     json_object_object_add(o, "instance", br_json_col_text(s, 2));
     json_object_object_add(o, "allocation_id", json_object_new_int64(sqlite3_column_int64(s, 3)));
     json_object_object_add(o, "department_id", json_object_new_int64(sqlite3_column_int64(s, 4)));
+    json_object_object_add(o, "department_name", br_json_col_text(s, 22));
     json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 5)));
+    json_object_object_add(o, "system_name", br_json_col_text(s, 23));
     json_object_object_add(o, "kind", br_json_col_text(s, 6));
     json_object_object_add(o, "state", br_json_col_text(s, 7));
     json_object_object_add(o, "rule", br_json_col_text(s, 8));

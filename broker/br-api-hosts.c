@@ -30,6 +30,22 @@ static json_object *ratio_json(sqlite3_stmt *stmt, int col, double def, double *
     return json_object_new_double(*ret);
 }
 
+/* The domain type the broker defines here: the lifecycle policy's, unless it says auto (or
+ * the host is libvirt's test driver), then what the host's connection found to work. */
+static void add_domain_type(json_object *o, const BrHostStatus *st, const BrPolicies *p)
+{
+    const char *type = st->domain_type[0] ? st->domain_type : NULL;
+    const char *note = st->domain_note[0] ? st->domain_note : NULL;
+    const char *policy = p->lifecycle.domain_type;
+
+    if (type && strcmp(type, "test") != 0 && policy && strcmp(policy, "auto") != 0) {
+        type = policy;
+        note = NULL;
+    }
+    json_object_object_add(o, "domain_type", type ? json_object_new_string(type) : NULL);
+    json_object_object_add(o, "domain_type_note", note ? json_object_new_string(note) : NULL);
+}
+
 static json_object *host_from_row(BrCall *c, sqlite3_stmt *stmt, const BrPolicies *p)
 {
     json_object *o = json_object_new_object(), *ratios = json_object_new_object();
@@ -72,8 +88,11 @@ static json_object *host_from_row(BrCall *c, sqlite3_stmt *stmt, const BrPolicie
                            st.connected || !st.error[0] ? NULL : json_object_new_string(st.error));
     json_object_object_add(conn, "connects", json_object_new_int64((int64_t)st.reconnects));
     json_object_object_add(conn, "hypervisor",
-                           st.domain_type[0] ? json_object_new_string(st.domain_type) : NULL);
+                           st.hypervisor[0] ? json_object_new_string(st.hypervisor) : NULL);
     json_object_object_add(o, "connection", conn);
+    add_domain_type(o, &st, p);
+    json_object_object_add(o, "storage_error",
+                           st.storage_error[0] ? json_object_new_string(st.storage_error) : NULL);
 
     json_object_object_add(cap, "known", json_object_new_boolean(live && st.capacity_known));
     json_object_object_add(cap, "cpus", json_object_new_int64(cpus));
@@ -286,6 +305,7 @@ int br_api_hosts_get(BrCall *c)
 
 int br_api_hosts_patch(BrCall *c)
 {
+    const char *storage_pool = cm_json_get_str(c->body, "storage_pool", NULL);
     int64_t id = c->ids[0];
     char at[CM_TIME_ISO_LEN + 1];
     json_object *out = NULL;
@@ -304,6 +324,7 @@ int br_api_hosts_patch(BrCall *c)
                       " cpu_ratio = CASE WHEN ?3 THEN ?4 ELSE cpu_ratio END,"
                       " ram_ratio = CASE WHEN ?5 THEN ?6 ELSE ram_ratio END,"
                       " disk_ratio = CASE WHEN ?7 THEN ?8 ELSE disk_ratio END,"
+                      " storage_pool = coalesce(?11, storage_pool),"
                       " updated_at = ?9 WHERE id = ?10",
                       &c->err);
     r = stmt ? 0 : -EIO;
@@ -322,6 +343,8 @@ int br_api_hosts_patch(BrCall *c)
         }
         sqlite3_bind_text(stmt, 9, at, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(stmt, 10, id);
+        if (storage_pool)
+            sqlite3_bind_text(stmt, 11, storage_pool, -1, SQLITE_TRANSIENT);
         r = cm_db_step_done(db, stmt, &c->err);
     }
     if (r >= 0 && sqlite3_changes(cm_db_handle(db)) == 0)
@@ -332,6 +355,11 @@ int br_api_hosts_patch(BrCall *c)
     r = br_api_write_end(c, db, r);
     if (r < 0)
         return r;
+    /* The host's thread reads the new pool at once; the answer shows the last reading. New
+     * instances whose image names no pool get their disks there; existing disks stay where
+     * they are. */
+    if (storage_pool && c->d->hosts)
+        br_hosts_set_storage_pool(c->d->hosts, id, storage_pool);
     r = host_load(c, br_api_read_db(c), id, &out);
     if (r < 0)
         return r;

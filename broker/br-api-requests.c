@@ -21,6 +21,11 @@
     " disk_gib, instances, justification, restart_allowed, consultant_id, created_by,"           \
     " created_at, updated_at, version, trial_allocation_id, trial_deadline"
 
+/* The names of a request's department and system, beside their ids in lists. */
+#define NAME_COLUMNS                                                                               \
+    " (SELECT name FROM departments WHERE id = requests.department_id),"                           \
+    " (SELECT name FROM systems WHERE id = requests.system_id)"
+
 void br_request_row_clear(BrRequestRow *r)
 {
     free(r->resources);
@@ -290,6 +295,8 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
         json_object_object_add(d, "name", br_json_col_text(stmt, 5));
         json_object_object_add(o, "system", s);
         json_object_object_add(o, "department", d);
+        json_object_object_add(o, "department_name", br_json_col_text(stmt, 5));
+        json_object_object_add(o, "system_name", br_json_col_text(stmt, 0));
     }
     sqlite3_reset(stmt);
     if (r < 0)
@@ -300,8 +307,10 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
     json_object_object_add(o, "materials", list);
 
     stmt = cm_db_stmt(db,
-                      "SELECT from_state, to_state, account_id, role, comment, at"
-                      " FROM request_history WHERE request_id = ? ORDER BY id",
+                      "SELECT h.from_state, h.to_state, h.account_id, h.role, h.comment, h.at,"
+                      " CASE WHEN h.account_id = 0 THEN 'cloudbrokerd' ELSE a.name END"
+                      " FROM request_history h LEFT JOIN accounts a"
+                      " ON a.id = h.account_id WHERE h.request_id = ? ORDER BY h.id",
                       &c->err);
     if (!stmt)
         goto error;
@@ -316,6 +325,7 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
         json_object_object_add(h, "role", br_json_col_text(stmt, 3));
         json_object_object_add(h, "comment", br_json_col_text(stmt, 4));
         json_object_object_add(h, "at", br_json_col_text(stmt, 5));
+        json_object_object_add(h, "account", br_json_col_text(stmt, 6));
         json_object_array_add(list, h);
     }
     sqlite3_reset(stmt);
@@ -355,8 +365,9 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
 
     /* The trial's results and the jobs working for this request. */
     stmt = cm_db_stmt(db,
-                      "SELECT test, result, report_sha256, comment, account_id, at"
-                      " FROM trial_results WHERE request_id = ? ORDER BY id",
+                      "SELECT t.test, t.result, t.report_sha256, t.comment, t.account_id, t.at,"
+                      " a.name FROM trial_results t LEFT JOIN accounts a ON a.id = t.account_id"
+                      " WHERE t.request_id = ? ORDER BY t.id",
                       &c->err);
     if (!stmt)
         goto error;
@@ -371,6 +382,7 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
         json_object_object_add(t, "account_id",
                                json_object_new_int64(sqlite3_column_int64(stmt, 4)));
         json_object_object_add(t, "at", br_json_col_text(stmt, 5));
+        json_object_object_add(t, "account", br_json_col_text(stmt, 6));
         json_object_array_add(list, t);
     }
     sqlite3_reset(stmt);
@@ -608,7 +620,7 @@ int br_api_requests_list(BrCall *c)
 
     /* Scoping is in the query so that pages stay full; request_visible() says the same. */
     stmt = cm_db_stmt(db,
-                      "SELECT " REQUEST_COLUMNS " FROM requests WHERE id > ?1"
+                      "SELECT " REQUEST_COLUMNS "," NAME_COLUMNS " FROM requests WHERE id > ?1"
                       " AND (?2 = 0 OR department_id = ?2) AND (?3 IS NULL OR state = ?3)"
                       " AND (?4 IS NULL OR kind = ?4) AND (?5 = 0 OR system_id = ?5)"
                       " AND (?6 = 0 OR consultant_id = ?6)"
@@ -626,8 +638,12 @@ int br_api_requests_list(BrCall *c)
         BrRequestRow row = {0};
         row_from_stmt(stmt, &row);
         last = row.id;
-        if (request_visible(c, &row))
-            json_object_array_add(items, request_summary_json(&row));
+        if (request_visible(c, &row)) {
+            json_object *o = request_summary_json(&row);
+            json_object_object_add(o, "department_name", br_json_col_text(stmt, 20));
+            json_object_object_add(o, "system_name", br_json_col_text(stmt, 21));
+            json_object_array_add(items, o);
+        }
         br_request_row_clear(&row);
     }
     sqlite3_reset(stmt);

@@ -126,6 +126,8 @@ static const BrRoute routes[] = {
     {"GET", "/v1/jobs", br_api_jobs_list, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | READERS | R_VENDOR, BR_BODY_NONE,
      NULL},
+    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, R_VENDOR | R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
     {"GET", "/v1/events", br_api_events_list, READERS | R_VENDOR, BR_BODY_NONE, NULL},
     {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, R_VENDOR,
      BR_BODY_JSON_OPTIONAL, "empty"},

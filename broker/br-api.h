@@ -206,6 +206,7 @@ int br_api_allocations_restore(BrCall *c);
 int br_api_allocations_purge(BrCall *c);
 int br_api_jobs_list(BrCall *c);
 int br_api_jobs_get(BrCall *c);
+int br_api_jobs_retry(BrCall *c);
 int br_api_events_list(BrCall *c);
 
 int br_api_findings_list(BrCall *c);

@@ -239,3 +239,22 @@ int br_audit_key_load(const char *path, bool create, uint8_t key[BR_AUDIT_KEY_LE
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "audit key %s is damaged", path);
     return 0;
 }
+
+int br_audit_list(CmDb *db, const BrAuditFilter *f, struct json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT seq, at, account_id, account_name AS account, role,"
+        " nullif(department_id, 0) AS department_id, action, object_type, object_id, outcome,"
+        " request_id, client, detail AS \"detail:json\", prev_hash, hash FROM audit"
+        " WHERE seq > ?1 AND (?2 IS NULL OR object_type = ?2) AND (?3 = 0 OR object_id = ?3)"
+        " AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR account_name = ?5)"
+        " AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7)"
+        " ORDER BY seq LIMIT ?8",
+        err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, f->after, f->object_type, f->object_id, f->action, f->account, f->from, f->to,
+               f->limit);
+    return cm_stmt_rows_json(st, ret, err);
+}

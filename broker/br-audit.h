@@ -51,6 +51,25 @@ int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor
 int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditVerdict *ret,
                     CmError *err);
 
+/* What a list of the trail is narrowed to; NULL and 0 mean any. */
+typedef struct {
+    const char *object_type;
+    int64_t object_id;
+    const char *action;
+    const char *account; /* the account's name as recorded */
+    const char *from;    /* ISO times: at >= from and at < to */
+    const char *to;
+    int64_t after; /* seq cursor */
+    int64_t limit;
+} BrAuditFilter;
+
+/**
+ * br_audit_list:
+ * The records matching @f, by seq, as their API documents.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_audit_list(CmDb *db, const BrAuditFilter *f, struct json_object **ret, CmError *err);
+
 /**
  * br_audit_key_load:
  * Reads the key from @path, creating it (0600, 256 random bits) when @create and it is absent.

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "br-hosts.h"
+#include "cm-cleanup.h"
 #include "cm-log.h"
 #include "cm-util.h"
 
@@ -102,22 +103,57 @@ static void refresh_capacity(BrHosts *h, Host *x, BrVirtConn *c)
     BrVirtNodeInfo node;
     BrVirtPoolInfo pool = {0};
     CmError err = {0};
+    _cleanup_free_ char *pool_name = NULL;
     bool have_pool;
 
     if (br_virt_node_info(c, &node, &err) < 0) {
         cm_log_warning("host %lld: %s", (long long)x->id, err.message);
         return;
     }
-    have_pool = br_virt_pool_info(c, x->storage_pool, &pool, &err) >= 0;
-    if (!have_pool)
-        cm_log_warning("host %lld: %s", (long long)x->id, err.message);
+    /* The pool may be changed meanwhile (PATCH /v1/hosts/{id}): read it under the lock. */
     pthread_mutex_lock(&h->lock);
+    pool_name = strdup(x->storage_pool);
+    pthread_mutex_unlock(&h->lock);
+    if (!pool_name)
+        return;
+    have_pool = br_virt_pool_info(c, pool_name, &pool, &err) >= 0;
+    pthread_mutex_lock(&h->lock);
+    /* Say it once per change, not at every refresh: the API shows it meanwhile. */
+    if (!have_pool && strcmp(x->status.storage_error, err.message) != 0)
+        cm_log_warning("host %lld (%s): %s; the host's disk capacity counts as 0 until it exists "
+                       "(create it, or PATCH /v1/hosts/%lld with another storage_pool)",
+                       (long long)x->id, x->uri, err.message, (long long)x->id);
+    else if (have_pool && x->status.storage_error[0])
+        cm_log_notice("host %lld (%s): storage pool '%s' found", (long long)x->id, x->uri,
+                      pool_name);
+    cm_strscpy(x->status.storage_error, sizeof(x->status.storage_error),
+               have_pool ? "" : err.message);
     x->status.capacity_known = true;
     x->status.cpus = node.cpus;
     x->status.memory_mib = (int64_t)node.memory_mib;
     x->status.disk_gib = (int64_t)pool.capacity_gib;
     x->status.disk_available_gib = (int64_t)pool.available_gib;
     pthread_mutex_unlock(&h->lock);
+}
+
+/* Called with the lock held, on a new connection: what `auto` takes here, said once per
+ * change rather than at every reconnection. */
+static void note_domain_type(Host *x, BrVirtConn *c)
+{
+    const char *type = br_virt_domain_type(c), *note = br_virt_domain_type_note(c);
+
+    if (strcmp(x->status.domain_type, type) != 0 || strcmp(x->status.domain_note, note) != 0) {
+        if (note[0])
+            cm_log_warning("host %lld (%s): libvirt offers KVM but it does not work here (%s); "
+                           "domains are defined for software emulation (qemu)",
+                           (long long)x->id, x->uri, note);
+        else
+            cm_log_info("host %lld (%s): domains are defined as %s", (long long)x->id, x->uri,
+                        type);
+    }
+    snprintf(x->status.hypervisor, sizeof(x->status.hypervisor), "%s", br_virt_hypervisor(c));
+    snprintf(x->status.domain_type, sizeof(x->status.domain_type), "%s", type);
+    cm_strscpy(x->status.domain_note, sizeof(x->status.domain_note), note);
 }
 
 static void *host_thread(void *arg)
@@ -164,8 +200,7 @@ static void *host_thread(void *arg)
                 x->conn = c;
                 x->status.connected = true;
                 x->status.error[0] = 0;
-                snprintf(x->status.domain_type, sizeof(x->status.domain_type), "%s",
-                         br_virt_domain_type(c));
+                note_domain_type(x, c);
                 cm_time_iso(cm_now_ms(), x->status.since);
                 x->status.reconnects++;
                 x->backoff_ms = 500;
@@ -299,6 +334,26 @@ bool br_hosts_status(BrHosts *h, int64_t id, BrHostStatus *ret)
         *ret = x->status;
     pthread_mutex_unlock(&h->lock);
     return x != NULL;
+}
+
+int br_hosts_set_storage_pool(BrHosts *h, int64_t id, const char *storage_pool)
+{
+    char *copy = strdup(storage_pool);
+    Host *x;
+
+    if (!copy)
+        return -ENOMEM;
+    pthread_mutex_lock(&h->lock);
+    x = find(h, id);
+    if (x) {
+        free(x->storage_pool);
+        x->storage_pool = TAKE_PTR(copy);
+        x->refresh_now = true;
+        pthread_cond_broadcast(&h->wake);
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(copy);
+    return x ? 0 : -ENOENT;
 }
 
 void br_hosts_refresh(BrHosts *h, int64_t id)

@@ -24,7 +24,10 @@ typedef struct {
     bool capacity_known;
     int64_t cpus, memory_mib;           /* from virNodeGetInfo */
     int64_t disk_gib, disk_available_gib; /* from the host's storage pool */
-    char domain_type[8];
+    char storage_error[256];              /* why the storage pool was not read, or "" */
+    char hypervisor[8];                   /* what libvirt offers: kvm, qemu, test; "" unknown */
+    char domain_type[8];                  /* what `domain_type: auto` takes here; "" unknown */
+    char domain_note[256];                /* why KVM is not taken although offered, or "" */
     uint64_t reconnects;
 } BrHostStatus;
 
@@ -71,6 +74,13 @@ int br_hosts_snapshot(BrHosts *h, BrHostStatus **ret, size_t *ret_n);
 
 /** br_hosts_snapshot_find: Returns: host @id's status in a snapshot, or NULL. */
 const BrHostStatus *br_hosts_snapshot_find(const BrHostStatus *snap, size_t n, int64_t id);
+
+/**
+ * br_hosts_set_storage_pool:
+ * Host @id's capacity comes from @storage_pool from now on; its thread reads it at once.
+ * Returns: 0, -ENOENT for an unknown host, or -ENOMEM.
+ */
+int br_hosts_set_storage_pool(BrHosts *h, int64_t id, const char *storage_pool);
 
 /** br_hosts_refresh: asks host @id's thread to refresh its capacity now (after a change). */
 void br_hosts_refresh(BrHosts *h, int64_t id);

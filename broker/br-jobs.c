@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "br-daemon.h"
+#include "br-hostlock.h"
 #include "br-instance.h"
 #include "br-jobs.h"
 #include "br-steps.h"
@@ -21,18 +22,14 @@ CM_ENUM_IMPL(br_job_kind, BrJobKind, BR_JOB_KIND_MAX, "provision", "resize", "re
              "trial_reclaim", "purge", "restore")
 
 CM_ENUM_IMPL(br_step_action, BrStepAction, BR_STEP_MAX, "reserve", "create_volume", "define",
-             "start", "set_vcpus", "set_memory", "grow_volume", "shutdown", "redefine",
-             "undefine", "wipe", "delete_volume", "finish")
+             "start", "set_vcpus", "set_memory", "grow_volume", "shutdown", "redefine", "undefine",
+             "wipe", "delete_volume", "finish")
 
 CM_ENUM_IMPL(br_job_state, BrJobState, BR_JOB_STATE_MAX, "queued", "running", "done", "error")
 
 #define MAX_WORKERS 32
 #define MAX_EXECUTING 256
 #define SWEEP_INTERVAL_MS 2000
-
-typedef struct {
-    int64_t host_id, job_id;
-} HostLock;
 
 struct BrJobs {
     BrDaemon *d;
@@ -45,8 +42,7 @@ struct BrJobs {
     pthread_t sweeper;
     int64_t executing[MAX_EXECUTING];
     size_t n_executing;
-    HostLock host_locks[MAX_EXECUTING];
-    size_t n_host_locks;
+    BrHostLocks host_locks; /* under lock */
     atomic_uint_fast64_t done, failed;
 };
 
@@ -118,8 +114,8 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
         if (r < 0)
             return r;
     }
-    snprintf(detail, sizeof(detail), "{\"kind\":\"%s\",\"steps\":%zu}",
-             br_job_kind_to_string(kind), steps->n);
+    snprintf(detail, sizeof(detail), "{\"kind\":\"%s\",\"steps\":%zu}", br_job_kind_to_string(kind),
+             steps->n);
     r = br_store_audit(store, db, actor, "job.create", "job", id, "queued", detail, err);
     if (r < 0)
         return r;
@@ -127,36 +123,166 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
     return 0;
 }
 
-/* ---- host locks: one job at a time per host ---- */
-
-static bool host_lock(BrJobs *j, int64_t host_id, int64_t job_id)
+int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err)
 {
-    bool ok = true;
-    pthread_mutex_lock(&j->lock);
-    for (size_t i = 0; i < j->n_host_locks; i++) {
-        if (j->host_locks[i].host_id == host_id) {
-            ok = j->host_locks[i].job_id == job_id;
-            pthread_mutex_unlock(&j->lock);
-            return ok;
-        }
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "SELECT kind, state, coalesce(request_id, 0),"
+                                    " coalesce(allocation_id, 0), attempts, created_at,"
+                                    " coalesce(started_at, '') FROM jobs WHERE id = ?",
+                                    err);
+    int r;
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0) {
+        memset(ret, 0, sizeof(*ret));
+        ret->id = id;
+        ret->kind = (BrJobKind)br_job_kind_from_string(cm_db_col_text(stmt, 0));
+        ret->state = (BrJobState)br_job_state_from_string(cm_db_col_text(stmt, 1));
+        ret->request_id = sqlite3_column_int64(stmt, 2);
+        ret->allocation_id = sqlite3_column_int64(stmt, 3);
+        ret->attempts = sqlite3_column_int64(stmt, 4);
+        snprintf(ret->created_at, sizeof(ret->created_at), "%s", cm_db_col_text(stmt, 5));
+        snprintf(ret->started_at, sizeof(ret->started_at), "%s", cm_db_col_text(stmt, 6));
     }
-    if (j->n_host_locks < MAX_EXECUTING)
-        j->host_locks[j->n_host_locks++] = (HostLock){host_id, job_id};
-    else
-        ok = false;
+    sqlite3_reset(stmt);
+    if (r == 0) {
+        cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no job %lld", (long long)id);
+        return -ENOENT;
+    }
+    return r < 0 ? r : 0;
+}
+
+int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
+                  const char *comment, int64_t replaced, CmError *err)
+{
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    _cleanup_free_ char *previous = NULL;
+    sqlite3_stmt *stmt;
+    int r;
+
+    stmt = cm_db_stmt(db, "SELECT error FROM jobs WHERE id = ? AND state = 'error'", err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_row(db, stmt, err);
+    if (r > 0 && cm_db_col_text(stmt, 0))
+        previous = strdup(cm_db_col_text(stmt, 0));
+    sqlite3_reset(stmt);
+    if (r == 0)
+        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                 "job %lld has not failed; only a failed job is retried",
+                                 (long long)id);
+    if (r < 0)
+        return r;
+    /* The failed step runs again; done steps stay done (they are idempotent and their effect
+     * exists), and the reserve step places again what went back to placement. */
+    stmt = cm_db_stmt(db,
+                      "UPDATE job_steps SET state = 'pending', error = NULL, started_at = NULL,"
+                      " finished_at = NULL"
+                      " WHERE job_id = ?1 AND (state = 'error' OR (?2 AND action = 'reserve'))",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id, (int64_t)reserve_again);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+    /* jobs.attempts counts the retries asked for (the column was unused before them). */
+    stmt = cm_db_stmt(db,
+                      "UPDATE jobs SET state = 'queued', error = NULL, started_at = NULL,"
+                      " finished_at = NULL, not_before = NULL, attempts = attempts + 1"
+                      " WHERE id = ? AND state = 'error'",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, id);
+    r = cm_db_step_done(db, stmt, err);
+    if (r < 0)
+        return r;
+    json_object_object_add(detail, "previous_error",
+                           previous ? json_object_new_string(previous) : NULL);
+    if (comment && *comment)
+        json_object_object_add(detail, "comment", json_object_new_string(comment));
+    json_object_object_add(detail, "replaced_instances", json_object_new_int64(replaced));
+    r = br_store_audit(store, db, actor, "job.retry", "job", id, "queued",
+                       cm_json_to_string(detail, NULL), err);
+    if (r >= 0)
+        cm_log_notice("job %lld retried by %s (was: %s)", (long long)id, actor->name,
+                      previous ? previous : "-");
+    return r;
+}
+
+/* ---- host locks: one job at a time per host, all of a job's hosts at once ---- */
+
+static bool host_held(BrJobs *j, int64_t host_id, int64_t job_id)
+{
+    pthread_mutex_lock(&j->lock);
+    bool held = br_host_locks_holds(&j->host_locks, job_id, host_id);
     pthread_mutex_unlock(&j->lock);
-    return ok;
+    return held;
+}
+
+/*
+ * Takes every host that the job's remaining steps act on, or none (br-hostlock.h says why:
+ * no job holds a host while it waits for another, and the oldest waiting job goes first).
+ * The set is read afresh each time: it is known once the reserve step has placed the
+ * instances, and only shrinks as steps are done.
+ * Returns: 1 when the job holds them all, 0 when it must wait, or a negative errno.
+ */
+static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
+{
+    _cleanup_free_ int64_t *hosts = NULL;
+    size_t n = 0, cap = 0;
+    int64_t blocker = 0;
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "SELECT DISTINCT i.host_id FROM job_steps s"
+                                    " JOIN instances i ON i.id = s.instance_id"
+                                    " WHERE s.job_id = ? AND s.state != 'done'"
+                                    " AND i.host_id IS NOT NULL ORDER BY i.host_id",
+                                    err);
+    int r;
+
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, job->id);
+    while ((r = cm_db_step_row(db, stmt, err)) > 0) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            int64_t *nh = realloc(hosts, ncap * sizeof(*nh));
+            if (!nh) {
+                r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+                break;
+            }
+            hosts = nh;
+            cap = ncap;
+        }
+        hosts[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_reset(stmt);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&j->lock);
+    r = br_host_locks_acquire(&j->host_locks, job->id, hosts, n, cm_now_ms());
+    for (size_t i = 0; r == 0 && i < n && !blocker; i++)
+        blocker = br_host_locks_holder(&j->host_locks, hosts[i]);
+    pthread_mutex_unlock(&j->lock);
+    if (r == 0 && blocker)
+        cm_log_debug("job %lld waits for its %zu hosts: job %lld holds one", (long long)job->id, n,
+                     (long long)blocker);
+    else if (r == 0)
+        cm_log_debug("job %lld waits for its %zu hosts: an older job waits for one",
+                     (long long)job->id, n);
+    if (r == -ENOMEM)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return r;
 }
 
 static void host_unlock_all(BrJobs *j, int64_t job_id)
 {
     pthread_mutex_lock(&j->lock);
-    for (size_t i = 0; i < j->n_host_locks;) {
-        if (j->host_locks[i].job_id == job_id)
-            j->host_locks[i] = j->host_locks[--j->n_host_locks];
-        else
-            i++;
-    }
+    br_host_locks_release(&j->host_locks, job_id);
     pthread_cond_broadcast(&j->wake);
     pthread_mutex_unlock(&j->lock);
 }
@@ -203,8 +329,7 @@ static int step_mark_done(BrJobs *j, const BrJobRow *job, const BrStepRow *step,
         r = cm_db_step_done(db, stmt, err);
     }
     if (r >= 0 && new_instance_state >= 0 && step->instance_id)
-        r = br_instance_set_state(db, step->instance_id, (BrInstanceState)new_instance_state,
-                                  err);
+        r = br_instance_set_state(db, step->instance_id, (BrInstanceState)new_instance_state, err);
     if (r >= 0)
         r = br_steps_record(db, step, err);
     if (r < 0) {
@@ -240,9 +365,8 @@ static void job_fail(BrJobs *j, const BrJobRow *job, const BrStepRow *step, cons
             r = cm_db_step_done(db, stmt, &err);
         }
     }
-    stmt = cm_db_stmt(db,
-                      "UPDATE jobs SET state = 'error', error = ?, finished_at = ? WHERE id = ?",
-                      &err);
+    stmt = cm_db_stmt(
+        db, "UPDATE jobs SET state = 'error', error = ?, finished_at = ? WHERE id = ?", &err);
     if (r >= 0 && stmt) {
         CM_DB_BIND(stmt, why, at, job->id);
         r = cm_db_step_done(db, stmt, &err);
@@ -252,8 +376,8 @@ static void job_fail(BrJobs *j, const BrJobRow *job, const BrStepRow *step, cons
     if (r >= 0) {
         _cleanup_json_ json_object *detail = json_object_new_object();
         json_object_object_add(detail, "error", json_object_new_string(why));
-        r = br_store_audit(j->d->store, db, br_actor_system(), "job.error", "job", job->id,
-                           "error", cm_json_to_string(detail, NULL), &err);
+        r = br_store_audit(j->d->store, db, br_actor_system(), "job.error", "job", job->id, "error",
+                           cm_json_to_string(detail, NULL), &err);
     }
     if (r < 0) {
         cm_log_error("job %lld: cannot record the failure: %s", (long long)job->id, err.message);
@@ -317,8 +441,7 @@ static void run_job(BrJobs *j, BrJobRow *job)
             return;
         job->state = BR_JOB_RUNNING;
         cm_time_iso(cm_now_ms(), job->started_at);
-        cm_log_info("job %lld (%s) started", (long long)job->id,
-                    br_job_kind_to_string(job->kind));
+        cm_log_info("job %lld (%s) started", (long long)job->id, br_job_kind_to_string(job->kind));
     }
 
     for (;;) {
@@ -344,13 +467,18 @@ static void run_job(BrJobs *j, BrJobRow *job)
             host_unlock_all(j, job->id);
             return;
         }
-        if (step.host_id && !host_lock(j, step.host_id, job->id)) {
-            /* Another job works on that host: come back shortly. */
-            char when[CM_TIME_ISO_LEN + 1];
-            cm_time_iso(cm_now_ms() + 500, when);
-            job_write(j, "UPDATE jobs SET not_before = ?2 WHERE id = ?1 AND ?3 IS NOT NULL",
-                      job->id, when, &err);
-            return;
+        if (step.host_id && !host_held(j, step.host_id, job->id)) {
+            r = hosts_take(j, db, job, &err);
+            if (r < 0) {
+                cm_log_error("job %lld: cannot take its hosts: %s", (long long)job->id,
+                             err.message);
+                return;
+            }
+            if (r == 0) {
+                /* Another job works on one of its hosts: the job waits, holding none, and is
+                 * run again as soon as its hosts are free (claim_next asks the table). */
+                return;
+            }
         }
         {
             char seq[16];
@@ -377,23 +505,21 @@ static void run_job(BrJobs *j, BrJobRow *job)
         if (r >= 0) {
             CmError werr = {0};
             if (step_mark_done(j, job, &step, new_state, &werr) < 0) {
-                cm_log_error("job %lld: cannot record step %d: %s", (long long)job->id,
-                             step.seq, werr.message);
+                cm_log_error("job %lld: cannot record step %d: %s", (long long)job->id, step.seq,
+                             werr.message);
                 return;
             }
             continue;
         }
         host_unlock_all(j, job->id);
-        if (r == -EAGAIN &&
-            seconds_since(job->started_at) < br_workflow_retry_seconds(j->d)) {
+        if (r == -EAGAIN && seconds_since(job->started_at) < br_workflow_retry_seconds(j->d)) {
             /* The host is away: keep the job, try again with backoff. */
             int64_t delay = 1LL << (step.attempts < 6 ? step.attempts : 6);
             char when[CM_TIME_ISO_LEN + 1], why[sizeof(err.message)];
             cm_time_iso(cm_now_ms() + delay * 1000, when);
             cm_strscpy(why, sizeof(why), err.message);
-            cm_log_warning("job %lld: step %s will be retried in %llds: %s",
-                           (long long)job->id, br_step_action_to_string(step.action),
-                           (long long)delay, why);
+            cm_log_warning("job %lld: step %s will be retried in %llds: %s", (long long)job->id,
+                           br_step_action_to_string(step.action), (long long)delay, why);
             /* ?3 (the time) is bound by job_write; these statements do not need it. */
             job_write(j,
                       "UPDATE job_steps SET state = 'pending', error = ?2 WHERE job_id = ?1"
@@ -428,7 +554,9 @@ static void unclaim(BrJobs *j, int64_t id)
     pthread_mutex_unlock(&j->lock);
 }
 
-/* Picks the oldest runnable job nobody is running and claims it. */
+/* Picks the oldest runnable job nobody is running and claims it. A job waiting for its hosts
+ * is runnable once the host table could give them all to it; the release of hosts wakes the
+ * workers, so it runs at once, without polling the database. */
 static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
 {
     char now[CM_TIME_ISO_LEN + 1];
@@ -449,6 +577,9 @@ static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
     while (!found && cm_db_step_row(db, stmt, &err) > 0) {
         int64_t id = sqlite3_column_int64(stmt, 0);
         if (executing(j, id) || j->n_executing == MAX_EXECUTING)
+            continue;
+        /* Waiting for hosts another job holds (or an older one waits for): not yet. */
+        if (br_host_locks_must_wait(&j->host_locks, id, cm_now_ms()))
             continue;
         memset(ret, 0, sizeof(*ret));
         ret->id = id;
@@ -593,6 +724,7 @@ BrJobs *br_jobs_stop(BrJobs *j)
     pthread_join(j->sweeper, NULL);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->wake);
+    br_host_locks_clear(&j->host_locks);
     free(j);
     return NULL;
 }

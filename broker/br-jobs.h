@@ -94,6 +94,26 @@ int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind
                   int64_t request_id, int64_t allocation_id, const BrStepList *steps,
                   int64_t *ret_id, CmError *err);
 
+/**
+ * br_job_load:
+ * Reads job @id. Returns: 0, or -ENOENT with @err set (CM_ERROR_NOT_FOUND), or another
+ * negative errno.
+ */
+int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err);
+
+/**
+ * br_job_reopen:
+ * Puts failed job @id back in the queue inside the caller's write transaction on @db: its
+ * failed step (and, with @reserve_again, its reserve step) pending again, the job queued with
+ * its start cleared (so the retry window of a waiting step starts afresh) and its count of
+ * retries up by one, and the audit record `job.retry` with the previous error, @comment and
+ * @replaced (instances sent back to placement). Steps done stay done: they are idempotent, and
+ * the job resumes at the step that failed.
+ * Returns: 0, or a negative errno with @err set (CM_ERROR_CONFLICT when the job is not failed).
+ */
+int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
+                  const char *comment, int64_t replaced, CmError *err);
+
 typedef struct BrJobs BrJobs;
 struct BrDaemon;
 

@@ -40,7 +40,8 @@ typedef struct {
     BrResources default_quota;
 } BrReviewPolicy;
 
-/* policies/catalog.json: one image a request may name. */
+/* policies/catalog.json: one image a request may name. @pool is "" when the catalog names
+ * none: the base volume is then in, and the disks go to, the storage pool of the host. */
 typedef struct {
     char *name, *pool, *volume, *format;
 } BrCatalogImage;

@@ -43,6 +43,12 @@ static const unsigned allowed[BR_REQUEST_STATE_MAX][BR_REQUEST_STATE_MAX] = {
     [S(TRIAL_PASSED)] = {[S(ALLOCATED)] = K_NEW, [S(FAILED)] = K_NEW},
     [S(APPLYING)] = {[S(APPLIED)] = K_CHANGE, [S(FAILED)] = K_CHANGE},
     [S(RECLAIMING)] = {[S(RECLAIMED)] = K_TERM, [S(FAILED)] = K_TERM},
+    /* A retried job (POST /v1/jobs/{id}/retry) takes its request back to where the job's
+     * failure found it: the trial's or the production provisioning, the change, the reclaim. */
+    [S(FAILED)] = {[S(APPROVED)] = K_NEW,
+                   [S(TRIAL_PASSED)] = K_NEW,
+                   [S(APPLYING)] = K_CHANGE,
+                   [S(RECLAIMING)] = K_TERM},
 };
 
 #undef S
@@ -83,8 +89,13 @@ static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STAT
     [A(RESIZING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
     [A(RECLAIMING)] = {[A(RETAINED)] = true, [A(ERROR)] = true},
     [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
-    /* Only the vendor's repair (a job) takes an allocation out of error. */
-    [A(ERROR)] = {[A(ACTIVE)] = true, [A(RETAINED)] = true, [A(RECLAIMING)] = true,
+    /* Out of error: a retried job takes it back to the state its kind works in
+     * (provisioning, resizing, reclaiming); a purge ends it; the end of a trial reclaims it. */
+    [A(ERROR)] = {[A(PROVISIONING)] = true,
+                  [A(ACTIVE)] = true,
+                  [A(RESIZING)] = true,
+                  [A(RETAINED)] = true,
+                  [A(RECLAIMING)] = true,
                   [A(PURGED)] = true},
 };
 #undef A

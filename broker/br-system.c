@@ -6,7 +6,9 @@
 
 /* on_cloud is derived: a system is on the cloud while a production allocation of it is live. */
 #define SYSTEM_COLUMNS                                                                             \
-    "s.id, s.department_id, s.name, s.description, s.category, s.protection_level, s.status,"      \
+    "s.id, s.department_id,"                                                                       \
+    " (SELECT d.name FROM departments d WHERE d.id = s.department_id) AS department_name,"         \
+    " s.name, s.description, s.category, s.protection_level, s.status,"                            \
     " EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id"                                \
     " AND a.purpose = 'production' AND a.state IN ('active','resizing')) AS \"on_cloud:bool\","    \
     " s.created_at, s.updated_at"

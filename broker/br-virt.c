@@ -1,18 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <linux/kvm.h>
 
 #include "br-domain-xml.h"
+#include "br-virt-priv.h"
 #include "br-virt.h"
 #include "cm-cleanup.h"
 #include "cm-log.h"
@@ -21,7 +28,9 @@ struct BrVirtConn {
     virConnectPtr conn;
     atomic_bool lost;
     char *uri;
-    char domain_type[8];
+    char hypervisor[8];    /* what libvirt offers: kvm, qemu or test */
+    char domain_type[8];   /* what `auto` takes: kvm only when it really works */
+    char domain_note[256]; /* why KVM is not taken although offered, or "" */
 };
 
 static void domain_freep(virDomainPtr *d)
@@ -120,15 +129,160 @@ static void close_callback(virConnectPtr conn, int reason, void *opaque)
     cm_log_warning("libvirt connection to %s closed (reason %d)", c->uri, reason);
 }
 
+/* Counts the nodes @expr finds in @doc; < 0 when @doc is NULL or the expression fails. */
+static int xpath_count(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr ctx;
+    xmlXPathObjectPtr obj;
+    int n = -1;
+
+    if (!doc)
+        return -1;
+    ctx = xmlXPathNewContext(doc);
+    if (!ctx)
+        return -1;
+    obj = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+    if (obj && obj->type == XPATH_NODESET)
+        n = obj->nodesetval ? obj->nodesetval->nodeNr : 0;
+    xmlXPathFreeObject(obj);
+    xmlXPathFreeContext(ctx);
+    return n;
+}
+
+static xmlDocPtr xml_read(const char *text)
+{
+    if (!text)
+        return NULL;
+    return xmlReadMemory(text, (int)strlen(text), "libvirt.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+bool br_virt_kvm_usable(const char *domcaps, const char *caps, int kvm_dev, char *note,
+                        size_t note_size)
+{
+    xmlDocPtr dc = NULL, hc = NULL;
+    bool usable = false;
+    int x86;
+
+    snprintf(note, note_size, "%s", "");
+    if (!domcaps) {
+        snprintf(note, note_size, "libvirt offers no KVM domain capabilities");
+        return false;
+    }
+    dc = xml_read(domcaps);
+    hc = xml_read(caps);
+    if (xpath_count(dc, "/domainCapabilities[domain='kvm']") != 1) {
+        snprintf(note, note_size, "libvirt's KVM domain capabilities are unreadable");
+        goto cleanup;
+    }
+    /* Our KVM domains ask for the host-model CPU. */
+    if (xpath_count(dc, "/domainCapabilities/cpu/mode[@name='host-model'][@supported='yes']") !=
+        1) {
+        snprintf(note, note_size, "KVM offers no host-model CPU");
+        goto cleanup;
+    }
+    /* On x86, KVM needs the CPU's virtualization extensions (Intel VT-x: vmx, AMD-V: svm).
+     * A virtual machine without nested virtualization may still have a /dev/kvm and a libvirt
+     * that offers KVM, and QEMU then fails when it starts the guest. */
+    x86 = xpath_count(hc, "/capabilities/host/cpu[arch='x86_64' or arch='i686']");
+    if (x86 < 0) {
+        snprintf(note, note_size, "the host's capabilities are unreadable");
+        goto cleanup;
+    }
+    if (x86 > 0 &&
+        xpath_count(hc, "/capabilities/host/cpu/feature[@name='vmx' or @name='svm']") < 1) {
+        snprintf(note, note_size,
+                 "the host CPU has no virtualization extensions (neither vmx nor svm)");
+        goto cleanup;
+    }
+    if (kvm_dev < 0 && kvm_dev != -EACCES && kvm_dev != -EPERM) {
+        snprintf(note, note_size, "/dev/kvm does not work: %s", strerror(-kvm_dev));
+        goto cleanup;
+    }
+    usable = true;
+cleanup:
+    xmlFreeDoc(dc);
+    xmlFreeDoc(hc);
+    return usable;
+}
+
+bool br_virt_uri_is_local(const char *uri)
+{
+    const char *rest;
+
+    /* qemu:///system, qemu+unix:///session?socket=...: no host part. */
+    if (strncmp(uri, "qemu://", 7) == 0)
+        rest = uri + 7;
+    else if (strncmp(uri, "qemu+unix://", 12) == 0)
+        rest = uri + 12;
+    else
+        return false;
+    return rest[0] == '/';
+}
+
+int br_virt_kvm_device_check(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int version;
+
+    if (fd < 0)
+        return -errno;
+    version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    close(fd);
+    if (version != KVM_API_VERSION)
+        return -ENOTSUP;
+    return 0;
+}
+
+/* What `domain_type: auto` takes on this connection: KVM when libvirt offers it and it
+ * really works, else software emulation; the test driver gets its own type. */
+static void choose_domain_type(BrVirtConn *c)
+{
+    const char *type = virConnectGetType(c->conn);
+    char *domcaps, *caps = NULL;
+    int kvm_dev = 1;
+    bool usable;
+
+    if (!type || strcmp(type, "QEMU") != 0) {
+        if (!type)
+            virResetLastError();
+        snprintf(c->hypervisor, sizeof(c->hypervisor), "test");
+        snprintf(c->domain_type, sizeof(c->domain_type), "test");
+        return;
+    }
+    /* Ask the hypervisor, not our own machine, whether it offers KVM. */
+    domcaps = virConnectGetDomainCapabilities(c->conn, NULL, NULL, NULL, "kvm", 0);
+    if (!domcaps) {
+        virResetLastError();
+        snprintf(c->hypervisor, sizeof(c->hypervisor), "qemu");
+        snprintf(c->domain_type, sizeof(c->domain_type), "qemu");
+        return;
+    }
+    snprintf(c->hypervisor, sizeof(c->hypervisor), "kvm");
+    caps = virConnectGetCapabilities(c->conn);
+    if (!caps)
+        virResetLastError();
+    /* Opening /dev/kvm says something only about a hypervisor on this machine; a broker user
+     * without access to it (EACCES) cannot tell, and libvirt's answer stands. */
+    if (br_virt_uri_is_local(c->uri))
+        kvm_dev = br_virt_kvm_device_check("/dev/kvm");
+    usable = br_virt_kvm_usable(domcaps, caps, kvm_dev, c->domain_note, sizeof(c->domain_note));
+    snprintf(c->domain_type, sizeof(c->domain_type), "%s", usable ? "kvm" : "qemu");
+    free(domcaps);
+    free(caps);
+}
+
 int br_virt_open(const char *uri, int keepalive_interval, unsigned keepalive_count,
                  BrVirtConn **ret, CmError *err)
 {
     BrVirtConn *c = calloc(1, sizeof(*c));
-    const char *type;
 
-    if (!c)
+    if (c)
+        c->uri = strdup(uri);
+    if (!c || !c->uri) {
+        free(c);
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    c->uri = strdup(uri);
+    }
     c->conn = virConnectOpenAuth(uri, virConnectAuthPtrDefault, 0);
     if (!c->conn) {
         int r = virt_error(err, "cannot connect");
@@ -141,17 +295,7 @@ int br_virt_open(const char *uri, int keepalive_interval, unsigned keepalive_cou
         virResetLastError();
     if (virConnectRegisterCloseCallback(c->conn, close_callback, c, NULL) < 0)
         virResetLastError();
-    type = virConnectGetType(c->conn);
-    if (type && strcmp(type, "QEMU") == 0) {
-        /* Ask the hypervisor, not our own machine, whether it offers KVM. */
-        char *caps = virConnectGetDomainCapabilities(c->conn, NULL, NULL, NULL, "kvm", 0);
-        if (!caps)
-            virResetLastError();
-        snprintf(c->domain_type, sizeof(c->domain_type), "%s", caps ? "kvm" : "qemu");
-        free(caps);
-    } else {
-        snprintf(c->domain_type, sizeof(c->domain_type), "test");
-    }
+    choose_domain_type(c);
     *ret = c;
     return 0;
 }
@@ -182,6 +326,16 @@ bool br_virt_alive(BrVirtConn *c)
 const char *br_virt_domain_type(BrVirtConn *c)
 {
     return c->domain_type;
+}
+
+const char *br_virt_hypervisor(BrVirtConn *c)
+{
+    return c->hypervisor;
+}
+
+const char *br_virt_domain_type_note(BrVirtConn *c)
+{
+    return c->domain_note;
 }
 
 int br_virt_node_info(BrVirtConn *c, BrVirtNodeInfo *ret, CmError *err)

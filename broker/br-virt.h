@@ -67,10 +67,23 @@ bool br_virt_alive(BrVirtConn *c);
 
 /**
  * br_virt_domain_type:
- * Returns: "kvm" when the hypervisor offers KVM, "qemu" (software emulation) when it does not,
- * "test" for libvirt's test driver; never NULL.
+ * The domain type `domain_type: auto` takes on this connection, chosen when it was opened:
+ * "kvm" only when libvirt offers KVM and it really works (KVM's host-model CPU offered, the
+ * host CPU's vmx or svm present on x86, and for a hypervisor on this machine /dev/kvm opens),
+ * else "qemu" (software emulation); "test" for libvirt's test driver.
+ * Returns: the type; never NULL.
  */
 const char *br_virt_domain_type(BrVirtConn *c);
+
+/** br_virt_hypervisor: Returns: what libvirt offers, "kvm", "qemu" or "test"; never NULL. */
+const char *br_virt_hypervisor(BrVirtConn *c);
+
+/**
+ * br_virt_domain_type_note:
+ * Returns: why KVM is not taken although libvirt offers it (e.g. "the host CPU has no
+ * virtualization extensions (neither vmx nor svm)"), or ""; never NULL.
+ */
+const char *br_virt_domain_type_note(BrVirtConn *c);
 
 int br_virt_node_info(BrVirtConn *c, BrVirtNodeInfo *ret, CmError *err);
 int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmError *err);

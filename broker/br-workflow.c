@@ -668,6 +668,166 @@ int br_workflow_plan_purge(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
     return r;
 }
 
+/* ---- retrying a failed job ---- */
+
+void br_workflow_retry_states(BrJobKind kind, bool trial, BrAllocationState *ret_allocation,
+                              BrRequestState *ret_request)
+{
+    /* The mirror of br_workflow_fail(): the request goes back to where the failure found it. */
+    *ret_request = BR_REQUEST_STATE_MAX;
+    switch (kind) {
+    case BR_JOB_PROVISION:
+        *ret_allocation = BR_ALLOCATION_STATE_PROVISIONING;
+        *ret_request = trial ? BR_REQUEST_STATE_APPROVED : BR_REQUEST_STATE_TRIAL_PASSED;
+        break;
+    case BR_JOB_RESTORE:
+        *ret_allocation = BR_ALLOCATION_STATE_PROVISIONING;
+        break;
+    case BR_JOB_RESIZE:
+        *ret_allocation = BR_ALLOCATION_STATE_RESIZING;
+        *ret_request = BR_REQUEST_STATE_APPLYING;
+        break;
+    case BR_JOB_RECLAIM:
+        *ret_allocation = BR_ALLOCATION_STATE_RECLAIMING;
+        *ret_request = BR_REQUEST_STATE_RECLAIMING;
+        break;
+    case BR_JOB_TRIAL_RECLAIM:
+        *ret_allocation = BR_ALLOCATION_STATE_RECLAIMING;
+        break;
+    case BR_JOB_PURGE:
+    default:
+        /* A purge ends from error as well as from retained (error → purged is allowed). */
+        *ret_allocation = BR_ALLOCATION_STATE_ERROR;
+        break;
+    }
+}
+
+/* The newest job of @allocation_id made after @job_id, or 0. */
+static int later_job(CmDb *db, int64_t allocation_id, int64_t job_id, int64_t *ret_id, char *kind,
+                     size_t kind_size, CmError *err)
+{
+    sqlite3_stmt *stmt = cm_db_stmt(db,
+                                    "SELECT id, kind FROM jobs WHERE allocation_id = ? AND id > ?"
+                                    " ORDER BY id DESC LIMIT 1",
+                                    err);
+    int r;
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, allocation_id, job_id);
+    r = cm_db_step_row(db, stmt, err);
+    *ret_id = 0;
+    if (r > 0) {
+        *ret_id = sqlite3_column_int64(stmt, 0);
+        snprintf(kind, kind_size, "%s", cm_db_col_text(stmt, 1));
+    }
+    sqlite3_reset(stmt);
+    return r < 0 ? r : 0;
+}
+
+/* Instances of @job_id still 'placed' go back to placement. Returns: how many, or -errno. */
+static int replace_unmade(CmDb *db, int64_t job_id, CmError *err)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    sqlite3_stmt *stmt;
+    bool has_reserve;
+    int r;
+
+    stmt = cm_db_stmt(db, "SELECT 1 FROM job_steps WHERE job_id = ? AND action = 'reserve'", err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, job_id);
+    r = cm_db_step_row(db, stmt, err);
+    sqlite3_reset(stmt);
+    if (r < 0)
+        return r;
+    has_reserve = r > 0;
+    if (!has_reserve)
+        return 0;
+    /* An instance still 'placed' has nothing on its host: its create_volume step never ran, or
+     * failed (a crash leaves a step running, then pending, never failed). It goes back to
+     * placement, so that a host taken out of service since is avoided; what exists on a host
+     * stays where it is. */
+    cm_time_iso(cm_now_ms(), at);
+    stmt = cm_db_stmt(db,
+                      "UPDATE instances SET state = 'pending', host_id = NULL, pool = NULL,"
+                      " updated_at = ?2 WHERE state = 'placed' AND id IN"
+                      " (SELECT instance_id FROM job_steps WHERE job_id = ?1)",
+                      err);
+    if (!stmt)
+        return -EIO;
+    CM_DB_BIND(stmt, job_id, at);
+    r = cm_db_step_done(db, stmt, err);
+    return r < 0 ? r : sqlite3_changes(cm_db_handle(db));
+}
+
+int br_workflow_plan_retry(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t job_id,
+                           const char *comment, CmError *err)
+{
+    char purpose[16] = "", later_kind[32] = "";
+    BrAllocationState st = BR_ALLOCATION_STATE_ERROR, alloc_to;
+    BrRequestState req_to;
+    int64_t later = 0;
+    BrJobRow job;
+    int r;
+
+    r = br_job_load(db, job_id, &job, err);
+    if (r < 0)
+        return r;
+    if (job.state != BR_JOB_ERROR)
+        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                 "job %lld is '%s'; only a failed job is retried",
+                                 (long long)job_id, br_job_state_to_string(job.state));
+    if (job.allocation_id) {
+        r = later_job(db, job.allocation_id, job_id, &later, later_kind, sizeof(later_kind), err);
+        if (r >= 0 && later)
+            r = cm_error_set_code(err, CM_ERROR_CONFLICT, "superseded", "state",
+                                  "job %lld (%s) came after job %lld on allocation %lld; only "
+                                  "the allocation's latest job can be retried",
+                                  (long long)later, later_kind, (long long)job_id,
+                                  (long long)job.allocation_id);
+        if (r >= 0)
+            r = allocation_state(db, job.allocation_id, &st, purpose, sizeof(purpose), err);
+        if (r >= 0 && st != BR_ALLOCATION_STATE_ERROR)
+            r = cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                  "allocation %lld is '%s', not error; its job %lld cannot be "
+                                  "retried",
+                                  (long long)job.allocation_id, br_allocation_state_to_string(st),
+                                  (long long)job_id);
+        if (r < 0)
+            return r;
+    }
+    br_workflow_retry_states(job.kind, strcmp(purpose, "trial") == 0, &alloc_to, &req_to);
+    if (job.allocation_id && alloc_to != st) {
+        r = br_allocation_set_state(d->store, db, actor, job.allocation_id, st, alloc_to,
+                                    "allocation.retry", comment, err);
+        if (r < 0)
+            return r;
+    }
+    if (job.request_id && req_to != BR_REQUEST_STATE_MAX) {
+        ReqInfo req;
+        r = req_info_load(db, job.request_id, &req, err);
+        if (r < 0)
+            return r;
+        if (req.state != BR_REQUEST_STATE_FAILED)
+            r = cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
+                                  "request %lld is '%s', not failed; its job %lld cannot be "
+                                  "retried",
+                                  (long long)req.id, br_request_state_to_string(req.state),
+                                  (long long)job_id);
+        else
+            r = br_request_set_state(d->store, db, actor, req.id, req.kind, BR_REQUEST_STATE_FAILED,
+                                     req_to, "request.retry",
+                                     comment && *comment ? comment : "its job is retried", err);
+        req_info_clear(&req);
+        if (r < 0)
+            return r;
+    }
+    r = replace_unmade(db, job_id, err);
+    if (r < 0)
+        return r;
+    return br_job_reopen(d->store, db, actor, job_id, r > 0, comment, r, err);
+}
+
 /* ---- placement ---- */
 
 typedef struct {
@@ -921,8 +1081,9 @@ int br_workflow_reserve(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
     for (size_t j = 0; r >= 0 && j < k; j++) {
         const BrCatalogImage *img = br_policy_image(p, cur[which[j]].image);
         sqlite3_stmt *stmt = cm_db_stmt(db,
-                                        "UPDATE instances SET host_id = ?, pool = ?,"
-                                        " state = 'placed' WHERE id = ? AND state = 'pending'",
+                                        "UPDATE instances SET host_id = ?1, pool = coalesce("
+                                        "?2, (SELECT storage_pool FROM hosts WHERE id = ?1)),"
+                                        " state = 'placed' WHERE id = ?3 AND state = 'pending'",
                                         err);
         if (!img)
             r = cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_image", "image",
@@ -930,7 +1091,8 @@ int br_workflow_reserve(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
         else if (!stmt)
             r = -EIO;
         else {
-            CM_DB_BIND(stmt, hs.hosts[choice[j]].id, img->pool, cur[which[j]].id);
+            CM_DB_BIND(stmt, hs.hosts[choice[j]].id, img->pool[0] ? img->pool : NULL,
+                       cur[which[j]].id);
             r = cm_db_step_done(db, stmt, err);
         }
         if (r >= 0)

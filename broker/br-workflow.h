@@ -61,6 +61,30 @@ int br_workflow_plan_purge(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
                            int64_t *ret_job, CmError *err);
 
 /**
+ * br_workflow_retry_states:
+ * Where a retry of a failed job of @kind takes its allocation (@ret_allocation: the state the
+ * job works in, or error for a purge, which ends from error) and its request (@ret_request:
+ * where the failure found it, or BR_REQUEST_STATE_MAX when the failure left the request alone);
+ * @trial: the job works on a trial allocation. Pure.
+ */
+void br_workflow_retry_states(BrJobKind kind, bool trial, BrAllocationState *ret_allocation,
+                              BrRequestState *ret_request);
+
+/**
+ * br_workflow_plan_retry:
+ * Retries failed job @job_id inside the caller's write transaction on @db, once the vendor
+ * has mended what made it fail: the allocation leaves error for the state the job works in,
+ * the request goes back from failed to where the job's failure found it (both audited with
+ * @comment), instances the job placed but made nothing of yet go back to placement (so hosts
+ * taken out of service since are avoided), and the job is queued again (br_job_reopen).
+ * Returns: 0, or a negative errno with @err set: 404 for no such job, 409 when the job has not
+ * failed, a later job acts on its allocation ("superseded"), or the allocation or the request
+ * moved on since.
+ */
+int br_workflow_plan_retry(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t job_id,
+                           const char *comment, CmError *err);
+
+/**
  * br_workflow_place:
  * Dry-runs placement of @allocation_id's instances that have no host yet (or, with
  * @request_id for a request not yet allocated, of its requested instances) in @pool.

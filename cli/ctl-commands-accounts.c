@@ -18,7 +18,8 @@ static void print_account(CtlContext *ctx, json_object *a)
     ctl_print_json_field(ctx->out, 0, 13, "Account", cm_json_get(a, "id"));
     ctl_print_json_field(ctx->out, 0, 13, "Name", cm_json_get(a, "name"));
     ctl_print_json_field(ctx->out, 0, 13, "Role", cm_json_get(a, "role"));
-    ctl_print_json_field(ctx->out, 0, 13, "Department", cm_json_get(a, "department_id"));
+    _cleanup_free_ char *dept = ctl_json_cell(a, "department_id+department_name");
+    ctl_print_field(ctx->out, 0, 13, "Department", dept);
     ctl_print_json_field(ctx->out, 0, 13, "Disabled", cm_json_get(a, "disabled"));
     ctl_print_json_field(ctx->out, 0, 13, "Created", cm_json_get(a, "created_at"));
     ctl_print_json_field(ctx->out, 0, 13, "Token issued", cm_json_get(a, "token_created_at"));
@@ -98,11 +99,17 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},          {"NAME", CTL_ALIGN_LEFT},     {"ROLE", CTL_ALIGN_LEFT},
-        {"DEPARTMENT", CTL_ALIGN_RIGHT},  {"DISABLED", CTL_ALIGN_LEFT}, {"CREATED", CTL_ALIGN_LEFT},
+        {"DEPARTMENT", CTL_ALIGN_LEFT},   {"DISABLED", CTL_ALIGN_LEFT}, {"CREATED", CTL_ALIGN_LEFT},
         {"TOKEN_ISSUED", CTL_ALIGN_LEFT},
     };
     static const char *const keys[] = {
-        "id", "name", "role", "department_id", "disabled", "created_at", "token_created_at",
+        "id",
+        "name",
+        "role",
+        "department_id+department_name",
+        "disabled",
+        "created_at",
+        "token_created_at",
     };
     _cleanup_json_ json_object *doc = NULL;
     const char *role = ctl_args_get(args, "role"), *dept_s = ctl_args_get(args, "department");

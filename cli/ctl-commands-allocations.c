@@ -84,8 +84,10 @@ static void print_allocation(CtlContext *ctx, json_object *a)
 
     fprintf(ctx->out, "Allocation %" PRId64 " (%s): %s\n", cm_json_get_int(a, "id", 0),
             cm_json_get_str(a, "purpose", "?"), cm_json_get_str(a, "state", "?"));
-    ctl_print_json_field(ctx->out, 2, w, "Department", cm_json_get(a, "department_id"));
-    ctl_print_json_field(ctx->out, 2, w, "System", cm_json_get(a, "system_id"));
+    _cleanup_free_ char *dept = ctl_json_cell(a, "department_id+department_name");
+    _cleanup_free_ char *system = ctl_json_cell(a, "system_id+system_name");
+    ctl_print_field(ctx->out, 2, w, "Department", dept);
+    ctl_print_field(ctx->out, 2, w, "System", system);
     ctl_print_json_field(ctx->out, 2, w, "Request", cm_json_get(a, "request_id"));
     ctl_print_field(ctx->out, 2, w, "Resources", totals);
     if (cm_json_get_str(a, "retained_until", NULL) &&
@@ -101,16 +103,24 @@ static void print_allocation(CtlContext *ctx, json_object *a)
 static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
-        {"ID", CTL_ALIGN_RIGHT},       {"DEPARTMENT", CTL_ALIGN_RIGHT},
-        {"SYSTEM", CTL_ALIGN_RIGHT},   {"REQUEST", CTL_ALIGN_RIGHT},
+        {"ID", CTL_ALIGN_RIGHT},       {"DEPARTMENT", CTL_ALIGN_LEFT},
+        {"SYSTEM", CTL_ALIGN_LEFT},    {"REQUEST", CTL_ALIGN_RIGHT},
         {"PURPOSE", CTL_ALIGN_LEFT},   {"STATE", CTL_ALIGN_LEFT},
         {"VCPUS", CTL_ALIGN_RIGHT},    {"MEMORY_MIB", CTL_ALIGN_RIGHT},
         {"DISK_GIB", CTL_ALIGN_RIGHT}, {"INSTANCES", CTL_ALIGN_RIGHT},
         {"UPDATED", CTL_ALIGN_LEFT},
     };
     static const char *const keys[] = {
-        "id",         "department_id", "system_id",         "request_id",      "purpose",
-        "state",      "totals.vcpus",  "totals.memory_mib", "totals.disk_gib", "totals.instances",
+        "id",
+        "department_id+department_name",
+        "system_id+system_name",
+        "request_id",
+        "purpose",
+        "state",
+        "totals.vcpus",
+        "totals.memory_mib",
+        "totals.disk_gib",
+        "totals.instances",
         "updated_at",
     };
     _cleanup_json_ json_object *doc = NULL;

@@ -43,12 +43,12 @@ static char *recommended_text(json_object *f)
 static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
-        {"ID", CTL_ALIGN_RIGHT},         {"KIND", CTL_ALIGN_LEFT},
-        {"STATE", CTL_ALIGN_LEFT},       {"DEPARTMENT", CTL_ALIGN_RIGHT},
-        {"ALLOCATION", CTL_ALIGN_RIGHT}, {"INSTANCE", CTL_ALIGN_LEFT},
-        {"CURRENT", CTL_ALIGN_RIGHT},    {"RECOMMENDED", CTL_ALIGN_RIGHT},
-        {"FREES", CTL_ALIGN_RIGHT},      {"LAST_FOUND", CTL_ALIGN_LEFT},
-        {"REQUEST", CTL_ALIGN_RIGHT},
+        {"ID", CTL_ALIGN_RIGHT},          {"KIND", CTL_ALIGN_LEFT},
+        {"STATE", CTL_ALIGN_LEFT},        {"DEPARTMENT", CTL_ALIGN_LEFT},
+        {"SYSTEM", CTL_ALIGN_LEFT},       {"ALLOCATION", CTL_ALIGN_RIGHT},
+        {"INSTANCE", CTL_ALIGN_LEFT},     {"CURRENT", CTL_ALIGN_RIGHT},
+        {"RECOMMENDED", CTL_ALIGN_RIGHT}, {"FREES", CTL_ALIGN_RIGHT},
+        {"LAST_FOUND", CTL_ALIGN_LEFT},   {"REQUEST", CTL_ALIGN_RIGHT},
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
@@ -91,7 +91,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
             ctl_json_text(cm_json_get(f, "id")),
             ctl_json_text(cm_json_get(f, "kind")),
             ctl_json_text(cm_json_get(f, "state")),
-            ctl_json_text(cm_json_get(f, "department_id")),
+            ctl_json_cell(f, "department_id+department_name"),
+            ctl_json_cell(f, "system_id+system_name"),
             ctl_json_text(cm_json_get(f, "allocation_id")),
             ctl_json_text(cm_json_get(f, "instance")),
             ctl_figure_size(ctl_json_path(f, "recommendation.current")),
@@ -202,12 +203,14 @@ static void print_finding(CtlContext *ctx, json_object *f)
     _cleanup_free_ char *where = cm_strdup_printf(
         "%s (instance %" PRId64 ", allocation %" PRId64 ")", inst ? inst : "?",
         cm_json_get_int(f, "instance_id", 0), cm_json_get_int(f, "allocation_id", 0));
+    _cleanup_free_ char *dept = ctl_json_cell(f, "department_id+department_name");
+    _cleanup_free_ char *system = ctl_json_cell(f, "system_id+system_name");
 
     fprintf(ctx->out, "Finding %" PRId64 " (%s): %s\n", cm_json_get_int(f, "id", 0),
             cm_json_get_str(f, "kind", "?"), cm_json_get_str(f, "state", "?"));
     ctl_print_field(ctx->out, 2, w, "Instance", where);
-    ctl_print_json_field(ctx->out, 2, w, "Department", cm_json_get(f, "department_id"));
-    ctl_print_json_field(ctx->out, 2, w, "System", cm_json_get(f, "system_id"));
+    ctl_print_field(ctx->out, 2, w, "Department", dept);
+    ctl_print_field(ctx->out, 2, w, "System", system);
     ctl_print_json_field(ctx->out, 2, w, "Rule", cm_json_get(f, "rule"));
     ctl_print_json_field(ctx->out, 2, w, "First found", cm_json_get(f, "first_found"));
     ctl_print_json_field(ctx->out, 2, w, "Last found", cm_json_get(f, "last_found"));

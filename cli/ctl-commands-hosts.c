@@ -100,12 +100,17 @@ static void print_host(CtlContext *ctx, json_object *h)
     ctl_print_json_field(ctx->out, 0, w, "URI", cm_json_get(h, "uri"));
     ctl_print_json_field(ctx->out, 0, w, "Pool", cm_json_get(h, "pool"));
     ctl_print_json_field(ctx->out, 0, w, "Storage pool", cm_json_get(h, "storage_pool"));
+    if (cm_json_get_str(h, "storage_error", NULL))
+        ctl_print_json_field(ctx->out, 0, w, "Storage error", cm_json_get(h, "storage_error"));
     ctl_print_json_field(ctx->out, 0, w, "Enabled", cm_json_get(h, "enabled"));
     ctl_print_json_field(ctx->out, 0, w, "Maintenance", cm_json_get(h, "maintenance"));
     ctl_print_field(ctx->out, 0, w, "Connection", state);
     if (cm_json_get_str(conn, "error", NULL))
         ctl_print_json_field(ctx->out, 0, w, "Last error", cm_json_get(conn, "error"));
     ctl_print_json_field(ctx->out, 0, w, "Hypervisor", cm_json_get(conn, "hypervisor"));
+    ctl_print_json_field(ctx->out, 0, w, "Domain type", cm_json_get(h, "domain_type"));
+    if (cm_json_get_str(h, "domain_type_note", NULL))
+        ctl_print_json_field(ctx->out, 0, w, "KVM not used", cm_json_get(h, "domain_type_note"));
     ctl_print_field(ctx->out, 0, w, "Overcommit", over);
     if (avail)
         ctl_print_field(ctx->out, 0, w, "Disk free now", avail);
@@ -345,9 +350,12 @@ static int cmd_update(CtlContext *ctx, const CtlArgs *args)
         r = add_ratios(ctx, args, true, body);
     if (r < 0)
         return r;
+    if (ctl_args_get(args, "storage-pool"))
+        json_object_object_add(body, "storage_pool",
+                               json_object_new_string(ctl_args_get(args, "storage-pool")));
     if (json_object_object_length(body) == 0)
-        return ctl_usage_error(ctx, "nothing to change: give --maintenance, --enabled or a "
-                                    "--*-ratio option");
+        return ctl_usage_error(ctx, "nothing to change: give --maintenance, --enabled, "
+                                    "--storage-pool or a --*-ratio option");
     r = ctl_call(ctx, "PATCH", path, body, &o);
     if (r < 0)
         return r;
@@ -414,6 +422,8 @@ static const CtlOption update_options[] = {
      "in maintenance nothing new is placed on the host; what runs there stays"},
     {"enabled", 0, "yes|no", CTL_OPT_VALUE, "a disabled host takes no new instances"},
     RATIO_OPTIONS("X|default", "; 'default': the placement policy's"),
+    {"storage-pool", 0, "NAME", CTL_OPT_VALUE,
+     "the libvirt storage pool whose size is the host's disk capacity and where new disks go"},
     {NULL},
 };
 
@@ -456,13 +466,14 @@ const CtlCommand ctl_host_commands[] = {
         .group = "host",
         .verb = "update",
         .handler = cmd_update,
-        .help = "maintenance mode, enabling and overcommit of a host (vendor)",
+        .help = "maintenance mode, enabling, overcommit and storage pool of a host (vendor)",
         .args = "ID",
         .min_args = 1,
         .max_args = 1,
         .options = update_options,
         .example = "  cloudbrokerctl host update 2 --maintenance on\n"
-                   "  cloudbrokerctl host update 2 --cpu-ratio default --ram-ratio 1.5",
+                   "  cloudbrokerctl host update 2 --cpu-ratio default --ram-ratio 1.5\n"
+                   "  cloudbrokerctl host update 2 --storage-pool cloudbroker",
     },
     {
         .group = "host",

@@ -33,8 +33,9 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},      {"KIND", CTL_ALIGN_LEFT},        {"STATE", CTL_ALIGN_LEFT},
-        {"REQUEST", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT}, {"STEPS", CTL_ALIGN_RIGHT},
-        {"CREATED", CTL_ALIGN_LEFT},  {"FINISHED", CTL_ALIGN_LEFT},    {"ERROR", CTL_ALIGN_LEFT},
+        {"REQUEST", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT}, {"SYSTEM", CTL_ALIGN_LEFT},
+        {"STEPS", CTL_ALIGN_RIGHT},   {"CREATED", CTL_ALIGN_LEFT},     {"FINISHED", CTL_ALIGN_LEFT},
+        {"ERROR", CTL_ALIGN_LEFT},
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
@@ -77,6 +78,7 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
             ctl_json_text(cm_json_get(j, "state")),
             ctl_json_text(cm_json_get(j, "request_id")),
             ctl_json_text(cm_json_get(j, "allocation_id")),
+            ctl_json_cell(j, "system_id+system_name"),
             cm_strdup_printf("%" PRId64 "/%" PRId64, cm_json_get_int(p, "done", 0),
                              cm_json_get_int(p, "total", 0)),
             ctl_json_text(cm_json_get(j, "created_at")),
@@ -99,9 +101,9 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 static void print_job(CtlContext *ctx, json_object *j)
 {
     static const CtlColumn cols[] = {
-        {"#", CTL_ALIGN_RIGHT},       {"ACTION", CTL_ALIGN_LEFT}, {"INSTANCE", CTL_ALIGN_RIGHT},
-        {"ARG", CTL_ALIGN_RIGHT},     {"STATE", CTL_ALIGN_LEFT},  {"ATTEMPTS", CTL_ALIGN_RIGHT},
-        {"FINISHED", CTL_ALIGN_LEFT}, {"ERROR", CTL_ALIGN_LEFT},
+        {"#", CTL_ALIGN_RIGHT},        {"ACTION", CTL_ALIGN_LEFT},   {"INSTANCE", CTL_ALIGN_LEFT},
+        {"HOST", CTL_ALIGN_LEFT},      {"ARG", CTL_ALIGN_RIGHT},     {"STATE", CTL_ALIGN_LEFT},
+        {"ATTEMPTS", CTL_ALIGN_RIGHT}, {"FINISHED", CTL_ALIGN_LEFT}, {"ERROR", CTL_ALIGN_LEFT},
     };
     const int w = 11;
     json_object *steps = cm_json_get(j, "steps"), *p = cm_json_get(j, "progress");
@@ -116,10 +118,18 @@ static void print_job(CtlContext *ctx, json_object *j)
             cm_json_get_str(j, "kind", "?"), state);
     ctl_print_json_field(ctx->out, 2, w, "Request", cm_json_get(j, "request_id"));
     ctl_print_json_field(ctx->out, 2, w, "Allocation", cm_json_get(j, "allocation_id"));
+    if (cm_json_get_int(j, "system_id", 0)) {
+        _cleanup_free_ char *dept = ctl_json_cell(j, "department_id+department_name");
+        _cleanup_free_ char *system = ctl_json_cell(j, "system_id+system_name");
+        ctl_print_field(ctx->out, 2, w, "Department", dept);
+        ctl_print_field(ctx->out, 2, w, "System", system);
+    }
     ctl_print_field(ctx->out, 2, w, "Progress", progress);
     ctl_print_json_field(ctx->out, 2, w, "Created", cm_json_get(j, "created_at"));
     ctl_print_json_field(ctx->out, 2, w, "Started", cm_json_get(j, "started_at"));
     ctl_print_json_field(ctx->out, 2, w, "Finished", cm_json_get(j, "finished_at"));
+    if (cm_json_get_int(j, "retries", 0) > 0)
+        ctl_print_json_field(ctx->out, 2, w, "Retries", cm_json_get(j, "retries"));
     /* Set once a step had to wait; only meaningful while the job is unfinished. */
     if (cm_json_get_str(j, "retry_at", NULL) &&
         (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0))
@@ -141,7 +151,8 @@ static void print_job(CtlContext *ctx, json_object *j)
         char *cells[ELEMENTSOF(cols)] = {
             cm_strdup_printf("%" PRId64, cm_json_get_int(s, "seq", 0) + 1),
             ctl_json_text(cm_json_get(s, "action")),
-            ctl_json_text(cm_json_get(s, "instance_id")),
+            ctl_json_cell(s, "instance_id+instance_name"),
+            ctl_json_cell(s, "host_id+host_name"),
             has_arg ? ctl_json_text(cm_json_get(s, "arg")) : strdup("-"),
             ctl_json_text(cm_json_get(s, "state")),
             ctl_json_text(cm_json_get(s, "attempts")),
@@ -287,21 +298,61 @@ static int cmd_watch(CtlContext *ctx, const CtlArgs *args)
     return 0;
 }
 
+/* A failed job queued again (vendor or reviewer), once what made it fail is mended. */
+static int cmd_retry(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *body = NULL, *o = NULL;
+    _cleanup_free_ char *path = NULL, *retry = NULL;
+    const char *comment = ctl_args_get(args, "comment");
+    int64_t id;
+    int r;
+
+    r = job_path(ctx, args->pos[0], &path);
+    if (r < 0)
+        return r;
+    retry = cm_strdup_printf("%s/retry", path);
+    if (!retry)
+        return ctl_fail(ctx, -ENOMEM, "out of memory");
+    if (comment) {
+        body = json_object_new_object();
+        json_object_object_add(body, "comment", json_object_new_string(comment));
+    }
+    r = ctl_call(ctx, "POST", retry, body, &o);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, o))
+        return 0;
+    id = cm_json_get_int(o, "id", 0);
+    fprintf(ctx->out, "Job %" PRId64 " (%s) is queued again (retry %" PRId64 ").\n", id,
+            cm_json_get_str(o, "kind", "?"), cm_json_get_int(o, "retries", 0));
+    fprintf(ctx->out, "Follow it with: %s job watch %" PRId64 "\n", CTL_PROGRAM, id);
+    return 0;
+}
+
 /* ---- events ---- */
 
 static int cmd_events(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},       {"KIND", CTL_ALIGN_LEFT},
-        {"SEVERITY", CTL_ALIGN_LEFT},  {"HOST", CTL_ALIGN_RIGHT},
-        {"INSTANCE", CTL_ALIGN_RIGHT}, {"ALLOCATION", CTL_ALIGN_RIGHT},
+        {"SEVERITY", CTL_ALIGN_LEFT},  {"HOST", CTL_ALIGN_LEFT},
+        {"INSTANCE", CTL_ALIGN_LEFT},  {"ALLOCATION", CTL_ALIGN_RIGHT},
         {"DOMAIN", CTL_ALIGN_LEFT},    {"FIRST_SEEN", CTL_ALIGN_LEFT},
         {"LAST_SEEN", CTL_ALIGN_LEFT}, {"RESOLVED", CTL_ALIGN_LEFT},
         {"MESSAGE", CTL_ALIGN_LEFT},
     };
     static const char *const keys[] = {
-        "id",          "kind",       "severity",  "host_id",     "instance_id", "allocation_id",
-        "domain_name", "first_seen", "last_seen", "resolved_at", "message",
+        "id",
+        "kind",
+        "severity",
+        "host_id+host_name",
+        "instance_id+instance_name",
+        "allocation_id",
+        "domain_name",
+        "first_seen",
+        "last_seen",
+        "resolved_at",
+        "message",
     };
     _cleanup_json_ json_object *doc = NULL;
     const char *kind = ctl_args_get(args, "kind"), *host = ctl_args_get(args, "host");
@@ -336,6 +387,11 @@ static const CtlOption watch_options[] = {
     {"interval", 0, "SECONDS", CTL_OPT_VALUE, "poll every SECONDS (0.1-3600, default 1)"},
     {"timeout", 0, "SECONDS", CTL_OPT_VALUE,
      "give up (exit 1) when the job has not ended after SECONDS (default: wait for the end)"},
+    {NULL},
+};
+
+static const CtlOption retry_options[] = {
+    {"comment", 0, "TEXT", CTL_OPT_VALUE, "what was mended (kept in the audit and the history)"},
     {NULL},
 };
 
@@ -383,6 +439,24 @@ const CtlCommand ctl_job_commands[] = {
             "--json nothing is printed along the way, then the job's final document.",
         .example = "  cloudbrokerctl job watch 5\n"
                    "  cloudbrokerctl --json job watch 5 --timeout 600",
+    },
+    {
+        .group = "job",
+        .verb = "retry",
+        .handler = cmd_retry,
+        .help = "run a failed job again once its cause is mended (vendor, reviewer)",
+        .args = "ID",
+        .min_args = 1,
+        .max_args = 1,
+        .options = retry_options,
+        .description =
+            "The job resumes at the step that failed; steps already done stay done. Its\n"
+            "allocation leaves error and its request goes back from failed to where the job\n"
+            "failed (approved, trial_passed, applying or reclaiming). Instances placed on a\n"
+            "host but not yet made there are placed again, so a host taken out of service\n"
+            "meanwhile is avoided. Only the latest job of an allocation can be retried.",
+        .example = "  cloudbrokerctl job retry 12 --comment 'base volume restored on trial-2'\n"
+                   "  cloudbrokerctl job watch 12",
     },
     {NULL},
 };

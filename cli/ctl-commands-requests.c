@@ -221,10 +221,11 @@ static char *joined_strings(json_object *list)
 static void print_trial(CtlContext *ctx, json_object *req)
 {
     static const CtlColumn cols[] = {
-        {"TEST", CTL_ALIGN_LEFT},     {"RESULT", CTL_ALIGN_LEFT}, {"AT", CTL_ALIGN_LEFT},
-        {"ACCOUNT", CTL_ALIGN_RIGHT}, {"REPORT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
+        {"TEST", CTL_ALIGN_LEFT},    {"RESULT", CTL_ALIGN_LEFT}, {"AT", CTL_ALIGN_LEFT},
+        {"ACCOUNT", CTL_ALIGN_LEFT}, {"REPORT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
     };
-    static const char *const keys[] = {"test", "result", "at", "account_id", "report", "comment"};
+    static const char *const keys[] = {"test",   "result", "at", "account_id+account",
+                                       "report", "comment"};
     json_object *trial = cm_json_get(req, "trial"), *list;
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_free_ char *env = NULL;
@@ -273,10 +274,11 @@ static void print_request(CtlContext *ctx, json_object *req)
         "kind", "filename", "media_type", "size", "sha256", "uploaded_at",
     };
     static const CtlColumn hist_cols[] = {
-        {"AT", CTL_ALIGN_LEFT},   {"FROM", CTL_ALIGN_LEFT},     {"TO", CTL_ALIGN_LEFT},
-        {"ROLE", CTL_ALIGN_LEFT}, {"ACCOUNT", CTL_ALIGN_RIGHT}, {"COMMENT", CTL_ALIGN_LEFT},
+        {"AT", CTL_ALIGN_LEFT},   {"FROM", CTL_ALIGN_LEFT},    {"TO", CTL_ALIGN_LEFT},
+        {"ROLE", CTL_ALIGN_LEFT}, {"ACCOUNT", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
     };
-    static const char *const hist_keys[] = {"at", "from", "to", "role", "account_id", "comment"};
+    static const char *const hist_keys[] = {"at",     "from", "to", "role", "account_id+account",
+                                            "comment"};
     static const CtlColumn op_cols[] = {
         {"AT", CTL_ALIGN_LEFT},         {"ACCOUNT", CTL_ALIGN_LEFT}, {"ROLE", CTL_ALIGN_LEFT},
         {"RECOMMENDS", CTL_ALIGN_LEFT}, {"COMMENT", CTL_ALIGN_LEFT},
@@ -481,8 +483,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
         {"ID", CTL_ALIGN_RIGHT},         {"KIND", CTL_ALIGN_LEFT},
-        {"STATE", CTL_ALIGN_LEFT},       {"DEPARTMENT", CTL_ALIGN_RIGHT},
-        {"SYSTEM", CTL_ALIGN_RIGHT},     {"VCPUS", CTL_ALIGN_RIGHT},
+        {"STATE", CTL_ALIGN_LEFT},       {"DEPARTMENT", CTL_ALIGN_LEFT},
+        {"SYSTEM", CTL_ALIGN_LEFT},      {"VCPUS", CTL_ALIGN_RIGHT},
         {"MEMORY_MIB", CTL_ALIGN_RIGHT}, {"DISK_GIB", CTL_ALIGN_RIGHT},
         {"INSTANCES", CTL_ALIGN_RIGHT},  {"UPDATED", CTL_ALIGN_LEFT},
     };
@@ -490,8 +492,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
         "id",
         "kind",
         "state",
-        "department_id",
-        "system_id",
+        "department_id+department_name",
+        "system_id+system_name",
         "totals.vcpus",
         "totals.memory_mib",
         "totals.disk_gib",
@@ -1042,6 +1044,55 @@ static int cmd_allocate(CtlContext *ctx, const CtlArgs *args)
     return 0;
 }
 
+/* The request's newest failed job, run again (POST /v1/jobs/{id}/retry). */
+static int cmd_retry(CtlContext *ctx, const CtlArgs *args)
+{
+    _cleanup_json_ json_object *req = NULL, *body = NULL, *job = NULL, *after = NULL;
+    _cleanup_free_ char *path = NULL, *retry = NULL;
+    const char *comment = ctl_args_get(args, "comment");
+    json_object *jobs, *failed = NULL;
+    size_t n;
+    int r;
+
+    r = request_path(ctx, args->pos[0], "", &path);
+    if (r >= 0)
+        r = ctl_call(ctx, "GET", path, NULL, &req);
+    if (r < 0)
+        return r;
+    jobs = cm_json_get(req, "jobs");
+    n = json_object_is_type(jobs, json_type_array) ? json_object_array_length(jobs) : 0;
+    for (size_t i = n; i > 0 && !failed; i--) {
+        json_object *j = json_object_array_get_idx(jobs, i - 1);
+        if (strcmp(cm_json_get_str(j, "state", ""), "error") == 0)
+            failed = j;
+    }
+    if (!failed)
+        return ctl_fail(ctx, -ENOENT, "request %s (%s) has no failed job to retry", args->pos[0],
+                        cm_json_get_str(req, "state", "?"));
+    retry = ctl_path("/v1/jobs/%" PRId64 "/retry", cm_json_get_int(failed, "id", 0));
+    if (!retry)
+        return ctl_fail(ctx, -ENOMEM, "out of memory");
+    if (comment) {
+        body = json_object_new_object();
+        json_object_object_add(body, "comment", json_object_new_string(comment));
+    }
+    r = ctl_call(ctx, "POST", retry, body, &job);
+    if (r >= 0)
+        r = ctl_call(ctx, "GET", path, NULL, &after);
+    if (r < 0)
+        return r;
+    if (ctl_emit_json(ctx, after))
+        return 0;
+    fprintf(ctx->out,
+            "Request %" PRId64 ": %s \xe2\x86\x92 %s; job %" PRId64 " (%s) is queued again.\n",
+            cm_json_get_int(after, "id", 0), cm_json_get_str(req, "state", "?"),
+            cm_json_get_str(after, "state", "?"), cm_json_get_int(job, "id", 0),
+            cm_json_get_str(job, "kind", "?"));
+    fprintf(ctx->out, "Follow it with: %s job watch %" PRId64 "\n", CTL_PROGRAM,
+            cm_json_get_int(job, "id", 0));
+    return 0;
+}
+
 /* ---- the table ---- */
 
 #define INSTANCE_HELP "an instance: vcpus=N,memory=MiB,disk=GiB,image=NAME[,count=N]"
@@ -1081,6 +1132,11 @@ static const CtlOption upload_options[] = {
 
 static const CtlOption download_options[] = {
     {"output", 'o', "FILE", CTL_OPT_VALUE, "write to FILE (default: stdout, unless a terminal)"},
+    {NULL},
+};
+
+static const CtlOption retry_comment_options[] = {
+    {"comment", 0, "TEXT", CTL_OPT_VALUE, "what was mended (kept in the history and the audit)"},
     {NULL},
 };
 
@@ -1285,6 +1341,20 @@ const CtlCommand ctl_request_commands[] = {
             "request is allocated and the allocation active when it is done.",
         .example = "  cloudbrokerctl request allocate 3\n"
                    "  cloudbrokerctl job watch 7",
+    },
+    {
+        .group = "request",
+        .verb = "retry",
+        .handler = cmd_retry,
+        .help = "retry the failed job of a request once its cause is mended",
+        REQUEST_ID,
+        .options = retry_comment_options,
+        .description =
+            "Runs the request's newest failed job again (as 'job retry'): the request goes\n"
+            "back from failed to where its job failed, the job resumes at the failed step.\n"
+            "A trial or a change takes its resources again, so the quota is checked first.",
+        .example = "  cloudbrokerctl request retry 7 --comment 'trial-2 has its base volume now'\n"
+                   "  cloudbrokerctl job watch 12",
     },
     {NULL},
 };

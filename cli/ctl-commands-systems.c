@@ -24,7 +24,8 @@ static void print_system(CtlContext *ctx, json_object *s)
 {
     ctl_print_json_field(ctx->out, 0, 16, "System", cm_json_get(s, "id"));
     ctl_print_json_field(ctx->out, 0, 16, "Name", cm_json_get(s, "name"));
-    ctl_print_json_field(ctx->out, 0, 16, "Department", cm_json_get(s, "department_id"));
+    _cleanup_free_ char *dept = ctl_json_cell(s, "department_id+department_name");
+    ctl_print_field(ctx->out, 0, 16, "Department", dept);
     ctl_print_json_field(ctx->out, 0, 16, "Category", cm_json_get(s, "category"));
     ctl_print_json_field(ctx->out, 0, 16, "Protection level", cm_json_get(s, "protection_level"));
     ctl_print_json_field(ctx->out, 0, 16, "Status", cm_json_get(s, "status"));
@@ -100,12 +101,18 @@ static int cmd_create(CtlContext *ctx, const CtlArgs *args)
 static int cmd_list(CtlContext *ctx, const CtlArgs *args)
 {
     static const CtlColumn cols[] = {
-        {"ID", CTL_ALIGN_RIGHT},      {"DEPARTMENT", CTL_ALIGN_RIGHT}, {"NAME", CTL_ALIGN_LEFT},
-        {"CATEGORY", CTL_ALIGN_LEFT}, {"LEVEL", CTL_ALIGN_RIGHT},      {"STATUS", CTL_ALIGN_LEFT},
+        {"ID", CTL_ALIGN_RIGHT},      {"DEPARTMENT", CTL_ALIGN_LEFT}, {"NAME", CTL_ALIGN_LEFT},
+        {"CATEGORY", CTL_ALIGN_LEFT}, {"LEVEL", CTL_ALIGN_RIGHT},     {"STATUS", CTL_ALIGN_LEFT},
         {"ON_CLOUD", CTL_ALIGN_LEFT},
     };
     static const char *const keys[] = {
-        "id", "department_id", "name", "category", "protection_level", "status", "on_cloud",
+        "id",
+        "department_id+department_name",
+        "name",
+        "category",
+        "protection_level",
+        "status",
+        "on_cloud",
     };
     _cleanup_json_ json_object *doc = NULL;
     const char *dept_s = ctl_args_get(args, "department");

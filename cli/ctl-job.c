@@ -46,8 +46,11 @@ char *ctl_job_step_text(json_object *job, json_object *step)
     int64_t instance = cm_json_get_int(step, "instance_id", 0);
     int64_t attempts = cm_json_get_int(step, "attempts", 0);
     _cleanup_free_ char *arg = arg_text(action, cm_json_get_int(step, "arg", 0));
-    _cleanup_free_ char *inst =
-        instance > 0 ? cm_strdup_printf(" (instance %" PRId64 ")", instance) : strdup("");
+    const char *name = cm_json_get_str(step, "instance_name", NULL);
+    _cleanup_free_ char *inst = instance <= 0 ? strdup("")
+                                : name && name[0]
+                                    ? cm_strdup_printf(" (instance %" PRId64 " %s)", instance, name)
+                                    : cm_strdup_printf(" (instance %" PRId64 ")", instance);
     _cleanup_free_ char *status = NULL, *line = NULL;
 
     if (!arg || !inst)

@@ -297,6 +297,25 @@ int ctl_table_add_row(CtlTable *t, const char *const *cells, size_t n)
     return 0;
 }
 
+char *ctl_json_cell(json_object *row, const char *key)
+{
+    const char *plus = strchr(key, '+');
+    _cleanup_free_ char *id_key = NULL, *id = NULL;
+    json_object *name;
+
+    if (!plus)
+        return ctl_json_text(ctl_json_path(row, key));
+    id_key = strndup(key, (size_t)(plus - key));
+    if (!id_key)
+        return NULL;
+    id = ctl_json_text(ctl_json_path(row, id_key));
+    name = ctl_json_path(row, plus + 1);
+    if (!id || !json_object_is_type(name, json_type_string) || !json_object_get_string(name)[0] ||
+        strcmp(id, "-") == 0)
+        return TAKE_PTR(id);
+    return cm_strdup_printf("%s %s", id, json_object_get_string(name));
+}
+
 int ctl_table_add_json_row(CtlTable *t, json_object *row, const char *const *keys, size_t n)
 {
     char **texts = calloc(n ? n : 1, sizeof(*texts));
@@ -305,7 +324,7 @@ int ctl_table_add_json_row(CtlTable *t, json_object *row, const char *const *key
     if (!texts)
         return -ENOMEM;
     for (size_t i = 0; i < n && r == 0; i++) {
-        texts[i] = ctl_json_text(ctl_json_path(row, keys[i]));
+        texts[i] = ctl_json_cell(row, keys[i]);
         if (!texts[i])
             r = -ENOMEM;
     }

@@ -51,6 +51,15 @@ char *ctl_text_truncate(const char *s, size_t max_width);
  */
 char *ctl_json_text(json_object *v);
 
+/**
+ * ctl_json_cell:
+ * Renders the member of @row at @key as ctl_json_text() does, where @key is a dotted path
+ * ("totals.vcpus") or "ID_KEY+NAME_KEY": the id and, when the name is a non-empty string, the
+ * name beside it ("3 Civil Affairs"), so that output names what its ids stand for.
+ * Returns: a newly allocated string, or NULL on allocation failure.
+ */
+char *ctl_json_cell(json_object *row, const char *key);
+
 typedef enum {
     CTL_ALIGN_LEFT,
     CTL_ALIGN_RIGHT,
@@ -85,7 +94,8 @@ int ctl_table_add_row(CtlTable *t, const char *const *cells, size_t n);
 /**
  * ctl_table_add_json_row:
  * As ctl_table_add_row() with each cell taken from @row: the member named by @keys[i], where
- * a key may be a path "a.b" into nested objects.
+ * a key is what ctl_json_cell() takes: a path "a.b" into nested objects, or
+ * "ID_KEY+NAME_KEY" for an id with its name beside it.
  * Returns: 0, or a negative errno.
  */
 int ctl_table_add_json_row(CtlTable *t, json_object *row, const char *const *keys, size_t n);

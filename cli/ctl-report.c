@@ -224,9 +224,42 @@ static int print_no_budget(FILE *f, json_object *list, CtlLang lang)
     return ctl_table_print(t, f, 2);
 }
 
+/* Ranked departments first, best first; the unranked after them, by code. */
+static int cmp_rank(const void *a, const void *b)
+{
+    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
+    int64_t rx = cm_json_get_int(x, "rank", 0), ry = cm_json_get_int(y, "rank", 0);
+
+    if ((rx > 0) != (ry > 0))
+        return rx > 0 ? -1 : 1;
+    if (rx != ry)
+        return rx < ry ? -1 : 1;
+    return strcmp(cm_json_get_str(x, "code", ""), cm_json_get_str(y, "code", ""));
+}
+
+/* A new array of @depts' rows (referenced, not copied) in the order of their rank. */
+static json_object *by_rank(json_object *depts)
+{
+    size_t n = json_object_is_type(depts, json_type_array) ? json_object_array_length(depts) : 0;
+    _cleanup_free_ json_object **rows = calloc(n ? n : 1, sizeof(*rows));
+    json_object *out = json_object_new_array();
+
+    if (!rows || !out) {
+        json_object_put(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i] = json_object_array_get_idx(depts, i);
+    qsort(rows, n, sizeof(*rows), cmp_rank);
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(out, json_object_get(rows[i]));
+    return out;
+}
+
 char *ctl_report_assessment_text(json_object *doc, CtlLang lang)
 {
-    json_object *depts = cm_json_get(doc, "departments"), *city = cm_json_get(doc, "city");
+    _cleanup_json_ json_object *depts = by_rank(cm_json_get(doc, "departments"));
+    json_object *city = cm_json_get(doc, "city");
     json_object *weights = ctl_json_path(doc, "methodology.weights");
     const RowLabel city_label = {L(lang, "全市", "City"), "-"};
     char *buf = NULL;
@@ -234,8 +267,12 @@ char *ctl_report_assessment_text(json_object *doc, CtlLang lang)
     FILE *f = open_memstream(&buf, &len);
     int r = 0;
 
-    if (!f)
+    if (!depts || !f) {
+        if (f)
+            fclose(f);
+        free(buf);
         return NULL;
+    }
     if (lang == CTL_LANG_EN)
         fprintf(f, "Annual assessment %" PRId64 " (Art. 9), ", cm_json_get_int(doc, "year", 0));
     else

@@ -18,8 +18,9 @@ typedef enum {
 /**
  * ctl_report_assessment_text:
  * The annual assessment @doc (GET /v1/reports/assessment) as text: the period, then tables of
- * the scores and ranks, the resource use and the security status per department and for the
- * city, and Art. 5's systems without budget. Server text is made safe for a terminal.
+ * the scores and ranks, the resource use and the security status per department (in the
+ * order of their rank, the unranked last) and for the city, and Art. 5's systems without
+ * budget. Server text is made safe for a terminal.
  * Returns: a newly allocated string, or NULL on allocation failure.
  */
 char *ctl_report_assessment_text(json_object *doc, CtlLang lang);

@@ -9,7 +9,7 @@ PACKAGES=(
     libjson-c-dev libsqlite3-dev sqlite3 libcurl4-gnutls-dev libmicrohttpd-dev libxml2-dev
     libgnutls28-dev gnutls-bin libcmocka-dev libsodium-dev python3-aiosmtpd
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
-    json-schema-test-suite wrk nginx-light systemd curl chromium poppler-utils fonts-noto-cjk
+    json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
 )
 # Node.js and npm build the web console (console/, from the npm registry with its lockfile).
 # Debian's are installed only when the machine has no node of its own (a newer one is kept).
@@ -21,7 +21,8 @@ PROG="tools/setup.sh"
 
 usage() {
     cat <<EOF
-Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--no-agent]
+Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--agent-metrics-listen HOST:PORT]
+                     [--storage-pool NAME] [--no-agent] [--prebuilt BUILD_DIR]
        $PROG test
        $PROG --help
 
@@ -31,16 +32,30 @@ Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--no-agent]
          Next to it, the metering agent cloudbroker-agent meters the local libvirtd
          (qemu:///system): the local host is registered in the broker once (production pool),
          its agent token kept in STATE/agent/agent.token (0600), the spool in
-         STATE/agent/spool.db, /metrics on 127.0.0.1:8471. Ctrl-C stops both. --no-agent
-         starts the broker alone. Reruns reuse the registration, token and spool.
+         STATE/agent/spool.db, its log in STATE/agent/agent.log. The agent serves /metrics on
+         --agent-metrics-listen, by default the broker's host and port + 1 (127.0.0.1:8471),
+         or a free port when that one is taken; the banner says which. An agent that exits or
+         whose /metrics does not answer within 5 s is reported, with the end of its log,
+         before the banner, and the broker runs without it.
+         The local host's storage pool (its instances' disks and the catalog's base images):
+         --storage-pool NAME, else the pool it was registered with when that one is active,
+         else libvirt's 'default' when it is an active directory pool, else the directory pool
+         'cloudbroker' (/var/lib/libvirt/images/cloudbroker), created when missing; the banner
+         says which. Ctrl-C (or SIGTERM) stops both daemons. --no-agent starts the broker
+         alone. Reruns reuse the registration, token and spool.
+         --prebuilt BUILD_DIR installs and builds nothing and runs the binaries already built
+         in BUILD_DIR (the tests use it; so may a tree built by hand).
   test   Install the missing packages, start libvirtd/virtlogd when installed and not running
          (as root), then build and test twice: in build/ (debugoptimized, -Dwerror=true) the
          unit and integration suites, in build-asan/ (AddressSanitizer and
          UndefinedBehaviorSanitizer) those and the e2e suite (real libvirtd and QEMU guests;
-         the tests that measure a guest's CPU run alone; headless Chromium for the reports). The last line printed is 'N passed, M failed'; the exit status
-         is non-zero when anything failed.
+         the tests that measure a guest's CPU run alone; headless Chromium for the reports).
+         The last line printed is 'N passed, M failed'; the exit status is non-zero when
+         anything failed.
 
 Packages (Debian 12): ${PACKAGES[*]}
+The web console: Node.js and npm (Debian's ${NODE_PACKAGES[*]} when the machine has none), then
+'npm ci' in console/ from its package-lock.json; meson builds it into build/console.
 EOF
 }
 
@@ -168,10 +183,11 @@ PYEOF
 
 print_next_steps() {
     local state="$1" listen="$2"
-    local url="http://$listen" token="$state/admin.token" link="" api
-    api="$(agent_broker_url "$listen")"
-    if [ -n "$api" ] && [ -f "$token" ] && wait_for_broker "$api"; then
-        link="$(admin_sign_in_link "$api" "$token")"
+    local url token="$state/admin.token" link=""
+    url="$(agent_broker_url "$listen")"
+    [ -n "$url" ] || url="http://$listen"
+    if [ -f "$token" ] && wait_for_broker "$url"; then
+        link="$(admin_sign_in_link "$url" "$token")"
     fi
     cat <<EOF
 
@@ -194,13 +210,14 @@ Next, in another terminal from $ROOT:
   export CLOUDBROKER_URL=$url
   export CLOUDBROKER_TOKEN=\$(cat $token)
 EOF
-    if [ -x "$ROOT/build/cli/cloudbrokerctl" ]; then
+    if [ -x "$BUILD_DIR/cli/cloudbrokerctl" ]; then
+        local ctl="${BUILD_DIR#"$ROOT"/}/cli/cloudbrokerctl"
         cat <<EOF
-  build/cli/cloudbrokerctl whoami
-  build/cli/cloudbrokerctl department create --code civil-affairs --name "Civil Affairs Bureau"
-  build/cli/cloudbrokerctl account create --name ca-ops --role department --department 1
-  build/cli/cloudbrokerctl account create --name bureau-review --role reviewer
-  (build/cli/cloudbrokerctl --help lists every command)
+  $ctl whoami
+  $ctl department create --code civil-affairs --name "Civil Affairs Bureau"
+  $ctl account create --name ca-ops --role department --department 1
+  $ctl account create --name bureau-review --role reviewer
+  ($ctl --help lists every command)
 EOF
     else
         # cloudbrokerctl is not built yet in this tree: the same actions with curl.
@@ -217,12 +234,18 @@ EOF
     echo
 }
 
-# ---- the metering agent, next to the broker
+# ---- the metering agent and the local host, next to the broker
 
-AGENT_METRICS="127.0.0.1:8471"
+LIBVIRT_URI="qemu:///system"
+BUILD_DIR="$ROOT/build"
 BROKER_PID=""
 AGENT_PID=""
 AGENT_HOST=""
+AGENT_METRICS=""       # the address the agent serves /metrics on
+AGENT_METRICS_NOTE=""  # why it is not the one asked for, or ""
+AGENT_FAILED=""        # why the agent does not run, or ""
+STORAGE_POOL=""        # the local host's storage pool
+STORAGE_POOL_NOTE=""   # where it is and whether it was made now
 
 # agent_broker_url LISTEN: the URL at which the agent reaches the broker. The agent speaks plain
 # http to loopback only, so a broker listening elsewhere gets no agent (empty output).
@@ -234,6 +257,64 @@ agent_broker_url() {
     "[::]") echo "http://[::1]:$port" ;;
     *) echo "" ;;
     esac
+}
+
+# metrics_url ADDR: where to fetch the agent's /metrics served on ADDR.
+metrics_url() {
+    local host="${1%:*}" port="${1##*:}"
+    case "$host" in
+    0.0.0.0 | "") host=127.0.0.1 ;;
+    "[::]") host="[::1]" ;;
+    esac
+    echo "http://$host:$port/metrics"
+}
+
+# agent_metrics_default LISTEN: the broker's host (as an address the agent takes) and its
+# port + 1.
+agent_metrics_default() {
+    local host="${1%:*}" port="${1##*:}"
+    case "$host" in
+    localhost | "") host=127.0.0.1 ;;
+    esac
+    if [ "$port" -ge 65535 ] 2>/dev/null; then
+        port=0
+    else
+        port=$((port + 1))
+    fi
+    echo "$host:$port"
+}
+
+# usable_address HOST:PORT: prints HOST:PORT when a listener can bind it now, else HOST:P with
+# a port P free on HOST (port 0 is always replaced by a free one).
+usable_address() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+
+addr = sys.argv[1]
+host, _, port = addr.rpartition(':')
+bare = host.strip('[]')
+family = socket.AF_INET6 if ':' in bare else socket.AF_INET
+
+
+def bind(p):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as libmicrohttpd does
+    try:
+        s.bind((bare, p))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+try:
+    if int(port) != 0:
+        bind(int(port))
+        print(addr)
+        sys.exit(0)
+except OSError:
+    pass
+print(f'{host}:{bind(0)}')
+EOF
 }
 
 # wait_for_broker URL: until GET URL/v1/health answers, or the broker process is gone.
@@ -249,17 +330,99 @@ wait_for_broker() {
     return 1
 }
 
-# register_local_host STATE URL: makes sure the broker knows the local libvirtd as a production
-# host with a working agent token in STATE/agent/agent.token, creating what is missing: a vendor
-# account "local-vendor" (its token in STATE/agent/vendor.token, 0600: hosts are registered by
-# vendors), the host (POST /v1/hosts, uri qemu:///system, storage pool "default"), or a new agent
-# token (POST /v1/hosts/{id}/agent-token) when the file is missing or no longer valid. Prints
-# "HOST_ID NAME".
+# pool_type NAME: the type of libvirt storage pool NAME when it is active ("dir", "fs", ...),
+# else nothing.
+pool_type() {
+    local xml
+    virsh -c "$LIBVIRT_URI" pool-info "$1" 2>/dev/null | grep -Eq '^State:[[:space:]]+running' ||
+        return 0
+    xml="$(virsh -c "$LIBVIRT_URI" pool-dumpxml "$1" 2>/dev/null)" || return 0
+    sed -n "s/^<pool type='\([a-z]*\)'.*/\1/p" <<<"$xml" | head -n 1
+}
+
+pool_path() {
+    virsh -c "$LIBVIRT_URI" pool-dumpxml "$1" 2>/dev/null |
+        sed -n 's|.*<path>\(.*\)</path>.*|\1|p' | head -n 1
+}
+
+# registered_pool STATE URL: the storage pool the local host is registered with, or nothing.
+registered_pool() {
+    local vendor
+    vendor="$(cat "$1/agent/vendor.token" 2>/dev/null)" || return 0
+    [ -n "$vendor" ] || return 0
+    curl -fsS --max-time 10 -H "Authorization: Bearer $vendor" "$2/v1/hosts?limit=1000" \
+        2>/dev/null | python3 -c '
+import json, sys
+try:
+    hosts = json.load(sys.stdin)["items"]
+except (ValueError, KeyError):
+    sys.exit(0)
+for h in hosts:
+    if h["uri"] == sys.argv[1]:
+        print(h["storage_pool"])
+' "$LIBVIRT_URI"
+}
+
+# choose_storage_pool STATE URL WANTED: sets STORAGE_POOL (and STORAGE_POOL_NOTE) to the pool the
+# local host uses: WANTED when given; else the registered one when active; else 'default' when
+# it is an active file-based pool; else 'cloudbroker', defined (a directory pool under
+# /var/lib/libvirt/images), built, started and marked autostart when it is not there.
+choose_storage_pool() {
+    local state="$1" url="$2" wanted="$3" name type dir
+    if ! virsh -c "$LIBVIRT_URI" version >/dev/null 2>&1; then
+        STORAGE_POOL="${wanted:-cloudbroker}"
+        STORAGE_POOL_NOTE="libvirtd does not answer at $LIBVIRT_URI: the pool could not be checked or made; the host shows the storage error until it exists"
+        return 0
+    fi
+    if [ -n "$wanted" ]; then
+        STORAGE_POOL="$wanted"
+        type="$(pool_type "$wanted")"
+        if [ -n "$type" ]; then
+            STORAGE_POOL_NOTE="$type pool at $(pool_path "$wanted"), as --storage-pool asked"
+        else
+            STORAGE_POOL_NOTE="as --storage-pool asked, but it is not an active pool of $LIBVIRT_URI: the host shows the storage error until it is"
+            warn "storage pool '$wanted' is not an active pool of $LIBVIRT_URI"
+        fi
+        return 0
+    fi
+    for name in $(registered_pool "$state" "$url") default cloudbroker; do
+        type="$(pool_type "$name")"
+        case "$type" in
+        dir | fs | netfs)
+            STORAGE_POOL="$name"
+            STORAGE_POOL_NOTE="$type pool at $(pool_path "$name"), already there"
+            return 0
+            ;;
+        esac
+    done
+    STORAGE_POOL=cloudbroker
+    dir=/var/lib/libvirt/images/cloudbroker
+    say "creating the directory pool 'cloudbroker' ($dir) on $LIBVIRT_URI for the local host's disks"
+    virsh -c "$LIBVIRT_URI" pool-info cloudbroker >/dev/null 2>&1 ||
+        virsh -c "$LIBVIRT_URI" pool-define-as cloudbroker dir --target "$dir" >/dev/null ||
+        warn "could not define the storage pool 'cloudbroker'"
+    virsh -c "$LIBVIRT_URI" pool-build cloudbroker >/dev/null 2>&1 || true
+    virsh -c "$LIBVIRT_URI" pool-start cloudbroker >/dev/null 2>&1 || true
+    virsh -c "$LIBVIRT_URI" pool-autostart cloudbroker >/dev/null 2>&1 || true
+    if [ -n "$(pool_type cloudbroker)" ]; then
+        STORAGE_POOL_NOTE="dir pool at $dir, created now"
+    else
+        STORAGE_POOL_NOTE="could not be created (see above): the host shows the storage error until it exists"
+    fi
+}
+
+# register_local_host STATE URL POOL: makes sure the broker knows the local libvirtd as a
+# production host with storage pool POOL and a working agent token in STATE/agent/agent.token,
+# creating what is missing: a vendor account "local-vendor" (its token in
+# STATE/agent/vendor.token, 0600: hosts are registered by vendors), the host (POST /v1/hosts),
+# its storage pool when it differs (PATCH /v1/hosts/{id}), or a new agent token
+# (POST /v1/hosts/{id}/agent-token) when the file is missing or no longer valid.
+# Prints "HOST_ID NAME".
 register_local_host() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$1" "$2" "$3" "$LIBVIRT_URI" <<'EOF'
 import json, os, re, socket, sys, urllib.error, urllib.request
 
-state, url = sys.argv[1:3]
+state, url, pool, uri = sys.argv[1:5]
 adir = os.path.join(state, 'agent')
 os.makedirs(adir, mode=0o700, exist_ok=True)
 os.chmod(adir, 0o700)
@@ -325,11 +488,10 @@ if st != 200 or doc.get('role') != 'vendor':
 token_path = os.path.join(adir, 'agent.token')
 st, doc = call('GET', '/v1/hosts?limit=1000', vendor)
 need(st == 200, 'list hosts', st, doc)
-host = next((h for h in doc['items'] if h['uri'] == 'qemu:///system'), None)
+host = next((h for h in doc['items'] if h['uri'] == uri), None)
 if host is None:
     name = re.sub(r'[^a-z0-9._-]', '-', socket.gethostname().lower()).strip('-._')[:60] or 'local'
-    body = {'name': name, 'uri': 'qemu:///system', 'pool': 'production',
-            'storage_pool': 'default'}
+    body = {'name': name, 'uri': uri, 'pool': 'production', 'storage_pool': pool}
     st, doc = call('POST', '/v1/hosts', vendor, body)
     if st == 409:  # the name is taken by another URI
         body['name'] = f'{name[:54]}-local'
@@ -338,6 +500,9 @@ if host is None:
     host = doc
     write_secret(token_path, doc['agent_token'])
 else:
+    if host['storage_pool'] != pool:
+        st, doc = call('PATCH', f"/v1/hosts/{host['id']}", vendor, {'storage_pool': pool})
+        need(st == 200, f'set the storage pool to {pool}', st, doc)
     token = read(token_path)
     st, doc = call('GET', '/v1/whoami', token) if token else (401, {})
     if st != 200 or doc.get('role') != 'agent' or doc.get('host_id') != host['id']:
@@ -348,44 +513,80 @@ print(host['id'], host['name'])
 EOF
 }
 
-# start_metering_agent STATE LISTEN: registers the local host when needed and starts
-# cloudbroker-agent in the background (AGENT_PID), logging to STATE/agent/agent.log.
+# agent_failed STATE WHY LOG_OFFSET: reports before the banner that the agent does not run,
+# with the lines it logged in this run, and stops it when it still runs.
+agent_failed() {
+    local state="$1" why="$2" off="$3" log="$1/agent/agent.log"
+    if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
+        kill -TERM "$AGENT_PID" 2>/dev/null || true
+        wait "$AGENT_PID" 2>/dev/null || true
+    fi
+    AGENT_PID=""
+    AGENT_FAILED="$why"
+    warn "cloudbroker-agent $why; the broker runs without it. The end of $log:"
+    tail -c "+$((off + 1))" "$log" 2>/dev/null | tail -n 20 | sed 's/^/    /' >&2
+}
+
+# start_metering_agent STATE LISTEN METRICS STORAGE_POOL: registers the local host when needed
+# and starts cloudbroker-agent in the background (AGENT_PID), logging to STATE/agent/agent.log;
+# returns once its /metrics answers, or reports why the agent does not run.
 start_metering_agent() {
-    local state="$1" url reg
+    local state="$1" url reg off rc metrics_url
     url="$(agent_broker_url "$2")"
     if [ -z "$url" ]; then
         warn "the broker listens on $2, not on loopback; the agent speaks plain http to loopback only: not starting it (see docs/agent-guide.md for https)"
+        AGENT_FAILED="is not started: the broker does not listen on loopback"
         return 0
     fi
-    if ! command -v virsh >/dev/null 2>&1 || ! virsh -r -c qemu:///system version >/dev/null 2>&1; then
-        warn "libvirtd does not answer at qemu:///system (read-only) for $(id -un); the agent starts anyway, records the gap and reconnects with backoff"
-    elif ! virsh -r -c qemu:///system pool-info default >/dev/null 2>&1; then
-        # The host is registered with storage pool "default" regardless: the catalog's images
-        # live there, the broker reads the pool's capacity by name every 30 s (so creating it
-        # later is enough), and a host's storage pool cannot be changed after registration.
-        # Metering does not need it. It is not created here: that changes libvirtd's setup.
-        say "note: libvirt has no storage pool 'default'; until it exists the broker sees 0 GiB of disk on this host and places nothing there. To create it (as root):"
-        say "  virsh pool-define-as default dir --target /var/lib/libvirt/images && virsh pool-build default && virsh pool-start default && virsh pool-autostart default"
+    if ! command -v virsh >/dev/null 2>&1 || ! virsh -r -c "$LIBVIRT_URI" version >/dev/null 2>&1; then
+        warn "libvirtd does not answer at $LIBVIRT_URI (read-only) for $(id -un); the agent starts anyway, records the gap and reconnects with backoff"
     fi
-    say "registering the local libvirtd (qemu:///system) with the broker when needed"
-    reg="$(register_local_host "$state" "$url")" || {
+    choose_storage_pool "$state" "$url" "$4"
+    say "registering the local libvirtd ($LIBVIRT_URI, storage pool '$STORAGE_POOL') with the broker when needed"
+    reg="$(register_local_host "$state" "$url" "$STORAGE_POOL")" || {
         warn "could not register the local host; the broker runs without the agent"
+        AGENT_FAILED="is not started: the local host could not be registered"
         return 0
     }
     AGENT_HOST="$reg"
-    say "starting cloudbroker-agent (host ${reg% *}, '${reg#* }'); log: $state/agent/agent.log"
-    "$ROOT/build/agent/cloudbroker-agent" --uri qemu:///system --broker "$url" \
+    mkdir -p "$state/agent"
+    off="$(stat -c %s "$state/agent/agent.log" 2>/dev/null || echo 0)"
+    say "starting cloudbroker-agent (host ${reg% *}, '${reg#* }', /metrics on $3); log: $state/agent/agent.log"
+    "$BUILD_DIR/agent/cloudbroker-agent" --uri "$LIBVIRT_URI" --broker "$url" \
         --token-file "$state/agent/agent.token" --spool "$state/agent/spool.db" \
-        --metrics-listen "$AGENT_METRICS" >>"$state/agent/agent.log" 2>&1 &
+        --metrics-listen "$3" >>"$state/agent/agent.log" 2>&1 &
     AGENT_PID=$!
+    metrics_url="$(metrics_url "$3")"
+    for _ in $(seq 1 50); do
+        if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+            rc=0
+            wait "$AGENT_PID" 2>/dev/null || rc=$?
+            AGENT_PID=""
+            agent_failed "$state" "exited at once (status $rc)" "$off"
+            return 0
+        fi
+        if curl -fsS -o /dev/null --max-time 1 "$metrics_url" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    agent_failed "$state" "does not answer at $metrics_url within 5 s" "$off"
 }
 
 print_agent_steps() {
-    local state="$1"
-    [ -n "$AGENT_PID" ] || return 0
+    local state="$1" m
+    if [ -z "$AGENT_PID" ]; then
+        [ -z "$AGENT_FAILED" ] || printf 'Metering: cloudbroker-agent %s (see above).\n\n' "$AGENT_FAILED"
+        return 0
+    fi
+    m="$(metrics_url "$AGENT_METRICS")"
     cat <<EOF
-Metering: cloudbroker-agent (pid $AGENT_PID) meters qemu:///system as host ${AGENT_HOST% *}.
-  Metrics:     http://$AGENT_METRICS/metrics   (try: curl -s http://$AGENT_METRICS/metrics | grep ^cloudbroker_agent)
+Metering: cloudbroker-agent (pid $AGENT_PID) meters $LIBVIRT_URI as host ${AGENT_HOST% *}.
+  Metrics:     $m   (try: curl -s $m | grep ^cloudbroker_agent)${AGENT_METRICS_NOTE:+
+               $AGENT_METRICS_NOTE}
+  Storage:     pool '$STORAGE_POOL': $STORAGE_POOL_NOTE.
+               This host's instance disks go there; put the catalog's base images in it
+               (policies/catalog.json; docs/operator-guide.md#base-volumes-for-the-catalog).
   Agent token: $state/agent/agent.token  (mode 0600)    Spool: $state/agent/spool.db
   Log:         $state/agent/agent.log
   Usage:       GET /v1/instances/{id}/usage, GET /v1/allocations/{id}/usage (docs/metering.md)
@@ -408,25 +609,35 @@ stop_daemons() {
 }
 
 cmd_run() {
-    local state="$ROOT/state" listen="127.0.0.1:8470" agent=1 url rc done_pid
+    local state="$ROOT/state" listen="127.0.0.1:8470" agent=1 url rc done_pid metrics=""
+    local storage_pool="" prebuilt=""
     while [ "$#" -gt 0 ]; do
         case "$1" in
-        --state-dir)
-            [ "$#" -ge 2 ] || die "--state-dir needs a directory"
-            state="$2"
-            shift 2
+        --state-dir | --listen | --agent-metrics-listen | --storage-pool | --prebuilt)
+            [ "$#" -ge 2 ] || die "$1 needs a value (see --help)"
+            set -- "$1=$2" "${@:3}"
             ;;
         --state-dir=*)
             state="${1#*=}"
             shift
             ;;
-        --listen)
-            [ "$#" -ge 2 ] || die "--listen needs HOST:PORT"
-            listen="$2"
-            shift 2
-            ;;
         --listen=*)
             listen="${1#*=}"
+            shift
+            ;;
+        --agent-metrics-listen=*)
+            metrics="${1#*=}"
+            [[ "$metrics" == *:* ]] || die "--agent-metrics-listen wants HOST:PORT, got '$metrics'"
+            shift
+            ;;
+        --storage-pool=*)
+            storage_pool="${1#*=}"
+            [[ "$storage_pool" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] ||
+                die "--storage-pool wants a libvirt pool name, got '$storage_pool'"
+            shift
+            ;;
+        --prebuilt=*)
+            prebuilt="${1#*=}"
             shift
             ;;
         --no-agent)
@@ -446,25 +657,43 @@ cmd_run() {
     mkdir -p "$state"
     state="$(cd "$state" && pwd)"
 
-    install_packages
-    install_console
-    configure_build build
-    say "building"
-    meson compile -C build
+    if [ -n "$prebuilt" ]; then
+        [[ "$prebuilt" == /* ]] || prebuilt="$CALLER_DIR/$prebuilt"
+        BUILD_DIR="$prebuilt"
+        [ -x "$BUILD_DIR/broker/cloudbrokerd" ] || die "--prebuilt: no $BUILD_DIR/broker/cloudbrokerd"
+        say "using the binaries in $BUILD_DIR (--prebuilt: nothing installed or built)"
+    else
+        install_packages
+        install_console
+        configure_build build
+        say "building"
+        meson compile -C build
+    fi
+    # The agent's /metrics: next to the broker unless asked otherwise, and on a free port when
+    # the default one is taken (a port asked for is used as it is: when it is taken, the agent
+    # reports that it cannot listen).
+    if [ -z "$metrics" ]; then
+        AGENT_METRICS="$(usable_address "$(agent_metrics_default "$listen")")"
+        [ "$AGENT_METRICS" = "$(agent_metrics_default "$listen")" ] ||
+            AGENT_METRICS_NOTE="($(agent_metrics_default "$listen") is taken: a free port instead; --agent-metrics-listen chooses)"
+    else
+        AGENT_METRICS="$metrics"
+    fi
     # The broker and the agent run as children of this script, which stays in the foreground
     # and stops both on Ctrl-C (or SIGTERM); when the broker ends, the agent is stopped too.
     trap 'stop_daemons; exit 130' INT
     trap 'stop_daemons; exit 143' TERM
     trap stop_daemons EXIT
-    "$ROOT/build/broker/cloudbrokerd" --state-dir "$state" --policy-dir "$ROOT/policies" \
+    "$BUILD_DIR/broker/cloudbrokerd" --state-dir "$state" --policy-dir "$ROOT/policies" \
         --listen "$listen" &
     BROKER_PID=$!
     url="$(agent_broker_url "$listen")"
     if [ "$agent" = 1 ]; then
         if [ -n "$url" ] && ! wait_for_broker "$url"; then
             warn "cloudbrokerd did not come up; not starting the agent"
+            AGENT_FAILED="is not started: cloudbrokerd did not come up"
         else
-            start_metering_agent "$state" "$listen"
+            start_metering_agent "$state" "$listen" "$AGENT_METRICS" "$storage_pool"
         fi
     fi
     print_next_steps "$state" "$listen"

@@ -182,6 +182,7 @@ def wait_request_state(broker, token, request_id, states, timeout=120):
 # ---- a private libvirtd, and the workflow through the API (test-e2e-hypervisor,
 # ---- test-crash-jobs, test-reconciler) ----
 
+import grp  # noqa: E402
 import pwd  # noqa: E402
 import signal  # noqa: E402
 
@@ -215,14 +216,18 @@ class PrivateLibvirt:
     cannot clash with another run's, every domain on it is the test's, and the test may
     freeze, kill and restart it (by the process id it started)."""
 
-    def __init__(self, base_dir, user='nobody'):
+    def __init__(self, base_dir, user='nobody', groups=()):
+        """@groups: supplementary groups of the daemon (and so of its guests), e.g. ('kvm',)
+        to let it open /dev/kvm as a libvirtd of a KVM host does."""
         self.dir = base_dir
         os.makedirs(self.dir, exist_ok=True)
         self.uid = self.gid = None
+        self.groups = []
         if os.geteuid() == 0:
             pw = pwd.getpwnam(user)
             self.uid, self.gid = pw.pw_uid, pw.pw_gid
             os.chown(self.dir, self.uid, self.gid)
+            self.groups = [grp.getgrnam(g).gr_gid for g in groups]
         self.run_dir = os.path.join(self.dir, 'run')
         self.socket = os.path.join(self.run_dir, 'libvirt', 'libvirt-sock')
         self.log_path = os.path.join(self.dir, 'libvirtd.log')
@@ -259,7 +264,7 @@ class PrivateLibvirt:
             return self
         kw = {}
         if self.uid is not None:
-            kw = {'user': self.uid, 'group': self.gid, 'extra_groups': []}
+            kw = {'user': self.uid, 'group': self.gid, 'extra_groups': list(self.groups)}
         if self.log is None:
             self.log = open(self.log_path, 'ab')
         exe = shutil.which('libvirtd') or '/usr/sbin/libvirtd'

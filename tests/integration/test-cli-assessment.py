@@ -556,10 +556,14 @@ def check_assessment_and_findings(ck, cli, b, reviewer, vendor, auditor, mz, jt,
 
     ck.eq(cli.json('finding', 'list', token=auditor), api, '--json finding list: the API document')
     rows = table_rows(out(cli.run('finding', 'list', token=auditor)), 'ID') or []
-    ck.eq(sorted((r[1], r[2], r[5]) for r in rows),
+    ck.eq(sorted((r[1], r[2], r[6]) for r in rows),
           sorted((k, 'open', n) for n, k in want), 'finding list: a row per finding')
+    ck.eq(sorted((r[0], r[3], r[4]) for r in rows),
+          sorted((str(f['id']), f'{f["department_id"]} {f["department_name"]}',
+                  f'{f["system_id"]} {f["system_name"]}') for f in api['items']),
+          'finding list: the department and the system named beside their ids')
     idle_row = [r for r in rows if r[0] == str(f_idle)]
-    ck.eq(idle_row[0][6:9] if idle_row else None, ['2/2048', 'terminate', '2/2048'],
+    ck.eq(idle_row[0][7:10] if idle_row else None, ['2/2048', 'terminate', '2/2048'],
           'finding list: CURRENT, RECOMMENDED, FREES of the idle instance')
     rows = table_rows(out(cli.run('finding', 'list', '--kind', 'idle', token=auditor)), 'ID')
     ck.eq([r[0] for r in rows or []], [str(f_idle)], 'finding list --kind idle')
@@ -665,6 +669,11 @@ def check_reports(ck, cli, b, reviewer, auditor, mz, depts, inst, work):
     api = b.get(f'/v1/reports/assessment?year={year}', token=auditor).json()
     names = [d['name'] for d in depts.values()]
     ck.eq([d['name'] for d in api['departments']], names, 'the report lists the departments')
+    # The summary lists them by rank: the ranked first, best first, then the unranked by code.
+    names = [d['name'] for d in sorted(api['departments'], key=lambda d: (
+        d['rank'] is None, d['rank'] or 0, d['code']))]
+    ck.ok([d['name'] for d in api['departments']] != names,
+          'the report\'s order is not the ranking (so the summary\'s order shows the sort)')
 
     # The summary, in Chinese (the default) and in English.
     text = out(cli.run('report', 'assessment', '--year', str(year), token=reviewer))

@@ -140,9 +140,11 @@ with Broker(extra_args=config(**LIMITS)) as b:
     checks.ok(all(a[:3] == answers[0][:3] for a in answers) and answers[0][:2] ==
               (401, 'invalid_credentials'),
               f'wrong password, unknown name, no password: one answer {answers}')
-    times = [a[3] for a in answers]
-    checks.ok(max(times) < 4 * min(times) + 0.05,
-              f'and about the same time (the unknown name is hashed too): {times}')
+    # A path that skipped the argon2id work would answer in milliseconds, against a tenth of a
+    # second and more for a hash; a loaded machine only makes some of them slower.
+    times = sorted(a[3] for a in answers)
+    checks.ok(times[0] >= 0.25 * times[1],
+              f'none answers much faster (the unknown name is hashed too): {times}')
     b.request('PATCH', f'/v1/accounts/{rev_id}', {'disabled': True}, token=admin)
     r = b.post('/v1/session', {'name': 'reviewer1', 'password': GOOD})
     checks.ok(r.status == 401 and code(r) == 'invalid_credentials',
@@ -173,6 +175,20 @@ with Broker(extra_args=config(**LIMITS)) as b:
               any(f['reason'] == 'invalid_credentials' and f['name'] == 'no-such-person'
                   for f in fails), f'session.fail audited with the reason: {fails[-3:]}')
     checks.ok(any(a == 'session.create' for a, o, d in actions), 'session.create audited')
+
+    # --- the trail is searchable by account, action and time ---
+    r = b.get('/v1/audit?account=anonymous&action=session.fail&limit=1000', token=rev_token)
+    got = r.json()['items']
+    checks.ok(r.status == 200 and got and all(a['account'] == 'anonymous' and
+                                             a['action'] == 'session.fail' for a in got),
+              f'audit filtered by account and action ({len(got)} records)')
+    r = b.get('/v1/audit?account=clerk&from=2000-01-01&to=2000-01-02', token=rev_token)
+    checks.ok(r.status == 200 and r.json()['items'] == [], 'a time window with nothing in it')
+    r = b.get('/v1/audit?account=clerk&from=2000-01-01', token=rev_token)
+    checks.ok(r.status == 200 and r.json()['items'] and
+              all(a['account'] == 'clerk' for a in r.json()['items']), 'from a day on')
+    r = b.get('/v1/audit?from=yesterday', token=rev_token)
+    checks.ok(r.status == 400 and json_error(r)['field'] == 'from', 'a from that is no time: 400')
 
     # --- idle timeout ---
     idle = Session(b, 'reviewer1', GOOD)

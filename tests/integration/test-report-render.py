@@ -23,6 +23,10 @@ Checks, for each of the four documents:
     page rendered at 72 dpi has nothing right of the headings' underline (which spans the
     content box: anything further is cut at the paper's edge), and no page but the last is
     nearly empty;
+  - Chinese glyphs, not fallback boxes: a probe page with the zh report's own style and 12 of
+    its Chinese characters, photographed and printed (the PDF rendered back by pdftoppm),
+    draws 12 different glyphs, none of them the box that private-use characters draw (the
+    fonts: Debian's fonts-noto-cjk, which tools/setup.sh installs);
   - --screenshot (1280 x 2000): a PNG decoded here (zlib, stdlib only) that is not blank
     (many colours, enough ink), shows the charts' colours (the bars' #3d7ab8, the memory
     line's #d9822b), has nothing right of the headings' underline and a right margin column
@@ -446,6 +450,70 @@ def check_pdf(ck, name, pdf, labels, png_dir):
     return pages
 
 
+def check_cjk_glyphs(ck, html, out_dir):
+    """Chromium draws the report's Chinese with real glyphs, not fallback boxes, on screen and
+    in print. A probe page with the zh report's own <style> shows 12 distinct Chinese
+    characters of the report, then 12 private-use characters that no font has (the boxes),
+    each alone in an 80 x 80 px cell at 64 px. In its screenshot, and in its PDF rendered back
+    at 96 dpi (1 px a CSS pixel), the private-use cells are one picture repeated (so a box is
+    recognised), and the Chinese cells are 12 different pictures, none of them the box.
+    (pdffonts cannot say which font a Chromium PDF embeds: Skia writes CJK OpenType fonts as
+    unnamed Type 3 fonts.)"""
+    style = re.search(r'<style>(.*?)</style>', html, re.S)
+    chars = []
+    for ch in re.sub(r'<[^>]*>', '', html):
+        if '\u4e00' <= ch <= '\u9fff' and ch not in chars:
+            chars.append(ch)
+    chars = chars[:12]
+    ck.ok(len(chars) == 12, f'the zh report has 12 distinct Chinese characters: {chars}')
+    boxes = [chr(0xE000 + 7 * i) for i in range(12)]
+    cells = []
+    for row, text in enumerate((chars, boxes)):
+        for col, ch in enumerate(text):
+            cells.append(f'<div style="position:absolute;left:{20 + 90 * col}px;'
+                         f'top:{20 + 100 * row}px;width:80px;height:80px;font-size:64px;'
+                         f'line-height:80px;text-align:center;overflow:hidden">&#{ord(ch)};</div>')
+    probe = os.path.join(out_dir, 'cjk-probe.html')
+    with open(probe, 'w', encoding='utf-8') as f:
+        f.write('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><style>'
+                f'{style.group(1) if style else ""}'
+                '@page{size:1120px 240px;margin:0}@media print{body{margin:0}}'
+                '</style></head><body style="margin:0">' + ''.join(cells) + '</body></html>')
+    png = os.path.join(out_dir, 'cjk-probe.png')
+    pdf = os.path.join(out_dir, 'cjk-probe.pdf')
+    p = chrome([f'--screenshot={png}', '--window-size=1120,240', 'file://' + probe])
+    ck.ok(p.returncode == 0 and os.path.exists(png), 'the CJK probe is photographed')
+    p = chrome([f'--print-to-pdf={pdf}', '--no-pdf-header-footer', 'file://' + probe])
+    ck.ok(p.returncode == 0 and os.path.exists(pdf), 'the CJK probe is printed')
+    images = [('screen', png)]
+    if shutil.which('pdftoppm') and os.path.exists(pdf):
+        subprocess.run(['pdftoppm', '-png', '-r', '96', '-f', '1', '-l', '1', '-singlefile', pdf,
+                        os.path.join(out_dir, 'cjk-probe-pdf')], check=True)
+        images.append(('PDF', os.path.join(out_dir, 'cjk-probe-pdf.png')))
+    else:
+        ck.ok(False, 'pdftoppm (poppler-utils) is installed')
+    for what, path in images:
+        if not os.path.exists(path):
+            continue
+        w, h, rows = png_decode(path)
+
+        def cell(row, col):
+            x0, y0 = 20 + 90 * col, 20 + 100 * row
+            return tuple(tuple(1 if sum(rows[y][x]) < 384 else 0
+                               for x in range(x0, min(x0 + 80, w)))
+                         for y in range(y0, min(y0 + 80, h)))
+        han = [cell(0, i) for i in range(len(chars))]
+        box = [cell(1, i) for i in range(len(boxes))]
+        ink = [sum(map(sum, c)) for c in han]
+        ck.ok(all(n > 100 for n in ink), f'{what}: every Chinese cell has ink: {ink}')
+        ck.ok(sum(map(sum, box[0])) > 0 and len(set(box)) == 1,
+              f'{what}: the private-use characters all draw the same box')
+        ck.eq(len(set(han)), len(han), f'{what}: the Chinese characters draw as many glyphs')
+        ck.ok(box[0] not in han, f'{what}: no Chinese character draws the box')
+        print(f'CJK probe ({what}): {"".join(chars)} drawn as {len(set(han))} distinct glyphs '
+              f'(ink {min(ink)}..{max(ink)} px); {path}', flush=True)
+
+
 def check_png(ck, name, png, want_colors):
     w, h, rows = png_decode(png)
     ck.eq((w, h), (1280, 2000), f'{name}: screenshot size')
@@ -604,6 +672,8 @@ def run(ck, b, out_dir):
         for d in fx['depts']:
             ck.ok(d['name'] in text, f'{name}: department {d["name"]} is shown')
         pages = check_pdf(ck, name, pdf, labels[:3], out_dir)
+        if name == 'assessment-zh':
+            check_cjk_glyphs(ck, html, out_dir)
         share = check_png(ck, name, png, colors)
         print(f'{name}: {os.path.getsize(path)} bytes of HTML; PDF {pdf} ({pages} pages); '
               f'screenshot {png} ({share:.1%} ink)', flush=True)

@@ -174,6 +174,11 @@ with Broker() as b:
          (dept, 'website', 3, False), 'system registered for the department')
     p = ctl(b, 'system', 'list', token=dept_token)
     c.ok('网上办事大厅' in text(p), 'system list shows the system')
+    c.ok(re.search(rf'^\s*{system}\s+{dept} 民政局\s+网上办事大厅\s', text(p), re.M),
+         f'system list names the department beside its id: {text(p)!r}')
+    p = ctl(b, 'account', 'list', '--role', 'department', token=admin)
+    c.ok(re.search(rf'\sdepartment\s+{dept} 民政局\s', text(p)),
+         f'account list names the department beside its id: {text(p)!r}')
 
     req = ctl_json(b, 'request', 'create', '--system', str(system),
                    '--instance', 'vcpus=2,memory=4096,disk=40,image=debian-12',
@@ -314,8 +319,13 @@ with Broker() as b:
     listed = ctl_json(b, 'request', 'list', '--state', 'rejected', token=reviewer)['items']
     c.eq([x['id'] for x in listed], [rid2], 'request list --state rejected')
     p = ctl(b, 'request', 'list', token=reviewer)
-    c.ok(re.search(rf'^\s*{rid}\s+new\s+approved', text(p), re.M) and
-         re.search(rf'^\s*{rid2}\s+new\s+rejected', text(p), re.M), 'request list table')
+    c.ok(re.search(rf'^\s*{rid}\s+new\s+approved\s+{dept} 民政局\s+{system} 网上办事大厅\s',
+                   text(p), re.M) and
+         re.search(rf'^\s*{rid2}\s+new\s+rejected', text(p), re.M),
+         f'request list table, with the department and system named: {text(p)!r}')
+    p = ctl(b, 'request', 'show', str(rid2), token=reviewer)
+    c.ok(re.search(r'^History:\n(.*\n)*?.*\brejected\s+reviewer\s+\d+ \S+', text(p), re.M),
+         f'request show: the history names the account beside its id: {text(p)!r}')
 
     # ---- hypervisors: hosts, trial, allocation, jobs (libvirt's test driver) ----
     # The trial hosts have 2 GiB of memory: the approved request above (4 GiB instances) never
@@ -409,7 +419,8 @@ with Broker() as b:
     p = ctl(b, 'job', 'watch', str(job3), '--interval', '0.2', '--timeout', '60',
             token=dept_token, check=False)
     lines = text(p).splitlines()
-    c.ok(p.returncode == 0 and 'step 4/5 start (instance 3): done' in lines and
+    c.ok(p.returncode == 0 and any(re.fullmatch(r'step 4/5 start \(instance 3 cb-\d+-0\): done', x)
+                                   for x in lines) and
          lines[-1] == f'job {job3} (provision) done: 5 of 5 steps done (100%)',
          f'job watch follows the job to its end: {text(p)!r} {err(p)!r}')
     r3 = ctl_json(b, 'request', 'show', str(rid3), token=vendor)
@@ -468,9 +479,17 @@ with Broker() as b:
     c.ok(re.search(rf'^Allocation {alloc} \(production\): active$', text(p), re.M) and
          re.search(r'^\s+cb-\d+-0\s+prod-1\s+[0-9a-f-]{36}\s+1/2\s+1024/2048\s+10\s+debian-12'
                    r'\s+running\s', text(p), re.M), f'allocation show: {text(p)!r}')
+    c.ok(re.search(rf'^\s+Department:\s+{dept} 民政局$', text(p), re.M) and
+         re.search(rf'^\s+System:\s+{system} 网上办事大厅$', text(p), re.M),
+         'allocation show names the department and the system')
     listed = ctl_json(b, 'allocation', 'list', '--purpose', 'production', token=dept_token)
     c.eq([(x['id'], x['state']) for x in listed['items']], [(alloc, 'active')],
          'allocation list --purpose production')
+    c.eq([(x['department_name'], x['system_name']) for x in listed['items']],
+         [('民政局', '网上办事大厅')], 'allocation list: department_name and system_name')
+    p = ctl(b, 'allocation', 'list', '--purpose', 'production', token=dept_token)
+    c.ok(re.search(rf'^\s*{alloc}\s+{dept} 民政局\s+{system} 网上办事大厅\s', text(p), re.M),
+         f'allocation list names the department and the system: {text(p)!r}')
     p = ctl(b, 'allocation', 'list', '--state', 'bogus', token=reviewer, check=False)
     c.eq(p.returncode, 2, 'allocation list --state is checked')
     c.eq(ctl_json(b, 'request', 'show', str(rid3), token=dept_token)['state'], 'allocated',
@@ -500,7 +519,8 @@ with Broker() as b:
             token=reviewer, check=False)
     c.ok(p.returncode == 1 and re.search(rf'^error: job {job4} \(provision\) failed: .*base '
                                          r"volume 'debian-12.qcow2' not found", err(p), re.M)
-         and re.search(r'^step 2/5 create_volume \(instance \d+\): error: ', text(p), re.M),
+         and re.search(r'^step 2/5 create_volume \(instance \d+ cb-\d+-0\): error: ', text(p),
+                       re.M),
          f'job watch of a failing job: exit 1, the error printed: {text(p)!r} {err(p)!r}')
     p = ctl(b, '--json', 'job', 'watch', str(job4), token=reviewer, check=False)
     c.ok(p.returncode == 1 and json.loads(text(p))['state'] == 'error',
@@ -509,11 +529,15 @@ with Broker() as b:
          'the request of the failed job is failed')
     p = ctl(b, 'job', 'show', str(job4), token=reviewer)
     c.ok(re.search(rf'^Job {job4} \(provision\): error$', text(p), re.M) and
-         re.search(r'^\s+2\s+create_volume\s+\d+\s+-\s+error\s+1\s', text(p), re.M),
+         re.search(r'^\s+2\s+create_volume\s+\d+ cb-\d+-0\s+\d+ trial-2\s+-\s+error\s+1\s',
+                   text(p), re.M),
          f'job show: {text(p)!r}')
     jobs = ctl_json(b, 'job', 'list', '--request', str(rid3), token=reviewer)['items']
     c.eq([j['kind'] for j in jobs][:1] + [j['kind'] for j in jobs][2:],
          ['provision', 'provision'], 'job list --request: the trial and the allocation')
+    p = ctl(b, 'job', 'list', '--request', str(rid3), token=reviewer)
+    c.ok(re.search(rf'^\s*{jobs[0]["id"]}\s+provision\s+done\s+{rid3}\s+\d+\s+{system} 网上办事大厅\s',
+                   text(p), re.M), f'job list names the system: {text(p)!r}')
     c.eq([j['id'] for j in ctl_json(b, 'job', 'list', '--state', 'error', '--allocation',
                                     str(r4['trial']['allocation_id']), token=reviewer)['items']],
          [job4], 'job list --state --allocation')

@@ -18,7 +18,8 @@
 #define CHG BR_REQUEST_KIND_CHANGE
 #define TRM BR_REQUEST_KIND_TERMINATION
 
-/* The workflow of DESIGN.md written out move by move, independently of the table. */
+/* The workflow of DESIGN.md written out move by move, independently of the table; a failed
+ * request goes back to where its job failed when the vendor or the bureau retries the job. */
 static const struct {
     BrRequestKind kind;
     BrRequestState from, to;
@@ -30,7 +31,8 @@ static const struct {
     {NEW, S(APPROVED), S(IN_TRIAL)},       {NEW, S(APPROVED), S(FAILED)},
     {NEW, S(IN_TRIAL), S(TRIAL_PASSED)},   {NEW, S(IN_TRIAL), S(TRIAL_FAILED)},
     {NEW, S(IN_TRIAL), S(FAILED)},         {NEW, S(TRIAL_PASSED), S(ALLOCATED)},
-    {NEW, S(TRIAL_PASSED), S(FAILED)},
+    {NEW, S(TRIAL_PASSED), S(FAILED)},     {NEW, S(FAILED), S(APPROVED)},
+    {NEW, S(FAILED), S(TRIAL_PASSED)},
 
     {CHG, S(DRAFT), S(SUBMITTED)},         {CHG, S(DRAFT), S(WITHDRAWN)},
     {CHG, S(SUBMITTED), S(RETURNED)},      {CHG, S(SUBMITTED), S(REJECTED)},
@@ -38,6 +40,7 @@ static const struct {
     {CHG, S(RETURNED), S(SUBMITTED)},      {CHG, S(RETURNED), S(WITHDRAWN)},
     {CHG, S(APPROVED), S(APPLYING)},       {CHG, S(APPROVED), S(FAILED)},
     {CHG, S(APPLYING), S(APPLIED)},        {CHG, S(APPLYING), S(FAILED)},
+    {CHG, S(FAILED), S(APPLYING)},
 
     {TRM, S(DRAFT), S(SUBMITTED)},         {TRM, S(DRAFT), S(WITHDRAWN)},
     {TRM, S(SUBMITTED), S(RETURNED)},      {TRM, S(SUBMITTED), S(REJECTED)},
@@ -45,6 +48,7 @@ static const struct {
     {TRM, S(RETURNED), S(SUBMITTED)},      {TRM, S(RETURNED), S(WITHDRAWN)},
     {TRM, S(APPROVED), S(RECLAIMING)},     {TRM, S(APPROVED), S(FAILED)},
     {TRM, S(RECLAIMING), S(RECLAIMED)},    {TRM, S(RECLAIMING), S(FAILED)},
+    {TRM, S(FAILED), S(RECLAIMING)},
 };
 
 static bool is_expected(BrRequestKind k, BrRequestState from, BrRequestState to)
@@ -77,10 +81,13 @@ static void test_table_matches_workflow(void **state)
 static void test_final_states(void **state)
 {
     const BrRequestState finals[] = {S(WITHDRAWN), S(REJECTED), S(TRIAL_FAILED), S(ALLOCATED),
-                                     S(APPLIED), S(RECLAIMED), S(FAILED)};
+                                     S(APPLIED), S(RECLAIMED)};
     for (size_t i = 0; i < ELEMENTSOF(finals); i++)
         for (int k = 0; k < BR_REQUEST_KIND_MAX; k++)
             assert_true(br_request_state_is_final(k, finals[i]));
+    /* failed is not final: its job can be retried. */
+    for (int k = 0; k < BR_REQUEST_KIND_MAX; k++)
+        assert_false(br_request_state_is_final(k, S(FAILED)));
     assert_false(br_request_state_is_final(NEW, S(DRAFT)));
     assert_false(br_request_state_is_final(NEW, S(IN_TRIAL)));
     assert_false(br_request_state_is_final(CHG, S(APPLYING)));
@@ -113,6 +120,12 @@ static void test_allocation_table(void **state)
     assert_false(br_allocation_transition_allowed(A(ACTIVE), A(PURGED)));
     assert_false(br_allocation_transition_allowed(A(PURGED), A(ACTIVE)));
     assert_false(br_allocation_transition_allowed(A(PROVISIONING), A(RETAINED)));
+    /* The ways out of error: a retried job, a purge, the end of a trial. */
+    assert_true(br_allocation_transition_allowed(A(ERROR), A(PROVISIONING)));
+    assert_true(br_allocation_transition_allowed(A(ERROR), A(RESIZING)));
+    assert_true(br_allocation_transition_allowed(A(ERROR), A(RECLAIMING)));
+    assert_true(br_allocation_transition_allowed(A(ERROR), A(PURGED)));
+    assert_false(br_allocation_transition_allowed(A(PURGED), A(ERROR)));
 #undef A
 }
 

@@ -23,6 +23,7 @@
 #include <libxml/tree.h>
 
 #include "br-domain-xml.h"
+#include "br-virt-priv.h"
 #include "br-virt.h"
 #include "cm-cleanup.h"
 
@@ -192,6 +193,142 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- what `domain_type: auto` takes ----
+ * The fixtures are what libvirt 9.0 answered on a virtual machine (AMD EPYC, no nested
+ * virtualization) whose /dev/kvm opens and whose libvirt offers KVM, but where QEMU aborts
+ * on the host-model CPU ("failed to set MSR 0x10a"). */
+
+static char *read_data(const char *name)
+{
+    char path[512];
+    FILE *f;
+    char *buf;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/virt/%s", TEST_DATA_DIR, name);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n > 0);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
+/* @text with the first @from replaced by @to (which must be there). */
+static char *replace(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    size_t head, n;
+    char *out;
+
+    assert_non_null(at);
+    head = (size_t)(at - text);
+    n = strlen(text) - strlen(from) + strlen(to);
+    out = calloc(1, n + 1);
+    assert_non_null(out);
+    memcpy(out, text, head);
+    memcpy(out + head, to, strlen(to));
+    memcpy(out + head + strlen(to), at + strlen(from), strlen(at + strlen(from)));
+    return out;
+}
+
+static void test_kvm_without_vt_extensions_is_not_usable(void **state)
+{
+    _cleanup_free_ char *domcaps = read_data("domcaps-kvm-no-vt.xml");
+    _cleanup_free_ char *caps = read_data("caps-amd-no-vt.xml");
+    char note[256] = "x";
+
+    (void)state;
+    /* This machine: /dev/kvm opens, libvirt offers KVM, the CPU has no svm. */
+    assert_false(br_virt_kvm_usable(domcaps, caps, 0, note, sizeof(note)));
+    assert_string_equal(note,
+                        "the host CPU has no virtualization extensions (neither vmx nor svm)");
+}
+
+static void test_kvm_with_vt_extensions_is_usable(void **state)
+{
+    _cleanup_free_ char *domcaps = read_data("domcaps-kvm-no-vt.xml");
+    _cleanup_free_ char *caps = read_data("caps-amd-no-vt.xml");
+    _cleanup_free_ char *svm =
+        replace(caps, "<feature name='vme'/>", "<feature name='vme'/><feature name='svm'/>");
+    _cleanup_free_ char *vmx =
+        replace(caps, "<feature name='vme'/>", "<feature name='vmx'/><feature name='vme'/>");
+    char note[256] = "x";
+
+    (void)state;
+    assert_true(br_virt_kvm_usable(domcaps, svm, 0, note, sizeof(note)));
+    assert_string_equal(note, "");
+    assert_true(br_virt_kvm_usable(domcaps, vmx, 0, note, sizeof(note)));
+    /* A remote host (not checked) and a broker user that may not open /dev/kvm: libvirt's
+     * answer stands. */
+    assert_true(br_virt_kvm_usable(domcaps, svm, 1, note, sizeof(note)));
+    assert_true(br_virt_kvm_usable(domcaps, svm, -EACCES, note, sizeof(note)));
+    assert_true(br_virt_kvm_usable(domcaps, svm, -EPERM, note, sizeof(note)));
+    /* A local /dev/kvm that is missing or does not answer. */
+    assert_false(br_virt_kvm_usable(domcaps, svm, -ENOENT, note, sizeof(note)));
+    assert_non_null(strstr(note, "/dev/kvm does not work"));
+    assert_false(br_virt_kvm_usable(domcaps, svm, -ENOTSUP, note, sizeof(note)));
+}
+
+static void test_kvm_needs_the_domain_capabilities(void **state)
+{
+    _cleanup_free_ char *domcaps = read_data("domcaps-kvm-no-vt.xml");
+    _cleanup_free_ char *caps = read_data("caps-amd-no-vt.xml");
+    _cleanup_free_ char *svm =
+        replace(caps, "<feature name='vme'/>", "<feature name='vme'/><feature name='svm'/>");
+    _cleanup_free_ char *no_host_model =
+        replace(domcaps, "<mode name='host-model' supported='yes'>",
+                "<mode name='host-model' supported='no'>");
+    _cleanup_free_ char *tcg = replace(domcaps, "<domain>kvm</domain>", "<domain>qemu</domain>");
+    char note[256];
+
+    (void)state;
+    assert_false(br_virt_kvm_usable(NULL, svm, 0, note, sizeof(note)));
+    assert_string_equal(note, "libvirt offers no KVM domain capabilities");
+    assert_false(br_virt_kvm_usable(no_host_model, svm, 0, note, sizeof(note)));
+    assert_string_equal(note, "KVM offers no host-model CPU");
+    assert_false(br_virt_kvm_usable(tcg, svm, 0, note, sizeof(note)));
+    assert_false(br_virt_kvm_usable("<not xml", svm, 0, note, sizeof(note)));
+    assert_false(br_virt_kvm_usable(domcaps, NULL, 0, note, sizeof(note)));
+    assert_string_equal(note, "the host's capabilities are unreadable");
+}
+
+static void test_kvm_on_other_architectures_needs_no_vmx(void **state)
+{
+    _cleanup_free_ char *domcaps = read_data("domcaps-kvm-no-vt.xml");
+    _cleanup_free_ char *caps = read_data("caps-amd-no-vt.xml");
+    _cleanup_free_ char *arm = replace(caps, "<arch>x86_64</arch>", "<arch>aarch64</arch>");
+    char note[256];
+
+    (void)state;
+    assert_true(br_virt_kvm_usable(domcaps, arm, 0, note, sizeof(note)));
+}
+
+static void test_local_uris(void **state)
+{
+    (void)state;
+    assert_true(br_virt_uri_is_local("qemu:///system"));
+    assert_true(br_virt_uri_is_local("qemu:///session?socket=/tmp/x/libvirt-sock"));
+    assert_true(br_virt_uri_is_local("qemu+unix:///system"));
+    assert_false(br_virt_uri_is_local("qemu+tls://hv01.example/system"));
+    assert_false(br_virt_uri_is_local("qemu+ssh://root@hv01/system"));
+    assert_false(br_virt_uri_is_local("qemu://hv01/system"));
+    assert_false(br_virt_uri_is_local("test:///default"));
+}
+
+static void test_kvm_device_check(void **state)
+{
+    (void)state;
+    assert_int_equal(br_virt_kvm_device_check("/nonexistent/kvm"), -ENOENT);
+    /* Not a KVM device: opens, but does not answer KVM's API version. */
+    assert_true(br_virt_kvm_device_check("/dev/null") < 0);
+}
+
 /* ---- connection ---- */
 
 static void test_init_is_idempotent(void **state)
@@ -205,6 +342,8 @@ static void test_open_fixture(void **state)
 {
     Fx *fx = *state;
     assert_string_equal(br_virt_domain_type(fx->c), "test");
+    assert_string_equal(br_virt_hypervisor(fx->c), "test");
+    assert_string_equal(br_virt_domain_type_note(fx->c), "");
     assert_true(br_virt_alive(fx->c));
     assert_false(br_virt_alive(NULL));
     assert_null(br_virt_close(NULL));
@@ -689,6 +828,12 @@ int main(void)
         FX(test_open_fixture),
         cmocka_unit_test(test_open_failure_is_reported),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_kvm_without_vt_extensions_is_not_usable),
+        cmocka_unit_test(test_kvm_with_vt_extensions_is_usable),
+        cmocka_unit_test(test_kvm_needs_the_domain_capabilities),
+        cmocka_unit_test(test_kvm_on_other_architectures_needs_no_vmx),
+        cmocka_unit_test(test_local_uris),
+        cmocka_unit_test(test_kvm_device_check),
         FX(test_node_info_matches_fixture),
         FX(test_pool_info_matches_fixture),
         FX(test_unknown_pool_is_a_clear_error),

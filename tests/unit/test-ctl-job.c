@@ -33,6 +33,9 @@ static json_object *job(const char *state, const char *error, const char *const 
         json_object_object_add(s, "action", json_object_new_string(actions[i]));
         json_object_object_add(s, "instance_id",
                                instances[i] ? json_object_new_int(instances[i]) : NULL);
+        /* The broker names the instance beside its id; a step of an older broker may not. */
+        json_object_object_add(s, "instance_name",
+                               instances[i] == 3 ? json_object_new_string("cb-7-0") : NULL);
         json_object_object_add(s, "arg", json_object_new_int(0));
         json_object_object_add(s, "state", json_object_new_string(st));
         json_object_object_add(
@@ -76,8 +79,8 @@ static void test_first_poll(void **state)
     /* Watched halfway: every step that moved, then the progress. */
     expect_changes(NULL, b,
                    "step 1/8 reserve: done\n"
-                   "step 2/8 create_volume (instance 3): done\n"
-                   "step 3/8 define (instance 3): running\n"
+                   "step 2/8 create_volume (instance 3 cb-7-0): done\n"
+                   "step 3/8 define (instance 3 cb-7-0): running\n"
                    "job 5 (provision) running: 2 of 8 steps done (25%)\n");
     json_object_put(a);
     json_object_put(b);
@@ -93,8 +96,8 @@ static void test_changes_between_polls(void **state)
 
     expect_changes(a, a, "");
     expect_changes(a, b,
-                   "step 3/8 define (instance 3): done\n"
-                   "step 4/8 start (instance 3): done\n"
+                   "step 3/8 define (instance 3 cb-7-0): done\n"
+                   "step 4/8 start (instance 3 cb-7-0): done\n"
                    "step 5/8 create_volume (instance 4): running\n"
                    "job 5 (provision) running: 4 of 8 steps done (50%)\n");
     expect_changes(b, c,
@@ -131,12 +134,13 @@ static void test_waiting_and_failing(void **state)
                    "step 1/8 reserve: waiting to retry (3 attempts so far): no host can take "
                    "instance 0: trial-1 refused by ram\n"
                    "job 5 (provision) running: 0 of 8 steps done (0%)\n");
-    expect_changes(b, c,
-                   "step 1/8 reserve: done\n"
-                   "step 2/8 create_volume (instance 3): error: base volume 'debian-12.qcow2' not "
-                   "found\n"
-                   "job 5 (provision) error: 1 of 8 steps done (12%): base volume "
-                   "'debian-12.qcow2' not found\n");
+    expect_changes(
+        b, c,
+        "step 1/8 reserve: done\n"
+        "step 2/8 create_volume (instance 3 cb-7-0): error: base volume 'debian-12.qcow2' not "
+        "found\n"
+        "job 5 (provision) error: 1 of 8 steps done (12%): base volume "
+        "'debian-12.qcow2' not found\n");
 
     assert_false(ctl_job_finished(a, &f));
     assert_true(ctl_job_finished(c, &f));
@@ -148,15 +152,16 @@ static void test_waiting_and_failing(void **state)
     json_object_object_add(s, "arg", json_object_new_int(4));
     json_object_object_add(s, "state", json_object_new_string("done"));
     line = ctl_job_step_text(a, s);
-    assert_string_equal(line, "step 2/8 set_vcpus to 4 vCPUs (instance 3): done");
+    assert_string_equal(line, "step 2/8 set_vcpus to 4 vCPUs (instance 3 cb-7-0): done");
     free(line);
     json_object_object_add(s, "action", json_object_new_string("grow_volume"));
     json_object_object_add(s, "arg", json_object_new_int(50));
     json_object_object_add(s, "state", json_object_new_string("error"));
     json_object_object_add(s, "error", json_object_new_string("bad\x1b[2Jthing\nhere"));
     line = ctl_job_step_text(a, s);
-    assert_string_equal(line, "step 2/8 grow_volume to 50 GiB (instance 3): error: bad?[2Jthing "
-                              "here");
+    assert_string_equal(line,
+                        "step 2/8 grow_volume to 50 GiB (instance 3 cb-7-0): error: bad?[2Jthing "
+                        "here");
     free(line);
 
     json_object_put(a);

@@ -129,6 +129,46 @@ static void test_table_alignment(void **state)
     ctl_table_free(t);
 }
 
+static void test_json_cell(void **state)
+{
+    json_object *o = json_tokener_parse(
+        "{\"department_id\": 3, \"department_name\": \"民政局\", \"system_id\": 9,"
+        " \"system_name\": null, \"host_id\": null, \"host_name\": \"hv\","
+        " \"account_id\": 4, \"account\": \"\", \"totals\": {\"vcpus\": 2}}");
+    static const CtlColumn cols[] = {{"DEPARTMENT", CTL_ALIGN_LEFT}, {"SYSTEM", CTL_ALIGN_LEFT}};
+    static const char *const keys[] = {"department_id+department_name", "system_id+system_name"};
+    CtlTable *t = ctl_table_new(cols, ELEMENTSOF(cols));
+    char *cell, *out;
+
+    assert_non_null(o);
+    /* An id with its name beside it; only the id when there is no name; "-" without an id. */
+    cell = ctl_json_cell(o, "department_id+department_name");
+    assert_string_equal(cell, "3 民政局");
+    free(cell);
+    cell = ctl_json_cell(o, "system_id+system_name");
+    assert_string_equal(cell, "9");
+    free(cell);
+    cell = ctl_json_cell(o, "account_id+account");
+    assert_string_equal(cell, "4");
+    free(cell);
+    cell = ctl_json_cell(o, "host_id+host_name");
+    assert_string_equal(cell, "-");
+    free(cell);
+    cell = ctl_json_cell(o, "totals.vcpus");
+    assert_string_equal(cell, "2");
+    free(cell);
+    cell = ctl_json_cell(o, "missing+department_name");
+    assert_string_equal(cell, "-");
+    free(cell);
+    assert_int_equal(ctl_table_add_json_row(t, o, keys, 2), 0);
+    out = render(t, 0);
+    assert_string_equal(out, "DEPARTMENT  SYSTEM\n"
+                             "3 民政局    9\n");
+    free(out);
+    ctl_table_free(t);
+    json_object_put(o);
+}
+
 static void test_table_cuts_long_cells(void **state)
 {
     static const CtlColumn cols[] = {{"C", CTL_ALIGN_LEFT}};
@@ -172,7 +212,7 @@ int main(void)
         cmocka_unit_test(test_width),           cmocka_unit_test(test_sanitize),
         cmocka_unit_test(test_truncate),        cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_table_alignment), cmocka_unit_test(test_table_cuts_long_cells),
-        cmocka_unit_test(test_field),
+        cmocka_unit_test(test_field),           cmocka_unit_test(test_json_cell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

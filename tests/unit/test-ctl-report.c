@@ -146,6 +146,54 @@ static void test_assessment_zh(void **state)
     json_object_put(doc);
 }
 
+/* The summary lists departments by rank, whatever order the report has them in: the
+ * unranked after the ranked, in every table. */
+static void test_assessment_sorted_by_rank(void **state)
+{
+    json_object *doc = parse(assessment_doc), *depts, *mz, *ty, *gs, *list;
+    char *text;
+    const char *sections[] = {"RANK  CODE", "Resource use:", "Security (systems"};
+
+    depts = json_object_object_get(doc, "departments");
+    mz = json_object_get(json_object_array_get_idx(depts, 0));
+    ty = json_object_get(json_object_array_get_idx(depts, 1));
+    gs = parse(json_object_to_json_string(mz));
+    json_object_object_add(gs, "code", json_object_new_string("gs"));
+    json_object_object_add(gs, "name", json_object_new_string("工商局"));
+    json_object_object_add(gs, "rank", json_object_new_int(2));
+    json_object_object_add(gs, "overall_score", json_object_new_double(50.5));
+    /* In the report's order: unranked, second, first. */
+    list = json_object_new_array();
+    json_object_array_add(list, ty);
+    json_object_array_add(list, gs);
+    json_object_array_add(list, mz);
+    json_object_object_add(doc, "departments", list);
+
+    text = ctl_report_assessment_text(doc, CTL_LANG_EN);
+    assert_non_null(text);
+    assert_contains(text, "     1  mz    民政局");
+    assert_contains(text, "     2  gs    工商局");
+    for (size_t i = 0; i < 3; i++) {
+        const char *from = strstr(text, sections[i]);
+        const char *a, *b, *c;
+        assert_non_null(from);
+        a = strstr(from, "  mz  ");
+        b = strstr(from, "  gs  ");
+        c = strstr(from, "  ty  ");
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_non_null(c);
+        if (!(a < b && b < c))
+            fail_msg("section '%s' is not in rank order:\n%s", sections[i], from);
+    }
+    /* The document itself is left as it was. */
+    assert_string_equal(
+        json_object_get_string(json_object_object_get(json_object_array_get_idx(list, 0), "code")),
+        "ty");
+    free(text);
+    json_object_put(doc);
+}
+
 static void test_assessment_empty(void **state)
 {
     /* A year without departments (or a broker that sent less): still a summary, no crash. */
@@ -272,7 +320,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assessment_en),    cmocka_unit_test(test_assessment_zh),
         cmocka_unit_test(test_assessment_empty), cmocka_unit_test(test_operations),
-        cmocka_unit_test(test_format_of_path),
+        cmocka_unit_test(test_format_of_path),   cmocka_unit_test(test_assessment_sorted_by_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

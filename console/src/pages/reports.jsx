@@ -161,17 +161,35 @@ export function OperationsPage({ role, query }) {
                 <Downloads path="reports/operations" params={params} />
                 <p><Link to={href('/print/operations', params)}>{t('print_view')}</Link></p>
             </div>
-            <Loaded r={r}>{(doc) => <Operations doc={doc} />}</Loaded>
+            <Loaded r={r}>{(doc) => <Operations doc={doc} month={params.month} />}</Loaded>
         </Page>
     );
 }
 
-function Operations({ doc }) {
+// The whole city: one row per department, each linked to its own section (a city of 200
+// departments and 5,000 instances would otherwise be 5,000 rows and 200 charts); one
+// department: its section in full.
+function Operations({ doc, month }) {
+    const ds = doc.departments || [];
     return (
         <div class="report" data-report="operations">
             <Facts rows={[[t('generated_at'), <Time iso={doc.generated_at} />], [t('period'), <><Time iso={doc.period_from} date /> – <Time iso={doc.period_to} date /></>]]} />
-            {(doc.departments || []).length === 0 ? <p class="empty">{t('empty_list')}</p> : null}
-            {(doc.departments || []).map((d) => <OpsDept d={d} />)}
+            {ds.length === 0 ? <p class="empty">{t('empty_list')}</p> : null}
+            {ds.length > 1 ? (
+                <Table caption={t('operations_report')} head={[t('department'), t('instances'), t('instance_hours'), t('availability'), t('cpu_avg'), t('rightsizing'), t('events')]}>
+                    {ds.map((d) => (
+                        <tr>
+                            <td>{month ? <Link to={href('/reports/operations', { month, department: d.id })}>{d.name}</Link> : d.name}</td>
+                            <td>{num(d.totals && d.totals.instances, 0)}</td>
+                            <td>{num(d.totals && d.totals.instance_hours, 1)}</td>
+                            <td>{pct(d.totals && d.totals.availability)}</td>
+                            <td>{pct(d.totals && d.totals.cpu_utilization_avg)}</td>
+                            <td>{(d.findings || []).length}</td>
+                            <td>{(d.events || []).length}</td>
+                        </tr>
+                    ))}
+                </Table>
+            ) : ds.map((d) => <OpsDept d={d} />)}
         </div>
     );
 }
