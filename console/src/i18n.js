@@ -318,6 +318,7 @@ export const S = {
     allocation_to_change: ['要变更或终止的资源分配', 'The allocation to change or end'],
     save_draft: ['保存草稿并上传材料', 'Save the draft and attach materials'],
     save_changes: ['保存修改', 'Save the changes'],
+    not_editable: ['只有草稿或被退回的申请可以修改。', 'Only a draft or a returned request can be edited.'],
     materials: ['申请材料', 'Materials'],
     material: ['材料', 'Material'],
     required: ['必需', 'required'],

@@ -389,6 +389,28 @@ async function phaseSecurity(browser) {
     ck.eq((await api(A.admin.token, 'PATCH', `accounts/${A.auditor.id}`, { disabled: false })).status, 200, 'enabled again');
     for (const p of [p2, rp, p3]) pageClean(p, 'security');
 
+    step('the auditor searches the audit trail by account and verifies the chain');
+    const ap = await newPage(browser, cfg.base);
+    await signIn(ap, A.auditor.name, cfg.password);
+    await go(ap, '/audit');
+    {
+        const f = ap.getByRole('form', { name: L('search') });
+        await f.getByLabel(L('account'), { exact: true }).fill(A.d1.name);
+        await f.getByLabel(L('action')).fill('material.upload');
+        await f.locator('button[type=submit]').click();
+        await ap.waitForFunction(() => !document.querySelector('main .loading'));
+        await ap.waitForTimeout(300);
+        const rows = await ap.locator('main tbody tr').allInnerTexts();
+        ck.ok(rows.length === 3 && rows.every((r) => r.includes(A.d1.name) && r.includes('material.upload')),
+            `the search by account and action shows the department's three uploads (${rows.length} rows)`);
+        const r = await api(A.auditor.token, 'GET', `audit?account=${A.d1.name}&action=material.upload`);
+        ck.eq(r.doc.items.length, 3, 'the API agrees');
+    }
+    await ap.getByRole('button', { name: L('verify_chain') }).click();
+    await ap.waitForSelector('[data-testid=verify]');
+    ck.ok((await ap.locator('[data-testid=verify]').innerText()).includes(L('chain_ok', { n: '' }).split('：')[0]), 'the chain verifies on the page');
+    pageClean(ap, 'auditor');
+
     step('the second broker: idle timeout, then the lockout');
     const ip = await newPage(browser, cfg.small_base);
     await signIn(ip, cfg.small_idle_account, cfg.password);
@@ -503,7 +525,7 @@ function pagesOf(role) {
     const year = new Date().getUTCFullYear();
     const reports = ['/reports', `/reports/assessment?year=${year}`, `/reports/operations?month=${month}`];
     switch (role) {
-    case 'd1': return ['/requests', '/queue', '/requests/new', `/requests/${rid}`, '/systems', `/systems/${state.system_id}`,
+    case 'd1': return ['/requests', '/queue', '/requests/new', `/requests/${rid}`, `/requests/${rid}/edit`, '/systems', '/systems/new', `/systems/${state.system_id}`,
         '/allocations', `/allocations/${aid}`, '/findings', `/findings/${state.finding_id}`, '/security', ...reports, `/print/assessment?year=${year}`, ...common];
     case 'reviewer': return ['/dashboard', '/queue', '/requests', `/requests/${rid}`, '/allocations', `/allocations/${aid}`, '/findings',
         `/findings/${state.finding_id}`, '/hosts', '/jobs', '/jobs/1', '/security', ...reports, `/print/operations?month=${month}`, '/audit', '/departments', ...common];
@@ -523,9 +545,18 @@ async function phaseTour(browser) {
     for (const [vp, size] of Object.entries(VIEWPORTS)) {
         const p = await newPage(browser, cfg.base, { viewport: size });
         for (const lang of ['zh', 'en']) {
+            await p.goto(`${cfg.base}/#/set-password?token=shown-only`);
+            await p.waitForSelector('input[name=new-password]');
+            if (lang === 'en' && (await p.evaluate(() => document.documentElement.lang)) !== 'en') {
+                await p.click('button.lang');
+                await p.waitForFunction(() => document.documentElement.lang === 'en');
+            }
+            const sp = await shotChecked(p, path.join(cfg.shots, `set-password-${lang}-${vp}.png`));
+            shots++;
+            ck.ok(sp.length === 0, `set-password ${lang} ${vp}: ${sp.join('; ')}`);
             await p.goto(`${cfg.base}/`);
             await p.waitForSelector('input[name=username]');
-            if (lang === 'en') {
+            if (lang === 'en' && (await p.evaluate(() => document.documentElement.lang)) !== 'en') {
                 await p.click('button.lang');
                 await p.waitForFunction(() => document.documentElement.lang === 'en');
             }

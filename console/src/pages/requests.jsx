@@ -227,6 +227,9 @@ function RequestFormBody({ d, id, query }) {
         return doc;
     };
 
+    if (req && req.state !== 'draft' && req.state !== 'returned') {
+        return <p class="notice notice-warn">{t('not_editable')} <Link to={`/requests/${req.id}`}>{t('request_n', { n: req.id })}</Link></p>;
+    }
     if (!d.systems.length && !req) {
         return <p>{t('empty_list')} <Link to="/systems/new">{t('new_system')}</Link></p>;
     }
