@@ -590,7 +590,7 @@ function RequestBody({ d, role, refresh }) {
                 [t('department'), req.department ? req.department.name : <Name type="department" id={req.department_id} />],
                 [t('kind'), tv('kind', req.kind)],
                 [t('state'), <Badge prefix="rs" value={req.state} />],
-                req.consultant_id ? [t('consultant'), <Name type="account" id={req.consultant_id} name={req.consultant_name} />] : null,
+                req.consultant_id && (req.consultant_name || role === 'reviewer' || role === 'auditor') ? [t('consultant'), <Name type="account" id={req.consultant_id} name={req.consultant_name} />] : null,
                 req.allocation_id ? [t('allocation'), <Link to={`/allocations/${req.allocation_id}`}>{t('allocation_n', { n: req.allocation_id })}</Link>] : null,
                 from_finding ? [t('finding'), <Link to={`/findings/${from_finding[1]}`}>{t('from_finding', { n: from_finding[1] })}</Link>] : null,
                 [t('created_at'), <Time iso={req.created_at} />],
