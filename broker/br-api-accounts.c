@@ -48,7 +48,7 @@ static int account_create_tx(BrTx *tx, void *ctx)
     return br_account_get(tx->db, w->id, &w->out, tx->err);
 }
 
-int br_api_accounts_create(BrCall *c)
+static int br_api_accounts_create(BrCall *c)
 {
     _cleanup_(account_write_done) AccountWrite w = {
         .name = cm_json_get_str(c->body, "name", ""),
@@ -82,7 +82,7 @@ int br_api_accounts_create(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, out);
 }
 
-int br_api_accounts_list(BrCall *c)
+static int br_api_accounts_list(BrCall *c)
 {
     const char *role = br_call_query(c, "role");
     int64_t department = 0;
@@ -102,7 +102,7 @@ int br_api_accounts_list(BrCall *c)
     return br_reply_list(c, items, &page);
 }
 
-int br_api_accounts_get(BrCall *c)
+static int br_api_accounts_get(BrCall *c)
 {
     json_object *o;
     int r = br_account_get(br_call_db(c), c->ids[0], &o, &c->err);
@@ -128,7 +128,7 @@ static int account_patch_tx(BrTx *tx, void *ctx)
     return br_account_get(tx->db, w->id, &w->out, tx->err);
 }
 
-int br_api_accounts_patch(BrCall *c)
+static int br_api_accounts_patch(BrCall *c)
 {
     _cleanup_(account_write_done) AccountWrite w = {.id = c->ids[0], .body = c->body};
     int r;
@@ -144,7 +144,7 @@ int br_api_accounts_patch(BrCall *c)
 }
 
 /* PATCH /v1/whoami: one's own e-mail address and whether to be mailed. */
-int br_api_whoami_patch(BrCall *c)
+static int br_api_whoami_patch(BrCall *c)
 {
     _cleanup_(account_write_done) AccountWrite w = {
         .id = c->actor.account_id, .action = "account.update_self", .body = c->body};
@@ -155,7 +155,7 @@ int br_api_whoami_patch(BrCall *c)
     r = br_call_tx(c, "account.update_self", account_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_api_whoami(c);
+    return br_api_whoami_reply(c);
 }
 
 static int account_rotate_tx(BrTx *tx, void *ctx)
@@ -169,7 +169,7 @@ static int account_rotate_tx(BrTx *tx, void *ctx)
 }
 
 /* POST /v1/accounts/{id}/token (admin) and POST /v1/whoami/token (oneself). */
-int br_api_accounts_rotate(BrCall *c)
+static int br_api_accounts_rotate(BrCall *c)
 {
     _cleanup_(account_write_done)
         AccountWrite w = {.id = c->n_ids ? c->ids[0] : c->actor.account_id};
@@ -190,3 +190,20 @@ int br_api_accounts_rotate(BrCall *c)
     explicit_bzero(token, sizeof(token));
     return br_reply(c, MHD_HTTP_OK, out);
 }
+
+static const BrRoute routes[] = {
+    {"POST", "/v1/whoami/token", br_api_accounts_rotate, BR_ROLES_ACCOUNTS, BR_BODY_JSON_OPTIONAL,
+     "empty"},
+    /* One's own e-mail address for notifications and whether to get them by mail. */
+    {"PATCH", "/v1/whoami", br_api_whoami_patch, BR_ROLES_ACCOUNTS, BR_BODY_JSON, "whoami-patch"},
+
+    {"POST", "/v1/accounts", br_api_accounts_create, R_ADMIN, BR_BODY_JSON, "account-create"},
+    {"GET", "/v1/accounts", br_api_accounts_list, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/accounts/{id}", br_api_accounts_get, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
+     NULL},
+    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, R_ADMIN, BR_BODY_JSON, "account-patch"},
+    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, R_ADMIN, BR_BODY_JSON_OPTIONAL,
+     "empty"},
+};
+
+const BrRouteTable br_api_accounts_routes = {routes, ELEMENTSOF(routes)};

@@ -115,7 +115,7 @@ static int allocation_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
     return 0;
 }
 
-int br_api_allocations_list(BrCall *c)
+static int br_api_allocations_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *state = br_call_query(c, "state"), *purpose = br_call_query(c, "purpose");
@@ -162,7 +162,7 @@ int br_api_allocations_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_allocations_get(BrCall *c)
+static int br_api_allocations_get(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     json_object *o = NULL;
@@ -209,8 +209,7 @@ static int allocation_action(BrCall *c, bool restore)
         /* Restoring takes resources again: the quota is checked as for a new allocation. */
         _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
         BrQuotaUsage u;
-        s = cm_db_stmt(db,
-                       "SELECT vcpus, memory_mib, instances FROM allocations WHERE id = ?",
+        s = cm_db_stmt(db, "SELECT vcpus, memory_mib, instances FROM allocations WHERE id = ?",
                        &c->err);
         r = s ? br_quota_usage(db, dept, 0, &u, &c->err) : -EIO;
         if (r >= 0) {
@@ -248,12 +247,12 @@ static int allocation_action(BrCall *c, bool restore)
     return br_reply(c, MHD_HTTP_ACCEPTED, o);
 }
 
-int br_api_allocations_restore(BrCall *c)
+static int br_api_allocations_restore(BrCall *c)
 {
     return allocation_action(c, true);
 }
 
-int br_api_allocations_purge(BrCall *c)
+static int br_api_allocations_purge(BrCall *c)
 {
     return allocation_action(c, false);
 }
@@ -304,7 +303,7 @@ static json_object *job_from_row(sqlite3_stmt *s)
     return o;
 }
 
-int br_api_jobs_list(BrCall *c)
+static int br_api_jobs_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *state = br_call_query(c, "state");
@@ -410,7 +409,7 @@ static int job_load(BrCall *c, CmDb *db, int64_t id, json_object **ret)
     return 0;
 }
 
-int br_api_jobs_get(BrCall *c)
+static int br_api_jobs_get(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     json_object *o = NULL;
@@ -431,7 +430,7 @@ int br_api_jobs_get(BrCall *c)
  * at approval: other requests may have been granted meanwhile. A production provisioning's
  * allocation counts against the quota all along (error included), so it is not checked twice.
  */
-int br_api_jobs_retry(BrCall *c)
+static int br_api_jobs_retry(BrCall *c)
 {
     int64_t id = c->ids[0];
     const char *comment = cm_json_get_str(c->body, "comment", NULL);
@@ -479,7 +478,7 @@ int br_api_jobs_retry(BrCall *c)
 
 /* ---- events ---- */
 
-int br_api_events_list(BrCall *c)
+static int br_api_events_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *kind = br_call_query(c, "kind"), *open = br_call_query(c, "open");
@@ -521,8 +520,7 @@ int br_api_events_list(BrCall *c)
         json_object_object_add(o, "host_name", br_json_col_text(s, 12));
         json_object_object_add(o, "instance_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
         json_object_object_add(o, "instance_name", br_json_col_text(s, 13));
-        json_object_object_add(o, "allocation_id",
-                               br_json_id_or_null(sqlite3_column_int64(s, 5)));
+        json_object_object_add(o, "allocation_id", br_json_id_or_null(sqlite3_column_int64(s, 5)));
         json_object_object_add(o, "domain_uuid", br_json_col_text(s, 6));
         json_object_object_add(o, "domain_name", br_json_col_text(s, 7));
         json_object_object_add(o, "message", br_json_col_text(s, 8));
@@ -538,3 +536,24 @@ int br_api_events_list(BrCall *c)
     }
     return br_api_list_reply(c, items, limit, last);
 }
+
+static const BrRoute routes[] = {
+
+    {"GET", "/v1/allocations", br_api_allocations_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations/{id}", br_api_allocations_get,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"GET", "/v1/jobs", br_api_jobs_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE,
+     NULL},
+    {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, R_VENDOR | R_REVIEWER, BR_BODY_JSON_OPTIONAL,
+     "action"},
+    {"GET", "/v1/events", br_api_events_list, BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_allocations_routes = {routes, ELEMENTSOF(routes)};

@@ -22,7 +22,7 @@ static int time_param(BrCall *c, const char *key, char out[CM_TIME_ISO_LEN + 1],
     return 0;
 }
 
-int br_api_audit_list(BrCall *c)
+static int br_api_audit_list(BrCall *c)
 {
     char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1];
     BrAuditFilter f = {
@@ -52,7 +52,7 @@ int br_api_audit_list(BrCall *c)
                                : 0);
 }
 
-int br_api_audit_verify(BrCall *c)
+static int br_api_audit_verify(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     BrAuditVerdict v;
@@ -72,3 +72,11 @@ int br_api_audit_verify(BrCall *c)
     json_object_object_add(o, "head_hash", json_object_new_string(v.head_hash));
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+static const BrRoute routes[] = {
+
+    {"GET", "/v1/audit", br_api_audit_list, BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/audit/verify", br_api_audit_verify, BR_ROLES_READERS, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_audit_routes = {routes, ELEMENTSOF(routes)};

@@ -11,7 +11,7 @@
 #include "br-review.h"
 #include "cm-time.h"
 
-int br_api_dashboard(BrCall *c)
+static int br_api_dashboard(BrCall *c)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     json_object *o;
@@ -68,7 +68,7 @@ static int add_precheck(BrCall *c, CmDb *db, json_object *item)
     return 0;
 }
 
-int br_api_queue(BrCall *c)
+static int br_api_queue(BrCall *c)
 {
     CmDb *db = br_call_db(c);
     json_object *items, *o;
@@ -95,3 +95,12 @@ int br_api_queue(BrCall *c)
     json_object_object_add(o, "next", NULL);
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+static const BrRoute routes[] = {
+    /* The bureau's overview; what waits for one who acts on requests. */
+    {"GET", "/v1/dashboard", br_api_dashboard, BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/queue", br_api_queue, R_REVIEWER | R_CONSULTANT | R_VENDOR | R_DEPARTMENT,
+     BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_dashboard_routes = {routes, ELEMENTSOF(routes)};

@@ -8,7 +8,7 @@
 #include "cm-time.h"
 
 #define DEPARTMENT_COLUMNS                                                                         \
-    "id, code, name, quota_vcpus, quota_memory_mib, quota_disk_gib, quota_instances,"            \
+    "id, code, name, quota_vcpus, quota_memory_mib, quota_disk_gib, quota_instances,"              \
     " created_at, updated_at"
 
 static json_object *department_from_row(sqlite3_stmt *stmt)
@@ -79,7 +79,7 @@ static void quota_from_json(json_object *q, BrResources *r)
     r->instances = cm_json_get_int(q, "instances", r->instances);
 }
 
-int br_api_departments_create(BrCall *c)
+static int br_api_departments_create(BrCall *c)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     BrResources q = p->review.default_quota;
@@ -103,9 +103,8 @@ int br_api_departments_create(BrCall *c)
                       &c->err);
     r = stmt ? 0 : -EIO;
     if (r >= 0) {
-        CM_DB_BIND(stmt, cm_json_get_str(c->body, "code", ""),
-                   cm_json_get_str(c->body, "name", ""), q.vcpus, q.memory_mib, q.disk_gib,
-                   q.instances, at, at);
+        CM_DB_BIND(stmt, cm_json_get_str(c->body, "code", ""), cm_json_get_str(c->body, "name", ""),
+                   q.vcpus, q.memory_mib, q.disk_gib, q.instances, at, at);
         r = cm_db_step_done(db, stmt, &c->err);
         if (r == -EEXIST)
             r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "/code",
@@ -114,8 +113,8 @@ int br_api_departments_create(BrCall *c)
     }
     if (r >= 0) {
         id = cm_db_last_insert_id(db);
-        r = br_store_audit(c->d->store, db, &c->actor, "department.create", "department", id,
-                           "ok", cm_json_to_string(c->body, NULL), &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "department.create", "department", id, "ok",
+                           cm_json_to_string(c->body, NULL), &c->err);
     }
     if (r >= 0)
         r = department_load(c, db, id, &out);
@@ -127,7 +126,7 @@ int br_api_departments_create(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, out);
 }
 
-int br_api_departments_list(BrCall *c)
+static int br_api_departments_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     sqlite3_stmt *stmt;
@@ -160,7 +159,7 @@ int br_api_departments_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_departments_get(BrCall *c)
+static int br_api_departments_get(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     json_object *o = NULL;
@@ -178,7 +177,7 @@ int br_api_departments_get(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_departments_patch(BrCall *c)
+static int br_api_departments_patch(BrCall *c)
 {
     int64_t id = c->ids[0];
     char at[CM_TIME_ISO_LEN + 1];
@@ -203,8 +202,7 @@ int br_api_departments_patch(BrCall *c)
     r = stmt ? 0 : -EIO;
     if (r >= 0) {
         const char *keys[] = {"vcpus", "memory_mib", "disk_gib", "instances"};
-        sqlite3_bind_text(stmt, 1, cm_json_get_str(c->body, "name", NULL), -1,
-                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, cm_json_get_str(c->body, "name", NULL), -1, SQLITE_TRANSIENT);
         for (int i = 0; i < 4; i++) {
             json_object *v = cm_json_get(q, keys[i]);
             if (v)
@@ -219,8 +217,8 @@ int br_api_departments_patch(BrCall *c)
     if (r >= 0 && sqlite3_changes(cm_db_handle(db)) == 0)
         r = br_not_found(c, "department", id);
     if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "department.update", "department", id,
-                           "ok", cm_json_to_string(c->body, NULL), &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "department.update", "department", id, "ok",
+                           cm_json_to_string(c->body, NULL), &c->err);
     if (r >= 0)
         r = department_load(c, db, id, &out);
     r = br_api_write_end(c, db, r);
@@ -230,3 +228,15 @@ int br_api_departments_patch(BrCall *c)
     }
     return br_reply(c, MHD_HTTP_OK, out);
 }
+
+static const BrRoute routes[] = {
+
+    {"POST", "/v1/departments", br_api_departments_create, R_ADMIN, BR_BODY_JSON,
+     "department-create"},
+    {"GET", "/v1/departments", br_api_departments_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/departments/{id}", br_api_departments_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, R_ADMIN | R_REVIEWER, BR_BODY_JSON,
+     "department-patch"},
+};
+
+const BrRouteTable br_api_departments_routes = {routes, ELEMENTSOF(routes)};

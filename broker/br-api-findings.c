@@ -81,7 +81,7 @@ static int finding_load(BrCall *c, CmDb *db, int64_t id, json_object **ret, char
     return r < 0 ? r : 0;
 }
 
-int br_api_findings_list(BrCall *c)
+static int br_api_findings_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *state = br_call_query(c, "state"), *kind = br_call_query(c, "kind");
@@ -132,7 +132,7 @@ int br_api_findings_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_findings_get(BrCall *c)
+static int br_api_findings_get(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     json_object *o = NULL;
@@ -197,32 +197,33 @@ static int finding_move(BrCall *c, const char *to, const char *const *from, size
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_findings_acknowledge(BrCall *c)
+static int br_api_findings_acknowledge(BrCall *c)
 {
     static const char *const from[] = {"open"};
     return finding_move(c, "acknowledged", from, 1, false);
 }
 
-int br_api_findings_resolve(BrCall *c)
+static int br_api_findings_resolve(BrCall *c)
 {
     static const char *const from[] = {"open", "acknowledged"};
     return finding_move(c, "resolved", from, 2, false);
 }
 
-int br_api_findings_dismiss(BrCall *c)
+static int br_api_findings_dismiss(BrCall *c)
 {
     static const char *const from[] = {"open", "acknowledged"};
     return finding_move(c, "dismissed", from, 2, true);
 }
 
 /* A draft change (or, for an idle instance, termination) request sized as recommended. */
-int br_api_findings_change_request(BrCall *c)
+static int br_api_findings_change_request(BrCall *c)
 {
     int64_t id = c->ids[0], alloc = 0, system = 0, instance = 0, rec_vcpus = 0, rec_mem = 0;
     int64_t req_id = 0, cur_vcpus = 0;
     char state[32] = "", kind[32] = "", at[CM_TIME_ISO_LEN + 1], just[512];
     _cleanup_json_ json_object *resources = NULL;
-    bool restart = false;
+    bool restart = false, idle = false, scale_in = false;
+    const char *req_kind;
     sqlite3_stmt *s;
     CmDb *db;
     int r;
@@ -254,6 +255,7 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
     }
+    idle = strcmp(kind, "idle") == 0;
     if (r >= 0 && strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0)
         r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
                               "finding %lld is '%s'", (long long)id, state);
@@ -264,26 +266,56 @@ int br_api_findings_change_request(BrCall *c)
     /* The same rules as POST /v1/requests: one open request per live allocation. */
     if (r >= 0)
         r = br_api_allocation_changeable(c, db, alloc, system);
-    if (r >= 0 && strcmp(kind, "idle") != 0) {
-        /* Every instance as it is, the one of the finding at the recommended size. */
-        json_object *list = json_object_new_array();
+    if (r >= 0 && idle) {
+        /* An idle instance beside instances that are not idle: remove that one (scale-in),
+         * not the allocation. */
+        s = cm_db_stmt(db,
+                       "SELECT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = ?1"
+                       " AND i.id != ?2 AND i.state != 'deleted' AND NOT EXISTS (SELECT 1"
+                       " FROM findings f WHERE f.instance_id = i.id AND f.kind = 'idle'"
+                       " AND f.state IN ('open','acknowledged')))",
+                       &c->err);
+        r = s ? 0 : -EIO;
+        if (r >= 0) {
+            CM_DB_BIND(s, alloc, instance);
+            r = cm_db_step_row(db, s, &c->err);
+            if (r > 0)
+                scale_in = sqlite3_column_int(s, 0) != 0;
+            sqlite3_reset(s);
+        }
+    }
+    if (r >= 0 && (!idle || scale_in)) {
+        /* Every instance as it is, the one of the finding at the recommended size, or (scale
+         * in) left out of the list and named in resources.remove. */
+        json_object *list = json_object_new_array(), *remove = NULL;
         resources = json_object_new_object();
         json_object_object_add(resources, "instances", list);
+        if (scale_in) {
+            remove = json_object_new_array();
+            json_object_object_add(resources, "remove", remove);
+        }
         s = cm_db_stmt(db,
-                       "SELECT id, vcpus, memory_mib, disk_gib, image FROM instances"
+                       "SELECT id, vcpus, memory_mib, disk_gib, image, idx FROM instances"
                        " WHERE allocation_id = ? AND state != 'deleted' ORDER BY idx",
                        &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
             CM_DB_BIND(s, alloc);
             while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
-                json_object *one = json_object_new_object();
+                json_object *one;
                 bool me = sqlite3_column_int64(s, 0) == instance;
-                json_object_object_add(one, "vcpus", json_object_new_int64(
-                                                         me ? rec_vcpus : sqlite3_column_int64(s, 1)));
-                json_object_object_add(one, "memory_mib",
-                                       json_object_new_int64(me ? rec_mem
-                                                                : sqlite3_column_int64(s, 2)));
+                if (me && scale_in) {
+                    json_object_array_add(remove,
+                                          json_object_new_int64(sqlite3_column_int64(s, 5)));
+                    continue;
+                }
+                one = json_object_new_object();
+                json_object_object_add(
+                    one, "vcpus",
+                    json_object_new_int64(me ? rec_vcpus : sqlite3_column_int64(s, 1)));
+                json_object_object_add(
+                    one, "memory_mib",
+                    json_object_new_int64(me ? rec_mem : sqlite3_column_int64(s, 2)));
                 json_object_object_add(one, "disk_gib",
                                        json_object_new_int64(sqlite3_column_int64(s, 3)));
                 json_object_object_add(one, "image", br_json_col_text(s, 4));
@@ -292,27 +324,33 @@ int br_api_findings_change_request(BrCall *c)
             sqlite3_reset(s);
         }
         /* Fewer vCPUs can only be applied by a restart. */
-        restart = rec_vcpus < cur_vcpus;
+        restart = !idle && rec_vcpus < cur_vcpus;
     }
     snprintf(just, sizeof(just), "%s of finding %lld (%s).",
-             strcmp(kind, "idle") == 0 ? "Termination of an idle instance, on the advice"
-                                       : "Right-sizing as recommended",
+             scale_in ? "Scale-in: removal of an idle instance while the others work, on the "
+                        "advice"
+             : idle   ? "Termination of an idle instance, on the advice"
+                      : "Right-sizing as recommended",
              (long long)id, kind);
+    req_kind = idle && !scale_in ? "termination" : "change";
     if (r >= 0) {
-        s = cm_db_stmt(db,
-                       "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
-                       " resources, vcpus, memory_mib, disk_gib, instances, justification,"
-                       " restart_allowed, created_by, created_at, updated_at)"
-                       " SELECT department_id, ?, ?, 'draft', ?, ?,"
-                       " coalesce((SELECT sum(v.value ->> 'vcpus') FROM json_each(?4 -> '$.instances') v), 0),"
-                       " coalesce((SELECT sum(v.value ->> 'memory_mib') FROM json_each(?4 -> '$.instances') v), 0),"
-                       " coalesce((SELECT sum(v.value ->> 'disk_gib') FROM json_each(?4 -> '$.instances') v), 0),"
-                       " coalesce((SELECT count(*) FROM json_each(?4 -> '$.instances')), 0),"
-                       " ?, ?, ?, ?, ? FROM allocations WHERE id = ?3",
-                       &c->err);
+        s = cm_db_stmt(
+            db,
+            "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
+            " resources, vcpus, memory_mib, disk_gib, instances, justification,"
+            " restart_allowed, created_by, created_at, updated_at)"
+            " SELECT department_id, ?, ?, 'draft', ?, ?,"
+            " coalesce((SELECT sum(v.value ->> 'vcpus') FROM json_each(?4 -> '$.instances') v), 0),"
+            " coalesce((SELECT sum(v.value ->> 'memory_mib') FROM json_each(?4 -> '$.instances') "
+            "v), 0),"
+            " coalesce((SELECT sum(v.value ->> 'disk_gib') FROM json_each(?4 -> '$.instances') v), "
+            "0),"
+            " coalesce((SELECT count(*) FROM json_each(?4 -> '$.instances')), 0),"
+            " ?, ?, ?, ?, ? FROM allocations WHERE id = ?3",
+            &c->err);
         r = s ? 0 : -EIO;
         if (r >= 0) {
-            CM_DB_BIND(s, system, strcmp(kind, "idle") == 0 ? "termination" : "change", alloc,
+            CM_DB_BIND(s, system, req_kind, alloc,
                        resources ? cm_json_to_string(resources, NULL) : NULL, just,
                        (int64_t)restart, c->actor.account_id, at, at);
             r = cm_db_step_done(db, s, &c->err);
@@ -328,8 +366,7 @@ int br_api_findings_change_request(BrCall *c)
         if (r >= 0) {
             char comment[64];
             snprintf(comment, sizeof(comment), "from finding %lld", (long long)id);
-            CM_DB_BIND(s, req_id, c->actor.account_id, br_actor_role_name(&c->actor), comment,
-                       at);
+            CM_DB_BIND(s, req_id, c->actor.account_id, br_actor_role_name(&c->actor), comment, at);
             r = cm_db_step_done(db, s, &c->err);
         }
     }
@@ -345,15 +382,13 @@ int br_api_findings_change_request(BrCall *c)
         /* Audited as POST /v1/requests audits a draft: what it asks for. */
         _cleanup_json_ json_object *what = json_object_new_object();
         json_object_object_add(what, "system", json_object_new_int64(system));
-        json_object_object_add(what, "kind", json_object_new_string(
-                                                 strcmp(kind, "idle") == 0 ? "termination"
-                                                                           : "change"));
+        json_object_object_add(what, "kind", json_object_new_string(req_kind));
         json_object_object_add(what, "allocation", json_object_new_int64(alloc));
         if (resources)
             json_object_object_add(what, "resources", json_object_get(resources));
         json_object_object_add(what, "finding", json_object_new_int64(id));
-        r = br_store_audit(c->d->store, db, &c->actor, "request.create", "request", req_id,
-                           "draft", cm_json_to_string(what, NULL), &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "request.create", "request", req_id, "draft",
+                           cm_json_to_string(what, NULL), &c->err);
     }
     if (r >= 0) {
         char detail[64];
@@ -370,7 +405,7 @@ int br_api_findings_change_request(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, o);
 }
 
-int br_api_assessment_run(BrCall *c)
+static int br_api_assessment_run(BrCall *c)
 {
     json_object *o = NULL;
     int r = br_assess_run(c->d, &c->actor, &o, &c->err);
@@ -421,13 +456,13 @@ static int check_time(BrCall *c, const char *key, const char *v, char out[CM_TIM
 typedef enum { REC_VULNERABILITY, REC_INCIDENT, REC_BACKUP } RecKind;
 
 /* The columns of each kind of record, as the API shows them (NULL: none). */
-#define REC_COLUMNS_VULNERABILITY                                                              \
-    "SELECT id, system_id, severity, title, status, found_at, fixed_at, created_at"            \
+#define REC_COLUMNS_VULNERABILITY                                                                  \
+    "SELECT id, system_id, severity, title, status, found_at, fixed_at, created_at"                \
     " FROM vulnerabilities"
-#define REC_COLUMNS_INCIDENT                                                                   \
-    "SELECT id, system_id, severity, title, description, occurred_at, resolved_at, created_at" \
+#define REC_COLUMNS_INCIDENT                                                                       \
+    "SELECT id, system_id, severity, title, description, occurred_at, resolved_at, created_at"     \
     " FROM incidents"
-#define REC_COLUMNS_BACKUP                                                                     \
+#define REC_COLUMNS_BACKUP                                                                         \
     "SELECT id, system_id, location, taken_at, size_bytes, sha256, NULL, created_at FROM backups"
 static const char *const rec_names[][8] = {
     {"id", "system_id", "severity", "title", "status", "found_at", "fixed_at", "created_at"},
@@ -511,8 +546,8 @@ static int record_create(BrCall *c, RecKind kind)
         if (strcmp(status, "fixed") == 0 && !t2[0])
             cm_strscpy(t2, sizeof(t2), at); /* fixed now, as a PATCH to "fixed" says */
         else if (strcmp(status, "fixed") != 0 && t2[0])
-            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
-                                  "/fixed_at", "fixed_at is only for a fixed vulnerability");
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/fixed_at",
+                                  "fixed_at is only for a fixed vulnerability");
         if (r >= 0)
             r = check_order(c, "found_at", t1, "fixed_at", t2);
     }
@@ -539,13 +574,13 @@ static int record_create(BrCall *c, RecKind kind)
             if (kind == REC_VULNERABILITY)
                 CM_DB_BIND(s, system, cm_json_get_str(c->body, "severity", ""),
                            cm_json_get_str(c->body, "title", ""),
-                           cm_json_get_str(c->body, "status", "open"), t1, t2,
-                           c->actor.account_id, at, at);
+                           cm_json_get_str(c->body, "status", "open"), t1, t2, c->actor.account_id,
+                           at, at);
             else if (kind == REC_INCIDENT)
                 CM_DB_BIND(s, system, cm_json_get_str(c->body, "severity", ""),
                            cm_json_get_str(c->body, "title", ""),
-                           cm_json_get_str(c->body, "description", ""), t1, t2,
-                           c->actor.account_id, at);
+                           cm_json_get_str(c->body, "description", ""), t1, t2, c->actor.account_id,
+                           at);
             else
                 CM_DB_BIND(s, system, cm_json_get_str(c->body, "location", ""), t1,
                            cm_json_get_int(c->body, "size_bytes", 0),
@@ -573,17 +608,17 @@ static int record_create(BrCall *c, RecKind kind)
     return br_reply(c, MHD_HTTP_CREATED, o);
 }
 
-int br_api_vulnerabilities_create(BrCall *c)
+static int br_api_vulnerabilities_create(BrCall *c)
 {
     return record_create(c, REC_VULNERABILITY);
 }
 
-int br_api_incidents_create(BrCall *c)
+static int br_api_incidents_create(BrCall *c)
 {
     return record_create(c, REC_INCIDENT);
 }
 
-int br_api_backups_create(BrCall *c)
+static int br_api_backups_create(BrCall *c)
 {
     return record_create(c, REC_BACKUP);
 }
@@ -626,22 +661,22 @@ static int record_list(BrCall *c, RecKind kind)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_vulnerabilities_list(BrCall *c)
+static int br_api_vulnerabilities_list(BrCall *c)
 {
     return record_list(c, REC_VULNERABILITY);
 }
 
-int br_api_incidents_list(BrCall *c)
+static int br_api_incidents_list(BrCall *c)
 {
     return record_list(c, REC_INCIDENT);
 }
 
-int br_api_backups_list(BrCall *c)
+static int br_api_backups_list(BrCall *c)
 {
     return record_list(c, REC_BACKUP);
 }
 
-int br_api_vulnerabilities_patch(BrCall *c)
+static int br_api_vulnerabilities_patch(BrCall *c)
 {
     int64_t id = c->ids[0], system = 0;
     char at[CM_TIME_ISO_LEN + 1], fixed[CM_TIME_ISO_LEN + 1], found[CM_TIME_ISO_LEN + 1] = "";
@@ -656,8 +691,8 @@ int br_api_vulnerabilities_patch(BrCall *c)
         return r;
     bool to_fixed = strcmp(cm_json_get_str(c->body, "status", ""), "fixed") == 0;
     if (fixed[0] && !to_fixed)
-        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
-                                 "/fixed_at", "fixed_at is only for a fixed vulnerability");
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/fixed_at",
+                                 "fixed_at is only for a fixed vulnerability");
     r = br_api_write_begin(c, &db);
     if (r < 0)
         return r;
@@ -698,9 +733,9 @@ int br_api_vulnerabilities_patch(BrCall *c)
         }
     }
     if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "vulnerability.update", "vulnerability",
-                           id, cm_json_get_str(c->body, "status", ""),
-                           cm_json_to_string(c->body, NULL), &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "vulnerability.update", "vulnerability", id,
+                           cm_json_get_str(c->body, "status", ""), cm_json_to_string(c->body, NULL),
+                           &c->err);
     if (r >= 0) {
         o = record_get(db, REC_VULNERABILITY, id, &c->err);
         if (!o)
@@ -714,7 +749,7 @@ int br_api_vulnerabilities_patch(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_incidents_patch(BrCall *c)
+static int br_api_incidents_patch(BrCall *c)
 {
     int64_t id = c->ids[0], system = 0;
     char at[CM_TIME_ISO_LEN + 1], resolved[CM_TIME_ISO_LEN + 1], occurred[CM_TIME_ISO_LEN + 1] = "";
@@ -779,3 +814,40 @@ int br_api_incidents_patch(BrCall *c)
     }
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+static const BrRoute routes[] = {
+
+    /* Assessment: findings, security and backup records, reports (Art. 5, 8, 9). */
+    {"GET", "/v1/findings", br_api_findings_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/findings/{id}", br_api_findings_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"POST", "/v1/findings/{id}/acknowledge", br_api_findings_acknowledge,
+     R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON_OPTIONAL, "finding-action"},
+    {"POST", "/v1/findings/{id}/resolve", br_api_findings_resolve, R_DEPARTMENT | R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "finding-action"},
+    {"POST", "/v1/findings/{id}/dismiss", br_api_findings_dismiss, R_REVIEWER, BR_BODY_JSON,
+     "finding-action"},
+    {"POST", "/v1/findings/{id}/change-request", br_api_findings_change_request, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+    {"POST", "/v1/assessment/run", br_api_assessment_run, R_REVIEWER | R_VENDOR,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+    {"POST", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_create,
+     R_DEPARTMENT | R_VENDOR, BR_BODY_JSON, "vulnerability-create"},
+    {"GET", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_list,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/vulnerabilities/{id}", br_api_vulnerabilities_patch, R_DEPARTMENT | R_VENDOR,
+     BR_BODY_JSON, "vulnerability-patch"},
+    {"POST", "/v1/systems/{id}/incidents", br_api_incidents_create, R_DEPARTMENT | R_VENDOR,
+     BR_BODY_JSON, "incident-create"},
+    {"GET", "/v1/systems/{id}/incidents", br_api_incidents_list,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, R_DEPARTMENT | R_VENDOR, BR_BODY_JSON,
+     "incident-patch"},
+    {"POST", "/v1/systems/{id}/backups", br_api_backups_create, R_DEPARTMENT | R_VENDOR,
+     BR_BODY_JSON, "backup-create"},
+    {"GET", "/v1/systems/{id}/backups", br_api_backups_list,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_findings_routes = {routes, ELEMENTSOF(routes)};

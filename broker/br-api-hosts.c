@@ -12,15 +12,15 @@
 #include "cm-time.h"
 
 #define HOST_COLUMNS                                                                               \
-    "h.id, h.name, h.uri, h.pool, h.storage_pool, h.cpu_ratio, h.ram_ratio, h.disk_ratio,"       \
-    " h.enabled, h.maintenance, h.cpus, h.memory_mib, h.disk_gib, h.created_at, h.updated_at,"   \
-    " (SELECT coalesce(sum(CASE WHEN i.state = 'undefined' THEN 0 ELSE i.vcpus END), 0)"          \
-    "  FROM instances i WHERE i.host_id = h.id AND i.state != 'deleted'),"                        \
-    " (SELECT coalesce(sum(CASE WHEN i.state = 'undefined' THEN 0 ELSE i.memory_mib END), 0)"     \
-    "  FROM instances i WHERE i.host_id = h.id AND i.state != 'deleted'),"                        \
-    " (SELECT coalesce(sum(i.disk_gib), 0) FROM instances i WHERE i.host_id = h.id"               \
-    "  AND i.state != 'deleted'),"                                                                \
-    " (SELECT count(*) FROM instances i WHERE i.host_id = h.id AND i.state NOT IN"                \
+    "h.id, h.name, h.uri, h.pool, h.storage_pool, h.cpu_ratio, h.ram_ratio, h.disk_ratio,"         \
+    " h.enabled, h.maintenance, h.cpus, h.memory_mib, h.disk_gib, h.created_at, h.updated_at,"     \
+    " (SELECT coalesce(sum(CASE WHEN i.state = 'undefined' THEN 0 ELSE i.vcpus END), 0)"           \
+    "  FROM instances i WHERE i.host_id = h.id AND i.state != 'deleted'),"                         \
+    " (SELECT coalesce(sum(CASE WHEN i.state = 'undefined' THEN 0 ELSE i.memory_mib END), 0)"      \
+    "  FROM instances i WHERE i.host_id = h.id AND i.state != 'deleted'),"                         \
+    " (SELECT coalesce(sum(i.disk_gib), 0) FROM instances i WHERE i.host_id = h.id"                \
+    "  AND i.state != 'deleted'),"                                                                 \
+    " (SELECT count(*) FROM instances i WHERE i.host_id = h.id AND i.state NOT IN"                 \
     "  ('deleted','undefined'))"
 
 static json_object *ratio_json(sqlite3_stmt *stmt, int col, double def, double *ret)
@@ -78,8 +78,7 @@ static json_object *host_from_row(BrCall *c, sqlite3_stmt *stmt, const BrPolicie
                                                    sqlite3_column_type(stmt, 7) == SQLITE_NULL));
     json_object_object_add(o, "overcommit", ratios);
     json_object_object_add(o, "enabled", json_object_new_boolean(sqlite3_column_int(stmt, 8)));
-    json_object_object_add(o, "maintenance",
-                           json_object_new_boolean(sqlite3_column_int(stmt, 9)));
+    json_object_object_add(o, "maintenance", json_object_new_boolean(sqlite3_column_int(stmt, 9)));
 
     json_object_object_add(conn, "state",
                            json_object_new_string(st.connected ? "connected" : "disconnected"));
@@ -107,7 +106,8 @@ static json_object *host_from_row(BrCall *c, sqlite3_stmt *stmt, const BrPolicie
     json_object_object_add(alloc, "vcpus", json_object_new_int64(uv));
     json_object_object_add(alloc, "memory_mib", json_object_new_int64(um));
     json_object_object_add(alloc, "disk_gib", json_object_new_int64(ud));
-    json_object_object_add(alloc, "instances", json_object_new_int64(sqlite3_column_int64(stmt, 18)));
+    json_object_object_add(alloc, "instances",
+                           json_object_new_int64(sqlite3_column_int64(stmt, 18)));
     json_object_object_add(o, "allocated", alloc);
     json_object_object_add(free_, "vcpus",
                            json_object_new_int64((int64_t)floor((double)cpus * cr) - uv));
@@ -147,7 +147,7 @@ static void bind_ratio(sqlite3_stmt *stmt, int idx, json_object *v)
         sqlite3_bind_null(stmt, idx);
 }
 
-int br_api_hosts_create(BrCall *c)
+static int br_api_hosts_create(BrCall *c)
 {
     const char *pool = cm_json_get_str(c->body, "storage_pool", "default");
     char at[CM_TIME_ISO_LEN + 1], token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
@@ -215,7 +215,7 @@ int br_api_hosts_create(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, out);
 }
 
-int br_api_hosts_rotate_agent_token(BrCall *c)
+static int br_api_hosts_rotate_agent_token(BrCall *c)
 {
     char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
     int64_t id = c->ids[0];
@@ -238,8 +238,8 @@ int br_api_hosts_rotate_agent_token(BrCall *c)
     if (r >= 0 && sqlite3_changes(cm_db_handle(db)) == 0)
         r = br_not_found(c, "host", id);
     if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "host.rotate_agent_token", "host", id,
-                           "ok", NULL, &c->err);
+        r = br_store_audit(c->d->store, db, &c->actor, "host.rotate_agent_token", "host", id, "ok",
+                           NULL, &c->err);
     r = br_api_write_end(c, db, r);
     if (r < 0) {
         explicit_bzero(token, sizeof(token));
@@ -252,7 +252,7 @@ int br_api_hosts_rotate_agent_token(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, out);
 }
 
-int br_api_hosts_list(BrCall *c)
+static int br_api_hosts_list(BrCall *c)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     CmDb *db = br_api_read_db(c);
@@ -268,8 +268,7 @@ int br_api_hosts_list(BrCall *c)
     if (r < 0)
         return r;
     if (pool && strcmp(pool, "trial") != 0 && strcmp(pool, "production") != 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "pool",
-                            "pool must be trial or production");
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "pool", "pool must be trial or production");
     stmt = cm_db_stmt(db,
                       "SELECT " HOST_COLUMNS " FROM hosts h WHERE h.id > ?1"
                       " AND (?2 IS NULL OR h.pool = ?2) ORDER BY h.id LIMIT ?3",
@@ -290,7 +289,7 @@ int br_api_hosts_list(BrCall *c)
     return br_api_list_reply(c, items, limit, last);
 }
 
-int br_api_hosts_get(BrCall *c)
+static int br_api_hosts_get(BrCall *c)
 {
     json_object *o = NULL;
     CmDb *db = br_api_read_db(c);
@@ -303,7 +302,7 @@ int br_api_hosts_get(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_hosts_patch(BrCall *c)
+static int br_api_hosts_patch(BrCall *c)
 {
     const char *storage_pool = cm_json_get_str(c->body, "storage_pool", NULL);
     int64_t id = c->ids[0];
@@ -365,3 +364,15 @@ int br_api_hosts_patch(BrCall *c)
         return r;
     return br_reply(c, MHD_HTTP_OK, out);
 }
+
+static const BrRoute routes[] = {
+
+    {"POST", "/v1/hosts", br_api_hosts_create, R_VENDOR, BR_BODY_JSON, "host-create"},
+    {"GET", "/v1/hosts", br_api_hosts_list, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/hosts/{id}", br_api_hosts_get, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, R_VENDOR, BR_BODY_JSON, "host-patch"},
+    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, R_VENDOR,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+};
+
+const BrRouteTable br_api_hosts_routes = {routes, ELEMENTSOF(routes)};

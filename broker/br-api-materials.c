@@ -86,8 +86,8 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
         r = filename_param(c, ret_filename);
     if (r < 0)
         return r;
-    if (br_material_media_type(br_call_header(c, MHD_HTTP_HEADER_CONTENT_TYPE), media,
-                               media_size) < 0)
+    if (br_material_media_type(br_call_header(c, MHD_HTTP_HEADER_CONTENT_TYPE), media, media_size) <
+        0)
         return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                             "a Content-Type header naming the document's type is required");
     if (!br_policy_media_type_allowed(&p->review, media))
@@ -105,7 +105,7 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
     return r;
 }
 
-int br_api_materials_precheck(BrCall *c)
+static int br_api_materials_precheck(BrCall *c)
 {
     BrMaterialKind kind;
     const char *filename;
@@ -113,7 +113,7 @@ int br_api_materials_precheck(BrCall *c)
     return upload_checks(c, &kind, &filename, media, sizeof(media));
 }
 
-int br_api_materials_put(BrCall *c)
+static int br_api_materials_put(BrCall *c)
 {
     int64_t id = c->ids[0];
     char media[128], at[CM_TIME_ISO_LEN + 1], detail[512];
@@ -162,8 +162,8 @@ int br_api_materials_put(BrCall *c)
                           &c->err);
         r = stmt ? 0 : -EIO;
         if (r >= 0) {
-            CM_DB_BIND(stmt, id, c->name, c->upload.sha256,
-                       (int64_t)c->upload.size, media, filename, c->actor.account_id, at);
+            CM_DB_BIND(stmt, id, c->name, c->upload.sha256, (int64_t)c->upload.size, media,
+                       filename, c->actor.account_id, at);
             r = cm_db_step_done(db, stmt, &c->err);
         }
     }
@@ -193,7 +193,7 @@ int br_api_materials_put(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, o);
 }
 
-int br_api_materials_get(BrCall *c)
+static int br_api_materials_get(BrCall *c)
 {
     int64_t id = c->ids[0];
     BrMaterialKind kind = BR_MATERIAL_OTHER;
@@ -231,8 +231,8 @@ int br_api_materials_get(BrCall *c)
     if (r < 0)
         return r;
     if (r == 0)
-        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "kind",
-                            "request %lld has no %s material", (long long)id, c->name);
+        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "kind", "request %lld has no %s material",
+                            (long long)id, c->name);
     path = br_material_path(c->d->material_dir, sha);
     if (!path || !media)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -260,3 +260,12 @@ int br_api_materials_get(BrCall *c)
     }
     return br_reply_fd(c, fd, (uint64_t)st.st_size, media);
 }
+
+static const BrRoute routes[] = {
+    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put, R_DEPARTMENT | R_VENDOR,
+     BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
+    {"GET", "/v1/requests/{id}/materials/{name}", br_api_materials_get,
+     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_materials_routes = {routes, ELEMENTSOF(routes)};

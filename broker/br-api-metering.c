@@ -25,7 +25,7 @@ static int64_t sat_add(int64_t a, int64_t b)
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
 
-int br_api_samples_post(BrCall *c)
+static int br_api_samples_post(BrCall *c)
 {
     _cleanup_(br_samples_batch_free) BrSamplesBatch batch = {0};
     BrIngestResult res = {0};
@@ -147,7 +147,7 @@ static json_object *int_or_null(sqlite3_stmt *s, int col)
                : json_object_new_int64(sqlite3_column_int64(s, col));
 }
 
-int br_api_instances_usage(BrCall *c)
+static int br_api_instances_usage(BrCall *c)
 {
     int64_t id = c->ids[0], from, to, step;
     CmDb *db = br_api_read_db(c);
@@ -172,33 +172,85 @@ int br_api_instances_usage(BrCall *c)
     daily = step >= 86400;
     if (daily) {
         step -= step % 86400;
-        s = cm_db_stmt(db,
-                       "SELECT (unixepoch(day) / ?1) * ?1 AS b, sum(windows), sum(readings),"
-                       " sum(expected), sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg"
-                       " IS NOT NULL THEN readings END), 0), max(cpu_max), max(cpu_p95),"
-                       " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
-                       " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
-                       " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
-                       " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
-                       " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
-                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", 86400, count(*)"
-                       " FROM rollups WHERE instance_id = ?2 AND unixepoch(day) >= ?3"
-                       " AND unixepoch(day) < ?4 GROUP BY b ORDER BY b",
-                       &c->err);
+        s = cm_db_stmt(
+            db,
+            "SELECT (unixepoch(day) / ?1) * ?1 AS b, sum(windows), sum(readings),"
+            " sum(expected), sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg"
+            " IS NOT NULL THEN readings END), 0), max(cpu_max), max(cpu_p95),"
+            " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
+            " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
+            " " SATSUM("disk_rd_bytes") ", " SATSUM(
+                "disk_wr_bytes") ","
+                                 " " SATSUM("net_rx_bytes") ", " SATSUM(
+                                     "net_tx_bytes") ","
+                                                     " " SATSUM("disk_rd_reqs") ", " SATSUM(
+                                                         "disk_wr_reqs") ","
+                                                                         " " SATSUM("net_rx_pkts") ", " SATSUM(
+                                                                             "net_tx_pkts") ", "
+                                                                                            "86400,"
+                                                                                            " count"
+                                                                                            "(*)"
+                                                                                            " FROM "
+                                                                                            "rollup"
+                                                                                            "s "
+                                                                                            "WHERE "
+                                                                                            "instan"
+                                                                                            "ce_id "
+                                                                                            "= ?2 "
+                                                                                            "AND "
+                                                                                            "unixep"
+                                                                                            "och("
+                                                                                            "day) "
+                                                                                            ">= ?3"
+                                                                                            " AND "
+                                                                                            "unixep"
+                                                                                            "och("
+                                                                                            "day) "
+                                                                                            "< ?4 "
+                                                                                            "GROUP "
+                                                                                            "BY b "
+                                                                                            "ORDER "
+                                                                                            "BY b",
+            &c->err);
     } else {
-        s = cm_db_stmt(db,
-                       "SELECT (start / ?1) * ?1 AS b, count(*), sum(readings), sum(expected),"
-                       " sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg IS NOT NULL"
-                       " THEN readings END), 0), max(cpu_max), NULL,"
-                       " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
-                       " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
-                       " " SATSUM("disk_rd_bytes") ", " SATSUM("disk_wr_bytes") ","
-                       " " SATSUM("net_rx_bytes") ", " SATSUM("net_tx_bytes") ","
-                       " " SATSUM("disk_rd_reqs") ", " SATSUM("disk_wr_reqs") ","
-                       " " SATSUM("net_rx_pkts") ", " SATSUM("net_tx_pkts") ", max(duration), count(*)"
-                       " FROM samples WHERE instance_id = ?2 AND start >= ?3 AND start < ?4"
-                       " GROUP BY b ORDER BY b",
-                       &c->err);
+        s = cm_db_stmt(
+            db,
+            "SELECT (start / ?1) * ?1 AS b, count(*), sum(readings), sum(expected),"
+            " sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg IS NOT NULL"
+            " THEN readings END), 0), max(cpu_max), NULL,"
+            " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL"
+            " THEN readings END), 0), max(mem_max), max(vcpus), max(memory_mib),"
+            " " SATSUM("disk_rd_bytes") ", " SATSUM(
+                "disk_wr_bytes") ","
+                                 " " SATSUM("net_rx_bytes") ", " SATSUM(
+                                     "net_tx_bytes") ","
+                                                     " " SATSUM("disk_rd_reqs") ", " SATSUM(
+                                                         "disk_wr_reqs") ","
+                                                                         " " SATSUM("net_rx_pkts") ", " SATSUM(
+                                                                             "net_tx_pkts") ", "
+                                                                                            "max("
+                                                                                            "durati"
+                                                                                            "on), "
+                                                                                            "count("
+                                                                                            "*)"
+                                                                                            " FROM "
+                                                                                            "sample"
+                                                                                            "s "
+                                                                                            "WHERE "
+                                                                                            "instan"
+                                                                                            "ce_id "
+                                                                                            "= ?2 "
+                                                                                            "AND "
+                                                                                            "start "
+                                                                                            ">= ?3 "
+                                                                                            "AND "
+                                                                                            "start "
+                                                                                            "< ?4"
+                                                                                            " GROUP"
+                                                                                            " BY b "
+                                                                                            "ORDER "
+                                                                                            "BY b",
+            &c->err);
     }
     if (!s) {
         cm_db_rollback(db);
@@ -214,8 +266,8 @@ int br_api_instances_usage(BrCall *c)
         /* Coverage: the readings that arrived out of those the whole step should have. */
         /* (daily: the rollups' expected readings per day, over the days there are) */
         int64_t rows = sqlite3_column_int64(s, 20);
-        double expected = daily ? (double)sqlite3_column_int64(s, 3) * ((double)step / 86400.0)
-                                        / (double)(rows ? rows : 1)
+        double expected = daily ? (double)sqlite3_column_int64(s, 3) * ((double)step / 86400.0) /
+                                      (double)(rows ? rows : 1)
                                 : (double)step / (double)duration * per_window;
         double coverage = expected > 0 ? (double)readings / expected : 0;
         int64_t vcpus = sqlite3_column_int64(s, 9), mem = sqlite3_column_int64(s, 10);
@@ -337,24 +389,24 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
     sqlite3_reset(s);
     if (rc < 0) /* a short read is no summary */
         return NULL;
-    double expected = duration > 0 ? (double)(to - from) / (double)duration * (double)expected_per
-                                    : 0;
+    double expected =
+        duration > 0 ? (double)(to - from) / (double)duration * (double)expected_per : 0;
     o = json_object_new_object();
     json_object_object_add(o, "instance_id", json_object_new_int64(id));
     json_object_object_add(o, "name", json_object_new_string(name));
     json_object_object_add(o, "windows", json_object_new_int64(windows));
-    json_object_object_add(o, "coverage",
-                           json_object_new_double(expected > 0 ? fmin(1, (double)readings / expected)
-                                                               : 0));
+    json_object_object_add(
+        o, "coverage",
+        json_object_new_double(expected > 0 ? fmin(1, (double)readings / expected) : 0));
     json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
     json_object_object_add(o, "memory_mib", json_object_new_int64(memory));
-    json_object_object_add(o, "cpu_cores_avg", cpu_w > 0 ? json_object_new_double(cpu_sum / cpu_w)
-                                                          : NULL);
+    json_object_object_add(o, "cpu_cores_avg",
+                           cpu_w > 0 ? json_object_new_double(cpu_sum / cpu_w) : NULL);
     json_object_object_add(o, "cpu_cores_p95",
                            n_cpu ? json_object_new_double(br_quantile_exact(cpu, n_cpu, 0.95))
                                  : NULL);
-    json_object_object_add(o, "cpu_cores_max", cpu_max >= 0 ? json_object_new_double(cpu_max)
-                                                            : NULL);
+    json_object_object_add(o, "cpu_cores_max",
+                           cpu_max >= 0 ? json_object_new_double(cpu_max) : NULL);
     json_object_object_add(o, "memory_used_mib_avg",
                            mem_w > 0 ? json_object_new_double(mem_sum / mem_w) : NULL);
     json_object_object_add(o, "memory_used_mib_p95",
@@ -367,7 +419,7 @@ static json_object *instance_summary(CmDb *db, int64_t id, const char *name, int
     return o;
 }
 
-int br_api_allocations_usage(BrCall *c)
+static int br_api_allocations_usage(BrCall *c)
 {
     int64_t id = c->ids[0], from, to, dept = 0;
     CmDb *db = br_api_read_db(c);
@@ -430,7 +482,7 @@ int br_api_allocations_usage(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_metering_rollup(BrCall *c)
+static int br_api_metering_rollup(BrCall *c)
 {
     const char *day = cm_json_get_str(c->body, "day", "");
     char iso[32];
@@ -462,3 +514,19 @@ int br_api_metering_rollup(BrCall *c)
     json_object_object_add(o, "instances", json_object_new_int64(n));
     return br_reply(c, MHD_HTTP_OK, o);
 }
+
+static const BrRoute routes[] = {
+
+    /* Metering: agents post windows; usage is read with the same scoping as allocations. */
+    /* The hot path: parsed by br_samples_parse() into structs, to schemas/samples.json. */
+    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
+     32u * 1024 * 1024},
+    {"GET", "/v1/instances/{id}/usage", br_api_instances_usage,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations/{id}/usage", br_api_allocations_usage,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/metering/rollup", br_api_metering_rollup, R_VENDOR | R_ADMIN, BR_BODY_JSON,
+     "rollup"},
+};
+
+const BrRouteTable br_api_metering_routes = {routes, ELEMENTSOF(routes)};

@@ -7,7 +7,7 @@
 #include "br-api.h"
 #include "br-notification.h"
 
-int br_api_notifications_list(BrCall *c)
+static int br_api_notifications_list(BrCall *c)
 {
     const char *unread = br_call_query(c, "unread");
     json_object *items;
@@ -31,7 +31,7 @@ static int read_tx(BrTx *tx, void *ctx)
     return br_notification_mark_read(tx, tx->actor->account_id, *(int64_t *)ctx);
 }
 
-int br_api_notifications_read(BrCall *c)
+static int br_api_notifications_read(BrCall *c)
 {
     int r = br_call_tx(c, "notification.read", read_tx, &c->ids[0]);
     if (r < 0)
@@ -39,7 +39,7 @@ int br_api_notifications_read(BrCall *c)
     return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
 }
 
-int br_api_notifications_read_all(BrCall *c)
+static int br_api_notifications_read_all(BrCall *c)
 {
     int64_t all = 0;
     int r = br_call_tx(c, "notification.read", read_tx, &all);
@@ -47,3 +47,15 @@ int br_api_notifications_read_all(BrCall *c)
         return r;
     return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
 }
+
+/* Every account reads and marks its own. */
+static const BrRoute routes[] = {
+    {"GET", "/v1/notifications", br_api_notifications_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE,
+     NULL},
+    {"POST", "/v1/notifications/{id}/read", br_api_notifications_read, BR_ROLES_ACCOUNTS,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+    {"POST", "/v1/notifications/read-all", br_api_notifications_read_all, BR_ROLES_ACCOUNTS,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+};
+
+const BrRouteTable br_api_notifications_routes = {routes, ELEMENTSOF(routes)};

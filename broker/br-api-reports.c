@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-metering.h"
 #include "br-report.h"
 #include "cm-time.h"
 
@@ -37,10 +39,25 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
     snprintf(disp, sizeof(disp), "%s; filename=\"%.64s.%s\"", csv ? "attachment" : "inline",
              filename, csv ? "csv" : "html");
     br_reply_header(c, "Content-Disposition", disp);
-    return br_reply_text(c, MHD_HTTP_OK,
-                         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8"
-                                                    : "text/html; charset=utf-8",
-                         text);
+    return br_reply_text(
+        c, MHD_HTTP_OK,
+        strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
+}
+
+/* Rollups of the period brought up to date before a report reads them: yesterday's and
+ * today's (older days were rolled up after they ended; the report states when its last day
+ * was, rollups_computed_at). */
+static int rollups_up_to_date(BrCall *c, int64_t from, int64_t to)
+{
+    int64_t now = cm_now_ms() / 1000, today = now - now % 86400;
+    for (int64_t day = today - 86400; day <= today; day += 86400) {
+        if (day + 86400 <= from || day >= to)
+            continue;
+        int r = br_metering_rollup_if_stale(c->d, day, &c->err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* A department named in the query must exist: an unknown one is a 404, not an empty report. */
@@ -59,12 +76,12 @@ static int department_check(BrCall *c, CmDb *db, int64_t dept)
     if (r < 0)
         return r;
     if (r == 0)
-        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department",
-                            "no department with id %lld", (long long)dept);
+        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department", "no department with id %lld",
+                            (long long)dept);
     return 0;
 }
 
-int br_api_reports_assessment(BrCall *c)
+static int br_api_reports_assessment(BrCall *c)
 {
     int64_t year = 0, dept = 0;
     const char *format;
@@ -86,6 +103,14 @@ int br_api_reports_assessment(BrCall *c)
     /* A department sees its own assessment only. */
     if (br_call_is_department(c))
         dept = c->actor.department_id;
+    {
+        struct tm tm = {.tm_year = (int)year - 1900, .tm_mon = 0, .tm_mday = 1};
+        int64_t y0 = (int64_t)timegm(&tm);
+        tm = (struct tm){.tm_year = (int)year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
+        r = rollups_up_to_date(c, y0, (int64_t)timegm(&tm));
+        if (r < 0)
+            return r;
+    }
     db = br_api_read_db(c);
     if (!db)
         return -EIO;
@@ -101,7 +126,7 @@ int br_api_reports_assessment(BrCall *c)
     return reply_report(c, doc, format, lang, name);
 }
 
-int br_api_reports_operations(BrCall *c)
+static int br_api_reports_operations(BrCall *c)
 {
     const char *month = br_call_query(c, "month"), *format;
     int64_t dept = 0, ms;
@@ -126,6 +151,15 @@ int br_api_reports_operations(BrCall *c)
         return r;
     if (br_call_is_department(c))
         dept = c->actor.department_id;
+    {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1;
+        r = rollups_up_to_date(c, ms / 1000, (int64_t)timegm(&tm));
+        if (r < 0)
+            return r;
+    }
     db = br_api_read_db(c);
     if (!db)
         return -EIO;
@@ -140,3 +174,12 @@ int br_api_reports_operations(BrCall *c)
     snprintf(name, sizeof(name), "operations-%s", month);
     return reply_report(c, doc, format, lang, name);
 }
+
+static const BrRoute routes[] = {
+    {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/operations", br_api_reports_operations,
+     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

@@ -17,8 +17,8 @@
 #include "cm-time.h"
 
 #define REQUEST_COLUMNS                                                                            \
-    "id, department_id, system_id, kind, state, allocation_id, resources, vcpus, memory_mib,"    \
-    " disk_gib, instances, justification, restart_allowed, consultant_id, created_by,"           \
+    "id, department_id, system_id, kind, state, allocation_id, resources, vcpus, memory_mib,"      \
+    " disk_gib, instances, justification, restart_allowed, consultant_id, created_by,"             \
     " created_at, updated_at, version, trial_allocation_id, trial_deadline"
 
 /* The names of a request's department and system, beside their ids in lists. */
@@ -131,8 +131,7 @@ static json_object *request_summary_json(const BrRequestRow *r)
 }
 
 /* The materials currently attached, as JSON, and as a bit set of kinds in @ret_present. */
-static int materials_json(BrCall *c, CmDb *db, int64_t id, json_object **ret,
-                          unsigned *ret_present)
+static int materials_json(BrCall *c, CmDb *db, int64_t id, json_object **ret, unsigned *ret_present)
 {
     sqlite3_stmt *stmt = cm_db_stmt(db,
                                     "SELECT kind, sha256, size, media_type, filename,"
@@ -391,17 +390,15 @@ static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_
         json_object_object_add(trial, "allocation_id",
                                br_json_id_or_null(row->trial_allocation_id));
         json_object_object_add(trial, "deadline",
-                               row->trial_deadline[0]
-                                   ? json_object_new_string(row->trial_deadline)
-                                   : NULL);
+                               row->trial_deadline[0] ? json_object_new_string(row->trial_deadline)
+                                                      : NULL);
         json_object_object_add(trial, "results", list);
         json_object_object_add(o, "trial", trial);
     }
     if (r < 0)
         goto error;
-    stmt = cm_db_stmt(db,
-                      "SELECT id, kind, state, error FROM jobs WHERE request_id = ? ORDER BY id",
-                      &c->err);
+    stmt = cm_db_stmt(
+        db, "SELECT id, kind, state, error FROM jobs WHERE request_id = ? ORDER BY id", &c->err);
     if (!stmt)
         goto error;
     CM_DB_BIND(stmt, row->id);
@@ -511,7 +508,7 @@ int br_api_allocation_changeable(BrCall *c, CmDb *db, int64_t allocation, int64_
     return r < 0 ? r : 0;
 }
 
-int br_api_requests_create(BrCall *c)
+static int br_api_requests_create(BrCall *c)
 {
     const char *kind_s = cm_json_get_str(c->body, "kind", "new");
     BrRequestKind kind = (BrRequestKind)br_request_kind_from_string(kind_s);
@@ -540,9 +537,8 @@ int br_api_requests_create(BrCall *c)
         r = cm_db_step_row(db, stmt, &c->err);
         sqlite3_reset(stmt);
         if (r == 0)
-            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                  "/system", "your department has no system with id %lld",
-                                  (long long)system);
+            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/system",
+                                  "your department has no system with id %lld", (long long)system);
     }
     if (r >= 0 && kind != BR_REQUEST_KIND_NEW)
         r = br_api_allocation_changeable(c, db, allocation, system);
@@ -593,7 +589,7 @@ int br_api_requests_create(BrCall *c)
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
 }
 
-int br_api_requests_list(BrCall *c)
+static int br_api_requests_list(BrCall *c)
 {
     CmDb *db = br_api_read_db(c);
     const char *state = br_call_query(c, "state"), *kind = br_call_query(c, "kind");
@@ -731,7 +727,7 @@ static void cache_store(int64_t id, uint64_t gen, uint64_t pgen, const BrRequest
     pthread_mutex_unlock(&slot->lock);
 }
 
-int br_api_requests_get(BrCall *c)
+static int br_api_requests_get(BrCall *c)
 {
     int64_t id = c->ids[0];
     uint64_t gen = br_store_generation(c->d->store);
@@ -766,7 +762,7 @@ int br_api_requests_get(BrCall *c)
     return br_reply(c, MHD_HTTP_OK, o);
 }
 
-int br_api_requests_patch(BrCall *c)
+static int br_api_requests_patch(BrCall *c)
 {
     int64_t id = c->ids[0];
     json_object *resources = cm_json_get(c->body, "resources");
@@ -795,6 +791,9 @@ int br_api_requests_patch(BrCall *c)
     if (r >= 0 && resources && row.kind == BR_REQUEST_KIND_TERMINATION)
         r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/resources",
                               "a termination request carries no resources");
+    if (r >= 0 && cm_json_get(resources, "remove") && row.kind != BR_REQUEST_KIND_CHANGE)
+        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
+                              "/resources/remove", "only a change removes instances");
     if (r >= 0) {
         stmt = cm_db_stmt(db,
                           "UPDATE requests SET resources = coalesce(?1, resources),"
@@ -893,8 +892,7 @@ static int department_move(BrCall *c, const char *action, BrRequestState to, boo
                               "request %lld is '%s'; only a draft can be submitted%s",
                               (long long)id, br_request_state_to_string(row.state),
                               row.state == BR_REQUEST_STATE_RETURNED ? " (use resubmit)" : "");
-    if (r >= 0 && strcmp(action, "request.resubmit") == 0 &&
-        row.state != BR_REQUEST_STATE_RETURNED)
+    if (r >= 0 && strcmp(action, "request.resubmit") == 0 && row.state != BR_REQUEST_STATE_RETURNED)
         r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
                               "request %lld is '%s'; only a returned request can be resubmitted",
                               (long long)id, br_request_state_to_string(row.state));
@@ -915,22 +913,22 @@ static int department_move(BrCall *c, const char *action, BrRequestState to, boo
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
 }
 
-int br_api_requests_submit(BrCall *c)
+static int br_api_requests_submit(BrCall *c)
 {
     return department_move(c, "request.submit", BR_REQUEST_STATE_SUBMITTED, true);
 }
 
-int br_api_requests_resubmit(BrCall *c)
+static int br_api_requests_resubmit(BrCall *c)
 {
     return department_move(c, "request.resubmit", BR_REQUEST_STATE_SUBMITTED, true);
 }
 
-int br_api_requests_withdraw(BrCall *c)
+static int br_api_requests_withdraw(BrCall *c)
 {
     return department_move(c, "request.withdraw", BR_REQUEST_STATE_WITHDRAWN, false);
 }
 
-int br_api_requests_assign(BrCall *c)
+static int br_api_requests_assign(BrCall *c)
 {
     int64_t id = c->ids[0], consultant = cm_json_get_int(c->body, "consultant", 0);
     BrRequestRow row = {0};
@@ -986,7 +984,7 @@ int br_api_requests_assign(BrCall *c)
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
 }
 
-int br_api_requests_opinion(BrCall *c)
+static int br_api_requests_opinion(BrCall *c)
 {
     int64_t id = c->ids[0];
     char at[CM_TIME_ISO_LEN + 1];
@@ -1028,7 +1026,7 @@ int br_api_requests_opinion(BrCall *c)
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
 }
 
-int br_api_requests_decision(BrCall *c)
+static int br_api_requests_decision(BrCall *c)
 {
     int64_t id = c->ids[0];
     const char *decision = cm_json_get_str(c->body, "decision", "");
@@ -1101,7 +1099,7 @@ int br_api_requests_decision(BrCall *c)
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
 }
 
-int br_api_requests_allocate(BrCall *c)
+static int br_api_requests_allocate(BrCall *c)
 {
     int64_t id = c->ids[0], alloc = 0, job = 0;
     BrRequestRow row = {0};
@@ -1122,10 +1120,9 @@ int br_api_requests_allocate(BrCall *c)
     if (r >= 0)
         r = br_request_review(c, db, &row, NULL, &o);
     if (r >= 0 && br_review_first_failure(&o, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
-        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed",
-                              "/check/rules/2",
-                              "allocating request %lld would exceed the department's quota now",
-                              (long long)id);
+        r = cm_error_set_code(
+            &c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", "/check/rules/2",
+            "allocating request %lld would exceed the department's quota now", (long long)id);
     /* Nothing is created when no host can take the instances: say which filter refused. */
     if (r >= 0)
         r = br_workflow_place_request(c->d, db, id, "production", &c->err);
@@ -1142,7 +1139,7 @@ int br_api_requests_allocate(BrCall *c)
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_ACCEPTED);
 }
 
-int br_api_requests_trial_result(BrCall *c)
+static int br_api_requests_trial_result(BrCall *c)
 {
     int64_t id = c->ids[0];
     const char *test = cm_json_get_str(c->body, "test", "");
@@ -1218,12 +1215,11 @@ int br_api_requests_trial_result(BrCall *c)
     }
     /* Any failure ends the trial; all three passed ends it well. Either way it is reclaimed. */
     if (r >= 0 && (failed > 0 || passed == 3)) {
-        r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind, row.state,
-                                 failed ? BR_REQUEST_STATE_TRIAL_FAILED
-                                        : BR_REQUEST_STATE_TRIAL_PASSED,
-                                 "request.trial_end",
-                                 failed ? "a trial test failed" : "all three trial tests passed",
-                                 &c->err);
+        r = br_request_set_state(
+            c->d->store, db, &c->actor, id, row.kind, row.state,
+            failed ? BR_REQUEST_STATE_TRIAL_FAILED : BR_REQUEST_STATE_TRIAL_PASSED,
+            "request.trial_end", failed ? "a trial test failed" : "all three trial tests passed",
+            &c->err);
         if (r >= 0)
             r = br_workflow_plan_trial_reclaim(c->d, db, &c->actor, id, &job, &c->err);
     }
@@ -1234,3 +1230,33 @@ int br_api_requests_trial_result(BrCall *c)
     br_jobs_kick(c->d->jobs);
     return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
 }
+
+static const BrRoute routes[] = {
+
+    {"POST", "/v1/requests", br_api_requests_create, R_DEPARTMENT, BR_BODY_JSON, "request-create"},
+    {"GET", "/v1/requests", br_api_requests_list,
+     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/requests/{id}", br_api_requests_get,
+     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/requests/{id}", br_api_requests_patch, R_DEPARTMENT, BR_BODY_JSON,
+     "request-patch"},
+    {"POST", "/v1/requests/{id}/submit", br_api_requests_submit, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/resubmit", br_api_requests_resubmit, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/withdraw", br_api_requests_withdraw, R_DEPARTMENT,
+     BR_BODY_JSON_OPTIONAL, "action"},
+    {"POST", "/v1/requests/{id}/assign", br_api_requests_assign, R_REVIEWER, BR_BODY_JSON,
+     "request-assign"},
+    {"POST", "/v1/requests/{id}/opinions", br_api_requests_opinion, R_REVIEWER | R_CONSULTANT,
+     BR_BODY_JSON, "opinion-create"},
+    {"POST", "/v1/requests/{id}/decision", br_api_requests_decision, R_REVIEWER, BR_BODY_JSON,
+     "decision"},
+
+    {"POST", "/v1/requests/{id}/trial-results", br_api_requests_trial_result, R_VENDOR,
+     BR_BODY_JSON, "trial-result"},
+    {"POST", "/v1/requests/{id}/allocate", br_api_requests_allocate, R_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
+};
+
+const BrRouteTable br_api_requests_routes = {routes, ELEMENTSOF(routes)};

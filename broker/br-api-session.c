@@ -289,7 +289,7 @@ static int sign_in_tx(BrTx *tx, void *ctx)
     return 0;
 }
 
-int br_api_session_create(BrCall *c)
+static int br_api_session_create(BrCall *c)
 {
     const char *name = cm_json_get_str(c->body, "name", "");
     const char *password = cm_json_get_str(c->body, "password", "");
@@ -341,7 +341,7 @@ int br_api_session_create(BrCall *c)
     return reply_session(c, MHD_HTTP_OK, w.session_id);
 }
 
-int br_api_session_get(BrCall *c)
+static int br_api_session_get(BrCall *c)
 {
     if (!c->session_id)
         return cm_error_set_code(&c->err, CM_ERROR_UNAUTHENTICATED, "invalid_session", "Cookie",
@@ -359,7 +359,7 @@ static int sign_out_tx(BrTx *tx, void *ctx)
     return 0;
 }
 
-int br_api_session_delete(BrCall *c)
+static int br_api_session_delete(BrCall *c)
 {
     int r;
 
@@ -421,7 +421,7 @@ static int password_tx(BrTx *tx, void *ctx)
     return 0;
 }
 
-int br_api_session_password(BrCall *c)
+static int br_api_session_password(BrCall *c)
 {
     const char *current = cm_json_get_str(c->body, "current_password", NULL);
     const char *fresh = cm_json_get_str(c->body, "new_password", "");
@@ -474,7 +474,7 @@ int br_api_session_password(BrCall *c)
     return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
 }
 
-int br_api_password_setup(BrCall *c)
+static int br_api_password_setup(BrCall *c)
 {
     const char *token = cm_json_get_str(c->body, "token", "");
     const char *password = cm_json_get_str(c->body, "password", "");
@@ -549,7 +549,7 @@ static int link_tx(BrTx *tx, void *ctx)
     return 0;
 }
 
-int br_api_accounts_sign_in_link(BrCall *c)
+static int br_api_accounts_sign_in_link(BrCall *c)
 {
     LinkWrite w = {.id = c->ids[0],
                    .lifetime_ms = (int64_t)c->d->config.sign_in_link_seconds * 1000};
@@ -569,3 +569,18 @@ int br_api_accounts_sign_in_link(BrCall *c)
     explicit_bzero(w.token, sizeof(w.token));
     return br_reply(c, MHD_HTTP_CREATED, o);
 }
+
+static const BrRoute routes[] = {
+    /* No token: the sign-in and the password set with a one-time link. */
+    {"POST", "/v1/session", br_api_session_create, 0, BR_BODY_JSON, "session-create"},
+    {"POST", "/v1/password/setup", br_api_password_setup, 0, BR_BODY_JSON, "password-setup"},
+    /* The session of the cookie: a token is let through and answered invalid_session. */
+    {"GET", "/v1/session", br_api_session_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
+    {"DELETE", "/v1/session", br_api_session_delete, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
+    {"POST", "/v1/session/password", br_api_session_password, BR_ROLES_ACCOUNTS, BR_BODY_JSON,
+     "password-change"},
+    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, R_ADMIN,
+     BR_BODY_JSON_OPTIONAL, "empty"},
+};
+
+const BrRouteTable br_api_session_routes = {routes, ELEMENTSOF(routes)};

@@ -37,7 +37,7 @@ static int system_create_tx(BrTx *tx, void *ctx)
     return br_system_get(tx->db, w->id, 0, &w->out, tx->err);
 }
 
-int br_api_systems_create(BrCall *c)
+static int br_api_systems_create(BrCall *c)
 {
     _cleanup_(system_write_done) SystemWrite w = {
         .department = cm_json_get_int(c->body, "department_id", 0), .body = c->body};
@@ -59,7 +59,7 @@ int br_api_systems_create(BrCall *c)
     return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
-int br_api_systems_list(BrCall *c)
+static int br_api_systems_list(BrCall *c)
 {
     BrPage page;
     int64_t department = 0;
@@ -76,7 +76,7 @@ int br_api_systems_list(BrCall *c)
     return br_reply_list(c, items, &page);
 }
 
-int br_api_systems_get(BrCall *c)
+static int br_api_systems_get(BrCall *c)
 {
     json_object *o;
     int r = br_system_get(br_call_db(c), c->ids[0], br_call_scope(c), &o, &c->err);
@@ -95,7 +95,7 @@ static int system_patch_tx(BrTx *tx, void *ctx)
     return br_system_get(tx->db, w->id, 0, &w->out, tx->err);
 }
 
-int br_api_systems_patch(BrCall *c)
+static int br_api_systems_patch(BrCall *c)
 {
     _cleanup_(system_write_done)
         SystemWrite w = {.id = c->ids[0], .department = br_call_scope(c), .body = c->body};
@@ -107,3 +107,17 @@ int br_api_systems_patch(BrCall *c)
         return r;
     return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
 }
+
+static const BrRoute routes[] = {
+
+    {"POST", "/v1/systems", br_api_systems_create, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
+     "system-create"},
+    {"GET", "/v1/systems", br_api_systems_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"GET", "/v1/systems/{id}", br_api_systems_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+     BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
+     "system-patch"},
+};
+
+const BrRouteTable br_api_systems_routes = {routes, ELEMENTSOF(routes)};

@@ -61,8 +61,7 @@ json_object *br_json_col_text(sqlite3_stmt *stmt, int i)
 
 int br_not_found(BrCall *c, const char *what, int64_t id)
 {
-    return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what,
-                        (long long)id);
+    return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what, (long long)id);
 }
 
 CmDb *br_call_db(BrCall *c)

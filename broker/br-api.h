@@ -122,18 +122,21 @@ static inline bool br_call_is_department(const BrCall *c)
     return c->actor.role == BR_ROLE_DEPARTMENT;
 }
 
-/* Handlers, one file per resource. */
-int br_api_health(BrCall *c);
-int br_api_whoami(BrCall *c);
-int br_api_whoami_patch(BrCall *c);
+/*
+ * The routes: each br-api-*.c holds the routes of its resource and their handlers, so that an
+ * endpoint is added in one file; br-api.c joins the tables.
+ */
+typedef struct {
+    const BrRoute *routes;
+    size_t n;
+} BrRouteTable;
 
-/* People's sign-in to the console (br-api-session.c). */
-int br_api_session_create(BrCall *c);
-int br_api_session_get(BrCall *c);
-int br_api_session_delete(BrCall *c);
-int br_api_session_password(BrCall *c);
-int br_api_password_setup(BrCall *c);
-int br_api_accounts_sign_in_link(BrCall *c);
+/**
+ * br_api_whoami_reply:
+ * Answers the caller's own document (GET /v1/whoami, and after PATCH /v1/whoami).
+ * Returns: 0, or a negative errno with c->err set.
+ */
+int br_api_whoami_reply(BrCall *c);
 
 /**
  * br_api_session_authenticate:
@@ -145,90 +148,14 @@ int br_api_accounts_sign_in_link(BrCall *c);
  */
 int br_api_session_authenticate(BrCall *c);
 
-/* Notifications (br-api-notifications.c). */
-int br_api_notifications_list(BrCall *c);
-int br_api_notifications_read(BrCall *c);
-int br_api_notifications_read_all(BrCall *c);
+/* Role masks the route tables share. */
+#define BR_ROLES_READERS (R_REVIEWER | R_AUDITOR)
 
-/* The reviewers' overview and approval queue (br-api-dashboard.c). */
-int br_api_dashboard(BrCall *c);
-int br_api_queue(BrCall *c);
-int br_api_policies_get(BrCall *c);
-int br_api_metrics(BrCall *c);
-
-int br_api_departments_create(BrCall *c);
-int br_api_departments_list(BrCall *c);
-int br_api_departments_get(BrCall *c);
-int br_api_departments_patch(BrCall *c);
-
-int br_api_accounts_create(BrCall *c);
-int br_api_accounts_list(BrCall *c);
-int br_api_accounts_get(BrCall *c);
-int br_api_accounts_patch(BrCall *c);
-int br_api_accounts_rotate(BrCall *c);
-
-int br_api_systems_create(BrCall *c);
-int br_api_systems_list(BrCall *c);
-int br_api_systems_get(BrCall *c);
-int br_api_systems_patch(BrCall *c);
-
-int br_api_requests_create(BrCall *c);
-int br_api_requests_list(BrCall *c);
-int br_api_requests_get(BrCall *c);
-int br_api_requests_patch(BrCall *c);
-int br_api_requests_submit(BrCall *c);
-int br_api_requests_resubmit(BrCall *c);
-int br_api_requests_withdraw(BrCall *c);
-int br_api_requests_assign(BrCall *c);
-int br_api_requests_opinion(BrCall *c);
-int br_api_requests_decision(BrCall *c);
-int br_api_materials_put(BrCall *c);
-int br_api_materials_get(BrCall *c);
-int br_api_materials_precheck(BrCall *c);
-
-int br_api_requests_allocate(BrCall *c);
-int br_api_requests_trial_result(BrCall *c);
-
-int br_api_hosts_create(BrCall *c);
-int br_api_hosts_list(BrCall *c);
-int br_api_hosts_get(BrCall *c);
-int br_api_hosts_patch(BrCall *c);
-int br_api_hosts_rotate_agent_token(BrCall *c);
-
-int br_api_samples_post(BrCall *c);
-int br_api_instances_usage(BrCall *c);
-int br_api_allocations_usage(BrCall *c);
-int br_api_metering_rollup(BrCall *c);
-
-int br_api_allocations_list(BrCall *c);
-int br_api_allocations_get(BrCall *c);
-int br_api_allocations_restore(BrCall *c);
-int br_api_allocations_purge(BrCall *c);
-int br_api_jobs_list(BrCall *c);
-int br_api_jobs_get(BrCall *c);
-int br_api_jobs_retry(BrCall *c);
-int br_api_events_list(BrCall *c);
-
-int br_api_findings_list(BrCall *c);
-int br_api_findings_get(BrCall *c);
-int br_api_findings_acknowledge(BrCall *c);
-int br_api_findings_resolve(BrCall *c);
-int br_api_findings_dismiss(BrCall *c);
-int br_api_findings_change_request(BrCall *c);
-int br_api_assessment_run(BrCall *c);
-int br_api_vulnerabilities_create(BrCall *c);
-int br_api_vulnerabilities_list(BrCall *c);
-int br_api_incidents_patch(BrCall *c);
-int br_api_vulnerabilities_patch(BrCall *c);
-int br_api_incidents_create(BrCall *c);
-int br_api_incidents_list(BrCall *c);
-int br_api_backups_create(BrCall *c);
-int br_api_backups_list(BrCall *c);
-int br_api_reports_assessment(BrCall *c);
-int br_api_reports_operations(BrCall *c);
-
-int br_api_audit_list(BrCall *c);
-int br_api_audit_verify(BrCall *c);
+extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_accounts_routes,
+    br_api_departments_routes, br_api_systems_routes, br_api_requests_routes,
+    br_api_materials_routes, br_api_hosts_routes, br_api_allocations_routes, br_api_metering_routes,
+    br_api_findings_routes, br_api_reports_routes, br_api_audit_routes, br_api_session_routes,
+    br_api_notifications_routes, br_api_dashboard_routes;
 
 /* ---- shared by the handlers (br-api-util.c) ---- */
 

@@ -13,8 +13,68 @@
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 /* ---- accumulating usage (pure) ---- */
+
+static BrHist *sized_slot(BrSizedHist *sh, int64_t size)
+{
+    int best = 0;
+    for (int i = 0; i < sh->n; i++)
+        if (sh->size[i] == size)
+            return &sh->h[i];
+    if (sh->n < BR_SIZED_HIST_SIZES) {
+        sh->size[sh->n] = size;
+        memset(&sh->h[sh->n], 0, sizeof(sh->h[sh->n]));
+        return &sh->h[sh->n++];
+    }
+    /* More sizes than kept (never seen in practice): the nearest one. */
+    for (int i = 1; i < sh->n; i++)
+        if (llabs(sh->size[i] - size) < llabs(sh->size[best] - size))
+            best = i;
+    return &sh->h[best];
+}
+
+typedef struct {
+    double value;
+    uint64_t count;
+} SizedBin;
+
+static int cmp_sized_bin(const void *a, const void *b)
+{
+    const SizedBin *x = a, *y = b;
+    return x->value < y->value ? -1 : x->value > y->value;
+}
+
+double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current)
+{
+    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HIST_BINS];
+    size_t n = 0;
+    uint64_t total = 0, rank, seen = 0;
+
+    if (sh->n == 0 || current <= 0)
+        return -1;
+    if (sh->n == 1 && sh->size[0] == current)
+        return br_hist_quantile(&sh->h[0], q);
+    for (int i = 0; i < sh->n; i++)
+        for (int k = 0; k < BR_HIST_BINS; k++)
+            if (sh->h[i].bins[k]) {
+                bins[n++] = (SizedBin){k / 100.0 * (double)sh->size[i], sh->h[i].bins[k]};
+                total += sh->h[i].bins[k];
+            }
+    if (total == 0)
+        return -1;
+    qsort(bins, n, sizeof(*bins), cmp_sized_bin);
+    rank = (uint64_t)ceil(q * (double)total);
+    if (rank < 1)
+        rank = 1;
+    for (size_t i = 0; i < n; i++) {
+        seen += bins[i].count;
+        if (seen >= rank)
+            return bins[i].value / (double)current;
+    }
+    return bins[n - 1].value / (double)current;
+}
 
 static void close_day(BrUsageStats *s)
 {
@@ -43,14 +103,15 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
     s->sample_windows++;
     s->readings += readings;
     s->duration = duration;
-    s->sample_expected_per_window =
-        (s->sample_expected_per_window * (double)(s->sample_windows - 1) + (double)expected) /
-        (double)s->sample_windows;
+    s->seen_expected += (double)expected;
+    s->seen_seconds += (double)duration;
     if (has_cpu) {
         s->cpu_wsum += cpu_avg * (double)readings;
         s->cpu_w += (double)readings;
-        if (vcpus > 0)
+        if (vcpus > 0) {
             br_hist_add(&s->cpu_h, cpu_avg / (double)vcpus);
+            br_hist_add(sized_slot(&s->cpu_sh, vcpus), cpu_avg / (double)vcpus);
+        }
         /* The idle rule looks at CPU and network together in each window. */
         bool rx_low = !has_rx || rx_bytes / (double)duration < p->idle_net_in_bps;
         bool tx_low = !has_tx || tx_bytes / (double)duration < p->idle_net_out_bps;
@@ -66,8 +127,10 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
     if (has_mem) {
         s->mem_wsum += mem_avg * (double)readings;
         s->mem_w += (double)readings;
-        if (memory_mib > 0)
+        if (memory_mib > 0) {
             br_hist_add(&s->mem_h, mem_avg / (double)memory_mib);
+            br_hist_add(sized_slot(&s->mem_sh, memory_mib), mem_avg / (double)memory_mib);
+        }
     }
     double mmax = has_mem_max ? mem_max : has_mem ? mem_avg : 0;
     if (mmax > s->mem_max)
@@ -76,23 +139,31 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
         s->cur_mem_max = mmax;
 }
 
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, const BrHist *cpu_h,
-                               const BrHist *mem_h, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, int64_t idle, int64_t checked)
+void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
+                               int64_t duration, int64_t vcpus, int64_t memory_mib,
+                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
+                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
+                               int64_t checked)
 {
     close_day(s);
     s->windows += windows;
     s->readings += readings;
-    s->expected_total += (double)expected;
+    s->seen_expected += (double)expected;
+    s->seen_seconds += 86400;
     if (duration > 0)
         s->duration = duration;
     s->rollup_days++;
-    if (cpu_h)
+    if (cpu_h) {
         br_hist_merge(&s->cpu_h, cpu_h);
-    if (mem_h)
+        if (vcpus > 0)
+            br_hist_merge(sized_slot(&s->cpu_sh, vcpus), cpu_h);
+    }
+    if (mem_h) {
         br_hist_merge(&s->mem_h, mem_h);
+        if (memory_mib > 0)
+            br_hist_merge(sized_slot(&s->mem_sh, memory_mib), mem_h);
+    }
     if (has_cpu) {
         s->cpu_wsum += cpu_avg * (double)readings;
         s->cpu_w += (double)readings;
@@ -119,14 +190,19 @@ void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t reading
 void br_usage_stats_finish(BrUsageStats *s)
 {
     close_day(s);
-    /* The part of the window read from samples expects a reading every interval, whether
-     * the windows arrived or not: a gap lowers coverage, it is never filled in. */
-    if (s->duration > 0) {
-        double per_window = s->sample_expected_per_window > 0 ? s->sample_expected_per_window
-                            : s->windows > 0 ? (double)s->readings / (double)s->windows
-                                             : 1;
-        s->expected_total += s->sample_seconds / (double)s->duration * per_window;
-    }
+    /* A reading is expected every interval of the whole span, whether its window or its day
+     * arrived or not: a gap, a whole day included, lowers coverage; it is never filled in. */
+    s->expected_total = s->seen_seconds > 0 && s->span_seconds > 0
+                            ? s->span_seconds * s->seen_expected / s->seen_seconds
+                            : 0;
+}
+
+double br_usage_stats_coverage(const BrUsageStats *s)
+{
+    if (s->expected_total <= 0)
+        return 0;
+    double c = (double)s->readings / s->expected_total;
+    return c > 1 ? 1 : c;
 }
 
 /* ---- the rules (pure) ---- */
@@ -139,7 +215,7 @@ static double stat_cpu(const BrAssessmentPolicy *p, const BrUsageStats *s, int64
     case BR_RIGHTSIZE_AGGRESSIVE:
         return s->days ? s->cpu_daily_max_sum / (double)s->days : s->cpu_max;
     default:
-        return br_hist_quantile(&s->cpu_h, 0.95) * (double)vcpus;
+        return br_sized_hist_util(&s->cpu_sh, 0.95, vcpus) * (double)vcpus;
     }
 }
 
@@ -151,16 +227,13 @@ static double stat_mem(const BrAssessmentPolicy *p, const BrUsageStats *s, int64
     case BR_RIGHTSIZE_AGGRESSIVE:
         return s->days ? s->mem_daily_max_sum / (double)s->days : s->mem_max;
     default:
-        return br_hist_quantile(&s->mem_h, 0.95) * (double)memory_mib;
+        return br_sized_hist_util(&s->mem_sh, 0.95, memory_mib) * (double)memory_mib;
     }
 }
 
 static double coverage_of(const BrUsageStats *s)
 {
-    if (s->expected_total <= 0)
-        return 0;
-    double c = (double)s->readings / s->expected_total;
-    return c > 1 ? 1 : c;
+    return br_usage_stats_coverage(s);
 }
 
 bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_stats,
@@ -172,8 +245,10 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     bool size_ok = size_cov >= p->min_coverage && size_stats->cpu_h.count > 0;
 
     v.coverage = size_ok ? size_cov : idle_cov;
-    v.cpu_p95_util = br_hist_quantile(&size_stats->cpu_h, 0.95);
-    v.mem_p95_util = br_hist_quantile(&size_stats->mem_h, 0.95);
+    /* In cores (MiB) used, over the current size: a resize inside the window counts each
+     * window at the size it had. */
+    v.cpu_p95_util = br_sized_hist_util(&size_stats->cpu_sh, 0.95, current.vcpus);
+    v.mem_p95_util = br_sized_hist_util(&size_stats->mem_sh, 0.95, current.memory_mib);
     if (idle_ok) {
         v.idle_share = (double)idle_stats->idle / (double)idle_stats->checked;
         if (v.idle_share >= p->idle_share) {
@@ -184,6 +259,11 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
                      "cores, network below %.0f B/s in and %.0f B/s out",
                      v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores,
                      p->idle_net_in_bps, p->idle_net_out_bps);
+            snprintf(v.rule_zh, sizeof(v.rule_zh),
+                     "%.1f %% 的时间窗口闲置（至少需 %.0f %%）：CPU 低于 %.2f 核，"
+                     "网络流入低于每秒 %.0f 字节、流出低于每秒 %.0f 字节",
+                     v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores, p->idle_net_in_bps,
+                     p->idle_net_out_bps);
             v.recommended = (BrSize){0, 0};
             v.frees = current;
             *ret = v;
@@ -227,20 +307,31 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     v.frees.vcpus = current.vcpus - v.recommended.vcpus;
     v.frees.memory_mib = current.memory_mib - v.recommended.memory_mib;
 
-    size_t used = 0;
+    size_t used = 0, used_zh = 0;
     v.rule[0] = 0;
-    if (cpu_over || cpu_under)
+    v.rule_zh[0] = 0;
+    if (cpu_over || cpu_under) {
         used += (size_t)snprintf(v.rule + used, sizeof(v.rule) - used,
                                  "p95 CPU %.0f %% of %lld vCPUs (%s %.0f %%)",
                                  v.cpu_p95_util * 100, (long long)current.vcpus,
                                  cpu_over ? "below" : "above",
                                  (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
-    if ((mem_over || mem_under) && used < sizeof(v.rule))
+        used_zh += (size_t)snprintf(
+            v.rule_zh, sizeof(v.rule_zh), "CPU 第95百分位为 %lld 个vCPU的 %.0f %%（%s %.0f %%）",
+            (long long)current.vcpus, v.cpu_p95_util * 100, cpu_over ? "低于" : "高于",
+            (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
+    }
+    if ((mem_over || mem_under) && used < sizeof(v.rule) && used_zh < sizeof(v.rule_zh)) {
         snprintf(v.rule + used, sizeof(v.rule) - used,
                  "%sp95 memory %.0f %% of %lld MiB (%s %.0f %%)", used ? "; " : "",
                  v.mem_p95_util * 100, (long long)current.memory_mib,
                  mem_over ? "below" : "above",
                  (mem_over ? p->over_mem_p95 : p->under_mem_p95) * 100);
+        snprintf(v.rule_zh + used_zh, sizeof(v.rule_zh) - used_zh,
+                 "%s内存第95百分位为 %lld MiB 的 %.0f %%（%s %.0f %%）", used_zh ? "；" : "",
+                 (long long)current.memory_mib, v.mem_p95_util * 100, mem_over ? "低于" : "高于",
+                 (mem_over ? p->over_mem_p95 : p->under_mem_p95) * 100);
+    }
     *ret = v;
     return true;
 }
@@ -248,9 +339,24 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
 /* ---- gathering usage from the store ---- */
 
 typedef struct {
-    int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms;
-    BrUsageStats w[2]; /* 0: the idle window, 1: the over/under window */
+    int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms, idx;
+    char name[64];
+    double coverage[2]; /* 0: the idle window, 1: the over/under window */
+    json_object *ev[3]; /* the evidence of each kind that fired, made while reading */
 } Target;
+
+/* The evidence held by the targets, put when the run ends, whichever way. */
+typedef struct {
+    Target **t;
+    size_t *n;
+} TargetsRef;
+
+static void targets_evidence_putp(TargetsRef *ref)
+{
+    for (size_t i = 0; *ref->t && i < *ref->n; i++)
+        for (int k = 0; k < 3; k++)
+            json_object_put((*ref->t)[i].ev[k]);
+}
 
 static int64_t day_floor(int64_t t)
 {
@@ -279,7 +385,6 @@ static int gather_samples(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUs
     sqlite3_stmt *st;
     if (to <= from)
         return 0;
-    s->sample_seconds += (double)(to - from);
     st = cm_db_stmt(db,
                     "SELECT start, duration, readings, expected, vcpus, memory_mib, cpu_avg,"
                     " cpu_max, mem_avg, mem_max, net_rx_bytes, net_tx_bytes FROM samples"
@@ -319,12 +424,14 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
     st = cm_db_stmt(db,
                     "SELECT windows, readings, expected, coalesce(duration, 0), cpu_util_hist,"
                     " mem_util_hist, cpu_avg, cpu_max, mem_avg, mem_max,"
-                    " coalesce(idle_windows, 0), coalesce(idle_checked_windows, 0)"
-                    " FROM rollups WHERE instance_id = ? AND day >= ? AND day < ? ORDER BY day",
+                    " coalesce(idle_windows, 0), coalesce(idle_checked_windows, 0),"
+                    " coalesce(vcpus, ?4), coalesce(memory_mib, ?5)"
+                    " FROM rollups WHERE instance_id = ?1 AND day >= ?2 AND day < ?3"
+                    " ORDER BY day",
                     err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, t->id, a, b);
+    CM_DB_BIND(st, t->id, a, b, t->vcpus, t->memory_mib);
     while (sqlite3_step(st) == SQLITE_ROW) {
         BrHist ch, mh;
         const BrHist *cp, *mp;
@@ -332,20 +439,48 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
         decode_hist(st, 5, &mh, &mp);
         br_usage_stats_add_rollup(
             s, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), cp, mp,
-            sqlite3_column_type(st, 6) != SQLITE_NULL, sqlite3_column_double(st, 6),
-            sqlite3_column_type(st, 7) != SQLITE_NULL, sqlite3_column_double(st, 7),
-            sqlite3_column_type(st, 8) != SQLITE_NULL, sqlite3_column_double(st, 8),
-            sqlite3_column_type(st, 9) != SQLITE_NULL, sqlite3_column_double(st, 9),
-            sqlite3_column_int64(st, 10), sqlite3_column_int64(st, 11));
+            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 12),
+            sqlite3_column_int64(st, 13), cp, mp, sqlite3_column_type(st, 6) != SQLITE_NULL,
+            sqlite3_column_double(st, 6), sqlite3_column_type(st, 7) != SQLITE_NULL,
+            sqlite3_column_double(st, 7), sqlite3_column_type(st, 8) != SQLITE_NULL,
+            sqlite3_column_double(st, 8), sqlite3_column_type(st, 9) != SQLITE_NULL,
+            sqlite3_column_double(st, 9), sqlite3_column_int64(st, 10),
+            sqlite3_column_int64(st, 11));
     }
     sqlite3_reset(st);
     return 0;
 }
 
-/* Whole days from rollups, the part-days at both ends from samples. */
-static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s,
-                  int64_t window, int64_t now, CmError *err)
+/* The start of the instance's first window: its oldest sample, or the midnight of its oldest
+ * rollup when that day is older (its samples are past the retention; rollups stay). 0: none. */
+static int first_window(CmDb *db, int64_t instance_id, int64_t *ret, CmError *err)
+{
+    sqlite3_stmt *st = cm_db_stmt(db,
+                                  "SELECT (SELECT min(start) FROM samples WHERE instance_id = ?1),"
+                                  " (SELECT unixepoch(min(day)) FROM rollups"
+                                  "  WHERE instance_id = ?1)",
+                                  err);
+    int r;
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, instance_id);
+    r = cm_db_step_row(db, st, err);
+    if (r > 0) {
+        bool has_sample = sqlite3_column_type(st, 0) != SQLITE_NULL;
+        bool has_rollup = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        int64_t sample = sqlite3_column_int64(st, 0), rollup = sqlite3_column_int64(st, 1);
+        *ret = has_rollup && (!has_sample || rollup < day_floor(sample)) ? rollup
+               : has_sample                                              ? sample
+                                                                         : 0;
+    }
+    sqlite3_reset(st);
+    return r < 0 ? r : 0;
+}
+
+/* Whole days from rollups, the part-days at both ends from samples; readings are expected
+ * from the later of the window's start and the instance's first window (@first) to now. */
+static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s, int64_t window,
+                  int64_t now, int64_t first, CmError *err)
 {
     int64_t from = now - window;
     int64_t first_day = day_floor(from) == from ? from : day_floor(from) + 86400;
@@ -354,6 +489,8 @@ static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats
 
     memset(s, 0, sizeof(*s));
     s->window_seconds = window;
+    s->span_from = first > from ? first : from;
+    s->span_seconds = first && now > s->span_from ? (double)(now - s->span_from) : 0;
     if (first_day >= last_day) {
         r = gather_samples(db, p, t, s, from, now, err);
     } else {
@@ -377,41 +514,50 @@ static json_object *size_json(BrSize s)
     return o;
 }
 
-static json_object *evidence_json(const BrAssessmentPolicy *p, const BrUsageStats *s,
-                                  const BrVerdict *v, int64_t now, const char *kind,
-                                  int64_t vcpus, int64_t memory_mib)
+static json_object *double_or_null(bool have, double v)
+{
+    return have ? json_object_new_double(v) : NULL;
+}
+
+static json_object *evidence_json(const BrUsageStats *s, const BrVerdict *v, int64_t now,
+                                  const char *kind, int64_t vcpus, int64_t memory_mib)
 {
     json_object *o = json_object_new_object(), *cpu = json_object_new_object();
     json_object *mem = json_object_new_object(), *w = json_object_new_object();
-    char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1];
-    double p95c = br_hist_quantile(&s->cpu_h, 0.95), p95m = br_hist_quantile(&s->mem_h, 0.95);
+    char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1], span[CM_TIME_ISO_LEN + 1];
+    double p95c = br_sized_hist_util(&s->cpu_sh, 0.95, vcpus);
+    double p95m = br_sized_hist_util(&s->mem_sh, 0.95, memory_mib);
+    bool has_cpu = s->cpu_w > 0, has_mem = s->mem_w > 0;
 
     cm_time_iso((now - s->window_seconds) * 1000, from);
     cm_time_iso(now * 1000, to);
+    cm_time_iso(s->span_from * 1000, span);
     json_object_object_add(w, "from", json_object_new_string(from));
     json_object_object_add(w, "to", json_object_new_string(to));
     json_object_object_add(w, "seconds", json_object_new_int64(s->window_seconds));
     json_object_object_add(o, "window", w);
     json_object_object_add(o, "rule", json_object_new_string(v->rule));
+    json_object_object_add(o, "rule_zh", json_object_new_string(v->rule_zh));
     json_object_object_add(o, "kind", json_object_new_string(kind));
+    /* Coverage = readings ÷ the readings expected every interval from expected_from (the
+     * later of the window's start and the instance's first window) to the window's end. */
     json_object_object_add(o, "coverage", json_object_new_double(coverage_of(s)));
+    json_object_object_add(o, "readings", json_object_new_int64(s->readings));
+    json_object_object_add(o, "expected_readings",
+                           json_object_new_double(round(s->expected_total * 100) / 100));
+    json_object_object_add(o, "expected_from", json_object_new_string(span));
     json_object_object_add(o, "windows", json_object_new_int64(s->windows));
     json_object_object_add(o, "rollup_days", json_object_new_int64(s->rollup_days));
     json_object_object_add(o, "sample_windows", json_object_new_int64(s->sample_windows));
-    json_object_object_add(cpu, "avg_cores",
-                           json_object_new_double(s->cpu_w > 0 ? s->cpu_wsum / s->cpu_w : 0));
-    json_object_object_add(cpu, "p95_cores",
-                           json_object_new_double(p95c >= 0 ? p95c * (double)vcpus : 0));
-    json_object_object_add(cpu, "max_cores", json_object_new_double(s->cpu_max));
-    json_object_object_add(cpu, "p95_utilization", json_object_new_double(p95c >= 0 ? p95c : 0));
+    json_object_object_add(cpu, "avg_cores", double_or_null(has_cpu, s->cpu_wsum / s->cpu_w));
+    json_object_object_add(cpu, "p95_cores", double_or_null(p95c >= 0, p95c * (double)vcpus));
+    json_object_object_add(cpu, "max_cores", double_or_null(has_cpu, s->cpu_max));
+    json_object_object_add(cpu, "p95_utilization", double_or_null(p95c >= 0, p95c));
     json_object_object_add(o, "cpu", cpu);
-    json_object_object_add(mem, "avg_mib",
-                           json_object_new_double(s->mem_w > 0 ? s->mem_wsum / s->mem_w : 0));
-    json_object_object_add(mem, "p95_mib",
-                           p95m >= 0 ? json_object_new_double(p95m * (double)memory_mib) : NULL);
-    json_object_object_add(mem, "max_mib", json_object_new_double(s->mem_max));
-    json_object_object_add(mem, "p95_utilization", p95m >= 0 ? json_object_new_double(p95m)
-                                                              : NULL);
+    json_object_object_add(mem, "avg_mib", double_or_null(has_mem, s->mem_wsum / s->mem_w));
+    json_object_object_add(mem, "p95_mib", double_or_null(p95m >= 0, p95m * (double)memory_mib));
+    json_object_object_add(mem, "max_mib", double_or_null(has_mem, s->mem_max));
+    json_object_object_add(mem, "p95_utilization", double_or_null(p95m >= 0, p95m));
     json_object_object_add(o, "memory", mem);
     if (strcmp(kind, "idle") == 0) {
         json_object_object_add(o, "idle_windows", json_object_new_int64(s->idle));
@@ -422,16 +568,25 @@ static json_object *evidence_json(const BrAssessmentPolicy *p, const BrUsageStat
                            json_object_new_string(s->rollup_days
                                                       ? "1 % (daily histograms merged)"
                                                       : "1 % (per-window histogram)"));
-    (void)p;
     return o;
 }
 
+/* @scale_in: an idle instance of an allocation whose other instances are not all idle. */
 static json_object *recommendation_json(const BrAssessmentPolicy *p, const BrVerdict *v,
-                                        bool idle)
+                                        const Target *t, bool idle, bool scale_in)
 {
     static const char *const modes[] = {"conservative", "moderate", "aggressive"};
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "action", json_object_new_string(idle ? "terminate" : "resize"));
+    json_object_object_add(o, "action",
+                           json_object_new_string(!idle      ? "resize"
+                                                  : scale_in ? "scale_in"
+                                                             : "terminate"));
+    if (idle && scale_in) {
+        json_object *rm = json_object_new_object();
+        json_object_object_add(rm, "instance_id", json_object_new_int64(t->id));
+        json_object_object_add(rm, "index", json_object_new_int64(t->idx));
+        json_object_object_add(o, "remove_instance", rm);
+    }
     json_object_object_add(o, "mode", json_object_new_string(modes[p->mode]));
     json_object_object_add(o, "headroom", json_object_new_double(p->headroom));
     json_object_object_add(o, "current", size_json(v->current));
@@ -546,6 +701,33 @@ static int resolve_stale(CmDb *db, int64_t instance_id, const char *kind, const 
     return r;
 }
 
+/* Per allocation, whether some live instance of it is not idle (judged busy, or not judged):
+ * an idle instance of such an allocation is removed (scale-in), not the allocation. */
+typedef struct {
+    int64_t allocation_id;
+    bool not_idle;
+} AllocIdle;
+
+static int cmp_alloc_idle(const void *a, const void *b)
+{
+    const AllocIdle *x = a, *y = b;
+    return x->allocation_id < y->allocation_id ? -1 : x->allocation_id > y->allocation_id;
+}
+
+static json_object *not_judged_json(const Target *t, const char *reason, bool gathered)
+{
+    json_object *o = json_object_new_object(), *c = json_object_new_object();
+    json_object_object_add(o, "instance_id", json_object_new_int64(t->id));
+    json_object_object_add(o, "instance", json_object_new_string(t->name));
+    json_object_object_add(o, "reason", json_object_new_string(reason));
+    json_object_object_add(c, "idle", gathered ? json_object_new_double(t->coverage[0]) : NULL);
+    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1]) : NULL);
+    json_object_object_add(o, "coverage", c);
+    return o;
+}
+
+#define NOT_JUDGED_LISTED 200
+
 int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
@@ -553,7 +735,10 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
     _cleanup_free_ Target *targets = NULL;
     _cleanup_free_ BrVerdict *verdicts = NULL;
     _cleanup_free_ bool *judged = NULL;
-    size_t n = 0, cap = 0;
+    _cleanup_free_ AllocIdle *allocs = NULL;
+    _cleanup_json_ json_object *not_judged = json_object_new_array();
+    size_t n = 0, cap = 0, n_not_judged = 0;
+    _cleanup_(targets_evidence_putp) TargetsRef targets_ref = {&targets, &n};
     int64_t now = cm_now_ms() / 1000, t0 = cm_mono_ns();
     int64_t size_window = p->over_window > p->under_window ? p->over_window : p->under_window;
     char at[CM_TIME_ISO_LEN + 1];
@@ -571,8 +756,8 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         return r;
     st = cm_db_stmt(db,
                     "SELECT i.id, i.allocation_id, a.department_id, a.system_id, i.vcpus,"
-                    " i.memory_mib, i.created_at FROM instances i JOIN allocations a"
-                    " ON a.id = i.allocation_id WHERE a.purpose = 'production'"
+                    " i.memory_mib, i.created_at, i.idx, i.name FROM instances i"
+                    " JOIN allocations a ON a.id = i.allocation_id WHERE a.purpose = 'production'"
                     " AND a.state IN ('active','resizing')"
                     " AND i.state IN ('defined','running','shutoff') ORDER BY i.id",
                     err);
@@ -597,32 +782,70 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         t->memory_mib = sqlite3_column_int64(st, 5);
         if (cm_time_parse_iso(cm_db_col_text(st, 6), &t->created_ms) < 0)
             t->created_ms = 0;
+        t->idx = sqlite3_column_int64(st, 7);
+        cm_strscpy(t->name, sizeof(t->name), cm_db_col_text(st, 8));
     }
     if (st)
         sqlite3_reset(st);
     verdicts = calloc(n + 1, sizeof(*verdicts));
     judged = calloc(n + 1, sizeof(*judged));
-    if (r >= 0 && (!verdicts || !judged))
+    allocs = calloc(n + 1, sizeof(*allocs));
+    if (r >= 0 && (!verdicts || !judged || !allocs || !not_judged))
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    /* The usage of one instance at a time (two windows): the evidence of what fired is made
+     * here, so nothing per instance but its verdict and evidence stays in memory. */
+    _cleanup_free_ BrUsageStats *w = calloc(2, sizeof(*w));
+    if (r >= 0 && !w)
         r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     for (size_t i = 0; r >= 0 && i < n; i++) {
         Target *t = &targets[i];
+        const char *why = NULL;
+        int64_t first = 0;
         if (t->created_ms / 1000 > now - p->min_age_seconds) {
             young++; /* too new to judge */
-            continue;
+            why = "too_young";
+        } else {
+            r = first_window(db, t->id, &first, err);
+            if (r >= 0)
+                r = gather(db, p, t, &w[0], p->idle_window, now, first, err);
+            if (r >= 0)
+                r = gather(db, p, t, &w[1], size_window, now, first, err);
+            if (r >= 0) {
+                static const char *const kinds[3] = {"idle", "over_provisioned",
+                                                     "under_provisioned"};
+                const BrVerdict *v = &verdicts[i];
+                judged[i] = br_assess_verdict(p, &w[0], &w[1], (BrSize){t->vcpus, t->memory_mib},
+                                              &verdicts[i]);
+                t->coverage[0] = coverage_of(&w[0]);
+                t->coverage[1] = coverage_of(&w[1]);
+                if (!judged[i]) {
+                    insufficient++;
+                    why = "insufficient_evidence";
+                }
+                bool fired[3] = {v->idle, v->over, v->under};
+                for (int k = 0; judged[i] && k < 3; k++)
+                    if (fired[k])
+                        t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], v, now, kinds[k], t->vcpus,
+                                                 t->memory_mib);
+            }
         }
-        r = gather(db, p, t, &t->w[0], p->idle_window, now, err);
-        if (r >= 0)
-            r = gather(db, p, t, &t->w[1], size_window, now, err);
-        if (r >= 0) {
-            judged[i] = br_assess_verdict(p, &t->w[0], &t->w[1],
-                                          (BrSize){t->vcpus, t->memory_mib}, &verdicts[i]);
-            if (!judged[i])
-                insufficient++;
-        }
+        if (why && n_not_judged++ < NOT_JUDGED_LISTED)
+            json_object_array_add(not_judged,
+                                  not_judged_json(t, why, strcmp(why, "too_young") != 0));
+        allocs[i] = (AllocIdle){t->allocation_id, !(judged[i] && verdicts[i].idle)};
     }
     cm_db_rollback(db);
     if (r < 0)
         return r;
+    /* Sorted by allocation, each entry says whether any instance of it is not idle. */
+    qsort(allocs, n, sizeof(*allocs), cmp_alloc_idle);
+    for (size_t i = 0, j; i < n; i = j) {
+        bool any = false;
+        for (j = i; j < n && allocs[j].allocation_id == allocs[i].allocation_id; j++)
+            any = any || allocs[j].not_idle;
+        for (size_t k = i; k < j; k++)
+            allocs[k].not_idle = any;
+    }
 
     r = br_store_write_begin(d->store, &db, err);
     if (r < 0)
@@ -634,16 +857,17 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         bool fired[3] = {v->idle, v->over, v->under};
         if (!judged[i])
             continue;
+        AllocIdle key = {t->allocation_id, false};
+        const AllocIdle *ai = bsearch(&key, allocs, n, sizeof(*allocs), cmp_alloc_idle);
+        bool scale_in = ai && ai->not_idle;
         for (int k = 0; k < 3 && r >= 0; k++) {
             if (!fired[k]) {
                 r = resolve_stale(db, t->id, kinds[k], at, &resolved, err);
                 continue;
             }
-            _cleanup_json_ json_object *ev = evidence_json(p, k == 0 ? &t->w[0] : &t->w[1], v,
-                                                           now, kinds[k], t->vcpus, t->memory_mib);
-            _cleanup_json_ json_object *rec = recommendation_json(p, v, k == 0);
+            _cleanup_json_ json_object *rec = recommendation_json(p, v, t, k == 0, scale_in);
             int before = created;
-            r = record(db, t, kinds[k], v->rule, ev, rec, v, at, &created, &updated, err);
+            r = record(db, t, kinds[k], v->rule, t->ev[k], rec, v, at, &created, &updated, err);
             if (r >= 0 && created > before)
                 r = notify_finding(d, db, actor, t, kinds[k], err);
         }
@@ -669,9 +893,72 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         return r;
     cm_log_info("assessment: %zu instances, %d new findings, %d updated, %d resolved", n,
                 created, updated, resolved);
+    /* The answer (not the audit record) names the instances not judged and their coverage. */
+    json_object_object_add(summary, "not_judged", json_object_get(not_judged));
+    json_object_object_add(summary, "not_judged_truncated",
+                           json_object_new_boolean(n_not_judged > NOT_JUDGED_LISTED));
     if (ret)
         *ret = json_object_get(summary);
     return 0;
+}
+
+int br_assess_resolve_ended(BrStore *store, CmDb *db, int64_t allocation_id, const char *reason,
+                            CmError *err)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_free_ int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st;
+    int r;
+
+    cm_time_iso(cm_now_ms(), at);
+    st = cm_db_stmt(db,
+                    "SELECT f.id FROM findings f JOIN instances i ON i.id = f.instance_id"
+                    " JOIN allocations a ON a.id = f.allocation_id WHERE f.allocation_id = ?"
+                    " AND f.state IN ('open','acknowledged') AND (i.state IN"
+                    " ('undefined','deleted') OR a.state IN ('retained','purged'))"
+                    " ORDER BY f.id",
+                    err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    while ((r = cm_db_step_row(db, st, err)) > 0) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *ni = realloc(ids, cap * sizeof(*ni));
+            if (!ni) {
+                sqlite3_reset(st);
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            }
+            ids = ni;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_json_ json_object *detail = json_object_new_object();
+        st = cm_db_stmt(db,
+                        "UPDATE findings SET state = 'resolved', state_changed_at = ?,"
+                        " reason = ? WHERE id = ?",
+                        err);
+        if (!st)
+            return -EIO;
+        CM_DB_BIND(st, at, reason, ids[i]);
+        r = cm_db_step_done(db, st, err);
+        if (r < 0)
+            return r;
+        json_object_object_add(detail, "reason", json_object_new_string(reason));
+        r = br_store_audit(store, db, br_actor_system(), "finding.resolved", "finding", ids[i],
+                           "resolved", cm_json_to_string(detail, NULL), err);
+        if (r < 0)
+            return r;
+    }
+    if (n)
+        cm_log_info("allocation %lld: %zu finding(s) resolved: %s", (long long)allocation_id, n,
+                    reason);
+    return (int)n;
 }
 
 /* ---- the daily run ---- */

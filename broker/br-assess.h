@@ -16,14 +16,39 @@
  * day's samples, and a test's window of minutes reads samples only.
  */
 
+/* Utilization histograms kept per size (vCPUs, MiB) the windows were measured at, so that a
+ * percentile over a window in which the instance was resized is taken in cores (MiB) used,
+ * then judged against the current size. */
+#define BR_SIZED_HIST_SIZES 8
+typedef struct {
+    int n;
+    int64_t size[BR_SIZED_HIST_SIZES];
+    BrHist h[BR_SIZED_HIST_SIZES];
+} BrSizedHist;
+
+/**
+ * br_sized_hist_util:
+ * Returns: the quantile @q of what @sh counted, in cores (MiB) used — every bin's upper edge
+ * times the size it was measured at, nearest rank — as a share of @current; exactly the bin
+ * edge when every window had the current size; -1 when empty.
+ */
+double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current);
+
 /* What one instance did over one window. */
 typedef struct {
     int64_t window_seconds; /* the rule's window, for coverage */
     int64_t windows, readings, duration;
-    double expected_total;        /* readings expected over the covered days */
-    double sample_seconds;        /* seconds of the window read from samples */
-    double sample_expected_per_window;
+    /* Coverage: readings ÷ expected_total, where expected_total = the agent's reading rate
+     * (expected readings ÷ seconds of the windows and days read) × span_seconds, the seconds
+     * from the later of the window's start and the instance's first window to now: a day
+     * without any window lowers it like any other gap. */
+    double span_seconds;   /* set before finish */
+    int64_t span_from;     /* epoch s: where the expected readings start */
+    double seen_expected;  /* expected readings of the windows and rollup days read */
+    double seen_seconds;   /* the seconds those windows and days span */
+    double expected_total; /* set by finish */
     BrHist cpu_h, mem_h; /* utilization shares per window */
+    BrSizedHist cpu_sh, mem_sh; /* the same, per size measured at */
     double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
     int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
     double cpu_daily_max_sum, mem_daily_max_sum;
@@ -41,6 +66,7 @@ typedef struct {
 typedef struct {
     bool idle, over, under;
     char rule[256];
+    char rule_zh[384]; /* the same rule in Chinese, for the reports in Chinese */
     BrSize current, recommended, frees;
     double coverage, idle_share, cpu_p95_util, mem_p95_util;
     double cpu_stat_cores, mem_stat_mib; /* the statistic the recommendation sized on */
@@ -63,15 +89,25 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
                                bool has_mem_max, double mem_max, bool has_rx, double rx_bytes,
                                bool has_tx, double tx_bytes);
 
-/** br_usage_stats_add_rollup: adds one whole day from its rollup row to @s. */
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings,
-                               int64_t expected, int64_t duration, const BrHist *cpu_h,
-                               const BrHist *mem_h, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, int64_t idle, int64_t checked);
+/**
+ * br_usage_stats_add_rollup: adds one whole day from its rollup row to @s; its histograms are
+ * shares of @vcpus and @memory_mib (the largest size of the day).
+ */
+void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
+                               int64_t duration, int64_t vcpus, int64_t memory_mib,
+                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
+                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
+                               int64_t checked);
 
-/** br_usage_stats_finish: closes the day being accumulated and the expected readings. */
+/**
+ * br_usage_stats_finish: closes the day being accumulated and computes the expected readings
+ * over @s->span_seconds (set it first) at the reading rate of what was read.
+ */
 void br_usage_stats_finish(BrUsageStats *s);
+
+/** br_usage_stats_coverage: Returns: min(1, readings ÷ expected), 0 without expected readings. */
+double br_usage_stats_coverage(const BrUsageStats *s);
 
 /**
  * br_assess_run:
@@ -80,6 +116,17 @@ void br_usage_stats_finish(BrUsageStats *s);
  * Returns: 0 with counts in @ret (JSON), or a negative errno with @err set.
  */
 int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err);
+
+/**
+ * br_assess_resolve_ended:
+ * Inside the caller's write transaction @db: resolves, with @reason, the open and acknowledged
+ * findings of allocation @allocation_id whose instance has ended (undefined or deleted) or
+ * whose allocation has (retained or purged), and audits each (finding.resolved by the
+ * system). Called where a job ends, in the same transaction as the state change.
+ * Returns: the number of findings resolved, or a negative errno with @err set.
+ */
+int br_assess_resolve_ended(BrStore *store, CmDb *db, int64_t allocation_id, const char *reason,
+                            CmError *err);
 
 typedef struct BrAssessor BrAssessor;
 int br_assessor_start(BrDaemon *d, BrAssessor **ret, CmError *err);

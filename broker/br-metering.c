@@ -429,6 +429,12 @@ static void acc_finish(Acc *a, RollupRow *o)
     int64_t windows_per_day = a->duration > 0 ? 86400 / a->duration : 288;
     int64_t expected_per_window = a->windows ? a->expected_readings / a->windows : 1;
 
+    /* The day's histograms are shares of its largest size (a.vcpus, a.memory_mib), stored
+     * with the row: a resize during the day keeps every window's cores (MiB) used. */
+    for (size_t i = 0; a->vcpus > 0 && i < a->n_cpu; i++)
+        br_hist_add(&a->cpu_h, a->cpu_v[i] / (double)a->vcpus);
+    for (size_t i = 0; a->memory_mib > 0 && i < a->n_mem; i++)
+        br_hist_add(&a->mem_h, a->mem_v[i] / (double)a->memory_mib);
     memset(o, 0, sizeof(*o));
     if (expected_per_window < 1)
         expected_per_window = 1;
@@ -558,13 +564,13 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
         return r;
     if (sqlite3_prepare_v2(cm_db_handle(db),
                            /* Instance by instance along the samples' primary key (a range
-                            * each): no sort, no lookup per row. Memory utilization is of
-                            * the memory allocated: a guest whose balloon never deflates
-                            * reports the domain's maximum instead. */
+                            * each): no sort, no lookup per row. A window's memory is what
+                            * the instance was allocated when it came (ingest keeps a balloon
+                            * that never deflates to it), not what it has now: a day rolled up
+                            * again after a resize keeps its windows' sizes. */
                            "SELECT s.instance_id, s.duration, s.readings, s.expected, s.vcpus,"
-                           " CASE WHEN i.memory_mib > 0 AND (s.memory_mib IS NULL OR"
-                           "  s.memory_mib > i.memory_mib) THEN i.memory_mib ELSE s.memory_mib"
-                           " END, s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
+                           " coalesce(s.memory_mib, nullif(i.memory_mib, 0)),"
+                           " s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
                            " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
                            " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
                            " FROM instances i CROSS JOIN samples s ON s.instance_id = i.id"
@@ -592,17 +598,16 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
         a.windows++;
         a.readings += readings;
         a.expected_readings += sqlite3_column_int64(sel, 3);
-        if (sqlite3_column_type(sel, 4) != SQLITE_NULL)
+        if (sqlite3_column_type(sel, 4) != SQLITE_NULL && sqlite3_column_int64(sel, 4) > a.vcpus)
             a.vcpus = sqlite3_column_int64(sel, 4);
-        if (sqlite3_column_type(sel, 5) != SQLITE_NULL)
+        if (sqlite3_column_type(sel, 5) != SQLITE_NULL &&
+            sqlite3_column_int64(sel, 5) > a.memory_mib)
             a.memory_mib = sqlite3_column_int64(sel, 5);
         if (sqlite3_column_type(sel, 6) != SQLITE_NULL) {
             double v = sqlite3_column_double(sel, 6);
             a.cpu_wsum += v * (double)readings;
             a.cpu_weight += (double)readings;
             a.cpu_v[a.n_cpu++] = v;
-            if (a.vcpus > 0)
-                br_hist_add(&a.cpu_h, v / (double)a.vcpus);
         }
         if (sqlite3_column_type(sel, 7) != SQLITE_NULL &&
             sqlite3_column_double(sel, 7) > a.cpu_max)
@@ -612,8 +617,6 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
             a.mem_wsum += v * (double)readings;
             a.mem_weight += (double)readings;
             a.mem_v[a.n_mem++] = v;
-            if (a.memory_mib > 0)
-                br_hist_add(&a.mem_h, v / (double)a.memory_mib);
         }
         if (sqlite3_column_type(sel, 9) != SQLITE_NULL &&
             sqlite3_column_double(sel, 9) > a.mem_max)
@@ -669,6 +672,43 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
         return r;
     cm_log_info("rolled up %zu instance(s) for %s", n_rows, day);
     return (int)n_rows;
+}
+
+int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err)
+{
+    char day[16];
+    CmDb *db = br_store_db(d->store, err);
+    sqlite3_stmt *st;
+    int64_t samples = 0, rolled = 0;
+    time_t t;
+    struct tm tm;
+    int r;
+
+    if (!db)
+        return -EIO;
+    day_start -= day_start % 86400;
+    t = (time_t)day_start;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    st = cm_db_stmt(db,
+                    "SELECT (SELECT count(*) FROM samples WHERE start >= ?1 AND start < ?2),"
+                    " (SELECT coalesce(sum(windows), 0) FROM rollups WHERE day = ?3)",
+                    err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, day_start, day_start + 86400, day);
+    r = cm_db_step_row(db, st, err);
+    if (r > 0) {
+        samples = sqlite3_column_int64(st, 0);
+        rolled = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+    if (samples == rolled)
+        return 0;
+    r = br_metering_rollup_day(d, day_start, err);
+    return r < 0 ? r : 1;
 }
 
 int64_t br_metering_retention(BrDaemon *d, CmError *err)

@@ -32,6 +32,15 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
  */
 int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err);
 
+/**
+ * br_metering_rollup_if_stale:
+ * Rolls up the UTC day starting at @day_start again when its samples differ from what its
+ * rollups counted (windows arrived since the last rollup), so a report built next reads
+ * every window that has arrived.
+ * Returns: 1 when it rolled the day up, 0 when it was up to date, or a negative errno.
+ */
+int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err);
+
 /** br_metering_retention: deletes samples older than the policy's retention. Returns: rows. */
 int64_t br_metering_retention(BrDaemon *d, CmError *err);
 

@@ -433,7 +433,29 @@ static const char *const migrations[] = {
     /* 6: the annual assessment sums each allocation's findings by kind. */
     "CREATE INDEX findings_allocation ON findings(allocation_id, kind);",
 
-    /* 7: the web console: passwords, sessions, one-time sign-in links, the sign-in failure
+    /* 7 (report-truth): what the reconciler saw each instance doing over time, for the
+     * operations report's availability: one row per stretch of one observed state (a libvirt
+     * state, 'absent', or 'unreachable' while the host's connection was down), from the pass
+     * that first saw it (since) to the last pass that saw it (last_seen); until is set when
+     * the stretch ended (another state seen, or the passes stopped coming). Times in epoch
+     * seconds. Owned by br-reconciler.c. */
+    "CREATE TABLE observations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id),"
+    "  host_id INTEGER,"
+    "  state TEXT NOT NULL,"
+    "  since INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  until INTEGER,"
+    "  CHECK (last_seen >= since AND (until IS NULL OR until >= last_seen))"
+    ") STRICT;"
+    "CREATE INDEX observations_instance ON observations(instance_id, since);"
+    "CREATE UNIQUE INDEX observations_open ON observations(instance_id) WHERE until IS NULL;"
+    /* The reports look up when an instance was undefined (the end of its vCPU-hours). */
+    "CREATE INDEX job_steps_instance ON job_steps(instance_id, action)"
+    "  WHERE instance_id IS NOT NULL;",
+
+    /* 8: the web console: passwords, sessions, one-time sign-in links, the sign-in failure
      * counters (kept across restarts), notifications and the e-mail outbox. Times of the
      * counters are milliseconds since the epoch: they are only ever compared in C. */
     "ALTER TABLE accounts ADD COLUMN password_hash TEXT;"

@@ -41,11 +41,89 @@ typedef struct {
     bool busy; /* its allocation is in the middle of a job */
     char uuid[37], name[64], observed[16];
     bool seen;
+    /* its open stretch in observations (0: none) */
+    int64_t obs_id, obs_last_seen;
+    char obs_state[16];
 } Expected;
 
 static const char *observed_name(BrVirtState s)
 {
     return br_virt_state_to_string(s);
+}
+
+static bool should_exist(BrInstanceState s)
+{
+    return s == BR_INSTANCE_DEFINED || s == BR_INSTANCE_RUNNING || s == BR_INSTANCE_SHUTOFF;
+}
+
+/*
+ * The history of what each instance was seen doing (observations), for availability: the
+ * open stretch is extended while the state stays the same, closed and followed by a new one
+ * when it changes, and closed at its last pass when the passes stopped coming for longer than
+ * @max_gap seconds (the broker was down): that time counts as not observed. @doms is NULL
+ * when the host could not be reached: its instances are then 'unreachable'.
+ */
+static int record_observations(CmDb *db, int64_t host_id, const Expected *exp, size_t n_exp,
+                               const BrVirtDomain *doms, size_t n_doms, int64_t now,
+                               int64_t max_gap, CmError *err)
+{
+    int r = 0;
+
+    for (size_t i = 0; r >= 0 && i < n_exp; i++) {
+        const Expected *e = &exp[i];
+        const char *obs = doms ? "absent" : "unreachable";
+        sqlite3_stmt *stmt;
+
+        if (!should_exist(e->state)) {
+            /* Ended (or not made yet): its last stretch ends where it was last seen. */
+            if (!e->obs_id)
+                continue;
+            stmt = cm_db_stmt(db, "UPDATE observations SET until = last_seen WHERE id = ?", err);
+            if (!stmt)
+                return -EIO;
+            CM_DB_BIND(stmt, e->obs_id);
+            r = cm_db_step_done(db, stmt, err);
+            continue;
+        }
+        for (size_t k = 0; doms && k < n_doms; k++)
+            if (strcmp(doms[k].uuid, e->uuid) == 0)
+                obs = observed_name(doms[k].state);
+        if (e->obs_id && now - e->obs_last_seen <= max_gap && strcmp(obs, e->obs_state) == 0) {
+            stmt = cm_db_stmt(db, "UPDATE observations SET last_seen = ? WHERE id = ?", err);
+            if (!stmt)
+                return -EIO;
+            CM_DB_BIND(stmt, now, e->obs_id);
+            r = cm_db_step_done(db, stmt, err);
+            continue;
+        }
+        if (e->obs_id) {
+            /* Another state: the stretch ends now. No pass for too long: it ended at its
+             * last pass, and the time between is not observed. */
+            stmt = cm_db_stmt(
+                db, "UPDATE observations SET until = max(last_seen, ?2) WHERE id = ?1", err);
+            if (!stmt)
+                return -EIO;
+            CM_DB_BIND(stmt, e->obs_id, now - e->obs_last_seen <= max_gap ? now : 0);
+            r = cm_db_step_done(db, stmt, err);
+            if (r < 0)
+                return r;
+        }
+        stmt = cm_db_stmt(db,
+                          "INSERT INTO observations(instance_id, host_id, state, since, last_seen)"
+                          " VALUES (?, ?, ?, ?, ?)",
+                          err);
+        if (!stmt)
+            return -EIO;
+        CM_DB_BIND(stmt, e->id, host_id, obs, now, now);
+        r = cm_db_step_done(db, stmt, err);
+    }
+    return r;
+}
+
+static int64_t observation_gap(BrDaemon *d)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
+    return 3 * p->lifecycle.reconcile_seconds + 5;
 }
 
 /* Writes what one host showed: new and resolved events, changed observed states. */
@@ -149,6 +227,10 @@ static int record_host(BrDaemon *d, int64_t host_id, const Condition *conds, siz
         }
     }
 
+    if (r >= 0)
+        r = record_observations(db, host_id, exp, n_exp, doms, n_doms, cm_now_ms() / 1000,
+                                observation_gap(d), err);
+
     /* What each instance was seen doing, when that changed. */
     for (size_t i = 0; r >= 0 && i < n_exp; i++) {
         const char *obs = "absent";
@@ -195,8 +277,10 @@ static int reconcile_host(BrDaemon *d, CmDb *db, int64_t host_id, CmError *err)
                       " coalesce(i.observed_state, ''),"
                       " a.state IN ('provisioning','resizing','reclaiming') OR EXISTS (SELECT 1"
                       " FROM jobs j WHERE j.allocation_id = a.id"
-                      " AND j.state IN ('queued','running'))"
+                      " AND j.state IN ('queued','running')),"
+                      " coalesce(o.id, 0), coalesce(o.state, ''), coalesce(o.last_seen, 0)"
                       " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+                      " LEFT JOIN observations o ON o.instance_id = i.id AND o.until IS NULL"
                       " WHERE i.host_id = ? AND i.state != 'deleted'",
                       err);
     if (!stmt)
@@ -221,14 +305,32 @@ static int reconcile_host(BrDaemon *d, CmDb *db, int64_t host_id, CmError *err)
         cm_strscpy(e->name, sizeof(e->name), cm_db_col_text(stmt, 4));
         cm_strscpy(e->observed, sizeof(e->observed), cm_db_col_text(stmt, 5));
         e->busy = sqlite3_column_int(stmt, 6) != 0;
+        e->obs_id = sqlite3_column_int64(stmt, 7);
+        cm_strscpy(e->obs_state, sizeof(e->obs_state), cm_db_col_text(stmt, 8));
+        e->obs_last_seen = sqlite3_column_int64(stmt, 9);
     }
     sqlite3_reset(stmt);
     if (r < 0)
         return r;
 
     c = br_hosts_get(d->hosts, host_id, err);
-    if (!c)
-        return 0; /* a disconnected host shows as such in GET /v1/hosts */
+    if (!c) {
+        /* A disconnected host shows as such in GET /v1/hosts; its instances were not seen
+         * running (availability), whatever they did. */
+        CmDb *w;
+        cm_error_clear(err);
+        r = br_store_write_begin(d->store, &w, err);
+        if (r < 0)
+            return r;
+        r = record_observations(w, host_id, exp, n_exp, NULL, 0, cm_now_ms() / 1000,
+                                observation_gap(d), err);
+        if (r < 0) {
+            br_store_write_abort(d->store, w);
+            return r;
+        }
+        r = br_store_write_commit(d->store, w, err);
+        return r < 0 ? r : 0;
+    }
     r = br_virt_list_domains(c, &doms, &n_doms, err);
     br_hosts_put(d->hosts, host_id, c);
     if (r < 0)

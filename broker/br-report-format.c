@@ -153,13 +153,12 @@ static const Column assess_cols[] = {
     {"efficiency.idle_allocations", "idle_allocations", "闲置资源", "Idle", false},
     {"efficiency.over_provisioned_allocations", "over_provisioned_allocations", "配置过度",
      "Over-provisioned", false},
-    {"efficiency.reclaimable_vcpus", "reclaimable_vcpus", "可回收vCPU", "Reclaimable vCPUs",
-     false},
+    {"efficiency.reclaimable_vcpus", "reclaimable_vcpus", "可回收vCPU", "Reclaimable vCPUs", false},
     {"efficiency.reclaimable_memory_gib", "reclaimable_memory_gib", "可回收内存GiB",
      "Reclaimable GiB", false},
     {"efficiency.score", "efficiency_score", "效率得分", "Efficiency score", false},
-    {"security.security_test_passed", "security_test_passed", "安全测试通过", "Security test passed",
-     false},
+    {"security.security_test_passed", "security_test_passed", "安全测试通过",
+     "Security test passed", false},
     {"security.backup_attested", "backup_attested", "已备份", "Backed up", false},
     {"security.open_vulnerabilities.critical", "open_vulns_critical", "严重漏洞", "Critical vulns",
      false},
@@ -167,6 +166,21 @@ static const Column assess_cols[] = {
     {"security.incidents", "incidents", "安全事件", "Incidents", false},
     {"security.score", "security_score", "安全得分", "Security score", false},
     {"overall_score", "overall_score", "综合得分", "Overall", false},
+    /* In the CSV only (after the columns above): the year's time-weighted figures. */
+    {"efficiency.coverage", "efficiency_coverage", "覆盖率", "Coverage", true},
+    {"efficiency.no_data", "efficiency_no_data", "无数据", "No data", false},
+    {"efficiency.cpu_utilization_avg", "cpu_utilization_avg", "CPU利用率", "CPU utilization", true},
+    {"efficiency.allocated_vcpu_hours", "allocated_vcpu_hours", "已分配vCPU小时",
+     "vCPU-hours allocated", false},
+    {"efficiency.used_vcpu_hours", "used_vcpu_hours", "已使用vCPU小时", "vCPU-hours used", false},
+    {"efficiency.allocated_memory_gib_hours", "allocated_memory_gib_hours", "已分配内存GiB小时",
+     "GiB-hours allocated", false},
+    {"efficiency.used_memory_gib_hours", "used_memory_gib_hours", "已使用内存GiB小时",
+     "GiB-hours used", false},
+    {"efficiency.reclaimable_vcpu_hours", "reclaimable_vcpu_hours", "可回收vCPU小时",
+     "Reclaimable vCPU-hours", false},
+    {"efficiency.reclaimable_memory_gib_hours", "reclaimable_memory_gib_hours", "可回收内存GiB小时",
+     "Reclaimable GiB-hours", false},
 };
 
 /* The page's three tables of assess_cols: scores, efficiency, security (a department's code
@@ -174,6 +188,9 @@ static const Column assess_cols[] = {
 static const size_t assess_scores[] = {0, 1, 2, 3, 4, 5, 6, 15, 21, 22};
 static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 static const size_t assess_security[] = {1, 2, 16, 17, 18, 19, 20, 21};
+/* The year, time-weighted: vCPU-hours and GiB-hours held, used and reclaimable, the CPU
+ * utilization over the hours measured and the coverage. */
+static const size_t assess_hours[] = {1, 2, 26, 27, 30, 28, 29, 31, 25, 23};
 
 static const Column ops_cols[] = {
     {"name", "instance", "实例", "Instance", false},
@@ -186,7 +203,95 @@ static const Column ops_cols[] = {
     {"cpu_cores_p95_daily_max", "cpu_cores_p95", "CPU核P95(日最高)", "CPU cores p95 (max day)",
      false},
     {"memory_used_mib_avg", "memory_used_mib_avg", "平均内存MiB", "Memory used MiB (avg)", false},
+    {"availability", "availability", "可用率", "Availability", true},
+    {"coverage", "coverage", "计量覆盖率", "Metering coverage", true},
 };
+
+/* The operations report's totals (a department's, the city's), in the CSV. */
+static const Column ops_total_cols[] = {
+    {"instances", "instances", "实例数", "Instances", false},
+    {"instance_hours", "instance_hours", "实例小时", "Instance-hours", false},
+    {"availability", "availability", "可用率", "Availability", true},
+    {"observed_share", "observed_share", "观测覆盖率", "Observed", true},
+    {"running_hours", "running_hours", "运行小时", "Running hours", false},
+    {"unreachable_hours", "unreachable_hours", "主机失联小时", "Host unreachable hours", false},
+    {"coverage", "coverage", "计量覆盖率", "Metering coverage", true},
+    {"cpu_utilization_avg", "cpu_utilization_avg", "平均CPU利用率", "Average CPU utilization",
+     true},
+};
+
+static const Column ops_request_cols[] = {
+    {"received", "received", "收到申请", "Received", false},
+    {"approved", "approved", "批准", "Approved", false},
+    {"returned", "returned", "退回", "Returned", false},
+    {"rejected", "rejected", "驳回", "Rejected", false},
+    {"median_days_to_decide", "median_days_to_decide", "决定用时中位数（天）",
+     "Median days to decide", false},
+};
+
+static const Column ops_finding_cols[] = {
+    {"instance", "instance", "实例", "Instance", false},
+    {"kind", "kind", "发现", "Finding", false},
+    {"action", "action", "建议", "Action", false},
+    {"state", "state", "状态", "State", false},
+    {"recommended_vcpus", "recommended_vcpus", "建议vCPU", "Recommended vCPUs", false},
+    {"recommended_memory_mib", "recommended_memory_mib", "建议内存MiB", "Recommended MiB", false},
+    {"frees_vcpus", "frees_vcpus", "可释放vCPU", "Frees vCPUs", false},
+    {"frees_memory_mib", "frees_memory_mib", "可释放内存MiB", "Frees MiB", false},
+    {"rule", "rule", "依据", "Evidence", false},
+};
+
+static const Column ops_event_cols[] = {
+    {"first_seen", "first_seen", "时间", "When", false},
+    {"kind", "kind", "类型", "Kind", false},
+    {"severity", "severity", "级别", "Severity", false},
+    {"instance", "instance", "实例", "Instance", false},
+    {"message", "message", "说明", "Message", false},
+    {"resolved_at", "resolved_at", "已解决", "Resolved", false},
+};
+
+static const Column ops_daily_cols[] = {
+    {"day", "day", "日期", "Day", false},
+    {"cpu_utilization", "cpu_utilization", "CPU利用率", "CPU utilization", true},
+    {"memory_utilization", "memory_utilization", "内存利用率", "Memory utilization", true},
+};
+
+/* One CSV section: a header of the department's code and name and @cols, then a row per
+ * element of the array @key of each department (or, @key NULL, the object @obj_key of each
+ * department, then the same of @city as CITY). */
+static void csv_section(Out *o, json_object *deps, const char *key, const char *obj_key,
+                        json_object *city, const Column *cols, size_t n_cols)
+{
+    char buf[256];
+    size_t nd = deps ? json_object_array_length(deps) : 0;
+    outf(o, "department_code,department");
+    for (size_t c = 0; c < n_cols; c++)
+        outf(o, ",%s", cols[c].csv);
+    outf(o, "\r\n");
+    for (size_t i = 0; i <= nd; i++) {
+        json_object *d = i < nd ? json_object_array_get_idx(deps, i) : city;
+        json_object *rows = key ? cm_json_get(d, key) : NULL;
+        size_t nr = key ? (rows ? json_object_array_length(rows) : 0) : (d ? 1 : 0);
+        if (i == nd && (key || !city))
+            break;
+        for (size_t k = 0; k < nr; k++) {
+            json_object *x = key ? json_object_array_get_idx(rows, k) : cm_json_get(d, obj_key);
+            if (i < nd) {
+                csv_field(o, cm_json_get_str(d, "code", ""));
+                outf(o, ",");
+                csv_field(o, cm_json_get_str(d, "name", ""));
+            } else {
+                outf(o, ",CITY");
+            }
+            for (size_t c = 0; c < n_cols; c++) {
+                value_text(at(x, cols[c].path), buf, sizeof(buf), false);
+                outf(o, ",");
+                csv_field(o, buf);
+            }
+            outf(o, "\r\n");
+        }
+    }
+}
 
 char *br_report_csv(json_object *report)
 {
@@ -241,26 +346,22 @@ char *br_report_csv(json_object *report)
         }
         return out_take(&o);
     }
-    outf(&o, "department_code,department");
-    for (size_t c = 0; c < ELEMENTSOF(ops_cols); c++)
-        outf(&o, ",%s", ops_cols[c].csv);
+    /* Every section of the report, each with its own header, separated by an empty line:
+     * instances, totals (with the city's), requests handled (with the city's), daily
+     * utilization, findings, events. */
+    json_object *city = cm_json_get(report, "city");
+    csv_section(&o, deps, "instances", NULL, NULL, ops_cols, ELEMENTSOF(ops_cols));
     outf(&o, "\r\n");
-    for (size_t i = 0; i < nd; i++) {
-        json_object *d = json_object_array_get_idx(deps, i);
-        json_object *insts = cm_json_get(d, "instances");
-        for (size_t k = 0; insts && k < json_object_array_length(insts); k++) {
-            json_object *x = json_object_array_get_idx(insts, k);
-            csv_field(&o, cm_json_get_str(d, "code", ""));
-            outf(&o, ",");
-            csv_field(&o, cm_json_get_str(d, "name", ""));
-            for (size_t c = 0; c < ELEMENTSOF(ops_cols); c++) {
-                value_text(at(x, ops_cols[c].path), buf, sizeof(buf), false);
-                outf(&o, ",");
-                csv_field(&o, buf);
-            }
-            outf(&o, "\r\n");
-        }
-    }
+    csv_section(&o, deps, NULL, "totals", city, ops_total_cols, ELEMENTSOF(ops_total_cols));
+    outf(&o, "\r\n");
+    csv_section(&o, deps, NULL, "requests", city, ops_request_cols, ELEMENTSOF(ops_request_cols));
+    outf(&o, "\r\n");
+    csv_section(&o, deps, "daily", NULL, NULL, ops_daily_cols, ELEMENTSOF(ops_daily_cols));
+    outf(&o, "\r\n");
+    csv_section(&o, deps, "findings", NULL, NULL, ops_finding_cols, ELEMENTSOF(ops_finding_cols));
+    outf(&o, "\r\n");
+    csv_section(&o, deps, "events", NULL, NULL, ops_event_cols, ELEMENTSOF(ops_event_cols));
+    (void)buf;
     return out_take(&o);
 }
 
@@ -359,8 +460,20 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
             double val = fmin(1, fmax(0, json_object_get_double(v)));
             outf(o, "%.1f,%.1f ", x, top + plot_h - plot_h * val);
         }
-        outf(o, "\"/><rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\" font-size=\"11\">",
+        outf(o, "\"/>");
+        /* A dot on every day, so that a day alone (a line needs two) still shows. */
+        for (size_t i = 0; i < n; i++) {
+            json_object *v = cm_json_get(json_object_array_get_idx(daily, i), keys[k]);
+            if (!v)
+                continue;
+            double x = left + (n > 1 ? plot_w * (double)i / (double)(n - 1) : plot_w / 2.0);
+            double val = fmin(1, fmax(0, json_object_get_double(v)));
+            outf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", x,
+                 top + plot_h - plot_h * val, colors[k % 2]);
+        }
+        outf(o,
+             "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+             "<text x=\"%d\" y=\"%d\" font-size=\"11\">",
              left + 10 + (int)k * 160, height - 18, colors[k % 2], left + 24 + (int)k * 160,
              height - 9);
         html_text(o, names[k]);
@@ -376,6 +489,27 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
         outf(o, "</text>");
     }
     outf(o, "</svg>\n");
+}
+
+/* The one row of an empty table: it says so. */
+static void none_row(Out *o, BrLang lang, size_t n_cols)
+{
+    outf(o, "<tr class=\"none\"><td class=\"t\" colspan=\"%zu\">", n_cols);
+    html_text(o, L("无", "none"));
+    outf(o, "</td></tr>\n");
+}
+
+/* An efficiency score that is null: "no data" with its coverage when the department held
+ * resources without enough measured hours; "—" when it held none. */
+static void no_data_text(BrLang lang, json_object *dept, char *buf, size_t size)
+{
+    json_object *cov = at(dept, "efficiency.coverage");
+    if (!cm_json_get_bool(cm_json_get(dept, "efficiency"), "no_data", false)) {
+        snprintf(buf, size, "—");
+        return;
+    }
+    snprintf(buf, size, L("无数据（覆盖率 %.1f %%）", "no data (coverage %.1f %%)"),
+             cov ? json_object_get_double(cov) * 100 : 0.0);
 }
 
 /* A table of @rows with the columns @pick (indexes into @cols), or all @n_cols when @pick is
@@ -399,12 +533,16 @@ static void html_table_pick(Out *o, BrLang lang, json_object *rows, const Column
             const Column *col = &cols[pick ? pick[c] : c];
             json_object *v = at(r, col->path);
             value_text(v, buf, sizeof(buf), col->percent);
+            if (!v && strcmp(col->path, "efficiency.score") == 0)
+                no_data_text(lang, r, buf, sizeof(buf));
             outf(o, "<td%s>", v && json_object_is_type(v, json_type_string) ? " class=\"t\"" : "");
             html_text(o, buf);
             outf(o, "</td>");
         }
         outf(o, "</tr>\n");
     }
+    if (!rows || json_object_array_length(rows) == 0)
+        none_row(o, lang, n_cols);
     outf(o, "</tbody></table>\n");
 }
 
@@ -422,6 +560,23 @@ static void card(Out *o, const char *label, json_object *v, bool percent)
     outf(o, "<b>");
     html_text(o, buf[0] ? buf : "—");
     outf(o, "</b></div>");
+}
+
+static void card_text(Out *o, const char *label, const char *text)
+{
+    outf(o, "<div class=\"card\">");
+    html_text(o, label);
+    outf(o, "<b>");
+    html_text(o, text);
+    outf(o, "</b></div>");
+}
+
+/* When the period's rollups were last computed, or that there are none yet. */
+static void rollups_meta(Out *o, BrLang lang, json_object *r)
+{
+    const char *at_ = cm_json_get_str(r, "rollups_computed_at", NULL);
+    html_text(o, L("；计量数据汇总于 ", "; metering rolled up at "));
+    html_text(o, at_ ? at_ : L("（尚无汇总）", "(no rollup yet)"));
 }
 
 static char *assessment_html(json_object *r, BrLang lang)
@@ -442,13 +597,23 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_text(&o, L("依据《电子政务管理办法》第九条；生成于 ", "Under Art. 9 of the Measures; "
                                                              "generated "));
     html_text(&o, cm_json_get_str(r, "generated_at", ""));
-    html_text(&o, L("；百分位精度：", "; percentile resolution: "));
-    html_text(&o, cm_json_get_str(meth, "percentile_resolution", ""));
+    html_text(&o,
+              L("；百分位精度：已分配vCPU的 1 %（按日直方图合并）", "; percentile resolution: "));
+    if (lang == BR_LANG_EN)
+        html_text(&o, cm_json_get_str(meth, "percentile_resolution", ""));
+    rollups_meta(&o, lang, r);
     outf(&o, "</div>\n<section><h2>");
     html_text(&o, L("全市概况", "City overview"));
     outf(&o, "</h2><div class=\"cards\">");
     card(&o, L("上云率", "Cloud share"), at(city, "cloud_share.share"), true);
-    card(&o, L("效率得分", "Efficiency score"), at(city, "efficiency.score"), false);
+    if (at(city, "efficiency.score") ||
+        !cm_json_get_bool(cm_json_get(city, "efficiency"), "no_data", false)) {
+        card(&o, L("效率得分", "Efficiency score"), at(city, "efficiency.score"), false);
+    } else {
+        char no_data[96];
+        no_data_text(lang, city, no_data, sizeof(no_data));
+        card_text(&o, L("效率得分", "Efficiency score"), no_data);
+    }
     card(&o, L("安全得分", "Security score"), at(city, "security.score"), false);
     card(&o, L("综合得分", "Overall score"), at(city, "overall_score"), false);
     card(&o, L("可回收vCPU", "Reclaimable vCPUs"), at(city, "efficiency.reclaimable_vcpus"), false);
@@ -485,6 +650,10 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_table_pick(&o, lang, deps, assess_cols, assess_efficiency,
                     ELEMENTSOF(assess_efficiency));
     outf(&o, "<h3>");
+    html_text(&o, L("全年按时间加权的资源使用", "The year's use, time-weighted"));
+    outf(&o, "</h3>");
+    html_table_pick(&o, lang, deps, assess_cols, assess_hours, ELEMENTSOF(assess_hours));
+    outf(&o, "<h3>");
     html_text(&o, L("安全状况", "Security status"));
     outf(&o, "</h3>");
     html_table_pick(&o, lang, deps, assess_cols, assess_security, ELEMENTSOF(assess_security));
@@ -495,6 +664,21 @@ static char *assessment_html(json_object *r, BrLang lang)
         snprintf(w, sizeof(w), "%.2f, %s %.2f, %s %.2f", cm_json_get_double(cm_json_get(meth, "weights"), "cloud_share", 0),
                  L("效率", "efficiency"), cm_json_get_double(cm_json_get(meth, "weights"), "efficiency", 0),
                  L("安全", "security"), cm_json_get_double(cm_json_get(meth, "weights"), "security", 0));
+        html_text(&o, w);
+    }
+    outf(&o, "</p><p>");
+    {
+        char w[512];
+        snprintf(w, sizeof(w),
+                 L("资源使用效率按时间加权：每个实例的规格 × 本年度内持有的小时数"
+                   "（vCPU小时、GiB小时），年内已结束的资源按其持有的时间计入；"
+                   "计量覆盖率低于 %.0f %% 的单位效率得分为“无数据”，并注明覆盖率。",
+                   "Resource-use efficiency is time-weighted: each instance's size × the hours "
+                   "it was held in the year (vCPU-hours, GiB-hours); resources that ended "
+                   "during the year count for the time they were held. A department whose "
+                   "metering covers less than %.0f %% of those hours has no efficiency score "
+                   "(\"no data\", with its coverage)."),
+                 cm_json_get_double(meth, "min_coverage", 0.8) * 100);
         html_text(&o, w);
     }
     outf(&o, "</p></section>\n<section><h2>");
@@ -518,21 +702,121 @@ static char *assessment_html(json_object *r, BrLang lang)
         for (size_t k = 0; why && k < json_object_array_length(why); k++) {
             const char *w = json_object_get_string(json_object_array_get_idx(why, k));
             if (k)
-                outf(&o, "；");
+                html_text(&o, L("、", "; "));
             html_text(&o, strcmp(w, "not_on_cloud") == 0 ? L("未上云", "not on the cloud")
                                                          : L("未备份", "no backup"));
         }
         outf(&o, "</td></tr>");
     }
+    if (!nb || json_object_array_length(nb) == 0)
+        none_row(&o, lang, 3);
     outf(&o, "</tbody></table></section>\n</body></html>\n");
     return out_take(&o);
+}
+
+/* The Chinese name of a state the reconciler saw. */
+static const char *state_zh(const char *s)
+{
+    static const char *const names[][2] = {
+        {"running", "运行"},
+        {"paused", "暂停"},
+        {"shutoff", "关机"},
+        {"absent", "不存在"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++)
+        if (s && strncmp(s, names[i][0], strlen(names[i][0])) == 0)
+            return names[i][1];
+    return "其他";
+}
+
+/* An event of the reconciler in Chinese, from its kind, instance and message. */
+static void event_zh(json_object *x, char *buf, size_t size)
+{
+    const char *kind = cm_json_get_str(x, "kind", ""), *msg = cm_json_get_str(x, "message", "");
+    const char *name = cm_json_get_str(x, "instance", "");
+    const char *is = strstr(msg, "but is "), *paren = strrchr(msg, '(');
+    if (strcmp(kind, "instance_missing") == 0)
+        snprintf(buf, size, "实例 %s 应在此主机上，但其域不存在", name);
+    else if (strcmp(kind, "instance_state") == 0 && strstr(msg, "was reclaimed"))
+        snprintf(buf, size, "实例 %s 已回收，但其域仍然存在（%s）", name,
+                 state_zh(paren ? paren + 1 : NULL));
+    else if (strcmp(kind, "instance_state") == 0)
+        snprintf(buf, size, "实例 %s 应处于运行状态，实际为%s", name,
+                 state_zh(is ? is + strlen("but is ") : NULL));
+    else if (strcmp(kind, "unowned_domain") == 0)
+        snprintf(buf, size, "域 %s 不属于任何分配%s", name,
+                 strstr(msg, "carries our metadata") ? "，但带有本平台的元数据" : "");
+    else
+        snprintf(buf, size, "运行事件 %s", name);
+}
+
+static const char *event_kind_text(BrLang lang, const char *kind)
+{
+    if (strcmp(kind, "instance_missing") == 0)
+        return L("实例缺失", "instance missing");
+    if (strcmp(kind, "instance_state") == 0)
+        return L("实例状态异常", "instance state");
+    if (strcmp(kind, "unowned_domain") == 0)
+        return L("未登记的域", "unowned domain");
+    return L("其他", kind);
+}
+
+/* A finding's evidence in the report's language: the rule recorded in Chinese with it, or
+ * (a finding recorded before the rule was kept in Chinese) what its kind means. */
+static const char *finding_rule(BrLang lang, json_object *x)
+{
+    const char *kind = cm_json_get_str(x, "kind", "");
+    if (lang == BR_LANG_EN)
+        return cm_json_get_str(x, "rule", "");
+    if (cm_json_get_str(x, "rule_zh", NULL) && *cm_json_get_str(x, "rule_zh", ""))
+        return cm_json_get_str(x, "rule_zh", "");
+    return strcmp(kind, "idle") == 0 ? "满足闲置规则（详见发现的依据）"
+           : strcmp(kind, "over_provisioned") == 0
+               ? "利用率第95百分位低于配置过度阈值（详见发现的依据）"
+               : "利用率第95百分位高于配置不足阈值（详见发现的依据）";
+}
+
+/* The operations report's cards of @tot (a department's or the city's totals). */
+static void ops_cards(Out *o, BrLang lang, json_object *tot)
+{
+    outf(o, "<div class=\"cards\">");
+    card(o, L("实例数", "Instances"), cm_json_get(tot, "instances"), false);
+    card(o, L("实例小时", "Instance-hours"), cm_json_get(tot, "instance_hours"), false);
+    card(o, L("可用率", "Availability"), cm_json_get(tot, "availability"), true);
+    card(o, L("计量覆盖率", "Metering coverage"), cm_json_get(tot, "coverage"), true);
+    card(o, L("平均CPU利用率", "Average CPU utilization"), cm_json_get(tot, "cpu_utilization_avg"),
+         true);
+    outf(o, "</div>");
+}
+
+/* The month's requests handled, as one line. */
+static void ops_requests_line(Out *o, BrLang lang, json_object *q)
+{
+    char buf[256], median[32];
+    json_object *m = cm_json_get(q, "median_days_to_decide");
+    if (m)
+        snprintf(median, sizeof(median), "%.1f", json_object_get_double(m));
+    else
+        snprintf(median, sizeof(median), "—");
+    snprintf(buf, sizeof(buf),
+             L("本月受理申请：收到 %lld，批准 %lld，退回 %lld，驳回 %lld；"
+               "从提交到决定用时中位数 %s 天",
+               "Requests this month: %lld received, %lld approved, %lld returned, %lld rejected; "
+               "median days from submission to decision %s"),
+             (long long)cm_json_get_int(q, "received", 0),
+             (long long)cm_json_get_int(q, "approved", 0),
+             (long long)cm_json_get_int(q, "returned", 0),
+             (long long)cm_json_get_int(q, "rejected", 0), median);
+    outf(o, "<p>");
+    html_text(o, buf);
+    outf(o, "</p>");
 }
 
 static char *operations_html(json_object *r, BrLang lang)
 {
     Out o = {0};
-    char title[160], buf[96];
-    json_object *deps = cm_json_get(r, "departments");
+    char title[160], buf[512];
+    json_object *deps = cm_json_get(r, "departments"), *city = cm_json_get(r, "city");
 
     snprintf(title, sizeof(title), "%s %s", L("政务云资源运行报告", "Operations report"),
              cm_json_get_str(r, "month", ""));
@@ -543,18 +827,29 @@ static char *operations_html(json_object *r, BrLang lang)
     html_text(&o, L("依据第八条：资源利用、运维情况与优化建议；生成于 ",
                     "Under Art. 8: resource use, operations and optimisation advice; generated "));
     html_text(&o, cm_json_get_str(r, "generated_at", ""));
-    outf(&o, "</div>\n");
+    rollups_meta(&o, lang, r);
+    outf(&o, "</div>\n<section><h2>");
+    html_text(&o, L("全市合计", "City totals"));
+    outf(&o, "</h2>");
+    ops_cards(&o, lang, cm_json_get(city, "totals"));
+    ops_requests_line(&o, lang, cm_json_get(city, "requests"));
+    outf(&o, "<p>");
+    html_text(
+        &o,
+        L("可用率：实例被观测到运行的时间占被观测时间的比例（来自对账程序看到的状态和主机连接）；"
+          "计量覆盖率：收到的计量读数占应收读数的比例。",
+          "Availability: the share of the observed time the instances were seen "
+          "running (the reconciler's observed states and the host connection); "
+          "metering coverage: the share of the expected readings that arrived."));
+    outf(&o, "</p></section>\n");
     for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
         json_object *d = json_object_array_get_idx(deps, i), *tot = cm_json_get(d, "totals");
         outf(&o, "<section><h2>");
         html_text(&o, cm_json_get_str(d, "name", ""));
-        outf(&o, "</h2><div class=\"cards\">");
-        card(&o, L("实例数", "Instances"), cm_json_get(tot, "instances"), false);
-        card(&o, L("实例小时", "Instance-hours"), cm_json_get(tot, "instance_hours"), false);
-        card(&o, L("可用率", "Availability"), cm_json_get(tot, "availability"), true);
-        card(&o, L("平均CPU利用率", "Average CPU utilization"),
-             cm_json_get(tot, "cpu_utilization_avg"), true);
-        outf(&o, "</div><h3>");
+        outf(&o, "</h2>");
+        ops_cards(&o, lang, tot);
+        ops_requests_line(&o, lang, cm_json_get(d, "requests"));
+        outf(&o, "<h3>");
         html_text(&o, L("每日利用率", "Daily utilization"));
         outf(&o, "</h3>");
         {
@@ -585,6 +880,7 @@ static char *operations_html(json_object *r, BrLang lang)
         for (size_t k = 0; f && k < json_object_array_length(f); k++) {
             json_object *x = json_object_array_get_idx(f, k);
             const char *kind = cm_json_get_str(x, "kind", "");
+            const char *action = cm_json_get_str(x, "action", "");
             outf(&o, "<tr><td class=\"t\">");
             html_text(&o, cm_json_get_str(x, "instance", ""));
             outf(&o, "</td><td class=\"t\">");
@@ -593,9 +889,12 @@ static char *operations_html(json_object *r, BrLang lang)
                               ? L("配置过度", "over-provisioned")
                               : L("配置不足", "under-provisioned"));
             outf(&o, "</td><td class=\"t\">");
-            html_text(&o, cm_json_get_str(x, "rule", ""));
+            html_text(&o, finding_rule(lang, x));
             outf(&o, "</td><td>");
-            if (strcmp(kind, "idle") == 0)
+            if (strcmp(kind, "idle") == 0 && strcmp(action, "scale_in") == 0)
+                snprintf(buf, sizeof(buf), "%s",
+                         L("建议缩容：移除此实例", "scale in: remove this instance"));
+            else if (strcmp(kind, "idle") == 0)
                 snprintf(buf, sizeof(buf), "%s", L("建议回收", "reclaim"));
             else
                 snprintf(buf, sizeof(buf), "%lld vCPU / %lld MiB",
@@ -609,6 +908,8 @@ static char *operations_html(json_object *r, BrLang lang)
             html_text(&o, buf);
             outf(&o, "</td></tr>");
         }
+        if (!f || json_object_array_length(f) == 0)
+            none_row(&o, lang, 5);
         outf(&o, "</tbody></table><h3>");
         html_text(&o, L("运行事件", "Events"));
         outf(&o, "</h3><table><thead><tr><th>");
@@ -626,14 +927,26 @@ static char *operations_html(json_object *r, BrLang lang)
             outf(&o, "<tr><td class=\"t\">");
             html_text(&o, cm_json_get_str(x, "first_seen", ""));
             outf(&o, "</td><td class=\"t\">");
-            html_text(&o, cm_json_get_str(x, "kind", ""));
+            html_text(&o, event_kind_text(lang, cm_json_get_str(x, "kind", "")));
             outf(&o, "</td><td class=\"t\">");
-            html_text(&o, cm_json_get_str(x, "message", ""));
+            if (lang == BR_LANG_ZH) {
+                event_zh(x, buf, sizeof(buf));
+                html_text(&o, buf);
+            } else {
+                html_text(&o, cm_json_get_str(x, "message", ""));
+            }
             outf(&o, "</td><td class=\"t\">");
             html_text(&o, cm_json_get_str(x, "resolved_at", "—"));
             outf(&o, "</td></tr>");
         }
+        if (!ev || json_object_array_length(ev) == 0)
+            none_row(&o, lang, 4);
         outf(&o, "</tbody></table></section>\n");
+    }
+    if (!deps || json_object_array_length(deps) == 0) {
+        outf(&o, "<p>");
+        html_text(&o, L("无", "none"));
+        outf(&o, "</p>");
     }
     outf(&o, "</body></html>\n");
     return out_take(&o);

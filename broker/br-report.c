@@ -34,15 +34,40 @@ static json_object *score_or_null(double v)
     "a.purpose = 'production' AND a.created_at < ?2 AND NOT (a.state IN ('retained','purged')"   \
     " AND a.updated_at < ?1)"
 
+/* A finding (f, of instance i in allocation a) live at the cut (?4): found before it, and
+ * then open or acknowledged on an instance that still existed, or ended only after it. */
+#define LIVE_AT_CUT                                                                                \
+    "f.first_found < ?4 AND ((f.state IN ('open','acknowledged')"                                  \
+    " AND i.state NOT IN ('undefined','deleted')"                                                  \
+    " AND a.state NOT IN ('reclaiming','retained','purged'))"                                      \
+    " OR (f.state NOT IN ('open','acknowledged') AND f.state_changed_at >= ?4))"
+
+/* When instance i stopped holding its vCPUs and memory (epoch s; NULL while it holds them):
+ * the end of the undefine step (reclaim, scale-in) that followed its last define or start
+ * (a purge undefines a retained instance again; a restore defines it again), else its last
+ * change of state. */
+#define INSTANCE_ENDED_AT                                                                          \
+    "(CASE WHEN i.state IN ('undefined','deleted') THEN coalesce((SELECT"                          \
+    " unixepoch(min(js.finished_at)) FROM job_steps js WHERE js.instance_id = i.id"                \
+    " AND js.action = 'undefine' AND js.state = 'done' AND js.finished_at >= coalesce((SELECT"     \
+    " max(j2.finished_at) FROM job_steps j2 WHERE j2.instance_id = i.id AND j2.action IN"          \
+    " ('define','start','redefine') AND j2.state = 'done'), '')), unixepoch(i.updated_at)) END)"
+
 typedef struct {
     int64_t id;
     char code[64], name[256];
     /* cloud share */
     int64_t systems, on_cloud;
-    /* efficiency */
+    /* efficiency: sizes held during the year, and the year's time-weighted figures */
     int64_t alloc_vcpus, alloc_mem, allocations, idle_allocs, over_allocs;
     int64_t reclaim_vcpus, reclaim_mem;
     double used_cores, used_mem_mib;
+    double alloc_vcpu_h, alloc_mem_gib_h;     /* held: size × hours held in the year */
+    double meas_vcpu_h, meas_mem_gib_h;       /* of those, the hours with readings */
+    double used_vcpu_h, used_mem_gib_h;       /* cores (GiB) in use × hours with readings */
+    double reclaim_vcpu_h, reclaim_mem_gib_h; /* live findings' frees × hours live */
+    double coverage;
+    bool no_data;
     BrHist cpu_h;
     /* security */
     int64_t sec_systems, test_passed, backup_ok, no_severe, no_incidents, incidents;
@@ -74,12 +99,21 @@ static double weighted(const BrAssessmentPolicy *p, double cloud, double eff, do
 static void scores(const BrAssessmentPolicy *p, Dept *x)
 {
     x->s_cloud = x->systems ? 100.0 * (double)x->on_cloud / (double)x->systems : -1;
-    if (x->alloc_vcpus > 0 || x->alloc_mem > 0) {
-        double cpu = x->alloc_vcpus ? 1 - (double)x->reclaim_vcpus / (double)x->alloc_vcpus : 1;
-        double mem = x->alloc_mem ? 1 - (double)x->reclaim_mem / (double)x->alloc_mem : 1;
-        x->s_eff = 100.0 * (fmax(0, cpu) + fmax(0, mem)) / 2;
-    } else {
-        x->s_eff = -1;
+    /* Efficiency over the year, time-weighted: the vCPU-hours (GiB-hours) the live idle and
+     * over-provisioned findings would have freed, of those held. Without enough measured
+     * hours it is "no data", never a perfect score. */
+    x->s_eff = -1;
+    x->coverage = x->alloc_vcpu_h > 0      ? fmin(1, x->meas_vcpu_h / x->alloc_vcpu_h)
+                  : x->alloc_mem_gib_h > 0 ? fmin(1, x->meas_mem_gib_h / x->alloc_mem_gib_h)
+                                           : 0;
+    if (x->alloc_vcpu_h > 0 || x->alloc_mem_gib_h > 0) {
+        if (x->coverage < p->min_coverage) {
+            x->no_data = true;
+        } else {
+            double cpu = x->alloc_vcpu_h > 0 ? 1 - x->reclaim_vcpu_h / x->alloc_vcpu_h : 1;
+            double mem = x->alloc_mem_gib_h > 0 ? 1 - x->reclaim_mem_gib_h / x->alloc_mem_gib_h : 1;
+            x->s_eff = 100.0 * (fmax(0, cpu) + fmax(0, mem)) / 2;
+        }
     }
     if (x->sec_systems > 0) {
         double n = (double)x->sec_systems, w = p->w_test + p->w_backup + p->w_vulns +
@@ -97,6 +131,11 @@ static void scores(const BrAssessmentPolicy *p, Dept *x)
     x->overall = weighted(p, x->s_cloud, x->s_eff, x->s_sec);
 }
 
+static json_object *hours(double v)
+{
+    return json_object_new_double(round(v * 100) / 100);
+}
+
 static json_object *dept_json(const Dept *x, bool city)
 {
     json_object *o = json_object_new_object(), *c = json_object_new_object();
@@ -104,6 +143,7 @@ static json_object *dept_json(const Dept *x, bool city)
     json_object *v = json_object_new_object();
     static const char *const sev[4] = {"critical", "high", "medium", "low"};
     double p95 = br_hist_quantile(&x->cpu_h, 0.95);
+    bool held = x->alloc_vcpu_h > 0 || x->alloc_mem_gib_h > 0;
 
     if (!city) {
         json_object_object_add(o, "id", json_object_new_int64(x->id));
@@ -123,8 +163,17 @@ static json_object *dept_json(const Dept *x, bool city)
     json_object_object_add(e, "used_vcpus_avg", num(x->used_cores));
     json_object_object_add(e, "used_memory_gib_avg", num(x->used_mem_mib / 1024.0));
     json_object_object_add(e, "cpu_utilization_avg",
-                           x->alloc_vcpus ? num(x->used_cores / (double)x->alloc_vcpus) : NULL);
+                           x->meas_vcpu_h > 0 ? num(x->used_vcpu_h / x->meas_vcpu_h) : NULL);
     json_object_object_add(e, "cpu_utilization_p95", p95 >= 0 ? num(p95) : NULL);
+    json_object_object_add(e, "allocated_vcpu_hours", hours(x->alloc_vcpu_h));
+    json_object_object_add(e, "allocated_memory_gib_hours", hours(x->alloc_mem_gib_h));
+    json_object_object_add(e, "measured_vcpu_hours", hours(x->meas_vcpu_h));
+    json_object_object_add(e, "used_vcpu_hours", hours(x->used_vcpu_h));
+    json_object_object_add(e, "used_memory_gib_hours", hours(x->used_mem_gib_h));
+    json_object_object_add(e, "reclaimable_vcpu_hours", hours(x->reclaim_vcpu_h));
+    json_object_object_add(e, "reclaimable_memory_gib_hours", hours(x->reclaim_mem_gib_h));
+    json_object_object_add(e, "coverage", held ? num(x->coverage) : NULL);
+    json_object_object_add(e, "no_data", json_object_new_boolean(x->no_data));
     json_object_object_add(e, "idle_allocations", json_object_new_int64(x->idle_allocs));
     json_object_object_add(e, "over_provisioned_allocations",
                            json_object_new_int64(x->over_allocs));
@@ -156,13 +205,34 @@ static int cmp_rank(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* When the period's last day of rollups was computed (the one that still changes): the report
+ * states it (null: no rollup yet). */
+static int rollups_computed_at(CmDb *db, const char *d0, const char *d1, json_object *doc,
+                               CmError *err)
+{
+    sqlite3_stmt *s = cm_db_stmt(db,
+                                 "SELECT max(computed_at) FROM rollups WHERE day = (SELECT"
+                                 " max(day) FROM rollups WHERE day >= ? AND day < ?)",
+                                 err);
+    int r;
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, d0, d1);
+    r = cm_db_step_row(db, s, err);
+    if (r > 0)
+        json_object_object_add(doc, "rollups_computed_at", br_json_col_text(s, 0));
+    sqlite3_reset(s);
+    return r < 0 ? r : 0;
+}
+
 int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, json_object **ret,
                          CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
     const BrAssessmentPolicy *p = &pol->assessment;
     struct tm tm = {.tm_year = year - 1900, .tm_mon = 0, .tm_mday = 1};
-    int64_t y0 = (int64_t)timegm(&tm), y1, now = cm_now_ms() / 1000, cut;
+    int64_t y0 = (int64_t)timegm(&tm), y1, now_ms = cm_now_ms(), now = now_ms / 1000, cut;
+    int64_t hcut; /* the year's hours are counted to the last full hour (or the year's end) */
     char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
     char d0[16], d1[16];
     _cleanup_free_ Dept *depts = NULL;
@@ -175,9 +245,14 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     tm = (struct tm){.tm_year = year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
     y1 = (int64_t)timegm(&tm);
     cut = y1 < now ? y1 : now;
+    hcut = y1 < now ? y1 : now - now % 3600;
     iso_of(y0, a0);
     iso_of(y1, a1);
-    iso_of(cut, acut);
+    /* To the millisecond: a finding resolved a moment ago ended before this cut. */
+    if (y1 < now)
+        iso_of(cut, acut);
+    else
+        cm_time_iso(now_ms, acut);
     snprintf(d0, sizeof(d0), "%04u-01-01", (unsigned)year % 10000u);
     snprintf(d1, sizeof(d1), "%04u-01-01", (unsigned)(year + 1) % 10000u);
 
@@ -285,9 +360,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         return rc;
     }
 
-    /* Allocations live during the year: their size, and what the findings would free. */
+    /* Allocations live during the year, and what their findings would free at the cut: the
+     * findings live then, of instances that still existed. */
     s = cm_db_stmt(db,
-                   "SELECT a.department_id, a.vcpus, a.memory_mib,"
+                   "SELECT a.department_id,"
                    " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
                    "  AND f.kind = 'idle' AND f.first_found < ?2 AND (f.state IN"
                    "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
@@ -295,11 +371,11 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
                    "  AND f.kind = 'over_provisioned' AND f.first_found < ?2 AND (f.state IN"
                    "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
                    " (SELECT coalesce(sum(max(f.frees_vcpus, 0)), 0) FROM findings f"
-                   "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
-                   "  AND f.state IN ('open','acknowledged')),"
+                   "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
+                   "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT "),"
                    " (SELECT coalesce(sum(max(f.frees_memory_mib, 0)), 0) FROM findings f"
-                   "  WHERE f.allocation_id = a.id AND f.kind IN ('idle','over_provisioned')"
-                   "  AND f.state IN ('open','acknowledged'))"
+                   "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
+                   "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT ")"
                    " FROM allocations a WHERE " LIVE_ALLOCATION
                    " AND (?3 = 0 OR a.department_id = ?3)",
                    err);
@@ -307,7 +383,7 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         json_object_put(nobudget);
         return -EIO;
     }
-    CM_DB_BIND(s, a0, a1, department);
+    CM_DB_BIND(s, a0, a1, department, acut);
     while ((rc = cm_db_step_row(db, s, err)) > 0) {
         int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
         if (i < 0)
@@ -315,12 +391,94 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         Dept *targets[2] = {&depts[i], &city};
         for (int k = 0; k < 2; k++) {
             targets[k]->allocations++;
-            targets[k]->alloc_vcpus += sqlite3_column_int64(s, 1);
-            targets[k]->alloc_mem += sqlite3_column_int64(s, 2);
-            targets[k]->idle_allocs += sqlite3_column_int(s, 3);
-            targets[k]->over_allocs += sqlite3_column_int(s, 4);
-            targets[k]->reclaim_vcpus += sqlite3_column_int64(s, 5);
-            targets[k]->reclaim_mem += sqlite3_column_int64(s, 6);
+            targets[k]->idle_allocs += sqlite3_column_int(s, 1);
+            targets[k]->over_allocs += sqlite3_column_int(s, 2);
+            targets[k]->reclaim_vcpus += sqlite3_column_int64(s, 3);
+            targets[k]->reclaim_mem += sqlite3_column_int64(s, 4);
+        }
+    }
+    sqlite3_reset(s);
+    if (rc < 0) {
+        json_object_put(nobudget);
+        return rc;
+    }
+
+    /* What each instance held during the year, time-weighted: its size × the hours from its
+     * creation (or its first day of metering, when the history is older) to its end, inside
+     * [year start, the last full hour). An instance ended in the year still counts for the
+     * hours it held. */
+    s = cm_db_stmt(db,
+                   "SELECT a.department_id, i.vcpus, i.memory_mib, unixepoch(i.created_at),"
+                   " " INSTANCE_ENDED_AT ","
+                   " (SELECT unixepoch(min(r.day)) FROM rollups r WHERE r.instance_id = i.id"
+                   "  AND r.day >= ?4 AND r.day < ?5)"
+                   " FROM allocations a JOIN instances i ON i.allocation_id = a.id"
+                   " WHERE " LIVE_ALLOCATION " AND i.state != 'pending'"
+                   " AND (?3 = 0 OR a.department_id = ?3)",
+                   err);
+    if (!s) {
+        json_object_put(nobudget);
+        return -EIO;
+    }
+    CM_DB_BIND(s, a0, a1, department, d0, d1);
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
+        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
+        int64_t vcpus = sqlite3_column_int64(s, 1), mem = sqlite3_column_int64(s, 2);
+        int64_t h0 = sqlite3_column_int64(s, 3), h1 = hcut;
+        if (sqlite3_column_type(s, 5) != SQLITE_NULL && sqlite3_column_int64(s, 5) < h0)
+            h0 = sqlite3_column_int64(s, 5);
+        if (h0 < y0)
+            h0 = y0;
+        if (sqlite3_column_type(s, 4) != SQLITE_NULL && sqlite3_column_int64(s, 4) < h1)
+            h1 = sqlite3_column_int64(s, 4);
+        if (i < 0 || h1 <= h0)
+            continue;
+        double held = (double)(h1 - h0) / 3600.0;
+        Dept *targets[2] = {&depts[i], &city};
+        for (int k = 0; k < 2; k++) {
+            targets[k]->alloc_vcpus += vcpus;
+            targets[k]->alloc_mem += mem;
+            targets[k]->alloc_vcpu_h += (double)vcpus * held;
+            targets[k]->alloc_mem_gib_h += (double)mem / 1024.0 * held;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc < 0) {
+        json_object_put(nobudget);
+        return rc;
+    }
+
+    /* The hours the live idle and over-provisioned findings would have freed: from the start
+     * of the evidence that first raised each (first found − its rule's window, not before
+     * the instance's first data) to its end (resolved, dismissed, the instance gone, or the
+     * cut), inside the year. */
+    s = cm_db_stmt(db,
+                   "SELECT a.department_id, max(f.frees_vcpus, 0), max(f.frees_memory_mib, 0),"
+                   " max(?4, unixepoch(f.first_found) - coalesce(f.evidence ->> '$.window.seconds',"
+                   "  0), min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"
+                   "  FROM rollups r WHERE r.instance_id = i.id), unixepoch(i.created_at)))),"
+                   " min(?5, coalesce(" INSTANCE_ENDED_AT ", ?5), CASE WHEN f.state IN"
+                   "  ('open','acknowledged') THEN ?5 ELSE unixepoch(f.state_changed_at) END)"
+                   " FROM findings f JOIN allocations a ON a.id = f.allocation_id"
+                   " JOIN instances i ON i.id = f.instance_id"
+                   " WHERE f.kind IN ('idle','over_provisioned') AND " LIVE_ALLOCATION
+                   " AND f.first_found < ?2 AND (?3 = 0 OR a.department_id = ?3)",
+                   err);
+    if (!s) {
+        json_object_put(nobudget);
+        return -EIO;
+    }
+    CM_DB_BIND(s, a0, a1, department, y0, hcut);
+    while ((rc = cm_db_step_row(db, s, err)) > 0) {
+        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
+        int64_t f0 = sqlite3_column_int64(s, 3), f1 = sqlite3_column_int64(s, 4);
+        if (i < 0 || f1 <= f0)
+            continue;
+        double live = (double)(f1 - f0) / 3600.0;
+        Dept *targets[2] = {&depts[i], &city};
+        for (int k = 0; k < 2; k++) {
+            targets[k]->reclaim_vcpu_h += (double)sqlite3_column_int64(s, 1) * live;
+            targets[k]->reclaim_mem_gib_h += (double)sqlite3_column_int64(s, 2) / 1024.0 * live;
         }
     }
     sqlite3_reset(s);
@@ -330,23 +488,26 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     }
 
     /* Use over the year, from the daily rollups: each instance's average (weighted by its
-     * readings), summed per department; utilization percentiles from the merged histograms. */
+     * readings), summed per department; the hours measured (24 h × the day's coverage) with
+     * the cores and GiB in use over them; utilization percentiles from the merged
+     * histograms. */
     s = cm_db_stmt(db,
                    /* Instance by instance, each one's days along the rollups' primary key
                     * (instance_id, day): CROSS JOIN keeps that loop order, so an instance's
                     * rows come together without a sort (the day index and a sort of every
                     * row with its histogram took 8 times longer for a year of 5,000). */
                    "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"
-                   " r.cpu_util_hist FROM allocations a JOIN instances i"
+                   " r.cpu_util_hist, r.expected, coalesce(r.vcpus, i.vcpus),"
+                   " coalesce(r.memory_mib, i.memory_mib) FROM allocations a JOIN instances i"
                    " ON i.allocation_id = a.id CROSS JOIN rollups r"
-                   " WHERE r.instance_id = i.id AND a.purpose = 'production'"
-                   " AND r.day >= ?1 AND r.day < ?2 AND (?3 = 0 OR a.department_id = ?3)",
+                   " WHERE r.instance_id = i.id AND " LIVE_ALLOCATION
+                   " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)",
                    err);
     if (!s) {
         json_object_put(nobudget);
         return -EIO;
     }
-    CM_DB_BIND(s, d0, d1, department);
+    CM_DB_BIND(s, a0, a1, department, d0, d1);
     {
         int64_t cur = 0;
         int cur_dept = -1;
@@ -368,10 +529,26 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
             cur = inst;
             cur_dept = dept_index(depts, n, sqlite3_column_int64(s, 0));
             double rd = (double)sqlite3_column_int64(s, 2);
+            double expected = (double)sqlite3_column_int64(s, 6);
+            double measured = expected > 0 ? 24.0 * fmin(1, rd / expected) : 0;
+            double vcpus = (double)sqlite3_column_int64(s, 7);
+            double mem_gib = (double)sqlite3_column_int64(s, 8) / 1024.0;
             if (sqlite3_column_type(s, 3) != SQLITE_NULL)
                 cs += sqlite3_column_double(s, 3) * rd, cw += rd;
             if (sqlite3_column_type(s, 4) != SQLITE_NULL)
                 ms += sqlite3_column_double(s, 4) * rd, mw += rd;
+            if (cur_dept >= 0) {
+                Dept *targets[2] = {&depts[cur_dept], &city};
+                for (int k = 0; k < 2; k++) {
+                    targets[k]->meas_vcpu_h += vcpus * measured;
+                    targets[k]->meas_mem_gib_h += mem_gib * measured;
+                    if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+                        targets[k]->used_vcpu_h += sqlite3_column_double(s, 3) * measured;
+                    if (sqlite3_column_type(s, 4) != SQLITE_NULL)
+                        targets[k]->used_mem_gib_h +=
+                            sqlite3_column_double(s, 4) / 1024.0 * measured;
+                }
+            }
             const void *blob = sqlite3_column_blob(s, 5);
             BrHist h;
             if (cur_dept >= 0 && blob &&
@@ -414,6 +591,18 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     }
     json_object_object_add(doc, "period_from", json_object_new_string(a0));
     json_object_object_add(doc, "period_to", json_object_new_string(a1));
+    json_object_object_add(doc, "period_cut", json_object_new_string(acut));
+    {
+        char ah[CM_TIME_ISO_LEN + 1];
+        iso_of(hcut, ah);
+        json_object_object_add(doc, "hours_to", json_object_new_string(ah));
+    }
+    rc = rollups_computed_at(db, d0, d1, doc, err);
+    if (rc < 0) {
+        json_object_put(doc);
+        json_object_put(nobudget);
+        return rc;
+    }
     {
         json_object *m = json_object_new_object(), *w = json_object_new_object();
         json_object *sw = json_object_new_object();
@@ -431,6 +620,11 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         json_object_object_add(m, "percentile_resolution",
                                json_object_new_string("1 % of allocated vCPUs (daily histograms "
                                                       "merged)"));
+        json_object_object_add(m, "min_coverage", num(p->min_coverage));
+        json_object_object_add(
+            m, "time_weighting",
+            json_object_new_string("vCPU-hours and GiB-hours: each instance's size x the hours "
+                                   "it was held in the year, to hours_to"));
         json_object_object_add(doc, "methodology", m);
     }
     json_object_object_add(doc, "city", dept_json(&city, true));
@@ -443,17 +637,198 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     return 0;
 }
 
+/* ---- the operations report ---- */
+
+/* Figures summed over instances (a department, the city). */
+typedef struct {
+    int64_t instances, util_n;
+    double hours, readings, expected, running_s, unreachable_s, observed_s, exist_s, util_sum;
+} OpsTotals;
+
+/* The month's requests handled: received (submitted, once per request), decided, and the days
+ * from each decision's (re)submission to it. */
+typedef struct {
+    int64_t id; /* department; 0: the city */
+    int64_t received, approved, returned, rejected;
+    double *days;
+    size_t n_days, cap_days;
+} OpsRequests;
+
+static void ops_totals_add(OpsTotals *t, const OpsTotals *x)
+{
+    t->instances += x->instances;
+    t->util_n += x->util_n;
+    t->hours += x->hours;
+    t->readings += x->readings;
+    t->expected += x->expected;
+    t->running_s += x->running_s;
+    t->unreachable_s += x->unreachable_s;
+    t->observed_s += x->observed_s;
+    t->exist_s += x->exist_s;
+    t->util_sum += x->util_sum;
+}
+
+/* Availability = seconds seen running ÷ seconds observed; "no data" (NULL) when less than
+ * @min_observed of the instance's existence was observed. */
+static json_object *availability_json(double running, double observed, double exist,
+                                      double min_observed)
+{
+    if (exist <= 0 || observed <= 0 || observed < min_observed * exist)
+        return NULL;
+    return num(fmin(1, running / observed));
+}
+
+static json_object *ops_totals_json(const OpsTotals *t, double min_observed)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "instances", json_object_new_int64(t->instances));
+    json_object_object_add(o, "instance_hours", num(t->hours));
+    json_object_object_add(
+        o, "availability",
+        availability_json(t->running_s, t->observed_s, t->exist_s, min_observed));
+    json_object_object_add(o, "observed_share",
+                           t->exist_s > 0 ? num(fmin(1, t->observed_s / t->exist_s)) : NULL);
+    json_object_object_add(o, "running_hours", num(t->running_s / 3600.0));
+    json_object_object_add(o, "unreachable_hours", num(t->unreachable_s / 3600.0));
+    json_object_object_add(o, "coverage",
+                           t->expected > 0 ? num(fmin(1, t->readings / t->expected)) : NULL);
+    json_object_object_add(o, "cpu_utilization_avg",
+                           t->util_n ? num(t->util_sum / (double)t->util_n) : NULL);
+    return o;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static json_object *ops_requests_json(OpsRequests *q)
+{
+    json_object *o = json_object_new_object();
+    double median = 0;
+    if (q->n_days) {
+        qsort(q->days, q->n_days, sizeof(double), cmp_double);
+        median = q->n_days % 2 ? q->days[q->n_days / 2]
+                               : (q->days[q->n_days / 2 - 1] + q->days[q->n_days / 2]) / 2;
+    }
+    json_object_object_add(o, "received", json_object_new_int64(q->received));
+    json_object_object_add(o, "approved", json_object_new_int64(q->approved));
+    json_object_object_add(o, "returned", json_object_new_int64(q->returned));
+    json_object_object_add(o, "rejected", json_object_new_int64(q->rejected));
+    json_object_object_add(o, "decided", json_object_new_int64((int64_t)q->n_days));
+    json_object_object_add(o, "median_days_to_decide", q->n_days ? num(median) : NULL);
+    return o;
+}
+
+static int ops_requests_add(OpsRequests *q, const char *to, double days)
+{
+    if (strcmp(to, "submitted") == 0) {
+        q->received++;
+        return 0;
+    }
+    if (strcmp(to, "approved") == 0)
+        q->approved++;
+    else if (strcmp(to, "returned") == 0)
+        q->returned++;
+    else
+        q->rejected++;
+    if (days < 0)
+        return 0;
+    if (q->n_days == q->cap_days) {
+        size_t cap = q->cap_days ? q->cap_days * 2 : 16;
+        double *nd = realloc(q->days, cap * sizeof(double));
+        if (!nd)
+            return -ENOMEM;
+        q->days = nd;
+        q->cap_days = cap;
+    }
+    q->days[q->n_days++] = days;
+    return 0;
+}
+
+/* Every request moved in [?1, ?2): submissions (each request once) and review decisions, with
+ * the days since the submission each decision answered. */
+static int ops_requests_load(CmDb *db, const char *a0, const char *a1, int64_t department,
+                             OpsRequests *per, size_t n, OpsRequests *city, CmError *err)
+{
+    sqlite3_stmt *s = cm_db_stmt(
+        db,
+        "SELECT q.department_id, h.to_state,"
+        " julianday(h.at) - (SELECT max(julianday(h2.at))"
+        "  FROM request_history h2 WHERE h2.request_id = h.request_id"
+        "  AND h2.to_state = 'submitted' AND h2.at <= h.at)"
+        " FROM request_history h JOIN requests q ON q.id = h.request_id"
+        " WHERE h.at >= ?1 AND h.at < ?2 AND (?3 = 0 OR q.department_id = ?3)"
+        " AND (h.to_state IN ('approved','returned','rejected')"
+        "  OR (h.to_state = 'submitted' AND h.id = (SELECT min(h3.id) FROM request_history h3"
+        "   WHERE h3.request_id = h.request_id AND h3.to_state = 'submitted'"
+        "   AND h3.at >= ?1 AND h3.at < ?2)))",
+        err);
+    int r;
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, a0, a1, department);
+    while ((r = cm_db_step_row(db, s, err)) > 0) {
+        int64_t dep = sqlite3_column_int64(s, 0);
+        const char *to = cm_db_col_text(s, 1);
+        double days = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 2);
+        for (size_t i = 0; i < n; i++)
+            if (per[i].id == dep && ops_requests_add(&per[i], to, days) < 0)
+                r = -ENOMEM;
+        if (r >= 0 && ops_requests_add(city, to, days) < 0)
+            r = -ENOMEM;
+        if (r < 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (r == -ENOMEM)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return r < 0 ? r : 0;
+}
+
+/* Seconds instance @id was observed in [t0, t1): running, unreachable, and in all. */
+static int observed(CmDb *db, int64_t id, int64_t t0, int64_t t1, double *ret_running,
+                    double *ret_unreachable, double *ret_all, CmError *err)
+{
+    sqlite3_stmt *s = cm_db_stmt(db,
+                                 "SELECT coalesce(sum(CASE WHEN state = 'running' THEN d END), 0),"
+                                 " coalesce(sum(CASE WHEN state = 'unreachable' THEN d END), 0),"
+                                 " coalesce(sum(d), 0) FROM (SELECT state, max(0,"
+                                 "  min(coalesce(until, last_seen), ?3) - max(since, ?2)) AS d"
+                                 "  FROM observations WHERE instance_id = ?1 AND since < ?3"
+                                 "  AND coalesce(until, last_seen) > ?2)",
+                                 err);
+    int r;
+    if (!s)
+        return -EIO;
+    CM_DB_BIND(s, id, t0, t1);
+    r = cm_db_step_row(db, s, err);
+    if (r > 0) {
+        *ret_running = sqlite3_column_double(s, 0);
+        *ret_unreachable = sqlite3_column_double(s, 1);
+        *ret_all = sqlite3_column_double(s, 2);
+    }
+    sqlite3_reset(s);
+    return r < 0 ? r : 0;
+}
+
 int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t department,
                          json_object **ret, CmError *err)
 {
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
+    const double min_observed = pol->assessment.min_coverage;
     time_t t = (time_t)month_start;
     struct tm tm;
     int64_t month_end, now = cm_now_ms() / 1000, cut;
     char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], d0[16], d1[16], name[16];
+    _cleanup_free_ OpsRequests *reqs = NULL;
+    OpsRequests city_reqs = {0};
+    OpsTotals city = {0};
     json_object *doc, *list;
     sqlite3_stmt *s;
+    int r;
 
-    (void)d;
     gmtime_r(&t, &tm);
     strftime(name, sizeof(name), "%Y-%m", &tm);
     tm.tm_mon += 1;
@@ -473,6 +848,8 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
         char at[CM_TIME_ISO_LEN + 1];
         cm_time_iso(cm_now_ms(), at);
         json_object_object_add(doc, "generated_at", json_object_new_string(at));
+        iso_of(cut, at);
+        json_object_object_add(doc, "period_cut", json_object_new_string(at));
     }
     list = json_object_new_array();
     json_object_object_add(doc, "departments", list);
@@ -484,7 +861,6 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
         return -EIO;
     }
     CM_DB_BIND(s, department);
-    int r;
     while ((r = cm_db_step_row(db, s, err)) > 0) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
@@ -494,6 +870,15 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
     }
     sqlite3_reset(s);
     size_t n = r < 0 ? 0 : json_object_array_length(list);
+    if (r >= 0)
+        r = rollups_computed_at(db, d0, d1, doc, err);
+    reqs = calloc(n + 1, sizeof(*reqs));
+    if (r >= 0 && !reqs)
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t k = 0; r >= 0 && k < n; k++)
+        reqs[k].id = cm_json_get_int(json_object_array_get_idx(list, k), "id", 0);
+    if (r >= 0)
+        r = ops_requests_load(db, a0, a1, department, reqs, n, &city_reqs, err);
 
     /* Every statement below must run to its end: an error fails the whole report (r < 0)
      * rather than leaving a section short. */
@@ -502,16 +887,19 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
         const int64_t dep_id = cm_json_get_int(dep, "id", 0);
         json_object *insts = json_object_new_array(), *daily = json_object_new_array();
         json_object *events = json_object_new_array(), *findings = json_object_new_array();
-        double tot_hours = 0, tot_readings = 0, tot_expected = 0, util_sum = 0;
-        int64_t n_inst = 0;
+        OpsTotals tot = {0};
+
+        json_object_object_add(dep, "instances", insts);
+        json_object_object_add(dep, "daily", daily);
+        json_object_object_add(dep, "events", events);
+        json_object_object_add(dep, "findings", findings);
 
         /* Instances that existed during the month, with their figures from the rollups. */
         s = cm_db_stmt(
             db,
             "SELECT i.id, i.name, i.allocation_id, sy.name, i.vcpus, i.memory_mib,"
             " max(unixepoch(i.created_at), ?3) AS t0,"
-            " min(CASE WHEN i.state IN ('deleted','undefined') THEN unixepoch(i.updated_at)"
-            "  ELSE ?4 END, ?4) AS t1,"
+            " min(coalesce(" INSTANCE_ENDED_AT ", ?4), ?4) AS t1,"
             " (SELECT coalesce(sum(r.readings), 0) FROM rollups r WHERE r.instance_id = i.id"
             "  AND r.day >= ?5 AND r.day < ?6),"
             " (SELECT sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
@@ -519,11 +907,16 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             " (SELECT max(r.cpu_p95) FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5"
             "  AND r.day < ?6),"
             " (SELECT sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
-            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6)"
+            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
+            " (SELECT sum(r.expected * 1.0) / count(*) / 86400.0 FROM rollups r"
+            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
+            " max(?3, min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"
+            "  FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
+            "  unixepoch(i.created_at))))"
             " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
             " JOIN systems sy ON sy.id = a.system_id WHERE a.department_id = ?1"
             " AND a.purpose = 'production' AND i.created_at < ?2 AND i.state != 'pending'"
-            " AND NOT (i.state IN ('deleted','undefined') AND unixepoch(i.updated_at) < ?3)"
+            " AND coalesce(" INSTANCE_ENDED_AT " >= ?3, 1)"
             " ORDER BY i.id",
             err);
         if (!s)
@@ -532,10 +925,21 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             CM_DB_BIND(s, dep_id, a1, month_start, cut, d0, d1);
         while (r >= 0 && (r = cm_db_step_row(db, s, err)) > 0) {
             json_object *o = json_object_new_object();
-            double t0 = (double)sqlite3_column_int64(s, 6), t1 = (double)sqlite3_column_int64(s, 7);
-            double hours = t1 > t0 ? (t1 - t0) / 3600.0 : 0;
+            int64_t t0 = sqlite3_column_int64(s, 6), t1 = sqlite3_column_int64(s, 7);
+            int64_t m0 = sqlite3_column_int64(s, 13);
+            double hours = t1 > t0 ? (double)(t1 - t0) / 3600.0 : 0;
             double readings = (double)sqlite3_column_int64(s, 8);
+            /* Readings expected a second: the agent's rate on the instance's days, or its
+             * default (a reading every 10 s) when none of them came. */
+            double rate =
+                sqlite3_column_type(s, 12) != SQLITE_NULL ? sqlite3_column_double(s, 12) : 0.1;
+            double expected = t1 > m0 ? rate * (double)(t1 - m0) : 0;
+            double running = 0, unreachable = 0, seen = 0;
             int64_t vcpus = sqlite3_column_int64(s, 4);
+            bool has_cpu = sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0;
+            if (t1 > t0)
+                r = observed(db, sqlite3_column_int64(s, 0), t0, t1, &running, &unreachable, &seen,
+                             err);
             json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
             json_object_object_add(o, "name", br_json_col_text(s, 1));
             json_object_object_add(o, "allocation_id",
@@ -544,15 +948,22 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
             json_object_object_add(o, "memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
             json_object_object_add(o, "instance_hours", num(hours));
+            json_object_object_add(
+                o, "availability",
+                availability_json(running, seen, (double)(t1 - t0), min_observed));
+            json_object_object_add(o, "observed_share",
+                                   t1 > t0 ? num(fmin(1, seen / (double)(t1 - t0))) : NULL);
+            json_object_object_add(o, "running_hours", num(running / 3600.0));
+            json_object_object_add(o, "coverage",
+                                   expected > 0 ? num(fmin(1, readings / expected)) : NULL);
             json_object_object_add(o, "readings", json_object_new_int64((int64_t)readings));
             json_object_object_add(o, "cpu_cores_avg",
                                    sqlite3_column_type(s, 9) != SQLITE_NULL
                                        ? num(sqlite3_column_double(s, 9))
                                        : NULL);
             json_object_object_add(o, "cpu_utilization_avg",
-                                   sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0
-                                       ? num(sqlite3_column_double(s, 9) / (double)vcpus)
-                                       : NULL);
+                                   has_cpu ? num(sqlite3_column_double(s, 9) / (double)vcpus)
+                                           : NULL);
             json_object_object_add(o, "cpu_cores_p95_daily_max",
                                    sqlite3_column_type(s, 10) != SQLITE_NULL
                                        ? num(sqlite3_column_double(s, 10))
@@ -561,57 +972,27 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                                    sqlite3_column_type(s, 11) != SQLITE_NULL
                                        ? num(sqlite3_column_double(s, 11))
                                        : NULL);
-            tot_hours += hours;
-            tot_readings += readings;
-            if (sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0)
-                util_sum += sqlite3_column_double(s, 9) / (double)vcpus;
+            tot.instances++;
+            tot.hours += hours;
+            tot.readings += readings;
+            tot.expected += expected;
+            tot.running_s += running;
+            tot.unreachable_s += unreachable;
+            tot.observed_s += seen;
+            tot.exist_s += t1 > t0 ? (double)(t1 - t0) : 0;
+            if (has_cpu) {
+                tot.util_sum += sqlite3_column_double(s, 9) / (double)vcpus;
+                tot.util_n++;
+            }
             json_object_array_add(insts, o);
-            n_inst++;
         }
         if (s)
             sqlite3_reset(s);
 
-        /* Availability: readings received over those expected while the instance existed.
-         * The agent's rate comes from the rollups: expected readings per day / 86400. */
-        s = cm_db_stmt(db,
-                       "SELECT coalesce(sum(r.expected * 1.0), 0), coalesce(sum(r.readings), 0)"
-                       " FROM rollups r JOIN instances i ON i.id = r.instance_id"
-                       " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
-                       " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3",
-                       err);
-        if (!s && r >= 0)
-            r = -EIO;
-        if (s && r >= 0) {
-            CM_DB_BIND(s, dep_id, d0, d1);
-            if ((r = cm_db_step_row(db, s, err)) > 0) {
-                /* A rollup expects a whole day; scale to the hours the instances existed. */
-                double day_expected = sqlite3_column_double(s, 0);
-                double days_covered = 0;
-                sqlite3_stmt *c2 = cm_db_stmt(db,
-                                              "SELECT count(*) FROM rollups r JOIN instances i"
-                                              " ON i.id = r.instance_id JOIN allocations a"
-                                              " ON a.id = i.allocation_id WHERE"
-                                              " a.department_id = ?1 AND a.purpose ="
-                                              " 'production' AND r.day >= ?2 AND r.day < ?3",
-                                              err);
-                r = c2 ? 0 : -EIO;
-                if (c2) {
-                    CM_DB_BIND(c2, dep_id, d0, d1);
-                    if ((r = cm_db_step_row(db, c2, err)) > 0)
-                        days_covered = (double)sqlite3_column_int64(c2, 0);
-                    sqlite3_reset(c2);
-                }
-                double per_hour = days_covered > 0 ? day_expected / (days_covered * 24.0) : 0;
-                tot_expected = per_hour * tot_hours;
-            }
-            sqlite3_reset(s);
-        }
-
         /* Daily utilization for the chart. */
         s = cm_db_stmt(db,
-                       "SELECT r.day, sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0),"
-                       " sum(r.vcpus), sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0),"
-                       " sum(r.memory_mib), sum(r.cpu_avg), sum(r.mem_avg)"
+                       "SELECT r.day, sum(r.vcpus), sum(r.memory_mib), sum(r.cpu_avg),"
+                       " sum(r.mem_avg)"
                        " FROM rollups r JOIN instances i ON i.id = r.instance_id"
                        " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
                        " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3"
@@ -623,12 +1004,17 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             CM_DB_BIND(s, dep_id, d0, d1);
             while ((r = cm_db_step_row(db, s, err)) > 0) {
                 json_object *o = json_object_new_object();
-                double vc = (double)sqlite3_column_int64(s, 2), mm = (double)sqlite3_column_int64(s, 4);
+                double vc = (double)sqlite3_column_int64(s, 1),
+                       mm = (double)sqlite3_column_int64(s, 2);
                 json_object_object_add(o, "day", br_json_col_text(s, 0));
                 json_object_object_add(o, "cpu_utilization",
-                                       vc > 0 ? num(sqlite3_column_double(s, 5) / vc) : NULL);
+                                       vc > 0 && sqlite3_column_type(s, 3) != SQLITE_NULL
+                                           ? num(sqlite3_column_double(s, 3) / vc)
+                                           : NULL);
                 json_object_object_add(o, "memory_utilization",
-                                       mm > 0 ? num(sqlite3_column_double(s, 6) / mm) : NULL);
+                                       mm > 0 && sqlite3_column_type(s, 4) != SQLITE_NULL
+                                           ? num(sqlite3_column_double(s, 4) / mm)
+                                           : NULL);
                 json_object_array_add(daily, o);
             }
             sqlite3_reset(s);
@@ -659,13 +1045,18 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             sqlite3_reset(s);
         }
 
-        /* Open findings with their right-sizing. */
+        /* Live findings with their right-sizing, on instances that still exist: nothing
+         * advises reclaiming what is gone. */
         s = cm_db_stmt(db,
                        "SELECT f.id, f.kind, i.name, f.rule, f.current_vcpus,"
                        " f.current_memory_mib, f.recommended_vcpus, f.recommended_memory_mib,"
-                       " f.frees_vcpus, f.frees_memory_mib, f.state FROM findings f"
-                       " JOIN instances i ON i.id = f.instance_id WHERE f.department_id = ?"
-                       " AND f.state IN ('open','acknowledged') ORDER BY f.id",
+                       " f.frees_vcpus, f.frees_memory_mib, f.state, f.evidence ->> '$.rule_zh',"
+                       " f.recommendation ->> '$.action' FROM findings f"
+                       " JOIN instances i ON i.id = f.instance_id"
+                       " JOIN allocations a ON a.id = f.allocation_id WHERE f.department_id = ?"
+                       " AND f.state IN ('open','acknowledged')"
+                       " AND i.state NOT IN ('undefined','deleted')"
+                       " AND a.state NOT IN ('reclaiming','retained','purged') ORDER BY f.id",
                        err);
         if (!s && r >= 0)
             r = -EIO;
@@ -677,6 +1068,8 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
                 json_object_object_add(o, "kind", br_json_col_text(s, 1));
                 json_object_object_add(o, "instance", br_json_col_text(s, 2));
                 json_object_object_add(o, "rule", br_json_col_text(s, 3));
+                json_object_object_add(o, "rule_zh", br_json_col_text(s, 11));
+                json_object_object_add(o, "action", br_json_col_text(s, 12));
                 json_object_object_add(o, "current_vcpus", json_object_new_int64(sqlite3_column_int64(s, 4)));
                 json_object_object_add(o, "current_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
                 json_object_object_add(o, "recommended_vcpus", json_object_new_int64(sqlite3_column_int64(s, 6)));
@@ -689,19 +1082,19 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
             sqlite3_reset(s);
         }
 
-        json_object *totals = json_object_new_object();
-        json_object_object_add(totals, "instances", json_object_new_int64(n_inst));
-        json_object_object_add(totals, "instance_hours", num(tot_hours));
-        json_object_object_add(totals, "availability",
-                               tot_expected > 0 ? num(fmin(1, tot_readings / tot_expected)) : NULL);
-        json_object_object_add(totals, "cpu_utilization_avg",
-                               n_inst ? num(util_sum / (double)n_inst) : NULL);
-        json_object_object_add(dep, "totals", totals);
-        json_object_object_add(dep, "instances", insts);
-        json_object_object_add(dep, "daily", daily);
-        json_object_object_add(dep, "events", events);
-        json_object_object_add(dep, "findings", findings);
+        json_object_object_add(dep, "totals", ops_totals_json(&tot, min_observed));
+        json_object_object_add(dep, "requests", ops_requests_json(&reqs[k]));
+        ops_totals_add(&city, &tot);
     }
+    if (r >= 0) {
+        json_object *c = json_object_new_object();
+        json_object_object_add(c, "totals", ops_totals_json(&city, min_observed));
+        json_object_object_add(c, "requests", ops_requests_json(&city_reqs));
+        json_object_object_add(doc, "city", c);
+    }
+    for (size_t k = 0; reqs && k < n; k++)
+        free(reqs[k].days);
+    free(city_reqs.days);
     if (r < 0) {
         json_object_put(doc);
         return r;

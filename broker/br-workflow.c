@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "br-assess.h"
 #include "br-hosts.h"
 #include "br-instance.h"
 #include "br-notification.h"
@@ -120,6 +121,38 @@ static int instances_load(CmDb *db, int64_t allocation_id, InstInfo **ret, size_
     }
     *ret = list;
     *ret_n = n;
+    return 0;
+}
+
+/*
+ * A change's resources.remove (scale-in): the indexes of the instances it removes. Moves the
+ * removed instances of @cur to the end, so that the first *ret_kept stay and are matched in
+ * index order to resources.instances. Returns: 0, or the position in @remove of an index that
+ * is no live instance of the allocation (+1), so the caller can name it.
+ */
+static size_t split_removed(InstInfo *cur, size_t n, json_object *remove, size_t *ret_kept)
+{
+    size_t kept = 0, n_rm = remove ? json_object_array_length(remove) : 0;
+    for (size_t k = 0; k < n_rm; k++) {
+        int64_t idx = json_object_get_int64(json_object_array_get_idx(remove, k));
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = (int64_t)cur[i].idx == idx;
+        if (!found)
+            return k + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool gone = false;
+        for (size_t k = 0; k < n_rm && !gone; k++)
+            gone =
+                json_object_get_int64(json_object_array_get_idx(remove, k)) == (int64_t)cur[i].idx;
+        if (!gone) {
+            InstInfo x = cur[i];
+            memmove(&cur[kept + 1], &cur[kept], (i - kept) * sizeof(*cur));
+            cur[kept++] = x;
+        }
+    }
+    *ret_kept = kept;
     return 0;
 }
 
@@ -401,7 +434,15 @@ int br_workflow_check_change(BrDaemon *d, CmDb *db, int64_t request_id, CmError 
         return r;
     r = instances_load(db, req.allocation_id, &cur, &n, err);
     json_object *specs = cm_json_get(req.resources, "instances");
-    size_t m = specs ? json_object_array_length(specs) : 0;
+    size_t m = specs ? json_object_array_length(specs) : 0, bad;
+    if (r >= 0 && (bad = split_removed(cur, n, cm_json_get(req.resources, "remove"), &n))) {
+        char field[64];
+        snprintf(field, sizeof(field), "/resources/remove/%zu", bad - 1);
+        r = cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_instance", field,
+                              "the allocation has no live instance with index %lld",
+                              (long long)json_object_get_int64(json_object_array_get_idx(
+                                  cm_json_get(req.resources, "remove"), bad - 1)));
+    }
     for (size_t i = 0; r >= 0 && i < n && i < m; i++) {
         json_object *spec = json_object_array_get_idx(specs, i);
         char field[96];
@@ -436,7 +477,7 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
     _cleanup_free_ InstInfo *cur = NULL;
     BrStepList steps = {0};
     ReqInfo req;
-    size_t n = 0, m;
+    size_t n = 0, m, n_all = 0;
     unsigned next_idx = 0;
     int r;
 
@@ -445,16 +486,28 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
         return r;
     r = br_workflow_check_change(d, db, request_id, err);
     if (r >= 0)
-        r = instances_load(db, req.allocation_id, &cur, &n, err);
+        r = instances_load(db, req.allocation_id, &cur, &n_all, err);
+    /* Scale-in: the instances named in resources.remove go first; the others keep their
+     * order. check_change() has refused an index that is not there. */
+    if (r >= 0 && split_removed(cur, n_all, cm_json_get(req.resources, "remove"), &n))
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "resources.remove changed under the job");
     if (r >= 0)
         r = br_allocation_set_state(d->store, db, actor, req.allocation_id,
                                     BR_ALLOCATION_STATE_ACTIVE, BR_ALLOCATION_STATE_RESIZING,
                                     "allocation.resize", NULL, err);
     json_object *specs = cm_json_get(req.resources, "instances");
     m = specs ? json_object_array_length(specs) : 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n_all; i++)
         if (cur[i].idx + 1 > next_idx)
             next_idx = cur[i].idx + 1;
+    for (size_t i = n; r >= 0 && i < n_all; i++) {
+        /* Removed by name: shut down, undefined, disk wiped: the department asked. */
+        if (br_step_list_add(&steps, BR_STEP_SHUTDOWN, cur[i].id, 0, NULL) < 0 ||
+            br_step_list_add(&steps, BR_STEP_UNDEFINE, cur[i].id, 0, NULL) < 0 ||
+            br_step_list_add(&steps, BR_STEP_WIPE, cur[i].id, 0, NULL) < 0 ||
+            br_step_list_add(&steps, BR_STEP_DELETE_VOLUME, cur[i].id, 0, NULL) < 0)
+            r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
     if (r >= 0 && m > n && br_step_list_add(&steps, BR_STEP_RESERVE, 0, 0, NULL) < 0)
         r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     for (size_t i = 0; r >= 0 && i < n && i < m; i++) {
@@ -1228,6 +1281,15 @@ int br_workflow_finish(BrDaemon *d, const BrJobRow *job, int seq, CmError *err)
     default:
         break;
     }
+    /* Findings follow their instance: those of what this job ended are resolved with it. */
+    if (r >= 0 &&
+        (job->kind == BR_JOB_RECLAIM || job->kind == BR_JOB_PURGE || job->kind == BR_JOB_RESIZE))
+        r = br_assess_resolve_ended(d->store, db, job->allocation_id,
+                                    job->kind == BR_JOB_RECLAIM ? "the allocation was reclaimed"
+                                    : job->kind == BR_JOB_PURGE ? "the allocation was purged"
+                                                                : "the instance was removed "
+                                                                  "(scale-in)",
+                                    err);
     if (r >= 0)
         r = step_done_sql(db, job->id, seq, err);
     cm_time_iso(cm_now_ms(), at);

@@ -185,6 +185,60 @@ class Since(Pattern):
         return self.inner(start) if start >= self.t0 else None
 
 
+class Between(Pattern):
+    """@inner's windows with start in [@t0, @t1) only (an agent that reported for a while,
+    then stopped)."""
+
+    def __init__(self, inner, t0, t1):
+        self.inner, self.t0, self.t1 = inner, t0, t1
+
+    def at(self, start):
+        return self.inner(start) if self.t0 <= start < self.t1 else None
+
+
+class Gaps(Pattern):
+    """@inner's windows, less whole days and stray hours: the days @missing_days (counted from
+    the day of @origin: 0 is its UTC day) never arrived, nor every window whose hour of the
+    day is in @missing_hours (a nightly backup that starves the agent, say)."""
+
+    def __init__(self, inner, origin, missing_days=(), missing_hours=()):
+        self.inner, self.origin = inner, origin - origin % DAY
+        self.missing_days, self.missing_hours = set(missing_days), set(missing_hours)
+
+    def at(self, start):
+        if (start - self.origin) // DAY in self.missing_days or \
+                hour_of_day(start) in self.missing_hours:
+            return None
+        return self.inner(start)
+
+
+class Hot(Pattern):
+    """A guest that measures above 100 % of its vCPUs (timer granularity, steal accounting):
+    @cores_avg and @cores_max, both above the vCPU count, as the agent reports them."""
+
+    def __init__(self, cores_avg, cores_max, memory_mib):
+        self.cores_avg, self.cores_max, self.memory_mib = cores_avg, cores_max, memory_mib
+
+    def at(self, start):
+        return {'cpu': self.cores_avg, 'cpu_max': self.cores_max, 'mem': self.memory_mib,
+                'mem_max': self.memory_mib + 50, 'rx': self.rx_bps, 'tx': self.tx_bps}
+
+
+class Phases(Pattern):
+    """Years of history that change: [(t, pattern), ...] sorted by t, each pattern in force from
+    its t on (the first also before it)."""
+
+    def __init__(self, phases):
+        self.phases = list(phases)
+
+    def at(self, start):
+        pat = self.phases[0][1]
+        for t, p in self.phases:
+            if start >= t:
+                pat = p
+        return pat(start)
+
+
 # ---- windows and their delivery ----
 
 def window_record(inst, start, fig, duration=HOUR):
@@ -367,3 +421,21 @@ class Fleet:
                            'GET allocation')), 60, f'allocation {aid} to be active')
             out[rid] = alloc
         return out
+
+    def change(self, code, system_id, allocation_id, specs, restart_allowed=False):
+        """A 'change' request of allocation @allocation_id to @specs ([(vcpus, memory_mib)]),
+        submitted, approved and applied. Returns: the allocation afterwards."""
+        tok = self.departments[code]['token']
+        body = {'system': system_id, 'kind': 'change', 'allocation': allocation_id,
+                'justification': 'assessgen resize', 'restart_allowed': restart_allowed,
+                'resources': {'instances': [{'vcpus': v, 'memory_mib': m, 'disk_gib': 1,
+                                             'image': 'base'} for v, m in specs]}}
+        rid = self._want(self.b.post('/v1/requests', body, token=tok), 201, 'create change')['id']
+        self._want(self.b.post(f'/v1/requests/{rid}/submit', token=tok), 200, 'submit change')
+        self._want(self.b.post(f'/v1/requests/{rid}/decision', {'decision': 'approve'},
+                               token=self.reviewer), 200, f'approve change {rid}')
+        doc = self.wait_state(rid, ('applied', 'failed'))
+        if doc['state'] != 'applied':
+            raise RuntimeError(f'change {rid} failed: {doc}')
+        return self._want(self.b.get(f'/v1/allocations/{allocation_id}', token=self.reviewer),
+                          200, 'GET allocation')

@@ -48,7 +48,7 @@ MARK = '@@HOSTILE@@'
 SMALL = {'vcpus': 1, 'memory_mib': 64, 'disk_gib': 1, 'image': 'debian-12'}
 WIN = 300                          # seconds per metering window
 SPAN = 6 * 3600                    # the assessment policy's windows in this test
-SAMPLES_MAX = 32 * 1024 * 1024     # POST /v1/samples's own body limit (broker/br-api.c)
+SAMPLES_MAX = 32 * 1024 * 1024     # POST /v1/samples's own body limit (its route in broker/br-api-metering.c)
 
 # Raw bytes that make a JSON string invalid UTF-8 (or an escape that is no character).
 BAD_UTF8 = [

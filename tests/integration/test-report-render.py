@@ -260,7 +260,8 @@ class Dom(HTMLParser):
             self.tables.append({'th': [], 'rows': 0})
         elif tag == 'tbody':
             self._tbody = True
-        elif tag == 'tr' and self._tbody and self.tables:
+        elif tag == 'tr' and self._tbody and self.tables and ('class', 'none') not in attrs:
+            # (a table with nothing to list has one row saying so: 无 / none; not counted)
             self.tables[-1]['rows'] += 1
         elif tag == 'th':
             self._th = ''
@@ -638,20 +639,21 @@ def run(ck, b, out_dir):
         ck.eq(dom.scripts, 0, f'{name}: the DOM has no script')
         text = ''.join(dom.text)
         if name.startswith('assessment'):
-            # Cards, the score bars (one per department), the indicators in three tables that
-            # fit the page (scores 10 columns, efficiency 11, security 8; one row per
-            # department in each), the Art. 5 table.
+            # Cards, the score bars (one per department), the indicators in four tables that
+            # fit the page (scores 10 columns, efficiency 11, the year time-weighted 10 (issue
+            # 9), security 8; one row per department in each), the Art. 5 table.
             ck.eq(len(dom.svgs), 1, f'{name}: one chart (the overall score bars)')
             if dom.svgs:
                 ck.eq(dom.svgs[0]['rect'], n_dept, f'{name}: one bar per department')
-            ck.eq(len(dom.tables), 4, f'{name}: four tables (scores, efficiency, security, '
-                                      'Art. 5)')
-            if len(dom.tables) == 4:
-                for t, cols, what in zip(dom.tables, (10, 11, 8),
-                                         ('scores', 'efficiency', 'security')):
+            ck.eq(len(dom.tables), 5, f'{name}: five tables (scores, efficiency, the year '
+                                      'time-weighted, security, Art. 5)')
+            if len(dom.tables) == 5:
+                for t, cols, what in zip(dom.tables, (10, 11, 10, 8),
+                                         ('scores', 'efficiency', 'time-weighted',
+                                          'security')):
                     ck.eq(t['rows'], n_dept, f'{name}: one {what} row per department')
                     ck.eq(len(t['th']), cols, f'{name}: {cols} {what} columns')
-                ck.eq(dom.tables[3]['rows'], len(no_budget),
+                ck.eq(dom.tables[4]['rows'], len(no_budget),
                       f'{name}: the Art. 5 list has the systems off the cloud or without backup')
             for s in no_budget:
                 ck.ok(s['name'] in text, f'{name}: Art. 5 lists {s["name"]}')

@@ -4,8 +4,8 @@
 
 The expected outcome of each (endpoint, role) pair is written out by hand in TABLE below, from
 the intended access of each role (DESIGN.md "Who uses it"), not computed from the routing table:
-a table derived from broker/br-api.c could never disagree with it. The test also parses the
-routes out of broker/br-api.c and fails when an endpoint has no row here (or a row names an
+a table derived from the routing tables could never disagree with it. The test also parses the
+routes out of broker/br-api*.c and fails when an endpoint has no row here (or a row names an
 endpoint that no longer exists), so a new endpoint cannot ship without a decided access rule.
 
 Then: department isolation (another department's objects answer 404, never 403 or 200, and lists
@@ -21,6 +21,7 @@ trial environment (and, for some, a passed trial, an allocation, a termination),
 background, so the "database unchanged" checks ignore the columns jobs, steps, the reconciler and
 retries keep changing: see VOLATILE).
 """
+import glob
 import hashlib
 import json
 import os
@@ -168,12 +169,18 @@ def parse_table():
 
 
 def parse_routes():
-    """The (method, path) pairs of `static const BrRoute routes[]` in broker/br-api.c."""
-    with open(os.path.join(cbtest.SOURCE, 'broker', 'br-api.c')) as f:
-        text = f.read()
-    m = re.search(r'static\s+const\s+BrRoute\s+routes\s*\[\s*\]\s*=\s*\{(.*?)\n\};', text, re.S)
-    assert m, 'cannot find the routing table in broker/br-api.c'
-    return [(a, b) for a, b in re.findall(r'\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"', m.group(1))]
+    """The (method, path) pairs of every `static const BrRoute routes[]` in broker/br-api*.c
+    (each resource file holds its own table)."""
+    pairs = []
+    for path in sorted(glob.glob(os.path.join(cbtest.SOURCE, 'broker', 'br-api*.c'))):
+        with open(path) as f:
+            text = f.read()
+        m = re.search(r'static\s+const\s+BrRoute\s+routes\s*\[\s*\]\s*=\s*\{(.*?)\n\};', text,
+                      re.S)
+        if m:
+            pairs += re.findall(r'\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"', m.group(1))
+    assert pairs, 'cannot find the routing tables in broker/br-api*.c'
+    return pairs
 
 
 # Columns that change in the background, without any call: a waiting job's retries (state,
@@ -1418,7 +1425,7 @@ def main():
     ck = cbtest.Checks('role-matrix')
     table = parse_table()
     routes = parse_routes()
-    print(f'routing table in broker/br-api.c: {len(routes)} routes; test table: {len(table)} rows',
+    print(f'routing tables in broker/br-api*.c: {len(routes)} routes; test table: {len(table)} rows',
           flush=True)
     ck.ok(len(routes) >= 30, f'parsed the routing table ({len(routes)} routes)')
     ck.eq(len(routes), len(set(routes)), 'no route is listed twice')
@@ -1426,7 +1433,7 @@ def main():
         ck.ok(route in table, f'route {route[0]} {route[1]} has a row in the test\'s table '
               '(decide who may call it)')
     for row in table:
-        ck.ok(row in routes, f'table row {row[0]} {row[1]} is a route in broker/br-api.c')
+        ck.ok(row in routes, f'table row {row[0]} {row[1]} is a route in broker/br-api*.c')
 
     policies = policy_dir()
     try:

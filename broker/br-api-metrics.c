@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /metrics: the broker's counters in the Prometheus text format. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <microhttpd.h>
+
+#include "br-api.h"
+#include "br-hosts.h"
+#include "br-http.h"
+#include "br-jobs.h"
+#include "br-metering.h"
+#include "br-reconciler.h"
+
+static int br_api_metrics(BrCall *c)
+{
+    const BrHttpCounters *k = br_http_counters();
+    uint64_t events[BR_EVENT_KIND_MAX], done = 0, failed = 0, reconnects = 0;
+    unsigned hosts = 0, connected = 0;
+    char *text = NULL, *head = NULL;
+
+    uint64_t stored = 0, duplicates = 0;
+    br_metering_counts(&stored, &duplicates);
+    br_reconciler_counts(c->d->reconciler, events);
+    br_jobs_counts(c->d->jobs, &done, &failed);
+    if (c->d->hosts)
+        br_hosts_counts(c->d->hosts, &hosts, &connected, &reconnects);
+    if (asprintf(&head,
+                 "# HELP cloudbroker_http_requests_total HTTP requests received.\n"
+                 "# TYPE cloudbroker_http_requests_total counter\n"
+                 "cloudbroker_http_requests_total %llu\n"
+                 "# HELP cloudbroker_http_responses_total HTTP responses by status class.\n"
+                 "# TYPE cloudbroker_http_responses_total counter\n"
+                 "cloudbroker_http_responses_total{class=\"2xx\"} %llu\n"
+                 "cloudbroker_http_responses_total{class=\"4xx\"} %llu\n"
+                 "cloudbroker_http_responses_total{class=\"5xx\"} %llu\n"
+                 "# HELP cloudbroker_hosts Hypervisor hosts registered.\n"
+                 "# TYPE cloudbroker_hosts gauge\n"
+                 "cloudbroker_hosts %u\n"
+                 "# HELP cloudbroker_hosts_connected Hosts with a live libvirt connection.\n"
+                 "# TYPE cloudbroker_hosts_connected gauge\n"
+                 "cloudbroker_hosts_connected %u\n"
+                 "# HELP cloudbroker_host_connects_total libvirt connections opened.\n"
+                 "# TYPE cloudbroker_host_connects_total counter\n"
+                 "cloudbroker_host_connects_total %llu\n"
+                 "# HELP cloudbroker_jobs_finished_total Jobs ended since start, by outcome.\n"
+                 "# TYPE cloudbroker_jobs_finished_total counter\n"
+                 "cloudbroker_jobs_finished_total{outcome=\"done\"} %llu\n"
+                 "cloudbroker_jobs_finished_total{outcome=\"error\"} %llu\n"
+                 "# HELP cloudbroker_samples_stored_total Metering windows stored since start.\n"
+                 "# TYPE cloudbroker_samples_stored_total counter\n"
+                 "cloudbroker_samples_stored_total %llu\n"
+                 "# HELP cloudbroker_samples_duplicate_total Windows received again (at-least-once "
+                 "delivery) and not stored twice.\n"
+                 "# TYPE cloudbroker_samples_duplicate_total counter\n"
+                 "cloudbroker_samples_duplicate_total %llu\n"
+                 "# HELP cloudbroker_reconciler_events_total Reconciler events opened since "
+                 "start.\n"
+                 "# TYPE cloudbroker_reconciler_events_total counter\n",
+                 k ? (unsigned long long)k->requests : 0ULL,
+                 k ? (unsigned long long)k->status_2xx : 0ULL,
+                 k ? (unsigned long long)k->status_4xx : 0ULL,
+                 k ? (unsigned long long)k->status_5xx : 0ULL, hosts, connected,
+                 (unsigned long long)reconnects, (unsigned long long)done,
+                 (unsigned long long)failed, (unsigned long long)stored,
+                 (unsigned long long)duplicates) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    text = head;
+    for (int i = 0; i < BR_EVENT_KIND_MAX; i++) {
+        char *next = NULL;
+        if (asprintf(&next, "%scloudbroker_reconciler_events_total{kind=\"%s\"} %llu\n", text,
+                     br_event_kind_to_string((BrEventKind)i), (unsigned long long)events[i]) < 0) {
+            free(text);
+            return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+        }
+        free(text);
+        text = next;
+    }
+    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+}
+
+static const BrRoute routes[] = {
+    {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
+};
+
+const BrRouteTable br_api_metrics_routes = {routes, ELEMENTSOF(routes)};
