@@ -95,6 +95,27 @@ async function phaseApply(browser) {
         await p.context().close();
     }
 
+    step('the admin creates an account in the console; its sign-in link works');
+    {
+        const ap = await newPage(browser, cfg.base);
+        await signIn(ap, A.admin.name, cfg.password);
+        await go(ap, '/accounts');
+        const f = await form(ap, L('new_account'));
+        await f.getByLabel(L('username')).fill('late-auditor');
+        await f.getByLabel(L('role'), { exact: true }).selectOption('auditor');
+        await f.locator('button[type=submit]').click();
+        await ap.waitForSelector('.secret:has-text("late-auditor")');
+        const link = (await ap.locator('.secret-value').innerText()).trim();
+        ck.ok(link.startsWith(`${cfg.base}/#/set-password?token=`), 'the page shows the new account\'s one-time link');
+        const np = await newPage(browser, cfg.base);
+        await setPassword(np, link.slice(cfg.base.length + 1), cfg.password);
+        await signIn(np, 'late-auditor', cfg.password);
+        ck.eq(await np.locator('main').getAttribute('data-role'), 'auditor', 'the new account signs in with the password it chose');
+        pageClean(ap, 'admin accounts');
+        await np.context().close();
+        await ap.context().close();
+    }
+
     step('the vendor registers the trial and production hosts');
     const vp = await newPage(browser, cfg.base);
     await signIn(vp, A.vendor.name, cfg.password);
@@ -219,11 +240,47 @@ async function phaseApply(browser) {
     ck.ok((await mainText(dp)).includes(just), 'the justification renders as text');
     pageClean(dp, 'department apply');
 
-    step('the reviewer sees it waiting and assigns a consultant');
+    step('the reviewer returns it once; the department edits and resubmits');
     const rp = await newPage(browser, cfg.base);
     await signIn(rp, A.reviewer.name, cfg.password);
     const unread = Number(await rp.locator('[data-testid=unread]').innerText());
     ck.ok(unread >= 1, `the header shows unread notifications (${unread})`);
+    await go(rp, `/requests/${rid}`);
+    {
+        const f = await form(rp, L('decision'));
+        await f.getByLabel(L('decision')).selectOption('return');
+        await f.locator('button[type=submit]').click();
+        await rp.waitForTimeout(300);
+        const missing = await f.getByLabel(L('comment')).evaluate((el) => el.validity.valueMissing);
+        ck.ok(missing && (await reqState(rid)).state === 'submitted', 'a return without a reason is not sent: the form asks for it');
+        await f.getByLabel(L('comment')).fill('请补充业务高峰期的说明。');
+        await f.locator('button[type=submit]').click();
+        await rp.waitForSelector('.request[data-state=returned]');
+    }
+    ck.eq((await reqState(rid)).state, 'returned', 'returned (API)');
+    await go(dp, '/notifications');
+    ck.ok(await dp.locator('li.note[data-kind=request_returned]').count() === 1, 'the department is told it was returned');
+    await go(dp, '/queue');
+    ck.ok(await dp.locator(`tr[data-request="${rid}"]`).count() === 1, 'its to-do list holds the returned request');
+    await go(dp, `/requests/${rid}`);
+    ck.ok((await mainText(dp)).includes('请补充业务高峰期的说明。'), 'the reason shows in the timeline');
+    await dp.getByRole('link', { name: L('edit_request') }).click();
+    await dp.waitForURL(/\/edit$/);
+    await ready(dp);
+    const just2 = `${just} 高峰期每日约 3000 件。`;
+    {
+        const f = await form(dp, L('new_request'));
+        await f.getByLabel(L('justification')).fill(just2);
+        await f.locator('button[type=submit]').click();
+        await dp.waitForURL(/#\/requests\/\d+$/);
+        await ready(dp);
+    }
+    await dp.getByRole('button', { name: L('resubmit') }).click();
+    await dp.waitForSelector('.request[data-state=submitted]');
+    doc = await reqState(rid, A.d1.token);
+    ck.ok(doc.state === 'submitted' && doc.justification === just2, 'edited and resubmitted (API)');
+
+    step('the reviewer assigns a consultant');
     await go(rp, '/notifications');
     ck.ok(await rp.locator('li.note[data-kind=request_submitted]').count() >= 1, 'the notification of the submitted request is listed');
     ck.ok((await mainText(rp)).includes(sysName), 'naming the system by its name');
