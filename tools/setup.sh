@@ -12,6 +12,9 @@ PACKAGES=(
     json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
     libpq-dev postgresql-15
 )
+# Node.js and npm build the web console (console/, from the npm registry with its lockfile).
+# Debian's are installed only when the machine has no node of its own (a newer one is kept).
+NODE_PACKAGES=(nodejs npm)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLER_DIR="$PWD" # a relative --state-dir is taken from where the script was started
@@ -55,6 +58,8 @@ Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--agent-metrics-listen 
          'N passed, M failed'; the exit status is non-zero when anything failed.
 
 Packages (Debian 12): ${PACKAGES[*]}
+The web console: Node.js and npm (Debian's ${NODE_PACKAGES[*]} when the machine has none), then
+'npm ci' in console/ from its package-lock.json; meson builds it into build/console.
 EOF
 }
 
@@ -92,6 +97,36 @@ install_packages() {
     say "installing ${#missing[@]} missing packages: ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+# The web console's npm packages (console/package-lock.json) in console/node_modules, installed
+# by `npm ci` when missing or older than the lockfile. Debian's nodejs and npm come first when
+# the machine has no node. Without npm the console is left out of the build (meson warns).
+install_console() {
+    local dir="$ROOT/console"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1; then
+            say "installing ${NODE_PACKAGES[*]} (for the web console)"
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${NODE_PACKAGES[@]}" ||
+                warn "could not install ${NODE_PACKAGES[*]}; the web console is not built"
+        fi
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        warn "npm is not installed: the web console is not built"
+        return 0
+    fi
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        say "console/node_modules is up to date"
+        return 0
+    fi
+    say "installing the web console's npm packages (npm ci in console/)"
+    if (cd "$dir" && npm ci --no-audit --no-fund); then
+        # meson decided at configure time whether the console could be built: look again.
+        touch "$dir/meson.build"
+    else
+        warn "npm ci failed in console/; the web console is not built"
+    fi
 }
 
 # configure_build DIR [meson options...]: sets up DIR, or applies the options to an existing one.
@@ -132,15 +167,46 @@ start_services() {
 # ---------------------------------------------------------------------------------------------
 # run
 
+# admin_sign_in_link URL TOKEN_FILE: while the admin account has no password yet, a one-time
+# link (24 h) to set it in the console; prints nothing once the admin has one.
+admin_sign_in_link() {
+    python3 - "$1" "$2" <<'PYEOF' 2>/dev/null || true
+import json, sys, urllib.request
+url, path = sys.argv[1:3]
+tok = open(path).read().strip()
+def call(method, p):
+    req = urllib.request.Request(url + p, method=method, data=b'{}' if method == 'POST' else None,
+                                 headers={'Authorization': f'Bearer {tok}',
+                                          'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+if not call('GET', '/v1/accounts/1').get('has_password', True):
+    print(url + '/' + call('POST', '/v1/accounts/1/sign-in-link')['path'])
+PYEOF
+}
+
 print_next_steps() {
     local state="$1" listen="$2"
-    local url token="$state/admin.token"
+    local url token="$state/admin.token" link=""
     url="$(agent_broker_url "$listen")"
     [ -n "$url" ] || url="http://$listen"
+    if [ -f "$token" ] && wait_for_broker "$url"; then
+        link="$(admin_sign_in_link "$url" "$token")"
+    fi
     cat <<EOF
 
 cloudbrokerd is running in the foreground (Ctrl-C stops it${AGENT_PID:+ and the agent}).
-  API:         $url   (try: curl $url/v1/health)
+  Console:     $url/   (the web console, Chinese or English; people sign in with a password)
+EOF
+    if [ -n "$link" ]; then
+        cat <<EOF
+  First sign-in: open $link
+               to choose the admin's password (a one-time link, 24 h), sign in as 'admin',
+               then give the other accounts their sign-in links from the Accounts page.
+EOF
+    fi
+    cat <<EOF
+  API:         $url/v1   (try: curl $url/v1/health)
   State:       $state
   Admin token: $token  (written on the first start, mode 0600)
 
@@ -602,6 +668,7 @@ cmd_run() {
         say "using the binaries in $BUILD_DIR (--prebuilt: nothing installed or built)"
     else
         install_packages
+        install_console
         configure_build build
         say "building"
         meson compile -C build
@@ -790,6 +857,7 @@ cmd_test() {
         esac
     fi
     install_packages
+    install_console
     start_services
     trap stop_pg_cluster EXIT
     trap 'stop_pg_cluster; exit 130' INT
