@@ -2,6 +2,7 @@
 /* PUT/GET /v1/requests/{id}/materials/{name}: documents attached to a request. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -202,11 +203,18 @@ static int br_api_materials_get(BrCall *c)
     sqlite3_stmt *stmt;
     struct stat st;
     CmDb *db;
+    const char *disposition;
+    bool inline_ok;
     int fd, r;
 
     r = material_kind(c, &kind);
     if (r < 0)
         return r;
+    disposition = br_call_query(c, "disposition");
+    if (disposition && strcmp(disposition, "inline") != 0 &&
+        strcmp(disposition, "attachment") != 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "disposition",
+                            "query parameter 'disposition' must be inline or attachment");
     db = br_api_read_db(c);
     if (!db)
         return -EIO;
@@ -244,7 +252,16 @@ static int br_api_materials_get(BrCall *c)
                             sha);
     }
     br_reply_header(c, "X-Content-SHA256", sha);
-    if (filename && *filename) {
+    /* Shown in the console's page (its PDF preview) only for the kinds a browser renders
+     * without running anything of the file; the type was checked by magic bytes at upload,
+     * and nosniff keeps the browser to it. Anything else is always a download. */
+    inline_ok = disposition && strcmp(disposition, "inline") == 0 &&
+                (strcmp(media, "application/pdf") == 0 || strcmp(media, "image/png") == 0 ||
+                 strcmp(media, "image/jpeg") == 0);
+    if (inline_ok) {
+        br_reply_header(c, "X-Frame-Options", "SAMEORIGIN");
+        br_reply_header(c, "Content-Disposition", "inline");
+    } else if (filename && *filename) {
         /* RFC 6266/5987: the UTF-8 name percent-encoded, so no quoting can break out. */
         char disp[300];
         size_t n = (size_t)snprintf(disp, sizeof(disp), "attachment; filename*=UTF-8''");
