@@ -9,7 +9,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
-#include "br-hist.h"
+#include "br-histogram.h"
 #include "br-metering.h"
 #include "cm-time.h"
 #include "cm-util.h"

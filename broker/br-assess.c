@@ -17,7 +17,7 @@
 
 /* ---- accumulating usage (pure) ---- */
 
-static BrHist *sized_slot(BrSizedHist *sh, int64_t size)
+static BrHistogram *sized_slot(BrSizedHist *sh, int64_t size)
 {
     int best = 0;
     for (int i = 0; i < sh->n; i++)
@@ -48,16 +48,16 @@ static int cmp_sized_bin(const void *a, const void *b)
 
 double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current)
 {
-    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HIST_BINS];
+    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HISTOGRAM_BINS];
     size_t n = 0;
     uint64_t total = 0, rank, seen = 0;
 
     if (sh->n == 0 || current <= 0)
         return -1;
     if (sh->n == 1 && sh->size[0] == current)
-        return br_hist_quantile(&sh->h[0], q);
+        return br_histogram_quantile(&sh->h[0], q);
     for (int i = 0; i < sh->n; i++)
-        for (int k = 0; k < BR_HIST_BINS; k++)
+        for (int k = 0; k < BR_HISTOGRAM_BINS; k++)
             if (sh->h[i].bins[k]) {
                 bins[n++] = (SizedBin){k / 100.0 * (double)sh->size[i], sh->h[i].bins[k]};
                 total += sh->h[i].bins[k];
@@ -109,8 +109,8 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
         s->cpu_wsum += cpu_avg * (double)readings;
         s->cpu_w += (double)readings;
         if (vcpus > 0) {
-            br_hist_add(&s->cpu_h, cpu_avg / (double)vcpus);
-            br_hist_add(sized_slot(&s->cpu_sh, vcpus), cpu_avg / (double)vcpus);
+            br_histogram_add(&s->cpu_h, cpu_avg / (double)vcpus);
+            br_histogram_add(sized_slot(&s->cpu_sh, vcpus), cpu_avg / (double)vcpus);
         }
         /* The idle rule looks at CPU and network together in each window. */
         bool rx_low = !has_rx || rx_bytes / (double)duration < p->idle_net_in_bps;
@@ -128,8 +128,8 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
         s->mem_wsum += mem_avg * (double)readings;
         s->mem_w += (double)readings;
         if (memory_mib > 0) {
-            br_hist_add(&s->mem_h, mem_avg / (double)memory_mib);
-            br_hist_add(sized_slot(&s->mem_sh, memory_mib), mem_avg / (double)memory_mib);
+            br_histogram_add(&s->mem_h, mem_avg / (double)memory_mib);
+            br_histogram_add(sized_slot(&s->mem_sh, memory_mib), mem_avg / (double)memory_mib);
         }
     }
     double mmax = has_mem_max ? mem_max : has_mem ? mem_avg : 0;
@@ -141,7 +141,7 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
 
 void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
                                int64_t duration, int64_t vcpus, int64_t memory_mib,
-                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               const BrHistogram *cpu_h, const BrHistogram *mem_h, bool has_cpu,
                                double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
                                double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
                                int64_t checked)
@@ -155,14 +155,14 @@ void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t reading
         s->duration = duration;
     s->rollup_days++;
     if (cpu_h) {
-        br_hist_merge(&s->cpu_h, cpu_h);
+        br_histogram_merge(&s->cpu_h, cpu_h);
         if (vcpus > 0)
-            br_hist_merge(sized_slot(&s->cpu_sh, vcpus), cpu_h);
+            br_histogram_merge(sized_slot(&s->cpu_sh, vcpus), cpu_h);
     }
     if (mem_h) {
-        br_hist_merge(&s->mem_h, mem_h);
+        br_histogram_merge(&s->mem_h, mem_h);
         if (memory_mib > 0)
-            br_hist_merge(sized_slot(&s->mem_sh, memory_mib), mem_h);
+            br_histogram_merge(sized_slot(&s->mem_sh, memory_mib), mem_h);
     }
     if (has_cpu) {
         s->cpu_wsum += cpu_avg * (double)readings;
@@ -371,11 +371,11 @@ static void day_name(int64_t t, char out[16])
     strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
-static void decode_hist(sqlite3_stmt *s, int col, BrHist *out, const BrHist **ret)
+static void decode_hist(sqlite3_stmt *s, int col, BrHistogram *out, const BrHistogram **ret)
 {
     const void *blob = sqlite3_column_blob(s, col);
     *ret = NULL;
-    if (blob && br_hist_decode(blob, (size_t)sqlite3_column_bytes(s, col), out) == 0)
+    if (blob && br_histogram_decode(blob, (size_t)sqlite3_column_bytes(s, col), out) == 0)
         *ret = out;
 }
 
@@ -433,8 +433,8 @@ static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day
         return -EIO;
     CM_DB_BIND(st, t->id, a, b, t->vcpus, t->memory_mib);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        BrHist ch, mh;
-        const BrHist *cp, *mp;
+        BrHistogram ch, mh;
+        const BrHistogram *cp, *mp;
         decode_hist(st, 4, &ch, &cp);
         decode_hist(st, 5, &mh, &mp);
         br_usage_stats_add_rollup(

@@ -6,7 +6,7 @@
 #include <json-c/json.h>
 
 #include "br-daemon.h"
-#include "br-hist.h"
+#include "br-histogram.h"
 
 /*
  * Findings: idle, over- and under-provisioned instances, with their evidence and a right-sized
@@ -23,7 +23,7 @@
 typedef struct {
     int n;
     int64_t size[BR_SIZED_HIST_SIZES];
-    BrHist h[BR_SIZED_HIST_SIZES];
+    BrHistogram h[BR_SIZED_HIST_SIZES];
 } BrSizedHist;
 
 /**
@@ -47,7 +47,7 @@ typedef struct {
     double seen_expected;  /* expected readings of the windows and rollup days read */
     double seen_seconds;   /* the seconds those windows and days span */
     double expected_total; /* set by finish */
-    BrHist cpu_h, mem_h; /* utilization shares per window */
+    BrHistogram cpu_h, mem_h; /* utilization shares per window */
     BrSizedHist cpu_sh, mem_sh; /* the same, per size measured at */
     double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
     int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
@@ -95,7 +95,7 @@ void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int
  */
 void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
                                int64_t duration, int64_t vcpus, int64_t memory_mib,
-                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
+                               const BrHistogram *cpu_h, const BrHistogram *mem_h, bool has_cpu,
                                double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
                                double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
                                int64_t checked);

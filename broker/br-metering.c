@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "br-hist.h"
+#include "br-histogram.h"
 #include "br-metering.h"
 #include "cm-log.h"
 #include "cm-time.h"
@@ -519,7 +519,7 @@ typedef struct {
     double mem_wsum, mem_weight, mem_max;
     double *cpu_v, *mem_v, *rx_v, *tx_v;
     size_t n_cpu, n_mem, n_rx, n_tx, cap;
-    BrHist cpu_h, mem_h;
+    BrHistogram cpu_h, mem_h;
     int64_t sums[8]; /* disk rd/wr bytes, rd/wr reqs, net rx/tx bytes, rx/tx packets */
     bool have[8];
     int64_t idle_windows, idle_checked; /* windows under the assessment's idle thresholds */
@@ -568,7 +568,7 @@ typedef struct {
     bool has_cpu, has_cpu_max, has_mem, has_mem_max, has_rx, has_tx;
     int64_t sums[8];
     bool have[8];
-    uint8_t cpu_blob[BR_HIST_BLOB_SIZE], mem_blob[BR_HIST_BLOB_SIZE];
+    uint8_t cpu_blob[BR_HISTOGRAM_BLOB_SIZE], mem_blob[BR_HISTOGRAM_BLOB_SIZE];
     bool cpu_hist, mem_hist;
     int64_t idle_windows, idle_checked, duration;
 } RollupRow;
@@ -581,9 +581,9 @@ static void acc_finish(Acc *a, RollupRow *o)
     /* The day's histograms are shares of its largest size (a.vcpus, a.memory_mib), stored
      * with the row: a resize during the day keeps every window's cores (MiB) used. */
     for (size_t i = 0; a->vcpus > 0 && i < a->n_cpu; i++)
-        br_hist_add(&a->cpu_h, a->cpu_v[i] / (double)a->vcpus);
+        br_histogram_add(&a->cpu_h, a->cpu_v[i] / (double)a->vcpus);
     for (size_t i = 0; a->memory_mib > 0 && i < a->n_mem; i++)
-        br_hist_add(&a->mem_h, a->mem_v[i] / (double)a->memory_mib);
+        br_histogram_add(&a->mem_h, a->mem_v[i] / (double)a->memory_mib);
     memset(o, 0, sizeof(*o));
     if (expected_per_window < 1)
         expected_per_window = 1;
@@ -617,8 +617,8 @@ static void acc_finish(Acc *a, RollupRow *o)
     o->idle_checked = a->idle_checked;
     o->cpu_hist = a->cpu_h.count > 0;
     o->mem_hist = a->mem_h.count > 0;
-    br_hist_encode(&a->cpu_h, o->cpu_blob);
-    br_hist_encode(&a->mem_h, o->mem_blob);
+    br_histogram_encode(&a->cpu_h, o->cpu_blob);
+    br_histogram_encode(&a->mem_h, o->mem_blob);
 }
 
 static void bind_opt(sqlite3_stmt *stmt, int idx, double v, bool have)

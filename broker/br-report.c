@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "br-api.h"
-#include "br-hist.h"
+#include "br-histogram.h"
 #include "br-report.h"
 #include "cm-json.h"
 #include "cm-time.h"
@@ -68,7 +68,7 @@ typedef struct {
     double reclaim_vcpu_h, reclaim_mem_gib_h; /* live findings' frees × hours live */
     double coverage;
     bool no_data;
-    BrHist cpu_h;
+    BrHistogram cpu_h;
     /* security */
     int64_t sec_systems, test_passed, backup_ok, no_severe, no_incidents, incidents;
     int64_t vulns[4];
@@ -142,7 +142,7 @@ static json_object *dept_json(const Dept *x, bool city)
     json_object *e = json_object_new_object(), *s = json_object_new_object();
     json_object *v = json_object_new_object();
     static const char *const sev[4] = {"critical", "high", "medium", "low"};
-    double p95 = br_hist_quantile(&x->cpu_h, 0.95);
+    double p95 = br_histogram_quantile(&x->cpu_h, 0.95);
     bool held = x->alloc_vcpu_h > 0 || x->alloc_mem_gib_h > 0;
 
     if (!city) {
@@ -550,11 +550,11 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
                 }
             }
             const void *blob = sqlite3_column_blob(s, 5);
-            BrHist h;
+            BrHistogram h;
             if (cur_dept >= 0 && blob &&
-                br_hist_decode(blob, (size_t)sqlite3_column_bytes(s, 5), &h) == 0) {
-                br_hist_merge(&depts[cur_dept].cpu_h, &h);
-                br_hist_merge(&city.cpu_h, &h);
+                br_histogram_decode(blob, (size_t)sqlite3_column_bytes(s, 5), &h) == 0) {
+                br_histogram_merge(&depts[cur_dept].cpu_h, &h);
+                br_histogram_merge(&city.cpu_h, &h);
             }
         }
     }

@@ -69,7 +69,7 @@ NET_SQL = "CASE c.name WHEN 'idle' THEN 30000 ELSE 3000000 + ((i.id * 3 + k) % 1
 
 
 def hist_blob(shares):
-    """The broker's histogram blob (br-hist.c) of utilization @shares: 101 LE uint32 bins."""
+    """The broker's histogram blob (br-histogram.c) of utilization @shares: 101 LE uint32 bins."""
     bins = [0] * 101
     for u in shares:
         u = min(1.0, max(0.0, u))

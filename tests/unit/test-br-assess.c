@@ -86,13 +86,13 @@ static void test_coverage_rollup_days(void **state)
 {
     BrAssessmentPolicy p = policy();
     BrUsageStats s;
-    BrHist h;
+    BrHistogram h;
     (void)state;
     (void)p;
     memset(&s, 0, sizeof(s));
     memset(&h, 0, sizeof(h));
     for (int i = 0; i < 24; i++)
-        br_hist_add(&h, 0.15);
+        br_histogram_add(&h, 0.15);
     /* day 1: 24 windows (8640 readings of 8640); day 2: no row at all */
     br_usage_stats_add_rollup(&s, 24, 8640, 8640, HOUR, 4, 4096, &h, &h, true, 0.6, true, 0.6, true,
                               1000, true, 1000, 0, 24);
@@ -139,7 +139,7 @@ static void test_one_size_exact(void **state)
     sh.n = 1;
     sh.size[0] = 4;
     for (int i = 0; i < 100; i++)
-        br_hist_add(&sh.h[0], i < 50 ? 0.275 : 0.05); /* bins 28 and 5 */
+        br_histogram_add(&sh.h[0], i < 50 ? 0.275 : 0.05); /* bins 28 and 5 */
     assert_true(br_sized_hist_util(&sh, 0.95, 4) == 0.28);
     assert_true(br_sized_hist_util(&sh, 0.95, 8) == 0.14); /* 1.12 cores of 8 */
     memset(&sh, 0, sizeof(sh));
