@@ -127,3 +127,19 @@ int br_uuid_new(char out[37])
              b[15]);
     return 0;
 }
+
+/* -- added by metering -- */
+
+int br_instance_list_live(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, idx, vcpus, memory_mib, disk_gib, image FROM instances"
+                      " WHERE allocation_id = ?1 AND state != 'deleted' ORDER BY idx",
+                      err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    return cm_stmt_rows_json(st, ret, err);
+}

@@ -47,9 +47,9 @@ static BrAssessmentPolicy policy(void)
 static void window(BrUsageStats *s, const BrAssessmentPolicy *p, int64_t start, int64_t vcpus,
                    int64_t mem_mib, double cores, double mem_used)
 {
-    br_usage_stats_add_window(s, p, start, HOUR, 360, 360, vcpus, mem_mib, true, cores, true, cores,
-                              true, mem_used, true, mem_used, true, 50000.0 * HOUR, true,
-                              20000.0 * HOUR);
+    BrUsageWindow w = {start, HOUR,  360,      360,      vcpus,          mem_mib,
+                       cores, cores, mem_used, mem_used, 50000.0 * HOUR, 20000.0 * HOUR};
+    br_usage_stats_add_window(s, p, &w);
 }
 
 /* 30 days from t0, hourly, with the days @missing (0-based) never sent: 720 − 24 × n windows;
@@ -94,8 +94,20 @@ static void test_coverage_rollup_days(void **state)
     for (int i = 0; i < 24; i++)
         br_histogram_add(&h, 0.15);
     /* day 1: 24 windows (8640 readings of 8640); day 2: no row at all */
-    br_usage_stats_add_rollup(&s, 24, 8640, 8640, HOUR, 4, 4096, &h, &h, true, 0.6, true, 0.6, true,
-                              1000, true, 1000, 0, 24);
+    br_usage_stats_add_rollup(&s, &(BrUsageDay){.windows = 24,
+                                                .readings = 8640,
+                                                .expected = 8640,
+                                                .duration = HOUR,
+                                                .vcpus = 4,
+                                                .memory_mib = 4096,
+                                                .idle = 0,
+                                                .checked = 24,
+                                                .cpu_h = &h,
+                                                .mem_h = &h,
+                                                .cpu_avg = 0.6,
+                                                .cpu_max = 0.6,
+                                                .mem_avg = 1000,
+                                                .mem_max = 1000});
     s.span_seconds = 2.0 * DAY;
     br_usage_stats_finish(&s);
     assert_true(fabs(br_usage_stats_coverage(&s) - 0.5) < 1e-12);
@@ -156,9 +168,10 @@ static void test_cpu_above_100(void **state)
     (void)state;
     memset(&s, 0, sizeof(s));
     for (int i = 0; i < 720; i++)
-        br_usage_stats_add_window(&s, &p, (int64_t)i * HOUR, HOUR, 360, 360, 2, 4096, true, 2.1,
-                                  true, 2.2, true, 3000, true, 3050, true, 50000.0 * HOUR, true,
-                                  20000.0 * HOUR);
+        br_usage_stats_add_window(&s, &p,
+                                  &(BrUsageWindow){(int64_t)i * HOUR, HOUR, 360, 360, 2, 4096, 2.1,
+                                                   2.2, 3000, 3050, 50000.0 * HOUR,
+                                                   20000.0 * HOUR});
     s.span_seconds = 30.0 * DAY;
     br_usage_stats_finish(&s);
     BrUsageStats idle = s;
