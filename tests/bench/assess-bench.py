@@ -350,7 +350,7 @@ ROLLUP_SAMPLES_SQL = (
     " END, s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
     " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
     " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
-    " FROM instances i CROSS JOIN samples s ON s.instance_id = i.id"
+    " FROM instances i CROSS JOIN samples s WHERE s.instance_id = i.id"
     " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start")
 
 
