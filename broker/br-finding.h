@@ -106,3 +106,11 @@ int br_finding_resolve_stale(BrTx *tx, int64_t instance_id, const char *kind, co
  * Returns: the number resolved, or a negative errno with tx->err set.
  */
 int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason);
+
+/**
+ * br_finding_list_reclaimable:
+ * The first 100 live idle and over-provisioned findings of @department, for the reviewer
+ * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule}.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err);
