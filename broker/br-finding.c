@@ -55,15 +55,16 @@ int br_finding_get(CmDb *db, int64_t id, int64_t department, json_object **ret, 
     return 0;
 }
 
+/* Each filter's first use tells PostgreSQL its type (text), hence "x = ?3 OR ?3 IS NULL". */
 int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPage *page, json_object **ret,
                     CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       FINDING_SELECT " WHERE f.id > ?1 AND (?2 = 0 OR f.department_id = ?2)"
-                                     " AND (?3 IS NULL OR f.state = ?3 OR (?3 = 'live' AND"
+                                     " AND (f.state = ?3 OR ?3 IS NULL OR (?3 = 'live' AND"
                                      " f.state IN ('open','acknowledged')))"
-                                     " AND (?4 IS NULL OR f.kind = ?4)"
+                                     " AND (f.kind = ?4 OR ?4 IS NULL)"
                                      " AND (?5 = 0 OR f.allocation_id = ?5) ORDER BY f.id LIMIT ?6",
                       err);
     json_object *items;

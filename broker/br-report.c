@@ -904,7 +904,7 @@ static int ops_instances(CmDb *db, const Ops *x, int64_t dep_id, json_object *in
         " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
         " JOIN systems sy ON sy.id = a.system_id WHERE a.department_id = ?1"
         " AND a.purpose = 'production' AND i.created_at < ?2 AND i.state != 'pending'"
-        " AND coalesce(" INSTANCE_ENDED_AT " >= ?3, 1)"
+        " AND coalesce(" INSTANCE_ENDED_AT ", ?3) >= ?3"
         " ORDER BY i.id",
         err);
     int r;
