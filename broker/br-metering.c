@@ -184,7 +184,7 @@ static int owner_lookup(CmDb *db, int64_t host_id, OwnerCache *oc, int64_t id, c
                         CmError *err)
 {
     size_t mask = oc->n_slots - 1, i = ((uint64_t)id * 0x9E3779B97F4A7C15ULL >> 32) & mask;
-    _cleanup_(br_instance_row_clear) BrInstanceRow row = {0};
+    BrInstanceHost h;
     Owner *o;
     int r;
 
@@ -204,14 +204,14 @@ static int owner_lookup(CmDb *db, int64_t host_id, OwnerCache *oc, int64_t id, c
     }
     o = &oc->owners[oc->n];
     *o = (Owner){.id = id};
-    r = br_instance_load(db, id, &row, err);
+    r = br_instance_host(db, id, &h, err);
     if (r == -ENOENT)
         r = 0;
-    else if (r >= 0 && row.host_id == host_id) {
+    else if (r >= 0 && h.host_id == host_id) {
         o->mine = true;
-        cm_strscpy(o->uuid, sizeof(o->uuid), row.uuid);
-        o->memory_mib = row.memory_mib;
-        o->max_vcpus = row.max_vcpus;
+        cm_strscpy(o->uuid, sizeof(o->uuid), h.uuid);
+        o->memory_mib = h.memory_mib;
+        o->max_vcpus = h.max_vcpus;
     }
     if (r < 0)
         return r;
@@ -381,33 +381,64 @@ static int check_instances(CmDb *db, const BrMeteringPolicy *p, int64_t host_id,
     return 0;
 }
 
+/* The statements of one batch, prepared once and reused record by record. */
+typedef struct {
+    CmStmt *overlap, *sample, *host;
+} IngestStmts;
+
+static void ingest_stmts_done(IngestStmts *x)
+{
+    cm_stmt_reset(x->overlap);
+    cm_stmt_reset(x->sample);
+    cm_stmt_reset(x->host);
+}
+
+static int ingest_stmts(CmDb *db, IngestStmts *x, CmError *err)
+{
+    /* A window that shares seconds with a stored one of its instance: the same window again
+     * (a duplicate), or another one, refused alone. */
+    x->overlap = cm_db_prepare(db,
+                               "SELECT start, duration FROM samples WHERE instance_id = ?1"
+                               " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
+                               " ORDER BY start LIMIT 1",
+                               err);
+    x->sample = cm_db_prepare(db,
+                              "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
+                              " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                              " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs,"
+                              " disk_wr_reqs, net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                              " ON CONFLICT DO NOTHING",
+                              err);
+    x->host = cm_db_prepare(db,
+                            "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
+                            " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
+                            " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                            err);
+    return x->overlap && x->sample && x->host ? 0 : -EIO;
+}
+
 /* One instance window: stored, a duplicate, or refused for overlapping a stored window of its
  * instance (within the batch too: each insert is seen by the next lookup). */
-static int ingest_instance(CmDb *db, int64_t host_id, const BrSample *rec, size_t i,
+static int ingest_instance(IngestStmts *x, int64_t host_id, const BrSample *rec, size_t i,
                            int64_t alloc_mem, BrIngestResult *res, CmError *err)
 {
     int64_t id = rec->v[BR_SF_INSTANCE].i, start = rec->v[BR_SF_START].i;
-    int64_t duration = rec->v[BR_SF_DURATION].i;
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT start, duration FROM samples WHERE instance_id = ?1"
-                      " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
-                      " ORDER BY start LIMIT 1",
-                      err);
+    int64_t duration = rec->v[BR_SF_DURATION].i, os, od;
     int r;
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
-    r = cm_stmt_step(st, err);
+    CM_DB_BIND(x->overlap, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
+    r = cm_stmt_step(x->overlap, err);
+    os = r > 0 ? cm_stmt_int(x->overlap, 0) : 0;
+    od = r > 0 ? cm_stmt_int(x->overlap, 1) : 0;
+    cm_stmt_reset(x->overlap);
     if (r < 0)
         return r;
+    if (r > 0 && os == start && od == duration) {
+        res->duplicates++;
+        return 0;
+    }
     if (r > 0) {
-        int64_t os = cm_stmt_int(st, 0), od = cm_stmt_int(st, 1);
-        if (os == start && od == duration) {
-            res->duplicates++;
-            return 0;
-        }
         if (res->n_rejected < BR_INGEST_MAX_REJECTIONS)
             res->rejected[res->n_rejected++] = (BrIngestRejection){
                 .index = i,
@@ -420,55 +451,36 @@ static int ingest_instance(CmDb *db, int64_t host_id, const BrSample *rec, size_
         res->overlapping++;
         return 0;
     }
-    cm_stmt_reset(st);
-    st = cm_db_prepare(db,
-                       "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
-                       " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
-                       " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs, disk_wr_reqs,"
-                       " net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
-                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                       " ON CONFLICT DO NOTHING",
-                       err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id, start, host_id, duration, rec->v[BR_SF_READINGS].i,
+    CM_DB_BIND(x->sample, id, start, host_id, duration, rec->v[BR_SF_READINGS].i,
                rec->v[BR_SF_EXPECTED].i);
-    bind_cols(st, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
+    bind_cols(x->sample, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
     /* The memory is what the instance was allocated: a guest whose balloon never deflates
      * reports the domain's maximum, which it was never given to use. */
     if (alloc_mem > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
         rec->v[BR_SF_MEMORY_MIB].i > alloc_mem)
-        cm_stmt_bind_i64(st, 8, alloc_mem);
-    r = cm_stmt_exec(st, err);
+        cm_stmt_bind_i64(x->sample, 8, alloc_mem);
+    r = cm_stmt_exec(x->sample, err);
     if (r < 0)
         return r;
-    if (cm_stmt_changes(st))
+    if (cm_stmt_changes(x->sample))
         res->stored++;
     else
         res->duplicates++;
     return 0;
 }
 
-static int ingest_host(CmDb *db, int64_t host_id, const BrSample *rec, BrIngestResult *res,
+static int ingest_host(IngestStmts *x, int64_t host_id, const BrSample *rec, BrIngestResult *res,
                        CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
-                      " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
-                      " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                      err);
     int r;
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, host_id, rec->v[BR_SF_START].i, rec->v[BR_SF_DURATION].i,
+    CM_DB_BIND(x->host, host_id, rec->v[BR_SF_START].i, rec->v[BR_SF_DURATION].i,
                rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
-    bind_cols(st, 6, rec, host_cols, ELEMENTSOF(host_cols));
-    r = cm_stmt_exec(st, err);
+    bind_cols(x->host, 6, rec, host_cols, ELEMENTSOF(host_cols));
+    r = cm_stmt_exec(x->host, err);
     if (r < 0)
         return r;
-    res->host += cm_stmt_changes(st);
+    res->host += cm_stmt_changes(x->host);
     return 0;
 }
 
@@ -481,6 +493,7 @@ int br_metering_ingest(BrTx *tx, const BrMeteringPolicy *p, int64_t host_id,
     int64_t now = cm_now_ms() / 1000, oldest = now - p->sample_retention_days * 86400;
     _cleanup_free_ int64_t *alloc_mem = calloc(n_inst + 1, sizeof(int64_t));
     _cleanup_free_ BrIngestResult *res = calloc(1, sizeof(*res));
+    _cleanup_(ingest_stmts_done) IngestStmts x = {0};
     int r;
 
     if (!alloc_mem || !res)
@@ -491,12 +504,14 @@ int br_metering_ingest(BrTx *tx, const BrMeteringPolicy *p, int64_t host_id,
         for (size_t i = 0; r >= 0 && i < batch->n[l]; i++)
             r = check_window(&batch->items[l][i], (BrSamplesList)l, i, now, oldest,
                              p->max_clock_skew_seconds, tx->err);
+    if (r >= 0)
+        r = ingest_stmts(tx->db, &x, tx->err);
     for (size_t i = 0; r >= 0 && i < n_inst; i++)
-        r = ingest_instance(tx->db, host_id, &inst[i], i, alloc_mem[i], res, tx->err);
+        r = ingest_instance(&x, host_id, &inst[i], i, alloc_mem[i], res, tx->err);
     if (r >= 0)
         r = ingest_unowned(tx->db, host_id, p->max_unowned_per_window, batch, res, tx->err);
     for (size_t i = 0; r >= 0 && i < n_host; i++)
-        r = ingest_host(tx->db, host_id, &host[i], res, tx->err);
+        r = ingest_host(&x, host_id, &host[i], res, tx->err);
     if (r < 0)
         return r;
     atomic_fetch_add(&stored_total, (uint64_t)res->stored);

@@ -7,36 +7,33 @@
 #include "br-usage.h"
 #include "cm-time.h"
 
-/* Counters summed over many windows can pass 2^63: they saturate instead (SQLite's sum()
- * fails on an integer overflow; total() is a double, cast back with saturation). NULL when
- * every window lacks the counter. */
-#define SATSUM(col) "CASE WHEN count(" col ") > 0 THEN CAST(total(" col ") AS INTEGER) END"
-
-/* The columns every point has, from the samples or from the rollups. */
-#define USAGE_COLUMNS                                                                                                                                                                                                                            \
-    " sum(readings) AS readings, sum(expected) AS expected,"                                                                                                                                                                                     \
-    " sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg IS NOT NULL THEN readings END), 0)"                                                                                                                                                 \
-    " AS cpu_avg, max(cpu_max) AS cpu_max,"                                                                                                                                                                                                      \
-    " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL THEN readings END), 0)"                                                                                                                                                 \
-    " AS mem_avg, max(mem_max) AS mem_max, max(vcpus) AS vcpus, max(memory_mib) AS "                                                                                                                                                             \
-    "memory_mib, " SATSUM("disk_rd_bytes") " AS disk_read_bytes, " SATSUM("disk_wr_bytes") " AS "                                                                                                                                                \
-                                                                                           "disk_"                                                                                                                                               \
-                                                                                           "write"                                                                                                                                               \
-                                                                                           "_byte"                                                                                                                                               \
-                                                                                           "s,"                                                                                                                                                  \
-                                                                                           " " SATSUM("net_rx_bytes") " AS net_rx_bytes, " SATSUM("net_tx_bytes") " AS net_tx_bytes, " SATSUM("disk_rd_reqs") " AS disk_read_requests, " SATSUM( \
-                                                                                               "d"                                                                                                                                               \
-                                                                                               "i"                                                                                                                                               \
-                                                                                               "s"                                                                                                                                               \
-                                                                                               "k"                                                                                                                                               \
-                                                                                               "_"                                                                                                                                               \
-                                                                                               "w"                                                                                                                                               \
-                                                                                               "r"                                                                                                                                               \
-                                                                                               "_"                                                                                                                                               \
-                                                                                               "r"                                                                                                                                               \
-                                                                                               "e"                                                                                                                                               \
-                                                                                               "q"                                                                                                                                               \
-                                                                                               "s") " AS disk_write_requests, " SATSUM("net_rx_pkts") " AS net_rx_packets, " SATSUM("net_tx_pkts") " AS net_tx_packets, count(*) AS n"
+/* The columns every point has, from the samples or from the rollups. Counters summed over
+ * many windows can pass 2^63: they saturate instead (SQLite's sum() fails on an integer
+ * overflow; total() is a double, cast back with saturation); NULL when every window lacks
+ * the counter. */
+#define USAGE_COLUMNS                                                                              \
+    " sum(readings) AS readings, sum(expected) AS expected,"                                       \
+    " sum(cpu_avg * readings) / nullif(sum(CASE WHEN cpu_avg IS NOT NULL THEN readings END), 0)"   \
+    " AS cpu_avg, max(cpu_max) AS cpu_max,"                                                        \
+    " sum(mem_avg * readings) / nullif(sum(CASE WHEN mem_avg IS NOT NULL THEN readings END), 0)"   \
+    " AS mem_avg, max(mem_max) AS mem_max, max(vcpus) AS vcpus, max(memory_mib) AS memory_mib,"    \
+    " CASE WHEN count(disk_rd_bytes) > 0 THEN CAST(total(disk_rd_bytes) AS INTEGER) END AS "       \
+    "disk_read_bytes,"                                                                             \
+    " CASE WHEN count(disk_wr_bytes) > 0 THEN CAST(total(disk_wr_bytes) AS INTEGER) END AS "       \
+    "disk_write_bytes,"                                                                            \
+    " CASE WHEN count(net_rx_bytes) > 0 THEN CAST(total(net_rx_bytes) AS INTEGER) END AS "         \
+    "net_rx_bytes,"                                                                                \
+    " CASE WHEN count(net_tx_bytes) > 0 THEN CAST(total(net_tx_bytes) AS INTEGER) END AS "         \
+    "net_tx_bytes,"                                                                                \
+    " CASE WHEN count(disk_rd_reqs) > 0 THEN CAST(total(disk_rd_reqs) AS INTEGER) END AS "         \
+    "disk_read_requests,"                                                                          \
+    " CASE WHEN count(disk_wr_reqs) > 0 THEN CAST(total(disk_wr_reqs) AS INTEGER) END AS "         \
+    "disk_write_requests,"                                                                         \
+    " CASE WHEN count(net_rx_pkts) > 0 THEN CAST(total(net_rx_pkts) AS INTEGER) END AS "           \
+    "net_rx_packets,"                                                                              \
+    " CASE WHEN count(net_tx_pkts) > 0 THEN CAST(total(net_tx_pkts) AS INTEGER) END AS "           \
+    "net_tx_packets,"                                                                              \
+    " count(*) AS n"
 
 /* Columns of the statements below, by name. */
 enum {
