@@ -7,6 +7,11 @@ test may restart it by the process id it started): 'spin' keeps one vCPU busy (e
 idles (f4). One allocation holds a 1-vCPU spinner, a 1-vCPU halter and a 4-vCPU spinner. The
 agent reads every second into 10 s windows.
 
+0. Tiers: the agent runs tiered (balloon and block every 10 s, the default for 10 s windows:
+   one domain in ten each second). A second agent with the tiers off (--slow-interval 1: every
+   group every second, as before tiers) meters the same guests into a sink during phase 1; per
+   window their CPU figures agree within 0.02 cores on the spinner and the halter, and memory
+   within what the observations of the window spread over.
 1. Accuracy, from windows with full coverage read through GET /v1/instances/{id}/usage:
    the spinner 1.00 +- 0.05 cores, the halter < 0.03 cores, the 4-vCPU spinner 25 % +- 2 %
    utilization. The host has few CPUs, so only one spinner runs at a time (the other is
@@ -30,6 +35,7 @@ agent reads every second into 10 s windows.
    to a loopback broker.
 """
 import calendar
+import http.server
 import json
 import os
 import sqlite3
@@ -199,6 +205,96 @@ class CpuSampler(threading.Thread):
         return min(spans, key=lambda k: abs(k - cpu)) if cpu is not None else spans[0]
 
 
+class WindowSink:
+    """A loopback stand-in for the broker that keeps every window it is sent."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            with self.server.lock:
+                self.server.windows.extend(json.loads(body).get('instances') or [])
+            out = b'{"stored":0,"duplicates":0,"unowned":0,"host":0}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    def __init__(self):
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self.Handler)
+        self.server.daemon_threads = True
+        self.server.windows = []
+        self.server.lock = threading.Lock()
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def windows(self, uuid):
+        """{start: window} of instance @uuid."""
+        with self.server.lock:
+            return {w['start']: w for w in self.server.windows if w['uuid'] == uuid}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def samples(b, iid):
+    """{start: (cpu_avg, mem_avg, disk_read_bytes)} of an instance's stored windows."""
+    con = db(b)
+    try:
+        return {r[0]: r[1:] for r in con.execute(
+            'SELECT start, cpu_avg, mem_avg, disk_read_bytes FROM samples WHERE instance_id = ?',
+            (iid,))}
+    finally:
+        con.close()
+
+
+def tiers_check(ck, b, lab, allg, insts, t_from, t_to):
+    """Phase 0: the tiered agent's windows (stored by the broker) against the all-groups
+    agent's (in the sink) over [t_from, t_to)."""
+    uuids = lab.domain_uuids()
+    by_name = {v: k for k, v in uuids.items()}
+    compared = 0
+    for inst in insts:
+        tiered = samples(b, inst['id'])
+        full = allg.windows(by_name[inst['name']])
+        both = sorted(t for t in tiered if t in full and t_from <= t and t + WINDOW <= t_to)
+        off_cpu, off_mem = [], []
+        for t in both:
+            cpu_t, mem_t, disk_t = tiered[t]
+            w = full[t]
+            if cpu_t is None or w.get('cpu_cores_avg') is None or \
+                    abs(cpu_t - w['cpu_cores_avg']) > 0.02:
+                off_cpu.append((t % 1000, cpu_t, w.get('cpu_cores_avg')))
+            # Memory: the tiered mean of fewer observations lies within what the all-groups
+            # agent's observations of the same window spread over (avg to max, both ways), or
+            # 2 MiB (a boot-sector guest's memory is QEMU's flat RSS).
+            spread = max(2.0, 2 * ((w.get('memory_used_mib_max') or 0) -
+                                   (w.get('memory_used_mib_avg') or 0)))
+            if mem_t is None or w.get('memory_used_mib_avg') is None or \
+                    abs(mem_t - w['memory_used_mib_avg']) > spread:
+                off_mem.append((t % 1000, mem_t, w.get('memory_used_mib_avg')))
+            if disk_t != w.get('disk_read_bytes'):
+                off_mem.append((t % 1000, 'disk', disk_t, w.get('disk_read_bytes')))
+            ck.eq((w.get('slow_expected'), w.get('memory_readings'), w.get('shed')),
+                  (WINDOW, WINDOW, 0), f'tiers off: every group each second ({inst["name"]})')
+        compared += len(both)
+        print(f'tiers: {inst["name"]}: tiered vs all-groups CPU '
+              f'{[(t % 1000, tiered[t][0], full[t].get("cpu_cores_avg")) for t in both]}',
+              flush=True)
+        ck.ok(len(both) >= 2, f'tiers: two or more windows of {inst["name"]} from both agents '
+              f'({len(both)})')
+        ck.eq(off_cpu, [], f'tiers: {inst["name"]}: CPU within 0.02 cores of the all-groups '
+              'agent, every window')
+        ck.eq(off_mem, [], f'tiers: {inst["name"]}: memory within its spread, disk the same')
+    return compared
+
+
 def cli_checks(ck, tmp):
     """The agent's command line; none of these reach libvirt or a broker."""
     def run(*args):
@@ -215,8 +311,8 @@ def cli_checks(ck, tmp):
 
     rc, out, err = run('--help')
     ck.eq(rc, 0, '--help exits 0')
-    ck.ok('--broker' in out and '--spool-max-bytes' in out and '--interval' in out,
-          '--help lists the options')
+    ck.ok('--broker' in out and '--spool-max-bytes' in out and '--interval' in out and
+          '--slow-interval' in out, '--help lists the options')
     rc, out, err = run('--version')
     ck.ok(rc == 0 and out.startswith('cloudbroker-agent '), f'--version ({out!r})')
 
@@ -230,6 +326,11 @@ def cli_checks(ck, tmp):
             (ok + ['--interval', '3', '--window', '10'], 'a window not a multiple of the interval',
              'window'),
             (ok + ['--window', '5', '--interval', '1'], 'a 5 s window', 'window'),
+            (ok + ['--interval', '1', '--window', '10', '--slow-interval', '3'],
+             'a slow interval that does not divide the window', 'slow_interval'),
+            (ok + ['--interval', '10', '--window', '300', '--slow-interval', '15'],
+             'a slow interval not a multiple of the interval', 'slow_interval'),
+            (ok + ['--slow-interval', '0'], '--slow-interval 0', 'positive'),
             (ok + ['--interval', '7200', '--window', '3600'], 'a 2-hour interval', 'interval'),
             (ok + ['stray'], 'a stray argument', 'stray'),
             (['--token-file', token, '--spool', spool], 'no --broker', 'broker'),
@@ -342,6 +443,10 @@ def run(ck, lab, b):
     r = b.post(f'/v1/hosts/{host_id}/agent-token', {}, token=wf.vendor)
     ck.eq(r.status, 200, 'rotate the production host agent token')
     agent = cbvirt.start_agent(b, lab, r.json()['agent_token'], INTERVAL, WINDOW)
+    # The same guests metered with the tiers off, into a sink (phase 0).
+    sink = WindowSink()
+    allg = cbvirt.Agent(sink.url, lab.uri, 'cba_all_groups', os.path.join(lab.dir, 'agent-all'),
+                        INTERVAL, WINDOW, ['--slow-interval', str(INTERVAL)]).start()
     t_agent = time.time()
 
     # ---- 1. accuracy: the spinner and the halter ----
@@ -357,6 +462,19 @@ def run(ck, lab, b):
           f'agent /metrics cloudbroker_instance_cpu_cores of the spinner ({m_spin}; kernel '
           f'{k_now})')
     ck.ok(m_halt is not None and m_halt < 0.03, f'agent /metrics: the halter ~0 ({m_halt})')
+    # ---- 0. tiers: the same windows from the agent with the tiers off ----
+    cbvirt.wait_for(lambda: len(sink.windows(lab.domain_uuids() and
+                                             {v: k for k, v in lab.domain_uuids().items()}
+                                             [halt['name']])) >= 3, 3 * WINDOW,
+                    'the all-groups agent\'s windows', interval=0.5)
+    allg.stop()
+    tiers_check(ck, b, lab, sink, [spin, halt], t_a, t_a + 2 * WINDOW)
+    sink.stop()
+    ck.eq(agent.metric('cloudbroker_agent_slow_interval_seconds'), float(WINDOW),
+          'tiered: balloon and block every 10 s (the default for 10 s windows)')
+    ck.ok(agent.metric('cloudbroker_agent_slow_reads_total', 0) > 0 and
+          agent.metric('cloudbroker_agent_slow_shed_total') == 0,
+          'tiered: slow readings made, none shed')
     ck.ok(agent.metric('cloudbroker_instance_cpu_cores', name=spin4['name']) is None,
           'a paused guest has no current CPU figure')
     ck.eq(agent.metric('cloudbroker_instance_running', name=spin4['name']), 0.0,
