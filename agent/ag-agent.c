@@ -313,8 +313,11 @@ int ag_agent_cycle(AgAgent *a, CmError *err)
     AgHostStats host;
     int64_t t0 = cm_mono_ns(), now_mono, wall;
     bool tiered = a->timing.slow_interval > a->timing.interval;
-    /* Tiers off: every group in the one bulk call, unless the last cycle overran. */
-    unsigned groups = tiered || a->budget.overran ? AG_GROUPS_FAST : AG_GROUPS_ALL;
+    /* Tiers off: every group in the one bulk call; after a cycle that overran, the cheap ones
+     * and cpu-total only. */
+    unsigned groups = tiered              ? AG_GROUPS_FAST
+                      : a->budget.overran ? AG_GROUPS_FAST | AG_GROUPS_CPU
+                                          : AG_GROUPS_ALL;
     int r, rr = 0;
 
     r = ag_collector_sample(a->collector, groups, &stats, &n, &host, err);

@@ -45,6 +45,7 @@ struct AgCollector {
      * ag_collector_sample() is records[i]. */
     virDomainStatsRecordPtr *records;
     int n_records;
+    int cgroup_cpu; /* virDomainGetCPUStats() works: -1 not known yet, 0 no, 1 yes */
 };
 
 static void quiet(void *opaque, virErrorPtr e)
@@ -163,6 +164,7 @@ static int connect_now(AgCollector *c, CmError *err)
         return r;
     }
     atomic_store(&c->lost, false);
+    c->cgroup_cpu = -1;
     if (virConnectSetKeepAlive(c->conn, 5, 3) < 0)
         virResetLastError();
     if (virConnectRegisterCloseCallback(c->conn, close_cb, c, NULL) < 0)
@@ -229,6 +231,38 @@ static int64_t read_metadata(virDomainPtr dom)
     }
     xmlFreeDoc(doc);
     return id;
+}
+
+/* A running domain's CPU time without the cpu-total group: the cgroup's total
+ * (virDomainGetCPUStats), or, where libvirt has no cgroups, the QEMU process's (virDomainGetInfo,
+ * from /proc). */
+static void read_cpu(AgCollector *c, virDomainPtr dom, AgDomainStats *s)
+{
+    virDomainInfo info;
+    if (c->cgroup_cpu != 0) {
+        virTypedParameter p[4];
+        int n = virDomainGetCPUStats(dom, p, 4, -1, 1, 0);
+        for (int i = 0; i < n; i++)
+            if (strcmp(p[i].field, VIR_DOMAIN_CPU_STATS_CPUTIME) == 0 &&
+                p[i].type == VIR_TYPED_PARAM_ULLONG) {
+                s->has_cpu = true;
+                s->cpu_time_ns = p[i].value.ul;
+                c->cgroup_cpu = 1;
+                return;
+            }
+        virResetLastError();
+    }
+    if (virDomainGetInfo(dom, &info) < 0) {
+        virResetLastError();
+        return;
+    }
+    if (info.state == VIR_DOMAIN_RUNNING) {
+        s->has_cpu = true;
+        s->cpu_time_ns = info.cpuTime;
+        /* A running domain without cgroup statistics: this libvirt keeps none (session). */
+        if (c->cgroup_cpu < 0)
+            c->cgroup_cpu = 0;
+    }
 }
 
 /* The vCPU count libvirt keeps for the domain (no QEMU monitor involved). */
@@ -337,8 +371,7 @@ static void parse_record(virDomainStatsRecordPtr rec, AgDomainStats *s)
 int ag_collector_sample(AgCollector *c, unsigned groups, AgDomainStats **ret, size_t *ret_n,
                         AgHostStats *host, CmError *err)
 {
-    unsigned stats =
-        VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_INTERFACE;
+    unsigned stats = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_INTERFACE;
     virDomainStatsRecordPtr *records = NULL;
     AgDomainStats *out;
     bool reread_all;
@@ -355,6 +388,8 @@ int ag_collector_sample(AgCollector *c, unsigned groups, AgDomainStats **ret, si
             return r;
     }
 
+    if (groups & AG_GROUPS_CPU)
+        stats |= VIR_DOMAIN_STATS_CPU_TOTAL;
     if (groups & AG_GROUPS_SLOW)
         stats |= VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_BLOCK;
     if (groups & AG_GROUPS_VCPU)
@@ -386,6 +421,8 @@ int ag_collector_sample(AgCollector *c, unsigned groups, AgDomainStats **ret, si
         s->domain_id = virDomainGetID(dom) == (unsigned)-1 ? -1 : (int)virDomainGetID(dom);
         parse_record(records[i], s);
         s->slow = (groups & AG_GROUPS_SLOW) != 0;
+        if (!(groups & AG_GROUPS_CPU) && s->running)
+            read_cpu(c, dom, s);
         e = meta_find(c, s->uuid);
         if (e) {
             if (e->dirty || reread_all || e->domain_id != s->domain_id) {
