@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "cm-util.h"
 #include "cm-time.h"
 

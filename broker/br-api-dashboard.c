@@ -6,6 +6,7 @@
 
 #include "br-api-requests.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-dashboard.h"
 #include "br-hosts.h"
 #include "br-review.h"

@@ -4,6 +4,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-quota.h"
 #include "cm-time.h"
 

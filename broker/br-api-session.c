@@ -12,6 +12,7 @@
 
 #include "br-account.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-notification.h"
 #include "br-password.h"
 #include "br-session.h"

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 
 int br_api_write_begin(BrCall *c, CmDb **ret_db)
 {

@@ -7,11 +7,13 @@
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
+#include "br-policy.h"
 #include "br-role.h"
 #include "br-tx.h"
 #include "cm-error.h"
 #include "cm-json.h"
+
+typedef struct BrDaemon BrDaemon;
 
 typedef struct BrCall BrCall;
 typedef int (*BrHandler)(BrCall *c);

@@ -47,6 +47,7 @@
 
 #include "br-api.h"
 #include "br-console.h"
+#include "br-daemon.h"
 #include "br-http-parse.h"
 #include "br-http.h"
 #include "br-schemas.h"
