@@ -5,24 +5,29 @@
 #include <string.h>
 
 #include "br-account.h"
+#include "br-department.h"
 #include "cm-time.h"
 
-#define ACCOUNT_COLUMNS                                                                            \
+/* Who an account is: the start of every document of it. */
+#define SUMMARY_COLUMNS                                                                            \
     "a.id, a.name, a.role, a.department_id,"                                                       \
-    " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name,"         \
-    " a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                          \
-    " a.password_hash IS NOT NULL AS \"has_password:bool\", a.password_changed_at, a.email,"       \
-    " a.email_notifications AS \"email_notifications:bool\""
+    " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name"
+
+#define ACCOUNT_COLUMNS                                                                            \
+    SUMMARY_COLUMNS                                                                                \
+        ", a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                     \
+        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.password_changed_at, a.email,"   \
+        " a.email_notifications AS \"email_notifications:bool\""
 
 static int not_found(CmError *err, int64_t id)
 {
     return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no account with id %lld", (long long)id);
 }
 
-int br_account_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
+/* One account's document by @sql (its only parameter the id). */
+static int account_json(CmDb *db, const char *sql, int64_t id, json_object **ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?", err);
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
     int r;
 
     if (!st)
@@ -35,6 +40,28 @@ int br_account_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
         return not_found(err, id);
     *ret = cm_stmt_row_json(st);
     return 0;
+}
+
+int br_account_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
+{
+    return account_json(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?", id, ret,
+                        err);
+}
+
+int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err)
+{
+    return account_json(db,
+                        "SELECT " SUMMARY_COLUMNS ","
+                        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
+                        " a.email_notifications AS \"email_notifications:bool\""
+                        " FROM accounts a WHERE a.id = ?",
+                        actor->account_id, ret, err);
+}
+
+int br_account_summary(CmDb *db, int64_t id, json_object **ret, CmError *err)
+{
+    return account_json(db, "SELECT " SUMMARY_COLUMNS " FROM accounts a WHERE a.id = ?", id, ret,
+                        err);
 }
 
 int br_account_list(CmDb *db, const char *role, int64_t department, const BrPage *page,
@@ -60,18 +87,13 @@ int br_account_create(BrTx *tx, const char *name, const char *role, int64_t depa
     int r;
 
     if (department > 0) {
-        st = cm_db_prepare(tx->db, "SELECT 1 FROM departments WHERE id = ?", tx->err);
-        if (!st)
-            return -EIO;
-        CM_DB_BIND(st, department);
-        r = cm_stmt_step(st, tx->err);
+        r = br_department_exists(tx->db, department, tx->err);
         if (r < 0)
             return r;
         if (r == 0)
             return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
                                      "/department_id", "no department with id %lld",
                                      (long long)department);
-        cm_stmt_reset(st);
     }
     cm_time_iso(cm_now_ms(), at);
     st = cm_db_prepare(tx->db,
@@ -195,30 +217,6 @@ int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCred
     return 1;
 }
 
-int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db,
-        "SELECT a.id, a.name, a.role, a.department_id,"
-        " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name,"
-        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
-        " a.email_notifications AS \"email_notifications:bool\""
-        " FROM accounts a WHERE a.id = ?",
-        err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, actor->account_id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return not_found(err, actor->account_id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
-}
-
 int br_account_check_enabled(CmDb *db, int64_t id, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
@@ -290,4 +288,53 @@ void br_recipients_free(BrRecipient *r, size_t n)
     for (size_t i = 0; r && i < n; i++)
         free(r[i].email);
     free(r);
+}
+
+int br_account_any(CmDb *db, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT EXISTS (SELECT 1 FROM accounts) AS \"any:bool\"", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r < 0 ? r : cm_error_set(err, CM_ERROR_INTERNAL, "", "no answer");
+    return cm_stmt_int(st, 0) != 0;
+}
+
+int br_account_by_token(CmDb *db, const char *token_hash, BrActor *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, name, role, coalesce(department_id, 0) FROM accounts"
+                      " WHERE token_hash = ? AND disabled = 0",
+                      err);
+    int r, role;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, token_hash);
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r;
+    role = br_role_from_string(cm_stmt_text(st, 2));
+    if (role < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "account has an unknown role");
+    ret->account_id = cm_stmt_int(st, 0);
+    snprintf(ret->name, sizeof(ret->name), "%s", cm_stmt_text(st, 1));
+    ret->role = (BrRole)role;
+    ret->department_id = cm_stmt_int(st, 3);
+    return 1;
+}
+
+int br_account_enabled_with_role(CmDb *db, int64_t id, BrRole role, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT 1 FROM accounts WHERE id = ? AND role = ? AND disabled = 0", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, br_role_to_string(role));
+    return cm_stmt_step(st, err);
 }

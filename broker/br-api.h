@@ -176,6 +176,13 @@ static inline int64_t br_call_scope(const BrCall *c)
 int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx);
 
 /**
+ * br_call_read:
+ * Runs @fn in one read transaction (br_tx_read()): its statements see one snapshot.
+ * Returns: what @fn returned, or a negative errno with c->err set.
+ */
+int br_call_read(BrCall *c, const char *name, BrTxFn fn, void *ctx);
+
+/**
  * br_call_page:
  * Reads ?limit= (1..1000, default 100) and ?after= (an id cursor, default 0).
  * Returns: 0, or a negative errno with c->err naming the parameter.

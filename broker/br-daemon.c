@@ -12,11 +12,13 @@
 
 #include "br-daemon.h"
 #include "br-http.h"
+#include "br-account.h"
 #include "br-assess.h"
 #include "br-console.h"
 #include "br-mailer.h"
 #include "br-password.h"
 #include "br-tx.h"
+#include "br-host.h"
 #include "br-hosts.h"
 #include "br-jobs.h"
 #include "br-metering.h"
@@ -29,26 +31,37 @@
 #include "cm-time.h"
 #include "cm-util.h"
 
+typedef struct {
+    const char *token_hash;
+    int64_t id;
+} AdminBootstrap;
+
+static int bootstrap_admin_tx(BrTx *tx, void *ctx)
+{
+    AdminBootstrap *w = ctx;
+    BrAccountFields none = {.disabled = -1, .email_notifications = -1};
+    int r = br_account_create(tx, "admin", "admin", 0, w->token_hash, &none, &w->id);
+    if (r < 0)
+        return r;
+    br_tx_audit_set(tx, "account.bootstrap", "account", w->id,
+                    "{\"name\":\"admin\",\"role\":\"admin\"}");
+    return 0;
+}
+
 /* On the first start: an admin account whose token is written once to STATE/admin.token. */
 static int bootstrap_admin(BrDaemon *d, CmError *err)
 {
-    char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1], at[CM_TIME_ISO_LEN + 1];
+    char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
     _cleanup_free_ char *path = NULL, *line = NULL;
-    sqlite3_stmt *stmt;
-    CmDb *db;
-    int64_t count;
+    AdminBootstrap w = {.token_hash = hash};
+    CmDb *db = br_store_db(d->store, err);
     int r;
 
-    db = br_store_db(d->store, err);
     if (!db)
         return -EIO;
-    stmt = cm_db_stmt(db, "SELECT count(*) FROM accounts", err);
-    if (!stmt || cm_db_step_row(db, stmt, err) <= 0)
-        return -EIO;
-    count = sqlite3_column_int64(stmt, 0);
-    sqlite3_reset(stmt);
-    if (count > 0)
-        return 0;
+    r = br_account_any(db, err);
+    if (r != 0)
+        return r < 0 ? r : 0;
 
     if (cm_token_new(token) < 0 || cm_token_hash(token, hash) < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "no randomness for the admin token");
@@ -63,29 +76,7 @@ static int bootstrap_admin(BrDaemon *d, CmError *err)
     explicit_bzero(line, strlen(line));
     if (r < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path, strerror(-r));
-
-    r = br_store_write_begin(d->store, &db, err);
-    if (r < 0)
-        return r;
-    cm_time_iso(cm_now_ms(), at);
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO accounts(name, role, token_hash, created_at,"
-                      " token_created_at) VALUES ('admin', 'admin', ?, ?, ?)",
-                      err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(stmt, hash, at, at);
-        r = cm_db_step_done(db, stmt, err);
-    }
-    if (r >= 0)
-        r = br_store_audit(d->store, db, br_actor_system(), "account.bootstrap", "account",
-                           cm_db_last_insert_id(db), "ok",
-                           "{\"name\":\"admin\",\"role\":\"admin\"}", err);
-    if (r < 0) {
-        br_store_write_abort(d->store, db);
-        return r;
-    }
-    r = br_store_write_commit(d->store, db, err);
+    r = br_tx_run(d->store, "account.bootstrap", NULL, bootstrap_admin_tx, &w, err);
     if (r < 0)
         return r;
     cm_log_notice("first start: the admin token is in %s (mode 0600)", path);
@@ -119,20 +110,14 @@ static int host_lost_tx(BrTx *tx, void *ctx)
 {
     HostLost *w = ctx;
     _cleanup_json_ json_object *detail = json_object_new_object();
-    _cleanup_free_ char *name = NULL, *dedup = NULL;
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(tx->db, "SELECT name FROM hosts WHERE id = ?", tx->err);
-    int r;
+    _cleanup_free_ char *dedup = NULL;
+    char name[128];
+    int r = br_host_name(tx->db, w->host_id, name, sizeof(name), tx->err);
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, w->host_id);
-    r = cm_stmt_step(st, tx->err);
     if (r <= 0)
         return r; /* removed meanwhile: nobody to tell */
-    name = cm_stmt_strdup(st, 0);
     dedup = cm_strdup_printf("host_disconnected:%lld:%s", (long long)w->host_id, w->since);
-    if (!name || !dedup)
+    if (!dedup)
         return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
     json_object_object_add(detail, "connected_since", json_object_new_string(w->since));
     BrNotice n = {.kind = BR_NOTIFY_HOST_DISCONNECTED,
@@ -159,7 +144,7 @@ static void host_lost(void *ctx, int64_t host_id, const char *since)
 /* The libvirt connections, the job workers and the reconciler. */
 static int start_hypervisor_work(BrDaemon *d, CmError *err)
 {
-    sqlite3_stmt *stmt;
+    _cleanup_json_ json_object *hosts = NULL;
     CmDb *db;
     int r;
 
@@ -173,13 +158,14 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     db = br_store_db(d->store, err);
     if (!db)
         return -EIO;
-    stmt = cm_db_stmt(db, "SELECT id, uri, storage_pool FROM hosts ORDER BY id", err);
-    if (!stmt)
-        return -EIO;
-    while (sqlite3_step(stmt) == SQLITE_ROW)
-        br_hosts_watch(d->hosts, sqlite3_column_int64(stmt, 0), cm_db_col_text(stmt, 1),
-                       cm_db_col_text(stmt, 2));
-    sqlite3_reset(stmt);
+    r = br_host_connections(db, &hosts, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+        json_object *h = json_object_array_get_idx(hosts, i);
+        br_hosts_watch(d->hosts, cm_json_get_int(h, "id", 0), cm_json_get_str(h, "uri", NULL),
+                       cm_json_get_str(h, "storage_pool", NULL));
+    }
     r = br_jobs_start(d, d->config.job_workers, &d->jobs, err);
     if (r < 0)
         return r;
