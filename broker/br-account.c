@@ -15,53 +15,35 @@
 
 #define ACCOUNT_COLUMNS                                                                            \
     SUMMARY_COLUMNS                                                                                \
-        ", a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                     \
-        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.password_changed_at, a.email,"   \
-        " a.email_notifications AS \"email_notifications:bool\""
+    ", a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                         \
+    " a.password_hash IS NOT NULL AS \"has_password:bool\", a.password_changed_at, a.email,"       \
+    " a.email_notifications AS \"email_notifications:bool\""
 
 static int not_found(CmError *err, int64_t id)
 {
     return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no account with id %lld", (long long)id);
 }
 
-/* One account's document by @sql (its only parameter the id). */
-static int account_json(CmDb *db, const char *sql, int64_t id, json_object **ret, CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return not_found(err, id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
-}
-
 int br_account_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    return account_json(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?", id, ret,
-                        err);
+    return br_store_get_json(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?",
+                             "account", id, ret, err);
 }
 
 int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err)
 {
-    return account_json(db,
-                        "SELECT " SUMMARY_COLUMNS ","
-                        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
-                        " a.email_notifications AS \"email_notifications:bool\""
-                        " FROM accounts a WHERE a.id = ?",
-                        actor->account_id, ret, err);
+    return br_store_get_json(db,
+                             "SELECT " SUMMARY_COLUMNS ","
+                             " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
+                             " a.email_notifications AS \"email_notifications:bool\""
+                             " FROM accounts a WHERE a.id = ?",
+                             "account", actor->account_id, ret, err);
 }
 
 int br_account_summary(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    return account_json(db, "SELECT " SUMMARY_COLUMNS " FROM accounts a WHERE a.id = ?", id, ret,
-                        err);
+    return br_store_get_json(db, "SELECT " SUMMARY_COLUMNS " FROM accounts a WHERE a.id = ?",
+                             "account", id, ret, err);
 }
 
 int br_account_list(CmDb *db, const char *role, int64_t department, const BrPage *page,
@@ -186,21 +168,14 @@ int br_account_set_password(BrTx *tx, int64_t id, const char *hash, const char *
     return -ESTALE;
 }
 
-int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCreds *ret,
-                           CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT id, name, role, coalesce(department_id, 0), disabled,"
-                      " coalesce(password_hash, '') FROM accounts"
-                      " WHERE (?1 IS NOT NULL AND name = ?1) OR (?1 IS NULL AND id = ?2)",
-                      err);
-    int r, role;
+#define CREDS_COLUMNS                                                                              \
+    "id, name, role, coalesce(department_id, 0), disabled, coalesce(password_hash, '')"
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, name, id);
-    r = cm_stmt_step(st, err);
+/* Steps @st (selecting CREDS_COLUMNS) once into @ret. Returns: 1, 0 for no row, or < 0. */
+static int creds_step(CmStmt *st, BrAccountCreds *ret, CmError *err)
+{
+    int r = cm_stmt_step(st, err), role;
+
     if (r <= 0)
         return r;
     role = br_role_from_string(cm_stmt_text(st, 2));
@@ -215,6 +190,38 @@ int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCred
     snprintf(ret->name, sizeof(ret->name), "%s", cm_stmt_text(st, 1));
     snprintf(ret->password_hash, sizeof(ret->password_hash), "%s", cm_stmt_text(st, 5));
     return 1;
+}
+
+int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCreds *ret,
+                           CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT " CREDS_COLUMNS " FROM accounts"
+                      " WHERE (?1 IS NOT NULL AND name = ?1) OR (?1 IS NULL AND id = ?2)",
+                      err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, name, id);
+    return creds_step(st, ret, err);
+}
+
+int br_account_by_token(CmDb *db, const char *token_hash, BrAccountCreds *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT " CREDS_COLUMNS " FROM accounts WHERE token_hash = ? AND disabled = 0", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, token_hash);
+    return creds_step(st, ret, err);
+}
+
+void br_account_creds_actor(const BrAccountCreds *creds, BrActor *actor)
+{
+    actor->account_id = creds->id;
+    snprintf(actor->name, sizeof(actor->name), "%s", creds->name);
+    actor->role = creds->role;
+    actor->department_id = creds->department_id;
 }
 
 int br_account_check_enabled(CmDb *db, int64_t id, CmError *err)
@@ -302,31 +309,6 @@ int br_account_any(CmDb *db, CmError *err)
     if (r <= 0)
         return r < 0 ? r : cm_error_set(err, CM_ERROR_INTERNAL, "", "no answer");
     return cm_stmt_int(st, 0) != 0;
-}
-
-int br_account_by_token(CmDb *db, const char *token_hash, BrActor *ret, CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT id, name, role, coalesce(department_id, 0) FROM accounts"
-                      " WHERE token_hash = ? AND disabled = 0",
-                      err);
-    int r, role;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, token_hash);
-    r = cm_stmt_step(st, err);
-    if (r <= 0)
-        return r;
-    role = br_role_from_string(cm_stmt_text(st, 2));
-    if (role < 0)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "account has an unknown role");
-    ret->account_id = cm_stmt_int(st, 0);
-    snprintf(ret->name, sizeof(ret->name), "%s", cm_stmt_text(st, 1));
-    ret->role = (BrRole)role;
-    ret->department_id = cm_stmt_int(st, 3);
-    return 1;
 }
 
 int br_account_enabled_with_role(CmDb *db, int64_t id, BrRole role, CmError *err)

@@ -137,11 +137,14 @@ int br_account_any(CmDb *db, CmError *err);
 
 /**
  * br_account_by_token:
- * Looks up the enabled account whose API token's SHA-256 is @token_hash and fills the
- * account_id, name, role and department_id of @ret.
- * Returns: 1 when found, 0 when no enabled account has it, or a negative errno with @err set.
+ * Looks up the enabled account whose API token's SHA-256 is @token_hash, as
+ * br_account_credentials().
+ * Returns: 1 and @ret filled, 0 when no enabled account has it, or a negative errno with @err.
  */
-int br_account_by_token(CmDb *db, const char *token_hash, BrActor *ret, CmError *err);
+int br_account_by_token(CmDb *db, const char *token_hash, BrAccountCreds *ret, CmError *err);
+
+/** br_account_creds_actor: makes @actor (id, name, role, department) the account of @creds. */
+void br_account_creds_actor(const BrAccountCreds *creds, BrActor *actor);
 
 /**
  * br_account_enabled_with_role:

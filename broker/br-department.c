@@ -16,20 +16,8 @@ static int not_found(CmError *err, int64_t id)
 
 int br_department_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT " DEPARTMENT_COLUMNS " FROM departments WHERE id = ?", err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return not_found(err, id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
+    return br_store_get_json(db, "SELECT " DEPARTMENT_COLUMNS " FROM departments WHERE id = ?",
+                             "department", id, ret, err);
 }
 
 int br_department_list(CmDb *db, int64_t only, const BrPage *page, json_object **ret, CmError *err)

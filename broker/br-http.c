@@ -318,7 +318,10 @@ static int authenticate(BrCall *c)
             snprintf(c->actor.name, sizeof(c->actor.name), "agent:%s", name);
         }
     } else {
-        r = br_account_by_token(db, hash, &c->actor, &c->err);
+        BrAccountCreds creds;
+        r = br_account_by_token(db, hash, &creds, &c->err);
+        if (r > 0)
+            br_account_creds_actor(&creds, &c->actor);
     }
     if (r == 0)
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",

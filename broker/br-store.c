@@ -289,3 +289,21 @@ void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx)
     s->audit_hook = hook;
     s->audit_hook_ctx = ctx;
 }
+
+int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, json_object **ret,
+                      CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what, (long long)id);
+    *ret = cm_stmt_row_json(st);
+    return 0;
+}
