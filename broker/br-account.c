@@ -69,13 +69,9 @@ int br_account_create(BrTx *tx, const char *name, const char *role, int64_t depa
     int r;
 
     if (department > 0) {
-        r = br_department_exists(tx->db, department, tx->err);
+        r = br_department_check_reference(tx->db, department, tx->err);
         if (r < 0)
             return r;
-        if (r == 0)
-            return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                     "/department_id", "no department with id %lld",
-                                     (long long)department);
     }
     cm_time_iso(cm_now_ms(), at);
     st = cm_db_prepare(tx->db,
@@ -110,17 +106,11 @@ int br_account_update(BrTx *tx, int64_t id, const BrAccountFields *f)
                       " ELSE ?4 END"
                       " WHERE id = ?5",
                       tx->err);
-    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, f->disabled, f->email_set, f->email, f->email_notifications, id);
-    r = cm_stmt_exec(st, tx->err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return not_found(tx->err, id);
-    return 0;
+    return br_store_exec_changed(st, "account", id, tx->err);
 }
 
 int br_account_set_token(BrTx *tx, int64_t id, const char *token_hash)
@@ -128,18 +118,12 @@ int br_account_set_token(BrTx *tx, int64_t id, const char *token_hash)
     char at[CM_TIME_ISO_LEN + 1];
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         tx->db, "UPDATE accounts SET token_hash = ?, token_created_at = ? WHERE id = ?", tx->err);
-    int r;
 
     if (!st)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, token_hash, at, id);
-    r = cm_stmt_exec(st, tx->err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return not_found(tx->err, id);
-    return 0;
+    return br_store_exec_changed(st, "account", id, tx->err);
 }
 
 int br_account_set_password(BrTx *tx, int64_t id, const char *hash, const char *expected)

@@ -9,11 +9,6 @@
     " quota_disk_gib AS \"quota.disk_gib\", quota_instances AS \"quota.instances\","               \
     " created_at, updated_at"
 
-static int not_found(CmError *err, int64_t id)
-{
-    return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no department with id %lld", (long long)id);
-}
-
 int br_department_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
     return br_store_get_json(db, "SELECT " DEPARTMENT_COLUMNS " FROM departments WHERE id = ?",
@@ -72,19 +67,13 @@ int br_department_update(BrTx *tx, int64_t id, const char *name, const BrResourc
                       " quota_instances = iif(?5 < 0, quota_instances, ?5), updated_at = ?6"
                       " WHERE id = ?7",
                       tx->err);
-    int r;
 
     if (!st)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, name, quota->vcpus, quota->memory_mib, quota->disk_gib, quota->instances, at,
                id);
-    r = cm_stmt_exec(st, tx->err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return not_found(tx->err, id);
-    return 0;
+    return br_store_exec_changed(st, "department", id, tx->err);
 }
 
 int br_department_exists(CmDb *db, int64_t id, CmError *err)
@@ -94,6 +83,17 @@ int br_department_exists(CmDb *db, int64_t id, CmError *err)
         return -EIO;
     CM_DB_BIND(st, id);
     return cm_stmt_step(st, err);
+}
+
+int br_department_check_reference(CmDb *db, int64_t id, CmError *err)
+{
+    int r = br_department_exists(db, id, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/department_id",
+                                 "no department with id %lld", (long long)id);
+    return 0;
 }
 
 int br_department_quota(CmDb *db, int64_t id, BrResources *ret, CmError *err)

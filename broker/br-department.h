@@ -51,6 +51,14 @@ int br_department_update(BrTx *tx, int64_t id, const char *name, const BrResourc
 int br_department_exists(CmDb *db, int64_t id, CmError *err);
 
 /**
+ * br_department_check_reference:
+ * A department named by a body's "department_id" must exist.
+ * Returns: 0, -ENOENT with @err 422 unknown_reference on /department_id, or another negative
+ * errno with @err set.
+ */
+int br_department_check_reference(CmDb *db, int64_t id, CmError *err);
+
+/**
  * br_department_quota:
  * Reads department @id's quota into @ret.
  * Returns: 0, -ENOENT when there is no such department (@err not set), or another negative

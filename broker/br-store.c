@@ -290,6 +290,19 @@ void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx)
     s->audit_hook_ctx = ctx;
 }
 
+static int not_found(CmError *err, const char *what, int64_t id)
+{
+    return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what, (long long)id);
+}
+
+int br_store_exec_changed(CmStmt *st, const char *what, int64_t id, CmError *err)
+{
+    int r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    return cm_stmt_changes(st) ? 0 : not_found(err, what, id);
+}
+
 int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, json_object **ret,
                       CmError *err)
 {
@@ -303,7 +316,7 @@ int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, j
     if (r < 0)
         return r;
     if (r == 0)
-        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what, (long long)id);
+        return not_found(err, what, id);
     *ret = cm_stmt_row_json(st);
     return 0;
 }

@@ -35,6 +35,14 @@ int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, j
                       CmError *err);
 
 /**
+ * br_store_exec_changed:
+ * Runs @st (an UPDATE of the row @id) to its end.
+ * Returns: 0 when it changed a row; -ENOENT with @err 404 "no @what with id @id" when it
+ * changed none; or the negative errno of cm_stmt_exec() (-EEXIST on a constraint).
+ */
+int br_store_exec_changed(CmStmt *st, const char *what, int64_t id, CmError *err);
+
+/**
  * br_store_open:
  * Opens the database @url ("sqlite:PATH", a plain SQLite path, or "postgresql://...", see
  * cm_db_open_url()), applies pending migrations and loads the audit key from @audit_key_path.

@@ -56,13 +56,9 @@ int br_system_create(BrTx *tx, int64_t department, const BrSystemFields *f, int6
     _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
-    r = br_department_exists(tx->db, department, tx->err);
+    r = br_department_check_reference(tx->db, department, tx->err);
     if (r < 0)
         return r;
-    if (r == 0)
-        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                 "/department_id", "no department with id %lld",
-                                 (long long)department);
 
     cm_time_iso(cm_now_ms(), at);
     st = cm_db_prepare(tx->db,
@@ -103,16 +99,11 @@ int br_system_update(BrTx *tx, int64_t id, int64_t department, const BrSystemFie
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, f->name, f->description, f->category, f->protection_level, f->status, at, id,
                department);
-    r = cm_stmt_exec(st, tx->err);
+    r = br_store_exec_changed(st, "system", id, tx->err);
     if (r == -EEXIST)
         return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, "duplicate", "/name",
                                  "the department already has a system with this name");
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return cm_error_set(tx->err, CM_ERROR_NOT_FOUND, "", "no system with id %lld",
-                            (long long)id);
-    return 0;
+    return r;
 }
 
 int br_system_exists(CmDb *db, int64_t id, int64_t department, CmError *err)
