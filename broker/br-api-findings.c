@@ -8,6 +8,7 @@
 
 #include "br-api.h"
 #include "br-assess.h"
+#include "br-daemon.h"
 #include "br-finding.h"
 #include "br-instance.h"
 #include "cm-time.h"

@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-metering.h"
 #include "br-usage.h"
 #include "cm-time.h"

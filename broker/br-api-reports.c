@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-metering.h"
 #include "br-report.h"
 #include "cm-time.h"

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "br-assess.h"
+#include "br-daemon.h"
 #include "br-system.h"
 #include "cm-json.h"
 #include "cm-log.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-daemon.h"
 #include "br-instance.h"
 #include "br-metering.h"
 #include "br-rollup.h"

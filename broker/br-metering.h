@@ -3,9 +3,10 @@
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
 #include "br-samples-parse.h"
 #include "br-tx.h"
+
+typedef struct BrDaemon BrDaemon;
 
 typedef struct BrMetering BrMetering;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-daemon.h"
 #include "br-histogram.h"
 #include "br-report.h"
 #include "cm-json.h"
