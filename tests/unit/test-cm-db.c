@@ -547,6 +547,27 @@ static void test_row_json(void **state)
     json_object_put(o);
 }
 
+/* "outer.inner" aliases make one nested object, where its first column stands. */
+static void test_row_json_nested(void **state)
+{
+    Fx *f = FIXTURE(state);
+    CmError err = {0};
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        f->db,
+        "SELECT 1 AS id, 2 AS \"t.a\", NULL AS \"t.b\", 'x' AS s,"
+        " 3 AS \"t.c\", 1 AS \"t.ok:bool\", '[1]' AS \"u.doc:json\"",
+        &err);
+    json_object *o;
+
+    assert_non_null(st);
+    assert_int_equal(cm_stmt_step(st, &err), 1);
+    o = cm_stmt_row_json(st);
+    assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                        "{\"id\":1,\"t\":{\"a\":2,\"b\":null,\"c\":3,\"ok\":true},"
+                        "\"s\":\"x\",\"u\":{\"doc\":[1]}}");
+    json_object_put(o);
+}
+
 static void test_transactions(void **state)
 {
     Fx *f = FIXTURE(state);
@@ -1384,6 +1405,7 @@ int main(void)
         BOTH(test_constraints),
         BOTH(test_returning_changes),
         BOTH(test_row_json),
+        BOTH(test_row_json_nested),
         BOTH(test_transactions),
         BOTH(test_writer_serialization),
         BOTH(test_broker_migrations),
