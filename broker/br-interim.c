@@ -66,28 +66,6 @@ int br_interim_allocation_usage(CmDb *db, int64_t department, BrResources *ret, 
     return add_sums(retained, department, ret, err);
 }
 
-int br_interim_department_quota(CmDb *db, int64_t department, BrResources *ret, CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT quota_vcpus, quota_memory_mib, quota_disk_gib, quota_instances"
-                      " FROM departments WHERE id = ?",
-                      err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, department);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return -ENOENT;
-    *ret = (BrResources){cm_stmt_int(st, 0), cm_stmt_int(st, 1), cm_stmt_int(st, 2),
-                         cm_stmt_int(st, 3)};
-    return 0;
-}
-
 int br_interim_review_findings(CmDb *db, int64_t department, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =

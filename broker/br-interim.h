@@ -4,7 +4,7 @@
 /*
  * INTERIM (issue 10, wave 2): the reads that the requests' modules need of tables whose owner
  * modules other helpers are writing at the same time — allocations (br-allocation.c),
- * departments (br-department.c), findings (br-finding.c), jobs (br-job.c). Each function moves
+ * findings (br-finding.c), jobs (br-job.c). Each function moves
  * to its table's owner when that lands, and this file goes away. Reads only: nothing here
  * writes.
  */
@@ -35,13 +35,6 @@ int br_interim_allocation_get(CmDb *db, int64_t id, int64_t department, int64_t 
  * Returns: 0, or a negative errno with @err set.
  */
 int br_interim_allocation_usage(CmDb *db, int64_t department, BrResources *ret, CmError *err);
-
-/**
- * br_interim_department_quota:
- * Reads department @department's quota (→ br-department.c).
- * Returns: 0, -ENOENT when there is no such department, or a negative errno with @err set.
- */
-int br_interim_department_quota(CmDb *db, int64_t department, BrResources *ret, CmError *err);
 
 /**
  * br_interim_review_findings:

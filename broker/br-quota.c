@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 
+#include "br-department.h"
 #include "br-interim.h"
 #include "br-quota.h"
 
@@ -26,7 +27,7 @@ int br_quota_usage(CmDb *db, int64_t department_id, int64_t exclude_request, BrQ
                    CmError *err)
 {
     BrQuotaUsage u = {0};
-    int r = br_interim_department_quota(db, department_id, &u.quota, err);
+    int r = br_department_quota(db, department_id, &u.quota, err);
 
     if (r < 0)
         return r;

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "br-account.h"
 #include "br-interim.h"
 #include "br-request.h"
 #include "br-system.h"
@@ -405,18 +406,17 @@ int br_request_create(BrTx *tx, const BrRequestDraft *d, int64_t *ret_id)
 {
     BrResources t = br_resources_of_instances(cm_json_get(d->resources, "instances"));
     char at[CM_TIME_ISO_LEN + 1];
-    _cleanup_json_ json_object *system = NULL;
     _cleanup_stmt_ CmStmt *st = NULL;
     int64_t id;
     int r;
 
-    r = br_system_get(tx->db, d->system_id, d->department_id, &system, tx->err);
-    if (r == -ENOENT)
+    r = br_system_exists(tx->db, d->system_id, d->department_id, tx->err);
+    if (r < 0)
+        return r;
+    if (r == 0)
         return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/system",
                                  "your department has no system with id %lld",
                                  (long long)d->system_id);
-    if (r < 0)
-        return r;
     if (d->kind != BR_REQUEST_KIND_NEW) {
         r = br_request_check_allocation(tx->db, d->department_id, d->allocation_id, d->system_id,
                                         tx->err);
@@ -481,25 +481,22 @@ int br_request_update(BrTx *tx, int64_t id, json_object *resources, const char *
 
 int br_request_assign(BrTx *tx, int64_t id, int64_t consultant)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(tx->db,
-                      "UPDATE requests SET consultant_id = ?1, version = version + 1"
-                      " WHERE id = ?2 AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = ?1"
-                      " AND a.role = 'consultant' AND a.disabled = 0)",
-                      tx->err);
-    int r;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r = br_account_enabled_with_role(tx->db, consultant, BR_ROLE_CONSULTANT, tx->err);
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, consultant, id);
-    r = cm_stmt_exec(st, tx->err);
     if (r < 0)
         return r;
-    if (cm_stmt_changes(st) == 0)
+    if (r == 0)
         return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
                                  "/consultant", "no enabled consultant account with id %lld",
                                  (long long)consultant);
-    return 0;
+    st = cm_db_prepare(tx->db,
+                       "UPDATE requests SET consultant_id = ?, version = version + 1 WHERE id = ?",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, consultant, id);
+    return cm_stmt_exec(st, tx->err);
 }
 
 int br_request_add_opinion(BrTx *tx, int64_t id, const char *recommendation, const char *comment)

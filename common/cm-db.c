@@ -386,21 +386,9 @@ json_object *cm_stmt_row_json(CmStmt *st)
 
     for (int i = 0; i < n; i++) {
         const char *name = cm_stmt_name(st, i), *tag = strrchr(name, ':');
-        const char *dot = strchr(name, '.');
+        size_t keylen = tag ? (size_t)(tag - name) : strlen(name);
+        const char *dot = memchr(name, '.', keylen);
         json_object *v = NULL, *into = o;
-        size_t keylen;
-
-        if (dot && (!tag || dot < tag)) {
-            /* "outer.inner": a nested object, made at its first column. */
-            const char *outer = strndupa(name, (size_t)(dot - name));
-            if (!json_object_object_get_ex(o, outer, &into) ||
-                !json_object_is_type(into, json_type_object)) {
-                into = json_object_new_object();
-                json_object_object_add(o, outer, into);
-            }
-            name = dot + 1;
-        }
-        keylen = tag ? (size_t)(tag - name) : strlen(name);
 
         if (cm_stmt_is_null(st, i))
             v = NULL;
@@ -422,8 +410,18 @@ json_object *cm_stmt_row_json(CmStmt *st)
                 v = json_object_new_string_len(cm_stmt_text(st, i), (int)cm_stmt_bytes(st, i));
                 break;
             }
+        /* "parent.key": into the object "parent", made where its first column is. */
+        if (dot) {
+            const char *parent = strndupa(name, (size_t)(dot - name));
+            if (!json_object_object_get_ex(o, parent, &into)) {
+                into = json_object_new_object();
+                json_object_object_add(o, parent, into);
+            }
+            keylen -= (size_t)(dot + 1 - name);
+            name = dot + 1;
+        }
         /* Column names live only as long as the prepared statement: the key is copied. */
-        json_object_object_add(into, tag ? strndupa(name, keylen) : name, v);
+        json_object_object_add(into, strndupa(name, keylen), v);
     }
     return o;
 }
