@@ -561,6 +561,51 @@ int br_request_approved_usage(CmDb *db, int64_t department_id, int64_t exclude, 
     return add_sums(growth, department_id, exclude, ret, err);
 }
 
+int br_request_set_allocation(CmDb *db, int64_t id, int64_t allocation, bool trial, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      trial ? "UPDATE requests SET trial_allocation_id = ? WHERE id = ?"
+                            : "UPDATE requests SET allocation_id = ? WHERE id = ?",
+                      err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation, id);
+    return cm_stmt_exec(st, err);
+}
+
+int br_request_set_trial_deadline(CmDb *db, int64_t id, const char *deadline, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "UPDATE requests SET trial_deadline = ? WHERE id = ?", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, deadline, id);
+    return cm_stmt_exec(st, err);
+}
+
+int br_request_overdue_trials(CmDb *db, const char *now, int64_t *ids, size_t max, size_t *ret_n,
+                              CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id FROM requests WHERE state = 'in_trial'"
+                      " AND trial_deadline IS NOT NULL AND trial_deadline <= ? ORDER BY id LIMIT ?",
+                      err);
+    size_t n = 0;
+    int r = 0;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now, (int64_t)max);
+    while (n < max && (r = cm_stmt_step(st, err)) > 0)
+        ids[n++] = cm_stmt_int(st, 0);
+    if (r < 0)
+        return r;
+    *ret_n = n;
+    return 0;
+}
+
 int br_request_names(CmDb *db, int64_t id, BrRequestNames *ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =

@@ -182,6 +182,29 @@ int br_request_assign(BrTx *tx, int64_t id, int64_t consultant);
  */
 int br_request_add_opinion(BrTx *tx, int64_t id, const char *recommendation, const char *comment);
 
+/*
+ * For the workflow (br-workflow.c): a request's allocations and its trial's deadline, set as
+ * the planners and the ends of jobs decide, inside the caller's write transaction on @db.
+ */
+
+/**
+ * br_request_set_allocation:
+ * Records @allocation as request @id's trial allocation (@trial) or its production one.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_request_set_allocation(CmDb *db, int64_t id, int64_t allocation, bool trial, CmError *err);
+
+/** br_request_set_trial_deadline: Returns: 0 with @deadline (ISO 8601) set on request @id, or -errno. */
+int br_request_set_trial_deadline(CmDb *db, int64_t id, const char *deadline, CmError *err);
+
+/**
+ * br_request_overdue_trials:
+ * Fills @ids with at most @max requests in trial whose deadline is at or before @now.
+ * Returns: 0 and their number in @ret_n, or a negative errno with @err set.
+ */
+int br_request_overdue_trials(CmDb *db, const char *now, int64_t *ids, size_t max, size_t *ret_n,
+                              CmError *err);
+
 /**
  * br_request_approved_usage:
  * What department @department_id was granted and has not got yet, leaving request @exclude

@@ -534,6 +534,57 @@ static void test_materials_and_trial(void **state)
     assert_int_equal(json_object_array_length(jobs), 0);
 }
 
+/* ---- the workflow's marks ---- */
+
+typedef struct {
+    int64_t id;
+} Mark;
+
+static int mark_tx(BrTx *tx, void *ctx)
+{
+    const Mark *m = ctx;
+    int r = br_request_set_allocation(tx->db, m->id, 1, true, tx->err);
+    if (r >= 0)
+        r = br_request_set_allocation(tx->db, m->id, 3, false, tx->err);
+    if (r >= 0)
+        r = br_request_set_trial_deadline(tx->db, m->id, "2026-01-02T00:00:00.000Z", tx->err);
+    return r;
+}
+
+static void test_workflow_marks(void **state)
+{
+    Fx *f = FIXTURE(state);
+    BrActor rev = actor(3, "rev", BR_ROLE_REVIEWER, 0);
+    CmError err = {0};
+    CmDb *db = br_store_db(f->store, &err);
+    BrRequestRow row = {0};
+    int64_t ids[4];
+    size_t n = 9;
+    Mark m = {draft(f, BR_REQUEST_KIND_NEW, 0, TWO_INSTANCES, &err)};
+    Move start = {m.id, BR_REQUEST_KIND_NEW, BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_IN_TRIAL};
+
+    approve(f, m.id, BR_REQUEST_KIND_NEW);
+    assert_int_equal(br_tx_run(f->store, "t", &rev, mark_tx, &m, &err), 0);
+    assert_int_equal(br_request_load(db, m.id, NULL, &row, &err), 0);
+    assert_int_equal(row.trial_allocation_id, 1);
+    assert_int_equal(row.allocation_id, 3);
+    assert_string_equal(row.trial_deadline, "2026-01-02T00:00:00.000Z");
+    br_request_row_clear(&row);
+
+    /* Overdue: in trial, and the deadline at or before now. */
+    assert_int_equal(br_request_overdue_trials(db, "2026-01-03T00:00:00.000Z", ids, 4, &n, &err),
+                     0);
+    assert_int_equal(n, 0); /* approved, not yet in trial */
+    assert_int_equal(br_tx_run(f->store, "t", &rev, move_tx, &start, &err), 0);
+    assert_int_equal(br_request_overdue_trials(db, "2026-01-01T00:00:00.000Z", ids, 4, &n, &err),
+                     0);
+    assert_int_equal(n, 0);
+    assert_int_equal(br_request_overdue_trials(db, "2026-01-02T00:00:00.000Z", ids, 4, &n, &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], m.id);
+}
+
 #define ON(t, backend, name)                                                                       \
     {                                                                                              \
 #t " (" name ")", t, setup, teardown, (void *)&(backend)                                   \
@@ -544,7 +595,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_create_document), BOTH(test_create_refusals),     BOTH(test_scoping),
-        BOTH(test_quota_usage),     BOTH(test_materials_and_trial),
+        BOTH(test_quota_usage),     BOTH(test_materials_and_trial), BOTH(test_workflow_marks),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     /* Half the cases did not run: meson shows the test as skipped, not as passed. */
