@@ -11,7 +11,7 @@
 #include "br-daemon.h"
 #include "br-finding.h"
 #include "br-instance.h"
-#include "cm-time.h"
+#include "br-request.h"
 #include "cm-util.h"
 
 static int br_api_findings_list(BrCall *c)
@@ -113,63 +113,8 @@ typedef struct {
     const char *req_kind;
     json_object *resources; /* NULL: none (a termination) */
     bool restart;
-    char just[512], at[CM_TIME_ISO_LEN + 1];
+    char just[512];
 } ChangeRequest;
-
-/*
- * ---- issue 10: the second INSERT INTO requests, kept as it is here for the requests
- * helper, who replaces this function's body with one call to br-request.c's single create. ----
- * A draft request of the finding's allocation and its first history entry.
- * Returns: 0 and the request's id in w->req_id, or a negative errno with c->err set.
- */
-static int draft_request(ChangeRequest *w, CmDb *db)
-{
-    BrCall *c = w->c;
-    int64_t id = w->id, system = w->system, alloc = w->alloc, req_id;
-    json_object *resources = w->resources;
-    const char *req_kind = w->req_kind, *just = w->just, *at = w->at;
-    bool restart = w->restart;
-    sqlite3_stmt *s;
-    int r;
-
-    s = cm_db_stmt(
-        db,
-        "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
-        " resources, vcpus, memory_mib, disk_gib, instances, justification,"
-        " restart_allowed, created_by, created_at, updated_at)"
-        " SELECT department_id, ?, ?, 'draft', ?, ?,"
-        " coalesce((SELECT sum(v.value ->> 'vcpus') FROM json_each(?4 -> '$.instances') v), 0),"
-        " coalesce((SELECT sum(v.value ->> 'memory_mib') FROM json_each(?4 -> '$.instances') "
-        "v), 0),"
-        " coalesce((SELECT sum(v.value ->> 'disk_gib') FROM json_each(?4 -> '$.instances') v), "
-        "0),"
-        " coalesce((SELECT count(*) FROM json_each(?4 -> '$.instances')), 0),"
-        " ?, ?, ?, ?, ? FROM allocations WHERE id = ?3",
-        &c->err);
-    r = s ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(s, system, req_kind, alloc,
-                   resources ? cm_json_to_string(resources, NULL) : NULL, just, (int64_t)restart,
-                   c->actor.account_id, at, at);
-        r = cm_db_step_done(db, s, &c->err);
-    }
-    if (r >= 0) {
-        req_id = cm_db_last_insert_id(db);
-        s = cm_db_stmt(db,
-                       "INSERT INTO request_history(request_id, from_state, to_state, account_id,"
-                       " role, comment, at) VALUES (?, NULL, 'draft', ?, ?, ?, ?)",
-                       &c->err);
-        r = s ? 0 : -EIO;
-        if (r >= 0) {
-            char comment[64];
-            snprintf(comment, sizeof(comment), "from finding %lld", (long long)id);
-            CM_DB_BIND(s, req_id, c->actor.account_id, br_actor_role_name(&c->actor), comment, at);
-            r = cm_db_step_done(db, s, &c->err);
-        }
-        w->req_id = req_id;
-    }
-    return r;
-}
 
 /* The allocation's instances as they are, the finding's at the recommended size; for a
  * scale-in, the idle one left out of the list and named by its index in "remove". */
@@ -211,7 +156,7 @@ static int change_request_tx(BrTx *tx, void *ctx)
 {
     ChangeRequest *w = ctx;
     _cleanup_json_ json_object *what = json_object_new_object();
-    char detail[64];
+    char detail[64], comment[64];
     bool idle, scale_in = false;
     BrFinding f;
     int r = br_finding_load(tx->db, w->id, w->scope, &f, tx->err);
@@ -226,7 +171,7 @@ static int change_request_tx(BrTx *tx, void *ctx)
                                  "finding %lld already has request %lld", (long long)w->id,
                                  (long long)f.change_request_id);
     /* The same rules as POST /v1/requests: one open request per live allocation. */
-    r = br_api_allocation_changeable(w->c, tx->db, f.allocation_id, f.system_id);
+    r = br_request_check_allocation(tx->db, f.department_id, f.allocation_id, f.system_id, tx->err);
     idle = strcmp(f.kind, "idle") == 0;
     /* An idle instance beside instances that are not idle: remove that one (scale-in), not
      * the allocation. */
@@ -247,20 +192,27 @@ static int change_request_tx(BrTx *tx, void *ctx)
              : idle   ? "Termination of an idle instance, on the advice"
                       : "Right-sizing as recommended",
              (long long)w->id, f.kind);
-    r = draft_request(w, tx->db);
-    if (r >= 0)
-        r = br_finding_set_change_request(tx, w->id, w->req_id);
-    if (r < 0)
-        return r;
-    /* Audited as POST /v1/requests audits a draft: what it asks for. */
+    /* The one create of requests, as POST /v1/requests drafts one; audited as that audits a
+     * draft, with what it asks for. */
     json_object_object_add(what, "system", json_object_new_int64(w->system));
     json_object_object_add(what, "kind", json_object_new_string(w->req_kind));
     json_object_object_add(what, "allocation", json_object_new_int64(w->alloc));
     if (w->resources)
         json_object_object_add(what, "resources", json_object_get(w->resources));
     json_object_object_add(what, "finding", json_object_new_int64(w->id));
-    r = br_tx_audit(tx, "request.create", "request", w->req_id, "draft",
-                    cm_json_to_string(what, NULL));
+    snprintf(comment, sizeof(comment), "from finding %lld", (long long)w->id);
+    BrRequestDraft draft = {.department_id = f.department_id,
+                            .system_id = w->system,
+                            .allocation_id = w->alloc,
+                            .kind = (BrRequestKind)br_request_kind_from_string(w->req_kind),
+                            .resources = w->resources,
+                            .justification = w->just,
+                            .restart_allowed = w->restart,
+                            .comment = comment,
+                            .detail = cm_json_to_string(what, NULL)};
+    r = br_request_create(tx, &draft, &w->req_id);
+    if (r >= 0)
+        r = br_finding_set_change_request(tx, w->id, w->req_id);
     if (r < 0)
         return r;
     snprintf(detail, sizeof(detail), "{\"request_id\":%lld}", (long long)w->req_id);
@@ -276,7 +228,6 @@ static int br_api_findings_change_request(BrCall *c)
     json_object *o;
     int r;
 
-    cm_time_iso(cm_now_ms(), w.at);
     r = br_call_tx(c, "finding.change_request", change_request_tx, &w);
     json_object_put(w.resources);
     if (r < 0)
