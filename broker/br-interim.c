@@ -66,22 +66,6 @@ int br_interim_allocation_usage(CmDb *db, int64_t department, BrResources *ret, 
     return add_sums(retained, department, ret, err);
 }
 
-int br_interim_review_findings(CmDb *db, int64_t department, json_object **ret, CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT f.id, f.kind, i.name AS instance, f.frees_vcpus,"
-                      " f.frees_memory_mib, f.rule FROM findings f"
-                      " JOIN instances i ON i.id = f.instance_id"
-                      " WHERE f.department_id = ? AND f.state IN ('open','acknowledged')"
-                      " AND f.kind IN ('idle','over_provisioned') ORDER BY f.id LIMIT 100",
-                      err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, department);
-    return cm_stmt_rows_json(st, ret, err);
-}
-
 int br_interim_request_jobs(CmDb *db, int64_t request, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(

@@ -4,9 +4,8 @@
 /*
  * INTERIM (issue 10, wave 2): the reads that the requests' modules need of tables whose owner
  * modules other helpers are writing at the same time — allocations (br-allocation.c),
- * findings (br-finding.c), jobs (br-job.c). Each function moves
- * to its table's owner when that lands, and this file goes away. Reads only: nothing here
- * writes.
+ * jobs (br-job.c). Each function moves to its table's owner when that lands, and this file
+ * goes away. Reads only: nothing here writes.
  */
 
 #include <json-c/json.h>
@@ -35,14 +34,6 @@ int br_interim_allocation_get(CmDb *db, int64_t id, int64_t department, int64_t 
  * Returns: 0, or a negative errno with @err set.
  */
 int br_interim_allocation_usage(CmDb *db, int64_t department, BrResources *ret, CmError *err);
-
-/**
- * br_interim_review_findings:
- * Department @department's live idle and over-provisioned findings, as the pre-review check
- * shows them, at most 100 (→ br-finding.c).
- * Returns: 0 and the array in @ret, or a negative errno with @err set.
- */
-int br_interim_review_findings(CmDb *db, int64_t department, json_object **ret, CmError *err);
 
 /**
  * br_interim_request_jobs:
