@@ -3,8 +3,10 @@
 
 #include <stdint.h>
 
-#include "br-daemon.h"
 #include "br-event.h"
+
+typedef struct BrDaemon BrDaemon;
+typedef struct BrReconciler BrReconciler;
 
 /*
  * The reconciler compares, on an interval, every connected host's domains with what the

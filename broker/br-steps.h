@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-#include "br-daemon.h"
 #include "br-jobs.h"
+
+typedef struct BrDaemon BrDaemon;
 
 typedef struct {
     int seq;

@@ -3,10 +3,11 @@
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
 #include "br-jobs.h"
 #include "br-placement.h"
 #include "br-request.h"
+
+typedef struct BrDaemon BrDaemon;
 
 /*
  * The second half of the workflow (Art. 7 §3-6) as jobs: the planners create allocations,
