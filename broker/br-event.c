@@ -75,7 +75,7 @@ int br_event_list(CmDb *db, const BrEventFilter *f, const BrPage *page, json_obj
         " (SELECT i.name FROM instances i WHERE i.id = e.instance_id) AS instance_name,"
         " e.allocation_id, e.domain_uuid, e.domain_name, e.message, e.first_seen, e.last_seen,"
         " e.resolved_at, e.detail AS \"detail:json\" FROM events e"
-        " WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND (?3 = 0 OR e.host_id = ?3)"
+        " WHERE e.id > ?1 AND (e.kind = ?2 OR ?2 IS NULL) AND (?3 = 0 OR e.host_id = ?3)"
         " AND (?4 < 0 OR ?4 = iif(e.resolved_at IS NULL, 1, 0)) ORDER BY e.id LIMIT ?5",
         err);
     if (!st)

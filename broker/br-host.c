@@ -74,7 +74,7 @@ int br_host_list(CmDb *db, const char *pool, const BrPage *page, BrHostFn fn, vo
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "SELECT " HOST_COLUMNS " FROM hosts h WHERE h.id > ?1"
-                      " AND (?2 IS NULL OR h.pool = ?2) ORDER BY h.id LIMIT ?3",
+                      " AND (h.pool = ?2 OR ?2 IS NULL) ORDER BY h.id LIMIT ?3",
                       err);
     int r;
 

@@ -23,9 +23,12 @@
 
 #include "br-event.h"
 #include "br-host.h"
+#include "br-observation.h"
 #include "br-reconciler-priv.h"
 #include "br-store.h"
+#include "cbt-pg.h"
 #include "cm-json.h"
+#include "cm-util.h"
 
 #define TRIAL 1
 #define PROD 2
@@ -211,13 +214,17 @@ static void test_state(void **state)
     br_findings_free(r.f, r.n);
 }
 
-/* ---- the stores, on SQLite ---- */
+/* ---- the stores, on SQLite and (CB_TEST_PG_URL) PostgreSQL ---- */
 
 typedef struct {
+    bool pg, skip;
     char dir[64];
+    char *pg_url, *pg_name;
     BrStore *store;
     int64_t host;
 } Fixture;
+
+static const bool SQLITE = false, POSTGRESQL = true;
 
 static int add_host_tx(BrTx *tx, void *ctx)
 {
@@ -235,14 +242,23 @@ static int setup(void **state)
     BrHostFields h = {
         .name = "hv-1", .uri = "test:///default", .pool = "production", .storage_pool = "default"};
 
+    f->pg = *(const bool *)*state;
+    *state = f;
     snprintf(f->dir, sizeof(f->dir), "/tmp/test-br-reconciler-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(db, sizeof(db), "%s/db", f->dir);
     snprintf(key, sizeof(key), "%s/audit.key", f->dir);
-    assert_int_equal(br_store_open(db, key, &f->store, &err), 0);
+    if (f->pg) {
+        if (!cbt_pg_url()) {
+            f->skip = true;
+            return 0;
+        }
+        assert_int_equal(cbt_pg_create_db("reconciler", &f->pg_url, &f->pg_name), 0);
+    }
+    if (br_store_open(f->pg ? f->pg_url : db, key, &f->store, &err) < 0)
+        fail_msg("open: %s", err.message);
     f->host = br_tx_run(f->store, "test", NULL, add_host_tx, &h, &err);
     assert_true(f->host > 0);
-    *state = f;
     return 0;
 }
 
@@ -251,11 +267,22 @@ static int teardown(void **state)
     Fixture *f = *state;
     char cmd[128];
     br_store_free(f->store);
+    cbt_pg_drop_db(f->pg_name);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
+    free(f->pg_url);
+    free(f->pg_name);
     free(f);
     return 0;
 }
+
+#define FIXTURE(state)                                                                             \
+    ({                                                                                             \
+        Fixture *f_ = *(state);                                                                    \
+        if (f_->skip)                                                                              \
+            skip();                                                                                \
+        f_;                                                                                        \
+    })
 
 typedef struct {
     int64_t host;
@@ -272,7 +299,7 @@ static int pass_tx(BrTx *tx, void *ctx)
 
 static json_object *events(Fixture *f, int open)
 {
-    BrEventFilter filter = {.open = open};
+    BrEventFilter filter = {.open = open, .kind = open < 0 ? "unowned_domain" : NULL};
     BrPage page = {.limit = 100, .after = 0};
     CmError err = {0};
     json_object *items = NULL;
@@ -282,7 +309,7 @@ static json_object *events(Fixture *f, int open)
 
 static void test_event_store(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     CmError err = {0};
     BrEventSeen seen[] = {
         {.kind = BR_EVENT_UNOWNED_DOMAIN,
@@ -348,10 +375,23 @@ static int same_name_tx(BrTx *tx, void *ctx)
     return br_host_create(tx, h, "hash-2", &id);
 }
 
+static int set_token_tx(BrTx *tx, void *ctx)
+{
+    return br_host_set_agent_token(tx, *(int64_t *)ctx, "hash-3");
+}
+
 static int set_maintenance_tx(BrTx *tx, void *ctx)
 {
     BrHostFields h = {.enabled = -1, .maintenance = 1, .ratio = {2.5}, .ratio_set = {true}};
     return br_host_update(tx, *(int64_t *)ctx, &h);
+}
+
+static int capacity_row(void *ctx, const BrHostRow *h)
+{
+    assert_int_equal(h->cpus, 8);
+    assert_int_equal(h->memory_mib, 16384);
+    assert_int_equal(h->disk_gib, 100);
+    return 0;
 }
 
 static int check_row(void *ctx, const BrHostRow *h)
@@ -366,7 +406,7 @@ static int check_row(void *ctx, const BrHostRow *h)
 
 static void test_host_store(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     CmError err = {0};
     BrHostFields h = {
         .name = "hv-1", .uri = "test:///other", .pool = "trial", .storage_pool = "default"};
@@ -392,6 +432,139 @@ static void test_host_store(void **state)
     assert_int_equal(rows, 1);
     assert_int_equal(br_host_get(br_store_db(f->store, &err), missing, check_row, &rows, &err),
                      -ENOENT);
+    cm_error_clear(&err);
+    /* Lists: every pool, or one. */
+    rows = 0;
+    assert_int_equal(br_host_list(br_store_db(f->store, &err), NULL, NULL, check_row, &rows, &err),
+                     0);
+    assert_int_equal(br_host_list(br_store_db(f->store, &err), "production", &(BrPage){.limit = 10},
+                                  check_row, &rows, &err),
+                     0);
+    assert_int_equal(
+        br_host_list(br_store_db(f->store, &err), "trial", NULL, check_row, &rows, &err), 0);
+    assert_int_equal(rows, 2);
+    assert_int_equal(br_tx_run(f->store, "token", NULL, set_token_tx, &f->host, &err), 0);
+    assert_int_equal(br_tx_run(f->store, "token", NULL, set_token_tx, &missing, &err), -ENOENT);
+    cm_error_clear(&err);
+    assert_int_equal(
+        br_host_set_capacity(br_store_db(f->store, &err), f->host, 8, 16384, 100, &err), 0);
+    assert_int_equal(br_host_get(br_store_db(f->store, &err), f->host, capacity_row, NULL, &err),
+                     0);
+}
+
+/* An active allocation with two jobs done, one reclaiming, a purged one, and a retained one
+ * whose purge job is queued, each with one instance on host 1. */
+static const char WORLD[] =
+    "INSERT INTO departments(code, name, quota_vcpus, quota_memory_mib, quota_disk_gib,"
+    " quota_instances, created_at, updated_at) VALUES ('d1', 'D', 0, 0, 0, 0, 't', 't');"
+    "INSERT INTO systems(department_id, name, category, protection_level, status, created_at,"
+    " updated_at) VALUES (1, 's', 'other', 2, 'in_service', 't', 't');"
+    "INSERT INTO allocations(department_id, system_id, request_id, state, created_at, updated_at)"
+    " VALUES (1, 1, 1, 'active', 't', 't'), (1, 1, 2, 'reclaiming', 't', 't'),"
+    " (1, 1, 3, 'purged', 't', 't'), (1, 1, 4, 'retained', 't', 't');"
+    "INSERT INTO instances(allocation_id, idx, name, uuid, host_id, vcpus, memory_mib, disk_gib,"
+    " max_vcpus, max_memory_mib, image, volume, state, created_at, updated_at) VALUES"
+    " (1, 0, 'cb-1-0', 'u1', 1, 1, 512, 1, 1, 512, 'img', 'v1', 'running', 't', 't'),"
+    " (2, 0, 'cb-2-0', 'u2', 1, 1, 512, 1, 1, 512, 'img', 'v2', 'running', 't', 't'),"
+    " (3, 0, 'cb-3-0', 'u3', 1, 1, 512, 1, 1, 512, 'img', 'v3', 'deleted', 't', 't'),"
+    " (4, 0, 'cb-4-0', 'u4', 1, 1, 512, 1, 1, 512, 'img', 'v4', 'deleted', 't', 't');"
+    "INSERT INTO jobs(kind, state, allocation_id, created_at, finished_at) VALUES"
+    " ('provision', 'done', 1, 't', '2026-01-01T00:00:00.000Z'),"
+    " ('resize', 'done', 1, 't', '2026-01-02T00:00:00.000Z'),"
+    " ('purge', 'done', 3, 't', '2026-01-03T00:00:00.000Z'), ('purge', 'queued', 4, 't', NULL);";
+
+static void make_world(Fixture *f)
+{
+    CmError err = {0};
+    assert_int_equal(f->host, 1);
+    if (cm_db_exec(br_store_db(f->store, &err), WORLD, &err) < 0)
+        fail_msg("world: %s", err.message);
+}
+
+static void test_instance_claims(void **state)
+{
+    Fixture *f = FIXTURE(state);
+    _cleanup_free_ BrInstanceClaim *c = NULL;
+    CmError err = {0};
+    size_t n = 0;
+
+    make_world(f);
+    if (br_instance_list_claims(br_store_db(f->store, &err), &c, &n, &err) < 0)
+        fail_msg("claims: %s", err.message);
+    /* The purged instance with no job is nobody's; the deleted one being purged still is. */
+    assert_int_equal(n, 3);
+    assert_int_equal(c[0].id, 1);
+    assert_int_equal(c[0].host_id, 1);
+    assert_int_equal(c[0].state, BR_INSTANCE_RUNNING);
+    assert_string_equal(c[0].uuid, "u1");
+    assert_string_equal(c[0].name, "cb-1-0");
+    assert_string_equal(c[0].observed, "");
+    assert_false(c[0].busy);
+    assert_int_equal(c[0].jobs, 2);
+    assert_string_equal(c[0].jobs_end, "2026-01-02T00:00:00.000Z");
+    assert_int_equal(c[1].id, 2);
+    assert_true(c[1].busy); /* reclaiming */
+    assert_int_equal(c[1].jobs, 0);
+    assert_string_equal(c[1].jobs_end, "");
+    assert_int_equal(c[2].id, 4);
+    assert_int_equal(c[2].state, BR_INSTANCE_DELETED);
+    assert_true(c[2].busy); /* its purge is queued */
+    assert_int_equal(c[2].jobs, 1);
+    free(c);
+
+    /* What the reconciler saw is kept. */
+    assert_int_equal(br_instance_set_observed(br_store_db(f->store, &err), 1, "paused",
+                                              "2026-01-04T00:00:00.000Z", &err),
+                     0);
+    assert_int_equal(br_instance_list_claims(br_store_db(f->store, &err), &c, &n, &err), 0);
+    assert_string_equal(c[0].observed, "paused");
+}
+
+typedef struct {
+    const char *state;
+    int64_t now;
+} Obs;
+
+static int observe_tx(BrTx *tx, void *ctx)
+{
+    const Obs *o = ctx;
+    BrObservationSeen seen = {.instance_id = 1, .state = o->state};
+    return br_observation_record(tx->db, 1, &seen, 1, o->now, 10, tx->err);
+}
+
+static void assert_stretches(Fixture *f, const char *expected)
+{
+    CmError err = {0};
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        br_store_db(f->store, &err),
+        "SELECT state, since, last_seen, coalesce(until, -1) AS until FROM observations"
+        " WHERE instance_id = 1 ORDER BY id",
+        &err);
+    char got[256] = "";
+    size_t len = 0;
+
+    assert_non_null(st);
+    while (cm_stmt_step(st, &err) > 0)
+        len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s %lld %lld %lld", len ? ";" : "",
+                                cm_stmt_text(st, 0), (long long)cm_stmt_int(st, 1),
+                                (long long)cm_stmt_int(st, 2), (long long)cm_stmt_int(st, 3));
+    assert_string_equal(got, expected);
+}
+
+static void test_observations(void **state)
+{
+    Fixture *f = FIXTURE(state);
+    const Obs passes[] = {
+        {"running", 1000}, {"running", 1005}, {"paused", 1010}, {"paused", 1030}, {NULL, 1040}};
+    CmError err = {0};
+
+    make_world(f);
+    for (size_t i = 0; i < ELEMENTSOF(passes); i++)
+        if (br_tx_run(f->store, "observe", NULL, observe_tx, (void *)&passes[i], &err) < 0)
+            fail_msg("pass %zu: %s", i, err.message);
+    /* Extended while the same; ended at the change; ended at its last pass after a gap of
+     * more than 10 s; ended where last seen once the instance should have no domain. */
+    assert_stretches(f, "running 1000 1005 1010;paused 1010 1010 1010;paused 1030 1030 1030");
 }
 
 int main(void)
@@ -402,8 +575,13 @@ int main(void)
         cmocka_unit_test(test_foreign_domain),
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_state),
-        cmocka_unit_test_setup_teardown(test_event_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_host_store, setup, teardown),
+#define BOTH(fn)                                                                                   \
+    {#fn " (SQLite)", fn, setup, teardown, (void *)&SQLITE},                                       \
+        {#fn " (PostgreSQL)", fn, setup, teardown, (void *)&POSTGRESQL}
+        BOTH(test_event_store),
+        BOTH(test_host_store),
+        BOTH(test_instance_claims),
+        BOTH(test_observations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
