@@ -450,7 +450,8 @@ static int br_api_jobs_retry(BrCall *c)
         (job.kind == BR_JOB_PROVISION || job.kind == BR_JOB_RESIZE)) {
         BrRequestRow row = {0};
         BrReviewOutcome out;
-        r = br_request_load(c, db, job.request_id, &row);
+        /* -- changed by requests: br_request_load() is the owner's (br-request.c) -- */
+        r = br_request_load(db, job.request_id, &c->actor, &row, &c->err);
         bool holds_again =
             r >= 0 && row.state == BR_REQUEST_STATE_FAILED &&
             (job.kind == BR_JOB_RESIZE ||
