@@ -26,22 +26,11 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 from cbtest import Broker, json_error  # noqa: E402
 
 WIN = 300
 EXPECTED = 30  # readings per window: a 10 s interval
-
-
-def node_file(path, name):
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{16 * 1024 * 1024}</memory>
-  <pool type='dir'><name>{name}</name><target><path>/nowhere/{name}</path></target></pool>
-</node>
-''')
-    return 'test://' + path
 
 
 def counts(b):
@@ -146,7 +135,8 @@ def run(ck, b):
 
     hosts, agent = {}, {}
     for h in ('h1', 'h2'):
-        uri = node_file(os.path.join(b.state_dir, f'{h}.xml'), f'{h}-pool')
+        uri = cbworld.node_xml(os.path.join(b.state_dir, f'{h}.xml'), 16384,
+                               pool=f'{h}-pool', base=False)
         r = b.post('/v1/hosts', {'name': h, 'uri': uri, 'pool': 'production',
                                  'storage_pool': f'{h}-pool'}, token=tok_vendor)
         ck.eq(r.status, 201, f'POST /v1/hosts {h}')
