@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -285,10 +286,16 @@ def db_diff(before, after):
     return out
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def raw_http(port, data, timeout=10):
     """Sends @data as raw bytes to 127.0.0.1:@port, reads until the server closes or @timeout.
     Returns (status or None, raw response bytes, seconds until the first byte or None)."""
-    import socket
     s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
     t0 = time.time()
     first = None

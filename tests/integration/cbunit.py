@@ -6,6 +6,7 @@ only."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -128,3 +129,47 @@ class NotifySocket:
 
     def close(self):
         self.sock.close()
+
+
+class NotifyService:
+    """@args run as systemd runs a Type=notify service with WatchdogSec= of @watchdog_usec,
+    its output in @tmp/@name.log, the checks counted in @t. As a context manager: on the way out
+    the process is killed if it still runs, and its log printed when any check failed."""
+
+    def __init__(self, t, name, args, tmp, watchdog_usec):
+        self.t, self.name = t, name
+        self.sock = NotifySocket(tmp)
+        self.log_path = os.path.join(tmp, f'{name}.log')
+        self.log = open(self.log_path, 'wb')
+        self.proc = subprocess.Popen(args, env=self.sock.env(watchdog_usec), stdout=self.log,
+                                     stderr=self.log)
+
+    def expect(self, line, timeout, what):
+        ok, seen = self.sock.recv_until(line, timeout)
+        self.t.ok(ok, f'{line} {what}: {seen}')
+
+    def check_pings(self, seconds, low, high, what):
+        """Between @low and @high WATCHDOG=1 in @seconds (the count is printed)."""
+        pings = self.sock.pings(seconds)
+        print(f'measured: {pings} WATCHDOG=1 in {seconds} s ({what})', flush=True)
+        self.t.ok(low <= pings <= high, f'WATCHDOG=1 {what}: {pings} in {seconds} s')
+
+    def stop(self):
+        """SIGTERM: STOPPING=1 and exit status 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.expect('STOPPING=1', 10, 'on SIGTERM')
+        self.t.eq(self.proc.wait(20), 0, f'{self.name} exit status after SIGTERM')
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.sock.close()
+        if self.t.failed:
+            with open(self.log_path, 'rb') as f:
+                print(f'{self.name} log:\n' + f.read().decode(errors='replace')[-3000:],
+                      flush=True)

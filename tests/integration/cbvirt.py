@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 
-from cbtest import POLICIES, wait_for, wait_job, wait_request_state  # noqa: E402
+from cbtest import POLICIES, free_port, wait_for, wait_job, wait_request_state  # noqa: E402
 
 URI = 'qemu:///system'
 HALT = b'\xf4\xeb\xfd'
@@ -576,14 +576,6 @@ def job_of(doc, kind=None):
 # ---- the metering agent (test-metering-agent) ----
 
 AGENT = os.path.join(cbtest.BUILD, 'agent', 'cloudbroker-agent')
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def parse_metrics(text):

@@ -13,16 +13,14 @@ import http.server
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cbtest import BUILD, SOURCE, Checks  # noqa: E402
-from cbunit import (NotifySocket, check_exposure, check_installed, check_verify,  # noqa: E402
+from cbtest import BUILD, SOURCE, Checks, free_port  # noqa: E402
+from cbunit import (NotifyService, check_exposure, check_installed, check_verify,  # noqa: E402
                     unit_settings)
 
 UNIT = os.path.join(SOURCE, 'systemd', 'cloudbroker-agent.service')
@@ -100,32 +98,15 @@ def check_config_and_notify(t, tmp):
                    'token_file': token, 'spool': os.path.join(tmp, 'spool.db'), 'interval': 1,
                    'window': 10, 'metrics_listen': f'127.0.0.1:{free_port()}',
                    'spool_max_bytes': 67108864}, f)
-    sock = NotifySocket(tmp)
-    log_path = os.path.join(tmp, 'agent.log')
-    log = open(log_path, 'wb')
-    proc = subprocess.Popen([AGENT, '--config', config], env=sock.env(120000000), stdout=log,
-                            stderr=log)
     try:
-        ok, seen = sock.recv_until('READY=1', 20)
-        t.ok(ok, f'READY=1 after start: {seen}')
-        pings = sock.pings(4.5)
-        print(f'measured: {pings} WATCHDOG=1 in 4.5 s with interval 1 s', flush=True)
-        t.ok(3 <= pings <= 7, f'WATCHDOG=1 once per cycle: {pings} in 4.5 s')
-        proc.send_signal(signal.SIGTERM)
-        ok, seen = sock.recv_until('STOPPING=1', 10)
-        t.ok(ok, f'STOPPING=1 on SIGTERM: {seen}')
-        t.eq(proc.wait(20), 0, 'cloudbroker-agent exit status after SIGTERM')
+        with NotifyService(t, 'cloudbroker-agent', [AGENT, '--config', config], tmp,
+                           120000000) as service:
+            service.expect('READY=1', 20, 'after start')
+            service.check_pings(4.5, 3, 7, 'once per cycle (interval 1 s)')
+            service.stop()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-        sock.close()
         server.shutdown()
         server.server_close()
-    if t.failed:
-        with open(log_path, 'rb') as f:
-            print('agent log:\n' + f.read().decode(errors='replace')[-3000:], flush=True)
 
     # The unit's path for the token (a systemd credential) is a valid token_file value, and a
     # config naming a file the service cannot read is refused before start, naming the field.
@@ -141,12 +122,6 @@ def check_config_and_notify(t, tmp):
         t.ok(p.returncode == 2 and 'token_file' in p.stderr,
              f'a config whose token file is missing is refused with the field named: '
              f'rc {p.returncode} {p.stderr.strip()}')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def main():

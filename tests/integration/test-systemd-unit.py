@@ -6,13 +6,12 @@ relies on (READY=1, WATCHDOG=1 at half the interval, RELOADING=1 on SIGHUP, STOP
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cbtest import BROKERD, POLICIES, SOURCE, Checks  # noqa: E402
-from cbunit import (NotifySocket, check_exposure, check_installed, check_verify,  # noqa: E402
+from cbunit import (NotifyService, check_exposure, check_installed, check_verify,  # noqa: E402
                     unit_settings)
 
 UNIT = os.path.join(SOURCE, 'systemd', 'cloudbrokerd.service')
@@ -56,40 +55,17 @@ def check_install_path(t):
 
 def check_notify(t, tmp):
     """What Type=notify, WatchdogSec=30 and ExecReload=kill -HUP expect of the daemon."""
-    sock = NotifySocket(tmp)
     state = os.path.join(tmp, 'state')
-    log = open(os.path.join(tmp, 'broker.log'), 'wb')
     # WatchdogSec=1: the daemon must ping every 0.5 s.
-    proc = subprocess.Popen([BROKERD, '--state-dir', state, '--policy-dir', POLICIES,
-                             '--listen', '127.0.0.1:0'], env=sock.env(1000000), stdout=log,
-                            stderr=log)
-    try:
-        ok, seen = sock.recv_until('READY=1', 20)
-        t.ok(ok, f'READY=1 after start: {seen}')
-        pings = sock.pings(2.2)
-        print(f'measured: {pings} WATCHDOG=1 in 2.2 s with WATCHDOG_USEC=1000000', flush=True)
-        t.ok(3 <= pings <= 6, f'WATCHDOG=1 about every 0.5 s: {pings} in 2.2 s')
-
-        proc.send_signal(signal.SIGHUP)
-        ok, seen = sock.recv_until('RELOADING=1', 5)
-        t.ok(ok, f'RELOADING=1 on SIGHUP: {seen}')
-        ok, seen = sock.recv_until('READY=1', 5)
-        t.ok(ok, f'READY=1 after the reload: {seen}')
-
-        proc.send_signal(signal.SIGTERM)
-        ok, seen = sock.recv_until('STOPPING=1', 10)
-        t.ok(ok, f'STOPPING=1 on SIGTERM: {seen}')
-        rc = proc.wait(20)
-        t.eq(rc, 0, 'cloudbrokerd exit status after SIGTERM')
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-        sock.close()
-    if t.failed:
-        with open(os.path.join(tmp, 'broker.log'), 'rb') as f:
-            print('broker log:\n' + f.read().decode(errors='replace')[-3000:], flush=True)
+    with NotifyService(t, 'cloudbrokerd', [BROKERD, '--state-dir', state, '--policy-dir',
+                                           POLICIES, '--listen', '127.0.0.1:0'], tmp,
+                       1000000) as service:
+        service.expect('READY=1', 20, 'after start')
+        service.check_pings(2.2, 3, 6, 'about every 0.5 s (WATCHDOG_USEC=1000000)')
+        service.proc.send_signal(signal.SIGHUP)
+        service.expect('RELOADING=1', 5, 'on SIGHUP')
+        service.expect('READY=1', 5, 'after the reload')
+        service.stop()
 
 
 def main():
