@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -293,6 +294,60 @@ def free_port():
         return s.getsockname()[1]
 
 
+def answer_whole(data):
+    """Whether the raw bytes @data hold an HTTP answer's head and all of its body."""
+    head, sep, body = data.partition(b'\r\n\r\n')
+    if not sep:
+        return False
+    m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
+    if m:
+        return len(body) >= int(m.group(1))
+    return bool(re.search(rb'(?im)^transfer-encoding:\s*chunked', head)) and \
+        body.endswith(b'0\r\n\r\n')
+
+
+def stream_body(port, head, total, first, chunked, wait=10.0, rest=None):
+    """Sends the request head @head to 127.0.0.1:@port and then @total body bytes, @first and
+    then @rest (@first again when None) as often as needed, each a chunk of the chunked coding
+    when @chunked, while a thread reads the answer: the sending stops once an answer comes (a
+    server may answer and close before the body is all sent), the reading once the answer is
+    whole, the connection closed or @wait passed. Returns: (the answer's bytes, how many body
+    bytes were sent)."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=wait)
+    got = []
+
+    def reader():
+        while not answer_whole(b''.join(got)):
+            try:
+                c = s.recv(65536)
+            except OSError:
+                return
+            if not c:
+                return
+            got.append(c)
+
+    th = threading.Thread(target=reader, daemon=True)
+    sent = 0
+    try:
+        s.sendall(head)
+        th.start()
+        chunk = first
+        try:
+            while sent < total and not got:
+                n = min(len(chunk), total - sent)
+                s.sendall((b'%x\r\n' % n + chunk[:n] + b'\r\n') if chunked else chunk[:n])
+                sent += n
+                chunk = rest or first
+            if chunked and not got:
+                s.sendall(b'0\r\n\r\n')
+        except OSError:
+            pass
+        th.join(wait)
+    finally:
+        s.close()
+    return b''.join(got), sent
+
+
 def raw_http(port, data, timeout=10):
     """Sends @data as raw bytes to 127.0.0.1:@port, reads until the server closes or @timeout.
     Returns (status or None, raw response bytes, seconds until the first byte or None)."""
@@ -315,11 +370,8 @@ def raw_http(port, data, timeout=10):
             if first is None:
                 first = time.time() - t0
             chunks.append(c)
-            if b'\r\n\r\n' in b''.join(chunks):
-                head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
-                m = re.search(rb'content-length:\s*(\d+)', head, re.I)
-                if m and len(body) >= int(m.group(1)):
-                    break
+            if answer_whole(b''.join(chunks)):
+                break
     finally:
         s.close()
     resp = b''.join(chunks)

@@ -28,7 +28,6 @@ import re
 import socket
 import sqlite3
 import sys
-import threading
 import time
 import urllib.parse
 
@@ -716,42 +715,11 @@ def early_refusal(port, method, path, token, length, content_type, wait=3.0):
 def chunked_upload(port, method, path, token, total, content_type, wait=10.0):
     """Streams @total body bytes chunked (no Content-Length) while reading the answer.
     Returns (status, error object, bytes sent before the answer or the end)."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=wait)
-    got = []
-    sent = [0]
-
-    def reader():
-        while True:
-            try:
-                c = s.recv(65536)
-            except OSError:
-                return
-            if not c:
-                return
-            got.append(c)
-            if parse_response(b''.join(got))[1] is not None:
-                return
-
-    th = threading.Thread(target=reader, daemon=True)
-    try:
-        s.sendall(head(method, path, token, (f'Content-Type: {content_type}',
-                                             'Transfer-Encoding: chunked')))
-        th.start()
-        chunk = b'%PDF-' + b'a' * (65536 - 5)
-        try:
-            while sent[0] < total and not got:
-                n = min(len(chunk), total - sent[0])
-                s.sendall(b'%x\r\n' % n + chunk[:n] + b'\r\n')
-                sent[0] += n
-            if not got:
-                s.sendall(b'0\r\n\r\n')
-        except OSError:
-            pass
-        th.join(wait)
-    finally:
-        s.close()
-    st, body = parse_response(b''.join(got))
-    return st, (body or {}).get('error') if isinstance(body, dict) else None, sent[0]
+    data, sent = cbtest.stream_body(port, head(method, path, token, (
+        f'Content-Type: {content_type}', 'Transfer-Encoding: chunked')), total,
+        b'%PDF-' + b'a' * (65536 - 5), True, wait)
+    st, body = parse_response(data)
+    return st, (body or {}).get('error') if isinstance(body, dict) else None, sent
 
 
 # ---------------------------------------------------------------- checks
