@@ -387,7 +387,8 @@ json_object *cm_stmt_row_json(CmStmt *st)
     for (int i = 0; i < n; i++) {
         const char *name = cm_stmt_name(st, i), *tag = strrchr(name, ':');
         size_t keylen = tag ? (size_t)(tag - name) : strlen(name);
-        json_object *v = NULL;
+        const char *dot = memchr(name, '.', keylen);
+        json_object *v = NULL, *into = o;
 
         if (cm_stmt_is_null(st, i))
             v = NULL;
@@ -409,8 +410,18 @@ json_object *cm_stmt_row_json(CmStmt *st)
                 v = json_object_new_string_len(cm_stmt_text(st, i), (int)cm_stmt_bytes(st, i));
                 break;
             }
+        /* "parent.key": into the object "parent", made where its first column is. */
+        if (dot) {
+            const char *parent = strndupa(name, (size_t)(dot - name));
+            if (!json_object_object_get_ex(o, parent, &into)) {
+                into = json_object_new_object();
+                json_object_object_add(o, parent, into);
+            }
+            keylen -= (size_t)(dot + 1 - name);
+            name = dot + 1;
+        }
         /* Column names live only as long as the prepared statement: the key is copied. */
-        json_object_object_add(o, tag ? strndupa(name, keylen) : name, v);
+        json_object_object_add(into, strndupa(name, keylen), v);
     }
     return o;
 }

@@ -184,7 +184,9 @@ char *cm_stmt_strdup(CmStmt *st, int i);
  * Turns the current row into a JSON object keyed by the columns' names: integers, floats,
  * text and NULL as their JSON kinds. A name may end in a type tag that the key loses:
  * "on_cloud:bool" gives a boolean, "detail:json" parses stored JSON text (invalid text
- * stays a string). Returns: the new object (never NULL).
+ * stays a string). A name "parent.key" puts the value under "key" in the object "parent",
+ * which takes the place of its first column ("quota.vcpus", "quota.disk_gib" make one
+ * "quota" object). Returns: the new object (never NULL).
  */
 struct json_object *cm_stmt_row_json(CmStmt *st);
 

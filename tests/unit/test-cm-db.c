@@ -534,6 +534,19 @@ static void test_row_json(void **state)
     json_object_put(o);
     cm_stmt_reset(st);
 
+    /* Nested objects by "parent.key", in the place of their first column. */
+    st = cm_db_prepare(f->db,
+                       "SELECT 1 AS id, 2 AS \"q.a\", 'x' AS name, NULL AS \"q.b\","
+                       " 1 AS \"q.c:bool\", 3 AS \"r.a\"",
+                       &err);
+    assert_int_equal(cm_stmt_step(st, &err), 1);
+    o = cm_stmt_row_json(st);
+    assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                        "{\"id\":1,\"q\":{\"a\":2,\"b\":null,\"c\":true},\"name\":\"x\","
+                        "\"r\":{\"a\":3}}");
+    json_object_put(o);
+    cm_stmt_reset(st);
+
     migrate1(f->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER) STRICT;"
                     "INSERT INTO t(v) VALUES (10), (20), (NULL);");
     st = cm_db_prepare(f->db,
