@@ -18,7 +18,7 @@
 #include "br-password.h"
 #include "br-tx.h"
 #include "br-hosts.h"
-#include "br-jobs.h"
+#include "br-steps.h"
 #include "br-metering.h"
 #include "br-reconciler.h"
 #include "br-schemas.h"
@@ -391,7 +391,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
         br_hosts_watch(d->hosts, sqlite3_column_int64(stmt, 0), cm_db_col_text(stmt, 1),
                        cm_db_col_text(stmt, 2));
     sqlite3_reset(stmt);
-    r = br_jobs_start(d, d->config.job_workers, &d->jobs, err);
+    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, d->config.job_workers, &d->jobs, err);
     if (r < 0)
         return r;
     r = br_metering_start(d, &d->metering, err);

@@ -17,9 +17,6 @@ CM_ENUM_IMPL(br_request_state, BrRequestState, BR_REQUEST_STATE_MAX, "draft", "s
              "trial_failed", "allocated", "applying", "applied", "reclaiming", "reclaimed",
              "failed")
 
-CM_ENUM_IMPL(br_allocation_state, BrAllocationState, BR_ALLOCATION_STATE_MAX, "provisioning",
-             "active", "resizing", "reclaiming", "retained", "purged", "error")
-
 #define S(x) BR_REQUEST_STATE_##x
 
 /*
@@ -80,31 +77,6 @@ bool br_request_state_is_final(BrRequestKind kind, BrRequestState s)
 bool br_request_state_is_editable(BrRequestState s)
 {
     return s == BR_REQUEST_STATE_DRAFT || s == BR_REQUEST_STATE_RETURNED;
-}
-
-#define A(x) BR_ALLOCATION_STATE_##x
-static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STATE_MAX] = {
-    [A(PROVISIONING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
-    [A(ACTIVE)] = {[A(RESIZING)] = true, [A(RECLAIMING)] = true, [A(ERROR)] = true},
-    [A(RESIZING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
-    [A(RECLAIMING)] = {[A(RETAINED)] = true, [A(ERROR)] = true},
-    [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
-    /* Out of error: a retried job takes it back to the state its kind works in
-     * (provisioning, resizing, reclaiming); a purge ends it; the end of a trial reclaims it. */
-    [A(ERROR)] = {[A(PROVISIONING)] = true,
-                  [A(ACTIVE)] = true,
-                  [A(RESIZING)] = true,
-                  [A(RETAINED)] = true,
-                  [A(RECLAIMING)] = true,
-                  [A(PURGED)] = true},
-};
-#undef A
-
-bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to)
-{
-    if ((unsigned)from >= BR_ALLOCATION_STATE_MAX || (unsigned)to >= BR_ALLOCATION_STATE_MAX)
-        return false;
-    return allocation_allowed[from][to];
 }
 
 int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t id,
@@ -188,4 +160,89 @@ int br_request_names(CmDb *db, int64_t id, BrRequestNames *ret, CmError *err)
     snprintf(ret->system_name, sizeof(ret->system_name), "%s", cm_stmt_text(st, 3));
     snprintf(ret->department_name, sizeof(ret->department_name), "%s", cm_stmt_text(st, 4));
     return 1;
+}
+
+/* -- added by jobs -- */
+
+int br_request_info_load(CmDb *db, int64_t id, BrRequestInfo *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT department_id, system_id, kind, state, resources, coalesce(allocation_id, 0),"
+        " coalesce(trial_allocation_id, 0), restart_allowed FROM requests WHERE id = ?1",
+        err);
+    const char *res;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no request %lld", (long long)id);
+    *ret = (BrRequestInfo){
+        .id = id,
+        .department_id = cm_stmt_int(st, 0),
+        .system_id = cm_stmt_int(st, 1),
+        .kind = (BrRequestKind)br_request_kind_from_string(cm_stmt_text(st, 2)),
+        .state = (BrRequestState)br_request_state_from_string(cm_stmt_text(st, 3)),
+        .allocation_id = cm_stmt_int(st, 5),
+        .trial_allocation_id = cm_stmt_int(st, 6),
+        .restart_allowed = cm_stmt_int(st, 7) != 0,
+    };
+    res = cm_stmt_text(st, 4);
+    if (res)
+        cm_json_parse(res, strlen(res), &ret->resources, NULL);
+    return 0;
+}
+
+void br_request_info_clear(BrRequestInfo *r)
+{
+    json_object_put(r->resources);
+    memset(r, 0, sizeof(*r));
+}
+
+int br_request_set_allocation(CmDb *db, int64_t id, bool trial, int64_t allocation_id, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      trial ? "UPDATE requests SET trial_allocation_id = ?2 WHERE id = ?1"
+                            : "UPDATE requests SET allocation_id = ?2 WHERE id = ?1",
+                      err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, allocation_id);
+    return cm_stmt_exec(st, err);
+}
+
+int br_request_set_trial_deadline(CmDb *db, int64_t id, const char *deadline, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "UPDATE requests SET trial_deadline = ?2 WHERE id = ?1", err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, deadline);
+    return cm_stmt_exec(st, err);
+}
+
+int br_request_overdue_trials(CmDb *db, const char *now, int64_t *ids, size_t max, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT id FROM requests WHERE state = 'in_trial' AND trial_deadline IS NOT NULL"
+        " AND trial_deadline <= ?1 ORDER BY id LIMIT ?2",
+        err);
+    size_t n = 0;
+    int r = 0;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now, (int64_t)max);
+    while (n < max && (r = cm_stmt_step(st, err)) > 0)
+        ids[n++] = cm_stmt_int(st, 0);
+    return r < 0 ? r : (int)n;
 }

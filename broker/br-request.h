@@ -4,6 +4,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
+#include "br-allocation.h"
 #include "br-role.h"
 #include "br-store.h"
 #include "cm-enum.h"
@@ -76,23 +79,6 @@ int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t
                          BrRequestKind kind, BrRequestState from, BrRequestState to,
                          const char *action, const char *comment, CmError *err);
 
-/** Allocation lifecycle (DESIGN.md): provisioning → active ⇄ resizing → reclaiming → ... */
-typedef enum {
-    BR_ALLOCATION_STATE_PROVISIONING,
-    BR_ALLOCATION_STATE_ACTIVE,
-    BR_ALLOCATION_STATE_RESIZING,
-    BR_ALLOCATION_STATE_RECLAIMING,
-    BR_ALLOCATION_STATE_RETAINED,
-    BR_ALLOCATION_STATE_PURGED,
-    BR_ALLOCATION_STATE_ERROR,
-    BR_ALLOCATION_STATE_MAX,
-} BrAllocationState;
-
-CM_ENUM_DECL(br_allocation_state, BrAllocationState)
-
-/** br_allocation_transition_allowed: Returns: true when @from → @to is in the table. */
-bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to);
-
 /* What is shown of a request beside its id. */
 typedef struct {
     int64_t department_id;
@@ -108,3 +94,41 @@ typedef struct {
  * Returns: 1 with @ret filled, 0 when there is no such request, or a negative errno with @err.
  */
 int br_request_names(CmDb *db, int64_t id, BrRequestNames *ret, CmError *err);
+
+/* -- added by jobs -- */
+
+/* What the workflow's planners need of a request. */
+typedef struct {
+    int64_t id, department_id, system_id, allocation_id, trial_allocation_id;
+    BrRequestKind kind;
+    BrRequestState state;
+    bool restart_allowed;
+    json_object *resources; /* parsed; owned */
+} BrRequestInfo;
+
+/**
+ * br_request_info_load:
+ * Reads request @id for the planners. Returns: 0, -ENOENT with @err "no request N", or another
+ * negative errno with @err set.
+ */
+int br_request_info_load(CmDb *db, int64_t id, BrRequestInfo *ret, CmError *err);
+
+void br_request_info_clear(BrRequestInfo *r);
+
+/**
+ * br_request_set_allocation:
+ * Records @allocation_id as request @id's trial allocation (@trial) or its production one.
+ * Returns: 0 or a negative errno with @err set.
+ */
+int br_request_set_allocation(CmDb *db, int64_t id, bool trial, int64_t allocation_id,
+                              CmError *err);
+
+/** br_request_set_trial_deadline: Returns: 0 or a negative errno with @err set. */
+int br_request_set_trial_deadline(CmDb *db, int64_t id, const char *deadline, CmError *err);
+
+/**
+ * br_request_overdue_trials:
+ * Requests in trial whose deadline is not after @now, at most @max, oldest first.
+ * Returns: how many ids were put in @ids, or a negative errno with @err set.
+ */
+int br_request_overdue_trials(CmDb *db, const char *now, int64_t *ids, size_t max, CmError *err);

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+
+#include "br-host.h"
+
+/* -- added by jobs -- */
+/* The hosts helper's br_host_list(), as on its branch: when both are merged, keep theirs. */
+
+/* Usage per host is kept by triggers (migration 5); the count of instances that may run is
+ * the only aggregate. */
+#define HOST_COLUMNS                                                                               \
+    "h.id, h.name, h.uri, h.pool, h.storage_pool, coalesce(h.cpu_ratio, 0.0) AS cpu_ratio,"        \
+    " coalesce(h.ram_ratio, 0.0) AS ram_ratio, coalesce(h.disk_ratio, 0.0) AS disk_ratio,"         \
+    " h.enabled, h.maintenance, h.cpus, h.memory_mib, h.disk_gib, h.used_vcpus,"                   \
+    " h.used_memory_mib, h.used_disk_gib,"                                                         \
+    " (SELECT count(*) FROM instances i WHERE i.host_id = h.id"                                    \
+    "  AND i.state NOT IN ('deleted','undefined')) AS instances,"                                  \
+    " h.created_at, h.updated_at"
+
+int br_host_list(CmDb *db, const char *pool, const BrPage *page, BrHostFn fn, void *ctx,
+                 CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT " HOST_COLUMNS " FROM hosts h WHERE h.id > ?1"
+                      " AND (?2 IS NULL OR h.pool = ?2) ORDER BY h.id LIMIT ?3",
+                      err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, page ? page->after : 0, pool, page ? page->limit : INT64_MAX);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        BrHostRow h = {
+            .id = cm_stmt_int(st, 0),
+            .name = cm_stmt_text(st, 1),
+            .uri = cm_stmt_text(st, 2),
+            .pool = cm_stmt_text(st, 3),
+            .storage_pool = cm_stmt_text(st, 4),
+            .cpu_ratio = cm_stmt_double(st, 5),
+            .ram_ratio = cm_stmt_double(st, 6),
+            .disk_ratio = cm_stmt_double(st, 7),
+            .enabled = cm_stmt_int(st, 8) != 0,
+            .maintenance = cm_stmt_int(st, 9) != 0,
+            .cpus = cm_stmt_int(st, 10),
+            .memory_mib = cm_stmt_int(st, 11),
+            .disk_gib = cm_stmt_int(st, 12),
+            .used_vcpus = cm_stmt_int(st, 13),
+            .used_memory_mib = cm_stmt_int(st, 14),
+            .used_disk_gib = cm_stmt_int(st, 15),
+            .instances = cm_stmt_int(st, 16),
+            .created_at = cm_stmt_text(st, 17),
+            .updated_at = cm_stmt_text(st, 18),
+        };
+        r = fn(ctx, &h);
+        if (r < 0)
+            return r;
+    }
+    return r < 0 ? r : 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "br-store.h"
+#include "cm-db.h"
+#include "cm-error.h"
+
+/* The hosts table: the only file with SQL on `hosts`. */
+
+/* -- added by jobs -- */
+/* The hosts helper's br_host_list() and its row, as declared on its branch (placement reads
+ * every host through it): when both are merged, theirs is the one to keep. */
+
+/* A host's row; the strings are valid during the callback that gets it. */
+typedef struct {
+    int64_t id;
+    const char *name, *uri, *pool, *storage_pool;
+    double cpu_ratio, ram_ratio, disk_ratio; /* 0: none of its own (the placement policy's) */
+    bool enabled, maintenance;
+    int64_t cpus, memory_mib, disk_gib;                 /* the capacity last recorded */
+    int64_t used_vcpus, used_memory_mib, used_disk_gib; /* what is placed on it */
+    int64_t instances;                                  /* instances that may run there */
+    const char *created_at, *updated_at;
+} BrHostRow;
+
+typedef int (*BrHostFn)(void *ctx, const BrHostRow *h);
+
+/**
+ * br_host_list:
+ * Calls @fn with each host's row by id: of @pool only when not NULL, one page when @page is
+ * not NULL. Stops at @fn's first error.
+ * Returns: 0, or a negative errno (@fn's, or with @err set).
+ */
+int br_host_list(CmDb *db, const char *pool, const BrPage *page, BrHostFn fn, void *ctx,
+                 CmError *err);
