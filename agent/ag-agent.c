@@ -17,6 +17,7 @@
 #include "ag-collector.h"
 #include "ag-push.h"
 #include "ag-spool.h"
+#include "ag-tier.h"
 #include "ag-window.h"
 #include "cm-db.h"
 #include "cm-json.h"
@@ -46,12 +47,15 @@ struct AgAgent {
     size_t n_meters;
     AgHostMeter host;
     struct MHD_Daemon *mhd;
+    AgTiming timing;
+    AgBudget budget;
 
     pthread_mutex_t lock; /* guards what /metrics reads */
     Gauge *gauges;
     size_t n_gauges;
-    double cycle_seconds;
-    uint64_t cycles, cycle_errors;
+    double cycle_seconds, slow_seconds;
+    uint64_t cycles, cycle_errors, overruns, slow_reads, slow_shed, slow_errors;
+    bool shedding;
     bool libvirt_up;
     int64_t host_cpus, host_memory_mib, domains;
 };
@@ -100,6 +104,13 @@ static char *window_json(const AgWindow *w, AgRecordKind *ret_kind)
         add_int(o, "net_rx_packets", w->has_net, (int64_t)w->net_rx_pkts);
         add_int(o, "net_tx_packets", w->has_net, (int64_t)w->net_tx_pkts);
     }
+    /* What the slow groups measured: memory observations and disk readings out of
+     * window / slow_interval, and the slow readings the cycle budget shed. */
+    json_object_object_add(o, "memory_readings", json_object_new_int64(w->memory_readings));
+    if (ours)
+        json_object_object_add(o, "disk_readings", json_object_new_int64(w->disk_readings));
+    json_object_object_add(o, "slow_expected", json_object_new_int64(w->slow_expected));
+    json_object_object_add(o, "shed", json_object_new_int64(w->shed));
     *ret_kind = ours ? AG_RECORD_INSTANCE : AG_RECORD_UNOWNED;
     return strdup(cm_json_to_string(o, NULL));
 }
@@ -125,7 +136,7 @@ static char *host_json(const AgHostWindow *w)
 /* ---- the meters' state, kept in the spool so a restart continues the window ---- */
 
 /* Saved state: a version and the size of the struct, so another build's bytes are ignored. */
-#define METER_STATE_MAGIC 0x43424d31u /* "CBM1" */
+#define METER_STATE_MAGIC 0x43424d32u /* "CBM2": with the tiers' slow baseline and slot */
 
 typedef struct {
     uint32_t magic;
@@ -215,31 +226,128 @@ static int push_record(AgRecord **recs, size_t *n, size_t *cap, AgRecordKind kin
     return 0;
 }
 
+/* The slots of the domains' slow readings, given out least-loaded first to meters without
+ * one (new domains, or a slow interval changed since the state was saved). */
+static void assign_slots(AgAgent *a, AgMeter **by_stat, size_t n)
+{
+    int slots = ag_tier_slots(&a->timing);
+    _cleanup_free_ unsigned *load = calloc((size_t)slots, sizeof(unsigned));
+    if (!load)
+        return;
+    for (size_t i = 0; i < a->n_meters; i++)
+        if (a->meters[i].slot >= slots)
+            a->meters[i].slot = -1;
+        else if (a->meters[i].slot >= 0)
+            load[a->meters[i].slot]++;
+    for (size_t i = 0; i < n; i++) {
+        AgMeter *m = by_stat[i];
+        if (m && m->slot < 0) {
+            m->slot = ag_tier_assign(load, slots, ag_tier_hash(m->uuid));
+            load[m->slot]++;
+        }
+    }
+}
+
+/* What one cycle did about the slow groups. */
+typedef struct {
+    size_t read, shed;
+    int64_t ns; /* the slow call's time */
+    bool failed;
+} SlowResult;
+
+/* Tiered: reads the slow groups of the domains whose slot falls on this cycle, as many as the
+ * budget lets it; the others due are marked shed. */
+static void read_slow(AgAgent *a, AgDomainStats *stats, AgMeter **by_stat, size_t n, int64_t t0,
+                      int64_t wall, SlowResult *res)
+{
+    int slots = ag_tier_slots(&a->timing);
+    int64_t tick = ag_tier_tick(&a->timing, wall);
+    _cleanup_free_ int *slot = calloc(n + 1, sizeof(int));
+    _cleanup_free_ bool *running = calloc(n + 1, sizeof(bool));
+    _cleanup_free_ bool *want = calloc(n + 1, sizeof(bool));
+    _cleanup_free_ AgTierAction *plan = calloc(n + 1, sizeof(AgTierAction));
+    CmError serr = {0};
+    size_t due, allow, n_read;
+    int64_t t_slow;
+    int got;
+
+    memset(res, 0, sizeof(*res));
+    if (!slot || !running || !want || !plan) {
+        res->failed = true;
+        return;
+    }
+    assign_slots(a, by_stat, n);
+    for (size_t i = 0; i < n; i++) {
+        slot[i] = by_stat[i] ? by_stat[i]->slot : -1;
+        running[i] = by_stat[i] && stats[i].running;
+    }
+    due = ag_tier_count_due(slot, running, n, slots, tick);
+    allow = ag_budget_allow(&a->budget, cm_mono_ns() - t0, due);
+    n_read = ag_tier_plan(slot, running, n, slots, tick, allow, plan);
+    for (size_t i = 0; i < n; i++) {
+        want[i] = plan[i] == AG_TIER_READ;
+        stats[i].shed = plan[i] == AG_TIER_SHED;
+        res->shed += stats[i].shed;
+    }
+    if (n_read == 0)
+        return;
+    t_slow = cm_mono_ns();
+    got = ag_collector_sample_slow(a->collector, stats, n, want, &serr);
+    res->ns = cm_mono_ns() - t_slow;
+    if (got < 0) {
+        cm_log_warning("slow groups: %s", serr.message);
+        res->failed = true;
+        return;
+    }
+    res->read = (size_t)got;
+}
+
 int ag_agent_cycle(AgAgent *a, CmError *err)
 {
     _cleanup_free_ AgDomainStats *stats = NULL;
     _cleanup_free_ bool *seen = NULL;
+    _cleanup_free_ AgMeter **by_stat = NULL;
     AgRecord *recs = NULL;
     size_t n = 0, n_recs = 0, cap_recs = 0;
+    SlowResult slow = {0};
     AgHostStats host;
     int64_t t0 = cm_mono_ns(), now_mono, wall;
+    bool tiered = a->timing.slow_interval > a->timing.interval;
+    /* Tiers off: every group in the one bulk call; after a cycle that overran, the cheap ones
+     * and cpu-total only. */
+    unsigned groups = tiered              ? AG_GROUPS_FAST
+                      : a->budget.overran ? AG_GROUPS_FAST | AG_GROUPS_CPU
+                                          : AG_GROUPS_ALL;
     int r, rr = 0;
 
-    r = ag_collector_sample(a->collector, &stats, &n, &host, err);
+    r = ag_collector_sample(a->collector, groups, &stats, &n, &host, err);
+    /* The readings' time: the counters are those of the bulk call (the slow call after it
+     * reads no counter that time divides). */
     now_mono = cm_mono_ns();
     wall = cm_now_ms() / 1000;
     seen = calloc(a->n_meters + n + 1, sizeof(bool));
-    if (!seen)
+    by_stat = calloc(n + 1, sizeof(*by_stat));
+    if (!seen || !by_stat)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; r >= 0 && i < n; i++)
+        by_stat[i] = meter_for(a, &stats[i]);
+    if (r >= 0 && tiered) {
+        read_slow(a, stats, by_stat, n, t0, wall, &slow);
+    } else if (r >= 0) {
+        for (size_t i = 0; i < n; i++) {
+            stats[i].shed = !(groups & AG_GROUPS_SLOW) && stats[i].running;
+            slow.shed += stats[i].shed;
+            slow.read += (groups & AG_GROUPS_SLOW) && stats[i].running;
+        }
+    }
 
     for (size_t i = 0; r >= 0 && i < n; i++) {
-        AgMeter *m = meter_for(a, &stats[i]);
+        AgMeter *m = by_stat[i];
         AgWindow w;
         if (!m)
             continue;
         seen[m - a->meters] = true;
-        if (ag_meter_observe(m, &stats[i], now_mono, wall, a->config->window,
-                             a->config->interval, &w)) {
+        if (ag_meter_observe(m, &stats[i], now_mono, wall, &a->timing, &w)) {
             AgRecordKind kind;
             char *json = window_json(&w, &kind);
             if (push_record(&recs, &n_recs, &cap_recs, kind, json) < 0)
@@ -251,7 +359,7 @@ int ag_agent_cycle(AgAgent *a, CmError *err)
         AgWindow w;
         if (seen[i])
             continue;
-        if (ag_meter_flush(&a->meters[i], wall, a->config->window, a->config->interval, &w)) {
+        if (ag_meter_flush(&a->meters[i], wall, &a->timing, &w)) {
             AgRecordKind kind;
             char *json = window_json(&w, &kind);
             if (push_record(&recs, &n_recs, &cap_recs, kind, json) < 0)
@@ -300,7 +408,19 @@ int ag_agent_cycle(AgAgent *a, CmError *err)
     a->cycles++;
     /* The whole cycle, the spool's commit included (the host window above could only have
      * the time up to it). */
-    a->cycle_seconds = (double)(cm_mono_ns() - t0) / 1e9;
+    {
+        int64_t cycle_ns = cm_mono_ns() - t0;
+        a->cycle_seconds = (double)cycle_ns / 1e9;
+        /* Tiers off, the slow part's cost is inside the one call: only an overrun counts. */
+        ag_budget_update(&a->budget, cycle_ns, slow.ns, tiered ? slow.read : 0);
+        a->overruns += a->budget.overran;
+    }
+    if (tiered && slow.read)
+        a->slow_seconds = (double)slow.ns / 1e9;
+    a->slow_reads += slow.read;
+    a->slow_shed += slow.shed;
+    a->slow_errors += slow.failed;
+    a->shedding = slow.shed > 0;
     a->libvirt_up = r >= 0;
     if (r < 0)
         a->cycle_errors++;
@@ -331,6 +451,10 @@ int ag_agent_cycle(AgAgent *a, CmError *err)
                 if (m && m->mem_readings) {
                     g[i].has_mem = true;
                     g[i].memory_used_mib = m->mem_sum / m->mem_readings;
+                } else if (m && m->has_last_mem && stats[i].running) {
+                    /* Before the window's first slow reading: the last value read. */
+                    g[i].has_mem = true;
+                    g[i].memory_used_mib = m->last_mem;
                 }
             }
         }
@@ -447,14 +571,41 @@ static char *metrics_text(AgAgent *a)
            "cloudbroker_agent_host_memory_mib %lld\n"
            "# HELP cloudbroker_agent_domains Domains on the host.\n"
            "# TYPE cloudbroker_agent_domains gauge\n"
-           "cloudbroker_agent_domains %lld\n",
+           "cloudbroker_agent_domains %lld\n"
+           "# HELP cloudbroker_agent_slow_interval_seconds Seconds between a domain's balloon "
+           "and block readings.\n"
+           "# TYPE cloudbroker_agent_slow_interval_seconds gauge\n"
+           "cloudbroker_agent_slow_interval_seconds %lld\n"
+           "# HELP cloudbroker_agent_slow_reads_total Balloon and block readings of a domain.\n"
+           "# TYPE cloudbroker_agent_slow_reads_total counter\n"
+           "cloudbroker_agent_slow_reads_total %llu\n"
+           "# HELP cloudbroker_agent_slow_shed_total Balloon and block readings due but shed by "
+           "the cycle budget.\n"
+           "# TYPE cloudbroker_agent_slow_shed_total counter\n"
+           "cloudbroker_agent_slow_shed_total %llu\n"
+           "# HELP cloudbroker_agent_slow_errors_total Cycles whose balloon and block call "
+           "failed.\n"
+           "# TYPE cloudbroker_agent_slow_errors_total counter\n"
+           "cloudbroker_agent_slow_errors_total %llu\n"
+           "# HELP cloudbroker_agent_shedding Whether the last cycle shed slow readings.\n"
+           "# TYPE cloudbroker_agent_shedding gauge\n"
+           "cloudbroker_agent_shedding %d\n"
+           "# HELP cloudbroker_agent_cycle_overruns_total Cycles longer than the interval.\n"
+           "# TYPE cloudbroker_agent_cycle_overruns_total counter\n"
+           "cloudbroker_agent_cycle_overruns_total %llu\n"
+           "# HELP cloudbroker_agent_slow_seconds Time of the last balloon and block call.\n"
+           "# TYPE cloudbroker_agent_slow_seconds gauge\n"
+           "cloudbroker_agent_slow_seconds %.6f\n",
            a->cycle_seconds, (unsigned long long)a->cycles, (unsigned long long)a->cycle_errors,
            a->libvirt_up, (unsigned long long)ag_collector_connects(a->collector),
            (long long)sp.rows, (long long)sp.bytes,
-           (long long)(sp.oldest_created ? now - sp.oldest_created : 0),
-           (long long)sp.pushed_total, (long long)sp.dropped_total, (long long)sp.rejected_total,
-           (unsigned long long)ps.failures, (long long)a->host_cpus,
-           (long long)a->host_memory_mib, (long long)a->domains);
+           (long long)(sp.oldest_created ? now - sp.oldest_created : 0), (long long)sp.pushed_total,
+           (long long)sp.dropped_total, (long long)sp.rejected_total,
+           (unsigned long long)ps.failures, (long long)a->host_cpus, (long long)a->host_memory_mib,
+           (long long)a->domains, (long long)a->timing.slow_interval,
+           (unsigned long long)a->slow_reads, (unsigned long long)a->slow_shed,
+           (unsigned long long)a->slow_errors, a->shedding, (unsigned long long)a->overruns,
+           a->slow_seconds);
     append(&b, &len, &cap,
            "# HELP cloudbroker_instance_cpu_cores CPU cores used, average of the current "
            "window.\n# TYPE cloudbroker_instance_cpu_cores gauge\n"
@@ -489,8 +640,8 @@ static char *metrics_text(AgAgent *a)
                "cloudbroker_instance_net_bytes_total{%s,dir=\"rx\"} %llu\n"
                "cloudbroker_instance_net_bytes_total{%s,dir=\"tx\"} %llu\n",
                labels, (unsigned long long)g->disk_rd_bytes, labels,
-               (unsigned long long)g->disk_wr_bytes, labels,
-               (unsigned long long)g->net_rx_bytes, labels, (unsigned long long)g->net_tx_bytes);
+               (unsigned long long)g->disk_wr_bytes, labels, (unsigned long long)g->net_rx_bytes,
+               labels, (unsigned long long)g->net_tx_bytes);
     }
     pthread_mutex_unlock(&a->lock);
     return b;
@@ -502,8 +653,8 @@ static void free_buffer(void *p)
 }
 
 static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
-                                       const char *method, const char *version,
-                                       const char *upload, size_t *upload_size, void **ctx)
+                                       const char *method, const char *version, const char *upload,
+                                       size_t *upload_size, void **ctx)
 {
     AgAgent *a = cls;
     struct MHD_Response *resp;
@@ -562,12 +713,11 @@ static int metrics_start(AgAgent *a, CmError *err)
                             "metrics_listen must be IPv4:PORT or [IPv6]:PORT");
     }
     a->mhd = MHD_start_daemon(flags, port, NULL, NULL, metrics_handler, a, MHD_OPTION_SOCK_ADDR,
-                              addr,
-                              MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
+                              addr, MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
                               10u, MHD_OPTION_END);
     if (!a->mhd)
-        return cm_error_set(err, CM_ERROR_UNAVAILABLE, "metrics_listen",
-                            "cannot listen on %s", a->config->metrics_listen);
+        return cm_error_set(err, CM_ERROR_UNAVAILABLE, "metrics_listen", "cannot listen on %s",
+                            a->config->metrics_listen);
     return 0;
 }
 
@@ -579,6 +729,8 @@ int ag_agent_new(AgConfig *config, AgAgent **ret, CmError *err)
     if (!a)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     a->config = config;
+    a->timing = (AgTiming){config->window, config->interval, ag_config_slow_interval(config)};
+    ag_budget_init(&a->budget, config->interval);
     pthread_mutex_init(&a->lock, NULL);
     a->meters = calloc(MAX_METERS, sizeof(*a->meters));
     if (!a->meters) {

@@ -26,6 +26,8 @@ typedef struct {
     bool ours, dirty;
     int64_t instance_id;
     unsigned seen_cycle;
+    bool has_vcpus;
+    int64_t vcpus; /* the live vCPU count, read when the metadata is and at slow readings */
 } MetaEntry;
 
 struct AgCollector {
@@ -39,6 +41,11 @@ struct AgCollector {
     MetaEntry *meta;
     size_t n_meta, cap_meta;
     unsigned cycle;
+    /* The last bulk call's records, kept for the slow call of the same cycle: stats[i] of
+     * ag_collector_sample() is records[i]. */
+    virDomainStatsRecordPtr *records;
+    int n_records;
+    int cgroup_cpu; /* virDomainGetCPUStats() works: -1 not known yet, 0 no, 1 yes */
 };
 
 static void quiet(void *opaque, virErrorPtr e)
@@ -118,8 +125,17 @@ static int metadata_cb(virConnectPtr conn, virDomainPtr dom, int type, const cha
     return 0;
 }
 
+static void records_free(AgCollector *c)
+{
+    if (c->records)
+        virDomainStatsRecordListFree(c->records);
+    c->records = NULL;
+    c->n_records = 0;
+}
+
 static void disconnect(AgCollector *c)
 {
+    records_free(c);
     if (!c->conn)
         return;
     if (c->event_id >= 0)
@@ -148,6 +164,7 @@ static int connect_now(AgCollector *c, CmError *err)
         return r;
     }
     atomic_store(&c->lost, false);
+    c->cgroup_cpu = -1;
     if (virConnectSetKeepAlive(c->conn, 5, 3) < 0)
         virResetLastError();
     if (virConnectRegisterCloseCallback(c->conn, close_cb, c, NULL) < 0)
@@ -214,6 +231,51 @@ static int64_t read_metadata(virDomainPtr dom)
     }
     xmlFreeDoc(doc);
     return id;
+}
+
+/* A running domain's CPU time without the cpu-total group: the cgroup's total
+ * (virDomainGetCPUStats), or, where libvirt has no cgroups, the QEMU process's (virDomainGetInfo,
+ * from /proc). */
+static void read_cpu(AgCollector *c, virDomainPtr dom, AgDomainStats *s)
+{
+    virDomainInfo info;
+    if (c->cgroup_cpu != 0) {
+        virTypedParameter p[4];
+        int n = virDomainGetCPUStats(dom, p, 4, -1, 1, 0);
+        for (int i = 0; i < n; i++)
+            if (strcmp(p[i].field, VIR_DOMAIN_CPU_STATS_CPUTIME) == 0 &&
+                p[i].type == VIR_TYPED_PARAM_ULLONG) {
+                s->has_cpu = true;
+                s->cpu_time_ns = p[i].value.ul;
+                c->cgroup_cpu = 1;
+                return;
+            }
+        virResetLastError();
+    }
+    if (virDomainGetInfo(dom, &info) < 0) {
+        virResetLastError();
+        return;
+    }
+    if (info.state == VIR_DOMAIN_RUNNING) {
+        s->has_cpu = true;
+        s->cpu_time_ns = info.cpuTime;
+        /* A running domain without cgroup statistics: this libvirt keeps none (session). */
+        if (c->cgroup_cpu < 0)
+            c->cgroup_cpu = 0;
+    }
+}
+
+/* The vCPU count libvirt keeps for the domain (no QEMU monitor involved). */
+static void read_vcpus(virDomainPtr dom, MetaEntry *e)
+{
+    int n = virDomainGetVcpusFlags(dom, 0);
+    if (n < 0) {
+        virResetLastError();
+        e->has_vcpus = false;
+        return;
+    }
+    e->has_vcpus = true;
+    e->vcpus = n;
 }
 
 static MetaEntry *meta_find(AgCollector *c, const char *uuid)
@@ -306,12 +368,10 @@ static void parse_record(virDomainStatsRecordPtr rec, AgDomainStats *s)
         s->has_disk = true;
 }
 
-int ag_collector_sample(AgCollector *c, AgDomainStats **ret, size_t *ret_n, AgHostStats *host,
-                        CmError *err)
+int ag_collector_sample(AgCollector *c, unsigned groups, AgDomainStats **ret, size_t *ret_n,
+                        AgHostStats *host, CmError *err)
 {
-    unsigned stats = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |
-                     VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU |
-                     VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+    unsigned stats = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_INTERFACE;
     virDomainStatsRecordPtr *records = NULL;
     AgDomainStats *out;
     bool reread_all;
@@ -328,6 +388,13 @@ int ag_collector_sample(AgCollector *c, AgDomainStats **ret, size_t *ret_n, AgHo
             return r;
     }
 
+    if (groups & AG_GROUPS_CPU)
+        stats |= VIR_DOMAIN_STATS_CPU_TOTAL;
+    if (groups & AG_GROUPS_SLOW)
+        stats |= VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_BLOCK;
+    if (groups & AG_GROUPS_VCPU)
+        stats |= VIR_DOMAIN_STATS_VCPU;
+    records_free(c);
     n = virConnectGetAllDomainStats(c->conn, stats, &records,
                                     VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
     if (n < 0) {
@@ -353,6 +420,9 @@ int ag_collector_sample(AgCollector *c, AgDomainStats **ret, size_t *ret_n, AgHo
         cm_strscpy(s->name, sizeof(s->name), name ? name : "");
         s->domain_id = virDomainGetID(dom) == (unsigned)-1 ? -1 : (int)virDomainGetID(dom);
         parse_record(records[i], s);
+        s->slow = (groups & AG_GROUPS_SLOW) != 0;
+        if (!(groups & AG_GROUPS_CPU) && s->running)
+            read_cpu(c, dom, s);
         e = meta_find(c, s->uuid);
         if (e) {
             if (e->dirty || reread_all || e->domain_id != s->domain_id) {
@@ -360,13 +430,20 @@ int ag_collector_sample(AgCollector *c, AgDomainStats **ret, size_t *ret_n, AgHo
                 e->ours = e->instance_id > 0;
                 e->domain_id = s->domain_id;
                 e->dirty = false;
+                if (!(groups & AG_GROUPS_VCPU))
+                    read_vcpus(dom, e);
             }
             e->seen_cycle = c->cycle;
             s->ours = e->ours;
             s->instance_id = e->instance_id;
+            if (!(groups & AG_GROUPS_VCPU)) {
+                s->has_vcpus = e->has_vcpus;
+                s->vcpus = e->vcpus;
+            }
         }
     }
-    virDomainStatsRecordListFree(records);
+    c->records = records;
+    c->n_records = n;
     /* Forget domains gone for good. */
     for (size_t i = 0; i < c->n_meta;)
         if (c->cycle - c->meta[i].seen_cycle > 100)
@@ -423,6 +500,62 @@ int ag_collector_sample(AgCollector *c, AgDomainStats **ret, size_t *ret_n, AgHo
     *ret = out;
     *ret_n = (size_t)n;
     return 0;
+}
+
+int ag_collector_sample_slow(AgCollector *c, AgDomainStats *stats, size_t n, const bool *want,
+                             CmError *err)
+{
+    _cleanup_free_ virDomainPtr *doms = NULL;
+    _cleanup_free_ size_t *index = NULL;
+    virDomainStatsRecordPtr *records = NULL;
+    size_t n_doms = 0;
+    int got, read = 0;
+
+    if (!c->conn || !c->records || n != (size_t)c->n_records)
+        return cm_error_set_code(err, CM_ERROR_UNAVAILABLE, "libvirt", "",
+                                 "no bulk call to read the slow groups for");
+    doms = calloc(n + 1, sizeof(*doms));
+    index = calloc(n + 1, sizeof(*index));
+    if (!doms || !index)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (want[i]) {
+            index[n_doms] = i;
+            doms[n_doms++] = c->records[i]->dom;
+        }
+    if (n_doms == 0)
+        return 0;
+    got = virDomainListGetStats(doms, VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_BLOCK, &records,
+                                VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+    if (got < 0)
+        return lv_error(err, "cannot read the balloon and block statistics");
+    /* The answer comes in the order asked, but a domain gone meanwhile is left out: match by
+     * UUID, from where the last match was. */
+    for (int r = 0, k = 0; r < got; r++) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (virDomainGetUUIDString(records[r]->dom, uuid) < 0) {
+            virResetLastError();
+            continue;
+        }
+        for (size_t tries = 0; tries < n_doms; tries++, k = (k + 1) % (int)n_doms) {
+            AgDomainStats *s = &stats[index[k]];
+            MetaEntry *e;
+            if (strcmp(s->uuid, uuid) != 0)
+                continue;
+            parse_record(records[r], s);
+            s->slow = true;
+            e = meta_find(c, s->uuid);
+            if (e) {
+                read_vcpus(records[r]->dom, e);
+                s->has_vcpus = e->has_vcpus;
+                s->vcpus = e->vcpus;
+            }
+            read++;
+            break;
+        }
+    }
+    virDomainStatsRecordListFree(records);
+    return read;
 }
 
 uint64_t ag_collector_connects(AgCollector *c)

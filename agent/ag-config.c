@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "ag-config.h"
+#include "ag-tier.h"
 #include "cm-embedded.h"
 #include "cm-json.h"
 #include "cm-schema.h"
@@ -77,6 +78,7 @@ int ag_config_load_file(AgConfig *c, const char *path, CmError *err)
     set_str(&c->pinned_public_key, doc, "pinned_public_key");
     c->interval = cm_json_get_int(doc, "interval", c->interval);
     c->window = cm_json_get_int(doc, "window", c->window);
+    c->slow_interval = cm_json_get_int(doc, "slow_interval", c->slow_interval);
     c->spool_max_bytes = cm_json_get_int(doc, "spool_max_bytes", c->spool_max_bytes);
     c->batch_max = cm_json_get_int(doc, "batch_max", c->batch_max);
     c->verbose = cm_json_get_bool(doc, "verbose", c->verbose);
@@ -134,9 +136,12 @@ int ag_config_check(const AgConfig *c, CmError *err)
     if (c->window < 10 || c->window > 3600 || c->window % c->interval != 0)
         return cm_error_set(err, CM_ERROR_INVALID, "window",
                             "window must be 10..3600 s and a multiple of the interval");
+    if (c->slow_interval && ag_tier_check(c->interval, c->window, c->slow_interval) < 0)
+        return cm_error_set(err, CM_ERROR_INVALID, "slow_interval",
+                            "the slow interval must be a multiple of the interval, at most the "
+                            "window, and the window a multiple of it");
     if (access(c->token_file, R_OK) < 0)
-        return cm_error_set(err, CM_ERROR_INVALID, "token_file", "cannot read %s",
-                            c->token_file);
+        return cm_error_set(err, CM_ERROR_INVALID, "token_file", "cannot read %s", c->token_file);
     if (c->ca_file && access(c->ca_file, R_OK) < 0)
         return cm_error_set(err, CM_ERROR_INVALID, "ca_file", "cannot read %s", c->ca_file);
     if (c->spool_max_bytes < 1024)
@@ -145,14 +150,18 @@ int ag_config_check(const AgConfig *c, CmError *err)
     return 0;
 }
 
+int64_t ag_config_slow_interval(const AgConfig *c)
+{
+    return c->slow_interval > 0 ? c->slow_interval : ag_tier_slow_default(c->interval, c->window);
+}
+
 int ag_config_read_token(const AgConfig *c, char **ret, CmError *err)
 {
     char *buf = NULL;
     size_t len = 0;
     int r = cm_read_file(c->token_file, 4096, &buf, &len);
     if (r < 0)
-        return cm_error_set(err, CM_ERROR_INVALID, "token_file", "cannot read %s",
-                            c->token_file);
+        return cm_error_set(err, CM_ERROR_INVALID, "token_file", "cannot read %s", c->token_file);
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
         buf[--len] = 0;
     if (len == 0 || strchr(buf, '\n') || strchr(buf, ' ')) {

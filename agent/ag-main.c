@@ -22,8 +22,10 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: cloudbroker-agent --broker URL --token-file F --spool FILE [OPTIONS]\n"
             "\n"
-            "Meters every instance on one hypervisor host (one bulk libvirt stats call per\n"
-            "cycle), keeps finished windows in a durable spool and delivers them to the broker.\n"
+            "Meters every instance on one hypervisor host, keeps finished windows in a durable\n"
+            "spool and delivers them to the broker. Each cycle reads every domain's state, CPU\n"
+            "and network; the balloon and block groups, which make libvirt ask QEMU, are read\n"
+            "every slow interval, a share of the domains in each cycle.\n"
             "\n"
             "Options:\n"
             "  --uri URI              libvirt URI (default qemu:///system)\n"
@@ -32,6 +34,9 @@ static void usage(FILE *f)
             "  --spool FILE           the SQLite spool of unsent windows\n"
             "  --interval S           seconds between readings (default 10)\n"
             "  --window S             seconds per window, a multiple of the interval (300)\n"
+            "  --slow-interval S      seconds between a domain's balloon and block readings: a\n"
+            "                         multiple of the interval dividing the window (60); equal\n"
+            "                         to the interval: every group every cycle, in one call\n"
             "  --metrics-listen A:P   serve /metrics (Prometheus) there, e.g. 127.0.0.1:8471\n"
             "  --spool-max-bytes N    bound of the spool; the oldest windows go first (64 MiB)\n"
             "  --ca-file F            CA certificates for an https broker\n"
@@ -50,8 +55,8 @@ static void set(char **dst, const char *v)
     *dst = strdup(v);
 }
 
-enum { O_URI = 256, O_BROKER, O_TOKEN, O_SPOOL, O_INTERVAL, O_WINDOW, O_METRICS, O_MAX, O_CA,
-       O_PIN, O_CONFIG, O_ONCE, O_VERBOSE, O_VERSION, O_HELP };
+enum { O_URI = 256, O_BROKER, O_TOKEN, O_SPOOL, O_INTERVAL, O_WINDOW, O_SLOW, O_METRICS, O_MAX,
+       O_CA, O_PIN, O_CONFIG, O_ONCE, O_VERBOSE, O_VERSION, O_HELP };
 
 int main(int argc, char **argv)
 {
@@ -62,6 +67,7 @@ int main(int argc, char **argv)
         {"spool", required_argument, NULL, O_SPOOL},
         {"interval", required_argument, NULL, O_INTERVAL},
         {"window", required_argument, NULL, O_WINDOW},
+        {"slow-interval", required_argument, NULL, O_SLOW},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"spool-max-bytes", required_argument, NULL, O_MAX},
         {"ca-file", required_argument, NULL, O_CA},
@@ -84,7 +90,7 @@ int main(int argc, char **argv)
 
     ag_config_init_defaults(&cfg);
     memset(&flags, 0, sizeof(flags));
-    flags.interval = flags.window = flags.spool_max_bytes = -1;
+    flags.interval = flags.window = flags.slow_interval = flags.spool_max_bytes = -1;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
         case O_URI: set(&flags.uri, optarg); break;
@@ -99,6 +105,7 @@ int main(int argc, char **argv)
         case O_VERBOSE: flags.verbose = true; break;
         case O_INTERVAL:
         case O_WINDOW:
+        case O_SLOW:
         case O_MAX:
             if (cm_parse_int64(optarg, 1, INT64_MAX, &v) < 0) {
                 fprintf(stderr, "cloudbroker-agent: %s needs a positive number\n",
@@ -110,6 +117,8 @@ int main(int argc, char **argv)
                 flags.interval = v;
             else if (c == O_WINDOW)
                 flags.window = v;
+            else if (c == O_SLOW)
+                flags.slow_interval = v;
             else
                 flags.spool_max_bytes = v;
             break;
@@ -149,6 +158,8 @@ int main(int argc, char **argv)
         cfg.interval = flags.interval;
     if (flags.window > 0)
         cfg.window = flags.window;
+    if (flags.slow_interval > 0)
+        cfg.slow_interval = flags.slow_interval;
     if (flags.spool_max_bytes > 0)
         cfg.spool_max_bytes = flags.spool_max_bytes;
     if (flags.verbose)
@@ -172,8 +183,10 @@ int main(int argc, char **argv)
         r = 1;
         goto out;
     }
-    cm_log_notice("metering %s every %llds in %llds windows for %s", cfg.uri,
-                  (long long)cfg.interval, (long long)cfg.window, cfg.broker);
+    cm_log_notice("metering %s every %llds (balloon and block every %llds) in %llds windows "
+                  "for %s",
+                  cfg.uri, (long long)cfg.interval, (long long)ag_config_slow_interval(&cfg),
+                  (long long)cfg.window, cfg.broker);
     cm_notify("READY=1");
 
     uint64_t wd = cm_notify_watchdog_usec();

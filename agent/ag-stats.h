@@ -15,11 +15,14 @@ typedef struct {
     bool running;
     bool ours; /* carries the project's metadata */
     int64_t instance_id;
+    /* The slow groups (balloon, block) were asked for this cycle; or they were due and the
+     * cycle budget shed them. Without @slow, the balloon and disk fields say nothing. */
+    bool slow, shed;
 
     bool has_cpu;
     uint64_t cpu_time_ns; /* cpu.time: all of the guest's vCPUs and QEMU's threads */
     bool has_vcpus;
-    int64_t vcpus; /* vcpu.current */
+    int64_t vcpus; /* vcpu.current, or the live count libvirt keeps (tiered) */
     bool has_balloon_current, has_balloon_available, has_balloon_unused, has_balloon_rss;
     int64_t balloon_current_kib, balloon_available_kib, balloon_unused_kib, balloon_rss_kib;
     bool has_disk;

@@ -11,6 +11,7 @@ void ag_meter_init(AgMeter *m, const char *uuid, const char *name, int64_t insta
     cm_strscpy(m->name, sizeof(m->name), name);
     m->instance_id = instance_id;
     m->window_start = -1;
+    m->slot = -1;
 }
 
 static void window_reset(AgMeter *m, int64_t start)
@@ -20,15 +21,17 @@ static void window_reset(AgMeter *m, int64_t start)
     m->cpu_core_ns = m->cpu_dt_ns = m->cpu_max = 0;
     m->cpu_readings = 0;
     m->mem_sum = m->mem_max = 0;
-    m->mem_readings = 0;
+    m->mem_readings = m->disk_readings = m->shed = 0;
     m->mem_source = 0;
     m->has_disk = m->has_net = false;
     memset(m->disk, 0, sizeof(m->disk));
     memset(m->net, 0, sizeof(m->net));
 }
 
-static int finish(AgMeter *m, int64_t window_s, int64_t interval_s, AgWindow *w)
+static int finish(AgMeter *m, const AgTiming *t, AgWindow *w)
 {
+    int64_t window_s = t->window, interval_s = t->interval;
+    int64_t slow_s = t->slow_interval > interval_s ? t->slow_interval : interval_s;
     if (m->window_start < 0 || m->readings == 0)
         return 0;
     memset(w, 0, sizeof(*w));
@@ -43,6 +46,14 @@ static int finish(AgMeter *m, int64_t window_s, int64_t interval_s, AgWindow *w)
         w->expected = 1;
     if (w->readings > w->expected)
         w->readings = w->expected; /* a cycle that came early does not make coverage > 1 */
+    w->slow_expected = (int)(window_s / (slow_s > 0 ? slow_s : 1));
+    if (w->slow_expected < 1)
+        w->slow_expected = 1;
+    /* Not capped: the counts behind the figures (a domain's first window also has the
+     * observation that started its baseline). */
+    w->memory_readings = m->mem_readings;
+    w->disk_readings = m->disk_readings;
+    w->shed = m->shed;
     w->has_vcpus = m->has_vcpus;
     w->vcpus = m->vcpus;
     w->has_memory_mib = m->has_memory_mib;
@@ -67,14 +78,13 @@ static int finish(AgMeter *m, int64_t window_s, int64_t interval_s, AgWindow *w)
     return 1;
 }
 
-int ag_meter_flush(AgMeter *m, int64_t wall_s, int64_t window_s, int64_t interval_s,
-                   AgWindow *ret_done)
+int ag_meter_flush(AgMeter *m, int64_t wall_s, const AgTiming *t, AgWindow *ret_done)
 {
     int done;
-    if (m->window_start < 0 || wall_s < m->window_start + window_s)
+    if (m->window_start < 0 || wall_s < m->window_start + t->window)
         return 0;
-    done = finish(m, window_s, interval_s, ret_done);
-    window_reset(m, wall_s - wall_s % window_s);
+    done = finish(m, t, ret_done);
+    window_reset(m, wall_s - wall_s % t->window);
     return done;
 }
 
@@ -90,24 +100,25 @@ static bool deltas(const uint64_t *now, const uint64_t *base, size_t n, uint64_t
 }
 
 int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_t wall_s,
-                     int64_t window_s, int64_t interval_s, AgWindow *ret_done)
+                     const AgTiming *t, AgWindow *ret_done)
 {
+    int64_t window_s = t->window;
     int done = 0;
+    bool counted = false;
     /* A domain restarted since the baseline (a new id) has counters that started again,
      * even when they have already passed the old ones: no reading across it. */
-    if (m->have_base && s->domain_id != m->base_domain_id)
-        m->have_base = false;
+    if ((m->have_base || m->have_slow_base) && s->domain_id != m->base_domain_id)
+        m->have_base = m->have_slow_base = false;
     /* A reading covers the interval that ends now, so it belongs to the window that interval
      * lies in: cycles fall on interval multiples, and the reading taken at a window's first
      * second is the previous window's last. */
     int64_t at = m->have_base && s->running && wall_s > m->last_seen_wall ? wall_s - 1 : wall_s;
     int64_t start = at - at % window_s;
-    uint64_t disk_now[4] = {s->disk_rd_bytes, s->disk_wr_bytes, s->disk_rd_reqs,
-                            s->disk_wr_reqs};
+    uint64_t disk_now[4] = {s->disk_rd_bytes, s->disk_wr_bytes, s->disk_rd_reqs, s->disk_wr_reqs};
     uint64_t net_now[4] = {s->net_rx_bytes, s->net_tx_bytes, s->net_rx_pkts, s->net_tx_pkts};
 
     if (m->window_start >= 0 && start > m->window_start)
-        done = finish(m, window_s, interval_s, ret_done);
+        done = finish(m, t, ret_done);
     if (m->window_start != start)
         window_reset(m, start);
     m->last_seen_wall = wall_s;
@@ -118,14 +129,13 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
         m->has_vcpus = true;
         m->vcpus = s->vcpus;
     }
-    if (s->has_balloon_current) {
+    if (s->slow && s->has_balloon_current) {
         m->has_memory_mib = true;
         m->memory_mib = s->balloon_current_kib / 1024;
     }
 
     if (m->have_base && mono_ns > m->base_mono_ns && s->running) {
         double dt = (double)(mono_ns - m->base_mono_ns);
-        bool counted = false;
 
         if (s->has_cpu && m->base_has_cpu && s->cpu_time_ns >= m->base_cpu_ns) {
             double cores = (double)(s->cpu_time_ns - m->base_cpu_ns) / dt;
@@ -136,20 +146,26 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
             m->cpu_readings++;
             counted = true;
         }
-        if (s->has_disk && m->base_has_disk && deltas(disk_now, m->base_disk, 4, m->disk)) {
-            m->has_disk = true;
-            counted = true;
-        }
         if (s->has_net && m->base_has_net && deltas(net_now, m->base_net, 4, m->net)) {
             m->has_net = true;
             counted = true;
         }
-        if (counted)
-            m->readings++;
     }
+    /* Disk counters have a baseline of their own, from one slow observation to the next: the
+     * delta over a minute is as exact as six over ten seconds. */
+    if (s->slow && s->running && m->have_slow_base && s->has_disk && m->base_has_disk &&
+        deltas(disk_now, m->base_disk, 4, m->disk)) {
+        m->has_disk = true;
+        m->disk_readings++;
+        counted = true;
+    }
+    if (counted)
+        m->readings++;
+    if (s->shed && s->running)
+        m->shed++;
 
-    /* Memory is a level, not a counter: every running observation is a value. */
-    if (s->running) {
+    /* Memory is a level, not a counter: every running observation of it is a value. */
+    if (s->running && s->slow) {
         double used = -1;
         int source = 0;
         if (s->has_balloon_available && s->has_balloon_unused &&
@@ -166,6 +182,8 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
                 m->mem_max = used;
             m->mem_readings++;
             m->mem_source = source;
+            m->has_last_mem = true;
+            m->last_mem = used;
         }
     }
 
@@ -175,8 +193,13 @@ int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_
     m->base_domain_id = s->domain_id;
     m->base_has_cpu = s->has_cpu;
     m->base_cpu_ns = s->cpu_time_ns;
-    m->base_has_disk = s->has_disk;
-    memcpy(m->base_disk, disk_now, sizeof(disk_now));
+    /* A pause keeps the disk baseline (same QEMU, same counters; a restart changes the
+     * domain id): the bytes before it are counted when the next slow reading comes. */
+    if (s->slow) {
+        m->have_slow_base = s->running;
+        m->base_has_disk = s->has_disk;
+        memcpy(m->base_disk, disk_now, sizeof(disk_now));
+    }
     m->base_has_net = s->has_net;
     memcpy(m->base_net, net_now, sizeof(net_now));
     return done;
@@ -229,8 +252,8 @@ int ag_host_meter_observe(AgHostMeter *m, const AgHostStats *s, double cycle_s, 
     if (s->has_cpu && m->have_base && s->cpu_total_ns > m->base_total &&
         s->cpu_busy_ns >= m->base_busy) {
         /* Busy share of all CPUs' time, times the CPUs: cores in use. */
-        double share = (double)(s->cpu_busy_ns - m->base_busy) /
-                       (double)(s->cpu_total_ns - m->base_total);
+        double share =
+            (double)(s->cpu_busy_ns - m->base_busy) / (double)(s->cpu_total_ns - m->base_total);
         double cores = share * (double)s->cpus;
         m->cpu_sum += cores;
         if (cores > m->cpu_max)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "ag-stats.h"
+#include "ag-tier.h"
 
 /*
  * Turning counters into windows, without libvirt or I/O (and so tested alone). A reading is
@@ -13,6 +14,12 @@
  * (reboot, migration) starts a new baseline and that interval is dropped, never negative. The
  * last counters are kept across a lost connection, so the first reading after it covers the
  * whole gap (one reading where many were expected: the gap shows as missing readings).
+ *
+ * Tiered: the slow groups come only in the cycles that asked for them (AgDomainStats.slow).
+ * Disk counters keep a baseline of their own, from one slow observation to the next, so their
+ * deltas stay exact however rarely they are read; memory's average is over the observations
+ * the window has. The window says how many of each it had (memory_readings, disk_readings, out
+ * of slow_expected) and how many the cycle budget shed.
  */
 
 /* A finished window, ready to be sent. */
@@ -22,6 +29,7 @@ typedef struct {
     int64_t instance_id; /* 0: unowned */
     int64_t start, duration;
     int readings, expected;
+    int memory_readings, disk_readings, slow_expected, shed;
     bool has_vcpus;
     int64_t vcpus;
     bool has_memory_mib;
@@ -52,6 +60,10 @@ typedef struct {
     bool base_has_cpu, base_has_disk, base_has_net;
     uint64_t base_cpu_ns;
     uint64_t base_disk[4], base_net[4];
+    bool have_slow_base; /* the disk baseline is from a slow observation of a running domain */
+    int slot;            /* the tier slot of its slow readings; -1: none yet */
+    bool has_last_mem;
+    double last_mem; /* the last memory value read (for /metrics between slow readings) */
 
     /* The window being filled. */
     int64_t window_start; /* -1: none yet */
@@ -59,7 +71,7 @@ typedef struct {
     double cpu_core_ns, cpu_dt_ns, cpu_max; /* sum of cores x time, time, max rate */
     int cpu_readings;
     double mem_sum, mem_max;
-    int mem_readings;
+    int mem_readings, disk_readings, shed;
     int mem_source; /* 0: none, 1: balloon, 2: rss (a number, so the meter is plain data) */
     bool has_vcpus, has_memory_mib;
     int64_t vcpus, memory_mib;
@@ -74,20 +86,19 @@ void ag_meter_init(AgMeter *m, const char *uuid, const char *name, int64_t insta
  * ag_meter_observe:
  * Takes one observation made at @mono_ns (CLOCK_MONOTONIC) and @wall_s (seconds since the
  * epoch). When @wall_s is past the window being filled, that window is finished first and
- * written to @ret_done (returns 1). Windows are @window_s long, aligned to the epoch, and
- * expect @window_s / @interval_s readings.
+ * written to @ret_done (returns 1). Windows are @t->window long, aligned to the epoch, and
+ * expect window / interval readings, and window / slow_interval of the slow groups.
  * Returns: 1 when a window was finished into @ret_done, else 0.
  */
 int ag_meter_observe(AgMeter *m, const AgDomainStats *s, int64_t mono_ns, int64_t wall_s,
-                     int64_t window_s, int64_t interval_s, AgWindow *ret_done);
+                     const AgTiming *t, AgWindow *ret_done);
 
 /**
  * ag_meter_flush:
  * Finishes the window being filled when @wall_s is past its end (the domain was not seen,
  * or the cycle came late). Returns: 1 when a window was finished into @ret_done, else 0.
  */
-int ag_meter_flush(AgMeter *m, int64_t wall_s, int64_t window_s, int64_t interval_s,
-                   AgWindow *ret_done);
+int ag_meter_flush(AgMeter *m, int64_t wall_s, const AgTiming *t, AgWindow *ret_done);
 
 /* The host's own windows. */
 typedef struct {

@@ -5,12 +5,17 @@
 #include <string.h>
 
 #include "br-account.h"
+#include "br-department.h"
 #include "cm-time.h"
 
-#define ACCOUNT_COLUMNS                                                                            \
+/* Who an account is: the start of every document of it. */
+#define SUMMARY_COLUMNS                                                                            \
     "a.id, a.name, a.role, a.department_id,"                                                       \
-    " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name,"         \
-    " a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                          \
+    " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name"
+
+#define ACCOUNT_COLUMNS                                                                            \
+    SUMMARY_COLUMNS                                                                                \
+    ", a.disabled AS \"disabled:bool\", a.created_at, a.token_created_at,"                         \
     " a.password_hash IS NOT NULL AS \"has_password:bool\", a.password_changed_at, a.email,"       \
     " a.email_notifications AS \"email_notifications:bool\""
 
@@ -21,20 +26,24 @@ static int not_found(CmError *err, int64_t id)
 
 int br_account_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?", err);
-    int r;
+    return br_store_get_json(db, "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = ?",
+                             "account", id, ret, err);
+}
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return not_found(err, id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
+int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err)
+{
+    return br_store_get_json(db,
+                             "SELECT " SUMMARY_COLUMNS ","
+                             " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
+                             " a.email_notifications AS \"email_notifications:bool\""
+                             " FROM accounts a WHERE a.id = ?",
+                             "account", actor->account_id, ret, err);
+}
+
+int br_account_summary(CmDb *db, int64_t id, json_object **ret, CmError *err)
+{
+    return br_store_get_json(db, "SELECT " SUMMARY_COLUMNS " FROM accounts a WHERE a.id = ?",
+                             "account", id, ret, err);
 }
 
 int br_account_list(CmDb *db, const char *role, int64_t department, const BrPage *page,
@@ -60,18 +69,9 @@ int br_account_create(BrTx *tx, const char *name, const char *role, int64_t depa
     int r;
 
     if (department > 0) {
-        st = cm_db_prepare(tx->db, "SELECT 1 FROM departments WHERE id = ?", tx->err);
-        if (!st)
-            return -EIO;
-        CM_DB_BIND(st, department);
-        r = cm_stmt_step(st, tx->err);
+        r = br_department_check_reference(tx->db, department, tx->err);
         if (r < 0)
             return r;
-        if (r == 0)
-            return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                     "/department_id", "no department with id %lld",
-                                     (long long)department);
-        cm_stmt_reset(st);
     }
     cm_time_iso(cm_now_ms(), at);
     st = cm_db_prepare(tx->db,
@@ -106,17 +106,11 @@ int br_account_update(BrTx *tx, int64_t id, const BrAccountFields *f)
                       " ELSE ?4 END"
                       " WHERE id = ?5",
                       tx->err);
-    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, f->disabled, f->email_set, f->email, f->email_notifications, id);
-    r = cm_stmt_exec(st, tx->err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return not_found(tx->err, id);
-    return 0;
+    return br_store_exec_changed(st, "account", id, tx->err);
 }
 
 int br_account_set_token(BrTx *tx, int64_t id, const char *token_hash)
@@ -124,18 +118,12 @@ int br_account_set_token(BrTx *tx, int64_t id, const char *token_hash)
     char at[CM_TIME_ISO_LEN + 1];
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         tx->db, "UPDATE accounts SET token_hash = ?, token_created_at = ? WHERE id = ?", tx->err);
-    int r;
 
     if (!st)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, token_hash, at, id);
-    r = cm_stmt_exec(st, tx->err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return not_found(tx->err, id);
-    return 0;
+    return br_store_exec_changed(st, "account", id, tx->err);
 }
 
 int br_account_set_password(BrTx *tx, int64_t id, const char *hash, const char *expected)
@@ -164,21 +152,14 @@ int br_account_set_password(BrTx *tx, int64_t id, const char *hash, const char *
     return -ESTALE;
 }
 
-int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCreds *ret,
-                           CmError *err)
-{
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT id, name, role, coalesce(department_id, 0), disabled,"
-                      " coalesce(password_hash, '') FROM accounts"
-                      " WHERE (?1 IS NOT NULL AND name = ?1) OR (?1 IS NULL AND id = ?2)",
-                      err);
-    int r, role;
+#define CREDS_COLUMNS                                                                              \
+    "id, name, role, coalesce(department_id, 0), disabled, coalesce(password_hash, '')"
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, name, id);
-    r = cm_stmt_step(st, err);
+/* Steps @st (selecting CREDS_COLUMNS) once into @ret. Returns: 1, 0 for no row, or < 0. */
+static int creds_step(CmStmt *st, BrAccountCreds *ret, CmError *err)
+{
+    int r = cm_stmt_step(st, err), role;
+
     if (r <= 0)
         return r;
     role = br_role_from_string(cm_stmt_text(st, 2));
@@ -195,28 +176,36 @@ int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCred
     return 1;
 }
 
-int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err)
+int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCreds *ret,
+                           CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db,
-        "SELECT a.id, a.name, a.role, a.department_id,"
-        " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name,"
-        " a.password_hash IS NOT NULL AS \"has_password:bool\", a.email,"
-        " a.email_notifications AS \"email_notifications:bool\""
-        " FROM accounts a WHERE a.id = ?",
-        err);
-    int r;
-
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT " CREDS_COLUMNS " FROM accounts"
+                      " WHERE (?1 IS NOT NULL AND name = ?1) OR (?1 IS NULL AND id = ?2)",
+                      err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, actor->account_id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return not_found(err, actor->account_id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
+    CM_DB_BIND(st, name, id);
+    return creds_step(st, ret, err);
+}
+
+int br_account_by_token(CmDb *db, const char *token_hash, BrAccountCreds *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT " CREDS_COLUMNS " FROM accounts WHERE token_hash = ? AND disabled = 0", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, token_hash);
+    return creds_step(st, ret, err);
+}
+
+void br_account_creds_actor(const BrAccountCreds *creds, BrActor *actor)
+{
+    actor->account_id = creds->id;
+    snprintf(actor->name, sizeof(actor->name), "%s", creds->name);
+    actor->role = creds->role;
+    actor->department_id = creds->department_id;
 }
 
 int br_account_check_enabled(CmDb *db, int64_t id, CmError *err)
@@ -290,4 +279,28 @@ void br_recipients_free(BrRecipient *r, size_t n)
     for (size_t i = 0; r && i < n; i++)
         free(r[i].email);
     free(r);
+}
+
+int br_account_any(CmDb *db, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT EXISTS (SELECT 1 FROM accounts) AS \"any:bool\"", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r < 0 ? r : cm_error_set(err, CM_ERROR_INTERNAL, "", "no answer");
+    return cm_stmt_int(st, 0) != 0;
+}
+
+int br_account_enabled_with_role(CmDb *db, int64_t id, BrRole role, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT 1 FROM accounts WHERE id = ? AND role = ? AND disabled = 0", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, br_role_to_string(role));
+    return cm_stmt_step(st, err);
 }

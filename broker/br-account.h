@@ -96,6 +96,13 @@ int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCred
 int br_account_whoami(CmDb *db, const BrActor *actor, json_object **ret, CmError *err);
 
 /**
+ * br_account_summary:
+ * Who account @id is: {id, name, role, department_id, department_name}.
+ * Returns: 0 and the document in @ret, -ENOENT with @err "not found", or another negative errno.
+ */
+int br_account_summary(CmDb *db, int64_t id, json_object **ret, CmError *err);
+
+/**
  * br_account_check_enabled:
  * Returns: 0 when account @id exists and is enabled; -ENOENT (404) when it does not exist,
  * -EBUSY (409 account_disabled) when it is disabled, or another negative errno; @err set.
@@ -120,3 +127,28 @@ int br_account_recipients(CmDb *db, unsigned to, int64_t department, int64_t con
 
 /** br_recipients_free: frees @n recipients from br_account_recipients(). Accepts NULL. */
 void br_recipients_free(BrRecipient *r, size_t n);
+
+/**
+ * br_account_any:
+ * Returns: 1 when there is at least one account, 0 when there is none, or a negative errno
+ * with @err set.
+ */
+int br_account_any(CmDb *db, CmError *err);
+
+/**
+ * br_account_by_token:
+ * Looks up the enabled account whose API token's SHA-256 is @token_hash, as
+ * br_account_credentials().
+ * Returns: 1 and @ret filled, 0 when no enabled account has it, or a negative errno with @err.
+ */
+int br_account_by_token(CmDb *db, const char *token_hash, BrAccountCreds *ret, CmError *err);
+
+/** br_account_creds_actor: makes @actor (id, name, role, department) the account of @creds. */
+void br_account_creds_actor(const BrAccountCreds *creds, BrActor *actor);
+
+/**
+ * br_account_enabled_with_role:
+ * Returns: 1 when account @id exists, is enabled and has @role; 0 when not; or a negative errno
+ * with @err set.
+ */
+int br_account_enabled_with_role(CmDb *db, int64_t id, BrRole role, CmError *err);

@@ -17,13 +17,22 @@ typedef struct {
     const char *name, *role;
     int64_t department;
     BrAccountFields fields;
-    char hash[CM_SHA256_HEX_LEN + 1];
+    char token[CM_TOKEN_LEN + 1], hash[CM_SHA256_HEX_LEN + 1];
     json_object *body, *out;
 } AccountWrite;
 
 static void account_write_done(AccountWrite *w)
 {
+    explicit_bzero(w->token, sizeof(w->token));
     json_object_put(w->out);
+}
+
+/* A new API token for w: shown once in the answer, only its hash is stored. */
+static int new_token(BrCall *c, AccountWrite *w)
+{
+    if (cm_token_new(w->token) < 0 || cm_token_hash(w->token, w->hash) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "no randomness for the token");
+    return 0;
 }
 
 static void fields_from_body(json_object *body, BrAccountFields *f)
@@ -56,7 +65,6 @@ static int br_api_accounts_create(BrCall *c)
         .department = cm_json_get_int(c->body, "department_id", 0),
         .body = c->body,
     };
-    char token[CM_TOKEN_LEN + 1];
     json_object *out;
     int r;
 
@@ -65,20 +73,17 @@ static int br_api_accounts_create(BrCall *c)
                                  "/department_id",
                                  "department_id is required for the department role and "
                                  "not allowed for other roles");
-    if (cm_token_new(token) < 0 || cm_token_hash(token, w.hash) < 0)
-        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "no randomness for the token");
     fields_from_body(c->body, &w.fields);
     w.fields.disabled = -1;
-    r = br_call_tx(c, "account.create", account_create_tx, &w);
-    if (r < 0) {
-        explicit_bzero(token, sizeof(token));
+    r = new_token(c, &w);
+    if (r < 0)
         return r;
-    }
+    r = br_call_tx(c, "account.create", account_create_tx, &w);
+    if (r < 0)
+        return r;
     out = json_object_new_object();
     json_object_object_add(out, "account", TAKE_PTR(w.out));
-    /* The only time the token is ever shown: only its hash is stored. */
-    json_object_object_add(out, "token", json_object_new_string(token));
-    explicit_bzero(token, sizeof(token));
+    json_object_object_add(out, "token", json_object_new_string(w.token));
     return br_reply(c, MHD_HTTP_CREATED, out);
 }
 
@@ -173,21 +178,17 @@ static int br_api_accounts_rotate(BrCall *c)
 {
     _cleanup_(account_write_done)
         AccountWrite w = {.id = c->n_ids ? c->ids[0] : c->actor.account_id};
-    char token[CM_TOKEN_LEN + 1];
     json_object *out;
-    int r;
+    int r = new_token(c, &w);
 
-    if (cm_token_new(token) < 0 || cm_token_hash(token, w.hash) < 0)
-        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "no randomness for the token");
-    r = br_call_tx(c, "account.rotate_token", account_rotate_tx, &w);
-    if (r < 0) {
-        explicit_bzero(token, sizeof(token));
+    if (r < 0)
         return r;
-    }
+    r = br_call_tx(c, "account.rotate_token", account_rotate_tx, &w);
+    if (r < 0)
+        return r;
     out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_int64(w.id));
-    json_object_object_add(out, "token", json_object_new_string(token));
-    explicit_bzero(token, sizeof(token));
+    json_object_object_add(out, "token", json_object_new_string(w.token));
     return br_reply(c, MHD_HTTP_OK, out);
 }
 

@@ -6,6 +6,7 @@
 
 #include "br-allocation.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-jobs.h"
 #include "br-quota.h"
 #include "br-workflow.h"

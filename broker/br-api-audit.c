@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The audit trail: its records and their verification; the table's owner is br-audit.c. */
 #include <errno.h>
 #include <stdio.h>
 
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "cm-util.h"
 #include "cm-time.h"
 
@@ -54,38 +56,48 @@ static int br_api_audit_list(BrCall *c)
                                : 0);
 }
 
+typedef struct {
+    const uint8_t *key;
+    const BrAuditAnchor *anchor;
+    BrAuditVerdict v;
+} AuditVerify;
+
+static int audit_verify_tx(BrTx *tx, void *ctx)
+{
+    AuditVerify *w = ctx;
+    return br_audit_verify(tx->db, w->key, w->anchor, &w->v, tx->err);
+}
+
 static int br_api_audit_verify(BrCall *c)
 {
-    CmDb *db = br_api_read_db(c);
-    const uint8_t *key = br_store_audit_key(c->d->store);
     BrAuditAnchor anchor = {0};
-    BrAuditVerdict v;
+    AuditVerify w = {.key = br_store_audit_key(c->d->store)};
+    BrAuditVerdict *v = &w.v;
     CmError ae = {0};
     json_object *o, *a = NULL;
     int r, ar;
 
-    if (!db)
-        return -EIO;
     /* The anchor first: the walk's snapshot then holds at least what it anchors. */
-    ar = br_audit_anchor_read(br_store_anchor_path(c->d->store), key, &anchor, &ae);
-    r = br_audit_verify(db, key, ar >= 0 ? &anchor : NULL, &v, &c->err);
+    ar = br_audit_anchor_read(br_store_anchor_path(c->d->store), w.key, &anchor, &ae);
+    w.anchor = ar >= 0 ? &anchor : NULL;
+    r = br_call_read(c, "audit.verify", audit_verify_tx, &w);
     if (r < 0)
         return r;
-    if (v.ok && ar == -ENOENT && v.records > 0) {
-        v.ok = false;
-        snprintf(v.reason, sizeof(v.reason),
+    if (v->ok && ar == -ENOENT && v->records > 0) {
+        v->ok = false;
+        snprintf(v->reason, sizeof(v->reason),
                  "the audit anchor (STATE/audit.anchor) is missing: that the trail is whole "
                  "cannot be shown; compare with the last \"audit anchor\" line of the log");
-    } else if (v.ok && ar < 0 && ar != -ENOENT) {
-        v.ok = false;
-        cm_strscpy(v.reason, sizeof(v.reason), ae.message);
+    } else if (v->ok && ar < 0 && ar != -ENOENT) {
+        v->ok = false;
+        cm_strscpy(v->reason, sizeof(v->reason), ae.message);
     }
     o = json_object_new_object();
-    json_object_object_add(o, "ok", json_object_new_boolean(v.ok));
-    json_object_object_add(o, "records", json_object_new_int64(v.records));
-    json_object_object_add(o, "first_bad", br_json_id_or_null(v.first_bad));
-    json_object_object_add(o, "reason", v.ok ? NULL : json_object_new_string(v.reason));
-    json_object_object_add(o, "head_hash", json_object_new_string(v.head_hash));
+    json_object_object_add(o, "ok", json_object_new_boolean(v->ok));
+    json_object_object_add(o, "records", json_object_new_int64(v->records));
+    json_object_object_add(o, "first_bad", br_json_id_or_null(v->first_bad));
+    json_object_object_add(o, "reason", v->ok ? NULL : json_object_new_string(v->reason));
+    json_object_object_add(o, "head_hash", json_object_new_string(v->head_hash));
     if (ar >= 0) {
         a = json_object_new_object();
         json_object_object_add(a, "records", json_object_new_int64(anchor.records));

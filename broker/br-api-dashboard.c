@@ -6,20 +6,34 @@
 
 #include "br-api-requests.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-dashboard.h"
 #include "br-hosts.h"
 #include "br-review.h"
 #include "cm-time.h"
 
+typedef struct {
+    const BrPlacementPolicyConf *placement;
+    json_object *out;
+} Summary;
+
+static int summary_tx(BrTx *tx, void *ctx)
+{
+    Summary *w = ctx;
+    return br_dashboard_summary(tx->db, w->placement, cm_now_ms(), &w->out, tx->err);
+}
+
 static int br_api_dashboard(BrCall *c)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
-    json_object *o;
-    json_object *hosts;
-    int r = br_dashboard_summary(br_call_db(c), &p->placement, cm_now_ms(), &o, &c->err);
+    Summary w = {.placement = &p->placement};
+    json_object *o, *hosts;
+    /* One snapshot for all the counts. */
+    int r = br_call_read(c, "dashboard", summary_tx, &w);
 
     if (r < 0)
         return r;
+    o = w.out;
     /* Whether each host's libvirt connection is up is known to the daemon, not the database. */
     hosts = cm_json_get(o, "hosts");
     for (size_t i = 0; i < json_object_array_length(hosts); i++) {

@@ -8,6 +8,7 @@
 
 #include "br-api.h"
 #include "br-assess.h"
+#include "br-daemon.h"
 #include "cm-time.h"
 #include "cm-util.h"
 

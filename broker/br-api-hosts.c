@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-hosts.h"
 #include "cm-crypto.h"
 #include "cm-time.h"

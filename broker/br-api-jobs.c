@@ -4,6 +4,7 @@
 
 #include <microhttpd.h>
 
+#include "br-daemon.h"
 #include "br-api-requests.h"
 #include "br-api.h"
 #include "br-jobs.h"

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "br-api-requests.h"
+#include "br-daemon.h"
 #include "br-material.h"
 #include "cm-time.h"
 #include "cm-util.h"

@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-hist.h"
 #include "br-metering.h"
 #include "cm-time.h"

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-hosts.h"
 #include "br-http.h"
 #include "br-jobs.h"

@@ -10,6 +10,7 @@
 
 #include "br-api.h"
 #include "br-api-requests.h"
+#include "br-daemon.h"
 #include "br-quota.h"
 #include "br-review.h"
 #include "br-jobs.h"

@@ -12,6 +12,7 @@
 
 #include "br-account.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-notification.h"
 #include "br-password.h"
 #include "br-session.h"
@@ -329,10 +330,7 @@ static int br_api_session_create(BrCall *c)
     /* A password that no longer meets the rules (they were raised) must be changed. */
     w.must_change = br_password_check_strength(creds.name, password, "", NULL) < 0;
 
-    actor.account_id = creds.id;
-    snprintf(actor.name, sizeof(actor.name), "%s", creds.name);
-    actor.role = creds.role;
-    actor.department_id = creds.department_id;
+    br_account_creds_actor(&creds, &actor);
     r = br_tx_run(c->d->store, "session.create", &actor, sign_in_tx, &w, &c->err);
     if (r < 0)
         return r;
@@ -511,10 +509,7 @@ static int br_api_password_setup(BrCall *c)
     if (br_password_hash(password, hash) < 0)
         return cm_error_set(&c->err, CM_ERROR_UNAVAILABLE, "", "no memory to hash the password");
     w.account_id = creds.id;
-    actor.account_id = creds.id;
-    snprintf(actor.name, sizeof(actor.name), "%s", creds.name);
-    actor.role = creds.role;
-    actor.department_id = creds.department_id;
+    br_account_creds_actor(&creds, &actor);
     r = br_tx_run(c->d->store, "account.password", &actor, password_tx, &w, &c->err);
     if (r < 0) {
         if (strcmp(c->err.code, "invalid_token") == 0)

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 
 int br_api_write_begin(BrCall *c, CmDb **ret_db)
 {
@@ -92,4 +93,11 @@ int br_reply_no_content(BrCall *c, unsigned status)
     if (!empty)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     return br_reply_text(c, status, "text/plain; charset=utf-8", empty);
+}
+
+/* -- added by people -- */
+
+int br_call_read(BrCall *c, const char *name, BrTxFn fn, void *ctx)
+{
+    return br_tx_read(c->d->store, name, fn, ctx, &c->err);
 }

@@ -16,6 +16,7 @@
 
 #include "br-account.h"
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-notification.h"
 #include "cb-config.h"
 

@@ -7,11 +7,13 @@
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
+#include "br-policy.h"
 #include "br-role.h"
 #include "br-tx.h"
 #include "cm-error.h"
 #include "cm-json.h"
+
+typedef struct BrDaemon BrDaemon;
 
 typedef struct BrCall BrCall;
 typedef int (*BrHandler)(BrCall *c);
@@ -172,6 +174,13 @@ static inline int64_t br_call_scope(const BrCall *c)
  * Returns: what @fn returned, or a negative errno with c->err set.
  */
 int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx);
+
+/**
+ * br_call_read:
+ * Runs @fn in one read transaction (br_tx_read()): its statements see one snapshot.
+ * Returns: what @fn returned, or a negative errno with c->err set.
+ */
+int br_call_read(BrCall *c, const char *name, BrTxFn fn, void *ctx);
 
 /**
  * br_call_page:

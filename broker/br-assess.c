@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "br-assess.h"
+#include "br-daemon.h"
 #include "br-store.h"
 #include "br-system.h"
 #include "cm-json.h"

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
 #include "br-hist.h"
+#include "br-policy.h"
+#include "br-role.h"
+#include "br-store.h"
+#include "cm-error.h"
+
+typedef struct BrDaemon BrDaemon;
 
 /*
  * Findings: idle, over- and under-provisioned instances, with their evidence and a right-sized

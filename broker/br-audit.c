@@ -57,9 +57,8 @@ int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_h
     char oid[24];
     snprintf(oid, sizeof(oid), "%lld", (long long)object_id);
 
-    const char *fields[] = {prev_hash, nums[0], at,     nums[1],    account_name,
-                            role,      nums[2], action, object_type, oid,
-                            outcome,   request_id, client, detail};
+    const char *fields[] = {prev_hash, nums[0],     at,  nums[1], account_name, role,   nums[2],
+                            action,    object_type, oid, outcome, request_id,   client, detail};
     for (size_t i = 0; i < ELEMENTSOF(fields) && r == 0; i++)
         r = put_field(&buf, &len, &cap, fields[i]);
     if (r < 0)
@@ -76,137 +75,138 @@ int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor
 int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
                          const BrAuditEntry *e, BrAuditAnchor *ret_head, CmError *err)
 {
-    sqlite3_stmt *stmt;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    const char *role = br_actor_role_name(actor);
     char prev[65], hash[65], at[CM_TIME_ISO_LEN + 1];
     int64_t seq = 1;
     int r;
 
     /* The chain's head; the caller's write transaction keeps it from moving under us. */
-    stmt = cm_db_stmt(db,
-                      "SELECT s.seq, a.hash FROM sqlite_sequence s LEFT JOIN audit a "
-                      "ON a.seq = s.seq WHERE s.name = 'audit'",
-                      err);
-    if (!stmt)
+    st = cm_db_prepare(db,
+                       "SELECT s.seq, a.hash FROM sqlite_sequence s LEFT JOIN audit a"
+                       " ON a.seq = s.seq WHERE s.name = 'audit'",
+                       err);
+    if (!st)
         return -EIO;
-    r = cm_db_step_row(db, stmt, err);
+    r = cm_stmt_step(st, err);
     if (r < 0)
         return r;
     snprintf(prev, sizeof(prev), "%s", genesis);
     if (r > 0) {
-        const char *h = cm_db_col_text(stmt, 1);
-        seq = sqlite3_column_int64(stmt, 0) + 1;
-        if (h)
-            snprintf(prev, sizeof(prev), "%s", h);
+        seq = cm_stmt_int(st, 0) + 1;
+        if (!cm_stmt_is_null(st, 1))
+            snprintf(prev, sizeof(prev), "%s", cm_stmt_text(st, 1));
     }
-    sqlite3_reset(stmt);
+    cm_stmt_reset(st);
 
     cm_time_iso(cm_now_ms(), at);
-    const char *role = br_actor_role_name(actor);
     r = br_audit_record_hash(key, prev, seq, at, actor->account_id, actor->name, role,
                              actor->department_id, e->action, e->object_type, e->object_id,
                              e->outcome, actor->request_id, actor->client, e->detail, hash);
     if (r < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot hash audit record");
 
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO audit(seq, at, account_id, account_name, role, department_id,"
-                      " action, object_type, object_id, outcome, request_id, client, detail,"
-                      " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      err);
-    if (!stmt)
+    st = cm_db_prepare(db,
+                       "INSERT INTO audit(seq, at, account_id, account_name, role, department_id,"
+                       " action, object_type, object_id, outcome, request_id, client, detail,"
+                       " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       err);
+    if (!st)
         return -EIO;
-    CM_DB_BIND(stmt, seq, at, actor->account_id, actor->name, role,
-               actor->department_id, e->action, e->object_type, e->object_id, e->outcome,
-               actor->request_id, actor->client, e->detail, prev, hash);
-    r = cm_db_step_done(db, stmt, err);
-    if (r >= 0 && ret_head) {
+    CM_DB_BIND(st, seq, at, actor->account_id, actor->name, role, actor->department_id, e->action,
+               e->object_type, e->object_id, e->outcome, actor->request_id, actor->client,
+               e->detail, prev, hash);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    if (ret_head) {
         ret_head->records = seq;
         snprintf(ret_head->head_hash, sizeof(ret_head->head_hash), "%s", hash);
         snprintf(ret_head->at, sizeof(ret_head->at), "%s", at);
     }
-    return r;
+    return 0;
+}
+
+/* Checks the record in @st's current row against its predecessor's hash @prev and @expect. */
+static bool record_bad(CmStmt *st, const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev,
+                       int64_t expect, BrAuditVerdict *v)
+{
+    int64_t seq = cm_stmt_int(st, 0);
+    const char *stored_prev = cm_stmt_text(st, 13), *stored = cm_stmt_text(st, 14);
+    char want[65];
+
+    v->first_bad = seq;
+    if (seq != expect) {
+        v->first_bad = expect;
+        snprintf(v->reason, sizeof(v->reason),
+                 seq > expect ? "record %lld is missing (next present is %lld)"
+                              : "record %lld is out of sequence",
+                 (long long)expect, (long long)seq);
+        return true;
+    }
+    if (!stored_prev || strcmp(stored_prev, prev) != 0) {
+        snprintf(v->reason, sizeof(v->reason),
+                 "record %lld does not link to the hash of record %lld", (long long)seq,
+                 (long long)(seq - 1));
+        return true;
+    }
+    br_audit_record_hash(key, prev, seq, cm_stmt_text(st, 1), cm_stmt_int(st, 2),
+                         cm_stmt_text(st, 3), cm_stmt_text(st, 4), cm_stmt_int(st, 5),
+                         cm_stmt_text(st, 6), cm_stmt_text(st, 7), cm_stmt_int(st, 8),
+                         cm_stmt_text(st, 9), cm_stmt_text(st, 10), cm_stmt_text(st, 11),
+                         cm_stmt_text(st, 12), want);
+    if (!stored || strcmp(stored, want) != 0) {
+        snprintf(v->reason, sizeof(v->reason),
+                 "record %lld was altered: its contents do not match its keyed hash",
+                 (long long)seq);
+        return true;
+    }
+    v->first_bad = 0;
+    return false;
 }
 
 int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditAnchor *anchor,
                     BrAuditVerdict *ret, CmError *err)
 {
-    _cleanup_(cm_stmt_finalizep) sqlite3_stmt *stmt = NULL;
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT seq, at, account_id, account_name, role, department_id, action,"
+                      " object_type, object_id, outcome, request_id, client, detail,"
+                      " prev_hash, hash FROM audit ORDER BY seq",
+                      err);
     BrAuditVerdict v = {.ok = true};
     char prev[65], anchored[65] = "";
     int64_t expect = 1, high = 0;
     int r;
 
+    if (!st)
+        return -EIO;
     snprintf(prev, sizeof(prev), "%s", genesis);
     snprintf(v.head_hash, sizeof(v.head_hash), "%s", genesis);
-
-    r = cm_db_begin_read(db, err);
-    if (r < 0)
-        return r;
-    if (sqlite3_prepare_v2(cm_db_handle(db),
-                           "SELECT seq, at, account_id, account_name, role, department_id, action,"
-                           " object_type, object_id, outcome, request_id, client, detail,"
-                           " prev_hash, hash FROM audit ORDER BY seq",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        cm_db_rollback(db);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read the audit trail");
-    }
-    while ((r = cm_db_step_row(db, stmt, err)) > 0) {
-        int64_t seq = sqlite3_column_int64(stmt, 0);
-        const char *stored_prev = cm_db_col_text(stmt, 13);
-        const char *stored = cm_db_col_text(stmt, 14);
-        char want[65];
-
-        if (seq != expect) {
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (record_bad(st, key, prev, expect, &v)) {
             v.ok = false;
-            v.first_bad = expect;
-            snprintf(v.reason, sizeof(v.reason),
-                     seq > expect ? "record %lld is missing (next present is %lld)"
-                                  : "record %lld is out of sequence",
-                     (long long)expect, (long long)seq);
             break;
         }
-        if (!stored_prev || strcmp(stored_prev, prev) != 0) {
-            v.ok = false;
-            v.first_bad = seq;
-            snprintf(v.reason, sizeof(v.reason),
-                     "record %lld does not link to the hash of record %lld", (long long)seq,
-                     (long long)(seq - 1));
-            break;
-        }
-        br_audit_record_hash(key, prev, seq, cm_db_col_text(stmt, 1),
-                             sqlite3_column_int64(stmt, 2), cm_db_col_text(stmt, 3),
-                             cm_db_col_text(stmt, 4), sqlite3_column_int64(stmt, 5),
-                             cm_db_col_text(stmt, 6), cm_db_col_text(stmt, 7),
-                             sqlite3_column_int64(stmt, 8), cm_db_col_text(stmt, 9),
-                             cm_db_col_text(stmt, 10), cm_db_col_text(stmt, 11),
-                             cm_db_col_text(stmt, 12), want);
-        if (!stored || strcmp(stored, want) != 0) {
-            v.ok = false;
-            v.first_bad = seq;
-            snprintf(v.reason, sizeof(v.reason),
-                     "record %lld was altered: its contents do not match its keyed hash",
-                     (long long)seq);
-            break;
-        }
-        snprintf(prev, sizeof(prev), "%s", stored);
-        snprintf(v.head_hash, sizeof(v.head_hash), "%s", stored);
-        if (anchor && seq == anchor->records)
-            snprintf(anchored, sizeof(anchored), "%s", stored);
+        snprintf(prev, sizeof(prev), "%s", cm_stmt_text(st, 14));
+        snprintf(v.head_hash, sizeof(v.head_hash), "%s", prev);
+        if (anchor && expect == anchor->records)
+            snprintf(anchored, sizeof(anchored), "%s", prev);
         v.records++;
         expect++;
     }
-    if (r < 0) {
-        cm_db_rollback(db);
+    if (r < 0)
         return r;
-    }
+    cm_stmt_reset(st);
 
     if (v.ok) {
-        _cleanup_(cm_stmt_finalizep) sqlite3_stmt *hw = NULL;
-        if (sqlite3_prepare_v2(cm_db_handle(db),
-                               "SELECT seq FROM sqlite_sequence WHERE name = 'audit'", -1, &hw,
-                               NULL) == SQLITE_OK &&
-            sqlite3_step(hw) == SQLITE_ROW)
-            high = sqlite3_column_int64(hw, 0);
+        st = cm_db_prepare(db, "SELECT seq FROM sqlite_sequence WHERE name = 'audit'", err);
+        if (!st)
+            return -EIO;
+        r = cm_stmt_step(st, err);
+        if (r < 0)
+            return r;
+        high = r > 0 ? cm_stmt_int(st, 0) : 0;
         if (high != expect - 1) {
             v.ok = false;
             v.first_bad = expect;
@@ -228,65 +228,61 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAudit
                  "records %lld to %lld were removed",
                  (long long)v.records, (long long)anchor->records, anchor->at,
                  (long long)v.records + 1, (long long)anchor->records);
-    } else if (v.ok && anchor && anchor->records > 0 &&
-               strcmp(anchored, anchor->head_hash) != 0) {
+    } else if (v.ok && anchor && anchor->records > 0 && strcmp(anchored, anchor->head_hash) != 0) {
         v.ok = false;
         v.first_bad = anchor->records;
         snprintf(v.reason, sizeof(v.reason),
                  "record %lld is not the record anchored at %s: the trail was rewritten",
                  (long long)anchor->records, anchor->at);
     }
-    cm_db_rollback(db);
     *ret = v;
     return 0;
 }
 
 int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err)
 {
-    sqlite3_stmt *stmt = cm_db_stmt(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1",
-                                    err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1", err);
     BrAuditAnchor a = {0};
     int r;
 
-    if (!stmt)
+    if (!st)
         return -EIO;
-    r = cm_db_step_row(db, stmt, err);
-    if (r > 0) {
-        a.records = sqlite3_column_int64(stmt, 0);
-        snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_db_col_text(stmt, 1));
-        snprintf(a.at, sizeof(a.at), "%s", cm_db_col_text(stmt, 2));
-    }
-    sqlite3_reset(stmt);
+    r = cm_stmt_step(st, err);
     if (r < 0)
         return r;
+    if (r > 0) {
+        a.records = cm_stmt_int(st, 0);
+        snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_stmt_text(st, 1));
+        snprintf(a.at, sizeof(a.at), "%s", cm_stmt_text(st, 2));
+    }
     *ret = a;
     return 0;
 }
 
 int br_audit_holds(CmDb *db, const BrAuditAnchor *a, CmError *err)
 {
-    sqlite3_stmt *stmt;
+    _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
     if (a->records == 0)
         return 1;
-    stmt = cm_db_stmt(db, "SELECT hash FROM audit WHERE seq = ?", err);
-    if (!stmt)
+    st = cm_db_prepare(db, "SELECT hash FROM audit WHERE seq = ?", err);
+    if (!st)
         return -EIO;
-    CM_DB_BIND(stmt, a->records);
-    r = cm_db_step_row(db, stmt, err);
-    if (r > 0)
-        r = strcmp(cm_db_col_text(stmt, 0), a->head_hash) == 0;
-    sqlite3_reset(stmt);
-    return r;
+    CM_DB_BIND(st, a->records);
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r;
+    return strcmp(cm_stmt_text(st, 0), a->head_hash) == 0;
 }
 
 /* The anchor's own MAC: over its three fields, with a prefix no record hash starts with. */
 static int anchor_mac(const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditAnchor *a, char out[65])
 {
     char buf[256];
-    int n = snprintf(buf, sizeof(buf), "cloudbroker audit anchor;%lld;%s;%s",
-                     (long long)a->records, a->head_hash, a->at);
+    int n = snprintf(buf, sizeof(buf), "cloudbroker audit anchor;%lld;%s;%s", (long long)a->records,
+                     a->head_hash, a->at);
     if (n < 0 || (size_t)n >= sizeof(buf))
         return -EINVAL;
     return cm_hmac_sha256_hex(key, BR_AUDIT_KEY_LEN, buf, (size_t)n, out);
@@ -305,13 +301,12 @@ int br_audit_anchor_write(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
                  (long long)a->records, a->head_hash, a->at, mac);
     r = cm_write_file_atomic(path, text, (size_t)n, 0600);
     if (r < 0)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path,
-                            strerror(-r));
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot write %s: %s", path, strerror(-r));
     return 0;
 }
 
-int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
-                         BrAuditAnchor *ret, CmError *err)
+int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditAnchor *ret,
+                         CmError *err)
 {
     _cleanup_json_ json_object *doc = NULL;
     BrAuditAnchor a = {0};

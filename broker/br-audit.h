@@ -31,17 +31,17 @@ typedef struct {
  * from its end, all of them included, is caught even when sqlite_sequence is lowered too.
  */
 typedef struct {
-    int64_t records;   /* the head record's seq (records are numbered 1, 2, ...) */
+    int64_t records; /* the head record's seq (records are numbered 1, 2, ...) */
     char head_hash[65];
-    char at[32];       /* when it was written, ISO 8601 */
+    char at[32]; /* when it was written, ISO 8601 */
 } BrAuditAnchor;
 
 typedef struct {
     bool ok;
-    int64_t records;      /* how many records were checked */
-    int64_t first_bad;    /* seq of the first record that fails, 0 when ok */
+    int64_t records;   /* how many records were checked */
+    int64_t first_bad; /* seq of the first record that fails, 0 when ok */
     char reason[256];
-    char head_hash[65];   /* the hash of the last good record */
+    char head_hash[65]; /* the hash of the last good record */
 } BrAuditVerdict;
 
 /**
@@ -64,7 +64,8 @@ int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const Br
  * br_audit_verify:
  * Walks the whole chain in order and checks sequence, links and keyed hashes, that no record
  * after the last one was removed (the AUTOINCREMENT high-water mark) and, with @anchor, that
- * the trail still holds the anchored head (record @anchor->records with its hash).
+ * the trail still holds the anchored head (record @anchor->records with its hash). Run it in a
+ * read transaction (br_tx_read()) for one snapshot of the trail.
  * Returns: 0 with the verdict in @ret (which may say the chain is broken), or a negative errno
  * with @err set when the database could not be read.
  */
@@ -100,8 +101,8 @@ int br_audit_anchor_write(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
  * Returns: 0; -ENOENT when there is none; -EBADMSG with @err set when it is damaged or its
  * HMAC does not match (edited, or written with another key); another negative errno.
  */
-int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN],
-                         BrAuditAnchor *ret, CmError *err);
+int br_audit_anchor_read(const char *path, const uint8_t key[BR_AUDIT_KEY_LEN], BrAuditAnchor *ret,
+                         CmError *err);
 
 /* What a list of the trail is narrowed to; NULL and 0 mean any. */
 typedef struct {

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "br-console.h"
+#include "br-daemon.h"
 #include "cb-config.h"
 #include "cm-crypto.h"
 #include "cm-log.h"

@@ -5,6 +5,8 @@
 
 #include "br-api.h"
 
+typedef struct BrConsole BrConsole;
+
 /*
  * The web console's files: read from the built console folder once at start (index.html,
  * assets/ with their precompressed .br and .gz siblings) and served from memory at `/` and

@@ -41,9 +41,9 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
         db,
         "SELECT id, name, pool, enabled AS \"enabled:bool\", maintenance AS \"maintenance:bool\","
         " cpus, memory_mib, disk_gib,"
-        " CAST(cpus * coalesce(cpu_ratio, ?1) AS INTEGER) AS capacity_vcpus,"
-        " CAST(memory_mib * coalesce(ram_ratio, ?2) AS INTEGER) AS capacity_memory_mib,"
-        " CAST(disk_gib * coalesce(disk_ratio, ?3) AS INTEGER) AS capacity_disk_gib,"
+        " cpus * coalesce(cpu_ratio, ?1) AS capacity_vcpus,"
+        " memory_mib * coalesce(ram_ratio, ?2) AS capacity_memory_mib,"
+        " disk_gib * coalesce(disk_ratio, ?3) AS capacity_disk_gib,"
         " used_vcpus, used_memory_mib, used_disk_gib"
         " FROM hosts ORDER BY pool, id",
         err);
@@ -62,9 +62,13 @@ static int hosts(CmDb *db, const BrPlacementPolicyConf *p, json_object **ret, Cm
             {"vcpus", "capacity_vcpus", "used_vcpus"},
             {"memory_mib", "capacity_memory_mib", "used_memory_mib"},
             {"disk_gib", "capacity_disk_gib", "used_disk_gib"}};
+        /* Capacities truncated here: SQL's CAST of a float rounds on PostgreSQL. */
         for (size_t k = 0; k < 3; k++) {
-            int64_t room = cm_json_get_int(h, dims[k][1], 0) - cm_json_get_int(h, dims[k][2], 0);
-            json_object_object_add(head, dims[k][0], json_object_new_int64(room));
+            int64_t capacity = (int64_t)cm_json_get_double(h, dims[k][1], 0);
+            json_object_object_add(h, dims[k][1], json_object_new_int64(capacity));
+            json_object_object_add(
+                head, dims[k][0],
+                json_object_new_int64(capacity - cm_json_get_int(h, dims[k][2], 0)));
         }
         json_object_object_add(h, "headroom", head);
     }

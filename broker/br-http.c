@@ -45,8 +45,11 @@
 
 #include <gnutls/gnutls.h>
 
+#include "br-account.h"
 #include "br-api.h"
 #include "br-console.h"
+#include "br-daemon.h"
+#include "br-host.h"
 #include "br-http-parse.h"
 #include "br-http.h"
 #include "br-schemas.h"
@@ -98,8 +101,8 @@ struct Share {
     Share *next;
     int64_t key; /* account id, or minus the host id for an agent */
     size_t held;
-    unsigned refs;    /* connections attached, calls running or waiting */
-    unsigned running; /* final jobs queued for or run by a worker */
+    unsigned refs;                /* connections attached, calls running or waiting */
+    unsigned running;             /* final jobs queued for or run by a worker */
     Conn *waiting, *waiting_tail; /* final jobs waiting for this token's turn */
 };
 
@@ -114,7 +117,7 @@ struct Conn {
     int fd;
     gnutls_session_t tls;
     ConnState state;
-    uint32_t events; /* epoll interest; 0 when not registered */
+    uint32_t events;    /* epoll interest; 0 when not registered */
     int64_t started_ms; /* accepted, or the first byte of the current request arrived */
     int64_t last_io_ms;
     int64_t body_deadline_ms; /* 0: none */
@@ -193,8 +196,8 @@ static int64_t now_ms(void)
 
 /* ---- routing and authentication (workers) ---- */
 
-static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
-                      char *allow, size_t allow_size)
+static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url, char *allow,
+                      size_t allow_size)
 {
     const char *segs[16];
     size_t seg_len[16];
@@ -276,8 +279,7 @@ static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
         return 0;
     }
     if (path_matched)
-        return cm_error_set(&c->err, CM_ERROR_METHOD, "", "method %s is not allowed here",
-                            method);
+        return cm_error_set(&c->err, CM_ERROR_METHOD, "", "method %s is not allowed here", method);
     return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no such resource");
 }
 
@@ -286,7 +288,6 @@ static int authenticate(BrCall *c)
     const char *auth = br_call_header(c, "Authorization");
     char hash[CM_SHA256_HEX_LEN + 1];
     CmDb *db;
-    sqlite3_stmt *stmt;
     int r;
 
     /* Without a token, the console's session cookie (br-api-session.c). */
@@ -298,8 +299,8 @@ static int authenticate(BrCall *c)
     auth += 7;
     while (*auth == ' ')
         auth++;
-    if (strlen(auth) != CM_TOKEN_LEN || (strncmp(auth, CM_TOKEN_PREFIX, 4) != 0 &&
-                                         strncmp(auth, CM_AGENT_TOKEN_PREFIX, 4) != 0))
+    if (strlen(auth) != CM_TOKEN_LEN ||
+        (strncmp(auth, CM_TOKEN_PREFIX, 4) != 0 && strncmp(auth, CM_AGENT_TOKEN_PREFIX, 4) != 0))
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
                             "the token is not valid");
     cm_token_hash(auth, hash);
@@ -309,48 +310,23 @@ static int authenticate(BrCall *c)
         return -EIO;
     if (strncmp(auth, CM_AGENT_TOKEN_PREFIX, 4) == 0) {
         /* A host's agent: it acts for that host only. */
-        stmt = cm_db_stmt(db, "SELECT id, name FROM hosts WHERE agent_token_hash = ?", &c->err);
-        if (!stmt)
-            return -EIO;
-        CM_DB_BIND(stmt, hash);
-        r = cm_db_step_row(db, stmt, &c->err);
+        char name[100];
+        r = br_host_by_agent_token(db, hash, &c->actor.host_id, name, sizeof(name), &c->err);
         if (r > 0) {
             c->actor.account_id = 0;
             c->actor.role = BR_ROLE_AGENT;
-            c->actor.host_id = sqlite3_column_int64(stmt, 0);
-            snprintf(c->actor.name, sizeof(c->actor.name), "agent:%s", cm_db_col_text(stmt, 1));
+            snprintf(c->actor.name, sizeof(c->actor.name), "agent:%s", name);
         }
-        sqlite3_reset(stmt);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
-                                "the token is not valid");
-        return 0;
+    } else {
+        BrAccountCreds creds;
+        r = br_account_by_token(db, hash, &creds, &c->err);
+        if (r > 0)
+            br_account_creds_actor(&creds, &c->actor);
     }
-    stmt = cm_db_stmt(db,
-                      "SELECT id, name, role, department_id FROM accounts"
-                      " WHERE token_hash = ? AND disabled = 0",
-                      &c->err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, hash);
-    r = cm_db_step_row(db, stmt, &c->err);
-    if (r <= 0) {
-        sqlite3_reset(stmt);
-        if (r < 0)
-            return r;
+    if (r == 0)
         return cm_error_set(&c->err, CM_ERROR_UNAUTHENTICATED, "Authorization",
                             "the token is not valid");
-    }
-    c->actor.account_id = sqlite3_column_int64(stmt, 0);
-    snprintf(c->actor.name, sizeof(c->actor.name), "%s", cm_db_col_text(stmt, 1));
-    c->actor.role = (BrRole)br_role_from_string(cm_db_col_text(stmt, 2));
-    c->actor.department_id = sqlite3_column_int64(stmt, 3);
-    sqlite3_reset(stmt);
-    if ((int)c->actor.role < 0)
-        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "account has an unknown role");
-    return 0;
+    return r < 0 ? r : 0;
 }
 
 /*
@@ -492,8 +468,8 @@ static int set_answer(Conn *conn, unsigned status, const char *type, const char 
         put_header(&buf, &len, &cap, "Content-Type", type);
     if (c)
         put_header(&buf, &len, &cap, "X-Request-Id", c->actor.request_id);
-    put_header(&buf, &len, &cap, "Cache-Control", c && c->cache_control ? c->cache_control
-                                                                         : "no-store");
+    put_header(&buf, &len, &cap, "Cache-Control",
+               c && c->cache_control ? c->cache_control : "no-store");
     put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
     for (unsigned i = 0; c && i < c->n_reply_headers; i++)
         put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
@@ -604,12 +580,15 @@ static int set_error_answer(BrHttp *h, Conn *conn)
      * spent: counted in /metrics) is no fault of ours: not logged as one. */
     if (status >= 500 && status != 501 && status != 505 && strcmp(c->err.code, "body_budget"))
         cm_log_error("%s %s → %u: %s [%s]",
-                     c->route ? c->route->method : conn->head.method ? conn->head.method : "-",
-                     c->route ? c->route->path : "-", status, c->err.message,
-                     c->actor.request_id);
+                     c->route            ? c->route->method
+                     : conn->head.method ? conn->head.method
+                                         : "-",
+                     c->route ? c->route->path : "-", status, c->err.message, c->actor.request_id);
     else
         cm_log_debug("%s → %u %s: %s (field %s) [%s]",
-                     c->route ? c->route->path : conn->head.path ? conn->head.path : "-",
+                     c->route          ? c->route->path
+                     : conn->head.path ? conn->head.path
+                                       : "-",
                      status, c->err.code, c->err.message, c->err.field, c->actor.request_id);
     return set_json_answer(h, conn, status, body);
 }
@@ -627,8 +606,8 @@ static int set_reply_answer(BrHttp *h, Conn *conn)
     }
     if (c->reply_text) {
         count_status(h, c->status);
-        return set_answer(conn, c->status, c->reply_type, c->reply_text, strlen(c->reply_text),
-                          -1, 0);
+        return set_answer(conn, c->status, c->reply_type, c->reply_text, strlen(c->reply_text), -1,
+                          0);
     }
     if (!c->reply)
         c->reply = json_object_new_object();
@@ -890,9 +869,8 @@ static int head_phase(BrHttp *h, Conn *conn)
         if (r < 0)
             return r;
         if (!(c->route->roles & BR_ROLE_BIT(c->actor.role)))
-            return cm_error_set(&c->err, CM_ERROR_FORBIDDEN, "",
-                                "the %s role may not %s %s", br_role_to_string(c->actor.role),
-                                c->route->method, c->route->path);
+            return cm_error_set(&c->err, CM_ERROR_FORBIDDEN, "", "the %s role may not %s %s",
+                                br_role_to_string(c->actor.role), c->route->method, c->route->path);
     }
     r = check_query(c, head);
     if (r < 0)
@@ -928,8 +906,7 @@ static int final_phase(BrCall *c)
 {
     int r;
 
-    if (c->route->body == BR_BODY_JSON ||
-        (c->route->body == BR_BODY_JSON_OPTIONAL && c->len > 0)) {
+    if (c->route->body == BR_BODY_JSON || (c->route->body == BR_BODY_JSON_OPTIONAL && c->len > 0)) {
         r = cm_json_parse(c->buf ? c->buf : "", c->len, &c->body, &c->err);
         if (r < 0)
             return r;
@@ -1682,8 +1659,7 @@ static void conn_handshake(BrHttp *h, Conn *conn)
         set_events(h, conn, gnutls_record_get_direction(conn->tls) ? EPOLLOUT : EPOLLIN);
         return;
     }
-    cm_log_debug("httpd: TLS handshake with %s failed: %s", conn->addr->text,
-                 gnutls_strerror(r));
+    cm_log_debug("httpd: TLS handshake with %s failed: %s", conn->addr->text, gnutls_strerror(r));
     conn_close(h, conn);
 }
 
@@ -2111,8 +2087,8 @@ int br_http_start(BrDaemon *d, CmError *err)
     int one = 1, r;
 
     if (cm_parse_listen(d->config.listen, &host, &port) < 0)
-        return cm_error_set(err, CM_ERROR_INVALID, "listen",
-                            "listen address '%s' is not HOST:PORT", d->config.listen);
+        return cm_error_set(err, CM_ERROR_INVALID, "listen", "listen address '%s' is not HOST:PORT",
+                            d->config.listen);
     if (inet_pton(AF_INET, host, &addr.in4.sin_addr) == 1) {
         addr.in4.sin_family = AF_INET;
         addr.in4.sin_port = htons(port);
@@ -2197,8 +2173,7 @@ int br_http_start(BrDaemon *d, CmError *err)
             break;
         h->n_workers++;
     }
-    if (h->n_workers == d->config.threads &&
-        pthread_create(&h->loop, NULL, loop_main, h) == 0)
+    if (h->n_workers == d->config.threads && pthread_create(&h->loop, NULL, loop_main, h) == 0)
         h->loop_started = true;
     if (!h->loop_started) {
         stop_threads(h);
@@ -2207,8 +2182,8 @@ int br_http_start(BrDaemon *d, CmError *err)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the HTTP threads");
     }
     d->http = h;
-    cm_log_notice("listening on %s://%s:%u with %u threads",
-                  h->tls_on ? "https" : "http", host, d->port, d->config.threads);
+    cm_log_notice("listening on %s://%s:%u with %u threads", h->tls_on ? "https" : "http", host,
+                  d->port, d->config.threads);
     return 0;
 }
 

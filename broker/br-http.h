@@ -3,6 +3,10 @@
 
 #include <stdatomic.h>
 
+#include "cm-error.h"
+
+typedef struct BrDaemon BrDaemon;
+
 typedef struct {
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_2xx;
@@ -20,3 +24,11 @@ typedef struct {
 
 /** br_http_counters: Returns: the running server's counters, or NULL when none runs. */
 const BrHttpCounters *br_http_counters(void);
+
+/**
+ * br_http_start / br_http_stop:
+ * Start and stop the HTTP(S) server for @d on its configured address.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_http_start(BrDaemon *d, CmError *err);
+void br_http_stop(BrDaemon *d);

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "br-daemon.h"
 #include "br-mailer.h"
 #include "br-outbox.h"
 #include "cm-log.h"

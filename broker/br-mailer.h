@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "br-daemon.h"
+#include "cm-error.h"
+
+typedef struct BrDaemon BrDaemon;
+typedef struct BrMailer BrMailer;
 
 /*
  * The mailer: one background loop (CmWorker) that sends the outbox's mail through the SMTP

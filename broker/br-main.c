@@ -10,6 +10,7 @@
 
 #include "br-console.h"
 #include "br-daemon.h"
+#include "br-http.h"
 #include "br-schemas.h"
 #include "cb-config.h"
 #include "cm-db.h"

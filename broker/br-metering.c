@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-daemon.h"
 #include "br-hist.h"
 #include "br-metering.h"
 #include "cm-log.h"

@@ -3,8 +3,9 @@
 
 #include <json-c/json.h>
 
-#include "br-daemon.h"
 #include "br-samples-parse.h"
+
+typedef struct BrDaemon BrDaemon;
 
 typedef struct BrMetering BrMetering;
 

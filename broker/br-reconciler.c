@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-daemon.h"
 #include "br-hosts.h"
 #include "br-instance.h"
 #include "br-reconciler.h"

@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-#include "br-daemon.h"
+typedef struct BrDaemon BrDaemon;
 
 /*
  * The reconciler compares, on an interval, every connected host's domains with what the

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-hist.h"
 #include "br-report.h"
 #include "cm-json.h"

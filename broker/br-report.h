@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdint.h>
+
 #include <json-c/json.h>
 
-#include "br-daemon.h"
+#include "cm-db.h"
+#include "cm-error.h"
+
+typedef struct BrDaemon BrDaemon;
 
 /*
  * The reports, built as one JSON document each; CSV and HTML are renderings of that document,

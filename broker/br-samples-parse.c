@@ -92,6 +92,10 @@ static const Rule instance_rules[] = {
     RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, BYTES_MAX),
     RULE("net_rx_packets", BR_SF_NET_RX_PACKETS, RULE_NINT, 0, COUNT_MAX),
     RULE("net_tx_packets", BR_SF_NET_TX_PACKETS, RULE_NINT, 0, COUNT_MAX),
+    RULE("memory_readings", BR_SF_MEMORY_READINGS, RULE_NINT, 0, 3600),
+    RULE("disk_readings", BR_SF_DISK_READINGS, RULE_NINT, 0, 3600),
+    RULE("slow_expected", BR_SF_SLOW_EXPECTED, RULE_NINT, 1, 3600),
+    RULE("shed", BR_SF_SHED, RULE_NINT, 0, 3600),
 };
 
 static const Rule unowned_rules[] = {
@@ -109,6 +113,9 @@ static const Rule unowned_rules[] = {
     RULE("memory_used_mib_max", BR_SF_MEMORY_USED_MIB_MAX, RULE_NNUM, 0, MEMORY_MIB_MAX),
     RULE("net_rx_bytes", BR_SF_NET_RX_BYTES, RULE_NINT, 0, BYTES_MAX),
     RULE("net_tx_bytes", BR_SF_NET_TX_BYTES, RULE_NINT, 0, BYTES_MAX),
+    RULE("memory_readings", BR_SF_MEMORY_READINGS, RULE_NINT, 0, 3600),
+    RULE("slow_expected", BR_SF_SLOW_EXPECTED, RULE_NINT, 1, 3600),
+    RULE("shed", BR_SF_SHED, RULE_NINT, 0, 3600),
 };
 
 static const Rule host_rules[] = {
@@ -182,6 +189,10 @@ static const char *const field_names[BR_SF_MAX] = {
     [BR_SF_DOMAINS_MAX] = "domains_max",
     [BR_SF_CYCLE_SECONDS_AVG] = "cycle_seconds_avg",
     [BR_SF_CYCLE_SECONDS_MAX] = "cycle_seconds_max",
+    [BR_SF_MEMORY_READINGS] = "memory_readings",
+    [BR_SF_DISK_READINGS] = "disk_readings",
+    [BR_SF_SLOW_EXPECTED] = "slow_expected",
+    [BR_SF_SHED] = "shed",
 };
 
 _Static_assert(BR_SF_MAX <= 32, "BrSample.present has 32 bits");

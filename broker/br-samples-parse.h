@@ -52,6 +52,10 @@ typedef enum {
     BR_SF_DOMAINS_MAX,
     BR_SF_CYCLE_SECONDS_AVG,
     BR_SF_CYCLE_SECONDS_MAX,
+    BR_SF_MEMORY_READINGS, /* tiered agents: what the slow groups measured (not stored) */
+    BR_SF_DISK_READINGS,
+    BR_SF_SLOW_EXPECTED,
+    BR_SF_SHED,
     BR_SF_MAX,
 } BrSampleField;
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "br-account.h"
 #include "br-session.h"
 
 static void iso_after(int64_t ms, char out[CM_TIME_ISO_LEN + 1])
@@ -157,25 +158,17 @@ int br_session_sweep(BrTx *tx, int64_t before_ms)
 int br_session_json(CmDb *db, const BrSession *s, int64_t idle_seconds, json_object **ret,
                     CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db,
-        "SELECT a.id, a.name, a.role, a.department_id,"
-        " (SELECT d.name FROM departments d WHERE d.id = a.department_id) AS department_name,"
-        " ?2 AS \"must_change_password:bool\" FROM accounts a WHERE a.id = ?1",
-        err);
-    json_object *o;
-    int r;
+    json_object *account, *o;
+    int r = br_account_summary(db, s->account_id, &account, err);
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, s->account_id, s->must_change_password);
-    r = cm_stmt_step(st, err);
+    if (r == -ENOENT)
+        return cm_error_set(err, CM_ERROR_UNAUTHENTICATED, "", "the session's account is gone");
     if (r < 0)
         return r;
-    if (r == 0)
-        return cm_error_set(err, CM_ERROR_UNAUTHENTICATED, "", "the session's account is gone");
+    json_object_object_add(account, "must_change_password",
+                           json_object_new_boolean(s->must_change_password));
     o = json_object_new_object();
-    json_object_object_add(o, "account", cm_stmt_row_json(st));
+    json_object_object_add(o, "account", account);
     json_object_object_add(o, "csrf_token", json_object_new_string(s->csrf_token));
     json_object_object_add(o, "expires_at", json_object_new_string(s->expires_at));
     json_object_object_add(o, "idle_timeout_seconds", json_object_new_int64(idle_seconds));

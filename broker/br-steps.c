@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "br-daemon.h"
 #include "br-domain-xml.h"
 #include "br-hosts.h"
 #include "br-instance.h"

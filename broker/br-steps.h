@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-#include "br-daemon.h"
 #include "br-jobs.h"
+
+typedef struct BrDaemon BrDaemon;
 
 /*
  * What the job engine is given to run the workflow's jobs (br_jobs_start()): the step runner,

@@ -78,14 +78,11 @@ static int anchor_open(BrStore *s, CmDb *db, const char *key_path, CmError *err)
     int r;
 
     s->anchor_every = 32;
-    s->anchor_path = slash ? cm_strdup_printf("%.*s/audit.anchor", (int)(slash - key_path),
-                                              key_path)
-                           : strdup("audit.anchor");
+    s->anchor_path = slash
+                         ? cm_strdup_printf("%.*s/audit.anchor", (int)(slash - key_path), key_path)
+                         : strdup("audit.anchor");
     if (!s->anchor_path)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    r = br_audit_head(db, &s->head, err);
-    if (r < 0)
-        return r;
     r = br_audit_anchor_read(s->anchor_path, s->audit_key, &s->anchor, &e);
     if (r == -ENOENT) {
         memset(&s->anchor, 0, sizeof(s->anchor));
@@ -113,16 +110,10 @@ static int anchor_open(BrStore *s, CmDb *db, const char *key_path, CmError *err)
     return 0;
 }
 
-static bool store_has_audit(CmDb *db)
-{
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT EXISTS (SELECT 1 FROM audit)", NULL);
-    return st && cm_stmt_step(st, NULL) > 0 && cm_stmt_int(st, 0);
-}
-
 int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, CmError *err)
 {
     _cleanup_(cm_db_closep) CmDb *db = NULL;
-    BrStore *s;
+    _cleanup_(br_store_freep) BrStore *s = NULL;
     const char *const *migrations;
     unsigned n;
     int r;
@@ -136,28 +127,25 @@ int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, Cm
         return r;
 
     s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s || !(s->url = strdup(url)))
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    s->url = strdup(url);
-    /* A new key for an existing trail would make every record look forged: refuse. */
-    r = br_audit_key_load(audit_key_path, !store_has_audit(db), s->audit_key, err);
-    if (r >= 0 && !s->url)
-        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    if (r >= 0)
-        r = anchor_open(s, db, audit_key_path, err);
-    if (r < 0) {
-        free(s->url);
-        free(s->anchor_path);
-        free(s);
-        return r;
-    }
     pthread_key_create(&s->tls, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
     pthread_mutex_init(&s->conns_lock, NULL);
+    r = br_audit_head(db, &s->head, err);
+    if (r < 0)
+        return r;
+    /* A new key for an existing trail would make every record look forged: refuse. */
+    r = br_audit_key_load(audit_key_path, s->head.records == 0, s->audit_key, err);
+    if (r < 0)
+        return r;
+    r = anchor_open(s, db, audit_key_path, err);
+    if (r < 0)
+        return r;
     /* The migrating connection becomes the opening thread's own. */
     s->conns[s->n_conns++] = db;
     pthread_setspecific(s->tls, TAKE_PTR(db));
-    *ret = s;
+    *ret = TAKE_PTR(s);
     return 0;
 }
 
@@ -168,8 +156,9 @@ BrStore *br_store_free(BrStore *s)
 
     if (!s)
         return NULL;
-    /* At shutdown the anchor catches up with the head. */
-    db = br_store_db(s, &err);
+    /* At shutdown the anchor catches up with the head (not for a store that failed to open:
+     * it has no connection yet). */
+    db = s->n_conns > 0 ? br_store_db(s, &err) : NULL;
     if (db && br_audit_head(db, &s->head, &err) >= 0)
         anchor_update(s, db, true);
     for (size_t i = 0; i < s->n_conns; i++)
@@ -299,4 +288,35 @@ void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx)
 {
     s->audit_hook = hook;
     s->audit_hook_ctx = ctx;
+}
+
+static int not_found(CmError *err, const char *what, int64_t id)
+{
+    return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", what, (long long)id);
+}
+
+int br_store_exec_changed(CmStmt *st, const char *what, int64_t id, CmError *err)
+{
+    int r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    return cm_stmt_changes(st) ? 0 : not_found(err, what, id);
+}
+
+int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, json_object **ret,
+                      CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return not_found(err, what, id);
+    *ret = cm_stmt_row_json(st);
+    return 0;
 }

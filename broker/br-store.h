@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include <json-c/json.h>
+
 #include "br-audit.h"
 #include "cm-db.h"
 #include "cm-error.h"
@@ -21,6 +23,24 @@ typedef struct {
     int64_t limit;
     int64_t after;
 } BrPage;
+
+/**
+ * br_store_get_json:
+ * Runs @sql (static, its only parameter ?1 = @id) and turns its row into JSON
+ * (cm_stmt_row_json()): the document of one object.
+ * Returns: 0 and the document in @ret; -ENOENT with @err 404 "no @what with id @id" when there
+ * is no row; or another negative errno with @err set.
+ */
+int br_store_get_json(CmDb *db, const char *sql, const char *what, int64_t id, json_object **ret,
+                      CmError *err);
+
+/**
+ * br_store_exec_changed:
+ * Runs @st (an UPDATE of the row @id) to its end.
+ * Returns: 0 when it changed a row; -ENOENT with @err 404 "no @what with id @id" when it
+ * changed none; or the negative errno of cm_stmt_exec() (-EEXIST on a constraint).
+ */
+int br_store_exec_changed(CmStmt *st, const char *what, int64_t id, CmError *err);
 
 /**
  * br_store_open:

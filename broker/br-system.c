@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 
+#include "br-department.h"
 #include "br-system.h"
 #include "cm-time.h"
 
@@ -55,18 +56,9 @@ int br_system_create(BrTx *tx, int64_t department, const BrSystemFields *f, int6
     _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
-    st = cm_db_prepare(tx->db, "SELECT 1 FROM departments WHERE id = ?", tx->err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, department);
-    r = cm_stmt_step(st, tx->err);
+    r = br_department_check_reference(tx->db, department, tx->err);
     if (r < 0)
         return r;
-    if (r == 0)
-        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                 "/department_id", "no department with id %lld",
-                                 (long long)department);
-    cm_stmt_reset(st);
 
     cm_time_iso(cm_now_ms(), at);
     st = cm_db_prepare(tx->db,
@@ -107,14 +99,19 @@ int br_system_update(BrTx *tx, int64_t id, int64_t department, const BrSystemFie
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, f->name, f->description, f->category, f->protection_level, f->status, at, id,
                department);
-    r = cm_stmt_exec(st, tx->err);
+    r = br_store_exec_changed(st, "system", id, tx->err);
     if (r == -EEXIST)
         return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, "duplicate", "/name",
                                  "the department already has a system with this name");
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(st) == 0)
-        return cm_error_set(tx->err, CM_ERROR_NOT_FOUND, "", "no system with id %lld",
-                            (long long)id);
-    return 0;
+    return r;
+}
+
+int br_system_exists(CmDb *db, int64_t id, int64_t department, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT 1 FROM systems WHERE id = ?1 AND (?2 = 0 OR department_id = ?2)", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, department);
+    return cm_stmt_step(st, err);
 }

@@ -50,3 +50,10 @@ int br_system_create(BrTx *tx, int64_t department, const BrSystemFields *f, int6
  * Returns: 0, -ENOENT when there is no such system, or another negative errno with tx->err set.
  */
 int br_system_update(BrTx *tx, int64_t id, int64_t department, const BrSystemFields *f);
+
+/**
+ * br_system_exists:
+ * Returns: 1 when system @id exists (and, when @department is not 0, is that department's), 0
+ * when not, or a negative errno with @err set.
+ */
+int br_system_exists(CmDb *db, int64_t id, int64_t department, CmError *err);

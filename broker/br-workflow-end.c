@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 
+#include "br-daemon.h"
 #include "br-assess.h"
 #include "br-workflow.h"
 #include "cm-log.h"

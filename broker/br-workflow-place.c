@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "br-daemon.h"
 #include "br-host.h"
 #include "br-hosts.h"
 #include "br-workflow.h"

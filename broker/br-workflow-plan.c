@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "br-daemon.h"
 #include "br-workflow.h"
 #include "cm-json.h"
 #include "cm-log.h"

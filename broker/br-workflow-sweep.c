@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "br-daemon.h"
 #include "br-notification.h"
 #include "br-workflow.h"
 #include "cm-json.h"

@@ -4,12 +4,13 @@
 #include <json-c/json.h>
 
 #include "br-allocation.h"
-#include "br-daemon.h"
 #include "br-instance.h"
 #include "br-job.h"
 #include "br-placement.h"
 #include "br-request.h"
 #include "br-tx.h"
+
+typedef struct BrDaemon BrDaemon;
 
 /*
  * The second half of the workflow (Art. 7 §3-6) as jobs, in four files:

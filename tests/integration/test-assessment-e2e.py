@@ -274,7 +274,11 @@ def run(ck, lab, b, ctx):
     ck.ok((ev.get('cpu') or {}).get('avg_cores', 1) < 0.03,
           f'idle: average CPU below 0.03 cores ({(ev.get("cpu") or {}).get("avg_cores")})')
     rec = idle.get('recommendation') or {}
-    ck.eq(rec.get('action'), 'terminate', 'idle: the advice is to reclaim (terminate)')
+    # Its allocation also holds the two spinners: the advice removes this instance (scale-in),
+    # not the allocation (docs/assessment.md, "idle").
+    ck.eq(rec.get('action'), 'scale_in', 'idle: the advice is to remove this instance (scale_in)')
+    ck.eq((rec.get('remove_instance') or {}).get('instance_id'), halt['id'],
+          'idle: the instance to remove is the halted guest')
     ck.eq(rec.get('recommended'), {'vcpus': 0, 'memory_mib': 0}, 'idle: recommended size 0')
     ck.eq(idle.get('frees'), {'vcpus': 1, 'memory_mib': 64}, 'idle: frees its 1 vCPU and 64 MiB')
     ck.eq(of(items, halt, 'over_provisioned') + of(items, halt, 'under_provisioned'), [],

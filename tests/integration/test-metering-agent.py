@@ -7,6 +7,15 @@ test may restart it by the process id it started): 'spin' keeps one vCPU busy (e
 idles (f4). One allocation holds a 1-vCPU spinner, a 1-vCPU halter and a 4-vCPU spinner. The
 agent reads every second into 10 s windows.
 
+0. Tiers: the agent runs tiered (balloon and block every 10 s, the default for 10 s windows:
+   one domain in ten each second). A second agent with the tiers off (--slow-interval 1: every
+   group every second, as before tiers) meters the same guests into a sink during phase 1; per
+   window their CPU figures agree within 0.02 cores on the spinner and the halter. Memory and
+   disk cannot be compared the same way: two collectors at once hold each other's domains busy,
+   and libvirt (NOWAIT) then skips the slow groups. So once the second agent is gone, the tiered
+   windows' memory is set against the QEMU process's resident memory that the kernel reports
+   (the guests have no balloon driver: the source is rss) within 2 MiB, and their disk counts
+   must be the guests' zero (not missing).
 1. Accuracy, from windows with full coverage read through GET /v1/instances/{id}/usage:
    the spinner 1.00 +- 0.05 cores, the halter < 0.03 cores, the 4-vCPU spinner 25 % +- 2 %
    utilization. The host has few CPUs, so only one spinner runs at a time (the other is
@@ -30,6 +39,7 @@ agent reads every second into 10 s windows.
    to a loopback broker.
 """
 import calendar
+import http.server
 import json
 import os
 import sqlite3
@@ -163,6 +173,7 @@ class CpuSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pids = list(pids)
         self.samples = {p: [] for p in self.pids}
+        self.rss = {}
         self.stopping = threading.Event()
 
     def run(self):
@@ -170,9 +181,17 @@ class CpuSampler(threading.Thread):
             for p in self.pids:
                 try:
                     self.samples[p].append((time.time(), proc_cpu(p)))
-                except OSError:
+                    with open(f'/proc/{p}/status') as f:
+                        rss = [int(line.split()[1]) for line in f if line.startswith('VmRSS:')]
+                    self.rss.setdefault(p, []).append((time.time(), rss[0] / 1024))
+                except (OSError, IndexError):
                     pass
             self.stopping.wait(0.1)
+
+    def rss_range(self, pid, t1, t2):
+        """(lowest, highest) resident MiB of @pid from @t1 to @t2, or None."""
+        v = [m for t, m in self.rss.get(pid, []) if t1 <= t <= t2]
+        return (min(v), max(v)) if v else None
 
     def cpu_at(self, pid, t):
         s = self.samples[pid]
@@ -199,6 +218,103 @@ class CpuSampler(threading.Thread):
         return min(spans, key=lambda k: abs(k - cpu)) if cpu is not None else spans[0]
 
 
+class WindowSink:
+    """A loopback stand-in for the broker that keeps every window it is sent."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            with self.server.lock:
+                self.server.windows.extend(json.loads(body).get('instances') or [])
+            out = b'{"stored":0,"duplicates":0,"unowned":0,"host":0}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    def __init__(self):
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self.Handler)
+        self.server.daemon_threads = True
+        self.server.windows = []
+        self.server.lock = threading.Lock()
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def windows(self, uuid):
+        """{start: window} of instance @uuid."""
+        with self.server.lock:
+            return {w['start']: w for w in self.server.windows if w['uuid'] == uuid}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def samples(b, iid):
+    """{start: (cpu_avg, mem_avg, disk_read_bytes)} of an instance's stored windows."""
+    con = db(b)
+    try:
+        return {r[0]: r[1:] for r in con.execute(
+            'SELECT start, cpu_avg, mem_avg, disk_rd_bytes FROM samples WHERE instance_id = ?',
+            (iid,))}
+    finally:
+        con.close()
+
+
+def tiers_check(ck, b, lab, allg, insts, t_from, t_to):
+    """Phase 0: the tiered agent's CPU figures (stored by the broker) against the all-groups
+    agent's (in the sink) over [t_from, t_to)."""
+    by_name = {v: k for k, v in lab.domain_uuids().items()}
+    for inst in insts:
+        tiered = samples(b, inst['id'])
+        full = allg.windows(by_name[inst['name']])
+        both = sorted(t for t in tiered if t in full and t_from <= t and t + WINDOW <= t_to)
+        off_cpu = []
+        for t in both:
+            cpu_t = tiered[t][0]
+            w = full[t]
+            if cpu_t is None or w.get('cpu_cores_avg') is None or \
+                    abs(cpu_t - w['cpu_cores_avg']) > 0.02:
+                off_cpu.append((t % 1000, cpu_t, w.get('cpu_cores_avg')))
+        print(f'tiers: {inst["name"]}: tiered vs all-groups CPU '
+              f'{[(t % 1000, tiered[t][0], full[t].get("cpu_cores_avg")) for t in both]}',
+              flush=True)
+        ck.ok(len(both) >= 2, f'tiers: two or more windows of {inst["name"]} from both agents '
+              f'({len(both)})')
+        ck.eq(off_cpu, [], f'tiers: {inst["name"]}: CPU within 0.02 cores of the all-groups '
+              'agent, every window')
+        full_w = [full[t] for t in both]
+        ck.ok(full_w and all((w.get('slow_expected'), w.get('shed')) == (WINDOW, 0)
+                             for w in full_w),
+              f'tiers off ({inst["name"]}): slow_expected = readings per window, nothing shed '
+              f'({[(w.get("slow_expected"), w.get("memory_readings"), w.get("shed")) for w in full_w]})')
+
+
+def tiers_slow_check(ck, b, sampler, insts, pids, t_from, t_to):
+    """Phase 0, with the tiered agent alone: memory against the kernel's resident memory of
+    the QEMU process, disk counts the guests' zero."""
+    for inst in insts:
+        rows = sorted((t, v) for t, v in samples(b, inst['id']).items()
+                      if t_from <= t and t + WINDOW <= t_to)
+        off = []
+        for t, (cpu_t, mem_t, disk_t) in rows:
+            rng = sampler.rss_range(pids[inst['name']], t - WINDOW, t + WINDOW)
+            if mem_t is None or rng is None or not rng[0] - 2 <= mem_t <= rng[1] + 2:
+                off.append((t % 1000, mem_t, rng))
+            if disk_t != 0:
+                off.append((t % 1000, 'disk', disk_t))
+        print(f'tiers: {inst["name"]}: memory {[(t % 1000, v[1]) for t, v in rows]}', flush=True)
+        ck.ok(len(rows) >= 2, f'tiers: two or more windows of {inst["name"]} alone ({len(rows)})')
+        ck.eq(off, [], f'tiers: {inst["name"]}: memory within 2 MiB of the kernel\'s resident '
+              'memory of its QEMU, disk 0, every window')
+
+
 def cli_checks(ck, tmp):
     """The agent's command line; none of these reach libvirt or a broker."""
     def run(*args):
@@ -215,8 +331,8 @@ def cli_checks(ck, tmp):
 
     rc, out, err = run('--help')
     ck.eq(rc, 0, '--help exits 0')
-    ck.ok('--broker' in out and '--spool-max-bytes' in out and '--interval' in out,
-          '--help lists the options')
+    ck.ok('--broker' in out and '--spool-max-bytes' in out and '--interval' in out and
+          '--slow-interval' in out, '--help lists the options')
     rc, out, err = run('--version')
     ck.ok(rc == 0 and out.startswith('cloudbroker-agent '), f'--version ({out!r})')
 
@@ -230,6 +346,11 @@ def cli_checks(ck, tmp):
             (ok + ['--interval', '3', '--window', '10'], 'a window not a multiple of the interval',
              'window'),
             (ok + ['--window', '5', '--interval', '1'], 'a 5 s window', 'window'),
+            (ok + ['--interval', '1', '--window', '10', '--slow-interval', '3'],
+             'a slow interval that does not divide the window', 'slow_interval'),
+            (ok + ['--interval', '10', '--window', '300', '--slow-interval', '15'],
+             'a slow interval not a multiple of the interval', 'slow_interval'),
+            (ok + ['--slow-interval', '0'], '--slow-interval 0', 'positive'),
             (ok + ['--interval', '7200', '--window', '3600'], 'a 2-hour interval', 'interval'),
             (ok + ['stray'], 'a stray argument', 'stray'),
             (['--token-file', token, '--spool', spool], 'no --broker', 'broker'),
@@ -342,6 +463,10 @@ def run(ck, lab, b):
     r = b.post(f'/v1/hosts/{host_id}/agent-token', {}, token=wf.vendor)
     ck.eq(r.status, 200, 'rotate the production host agent token')
     agent = cbvirt.start_agent(b, lab, r.json()['agent_token'], INTERVAL, WINDOW)
+    # The same guests metered with the tiers off, into a sink (phase 0).
+    sink = WindowSink()
+    allg = cbvirt.Agent(sink.url, lab.uri, 'cba_all_groups', os.path.join(lab.dir, 'agent-all'),
+                        INTERVAL, WINDOW, ['--slow-interval', str(INTERVAL)]).start()
     t_agent = time.time()
 
     # ---- 1. accuracy: the spinner and the halter ----
@@ -357,6 +482,26 @@ def run(ck, lab, b):
           f'agent /metrics cloudbroker_instance_cpu_cores of the spinner ({m_spin}; kernel '
           f'{k_now})')
     ck.ok(m_halt is not None and m_halt < 0.03, f'agent /metrics: the halter ~0 ({m_halt})')
+    # ---- 0. tiers: the same windows from the agent with the tiers off ----
+    cbvirt.wait_for(lambda: len(sink.windows(lab.domain_uuids() and
+                                             {v: k for k, v in lab.domain_uuids().items()}
+                                             [halt['name']])) >= 3, 3 * WINDOW,
+                    'the all-groups agent\'s windows', interval=0.5)
+    allg.stop()
+    tiers_check(ck, b, lab, sink, [spin, halt], t_a, t_a + 2 * WINDOW)
+    sink.stop()
+    # One window to start the disk baselines again (the slow reads were skipped meanwhile).
+    t_alone = (int(time.time()) // WINDOW + 2) * WINDOW
+    cbvirt.wait_for(lambda: all(any(x[0] >= t_alone + WINDOW for x in series(b, i['id']))
+                                for i in (spin, halt)) and
+                    agent.metric('cloudbroker_agent_spool_rows', -1) == 0, 4 * WINDOW,
+                    'two windows of the tiered agent alone', interval=0.5)
+    tiers_slow_check(ck, b, sampler, [spin, halt], pids, t_alone, t_alone + 2 * WINDOW)
+    ck.eq(agent.metric('cloudbroker_agent_slow_interval_seconds'), float(WINDOW),
+          'tiered: balloon and block every 10 s (the default for 10 s windows)')
+    ck.ok(agent.metric('cloudbroker_agent_slow_reads_total', 0) > 0 and
+          agent.metric('cloudbroker_agent_slow_shed_total') == 0,
+          'tiered: slow readings made, none shed')
     ck.ok(agent.metric('cloudbroker_instance_cpu_cores', name=spin4['name']) is None,
           'a paused guest has no current CPU figure')
     ck.eq(agent.metric('cloudbroker_instance_running', name=spin4['name']), 0.0,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The agent's settings checks (ag-config.c): where it may send its token in clear. */
+/* The agent's settings checks (ag-config.c): where it may send its token in clear; the slow
+ * interval. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,11 +94,49 @@ static void test_a_missing_ca_file_is_refused_at_start(void **state)
     ag_config_clear(&c);
 }
 
+static void test_the_slow_interval_fits_the_interval_and_window(void **state)
+{
+    AgConfig c;
+    CmError err = {0};
+    (void)state;
+    ag_config_init_defaults(&c);
+    c.broker = strdup("https://broker.example:8470");
+    c.token_file = strdup(token_path);
+    c.spool = strdup("/tmp/unused-spool.db");
+    /* Not set: 60 s for 10 s readings in 300 s windows. */
+    assert_int_equal(ag_config_check(&c, &err), 0);
+    assert_int_equal(ag_config_slow_interval(&c), 60);
+    /* Not set, 1 s readings in 10 s windows (the tests): the window. */
+    c.interval = 1;
+    c.window = 10;
+    assert_int_equal(ag_config_check(&c, &err), 0);
+    assert_int_equal(ag_config_slow_interval(&c), 10);
+    /* Set: as set, when it fits. */
+    c.slow_interval = 5;
+    assert_int_equal(ag_config_check(&c, &err), 0);
+    assert_int_equal(ag_config_slow_interval(&c), 5);
+    c.slow_interval = 1; /* tiers off */
+    assert_int_equal(ag_config_check(&c, &err), 0);
+    c.slow_interval = 3; /* does not divide the window */
+    assert_true(ag_config_check(&c, &err) < 0);
+    assert_string_equal(err.field, "slow_interval");
+    c.interval = 10;
+    c.window = 300;
+    c.slow_interval = 15; /* not a multiple of the interval */
+    assert_true(ag_config_check(&c, &err) < 0);
+    assert_string_equal(err.field, "slow_interval");
+    c.slow_interval = 600; /* longer than the window */
+    assert_true(ag_config_check(&c, &err) < 0);
+    assert_string_equal(err.field, "slow_interval");
+    ag_config_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_is_allowed_to_loopback_only),
         cmocka_unit_test(test_a_missing_ca_file_is_refused_at_start),
+        cmocka_unit_test(test_the_slow_interval_fits_the_interval_and_window),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

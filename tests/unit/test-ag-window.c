@@ -29,6 +29,10 @@ static void near_(double got, double want, double eps, const char *what, int lin
 #define M0 (INT64_C(987654) * NS)
 #define WIN 300
 #define IVL 10
+/* Tiers off (every group every cycle), as the agent was before tiers: these tests hold the
+ * window's definitions; test_tier_* below hold the tiered readings. */
+static const AgTiming TIMING = {WIN, IVL, IVL};
+static const AgTiming T10 = {10, 1, 1};
 
 static AgDomainStats running_domain(uint64_t cpu_ns)
 {
@@ -38,6 +42,7 @@ static AgDomainStats running_domain(uint64_t cpu_ns)
     snprintf(s.name, sizeof(s.name), "cb-1-0");
     s.domain_id = 7;
     s.running = true;
+    s.slow = true;
     s.ours = true;
     s.instance_id = 42;
     s.has_cpu = true;
@@ -50,7 +55,7 @@ static AgDomainStats running_domain(uint64_t cpu_ns)
 /* One observation @t seconds after T0 (wall) and after M0 (monotonic). */
 static int observe_at(AgMeter *m, const AgDomainStats *s, int64_t t, AgWindow *w)
 {
-    return ag_meter_observe(m, s, M0 + t * NS, T0 + t, WIN, IVL, w);
+    return ag_meter_observe(m, s, M0 + t * NS, T0 + t, &TIMING, w);
 }
 
 static void meter(AgMeter *m)
@@ -108,7 +113,7 @@ static int feed(AgMeter *m, uint64_t *cpu, double cores, int64_t from, int64_t t
 static int flush_into(AgMeter *m, int64_t t, Got *g)
 {
     AgWindow w;
-    if (!ag_meter_flush(m, T0 + t, WIN, IVL, &w))
+    if (!ag_meter_flush(m, T0 + t, &TIMING, &w))
         return 0;
     assert_true(g->n < 32);
     g->w[g->n++] = w;
@@ -201,7 +206,7 @@ static void test_avg_is_time_weighted_and_max_is_the_highest_reading(void **stat
     cpu += 5 * NS;
     s = running_domain(cpu);
     assert_int_equal(observe_at(&m, &s, 40, &w), 0);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 3);
     /* (5 + 15 + 5) s of CPU over 40 s: the late reading weighs twice. */
     assert_near(w.cpu_avg, 25.0 / 40.0, 1e-9);
@@ -236,7 +241,7 @@ static void test_windows_align_to_the_epoch(void **state)
     assert_near(w.cpu_avg, 0.25, 1e-9);
 
     /* Whichever window the straddling reading went to, the next one has at most it. */
-    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, WIN, IVL, &w), w.readings == 29);
+    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, &TIMING, &w), w.readings == 29);
 }
 
 static void test_a_reading_in_the_next_window_finishes_the_previous_once(void **state)
@@ -256,7 +261,7 @@ static void test_a_reading_in_the_next_window_finishes_the_previous_once(void **
     /* More readings in the new window (up to [590, 600)) finish nothing more. */
     assert_int_equal(feed(&m, &cpu, 0.5, WIN + IVL, 2 * WIN, &g), 0);
     /* Flushing before the end of the window finishes nothing either. */
-    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN - 1, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN - 1, &TIMING, &w), 0);
 }
 
 static void test_expected_is_window_over_interval(void **state)
@@ -267,10 +272,10 @@ static void test_expected_is_window_over_interval(void **state)
     (void)state;
     meter(&m);
     s = running_domain(0);
-    assert_int_equal(ag_meter_observe(&m, &s, M0, T0, 10, 1, &w), 0);
+    assert_int_equal(ag_meter_observe(&m, &s, M0, T0, &T10, &w), 0);
     for (int i = 1; i <= 11; i++) {
         s = running_domain((uint64_t)i * NS);
-        int done = ag_meter_observe(&m, &s, M0 + i * NS, T0 + i, 10, 1, &w);
+        int done = ag_meter_observe(&m, &s, M0 + i * NS, T0 + i, &T10, &w);
         assert_int_equal(done, i == 11); /* [10, 11) is the first reading of the next */
     }
     assert_int_equal(w.start, T0);
@@ -296,7 +301,7 @@ static void test_readings_are_capped_at_expected(void **state)
         assert_int_equal(observe_at(&m, &s, t, &w), 0);
         cpu += 5 * NS;
     }
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.expected, 30);
     assert_int_equal(w.readings, 30);
     assert_near(w.cpu_avg, 1.0, 1e-9);
@@ -320,7 +325,7 @@ static void test_counter_going_backwards_starts_a_new_baseline(void **state)
     s = running_domain(7 * NS); /* 0.5 core from the new baseline */
     s.domain_id = 8;
     observe_at(&m, &s, 30, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 2);
     assert_true(w.has_cpu);
     assert_true(w.cpu_avg >= 0);
@@ -347,7 +352,7 @@ static void test_a_restart_with_a_counter_ahead_is_told_by_the_domain_id(void **
     s = running_domain(14 * NS); /* 0.5 core from the new baseline */
     s.domain_id = 8;
     observe_at(&m, &s, 30, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 2);
     assert_near(w.cpu_avg, 0.5, 1e-9);
     assert_near(w.cpu_max, 0.5, 1e-9);
@@ -379,7 +384,7 @@ static void test_disk_and_net_going_backwards_add_nothing(void **state)
     z.cpu_time_ns = NS;
     z.disk_rd_bytes = z.disk_wr_bytes = z.net_rx_bytes = z.net_tx_bytes = 7;
     observe_at(&m, &z, 30, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 2);
     assert_true(w.has_disk);
     assert_true(w.has_net);
@@ -411,7 +416,7 @@ static void test_a_gap_is_one_reading_covering_it(void **state)
     const AgWindow *first = got_get(&g, 0);
     assert_true(first->readings >= 29);
     assert_near(first->cpu_avg, 1.0, 1e-9);
-    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN + 5, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN + 5, &TIMING, &w), 0);
     /* The guest ran at one core throughout; the first reading after the gap covers all
      * 630 - 290 = 340 s once, the next one 10 s. */
     cpu += 340 * NS;
@@ -455,7 +460,7 @@ static void test_memory_from_balloon_else_rss(void **state)
     s.cpu_time_ns += NS;
     s.balloon_unused_kib = 700 * 1024; /* 300 MiB used */
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_true(w.has_mem);
     assert_non_null(w.mem_source);
     assert_string_equal(w.mem_source, "balloon");
@@ -473,7 +478,7 @@ static void test_memory_from_balloon_else_rss(void **state)
     s.cpu_time_ns += NS;
     s.balloon_rss_kib = 128 * 1024;
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_true(w.has_mem);
     assert_string_equal(w.mem_source, "rss");
     assert_near(w.mem_avg, 96.0, 1e-9);
@@ -489,7 +494,7 @@ static void test_memory_from_balloon_else_rss(void **state)
     observe_at(&m, &s, 0, &w);
     s.cpu_time_ns += NS;
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_string_equal(w.mem_source, "rss");
     assert_near(w.mem_avg, 10.0, 1e-9);
 }
@@ -508,7 +513,7 @@ static void test_missing_fields_stay_missing(void **state)
     observe_at(&m, &s, 0, &w);
     s.cpu_time_ns = 3 * NS;
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_true(w.has_cpu);
     assert_false(w.has_vcpus);
     assert_false(w.has_memory_mib);
@@ -528,7 +533,7 @@ static void test_missing_fields_stay_missing(void **state)
     observe_at(&m, &s, 0, &w);
     s.disk_rd_bytes = 30;
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 1);
     assert_false(w.has_cpu);
     assert_true(w.has_disk);
@@ -552,7 +557,7 @@ static void test_a_domain_not_running_gives_no_reading(void **state)
     s = running_domain(0);
     s.running = false;
     assert_int_equal(observe_at(&m, &s, WIN, &w), 0);
-    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, &TIMING, &w), 0);
 
     /* Running, paused, running: the paused intervals count nothing, and the interval from
      * the pause to the resume is not a reading either. */
@@ -569,7 +574,7 @@ static void test_a_domain_not_running_gives_no_reading(void **state)
     observe_at(&m, &s, 40, &w); /* resumed: a new baseline */
     s = running_domain(35 * NS);
     observe_at(&m, &s, 50, &w); /* 1 core */
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.readings, 2);
     assert_near(w.cpu_avg, 1.0, 1e-9);
 }
@@ -584,18 +589,18 @@ static void test_flush_finishes_the_window_of_a_domain_not_seen(void **state)
     (void)state;
     meter(&m);
     /* Nothing to flush on a meter that never saw its domain. */
-    assert_int_equal(ag_meter_flush(&m, T0 + 5 * WIN, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + 5 * WIN, &TIMING, &w), 0);
 
     assert_int_equal(feed(&m, &cpu, 0.25, 100, 200, &g), 0);
     /* Not yet at the end of the window. */
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN - 1, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN - 1, &TIMING, &w), 0);
     /* The domain vanished; its window still ends on time, once. */
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.start, T0);
     assert_int_equal(w.readings, 10);
     assert_near(w.cpu_avg, 0.25, 1e-9);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN + 1, WIN, IVL, &w), 0);
-    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, WIN, IVL, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN + 1, &TIMING, &w), 0);
+    assert_int_equal(ag_meter_flush(&m, T0 + 2 * WIN, &TIMING, &w), 0);
 
     /* It comes back in the next window: the baseline survived the flushes, so the one
      * reading from 200 to 600 (at 0.25 core) is not lost. */
@@ -625,7 +630,7 @@ static void test_unowned_domain_keeps_instance_zero(void **state)
     observe_at(&m, &s, 0, &w);
     s.cpu_time_ns = NS;
     observe_at(&m, &s, 10, &w);
-    assert_int_equal(ag_meter_flush(&m, T0 + WIN, WIN, IVL, &w), 1);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIMING, &w), 1);
     assert_int_equal(w.instance_id, 0);
     assert_string_equal(w.name, "someone-elses");
 }
@@ -709,6 +714,179 @@ static void test_host_meter_without_cpu_or_memory(void **state)
     assert_int_equal(w.readings, 10);
 }
 
+/* ---- tiered: the slow groups (balloon, block) every 60 s, a slot of 6 ---- */
+
+static const AgTiming TIERED = {WIN, IVL, 60};
+
+/* A domain spinning one core, read every 10 s from @from to @to (seconds after T0); the slow
+ * groups only on the ticks of @slot (of 6), with 1 MB read and 100 MiB + t/10 MiB used per
+ * 10 s; the slow readings of the ticks in @shed_from..@shed_to are shed. Finished windows go
+ * into @g. */
+typedef struct {
+    uint64_t cpu, disk;
+} Counters;
+
+static void feed_tiered(AgMeter *m, Counters *c, int slot, int64_t from, int64_t to,
+                        int64_t shed_from, int64_t shed_to, Got *g)
+{
+    for (int64_t t = from; t <= to; t += IVL) {
+        AgDomainStats s;
+        AgWindow w;
+        if (t > from) {
+            c->cpu += (uint64_t)IVL * NS;
+            c->disk += 1000000;
+        }
+        s = running_domain(c->cpu);
+        s.slow = ag_tier_due(slot, ag_tier_slots(&TIERED), ag_tier_tick(&TIERED, T0 + t));
+        if (s.slow && t >= shed_from && t <= shed_to) {
+            s.slow = false;
+            s.shed = true;
+        }
+        if (s.slow) {
+            s.has_disk = true;
+            s.disk_rd_bytes = c->disk;
+            s.has_balloon_rss = true;
+            s.balloon_rss_kib = (100 + t / 10) * 1024;
+        }
+        if (ag_meter_observe(m, &s, M0 + t * NS, T0 + t, &TIERED, &w)) {
+            assert_true(g->n < 32);
+            g->w[g->n++] = w;
+        }
+    }
+}
+
+static void test_tier_disk_read_every_minute_is_exact(void **state)
+{
+    AgMeter m;
+    Counters c = {0, 0};
+    Got g = {0};
+    (void)state;
+    meter(&m);
+    /* Slot 0: the slow readings fall on the window's boundaries. */
+    feed_tiered(&m, &c, 0, 0, 2 * WIN + IVL, -1, -1, &g);
+    assert_int_equal(g.n, 2);
+    for (int i = 0; i < 2; i++) {
+        const AgWindow *w = &g.w[i];
+        assert_int_equal(w->readings, 30);
+        assert_int_equal(w->expected, 30);
+        assert_int_equal(w->slow_expected, 5);
+        /* The first window also has the observation at 0 that started the baseline. */
+        assert_int_equal(w->memory_readings, i == 0 ? 6 : 5);
+        assert_int_equal(w->disk_readings, 5);
+        assert_int_equal(w->shed, 0);
+        assert_true(w->has_disk);
+        /* 30 intervals of 1 MB, read in 5 deltas of a minute: the same bytes. */
+        assert_int_equal(w->disk_rd_bytes, 30000000);
+        assert_near(w->cpu_avg, 1.0, 1e-9);
+    }
+    /* Memory: the mean of the observations the window has: t = 360, 420, ... 600 in the
+     * second, 136, 142, 148, 154, 160 MiB; and 0, 60, ... 300 in the first. */
+    assert_near(g.w[1].mem_avg, 148.0, 1e-9);
+    assert_near(g.w[1].mem_max, 160.0, 1e-9);
+    assert_near(g.w[0].mem_avg, 115.0, 1e-9);
+    assert_string_equal(g.w[1].mem_source, "rss");
+}
+
+static void test_tier_staggered_disk_lands_where_its_reading_ends(void **state)
+{
+    AgMeter m;
+    Counters c = {0, 0};
+    Got g = {0};
+    uint64_t sum = 0, last_read = 0;
+    (void)state;
+    meter(&m);
+    /* Slot 3: read at 30, 90, ..., 270, 330, ...: the reading from 270 to 330 ends in the
+     * second window and is counted there, whole. */
+    feed_tiered(&m, &c, 3, 0, 3 * WIN + IVL, -1, -1, &g);
+    assert_int_equal(g.n, 3);
+    /* The first window: the baseline at 30, then 4 readings to 270. */
+    assert_int_equal(g.w[0].disk_readings, 4);
+    assert_int_equal(g.w[0].disk_rd_bytes, 24000000);
+    assert_int_equal(g.w[0].memory_readings, 5);
+    assert_int_equal(g.w[1].memory_readings, 5);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(g.w[i].disk_readings, 5);
+        /* [270, 570) and [570, 870): 30 intervals each, shifted by 30 s. */
+        assert_int_equal(g.w[i].disk_rd_bytes, 30000000);
+    }
+    for (int i = 0; i < 3; i++)
+        sum += g.w[i].disk_rd_bytes;
+    /* Nothing lost or counted twice: the sum is the counter's increase from the first slow
+     * reading (t = 30) to the last one in the third window (t = 870). */
+    last_read = 87 * 1000000 - 3 * 1000000;
+    assert_int_equal(sum, last_read);
+}
+
+static void test_tier_shed_readings_are_counted_and_cpu_stays(void **state)
+{
+    AgMeter m;
+    Counters c = {0, 0};
+    Got g = {0};
+    (void)state;
+    meter(&m);
+    /* The slow readings at 420 and 480 (in the second window) are shed. */
+    feed_tiered(&m, &c, 0, 0, 2 * WIN + IVL, WIN + 120, WIN + 180, &g);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.w[0].shed, 0);
+    assert_int_equal(g.w[1].shed, 2);
+    assert_int_equal(g.w[1].memory_readings, 3);
+    assert_int_equal(g.w[1].disk_readings, 3);
+    /* The deltas stay exact: the reading after the shed ones covers their time. */
+    assert_int_equal(g.w[1].disk_rd_bytes, 30000000);
+    /* The CPU readings are never shed. */
+    assert_int_equal(g.w[1].readings, 30);
+    assert_near(g.w[1].cpu_avg, 1.0, 1e-9);
+}
+
+static void test_tier_pause_keeps_the_disk_baseline_restart_does_not(void **state)
+{
+    AgMeter m;
+    AgWindow w;
+    AgDomainStats s;
+    (void)state;
+    meter(&m);
+    s = running_domain(0);
+    s.has_disk = true;
+    s.disk_rd_bytes = 1000;
+    observe_at(&m, &s, 0, &w);
+    /* Paused at 10: a fast observation only, no reading. */
+    s.running = false;
+    s.slow = false;
+    observe_at(&m, &s, 10, &w);
+    /* Running again, the slow groups read at 60: the bytes since 0 count. */
+    s.running = true;
+    s.slow = true;
+    s.disk_rd_bytes = 5000;
+    observe_at(&m, &s, 60, &w);
+    s.slow = false;
+    s.cpu_time_ns += NS;
+    observe_at(&m, &s, 70, &w);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIERED, &w), 1);
+    assert_true(w.has_disk);
+    assert_int_equal(w.disk_rd_bytes, 4000);
+    assert_int_equal(w.disk_readings, 1);
+
+    /* Restarted (a new domain id) between two slow readings: no delta across it. */
+    meter(&m);
+    s = running_domain(0);
+    s.has_disk = true;
+    s.disk_rd_bytes = 1000;
+    observe_at(&m, &s, 0, &w);
+    s.slow = false;
+    s.domain_id = 8;
+    observe_at(&m, &s, 10, &w);
+    s.slow = true;
+    s.disk_rd_bytes = 9000;
+    s.cpu_time_ns += NS;
+    observe_at(&m, &s, 60, &w);
+    s.disk_rd_bytes = 9500;
+    s.cpu_time_ns += NS;
+    observe_at(&m, &s, 120, &w);
+    assert_int_equal(ag_meter_flush(&m, T0 + WIN, &TIERED, &w), 1);
+    assert_int_equal(w.disk_rd_bytes, 500);
+    assert_int_equal(w.disk_readings, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +908,10 @@ int main(void)
         cmocka_unit_test(test_unowned_domain_keeps_instance_zero),
         cmocka_unit_test(test_host_meter),
         cmocka_unit_test(test_host_meter_without_cpu_or_memory),
+        cmocka_unit_test(test_tier_disk_read_every_minute_is_exact),
+        cmocka_unit_test(test_tier_staggered_disk_lands_where_its_reading_ends),
+        cmocka_unit_test(test_tier_shed_readings_are_counted_and_cpu_stays),
+        cmocka_unit_test(test_tier_pause_keeps_the_disk_baseline_restart_does_not),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
