@@ -7,6 +7,7 @@
 #include "br-instance.h"
 #include "br-job.h"
 #include "br-placement.h"
+#include "br-policy.h"
 #include "br-request.h"
 #include "br-tx.h"
 
