@@ -307,9 +307,8 @@ int br_job_hosts(CmDb *db, int64_t job_id, int64_t **ret, size_t *ret_n, CmError
     return 0;
 }
 
-/* Runs @sql, whose ?1 is the job and ?2 the time now, with @text as ?3 and @seq as ?4. */
-static int job_exec(CmDb *db, const char *sql, int64_t job_id, const char *text, int64_t seq,
-                    CmError *err)
+/* Runs @sql with the job ?1, the time now ?2, and @seq ?3 when it is >= 0. */
+static int job_exec(CmDb *db, const char *sql, int64_t job_id, int64_t seq, CmError *err)
 {
     char at[CM_TIME_ISO_LEN + 1];
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
@@ -318,17 +317,15 @@ static int job_exec(CmDb *db, const char *sql, int64_t job_id, const char *text,
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, job_id, at);
-    if (text)
-        cm_stmt_bind_text(st, 3, text);
     if (seq >= 0)
-        cm_stmt_bind_i64(st, 4, seq);
+        cm_stmt_bind_i64(st, 3, seq);
     return cm_stmt_exec(st, err);
 }
 
 int br_job_set_running(CmDb *db, int64_t job_id, CmError *err)
 {
     return job_exec(db, "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1", job_id,
-                    NULL, -1, err);
+                    -1, err);
 }
 
 int br_job_set_done(CmDb *db, int64_t job_id, CmError *err)
@@ -336,39 +333,50 @@ int br_job_set_done(CmDb *db, int64_t job_id, CmError *err)
     return job_exec(db,
                     "UPDATE jobs SET state = 'done', finished_at = ?2, error = NULL"
                     " WHERE id = ?1 AND state = 'running'",
-                    job_id, NULL, -1, err);
+                    job_id, -1, err);
 }
 
 int br_job_fail(CmDb *db, int64_t job_id, int seq, const char *why, CmError *err)
 {
-    int r = 0;
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
 
-    if (seq >= 0)
-        r = job_exec(db,
-                     "UPDATE job_steps SET state = 'error', error = ?3, finished_at = ?2"
-                     " WHERE job_id = ?1 AND seq = ?4",
-                     job_id, why, seq, err);
-    if (r < 0)
-        return r;
-    return job_exec(db,
-                    "UPDATE jobs SET state = 'error', error = ?3, finished_at = ?2 WHERE id = ?1",
-                    job_id, why, -1, err);
+    cm_time_iso(cm_now_ms(), at);
+    if (seq >= 0) {
+        st = cm_db_prepare(db,
+                           "UPDATE job_steps SET state = 'error', error = ?3, finished_at = ?2"
+                           " WHERE job_id = ?1 AND seq = ?4",
+                           err);
+        if (!st)
+            return -EIO;
+        CM_DB_BIND(st, job_id, at, why, (int64_t)seq);
+        r = cm_stmt_exec(st, err);
+        if (r < 0)
+            return r;
+    }
+    st = cm_db_prepare(
+        db, "UPDATE jobs SET state = 'error', error = ?3, finished_at = ?2 WHERE id = ?1", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, job_id, at, why);
+    return cm_stmt_exec(st, err);
 }
 
 int br_job_step_start(CmDb *db, int64_t job_id, int seq, CmError *err)
 {
     return job_exec(db,
                     "UPDATE job_steps SET state = 'running', attempts = attempts + 1,"
-                    " started_at = ?2 WHERE job_id = ?1 AND seq = ?4",
-                    job_id, NULL, seq, err);
+                    " started_at = ?2 WHERE job_id = ?1 AND seq = ?3",
+                    job_id, seq, err);
 }
 
 int br_job_step_done(CmDb *db, int64_t job_id, int seq, CmError *err)
 {
     return job_exec(db,
                     "UPDATE job_steps SET state = 'done', error = NULL, finished_at = ?2"
-                    " WHERE job_id = ?1 AND seq = ?4",
-                    job_id, NULL, seq, err);
+                    " WHERE job_id = ?1 AND seq = ?3",
+                    job_id, seq, err);
 }
 
 int br_job_step_wait(CmDb *db, int64_t job_id, const char *why, const char *not_before,

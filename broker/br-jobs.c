@@ -184,15 +184,19 @@ static int64_t seconds_since(const char *iso)
     return (cm_now_ms() - t) / 1000;
 }
 
-/* Runs @job's steps until it ends, waits for a host, or must be retried later. */
-static void run_job(BrJobs *j, CmDb *db, BrJobRow *job)
+/*
+ * Runs @job's steps until it ends, waits for a host, or must be retried later.
+ * Returns: 0, or -EIO when the database failed it (the worker then pauses, rather than spin
+ * on the same job).
+ */
+static int run_job(BrJobs *j, CmDb *db, BrJobRow *job)
 {
     JobWrite w = {.j = j, .job = job};
     CmError err = {0};
 
     if (job->state == BR_JOB_QUEUED) {
         if (job_write(j, "job.start", job_started_tx, &w, &err) < 0)
-            return;
+            return -EIO;
         job->state = BR_JOB_RUNNING;
         cm_time_iso(cm_now_ms(), job->started_at);
         cm_log_info("job %lld (%s) started", (long long)job->id, br_job_kind_to_string(job->kind));
@@ -205,13 +209,16 @@ static void run_job(BrJobs *j, CmDb *db, BrJobRow *job)
 
         cm_error_clear(&err);
         r = br_job_next_step(db, job->id, &step, &err);
-        if (r < 0)
-            return;
+        if (r < 0) {
+            cm_log_error("job %lld: cannot read its next step: %s", (long long)job->id,
+                         err.message);
+            return -EIO;
+        }
         if (r == 0) {
             /* Every step is done (the finish step ends the job in its transaction). */
-            job_write(j, "job.end", job_ended_tx, &w, &err);
+            r = job_write(j, "job.end", job_ended_tx, &w, &err);
             hosts_release(j, job->id);
-            return;
+            return r < 0 ? -EIO : 0;
         }
         w.step = &step;
         if (step.host_id && !host_held(j, step.host_id, job->id)) {
@@ -222,9 +229,12 @@ static void run_job(BrJobs *j, CmDb *db, BrJobRow *job)
             /* Else another job works on one of its hosts: the job waits, holding none, and
              * is run again as soon as its hosts are free (claim_next asks the table). */
             if (r <= 0)
-                return;
+                return r < 0 ? -EIO : 0;
         }
-        job_write(j, "job.step_start", step_started_tx, &w, &err);
+        if (job_write(j, "job.step_start", step_started_tx, &w, &err) < 0) {
+            hosts_release(j, job->id);
+            return -EIO;
+        }
 
         cm_error_clear(&err);
         r = j->cb.run_step(j->ctx, job, &step, &out, &err);
@@ -232,15 +242,17 @@ static void run_job(BrJobs *j, CmDb *db, BrJobRow *job)
             atomic_fetch_add(&j->done, 1);
             hosts_release(j, job->id);
             cm_log_info("job %lld (%s) done", (long long)job->id, br_job_kind_to_string(job->kind));
-            return;
+            return 0;
         }
         if (r == BR_STEP_RESULT_RECORDED)
             continue;
         if (r >= 0) {
             CmError werr = {0};
             w.out = &out;
-            if (job_write(j, "job.step_done", step_done_tx, &w, &werr) < 0)
-                return;
+            if (job_write(j, "job.step_done", step_done_tx, &w, &werr) < 0) {
+                hosts_release(j, job->id);
+                return -EIO;
+            }
             continue;
         }
         hosts_release(j, job->id);
@@ -255,12 +267,12 @@ static void run_job(BrJobs *j, CmDb *db, BrJobRow *job)
                            br_step_action_to_string(step.action), (long long)delay, why);
             w.why = why;
             w.when = when;
-            job_write(j, "job.step_wait", step_wait_tx, &w, &err);
-            return;
+            return job_write(j, "job.step_wait", step_wait_tx, &w, &err) < 0 ? -EIO : 0;
         }
         job_fail(j, job, &step, cm_error_is_set(&err) ? err.message : "step failed");
-        return;
+        return 0;
     }
+    return 0;
 }
 
 /* ---- the workers ---- */
@@ -322,6 +334,7 @@ static int64_t worker_pass(void *ctx)
     CmError err = {0};
     CmDb *db = br_store_db(j->store, &err);
     BrJobRow job;
+    int r;
 
     if (!db) {
         cm_log_error("job worker: %s", err.message);
@@ -329,9 +342,9 @@ static int64_t worker_pass(void *ctx)
     }
     if (atomic_load(&j->stopping) || !claim_next(j, db, &job))
         return IDLE_MS;
-    run_job(j, db, &job);
+    r = run_job(j, db, &job);
     unclaim(j, job.id);
-    return 0;
+    return r < 0 ? IDLE_MS : 0;
 }
 
 static int64_t sweeper_pass(void *ctx)
