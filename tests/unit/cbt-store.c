@@ -59,6 +59,8 @@ int cbt_store_open(CbtStore *s, bool pg, const char *hint)
     if (cbt_store_exec(s, "INSERT INTO departments(code, name, quota_vcpus, quota_memory_mib,"
                           " quota_disk_gib, quota_instances, created_at, updated_at)"
                           " VALUES ('d', 'D', 100, 102400, 1000, 20, 't', 't');"
+                          "INSERT INTO accounts(name, role, department_id, token_hash, created_at,"
+                          " token_created_at) VALUES ('u', 'department', 1, 'h', 't', 't');"
                           "INSERT INTO systems(department_id, name, description, category,"
                           " protection_level, status, created_at, updated_at)"
                           " VALUES (1, 's', '', 'other', 2, 'in_service', 't', 't');"

@@ -9,7 +9,7 @@
 /*
  * A broker store for the unit tests of the store modules and what runs on them: migrated,
  * in a temporary folder (SQLite) or a fresh database on CB_TEST_PG_URL's cluster
- * (PostgreSQL), with one department ("d", id 1), one of its systems (id 1) and two connected
+ * (PostgreSQL), with one department ("d", id 1), its account (id 1), one of its systems (id 1) and two
  * hosts (1 "h1" production, 2 "h2" production).
  */
 typedef struct {
