@@ -160,7 +160,7 @@ int br_instance_resize(CmDb *db, int64_t id, const BrInstanceSizes *sizes, CmErr
     return cm_stmt_exec(st, err);
 }
 
-int br_instance_list_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
+int br_instance_load_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
                           CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =

@@ -92,12 +92,12 @@ typedef struct {
 } BrInstanceLive;
 
 /**
- * br_instance_list_live:
+ * br_instance_load_live:
  * The instances of allocation @allocation_id not deleted, by index.
  * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
  * errno with @err set.
  */
-int br_instance_list_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
+int br_instance_load_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
                           CmError *err);
 
 /**

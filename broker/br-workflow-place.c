@@ -218,7 +218,7 @@ static int reserve_tx(BrTx *tx, void *ctx)
 
     r = br_allocation_load(tx->db, w->job->allocation_id, &a, tx->err);
     if (r >= 0)
-        r = br_instance_list_live(tx->db, a.id, &cur, &n, tx->err);
+        r = br_instance_load_live(tx->db, a.id, &cur, &n, tx->err);
     if (r < 0)
         return r;
     demands = calloc(n + 1, sizeof(*demands));

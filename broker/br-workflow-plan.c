@@ -130,7 +130,7 @@ static int change_instances(CmDb *db, const BrRequestInfo *req, BrInstanceLive *
     _cleanup_free_ BrInstanceLive *cur = NULL;
     char field[64];
     size_t n = 0, bad;
-    int r = br_instance_list_live(db, req->allocation_id, &cur, &n, err);
+    int r = br_instance_load_live(db, req->allocation_id, &cur, &n, err);
 
     if (r < 0)
         return r;
@@ -240,7 +240,7 @@ static int plan_takedown(BrDaemon *d, CmDb *db, const BrActor *actor, BrJobKind 
     _cleanup_(br_step_list_clear) BrStepList steps = {0};
     _cleanup_free_ BrInstanceLive *cur = NULL;
     size_t n = 0;
-    int r = br_instance_list_live(db, alloc, &cur, &n, err);
+    int r = br_instance_load_live(db, alloc, &cur, &n, err);
 
     if (r < 0)
         return r;
@@ -309,7 +309,7 @@ int br_workflow_plan_restore(BrDaemon *d, CmDb *db, const BrActor *actor, int64_
     r = br_allocation_set_state(d->store, db, actor, allocation_id, BR_ALLOCATION_STATE_RETAINED,
                                 BR_ALLOCATION_STATE_PROVISIONING, "allocation.restore", NULL, err);
     if (r >= 0)
-        r = br_instance_list_live(db, allocation_id, &cur, &n, err);
+        r = br_instance_load_live(db, allocation_id, &cur, &n, err);
     if (r < 0)
         return r;
     if (br_workflow_steps_restore(cur, n, &steps) < 0)
