@@ -48,32 +48,20 @@ int br_host_by_agent_token(CmDb *db, const char *token_hash, int64_t *ret_id, ch
 }
 
 /* -- added by jobs -- */
-/* The hosts helper's br_host_list(), as on its branch: when both are merged, keep theirs. */
 
-/* Usage per host is kept by triggers (migration 5); the count of instances that may run is
- * the only aggregate. */
-#define HOST_COLUMNS                                                                               \
-    "h.id, h.name, h.uri, h.pool, h.storage_pool, coalesce(h.cpu_ratio, 0.0) AS cpu_ratio,"        \
-    " coalesce(h.ram_ratio, 0.0) AS ram_ratio, coalesce(h.disk_ratio, 0.0) AS disk_ratio,"         \
-    " h.enabled, h.maintenance, h.cpus, h.memory_mib, h.disk_gib, h.used_vcpus,"                   \
-    " h.used_memory_mib, h.used_disk_gib,"                                                         \
-    " (SELECT count(*) FROM instances i WHERE i.host_id = h.id"                                    \
-    "  AND i.state NOT IN ('deleted','undefined')) AS instances,"                                  \
-    " h.created_at, h.updated_at"
-
-int br_host_list(CmDb *db, const char *pool, const BrPage *page, BrHostFn fn, void *ctx,
-                 CmError *err)
+int br_host_list_placement(CmDb *db, BrHostFn fn, void *ctx, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      "SELECT " HOST_COLUMNS " FROM hosts h WHERE h.id > ?1"
-                      " AND (?2 IS NULL OR h.pool = ?2) ORDER BY h.id LIMIT ?3",
-                      err);
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT h.id, h.name, h.uri, h.pool, h.storage_pool, coalesce(h.cpu_ratio, 0.0),"
+        " coalesce(h.ram_ratio, 0.0), coalesce(h.disk_ratio, 0.0), h.enabled, h.maintenance,"
+        " h.cpus, h.memory_mib, h.disk_gib, h.used_vcpus, h.used_memory_mib, h.used_disk_gib,"
+        " h.created_at, h.updated_at FROM hosts h ORDER BY h.id",
+        err);
     int r;
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, page ? page->after : 0, pool, page ? page->limit : INT64_MAX);
     while ((r = cm_stmt_step(st, err)) > 0) {
         BrHostRow h = {
             .id = cm_stmt_int(st, 0),
@@ -92,9 +80,8 @@ int br_host_list(CmDb *db, const char *pool, const BrPage *page, BrHostFn fn, vo
             .used_vcpus = cm_stmt_int(st, 13),
             .used_memory_mib = cm_stmt_int(st, 14),
             .used_disk_gib = cm_stmt_int(st, 15),
-            .instances = cm_stmt_int(st, 16),
-            .created_at = cm_stmt_text(st, 17),
-            .updated_at = cm_stmt_text(st, 18),
+            .created_at = cm_stmt_text(st, 16),
+            .updated_at = cm_stmt_text(st, 17),
         };
         r = fn(ctx, &h);
         if (r < 0)

@@ -93,7 +93,7 @@ static int host_set_load(BrDaemon *d, CmDb *db, const BrPolicies *p, HostSet *re
     if (d->hosts && br_hosts_snapshot(d->hosts, &status, &n_status) < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     *ret = (HostSet){.p = p, .status = status, .n_status = n_status};
-    r = br_host_list(db, NULL, NULL, host_set_add, ret, err);
+    r = br_host_list_placement(db, host_set_add, ret, err);
     if (r == -ENOMEM)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     if (r < 0)
