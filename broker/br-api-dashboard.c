@@ -60,7 +60,8 @@ static int add_precheck(BrCall *c, CmDb *db, json_object *item)
         json_object_object_add(item, "precheck", NULL);
         return 0;
     }
-    r = br_request_load(c, db, cm_json_get_int(item, "id", 0), &row);
+    /* -- changed by requests: br_request_load() is the owner's (br-request.c) -- */
+    r = br_request_load(db, cm_json_get_int(item, "id", 0), &c->actor, &row, &c->err);
     if (r >= 0)
         r = br_request_review(c, db, &row, &check, &outcome);
     br_request_row_clear(&row);

@@ -9,6 +9,7 @@
 #include "br-api.h"
 #include "br-assess.h"
 #include "br-daemon.h"
+#include "br-request.h" /* -- changed by requests -- */
 #include "cm-time.h"
 #include "cm-util.h"
 
@@ -266,7 +267,8 @@ static int br_api_findings_change_request(BrCall *c)
                               (long long)req_id);
     /* The same rules as POST /v1/requests: one open request per live allocation. */
     if (r >= 0)
-        r = br_api_allocation_changeable(c, db, alloc, system);
+        r = br_request_check_allocation(db, c->actor.department_id, alloc, system,
+                                        &c->err); /* -- changed by requests -- */
     if (r >= 0 && idle) {
         /* An idle instance beside instances that are not idle: remove that one (scale-in),
          * not the allocation. */
@@ -334,43 +336,31 @@ static int br_api_findings_change_request(BrCall *c)
                       : "Right-sizing as recommended",
              (long long)id, kind);
     req_kind = idle && !scale_in ? "termination" : "change";
+    /* -- changed by requests: the one create of requests (br-request.c), as POST /v1/requests;
+     * audited as that audits a draft, with what it asks for. -- */
     if (r >= 0) {
-        s = cm_db_stmt(
-            db,
-            "INSERT INTO requests(department_id, system_id, kind, state, allocation_id,"
-            " resources, vcpus, memory_mib, disk_gib, instances, justification,"
-            " restart_allowed, created_by, created_at, updated_at)"
-            " SELECT department_id, ?, ?, 'draft', ?, ?,"
-            " coalesce((SELECT sum(v.value ->> 'vcpus') FROM json_each(?4 -> '$.instances') v), 0),"
-            " coalesce((SELECT sum(v.value ->> 'memory_mib') FROM json_each(?4 -> '$.instances') "
-            "v), 0),"
-            " coalesce((SELECT sum(v.value ->> 'disk_gib') FROM json_each(?4 -> '$.instances') v), "
-            "0),"
-            " coalesce((SELECT count(*) FROM json_each(?4 -> '$.instances')), 0),"
-            " ?, ?, ?, ?, ? FROM allocations WHERE id = ?3",
-            &c->err);
-        r = s ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(s, system, req_kind, alloc,
-                       resources ? cm_json_to_string(resources, NULL) : NULL, just,
-                       (int64_t)restart, c->actor.account_id, at, at);
-            r = cm_db_step_done(db, s, &c->err);
-        }
+        BrTx tx = {.store = c->d->store, .db = db, .actor = &c->actor, .err = &c->err};
+        _cleanup_json_ json_object *what = json_object_new_object();
+        char comment[64];
+        json_object_object_add(what, "system", json_object_new_int64(system));
+        json_object_object_add(what, "kind", json_object_new_string(req_kind));
+        json_object_object_add(what, "allocation", json_object_new_int64(alloc));
+        if (resources)
+            json_object_object_add(what, "resources", json_object_get(resources));
+        json_object_object_add(what, "finding", json_object_new_int64(id));
+        snprintf(comment, sizeof(comment), "from finding %lld", (long long)id);
+        BrRequestDraft draft = {.department_id = c->actor.department_id,
+                                .system_id = system,
+                                .allocation_id = alloc,
+                                .kind = (BrRequestKind)br_request_kind_from_string(req_kind),
+                                .resources = resources,
+                                .justification = just,
+                                .restart_allowed = restart,
+                                .comment = comment,
+                                .detail = cm_json_to_string(what, NULL)};
+        r = br_request_create(&tx, &draft, &req_id);
     }
-    if (r >= 0) {
-        req_id = cm_db_last_insert_id(db);
-        s = cm_db_stmt(db,
-                       "INSERT INTO request_history(request_id, from_state, to_state, account_id,"
-                       " role, comment, at) VALUES (?, NULL, 'draft', ?, ?, ?, ?)",
-                       &c->err);
-        r = s ? 0 : -EIO;
-        if (r >= 0) {
-            char comment[64];
-            snprintf(comment, sizeof(comment), "from finding %lld", (long long)id);
-            CM_DB_BIND(s, req_id, c->actor.account_id, br_actor_role_name(&c->actor), comment, at);
-            r = cm_db_step_done(db, s, &c->err);
-        }
-    }
+    /* -- end of the change by requests -- */
     if (r >= 0) {
         s = cm_db_stmt(db, "UPDATE findings SET change_request_id = ? WHERE id = ?", &c->err);
         r = s ? 0 : -EIO;
@@ -378,18 +368,6 @@ static int br_api_findings_change_request(BrCall *c)
             CM_DB_BIND(s, req_id, id);
             r = cm_db_step_done(db, s, &c->err);
         }
-    }
-    if (r >= 0) {
-        /* Audited as POST /v1/requests audits a draft: what it asks for. */
-        _cleanup_json_ json_object *what = json_object_new_object();
-        json_object_object_add(what, "system", json_object_new_int64(system));
-        json_object_object_add(what, "kind", json_object_new_string(req_kind));
-        json_object_object_add(what, "allocation", json_object_new_int64(alloc));
-        if (resources)
-            json_object_object_add(what, "resources", json_object_get(resources));
-        json_object_object_add(what, "finding", json_object_new_int64(id));
-        r = br_store_audit(c->d->store, db, &c->actor, "request.create", "request", req_id, "draft",
-                           cm_json_to_string(what, NULL), &c->err);
     }
     if (r >= 0) {
         char detail[64];

@@ -56,7 +56,7 @@ static int retry_quota_check(BrCall *c, CmDb *db, const BrJobRow *job)
     if (job->state != BR_JOB_ERROR || !job->request_id ||
         (job->kind != BR_JOB_PROVISION && job->kind != BR_JOB_RESIZE))
         return 0;
-    r = br_request_load(c, db, job->request_id, &row);
+    r = br_request_load(db, job->request_id, &c->actor, &row, &c->err);
     holds_again = r >= 0 && row.state == BR_REQUEST_STATE_FAILED &&
                   (job->kind == BR_JOB_RESIZE ||
                    (row.trial_allocation_id && row.trial_allocation_id == job->allocation_id));

@@ -14,7 +14,6 @@
 #include "br-api-requests.h"
 #include "br-daemon.h"
 #include "br-material.h"
-#include "cm-time.h"
 #include "cm-util.h"
 
 static int material_kind(BrCall *c, BrMaterialKind *ret)
@@ -79,8 +78,7 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
                          char *media, size_t media_size)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
-    BrRequestRow row = {0};
-    CmDb *db;
+    _cleanup_(br_request_row_clear) BrRequestRow row = {0};
     int r;
 
     r = material_kind(c, ret_kind);
@@ -97,14 +95,10 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
                             "%s is not an accepted document type (PDF, office documents, "
                             "images, plain text; see the review policy)",
                             media);
-    db = br_api_read_db(c);
-    if (!db)
-        return -EIO;
-    r = br_request_load(c, db, c->ids[0], &row);
-    if (r >= 0)
-        r = may_upload(c, &row, *ret_kind);
-    br_request_row_clear(&row);
-    return r;
+    r = br_request_load(br_call_db(c), c->ids[0], &c->actor, &row, &c->err);
+    if (r < 0)
+        return r;
+    return may_upload(c, &row, *ret_kind);
 }
 
 static int br_api_materials_precheck(BrCall *c)
@@ -115,18 +109,40 @@ static int br_api_materials_precheck(BrCall *c)
     return upload_checks(c, &kind, &filename, media, sizeof(media));
 }
 
+typedef struct {
+    BrCall *c;
+    BrMaterialKind kind;
+    BrMaterialUpload upload;
+    json_object *out;
+} MaterialPut;
+
+static int material_put_tx(BrTx *tx, void *ctx)
+{
+    MaterialPut *w = ctx;
+    _cleanup_(br_request_row_clear) BrRequestRow row = {0};
+    /* Again in the transaction: the request may have moved on meanwhile. */
+    int r = br_request_load(tx->db, w->c->ids[0], tx->actor, &row, tx->err);
+
+    if (r >= 0)
+        r = may_upload(w->c, &row, w->kind);
+    if (r < 0)
+        return r;
+    return br_material_add(tx, row.id, &w->upload, &w->out);
+}
+
 static int br_api_materials_put(BrCall *c)
 {
-    int64_t id = c->ids[0];
-    char media[128], at[CM_TIME_ISO_LEN + 1], detail[512];
-    const char *filename = "";
-    BrMaterialKind kind = BR_MATERIAL_OTHER;
-    BrRequestRow row = {0};
-    sqlite3_stmt *stmt;
-    CmDb *db;
+    char media[128];
+    MaterialPut w = {.c = c,
+                     .kind = BR_MATERIAL_OTHER,
+                     .upload = {.kind = c->name,
+                                .sha256 = c->upload.sha256,
+                                .media_type = media,
+                                .filename = "",
+                                .size = (int64_t)c->upload.size}};
     int r;
 
-    r = upload_checks(c, &kind, &filename, media, sizeof(media));
+    r = upload_checks(c, &w.kind, &w.upload.filename, media, sizeof(media));
     if (r < 0)
         return r;
     if (c->upload.size == 0)
@@ -135,76 +151,23 @@ static int br_api_materials_put(BrCall *c)
     r = br_material_sniff(c->upload.fd, c->upload.size, media, &c->err);
     if (r >= 0)
         r = br_material_store(c->d->material_dir, c->upload.tmp_path, c->upload.sha256, &c->err);
-    if (r < 0)
-        return r;
-
-    cm_time_iso(cm_now_ms(), at);
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    /* Again under the write lock: the request may have moved on meanwhile. */
-    r = br_request_load(c, db, id, &row);
     if (r >= 0)
-        r = may_upload(c, &row, kind);
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "UPDATE materials SET current = 0 WHERE request_id = ? AND kind = ?"
-                          " AND current = 1",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, c->name);
-            r = cm_db_step_done(db, stmt, &c->err);
-        }
-    }
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "INSERT INTO materials(request_id, kind, sha256, size, media_type,"
-                          " filename, uploaded_by, uploaded_at) VALUES (?,?,?,?,?,?,?,?)",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, c->name, c->upload.sha256, (int64_t)c->upload.size, media,
-                       filename, c->actor.account_id, at);
-            r = cm_db_step_done(db, stmt, &c->err);
-        }
-    }
-    if (r >= 0) {
-        _cleanup_json_ json_object *d = json_object_new_object();
-        json_object_object_add(d, "kind", json_object_new_string(c->name));
-        json_object_object_add(d, "sha256", json_object_new_string(c->upload.sha256));
-        json_object_object_add(d, "size", json_object_new_int64((int64_t)c->upload.size));
-        json_object_object_add(d, "media_type", json_object_new_string(media));
-        snprintf(detail, sizeof(detail), "%s", cm_json_to_string(d, NULL));
-        r = br_store_audit(c->d->store, db, &c->actor, "material.upload", "request", id, "ok",
-                           detail, &c->err);
-    }
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
+        r = br_call_tx(c, "material.upload", material_put_tx, &w);
     if (r < 0)
         return r;
-
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "request_id", json_object_new_int64(id));
-    json_object_object_add(o, "kind", json_object_new_string(c->name));
-    json_object_object_add(o, "sha256", json_object_new_string(c->upload.sha256));
-    json_object_object_add(o, "size", json_object_new_int64((int64_t)c->upload.size));
-    json_object_object_add(o, "media_type", json_object_new_string(media));
-    json_object_object_add(o, "filename", json_object_new_string(filename));
-    json_object_object_add(o, "uploaded_at", json_object_new_string(at));
-    return br_reply(c, MHD_HTTP_CREATED, o);
+    return br_reply(c, MHD_HTTP_CREATED, w.out);
 }
 
 static int br_api_materials_get(BrCall *c)
 {
     int64_t id = c->ids[0];
     BrMaterialKind kind = BR_MATERIAL_OTHER;
-    BrRequestRow row = {0};
-    _cleanup_free_ char *path = NULL, *sha = NULL, *media = NULL, *filename = NULL;
-    sqlite3_stmt *stmt;
+    _cleanup_(br_request_row_clear) BrRequestRow row = {0};
+    _cleanup_json_ json_object *m = NULL;
+    _cleanup_free_ char *path = NULL;
+    const char *sha, *media, *filename, *disposition;
     struct stat st;
-    CmDb *db;
-    const char *disposition;
+    CmDb *db = br_call_db(c);
     bool inline_ok;
     int fd, r;
 
@@ -212,38 +175,19 @@ static int br_api_materials_get(BrCall *c)
     if (r < 0)
         return r;
     disposition = br_call_query(c, "disposition");
-    if (disposition && strcmp(disposition, "inline") != 0 &&
-        strcmp(disposition, "attachment") != 0)
+    if (disposition && strcmp(disposition, "inline") != 0 && strcmp(disposition, "attachment") != 0)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "disposition",
                             "query parameter 'disposition' must be inline or attachment");
-    db = br_api_read_db(c);
-    if (!db)
-        return -EIO;
-    r = br_request_load(c, db, id, &row);
-    br_request_row_clear(&row);
+    r = br_request_load(db, id, &c->actor, &row, &c->err);
+    if (r >= 0)
+        r = br_material_current(db, id, c->name, &m, &c->err);
     if (r < 0)
         return r;
-    stmt = cm_db_stmt(db,
-                      "SELECT sha256, media_type, filename FROM materials WHERE request_id = ?"
-                      " AND kind = ? AND current = 1",
-                      &c->err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id, c->name);
-    r = cm_db_step_row(db, stmt, &c->err);
-    if (r > 0) {
-        sha = strdup(cm_db_col_text(stmt, 0));
-        media = strdup(cm_db_col_text(stmt, 1));
-        filename = strdup(cm_db_col_text(stmt, 2));
-    }
-    sqlite3_reset(stmt);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "kind", "request %lld has no %s material",
-                            (long long)id, c->name);
+    sha = cm_json_get_str(m, "sha256", "");
+    media = cm_json_get_str(m, "media_type", "");
+    filename = cm_json_get_str(m, "filename", "");
     path = br_material_path(c->d->material_dir, sha);
-    if (!path || !media)
+    if (!path)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -262,7 +206,7 @@ static int br_api_materials_get(BrCall *c)
     if (inline_ok) {
         br_reply_header(c, "X-Frame-Options", "SAMEORIGIN");
         br_reply_header(c, "Content-Disposition", "inline");
-    } else if (filename && *filename) {
+    } else if (*filename) {
         /* RFC 6266/5987: the UTF-8 name percent-encoded, so no quoting can break out. */
         char disp[300];
         size_t n = (size_t)snprintf(disp, sizeof(disp), "attachment; filename*=UTF-8''");

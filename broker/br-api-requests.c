@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Requests: apply (create, edit, materials, submit) and review (assign, opinions, decision). */
+/* Requests: apply (create, edit, submit) and review (assign, opinions, decision), the trial's
+ * results and the allocation: parse, check who may, call the tables' owners, answer. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,644 +12,140 @@
 #include "br-api.h"
 #include "br-api-requests.h"
 #include "br-daemon.h"
-#include "br-quota.h"
-#include "br-review.h"
+#include "br-interim.h"
 #include "br-jobs.h"
+#include "br-material.h"
+#include "br-trial.h"
 #include "br-workflow.h"
-#include "cm-time.h"
-
-#define REQUEST_COLUMNS                                                                            \
-    "id, department_id, system_id, kind, state, allocation_id, resources, vcpus, memory_mib,"      \
-    " disk_gib, instances, justification, restart_allowed, consultant_id, created_by,"             \
-    " created_at, updated_at, version, trial_allocation_id, trial_deadline"
-
-/* The names of a request's department and system, beside their ids in lists. */
-#define NAME_COLUMNS                                                                               \
-    " (SELECT name FROM departments WHERE id = requests.department_id),"                           \
-    " (SELECT name FROM systems WHERE id = requests.system_id)"
-
-void br_request_row_clear(BrRequestRow *r)
-{
-    free(r->resources);
-    free(r->justification);
-    memset(r, 0, sizeof(*r));
-}
-
-static void row_from_stmt(sqlite3_stmt *s, BrRequestRow *r)
-{
-    const char *res = cm_db_col_text(s, 6);
-    r->id = sqlite3_column_int64(s, 0);
-    r->department_id = sqlite3_column_int64(s, 1);
-    r->system_id = sqlite3_column_int64(s, 2);
-    r->kind = (BrRequestKind)br_request_kind_from_string(cm_db_col_text(s, 3));
-    r->state = (BrRequestState)br_request_state_from_string(cm_db_col_text(s, 4));
-    r->allocation_id = sqlite3_column_int64(s, 5);
-    r->resources = res ? strdup(res) : NULL;
-    r->totals.vcpus = sqlite3_column_int64(s, 7);
-    r->totals.memory_mib = sqlite3_column_int64(s, 8);
-    r->totals.disk_gib = sqlite3_column_int64(s, 9);
-    r->totals.instances = sqlite3_column_int64(s, 10);
-    r->justification = strdup(cm_db_col_text(s, 11) ? cm_db_col_text(s, 11) : "");
-    r->restart_allowed = sqlite3_column_int(s, 12) != 0;
-    r->consultant_id = sqlite3_column_int64(s, 13);
-    r->created_by = sqlite3_column_int64(s, 14);
-    snprintf(r->created_at, sizeof(r->created_at), "%s", cm_db_col_text(s, 15));
-    snprintf(r->updated_at, sizeof(r->updated_at), "%s", cm_db_col_text(s, 16));
-    r->version = sqlite3_column_int64(s, 17);
-    r->trial_allocation_id = sqlite3_column_int64(s, 18);
-    snprintf(r->trial_deadline, sizeof(r->trial_deadline), "%s",
-             cm_db_col_text(s, 19) ? cm_db_col_text(s, 19) : "");
-}
-
-/* Who may see a request; everyone else is told it does not exist. */
-static bool request_visible(const BrCall *c, const BrRequestRow *r)
-{
-    switch (c->actor.role) {
-    case BR_ROLE_DEPARTMENT:
-        return r->department_id == c->actor.department_id;
-    case BR_ROLE_CONSULTANT:
-        return r->consultant_id == c->actor.account_id;
-    case BR_ROLE_VENDOR:
-        /* The vendor works on what the bureau approved: trials, allocations, reclaims. */
-        return !(r->state == BR_REQUEST_STATE_DRAFT || r->state == BR_REQUEST_STATE_SUBMITTED ||
-                 r->state == BR_REQUEST_STATE_RETURNED || r->state == BR_REQUEST_STATE_WITHDRAWN ||
-                 r->state == BR_REQUEST_STATE_REJECTED);
-    case BR_ROLE_REVIEWER:
-    case BR_ROLE_AUDITOR:
-        return true;
-    default:
-        return false;
-    }
-}
-
-int br_request_load(BrCall *c, CmDb *db, int64_t id, BrRequestRow *ret)
-{
-    sqlite3_stmt *stmt =
-        cm_db_stmt(db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?", &c->err);
-    BrRequestRow row = {0};
-    int r;
-
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id);
-    r = cm_db_step_row(db, stmt, &c->err);
-    if (r > 0)
-        row_from_stmt(stmt, &row);
-    sqlite3_reset(stmt);
-    if (r < 0)
-        return r;
-    if (r == 0 || !request_visible(c, &row)) {
-        br_request_row_clear(&row);
-        return br_not_found(c, "request", id);
-    }
-    *ret = row;
-    return 0;
-}
-
-static json_object *request_summary_json(const BrRequestRow *r)
-{
-    json_object *o = json_object_new_object();
-    json_object *res = NULL;
-
-    if (r->resources)
-        cm_json_parse(r->resources, strlen(r->resources), &res, NULL);
-    json_object_object_add(o, "id", json_object_new_int64(r->id));
-    json_object_object_add(o, "department_id", json_object_new_int64(r->department_id));
-    json_object_object_add(o, "system_id", json_object_new_int64(r->system_id));
-    json_object_object_add(o, "kind", json_object_new_string(br_request_kind_to_string(r->kind)));
-    json_object_object_add(o, "state",
-                           json_object_new_string(br_request_state_to_string(r->state)));
-    json_object_object_add(o, "allocation_id", br_json_id_or_null(r->allocation_id));
-    json_object_object_add(o, "resources", res);
-    json_object_object_add(o, "totals", br_resources_to_json(&r->totals));
-    json_object_object_add(o, "justification", json_object_new_string(r->justification));
-    json_object_object_add(o, "restart_allowed", json_object_new_boolean(r->restart_allowed));
-    json_object_object_add(o, "consultant_id", br_json_id_or_null(r->consultant_id));
-    json_object_object_add(o, "created_by", json_object_new_int64(r->created_by));
-    json_object_object_add(o, "created_at", json_object_new_string(r->created_at));
-    json_object_object_add(o, "updated_at", json_object_new_string(r->updated_at));
-    json_object_object_add(o, "version", json_object_new_int64(r->version));
-    return o;
-}
-
-/* The materials currently attached, as JSON, and as a bit set of kinds in @ret_present. */
-static int materials_json(BrCall *c, CmDb *db, int64_t id, json_object **ret, unsigned *ret_present)
-{
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "SELECT kind, sha256, size, media_type, filename,"
-                                    " uploaded_by, uploaded_at FROM materials"
-                                    " WHERE request_id = ? AND current = 1 ORDER BY kind",
-                                    &c->err);
-    json_object *list = ret ? json_object_new_array() : NULL;
-    unsigned present = 0;
-    int r;
-
-    if (!stmt) {
-        json_object_put(list);
-        return -EIO;
-    }
-    CM_DB_BIND(stmt, id);
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        int k = br_material_kind_from_string(cm_db_col_text(stmt, 0));
-        if (k >= 0)
-            present |= 1u << k;
-        if (!list)
-            continue; /* only the kinds were asked for */
-        json_object *m = json_object_new_object();
-        json_object_object_add(m, "kind", br_json_col_text(stmt, 0));
-        json_object_object_add(m, "sha256", br_json_col_text(stmt, 1));
-        json_object_object_add(m, "size", json_object_new_int64(sqlite3_column_int64(stmt, 2)));
-        json_object_object_add(m, "media_type", br_json_col_text(stmt, 3));
-        json_object_object_add(m, "filename", br_json_col_text(stmt, 4));
-        json_object_object_add(m, "uploaded_by",
-                               json_object_new_int64(sqlite3_column_int64(stmt, 5)));
-        json_object_object_add(m, "uploaded_at", br_json_col_text(stmt, 6));
-        json_object_array_add(list, m);
-    }
-    sqlite3_reset(stmt);
-    if (r < 0) {
-        json_object_put(list);
-        return r;
-    }
-    if (ret)
-        *ret = list;
-    else
-        json_object_put(list);
-    if (ret_present)
-        *ret_present = present;
-    return 0;
-}
 
 int br_request_review(BrCall *c, CmDb *db, const BrRequestRow *row, json_object **ret_check,
                       BrReviewOutcome *ret_outcome)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
-    _cleanup_json_ json_object *resources = NULL;
-    BrReviewInput in = {.kind = row->kind, .policy = &p->review, .catalog = &p->catalog};
-    BrQuotaUsage usage;
-    json_object *check;
-    int r;
-
-    r = materials_json(c, db, row->id, NULL, &in.materials_present);
-    if (r < 0)
-        return r;
-    r = br_quota_usage(db, row->department_id, row->id, &usage, &c->err);
-    if (r < 0)
-        return r == -ENOENT ? cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "department vanished")
-                            : r;
-    if (row->resources)
-        cm_json_parse(row->resources, strlen(row->resources), &resources, NULL);
-    in.instances = cm_json_get(resources, "instances");
-    in.usage = &usage;
-    in.requested = row->totals;
-    if (row->kind == BR_REQUEST_KIND_TERMINATION) {
-        memset(&in.requested, 0, sizeof(in.requested));
-    } else if (row->kind == BR_REQUEST_KIND_CHANGE && row->allocation_id) {
-        /* A change asks for the difference between the new and the current size. */
-        sqlite3_stmt *stmt = cm_db_stmt(db,
-                                        "SELECT vcpus, memory_mib, disk_gib, instances"
-                                        " FROM allocations WHERE id = ?",
-                                        &c->err);
-        if (!stmt)
-            return -EIO;
-        CM_DB_BIND(stmt, row->allocation_id);
-        if (cm_db_step_row(db, stmt, &c->err) > 0) {
-            in.requested.vcpus -= sqlite3_column_int64(stmt, 0);
-            in.requested.memory_mib -= sqlite3_column_int64(stmt, 1);
-            in.requested.disk_gib -= sqlite3_column_int64(stmt, 2);
-            in.requested.instances -= sqlite3_column_int64(stmt, 3);
-        }
-        sqlite3_reset(stmt);
-        if (in.requested.vcpus < 0)
-            in.requested.vcpus = 0;
-        if (in.requested.memory_mib < 0)
-            in.requested.memory_mib = 0;
-        if (in.requested.disk_gib < 0)
-            in.requested.disk_gib = 0;
-        if (in.requested.instances < 0)
-            in.requested.instances = 0;
-    }
-    {
-        /* The department's live idle and over-provisioned findings, for the reviewer. */
-        sqlite3_stmt *fs = cm_db_stmt(db,
-                                      "SELECT f.id, f.kind, i.name, f.frees_vcpus,"
-                                      " f.frees_memory_mib, f.rule FROM findings f"
-                                      " JOIN instances i ON i.id = f.instance_id"
-                                      " WHERE f.department_id = ? AND f.state IN"
-                                      " ('open','acknowledged') AND f.kind IN"
-                                      " ('idle','over_provisioned') ORDER BY f.id LIMIT 100",
-                                      &c->err);
-        if (!fs)
-            return -EIO;
-        in.findings = json_object_new_array();
-        CM_DB_BIND(fs, row->department_id);
-        while (sqlite3_step(fs) == SQLITE_ROW) {
-            json_object *f = json_object_new_object();
-            json_object_object_add(f, "id", json_object_new_int64(sqlite3_column_int64(fs, 0)));
-            json_object_object_add(f, "kind", br_json_col_text(fs, 1));
-            json_object_object_add(f, "instance", br_json_col_text(fs, 2));
-            json_object_object_add(f, "frees_vcpus",
-                                   json_object_new_int64(sqlite3_column_int64(fs, 3)));
-            json_object_object_add(f, "frees_memory_mib",
-                                   json_object_new_int64(sqlite3_column_int64(fs, 4)));
-            json_object_object_add(f, "rule", br_json_col_text(fs, 5));
-            json_object_array_add(in.findings, f);
-        }
-        sqlite3_reset(fs);
-    }
-    check = br_review_check(&in, ret_outcome);
-    json_object_put(in.findings);
-    if (ret_check)
-        *ret_check = check;
-    else
-        json_object_put(check);
-    return 0;
+    return br_review_request(db, p, row, ret_check, ret_outcome, &c->err);
 }
 
-static int request_full_json(BrCall *c, CmDb *db, const BrRequestRow *row, json_object **ret)
+/* The full document of request @row: the row, its materials, history, opinions, check, trial,
+ * jobs and the states it may go to next. */
+static int request_document(BrCall *c, CmDb *db, const BrRequestRow *row, json_object **ret)
 {
-    json_object *o = request_summary_json(row), *list, *check = NULL;
-    sqlite3_stmt *stmt;
+    _cleanup_json_ json_object *o = NULL;
+    json_object *part, *trial;
     BrRequestState next[BR_REQUEST_STATE_MAX];
     unsigned n_next;
     int r;
 
-    /* The system and department, so a reviewer or consultant reads the request alone. */
-    stmt = cm_db_stmt(db,
-                      "SELECT s.name, s.description, s.category, s.protection_level, d.code,"
-                      " d.name FROM systems s JOIN departments d ON d.id = s.department_id"
-                      " WHERE s.id = ?",
-                      &c->err);
-    if (!stmt)
-        goto error;
-    CM_DB_BIND(stmt, row->system_id);
-    if ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *s = json_object_new_object(), *d = json_object_new_object();
-        json_object_object_add(s, "id", json_object_new_int64(row->system_id));
-        json_object_object_add(s, "name", br_json_col_text(stmt, 0));
-        json_object_object_add(s, "description", br_json_col_text(stmt, 1));
-        json_object_object_add(s, "category", br_json_col_text(stmt, 2));
-        json_object_object_add(s, "protection_level",
-                               json_object_new_int64(sqlite3_column_int64(stmt, 3)));
-        json_object_object_add(d, "id", json_object_new_int64(row->department_id));
-        json_object_object_add(d, "code", br_json_col_text(stmt, 4));
-        json_object_object_add(d, "name", br_json_col_text(stmt, 5));
-        json_object_object_add(o, "system", s);
-        json_object_object_add(o, "department", d);
-        json_object_object_add(o, "department_name", br_json_col_text(stmt, 5));
-        json_object_object_add(o, "system_name", br_json_col_text(stmt, 0));
-    }
-    sqlite3_reset(stmt);
+    r = br_request_get(db, row->id, &o, &c->err);
     if (r < 0)
-        goto error;
-
-    if (materials_json(c, db, row->id, &list, NULL) < 0)
-        goto error;
-    json_object_object_add(o, "materials", list);
-
-    stmt = cm_db_stmt(db,
-                      "SELECT h.from_state, h.to_state, h.account_id, h.role, h.comment, h.at,"
-                      " CASE WHEN h.account_id = 0 THEN 'cloudbrokerd' ELSE a.name END"
-                      " FROM request_history h LEFT JOIN accounts a"
-                      " ON a.id = h.account_id WHERE h.request_id = ? ORDER BY h.id",
-                      &c->err);
-    if (!stmt)
-        goto error;
-    CM_DB_BIND(stmt, row->id);
-    list = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *h = json_object_new_object();
-        json_object_object_add(h, "from", br_json_col_text(stmt, 0));
-        json_object_object_add(h, "to", br_json_col_text(stmt, 1));
-        json_object_object_add(h, "account_id",
-                               json_object_new_int64(sqlite3_column_int64(stmt, 2)));
-        json_object_object_add(h, "role", br_json_col_text(stmt, 3));
-        json_object_object_add(h, "comment", br_json_col_text(stmt, 4));
-        json_object_object_add(h, "at", br_json_col_text(stmt, 5));
-        json_object_object_add(h, "account", br_json_col_text(stmt, 6));
-        json_object_array_add(list, h);
-    }
-    sqlite3_reset(stmt);
-    json_object_object_add(o, "history", list);
+        return r;
+    r = br_material_list(db, row->id, &part, NULL, &c->err);
     if (r < 0)
-        goto error;
-
-    stmt = cm_db_stmt(db,
-                      "SELECT o.id, o.account_id, a.name, o.role, o.recommendation, o.comment, o.at"
-                      " FROM opinions o JOIN accounts a ON a.id = o.account_id"
-                      " WHERE o.request_id = ? ORDER BY o.id",
-                      &c->err);
-    if (!stmt)
-        goto error;
-    CM_DB_BIND(stmt, row->id);
-    list = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *op = json_object_new_object();
-        json_object_object_add(op, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0)));
-        json_object_object_add(op, "account_id",
-                               json_object_new_int64(sqlite3_column_int64(stmt, 1)));
-        json_object_object_add(op, "account", br_json_col_text(stmt, 2));
-        json_object_object_add(op, "role", br_json_col_text(stmt, 3));
-        json_object_object_add(op, "recommendation", br_json_col_text(stmt, 4));
-        json_object_object_add(op, "comment", br_json_col_text(stmt, 5));
-        json_object_object_add(op, "at", br_json_col_text(stmt, 6));
-        json_object_array_add(list, op);
-    }
-    sqlite3_reset(stmt);
-    json_object_object_add(o, "opinions", list);
+        return r;
+    json_object_object_add(o, "materials", part);
+    r = br_request_history(db, row->id, &part, &c->err);
     if (r < 0)
-        goto error;
-
-    if (br_request_review(c, db, row, &check, NULL) < 0)
-        goto error;
-    json_object_object_add(o, "check", check);
-
-    /* The trial's results and the jobs working for this request. */
-    stmt = cm_db_stmt(db,
-                      "SELECT t.test, t.result, t.report_sha256, t.comment, t.account_id, t.at,"
-                      " a.name FROM trial_results t LEFT JOIN accounts a ON a.id = t.account_id"
-                      " WHERE t.request_id = ? ORDER BY t.id",
-                      &c->err);
-    if (!stmt)
-        goto error;
-    CM_DB_BIND(stmt, row->id);
-    list = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *t = json_object_new_object();
-        json_object_object_add(t, "test", br_json_col_text(stmt, 0));
-        json_object_object_add(t, "result", br_json_col_text(stmt, 1));
-        json_object_object_add(t, "report", br_json_col_text(stmt, 2));
-        json_object_object_add(t, "comment", br_json_col_text(stmt, 3));
-        json_object_object_add(t, "account_id",
-                               json_object_new_int64(sqlite3_column_int64(stmt, 4)));
-        json_object_object_add(t, "at", br_json_col_text(stmt, 5));
-        json_object_object_add(t, "account", br_json_col_text(stmt, 6));
-        json_object_array_add(list, t);
-    }
-    sqlite3_reset(stmt);
-    {
-        json_object *trial = json_object_new_object();
-        json_object_object_add(trial, "allocation_id",
-                               br_json_id_or_null(row->trial_allocation_id));
-        json_object_object_add(trial, "deadline",
-                               row->trial_deadline[0] ? json_object_new_string(row->trial_deadline)
-                                                      : NULL);
-        json_object_object_add(trial, "results", list);
-        json_object_object_add(o, "trial", trial);
-    }
+        return r;
+    json_object_object_add(o, "history", part);
+    r = br_request_opinions(db, row->id, &part, &c->err);
     if (r < 0)
-        goto error;
-    stmt = cm_db_stmt(
-        db, "SELECT id, kind, state, error FROM jobs WHERE request_id = ? ORDER BY id", &c->err);
-    if (!stmt)
-        goto error;
-    CM_DB_BIND(stmt, row->id);
-    list = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0)));
-        json_object_object_add(j, "kind", br_json_col_text(stmt, 1));
-        json_object_object_add(j, "state", br_json_col_text(stmt, 2));
-        json_object_object_add(j, "error", br_json_col_text(stmt, 3));
-        json_object_array_add(list, j);
-    }
-    sqlite3_reset(stmt);
-    json_object_object_add(o, "jobs", list);
+        return r;
+    json_object_object_add(o, "opinions", part);
+    r = br_request_review(c, db, row, &part, NULL);
     if (r < 0)
-        goto error;
+        return r;
+    json_object_object_add(o, "check", part);
 
-    list = json_object_new_array();
+    r = br_trial_results(db, row->id, &part, &c->err);
+    if (r < 0)
+        return r;
+    trial = json_object_new_object();
+    json_object_object_add(trial, "allocation_id", br_json_id_or_null(row->trial_allocation_id));
+    json_object_object_add(trial, "deadline",
+                           row->trial_deadline[0] ? json_object_new_string(row->trial_deadline)
+                                                  : NULL);
+    json_object_object_add(trial, "results", part);
+    json_object_object_add(o, "trial", trial);
+    r = br_interim_request_jobs(db, row->id, &part, &c->err);
+    if (r < 0)
+        return r;
+    json_object_object_add(o, "jobs", part);
+
+    part = json_object_new_array();
     n_next = br_request_next_states(row->kind, row->state, next);
     for (unsigned i = 0; i < n_next; i++)
-        json_object_array_add(list, json_object_new_string(br_request_state_to_string(next[i])));
-    json_object_object_add(o, "next_states", list);
-
-    *ret = o;
+        json_object_array_add(part, json_object_new_string(br_request_state_to_string(next[i])));
+    json_object_object_add(o, "next_states", part);
+    *ret = TAKE_PTR(o);
     return 0;
-
-error:
-    json_object_put(o);
-    return cm_error_is_set(&c->err) ? cm_error_kind_errno(c->err.kind) : -EIO;
 }
 
 /* Replies with the full request @id as the caller sees it now. */
-static int reply_request(BrCall *c, CmDb *db, int64_t id, unsigned status)
+static int reply_request(BrCall *c, int64_t id, unsigned status)
 {
-    BrRequestRow row = {0};
-    json_object *o = NULL;
-    int r = br_request_load(c, db, id, &row);
+    _cleanup_(br_request_row_clear) BrRequestRow row = {0};
+    CmDb *db = br_call_db(c);
+    json_object *o;
+    int r = br_request_load(db, id, &c->actor, &row, &c->err);
+
     if (r >= 0)
-        r = request_full_json(c, db, &row, &o);
-    br_request_row_clear(&row);
+        r = request_document(c, db, &row, &o);
     if (r < 0)
         return r;
     return br_reply(c, status, o);
 }
 
-/* The body's resources: stored as compact JSON, with their totals. */
-static int resources_from_body(BrCall *c, json_object *resources, char **ret_text,
-                               BrResources *ret_totals)
+typedef struct {
+    BrRequestDraft draft;
+    int64_t id;
+} RequestCreate;
+
+static int create_tx(BrTx *tx, void *ctx)
 {
-    json_object *instances = cm_json_get(resources, "instances");
-    const char *text;
-
-    *ret_totals = br_resources_of_instances(instances);
-    if (!resources) {
-        *ret_text = NULL;
-        return 0;
-    }
-    text = cm_json_to_string(resources, NULL);
-    *ret_text = strdup(text);
-    if (!*ret_text)
-        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
-    return 0;
-}
-
-/* Changes and terminations act on one live allocation of the caller's department's @system:
- * it exists (422 unknown_reference), is active (409 invalid_state) and has no request still
- * open (409 open_request). Errors name /allocation. */
-int br_api_allocation_changeable(BrCall *c, CmDb *db, int64_t allocation, int64_t system)
-{
-    sqlite3_stmt *stmt;
-    int r;
-
-    stmt = cm_db_stmt(db,
-                      "SELECT state FROM allocations WHERE id = ? AND system_id = ?"
-                      " AND department_id = ?",
-                      &c->err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(stmt, allocation, system, c->actor.department_id);
-        r = cm_db_step_row(db, stmt, &c->err);
-        if (r == 0)
-            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                  "/allocation", "system %lld has no allocation with id %lld",
-                                  (long long)system, (long long)allocation);
-        else if (r > 0 && strcmp(cm_db_col_text(stmt, 0), "active") != 0)
-            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "/allocation",
-                                  "allocation %lld is '%s', not active", (long long)allocation,
-                                  cm_db_col_text(stmt, 0));
-        sqlite3_reset(stmt);
-    }
-    if (r < 0)
-        return r;
-    stmt = cm_db_stmt(db,
-                      "SELECT id FROM requests WHERE allocation_id = ? AND state IN"
-                      " ('draft','submitted','returned','approved','applying','reclaiming')",
-                      &c->err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(stmt, allocation);
-        r = cm_db_step_row(db, stmt, &c->err);
-        if (r > 0)
-            r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "open_request", "/allocation",
-                                  "request %lld on this allocation is still open",
-                                  (long long)sqlite3_column_int64(stmt, 0));
-        sqlite3_reset(stmt);
-    }
-    return r < 0 ? r : 0;
+    RequestCreate *w = ctx;
+    return br_request_create(tx, &w->draft, &w->id);
 }
 
 static int br_api_requests_create(BrCall *c)
 {
-    const char *kind_s = cm_json_get_str(c->body, "kind", "new");
-    BrRequestKind kind = (BrRequestKind)br_request_kind_from_string(kind_s);
-    int64_t system = cm_json_get_int(c->body, "system", 0);
-    int64_t allocation = cm_json_get_int(c->body, "allocation", 0);
-    _cleanup_free_ char *resources = NULL;
-    char at[CM_TIME_ISO_LEN + 1];
-    BrResources totals;
-    sqlite3_stmt *stmt;
-    CmDb *db;
-    int64_t id = 0;
-    int r;
+    RequestCreate w = {.draft = {
+                           .department_id = c->actor.department_id,
+                           .system_id = cm_json_get_int(c->body, "system", 0),
+                           .allocation_id = cm_json_get_int(c->body, "allocation", 0),
+                           .kind = (BrRequestKind)br_request_kind_from_string(
+                               cm_json_get_str(c->body, "kind", "new")),
+                           .resources = cm_json_get(c->body, "resources"),
+                           .justification = cm_json_get_str(c->body, "justification", ""),
+                           .restart_allowed = cm_json_get_bool(c->body, "restart_allowed", false),
+                           .detail = cm_json_to_string(c->body, NULL),
+                       }};
+    int r = br_call_tx(c, "request.create", create_tx, &w);
 
-    r = resources_from_body(c, cm_json_get(c->body, "resources"), &resources, &totals);
     if (r < 0)
         return r;
-    cm_time_iso(cm_now_ms(), at);
-
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    stmt = cm_db_stmt(db, "SELECT 1 FROM systems WHERE id = ? AND department_id = ?", &c->err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(stmt, system, c->actor.department_id);
-        r = cm_db_step_row(db, stmt, &c->err);
-        sqlite3_reset(stmt);
-        if (r == 0)
-            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/system",
-                                  "your department has no system with id %lld", (long long)system);
-    }
-    if (r >= 0 && kind != BR_REQUEST_KIND_NEW)
-        r = br_api_allocation_changeable(c, db, allocation, system);
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "INSERT INTO requests(department_id, system_id, kind, state,"
-                          " allocation_id, resources, vcpus, memory_mib, disk_gib, instances,"
-                          " justification, restart_allowed, created_by, created_at, updated_at)"
-                          " VALUES (?,?,?,'draft',?,?,?,?,?,?,?,?,?,?,?)",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-    }
-    if (r >= 0) {
-        CM_DB_BIND(stmt, c->actor.department_id, system, kind_s);
-        if (allocation)
-            sqlite3_bind_int64(stmt, 4, allocation);
-        sqlite3_bind_text(stmt, 5, resources, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(stmt, 6, totals.vcpus);
-        sqlite3_bind_int64(stmt, 7, totals.memory_mib);
-        sqlite3_bind_int64(stmt, 8, totals.disk_gib);
-        sqlite3_bind_int64(stmt, 9, totals.instances);
-        sqlite3_bind_text(stmt, 10, cm_json_get_str(c->body, "justification", ""), -1,
-                          SQLITE_TRANSIENT);
-        sqlite3_bind_int(stmt, 11, cm_json_get_bool(c->body, "restart_allowed", false));
-        sqlite3_bind_int64(stmt, 12, c->actor.account_id);
-        sqlite3_bind_text(stmt, 13, at, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 14, at, -1, SQLITE_TRANSIENT);
-        r = cm_db_step_done(db, stmt, &c->err);
-    }
-    if (r >= 0) {
-        id = cm_db_last_insert_id(db);
-        stmt = cm_db_stmt(db,
-                          "INSERT INTO request_history(request_id, from_state, to_state,"
-                          " account_id, role, at) VALUES (?, NULL, 'draft', ?, ?, ?)",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, c->actor.account_id, br_actor_role_name(&c->actor), at);
-            r = cm_db_step_done(db, stmt, &c->err);
-        }
-    }
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.create", "request", id, "draft",
-                           cm_json_to_string(c->body, NULL), &c->err);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
-        return r;
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
+    return reply_request(c, w.id, MHD_HTTP_CREATED);
 }
 
 static int br_api_requests_list(BrCall *c)
 {
-    CmDb *db = br_api_read_db(c);
-    const char *state = br_call_query(c, "state"), *kind = br_call_query(c, "kind");
-    sqlite3_stmt *stmt;
+    BrRequestFilter f = {.state = br_call_query(c, "state"), .kind = br_call_query(c, "kind")};
+    BrPage page;
     json_object *items;
-    int64_t limit, after, last = 0, dept = 0, system = 0;
-    int r;
+    int r = br_call_page(c, &page);
 
-    if (!db)
-        return -EIO;
-    r = br_api_page(c, &limit, &after);
     if (r >= 0)
-        r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
+        r = br_call_query_int(c, "department", 1, INT64_MAX, &f.department_id);
     if (r >= 0)
-        r = br_call_query_int(c, "system", 1, INT64_MAX, &system);
+        r = br_call_query_int(c, "system", 1, INT64_MAX, &f.system_id);
     if (r < 0)
         return r;
-    if (state && br_request_state_from_string(state) < 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "state", "unknown state '%s'", state);
-    if (kind && br_request_kind_from_string(kind) < 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "kind", "unknown kind '%s'", kind);
-    if (br_call_is_department(c))
-        dept = c->actor.department_id;
-
-    /* Scoping is in the query so that pages stay full; request_visible() says the same. */
-    stmt = cm_db_stmt(db,
-                      "SELECT " REQUEST_COLUMNS "," NAME_COLUMNS " FROM requests WHERE id > ?1"
-                      " AND (?2 = 0 OR department_id = ?2) AND (?3 IS NULL OR state = ?3)"
-                      " AND (?4 IS NULL OR kind = ?4) AND (?5 = 0 OR system_id = ?5)"
-                      " AND (?6 = 0 OR consultant_id = ?6)"
-                      " AND (?7 = 0 OR state NOT IN"
-                      "  ('draft','submitted','returned','withdrawn','rejected'))"
-                      " ORDER BY id LIMIT ?8",
-                      &c->err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, after, dept, state, kind, system,
-               c->actor.role == BR_ROLE_CONSULTANT ? c->actor.account_id : (int64_t)0,
-               (int64_t)(c->actor.role == BR_ROLE_VENDOR), limit);
-    items = json_object_new_array();
-    while ((r = cm_db_step_row(db, stmt, &c->err)) > 0) {
-        BrRequestRow row = {0};
-        row_from_stmt(stmt, &row);
-        last = row.id;
-        if (request_visible(c, &row)) {
-            json_object *o = request_summary_json(&row);
-            json_object_object_add(o, "department_name", br_json_col_text(stmt, 20));
-            json_object_object_add(o, "system_name", br_json_col_text(stmt, 21));
-            json_object_array_add(items, o);
-        }
-        br_request_row_clear(&row);
-    }
-    sqlite3_reset(stmt);
-    if (r < 0) {
-        json_object_put(items);
+    if (f.state && br_request_state_from_string(f.state) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "state", "unknown state '%s'", f.state);
+    if (f.kind && br_request_kind_from_string(f.kind) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "kind", "unknown kind '%s'", f.kind);
+    r = br_request_list(br_call_db(c), &c->actor, &f, &page, &items, &c->err);
+    if (r < 0)
         return r;
-    }
-    return br_api_list_reply(c, items, limit, last);
+    return br_reply_list(c, items, &page);
 }
 
 /*
@@ -663,7 +160,8 @@ typedef struct {
     pthread_mutex_t lock;
     int64_t id;
     uint64_t generation, policies_generation;
-    BrRequestRow scope; /* department_id, consultant_id, state only */
+    int64_t department_id, consultant_id; /* for br_request_visible() */
+    BrRequestState state;
     char *body;
     size_t len;
 } CacheSlot;
@@ -686,7 +184,8 @@ static int cache_reply(BrCall *c, int64_t id, uint64_t gen, uint64_t pgen)
     pthread_mutex_lock(&slot->lock);
     if (slot->body && slot->id == id && slot->generation == gen &&
         slot->policies_generation == pgen) {
-        visible = request_visible(c, &slot->scope);
+        visible =
+            br_request_visible(&c->actor, slot->department_id, slot->consultant_id, slot->state);
         if (visible) {
             copy = malloc(slot->len + 1);
             if (copy)
@@ -721,11 +220,25 @@ static void cache_store(int64_t id, uint64_t gen, uint64_t pgen, const BrRequest
     slot->id = id;
     slot->generation = gen;
     slot->policies_generation = pgen;
-    slot->scope = (BrRequestRow){.id = id,
-                                 .department_id = row->department_id,
-                                 .consultant_id = row->consultant_id,
-                                 .state = row->state};
+    slot->department_id = row->department_id;
+    slot->consultant_id = row->consultant_id;
+    slot->state = row->state;
     pthread_mutex_unlock(&slot->lock);
+}
+
+typedef struct {
+    BrCall *c;
+    BrRequestRow row;
+    json_object *out;
+} RequestRead;
+
+static int request_read_tx(BrTx *tx, void *ctx)
+{
+    RequestRead *rd = ctx;
+    int r = br_request_load(tx->db, rd->c->ids[0], &rd->c->actor, &rd->row, tx->err);
+    if (r < 0)
+        return r;
+    return request_document(rd->c, tx->db, &rd->row, &rd->out);
 }
 
 static int br_api_requests_get(BrCall *c)
@@ -733,105 +246,110 @@ static int br_api_requests_get(BrCall *c)
     int64_t id = c->ids[0];
     uint64_t gen = br_store_generation(c->d->store);
     uint64_t pgen = br_daemon_policies_generation(c->d);
-    CmDb *db = br_api_read_db(c);
-    BrRequestRow row = {0};
-    json_object *o = NULL;
+    RequestRead rd = {.c = c};
     int r;
 
     pthread_once(&cache_once, cache_init);
     r = cache_reply(c, id, gen, pgen);
     if (r != 0)
         return r < 0 ? r : 0;
-    if (!db)
-        return -EIO;
     /* One read transaction: every part of the answer comes from the same snapshot. */
-    r = cm_db_begin_read(db, &c->err);
-    if (r < 0)
-        return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0)
-        r = request_full_json(c, db, &row, &o);
-    cm_db_rollback(db);
+    r = br_tx_read(c->d->store, "request.get", request_read_tx, &rd, &c->err);
     if (r >= 0) {
         size_t len;
-        const char *text = cm_json_to_string(o, &len);
-        cache_store(id, gen, pgen, &row, text, len);
+        const char *text = cm_json_to_string(rd.out, &len);
+        cache_store(id, gen, pgen, &rd.row, text, len);
     }
-    br_request_row_clear(&row);
+    br_request_row_clear(&rd.row);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, MHD_HTTP_OK, rd.out);
+}
+
+/*
+ * The writes on one request: the runner's transaction loads the row as the caller may see it
+ * (404 otherwise), the handler's step checks and changes it, and the answer is the request as
+ * it is then.
+ */
+typedef struct RequestWrite RequestWrite;
+typedef int (*RequestStep)(BrTx *tx, RequestWrite *w);
+
+struct RequestWrite {
+    BrCall *c;
+    RequestStep step;
+    BrRequestRow row;
+    bool kick; /* the step planned hypervisor work: wake the job workers after the commit */
+    /* the department's moves */
+    const char *action;
+    BrRequestState to;
+    bool check;
+};
+
+static int request_write_tx(BrTx *tx, void *ctx)
+{
+    RequestWrite *w = ctx;
+    int r = br_request_load(tx->db, w->c->ids[0], &w->c->actor, &w->row, tx->err);
+    if (r < 0)
+        return r;
+    return w->step(tx, w);
+}
+
+static int request_write(BrCall *c, RequestWrite *w, const char *name, unsigned status)
+{
+    int r;
+
+    w->c = c;
+    r = br_call_tx(c, name, request_write_tx, w);
+    br_request_row_clear(&w->row);
+    if (r < 0)
+        return r;
+    if (w->kick)
+        br_jobs_kick(c->d->jobs);
+    return reply_request(c, c->ids[0], status);
+}
+
+/* 409 for a request that is not where the step needs it. */
+static int wrong_state(BrTx *tx, const BrRequestRow *row, const char *code, const char *why)
+{
+    return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, code, "state", "request %lld is '%s'; %s",
+                             (long long)row->id, br_request_state_to_string(row->state), why);
+}
+
+static int patch_step(BrTx *tx, RequestWrite *w)
+{
+    json_object *body = w->c->body, *resources = cm_json_get(body, "resources");
+    json_object *restart = cm_json_get(body, "restart_allowed");
+    int r;
+
+    if (!br_request_state_is_editable(w->row.state))
+        return wrong_state(tx, &w->row, "invalid_state",
+                           "it can be edited only while draft or returned");
+    if (resources && w->row.kind == BR_REQUEST_KIND_TERMINATION)
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/resources",
+                                 "a termination request carries no resources");
+    if (cm_json_get(resources, "remove") && w->row.kind != BR_REQUEST_KIND_CHANGE)
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
+                                 "/resources/remove", "only a change removes instances");
+    r = br_request_update(tx, w->row.id, resources, cm_json_get_str(body, "justification", NULL),
+                          restart ? json_object_get_boolean(restart) : -1);
+    if (r < 0)
+        return r;
+    br_tx_audit_set(tx, "request.update", "request", w->row.id, cm_json_to_string(body, NULL));
+    return 0;
 }
 
 static int br_api_requests_patch(BrCall *c)
 {
-    int64_t id = c->ids[0];
-    json_object *resources = cm_json_get(c->body, "resources");
-    json_object *restart = cm_json_get(c->body, "restart_allowed");
-    _cleanup_free_ char *res_text = NULL;
-    char at[CM_TIME_ISO_LEN + 1];
-    BrRequestRow row = {0};
-    BrResources totals;
-    sqlite3_stmt *stmt;
-    CmDb *db;
-    int r;
-
-    r = resources_from_body(c, resources, &res_text, &totals);
-    if (r < 0)
-        return r;
-    cm_time_iso(cm_now_ms(), at);
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && !br_request_state_is_editable(row.state))
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
-                              "request %lld is '%s'; it can be edited only while draft or "
-                              "returned",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0 && resources && row.kind == BR_REQUEST_KIND_TERMINATION)
-        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/resources",
-                              "a termination request carries no resources");
-    if (r >= 0 && cm_json_get(resources, "remove") && row.kind != BR_REQUEST_KIND_CHANGE)
-        r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation",
-                              "/resources/remove", "only a change removes instances");
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "UPDATE requests SET resources = coalesce(?1, resources),"
-                          " vcpus = CASE WHEN ?1 IS NULL THEN vcpus ELSE ?2 END,"
-                          " memory_mib = CASE WHEN ?1 IS NULL THEN memory_mib ELSE ?3 END,"
-                          " disk_gib = CASE WHEN ?1 IS NULL THEN disk_gib ELSE ?4 END,"
-                          " instances = CASE WHEN ?1 IS NULL THEN instances ELSE ?5 END,"
-                          " justification = coalesce(?6, justification),"
-                          " restart_allowed = coalesce(?7, restart_allowed),"
-                          " updated_at = ?8, version = version + 1 WHERE id = ?9",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-    }
-    if (r >= 0) {
-        CM_DB_BIND(stmt, res_text, totals.vcpus, totals.memory_mib, totals.disk_gib,
-                   totals.instances, cm_json_get_str(c->body, "justification", NULL));
-        if (restart)
-            sqlite3_bind_int(stmt, 7, json_object_get_boolean(restart));
-        sqlite3_bind_text(stmt, 8, at, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(stmt, 9, id);
-        r = cm_db_step_done(db, stmt, &c->err);
-    }
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.update", "request", id, "ok",
-                           cm_json_to_string(c->body, NULL), &c->err);
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
-        return r;
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
+    RequestWrite w = {.step = patch_step};
+    return request_write(c, &w, "request.update", MHD_HTTP_OK);
 }
 
 /* Refuses a submission that lacks required materials or breaks an enforced limit. */
-static int check_submittable(BrCall *c, CmDb *db, const BrRequestRow *row)
+static int check_submittable(BrTx *tx, RequestWrite *w)
 {
+    const BrRequestRow *row = &w->row;
     BrReviewOutcome o;
-    int r = br_request_review(c, db, row, NULL, &o);
+    int r = br_request_review(w->c, tx->db, row, NULL, &o);
     char missing[256] = "";
 
     if (r < 0)
@@ -849,23 +367,23 @@ static int check_submittable(BrCall *c, CmDb *db, const BrRequestRow *row)
         }
         char field[96];
         snprintf(field, sizeof(field), "/materials/%s", first);
-        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "materials_missing", field,
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "materials_missing", field,
                                  "required materials are missing: %s", missing);
     }
     if (!o.ok[BR_REVIEW_RULE_CATALOG])
-        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_image",
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_image",
                                  "/resources/instances",
                                  "the request names an image that is not in the catalog; see "
                                  "the images_in_catalog rule of the check in GET "
                                  "/v1/requests/%lld",
                                  (long long)row->id);
     if (row->kind == BR_REQUEST_KIND_CHANGE) {
-        r = br_workflow_check_change(c->d, db, row->id, &c->err);
+        r = br_workflow_check_change(w->c->d, tx->db, row->id, tx->err);
         if (r < 0)
             return r;
     }
     if (!o.ok[BR_REVIEW_RULE_LIMITS] && o.enforced[BR_REVIEW_RULE_LIMITS])
-        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "limit_exceeded",
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "limit_exceeded",
                                  "/resources/instances",
                                  "the request exceeds the per-instance limits of the review "
                                  "policy; see the instance_limits rule of the check in GET "
@@ -875,361 +393,261 @@ static int check_submittable(BrCall *c, CmDb *db, const BrRequestRow *row)
 }
 
 /* A department's move of its own request: submit, resubmit or withdraw. */
-static int department_move(BrCall *c, const char *action, BrRequestState to, bool check)
+static int department_move_step(BrTx *tx, RequestWrite *w)
 {
-    int64_t id = c->ids[0];
-    BrRequestRow row = {0};
-    const char *comment = cm_json_get_str(c->body, "comment", "");
-    CmDb *db;
+    const BrRequestRow *row = &w->row;
     int r;
 
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    r = br_request_load(c, db, id, &row);
     /* resubmit only answers a return; submit only leaves a draft. */
-    if (r >= 0 && strcmp(action, "request.submit") == 0 && row.state != BR_REQUEST_STATE_DRAFT)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
-                              "request %lld is '%s'; only a draft can be submitted%s",
-                              (long long)id, br_request_state_to_string(row.state),
-                              row.state == BR_REQUEST_STATE_RETURNED ? " (use resubmit)" : "");
-    if (r >= 0 && strcmp(action, "request.resubmit") == 0 && row.state != BR_REQUEST_STATE_RETURNED)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
-                              "request %lld is '%s'; only a returned request can be resubmitted",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0 && !br_request_transition_allowed(row.kind, row.state, to))
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
-                              "request %lld is '%s' and cannot become '%s'", (long long)id,
-                              br_request_state_to_string(row.state),
-                              br_request_state_to_string(to));
-    if (r >= 0 && check)
-        r = check_submittable(c, db, &row);
-    if (r >= 0)
-        r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind, row.state, to, action,
-                                 comment, &c->err);
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
-        return r;
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
+    if (strcmp(w->action, "request.submit") == 0 && row->state != BR_REQUEST_STATE_DRAFT)
+        return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                                 "request %lld is '%s'; only a draft can be submitted%s",
+                                 (long long)row->id, br_request_state_to_string(row->state),
+                                 row->state == BR_REQUEST_STATE_RETURNED ? " (use resubmit)" : "");
+    if (strcmp(w->action, "request.resubmit") == 0 && row->state != BR_REQUEST_STATE_RETURNED)
+        return wrong_state(tx, row, "invalid_transition",
+                           "only a returned request can be resubmitted");
+    if (!br_request_transition_allowed(row->kind, row->state, w->to))
+        return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
+                                 "request %lld is '%s' and cannot become '%s'", (long long)row->id,
+                                 br_request_state_to_string(row->state),
+                                 br_request_state_to_string(w->to));
+    if (w->check) {
+        r = check_submittable(tx, w);
+        if (r < 0)
+            return r;
+    }
+    return br_request_set_state(tx->store, tx->db, tx->actor, row->id, row->kind, row->state, w->to,
+                                w->action, cm_json_get_str(w->c->body, "comment", ""), tx->err);
 }
 
 static int br_api_requests_submit(BrCall *c)
 {
-    return department_move(c, "request.submit", BR_REQUEST_STATE_SUBMITTED, true);
+    RequestWrite w = {.step = department_move_step,
+                      .action = "request.submit",
+                      .to = BR_REQUEST_STATE_SUBMITTED,
+                      .check = true};
+    return request_write(c, &w, w.action, MHD_HTTP_OK);
 }
 
 static int br_api_requests_resubmit(BrCall *c)
 {
-    return department_move(c, "request.resubmit", BR_REQUEST_STATE_SUBMITTED, true);
+    RequestWrite w = {.step = department_move_step,
+                      .action = "request.resubmit",
+                      .to = BR_REQUEST_STATE_SUBMITTED,
+                      .check = true};
+    return request_write(c, &w, w.action, MHD_HTTP_OK);
 }
 
 static int br_api_requests_withdraw(BrCall *c)
 {
-    return department_move(c, "request.withdraw", BR_REQUEST_STATE_WITHDRAWN, false);
+    RequestWrite w = {.step = department_move_step,
+                      .action = "request.withdraw",
+                      .to = BR_REQUEST_STATE_WITHDRAWN};
+    return request_write(c, &w, w.action, MHD_HTTP_OK);
+}
+
+static int assign_step(BrTx *tx, RequestWrite *w)
+{
+    int64_t consultant = cm_json_get_int(w->c->body, "consultant", 0);
+    char detail[64];
+    int r;
+
+    if (w->row.state != BR_REQUEST_STATE_SUBMITTED)
+        return wrong_state(tx, &w->row, "invalid_state",
+                           "consultants are assigned while it is submitted");
+    r = br_request_assign(tx, w->row.id, consultant);
+    if (r < 0)
+        return r;
+    snprintf(detail, sizeof(detail), "{\"consultant\":%lld}", (long long)consultant);
+    br_tx_audit_set(tx, "request.assign", "request", w->row.id, detail);
+    return 0;
 }
 
 static int br_api_requests_assign(BrCall *c)
 {
-    int64_t id = c->ids[0], consultant = cm_json_get_int(c->body, "consultant", 0);
-    BrRequestRow row = {0};
-    sqlite3_stmt *stmt;
-    CmDb *db;
-    char detail[64];
+    RequestWrite w = {.step = assign_step};
+    return request_write(c, &w, "request.assign", MHD_HTTP_OK);
+}
+
+static int opinion_step(BrTx *tx, RequestWrite *w)
+{
+    const char *recommendation = cm_json_get_str(w->c->body, "recommendation", "");
     int r;
 
-    r = br_api_write_begin(c, &db);
+    if (w->row.state != BR_REQUEST_STATE_SUBMITTED)
+        return wrong_state(tx, &w->row, "invalid_state",
+                           "opinions are recorded while it is submitted");
+    r = br_request_add_opinion(tx, w->row.id, recommendation,
+                               cm_json_get_str(w->c->body, "comment", ""));
     if (r < 0)
         return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && row.state != BR_REQUEST_STATE_SUBMITTED)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
-                              "request %lld is '%s'; consultants are assigned while it is "
-                              "submitted",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "SELECT 1 FROM accounts WHERE id = ? AND role = 'consultant'"
-                          " AND disabled = 0",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, consultant);
-            r = cm_db_step_row(db, stmt, &c->err);
-            sqlite3_reset(stmt);
-            if (r == 0)
-                r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                      "/consultant", "no enabled consultant account with id %lld",
-                                      (long long)consultant);
-        }
-    }
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "UPDATE requests SET consultant_id = ?, version = version + 1"
-                          " WHERE id = ?",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, consultant, id);
-            r = cm_db_step_done(db, stmt, &c->err);
-        }
-    }
-    snprintf(detail, sizeof(detail), "{\"consultant\":%lld}", (long long)consultant);
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.assign", "request", id, "ok",
-                           detail, &c->err);
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
-        return r;
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
+    return br_tx_audit(tx, "request.opinion", "request", w->row.id, recommendation,
+                       cm_json_to_string(w->c->body, NULL));
 }
 
 static int br_api_requests_opinion(BrCall *c)
 {
-    int64_t id = c->ids[0];
-    char at[CM_TIME_ISO_LEN + 1];
-    BrRequestRow row = {0};
-    sqlite3_stmt *stmt;
-    CmDb *db;
+    RequestWrite w = {.step = opinion_step};
+    return request_write(c, &w, "request.opinion", MHD_HTTP_CREATED);
+}
+
+/* Approval honours every enforced rule; the reviewer sees why in GET's check. */
+static int check_approvable(BrTx *tx, RequestWrite *w)
+{
+    BrReviewOutcome o;
+    char field[64];
+    int failed, r = br_request_review(w->c, tx->db, &w->row, NULL, &o);
+
+    if (r < 0)
+        return r;
+    failed = br_review_first_failure(&o, ~0u);
+    if (failed >= 0) {
+        /* A pointer into GET /v1/requests/{id}: the rules array is in enum order. */
+        snprintf(field, sizeof(field), "/check/rules/%d", failed);
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", field,
+                                 "cannot approve: the enforced rule '%s' fails; see check in "
+                                 "GET /v1/requests/%lld",
+                                 br_review_rule_to_string((BrReviewRule)failed),
+                                 (long long)w->row.id);
+    }
+    if (w->row.kind == BR_REQUEST_KIND_CHANGE)
+        return br_workflow_check_change(w->c->d, tx->db, w->row.id, tx->err);
+    return 0;
+}
+
+static int decision_step(BrTx *tx, RequestWrite *w)
+{
+    const BrRequestRow *row = &w->row;
+    BrDaemon *d = w->c->d;
+    const char *decision = cm_json_get_str(w->c->body, "decision", "");
+    BrRequestState to = strcmp(decision, "approve") == 0  ? BR_REQUEST_STATE_APPROVED
+                        : strcmp(decision, "reject") == 0 ? BR_REQUEST_STATE_REJECTED
+                                                          : BR_REQUEST_STATE_RETURNED;
+    int64_t job = 0;
     int r;
 
-    cm_time_iso(cm_now_ms(), at);
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && row.state != BR_REQUEST_STATE_SUBMITTED)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
-                              "request %lld is '%s'; opinions are recorded while it is submitted",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "INSERT INTO opinions(request_id, account_id, role, recommendation,"
-                          " comment, at) VALUES (?,?,?,?,?,?)",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, c->actor.account_id, br_actor_role_name(&c->actor),
-                       cm_json_get_str(c->body, "recommendation", ""),
-                       cm_json_get_str(c->body, "comment", ""), at);
-            r = cm_db_step_done(db, stmt, &c->err);
-        }
+    if (!br_request_transition_allowed(row->kind, row->state, to))
+        return wrong_state(tx, row, "invalid_transition",
+                           "a decision is taken on a submitted request");
+    if (to == BR_REQUEST_STATE_APPROVED) {
+        r = check_approvable(tx, w);
+        if (r < 0)
+            return r;
     }
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.opinion", "request", id,
-                           cm_json_get_str(c->body, "recommendation", ""),
-                           cm_json_to_string(c->body, NULL), &c->err);
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
+    r = br_request_set_state(tx->store, tx->db, tx->actor, row->id, row->kind, row->state, to,
+                             "request.decision", cm_json_get_str(w->c->body, "comment", ""),
+                             tx->err);
+    if (r < 0 || to != BR_REQUEST_STATE_APPROVED)
         return r;
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
+    /* Approval starts the hypervisor work, as a job, in the same transaction. */
+    w->kick = true;
+    switch (row->kind) {
+    case BR_REQUEST_KIND_NEW:
+        return br_workflow_plan_trial(d, tx->db, tx->actor, row->id, &job, tx->err);
+    case BR_REQUEST_KIND_CHANGE:
+        r = br_request_set_state(tx->store, tx->db, tx->actor, row->id, row->kind,
+                                 BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_APPLYING,
+                                 "request.apply", NULL, tx->err);
+        return r < 0 ? r : br_workflow_plan_change(d, tx->db, tx->actor, row->id, &job, tx->err);
+    case BR_REQUEST_KIND_TERMINATION:
+        r = br_request_set_state(tx->store, tx->db, tx->actor, row->id, row->kind,
+                                 BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_RECLAIMING,
+                                 "request.reclaim", NULL, tx->err);
+        return r < 0 ? r : br_workflow_plan_reclaim(d, tx->db, tx->actor, row->id, &job, tx->err);
+    default:
+        return 0;
+    }
 }
 
 static int br_api_requests_decision(BrCall *c)
 {
-    int64_t id = c->ids[0];
-    const char *decision = cm_json_get_str(c->body, "decision", "");
-    const char *comment = cm_json_get_str(c->body, "comment", "");
-    BrRequestState to = strcmp(decision, "approve") == 0  ? BR_REQUEST_STATE_APPROVED
-                        : strcmp(decision, "reject") == 0 ? BR_REQUEST_STATE_REJECTED
-                                                          : BR_REQUEST_STATE_RETURNED;
-    BrRequestRow row = {0};
-    CmDb *db;
+    RequestWrite w = {.step = decision_step};
+    return request_write(c, &w, "request.decision", MHD_HTTP_OK);
+}
+
+static int allocate_step(BrTx *tx, RequestWrite *w)
+{
+    int64_t id = w->row.id, alloc = 0, job = 0;
+    BrReviewOutcome o;
     int r;
 
-    r = br_api_write_begin(c, &db);
+    if (w->row.state != BR_REQUEST_STATE_TRIAL_PASSED)
+        return wrong_state(tx, &w->row, "invalid_transition",
+                           "resources are allocated once the trial passed");
+    /* Quotas again: other requests may have been granted since this one was approved. */
+    r = br_request_review(w->c, tx->db, &w->row, NULL, &o);
     if (r < 0)
         return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && !br_request_transition_allowed(row.kind, row.state, to))
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
-                              "request %lld is '%s'; a decision is taken on a submitted request",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0 && to == BR_REQUEST_STATE_APPROVED) {
-        /* Approval honours every enforced rule; the reviewer sees why in GET's check. */
-        BrReviewOutcome o;
-        r = br_request_review(c, db, &row, NULL, &o);
-        int failed = r >= 0 ? br_review_first_failure(&o, ~0u) : -1;
-        if (failed >= 0) {
-            char field[64];
-            /* A pointer into GET /v1/requests/{id}: the rules array is in enum order. */
-            snprintf(field, sizeof(field), "/check/rules/%d", failed);
-            r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", field,
-                                  "cannot approve: the enforced rule '%s' fails; see check in "
-                                  "GET /v1/requests/%lld",
-                                  br_review_rule_to_string((BrReviewRule)failed), (long long)id);
-        }
-    }
-    if (r >= 0 && to == BR_REQUEST_STATE_APPROVED && row.kind == BR_REQUEST_KIND_CHANGE)
-        r = br_workflow_check_change(c->d, db, id, &c->err);
-    if (r >= 0)
-        r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind, row.state, to,
-                                 "request.decision", comment, &c->err);
-    if (r >= 0 && to == BR_REQUEST_STATE_APPROVED) {
-        /* Approval starts the hypervisor work, as a job, in the same transaction. */
-        int64_t job = 0;
-        switch (row.kind) {
-        case BR_REQUEST_KIND_NEW:
-            r = br_workflow_plan_trial(c->d, db, &c->actor, id, &job, &c->err);
-            break;
-        case BR_REQUEST_KIND_CHANGE:
-            r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind,
-                                     BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_APPLYING,
-                                     "request.apply", NULL, &c->err);
-            if (r >= 0)
-                r = br_workflow_plan_change(c->d, db, &c->actor, id, &job, &c->err);
-            break;
-        case BR_REQUEST_KIND_TERMINATION:
-            r = br_request_set_state(c->d->store, db, &c->actor, id, row.kind,
-                                     BR_REQUEST_STATE_APPROVED, BR_REQUEST_STATE_RECLAIMING,
-                                     "request.reclaim", NULL, &c->err);
-            if (r >= 0)
-                r = br_workflow_plan_reclaim(c->d, db, &c->actor, id, &job, &c->err);
-            break;
-        default:
-            break;
-        }
-    }
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
+    if (br_review_first_failure(&o, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
+        return cm_error_set_code(
+            tx->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", "/check/rules/2",
+            "allocating request %lld would exceed the department's quota now", (long long)id);
+    /* Nothing is created when no host can take the instances: say which filter refused. */
+    r = br_workflow_place_request(w->c->d, tx->db, id, "production", tx->err);
     if (r < 0)
         return r;
-    br_jobs_kick(c->d->jobs);
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_OK);
+    r = br_workflow_plan_allocate(w->c->d, tx->db, tx->actor, id, &alloc, &job, tx->err);
+    if (r < 0)
+        return r;
+    w->kick = true;
+    return br_tx_audit(tx, "request.allocate", "request", id, "accepted",
+                       cm_json_to_string(w->c->body, NULL));
 }
 
 static int br_api_requests_allocate(BrCall *c)
 {
-    int64_t id = c->ids[0], alloc = 0, job = 0;
-    BrRequestRow row = {0};
-    BrReviewOutcome o;
-    CmDb *db;
+    RequestWrite w = {.step = allocate_step};
+    return request_write(c, &w, "request.allocate", MHD_HTTP_ACCEPTED);
+}
+
+static int trial_result_step(BrTx *tx, RequestWrite *w)
+{
+    json_object *body = w->c->body;
+    BrTrialResult t = {.test = cm_json_get_str(body, "test", ""),
+                       .result = cm_json_get_str(body, "result", ""),
+                       .report = cm_json_get_str(body, "report", ""),
+                       .comment = cm_json_get_str(body, "comment", "")};
+    int64_t id = w->row.id, passed = 0, failed = 0, job = 0;
     int r;
 
-    r = br_api_write_begin(c, &db);
+    if (w->row.state != BR_REQUEST_STATE_IN_TRIAL)
+        return wrong_state(tx, &w->row, "invalid_state", "results are recorded during the trial");
+    r = br_material_has(tx->db, id, "test_report", t.report, tx->err);
     if (r < 0)
         return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && row.state != BR_REQUEST_STATE_TRIAL_PASSED)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_transition", "state",
-                              "request %lld is '%s'; resources are allocated once the trial "
-                              "passed",
-                              (long long)id, br_request_state_to_string(row.state));
-    /* Quotas again: other requests may have been granted since this one was approved. */
-    if (r >= 0)
-        r = br_request_review(c, db, &row, NULL, &o);
-    if (r >= 0 && br_review_first_failure(&o, 1u << BR_REVIEW_RULE_QUOTA) >= 0)
-        r = cm_error_set_code(
-            &c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", "/check/rules/2",
-            "allocating request %lld would exceed the department's quota now", (long long)id);
-    /* Nothing is created when no host can take the instances: say which filter refused. */
-    if (r >= 0)
-        r = br_workflow_place_request(c->d, db, id, "production", &c->err);
-    if (r >= 0)
-        r = br_workflow_plan_allocate(c->d, db, &c->actor, id, &alloc, &job, &c->err);
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.allocate", "request", id,
-                           "accepted", cm_json_to_string(c->body, NULL), &c->err);
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
+    if (r == 0)
+        return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/report",
+                                 "no test_report material with this SHA-256 is attached to "
+                                 "request %lld; upload the report first",
+                                 (long long)id);
+    r = br_trial_record(tx, id, &t);
     if (r < 0)
         return r;
-    br_jobs_kick(c->d->jobs);
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_ACCEPTED);
+    r = br_tx_audit(tx, "request.trial_result", "request", id, t.result,
+                    cm_json_to_string(body, NULL));
+    if (r < 0)
+        return r;
+    r = br_trial_tally(tx->db, id, &passed, &failed, tx->err);
+    if (r < 0)
+        return r;
+    w->kick = true;
+    /* Any failure ends the trial; all three passed ends it well. Either way it is reclaimed. */
+    if (!(failed > 0 || passed == 3))
+        return 0;
+    r = br_request_set_state(
+        tx->store, tx->db, tx->actor, id, w->row.kind, w->row.state,
+        failed ? BR_REQUEST_STATE_TRIAL_FAILED : BR_REQUEST_STATE_TRIAL_PASSED, "request.trial_end",
+        failed ? "a trial test failed" : "all three trial tests passed", tx->err);
+    if (r < 0)
+        return r;
+    return br_workflow_plan_trial_reclaim(w->c->d, tx->db, tx->actor, id, &job, tx->err);
 }
 
 static int br_api_requests_trial_result(BrCall *c)
 {
-    int64_t id = c->ids[0];
-    const char *test = cm_json_get_str(c->body, "test", "");
-    const char *result = cm_json_get_str(c->body, "result", "");
-    const char *report = cm_json_get_str(c->body, "report", "");
-    char at[CM_TIME_ISO_LEN + 1];
-    BrRequestRow row = {0};
-    sqlite3_stmt *stmt;
-    int64_t passed = 0, failed = 0, job = 0;
-    CmDb *db;
-    int r;
-
-    cm_time_iso(cm_now_ms(), at);
-    r = br_api_write_begin(c, &db);
-    if (r < 0)
-        return r;
-    r = br_request_load(c, db, id, &row);
-    if (r >= 0 && row.state != BR_REQUEST_STATE_IN_TRIAL)
-        r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "invalid_state", "state",
-                              "request %lld is '%s'; results are recorded during the trial",
-                              (long long)id, br_request_state_to_string(row.state));
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "SELECT 1 FROM materials WHERE request_id = ? AND kind = 'test_report'"
-                          " AND sha256 = ?",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, report);
-            r = cm_db_step_row(db, stmt, &c->err);
-            sqlite3_reset(stmt);
-            if (r == 0)
-                r = cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "unknown_reference",
-                                      "/report",
-                                      "no test_report material with this SHA-256 is attached "
-                                      "to request %lld; upload the report first",
-                                      (long long)id);
-        }
-    }
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "INSERT INTO trial_results(request_id, test, result, report_sha256,"
-                          " comment, account_id, at) VALUES (?,?,?,?,?,?,?)",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id, test, result, report, cm_json_get_str(c->body, "comment", ""),
-                       c->actor.account_id, at);
-            r = cm_db_step_done(db, stmt, &c->err);
-            if (r == -EEXIST)
-                r = cm_error_set_code(&c->err, CM_ERROR_CONFLICT, "duplicate", "/test",
-                                      "the %s test of request %lld is already recorded", test,
-                                      (long long)id);
-        }
-    }
-    if (r >= 0)
-        r = br_store_audit(c->d->store, db, &c->actor, "request.trial_result", "request", id,
-                           result, cm_json_to_string(c->body, NULL), &c->err);
-    if (r >= 0) {
-        stmt = cm_db_stmt(db,
-                          "SELECT total(result = 'pass'), total(result = 'fail')"
-                          " FROM trial_results WHERE request_id = ?",
-                          &c->err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, id);
-            if (cm_db_step_row(db, stmt, &c->err) > 0) {
-                passed = sqlite3_column_int64(stmt, 0);
-                failed = sqlite3_column_int64(stmt, 1);
-            }
-            sqlite3_reset(stmt);
-        }
-    }
-    /* Any failure ends the trial; all three passed ends it well. Either way it is reclaimed. */
-    if (r >= 0 && (failed > 0 || passed == 3)) {
-        r = br_request_set_state(
-            c->d->store, db, &c->actor, id, row.kind, row.state,
-            failed ? BR_REQUEST_STATE_TRIAL_FAILED : BR_REQUEST_STATE_TRIAL_PASSED,
-            "request.trial_end", failed ? "a trial test failed" : "all three trial tests passed",
-            &c->err);
-        if (r >= 0)
-            r = br_workflow_plan_trial_reclaim(c->d, db, &c->actor, id, &job, &c->err);
-    }
-    br_request_row_clear(&row);
-    r = br_api_write_end(c, db, r);
-    if (r < 0)
-        return r;
-    br_jobs_kick(c->d->jobs);
-    return reply_request(c, br_api_read_db(c), id, MHD_HTTP_CREATED);
+    RequestWrite w = {.step = trial_result_step};
+    return request_write(c, &w, "request.trial_result", MHD_HTTP_CREATED);
 }
 
 static const BrRoute routes[] = {

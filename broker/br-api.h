@@ -204,15 +204,6 @@ int br_reply_list(BrCall *c, json_object *items, const BrPage *page);
 int br_api_write_begin(BrCall *c, CmDb **ret_db);
 
 /**
- * br_api_allocation_changeable:
- * A change or termination may be drafted on @allocation of the caller's department's @system:
- * it exists (422 unknown_reference), is active (409 invalid_state) and has no request still
- * open (409 open_request); errors name /allocation. Runs inside the call's transaction @db.
- * Returns: 0, or a negative errno with c->err set.
- */
-int br_api_allocation_changeable(BrCall *c, CmDb *db, int64_t allocation, int64_t system);
-
-/**
  * br_api_write_end:
  * Commits when @r >= 0, else rolls back. Returns: @r, or the commit's error.
  */

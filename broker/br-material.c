@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "br-material.h"
+#include "br-policy.h"
+#include "cm-json.h"
+#include "cm-time.h"
 #include "cm-util.h"
 
 int br_material_media_type(const char *content_type, char *out, size_t out_size)
@@ -87,8 +90,7 @@ static int sniff_text(int fd, uint64_t size, CmError *err)
     for (size_t i = 0; i < size; i++) {
         unsigned char ch = (unsigned char)buf[i];
         if ((ch < 0x20 && !strchr("\t\n\r\f", ch)) || ch == 0x7f)
-            return cm_error_set_code(err, CM_ERROR_MEDIA_TYPE, "content_mismatch",
-                                     "Content-Type",
+            return cm_error_set_code(err, CM_ERROR_MEDIA_TYPE, "content_mismatch", "Content-Type",
                                      "declared as text but byte %zu is a control character", i);
     }
     if (!cm_utf8_valid(buf, size))
@@ -113,8 +115,8 @@ int br_material_sniff(int fd, uint64_t size, const char *media_type, CmError *er
             family = families[i].family;
     }
     if (!family)
-        return cm_error_set_code(err, CM_ERROR_MEDIA_TYPE, "unsupported_media_type",
-                                 "Content-Type", "no content check is known for %s", media_type);
+        return cm_error_set_code(err, CM_ERROR_MEDIA_TYPE, "unsupported_media_type", "Content-Type",
+                                 "no content check is known for %s", media_type);
     if (strcmp(family, "text") == 0)
         return sniff_text(fd, size, err);
     seen = describe(head, (size_t)n);
@@ -154,5 +156,116 @@ int br_material_store(const char *dir, const char *tmp_path, const char *sha256,
         r = cm_fsync_dir(dir);
     if (r < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot sync the material store");
+    return 0;
+}
+
+int br_material_list(CmDb *db, int64_t request, json_object **ret, unsigned *ret_present,
+                     CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db,
+                                              "SELECT kind, sha256, size, media_type, filename,"
+                                              " uploaded_by, uploaded_at FROM materials"
+                                              " WHERE request_id = ? AND current = 1 ORDER BY kind",
+                                              err);
+    _cleanup_json_ json_object *list = NULL;
+    unsigned present = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request);
+    r = cm_stmt_rows_json(st, &list, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        int k = br_material_kind_from_string(
+            cm_json_get_str(json_object_array_get_idx(list, i), "kind", ""));
+        if (k >= 0)
+            present |= 1u << k;
+    }
+    if (ret)
+        *ret = TAKE_PTR(list);
+    if (ret_present)
+        *ret_present = present;
+    return 0;
+}
+
+int br_material_current(CmDb *db, int64_t request, const char *kind, json_object **ret,
+                        CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT sha256, media_type, filename FROM materials WHERE request_id = ?"
+                      " AND kind = ? AND current = 1",
+                      err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request, kind);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "kind", "request %lld has no %s material",
+                            (long long)request, kind);
+    *ret = cm_stmt_row_json(st);
+    return 0;
+}
+
+int br_material_has(CmDb *db, int64_t request, const char *kind, const char *sha256, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT 1 FROM materials WHERE request_id = ? AND kind = ? AND sha256 = ?", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request, kind, sha256);
+    return cm_stmt_step(st, err);
+}
+
+int br_material_add(BrTx *tx, int64_t request, const BrMaterialUpload *m, json_object **ret)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(tx->db,
+                                              "UPDATE materials SET current = 0"
+                                              " WHERE request_id = ? AND kind = ? AND current = 1",
+                                              tx->err);
+    _cleanup_json_ json_object *detail = NULL, *o = NULL;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request, m->kind);
+    r = cm_stmt_exec(st, tx->err);
+    if (r < 0)
+        return r;
+
+    cm_time_iso(cm_now_ms(), at);
+    st = cm_db_prepare(tx->db,
+                       "INSERT INTO materials(request_id, kind, sha256, size, media_type,"
+                       " filename, uploaded_by, uploaded_at) VALUES (?,?,?,?,?,?,?,?)"
+                       " RETURNING request_id, kind, sha256, size, media_type, filename,"
+                       " uploaded_at",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request, m->kind, m->sha256, m->size, m->media_type, m->filename,
+               tx->actor->account_id, at);
+    r = cm_stmt_step(st, tx->err);
+    if (r < 0)
+        return r;
+    o = cm_stmt_row_json(st);
+    cm_stmt_reset(st);
+
+    detail = json_object_new_object();
+    json_object_object_add(detail, "kind", json_object_new_string(m->kind));
+    json_object_object_add(detail, "sha256", json_object_new_string(m->sha256));
+    json_object_object_add(detail, "size", json_object_new_int64(m->size));
+    json_object_object_add(detail, "media_type", json_object_new_string(m->media_type));
+    r = br_tx_audit(tx, "material.upload", "request", request, "ok",
+                    cm_json_to_string(detail, NULL));
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(o);
     return 0;
 }

@@ -3,6 +3,9 @@
 
 #include <stdint.h>
 
+#include <json-c/json.h>
+
+#include "br-tx.h"
 #include "cm-error.h"
 
 /**
@@ -31,3 +34,47 @@ int br_material_store(const char *dir, const char *tmp_path, const char *sha256,
 
 /** br_material_path: Returns: the allocated path of content @sha256 under @dir, or NULL. */
 char *br_material_path(const char *dir, const char *sha256);
+
+/*
+ * The table `materials` (this file holds all its SQL): one row per upload; `current` marks the
+ * live version of each kind of a request.
+ */
+
+/**
+ * br_material_list:
+ * The current materials of request @request, by kind, as JSON in @ret (optional), and the
+ * kinds present as a bit set of BrMaterialKind in @ret_present (optional).
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_material_list(CmDb *db, int64_t request, json_object **ret, unsigned *ret_present,
+                     CmError *err);
+
+/**
+ * br_material_current:
+ * The current material of @kind of request @request: {sha256, media_type, filename}.
+ * Returns: 0 and the object in @ret, or a negative errno with @err set (CM_ERROR_NOT_FOUND
+ * naming "kind" when the request has none).
+ */
+int br_material_current(CmDb *db, int64_t request, const char *kind, json_object **ret,
+                        CmError *err);
+
+/**
+ * br_material_has:
+ * Returns: 1 when request @request has (had) a material of @kind with content @sha256, 0 when
+ * not, or a negative errno with @err set.
+ */
+int br_material_has(CmDb *db, int64_t request, const char *kind, const char *sha256, CmError *err);
+
+/* An upload, stored (br_material_store()) and about to be attached. */
+typedef struct {
+    const char *kind, *sha256, *media_type, *filename;
+    int64_t size;
+} BrMaterialUpload;
+
+/**
+ * br_material_add:
+ * Attaches @m to request @request in @tx as the current material of its kind (the one before
+ * stays, no longer current) and appends the audit record "material.upload".
+ * Returns: 0 and the new row as the API answers it in @ret, or a negative errno with tx->err.
+ */
+int br_material_add(BrTx *tx, int64_t request, const BrMaterialUpload *m, json_object **ret);

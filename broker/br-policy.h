@@ -21,13 +21,6 @@ typedef enum {
 
 CM_ENUM_DECL(br_material_kind, BrMaterialKind)
 
-typedef struct {
-    int64_t vcpus;
-    int64_t memory_mib;
-    int64_t disk_gib;
-    int64_t instances;
-} BrResources;
-
 /* policies/review.json, parsed. */
 typedef struct {
     bool materials_enforce;

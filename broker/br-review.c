@@ -1,26 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "br-interim.h"
+#include "br-material.h"
 #include "br-review.h"
 #include "cm-json.h"
 
 CM_ENUM_IMPL(br_review_rule, BrReviewRule, BR_REVIEW_RULE_MAX, "materials_complete",
              "instance_limits", "quota_headroom", "images_in_catalog", "open_findings")
-
-BrResources br_resources_of_instances(json_object *instances)
-{
-    BrResources t = {0};
-    size_t n = instances ? json_object_array_length(instances) : 0;
-    for (size_t i = 0; i < n; i++) {
-        json_object *inst = json_object_array_get_idx(instances, i);
-        t.vcpus += cm_json_get_int(inst, "vcpus", 0);
-        t.memory_mib += cm_json_get_int(inst, "memory_mib", 0);
-        t.disk_gib += cm_json_get_int(inst, "disk_gib", 0);
-        t.instances++;
-    }
-    return t;
-}
 
 static json_object *materials_rule(const BrReviewInput *in, BrReviewOutcome *o)
 {
@@ -122,8 +111,8 @@ static json_object *quota_rule(const BrReviewInput *in, BrReviewOutcome *o)
     };
     /* Only what the request adds can exceed the quota: a termination, or a change that
      * shrinks, is never refused because usage already stands above a lowered quota. */
-    const int64_t asked[4] = {in->requested.vcpus, in->requested.memory_mib,
-                              in->requested.disk_gib, in->requested.instances};
+    const int64_t asked[4] = {in->requested.vcpus, in->requested.memory_mib, in->requested.disk_gib,
+                              in->requested.instances};
     for (size_t i = 0; i < 4; i++)
         if (asked[i] > 0 && dims[i].after > dims[i].quota)
             json_object_array_add(exceeded, json_object_new_string(dims[i].name));
@@ -148,8 +137,8 @@ static json_object *catalog_rule(const BrReviewInput *in, BrReviewOutcome *o)
     for (size_t k = 0; in->catalog && k < in->catalog->n_images; k++)
         json_object_array_add(known, json_object_new_string(in->catalog->images[k].name));
     for (size_t i = 0; in->catalog && i < n; i++) {
-        const char *image = cm_json_get_str(json_object_array_get_idx(in->instances, i),
-                                            "image", "");
+        const char *image =
+            cm_json_get_str(json_object_array_get_idx(in->instances, i), "image", "");
         bool found = false;
         for (size_t k = 0; k < in->catalog->n_images && !found; k++)
             found = strcmp(in->catalog->images[k].name, image) == 0;
@@ -239,4 +228,61 @@ int br_review_first_failure(const BrReviewOutcome *o, unsigned mask)
         if ((mask & (1u << i)) && o->enforced[i] && !o->ok[i])
             return i;
     return -1;
+}
+
+static int64_t growth(int64_t asked, int64_t held)
+{
+    return asked > held ? asked - held : 0;
+}
+
+int br_review_request(CmDb *db, const BrPolicies *policies, const BrRequestRow *row,
+                      json_object **ret_check, BrReviewOutcome *ret_outcome, CmError *err)
+{
+    _cleanup_json_ json_object *resources = NULL, *findings = NULL;
+    BrReviewInput in = {.kind = row->kind,
+                        .policy = &policies->review,
+                        .catalog = &policies->catalog,
+                        .requested = row->totals};
+    BrQuotaUsage usage;
+    json_object *check;
+    int r;
+
+    r = br_material_list(db, row->id, NULL, &in.materials_present, err);
+    if (r < 0)
+        return r;
+    r = br_quota_usage(db, row->department_id, row->id, &usage, err);
+    if (r == -ENOENT)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "department vanished");
+    if (r < 0)
+        return r;
+    if (row->resources)
+        cm_json_parse(row->resources, strlen(row->resources), &resources, NULL);
+    in.instances = cm_json_get(resources, "instances");
+    in.usage = &usage;
+    if (row->kind == BR_REQUEST_KIND_TERMINATION) {
+        in.requested = (BrResources){0};
+    } else if (row->kind == BR_REQUEST_KIND_CHANGE && row->allocation_id) {
+        /* A change asks for the difference between the new and the current size. */
+        BrInterimAllocation a;
+        r = br_interim_allocation_get(db, row->allocation_id, 0, 0, &a, err);
+        if (r < 0)
+            return r;
+        if (r > 0) {
+            in.requested.vcpus = growth(in.requested.vcpus, a.size.vcpus);
+            in.requested.memory_mib = growth(in.requested.memory_mib, a.size.memory_mib);
+            in.requested.disk_gib = growth(in.requested.disk_gib, a.size.disk_gib);
+            in.requested.instances = growth(in.requested.instances, a.size.instances);
+        }
+    }
+    /* The department's live idle and over-provisioned findings, for the reviewer. */
+    r = br_interim_review_findings(db, row->department_id, &findings, err);
+    if (r < 0)
+        return r;
+    in.findings = findings;
+    check = br_review_check(&in, ret_outcome);
+    if (ret_check)
+        *ret_check = check;
+    else
+        json_object_put(check);
+    return 0;
 }

@@ -13,10 +13,10 @@ typedef struct {
     BrRequestKind kind;
     const BrReviewPolicy *policy;
     const BrCatalogPolicy *catalog; /* NULL: images are not checked */
-    json_object *instances;     /* the request's resources.instances array, or NULL */
-    unsigned materials_present; /* bit per BrMaterialKind */
-    const BrQuotaUsage *usage;  /* the department's quota and usage without this request */
-    BrResources requested;      /* what this request would add to the department's usage */
+    json_object *instances;         /* the request's resources.instances array, or NULL */
+    unsigned materials_present;     /* bit per BrMaterialKind */
+    const BrQuotaUsage *usage;      /* the department's quota and usage without this request */
+    BrResources requested;          /* what this request would add to the department's usage */
     json_object *findings; /* the department's live idle/over-provisioned findings, or NULL */
 } BrReviewInput;
 
@@ -24,7 +24,7 @@ typedef enum {
     BR_REVIEW_RULE_MATERIALS,
     BR_REVIEW_RULE_LIMITS,
     BR_REVIEW_RULE_QUOTA,
-    BR_REVIEW_RULE_CATALOG, /* always enforced: an image outside the catalog cannot run */
+    BR_REVIEW_RULE_CATALOG,  /* always enforced: an image outside the catalog cannot run */
     BR_REVIEW_RULE_FINDINGS, /* advisory: the department's idle and over-provisioned resources */
     BR_REVIEW_RULE_MAX,
 } BrReviewRule;
@@ -54,7 +54,13 @@ json_object *br_review_check(const BrReviewInput *in, BrReviewOutcome *ret);
 int br_review_first_failure(const BrReviewOutcome *o, unsigned mask);
 
 /**
- * br_resources_of_instances:
- * Returns: the totals of a resources.instances array (NULL gives zeros).
+ * br_review_request:
+ * The pre-review check of request @row under @policies, its input read through the tables'
+ * owners: the materials present, the department's quota and usage without this request, what
+ * the request adds (a change: its growth over the allocation; a termination: nothing), the
+ * department's idle and over-provisioned findings.
+ * Returns: 0 with the check in @ret_check and the outcome in @ret_outcome (both optional), or
+ * a negative errno with @err set.
  */
-BrResources br_resources_of_instances(json_object *instances);
+int br_review_request(CmDb *db, const BrPolicies *policies, const BrRequestRow *row,
+                      json_object **ret_check, BrReviewOutcome *ret_outcome, CmError *err);

@@ -7,7 +7,7 @@
 
 #include "br-daemon.h"
 #include "br-assess.h"
-#include "br-workflow.h"
+#include "br-workflow-priv.h"
 #include "cm-log.h"
 #include "cm-time.h"
 
@@ -15,20 +15,20 @@
 static int request_move(BrTx *tx, int64_t request_id, BrRequestState from, BrRequestState to,
                         const char *comment)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
     int r;
 
     if (!request_id)
         return 0;
-    r = br_request_info_load(tx->db, request_id, &req, tx->err);
+    r = br_workflow_request_load(tx->db, request_id, &req, tx->err);
     if (r < 0)
         return r;
-    if (req.state == from)
-        return br_request_set_state(tx->store, tx->db, tx->actor, request_id, req.kind, from, to,
-                                    "request.job", comment, tx->err);
-    if (req.state != to)
+    if (req.row.state == from)
+        return br_request_set_state(tx->store, tx->db, tx->actor, request_id, req.row.kind, from,
+                                    to, "request.job", comment, tx->err);
+    if (req.row.state != to)
         cm_log_warning("request %lld is '%s', expected '%s' at the end of its job",
-                       (long long)request_id, br_request_state_to_string(req.state),
+                       (long long)request_id, br_request_state_to_string(req.row.state),
                        br_request_state_to_string(from));
     return 0;
 }

@@ -13,7 +13,7 @@
 #include "br-daemon.h"
 #include "br-host.h"
 #include "br-hosts.h"
-#include "br-workflow.h"
+#include "br-workflow-priv.h"
 #include "cm-json.h"
 #include "cm-log.h"
 
@@ -172,13 +172,13 @@ static int place(BrDaemon *d, CmDb *db, const char *pool, int64_t siblings_of,
 int br_workflow_place_request(BrDaemon *d, CmDb *db, int64_t request_id, const char *pool,
                               CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
     _cleanup_free_ BrPlacementDemand *demands = NULL;
     _cleanup_free_ size_t *choice = NULL;
     _cleanup_(host_set_clear) HostSet hs = {0};
     json_object *specs;
     size_t n;
-    int r = br_request_info_load(db, request_id, &req, err);
+    int r = br_workflow_request_load(db, request_id, &req, err);
 
     if (r < 0)
         return r;

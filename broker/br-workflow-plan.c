@@ -10,13 +10,33 @@
 #include <string.h>
 
 #include "br-daemon.h"
-#include "br-workflow.h"
+#include "br-workflow-priv.h"
 #include "cm-json.h"
 #include "cm-log.h"
 
 static int no_memory(CmError *err)
 {
     return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+}
+
+int br_workflow_request_load(CmDb *db, int64_t id, BrWorkflowRequest *ret, CmError *err)
+{
+    BrRequestRow row;
+    int r = br_request_load(db, id, NULL, &row, err);
+
+    if (r < 0)
+        return r;
+    *ret = (BrWorkflowRequest){.row = row};
+    if (row.resources)
+        cm_json_parse(row.resources, strlen(row.resources), &ret->resources, NULL);
+    return 0;
+}
+
+void br_workflow_request_clear(BrWorkflowRequest *r)
+{
+    br_request_row_clear(&r->row);
+    json_object_put(r->resources);
+    r->resources = NULL;
 }
 
 /* Instances for @specs[from..], numbered from @first_idx; their ids in @ret_ids. */
@@ -63,7 +83,7 @@ static int create_job(BrDaemon *d, CmDb *db, const BrActor *actor, BrJobKind kin
     return br_job_create(d->store, db, actor, kind, request_id, alloc, steps, ret_job, err);
 }
 
-static int plan_provision(BrDaemon *d, CmDb *db, const BrActor *actor, const BrRequestInfo *req,
+static int plan_provision(BrDaemon *d, CmDb *db, const BrActor *actor, const BrWorkflowRequest *req,
                           bool trial, int64_t *ret_alloc, int64_t *ret_job, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
@@ -73,7 +93,8 @@ static int plan_provision(BrDaemon *d, CmDb *db, const BrActor *actor, const BrR
     size_t n = 0;
     int r;
 
-    r = br_allocation_create(db, req->department_id, req->system_id, req->id, trial, &alloc, err);
+    r = br_allocation_create(db, req->row.department_id, req->row.system_id, req->row.id, trial,
+                             &alloc, err);
     if (r < 0)
         return r;
     r = create_instances(db, p, alloc, 0, cm_json_get(req->resources, "instances"), 0, &ids, &n,
@@ -82,10 +103,10 @@ static int plan_provision(BrDaemon *d, CmDb *db, const BrActor *actor, const BrR
         return r;
     if (br_workflow_steps_provision(ids, n, &steps) < 0)
         return no_memory(err);
-    r = br_request_set_allocation(db, req->id, trial, alloc, err);
+    r = br_request_set_allocation(db, req->row.id, alloc, trial, err);
     if (r < 0)
         return r;
-    r = create_job(d, db, actor, BR_JOB_PROVISION, req->id, alloc, &steps, ret_job, err);
+    r = create_job(d, db, actor, BR_JOB_PROVISION, req->row.id, alloc, &steps, ret_job, err);
     if (r < 0)
         return r;
     if (ret_alloc)
@@ -96,8 +117,8 @@ static int plan_provision(BrDaemon *d, CmDb *db, const BrActor *actor, const BrR
 int br_workflow_plan_trial(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t request_id,
                            int64_t *ret_job, CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
-    int r = br_request_info_load(db, request_id, &req, err);
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
+    int r = br_workflow_request_load(db, request_id, &req, err);
     if (r < 0)
         return r;
     return plan_provision(d, db, actor, &req, true, NULL, ret_job, err);
@@ -106,31 +127,31 @@ int br_workflow_plan_trial(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
 int br_workflow_plan_allocate(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t request_id,
                               int64_t *ret_allocation, int64_t *ret_job, CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
-    int r = br_request_info_load(db, request_id, &req, err);
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
+    int r = br_workflow_request_load(db, request_id, &req, err);
     if (r < 0)
         return r;
-    if (req.state != BR_REQUEST_STATE_TRIAL_PASSED)
+    if (req.row.state != BR_REQUEST_STATE_TRIAL_PASSED)
         return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
                                  "request %lld is '%s'; resources are allocated after the trial "
                                  "passed",
-                                 (long long)request_id, br_request_state_to_string(req.state));
-    if (req.allocation_id)
+                                 (long long)request_id, br_request_state_to_string(req.row.state));
+    if (req.row.allocation_id)
         return cm_error_set_code(err, CM_ERROR_CONFLICT, "already_allocated", "state",
                                  "request %lld already has allocation %lld", (long long)request_id,
-                                 (long long)req.allocation_id);
+                                 (long long)req.row.allocation_id);
     return plan_provision(d, db, actor, &req, false, ret_allocation, ret_job, err);
 }
 
 /* The live instances of @req's allocation, split by its resources.remove (@ret_kept stay). */
-static int change_instances(CmDb *db, const BrRequestInfo *req, BrInstanceLive **ret, size_t *ret_n,
-                            size_t *ret_kept, CmError *err)
+static int change_instances(CmDb *db, const BrWorkflowRequest *req, BrInstanceLive **ret,
+                            size_t *ret_n, size_t *ret_kept, CmError *err)
 {
     json_object *remove = cm_json_get(req->resources, "remove");
     _cleanup_free_ BrInstanceLive *cur = NULL;
     char field[64];
     size_t n = 0, bad;
-    int r = br_instance_load_live(db, req->allocation_id, &cur, &n, err);
+    int r = br_instance_load_live(db, req->row.allocation_id, &cur, &n, err);
 
     if (r < 0)
         return r;
@@ -147,7 +168,7 @@ static int change_instances(CmDb *db, const BrRequestInfo *req, BrInstanceLive *
     return 0;
 }
 
-static int check_change(CmDb *db, const BrRequestInfo *req, CmError *err)
+static int check_change(CmDb *db, const BrWorkflowRequest *req, CmError *err)
 {
     _cleanup_free_ BrInstanceLive *cur = NULL;
     json_object *specs = cm_json_get(req->resources, "instances");
@@ -169,7 +190,7 @@ static int check_change(CmDb *db, const BrRequestInfo *req, CmError *err)
             r = cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "disk_shrink", field,
                                   "disks only grow: instance %zu has %lld GiB", i,
                                   (long long)cur[i].sizes.disk_gib);
-        } else if (br_workflow_needs_restart(&cur[i], spec, &why) && !req->restart_allowed) {
+        } else if (br_workflow_needs_restart(&cur[i], spec, &why) && !req->row.restart_allowed) {
             snprintf(field, sizeof(field), "/resources/instances/%zu/%s", i, why);
             r = cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "restart_required", field,
                                   "instance %zu: this %s change goes beyond what can be done "
@@ -183,11 +204,11 @@ static int check_change(CmDb *db, const BrRequestInfo *req, CmError *err)
 
 int br_workflow_check_change(BrDaemon *d, CmDb *db, int64_t request_id, CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
     int r;
 
     (void)d;
-    r = br_request_info_load(db, request_id, &req, err);
+    r = br_workflow_request_load(db, request_id, &req, err);
     if (r < 0)
         return r;
     return check_change(db, &req, err);
@@ -197,7 +218,7 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
                             int64_t *ret_job, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
     _cleanup_(br_step_list_clear) BrStepList steps = {0};
     _cleanup_free_ BrInstanceLive *cur = NULL;
     _cleanup_free_ int64_t *new_ids = NULL;
@@ -206,7 +227,7 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
     unsigned next_idx = 0;
     int r;
 
-    r = br_request_info_load(db, request_id, &req, err);
+    r = br_workflow_request_load(db, request_id, &req, err);
     if (r >= 0)
         r = check_change(db, &req, err);
     /* Scale-in: the instances named in resources.remove go last; the others keep their
@@ -214,7 +235,7 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
     if (r >= 0)
         r = change_instances(db, &req, &cur, &n, &kept, err);
     if (r >= 0)
-        r = br_allocation_set_state(d->store, db, actor, req.allocation_id,
+        r = br_allocation_set_state(d->store, db, actor, req.row.allocation_id,
                                     BR_ALLOCATION_STATE_ACTIVE, BR_ALLOCATION_STATE_RESIZING,
                                     "allocation.resize", NULL, err);
     if (r < 0)
@@ -224,13 +245,14 @@ int br_workflow_plan_change(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t
         if (cur[i].idx + 1 > next_idx)
             next_idx = cur[i].idx + 1;
     specs = cm_json_get(req.resources, "instances");
-    r = create_instances(db, p, req.allocation_id, next_idx, specs, kept, &new_ids, &n_new, err);
+    r = create_instances(db, p, req.row.allocation_id, next_idx, specs, kept, &new_ids, &n_new,
+                         err);
     if (r < 0)
         return r;
     if (br_workflow_steps_change(cur, n, kept, specs, &p->lifecycle, new_ids, &steps) < 0)
         return no_memory(err);
-    return br_job_create(d->store, db, actor, BR_JOB_RESIZE, request_id, req.allocation_id, &steps,
-                         ret_job, err);
+    return br_job_create(d->store, db, actor, BR_JOB_RESIZE, request_id, req.row.allocation_id,
+                         &steps, ret_job, err);
 }
 
 /* The job that takes @alloc's instances down. */
@@ -254,31 +276,32 @@ static int plan_takedown(BrDaemon *d, CmDb *db, const BrActor *actor, BrJobKind 
 int br_workflow_plan_reclaim(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t request_id,
                              int64_t *ret_job, CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
-    int r = br_request_info_load(db, request_id, &req, err);
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
+    int r = br_workflow_request_load(db, request_id, &req, err);
 
     if (r >= 0)
-        r = br_allocation_set_state(d->store, db, actor, req.allocation_id,
+        r = br_allocation_set_state(d->store, db, actor, req.row.allocation_id,
                                     BR_ALLOCATION_STATE_ACTIVE, BR_ALLOCATION_STATE_RECLAIMING,
                                     "allocation.reclaim", NULL, err);
     if (r < 0)
         return r;
-    return plan_takedown(d, db, actor, BR_JOB_RECLAIM, request_id, req.allocation_id, ret_job, err);
+    return plan_takedown(d, db, actor, BR_JOB_RECLAIM, request_id, req.row.allocation_id, ret_job,
+                         err);
 }
 
 int br_workflow_plan_trial_reclaim(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t request_id,
                                    int64_t *ret_job, CmError *err)
 {
-    _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
+    _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
     BrAllocationRow a;
-    int r = br_request_info_load(db, request_id, &req, err);
+    int r = br_workflow_request_load(db, request_id, &req, err);
 
     if (r < 0)
         return r;
     *ret_job = 0;
-    if (!req.trial_allocation_id)
+    if (!req.row.trial_allocation_id)
         return 0;
-    r = br_allocation_load(db, req.trial_allocation_id, &a, err);
+    r = br_allocation_load(db, req.row.trial_allocation_id, &a, err);
     if (r < 0)
         return r;
     /* Already reclaimed, or still provisioning (its job's failure reclaims nothing). */
@@ -431,18 +454,18 @@ int br_workflow_plan_retry(BrDaemon *d, CmDb *db, const BrActor *actor, int64_t 
             return r;
     }
     if (job.request_id && req_to != BR_REQUEST_STATE_MAX) {
-        _cleanup_(br_request_info_clear) BrRequestInfo req = {0};
-        r = br_request_info_load(db, job.request_id, &req, err);
+        _cleanup_(br_workflow_request_clear) BrWorkflowRequest req = {0};
+        r = br_workflow_request_load(db, job.request_id, &req, err);
         if (r < 0)
             return r;
-        if (req.state != BR_REQUEST_STATE_FAILED)
+        if (req.row.state != BR_REQUEST_STATE_FAILED)
             return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
                                      "request %lld is '%s', not failed; its job %lld cannot be "
                                      "retried",
-                                     (long long)req.id, br_request_state_to_string(req.state),
-                                     (long long)job_id);
-        r = br_request_set_state(d->store, db, actor, req.id, req.kind, BR_REQUEST_STATE_FAILED,
-                                 req_to, "request.retry",
+                                     (long long)req.row.id,
+                                     br_request_state_to_string(req.row.state), (long long)job_id);
+        r = br_request_set_state(d->store, db, actor, req.row.id, req.row.kind,
+                                 BR_REQUEST_STATE_FAILED, req_to, "request.retry",
                                  comment && *comment ? comment : "its job is retried", err);
         if (r < 0)
             return r;

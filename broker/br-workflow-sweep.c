@@ -101,15 +101,17 @@ int br_workflow_sweep(BrDaemon *d)
     int64_t ids[SWEEP_BATCH];
     CmError err = {0};
     CmDb *db = br_store_db(d->store, &err);
-    int n, made = 0;
+    size_t n = 0;
+    int r, made = 0;
 
     if (!db)
         return 0;
     cm_time_iso(cm_now_ms(), now);
 
     /* Trials whose time ran out before all three tests passed. */
-    n = br_request_overdue_trials(db, now, ids, SWEEP_BATCH, &err);
-    for (int i = 0; i < n; i++) {
+    if (br_request_overdue_trials(db, now, ids, SWEEP_BATCH, &n, &err) < 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
         Sweep w = {.d = d, .id = ids[i]};
         if (br_tx_run(d->store, "request.trial_timeout", NULL, trial_timeout_tx, &w, &err) >= 0)
             made++;
@@ -121,8 +123,9 @@ int br_workflow_sweep(BrDaemon *d)
     made += notify_purge_soon(d, db, now);
 
     /* Retention over: purge. */
-    n = br_allocation_due_purge(db, now, ids, SWEEP_BATCH, &err);
-    for (int i = 0; i < n; i++) {
+    r = br_allocation_due_purge(db, now, ids, SWEEP_BATCH, &err);
+    n = r < 0 ? 0 : (size_t)r;
+    for (size_t i = 0; i < n; i++) {
         Sweep w = {.d = d, .id = ids[i]};
         if (br_tx_run(d->store, "allocation.purge", NULL, purge_tx, &w, &err) >= 0) {
             made++;
