@@ -58,10 +58,10 @@ typedef int (*BrHostFn)(void *ctx, const BrHostRow *h);
 
 /**
  * br_host_list_placement:
- * Calls @fn with each host's row by id, as br_host_list() but without the count of instances
- * (left 0): placement reads what is placed on a host from the columns the triggers keep, and
- * counting would make every decision aggregate over the instances again (3 times slower on
- * placement-bench's 1,000 hosts). Stops at @fn's first error.
- * Returns: 0, or a negative errno (@fn's, or with @err set).
+ * Calls @fn with each host's row by id, with what placement reads only (id, name, pool, flags,
+ * ratios, capacity, what is placed on it; the other fields NULL or 0): as br_host_list() but
+ * without its count of instances, which would make every decision aggregate over the
+ * instances again (three times slower on placement-bench's 1,000 hosts). Stops at @fn's first
+ * error. Returns: 0, or a negative errno (@fn's, or with @err set).
  */
 int br_host_list_placement(CmDb *db, BrHostFn fn, void *ctx, CmError *err);
