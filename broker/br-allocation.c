@@ -81,36 +81,74 @@ int br_allocation_set_state(BrStore *store, CmDb *db, const BrActor *actor, int6
     return 0;
 }
 
+#define ROW_COLUMNS                                                                                \
+    "id, department_id, system_id, request_id, state, purpose, vcpus, memory_mib, disk_gib,"       \
+    " instances"
+
+static void allocation_row(CmStmt *st, BrAllocationRow *ret)
+{
+    *ret = (BrAllocationRow){
+        .id = cm_stmt_int(st, 0),
+        .department_id = cm_stmt_int(st, 1),
+        .system_id = cm_stmt_int(st, 2),
+        .request_id = cm_stmt_int(st, 3),
+        .state = (BrAllocationState)br_allocation_state_from_string(cm_stmt_text(st, 4)),
+        .trial = strcmp(cm_stmt_text(st, 5), "trial") == 0,
+        .totals = {cm_stmt_int(st, 6), cm_stmt_int(st, 7), cm_stmt_int(st, 8), cm_stmt_int(st, 9)},
+    };
+}
+
+int br_allocation_find(CmDb *db, int64_t id, int64_t department, int64_t system,
+                       BrAllocationRow *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db,
+                                              "SELECT " ROW_COLUMNS " FROM allocations"
+                                              " WHERE id = ?1 AND (?2 = 0 OR department_id = ?2)"
+                                              " AND (?3 = 0 OR system_id = ?3)",
+                                              err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, department, system);
+    r = cm_stmt_step(st, err);
+    if (r > 0)
+        allocation_row(st, ret);
+    return r;
+}
+
 int br_allocation_load(CmDb *db, int64_t id, BrAllocationRow *ret, CmError *err)
 {
+    int r = br_allocation_find(db, id, 0, 0, ret, err);
+
+    if (r == 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no allocation %lld", (long long)id);
+    return r < 0 ? r : 0;
+}
+
+int br_allocation_usage(CmDb *db, int64_t department, BrResources *ret, CmError *err)
+{
+    /* Live allocations hold all they have; retained ones their disks only. */
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
-        "SELECT department_id, system_id, request_id, state, purpose, vcpus, memory_mib,"
-        " disk_gib, instances FROM allocations WHERE id = ?1",
+        "SELECT total(iif(state = 'retained', 0, vcpus)), total(iif(state = 'retained', 0,"
+        " memory_mib)), total(disk_gib), total(iif(state = 'retained', 0, instances))"
+        " FROM allocations WHERE department_id = ?1 AND purpose = 'production'"
+        " AND state IN ('provisioning','active','resizing','reclaiming','error','retained')",
         err);
     int r;
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, id);
+    CM_DB_BIND(st, department);
     r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no allocation %lld", (long long)id);
-    *ret = (BrAllocationRow){
-        .id = id,
-        .department_id = cm_stmt_int(st, 0),
-        .system_id = cm_stmt_int(st, 1),
-        .request_id = cm_stmt_int(st, 2),
-        .state = (BrAllocationState)br_allocation_state_from_string(cm_stmt_text(st, 3)),
-        .trial = strcmp(cm_stmt_text(st, 4), "trial") == 0,
-        .vcpus = cm_stmt_int(st, 5),
-        .memory_mib = cm_stmt_int(st, 6),
-        .disk_gib = cm_stmt_int(st, 7),
-        .instances = cm_stmt_int(st, 8),
-    };
-    return 0;
+    if (r > 0) {
+        ret->vcpus += cm_stmt_int(st, 0);
+        ret->memory_mib += cm_stmt_int(st, 1);
+        ret->disk_gib += cm_stmt_int(st, 2);
+        ret->instances += cm_stmt_int(st, 3);
+    }
+    return r < 0 ? r : 0;
 }
 
 int br_allocation_create(CmDb *db, int64_t department, int64_t system, int64_t request_id,

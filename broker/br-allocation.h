@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "br-resources.h"
 #include "br-role.h"
 #include "br-store.h"
 #include "cm-enum.h"
@@ -50,8 +51,8 @@ int br_allocation_set_state(BrStore *store, CmDb *db, const BrActor *actor, int6
 typedef struct {
     int64_t id, department_id, system_id, request_id;
     BrAllocationState state;
-    bool trial;                                     /* purpose trial, else production */
-    int64_t vcpus, memory_mib, disk_gib, instances; /* the totals of its live instances */
+    bool trial;         /* purpose trial, else production */
+    BrResources totals; /* of its live instances */
 } BrAllocationRow;
 
 /**
@@ -60,6 +61,22 @@ typedef struct {
  * or another negative errno with @err set.
  */
 int br_allocation_load(CmDb *db, int64_t id, BrAllocationRow *ret, CmError *err);
+
+/**
+ * br_allocation_find:
+ * Reads allocation @id when it is of @department and @system (each when not 0).
+ * Returns: 1 with @ret filled, 0 when there is none, or a negative errno with @err set.
+ */
+int br_allocation_find(CmDb *db, int64_t id, int64_t department, int64_t system,
+                       BrAllocationRow *ret, CmError *err);
+
+/**
+ * br_allocation_usage:
+ * Adds to @ret what department @department's production allocations hold: the live ones (in
+ * error too) all they have, the retained ones their disks.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_allocation_usage(CmDb *db, int64_t department, BrResources *ret, CmError *err);
 
 /**
  * br_allocation_create:

@@ -63,9 +63,9 @@ static int restore_quota_check(BrCall *c, CmDb *db, const BrAllocationRow *a)
     if (r < 0)
         return r;
     if (p->review.quota_enforce &&
-        (u.allocated.vcpus + u.approved.vcpus + a->vcpus > u.quota.vcpus ||
-         u.allocated.memory_mib + u.approved.memory_mib + a->memory_mib > u.quota.memory_mib ||
-         u.allocated.instances + u.approved.instances + a->instances > u.quota.instances))
+        (u.allocated.vcpus + u.approved.vcpus + a->totals.vcpus > u.quota.vcpus ||
+         u.allocated.memory_mib + u.approved.memory_mib + a->totals.memory_mib > u.quota.memory_mib ||
+         u.allocated.instances + u.approved.instances + a->totals.instances > u.quota.instances))
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", "/quota",
                                  "restoring allocation %lld would exceed department %lld's quota",
                                  (long long)a->id, (long long)a->department_id);

@@ -476,6 +476,17 @@ int br_job_list(CmDb *db, const BrJobFilter *f, const BrPage *page, json_object 
     return cm_stmt_rows_json(st, ret, err);
 }
 
+int br_job_list_for_request(CmDb *db, int64_t request_id, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT id, kind, state, error FROM jobs WHERE request_id = ?1 ORDER BY id", err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, request_id);
+    return cm_stmt_rows_json(st, ret, err);
+}
+
 typedef struct {
     int64_t id, department;
     json_object *out;

@@ -206,6 +206,14 @@ int br_job_open_for(CmDb *db, int64_t allocation_id, BrJobKind kind, CmError *er
  */
 int br_job_has_step(CmDb *db, int64_t job_id, BrStepAction action, CmError *err);
 
+/**
+ * br_job_list_for_request:
+ * The jobs working for request @request_id, oldest first, as its document lists them:
+ * [{"id", "kind", "state", "error"}, ...].
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_job_list_for_request(CmDb *db, int64_t request_id, json_object **ret, CmError *err);
+
 /* The filters of GET /v1/jobs; 0 and NULL filter nothing. */
 typedef struct {
     const char *state;

@@ -7,7 +7,6 @@
 #include <json-c/json.h>
 
 #include "br-account.h"
-#include "br-interim.h"
 #include "br-request.h"
 #include "br-system.h"
 #include "cm-json.h"
@@ -344,9 +343,9 @@ int br_request_list(CmDb *db, const BrActor *viewer, const BrRequestFilter *f, c
 int br_request_check_allocation(CmDb *db, int64_t department, int64_t allocation, int64_t system,
                                 CmError *err)
 {
-    BrInterimAllocation a;
+    BrAllocationRow a;
     _cleanup_stmt_ CmStmt *st = NULL;
-    int r = br_interim_allocation_get(db, allocation, department, system, &a, err);
+    int r = br_allocation_find(db, allocation, department, system, &a, err);
 
     if (r < 0)
         return r;
@@ -354,10 +353,10 @@ int br_request_check_allocation(CmDb *db, int64_t department, int64_t allocation
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/allocation",
                                  "system %lld has no allocation with id %lld", (long long)system,
                                  (long long)allocation);
-    if (strcmp(a.state, "active") != 0)
+    if (a.state != BR_ALLOCATION_STATE_ACTIVE)
         return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "/allocation",
                                  "allocation %lld is '%s', not active", (long long)allocation,
-                                 a.state);
+                                 br_allocation_state_to_string(a.state));
     st = cm_db_prepare(db,
                        "SELECT id FROM requests WHERE allocation_id = ? AND state IN"
                        " ('draft','submitted','returned','approved','applying','reclaiming')"

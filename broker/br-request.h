@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "br-allocation.h"
+#include "br-resources.h"
 #include "br-role.h"
 #include "br-store.h"
 #include "br-tx.h"
@@ -49,14 +50,6 @@ typedef enum {
 } BrRequestState;
 
 CM_ENUM_DECL(br_request_state, BrRequestState)
-
-/* Sizes: what a request asks for, an allocation holds, a quota allows. */
-typedef struct {
-    int64_t vcpus;
-    int64_t memory_mib;
-    int64_t disk_gib;
-    int64_t instances;
-} BrResources;
 
 /**
  * br_resources_of_instances:
