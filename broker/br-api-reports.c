@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-daemon.h"
 #include "br-metering.h"
 #include "br-report.h"
 #include "cm-time.h"
@@ -60,25 +61,23 @@ static int rollups_up_to_date(BrCall *c, int64_t from, int64_t to)
     return 0;
 }
 
-/* A department named in the query must exist: an unknown one is a 404, not an empty report. */
-static int department_check(BrCall *c, CmDb *db, int64_t dept)
+/* A report read from one snapshot. */
+typedef struct {
+    BrDaemon *d;
+    int64_t period, department; /* the year, or the month's first second */
+    json_object *doc;
+} ReportRead;
+
+static int assessment_read(BrTx *tx, void *ctx)
 {
-    sqlite3_stmt *s;
-    int r;
-    if (!dept || br_call_is_department(c))
-        return 0;
-    s = cm_db_stmt(db, "SELECT 1 FROM departments WHERE id = ?", &c->err);
-    if (!s)
-        return -EIO;
-    CM_DB_BIND(s, dept);
-    r = cm_db_step_row(db, s, &c->err);
-    sqlite3_reset(s);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "department", "no department with id %lld",
-                            (long long)dept);
-    return 0;
+    ReportRead *x = ctx;
+    return br_report_assessment(x->d, tx->db, (int)x->period, x->department, &x->doc, tx->err);
+}
+
+static int operations_read(BrTx *tx, void *ctx)
+{
+    ReportRead *x = ctx;
+    return br_report_operations(x->d, tx->db, x->period, x->department, &x->doc, tx->err);
 }
 
 static int br_api_reports_assessment(BrCall *c)
@@ -86,9 +85,7 @@ static int br_api_reports_assessment(BrCall *c)
     int64_t year = 0, dept = 0;
     const char *format;
     BrLang lang;
-    json_object *doc = NULL;
     char name[64];
-    CmDb *db;
     int r;
 
     r = br_call_query_int(c, "year", 2000, 2200, &year);
@@ -111,19 +108,12 @@ static int br_api_reports_assessment(BrCall *c)
         if (r < 0)
             return r;
     }
-    db = br_api_read_db(c);
-    if (!db)
-        return -EIO;
-    r = cm_db_begin_read(db, &c->err);
-    if (r >= 0)
-        r = department_check(c, db, dept);
-    if (r >= 0)
-        r = br_report_assessment(c->d, db, (int)year, dept, &doc, &c->err);
-    cm_db_rollback(db);
+    ReportRead x = {c->d, year, dept, NULL};
+    r = br_tx_read(c->d->store, "report.assessment", assessment_read, &x, &c->err);
     if (r < 0)
         return r;
     snprintf(name, sizeof(name), "assessment-%lld", (long long)year);
-    return reply_report(c, doc, format, lang, name);
+    return reply_report(c, x.doc, format, lang, name);
 }
 
 static int br_api_reports_operations(BrCall *c)
@@ -131,9 +121,7 @@ static int br_api_reports_operations(BrCall *c)
     const char *month = br_call_query(c, "month"), *format;
     int64_t dept = 0, ms;
     char iso[32], name[64];
-    json_object *doc = NULL;
     BrLang lang;
-    CmDb *db;
     int r;
 
     if (!month || strlen(month) != 7)
@@ -160,19 +148,12 @@ static int br_api_reports_operations(BrCall *c)
         if (r < 0)
             return r;
     }
-    db = br_api_read_db(c);
-    if (!db)
-        return -EIO;
-    r = cm_db_begin_read(db, &c->err);
-    if (r >= 0)
-        r = department_check(c, db, dept);
-    if (r >= 0)
-        r = br_report_operations(c->d, db, ms / 1000, dept, &doc, &c->err);
-    cm_db_rollback(db);
+    ReportRead x = {c->d, ms / 1000, dept, NULL};
+    r = br_tx_read(c->d->store, "report.operations", operations_read, &x, &c->err);
     if (r < 0)
         return r;
     snprintf(name, sizeof(name), "operations-%s", month);
-    return reply_report(c, doc, format, lang, name);
+    return reply_report(c, x.doc, format, lang, name);
 }
 
 static const BrRoute routes[] = {

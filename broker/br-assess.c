@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +8,16 @@
 
 #include "br-assess.h"
 #include "br-daemon.h"
-#include "br-store.h"
 #include "br-system.h"
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
+#include "cm-worker.h"
 
 /* ---- accumulating usage (pure) ---- */
 
-static BrHist *sized_slot(BrSizedHist *sh, int64_t size)
+static BrHistogram *sized_slot(BrSizedHist *sh, int64_t size)
 {
     int best = 0;
     for (int i = 0; i < sh->n; i++)
@@ -49,16 +48,16 @@ static int cmp_sized_bin(const void *a, const void *b)
 
 double br_sized_hist_util(const BrSizedHist *sh, double q, int64_t current)
 {
-    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HIST_BINS];
+    SizedBin bins[BR_SIZED_HIST_SIZES * BR_HISTOGRAM_BINS];
     size_t n = 0;
     uint64_t total = 0, rank, seen = 0;
 
     if (sh->n == 0 || current <= 0)
         return -1;
     if (sh->n == 1 && sh->size[0] == current)
-        return br_hist_quantile(&sh->h[0], q);
+        return br_histogram_quantile(&sh->h[0], q);
     for (int i = 0; i < sh->n; i++)
-        for (int k = 0; k < BR_HIST_BINS; k++)
+        for (int k = 0; k < BR_HISTOGRAM_BINS; k++)
             if (sh->h[i].bins[k]) {
                 bins[n++] = (SizedBin){k / 100.0 * (double)sh->size[i], sh->h[i].bins[k]};
                 total += sh->h[i].bins[k];
@@ -88,104 +87,96 @@ static void close_day(BrUsageStats *s)
     s->cur_cpu_max = s->cur_mem_max = 0;
 }
 
-void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int64_t start,
-                               int64_t duration, int64_t readings, int64_t expected,
-                               int64_t vcpus, int64_t memory_mib, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, bool has_rx, double rx_bytes,
-                               bool has_tx, double tx_bytes)
+void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, const BrUsageWindow *w)
 {
-    int64_t day = start / 86400 + 1; /* +1: 0 means "no day" */
+    int64_t day = w->start / 86400 + 1; /* +1: 0 means "no day" */
+    bool has_cpu = !isnan(w->cpu_avg), has_mem = !isnan(w->mem_avg);
     if (day != s->cur_day) {
         close_day(s);
         s->cur_day = day;
     }
     s->windows++;
     s->sample_windows++;
-    s->readings += readings;
-    s->duration = duration;
-    s->seen_expected += (double)expected;
-    s->seen_seconds += (double)duration;
+    s->readings += w->readings;
+    s->duration = w->duration;
+    s->seen_expected += (double)w->expected;
+    s->seen_seconds += (double)w->duration;
     if (has_cpu) {
-        s->cpu_wsum += cpu_avg * (double)readings;
-        s->cpu_w += (double)readings;
-        if (vcpus > 0) {
-            br_hist_add(&s->cpu_h, cpu_avg / (double)vcpus);
-            br_hist_add(sized_slot(&s->cpu_sh, vcpus), cpu_avg / (double)vcpus);
+        s->cpu_wsum += w->cpu_avg * (double)w->readings;
+        s->cpu_w += (double)w->readings;
+        if (w->vcpus > 0) {
+            br_histogram_add(&s->cpu_h, w->cpu_avg / (double)w->vcpus);
+            br_histogram_add(sized_slot(&s->cpu_sh, w->vcpus), w->cpu_avg / (double)w->vcpus);
         }
         /* The idle rule looks at CPU and network together in each window. */
-        bool rx_low = !has_rx || rx_bytes / (double)duration < p->idle_net_in_bps;
-        bool tx_low = !has_tx || tx_bytes / (double)duration < p->idle_net_out_bps;
+        bool rx_low = isnan(w->rx_bytes) || w->rx_bytes / (double)w->duration < p->idle_net_in_bps;
+        bool tx_low = isnan(w->tx_bytes) || w->tx_bytes / (double)w->duration < p->idle_net_out_bps;
         s->checked++;
-        if (cpu_avg < p->idle_cpu_cores && rx_low && tx_low)
+        if (w->cpu_avg < p->idle_cpu_cores && rx_low && tx_low)
             s->idle++;
     }
-    double cmax = has_cpu_max ? cpu_max : has_cpu ? cpu_avg : 0;
+    double cmax = !isnan(w->cpu_max) ? w->cpu_max : has_cpu ? w->cpu_avg : 0;
     if (cmax > s->cpu_max)
         s->cpu_max = cmax;
     if (cmax > s->cur_cpu_max)
         s->cur_cpu_max = cmax;
     if (has_mem) {
-        s->mem_wsum += mem_avg * (double)readings;
-        s->mem_w += (double)readings;
-        if (memory_mib > 0) {
-            br_hist_add(&s->mem_h, mem_avg / (double)memory_mib);
-            br_hist_add(sized_slot(&s->mem_sh, memory_mib), mem_avg / (double)memory_mib);
+        s->mem_wsum += w->mem_avg * (double)w->readings;
+        s->mem_w += (double)w->readings;
+        if (w->memory_mib > 0) {
+            br_histogram_add(&s->mem_h, w->mem_avg / (double)w->memory_mib);
+            br_histogram_add(sized_slot(&s->mem_sh, w->memory_mib),
+                             w->mem_avg / (double)w->memory_mib);
         }
     }
-    double mmax = has_mem_max ? mem_max : has_mem ? mem_avg : 0;
+    double mmax = !isnan(w->mem_max) ? w->mem_max : has_mem ? w->mem_avg : 0;
     if (mmax > s->mem_max)
         s->mem_max = mmax;
     if (mmax > s->cur_mem_max)
         s->cur_mem_max = mmax;
 }
 
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
-                               int64_t duration, int64_t vcpus, int64_t memory_mib,
-                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
-                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
-                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
-                               int64_t checked)
+void br_usage_stats_add_rollup(BrUsageStats *s, const BrUsageDay *d)
 {
     close_day(s);
-    s->windows += windows;
-    s->readings += readings;
-    s->seen_expected += (double)expected;
+    s->windows += d->windows;
+    s->readings += d->readings;
+    s->seen_expected += (double)d->expected;
     s->seen_seconds += 86400;
-    if (duration > 0)
-        s->duration = duration;
+    if (d->duration > 0)
+        s->duration = d->duration;
     s->rollup_days++;
-    if (cpu_h) {
-        br_hist_merge(&s->cpu_h, cpu_h);
-        if (vcpus > 0)
-            br_hist_merge(sized_slot(&s->cpu_sh, vcpus), cpu_h);
+    if (d->cpu_h) {
+        br_histogram_merge(&s->cpu_h, d->cpu_h);
+        if (d->vcpus > 0)
+            br_histogram_merge(sized_slot(&s->cpu_sh, d->vcpus), d->cpu_h);
     }
-    if (mem_h) {
-        br_hist_merge(&s->mem_h, mem_h);
-        if (memory_mib > 0)
-            br_hist_merge(sized_slot(&s->mem_sh, memory_mib), mem_h);
+    if (d->mem_h) {
+        br_histogram_merge(&s->mem_h, d->mem_h);
+        if (d->memory_mib > 0)
+            br_histogram_merge(sized_slot(&s->mem_sh, d->memory_mib), d->mem_h);
     }
-    if (has_cpu) {
-        s->cpu_wsum += cpu_avg * (double)readings;
-        s->cpu_w += (double)readings;
+    if (!isnan(d->cpu_avg)) {
+        s->cpu_wsum += d->cpu_avg * (double)d->readings;
+        s->cpu_w += (double)d->readings;
     }
-    if (has_mem) {
-        s->mem_wsum += mem_avg * (double)readings;
-        s->mem_w += (double)readings;
+    if (!isnan(d->mem_avg)) {
+        s->mem_wsum += d->mem_avg * (double)d->readings;
+        s->mem_w += (double)d->readings;
     }
-    if (has_cpu_max) {
-        if (cpu_max > s->cpu_max)
-            s->cpu_max = cpu_max;
-        s->cpu_daily_max_sum += cpu_max;
+    if (!isnan(d->cpu_max)) {
+        if (d->cpu_max > s->cpu_max)
+            s->cpu_max = d->cpu_max;
+        s->cpu_daily_max_sum += d->cpu_max;
     }
-    if (has_mem_max) {
-        if (mem_max > s->mem_max)
-            s->mem_max = mem_max;
-        s->mem_daily_max_sum += mem_max;
+    if (!isnan(d->mem_max)) {
+        if (d->mem_max > s->mem_max)
+            s->mem_max = d->mem_max;
+        s->mem_daily_max_sum += d->mem_max;
     }
     s->days++;
-    s->idle += idle;
-    s->checked += checked;
+    s->idle += d->idle;
+    s->checked += d->checked;
 }
 
 void br_usage_stats_finish(BrUsageStats *s)
@@ -258,8 +249,8 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
             snprintf(v.rule, sizeof(v.rule),
                      "idle in %.1f %% of windows (at least %.0f %% needed): CPU below %.2f "
                      "cores, network below %.0f B/s in and %.0f B/s out",
-                     v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores,
-                     p->idle_net_in_bps, p->idle_net_out_bps);
+                     v.idle_share * 100, p->idle_share * 100, p->idle_cpu_cores, p->idle_net_in_bps,
+                     p->idle_net_out_bps);
             snprintf(v.rule_zh, sizeof(v.rule_zh),
                      "%.1f %% 的时间窗口闲置（至少需 %.0f %%）：CPU 低于 %.2f 核，"
                      "网络流入低于每秒 %.0f 字节、流出低于每秒 %.0f 字节",
@@ -288,8 +279,8 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     if (want_vcpus < p->min_vcpus)
         want_vcpus = p->min_vcpus;
     int64_t step = p->memory_step_mib > 0 ? p->memory_step_mib : 1;
-    int64_t want_mem = (int64_t)ceil(v.mem_stat_mib * (1 + p->headroom) / (double)step - 1e-9) *
-                       step;
+    int64_t want_mem =
+        (int64_t)ceil(v.mem_stat_mib * (1 + p->headroom) / (double)step - 1e-9) * step;
     if (want_mem < p->min_memory_mib)
         want_mem = p->min_memory_mib;
 
@@ -313,9 +304,8 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     v.rule_zh[0] = 0;
     if (cpu_over || cpu_under) {
         used += (size_t)snprintf(v.rule + used, sizeof(v.rule) - used,
-                                 "p95 CPU %.0f %% of %lld vCPUs (%s %.0f %%)",
-                                 v.cpu_p95_util * 100, (long long)current.vcpus,
-                                 cpu_over ? "below" : "above",
+                                 "p95 CPU %.0f %% of %lld vCPUs (%s %.0f %%)", v.cpu_p95_util * 100,
+                                 (long long)current.vcpus, cpu_over ? "below" : "above",
                                  (cpu_over ? p->over_cpu_p95 : p->under_cpu_p95) * 100);
         used_zh += (size_t)snprintf(
             v.rule_zh, sizeof(v.rule_zh), "CPU 第95百分位为 %lld 个vCPU的 %.0f %%（%s %.0f %%）",
@@ -325,8 +315,7 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     if ((mem_over || mem_under) && used < sizeof(v.rule) && used_zh < sizeof(v.rule_zh)) {
         snprintf(v.rule + used, sizeof(v.rule) - used,
                  "%sp95 memory %.0f %% of %lld MiB (%s %.0f %%)", used ? "; " : "",
-                 v.mem_p95_util * 100, (long long)current.memory_mib,
-                 mem_over ? "below" : "above",
+                 v.mem_p95_util * 100, (long long)current.memory_mib, mem_over ? "below" : "above",
                  (mem_over ? p->over_mem_p95 : p->under_mem_p95) * 100);
         snprintf(v.rule_zh + used_zh, sizeof(v.rule_zh) - used_zh,
                  "%s内存第95百分位为 %lld MiB 的 %.0f %%（%s %.0f %%）", used_zh ? "；" : "",
@@ -337,175 +326,7 @@ bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_sta
     return true;
 }
 
-/* ---- gathering usage from the store ---- */
-
-typedef struct {
-    int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms, idx;
-    char name[64];
-    double coverage[2]; /* 0: the idle window, 1: the over/under window */
-    json_object *ev[3]; /* the evidence of each kind that fired, made while reading */
-} Target;
-
-/* The evidence held by the targets, put when the run ends, whichever way. */
-typedef struct {
-    Target **t;
-    size_t *n;
-} TargetsRef;
-
-static void targets_evidence_putp(TargetsRef *ref)
-{
-    for (size_t i = 0; *ref->t && i < *ref->n; i++)
-        for (int k = 0; k < 3; k++)
-            json_object_put((*ref->t)[i].ev[k]);
-}
-
-static int64_t day_floor(int64_t t)
-{
-    return t - t % 86400;
-}
-
-static void day_name(int64_t t, char out[16])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
-static void decode_hist(sqlite3_stmt *s, int col, BrHist *out, const BrHist **ret)
-{
-    const void *blob = sqlite3_column_blob(s, col);
-    *ret = NULL;
-    if (blob && br_hist_decode(blob, (size_t)sqlite3_column_bytes(s, col), out) == 0)
-        *ret = out;
-}
-
-static int gather_samples(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s,
-                          int64_t from, int64_t to, CmError *err)
-{
-    sqlite3_stmt *st;
-    if (to <= from)
-        return 0;
-    st = cm_db_stmt(db,
-                    "SELECT start, duration, readings, expected, vcpus, memory_mib, cpu_avg,"
-                    " cpu_max, mem_avg, mem_max, net_rx_bytes, net_tx_bytes FROM samples"
-                    " WHERE instance_id = ? AND start >= ? AND start < ? ORDER BY start",
-                    err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, t->id, from, to);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t vcpus = sqlite3_column_type(st, 4) == SQLITE_NULL ? t->vcpus
-                                                                   : sqlite3_column_int64(st, 4);
-        int64_t mem = sqlite3_column_type(st, 5) == SQLITE_NULL ? t->memory_mib
-                                                                 : sqlite3_column_int64(st, 5);
-        br_usage_stats_add_window(
-            s, p, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), vcpus, mem,
-            sqlite3_column_type(st, 6) != SQLITE_NULL, sqlite3_column_double(st, 6),
-            sqlite3_column_type(st, 7) != SQLITE_NULL, sqlite3_column_double(st, 7),
-            sqlite3_column_type(st, 8) != SQLITE_NULL, sqlite3_column_double(st, 8),
-            sqlite3_column_type(st, 9) != SQLITE_NULL, sqlite3_column_double(st, 9),
-            sqlite3_column_type(st, 10) != SQLITE_NULL, sqlite3_column_double(st, 10),
-            sqlite3_column_type(st, 11) != SQLITE_NULL, sqlite3_column_double(st, 11));
-    }
-    sqlite3_reset(st);
-    return 0;
-}
-
-static int gather_rollups(CmDb *db, Target *t, BrUsageStats *s, int64_t from_day,
-                          int64_t to_day, CmError *err)
-{
-    char a[16], b[16];
-    sqlite3_stmt *st;
-    if (to_day <= from_day)
-        return 0;
-    day_name(from_day, a);
-    day_name(to_day, b);
-    st = cm_db_stmt(db,
-                    "SELECT windows, readings, expected, coalesce(duration, 0), cpu_util_hist,"
-                    " mem_util_hist, cpu_avg, cpu_max, mem_avg, mem_max,"
-                    " coalesce(idle_windows, 0), coalesce(idle_checked_windows, 0),"
-                    " coalesce(vcpus, ?4), coalesce(memory_mib, ?5)"
-                    " FROM rollups WHERE instance_id = ?1 AND day >= ?2 AND day < ?3"
-                    " ORDER BY day",
-                    err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, t->id, a, b, t->vcpus, t->memory_mib);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        BrHist ch, mh;
-        const BrHist *cp, *mp;
-        decode_hist(st, 4, &ch, &cp);
-        decode_hist(st, 5, &mh, &mp);
-        br_usage_stats_add_rollup(
-            s, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 12),
-            sqlite3_column_int64(st, 13), cp, mp, sqlite3_column_type(st, 6) != SQLITE_NULL,
-            sqlite3_column_double(st, 6), sqlite3_column_type(st, 7) != SQLITE_NULL,
-            sqlite3_column_double(st, 7), sqlite3_column_type(st, 8) != SQLITE_NULL,
-            sqlite3_column_double(st, 8), sqlite3_column_type(st, 9) != SQLITE_NULL,
-            sqlite3_column_double(st, 9), sqlite3_column_int64(st, 10),
-            sqlite3_column_int64(st, 11));
-    }
-    sqlite3_reset(st);
-    return 0;
-}
-
-/* The start of the instance's first window: its oldest sample, or the midnight of its oldest
- * rollup when that day is older (its samples are past the retention; rollups stay). 0: none. */
-static int first_window(CmDb *db, int64_t instance_id, int64_t *ret, CmError *err)
-{
-    sqlite3_stmt *st = cm_db_stmt(db,
-                                  "SELECT (SELECT min(start) FROM samples WHERE instance_id = ?1),"
-                                  " (SELECT unixepoch(min(day)) FROM rollups"
-                                  "  WHERE instance_id = ?1)",
-                                  err);
-    int r;
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, instance_id);
-    r = cm_db_step_row(db, st, err);
-    if (r > 0) {
-        bool has_sample = sqlite3_column_type(st, 0) != SQLITE_NULL;
-        bool has_rollup = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        int64_t sample = sqlite3_column_int64(st, 0), rollup = sqlite3_column_int64(st, 1);
-        *ret = has_rollup && (!has_sample || rollup < day_floor(sample)) ? rollup
-               : has_sample                                              ? sample
-                                                                         : 0;
-    }
-    sqlite3_reset(st);
-    return r < 0 ? r : 0;
-}
-
-/* Whole days from rollups, the part-days at both ends from samples; readings are expected
- * from the later of the window's start and the instance's first window (@first) to now. */
-static int gather(CmDb *db, const BrAssessmentPolicy *p, Target *t, BrUsageStats *s, int64_t window,
-                  int64_t now, int64_t first, CmError *err)
-{
-    int64_t from = now - window;
-    int64_t first_day = day_floor(from) == from ? from : day_floor(from) + 86400;
-    int64_t last_day = day_floor(now);
-    int r;
-
-    memset(s, 0, sizeof(*s));
-    s->window_seconds = window;
-    s->span_from = first > from ? first : from;
-    s->span_seconds = first && now > s->span_from ? (double)(now - s->span_from) : 0;
-    if (first_day >= last_day) {
-        r = gather_samples(db, p, t, s, from, now, err);
-    } else {
-        r = gather_samples(db, p, t, s, from, first_day, err);
-        if (r >= 0)
-            r = gather_rollups(db, t, s, first_day, last_day, err);
-        if (r >= 0)
-            r = gather_samples(db, p, t, s, last_day, now, err);
-    }
-    br_usage_stats_finish(s);
-    return r;
-}
-
-/* ---- recording ---- */
+/* ---- the evidence and the recommendation (pure) ---- */
 
 static json_object *size_json(BrSize s)
 {
@@ -566,15 +387,14 @@ static json_object *evidence_json(const BrUsageStats *s, const BrVerdict *v, int
         json_object_object_add(o, "idle_share", json_object_new_double(v->idle_share));
     }
     json_object_object_add(o, "percentile_resolution",
-                           json_object_new_string(s->rollup_days
-                                                      ? "1 % (daily histograms merged)"
-                                                      : "1 % (per-window histogram)"));
+                           json_object_new_string(s->rollup_days ? "1 % (daily histograms merged)"
+                                                                 : "1 % (per-window histogram)"));
     return o;
 }
 
 /* @scale_in: an idle instance of an allocation whose other instances are not all idle. */
 static json_object *recommendation_json(const BrAssessmentPolicy *p, const BrVerdict *v,
-                                        const Target *t, bool idle, bool scale_in)
+                                        int64_t instance_id, int64_t idx, bool idle, bool scale_in)
 {
     static const char *const modes[] = {"conservative", "moderate", "aggressive"};
     json_object *o = json_object_new_object();
@@ -584,8 +404,8 @@ static json_object *recommendation_json(const BrAssessmentPolicy *p, const BrVer
                                                              : "terminate"));
     if (idle && scale_in) {
         json_object *rm = json_object_new_object();
-        json_object_object_add(rm, "instance_id", json_object_new_int64(t->id));
-        json_object_object_add(rm, "index", json_object_new_int64(t->idx));
+        json_object_object_add(rm, "instance_id", json_object_new_int64(instance_id));
+        json_object_object_add(rm, "index", json_object_new_int64(idx));
         json_object_object_add(o, "remove_instance", rm);
     }
     json_object_object_add(o, "mode", json_object_new_string(modes[p->mode]));
@@ -600,106 +420,306 @@ static json_object *recommendation_json(const BrAssessmentPolicy *p, const BrVer
     return o;
 }
 
-static int record(CmDb *db, const Target *t, const char *kind, const char *rule,
-                  json_object *evidence, json_object *rec, const BrVerdict *v, const char *at,
-                  int *created, int *updated, CmError *err)
+/* ---- the evidence read from the store (a read model over samples, rollups, instances) ---- */
+
+/* An instance the run judges. */
+typedef struct {
+    int64_t id, allocation_id, department_id, system_id, vcpus, memory_mib, created_ms, idx;
+    char name[64];
+    double coverage[2]; /* 0: the idle window, 1: the over/under window */
+    json_object *ev[3]; /* the evidence of each kind that fired, made while reading */
+    BrVerdict verdict;
+    bool judged;
+    bool others_busy; /* some other live instance of its allocation is not idle */
+} Target;
+
+static int64_t day_floor(int64_t t)
 {
-    sqlite3_stmt *st = cm_db_stmt(db,
-                                  "SELECT id, state FROM findings WHERE instance_id = ?"
-                                  " AND kind = ? AND state IN ('open','acknowledged','dismissed')"
-                                  " ORDER BY id DESC LIMIT 1",
-                                  err);
-    int64_t id = 0;
-    bool dismissed = false;
+    return t - t % 86400;
+}
+
+static void day_name(int64_t t, char out[16])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+/* Column @i as a double, NAN for NULL (a figure missing). */
+static double opt(CmStmt *st, int i)
+{
+    return cm_stmt_is_null(st, i) ? NAN : cm_stmt_double(st, i);
+}
+
+static const BrHistogram *histogram(CmStmt *st, int i, BrHistogram *out)
+{
+    const void *blob = cm_stmt_blob(st, i);
+    return blob && br_histogram_decode(blob, cm_stmt_bytes(st, i), out) == 0 ? out : NULL;
+}
+
+static int gather_samples(CmDb *db, const BrAssessmentPolicy *p, const Target *t, BrUsageStats *s,
+                          int64_t from, int64_t to, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (to <= from)
+        return 0;
+    st = cm_db_prepare(db,
+                       "SELECT start, duration, readings, expected, coalesce(vcpus, ?4) AS vcpus,"
+                       " coalesce(memory_mib, ?5) AS memory_mib, cpu_avg, cpu_max, mem_avg,"
+                       " mem_max, net_rx_bytes, net_tx_bytes FROM samples"
+                       " WHERE instance_id = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, t->id, from, to, t->vcpus, t->memory_mib);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        BrUsageWindow w = {
+            .start = cm_stmt_int(st, 0),
+            .duration = cm_stmt_int(st, 1),
+            .readings = cm_stmt_int(st, 2),
+            .expected = cm_stmt_int(st, 3),
+            .vcpus = cm_stmt_int(st, 4),
+            .memory_mib = cm_stmt_int(st, 5),
+            .cpu_avg = opt(st, 6),
+            .cpu_max = opt(st, 7),
+            .mem_avg = opt(st, 8),
+            .mem_max = opt(st, 9),
+            .rx_bytes = opt(st, 10),
+            .tx_bytes = opt(st, 11),
+        };
+        br_usage_stats_add_window(s, p, &w);
+    }
+    return r;
+}
+
+static int gather_rollups(CmDb *db, const Target *t, BrUsageStats *s, int64_t from_day,
+                          int64_t to_day, CmError *err)
+{
+    char a[16], b[16];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (to_day <= from_day)
+        return 0;
+    day_name(from_day, a);
+    day_name(to_day, b);
+    st = cm_db_prepare(db,
+                       "SELECT windows, readings, expected, coalesce(duration, 0) AS duration,"
+                       " coalesce(vcpus, ?4) AS vcpus, coalesce(memory_mib, ?5) AS memory_mib,"
+                       " coalesce(idle_windows, 0) AS idle, coalesce(idle_checked_windows, 0)"
+                       " AS checked, cpu_util_hist, mem_util_hist, cpu_avg, cpu_max, mem_avg,"
+                       " mem_max FROM rollups WHERE instance_id = ?1 AND day >= ?2 AND day < ?3"
+                       " ORDER BY day",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, t->id, a, b, t->vcpus, t->memory_mib);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        BrHistogram ch, mh;
+        BrUsageDay d = {
+            .windows = cm_stmt_int(st, 0),
+            .readings = cm_stmt_int(st, 1),
+            .expected = cm_stmt_int(st, 2),
+            .duration = cm_stmt_int(st, 3),
+            .vcpus = cm_stmt_int(st, 4),
+            .memory_mib = cm_stmt_int(st, 5),
+            .idle = cm_stmt_int(st, 6),
+            .checked = cm_stmt_int(st, 7),
+            .cpu_h = histogram(st, 8, &ch),
+            .mem_h = histogram(st, 9, &mh),
+            .cpu_avg = opt(st, 10),
+            .cpu_max = opt(st, 11),
+            .mem_avg = opt(st, 12),
+            .mem_max = opt(st, 13),
+        };
+        br_usage_stats_add_rollup(s, &d);
+    }
+    return r;
+}
+
+/* The start of the instance's first window: its oldest sample, or the midnight of its oldest
+ * rollup when that day is older (its samples are past the retention; rollups stay). 0: none. */
+static int first_window(CmDb *db, int64_t instance_id, int64_t *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT (SELECT min(start) FROM samples WHERE instance_id = ?1) AS sample,"
+                      " (SELECT unixepoch(min(day)) FROM rollups WHERE instance_id = ?1)"
+                      " AS rollup",
+                      err);
     int r;
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, t->id, kind);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        dismissed = strcmp(cm_db_col_text(st, 1), "dismissed") == 0;
+    CM_DB_BIND(st, instance_id);
+    r = cm_stmt_step(st, err);
+    if (r > 0) {
+        bool has_sample = !cm_stmt_is_null(st, 0), has_rollup = !cm_stmt_is_null(st, 1);
+        int64_t sample = cm_stmt_int(st, 0), rollup = cm_stmt_int(st, 1);
+        *ret = has_rollup && (!has_sample || rollup < day_floor(sample)) ? rollup
+               : has_sample                                              ? sample
+                                                                         : 0;
     }
-    sqlite3_reset(st);
-    if (dismissed)
-        return 0; /* the bureau dismissed it with a reason: do not raise it again */
-    if (id) {
-        st = cm_db_stmt(db,
-                        "UPDATE findings SET rule = ?, evidence = ?, recommendation = ?,"
-                        " current_vcpus = ?, current_memory_mib = ?, recommended_vcpus = ?,"
-                        " recommended_memory_mib = ?, frees_vcpus = ?, frees_memory_mib = ?,"
-                        " last_found = ? WHERE id = ?",
-                        err);
-        if (!st)
-            return -EIO;
-        CM_DB_BIND(st, rule, cm_json_to_string(evidence, NULL), cm_json_to_string(rec, NULL),
-                   v->current.vcpus, v->current.memory_mib, v->recommended.vcpus,
-                   v->recommended.memory_mib, v->frees.vcpus, v->frees.memory_mib, at, id);
-        r = cm_db_step_done(db, st, err);
-        if (r >= 0)
-            (*updated)++;
-        return r;
-    }
-    st = cm_db_stmt(db,
-                    "INSERT INTO findings(instance_id, allocation_id, department_id, system_id,"
-                    " kind, state, rule, evidence, recommendation, current_vcpus,"
-                    " current_memory_mib, recommended_vcpus, recommended_memory_mib,"
-                    " frees_vcpus, frees_memory_mib, first_found, last_found, state_changed_at)"
-                    " VALUES (?,?,?,?,?,'open',?,?,?,?,?,?,?,?,?,?,?,?)",
-                    err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, t->id, t->allocation_id, t->department_id, t->system_id, kind, rule,
-               cm_json_to_string(evidence, NULL), cm_json_to_string(rec, NULL), v->current.vcpus,
-               v->current.memory_mib, v->recommended.vcpus, v->recommended.memory_mib,
-               v->frees.vcpus, v->frees.memory_mib, at, at, at);
-    r = cm_db_step_done(db, st, err);
-    if (r >= 0)
-        (*created)++;
-    return r;
-}
-
-/* A new finding is told to its department, in the same transaction. */
-static int notify_finding(BrDaemon *d, CmDb *db, const BrActor *actor, const Target *t,
-                          const char *kind, CmError *err)
-{
-    _cleanup_json_ json_object *detail = json_object_new_object(), *system = NULL;
-    int64_t id = cm_db_last_insert_id(db);
-    int r = br_system_get(db, t->system_id, 0, &system, err);
-
-    if (r < 0)
-        return r;
-    json_object_object_add(detail, "finding_kind", json_object_new_string(kind));
-    json_object_object_add(detail, "system_id", json_object_new_int64(t->system_id));
-    json_object_object_add(detail, "instance_id", json_object_new_int64(t->id));
-    BrNotice n = {.kind = BR_NOTIFY_FINDING_RAISED,
-                  .to = BR_TO_DEPARTMENT,
-                  .object_type = "finding",
-                  .object_id = id,
-                  .object_name = cm_json_get_str(system, "name", NULL),
-                  .department_id = t->department_id,
-                  .detail = detail};
-    r = br_notification_raise(db, &d->notify, actor, &n, err);
     return r < 0 ? r : 0;
 }
 
-/* A live finding whose condition was judged and no longer holds is resolved. */
-static int resolve_stale(CmDb *db, int64_t instance_id, const char *kind, const char *at,
-                         int *resolved, CmError *err)
+/* Whole days from rollups, the part-days at both ends from samples; readings are expected
+ * from the later of the window's start and the instance's first window (@first) to now. */
+static int gather(CmDb *db, const BrAssessmentPolicy *p, const Target *t, BrUsageStats *s,
+                  int64_t window, int64_t now, int64_t first, CmError *err)
 {
-    sqlite3_stmt *st = cm_db_stmt(db,
-                                  "UPDATE findings SET state = 'resolved', state_changed_at = ?,"
-                                  " reason = 'the condition no longer holds' WHERE instance_id = ?"
-                                  " AND kind = ? AND state IN ('open','acknowledged')",
-                                  err);
+    int64_t from = now - window;
+    int64_t first_day = day_floor(from) == from ? from : day_floor(from) + 86400;
+    int64_t last_day = day_floor(now);
     int r;
+
+    memset(s, 0, sizeof(*s));
+    s->window_seconds = window;
+    s->span_from = first > from ? first : from;
+    s->span_seconds = first && now > s->span_from ? (double)(now - s->span_from) : 0;
+    if (first_day >= last_day) {
+        r = gather_samples(db, p, t, s, from, now, err);
+    } else {
+        r = gather_samples(db, p, t, s, from, first_day, err);
+        if (r >= 0)
+            r = gather_rollups(db, t, s, first_day, last_day, err);
+        if (r >= 0)
+            r = gather_samples(db, p, t, s, last_day, now, err);
+    }
+    br_usage_stats_finish(s);
+    return r;
+}
+
+/* The live production instances, by id. */
+static int targets_load(CmDb *db, Target **ret, size_t *ret_n, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT i.id, i.allocation_id, a.department_id, a.system_id, i.vcpus,"
+                      " i.memory_mib, i.created_at, i.idx, i.name FROM instances i"
+                      " JOIN allocations a ON a.id = i.allocation_id"
+                      " WHERE a.purpose = 'production' AND a.state IN ('active','resizing')"
+                      " AND i.state IN ('defined','running','shutoff') ORDER BY i.id",
+                      err);
+    Target *targets = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, at, instance_id, kind);
-    r = cm_db_step_done(db, st, err);
-    if (r >= 0)
-        *resolved += sqlite3_changes(cm_db_handle(db));
-    return r;
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (n == cap) {
+            Target *nt = realloc(targets, (cap = cap ? cap * 2 : 256) * sizeof(*nt));
+            if (!nt) {
+                r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+                break;
+            }
+            targets = nt;
+        }
+        Target *t = &targets[n++];
+        *t = (Target){
+            .id = cm_stmt_int(st, 0),
+            .allocation_id = cm_stmt_int(st, 1),
+            .department_id = cm_stmt_int(st, 2),
+            .system_id = cm_stmt_int(st, 3),
+            .vcpus = cm_stmt_int(st, 4),
+            .memory_mib = cm_stmt_int(st, 5),
+            .idx = cm_stmt_int(st, 7),
+        };
+        if (cm_time_parse_iso(cm_stmt_text(st, 6), &t->created_ms) < 0)
+            t->created_ms = 0;
+        cm_strscpy(t->name, sizeof(t->name), cm_stmt_text(st, 8));
+    }
+    if (r < 0) {
+        free(targets);
+        return r;
+    }
+    *ret = targets;
+    *ret_n = n;
+    return 0;
+}
+
+/* ---- the run ---- */
+
+#define NOT_JUDGED_LISTED 200
+
+static const char *const kinds[3] = {"idle", "over_provisioned", "under_provisioned"};
+
+typedef struct {
+    BrDaemon *d;
+    const BrAssessmentPolicy *p;
+    int64_t now, t0;
+    char at[CM_TIME_ISO_LEN + 1];
+    Target *targets;
+    size_t n, n_not_judged;
+    json_object *not_judged, *summary;
+    int created, updated, resolved, insufficient, young;
+} Run;
+
+static void run_done(Run *run)
+{
+    for (size_t i = 0; run->targets && i < run->n; i++)
+        for (int k = 0; k < 3; k++)
+            json_object_put(run->targets[i].ev[k]);
+    free(run->targets);
+    json_object_put(run->not_judged);
+    json_object_put(run->summary);
+}
+
+static json_object *not_judged_json(const Target *t, const char *reason, bool gathered)
+{
+    json_object *o = json_object_new_object(), *c = json_object_new_object();
+    json_object_object_add(o, "instance_id", json_object_new_int64(t->id));
+    json_object_object_add(o, "instance", json_object_new_string(t->name));
+    json_object_object_add(o, "reason", json_object_new_string(reason));
+    json_object_object_add(c, "idle", gathered ? json_object_new_double(t->coverage[0]) : NULL);
+    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1]) : NULL);
+    json_object_object_add(o, "coverage", c);
+    return o;
+}
+
+/* One instance's two windows, judged; the evidence of what fired is made here, so nothing
+ * per instance but its verdict and evidence stays in memory. */
+static int judge(Run *run, CmDb *db, Target *t, BrUsageStats w[2], CmError *err)
+{
+    const BrAssessmentPolicy *p = run->p;
+    int64_t size_window = p->over_window > p->under_window ? p->over_window : p->under_window;
+    int64_t first = 0;
+    const char *why = NULL;
+    int r = 0;
+
+    if (t->created_ms / 1000 > run->now - p->min_age_seconds) {
+        run->young++; /* too new to judge */
+        why = "too_young";
+    } else {
+        r = first_window(db, t->id, &first, err);
+        if (r >= 0)
+            r = gather(db, p, t, &w[0], p->idle_window, run->now, first, err);
+        if (r >= 0)
+            r = gather(db, p, t, &w[1], size_window, run->now, first, err);
+        if (r < 0)
+            return r;
+        t->judged =
+            br_assess_verdict(p, &w[0], &w[1], (BrSize){t->vcpus, t->memory_mib}, &t->verdict);
+        t->coverage[0] = coverage_of(&w[0]);
+        t->coverage[1] = coverage_of(&w[1]);
+        if (!t->judged) {
+            run->insufficient++;
+            why = "insufficient_evidence";
+        }
+        bool fired[3] = {t->verdict.idle, t->verdict.over, t->verdict.under};
+        for (int k = 0; t->judged && k < 3; k++)
+            if (fired[k])
+                t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], &t->verdict, run->now, kinds[k],
+                                         t->vcpus, t->memory_mib);
+    }
+    if (why && run->n_not_judged++ < NOT_JUDGED_LISTED)
+        json_object_array_add(run->not_judged,
+                              not_judged_json(t, why, strcmp(why, "too_young") != 0));
+    return 0;
 }
 
 /* Per allocation, whether some live instance of it is not idle (judged busy, or not judged):
@@ -715,129 +735,15 @@ static int cmp_alloc_idle(const void *a, const void *b)
     return x->allocation_id < y->allocation_id ? -1 : x->allocation_id > y->allocation_id;
 }
 
-static json_object *not_judged_json(const Target *t, const char *reason, bool gathered)
+static int others_busy(Target *targets, size_t n, CmError *err)
 {
-    json_object *o = json_object_new_object(), *c = json_object_new_object();
-    json_object_object_add(o, "instance_id", json_object_new_int64(t->id));
-    json_object_object_add(o, "instance", json_object_new_string(t->name));
-    json_object_object_add(o, "reason", json_object_new_string(reason));
-    json_object_object_add(c, "idle", gathered ? json_object_new_double(t->coverage[0]) : NULL);
-    json_object_object_add(c, "sizing", gathered ? json_object_new_double(t->coverage[1]) : NULL);
-    json_object_object_add(o, "coverage", c);
-    return o;
-}
+    _cleanup_free_ AllocIdle *allocs = calloc(n + 1, sizeof(*allocs));
 
-#define NOT_JUDGED_LISTED 200
-
-int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err)
-{
-    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
-    const BrAssessmentPolicy *p = &pol->assessment;
-    _cleanup_free_ Target *targets = NULL;
-    _cleanup_free_ BrVerdict *verdicts = NULL;
-    _cleanup_free_ bool *judged = NULL;
-    _cleanup_free_ AllocIdle *allocs = NULL;
-    _cleanup_json_ json_object *not_judged = json_object_new_array();
-    size_t n = 0, cap = 0, n_not_judged = 0;
-    _cleanup_(targets_evidence_putp) TargetsRef targets_ref = {&targets, &n};
-    int64_t now = cm_now_ms() / 1000, t0 = cm_mono_ns();
-    int64_t size_window = p->over_window > p->under_window ? p->over_window : p->under_window;
-    char at[CM_TIME_ISO_LEN + 1];
-    int created = 0, updated = 0, resolved = 0, insufficient = 0, young = 0, r = 0;
-    CmDb *db;
-    sqlite3_stmt *st;
-
-    cm_time_iso(now * 1000, at);
-    db = br_store_db(d->store, err);
-    if (!db)
-        return -EIO;
-    /* Read everything from one snapshot, without the write lock. */
-    r = cm_db_begin_read(db, err);
-    if (r < 0)
-        return r;
-    st = cm_db_stmt(db,
-                    "SELECT i.id, i.allocation_id, a.department_id, a.system_id, i.vcpus,"
-                    " i.memory_mib, i.created_at, i.idx, i.name FROM instances i"
-                    " JOIN allocations a ON a.id = i.allocation_id WHERE a.purpose = 'production'"
-                    " AND a.state IN ('active','resizing')"
-                    " AND i.state IN ('defined','running','shutoff') ORDER BY i.id",
-                    err);
-    r = st ? 0 : -EIO;
-    while (r >= 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            Target *nt = realloc(targets, cap * sizeof(*nt));
-            if (!nt) {
-                r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-                break;
-            }
-            targets = nt;
-        }
-        Target *t = &targets[n++];
-        memset(t, 0, sizeof(*t));
-        t->id = sqlite3_column_int64(st, 0);
-        t->allocation_id = sqlite3_column_int64(st, 1);
-        t->department_id = sqlite3_column_int64(st, 2);
-        t->system_id = sqlite3_column_int64(st, 3);
-        t->vcpus = sqlite3_column_int64(st, 4);
-        t->memory_mib = sqlite3_column_int64(st, 5);
-        if (cm_time_parse_iso(cm_db_col_text(st, 6), &t->created_ms) < 0)
-            t->created_ms = 0;
-        t->idx = sqlite3_column_int64(st, 7);
-        cm_strscpy(t->name, sizeof(t->name), cm_db_col_text(st, 8));
-    }
-    if (st)
-        sqlite3_reset(st);
-    verdicts = calloc(n + 1, sizeof(*verdicts));
-    judged = calloc(n + 1, sizeof(*judged));
-    allocs = calloc(n + 1, sizeof(*allocs));
-    if (r >= 0 && (!verdicts || !judged || !allocs || !not_judged))
-        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    /* The usage of one instance at a time (two windows): the evidence of what fired is made
-     * here, so nothing per instance but its verdict and evidence stays in memory. */
-    _cleanup_free_ BrUsageStats *w = calloc(2, sizeof(*w));
-    if (r >= 0 && !w)
-        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    for (size_t i = 0; r >= 0 && i < n; i++) {
-        Target *t = &targets[i];
-        const char *why = NULL;
-        int64_t first = 0;
-        if (t->created_ms / 1000 > now - p->min_age_seconds) {
-            young++; /* too new to judge */
-            why = "too_young";
-        } else {
-            r = first_window(db, t->id, &first, err);
-            if (r >= 0)
-                r = gather(db, p, t, &w[0], p->idle_window, now, first, err);
-            if (r >= 0)
-                r = gather(db, p, t, &w[1], size_window, now, first, err);
-            if (r >= 0) {
-                static const char *const kinds[3] = {"idle", "over_provisioned",
-                                                     "under_provisioned"};
-                const BrVerdict *v = &verdicts[i];
-                judged[i] = br_assess_verdict(p, &w[0], &w[1], (BrSize){t->vcpus, t->memory_mib},
-                                              &verdicts[i]);
-                t->coverage[0] = coverage_of(&w[0]);
-                t->coverage[1] = coverage_of(&w[1]);
-                if (!judged[i]) {
-                    insufficient++;
-                    why = "insufficient_evidence";
-                }
-                bool fired[3] = {v->idle, v->over, v->under};
-                for (int k = 0; judged[i] && k < 3; k++)
-                    if (fired[k])
-                        t->ev[k] = evidence_json(k == 0 ? &w[0] : &w[1], v, now, kinds[k], t->vcpus,
-                                                 t->memory_mib);
-            }
-        }
-        if (why && n_not_judged++ < NOT_JUDGED_LISTED)
-            json_object_array_add(not_judged,
-                                  not_judged_json(t, why, strcmp(why, "too_young") != 0));
-        allocs[i] = (AllocIdle){t->allocation_id, !(judged[i] && verdicts[i].idle)};
-    }
-    cm_db_rollback(db);
-    if (r < 0)
-        return r;
+    if (!allocs)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < n; i++)
+        allocs[i] =
+            (AllocIdle){targets[i].allocation_id, !(targets[i].judged && targets[i].verdict.idle)};
     /* Sorted by allocation, each entry says whether any instance of it is not idle. */
     qsort(allocs, n, sizeof(*allocs), cmp_alloc_idle);
     for (size_t i = 0, j; i < n; i = j) {
@@ -847,187 +753,197 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
         for (size_t k = i; k < j; k++)
             allocs[k].not_idle = any;
     }
-
-    r = br_store_write_begin(d->store, &db, err);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; r >= 0 && i < n; i++) {
-        const Target *t = &targets[i];
-        const BrVerdict *v = &verdicts[i];
-        static const char *const kinds[3] = {"idle", "over_provisioned", "under_provisioned"};
-        bool fired[3] = {v->idle, v->over, v->under};
-        if (!judged[i])
-            continue;
-        AllocIdle key = {t->allocation_id, false};
+    for (size_t i = 0; i < n; i++) {
+        AllocIdle key = {targets[i].allocation_id, false};
         const AllocIdle *ai = bsearch(&key, allocs, n, sizeof(*allocs), cmp_alloc_idle);
-        bool scale_in = ai && ai->not_idle;
-        for (int k = 0; k < 3 && r >= 0; k++) {
-            if (!fired[k]) {
-                r = resolve_stale(db, t->id, kinds[k], at, &resolved, err);
-                continue;
-            }
-            _cleanup_json_ json_object *rec = recommendation_json(p, v, t, k == 0, scale_in);
-            int before = created;
-            r = record(db, t, kinds[k], v->rule, t->ev[k], rec, v, at, &created, &updated, err);
-            if (r >= 0 && created > before)
-                r = notify_finding(d, db, actor, t, kinds[k], err);
-        }
+        targets[i].others_busy = ai && ai->not_idle;
     }
-    _cleanup_json_ json_object *summary = json_object_new_object();
-    json_object_object_add(summary, "instances", json_object_new_int64((int64_t)n));
-    json_object_object_add(summary, "created", json_object_new_int64(created));
-    json_object_object_add(summary, "updated", json_object_new_int64(updated));
-    json_object_object_add(summary, "resolved", json_object_new_int64(resolved));
-    json_object_object_add(summary, "insufficient_evidence", json_object_new_int64(insufficient));
-    json_object_object_add(summary, "too_young", json_object_new_int64(young));
-    json_object_object_add(summary, "seconds",
-                           json_object_new_double((double)(cm_mono_ns() - t0) / 1e9));
-    if (r >= 0)
-        r = br_store_audit(d->store, db, actor, "assessment.run", "assessment", 0, "ok",
-                           cm_json_to_string(summary, NULL), err);
-    if (r < 0) {
-        br_store_write_abort(d->store, db);
-        return r;
-    }
-    r = br_store_write_commit(d->store, db, err);
+    return 0;
+}
+
+/* Read everything from one snapshot, without the write lock. */
+static int run_read(BrTx *tx, void *ctx)
+{
+    Run *run = ctx;
+    _cleanup_free_ BrUsageStats *w = calloc(2, sizeof(*w));
+    int r = targets_load(tx->db, &run->targets, &run->n, tx->err);
+
+    if (r >= 0 && !w)
+        r = cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; r >= 0 && i < run->n; i++)
+        r = judge(run, tx->db, &run->targets[i], w, tx->err);
     if (r < 0)
         return r;
-    cm_log_info("assessment: %zu instances, %d new findings, %d updated, %d resolved", n,
-                created, updated, resolved);
+    return others_busy(run->targets, run->n, tx->err);
+}
+
+/* A new finding is told to its department, in the same transaction. */
+static int notify_finding(Run *run, BrTx *tx, const Target *t, const char *kind, int64_t id)
+{
+    _cleanup_json_ json_object *detail = json_object_new_object(), *system = NULL;
+    int r = br_system_get(tx->db, t->system_id, 0, &system, tx->err);
+
+    if (r < 0)
+        return r;
+    json_object_object_add(detail, "finding_kind", json_object_new_string(kind));
+    json_object_object_add(detail, "system_id", json_object_new_int64(t->system_id));
+    json_object_object_add(detail, "instance_id", json_object_new_int64(t->id));
+    BrNotice n = {.kind = BR_NOTIFY_FINDING_RAISED,
+                  .to = BR_TO_DEPARTMENT,
+                  .object_type = "finding",
+                  .object_id = id,
+                  .object_name = cm_json_get_str(system, "name", NULL),
+                  .department_id = t->department_id,
+                  .detail = detail};
+    r = br_notification_raise(tx->db, &run->d->notify, tx->actor, &n, tx->err);
+    return r < 0 ? r : 0;
+}
+
+/* Records one judged instance: what fired raised or updated, what did not resolved. */
+static int record(Run *run, BrTx *tx, const Target *t)
+{
+    const BrVerdict *v = &t->verdict;
+    bool fired[3] = {v->idle, v->over, v->under};
+
+    for (int k = 0; k < 3; k++) {
+        _cleanup_json_ json_object *rec = NULL;
+        int64_t id = 0;
+        int r;
+        if (!fired[k]) {
+            r = br_finding_resolve_stale(tx, t->id, kinds[k], run->at);
+            if (r < 0)
+                return r;
+            run->resolved += r;
+            continue;
+        }
+        rec = recommendation_json(run->p, v, t->id, t->idx, k == 0, t->others_busy);
+        BrFindingFound f = {
+            .instance_id = t->id,
+            .allocation_id = t->allocation_id,
+            .department_id = t->department_id,
+            .system_id = t->system_id,
+            .kind = kinds[k],
+            .rule = v->rule,
+            .evidence = t->ev[k],
+            .recommendation = rec,
+            .current = v->current,
+            .recommended = v->recommended,
+            .frees = v->frees,
+        };
+        r = br_finding_raise(tx, &f, run->at, &id);
+        if (r < 0)
+            return r;
+        run->updated += r == 1;
+        run->created += r == 2;
+        if (r == 2 && (r = notify_finding(run, tx, t, kinds[k], id)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int run_write(BrTx *tx, void *ctx)
+{
+    Run *run = ctx;
+
+    for (size_t i = 0; i < run->n; i++) {
+        int r = run->targets[i].judged ? record(run, tx, &run->targets[i]) : 0;
+        if (r < 0)
+            return r;
+    }
+    run->summary = json_object_new_object();
+    json_object_object_add(run->summary, "instances", json_object_new_int64((int64_t)run->n));
+    json_object_object_add(run->summary, "created", json_object_new_int64(run->created));
+    json_object_object_add(run->summary, "updated", json_object_new_int64(run->updated));
+    json_object_object_add(run->summary, "resolved", json_object_new_int64(run->resolved));
+    json_object_object_add(run->summary, "insufficient_evidence",
+                           json_object_new_int64(run->insufficient));
+    json_object_object_add(run->summary, "too_young", json_object_new_int64(run->young));
+    json_object_object_add(run->summary, "seconds",
+                           json_object_new_double((double)(cm_mono_ns() - run->t0) / 1e9));
+    br_tx_audit_set(tx, "assessment.run", "assessment", 0, cm_json_to_string(run->summary, NULL));
+    return 0;
+}
+
+int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError *err)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
+    _cleanup_(run_done) Run run = {.d = d,
+                                   .p = &pol->assessment,
+                                   .now = cm_now_ms() / 1000,
+                                   .t0 = cm_mono_ns(),
+                                   .not_judged = json_object_new_array()};
+    int r;
+
+    cm_time_iso(run.now * 1000, run.at);
+    r = br_tx_read(d->store, "assessment.read", run_read, &run, err);
+    if (r >= 0)
+        r = br_tx_run(d->store, "assessment.run", actor, run_write, &run, err);
+    if (r < 0)
+        return r;
+    cm_log_info("assessment: %zu instances, %d new findings, %d updated, %d resolved", run.n,
+                run.created, run.updated, run.resolved);
     /* The answer (not the audit record) names the instances not judged and their coverage. */
-    json_object_object_add(summary, "not_judged", json_object_get(not_judged));
-    json_object_object_add(summary, "not_judged_truncated",
-                           json_object_new_boolean(n_not_judged > NOT_JUDGED_LISTED));
+    json_object_object_add(run.summary, "not_judged", json_object_get(run.not_judged));
+    json_object_object_add(run.summary, "not_judged_truncated",
+                           json_object_new_boolean(run.n_not_judged > NOT_JUDGED_LISTED));
     if (ret)
-        *ret = json_object_get(summary);
+        *ret = json_object_get(run.summary);
     return 0;
 }
 
 int br_assess_resolve_ended(BrStore *store, CmDb *db, int64_t allocation_id, const char *reason,
                             CmError *err)
 {
-    char at[CM_TIME_ISO_LEN + 1];
-    _cleanup_free_ int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st;
-    int r;
-
-    cm_time_iso(cm_now_ms(), at);
-    st = cm_db_stmt(db,
-                    "SELECT f.id FROM findings f JOIN instances i ON i.id = f.instance_id"
-                    " JOIN allocations a ON a.id = f.allocation_id WHERE f.allocation_id = ?"
-                    " AND f.state IN ('open','acknowledged') AND (i.state IN"
-                    " ('undefined','deleted') OR a.state IN ('retained','purged'))"
-                    " ORDER BY f.id",
-                    err);
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, allocation_id);
-    while ((r = cm_db_step_row(db, st, err)) > 0) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *ni = realloc(ids, cap * sizeof(*ni));
-            if (!ni) {
-                sqlite3_reset(st);
-                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-            }
-            ids = ni;
-        }
-        ids[n++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < n; i++) {
-        _cleanup_json_ json_object *detail = json_object_new_object();
-        st = cm_db_stmt(db,
-                        "UPDATE findings SET state = 'resolved', state_changed_at = ?,"
-                        " reason = ? WHERE id = ?",
-                        err);
-        if (!st)
-            return -EIO;
-        CM_DB_BIND(st, at, reason, ids[i]);
-        r = cm_db_step_done(db, st, err);
-        if (r < 0)
-            return r;
-        json_object_object_add(detail, "reason", json_object_new_string(reason));
-        r = br_store_audit(store, db, br_actor_system(), "finding.resolved", "finding", ids[i],
-                           "resolved", cm_json_to_string(detail, NULL), err);
-        if (r < 0)
-            return r;
-    }
-    if (n)
-        cm_log_info("allocation %lld: %zu finding(s) resolved: %s", (long long)allocation_id, n,
-                    reason);
-    return (int)n;
+    BrTx tx = {.store = store, .db = db, .actor = br_actor_system(), .err = err};
+    return br_finding_resolve_ended(&tx, allocation_id, reason);
 }
 
 /* ---- the daily run ---- */
 
 struct BrAssessor {
     BrDaemon *d;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
+    CmWorker *worker;
 };
 
-static void *assessor_thread(void *arg)
+static int64_t run_interval_ms(BrDaemon *d)
 {
-    BrAssessor *a = arg;
-    pthread_mutex_lock(&a->lock);
-    while (!a->stopping) {
-        BrPolicies *p = br_daemon_policies(a->d);
-        int64_t interval = p->assessment.run_interval_seconds;
-        br_policies_unref(p);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += interval;
-        while (!a->stopping && pthread_cond_timedwait(&a->wake, &a->lock, &ts) == 0)
-            ;
-        if (a->stopping)
-            break;
-        pthread_mutex_unlock(&a->lock);
-        CmError err = {0};
-        if (br_assess_run(a->d, br_actor_system(), NULL, &err) < 0)
-            cm_log_error("assessment: %s", err.message);
-        pthread_mutex_lock(&a->lock);
-    }
-    pthread_mutex_unlock(&a->lock);
-    return NULL;
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
+    return p->assessment.run_interval_seconds * 1000;
+}
+
+static int64_t assessor_pass(void *ctx)
+{
+    BrAssessor *a = ctx;
+    CmError err = {0};
+
+    if (br_assess_run(a->d, br_actor_system(), NULL, &err) < 0)
+        cm_log_error("assessment: %s", err.message);
+    return run_interval_ms(a->d);
 }
 
 int br_assessor_start(BrDaemon *d, BrAssessor **ret, CmError *err)
 {
-    BrAssessor *a = calloc(1, sizeof(*a));
-    pthread_condattr_t attr;
+    _cleanup_free_ BrAssessor *a = calloc(1, sizeof(*a));
+    CmWorkerConfig wc = {.name = "assessment", .run = assessor_pass};
+    int r;
+
     if (!a)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     a->d = d;
-    pthread_mutex_init(&a->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (pthread_create(&a->thread, NULL, assessor_thread, a) != 0) {
-        free(a);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the assessment thread");
-    }
-    *ret = a;
+    wc.ctx = a;
+    wc.first_delay_ms = run_interval_ms(d);
+    r = cm_worker_start(&wc, &a->worker, err);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(a);
     return 0;
 }
 
 BrAssessor *br_assessor_stop(BrAssessor *a)
 {
-    if (!a)
-        return NULL;
-    pthread_mutex_lock(&a->lock);
-    a->stopping = true;
-    pthread_cond_broadcast(&a->wake);
-    pthread_mutex_unlock(&a->lock);
-    pthread_join(a->thread, NULL);
-    pthread_mutex_destroy(&a->lock);
-    pthread_cond_destroy(&a->wake);
-    free(a);
+    if (a) {
+        cm_worker_stop(a->worker);
+        free(a);
+    }
     return NULL;
 }

@@ -6,7 +6,8 @@
 
 #include <json-c/json.h>
 
-#include "br-hist.h"
+#include "br-finding.h"
+#include "br-histogram.h"
 #include "br-policy.h"
 #include "br-role.h"
 #include "br-store.h"
@@ -29,7 +30,7 @@ typedef struct BrDaemon BrDaemon;
 typedef struct {
     int n;
     int64_t size[BR_SIZED_HIST_SIZES];
-    BrHist h[BR_SIZED_HIST_SIZES];
+    BrHistogram h[BR_SIZED_HIST_SIZES];
 } BrSizedHist;
 
 /**
@@ -48,12 +49,12 @@ typedef struct {
      * (expected readings ÷ seconds of the windows and days read) × span_seconds, the seconds
      * from the later of the window's start and the instance's first window to now: a day
      * without any window lowers it like any other gap. */
-    double span_seconds;   /* set before finish */
-    int64_t span_from;     /* epoch s: where the expected readings start */
-    double seen_expected;  /* expected readings of the windows and rollup days read */
-    double seen_seconds;   /* the seconds those windows and days span */
-    double expected_total; /* set by finish */
-    BrHist cpu_h, mem_h; /* utilization shares per window */
+    double span_seconds;        /* set before finish */
+    int64_t span_from;          /* epoch s: where the expected readings start */
+    double seen_expected;       /* expected readings of the windows and rollup days read */
+    double seen_seconds;        /* the seconds those windows and days span */
+    double expected_total;      /* set by finish */
+    BrHistogram cpu_h, mem_h;   /* utilization shares per window */
     BrSizedHist cpu_sh, mem_sh; /* the same, per size measured at */
     double cpu_wsum, cpu_w, cpu_max, mem_wsum, mem_w, mem_max;
     int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
@@ -64,10 +65,6 @@ typedef struct {
     int64_t cur_day;
     double cur_cpu_max, cur_mem_max;
 } BrUsageStats;
-
-typedef struct {
-    int64_t vcpus, memory_mib;
-} BrSize;
 
 typedef struct {
     bool idle, over, under;
@@ -87,24 +84,28 @@ typedef struct {
 bool br_assess_verdict(const BrAssessmentPolicy *p, const BrUsageStats *idle_stats,
                        const BrUsageStats *size_stats, BrSize current, BrVerdict *ret);
 
-/** br_usage_stats_add_window: adds one 5-minute (or other) sample window to @s. */
-void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p, int64_t start,
-                               int64_t duration, int64_t readings, int64_t expected,
-                               int64_t vcpus, int64_t memory_mib, bool has_cpu, double cpu_avg,
-                               bool has_cpu_max, double cpu_max, bool has_mem, double mem_avg,
-                               bool has_mem_max, double mem_max, bool has_rx, double rx_bytes,
-                               bool has_tx, double tx_bytes);
+/* One window of samples as the assessment reads it; a figure missing is NAN. */
+typedef struct {
+    int64_t start, duration, readings, expected;
+    int64_t vcpus, memory_mib; /* the size measured at */
+    double cpu_avg, cpu_max, mem_avg, mem_max, rx_bytes, tx_bytes;
+} BrUsageWindow;
 
-/**
- * br_usage_stats_add_rollup: adds one whole day from its rollup row to @s; its histograms are
- * shares of @vcpus and @memory_mib (the largest size of the day).
- */
-void br_usage_stats_add_rollup(BrUsageStats *s, int64_t windows, int64_t readings, int64_t expected,
-                               int64_t duration, int64_t vcpus, int64_t memory_mib,
-                               const BrHist *cpu_h, const BrHist *mem_h, bool has_cpu,
-                               double cpu_avg, bool has_cpu_max, double cpu_max, bool has_mem,
-                               double mem_avg, bool has_mem_max, double mem_max, int64_t idle,
-                               int64_t checked);
+/* One day from its rollup row; its histograms (NULL: none) are shares of vcpus and memory_mib
+ * (the day's largest size); a figure missing is NAN. */
+typedef struct {
+    int64_t windows, readings, expected, duration, vcpus, memory_mib;
+    int64_t idle, checked; /* windows under the idle thresholds, windows with CPU data */
+    const BrHistogram *cpu_h, *mem_h;
+    double cpu_avg, cpu_max, mem_avg, mem_max;
+} BrUsageDay;
+
+/** br_usage_stats_add_window: adds one 5-minute (or other) sample window to @s. */
+void br_usage_stats_add_window(BrUsageStats *s, const BrAssessmentPolicy *p,
+                               const BrUsageWindow *w);
+
+/** br_usage_stats_add_rollup: adds one whole day from its rollup row to @s. */
+void br_usage_stats_add_rollup(BrUsageStats *s, const BrUsageDay *d);
 
 /**
  * br_usage_stats_finish: closes the day being accumulated and computes the expected readings
@@ -125,15 +126,20 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
 
 /**
  * br_assess_resolve_ended:
- * Inside the caller's write transaction @db: resolves, with @reason, the open and acknowledged
- * findings of allocation @allocation_id whose instance has ended (undefined or deleted) or
- * whose allocation has (retained or purged), and audits each (finding.resolved by the
- * system). Called where a job ends, in the same transaction as the state change.
+ * br_finding_resolve_ended() inside the caller's write transaction @db: resolves, with
+ * @reason, the live findings of allocation @allocation_id whose instance or allocation has
+ * ended, each audited as finding.resolved by the system. Called where a job ends, in the same
+ * transaction as the state change.
  * Returns: the number of findings resolved, or a negative errno with @err set.
  */
 int br_assess_resolve_ended(BrStore *store, CmDb *db, int64_t allocation_id, const char *reason,
                             CmError *err);
 
+/**
+ * br_assessor_start / br_assessor_stop:
+ * The assessment run every run_interval_seconds of the policy (a CmWorker).
+ * Returns: 0, or a negative errno with @err set; stop returns NULL and accepts NULL.
+ */
 typedef struct BrAssessor BrAssessor;
 int br_assessor_start(BrDaemon *d, BrAssessor **ret, CmError *err);
 BrAssessor *br_assessor_stop(BrAssessor *a);

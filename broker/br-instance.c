@@ -310,3 +310,41 @@ int br_uuid_new(char out[37])
              b[14], b[15]);
     return 0;
 }
+
+int br_instance_list_live(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, idx, vcpus, memory_mib, disk_gib, image FROM instances"
+                      " WHERE allocation_id = ?1 AND state != 'deleted' ORDER BY idx",
+                      err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    return cm_stmt_rows_json(st, ret, err);
+}
+
+int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT coalesce(host_id, 0) AS host_id, uuid, memory_mib, max_vcpus"
+                      " FROM instances WHERE id = ?1",
+                      err);
+    BrInstanceHost h = {0};
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id);
+    r = cm_stmt_step(st, err);
+    if (r <= 0)
+        return r < 0 ? r : -ENOENT;
+    h.host_id = cm_stmt_int(st, 0);
+    snprintf(h.uuid, sizeof(h.uuid), "%s", cm_stmt_text(st, 1));
+    h.memory_mib = cm_stmt_int(st, 2);
+    h.max_vcpus = cm_stmt_int(st, 3);
+    *ret = h;
+    return 0;
+}

@@ -133,3 +133,26 @@ int br_instance_list_json(CmDb *db, int64_t allocation_id, json_object **ret, Cm
 
 /** br_uuid_new: a random (version 4) UUID as 36 characters + NUL. Returns: 0 or -EIO. */
 int br_uuid_new(char out[37]);
+
+/**
+ * br_instance_list_live:
+ * The instances of allocation @allocation_id that are not deleted, by index: each
+ * {id, idx, vcpus, memory_mib, disk_gib, image}.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_instance_list_live(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err);
+
+/* Where an instance runs and what it may use, as its agent's windows are checked. */
+typedef struct {
+    int64_t host_id; /* 0: none yet */
+    char uuid[37];
+    int64_t memory_mib, max_vcpus;
+} BrInstanceHost;
+
+/**
+ * br_instance_host:
+ * Reads instance @id's host, UUID, memory and vCPU maximum (one lookup per instance and
+ * batch of samples).
+ * Returns: 0, -ENOENT (no error set), or a negative errno with @err set.
+ */
+int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err);

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The broker's side of metering: sample ingest, daily rollups, retention. */
+/*
+ * The broker's side of metering: sample ingest, daily rollups, retention. The only file with
+ * SQL on samples, unowned_samples, host_samples and rollups (the arithmetic of a rollup is
+ * br-rollup.c's; the usage answers read them in br-usage.c).
+ */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +13,13 @@
 #include <time.h>
 
 #include "br-daemon.h"
-#include "br-hist.h"
+#include "br-instance.h"
 #include "br-metering.h"
+#include "br-rollup.h"
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
+#include "cm-worker.h"
 
 static atomic_uint_fast64_t stored_total, duplicates_total, overlapping_total,
     unowned_dropped_total;
@@ -75,28 +80,19 @@ static const uint8_t host_cols[] = {
 };
 
 /* Binds the metrics of @rec from parameter @first on; absent or null binds NULL (missing). */
-static void bind_cols(sqlite3_stmt *stmt, int first, const BrSample *rec, const uint8_t *cols,
-                      size_t n)
+static void bind_cols(CmStmt *st, int first, const BrSample *rec, const uint8_t *cols, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         BrSampleField f = (BrSampleField)cols[i];
         int idx = first + (int)i;
-        if (!br_sample_has(rec, f)) {
-            sqlite3_bind_null(stmt, idx);
-            continue;
-        }
-        switch (br_sample_field_kind(f)) {
-        case BR_SAMPLE_VALUE_INT:
-            sqlite3_bind_int64(stmt, idx, rec->v[f].i);
-            break;
-        case BR_SAMPLE_VALUE_NUMBER:
-            sqlite3_bind_double(stmt, idx, rec->v[f].d);
-            break;
-        case BR_SAMPLE_VALUE_TEXT:
-            /* the one text metric: "balloon" or "rss", static strings */
-            sqlite3_bind_text(stmt, idx, rec->memory_source, -1, SQLITE_STATIC);
-            break;
-        }
+        if (!br_sample_has(rec, f))
+            cm_stmt_bind_null(st, idx);
+        else if (br_sample_field_kind(f) == BR_SAMPLE_VALUE_INT)
+            cm_stmt_bind_i64(st, idx, rec->v[f].i);
+        else if (br_sample_field_kind(f) == BR_SAMPLE_VALUE_NUMBER)
+            cm_stmt_bind_double(st, idx, rec->v[f].d);
+        else /* the one text metric: "balloon" or "rss" */
+            cm_stmt_bind_text(st, idx, rec->memory_source);
     }
 }
 
@@ -105,6 +101,8 @@ static int64_t sat_add(int64_t a, int64_t b)
     int64_t r;
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
+
+/* ---- ingest ---- */
 
 /* Rules the schema cannot say: alignment, time bounds, consistency. */
 static int check_window(const BrSample *rec, BrSamplesList list, size_t i, int64_t now,
@@ -183,10 +181,11 @@ static void owner_cache_free(OwnerCache *oc)
     free(oc->slots);
 }
 
-static int owner_lookup(CmDb *db, sqlite3_stmt *own, int64_t host_id, OwnerCache *oc, int64_t id,
-                        const Owner **ret, CmError *err)
+static int owner_lookup(CmDb *db, int64_t host_id, OwnerCache *oc, int64_t id, const Owner **ret,
+                        CmError *err)
 {
     size_t mask = oc->n_slots - 1, i = ((uint64_t)id * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    BrInstanceHost h;
     Owner *o;
     int r;
 
@@ -206,15 +205,15 @@ static int owner_lookup(CmDb *db, sqlite3_stmt *own, int64_t host_id, OwnerCache
     }
     o = &oc->owners[oc->n];
     *o = (Owner){.id = id};
-    CM_DB_BIND(own, id);
-    r = cm_db_step_row(db, own, err);
-    if (r > 0 && sqlite3_column_int64(own, 0) == host_id) {
+    r = br_instance_host(db, id, &h, err);
+    if (r == -ENOENT)
+        r = 0;
+    else if (r >= 0 && h.host_id == host_id) {
         o->mine = true;
-        cm_strscpy(o->uuid, sizeof(o->uuid), cm_db_col_text(own, 1));
-        o->memory_mib = sqlite3_column_int64(own, 2);
-        o->max_vcpus = sqlite3_column_int64(own, 3);
+        cm_strscpy(o->uuid, sizeof(o->uuid), h.uuid);
+        o->memory_mib = h.memory_mib;
+        o->max_vcpus = h.max_vcpus;
     }
-    sqlite3_reset(own);
     if (r < 0)
         return r;
     oc->slots[i] = (uint32_t)++oc->n;
@@ -228,37 +227,44 @@ typedef struct {
     int64_t count;
 } SlotCount;
 
-typedef struct {
-    SlotCount *slots;
-    size_t n_slots;
-} SlotCache;
-
-static void slot_cache_free(SlotCache *sc)
+static int slot_count(CmDb *db, int64_t host_id, SlotCount *slots, size_t n_slots, int64_t slot,
+                      SlotCount **ret, CmError *err)
 {
-    free(sc->slots);
-}
-
-static int slot_count(CmDb *db, sqlite3_stmt *count, int64_t host_id, SlotCache *sc,
-                      int64_t slot, SlotCount **ret, CmError *err)
-{
-    size_t mask = sc->n_slots - 1, i = ((uint64_t)slot * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    size_t mask = n_slots - 1, i = ((uint64_t)slot * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
-    for (; sc->slots[i].slot >= 0; i = (i + 1) & mask) {
-        if (sc->slots[i].slot == slot) {
-            *ret = &sc->slots[i];
+    for (; slots[i].slot >= 0; i = (i + 1) & mask) {
+        if (slots[i].slot == slot) {
+            *ret = &slots[i];
             return 0;
         }
     }
-    CM_DB_BIND(count, host_id, slot, slot + UNOWNED_SLOT_SECONDS);
-    r = cm_db_step_row(db, count, err);
-    if (r > 0) {
-        sc->slots[i].slot = slot;
-        sc->slots[i].count = sqlite3_column_int64(count, 0);
-        *ret = &sc->slots[i];
-    }
-    sqlite3_reset(count);
-    return r < 0 ? r : r == 0 ? -EIO : 0;
+    st = cm_db_prepare(db,
+                       "SELECT count(*) FROM unowned_samples"
+                       " WHERE host_id = ?1 AND start >= ?2 AND start < ?3",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, host_id, slot, slot + UNOWNED_SLOT_SECONDS);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    slots[i] = (SlotCount){slot, cm_stmt_int(st, 0)};
+    *ret = &slots[i];
+    return 0;
+}
+
+/* A window of @host_id's unowned domain @uuid stored already: a repeat, not dropped. */
+static int unowned_known(CmDb *db, int64_t host_id, const char *uuid, int64_t start, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT 1 FROM unowned_samples WHERE host_id = ?1 AND uuid = ?2 AND start = ?3", err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, host_id, uuid, start);
+    return cm_stmt_step(st, err);
 }
 
 /* The unowned windows: stored up to the policy's cap per host and slot, the rest counted. */
@@ -266,66 +272,51 @@ static int ingest_unowned(CmDb *db, int64_t host_id, int64_t cap, const BrSample
                           BrIngestResult *res, CmError *err)
 {
     const BrSample *unowned = batch->items[BR_SAMPLES_UNOWNED];
-    size_t n = batch->n[BR_SAMPLES_UNOWNED];
-    _cleanup_(slot_cache_free) SlotCache sc = {0};
-    sqlite3_stmt *stmt, *count, *known;
+    size_t n = batch->n[BR_SAMPLES_UNOWNED], n_slots = 64;
+    _cleanup_free_ SlotCount *slots = NULL;
     int r;
 
     if (!n)
         return 0;
-    sc.n_slots = 64;
-    while (sc.n_slots < 2 * n)
-        sc.n_slots *= 2;
-    sc.slots = malloc(sc.n_slots * sizeof(*sc.slots));
-    if (!sc.slots)
+    while (n_slots < 2 * n)
+        n_slots *= 2;
+    slots = malloc(n_slots * sizeof(*slots));
+    if (!slots)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    for (size_t i = 0; i < sc.n_slots; i++)
-        sc.slots[i].slot = -1;
-    count = cm_db_stmt(db,
-                       "SELECT count(*) FROM unowned_samples"
-                       " WHERE host_id = ? AND start >= ? AND start < ?",
-                       err);
-    if (!count)
-        return -EIO;
-    known = cm_db_stmt(db,
-                       "SELECT 1 FROM unowned_samples WHERE host_id = ? AND uuid = ? AND start = ?",
-                       err);
-    if (!known)
-        return -EIO;
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO unowned_samples(host_id, uuid, start, name, duration, readings,"
-                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
-                      " net_rx_bytes, net_tx_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                      " ON CONFLICT DO NOTHING",
-                      err);
-    if (!stmt)
-        return -EIO;
+    for (size_t i = 0; i < n_slots; i++)
+        slots[i].slot = -1;
     for (size_t i = 0; i < n; i++) {
         const BrSample *rec = &unowned[i];
         int64_t start = rec->v[BR_SF_START].i;
+        _cleanup_stmt_ CmStmt *st = NULL;
         SlotCount *sl;
 
-        r = slot_count(db, count, host_id, &sc, start - start % UNOWNED_SLOT_SECONDS, &sl, err);
-        if (r < 0)
-            return r;
-        if (sl->count >= cap) {
-            /* a window stored already is a repeat, not counted, as below */
-            CM_DB_BIND(known, host_id, (const char *)rec->uuid, start);
-            r = cm_db_step_row(db, known, err);
-            sqlite3_reset(known);
-            if (r < 0)
-                return r;
+        r = slot_count(db, host_id, slots, n_slots, start - start % UNOWNED_SLOT_SECONDS, &sl, err);
+        if (r >= 0 && sl->count >= cap) {
+            r = unowned_known(db, host_id, rec->uuid, start, err);
             if (r == 0)
                 res->unowned_dropped++;
+            if (r < 0)
+                return r;
             continue;
         }
-        CM_DB_BIND(stmt, host_id, (const char *)rec->uuid, start, br_sample_name(batch, rec),
-                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
-        bind_cols(stmt, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
-        r = cm_db_step_done(db, stmt, err);
         if (r < 0)
             return r;
-        if (sqlite3_changes(cm_db_handle(db))) {
+        st = cm_db_prepare(db,
+                           "INSERT INTO unowned_samples(host_id, uuid, start, name, duration,"
+                           " readings, expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg,"
+                           " mem_max, net_rx_bytes, net_tx_bytes)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                           err);
+        if (!st)
+            return -EIO;
+        CM_DB_BIND(st, host_id, (const char *)rec->uuid, start, br_sample_name(batch, rec),
+                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
+        bind_cols(st, 8, rec, unowned_cols, ELEMENTSOF(unowned_cols));
+        r = cm_stmt_exec(st, err);
+        if (r < 0)
+            return r;
+        if (cm_stmt_changes(st)) {
             res->unowned++;
             sl->count++;
         }
@@ -333,49 +324,33 @@ static int ingest_unowned(CmDb *db, int64_t host_id, int64_t cap, const BrSample
     return 0;
 }
 
-int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBatch *batch,
-                       BrIngestResult *ret, CmError *err)
+/* The instance windows, each checked against its instance (looked up once per batch). */
+static int check_instances(CmDb *db, const BrMeteringPolicy *p, int64_t host_id,
+                           const BrSamplesBatch *batch, int64_t now, int64_t *alloc_mem,
+                           CmError *err)
 {
-    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
     const BrSample *inst = batch->items[BR_SAMPLES_INSTANCES];
-    const BrSample *unowned = batch->items[BR_SAMPLES_UNOWNED];
-    const BrSample *host = batch->items[BR_SAMPLES_HOST];
-    sqlite3_stmt *overlap;
-    size_t n_inst = batch->n[BR_SAMPLES_INSTANCES], n_unowned = batch->n[BR_SAMPLES_UNOWNED];
-    size_t n_host = batch->n[BR_SAMPLES_HOST];
-    int64_t now = cm_now_ms() / 1000;
-    int64_t oldest = now - p->metering.sample_retention_days * 86400;
-    BrIngestResult res = {0};
-    sqlite3_stmt *stmt, *own;
-    _cleanup_(owner_cache_free) OwnerCache oc = {0};
-    _cleanup_free_ int64_t *alloc_mem = n_inst ? calloc(n_inst, sizeof(int64_t)) : NULL;
+    size_t n = batch->n[BR_SAMPLES_INSTANCES];
+    int64_t oldest = now - p->sample_retention_days * 86400;
+    _cleanup_(owner_cache_free) OwnerCache oc = {.n_slots = 64};
     int r;
 
-    if (n_inst && !alloc_mem)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    /* Check everything before writing anything: a bad record refuses the whole batch. */
-    own = cm_db_stmt(db, "SELECT host_id, uuid, memory_mib, max_vcpus FROM instances WHERE id = ?",
-                     err);
-    if (!own)
-        return -EIO;
-    oc.n_slots = 64;
-    while (oc.n_slots < 2 * n_inst)
+    while (oc.n_slots < 2 * n)
         oc.n_slots *= 2;
     oc.slots = calloc(oc.n_slots, sizeof(*oc.slots));
     if (!oc.slots)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    for (size_t i = 0; i < n_inst; i++) {
+    for (size_t i = 0; i < n; i++) {
         const BrSample *rec = &inst[i];
         int64_t id = rec->v[BR_SF_INSTANCE].i;
         const Owner *o = NULL;
         char field[64];
 
-        r = check_window(rec, BR_SAMPLES_INSTANCES, i, now, oldest,
-                         p->metering.max_clock_skew_seconds, err);
+        r = check_window(rec, BR_SAMPLES_INSTANCES, i, now, oldest, p->max_clock_skew_seconds, err);
         if (r < 0)
             return r;
         /* one lookup per instance and batch, the UUID checked on every record */
-        r = owner_lookup(db, own, host_id, &oc, id, &o, err);
+        r = owner_lookup(db, host_id, &oc, id, &o, err);
         if (r < 0)
             return r;
         if (!o->mine || strcmp(o->uuid, rec->uuid) != 0) {
@@ -404,500 +379,416 @@ int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBa
                                      (long long)o->max_vcpus);
         }
     }
-    for (size_t i = 0; i < n_unowned; i++) {
-        r = check_window(&unowned[i], BR_SAMPLES_UNOWNED, i, now, oldest,
-                         p->metering.max_clock_skew_seconds, err);
-        if (r < 0)
-            return r;
-    }
-    for (size_t i = 0; i < n_host; i++) {
-        r = check_window(&host[i], BR_SAMPLES_HOST, i, now, oldest,
-                         p->metering.max_clock_skew_seconds, err);
-        if (r < 0)
-            return r;
-    }
+    return 0;
+}
 
+/* The statements of one batch, prepared once and reused record by record. */
+typedef struct {
+    CmStmt *overlap, *sample, *host;
+} IngestStmts;
+
+static void ingest_stmts_done(IngestStmts *x)
+{
+    cm_stmt_reset(x->overlap);
+    cm_stmt_reset(x->sample);
+    cm_stmt_reset(x->host);
+}
+
+static int ingest_stmts(CmDb *db, IngestStmts *x, CmError *err)
+{
     /* A window that shares seconds with a stored one of its instance: the same window again
-     * (a duplicate), or another one, refused alone. Within the batch too: each insert is seen
-     * by the next lookup. */
-    overlap = cm_db_stmt(db,
-                         "SELECT start, duration FROM samples WHERE instance_id = ?1"
-                         " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
-                         " ORDER BY start LIMIT 1",
-                         err);
-    if (!overlap)
-        return -EIO;
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
-                      " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
-                      " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs, disk_wr_reqs,"
-                      " net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                      " ON CONFLICT DO NOTHING",
-                      err);
-    if (!stmt)
-        return -EIO;
-    for (size_t i = 0; i < n_inst; i++) {
-        const BrSample *rec = &inst[i];
-        int64_t id = rec->v[BR_SF_INSTANCE].i, start = rec->v[BR_SF_START].i;
-        int64_t duration = rec->v[BR_SF_DURATION].i;
+     * (a duplicate), or another one, refused alone. */
+    x->overlap = cm_db_prepare(db,
+                               "SELECT start, duration FROM samples WHERE instance_id = ?1"
+                               " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
+                               " ORDER BY start LIMIT 1",
+                               err);
+    x->sample = cm_db_prepare(db,
+                              "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
+                              " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                              " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs,"
+                              " disk_wr_reqs, net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                              " ON CONFLICT DO NOTHING",
+                              err);
+    x->host = cm_db_prepare(db,
+                            "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
+                            " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
+                            " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                            err);
+    return x->overlap && x->sample && x->host ? 0 : -EIO;
+}
 
-        CM_DB_BIND(overlap, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
-        r = cm_db_step_row(db, overlap, err);
-        if (r > 0) {
-            int64_t os = sqlite3_column_int64(overlap, 0), od = sqlite3_column_int64(overlap, 1);
-            sqlite3_reset(overlap);
-            if (os == start && od == duration) {
-                res.duplicates++;
-                continue;
-            }
-            if (res.n_rejected < BR_INGEST_MAX_REJECTIONS)
-                res.rejected[res.n_rejected++] = (BrIngestRejection){
-                    .index = i,
-                    .instance = id,
-                    .start = start,
-                    .duration = duration,
-                    .other_start = os,
-                    .other_duration = od,
-                };
-            res.overlapping++;
-            continue;
-        }
-        sqlite3_reset(overlap);
-        if (r < 0)
-            return r;
-        CM_DB_BIND(stmt, rec->v[BR_SF_INSTANCE].i, rec->v[BR_SF_START].i, host_id,
-                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
-        bind_cols(stmt, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
-        /* The memory is what the instance was allocated: a guest whose balloon never
-         * deflates reports the domain's maximum, which it was never given to use. */
-        if (alloc_mem[i] > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
-            rec->v[BR_SF_MEMORY_MIB].i > alloc_mem[i])
-            sqlite3_bind_int64(stmt, 8, alloc_mem[i]);
-        r = cm_db_step_done(db, stmt, err);
-        if (r < 0)
-            return r;
-        if (sqlite3_changes(cm_db_handle(db)))
-            res.stored++;
-        else
-            res.duplicates++;
-    }
-    r = ingest_unowned(db, host_id, p->metering.max_unowned_per_window, batch, &res, err);
+/* One instance window: stored, a duplicate, or refused for overlapping a stored window of its
+ * instance (within the batch too: each insert is seen by the next lookup). */
+static int ingest_instance(IngestStmts *x, int64_t host_id, const BrSample *rec, size_t i,
+                           int64_t alloc_mem, BrIngestResult *res, CmError *err)
+{
+    int64_t id = rec->v[BR_SF_INSTANCE].i, start = rec->v[BR_SF_START].i;
+    int64_t duration = rec->v[BR_SF_DURATION].i, os, od;
+    int r;
+
+    CM_DB_BIND(x->overlap, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
+    r = cm_stmt_step(x->overlap, err);
+    os = r > 0 ? cm_stmt_int(x->overlap, 0) : 0;
+    od = r > 0 ? cm_stmt_int(x->overlap, 1) : 0;
+    cm_stmt_reset(x->overlap);
     if (r < 0)
         return r;
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
-                      " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
-                      " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                      err);
-    if (!stmt)
-        return -EIO;
-    for (size_t i = 0; i < n_host; i++) {
-        const BrSample *rec = &host[i];
-        CM_DB_BIND(stmt, host_id, rec->v[BR_SF_START].i, rec->v[BR_SF_DURATION].i,
-                   rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
-        bind_cols(stmt, 6, rec, host_cols, ELEMENTSOF(host_cols));
-        r = cm_db_step_done(db, stmt, err);
-        if (r < 0)
-            return r;
-        res.host += sqlite3_changes(cm_db_handle(db));
+    if (r > 0 && os == start && od == duration) {
+        res->duplicates++;
+        return 0;
     }
-    atomic_fetch_add(&stored_total, (uint64_t)res.stored);
-    atomic_fetch_add(&duplicates_total, (uint64_t)res.duplicates);
-    atomic_fetch_add(&overlapping_total, (uint64_t)res.overlapping);
-    atomic_fetch_add(&unowned_dropped_total, (uint64_t)res.unowned_dropped);
-    *ret = res;
+    if (r > 0) {
+        if (res->n_rejected < BR_INGEST_MAX_REJECTIONS)
+            res->rejected[res->n_rejected++] = (BrIngestRejection){
+                .index = i,
+                .instance = id,
+                .start = start,
+                .duration = duration,
+                .other_start = os,
+                .other_duration = od,
+            };
+        res->overlapping++;
+        return 0;
+    }
+    CM_DB_BIND(x->sample, id, start, host_id, duration, rec->v[BR_SF_READINGS].i,
+               rec->v[BR_SF_EXPECTED].i);
+    bind_cols(x->sample, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
+    /* The memory is what the instance was allocated: a guest whose balloon never deflates
+     * reports the domain's maximum, which it was never given to use. */
+    if (alloc_mem > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
+        rec->v[BR_SF_MEMORY_MIB].i > alloc_mem)
+        cm_stmt_bind_i64(x->sample, 8, alloc_mem);
+    r = cm_stmt_exec(x->sample, err);
+    if (r < 0)
+        return r;
+    if (cm_stmt_changes(x->sample))
+        res->stored++;
+    else
+        res->duplicates++;
+    return 0;
+}
+
+static int ingest_host(IngestStmts *x, int64_t host_id, const BrSample *rec, BrIngestResult *res,
+                       CmError *err)
+{
+    int r;
+
+    CM_DB_BIND(x->host, host_id, rec->v[BR_SF_START].i, rec->v[BR_SF_DURATION].i,
+               rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
+    bind_cols(x->host, 6, rec, host_cols, ELEMENTSOF(host_cols));
+    r = cm_stmt_exec(x->host, err);
+    if (r < 0)
+        return r;
+    res->host += cm_stmt_changes(x->host);
+    return 0;
+}
+
+int br_metering_ingest(BrTx *tx, const BrMeteringPolicy *p, int64_t host_id,
+                       const BrSamplesBatch *batch, BrIngestResult *ret)
+{
+    const BrSample *inst = batch->items[BR_SAMPLES_INSTANCES];
+    const BrSample *host = batch->items[BR_SAMPLES_HOST];
+    size_t n_inst = batch->n[BR_SAMPLES_INSTANCES], n_host = batch->n[BR_SAMPLES_HOST];
+    int64_t now = cm_now_ms() / 1000, oldest = now - p->sample_retention_days * 86400;
+    _cleanup_free_ int64_t *alloc_mem = calloc(n_inst + 1, sizeof(int64_t));
+    _cleanup_free_ BrIngestResult *res = calloc(1, sizeof(*res));
+    _cleanup_(ingest_stmts_done) IngestStmts x = {0};
+    int r;
+
+    if (!alloc_mem || !res)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    /* Check everything before writing anything: a bad record refuses the whole batch. */
+    r = check_instances(tx->db, p, host_id, batch, now, alloc_mem, tx->err);
+    for (size_t l = BR_SAMPLES_UNOWNED; r >= 0 && l <= BR_SAMPLES_HOST; l++)
+        for (size_t i = 0; r >= 0 && i < batch->n[l]; i++)
+            r = check_window(&batch->items[l][i], (BrSamplesList)l, i, now, oldest,
+                             p->max_clock_skew_seconds, tx->err);
+    if (r >= 0)
+        r = ingest_stmts(tx->db, &x, tx->err);
+    for (size_t i = 0; r >= 0 && i < n_inst; i++)
+        r = ingest_instance(&x, host_id, &inst[i], i, alloc_mem[i], res, tx->err);
+    if (r >= 0)
+        r = ingest_unowned(tx->db, host_id, p->max_unowned_per_window, batch, res, tx->err);
+    for (size_t i = 0; r >= 0 && i < n_host; i++)
+        r = ingest_host(&x, host_id, &host[i], res, tx->err);
+    if (r < 0)
+        return r;
+    atomic_fetch_add(&stored_total, (uint64_t)res->stored);
+    atomic_fetch_add(&duplicates_total, (uint64_t)res->duplicates);
+    atomic_fetch_add(&overlapping_total, (uint64_t)res->overlapping);
+    atomic_fetch_add(&unowned_dropped_total, (uint64_t)res->unowned_dropped);
+    *ret = *res;
     return 0;
 }
 
 /* ---- rollups ---- */
 
-typedef struct {
-    int64_t instance_id;
-    int64_t windows, readings, expected_readings, duration;
-    int64_t vcpus, memory_mib;
-    double cpu_wsum, cpu_weight, cpu_max;
-    double mem_wsum, mem_weight, mem_max;
-    double *cpu_v, *mem_v, *rx_v, *tx_v;
-    size_t n_cpu, n_mem, n_rx, n_tx, cap;
-    BrHist cpu_h, mem_h;
-    int64_t sums[8]; /* disk rd/wr bytes, rd/wr reqs, net rx/tx bytes, rx/tx packets */
-    bool have[8];
-    int64_t idle_windows, idle_checked; /* windows under the assessment's idle thresholds */
-} Acc;
-
-static void acc_reset(Acc *a, int64_t id)
+static void day_name(int64_t day_start, char out[16])
 {
-    double *cv = a->cpu_v, *mv = a->mem_v, *rv = a->rx_v, *tv = a->tx_v;
-    size_t cap = a->cap;
-    memset(a, 0, sizeof(*a));
-    a->cpu_v = cv;
-    a->mem_v = mv;
-    a->rx_v = rv;
-    a->tx_v = tv;
-    a->cap = cap;
-    a->instance_id = id;
-    a->cpu_max = -1;
-    a->mem_max = -1;
+    time_t t = (time_t)day_start;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
-static int acc_grow(Acc *a)
+/* A day's rollups, made from one read snapshot and written in one short transaction. */
+typedef struct {
+    const BrAssessmentPolicy *p;
+    int64_t day_start;
+    char day[16], at[CM_TIME_ISO_LEN + 1];
+    BrRollupRow *rows;
+    size_t n_rows, cap_rows;
+} RollupDay;
+
+static int rows_push(RollupDay *x, BrRollupAcc *a, CmError *err)
 {
-    size_t cap = a->cap ? a->cap * 2 : 512;
-    double *c = realloc(a->cpu_v, cap * sizeof(double));
-    if (c)
-        a->cpu_v = c;
-    double *m = realloc(a->mem_v, cap * sizeof(double));
-    if (m)
-        a->mem_v = m;
-    double *r = realloc(a->rx_v, cap * sizeof(double));
-    if (r)
-        a->rx_v = r;
-    double *t = realloc(a->tx_v, cap * sizeof(double));
-    if (t)
-        a->tx_v = t;
-    if (!c || !m || !r || !t)
-        return -ENOMEM;
-    a->cap = cap;
+    if (x->n_rows == x->cap_rows) {
+        size_t ncap = x->cap_rows ? x->cap_rows * 2 : 256;
+        BrRollupRow *nr = realloc(x->rows, ncap * sizeof(*nr));
+        if (!nr)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        x->rows = nr;
+        x->cap_rows = ncap;
+    }
+    x->rows[x->n_rows++] = *br_rollup_finish(a);
     return 0;
 }
 
-/* One finished rollup, kept in memory until the day's write. */
-typedef struct {
-    int64_t instance_id, windows, readings, expected, vcpus, memory_mib;
-    double coverage, cpu_avg, cpu_p95, cpu_max, mem_avg, mem_p95, mem_max, rx_p95, tx_p95;
-    bool has_cpu, has_cpu_max, has_mem, has_mem_max, has_rx, has_tx;
-    int64_t sums[8];
-    bool have[8];
-    uint8_t cpu_blob[BR_HIST_BLOB_SIZE], mem_blob[BR_HIST_BLOB_SIZE];
-    bool cpu_hist, mem_hist;
-    int64_t idle_windows, idle_checked, duration;
-} RollupRow;
-
-static void acc_finish(Acc *a, RollupRow *o)
+static int64_t counter(CmStmt *st, int i)
 {
-    int64_t windows_per_day = a->duration > 0 ? 86400 / a->duration : 288;
-    int64_t expected_per_window = a->windows ? a->expected_readings / a->windows : 1;
-
-    /* The day's histograms are shares of its largest size (a.vcpus, a.memory_mib), stored
-     * with the row: a resize during the day keeps every window's cores (MiB) used. */
-    for (size_t i = 0; a->vcpus > 0 && i < a->n_cpu; i++)
-        br_hist_add(&a->cpu_h, a->cpu_v[i] / (double)a->vcpus);
-    for (size_t i = 0; a->memory_mib > 0 && i < a->n_mem; i++)
-        br_hist_add(&a->mem_h, a->mem_v[i] / (double)a->memory_mib);
-    memset(o, 0, sizeof(*o));
-    if (expected_per_window < 1)
-        expected_per_window = 1;
-    o->instance_id = a->instance_id;
-    o->windows = a->windows;
-    o->readings = a->readings;
-    o->expected = windows_per_day * expected_per_window;
-    o->coverage = (double)a->readings / (double)o->expected;
-    if (o->coverage > 1)
-        o->coverage = 1;
-    o->vcpus = a->vcpus;
-    o->memory_mib = a->memory_mib;
-    o->has_cpu = a->cpu_weight > 0;
-    o->cpu_avg = o->has_cpu ? a->cpu_wsum / a->cpu_weight : 0;
-    o->cpu_p95 = br_quantile_exact(a->cpu_v, a->n_cpu, 0.95);
-    o->has_cpu_max = a->cpu_max >= 0;
-    o->cpu_max = a->cpu_max;
-    o->has_mem = a->mem_weight > 0;
-    o->mem_avg = o->has_mem ? a->mem_wsum / a->mem_weight : 0;
-    o->mem_p95 = br_quantile_exact(a->mem_v, a->n_mem, 0.95);
-    o->has_mem_max = a->mem_max >= 0;
-    o->mem_max = a->mem_max;
-    o->has_rx = a->n_rx > 0;
-    o->rx_p95 = br_quantile_exact(a->rx_v, a->n_rx, 0.95);
-    o->has_tx = a->n_tx > 0;
-    o->tx_p95 = br_quantile_exact(a->tx_v, a->n_tx, 0.95);
-    memcpy(o->sums, a->sums, sizeof(o->sums));
-    memcpy(o->have, a->have, sizeof(o->have));
-    o->idle_windows = a->idle_windows;
-    o->duration = a->duration;
-    o->idle_checked = a->idle_checked;
-    o->cpu_hist = a->cpu_h.count > 0;
-    o->mem_hist = a->mem_h.count > 0;
-    br_hist_encode(&a->cpu_h, o->cpu_blob);
-    br_hist_encode(&a->mem_h, o->mem_blob);
+    return cm_stmt_is_null(st, i) ? -1 : cm_stmt_int(st, i);
 }
 
-static void bind_opt(sqlite3_stmt *stmt, int idx, double v, bool have)
+static double gauge(CmStmt *st, int i)
+{
+    return cm_stmt_is_null(st, i) ? NAN : cm_stmt_double(st, i);
+}
+
+static int rollup_read(BrTx *tx, void *ctx)
+{
+    RollupDay *x = ctx;
+    _cleanup_(br_rollup_acc_free) BrRollupAcc a = {0};
+    /* Instance by instance along the samples' primary key (a range each): no sort, no lookup
+     * per row. A window's memory is what the instance was allocated when it came (ingest
+     * keeps a balloon that never deflates to it), not what it has now: a day rolled up again
+     * after a resize keeps its windows' sizes. */
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(tx->db,
+                      "SELECT s.instance_id, s.duration, s.readings, s.expected,"
+                      " coalesce(s.vcpus, 0) AS vcpus,"
+                      " coalesce(s.memory_mib, i.memory_mib, 0) AS memory_mib,"
+                      " s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
+                      " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
+                      " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
+                      " FROM instances i CROSS JOIN samples s WHERE s.instance_id = i.id"
+                      " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start",
+                      tx->err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->day_start, x->day_start + 86400);
+    while ((r = cm_stmt_step(st, tx->err)) > 0) {
+        int64_t id = cm_stmt_int(st, 0);
+        BrRollupWindow w = {
+            .duration = cm_stmt_int(st, 1),
+            .readings = cm_stmt_int(st, 2),
+            .expected = cm_stmt_int(st, 3),
+            .vcpus = cm_stmt_int(st, 4),
+            .memory_mib = cm_stmt_int(st, 5),
+            .cpu_avg = gauge(st, 6),
+            .cpu_max = gauge(st, 7),
+            .mem_avg = gauge(st, 8),
+            .mem_max = gauge(st, 9),
+        };
+        for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
+            w.counters[k] = counter(st, 10 + k);
+        if (id != a.row.instance_id) {
+            if (a.row.instance_id && (r = rows_push(x, &a, tx->err)) < 0)
+                return r;
+            br_rollup_begin(&a, id);
+        }
+        if (br_rollup_add(&a, x->p, &w) < 0)
+            return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    if (r >= 0 && a.row.instance_id)
+        r = rows_push(x, &a, tx->err);
+    return r;
+}
+
+static void bind_opt(CmStmt *st, int idx, bool have, double v)
 {
     if (have)
-        sqlite3_bind_double(stmt, idx, v);
-    else
-        sqlite3_bind_null(stmt, idx);
+        cm_stmt_bind_double(st, idx, v);
 }
 
-static int rollup_write(CmDb *db, const RollupRow *o, const char *day, const char *at,
-                        CmError *err)
+static int rollup_write(BrTx *tx, void *ctx)
 {
-    sqlite3_stmt *stmt =
-        cm_db_stmt(db,
-                   "INSERT OR REPLACE INTO rollups(instance_id, day, windows, readings,"
-                   " expected, coverage, vcpus, memory_mib, cpu_avg, cpu_p95, cpu_max,"
-                   " cpu_util_hist, mem_avg, mem_p95, mem_max, mem_util_hist, disk_rd_bytes,"
-                   " disk_wr_bytes, disk_rd_reqs, disk_wr_reqs, net_rx_bytes, net_tx_bytes,"
-                   " net_rx_pkts, net_tx_pkts, net_rx_bps_p95, net_tx_bps_p95, computed_at,"
-                   " idle_windows, idle_checked_windows, duration)"
-                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, o->instance_id, day, o->windows, o->readings, o->expected, o->coverage);
-    if (o->vcpus)
-        sqlite3_bind_int64(stmt, 7, o->vcpus);
-    if (o->memory_mib)
-        sqlite3_bind_int64(stmt, 8, o->memory_mib);
-    bind_opt(stmt, 9, o->cpu_avg, o->has_cpu);
-    bind_opt(stmt, 10, o->cpu_p95, o->cpu_p95 >= 0);
-    bind_opt(stmt, 11, o->cpu_max, o->has_cpu_max);
-    if (o->cpu_hist)
-        sqlite3_bind_blob(stmt, 12, o->cpu_blob, sizeof(o->cpu_blob), SQLITE_TRANSIENT);
-    bind_opt(stmt, 13, o->mem_avg, o->has_mem);
-    bind_opt(stmt, 14, o->mem_p95, o->mem_p95 >= 0);
-    bind_opt(stmt, 15, o->mem_max, o->has_mem_max);
-    if (o->mem_hist)
-        sqlite3_bind_blob(stmt, 16, o->mem_blob, sizeof(o->mem_blob), SQLITE_TRANSIENT);
-    for (int k = 0; k < 8; k++)
-        if (o->have[k])
-            sqlite3_bind_int64(stmt, 17 + k, o->sums[k]);
-    bind_opt(stmt, 25, o->rx_p95, o->has_rx);
-    bind_opt(stmt, 26, o->tx_p95, o->has_tx);
-    sqlite3_bind_text(stmt, 27, at, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 28, o->idle_windows);
-    sqlite3_bind_int64(stmt, 29, o->idle_checked);
-    sqlite3_bind_int64(stmt, 30, o->duration);
-    return cm_db_step_done(db, stmt, err);
-}
+    RollupDay *x = ctx;
 
-static int rows_push(RollupRow **rows, size_t *n, size_t *cap, Acc *a)
-{
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 256;
-        RollupRow *nr = realloc(*rows, ncap * sizeof(*nr));
-        if (!nr)
-            return -ENOMEM;
-        *rows = nr;
-        *cap = ncap;
+    for (size_t i = 0; i < x->n_rows; i++) {
+        const BrRollupRow *o = &x->rows[i];
+        uint8_t cpu_blob[BR_HISTOGRAM_BLOB_SIZE], mem_blob[BR_HISTOGRAM_BLOB_SIZE];
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+            tx->db,
+            "INSERT INTO rollups(instance_id, day, windows, readings, expected, coverage, vcpus,"
+            " memory_mib, cpu_avg, cpu_p95, cpu_max, cpu_util_hist, mem_avg, mem_p95, mem_max,"
+            " mem_util_hist, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs, disk_wr_reqs,"
+            " net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts, net_rx_bps_p95,"
+            " net_tx_bps_p95, computed_at, idle_windows, idle_checked_windows, duration)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+            " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
+            " ON CONFLICT (instance_id, day) DO UPDATE SET windows = excluded.windows,"
+            " readings = excluded.readings, expected = excluded.expected,"
+            " coverage = excluded.coverage, vcpus = excluded.vcpus,"
+            " memory_mib = excluded.memory_mib, cpu_avg = excluded.cpu_avg,"
+            " cpu_p95 = excluded.cpu_p95, cpu_max = excluded.cpu_max,"
+            " cpu_util_hist = excluded.cpu_util_hist, mem_avg = excluded.mem_avg,"
+            " mem_p95 = excluded.mem_p95, mem_max = excluded.mem_max,"
+            " mem_util_hist = excluded.mem_util_hist, disk_rd_bytes = excluded.disk_rd_bytes,"
+            " disk_wr_bytes = excluded.disk_wr_bytes, disk_rd_reqs = excluded.disk_rd_reqs,"
+            " disk_wr_reqs = excluded.disk_wr_reqs, net_rx_bytes = excluded.net_rx_bytes,"
+            " net_tx_bytes = excluded.net_tx_bytes, net_rx_pkts = excluded.net_rx_pkts,"
+            " net_tx_pkts = excluded.net_tx_pkts, net_rx_bps_p95 = excluded.net_rx_bps_p95,"
+            " net_tx_bps_p95 = excluded.net_tx_bps_p95, computed_at = excluded.computed_at,"
+            " idle_windows = excluded.idle_windows,"
+            " idle_checked_windows = excluded.idle_checked_windows,"
+            " duration = excluded.duration",
+            tx->err);
+        int r;
+
+        if (!st)
+            return -EIO;
+        /* what the day lacks stays NULL */
+        CM_DB_BIND(st, o->instance_id, x->day, o->windows, o->readings, o->expected, o->coverage);
+        if (o->vcpus)
+            cm_stmt_bind_i64(st, 7, o->vcpus);
+        if (o->memory_mib)
+            cm_stmt_bind_i64(st, 8, o->memory_mib);
+        bind_opt(st, 9, o->has_cpu, o->cpu_avg);
+        bind_opt(st, 10, o->has_cpu_p95, o->cpu_p95);
+        bind_opt(st, 11, o->has_cpu_max, o->cpu_max);
+        bind_opt(st, 13, o->has_mem, o->mem_avg);
+        bind_opt(st, 14, o->has_mem_p95, o->mem_p95);
+        bind_opt(st, 15, o->has_mem_max, o->mem_max);
+        if (o->cpu_h.count) {
+            br_histogram_encode(&o->cpu_h, cpu_blob);
+            cm_stmt_bind_blob(st, 12, cpu_blob, sizeof(cpu_blob));
+        }
+        if (o->mem_h.count) {
+            br_histogram_encode(&o->mem_h, mem_blob);
+            cm_stmt_bind_blob(st, 16, mem_blob, sizeof(mem_blob));
+        }
+        for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
+            if (o->has_counter[k])
+                cm_stmt_bind_i64(st, 17 + k, o->counters[k]);
+        bind_opt(st, 25, o->has_rx, o->rx_p95);
+        bind_opt(st, 26, o->has_tx, o->tx_p95);
+        cm_stmt_bind_text(st, 27, x->at);
+        cm_stmt_bind_i64(st, 28, o->idle_windows);
+        cm_stmt_bind_i64(st, 29, o->idle_checked);
+        cm_stmt_bind_i64(st, 30, o->duration);
+        r = cm_stmt_exec(st, tx->err);
+        if (r < 0)
+            return r;
     }
-    acc_finish(a, &(*rows)[(*n)++]);
     return 0;
 }
 
 int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
-    _cleanup_(cm_stmt_finalizep) sqlite3_stmt *sel = NULL;
-    _cleanup_free_ RollupRow *rows = NULL;
-    size_t n_rows = 0, cap_rows = 0;
-    char day[16], at[CM_TIME_ISO_LEN + 1];
-    Acc a = {0};
-    CmDb *db;
+    _cleanup_free_ BrRollupRow *rows = NULL;
+    RollupDay x = {.p = &p->assessment, .day_start = day_start - day_start % 86400};
     int r;
-    time_t t;
-    struct tm tm;
 
-    day_start -= day_start % 86400;
-    t = (time_t)day_start;
-    gmtime_r(&t, &tm);
-    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-    cm_time_iso(cm_now_ms(), at);
-
+    day_name(x.day_start, x.day);
+    cm_time_iso(cm_now_ms(), x.at);
     /* Read the day in one snapshot without the write lock; then write it in one short one. */
-    db = br_store_db(d->store, err);
-    if (!db)
-        return -EIO;
-    r = cm_db_begin_read(db, err);
+    r = br_tx_read(d->store, "rollup.read", rollup_read, &x, err);
+    rows = x.rows;
+    if (r >= 0)
+        r = br_tx_run(d->store, "rollup.write", NULL, rollup_write, &x, err);
     if (r < 0)
         return r;
-    if (sqlite3_prepare_v2(cm_db_handle(db),
-                           /* Instance by instance along the samples' primary key (a range
-                            * each): no sort, no lookup per row. A window's memory is what
-                            * the instance was allocated when it came (ingest keeps a balloon
-                            * that never deflates to it), not what it has now: a day rolled up
-                            * again after a resize keeps its windows' sizes. */
-                           "SELECT s.instance_id, s.duration, s.readings, s.expected, s.vcpus,"
-                           " coalesce(s.memory_mib, nullif(i.memory_mib, 0)),"
-                           " s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
-                           " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
-                           " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
-                           " FROM instances i CROSS JOIN samples s ON s.instance_id = i.id"
-                           " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start",
-                           -1, &sel, NULL) != SQLITE_OK) {
-        cm_db_rollback(db);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot read samples");
-    }
-    sqlite3_bind_int64(sel, 1, day_start);
-    sqlite3_bind_int64(sel, 2, day_start + 86400);
-    acc_reset(&a, 0);
-    while (r >= 0 && sqlite3_step(sel) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(sel, 0);
-        if (id != a.instance_id) {
-            if (a.instance_id && rows_push(&rows, &n_rows, &cap_rows, &a) < 0)
-                r = -ENOMEM;
-            acc_reset(&a, id);
-        }
-        if (a.windows == (int64_t)a.cap && acc_grow(&a) < 0)
-            r = -ENOMEM;
-        if (r < 0)
-            break;
-        int64_t duration = sqlite3_column_int64(sel, 1), readings = sqlite3_column_int64(sel, 2);
-        a.duration = duration;
-        a.windows++;
-        a.readings += readings;
-        a.expected_readings += sqlite3_column_int64(sel, 3);
-        if (sqlite3_column_type(sel, 4) != SQLITE_NULL && sqlite3_column_int64(sel, 4) > a.vcpus)
-            a.vcpus = sqlite3_column_int64(sel, 4);
-        if (sqlite3_column_type(sel, 5) != SQLITE_NULL &&
-            sqlite3_column_int64(sel, 5) > a.memory_mib)
-            a.memory_mib = sqlite3_column_int64(sel, 5);
-        if (sqlite3_column_type(sel, 6) != SQLITE_NULL) {
-            double v = sqlite3_column_double(sel, 6);
-            a.cpu_wsum += v * (double)readings;
-            a.cpu_weight += (double)readings;
-            a.cpu_v[a.n_cpu++] = v;
-        }
-        if (sqlite3_column_type(sel, 7) != SQLITE_NULL &&
-            sqlite3_column_double(sel, 7) > a.cpu_max)
-            a.cpu_max = sqlite3_column_double(sel, 7);
-        if (sqlite3_column_type(sel, 8) != SQLITE_NULL) {
-            double v = sqlite3_column_double(sel, 8);
-            a.mem_wsum += v * (double)readings;
-            a.mem_weight += (double)readings;
-            a.mem_v[a.n_mem++] = v;
-        }
-        if (sqlite3_column_type(sel, 9) != SQLITE_NULL &&
-            sqlite3_column_double(sel, 9) > a.mem_max)
-            a.mem_max = sqlite3_column_double(sel, 9);
-        for (int k = 0; k < 8; k++) {
-            if (sqlite3_column_type(sel, 10 + k) == SQLITE_NULL)
-                continue;
-            int64_t v = sqlite3_column_int64(sel, 10 + k);
-            if (__builtin_add_overflow(a.sums[k], v, &a.sums[k]))
-                a.sums[k] = INT64_MAX; /* counters are never negative */
-            a.have[k] = true;
-        }
-        if (sqlite3_column_type(sel, 14) != SQLITE_NULL && duration > 0)
-            a.rx_v[a.n_rx++] = (double)sqlite3_column_int64(sel, 14) / (double)duration;
-        if (sqlite3_column_type(sel, 15) != SQLITE_NULL && duration > 0)
-            a.tx_v[a.n_tx++] = (double)sqlite3_column_int64(sel, 15) / (double)duration;
-        /* The idle rule needs CPU and network together in each window, which no daily
-         * marginal keeps: count the windows under the thresholds now. */
-        if (sqlite3_column_type(sel, 6) != SQLITE_NULL && duration > 0) {
-            bool rx_low = sqlite3_column_type(sel, 14) == SQLITE_NULL ||
-                          (double)sqlite3_column_int64(sel, 14) / (double)duration <
-                              p->assessment.idle_net_in_bps;
-            bool tx_low = sqlite3_column_type(sel, 15) == SQLITE_NULL ||
-                          (double)sqlite3_column_int64(sel, 15) / (double)duration <
-                              p->assessment.idle_net_out_bps;
-            a.idle_checked++;
-            if (sqlite3_column_double(sel, 6) < p->assessment.idle_cpu_cores && rx_low && tx_low)
-                a.idle_windows++;
-        }
-    }
-    if (r >= 0 && a.instance_id && rows_push(&rows, &n_rows, &cap_rows, &a) < 0)
-        r = -ENOMEM;
-    free(a.cpu_v);
-    free(a.mem_v);
-    free(a.rx_v);
-    free(a.tx_v);
-    sqlite3_finalize(TAKE_PTR(sel));
-    cm_db_rollback(db);
-    if (r < 0)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-
-    r = br_store_write_begin(d->store, &db, err);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; r >= 0 && i < n_rows; i++)
-        r = rollup_write(db, &rows[i], day, at, err);
-    if (r < 0) {
-        br_store_write_abort(d->store, db);
-        return r;
-    }
-    r = br_store_write_commit(d->store, db, err);
-    if (r < 0)
-        return r;
-    cm_log_info("rolled up %zu instance(s) for %s", n_rows, day);
-    return (int)n_rows;
+    cm_log_info("rolled up %zu instance(s) for %s", x.n_rows, x.day);
+    return (int)x.n_rows;
 }
 
 int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err)
 {
     char day[16];
     CmDb *db = br_store_db(d->store, err);
-    sqlite3_stmt *st;
-    int64_t samples = 0, rolled = 0;
-    time_t t;
-    struct tm tm;
+    _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
     if (!db)
         return -EIO;
     day_start -= day_start % 86400;
-    t = (time_t)day_start;
-    gmtime_r(&t, &tm);
-    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-    st = cm_db_stmt(db,
-                    "SELECT (SELECT count(*) FROM samples WHERE start >= ?1 AND start < ?2),"
-                    " (SELECT coalesce(sum(windows), 0) FROM rollups WHERE day = ?3)",
-                    err);
+    day_name(day_start, day);
+    st = cm_db_prepare(
+        db,
+        "SELECT (SELECT count(*) FROM samples WHERE start >= ?1 AND start < ?2) AS samples,"
+        " (SELECT coalesce(sum(windows), 0) FROM rollups WHERE day = ?3) AS rolled",
+        err);
     if (!st)
         return -EIO;
     CM_DB_BIND(st, day_start, day_start + 86400, day);
-    r = cm_db_step_row(db, st, err);
-    if (r > 0) {
-        samples = sqlite3_column_int64(st, 0);
-        rolled = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    if (r < 0)
-        return r;
-    if (samples == rolled)
-        return 0;
+    r = cm_stmt_step(st, err);
+    if (r <= 0 || cm_stmt_int(st, 0) == cm_stmt_int(st, 1))
+        return r < 0 ? r : 0;
+    cm_stmt_reset(st);
     r = br_metering_rollup_day(d, day_start, err);
     return r < 0 ? r : 1;
+}
+
+/* ---- retention ---- */
+
+#define RETENTION_SLICE 20000
+
+typedef struct {
+    const char *sql;
+    int64_t cutoff, removed;
+} Slice;
+
+static int retention_slice(BrTx *tx, void *ctx)
+{
+    Slice *x = ctx;
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(tx->db, x->sql, tx->err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->cutoff, (int64_t)RETENTION_SLICE);
+    r = cm_stmt_exec(st, tx->err);
+    x->removed = cm_stmt_changes(st);
+    return r;
 }
 
 int64_t br_metering_retention(BrDaemon *d, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
-    int64_t cutoff = cm_now_ms() / 1000 - p->metering.sample_retention_days * 86400, total = 0;
     static const char *const sql[] = {
         "DELETE FROM samples WHERE (instance_id, start) IN (SELECT instance_id, start"
-        " FROM samples WHERE start < ? LIMIT 20000)",
+        " FROM samples WHERE start < ?1 LIMIT ?2)",
         "DELETE FROM unowned_samples WHERE (host_id, uuid, start) IN (SELECT host_id, uuid,"
-        " start FROM unowned_samples WHERE start < ? LIMIT 20000)",
+        " start FROM unowned_samples WHERE start < ?1 LIMIT ?2)",
         "DELETE FROM host_samples WHERE (host_id, start) IN (SELECT host_id, start"
-        " FROM host_samples WHERE start < ? LIMIT 20000)",
+        " FROM host_samples WHERE start < ?1 LIMIT ?2)",
     };
+    int64_t total = 0;
+
     /* In slices, so that the write lock is never held long. */
     for (size_t i = 0; i < ELEMENTSOF(sql); i++) {
-        for (;;) {
-            CmDb *db;
-            int changes;
-            int r = br_store_write_begin(d->store, &db, err);
+        Slice x = {sql[i], cm_now_ms() / 1000 - p->metering.sample_retention_days * 86400,
+                   RETENTION_SLICE};
+        while (x.removed == RETENTION_SLICE) {
+            int r = br_tx_run(d->store, "retention", NULL, retention_slice, &x, err);
             if (r < 0)
                 return r;
-            sqlite3_stmt *stmt = cm_db_stmt(db, sql[i], err);
-            r = stmt ? 0 : -EIO;
-            if (r >= 0) {
-                CM_DB_BIND(stmt, cutoff);
-                r = cm_db_step_done(db, stmt, err);
-            }
-            changes = sqlite3_changes(cm_db_handle(db));
-            if (r < 0) {
-                br_store_write_abort(d->store, db);
-                return r;
-            }
-            r = br_store_write_commit(d->store, db, err);
-            if (r < 0)
-                return r;
-            total += changes;
-            if (changes < 20000)
-                break;
+            total += x.removed;
         }
     }
     if (total)
@@ -905,77 +796,51 @@ int64_t br_metering_retention(BrDaemon *d, CmError *err)
     return total;
 }
 
-/* ---- the periodic thread ---- */
+/* ---- the periodic rollup and retention ---- */
 
 struct BrMetering {
     BrDaemon *d;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
+    CmWorker *worker;
 };
 
-static void *metering_thread(void *arg)
+static int64_t metering_pass(void *ctx)
 {
-    BrMetering *m = arg;
-    pthread_mutex_lock(&m->lock);
-    while (!m->stopping) {
-        BrPolicies *p = br_daemon_policies(m->d);
-        int64_t interval = p->metering.rollup_interval_seconds;
-        br_policies_unref(p);
-        pthread_mutex_unlock(&m->lock);
+    BrMetering *m = ctx;
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(m->d);
+    int64_t now = cm_now_ms() / 1000;
+    CmError err = {0};
 
-        /* Yesterday (late windows arrive after midnight) and today so far. */
-        CmError err = {0};
-        int64_t now = cm_now_ms() / 1000;
-        if (br_metering_rollup_day(m->d, now - 86400, &err) < 0 ||
-            br_metering_rollup_day(m->d, now, &err) < 0)
-            cm_log_error("rollup: %s", err.message);
-        if (br_metering_retention(m->d, &err) < 0)
-            cm_log_error("sample retention: %s", err.message);
-
-        pthread_mutex_lock(&m->lock);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += interval;
-        while (!m->stopping && pthread_cond_timedwait(&m->wake, &m->lock, &ts) == 0)
-            ;
-    }
-    pthread_mutex_unlock(&m->lock);
-    return NULL;
+    /* Yesterday (late windows arrive after midnight) and today so far. */
+    if (br_metering_rollup_day(m->d, now - 86400, &err) < 0 ||
+        br_metering_rollup_day(m->d, now, &err) < 0)
+        cm_log_error("rollup: %s", err.message);
+    if (br_metering_retention(m->d, &err) < 0)
+        cm_log_error("sample retention: %s", err.message);
+    return p->metering.rollup_interval_seconds * 1000;
 }
 
 int br_metering_start(BrDaemon *d, BrMetering **ret, CmError *err)
 {
-    BrMetering *m = calloc(1, sizeof(*m));
-    pthread_condattr_t attr;
+    _cleanup_free_ BrMetering *m = calloc(1, sizeof(*m));
+    CmWorkerConfig wc = {.name = "rollup", .run = metering_pass};
+    int r;
+
     if (!m)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     m->d = d;
-    pthread_mutex_init(&m->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (pthread_create(&m->thread, NULL, metering_thread, m) != 0) {
-        free(m);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the rollup thread");
-    }
-    *ret = m;
+    wc.ctx = m;
+    r = cm_worker_start(&wc, &m->worker, err);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(m);
     return 0;
 }
 
 BrMetering *br_metering_stop(BrMetering *m)
 {
-    if (!m)
-        return NULL;
-    pthread_mutex_lock(&m->lock);
-    m->stopping = true;
-    pthread_cond_broadcast(&m->wake);
-    pthread_mutex_unlock(&m->lock);
-    pthread_join(m->thread, NULL);
-    pthread_mutex_destroy(&m->lock);
-    pthread_cond_destroy(&m->wake);
-    free(m);
+    if (m) {
+        cm_worker_stop(m->worker);
+        free(m);
+    }
     return NULL;
 }

@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 
 #include "br-samples-parse.h"
+#include "br-tx.h"
 
 typedef struct BrDaemon BrDaemon;
 
@@ -13,8 +14,8 @@ typedef struct BrMetering BrMetering;
 #define BR_INGEST_MAX_REJECTIONS 100
 
 typedef struct {
-    size_t index;                      /* in the batch's instances */
-    int64_t instance, start, duration; /* the refused window */
+    size_t index;                        /* in the batch's instances */
+    int64_t instance, start, duration;   /* the refused window */
     int64_t other_start, other_duration; /* the stored window it overlaps */
 } BrIngestRejection;
 
@@ -29,18 +30,17 @@ typedef struct {
 /**
  * br_metering_ingest:
  * Stores a batch from the agent of host @host_id, parsed and checked against the schema by
- * br_samples_parse(), in one transaction inside
- * the caller's write transaction @db: windows keyed by (instance, start) are stored once, a
- * repeat (same start and duration) is counted as a duplicate, and a window that overlaps a
- * stored one of the same instance otherwise, whatever the durations, is refused alone and
- * listed in @ret (it would count the same seconds twice). Unowned windows past the policy's
- * max_unowned_per_window for the host and 5-minute slot are dropped and counted. Any record
- * that breaks a rule refuses the whole batch.
- * Returns: 0 with the counts in @ret, or a negative errno with @err naming the record's index
- * and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
+ * br_samples_parse(), in the transaction @tx: windows keyed by (instance, start) are stored
+ * once, a repeat (same start and duration) is counted as a duplicate, and a window that
+ * overlaps a stored one of the same instance otherwise, whatever the durations, is refused
+ * alone and listed in @ret (it would count the same seconds twice). Unowned windows past the
+ * policy's max_unowned_per_window for the host and 5-minute slot are dropped and counted. Any
+ * record that breaks a rule refuses the whole batch.
+ * Returns: 0 with the counts in @ret, or a negative errno with tx->err naming the record's
+ * index and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
  */
-int br_metering_ingest(BrDaemon *d, CmDb *db, int64_t host_id, const BrSamplesBatch *batch,
-                       BrIngestResult *ret, CmError *err);
+int br_metering_ingest(BrTx *tx, const BrMeteringPolicy *p, int64_t host_id,
+                       const BrSamplesBatch *batch, BrIngestResult *ret);
 
 /**
  * br_metering_rollup_day:
@@ -62,7 +62,11 @@ int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err);
 /** br_metering_retention: deletes samples older than the policy's retention. Returns: rows. */
 int64_t br_metering_retention(BrDaemon *d, CmError *err);
 
-/** br_metering_start / _stop: the periodic rollup and retention thread. */
+/**
+ * br_metering_start / br_metering_stop:
+ * The periodic rollup (yesterday and today) and retention, every rollup_interval_seconds of
+ * the policy (a CmWorker). Returns: 0, or a negative errno with @err set; stop returns NULL.
+ */
 int br_metering_start(BrDaemon *d, BrMetering **ret, CmError *err);
 BrMetering *br_metering_stop(BrMetering *m);
 

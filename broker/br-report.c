@@ -7,9 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "br-api.h"
 #include "br-daemon.h"
-#include "br-hist.h"
+#include "br-histogram.h"
 #include "br-report.h"
 #include "cm-json.h"
 #include "cm-time.h"
@@ -32,7 +31,7 @@ static json_object *score_or_null(double v)
 
 /* The allocations "on the cloud during" [from, to): made before its end, not gone before it. */
 #define LIVE_ALLOCATION                                                                            \
-    "a.purpose = 'production' AND a.created_at < ?2 AND NOT (a.state IN ('retained','purged')"   \
+    "a.purpose = 'production' AND a.created_at < ?2 AND NOT (a.state IN ('retained','purged')"     \
     " AND a.updated_at < ?1)"
 
 /* A finding (f, of instance i in allocation a) live at the cut (?4): found before it, and
@@ -69,7 +68,7 @@ typedef struct {
     double reclaim_vcpu_h, reclaim_mem_gib_h; /* live findings' frees × hours live */
     double coverage;
     bool no_data;
-    BrHist cpu_h;
+    BrHistogram cpu_h;
     /* security */
     int64_t sec_systems, test_passed, backup_ok, no_severe, no_incidents, incidents;
     int64_t vulns[4];
@@ -117,8 +116,8 @@ static void scores(const BrAssessmentPolicy *p, Dept *x)
         }
     }
     if (x->sec_systems > 0) {
-        double n = (double)x->sec_systems, w = p->w_test + p->w_backup + p->w_vulns +
-                                                 p->w_incidents;
+        double n = (double)x->sec_systems,
+               w = p->w_test + p->w_backup + p->w_vulns + p->w_incidents;
         x->s_sec = w > 0 ? 100.0 *
                                (p->w_test * (double)x->test_passed / n +
                                 p->w_backup * (double)x->backup_ok / n +
@@ -143,7 +142,7 @@ static json_object *dept_json(const Dept *x, bool city)
     json_object *e = json_object_new_object(), *s = json_object_new_object();
     json_object *v = json_object_new_object();
     static const char *const sev[4] = {"critical", "high", "medium", "low"};
-    double p95 = br_hist_quantile(&x->cpu_h, 0.95);
+    double p95 = br_histogram_quantile(&x->cpu_h, 0.95);
     bool held = x->alloc_vcpu_h > 0 || x->alloc_mem_gib_h > 0;
 
     if (!city) {
@@ -153,8 +152,8 @@ static json_object *dept_json(const Dept *x, bool city)
     }
     json_object_object_add(c, "systems", json_object_new_int64(x->systems));
     json_object_object_add(c, "on_cloud", json_object_new_int64(x->on_cloud));
-    json_object_object_add(c, "share", x->systems ? num((double)x->on_cloud / (double)x->systems)
-                                                  : NULL);
+    json_object_object_add(c, "share",
+                           x->systems ? num((double)x->on_cloud / (double)x->systems) : NULL);
     json_object_object_add(c, "score", score_or_null(x->s_cloud));
     json_object_object_add(o, "cloud_share", c);
 
@@ -206,378 +205,464 @@ static int cmp_rank(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Column @i as a JSON string, or null for NULL. */
+static json_object *text_or_null(CmStmt *st, int i)
+{
+    return cm_stmt_is_null(st, i)
+               ? NULL
+               : json_object_new_string_len(cm_stmt_text(st, i), (int)cm_stmt_bytes(st, i));
+}
+
 /* When the period's last day of rollups was computed (the one that still changes): the report
  * states it (null: no rollup yet). */
 static int rollups_computed_at(CmDb *db, const char *d0, const char *d1, json_object *doc,
                                CmError *err)
 {
-    sqlite3_stmt *s = cm_db_stmt(db,
-                                 "SELECT max(computed_at) FROM rollups WHERE day = (SELECT"
-                                 " max(day) FROM rollups WHERE day >= ? AND day < ?)",
-                                 err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT max(computed_at) AS computed_at FROM rollups WHERE day = (SELECT"
+                      " max(day) FROM rollups WHERE day >= ?1 AND day < ?2)",
+                      err);
     int r;
-    if (!s)
+
+    if (!st)
         return -EIO;
-    CM_DB_BIND(s, d0, d1);
-    r = cm_db_step_row(db, s, err);
+    CM_DB_BIND(st, d0, d1);
+    r = cm_stmt_step(st, err);
     if (r > 0)
-        json_object_object_add(doc, "rollups_computed_at", br_json_col_text(s, 0));
-    sqlite3_reset(s);
+        json_object_object_add(doc, "rollups_computed_at", text_or_null(st, 0));
     return r < 0 ? r : 0;
+}
+
+/* A department named in the query must exist: an unknown one is a 404, not an empty report. */
+static int department_exists(CmDb *db, int64_t department, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (!department)
+        return 0;
+    st = cm_db_prepare(db, "SELECT 1 FROM departments WHERE id = ?1", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, department);
+    r = cm_stmt_step(st, err);
+    if (r == 0)
+        return cm_error_set(err, CM_ERROR_NOT_FOUND, "department", "no department with id %lld",
+                            (long long)department);
+    return r < 0 ? r : 0;
+}
+
+/* The annual assessment being summed: its period and every department's figures. */
+typedef struct {
+    const BrAssessmentPolicy *p;
+    int64_t department, y0, hcut;
+    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
+    char d0[16], d1[16];
+    Dept *depts, city;
+    size_t n;
+    json_object *nobudget;
+} Assess;
+
+/* The department @id's figures and the city's, which every row adds to; false when @id is
+ * not reported. */
+static bool targets(Assess *x, int64_t id, Dept *out[2])
+{
+    int i = dept_index(x->depts, x->n, id);
+    out[0] = i >= 0 ? &x->depts[i] : NULL;
+    out[1] = &x->city;
+    return i >= 0;
+}
+
+static int assess_departments(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->department);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        Dept *nd = realloc(x->depts, (x->n + 1) * sizeof(*nd));
+        if (!nd)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        x->depts = nd;
+        nd = &x->depts[x->n++];
+        *nd = (Dept){.id = cm_stmt_int(st, 0)};
+        cm_strscpy(nd->code, sizeof(nd->code), cm_stmt_text(st, 1));
+        cm_strscpy(nd->name, sizeof(nd->name), cm_stmt_text(st, 2));
+    }
+    return r;
+}
+
+/* Systems: counted unless retired; on the cloud when one of their allocations was live. */
+static int assess_systems(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT s.id, s.department_id, s.name, d.name AS department,"
+        " EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id AND " LIVE_ALLOCATION
+        ") AS on_cloud,"
+        " EXISTS (SELECT 1 FROM trial_results t JOIN requests r ON r.id = t.request_id"
+        "  WHERE r.system_id = s.id AND t.test = 'security' AND t.result = 'pass'"
+        "  AND t.at < ?2) AS test,"
+        " EXISTS (SELECT 1 FROM backups b WHERE b.system_id = s.id AND b.taken_at < ?3"
+        "  AND b.taken_at >= strftime('%Y-%m-%dT%H:%M:%fZ', ?3, '-' || ?4 || ' days')) AS backup,"
+        " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+        "  AND v.severity = 'critical' AND v.found_at < ?2 AND (v.status = 'open'"
+        "  OR v.fixed_at >= ?3)) AS critical,"
+        " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+        "  AND v.severity = 'high' AND v.found_at < ?2 AND (v.status = 'open'"
+        "  OR v.fixed_at >= ?3)) AS high,"
+        " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+        "  AND v.severity = 'medium' AND v.found_at < ?2 AND (v.status = 'open'"
+        "  OR v.fixed_at >= ?3)) AS medium,"
+        " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
+        "  AND v.severity = 'low' AND v.found_at < ?2 AND (v.status = 'open'"
+        "  OR v.fixed_at >= ?3)) AS low,"
+        " (SELECT count(*) FROM incidents i WHERE i.system_id = s.id"
+        "  AND i.occurred_at >= ?1 AND i.occurred_at < ?2) AS incidents"
+        " FROM systems s JOIN departments d ON d.id = s.department_id"
+        " WHERE s.status != 'retired' AND s.created_at < ?2"
+        " AND (?5 = 0 OR s.department_id = ?5) ORDER BY s.id",
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->acut, x->p->backup_max_age_days, x->department);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        bool on = cm_stmt_int(st, 4), test = cm_stmt_int(st, 5), backup = cm_stmt_int(st, 6);
+        int64_t v[4] = {cm_stmt_int(st, 7), cm_stmt_int(st, 8), cm_stmt_int(st, 9),
+                        cm_stmt_int(st, 10)};
+        int64_t inc = cm_stmt_int(st, 11);
+        Dept *to[2];
+        if (!targets(x, cm_stmt_int(st, 1), to))
+            continue;
+        for (int k = 0; k < 2; k++) {
+            to[k]->systems++;
+            to[k]->on_cloud += on;
+            if (!on)
+                continue;
+            to[k]->sec_systems++;
+            to[k]->test_passed += test;
+            to[k]->backup_ok += backup;
+            to[k]->no_severe += (v[0] + v[1]) == 0;
+            to[k]->no_incidents += inc == 0;
+            to[k]->incidents += inc;
+            for (int q = 0; q < 4; q++)
+                to[k]->vulns[q] += v[q];
+        }
+        if (!on || !backup) {
+            /* Art. 5: not on the cloud, or its data not backed up there: no budget. */
+            json_object *o = json_object_new_object(), *why = json_object_new_array();
+            json_object_object_add(o, "system_id", json_object_new_int64(cm_stmt_int(st, 0)));
+            json_object_object_add(o, "system", text_or_null(st, 2));
+            json_object_object_add(o, "department_id", json_object_new_int64(cm_stmt_int(st, 1)));
+            json_object_object_add(o, "department", text_or_null(st, 3));
+            if (!on)
+                json_object_array_add(why, json_object_new_string("not_on_cloud"));
+            if (!backup)
+                json_object_array_add(why, json_object_new_string("no_backup"));
+            json_object_object_add(o, "reasons", why);
+            json_object_array_add(x->nobudget, o);
+        }
+    }
+    return r;
+}
+
+/* Allocations live during the year, and what their findings would free at the cut: the
+ * findings live then, of instances that still existed. */
+static int assess_allocations(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT a.department_id,"
+        " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
+        "  AND f.kind = 'idle' AND f.first_found < ?2 AND (f.state IN"
+        "  ('open','acknowledged') OR f.state_changed_at >= ?1)) AS idle,"
+        " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
+        "  AND f.kind = 'over_provisioned' AND f.first_found < ?2 AND (f.state IN"
+        "  ('open','acknowledged') OR f.state_changed_at >= ?1)) AS over,"
+        " (SELECT coalesce(sum(max(f.frees_vcpus, 0)), 0) FROM findings f"
+        "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
+        "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT ") AS vcpus,"
+        " (SELECT coalesce(sum(max(f.frees_memory_mib, 0)), 0) FROM findings f"
+        "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
+        "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT ") AS memory_mib"
+        " FROM allocations a WHERE " LIVE_ALLOCATION " AND (?3 = 0 OR a.department_id = ?3)",
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->department, x->acut);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        Dept *to[2];
+        if (!targets(x, cm_stmt_int(st, 0), to))
+            continue;
+        for (int k = 0; k < 2; k++) {
+            to[k]->allocations++;
+            to[k]->idle_allocs += cm_stmt_int(st, 1);
+            to[k]->over_allocs += cm_stmt_int(st, 2);
+            to[k]->reclaim_vcpus += cm_stmt_int(st, 3);
+            to[k]->reclaim_mem += cm_stmt_int(st, 4);
+        }
+    }
+    return r;
+}
+
+/* What each instance held during the year, time-weighted: its size × the hours from its
+ * creation (or its first day of metering, when the history is older) to its end, inside
+ * [year start, the last full hour). An instance ended in the year still counts for the hours
+ * it held. */
+static int assess_held(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT a.department_id, i.vcpus, i.memory_mib, unixepoch(i.created_at) AS created,"
+        " " INSTANCE_ENDED_AT " AS ended,"
+        " (SELECT unixepoch(min(r.day)) FROM rollups r WHERE r.instance_id = i.id"
+        "  AND r.day >= ?4 AND r.day < ?5) AS metered"
+        " FROM allocations a JOIN instances i ON i.allocation_id = a.id"
+        " WHERE " LIVE_ALLOCATION " AND i.state != 'pending'"
+        " AND (?3 = 0 OR a.department_id = ?3)",
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->department, x->d0, x->d1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t vcpus = cm_stmt_int(st, 1), mem = cm_stmt_int(st, 2);
+        int64_t h0 = cm_stmt_int(st, 3), h1 = x->hcut;
+        Dept *to[2];
+        if (!cm_stmt_is_null(st, 5) && cm_stmt_int(st, 5) < h0)
+            h0 = cm_stmt_int(st, 5);
+        if (h0 < x->y0)
+            h0 = x->y0;
+        if (!cm_stmt_is_null(st, 4) && cm_stmt_int(st, 4) < h1)
+            h1 = cm_stmt_int(st, 4);
+        if (!targets(x, cm_stmt_int(st, 0), to) || h1 <= h0)
+            continue;
+        double held = (double)(h1 - h0) / 3600.0;
+        for (int k = 0; k < 2; k++) {
+            to[k]->alloc_vcpus += vcpus;
+            to[k]->alloc_mem += mem;
+            to[k]->alloc_vcpu_h += (double)vcpus * held;
+            to[k]->alloc_mem_gib_h += (double)mem / 1024.0 * held;
+        }
+    }
+    return r;
+}
+
+/* The hours the live idle and over-provisioned findings would have freed: from the start of
+ * the evidence that first raised each (first found − its rule's window, not before the
+ * instance's first data) to its end (resolved, dismissed, the instance gone, or the cut),
+ * inside the year. */
+#define RECLAIM_SQL(WINDOW_SECONDS)                                                                \
+    "SELECT a.department_id, max(f.frees_vcpus, 0) AS vcpus,"                                      \
+    " max(f.frees_memory_mib, 0) AS memory_mib,"                                                   \
+    " max(?4, unixepoch(f.first_found) - coalesce(" WINDOW_SECONDS ", 0),"                         \
+    "  min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"                        \
+    "  FROM rollups r WHERE r.instance_id = i.id), unixepoch(i.created_at)))) AS f0,"              \
+    " min(?5, coalesce(" INSTANCE_ENDED_AT ", ?5), CASE WHEN f.state IN"                           \
+    "  ('open','acknowledged') THEN ?5 ELSE unixepoch(f.state_changed_at) END) AS f1"              \
+    " FROM findings f JOIN allocations a ON a.id = f.allocation_id"                                \
+    " JOIN instances i ON i.id = f.instance_id"                                                    \
+    " WHERE f.kind IN ('idle','over_provisioned') AND " LIVE_ALLOCATION                            \
+    " AND f.first_found < ?2 AND (?3 = 0 OR a.department_id = ?3)"
+
+static int assess_reclaim(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        cm_db_sql(db, RECLAIM_SQL("f.evidence ->> '$.window.seconds'"),
+                  RECLAIM_SQL("CAST(f.evidence::json #>> '{window,seconds}' AS BIGINT)")),
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->department, x->y0, x->hcut);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t f0 = cm_stmt_int(st, 3), f1 = cm_stmt_int(st, 4);
+        Dept *to[2];
+        if (!targets(x, cm_stmt_int(st, 0), to) || f1 <= f0)
+            continue;
+        double live = (double)(f1 - f0) / 3600.0;
+        for (int k = 0; k < 2; k++) {
+            to[k]->reclaim_vcpu_h += (double)cm_stmt_int(st, 1) * live;
+            to[k]->reclaim_mem_gib_h += (double)cm_stmt_int(st, 2) / 1024.0 * live;
+        }
+    }
+    return r;
+}
+
+/* One instance's readings-weighted averages, added to its department's use when it ends. */
+typedef struct {
+    int64_t instance;
+    Dept *dept;
+    double cw, cs, mw, ms;
+} InstanceUse;
+
+static void use_flush(Assess *x, InstanceUse *u)
+{
+    double c = u->cw > 0 ? u->cs / u->cw : 0, m = u->mw > 0 ? u->ms / u->mw : 0;
+    if (u->instance && u->dept) {
+        u->dept->used_cores += c;
+        u->dept->used_mem_mib += m;
+        x->city.used_cores += c;
+        x->city.used_mem_mib += m;
+    }
+    *u = (InstanceUse){0};
+}
+
+/* Use over the year, from the daily rollups: each instance's average (weighted by its
+ * readings), summed per department; the hours measured (24 h × the day's coverage) with the
+ * cores and GiB in use over them; utilization percentiles from the merged histograms. */
+static int assess_use(CmDb *db, Assess *x, CmError *err)
+{
+    /* Instance by instance, each one's days along the rollups' primary key (instance_id,
+     * day): CROSS JOIN keeps that loop order, so an instance's rows come together without a
+     * sort (the day index and a sort of every row with its histogram took 8 times longer for
+     * a year of 5,000). */
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"
+        " r.cpu_util_hist, r.expected, coalesce(r.vcpus, i.vcpus) AS vcpus,"
+        " coalesce(r.memory_mib, i.memory_mib) AS memory_mib FROM allocations a JOIN instances i"
+        " ON i.allocation_id = a.id CROSS JOIN rollups r"
+        " WHERE r.instance_id = i.id AND " LIVE_ALLOCATION
+        " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)",
+        err);
+    InstanceUse u = {0};
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->department, x->d0, x->d1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        double rd = (double)cm_stmt_int(st, 2), expected = (double)cm_stmt_int(st, 6);
+        double measured = expected > 0 ? 24.0 * fmin(1, rd / expected) : 0;
+        double vcpus = (double)cm_stmt_int(st, 7), mem_gib = (double)cm_stmt_int(st, 8) / 1024.0;
+        bool has_cpu = !cm_stmt_is_null(st, 3), has_mem = !cm_stmt_is_null(st, 4);
+        const void *blob = cm_stmt_blob(st, 5);
+        BrHistogram h;
+        Dept *to[2];
+
+        if (cm_stmt_int(st, 1) != u.instance) {
+            use_flush(x, &u);
+            u.instance = cm_stmt_int(st, 1);
+            u.dept = targets(x, cm_stmt_int(st, 0), to) ? to[0] : NULL;
+        }
+        if (has_cpu)
+            u.cs += cm_stmt_double(st, 3) * rd, u.cw += rd;
+        if (has_mem)
+            u.ms += cm_stmt_double(st, 4) * rd, u.mw += rd;
+        if (!u.dept)
+            continue;
+        to[0] = u.dept;
+        to[1] = &x->city;
+        for (int k = 0; k < 2; k++) {
+            to[k]->meas_vcpu_h += vcpus * measured;
+            to[k]->meas_mem_gib_h += mem_gib * measured;
+            if (has_cpu)
+                to[k]->used_vcpu_h += cm_stmt_double(st, 3) * measured;
+            if (has_mem)
+                to[k]->used_mem_gib_h += cm_stmt_double(st, 4) / 1024.0 * measured;
+        }
+        if (blob && br_histogram_decode(blob, cm_stmt_bytes(st, 5), &h) == 0) {
+            br_histogram_merge(&u.dept->cpu_h, &h);
+            br_histogram_merge(&x->city.cpu_h, &h);
+        }
+    }
+    use_flush(x, &u);
+    return r;
+}
+
+static json_object *methodology_json(const BrAssessmentPolicy *p)
+{
+    json_object *m = json_object_new_object(), *w = json_object_new_object();
+    json_object *sw = json_object_new_object();
+    json_object_object_add(w, "cloud_share", num(p->w_cloud));
+    json_object_object_add(w, "efficiency", num(p->w_efficiency));
+    json_object_object_add(w, "security", num(p->w_security));
+    json_object_object_add(sw, "security_test_passed", num(p->w_test));
+    json_object_object_add(sw, "backup_attested", num(p->w_backup));
+    json_object_object_add(sw, "no_open_severe_vulnerabilities", num(p->w_vulns));
+    json_object_object_add(sw, "no_incidents", num(p->w_incidents));
+    json_object_object_add(m, "weights", w);
+    json_object_object_add(m, "security_weights", sw);
+    json_object_object_add(m, "backup_max_age_days", json_object_new_int64(p->backup_max_age_days));
+    json_object_object_add(m, "percentile_resolution",
+                           json_object_new_string("1 % of allocated vCPUs (daily histograms "
+                                                  "merged)"));
+    json_object_object_add(m, "min_coverage", num(p->min_coverage));
+    json_object_object_add(
+        m, "time_weighting",
+        json_object_new_string("vCPU-hours and GiB-hours: each instance's size x the hours "
+                               "it was held in the year, to hours_to"));
+    return m;
 }
 
 int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, json_object **ret,
                          CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
-    const BrAssessmentPolicy *p = &pol->assessment;
     struct tm tm = {.tm_year = year - 1900, .tm_mon = 0, .tm_mday = 1};
-    int64_t y0 = (int64_t)timegm(&tm), y1, now_ms = cm_now_ms(), now = now_ms / 1000, cut;
-    int64_t hcut; /* the year's hours are counted to the last full hour (or the year's end) */
-    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
-    char d0[16], d1[16];
-    _cleanup_free_ Dept *depts = NULL;
-    size_t n = 0;
-    Dept city = {0};
-    json_object *doc, *list, *nobudget;
-    sqlite3_stmt *s;
-    int rc;
+    int64_t now_ms = cm_now_ms(), now = now_ms / 1000, y1;
+    Assess x = {.p = &pol->assessment, .department = department, .y0 = (int64_t)timegm(&tm)};
+    _cleanup_json_ json_object *nobudget = x.nobudget = json_object_new_array();
+    _cleanup_free_ Dept **order = NULL;
+    json_object *doc, *list;
+    char at[CM_TIME_ISO_LEN + 1];
+    size_t n_ranked = 0;
+    int r;
 
     tm = (struct tm){.tm_year = year + 1 - 1900, .tm_mon = 0, .tm_mday = 1};
     y1 = (int64_t)timegm(&tm);
-    cut = y1 < now ? y1 : now;
-    hcut = y1 < now ? y1 : now - now % 3600;
-    iso_of(y0, a0);
-    iso_of(y1, a1);
+    /* the year's hours are counted to the last full hour (or the year's end) */
+    x.hcut = y1 < now ? y1 : now - now % 3600;
+    iso_of(x.y0, x.a0);
+    iso_of(y1, x.a1);
     /* To the millisecond: a finding resolved a moment ago ended before this cut. */
     if (y1 < now)
-        iso_of(cut, acut);
+        iso_of(y1, x.acut);
     else
-        cm_time_iso(now_ms, acut);
-    snprintf(d0, sizeof(d0), "%04u-01-01", (unsigned)year % 10000u);
-    snprintf(d1, sizeof(d1), "%04u-01-01", (unsigned)(year + 1) % 10000u);
+        cm_time_iso(now_ms, x.acut);
+    snprintf(x.d0, sizeof(x.d0), "%04u-01-01", (unsigned)year % 10000u);
+    snprintf(x.d1, sizeof(x.d1), "%04u-01-01", (unsigned)(year + 1) % 10000u);
 
-    /* Departments. */
-    s = cm_db_stmt(db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id",
-                   err);
-    if (!s)
-        return -EIO;
-    CM_DB_BIND(s, department);
-    while ((rc = cm_db_step_row(db, s, err)) > 0) {
-        Dept *nd = realloc(depts, (n + 1) * sizeof(*nd));
-        if (!nd) {
-            sqlite3_reset(s);
-            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-        }
-        depts = nd;
-        memset(&depts[n], 0, sizeof(Dept));
-        depts[n].id = sqlite3_column_int64(s, 0);
-        cm_strscpy(depts[n].code, sizeof(depts[n].code), cm_db_col_text(s, 1));
-        cm_strscpy(depts[n].name, sizeof(depts[n].name), cm_db_col_text(s, 2));
-        n++;
-    }
-    sqlite3_reset(s);
-    if (rc < 0)
-        return rc;
-
-    /* Systems: counted unless retired; on the cloud when one of their allocations was live. */
-    nobudget = json_object_new_array();
-    s = cm_db_stmt(db,
-                   "SELECT s.id, s.department_id, s.name, d.name,"
-                   " EXISTS (SELECT 1 FROM allocations a WHERE a.system_id = s.id AND "
-                   LIVE_ALLOCATION "),"
-                   " EXISTS (SELECT 1 FROM trial_results t JOIN requests r ON r.id = t.request_id"
-                   "  WHERE r.system_id = s.id AND t.test = 'security' AND t.result = 'pass'"
-                   "  AND t.at < ?2),"
-                   " EXISTS (SELECT 1 FROM backups b WHERE b.system_id = s.id AND b.taken_at < ?3"
-                   "  AND b.taken_at >= strftime('%Y-%m-%dT%H:%M:%fZ', ?3, '-' || ?4 || ' days')),"
-                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
-                   "  AND v.severity = 'critical' AND v.found_at < ?2 AND (v.status = 'open'"
-                   "  OR v.fixed_at >= ?3)),"
-                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
-                   "  AND v.severity = 'high' AND v.found_at < ?2 AND (v.status = 'open'"
-                   "  OR v.fixed_at >= ?3)),"
-                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
-                   "  AND v.severity = 'medium' AND v.found_at < ?2 AND (v.status = 'open'"
-                   "  OR v.fixed_at >= ?3)),"
-                   " (SELECT count(*) FROM vulnerabilities v WHERE v.system_id = s.id"
-                   "  AND v.severity = 'low' AND v.found_at < ?2 AND (v.status = 'open'"
-                   "  OR v.fixed_at >= ?3)),"
-                   " (SELECT count(*) FROM incidents i WHERE i.system_id = s.id"
-                   "  AND i.occurred_at >= ?1 AND i.occurred_at < ?2)"
-                   " FROM systems s JOIN departments d ON d.id = s.department_id"
-                   " WHERE s.status != 'retired' AND s.created_at < ?2"
-                   " AND (?5 = 0 OR s.department_id = ?5) ORDER BY s.id",
-                   err);
-    if (!s) {
-        json_object_put(nobudget);
-        return -EIO;
-    }
-    CM_DB_BIND(s, a0, a1, acut, p->backup_max_age_days, department);
-    while ((rc = cm_db_step_row(db, s, err)) > 0) {
-        int i = dept_index(depts, n, sqlite3_column_int64(s, 1));
-        bool on = sqlite3_column_int(s, 4), test = sqlite3_column_int(s, 5);
-        bool backup = sqlite3_column_int(s, 6);
-        int64_t v[4] = {sqlite3_column_int64(s, 7), sqlite3_column_int64(s, 8),
-                        sqlite3_column_int64(s, 9), sqlite3_column_int64(s, 10)};
-        int64_t inc = sqlite3_column_int64(s, 11);
-        if (i < 0)
-            continue;
-        Dept *targets[2] = {&depts[i], &city};
-        for (int k = 0; k < 2; k++) {
-            Dept *x = targets[k];
-            x->systems++;
-            x->on_cloud += on;
-            if (on) {
-                x->sec_systems++;
-                x->test_passed += test;
-                x->backup_ok += backup;
-                x->no_severe += (v[0] + v[1]) == 0;
-                x->no_incidents += inc == 0;
-                x->incidents += inc;
-                for (int q = 0; q < 4; q++)
-                    x->vulns[q] += v[q];
-            }
-        }
-        if (!on || !backup) {
-            /* Art. 5: not on the cloud, or its data not backed up there: no budget. */
-            json_object *o = json_object_new_object(), *why = json_object_new_array();
-            json_object_object_add(o, "system_id", json_object_new_int64(sqlite3_column_int64(s, 0)));
-            json_object_object_add(o, "system", br_json_col_text(s, 2));
-            json_object_object_add(o, "department_id",
-                                   json_object_new_int64(sqlite3_column_int64(s, 1)));
-            json_object_object_add(o, "department", br_json_col_text(s, 3));
-            if (!on)
-                json_object_array_add(why, json_object_new_string("not_on_cloud"));
-            if (!backup)
-                json_object_array_add(why, json_object_new_string("no_backup"));
-            json_object_object_add(o, "reasons", why);
-            json_object_array_add(nobudget, o);
-        }
-    }
-    sqlite3_reset(s);
-    if (rc < 0) {
-        json_object_put(nobudget);
-        return rc;
-    }
-
-    /* Allocations live during the year, and what their findings would free at the cut: the
-     * findings live then, of instances that still existed. */
-    s = cm_db_stmt(db,
-                   "SELECT a.department_id,"
-                   " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
-                   "  AND f.kind = 'idle' AND f.first_found < ?2 AND (f.state IN"
-                   "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
-                   " EXISTS (SELECT 1 FROM findings f WHERE f.allocation_id = a.id"
-                   "  AND f.kind = 'over_provisioned' AND f.first_found < ?2 AND (f.state IN"
-                   "  ('open','acknowledged') OR f.state_changed_at >= ?1)),"
-                   " (SELECT coalesce(sum(max(f.frees_vcpus, 0)), 0) FROM findings f"
-                   "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
-                   "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT "),"
-                   " (SELECT coalesce(sum(max(f.frees_memory_mib, 0)), 0) FROM findings f"
-                   "  JOIN instances i ON i.id = f.instance_id WHERE f.allocation_id = a.id"
-                   "  AND f.kind IN ('idle','over_provisioned') AND " LIVE_AT_CUT ")"
-                   " FROM allocations a WHERE " LIVE_ALLOCATION
-                   " AND (?3 = 0 OR a.department_id = ?3)",
-                   err);
-    if (!s) {
-        json_object_put(nobudget);
-        return -EIO;
-    }
-    CM_DB_BIND(s, a0, a1, department, acut);
-    while ((rc = cm_db_step_row(db, s, err)) > 0) {
-        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
-        if (i < 0)
-            continue;
-        Dept *targets[2] = {&depts[i], &city};
-        for (int k = 0; k < 2; k++) {
-            targets[k]->allocations++;
-            targets[k]->idle_allocs += sqlite3_column_int(s, 1);
-            targets[k]->over_allocs += sqlite3_column_int(s, 2);
-            targets[k]->reclaim_vcpus += sqlite3_column_int64(s, 3);
-            targets[k]->reclaim_mem += sqlite3_column_int64(s, 4);
-        }
-    }
-    sqlite3_reset(s);
-    if (rc < 0) {
-        json_object_put(nobudget);
-        return rc;
-    }
-
-    /* What each instance held during the year, time-weighted: its size × the hours from its
-     * creation (or its first day of metering, when the history is older) to its end, inside
-     * [year start, the last full hour). An instance ended in the year still counts for the
-     * hours it held. */
-    s = cm_db_stmt(db,
-                   "SELECT a.department_id, i.vcpus, i.memory_mib, unixepoch(i.created_at),"
-                   " " INSTANCE_ENDED_AT ","
-                   " (SELECT unixepoch(min(r.day)) FROM rollups r WHERE r.instance_id = i.id"
-                   "  AND r.day >= ?4 AND r.day < ?5)"
-                   " FROM allocations a JOIN instances i ON i.allocation_id = a.id"
-                   " WHERE " LIVE_ALLOCATION " AND i.state != 'pending'"
-                   " AND (?3 = 0 OR a.department_id = ?3)",
-                   err);
-    if (!s) {
-        json_object_put(nobudget);
-        return -EIO;
-    }
-    CM_DB_BIND(s, a0, a1, department, d0, d1);
-    while ((rc = cm_db_step_row(db, s, err)) > 0) {
-        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
-        int64_t vcpus = sqlite3_column_int64(s, 1), mem = sqlite3_column_int64(s, 2);
-        int64_t h0 = sqlite3_column_int64(s, 3), h1 = hcut;
-        if (sqlite3_column_type(s, 5) != SQLITE_NULL && sqlite3_column_int64(s, 5) < h0)
-            h0 = sqlite3_column_int64(s, 5);
-        if (h0 < y0)
-            h0 = y0;
-        if (sqlite3_column_type(s, 4) != SQLITE_NULL && sqlite3_column_int64(s, 4) < h1)
-            h1 = sqlite3_column_int64(s, 4);
-        if (i < 0 || h1 <= h0)
-            continue;
-        double held = (double)(h1 - h0) / 3600.0;
-        Dept *targets[2] = {&depts[i], &city};
-        for (int k = 0; k < 2; k++) {
-            targets[k]->alloc_vcpus += vcpus;
-            targets[k]->alloc_mem += mem;
-            targets[k]->alloc_vcpu_h += (double)vcpus * held;
-            targets[k]->alloc_mem_gib_h += (double)mem / 1024.0 * held;
-        }
-    }
-    sqlite3_reset(s);
-    if (rc < 0) {
-        json_object_put(nobudget);
-        return rc;
-    }
-
-    /* The hours the live idle and over-provisioned findings would have freed: from the start
-     * of the evidence that first raised each (first found − its rule's window, not before
-     * the instance's first data) to its end (resolved, dismissed, the instance gone, or the
-     * cut), inside the year. */
-    s = cm_db_stmt(db,
-                   "SELECT a.department_id, max(f.frees_vcpus, 0), max(f.frees_memory_mib, 0),"
-                   " max(?4, unixepoch(f.first_found) - coalesce(f.evidence ->> '$.window.seconds',"
-                   "  0), min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"
-                   "  FROM rollups r WHERE r.instance_id = i.id), unixepoch(i.created_at)))),"
-                   " min(?5, coalesce(" INSTANCE_ENDED_AT ", ?5), CASE WHEN f.state IN"
-                   "  ('open','acknowledged') THEN ?5 ELSE unixepoch(f.state_changed_at) END)"
-                   " FROM findings f JOIN allocations a ON a.id = f.allocation_id"
-                   " JOIN instances i ON i.id = f.instance_id"
-                   " WHERE f.kind IN ('idle','over_provisioned') AND " LIVE_ALLOCATION
-                   " AND f.first_found < ?2 AND (?3 = 0 OR a.department_id = ?3)",
-                   err);
-    if (!s) {
-        json_object_put(nobudget);
-        return -EIO;
-    }
-    CM_DB_BIND(s, a0, a1, department, y0, hcut);
-    while ((rc = cm_db_step_row(db, s, err)) > 0) {
-        int i = dept_index(depts, n, sqlite3_column_int64(s, 0));
-        int64_t f0 = sqlite3_column_int64(s, 3), f1 = sqlite3_column_int64(s, 4);
-        if (i < 0 || f1 <= f0)
-            continue;
-        double live = (double)(f1 - f0) / 3600.0;
-        Dept *targets[2] = {&depts[i], &city};
-        for (int k = 0; k < 2; k++) {
-            targets[k]->reclaim_vcpu_h += (double)sqlite3_column_int64(s, 1) * live;
-            targets[k]->reclaim_mem_gib_h += (double)sqlite3_column_int64(s, 2) / 1024.0 * live;
-        }
-    }
-    sqlite3_reset(s);
-    if (rc < 0) {
-        json_object_put(nobudget);
-        return rc;
-    }
-
-    /* Use over the year, from the daily rollups: each instance's average (weighted by its
-     * readings), summed per department; the hours measured (24 h × the day's coverage) with
-     * the cores and GiB in use over them; utilization percentiles from the merged
-     * histograms. */
-    s = cm_db_stmt(db,
-                   /* Instance by instance, each one's days along the rollups' primary key
-                    * (instance_id, day): CROSS JOIN keeps that loop order, so an instance's
-                    * rows come together without a sort (the day index and a sort of every
-                    * row with its histogram took 8 times longer for a year of 5,000). */
-                   "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"
-                   " r.cpu_util_hist, r.expected, coalesce(r.vcpus, i.vcpus),"
-                   " coalesce(r.memory_mib, i.memory_mib) FROM allocations a JOIN instances i"
-                   " ON i.allocation_id = a.id CROSS JOIN rollups r"
-                   " WHERE r.instance_id = i.id AND " LIVE_ALLOCATION
-                   " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)",
-                   err);
-    if (!s) {
-        json_object_put(nobudget);
-        return -EIO;
-    }
-    CM_DB_BIND(s, a0, a1, department, d0, d1);
-    {
-        int64_t cur = 0;
-        int cur_dept = -1;
-        double cw = 0, cs = 0, mw = 0, ms = 0;
-        for (;;) {
-            rc = cm_db_step_row(db, s, err);
-            bool row = rc > 0;
-            int64_t inst = row ? sqlite3_column_int64(s, 1) : -1;
-            if (inst != cur && cur && cur_dept >= 0) {
-                double c = cw > 0 ? cs / cw : 0, m = mw > 0 ? ms / mw : 0;
-                depts[cur_dept].used_cores += c;
-                depts[cur_dept].used_mem_mib += m;
-                city.used_cores += c;
-                city.used_mem_mib += m;
-                cw = cs = mw = ms = 0;
-            }
-            if (!row)
-                break;
-            cur = inst;
-            cur_dept = dept_index(depts, n, sqlite3_column_int64(s, 0));
-            double rd = (double)sqlite3_column_int64(s, 2);
-            double expected = (double)sqlite3_column_int64(s, 6);
-            double measured = expected > 0 ? 24.0 * fmin(1, rd / expected) : 0;
-            double vcpus = (double)sqlite3_column_int64(s, 7);
-            double mem_gib = (double)sqlite3_column_int64(s, 8) / 1024.0;
-            if (sqlite3_column_type(s, 3) != SQLITE_NULL)
-                cs += sqlite3_column_double(s, 3) * rd, cw += rd;
-            if (sqlite3_column_type(s, 4) != SQLITE_NULL)
-                ms += sqlite3_column_double(s, 4) * rd, mw += rd;
-            if (cur_dept >= 0) {
-                Dept *targets[2] = {&depts[cur_dept], &city};
-                for (int k = 0; k < 2; k++) {
-                    targets[k]->meas_vcpu_h += vcpus * measured;
-                    targets[k]->meas_mem_gib_h += mem_gib * measured;
-                    if (sqlite3_column_type(s, 3) != SQLITE_NULL)
-                        targets[k]->used_vcpu_h += sqlite3_column_double(s, 3) * measured;
-                    if (sqlite3_column_type(s, 4) != SQLITE_NULL)
-                        targets[k]->used_mem_gib_h +=
-                            sqlite3_column_double(s, 4) / 1024.0 * measured;
-                }
-            }
-            const void *blob = sqlite3_column_blob(s, 5);
-            BrHist h;
-            if (cur_dept >= 0 && blob &&
-                br_hist_decode(blob, (size_t)sqlite3_column_bytes(s, 5), &h) == 0) {
-                br_hist_merge(&depts[cur_dept].cpu_h, &h);
-                br_hist_merge(&city.cpu_h, &h);
-            }
-        }
-    }
-    sqlite3_reset(s);
-    if (rc < 0) {
-        json_object_put(nobudget);
-        return rc;
+    r = department_exists(db, department, err);
+    if (r >= 0)
+        r = assess_departments(db, &x, err);
+    if (r >= 0)
+        r = assess_systems(db, &x, err);
+    if (r >= 0)
+        r = assess_allocations(db, &x, err);
+    if (r >= 0)
+        r = assess_held(db, &x, err);
+    if (r >= 0)
+        r = assess_reclaim(db, &x, err);
+    if (r >= 0)
+        r = assess_use(db, &x, err);
+    order = calloc(x.n + 1, sizeof(Dept *));
+    if (r >= 0 && !order)
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (r < 0) {
+        free(x.depts);
+        return r;
     }
 
     /* Scores and the ranking. */
-    _cleanup_free_ Dept **order = calloc(n + 1, sizeof(Dept *));
-    if (!order) {
-        json_object_put(nobudget);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < x.n; i++) {
+        scores(x.p, &x.depts[i]);
+        if (x.depts[i].overall >= 0)
+            order[n_ranked++] = &x.depts[i];
     }
-    size_t n_ranked = 0;
-    for (size_t i = 0; i < n; i++) {
-        scores(p, &depts[i]);
-        if (depts[i].overall >= 0)
-            order[n_ranked++] = &depts[i];
-    }
-    scores(p, &city);
+    scores(x.p, &x.city);
     qsort(order, n_ranked, sizeof(*order), cmp_rank);
     for (size_t i = 0; i < n_ranked; i++)
         order[i]->rank = (int)i + 1;
@@ -585,55 +670,27 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     doc = json_object_new_object();
     json_object_object_add(doc, "report", json_object_new_string("annual_assessment"));
     json_object_object_add(doc, "year", json_object_new_int64(year));
-    {
-        char at[CM_TIME_ISO_LEN + 1];
-        cm_time_iso(cm_now_ms(), at);
-        json_object_object_add(doc, "generated_at", json_object_new_string(at));
-    }
-    json_object_object_add(doc, "period_from", json_object_new_string(a0));
-    json_object_object_add(doc, "period_to", json_object_new_string(a1));
-    json_object_object_add(doc, "period_cut", json_object_new_string(acut));
-    {
-        char ah[CM_TIME_ISO_LEN + 1];
-        iso_of(hcut, ah);
-        json_object_object_add(doc, "hours_to", json_object_new_string(ah));
-    }
-    rc = rollups_computed_at(db, d0, d1, doc, err);
-    if (rc < 0) {
+    cm_time_iso(cm_now_ms(), at);
+    json_object_object_add(doc, "generated_at", json_object_new_string(at));
+    json_object_object_add(doc, "period_from", json_object_new_string(x.a0));
+    json_object_object_add(doc, "period_to", json_object_new_string(x.a1));
+    json_object_object_add(doc, "period_cut", json_object_new_string(x.acut));
+    iso_of(x.hcut, at);
+    json_object_object_add(doc, "hours_to", json_object_new_string(at));
+    r = rollups_computed_at(db, x.d0, x.d1, doc, err);
+    if (r < 0) {
         json_object_put(doc);
-        json_object_put(nobudget);
-        return rc;
+        free(x.depts);
+        return r;
     }
-    {
-        json_object *m = json_object_new_object(), *w = json_object_new_object();
-        json_object *sw = json_object_new_object();
-        json_object_object_add(w, "cloud_share", num(p->w_cloud));
-        json_object_object_add(w, "efficiency", num(p->w_efficiency));
-        json_object_object_add(w, "security", num(p->w_security));
-        json_object_object_add(sw, "security_test_passed", num(p->w_test));
-        json_object_object_add(sw, "backup_attested", num(p->w_backup));
-        json_object_object_add(sw, "no_open_severe_vulnerabilities", num(p->w_vulns));
-        json_object_object_add(sw, "no_incidents", num(p->w_incidents));
-        json_object_object_add(m, "weights", w);
-        json_object_object_add(m, "security_weights", sw);
-        json_object_object_add(m, "backup_max_age_days",
-                               json_object_new_int64(p->backup_max_age_days));
-        json_object_object_add(m, "percentile_resolution",
-                               json_object_new_string("1 % of allocated vCPUs (daily histograms "
-                                                      "merged)"));
-        json_object_object_add(m, "min_coverage", num(p->min_coverage));
-        json_object_object_add(
-            m, "time_weighting",
-            json_object_new_string("vCPU-hours and GiB-hours: each instance's size x the hours "
-                                   "it was held in the year, to hours_to"));
-        json_object_object_add(doc, "methodology", m);
-    }
-    json_object_object_add(doc, "city", dept_json(&city, true));
+    json_object_object_add(doc, "methodology", methodology_json(x.p));
+    json_object_object_add(doc, "city", dept_json(&x.city, true));
     list = json_object_new_array();
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(list, dept_json(&depts[i], false));
+    for (size_t i = 0; i < x.n; i++)
+        json_object_array_add(list, dept_json(&x.depts[i], false));
     json_object_object_add(doc, "departments", list);
-    json_object_object_add(doc, "no_budget", nobudget);
+    json_object_object_add(doc, "no_budget", TAKE_PTR(nobudget));
+    free(x.depts);
     *ret = doc;
     return 0;
 }
@@ -753,12 +810,12 @@ static int ops_requests_add(OpsRequests *q, const char *to, double days)
 static int ops_requests_load(CmDb *db, const char *a0, const char *a1, int64_t department,
                              OpsRequests *per, size_t n, OpsRequests *city, CmError *err)
 {
-    sqlite3_stmt *s = cm_db_stmt(
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
         "SELECT q.department_id, h.to_state,"
         " julianday(h.at) - (SELECT max(julianday(h2.at))"
         "  FROM request_history h2 WHERE h2.request_id = h.request_id"
-        "  AND h2.to_state = 'submitted' AND h2.at <= h.at)"
+        "  AND h2.to_state = 'submitted' AND h2.at <= h.at) AS days"
         " FROM request_history h JOIN requests q ON q.id = h.request_id"
         " WHERE h.at >= ?1 AND h.at < ?2 AND (?3 = 0 OR q.department_id = ?3)"
         " AND (h.to_state IN ('approved','returned','rejected')"
@@ -767,329 +824,321 @@ static int ops_requests_load(CmDb *db, const char *a0, const char *a1, int64_t d
         "   AND h3.at >= ?1 AND h3.at < ?2)))",
         err);
     int r;
-    if (!s)
+
+    if (!st)
         return -EIO;
-    CM_DB_BIND(s, a0, a1, department);
-    while ((r = cm_db_step_row(db, s, err)) > 0) {
-        int64_t dep = sqlite3_column_int64(s, 0);
-        const char *to = cm_db_col_text(s, 1);
-        double days = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 2);
+    CM_DB_BIND(st, a0, a1, department);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t dep = cm_stmt_int(st, 0);
+        const char *to = cm_stmt_text(st, 1);
+        double days = cm_stmt_is_null(st, 2) ? -1 : cm_stmt_double(st, 2);
         for (size_t i = 0; i < n; i++)
             if (per[i].id == dep && ops_requests_add(&per[i], to, days) < 0)
-                r = -ENOMEM;
-        if (r >= 0 && ops_requests_add(city, to, days) < 0)
-            r = -ENOMEM;
-        if (r < 0)
-            break;
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+        if (ops_requests_add(city, to, days) < 0)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     }
-    sqlite3_reset(s);
-    if (r == -ENOMEM)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    return r < 0 ? r : 0;
+    return r;
 }
 
 /* Seconds instance @id was observed in [t0, t1): running, unreachable, and in all. */
 static int observed(CmDb *db, int64_t id, int64_t t0, int64_t t1, double *ret_running,
                     double *ret_unreachable, double *ret_all, CmError *err)
 {
-    sqlite3_stmt *s = cm_db_stmt(db,
-                                 "SELECT coalesce(sum(CASE WHEN state = 'running' THEN d END), 0),"
-                                 " coalesce(sum(CASE WHEN state = 'unreachable' THEN d END), 0),"
-                                 " coalesce(sum(d), 0) FROM (SELECT state, max(0,"
-                                 "  min(coalesce(until, last_seen), ?3) - max(since, ?2)) AS d"
-                                 "  FROM observations WHERE instance_id = ?1 AND since < ?3"
-                                 "  AND coalesce(until, last_seen) > ?2)",
-                                 err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT coalesce(sum(CASE WHEN state = 'running' THEN d END), 0) AS running,"
+                      " coalesce(sum(CASE WHEN state = 'unreachable' THEN d END), 0)"
+                      " AS unreachable, coalesce(sum(d), 0) AS seen FROM (SELECT state, max(0,"
+                      "  min(coalesce(until, last_seen), ?3) - max(since, ?2)) AS d"
+                      "  FROM observations WHERE instance_id = ?1 AND since < ?3"
+                      "  AND coalesce(until, last_seen) > ?2) AS o",
+                      err);
     int r;
-    if (!s)
+
+    if (!st)
         return -EIO;
-    CM_DB_BIND(s, id, t0, t1);
-    r = cm_db_step_row(db, s, err);
+    CM_DB_BIND(st, id, t0, t1);
+    r = cm_stmt_step(st, err);
     if (r > 0) {
-        *ret_running = sqlite3_column_double(s, 0);
-        *ret_unreachable = sqlite3_column_double(s, 1);
-        *ret_all = sqlite3_column_double(s, 2);
+        *ret_running = cm_stmt_double(st, 0);
+        *ret_unreachable = cm_stmt_double(st, 1);
+        *ret_all = cm_stmt_double(st, 2);
     }
-    sqlite3_reset(s);
     return r < 0 ? r : 0;
+}
+
+/* The operations report being made: its period, and the department being added. */
+typedef struct {
+    int64_t month_start, cut;
+    double min_observed;
+    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], d0[16], d1[16];
+} Ops;
+
+static json_object *num_col(CmStmt *st, int i)
+{
+    return cm_stmt_is_null(st, i) ? NULL : num(cm_stmt_double(st, i));
+}
+
+/* Instances that existed during the month, with their figures from the rollups. */
+static int ops_instances(CmDb *db, const Ops *x, int64_t dep_id, json_object *insts, OpsTotals *tot,
+                         CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT i.id, i.name, i.allocation_id, sy.name AS system, i.vcpus, i.memory_mib,"
+        " max(unixepoch(i.created_at), ?3) AS t0,"
+        " min(coalesce(" INSTANCE_ENDED_AT ", ?4), ?4) AS t1,"
+        " (SELECT coalesce(sum(r.readings), 0) FROM rollups r WHERE r.instance_id = i.id"
+        "  AND r.day >= ?5 AND r.day < ?6) AS readings,"
+        " (SELECT sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
+        "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6) AS cpu_avg,"
+        " (SELECT max(r.cpu_p95) FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5"
+        "  AND r.day < ?6) AS cpu_p95,"
+        " (SELECT sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
+        "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6) AS mem_avg,"
+        " (SELECT sum(r.expected * 1.0) / count(*) / 86400.0 FROM rollups r"
+        "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6) AS rate,"
+        " max(?3, min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"
+        "  FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
+        "  unixepoch(i.created_at)))) AS m0"
+        " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+        " JOIN systems sy ON sy.id = a.system_id WHERE a.department_id = ?1"
+        " AND a.purpose = 'production' AND i.created_at < ?2 AND i.state != 'pending'"
+        " AND coalesce(" INSTANCE_ENDED_AT ", ?3) >= ?3"
+        " ORDER BY i.id",
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, dep_id, x->a1, x->month_start, x->cut, x->d0, x->d1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        json_object *o = json_object_new_object();
+        int64_t t0 = cm_stmt_int(st, 6), t1 = cm_stmt_int(st, 7), m0 = cm_stmt_int(st, 13);
+        double hours = t1 > t0 ? (double)(t1 - t0) / 3600.0 : 0;
+        double readings = (double)cm_stmt_int(st, 8);
+        /* Readings expected a second: the agent's rate on the instance's days, or its default
+         * (a reading every 10 s) when none of them came. */
+        double rate = cm_stmt_is_null(st, 12) ? 0.1 : cm_stmt_double(st, 12);
+        double expected = t1 > m0 ? rate * (double)(t1 - m0) : 0;
+        double running = 0, unreachable = 0, seen = 0;
+        int64_t vcpus = cm_stmt_int(st, 4);
+        bool has_cpu = !cm_stmt_is_null(st, 9) && vcpus > 0;
+
+        json_object_array_add(insts, o);
+        if (t1 > t0 &&
+            (r = observed(db, cm_stmt_int(st, 0), t0, t1, &running, &unreachable, &seen, err)) < 0)
+            return r;
+        json_object_object_add(o, "id", json_object_new_int64(cm_stmt_int(st, 0)));
+        json_object_object_add(o, "name", text_or_null(st, 1));
+        json_object_object_add(o, "allocation_id", json_object_new_int64(cm_stmt_int(st, 2)));
+        json_object_object_add(o, "system", text_or_null(st, 3));
+        json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
+        json_object_object_add(o, "memory_mib", json_object_new_int64(cm_stmt_int(st, 5)));
+        json_object_object_add(o, "instance_hours", num(hours));
+        json_object_object_add(
+            o, "availability",
+            availability_json(running, seen, (double)(t1 - t0), x->min_observed));
+        json_object_object_add(o, "observed_share",
+                               t1 > t0 ? num(fmin(1, seen / (double)(t1 - t0))) : NULL);
+        json_object_object_add(o, "running_hours", num(running / 3600.0));
+        json_object_object_add(o, "coverage",
+                               expected > 0 ? num(fmin(1, readings / expected)) : NULL);
+        json_object_object_add(o, "readings", json_object_new_int64((int64_t)readings));
+        json_object_object_add(o, "cpu_cores_avg", num_col(st, 9));
+        json_object_object_add(o, "cpu_utilization_avg",
+                               has_cpu ? num(cm_stmt_double(st, 9) / (double)vcpus) : NULL);
+        json_object_object_add(o, "cpu_cores_p95_daily_max", num_col(st, 10));
+        json_object_object_add(o, "memory_used_mib_avg", num_col(st, 11));
+        tot->instances++;
+        tot->hours += hours;
+        tot->readings += readings;
+        tot->expected += expected;
+        tot->running_s += running;
+        tot->unreachable_s += unreachable;
+        tot->observed_s += seen;
+        tot->exist_s += t1 > t0 ? (double)(t1 - t0) : 0;
+        if (has_cpu) {
+            tot->util_sum += cm_stmt_double(st, 9) / (double)vcpus;
+            tot->util_n++;
+        }
+    }
+    return r;
+}
+
+/* Daily utilization for the chart. */
+static int ops_daily(CmDb *db, const Ops *x, int64_t dep_id, json_object *daily, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT r.day, sum(r.vcpus) AS vcpus, sum(r.memory_mib) AS memory_mib,"
+                      " sum(r.cpu_avg) AS cpu_avg, sum(r.mem_avg) AS mem_avg"
+                      " FROM rollups r JOIN instances i ON i.id = r.instance_id"
+                      " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
+                      " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3"
+                      " GROUP BY r.day ORDER BY r.day",
+                      err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, dep_id, x->d0, x->d1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        json_object *o = json_object_new_object();
+        double vc = (double)cm_stmt_int(st, 1), mm = (double)cm_stmt_int(st, 2);
+        json_object_object_add(o, "day", text_or_null(st, 0));
+        json_object_object_add(o, "cpu_utilization",
+                               vc > 0 && !cm_stmt_is_null(st, 3) ? num(cm_stmt_double(st, 3) / vc)
+                                                                 : NULL);
+        json_object_object_add(o, "memory_utilization",
+                               mm > 0 && !cm_stmt_is_null(st, 4) ? num(cm_stmt_double(st, 4) / mm)
+                                                                 : NULL);
+        json_object_array_add(daily, o);
+    }
+    return r;
+}
+
+/* The reconciler's events on the department's instances. */
+static int ops_events(CmDb *db, const Ops *x, int64_t dep_id, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT e.id, e.kind, e.severity, e.domain_name AS instance, e.message,"
+                      " e.first_seen, e.resolved_at FROM events e"
+                      " JOIN allocations a ON a.id = e.allocation_id WHERE a.department_id = ?1"
+                      " AND e.first_seen >= ?2 AND e.first_seen < ?3 ORDER BY e.id",
+                      err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, dep_id, x->a0, x->a1);
+    return cm_stmt_rows_json(st, ret, err);
+}
+
+/* Live findings with their right-sizing, on instances that still exist: nothing advises
+ * reclaiming what is gone. */
+#define OPS_FINDINGS_SQL(RULE_ZH, ACTION)                                                          \
+    "SELECT f.id, f.kind, i.name AS instance, f.rule, " RULE_ZH " AS rule_zh, " ACTION             \
+    " AS action, f.current_vcpus, f.current_memory_mib, f.recommended_vcpus,"                      \
+    " f.recommended_memory_mib, f.frees_vcpus, f.frees_memory_mib, f.state FROM findings f"        \
+    " JOIN instances i ON i.id = f.instance_id"                                                    \
+    " JOIN allocations a ON a.id = f.allocation_id WHERE f.department_id = ?1"                     \
+    " AND f.state IN ('open','acknowledged')"                                                      \
+    " AND i.state NOT IN ('undefined','deleted')"                                                  \
+    " AND a.state NOT IN ('reclaiming','retained','purged') ORDER BY f.id"
+
+static int ops_findings(CmDb *db, int64_t dep_id, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        cm_db_sql(db,
+                  OPS_FINDINGS_SQL("f.evidence ->> '$.rule_zh'", "f.recommendation ->> '$.action'"),
+                  OPS_FINDINGS_SQL("f.evidence::json ->> 'rule_zh'",
+                                   "f.recommendation::json ->> 'action'")),
+        err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, dep_id);
+    return cm_stmt_rows_json(st, ret, err);
+}
+
+static int ops_departments(CmDb *db, int64_t department, json_object **ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id", err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, department);
+    return cm_stmt_rows_json(st, ret, err);
+}
+
+/* One department's sections; every statement runs to its end: an error fails the whole
+ * report rather than leaving a section short. */
+static int ops_department(CmDb *db, const Ops *x, json_object *dep, OpsTotals *tot, CmError *err)
+{
+    const int64_t dep_id = cm_json_get_int(dep, "id", 0);
+    json_object *insts = json_object_new_array(), *daily = json_object_new_array();
+    json_object *events = NULL, *findings = NULL;
+    int r;
+
+    json_object_object_add(dep, "instances", insts);
+    json_object_object_add(dep, "daily", daily);
+    r = ops_instances(db, x, dep_id, insts, tot, err);
+    if (r >= 0)
+        r = ops_daily(db, x, dep_id, daily, err);
+    if (r >= 0)
+        r = ops_events(db, x, dep_id, &events, err);
+    json_object_object_add(dep, "events", events ? events : json_object_new_array());
+    if (r >= 0)
+        r = ops_findings(db, dep_id, &findings, err);
+    json_object_object_add(dep, "findings", findings ? findings : json_object_new_array());
+    return r;
 }
 
 int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t department,
                          json_object **ret, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
-    const double min_observed = pol->assessment.min_coverage;
     time_t t = (time_t)month_start;
     struct tm tm;
-    int64_t month_end, now = cm_now_ms() / 1000, cut;
-    char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], d0[16], d1[16], name[16];
+    int64_t month_end, now = cm_now_ms() / 1000;
+    Ops x = {.month_start = month_start, .min_observed = pol->assessment.min_coverage};
+    char name[16], at[CM_TIME_ISO_LEN + 1];
     _cleanup_free_ OpsRequests *reqs = NULL;
     OpsRequests city_reqs = {0};
     OpsTotals city = {0};
-    json_object *doc, *list;
-    sqlite3_stmt *s;
+    json_object *doc, *list = NULL, *c;
+    size_t n = 0;
     int r;
 
     gmtime_r(&t, &tm);
     strftime(name, sizeof(name), "%Y-%m", &tm);
     tm.tm_mon += 1;
     month_end = (int64_t)timegm(&tm);
-    cut = month_end < now ? month_end : now;
-    iso_of(month_start, a0);
-    iso_of(month_end, a1);
-    snprintf(d0, sizeof(d0), "%.10s", a0);
-    snprintf(d1, sizeof(d1), "%.10s", a1);
+    x.cut = month_end < now ? month_end : now;
+    iso_of(month_start, x.a0);
+    iso_of(month_end, x.a1);
+    snprintf(x.d0, sizeof(x.d0), "%.10s", x.a0);
+    snprintf(x.d1, sizeof(x.d1), "%.10s", x.a1);
 
+    r = department_exists(db, department, err);
+    if (r >= 0)
+        r = ops_departments(db, department, &list, err);
+    if (r < 0)
+        return r;
     doc = json_object_new_object();
     json_object_object_add(doc, "report", json_object_new_string("operations"));
     json_object_object_add(doc, "month", json_object_new_string(name));
-    json_object_object_add(doc, "period_from", json_object_new_string(a0));
-    json_object_object_add(doc, "period_to", json_object_new_string(a1));
-    {
-        char at[CM_TIME_ISO_LEN + 1];
-        cm_time_iso(cm_now_ms(), at);
-        json_object_object_add(doc, "generated_at", json_object_new_string(at));
-        iso_of(cut, at);
-        json_object_object_add(doc, "period_cut", json_object_new_string(at));
-    }
-    list = json_object_new_array();
+    json_object_object_add(doc, "period_from", json_object_new_string(x.a0));
+    json_object_object_add(doc, "period_to", json_object_new_string(x.a1));
+    cm_time_iso(cm_now_ms(), at);
+    json_object_object_add(doc, "generated_at", json_object_new_string(at));
+    iso_of(x.cut, at);
+    json_object_object_add(doc, "period_cut", json_object_new_string(at));
     json_object_object_add(doc, "departments", list);
-
-    s = cm_db_stmt(db, "SELECT id, code, name FROM departments WHERE ?1 = 0 OR id = ?1 ORDER BY id",
-                   err);
-    if (!s) {
-        json_object_put(doc);
-        return -EIO;
-    }
-    CM_DB_BIND(s, department);
-    while ((r = cm_db_step_row(db, s, err)) > 0) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
-        json_object_object_add(o, "code", br_json_col_text(s, 1));
-        json_object_object_add(o, "name", br_json_col_text(s, 2));
-        json_object_array_add(list, o);
-    }
-    sqlite3_reset(s);
-    size_t n = r < 0 ? 0 : json_object_array_length(list);
-    if (r >= 0)
-        r = rollups_computed_at(db, d0, d1, doc, err);
+    n = json_object_array_length(list);
+    r = rollups_computed_at(db, x.d0, x.d1, doc, err);
     reqs = calloc(n + 1, sizeof(*reqs));
     if (r >= 0 && !reqs)
         r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     for (size_t k = 0; r >= 0 && k < n; k++)
         reqs[k].id = cm_json_get_int(json_object_array_get_idx(list, k), "id", 0);
     if (r >= 0)
-        r = ops_requests_load(db, a0, a1, department, reqs, n, &city_reqs, err);
-
-    /* Every statement below must run to its end: an error fails the whole report (r < 0)
-     * rather than leaving a section short. */
+        r = ops_requests_load(db, x.a0, x.a1, department, reqs, n, &city_reqs, err);
     for (size_t k = 0; k < n && r >= 0; k++) {
         json_object *dep = json_object_array_get_idx(list, k);
-        const int64_t dep_id = cm_json_get_int(dep, "id", 0);
-        json_object *insts = json_object_new_array(), *daily = json_object_new_array();
-        json_object *events = json_object_new_array(), *findings = json_object_new_array();
         OpsTotals tot = {0};
-
-        json_object_object_add(dep, "instances", insts);
-        json_object_object_add(dep, "daily", daily);
-        json_object_object_add(dep, "events", events);
-        json_object_object_add(dep, "findings", findings);
-
-        /* Instances that existed during the month, with their figures from the rollups. */
-        s = cm_db_stmt(
-            db,
-            "SELECT i.id, i.name, i.allocation_id, sy.name, i.vcpus, i.memory_mib,"
-            " max(unixepoch(i.created_at), ?3) AS t0,"
-            " min(coalesce(" INSTANCE_ENDED_AT ", ?4), ?4) AS t1,"
-            " (SELECT coalesce(sum(r.readings), 0) FROM rollups r WHERE r.instance_id = i.id"
-            "  AND r.day >= ?5 AND r.day < ?6),"
-            " (SELECT sum(r.cpu_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
-            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
-            " (SELECT max(r.cpu_p95) FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5"
-            "  AND r.day < ?6),"
-            " (SELECT sum(r.mem_avg * r.readings) / nullif(sum(r.readings), 0) FROM rollups r"
-            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
-            " (SELECT sum(r.expected * 1.0) / count(*) / 86400.0 FROM rollups r"
-            "  WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
-            " max(?3, min(unixepoch(i.created_at), coalesce((SELECT unixepoch(min(r.day))"
-            "  FROM rollups r WHERE r.instance_id = i.id AND r.day >= ?5 AND r.day < ?6),"
-            "  unixepoch(i.created_at))))"
-            " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
-            " JOIN systems sy ON sy.id = a.system_id WHERE a.department_id = ?1"
-            " AND a.purpose = 'production' AND i.created_at < ?2 AND i.state != 'pending'"
-            " AND coalesce(" INSTANCE_ENDED_AT " >= ?3, 1)"
-            " ORDER BY i.id",
-            err);
-        if (!s)
-            r = -EIO;
-        if (r >= 0)
-            CM_DB_BIND(s, dep_id, a1, month_start, cut, d0, d1);
-        while (r >= 0 && (r = cm_db_step_row(db, s, err)) > 0) {
-            json_object *o = json_object_new_object();
-            int64_t t0 = sqlite3_column_int64(s, 6), t1 = sqlite3_column_int64(s, 7);
-            int64_t m0 = sqlite3_column_int64(s, 13);
-            double hours = t1 > t0 ? (double)(t1 - t0) / 3600.0 : 0;
-            double readings = (double)sqlite3_column_int64(s, 8);
-            /* Readings expected a second: the agent's rate on the instance's days, or its
-             * default (a reading every 10 s) when none of them came. */
-            double rate =
-                sqlite3_column_type(s, 12) != SQLITE_NULL ? sqlite3_column_double(s, 12) : 0.1;
-            double expected = t1 > m0 ? rate * (double)(t1 - m0) : 0;
-            double running = 0, unreachable = 0, seen = 0;
-            int64_t vcpus = sqlite3_column_int64(s, 4);
-            bool has_cpu = sqlite3_column_type(s, 9) != SQLITE_NULL && vcpus > 0;
-            if (t1 > t0)
-                r = observed(db, sqlite3_column_int64(s, 0), t0, t1, &running, &unreachable, &seen,
-                             err);
-            json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
-            json_object_object_add(o, "name", br_json_col_text(s, 1));
-            json_object_object_add(o, "allocation_id",
-                                   json_object_new_int64(sqlite3_column_int64(s, 2)));
-            json_object_object_add(o, "system", br_json_col_text(s, 3));
-            json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
-            json_object_object_add(o, "memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
-            json_object_object_add(o, "instance_hours", num(hours));
-            json_object_object_add(
-                o, "availability",
-                availability_json(running, seen, (double)(t1 - t0), min_observed));
-            json_object_object_add(o, "observed_share",
-                                   t1 > t0 ? num(fmin(1, seen / (double)(t1 - t0))) : NULL);
-            json_object_object_add(o, "running_hours", num(running / 3600.0));
-            json_object_object_add(o, "coverage",
-                                   expected > 0 ? num(fmin(1, readings / expected)) : NULL);
-            json_object_object_add(o, "readings", json_object_new_int64((int64_t)readings));
-            json_object_object_add(o, "cpu_cores_avg",
-                                   sqlite3_column_type(s, 9) != SQLITE_NULL
-                                       ? num(sqlite3_column_double(s, 9))
-                                       : NULL);
-            json_object_object_add(o, "cpu_utilization_avg",
-                                   has_cpu ? num(sqlite3_column_double(s, 9) / (double)vcpus)
-                                           : NULL);
-            json_object_object_add(o, "cpu_cores_p95_daily_max",
-                                   sqlite3_column_type(s, 10) != SQLITE_NULL
-                                       ? num(sqlite3_column_double(s, 10))
-                                       : NULL);
-            json_object_object_add(o, "memory_used_mib_avg",
-                                   sqlite3_column_type(s, 11) != SQLITE_NULL
-                                       ? num(sqlite3_column_double(s, 11))
-                                       : NULL);
-            tot.instances++;
-            tot.hours += hours;
-            tot.readings += readings;
-            tot.expected += expected;
-            tot.running_s += running;
-            tot.unreachable_s += unreachable;
-            tot.observed_s += seen;
-            tot.exist_s += t1 > t0 ? (double)(t1 - t0) : 0;
-            if (has_cpu) {
-                tot.util_sum += sqlite3_column_double(s, 9) / (double)vcpus;
-                tot.util_n++;
-            }
-            json_object_array_add(insts, o);
-        }
-        if (s)
-            sqlite3_reset(s);
-
-        /* Daily utilization for the chart. */
-        s = cm_db_stmt(db,
-                       "SELECT r.day, sum(r.vcpus), sum(r.memory_mib), sum(r.cpu_avg),"
-                       " sum(r.mem_avg)"
-                       " FROM rollups r JOIN instances i ON i.id = r.instance_id"
-                       " JOIN allocations a ON a.id = i.allocation_id WHERE a.department_id = ?1"
-                       " AND a.purpose = 'production' AND r.day >= ?2 AND r.day < ?3"
-                       " GROUP BY r.day ORDER BY r.day",
-                       err);
-        if (!s && r >= 0)
-            r = -EIO;
-        if (s && r >= 0) {
-            CM_DB_BIND(s, dep_id, d0, d1);
-            while ((r = cm_db_step_row(db, s, err)) > 0) {
-                json_object *o = json_object_new_object();
-                double vc = (double)sqlite3_column_int64(s, 1),
-                       mm = (double)sqlite3_column_int64(s, 2);
-                json_object_object_add(o, "day", br_json_col_text(s, 0));
-                json_object_object_add(o, "cpu_utilization",
-                                       vc > 0 && sqlite3_column_type(s, 3) != SQLITE_NULL
-                                           ? num(sqlite3_column_double(s, 3) / vc)
-                                           : NULL);
-                json_object_object_add(o, "memory_utilization",
-                                       mm > 0 && sqlite3_column_type(s, 4) != SQLITE_NULL
-                                           ? num(sqlite3_column_double(s, 4) / mm)
-                                           : NULL);
-                json_object_array_add(daily, o);
-            }
-            sqlite3_reset(s);
-        }
-
-        /* The reconciler's events on the department's instances. */
-        s = cm_db_stmt(db,
-                       "SELECT e.id, e.kind, e.severity, e.domain_name, e.message, e.first_seen,"
-                       " e.resolved_at FROM events e JOIN allocations a ON a.id = e.allocation_id"
-                       " WHERE a.department_id = ?1 AND e.first_seen >= ?2 AND e.first_seen < ?3"
-                       " ORDER BY e.id",
-                       err);
-        if (!s && r >= 0)
-            r = -EIO;
-        if (s && r >= 0) {
-            CM_DB_BIND(s, dep_id, a0, a1);
-            while ((r = cm_db_step_row(db, s, err)) > 0) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
-                json_object_object_add(o, "kind", br_json_col_text(s, 1));
-                json_object_object_add(o, "severity", br_json_col_text(s, 2));
-                json_object_object_add(o, "instance", br_json_col_text(s, 3));
-                json_object_object_add(o, "message", br_json_col_text(s, 4));
-                json_object_object_add(o, "first_seen", br_json_col_text(s, 5));
-                json_object_object_add(o, "resolved_at", br_json_col_text(s, 6));
-                json_object_array_add(events, o);
-            }
-            sqlite3_reset(s);
-        }
-
-        /* Live findings with their right-sizing, on instances that still exist: nothing
-         * advises reclaiming what is gone. */
-        s = cm_db_stmt(db,
-                       "SELECT f.id, f.kind, i.name, f.rule, f.current_vcpus,"
-                       " f.current_memory_mib, f.recommended_vcpus, f.recommended_memory_mib,"
-                       " f.frees_vcpus, f.frees_memory_mib, f.state, f.evidence ->> '$.rule_zh',"
-                       " f.recommendation ->> '$.action' FROM findings f"
-                       " JOIN instances i ON i.id = f.instance_id"
-                       " JOIN allocations a ON a.id = f.allocation_id WHERE f.department_id = ?"
-                       " AND f.state IN ('open','acknowledged')"
-                       " AND i.state NOT IN ('undefined','deleted')"
-                       " AND a.state NOT IN ('reclaiming','retained','purged') ORDER BY f.id",
-                       err);
-        if (!s && r >= 0)
-            r = -EIO;
-        if (s && r >= 0) {
-            CM_DB_BIND(s, dep_id);
-            while ((r = cm_db_step_row(db, s, err)) > 0) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(s, 0)));
-                json_object_object_add(o, "kind", br_json_col_text(s, 1));
-                json_object_object_add(o, "instance", br_json_col_text(s, 2));
-                json_object_object_add(o, "rule", br_json_col_text(s, 3));
-                json_object_object_add(o, "rule_zh", br_json_col_text(s, 11));
-                json_object_object_add(o, "action", br_json_col_text(s, 12));
-                json_object_object_add(o, "current_vcpus", json_object_new_int64(sqlite3_column_int64(s, 4)));
-                json_object_object_add(o, "current_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 5)));
-                json_object_object_add(o, "recommended_vcpus", json_object_new_int64(sqlite3_column_int64(s, 6)));
-                json_object_object_add(o, "recommended_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 7)));
-                json_object_object_add(o, "frees_vcpus", json_object_new_int64(sqlite3_column_int64(s, 8)));
-                json_object_object_add(o, "frees_memory_mib", json_object_new_int64(sqlite3_column_int64(s, 9)));
-                json_object_object_add(o, "state", br_json_col_text(s, 10));
-                json_object_array_add(findings, o);
-            }
-            sqlite3_reset(s);
-        }
-
-        json_object_object_add(dep, "totals", ops_totals_json(&tot, min_observed));
+        r = ops_department(db, &x, dep, &tot, err);
+        json_object_object_add(dep, "totals", ops_totals_json(&tot, x.min_observed));
         json_object_object_add(dep, "requests", ops_requests_json(&reqs[k]));
         ops_totals_add(&city, &tot);
     }
     if (r >= 0) {
-        json_object *c = json_object_new_object();
-        json_object_object_add(c, "totals", ops_totals_json(&city, min_observed));
+        c = json_object_new_object();
+        json_object_object_add(c, "totals", ops_totals_json(&city, x.min_observed));
         json_object_object_add(c, "requests", ops_requests_json(&city_reqs));
         json_object_object_add(doc, "city", c);
     }

@@ -19,8 +19,10 @@ typedef struct BrDaemon BrDaemon;
  * br_report_assessment:
  * The annual assessment (Art. 9) for @year: per department (only @department when > 0) and
  * for the city, the share of systems on the cloud, resource-use efficiency and security
- * status, their scores and the ranking, and Art. 5's list of systems without budget.
- * Returns: 0 and the document in @ret, or a negative errno with @err set.
+ * status, their scores and the ranking, and Art. 5's list of systems without budget. A read
+ * model over every table it counts from (SELECT only); run it in one read transaction.
+ * Returns: 0 and the document in @ret, or a negative errno with @err set (-ENOENT for a
+ * @department that does not exist).
  */
 int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, json_object **ret,
                          CmError *err);
@@ -29,8 +31,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
  * br_report_operations:
  * The vendor's periodic report (Art. 8) for the month starting at @month_start (epoch s):
  * per department, instances and instance-hours, utilization and availability, daily series,
- * the reconciler's events and the open findings with their right-sizing.
- * Returns: 0 and the document in @ret, or a negative errno with @err set.
+ * the reconciler's events and the open findings with their right-sizing. A read model as
+ * br_report_assessment().
+ * Returns: 0 and the document in @ret, or a negative errno with @err set (-ENOENT for a
+ * @department that does not exist).
  */
 int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t department,
                          json_object **ret, CmError *err);

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "br-interim.h"
+#include "br-finding.h"
 #include "br-material.h"
 #include "br-review.h"
 #include "cm-json.h"
@@ -275,7 +275,7 @@ int br_review_request(CmDb *db, const BrPolicies *policies, const BrRequestRow *
         }
     }
     /* The department's live idle and over-provisioned findings, for the reviewer. */
-    r = br_interim_review_findings(db, row->department_id, &findings, err);
+    r = br_finding_list_reclaimable(db, row->department_id, &findings, err);
     if (r < 0)
         return r;
     in.findings = findings;

@@ -9,9 +9,9 @@
 
 /*
  * The body of POST /v1/samples, parsed and checked in one pass straight into C structs: the
- * strict RFC 8259 syntax of cm_json_parse() and every rule of schemas/samples.json, with the
- * very same answers (status, code, field, message) as cm_json_parse() + cm_schema_validate().
- * tests/unit/test-br-samples-parse.c holds it to both, document by document.
+ * strict RFC 8259 syntax of cm_json_parse() and every rule of schemas/samples.json. A document
+ * it does not accept is answered by cm_json_parse() + cm_schema_validate() themselves, so the
+ * answers are theirs; tests/unit/test-br-samples-parse.c compares both, document by document.
  */
 
 /* The three kinds of record, as the batch's member names them. */
@@ -87,7 +87,7 @@ typedef struct {
     size_t cap[BR_SAMPLES_LIST_MAX];
     char *text; /* decoded names, NUL-terminated each */
     size_t text_len, text_cap;
-    bool used_generic; /* the document was answered by the generic path (see the .c) */
+    bool used_generic; /* the generic path accepted what the one pass did not (see the .c) */
 } BrSamplesBatch;
 
 /* The record's name as a NUL-terminated string. */
@@ -114,18 +114,18 @@ const char *br_samples_list_name(BrSamplesList l);
  * br_samples_parse:
  * Parses and checks @len bytes of @text as a POST /v1/samples body into @batch (which must be
  * zeroed or previously cleared with br_samples_batch_clear(); its arrays are reused).
- * Returns: 0, or a negative errno with @err filled exactly as cm_json_parse() followed by
- * cm_schema_validate() against schemas/samples.json would fill it (CM_ERROR_INVALID for
- * malformed JSON and NUL characters, CM_ERROR_UNPROCESSABLE for a rule of the schema).
+ * Returns: 0, or a negative errno with @err filled by cm_json_parse() or by
+ * cm_schema_validate() against schemas/samples.json (CM_ERROR_INVALID for malformed JSON and
+ * NUL characters, CM_ERROR_UNPROCESSABLE for a rule of the schema).
  */
 int br_samples_parse(const char *text, size_t len, BrSamplesBatch *batch, CmError *err);
 
 /**
  * br_samples_parse_strict:
- * As br_samples_parse(), but never hands a document to the generic path: a member name that
- * json-c would read differently from its text (an escaped NUL or non-ASCII character) is
- * answered with -EAGAIN and no error. For tests.
- * Returns: 0, -EAGAIN, or a negative errno with @err filled.
+ * The one pass alone, as br_samples_parse() tries it first. For tests.
+ * Returns: 0 when it accepts the document, -EAGAIN when it leaves the document to the generic
+ * path (an error, or a member name that json-c reads otherwise than its text: an escaped NUL
+ * or non-ASCII character), -ENOMEM with @err set.
  */
 int br_samples_parse_strict(const char *text, size_t len, BrSamplesBatch *batch, CmError *err);
 

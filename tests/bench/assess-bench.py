@@ -69,7 +69,7 @@ NET_SQL = "CASE c.name WHEN 'idle' THEN 30000 ELSE 3000000 + ((i.id * 3 + k) % 1
 
 
 def hist_blob(shares):
-    """The broker's histogram blob (br-hist.c) of utilization @shares: 101 LE uint32 bins."""
+    """The broker's histogram blob (br-histogram.c) of utilization @shares: 101 LE uint32 bins."""
     bins = [0] * 101
     for u in shares:
         u = min(1.0, max(0.0, u))
@@ -350,7 +350,7 @@ ROLLUP_SAMPLES_SQL = (
     " END, s.cpu_avg, s.cpu_max, s.mem_avg, s.mem_max, s.disk_rd_bytes,"
     " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
     " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
-    " FROM instances i CROSS JOIN samples s ON s.instance_id = i.id"
+    " FROM instances i CROSS JOIN samples s WHERE s.instance_id = i.id"
     " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start")
 
 

@@ -94,7 +94,7 @@ def proc_cpu(pid):
 
 
 def hist_bin(u):
-    """The broker's histogram bin (br-hist.c) of utilization share @u: (k-1 %, k %]."""
+    """The broker's histogram bin (br-histogram.c) of utilization share @u: (k-1 %, k %]."""
     u = min(1.0, max(0.0, u))
     return min(100, max(0, math.ceil(u * 100.0 - 1e-9)))
 

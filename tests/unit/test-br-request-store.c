@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "br-interim.h"
+#include "br-finding.h"
 #include "br-job.h"
 #include "br-material.h"
 #include "br-quota.h"
@@ -527,9 +527,9 @@ static void test_materials_and_trial(void **state)
                         "{\"test\":\"security\",\"result\":\"fail\",\"report\":\"aa\","
                         "\"comment\":\"weak\",\"account_id\":5,\"account\":\"ven\"}]");
 
-    /* The reads of other owners the requests make run on this backend too. */
+    /* The reads of other tables the requests need run on this backend too. */
     json_object_put(results);
-    assert_int_equal(br_interim_review_findings(db, 1, &results, &err), 0);
+    assert_int_equal(br_finding_list_reclaimable(db, 1, &results, &err), 0);
     assert_int_equal(json_object_array_length(results), 0);
     assert_int_equal(br_job_list_for_request(db, id, &jobs, &err), 0);
     assert_int_equal(json_object_array_length(jobs), 0);

@@ -190,16 +190,18 @@ static bool check_len(const char *text, size_t len)
     }
     if (batch.used_generic)
         stats.generic++;
-    /* The generic path is only for names json-c reads otherwise than their text. */
+    /* The one pass refuses nothing but for the generic path to answer, and accepts every
+     * valid document but those with names json-c reads otherwise than their text. */
     sr = br_samples_parse_strict(text, len, &batch, &se);
-    if (sr == -EAGAIN) {
+    if (gr < 0) {
+        assert_int_equal(sr, -EAGAIN);
+    } else if (sr == -EAGAIN) {
         stats.strict_again++;
         if (!memmem(text, len, "\\u", 2))
-            fail_msg("parse_strict gave up on a document without \\u escapes");
+            fail_msg("parse_strict gave up on a valid document without \\u escapes");
     } else {
-        assert_int_equal(sr, fr);
-        if (sr < 0)
-            assert_string_equal(se.field, fe.field);
+        assert_int_equal(sr, 0);
+        compare_values(doc, text, len);
     }
     json_object_put(doc);
     return gr >= 0;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "br-hist.h"
+#include "br-histogram.h"
 
-void br_hist_add(BrHist *h, double u)
+void br_histogram_add(BrHistogram *h, double u)
 {
     int bin;
     if (!isfinite(u) || u < 0)
@@ -17,20 +17,20 @@ void br_hist_add(BrHist *h, double u)
     bin = (int)ceil(u * 100.0 - 1e-9);
     if (bin < 0)
         bin = 0;
-    if (bin >= BR_HIST_BINS)
-        bin = BR_HIST_BINS - 1;
+    if (bin >= BR_HISTOGRAM_BINS)
+        bin = BR_HISTOGRAM_BINS - 1;
     h->bins[bin]++;
     h->count++;
 }
 
-void br_hist_merge(BrHist *into, const BrHist *from)
+void br_histogram_merge(BrHistogram *into, const BrHistogram *from)
 {
-    for (int i = 0; i < BR_HIST_BINS; i++)
+    for (int i = 0; i < BR_HISTOGRAM_BINS; i++)
         into->bins[i] += from->bins[i];
     into->count += from->count;
 }
 
-double br_hist_quantile(const BrHist *h, double q)
+double br_histogram_quantile(const BrHistogram *h, double q)
 {
     uint64_t rank, seen = 0;
     if (h->count == 0)
@@ -38,7 +38,7 @@ double br_hist_quantile(const BrHist *h, double q)
     rank = (uint64_t)ceil(q * (double)h->count);
     if (rank < 1)
         rank = 1;
-    for (int i = 0; i < BR_HIST_BINS; i++) {
+    for (int i = 0; i < BR_HISTOGRAM_BINS; i++) {
         seen += h->bins[i];
         if (seen >= rank)
             return i / 100.0;
@@ -46,9 +46,9 @@ double br_hist_quantile(const BrHist *h, double q)
     return 1.0;
 }
 
-void br_hist_encode(const BrHist *h, uint8_t out[BR_HIST_BLOB_SIZE])
+void br_histogram_encode(const BrHistogram *h, uint8_t out[BR_HISTOGRAM_BLOB_SIZE])
 {
-    for (int i = 0; i < BR_HIST_BINS; i++) {
+    for (int i = 0; i < BR_HISTOGRAM_BINS; i++) {
         uint32_t v = h->bins[i];
         out[4 * i] = (uint8_t)v;
         out[4 * i + 1] = (uint8_t)(v >> 8);
@@ -57,13 +57,13 @@ void br_hist_encode(const BrHist *h, uint8_t out[BR_HIST_BLOB_SIZE])
     }
 }
 
-int br_hist_decode(const void *blob, size_t len, BrHist *ret)
+int br_histogram_decode(const void *blob, size_t len, BrHistogram *ret)
 {
     const uint8_t *b = blob;
-    BrHist h = {0};
-    if (len != BR_HIST_BLOB_SIZE)
+    BrHistogram h = {0};
+    if (len != BR_HISTOGRAM_BLOB_SIZE)
         return -EINVAL;
-    for (int i = 0; i < BR_HIST_BINS; i++) {
+    for (int i = 0; i < BR_HISTOGRAM_BINS; i++) {
         h.bins[i] = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
                     (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
         h.count += h.bins[i];

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "br-tx.h"
+
+/*
+ * The findings table: what the assessment found on an instance (idle, over- or
+ * under-provisioned) and where the department and the bureau took it (open → acknowledged →
+ * resolved | dismissed). The only file with SQL on `findings`.
+ */
+
+/* A size: vCPUs and MiB. */
+typedef struct {
+    int64_t vcpus, memory_mib;
+} BrSize;
+
+/* What a state change or a change request needs to know of a finding. */
+typedef struct {
+    int64_t id, instance_id, allocation_id, department_id, system_id, change_request_id;
+    char kind[24], state[16];
+    BrSize current, recommended;
+} BrFinding;
+
+/* The filters of a list: 0 and NULL for none; state "live" is open or acknowledged. */
+typedef struct {
+    int64_t department, allocation;
+    const char *state, *kind;
+} BrFindingFilter;
+
+/* What the assessment found on one instance, for one kind. */
+typedef struct {
+    int64_t instance_id, allocation_id, department_id, system_id;
+    const char *kind, *rule;
+    json_object *evidence, *recommendation;
+    BrSize current, recommended, frees;
+} BrFindingFound;
+
+/**
+ * br_finding_get:
+ * Loads finding @id as its API document; @department, when not 0, scopes the lookup.
+ * Returns: 0 and the document in @ret, -ENOENT with @err "not found", or another negative errno.
+ */
+int br_finding_get(CmDb *db, int64_t id, int64_t department, json_object **ret, CmError *err);
+
+/**
+ * br_finding_list:
+ * Returns: 0 and one page of the findings that pass @filter in @ret, or a negative errno.
+ */
+int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPage *page, json_object **ret,
+                    CmError *err);
+
+/**
+ * br_finding_load:
+ * Reads finding @id (scoped to @department when not 0).
+ * Returns: 0, -ENOENT with @err "not found", or another negative errno with @err set.
+ */
+int br_finding_load(CmDb *db, int64_t id, int64_t department, BrFinding *ret, CmError *err);
+
+/**
+ * br_finding_move:
+ * Moves finding @id (scoped to @department when not 0) to state @to, keeping @reason when not
+ * NULL: open → acknowledged; open or acknowledged → resolved or dismissed.
+ * Returns: 0, or a negative errno with tx->err set (404; 409 invalid_transition).
+ */
+int br_finding_move(BrTx *tx, int64_t id, int64_t department, const char *to, const char *reason);
+
+/** br_finding_set_change_request: Returns: 0, or a negative errno with tx->err set. */
+int br_finding_set_change_request(BrTx *tx, int64_t id, int64_t request_id);
+
+/**
+ * br_finding_others_busy:
+ * Whether allocation @allocation_id has a live instance besides @instance_id that no live
+ * idle finding names: an idle instance beside it is removed (scale-in), not the allocation.
+ * Returns: 0 and the answer in @ret, or a negative errno with @err set.
+ */
+int br_finding_others_busy(CmDb *db, int64_t allocation_id, int64_t instance_id, bool *ret,
+                           CmError *err);
+
+/**
+ * br_finding_raise:
+ * Records what the assessment found, at @at: the live finding of the instance and kind is
+ * updated, else a new one opened — unless the bureau dismissed it (with a reason): that one
+ * is left alone.
+ * Returns: 2 and the new id in @ret_id when opened, 1 when updated, 0 when left, or a
+ * negative errno with tx->err set.
+ */
+int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t *ret_id);
+
+/**
+ * br_finding_resolve_stale:
+ * Resolves the live finding of kind @kind of instance @instance_id: its condition no longer
+ * holds. Returns: the number resolved (0 or 1), or a negative errno with tx->err set.
+ */
+int br_finding_resolve_stale(BrTx *tx, int64_t instance_id, const char *kind, const char *at);
+
+/**
+ * br_finding_resolve_ended:
+ * Resolves, with @reason, the live findings of allocation @allocation_id whose instance has
+ * ended (undefined or deleted) or whose allocation has (retained or purged), each audited as
+ * finding.resolved by the system.
+ * Returns: the number resolved, or a negative errno with tx->err set.
+ */
+int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason);
+
+/**
+ * br_finding_list_reclaimable:
+ * The first 100 live idle and over-provisioned findings of @department, for the reviewer
+ * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule}.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err);
