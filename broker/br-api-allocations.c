@@ -64,7 +64,8 @@ static int restore_quota_check(BrCall *c, CmDb *db, const BrAllocationRow *a)
         return r;
     if (p->review.quota_enforce &&
         (u.allocated.vcpus + u.approved.vcpus + a->totals.vcpus > u.quota.vcpus ||
-         u.allocated.memory_mib + u.approved.memory_mib + a->totals.memory_mib > u.quota.memory_mib ||
+         u.allocated.memory_mib + u.approved.memory_mib + a->totals.memory_mib >
+             u.quota.memory_mib ||
          u.allocated.instances + u.approved.instances + a->totals.instances > u.quota.instances))
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "review_rule_failed", "/quota",
                                  "restoring allocation %lld would exceed department %lld's quota",
@@ -124,67 +125,6 @@ static int br_api_allocations_purge(BrCall *c)
     return allocation_action(c, false);
 }
 
-/* ---- events ---- */
-
-static int br_api_events_list(BrCall *c)
-{
-    CmDb *db = br_api_read_db(c);
-    const char *kind = br_call_query(c, "kind"), *open = br_call_query(c, "open");
-    int64_t limit, after, last = 0, host = 0;
-    sqlite3_stmt *s;
-    json_object *items;
-    int r;
-
-    if (!db)
-        return -EIO;
-    r = br_api_page(c, &limit, &after);
-    if (r >= 0)
-        r = br_call_query_int(c, "host", 1, INT64_MAX, &host);
-    if (r < 0)
-        return r;
-    if (open && strcmp(open, "true") != 0 && strcmp(open, "false") != 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "open", "open must be true or false");
-    s = cm_db_stmt(db,
-                   "SELECT e.id, e.kind, e.severity, e.host_id, e.instance_id, e.allocation_id,"
-                   " e.domain_uuid, e.domain_name, e.message, e.first_seen, e.last_seen,"
-                   " e.resolved_at, h.name, i.name FROM events e"
-                   " LEFT JOIN hosts h ON h.id = e.host_id"
-                   " LEFT JOIN instances i ON i.id = e.instance_id"
-                   " WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND (?3 = 0 OR"
-                   " e.host_id = ?3) AND (?4 IS NULL OR (?4 = 'true') = (e.resolved_at IS NULL))"
-                   " ORDER BY e.id LIMIT ?5",
-                   &c->err);
-    if (!s)
-        return -EIO;
-    CM_DB_BIND(s, after, kind, host, open, limit);
-    items = json_object_new_array();
-    while ((r = cm_db_step_row(db, s, &c->err)) > 0) {
-        json_object *o = json_object_new_object();
-        last = sqlite3_column_int64(s, 0);
-        json_object_object_add(o, "id", json_object_new_int64(last));
-        json_object_object_add(o, "kind", br_json_col_text(s, 1));
-        json_object_object_add(o, "severity", br_json_col_text(s, 2));
-        json_object_object_add(o, "host_id", br_json_id_or_null(sqlite3_column_int64(s, 3)));
-        json_object_object_add(o, "host_name", br_json_col_text(s, 12));
-        json_object_object_add(o, "instance_id", br_json_id_or_null(sqlite3_column_int64(s, 4)));
-        json_object_object_add(o, "instance_name", br_json_col_text(s, 13));
-        json_object_object_add(o, "allocation_id", br_json_id_or_null(sqlite3_column_int64(s, 5)));
-        json_object_object_add(o, "domain_uuid", br_json_col_text(s, 6));
-        json_object_object_add(o, "domain_name", br_json_col_text(s, 7));
-        json_object_object_add(o, "message", br_json_col_text(s, 8));
-        json_object_object_add(o, "first_seen", br_json_col_text(s, 9));
-        json_object_object_add(o, "last_seen", br_json_col_text(s, 10));
-        json_object_object_add(o, "resolved_at", br_json_col_text(s, 11));
-        json_object_array_add(items, o);
-    }
-    sqlite3_reset(s);
-    if (r < 0) {
-        json_object_put(items);
-        return r;
-    }
-    return br_api_list_reply(c, items, limit, last);
-}
-
 static const BrRoute routes[] = {
 
     {"GET", "/v1/allocations", br_api_allocations_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
@@ -195,7 +135,6 @@ static const BrRoute routes[] = {
      BR_BODY_JSON_OPTIONAL, "action"},
     {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, R_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"GET", "/v1/events", br_api_events_list, BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_allocations_routes = {routes, ELEMENTSOF(routes)};

@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "br-hosts.h"
 #include "cm-cleanup.h"
 #include "cm-log.h"
 #include "cm-util.h"
+#include "cm-worker.h"
 
 #define KEEPALIVE_INTERVAL 5
 #define KEEPALIVE_COUNT 3
 #define BACKOFF_MAX_MS 60000
 #define CAPACITY_REFRESH_MS 30000
+#define CHECK_MS 1000
 
 typedef struct Retired {
     BrVirtConn *conn;
@@ -21,12 +23,13 @@ typedef struct Retired {
 } Retired;
 
 typedef struct Host {
+    BrHosts *h;
     int64_t id;
     char *uri, *storage_pool;
-    pthread_t thread;
+    CmWorker *worker; /* the host's own thread */
     BrVirtConn *conn;
-    unsigned refs;     /* references to conn held by callers */
-    Retired *retired;  /* lost connections still referenced */
+    unsigned refs;    /* references to conn held by callers */
+    Retired *retired; /* lost connections still referenced */
     BrHostStatus status;
     int64_t next_try_ms, backoff_ms, next_refresh_ms;
     bool refresh_now;
@@ -35,8 +38,7 @@ typedef struct Host {
 
 struct BrHosts {
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
+    atomic_bool stopping;
     Host *hosts;
     BrHostLostFn on_lost;
     void *on_lost_ctx;
@@ -61,11 +63,6 @@ BrHosts *br_hosts_new(void)
     if (!h)
         return NULL;
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->wake, &attr);
-    pthread_condattr_destroy(&attr);
     return h;
 }
 
@@ -156,93 +153,98 @@ static void note_domain_type(Host *x, BrVirtConn *c)
     cm_strscpy(x->status.domain_note, sizeof(x->status.domain_note), note);
 }
 
-static void *host_thread(void *arg)
+/*
+ * One pass of a host's thread: a lost connection is noticed and retired, a missing one
+ * reopened when its backoff has passed, the capacity read again when due.
+ * Returns: the milliseconds until the next pass (0: at once).
+ */
+static int64_t host_pass(void *arg)
 {
-    void **args = arg;
-    BrHosts *h = args[0];
-    Host *x = args[1];
-    free(args);
+    Host *x = arg;
+    BrHosts *h = x->h;
+    int64_t now = mono_ms();
 
     pthread_mutex_lock(&h->lock);
-    while (!h->stopping) {
-        int64_t now = mono_ms();
-        bool alive = x->conn && br_virt_alive(x->conn);
-
-        if (x->conn && !alive) {
-            BrHostLostFn fn = h->on_lost;
-            void *ctx = h->on_lost_ctx;
-            char since[sizeof(x->status.since)];
-            cm_log_warning("host %lld (%s): connection lost; reconnecting", (long long)x->id,
-                           x->uri);
-            memcpy(since, x->status.since, sizeof(since));
-            retire(x);
-            x->next_try_ms = now;
-            x->backoff_ms = 500;
-            if (fn) {
-                pthread_mutex_unlock(&h->lock);
-                fn(ctx, x->id, since);
-                pthread_mutex_lock(&h->lock);
-                continue;
-            }
-        }
-        if (!x->conn && now >= x->next_try_ms) {
-            BrVirtConn *c = NULL;
-            CmError err = {0};
-            char *uri = strdup(x->uri);
-            pthread_mutex_unlock(&h->lock);
-            int r = uri ? br_virt_open(uri, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT, &c, &err)
-                        : -ENOMEM;
-            free(uri);
-            if (r >= 0)
-                refresh_capacity(h, x, c);
-            pthread_mutex_lock(&h->lock);
-            if (r >= 0 && !h->stopping) {
-                x->conn = c;
-                x->status.connected = true;
-                x->status.error[0] = 0;
-                note_domain_type(x, c);
-                cm_time_iso(cm_now_ms(), x->status.since);
-                x->status.reconnects++;
-                x->backoff_ms = 500;
-                x->next_refresh_ms = mono_ms() + CAPACITY_REFRESH_MS;
-                cm_log_notice("host %lld (%s): connected", (long long)x->id, x->uri);
-            } else {
-                if (r >= 0)
-                    br_virt_close(c);
-                cm_strscpy(x->status.error, sizeof(x->status.error), err.message);
-                x->backoff_ms = x->backoff_ms ? x->backoff_ms * 2 : 500;
-                if (x->backoff_ms > BACKOFF_MAX_MS)
-                    x->backoff_ms = BACKOFF_MAX_MS;
-                x->next_try_ms = mono_ms() + x->backoff_ms;
-                cm_log_debug("host %lld: connect failed (%s); next try in %lld ms",
-                             (long long)x->id, err.message, (long long)x->backoff_ms);
-            }
-            continue;
-        }
-        if (x->conn && (now >= x->next_refresh_ms || x->refresh_now)) {
-            BrVirtConn *c = x->conn;
-            x->refs++;
-            x->refresh_now = false;
-            x->next_refresh_ms = now + CAPACITY_REFRESH_MS;
-            pthread_mutex_unlock(&h->lock);
+    if (x->conn && !br_virt_alive(x->conn)) {
+        BrHostLostFn fn = h->on_lost;
+        void *ctx = h->on_lost_ctx;
+        char since[sizeof(x->status.since)];
+        cm_log_warning("host %lld (%s): connection lost; reconnecting", (long long)x->id, x->uri);
+        memcpy(since, x->status.since, sizeof(since));
+        retire(x);
+        x->next_try_ms = now;
+        x->backoff_ms = 500;
+        pthread_mutex_unlock(&h->lock);
+        if (fn)
+            fn(ctx, x->id, since);
+        return 0;
+    }
+    if (!x->conn && now >= x->next_try_ms) {
+        BrVirtConn *c = NULL;
+        CmError err = {0};
+        _cleanup_free_ char *uri = strdup(x->uri);
+        pthread_mutex_unlock(&h->lock);
+        int r = uri ? br_virt_open(uri, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT, &c, &err) : -ENOMEM;
+        if (r >= 0)
             refresh_capacity(h, x, c);
-            br_hosts_put(h, x->id, c);
-            pthread_mutex_lock(&h->lock);
-            continue;
+        pthread_mutex_lock(&h->lock);
+        if (r >= 0 && !atomic_load(&h->stopping)) {
+            x->conn = c;
+            x->status.connected = true;
+            x->status.error[0] = 0;
+            note_domain_type(x, c);
+            cm_time_iso(cm_now_ms(), x->status.since);
+            x->status.reconnects++;
+            x->backoff_ms = 500;
+            x->next_refresh_ms = mono_ms() + CAPACITY_REFRESH_MS;
+            cm_log_notice("host %lld (%s): connected", (long long)x->id, x->uri);
+        } else {
+            if (r >= 0)
+                br_virt_close(c);
+            cm_strscpy(x->status.error, sizeof(x->status.error), err.message);
+            x->backoff_ms = x->backoff_ms ? x->backoff_ms * 2 : 500;
+            if (x->backoff_ms > BACKOFF_MAX_MS)
+                x->backoff_ms = BACKOFF_MAX_MS;
+            x->next_try_ms = mono_ms() + x->backoff_ms;
+            cm_log_debug("host %lld: connect failed (%s); next try in %lld ms", (long long)x->id,
+                         err.message, (long long)x->backoff_ms);
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+        pthread_mutex_unlock(&h->lock);
+        return 0;
+    }
+    if (x->conn && (now >= x->next_refresh_ms || x->refresh_now)) {
+        BrVirtConn *c = x->conn;
+        x->refs++;
+        x->refresh_now = false;
+        x->next_refresh_ms = now + CAPACITY_REFRESH_MS;
+        pthread_mutex_unlock(&h->lock);
+        refresh_capacity(h, x, c);
+        br_hosts_put(h, x->id, c);
+        return 0;
     }
     pthread_mutex_unlock(&h->lock);
-    return NULL;
+    return CHECK_MS;
+}
+
+static void host_free(Host *x)
+{
+    br_virt_close(x->conn);
+    while (x->retired) {
+        Retired *r = x->retired;
+        x->retired = r->next;
+        br_virt_close(r->conn);
+        free(r);
+    }
+    free(x->uri);
+    free(x->storage_pool);
+    free(x);
 }
 
 int br_hosts_watch(BrHosts *h, int64_t id, const char *uri, const char *storage_pool)
 {
+    CmError err = {0};
     Host *x;
-    void **args;
+    int r;
 
     pthread_mutex_lock(&h->lock);
     if (find(h, id)) {
@@ -250,28 +252,28 @@ int br_hosts_watch(BrHosts *h, int64_t id, const char *uri, const char *storage_
         return 0;
     }
     x = calloc(1, sizeof(*x));
-    args = calloc(2, sizeof(void *));
-    if (!x || !args) {
+    if (x) {
+        x->uri = strdup(uri);
+        x->storage_pool = strdup(storage_pool);
+    }
+    if (!x || !x->uri || !x->storage_pool) {
         pthread_mutex_unlock(&h->lock);
-        free(x);
-        free(args);
+        if (x)
+            host_free(x);
         return -ENOMEM;
     }
+    x->h = h;
     x->id = id;
     x->status.id = id;
-    x->uri = strdup(uri);
-    x->storage_pool = strdup(storage_pool);
     snprintf(x->status.error, sizeof(x->status.error), "not connected yet");
     cm_time_iso(cm_now_ms(), x->status.since);
-    args[0] = h;
-    args[1] = x;
-    if (pthread_create(&x->thread, NULL, host_thread, args) != 0) {
+    /* Its first pass waits for the lock held here: it sees the host in the list. */
+    r = cm_worker_start(&(CmWorkerConfig){.name = "host", .run = host_pass, .ctx = x}, &x->worker,
+                        &err);
+    if (r < 0) {
         pthread_mutex_unlock(&h->lock);
-        free(x->uri);
-        free(x->storage_pool);
-        free(x);
-        free(args);
-        return -EAGAIN;
+        host_free(x);
+        return r;
     }
     x->next = h->hosts;
     h->hosts = x;
@@ -295,8 +297,8 @@ BrVirtConn *br_hosts_get(BrHosts *h, int64_t id, CmError *err)
     pthread_mutex_unlock(&h->lock);
     if (!c)
         cm_error_set_code(err, CM_ERROR_UNAVAILABLE, "host_unavailable", "host",
-                          "host %lld is not connected%s%s", (long long)id,
-                          x ? ": " : "", x ? x->status.error : "");
+                          "host %lld is not connected%s%s", (long long)id, x ? ": " : "",
+                          x ? x->status.error : "");
     return c;
 }
 
@@ -349,7 +351,7 @@ int br_hosts_set_storage_pool(BrHosts *h, int64_t id, const char *storage_pool)
         free(x->storage_pool);
         x->storage_pool = TAKE_PTR(copy);
         x->refresh_now = true;
-        pthread_cond_broadcast(&h->wake);
+        cm_worker_wake(x->worker);
     }
     pthread_mutex_unlock(&h->lock);
     free(copy);
@@ -361,9 +363,10 @@ void br_hosts_refresh(BrHosts *h, int64_t id)
     Host *x;
     pthread_mutex_lock(&h->lock);
     x = find(h, id);
-    if (x)
+    if (x) {
         x->refresh_now = true;
-    pthread_cond_broadcast(&h->wake);
+        cm_worker_wake(x->worker);
+    }
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -388,28 +391,16 @@ BrHosts *br_hosts_free(BrHosts *h)
 {
     if (!h)
         return NULL;
-    pthread_mutex_lock(&h->lock);
-    h->stopping = true;
-    pthread_cond_broadcast(&h->wake);
-    pthread_mutex_unlock(&h->lock);
+    atomic_store(&h->stopping, true);
+    /* Without the lock: a pass under way takes it to end. */
     for (Host *x = h->hosts; x; x = x->next)
-        pthread_join(x->thread, NULL);
+        x->worker = cm_worker_stop(x->worker);
     while (h->hosts) {
         Host *x = h->hosts;
         h->hosts = x->next;
-        br_virt_close(x->conn);
-        while (x->retired) {
-            Retired *r = x->retired;
-            x->retired = r->next;
-            br_virt_close(r->conn);
-            free(r);
-        }
-        free(x->uri);
-        free(x->storage_pool);
-        free(x);
+        host_free(x);
     }
     pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->wake);
     free(h);
     return NULL;
 }

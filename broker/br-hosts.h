@@ -19,10 +19,10 @@ typedef struct BrHosts BrHosts;
 typedef struct {
     int64_t id;
     bool connected;
-    char error[256];                    /* why the last connection attempt failed */
-    char since[CM_TIME_ISO_LEN + 1];    /* when it connected or was lost */
+    char error[256];                 /* why the last connection attempt failed */
+    char since[CM_TIME_ISO_LEN + 1]; /* when it connected or was lost */
     bool capacity_known;
-    int64_t cpus, memory_mib;           /* from virNodeGetInfo */
+    int64_t cpus, memory_mib;             /* from virNodeGetInfo */
     int64_t disk_gib, disk_available_gib; /* from the host's storage pool */
     char storage_error[256];              /* why the storage pool was not read, or "" */
     char hypervisor[8];                   /* what libvirt offers: kvm, qemu, test; "" unknown */

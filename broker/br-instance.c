@@ -9,6 +9,7 @@
 #include "cm-crypto.h"
 #include "cm-json.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 CM_ENUM_IMPL(br_instance_state, BrInstanceState, BR_INSTANCE_STATE_MAX, "pending", "placed",
              "created", "defined", "running", "shutoff", "undefined", "deleted")
@@ -347,4 +348,64 @@ int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err)
     h.max_vcpus = cm_stmt_int(st, 3);
     *ret = h;
     return 0;
+}
+
+int br_instance_list_claims(CmDb *db, BrInstanceClaim **ret, size_t *ret_n, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT i.id, coalesce(i.host_id, 0) AS host_id, i.allocation_id, i.state, i.uuid,"
+        " i.name, coalesce(i.observed_state, '') AS observed,"
+        " a.state IN ('provisioning','resizing','reclaiming') OR coalesce(j.open, 0) > 0"
+        " AS busy, coalesce(j.n, 0) AS jobs, coalesce(j.ended, '') AS jobs_end"
+        " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+        " LEFT JOIN (SELECT allocation_id, count(*) AS n,"
+        "  sum(state IN ('queued','running')) AS open, max(finished_at) AS ended"
+        "  FROM jobs GROUP BY allocation_id) AS j ON j.allocation_id = a.id"
+        " WHERE i.state != 'deleted' OR a.state IN ('provisioning','resizing','reclaiming')"
+        " OR coalesce(j.open, 0) > 0 ORDER BY i.id",
+        err);
+    _cleanup_free_ BrInstanceClaim *v = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (n == cap) {
+            BrInstanceClaim *nv = reallocarray(v, cap = cap ? cap * 2 : 64, sizeof(*v));
+            if (!nv)
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            v = nv;
+        }
+        BrInstanceClaim *x = &v[n++];
+        *x = (BrInstanceClaim){
+            .id = cm_stmt_int(st, 0),
+            .host_id = cm_stmt_int(st, 1),
+            .allocation_id = cm_stmt_int(st, 2),
+            .state = (BrInstanceState)br_instance_state_from_string(cm_stmt_text(st, 3)),
+            .busy = cm_stmt_int(st, 7) != 0,
+            .jobs = cm_stmt_int(st, 8),
+        };
+        cm_strscpy(x->uuid, sizeof(x->uuid), cm_stmt_text(st, 4));
+        cm_strscpy(x->name, sizeof(x->name), cm_stmt_text(st, 5));
+        cm_strscpy(x->observed, sizeof(x->observed), cm_stmt_text(st, 6));
+        cm_strscpy(x->jobs_end, sizeof(x->jobs_end), cm_stmt_text(st, 9));
+    }
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(v);
+    *ret_n = n;
+    return 0;
+}
+
+int br_instance_set_observed(CmDb *db, int64_t id, const char *observed, const char *at,
+                             CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "UPDATE instances SET observed_state = ?1, observed_at = ?2 WHERE id = ?3", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, observed, at, id);
+    return cm_stmt_exec(st, err);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -156,3 +157,31 @@ typedef struct {
  * Returns: 0, -ENOENT (no error set), or a negative errno with @err set.
  */
 int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err);
+
+/*
+ * An instance as the reconciler sees it: one whose domain may exist on its host, or that a
+ * job of the broker may be making or removing right now.
+ */
+typedef struct {
+    int64_t id, host_id, allocation_id; /* host_id 0: not placed */
+    BrInstanceState state;
+    char uuid[37], name[64], observed[16]; /* observed: "" when never seen */
+    bool busy;         /* its allocation is in a job's state, or has a job queued or running */
+    int64_t jobs;      /* its allocation's jobs so far */
+    char jobs_end[32]; /* when the last of them ended, "" when none did */
+} BrInstanceClaim;
+
+/**
+ * br_instance_list_claims:
+ * Every instance that is not deleted, or whose allocation is busy, by id (free the array).
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_instance_list_claims(CmDb *db, BrInstanceClaim **ret, size_t *ret_n, CmError *err);
+
+/**
+ * br_instance_set_observed:
+ * Records what the reconciler saw of instance @id's domain at @at.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_instance_set_observed(CmDb *db, int64_t id, const char *observed, const char *at,
+                             CmError *err);

@@ -526,6 +526,11 @@ static const char *const migrations[] = {
     "  sent_at TEXT"
     ") STRICT;"
     "CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at) WHERE sent_at IS NULL;",
+
+    /* 10 (the store layer): an event's structured facts as JSON text, written by the
+     * reconciler (the state seen, the state expected, the domain's name and UUID, ...), so
+     * that nothing has to parse its English message (docs/api.md, GET /v1/events). */
+    "ALTER TABLE events ADD COLUMN detail TEXT;",
 };
 
 /*
