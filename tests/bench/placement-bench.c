@@ -5,7 +5,7 @@
  *
  *   1. br_placement_choose() alone, on hosts already in memory;
  *   2. the pieces of the broker's decision: the reserve step's host query (a copy of the SQL in
- *      br-workflow.c host_set_load(), so the two must be kept in step) and the live status
+ *      br-workflow-place.c host_set_load(), so the two must be kept in step) and the live status
  *      lookup of every host (br_hosts_status());
  *   3. the whole decision as the broker makes it from its database, through public entry
  *      points: br_workflow_place_request() (the dry run: request, host query, live status,
@@ -294,7 +294,7 @@ static void populate(BrStore *store, int64_t *ret_request, int64_t *ret_alloc)
     *ret_alloc = n_alloc + 1;
 }
 
-/* The reserve step's host query, copied from br-workflow.c host_set_load(). */
+/* The reserve step's host query, copied from br-workflow-place.c host_set_load(). */
 static const char host_sql[] =
     "SELECT h.id, h.name, h.pool, h.enabled, h.maintenance, h.cpu_ratio, h.ram_ratio,"
     " h.disk_ratio, h.cpus, h.memory_mib, h.disk_gib,"

@@ -16,7 +16,7 @@
 #include <json-c/json.h>
 
 #include "br-finding.h"
-#include "br-interim.h"
+#include "br-job.h"
 #include "br-material.h"
 #include "br-quota.h"
 #include "br-request.h"
@@ -531,7 +531,7 @@ static void test_materials_and_trial(void **state)
     json_object_put(results);
     assert_int_equal(br_finding_list_reclaimable(db, 1, &results, &err), 0);
     assert_int_equal(json_object_array_length(results), 0);
-    assert_int_equal(br_interim_request_jobs(db, id, &jobs, &err), 0);
+    assert_int_equal(br_job_list_for_request(db, id, &jobs, &err), 0);
     assert_int_equal(json_object_array_length(jobs), 0);
 }
 
