@@ -5,6 +5,7 @@
  * the verifier names the first record that fails. The anchor outside the database catches
  * what SQL alone can hide: the tail removed with sqlite_sequence lowered, down to nothing.
  */
+#include <sqlite3.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
