@@ -56,7 +56,7 @@ def _assess_span(doc):
     doc['evidence']['min_age_seconds'] = 0
 
 
-# cbtest.policy_dir() edits for a world with metering: the assessment judges SPAN of windows
+# cbtest.copy_policies() edits for a world with metering: the assessment judges SPAN of windows
 # with no minimum age (so that an instance made a minute ago with SPAN of windows posted for it
 # gets its idle finding), and the reconciler waits a day between passes (its first pass would
 # write hosts and instances in the middle of a test's "database unchanged" checks).
