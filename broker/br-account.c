@@ -52,7 +52,7 @@ int br_account_list(CmDb *db, const char *role, int64_t department, const BrPage
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id > ?1"
-                      " AND (?2 IS NULL OR a.role = ?2) AND (?3 = 0 OR a.department_id = ?3)"
+                      " AND (a.role = ?2 OR ?2 IS NULL) AND (?3 = 0 OR a.department_id = ?3)"
                       " ORDER BY a.id LIMIT ?4",
                       err);
     if (!st)
@@ -132,7 +132,7 @@ int br_account_set_password(BrTx *tx, int64_t id, const char *hash, const char *
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(tx->db,
                       "UPDATE accounts SET password_hash = ?1, password_changed_at = ?2"
-                      " WHERE id = ?3 AND (?4 IS NULL OR password_hash = ?4)",
+                      " WHERE id = ?3 AND (password_hash = ?4 OR ?4 IS NULL)",
                       tx->err);
     int r;
 
@@ -182,7 +182,7 @@ int br_account_credentials(CmDb *db, const char *name, int64_t id, BrAccountCred
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "SELECT " CREDS_COLUMNS " FROM accounts"
-                      " WHERE (?1 IS NOT NULL AND name = ?1) OR (?1 IS NULL AND id = ?2)",
+                      " WHERE (name = ?1 AND ?1 IS NOT NULL) OR (?1 IS NULL AND id = ?2)",
                       err);
     if (!st)
         return -EIO;

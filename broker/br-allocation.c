@@ -264,7 +264,7 @@ int br_allocation_list(CmDb *db, const BrAllocationFilter *f, const BrPage *page
         cm_db_prepare(db,
                       "SELECT " ALLOCATION_COLUMNS " FROM allocations a WHERE a.id > ?1"
                       " AND (?2 = 0 OR a.department_id = ?2) AND (?3 = 0 OR a.system_id = ?3)"
-                      " AND (?4 IS NULL OR a.state = ?4) AND (?5 IS NULL OR a.purpose = ?5)"
+                      " AND (a.state = ?4 OR ?4 IS NULL) AND (a.purpose = ?5 OR ?5 IS NULL)"
                       " ORDER BY a.id LIMIT ?6",
                       err);
 

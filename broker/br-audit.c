@@ -425,9 +425,9 @@ int br_audit_list(CmDb *db, const BrAuditFilter *f, struct json_object **ret, Cm
         "SELECT seq, at, account_id, account_name AS account, role,"
         " nullif(department_id, 0) AS department_id, action, object_type, object_id, outcome,"
         " request_id, client, detail AS \"detail:json\", prev_hash, hash FROM audit"
-        " WHERE seq > ?1 AND (?2 IS NULL OR object_type = ?2) AND (?3 = 0 OR object_id = ?3)"
-        " AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR account_name = ?5)"
-        " AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7)"
+        " WHERE seq > ?1 AND (object_type = ?2 OR ?2 IS NULL) AND (?3 = 0 OR object_id = ?3)"
+        " AND (action = ?4 OR ?4 IS NULL) AND (account_name = ?5 OR ?5 IS NULL)"
+        " AND (at >= ?6 OR ?6 IS NULL) AND (at < ?7 OR ?7 IS NULL)"
         " ORDER BY seq LIMIT ?8",
         err);
     if (!st)

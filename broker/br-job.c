@@ -465,7 +465,7 @@ int br_job_list(CmDb *db, const BrJobFilter *f, const BrPage *page, json_object 
 {
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
-                      "SELECT " JOB_COLUMNS " WHERE j.id > ?1 AND (?2 IS NULL OR j.state = ?2)"
+                      "SELECT " JOB_COLUMNS " WHERE j.id > ?1 AND (j.state = ?2 OR ?2 IS NULL)"
                       " AND (?3 = 0 OR j.request_id = ?3) AND (?4 = 0 OR j.allocation_id = ?4)"
                       " AND (?5 = 0 OR a.department_id = ?5) ORDER BY j.id LIMIT ?6",
                       err);

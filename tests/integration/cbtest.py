@@ -4,6 +4,7 @@ temporary state folder, talk HTTP to it, run cloudbrokerctl, and count checks.
 
 Standard library only, so the tests run wherever meson runs."""
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -24,6 +25,16 @@ SOURCE = os.environ.get('CB_SOURCE_DIR', os.path.join(os.path.dirname(__file__),
 BROKERD = os.path.join(BUILD, 'broker', 'cloudbrokerd')
 CTL = os.path.join(BUILD, 'cli', 'cloudbrokerctl')
 POLICIES = os.path.join(SOURCE, 'policies')
+
+# The integration suite's PostgreSQL pass (tools/setup.sh test, plain build): with
+# CB_TEST_BACKEND=postgresql every Broker runs on a database of its own in the cluster that
+# CB_TEST_PG_URL names, and the tests' own looks into the database (db_connect(), db_snapshot())
+# go there through psql. Otherwise every broker has its SQLite file in its state folder.
+BACKEND = os.environ.get('CB_TEST_BACKEND', 'sqlite')
+PG_URL = os.environ.get('CB_TEST_PG_URL') if BACKEND == 'postgresql' else None
+if BACKEND == 'postgresql' and not PG_URL:
+    print('CB_TEST_BACKEND=postgresql needs CB_TEST_PG_URL', flush=True)
+    sys.exit(77)
 
 
 class Checks:
@@ -67,9 +78,10 @@ class Broker:
     """A cloudbrokerd process with its own state folder."""
 
     def __init__(self, state_dir=None, policy_dir=POLICIES, extra_args=(), keep=False,
-                 policy_edits=None):
+                 policy_edits=None, pass_backend=True):
         """@policy_edits: run on a copy of policies/ in the state folder, changed as
-        copy_policies() says."""
+        copy_policies() says. @pass_backend False: the broker's database is what its own
+        arguments and config say, also on the PostgreSQL pass."""
         self.own_state = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='cbtest-')
         self.policy_dir = policy_dir
@@ -77,6 +89,7 @@ class Broker:
             self.policy_dir = copy_policies(os.path.join(self.state_dir, 'policies'),
                                             policy_edits)
         self.extra_args = list(extra_args)
+        self.pass_backend = pass_backend
         self.keep = keep
         self.proc = None
         self.port = None
@@ -85,6 +98,10 @@ class Broker:
     def start(self, port=0, timeout=15):
         args = [BROKERD, '--state-dir', self.state_dir, '--policy-dir', self.policy_dir,
                 '--listen', f'127.0.0.1:{port}'] + self.extra_args
+        if PG_URL and self.pass_backend and not any(a.startswith('--database')
+                                                    for a in self.extra_args):
+            pg_create_database(self.db_path)
+            args += ['--database', self.db_path]
         self.log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         deadline = time.time() + timeout
@@ -114,6 +131,11 @@ class Broker:
 
     @property
     def db_path(self):
+        """The broker's database: its SQLite file, or on the PostgreSQL pass the URL of the
+        database named after the state folder (the same folder, the same database, across
+        restarts). db_connect() and db_snapshot() take either."""
+        if PG_URL and self.pass_backend:
+            return pg_url(self.state_dir)
         return os.path.join(self.state_dir, 'cloudbroker.db')
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
@@ -137,6 +159,8 @@ class Broker:
     def cleanup(self):
         self.stop()
         if self.own_state and not self.keep:
+            if PG_URL and self.pass_backend:
+                pg_drop_database(self.db_path)
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self):
@@ -220,13 +244,287 @@ def set_password(broker, token, password):
     assert r.status == 204, r
 
 
-def db_snapshot(path):
-    """Every row of every table, for 'the database is unchanged' checks."""
-    con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+def pg_url(state_dir):
+    """The PostgreSQL URL of the database of the broker with @state_dir."""
+    name = 'cbt_' + hashlib.sha1(os.path.realpath(state_dir).encode()).hexdigest()[:16]
+    return re.sub(r'^(postgres(?:ql)?://[^/?]*)/[^?]*', lambda m: f'{m.group(1)}/{name}', PG_URL)
+
+
+class _PsqlSession:
+    """One psql process kept open on a database: statements go in on its standard input, each
+    followed by a marker line, so that a test's thousands of looks cost no process each."""
+
+    def __init__(self, url):
+        self.proc = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0',
+                                      '-d', url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.n = 0
+
+    def run(self, sql):
+        self.n += 1
+        marker = f'-- cbtest end {self.n} --'
+        self.proc.stdin.write(f'{sql};\n\\echo {marker}\n'.encode())
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise DbError(f'psql exited: {" ".join(lines)} (in: {sql[:200]})')
+            line = line.decode().rstrip('\n')
+            if line == marker:
+                break
+            lines.append(line)
+        if any(re.match(r'^(psql:[^ ]* )?(ERROR|FATAL):', x) for x in lines):
+            raise DbError(f'psql: {" ".join(lines)} (in: {sql[:200]})')
+        return '\n'.join(lines)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+_sessions = {}
+
+
+def psql(url, sql, check=True):
+    """Runs @sql on @url's database; returns what psql printed (unaligned, tuples only)."""
+    s = _sessions.get(url)
+    if s is None or s.proc.poll() is not None:
+        s = _sessions[url] = _PsqlSession(url)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+        return s.run(sql)
+    except DbError:
+        if check:
+            raise
+        return ''
+
+
+def _psql_close(url):
+    s = _sessions.pop(url, None)
+    if s:
+        s.close()
+
+
+def pg_database_name(url):
+    return re.match(r'^postgres(?:ql)?://[^/?]*/([^?]*)', url).group(1)
+
+
+def pg_create_database(url):
+    """Creates @url's database in the test cluster unless it exists."""
+    name = pg_database_name(url)
+    if psql(PG_URL, f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip() != '1':
+        psql(PG_URL, f'CREATE DATABASE "{name}"')
+
+
+def pg_drop_database(url):
+    _psql_close(url)
+    psql(PG_URL, f'DROP DATABASE IF EXISTS "{pg_database_name(url)}" WITH (FORCE)', check=False)
+
+
+class DbError(sqlite3.Error):
+    """A statement the test ran on PostgreSQL failed (an sqlite3.Error, so that the tests'
+    handlers catch it on both backends)."""
+
+
+def _sql_literal(v):
+    if v is None:
+        return 'NULL'
+    if isinstance(v, bool):
+        return 'TRUE' if v else 'FALSE'
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, bytes):
+        return "'\\x" + v.hex() + "'::bytea"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _bind(sql, params):
+    """SQLite's ? placeholders replaced by literals (outside quoted text)."""
+    out, it, quote = [], iter(params), None
+    for ch in sql:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == '?':
+            out.append(_sql_literal(next(it)))
+            continue
+        out.append(ch)
+    return ''.join(out)
+
+
+class _PgRow(tuple):
+    """A row read by index, or by column name as sqlite3.Row is."""
+
+    def __new__(cls, names, values):
+        r = super().__new__(cls, values)
+        r._names = names
+        return r
+
+    def __getitem__(self, k):
+        if isinstance(k, str):
+            return tuple.__getitem__(self, self._names.index(k))
+        return tuple.__getitem__(self, k)
+
+    def keys(self):
+        return list(self._names)
+
+
+class _PgCursor:
+    def __init__(self, rows, rowcount):
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = None
+
+    def fetchall(self):
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self):
+        return self._rows.pop(0) if self._rows else None
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """What the tests use of an sqlite3 connection, on a PostgreSQL database through psql:
+    execute() with ? parameters, fetchone/fetchall, commit, close, row_factory = sqlite3.Row.
+    A query's rows come back as JSON, so numbers are numbers and NULL is None; each statement
+    commits by itself."""
+
+    def __init__(self, url):
+        self.url = url
+        self.row_factory = None
+
+    def execute(self, sql, params=()):
+        sql = _bind(sql.strip().rstrip(';'), params)
+        if re.match(r'(?is)^\s*PRAGMA\b', sql):
+            return _PgCursor([], 0)
+        if re.match(r'(?is)^\s*(SELECT|WITH|VALUES)\b', sql):
+            out = psql(self.url, "SELECT coalesce(json_agg(row_to_json(q)::text), '[]')"
+                       f' FROM ({sql}) AS q').strip()
+            rows = []
+            for text in json.loads(out):
+                obj = json.loads(text, object_pairs_hook=list)
+                names, values = [k for k, _ in obj], [v for _, v in obj]
+                rows.append(_PgRow(names, values) if self.row_factory else tuple(values))
+            return _PgCursor(rows, len(rows))
+        if re.match(r'(?is)^\s*(INSERT|UPDATE|DELETE)\b', sql) and \
+                not re.search(r'(?i)\bRETURNING\b', sql):
+            out = psql(self.url, f'WITH w AS ({sql} RETURNING *) SELECT coalesce(json_agg('
+                       "row_to_json(w)::text), '[]') FROM w").strip()
+            rows = [json.loads(t, object_pairs_hook=list) for t in json.loads(out)]
+            cur = _PgCursor([], len(rows))
+            cur.lastrowid = rows[-1][0][1] if rows else None
+            return cur
+        psql(self.url, sql)
+        return _PgCursor([], -1)
+
+    def executescript(self, sql):
+        psql(self.url, sql)
+
+    def commit(self):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def db_connect(path, write=False, timeout=10):
+    """A connection to a broker's database (Broker.db_path): the SQLite file (read-only
+    unless @write) or, on the PostgreSQL pass, its database."""
+    if path.startswith(('postgresql:', 'postgres:')):
+        return PgConnection(path)
+    if write:
+        return sqlite3.connect(path, timeout=timeout)
+    return sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=timeout)
+
+
+def db_tables(con):
+    """The names of the broker's tables (not views), sorted."""
+    if isinstance(con, PgConnection):
+        sql = ("SELECT relname::text FROM pg_class WHERE relkind IN ('r', 'p') AND"
+               " relnamespace = current_schema()::regnamespace AND NOT relispartition"
+               " ORDER BY 1")
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    return [r[0] for r in con.execute(sql)]
+
+
+def db_columns(con, table):
+    """The column names of @table, in their order."""
+    if isinstance(con, PgConnection):
+        return [r[0] for r in con.execute(
+            'SELECT attname::text FROM pg_attribute WHERE attrelid = ?::regclass AND attnum > 0'
+            ' AND NOT attisdropped ORDER BY attnum', (f'"{table}"',))]
+    return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+
+
+def db_integrity(path):
+    """The database's own consistency check: SQLite's PRAGMA integrity_check and
+    foreign_key_check; on PostgreSQL amcheck's bt_index_check of every B-tree index and a
+    count of the rows whose foreign key finds no parent. Returns the problems ([] when none)."""
+    con = db_connect(path)
+    try:
+        if not isinstance(con, PgConnection):
+            bad = [r[0] for r in con.execute('PRAGMA integrity_check') if r[0] != 'ok']
+            return bad + [repr(r) for r in con.execute('PRAGMA foreign_key_check')]
+        con.execute('CREATE EXTENSION IF NOT EXISTS amcheck')
+        con.execute("SELECT bt_index_check(c.oid) FROM pg_index i JOIN pg_class c"
+                    " ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam"
+                    " WHERE am.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace")
+        bad = []
+        for child, col, parent, pcol in con.execute(
+                "SELECT cl.relname::text, a.attname::text, pl.relname::text, pa.attname::text"
+                " FROM pg_constraint k JOIN pg_class cl ON cl.oid = k.conrelid"
+                " JOIN pg_class pl ON pl.oid = k.confrelid"
+                " JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]"
+                " JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]"
+                " WHERE k.contype = 'f' AND cl.relnamespace = current_schema()::regnamespace"):
+            n = con.execute(f'SELECT count(*) FROM "{child}" c WHERE c."{col}" IS NOT NULL AND'
+                            f' NOT EXISTS (SELECT 1 FROM "{parent}" p WHERE p."{pcol}" ='
+                            f' c."{col}")').fetchone()[0]
+            if n:
+                bad.append(f'{child}.{col}: {n} rows without their {parent}')
+        return bad
+    finally:
+        con.close()
+
+
+def db_snapshot(path, named=False):
+    """Every row of every table, for 'the database is unchanged' checks (on PostgreSQL, whose
+    tables have no row order, each table's rows sorted). @named: {table: (columns, rows)}."""
+    con = db_connect(path)
+    try:
+        tables = db_tables(con)
+        if not isinstance(con, PgConnection):
+            rows = {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+            if named:
+                return {t: (db_columns(con, t), r) for t, r in rows.items()}
+            return rows
+        if not tables:
+            return {}
+        # One query for the whole database: a psql process per table would be slow.
+        parts = ', '.join(f"'{t}', json_build_array((SELECT coalesce(json_agg(attname::text"
+                          f" ORDER BY attnum), '[]') FROM pg_attribute WHERE attrelid ="
+                          f" '\"{t}\"'::regclass AND attnum > 0 AND NOT attisdropped),"
+                          f" (SELECT coalesce(json_agg(row_to_json(x)::text), '[]')"
+                          f" FROM \"{t}\" x))" for t in tables)
+        doc = json.loads(con.execute(f'SELECT json_build_object({parts})::text').fetchone()[0])
+        out = {}
+        for t, (cols, rows) in doc.items():
+            rows = sorted((tuple(v for _, v in json.loads(r, object_pairs_hook=list))
+                           for r in rows), key=repr)
+            out[t] = (cols, rows) if named else rows
+        return out
     finally:
         con.close()
 

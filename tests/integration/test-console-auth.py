@@ -6,14 +6,13 @@ timeout, revocation on sign-out, password change and disable, one-time sign-in l
 audit records of all of it."""
 import json
 import os
-import sqlite3
 import ssl
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import (Broker, Checks, Session, ctl, json_error, set_password,  # noqa: E402
+from cbtest import (db_connect, Broker, Checks, Session, ctl, json_error, set_password,  # noqa: E402
                     self_signed_cert)
 
 checks = Checks('console-auth')
@@ -34,7 +33,7 @@ def code(r):
 
 
 def audit_actions(b):
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = db_connect(b.db_path)
     try:
         return [(a, o, d) for a, o, d in con.execute(
             'SELECT action, outcome, detail FROM audit ORDER BY seq')]

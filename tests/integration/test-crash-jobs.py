@@ -28,7 +28,6 @@ volumes of the instances that are not deleted and nothing else. At the end: no j
 reconciler event, the audit trail verifies.
 """
 import os
-import sqlite3
 import sys
 import time
 import traceback
@@ -43,7 +42,7 @@ HAS_VOLUME = {'created', 'defined', 'running', 'shutoff', 'undefined'}
 
 
 def steps_of(b, job_id):
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = cbtest.db_connect(b.db_path)
     try:
         return con.execute('SELECT seq, action, state FROM job_steps WHERE job_id = ?'
                            ' ORDER BY seq', (job_id,)).fetchall()
@@ -54,7 +53,7 @@ def steps_of(b, job_id):
 def kill_at(b, job_id, k, timeout=60):
     """SIGKILLs the broker as soon as step @k of job @job_id is seen running or done (polling
     the database read-only). Returns: where the job was: (steps done, the step running)."""
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = cbtest.db_connect(b.db_path)
     try:
         deadline = time.time() + timeout
         while True:
@@ -338,7 +337,7 @@ def main():
         for e in ev:
             print(f'event: {e}')
             if e['kind'] == 'unowned_domain':
-                con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+                con = cbtest.db_connect(b.db_path)
                 try:
                     for row in con.execute(
                             "SELECT j.id, j.kind, s.seq, s.action, s.started_at, s.finished_at"
@@ -350,12 +349,7 @@ def main():
                     con.close()
         v = b.get('/v1/audit/verify', token=w.auditor).json()
         c.eq(v.get('ok'), True, f'audit trail verifies after {len(coverage)} kills: {v}')
-        con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
-        try:
-            c.eq(con.execute('PRAGMA integrity_check').fetchone()[0], 'ok',
-                 'database integrity')
-        finally:
-            con.close()
+        c.eq(cbtest.db_integrity(b.db_path), [], 'database integrity')
     except Exception:
         traceback.print_exc()
         c.ok(False, 'the test ran to its end')

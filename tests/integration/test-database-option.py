@@ -5,14 +5,13 @@ server stops the start with a message that names it and never its password."""
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cbpg import fresh_database, pg_url, psql  # noqa: E402
-from cbtest import BROKERD, POLICIES, Broker, Checks  # noqa: E402
+from cbtest import BROKERD, POLICIES, Broker, Checks, db_connect  # noqa: E402
 
 checks = Checks('database-option')
 tmp = tempfile.mkdtemp(prefix='cbtest-database-')
@@ -24,7 +23,7 @@ def run(args, timeout=30):
 
 
 def departments(path):
-    with sqlite3.connect(path) as c:
+    with db_connect(path, write=True) as c:
         return [r[0] for r in c.execute('SELECT code FROM departments ORDER BY id')]
 
 
@@ -45,10 +44,10 @@ cfg = os.path.join(tmp, 'config.json')
 other = os.path.join(tmp, 'from-config.db')
 with open(cfg, 'w') as f:
     json.dump({'database': f'sqlite:{other}'}, f)
-with Broker(extra_args=['--config', cfg]) as b:
+with Broker(extra_args=['--config', cfg], pass_backend=False) as b:
     checks.eq(b.get('/v1/whoami', token=b.admin_token).status, 200, 'serves with the config')
 checks.ok(os.path.exists(other), 'the config\'s database is used')
-with Broker() as b:
+with Broker(pass_backend=False) as b:
     checks.eq(b.get('/v1/whoami', token=b.admin_token).status, 200, 'serves by default')
     checks.ok(os.path.exists(os.path.join(b.state_dir, 'cloudbroker.db')),
               'default: STATE/cloudbroker.db')

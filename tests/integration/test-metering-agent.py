@@ -42,7 +42,6 @@ import calendar
 import http.server
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -58,7 +57,7 @@ EXPECTED = WINDOW // INTERVAL
 
 
 def db(b):
-    return sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    return cbtest.db_connect(b.db_path)
 
 
 def series(b, iid):
@@ -664,7 +663,7 @@ def run(ck, lab, b):
     ck.ok(agent.metric('cloudbroker_agent_dropped_total') > dropped_before,
           '(d) the oldest windows were dropped and counted')
     # In order: what waits in the spool is oldest first.
-    con = sqlite3.connect(f'file:{agent.spool}?mode=ro', uri=True, timeout=10)
+    con = cbtest.db_connect(agent.spool)
     queued = [(seq, kind, json.loads(p)['start']) for seq, kind, p in con.execute(
         'SELECT seq, kind, payload FROM spool ORDER BY seq')]
     con.close()

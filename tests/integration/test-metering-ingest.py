@@ -25,7 +25,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 import cbworld  # noqa: E402
-from cbtest import Broker, json_error  # noqa: E402
+from cbtest import db_connect, Broker, json_error  # noqa: E402
 
 WIN = 300
 EXPECTED = 30  # readings per window: a 10 s interval
@@ -33,7 +33,7 @@ EXPECTED = 30  # readings per window: a 10 s interval
 
 def counts(b):
     """Rows in the three sample tables."""
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = db_connect(b.db_path)
     try:
         return tuple(con.execute(f'SELECT count(*) FROM {t}').fetchone()[0]
                      for t in ('samples', 'unowned_samples', 'host_samples'))
@@ -117,7 +117,7 @@ def run(ck, b):
     b.stop()
     now_iso = time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime())
     inst = {}
-    con = sqlite3.connect(b.db_path)
+    con = db_connect(b.db_path, write=True)
     with con:
         alloc = con.execute(
             "INSERT INTO allocations(department_id, system_id, request_id, state, purpose, vcpus,"
@@ -402,7 +402,7 @@ def run(ck, b):
             ck.ok(want[key][f] == v if v is None or isinstance(v, int) and f != 'cpu_p95'
                   else close(want[key][f], v), f'{key} by hand: {f} {want[key][f]} = {v}')
 
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = db_connect(b.db_path)
     con.row_factory = sqlite3.Row
     rows = {r['instance_id']: dict(r) for r in con.execute(
         'SELECT * FROM rollups WHERE day = ?', (day_iso,))}
@@ -431,7 +431,7 @@ def run(ck, b):
     want['i1'] = expect(W1, 2)
     ck.eq(b.post('/v1/metering/rollup', {'day': day_iso}, token=adm).status, 200,
           'the rollup rerun for the same day')
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = db_connect(b.db_path)
     n_rows, windows, cpu_avg = con.execute(
         'SELECT count(*), max(windows), max(cpu_avg) FROM rollups WHERE day = ? AND'
         ' instance_id = ?', (day_iso, i1['id'])).fetchone()

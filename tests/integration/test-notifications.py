@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import (Broker, Checks, Session, free_port, json_error,  # noqa: E402
+from cbtest import (db_connect, Broker, Checks, Session, free_port, json_error,  # noqa: E402
                     make_complete_request, make_system, set_password)
 
 checks = Checks('notifications')
@@ -249,7 +248,7 @@ try:
     relay.stop()
     r = b.post(f'/v1/requests/{req_a}/resubmit', token=clerk_a)
     checks.eq(r.status, 200, 'a request is submitted while the relay is down (never blocked)')
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = db_connect(b.db_path)
     deadline = time.time() + 10
     while time.time() < deadline:
         pending = con.execute("SELECT recipient, attempts, last_error FROM mail_outbox"
@@ -268,7 +267,7 @@ try:
     got = wait_mails(before + 1, timeout=30)
     checks.eq(len(got), before + 1, 'delivered once the relay is back, after the restart')
     checks.ok('r1@bureau.example.gov' in str(got[-1]['To']), 'to reviewer 1')
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = db_connect(b.db_path)
     left = con.execute('SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL').fetchone()[0]
     con.close()
     checks.eq(left, 0, 'the outbox is empty')

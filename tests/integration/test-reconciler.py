@@ -23,7 +23,6 @@ undefined by its own job, must not be reported as unowned.
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import time
 import traceback
@@ -180,7 +179,7 @@ def main():
              'instance states not rewritten: still running')
         c.eq([i['live_state'] for i in a['instances']], ['shutoff', 'absent'],
              'live_state shows what the reconciler saw')
-        con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+        con = cbtest.db_connect(b.db_path)
         try:
             rows = con.execute('SELECT state FROM instances WHERE allocation_id = ?'
                                ' ORDER BY idx', (aid,)).fetchall()

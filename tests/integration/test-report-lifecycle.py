@@ -24,7 +24,6 @@ Then:
 import calendar
 import os
 import re
-import sqlite3
 import sys
 import time
 import traceback
@@ -175,7 +174,7 @@ def run(ck, b, lab):
     # (scale-in), portal#1 to the cut, legacy#0 to its undefine at the reclaim (not the purge's,
     # which undefines it again); 1 vCPU each. Reclaimable: portal#0 and legacy#0 from (first
     # found − 14 days) to their resolution. The undefine steps, from the job records.
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = cbtest.db_connect(b.db_path)
     ends = {}
     for iid, at in con.execute("SELECT s.instance_id, s.finished_at FROM job_steps s JOIN jobs j"
                                " ON j.id = s.job_id WHERE s.action = 'undefine' AND s.state ="

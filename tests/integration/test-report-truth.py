@@ -39,7 +39,6 @@ import io
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -379,7 +378,7 @@ def run(ck, b, work):
     ck.ok(any(x.get('action') == 'finding.resolved' and x.get('object_id') == f_jt['id']
               for x in audit), '[follow] the resolution is audited')
     # The end of the vCPU-hours: when its undefine step ended (read from the database).
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = cbtest.db_connect(b.db_path)
     t_undef = con.execute("SELECT unixepoch(max(finished_at)) FROM job_steps WHERE instance_id ="
                           " ? AND action = 'undefine' AND state = 'done'",
                           (inst['jt#0']['id'],)).fetchone()[0]

@@ -24,14 +24,13 @@ retries keep changing: see VOLATILE).
 import glob
 import os
 import re
-import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 import cbworld  # noqa: E402
-from cbtest import db_diff, json_error  # noqa: E402
+from cbtest import db_connect, db_diff, json_error  # noqa: E402
 
 CONSOLE_PASSWORD = 'Correct-Horse-9'
 ROLES = ('admin', 'reviewer', 'consultant', 'vendor', 'auditor', 'department', 'agent')
@@ -193,19 +192,13 @@ VOLATILE = {
 
 def db_state(path):
     """Every row of every table, the VOLATILE columns blanked, for 'database unchanged'."""
-    con = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=10)
-    try:
-        tables = [r[0] for r in con.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        out = {}
-        for t in tables:
-            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')]
-            skip = VOLATILE.get(t, set())
-            out[t] = [tuple(None if c in skip else v for c, v in zip(cols, row))
-                      for row in con.execute(f'SELECT * FROM "{t}"')]
-        return out
-    finally:
-        con.close()
+    out = {}
+    for t, (cols, rows) in cbtest.db_snapshot(path, named=True).items():
+        skip = VOLATILE.get(t, set())
+        # Sorted: PostgreSQL's tables have no row order.
+        out[t] = sorted((tuple(None if c in skip else v for c, v in zip(cols, row))
+                         for row in rows), key=repr)
+    return out
 
 
 def settle(b, timeout=20):
@@ -250,7 +243,7 @@ class World(cbworld.World):
         # stopped and before any host exists (a restart empties the test driver's hosts): a
         # production allocation retained without instances, for the purge.
         b.stop()
-        con = sqlite3.connect(b.db_path)
+        con = db_connect(b.db_path, write=True)
         now = time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime())
         with con:
             self.alloc_purge = con.execute(

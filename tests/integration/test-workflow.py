@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import stat
 import struct
 import sys
@@ -19,7 +18,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cbtest import Broker, Checks, ctl, ctl_json  # noqa: E402
+from cbtest import db_connect, Broker, Checks, ctl, ctl_json  # noqa: E402
 from cbworld import node_xml  # noqa: E402
 
 c = Checks('workflow')
@@ -565,7 +564,7 @@ with Broker() as b:
     c.ok('request.opinion' in text(p) and 'consult-co' in text(p), 'audit list table')
 
     # A record changed behind the broker's back breaks the chain: exit 1, record shown.
-    con = sqlite3.connect(b.db_path, timeout=10)
+    con = db_connect(b.db_path, write=True)
     with con:
         con.execute("UPDATE audit SET detail = '{\"tampered\":true}' WHERE seq = 3")
     con.close()
