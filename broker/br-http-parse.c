@@ -76,8 +76,11 @@ ssize_t br_http_head_end(const char *buf, size_t len, const BrHttpLimits *lim, C
                                      "a line of the request head ends in a bare LF (send CRLF)");
         if (c != '\r')
             continue;
-        if (i + 1 >= len)
-            return 0; /* the LF may follow */
+        if (i + 1 >= n) {
+            if (n == len)
+                return 0; /* the LF may follow */
+            break;        /* it would be past the limit */
+        }
         if (buf[i + 1] != '\n')
             return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "",
                                      "a bare CR in the request head");
@@ -370,8 +373,8 @@ int br_http_parse_head(const char *buf, size_t len, const BrHttpLimits *lim, BrH
             }
         }
         if (h.n_headers == BR_HTTP_MAX_HEADERS) {
-            r = cm_error_set(err, CM_ERROR_HEADERS_TOO_LARGE, "",
-                             "more than %d header fields", BR_HTTP_MAX_HEADERS);
+            r = cm_error_set(err, CM_ERROR_HEADERS_TOO_LARGE, "", "more than %d header fields",
+                             BR_HTTP_MAX_HEADERS);
             goto error;
         }
         h.headers[h.n_headers].name = line;
@@ -432,8 +435,8 @@ static ssize_t chunk_fail(CmError *err, const char *why)
     return -EBADMSG;
 }
 
-ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink,
-                             void *ctx, CmError *err)
+ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink, void *ctx,
+                             CmError *err)
 {
     size_t i = 0;
 
@@ -467,7 +470,7 @@ ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkS
         case CH_EXT:
             if (c == '\r') {
                 ch->state = CH_SIZE_LF;
-            } else if (c == '\n' || (unsigned char)c < 0x09 || c == 0x7f) {
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
                 return chunk_fail(err, "a control character in a chunk extension");
             } else if (++ch->ext_len > BR_HTTP_MAX_CHUNK_EXTENSION) {
                 return chunk_fail(err, "a chunk extension longer than 256 bytes");
@@ -514,8 +517,10 @@ ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkS
         case CH_TRAILER:
             if (c == '\r') {
                 ch->state = CH_TRAILER_LF;
-            } else if (c == '\n' || c == 0) {
+            } else if (c == '\n') {
                 return chunk_fail(err, "a trailer line does not end in CRLF");
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
+                return chunk_fail(err, "a control character in a trailer field");
             } else if (++ch->trailer_len > BR_HTTP_MAX_TRAILERS) {
                 return chunk_fail(err, "the trailer section is longer than 4096 bytes");
             } else {

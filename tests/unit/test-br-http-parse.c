@@ -67,6 +67,18 @@ static void test_head_end(void **state)
     assert_true(br_http_head_end(big, sizeof(big), &lim, &err) < 0);
     assert_int_equal(cm_error_http_status(err.kind), 431);
     assert_int_equal(br_http_head_end(big, 1000, &lim, &err), 0);
+    /* A head of exactly the limit is read; one byte more (its final LF past the limit) is
+     * refused however many bytes follow (tests/fuzz/fuzz-http-head: it was read whole). */
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    memcpy(big + 1024 - 4, "\r\n\r\n", 4);
+    assert_int_equal(br_http_head_end(big, 1024, &lim, &err), 1024);
+    assert_int_equal(br_http_head_end(big, 1023, &lim, &err), 0);
+    memcpy(big + 1024 - 4, "a\r\n\r\n", 5);
+    assert_int_equal(br_http_head_end(big, 1024, &lim, &err), 0);
+    assert_true(br_http_head_end(big, 1025, &lim, &err) < 0);
+    assert_int_equal(cm_error_http_status(err.kind), 431);
+    assert_true(br_http_head_end(big, sizeof(big), &lim, &err) < 0);
 }
 
 static void test_valid_heads(void **state)
@@ -270,6 +282,11 @@ static void test_chunked(void **state)
         "1;a\nb\r\nx\r\n",          /* LF in an extension */
         "1000000000000000\r\n",     /* 16 hex digits */
         "0\r\nTrailer: t\n\r\n",    /* bare LF in the trailers */
+        /* control characters (tests/fuzz/fuzz-http-chunked: 0x0b to 0x1f were let through) */
+        "1;\x0b\r\nx\r\n0\r\n\r\n",
+        "1;a=\x1f\r\nx\r\n0\r\n\r\n",
+        "0\r\nTrailer: \x01\r\n\r\n",
+        "0\r\nTrailer: \x7f\r\n\r\n",
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
         s = (Sink){.fail_after = -1};
