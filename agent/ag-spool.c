@@ -73,130 +73,143 @@ AgSpool *ag_spool_close(AgSpool *s)
 
 static int counter_add(CmDb *db, const char *name, int64_t delta, CmError *err)
 {
-    sqlite3_stmt *st = cm_db_stmt(db, "UPDATE counters SET value = value + ? WHERE name = ?", err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "UPDATE counters SET value = value + ?1 WHERE name = ?2", err);
     if (!st)
         return -EIO;
     CM_DB_BIND(st, delta, name);
-    return cm_db_step_done(db, st, err);
+    return cm_stmt_exec(st, err);
 }
 
 static int64_t counter_get(CmDb *db, const char *name)
 {
-    sqlite3_stmt *st = cm_db_stmt(db, "SELECT value FROM counters WHERE name = ?", NULL);
-    int64_t v = 0;
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT value FROM counters WHERE name = ?1",
+                                              NULL);
     if (!st)
         return 0;
     CM_DB_BIND(st, name);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return v;
+    return cm_stmt_step(st, NULL) > 0 ? cm_stmt_int(st, 0) : 0;
+}
+
+/* The meters as they stand after this cycle, with the windows it finished. */
+static int save_states(CmDb *db, const AgState *states, size_t n, CmError *err)
+{
+    int r = cm_db_exec(db, "DELETE FROM meters", err);
+
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(db, "INSERT OR REPLACE INTO meters VALUES (?1, ?2)", err);
+        if (!st)
+            return -EIO;
+        r = cm_stmt_bind_text(st, 1, states[i].name);
+        if (r >= 0)
+            r = cm_stmt_bind_blob(st, 2, states[i].data, states[i].len);
+        if (r >= 0)
+            r = cm_stmt_exec(st, err);
+    }
+    return r;
+}
+
+/* Over the bound: the oldest windows go, and are counted. Returns: how many, or < 0. */
+static int drop_oldest(CmDb *db, int64_t max_bytes, CmError *err)
+{
+    int dropped = 0, r = 0;
+
+    while (r >= 0 && counter_get(db, "bytes") > max_bytes) {
+        _cleanup_stmt_ CmStmt *old =
+            cm_db_prepare(db, "SELECT seq, bytes FROM spool ORDER BY seq LIMIT 1", err);
+        int64_t seq, bytes;
+
+        if (!old)
+            return -EIO;
+        r = cm_stmt_step(old, err);
+        if (r <= 0)
+            break;
+        seq = cm_stmt_int(old, 0);
+        bytes = cm_stmt_int(old, 1);
+        cm_stmt_reset(old);
+        _cleanup_stmt_ CmStmt *del = cm_db_prepare(db, "DELETE FROM spool WHERE seq = ?1", err);
+        if (!del)
+            return -EIO;
+        CM_DB_BIND(del, seq);
+        r = cm_stmt_exec(del, err);
+        if (r >= 0)
+            r = counter_add(db, "bytes", -bytes, err);
+        if (r >= 0)
+            r = counter_add(db, "dropped_total", 1, err);
+        dropped++;
+    }
+    return r < 0 ? r : dropped;
 }
 
 int ag_spool_append(AgSpool *s, const AgRecord *records, size_t n, const AgState *states,
                     size_t n_states, CmError *err)
 {
-    int64_t now = cm_now_ms() / 1000, added = 0, dropped = 0;
-    sqlite3_stmt *st;
-    int r;
+    int64_t now = cm_now_ms() / 1000, added = 0;
+    int r, dropped = 0;
 
     pthread_mutex_lock(&s->lock);
     r = cm_db_begin_immediate(s->db, err);
-    if (r < 0)
-        goto out;
-    st = cm_db_stmt(s->db, "INSERT INTO spool(kind, payload, bytes, created) VALUES (?, ?, ?, ?)",
-                    err);
-    r = st ? 0 : -EIO;
     for (size_t i = 0; r >= 0 && i < n; i++) {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+            s->db, "INSERT INTO spool(kind, payload, bytes, created) VALUES (?1, ?2, ?3, ?4)",
+            err);
         int64_t bytes = (int64_t)strlen(records[i].payload);
+        if (!st) {
+            r = -EIO;
+            break;
+        }
         CM_DB_BIND(st, kinds[records[i].kind], records[i].payload, bytes, now);
-        r = cm_db_step_done(s->db, st, err);
+        r = cm_stmt_exec(st, err);
         added += bytes;
     }
     if (r >= 0)
         r = counter_add(s->db, "bytes", added, err);
-    /* The meters as they stand after this cycle, with the windows it finished. */
     if (r >= 0 && states)
-        r = cm_db_exec(s->db, "DELETE FROM meters", err);
-    for (size_t i = 0; r >= 0 && states && i < n_states; i++) {
-        sqlite3_stmt *ms = cm_db_stmt(s->db, "INSERT OR REPLACE INTO meters VALUES (?, ?)", err);
-        if (!ms) {
-            r = -EIO;
-            break;
-        }
-        sqlite3_bind_text(ms, 1, states[i].name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_blob(ms, 2, states[i].data, (int)states[i].len, SQLITE_TRANSIENT);
-        r = cm_db_step_done(s->db, ms, err);
-    }
-    /* Over the bound: the oldest windows go, and are counted. */
-    while (r >= 0 && counter_get(s->db, "bytes") > s->max_bytes) {
-        sqlite3_stmt *old =
-            cm_db_stmt(s->db, "SELECT seq, bytes FROM spool ORDER BY seq LIMIT 1", err);
-        int64_t seq = 0, bytes = 0;
-        if (!old) {
-            r = -EIO;
-            break;
-        }
-        if (sqlite3_step(old) == SQLITE_ROW) {
-            seq = sqlite3_column_int64(old, 0);
-            bytes = sqlite3_column_int64(old, 1);
-        }
-        sqlite3_reset(old);
-        if (!seq)
-            break;
-        sqlite3_stmt *del = cm_db_stmt(s->db, "DELETE FROM spool WHERE seq = ?", err);
-        if (!del) {
-            r = -EIO;
-            break;
-        }
-        CM_DB_BIND(del, seq);
-        r = cm_db_step_done(s->db, del, err);
-        if (r >= 0)
-            r = counter_add(s->db, "bytes", -bytes, err);
-        if (r >= 0)
-            r = counter_add(s->db, "dropped_total", 1, err);
-        dropped++;
-    }
+        r = save_states(s->db, states, n_states, err);
+    if (r >= 0)
+        r = dropped = drop_oldest(s->db, s->max_bytes, err);
     if (r >= 0)
         r = cm_db_commit(s->db, err);
     if (r < 0)
         cm_db_rollback(s->db);
     else if (dropped)
-        cm_log_warning("spool full: dropped the %lld oldest window(s)", (long long)dropped);
-out:
+        cm_log_warning("spool full: dropped the %d oldest window(s)", dropped);
     pthread_mutex_unlock(&s->lock);
-    return r;
+    return r < 0 ? r : 0;
 }
 
 int ag_spool_peek(AgSpool *s, size_t max, int64_t max_bytes, int64_t *seqs, AgRecord *ret,
                   CmError *err)
 {
-    sqlite3_stmt *st;
     size_t n = 0;
     int64_t bytes = 0;
+
     pthread_mutex_lock(&s->lock);
-    st = cm_db_stmt(s->db, "SELECT seq, kind, payload, bytes FROM spool ORDER BY seq LIMIT ?", err);
-    if (!st) {
-        pthread_mutex_unlock(&s->lock);
-        return -EIO;
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+            s->db, "SELECT seq, kind, payload, bytes FROM spool ORDER BY seq LIMIT ?1", err);
+        if (!st) {
+            pthread_mutex_unlock(&s->lock);
+            return -EIO;
+        }
+        CM_DB_BIND(st, (int64_t)max);
+        while (n < max && cm_stmt_step(st, err) > 0) {
+            int64_t b = cm_stmt_int(st, 3);
+            const char *kind = cm_stmt_text(st, 1);
+            if (n > 0 && bytes + b > max_bytes)
+                break;
+            seqs[n] = cm_stmt_int(st, 0);
+            ret[n].kind = strcmp(kind, "host") == 0      ? AG_RECORD_HOST
+                          : strcmp(kind, "unowned") == 0 ? AG_RECORD_UNOWNED
+                                                         : AG_RECORD_INSTANCE;
+            ret[n].payload = cm_stmt_strdup(st, 2);
+            if (!ret[n].payload)
+                break;
+            bytes += b;
+            n++;
+        }
     }
-    CM_DB_BIND(st, (int64_t)max);
-    while (n < max && sqlite3_step(st) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(st, 3);
-        if (n > 0 && bytes + b > max_bytes)
-            break;
-        const char *kind = cm_db_col_text(st, 1);
-        seqs[n] = sqlite3_column_int64(st, 0);
-        ret[n].kind = strcmp(kind, "host") == 0      ? AG_RECORD_HOST
-                      : strcmp(kind, "unowned") == 0 ? AG_RECORD_UNOWNED
-                                                     : AG_RECORD_INSTANCE;
-        ret[n].payload = strdup(cm_db_col_text(st, 2));
-        if (!ret[n].payload)
-            break;
-        bytes += b;
-        n++;
-    }
-    sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
     return (int)n;
 }
@@ -209,42 +222,49 @@ void ag_spool_records_free(AgRecord *r, size_t n)
     }
 }
 
+/* Removes one row, rejected with @status and @reason first when @reason; its bytes and
+ * whether it was still there (a row the bound dropped in flight is counted there) added up. */
+static int remove_row(CmDb *db, int64_t seq, long status, const char *reason, int64_t *bytes,
+                      int64_t *removed, CmError *err)
+{
+    int r;
+
+    if (reason) {
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(db,
+                          "INSERT INTO rejected(seq, kind, payload, status, reason, at)"
+                          " SELECT seq, kind, payload, ?1, ?2, ?3 FROM spool WHERE seq = ?4",
+                          err);
+        if (!st)
+            return -EIO;
+        CM_DB_BIND(st, (int64_t)status, reason, cm_now_ms() / 1000, seq);
+        r = cm_stmt_exec(st, err);
+        if (r < 0)
+            return r;
+    }
+    _cleanup_stmt_ CmStmt *del =
+        cm_db_prepare(db, "DELETE FROM spool WHERE seq = ?1 RETURNING bytes", err);
+    if (!del)
+        return -EIO;
+    CM_DB_BIND(del, seq);
+    r = cm_stmt_step(del, err);
+    if (r > 0) {
+        *bytes += cm_stmt_int(del, 0);
+        (*removed)++;
+    }
+    return r < 0 ? r : 0;
+}
+
 static int remove_rows(AgSpool *s, const int64_t *seqs, size_t n, const char *counter, long status,
                        const char *reason, CmError *err)
 {
-    int r;
     int64_t bytes = 0, removed = 0;
+    int r;
+
     pthread_mutex_lock(&s->lock);
     r = cm_db_begin_immediate(s->db, err);
-    for (size_t i = 0; r >= 0 && i < n; i++) {
-        sqlite3_stmt *st;
-        if (reason) {
-            st = cm_db_stmt(s->db,
-                            "INSERT INTO rejected(seq, kind, payload, status, reason, at)"
-                            " SELECT seq, kind, payload, ?, ?, ? FROM spool WHERE seq = ?",
-                            err);
-            if (!st) {
-                r = -EIO;
-                break;
-            }
-            CM_DB_BIND(st, (int64_t)status, reason, cm_now_ms() / 1000, seqs[i]);
-            r = cm_db_step_done(s->db, st, err);
-        }
-        st = cm_db_stmt(s->db, "SELECT bytes FROM spool WHERE seq = ?", err);
-        if (r >= 0 && st) {
-            CM_DB_BIND(st, seqs[i]);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                bytes += sqlite3_column_int64(st, 0);
-            sqlite3_reset(st);
-        }
-        st = cm_db_stmt(s->db, "DELETE FROM spool WHERE seq = ?", err);
-        if (r >= 0 && st) {
-            CM_DB_BIND(st, seqs[i]);
-            r = cm_db_step_done(s->db, st, err);
-            /* A row the bound dropped while it was in flight is counted there, not here. */
-            removed += sqlite3_changes(cm_db_handle(s->db));
-        }
-    }
+    for (size_t i = 0; r >= 0 && i < n; i++)
+        r = remove_row(s->db, seqs[i], status, reason, &bytes, &removed, err);
     if (r >= 0)
         r = counter_add(s->db, counter, removed, err);
     if (r >= 0)
@@ -270,43 +290,46 @@ int ag_spool_reject(AgSpool *s, const int64_t *seqs, size_t n, long status, cons
 
 int ag_spool_stats(AgSpool *s, AgSpoolStats *ret, CmError *err)
 {
-    sqlite3_stmt *st;
     AgSpoolStats v = {0};
+    int r;
+
     pthread_mutex_lock(&s->lock);
-    st = cm_db_stmt(s->db, "SELECT count(*), min(created) FROM spool", err);
-    if (st && sqlite3_step(st) == SQLITE_ROW) {
-        v.rows = sqlite3_column_int64(st, 0);
-        v.oldest_created = sqlite3_column_int64(st, 1);
+    {
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(s->db, "SELECT count(*), min(created) FROM spool", err);
+        r = st ? cm_stmt_step(st, err) : -EIO;
+        if (r > 0) {
+            v.rows = cm_stmt_int(st, 0);
+            v.oldest_created = cm_stmt_int(st, 1);
+        }
     }
-    if (st)
-        sqlite3_reset(st);
     v.bytes = counter_get(s->db, "bytes");
     v.dropped_total = counter_get(s->db, "dropped_total");
     v.rejected_total = counter_get(s->db, "rejected_total");
     v.pushed_total = counter_get(s->db, "pushed_total");
     pthread_mutex_unlock(&s->lock);
     *ret = v;
-    return st ? 0 : -EIO;
+    return r < 0 ? r : 0;
 }
 
 int ag_spool_load_states(AgSpool *s,
                          void (*fn)(void *userdata, const char *name, const void *data, size_t len),
                          void *userdata, CmError *err)
 {
-    sqlite3_stmt *st;
-    int n = 0;
+    int n = 0, r;
+
     pthread_mutex_lock(&s->lock);
-    st = cm_db_stmt(s->db, "SELECT name, state FROM meters", err);
-    if (!st) {
-        pthread_mutex_unlock(&s->lock);
-        return -EIO;
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(s->db, "SELECT name, state FROM meters", err);
+        if (!st) {
+            pthread_mutex_unlock(&s->lock);
+            return -EIO;
+        }
+        while ((r = cm_stmt_step(st, err)) > 0) {
+            fn(userdata, cm_stmt_text(st, 0), cm_stmt_blob(st, 1), cm_stmt_bytes(st, 1));
+            n++;
+        }
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        fn(userdata, cm_db_col_text(st, 0), sqlite3_column_blob(st, 1),
-           (size_t)sqlite3_column_bytes(st, 1));
-        n++;
-    }
-    sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
-    return n;
+    return r < 0 ? r : n;
 }

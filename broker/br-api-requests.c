@@ -12,7 +12,6 @@
 #include "br-api.h"
 #include "br-api-requests.h"
 #include "br-daemon.h"
-#include "br-interim.h"
 #include "br-jobs.h"
 #include "br-material.h"
 #include "br-trial.h"
@@ -65,7 +64,7 @@ static int request_document(BrCall *c, CmDb *db, const BrRequestRow *row, json_o
                                                   : NULL);
     json_object_object_add(trial, "results", part);
     json_object_object_add(o, "trial", trial);
-    r = br_interim_request_jobs(db, row->id, &part, &c->err);
+    r = br_job_list_for_request(db, row->id, &part, &c->err);
     if (r < 0)
         return r;
     json_object_object_add(o, "jobs", part);

@@ -8,25 +8,6 @@
 #include "br-api.h"
 #include "br-daemon.h"
 
-int br_api_write_begin(BrCall *c, CmDb **ret_db)
-{
-    return br_store_write_begin(c->d->store, ret_db, &c->err);
-}
-
-int br_api_write_end(BrCall *c, CmDb *db, int r)
-{
-    if (r < 0) {
-        br_store_write_abort(c->d->store, db);
-        return r;
-    }
-    return br_store_write_commit(c->d->store, db, &c->err);
-}
-
-CmDb *br_api_read_db(BrCall *c)
-{
-    return br_store_db(c->d->store, &c->err);
-}
-
 int br_api_page(BrCall *c, int64_t *ret_limit, int64_t *ret_after)
 {
     int64_t limit = 100, after = 0;
@@ -52,12 +33,6 @@ int br_api_list_reply(BrCall *c, json_object *items, int64_t limit, int64_t last
 json_object *br_json_id_or_null(int64_t id)
 {
     return id > 0 ? json_object_new_int64(id) : NULL;
-}
-
-json_object *br_json_col_text(sqlite3_stmt *stmt, int i)
-{
-    const char *s = cm_db_col_text(stmt, i);
-    return s ? json_object_new_string_len(s, sqlite3_column_bytes(stmt, i)) : NULL;
 }
 
 int br_not_found(BrCall *c, const char *what, int64_t id)
@@ -94,8 +69,6 @@ int br_reply_no_content(BrCall *c, unsigned status)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     return br_reply_text(c, status, "text/plain; charset=utf-8", empty);
 }
-
-/* -- added by people -- */
 
 int br_call_read(BrCall *c, const char *name, BrTxFn fn, void *ctx)
 {

@@ -22,12 +22,13 @@
 
 /* Every resource's table; a path is matched against all of them. */
 static const BrRouteTable *const tables[] = {
-    &br_api_core_routes,          &br_api_metrics_routes,   &br_api_accounts_routes,
-    &br_api_departments_routes,   &br_api_systems_routes,   &br_api_requests_routes,
-    &br_api_materials_routes,     &br_api_hosts_routes,     &br_api_allocations_routes,
-    &br_api_metering_routes,      &br_api_findings_routes,  &br_api_security_routes,
-    &br_api_reports_routes,       &br_api_audit_routes,     &br_api_session_routes,
-    &br_api_notifications_routes, &br_api_dashboard_routes, &br_api_events_routes,
+    &br_api_core_routes,        &br_api_metrics_routes,       &br_api_accounts_routes,
+    &br_api_departments_routes, &br_api_systems_routes,       &br_api_requests_routes,
+    &br_api_materials_routes,   &br_api_hosts_routes,         &br_api_allocations_routes,
+    &br_api_jobs_routes,        &br_api_metering_routes,      &br_api_findings_routes,
+    &br_api_security_routes,    &br_api_reports_routes,       &br_api_audit_routes,
+    &br_api_session_routes,     &br_api_notifications_routes, &br_api_dashboard_routes,
+    &br_api_events_routes,
 };
 
 #define MAX_ROUTES 256

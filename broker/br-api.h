@@ -153,9 +153,10 @@ int br_api_session_authenticate(BrCall *c);
 
 extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_accounts_routes,
     br_api_departments_routes, br_api_systems_routes, br_api_requests_routes,
-    br_api_materials_routes, br_api_hosts_routes, br_api_allocations_routes, br_api_metering_routes,
-    br_api_findings_routes, br_api_security_routes, br_api_reports_routes, br_api_audit_routes,
-    br_api_session_routes, br_api_notifications_routes, br_api_dashboard_routes, br_api_events_routes;
+    br_api_materials_routes, br_api_hosts_routes, br_api_allocations_routes, br_api_jobs_routes,
+    br_api_metering_routes, br_api_findings_routes, br_api_security_routes, br_api_reports_routes,
+    br_api_audit_routes, br_api_session_routes, br_api_notifications_routes,
+    br_api_dashboard_routes, br_api_events_routes;
 
 /* ---- shared by the handlers (br-api-util.c) ---- */
 
@@ -197,22 +198,6 @@ int br_call_page(BrCall *c, BrPage *ret);
 int br_reply_list(BrCall *c, json_object *items, const BrPage *page);
 
 /**
- * br_api_write_begin:
- * Opens the write transaction for this call. Returns: 0 and the connection in @ret_db, or a
- * negative errno with c->err set.
- */
-int br_api_write_begin(BrCall *c, CmDb **ret_db);
-
-/**
- * br_api_write_end:
- * Commits when @r >= 0, else rolls back. Returns: @r, or the commit's error.
- */
-int br_api_write_end(BrCall *c, CmDb *db, int r);
-
-/** br_api_read_db: Returns: this thread's connection, or NULL with c->err set. */
-CmDb *br_api_read_db(BrCall *c);
-
-/**
  * br_api_page:
  * Reads ?limit= (1..1000, default 100) and ?after= (an id cursor, default 0).
  * Returns: 0, or a negative errno with c->err set.
@@ -228,9 +213,6 @@ int br_api_list_reply(BrCall *c, json_object *items, int64_t limit, int64_t last
 
 /** br_json_id_or_null: Returns: a JSON integer for @id > 0, else NULL (JSON null). */
 json_object *br_json_id_or_null(int64_t id);
-
-/** br_json_col_text: Returns: column @i of @stmt as a JSON string, or NULL for SQL NULL. */
-json_object *br_json_col_text(sqlite3_stmt *stmt, int i);
 
 /** br_not_found: Returns: a negative errno with c->err set to "no such @what". */
 int br_not_found(BrCall *c, const char *what, int64_t id);

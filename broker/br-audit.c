@@ -66,6 +66,33 @@ int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_h
     return cm_hmac_sha256_hex(key, BR_AUDIT_KEY_LEN, buf, len, out);
 }
 
+/* The head row: the last record's seq and hash as the appends left them. Without the row
+ * ({0, genesis} for verification), @or_trail takes the trail's last record instead, so that
+ * appends go on after it (the row is written back with the next one). */
+static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT records, head_hash, at FROM audit_head WHERE id = 1", err);
+    BrAuditAnchor h = {0};
+    int r;
+
+    if (!st)
+        return -EIO;
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0 && or_trail)
+        return br_audit_head(db, ret, err);
+    snprintf(h.head_hash, sizeof(h.head_hash), "%s", genesis);
+    if (r > 0) {
+        h.records = cm_stmt_int(st, 0);
+        snprintf(h.head_hash, sizeof(h.head_hash), "%s", cm_stmt_text(st, 1));
+        snprintf(h.at, sizeof(h.at), "%s", cm_stmt_text(st, 2));
+    }
+    *ret = h;
+    return 0;
+}
+
 int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
                     const BrAuditEntry *e, CmError *err)
 {
@@ -78,26 +105,17 @@ int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const Br
     _cleanup_stmt_ CmStmt *st = NULL;
     const char *role = br_actor_role_name(actor);
     char prev[65], hash[65], at[CM_TIME_ISO_LEN + 1];
-    int64_t seq = 1;
+    BrAuditAnchor head;
+    int64_t seq;
     int r;
 
-    /* The chain's head; the caller's write transaction keeps it from moving under us. */
-    st = cm_db_prepare(db,
-                       "SELECT s.seq, a.hash FROM sqlite_sequence s LEFT JOIN audit a"
-                       " ON a.seq = s.seq WHERE s.name = 'audit'",
-                       err);
-    if (!st)
-        return -EIO;
-    r = cm_stmt_step(st, err);
+    /* The chain's head (audit_head, one row); the caller's write transaction holds the writer
+     * lock, so it cannot move under us, and it rolls back with the transaction. */
+    r = head_read(db, true, &head, err);
     if (r < 0)
         return r;
-    snprintf(prev, sizeof(prev), "%s", genesis);
-    if (r > 0) {
-        seq = cm_stmt_int(st, 0) + 1;
-        if (!cm_stmt_is_null(st, 1))
-            snprintf(prev, sizeof(prev), "%s", cm_stmt_text(st, 1));
-    }
-    cm_stmt_reset(st);
+    seq = head.records + 1;
+    snprintf(prev, sizeof(prev), "%s", head.head_hash);
 
     cm_time_iso(cm_now_ms(), at);
     r = br_audit_record_hash(key, prev, seq, at, actor->account_id, actor->name, role,
@@ -116,6 +134,21 @@ int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const Br
     CM_DB_BIND(st, seq, at, actor->account_id, actor->name, role, actor->department_id, e->action,
                e->object_type, e->object_id, e->outcome, actor->request_id, actor->client,
                e->detail, prev, hash);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    cm_stmt_reset(st);
+
+    /* An upsert, so that a head row removed by hand does not stop every write; verification
+     * then reports the trail's records above the head. */
+    st = cm_db_prepare(db,
+                       "INSERT INTO audit_head(id, records, head_hash, at) VALUES (1, ?1, ?2, ?3)"
+                       " ON CONFLICT (id) DO UPDATE SET records = excluded.records,"
+                       " head_hash = excluded.head_hash, at = excluded.at",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, seq, hash, at);
     r = cm_stmt_exec(st, err);
     if (r < 0)
         return r;
@@ -176,7 +209,7 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAudit
                       err);
     BrAuditVerdict v = {.ok = true};
     char prev[65], anchored[65] = "";
-    int64_t expect = 1, high = 0;
+    int64_t expect = 1;
     int r;
 
     if (!st)
@@ -199,27 +232,36 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAudit
         return r;
     cm_stmt_reset(st);
 
+    /* The tail: the head row moves with every append, in its transaction. */
     if (v.ok) {
-        st = cm_db_prepare(db, "SELECT seq FROM sqlite_sequence WHERE name = 'audit'", err);
-        if (!st)
-            return -EIO;
-        r = cm_stmt_step(st, err);
+        BrAuditAnchor head;
+        int64_t last = expect - 1;
+
+        r = head_read(db, false, &head, err);
         if (r < 0)
             return r;
-        high = r > 0 ? cm_stmt_int(st, 0) : 0;
-        if (high != expect - 1) {
+        if (head.records > last) {
             v.ok = false;
-            v.first_bad = expect;
+            v.first_bad = last + 1;
             snprintf(v.reason, sizeof(v.reason),
-                     high > expect - 1
-                         ? "records %lld to %lld were removed from the end of the trail"
-                         : "the trail's high-water mark (%lld) is below its last record (%lld)",
-                     (long long)(high > expect - 1 ? expect : high),
-                     (long long)(high > expect - 1 ? high : expect - 1));
+                     "records %lld to %lld were removed from the end of the trail",
+                     (long long)last + 1, (long long)head.records);
+        } else if (head.records < last) {
+            v.ok = false;
+            v.first_bad = head.records + 1;
+            snprintf(v.reason, sizeof(v.reason),
+                     "the trail's recorded head (record %lld) is below its last record (%lld)",
+                     (long long)head.records, (long long)last);
+        } else if (strcmp(head.head_hash, v.head_hash) != 0) {
+            v.ok = false;
+            v.first_bad = last;
+            snprintf(v.reason, sizeof(v.reason),
+                     "record %lld is not the trail's recorded head: the trail was rewritten",
+                     (long long)last);
         }
     }
-    /* The anchor outside the database: what was removed with sqlite_sequence lowered to
-     * match, down to every record, still shows. */
+    /* The anchor outside the database: what was removed with the head row lowered to match,
+     * down to every record, still shows. */
     if (v.ok && anchor && anchor->records > v.records) {
         v.ok = false;
         v.first_bad = v.records + 1;
@@ -251,6 +293,7 @@ int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err)
     r = cm_stmt_step(st, err);
     if (r < 0)
         return r;
+    snprintf(a.head_hash, sizeof(a.head_hash), "%s", genesis);
     if (r > 0) {
         a.records = cm_stmt_int(st, 0);
         snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_stmt_text(st, 1));

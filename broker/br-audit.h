@@ -28,7 +28,8 @@ typedef struct {
 /*
  * The chain's head as last written outside the database (STATE/audit.anchor, and the log):
  * the trail must still hold record `records` with hash `head_hash`, so that removing records
- * from its end, all of them included, is caught even when sqlite_sequence is lowered too.
+ * from its end, all of them included, is caught even when the head row (audit_head) is
+ * lowered too.
  */
 typedef struct {
     int64_t records; /* the head record's seq (records are numbered 1, 2, ...) */
@@ -63,7 +64,7 @@ int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const Br
 /**
  * br_audit_verify:
  * Walks the whole chain in order and checks sequence, links and keyed hashes, that no record
- * after the last one was removed (the AUTOINCREMENT high-water mark) and, with @anchor, that
+ * after the last one was removed (the head row audit_head) and, with @anchor, that
  * the trail still holds the anchored head (record @anchor->records with its hash). Run it in a
  * read transaction (br_tx_read()) for one snapshot of the trail.
  * Returns: 0 with the verdict in @ret (which may say the chain is broken), or a negative errno

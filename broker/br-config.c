@@ -166,14 +166,9 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
     return 0;
 }
 
-/* A PostgreSQL URL is refused while the store has modules that speak SQLite only: the
- * broker would fail on their first statement. The message names them. */
+/* The database URL's scheme: sqlite:PATH or postgresql://... (libpq's own URL syntax). */
 int br_config_check_database(const char *url, CmError *err)
 {
-    const char *const *files;
-    char list[400] = "";
-    size_t n, len = 0;
-
     if (!url)
         return 0;
     if (strncmp(url, "sqlite:", 7) == 0 && url[7])
@@ -181,15 +176,7 @@ int br_config_check_database(const char *url, CmError *err)
     if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0)
         return cm_error_set(err, CM_ERROR_INVALID, "database",
                             "the database must be sqlite:PATH or postgresql://...");
-    files = br_store_sqlite_only(&n);
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n && len < sizeof(list); i++)
-        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? " " : "", files[i]);
-    return cm_error_set(err, CM_ERROR_INVALID, "database",
-                        "this cloudbrokerd cannot run on PostgreSQL yet: %zu broker modules still"
-                        " use SQLite's own API: %s",
-                        n, list);
+    return 0;
 }
 
 int br_config_check(const BrConfig *c, CmError *err)

@@ -20,7 +20,7 @@
 #include "br-tx.h"
 #include "br-host.h"
 #include "br-hosts.h"
-#include "br-jobs.h"
+#include "br-steps.h"
 #include "br-metering.h"
 #include "br-reconciler.h"
 #include "br-schemas.h"
@@ -166,7 +166,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
         br_hosts_watch(d->hosts, cm_json_get_int(h, "id", 0), cm_json_get_str(h, "uri", NULL),
                        cm_json_get_str(h, "storage_pool", NULL));
     }
-    r = br_jobs_start(d, d->config.job_workers, &d->jobs, err);
+    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, d->config.job_workers, &d->jobs, err);
     if (r < 0)
         return r;
     r = br_metering_start(d, &d->metering, err);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "br-instance.h"
 #include "cm-crypto.h"
+#include "cm-json.h"
 #include "cm-time.h"
 #include "cm-util.h"
 
@@ -14,48 +16,45 @@ CM_ENUM_IMPL(br_instance_state, BrInstanceState, BR_INSTANCE_STATE_MAX, "pending
 
 int br_instance_load(CmDb *db, int64_t id, BrInstanceRow *ret, CmError *err)
 {
-    sqlite3_stmt *stmt = cm_db_stmt(
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
         "SELECT i.id, i.allocation_id, coalesce(i.host_id, 0), a.department_id, a.system_id,"
         " a.request_id, i.idx, i.name, i.uuid, a.purpose, i.vcpus, i.memory_mib, i.disk_gib,"
         " i.max_vcpus, i.max_memory_mib, i.image, coalesce(i.pool, ''), i.volume, i.state,"
         " d.name, s.name FROM instances i JOIN allocations a ON a.id = i.allocation_id"
         " JOIN departments d ON d.id = a.department_id JOIN systems s ON s.id = a.system_id"
-        " WHERE i.id = ?",
+        " WHERE i.id = ?1",
         err);
     BrInstanceRow r = {0};
     int rc;
 
-    if (!stmt)
+    if (!st)
         return -EIO;
-    CM_DB_BIND(stmt, id);
-    rc = cm_db_step_row(db, stmt, err);
-    if (rc <= 0) {
-        sqlite3_reset(stmt);
+    CM_DB_BIND(st, id);
+    rc = cm_stmt_step(st, err);
+    if (rc <= 0)
         return rc < 0 ? rc : -ENOENT;
-    }
-    r.id = sqlite3_column_int64(stmt, 0);
-    r.allocation_id = sqlite3_column_int64(stmt, 1);
-    r.host_id = sqlite3_column_int64(stmt, 2);
-    r.department_id = sqlite3_column_int64(stmt, 3);
-    r.system_id = sqlite3_column_int64(stmt, 4);
-    r.request_id = sqlite3_column_int64(stmt, 5);
-    r.idx = (unsigned)sqlite3_column_int64(stmt, 6);
-    snprintf(r.name, sizeof(r.name), "%s", cm_db_col_text(stmt, 7));
-    snprintf(r.uuid, sizeof(r.uuid), "%s", cm_db_col_text(stmt, 8));
-    snprintf(r.purpose, sizeof(r.purpose), "%s", cm_db_col_text(stmt, 9));
-    r.vcpus = sqlite3_column_int64(stmt, 10);
-    r.memory_mib = sqlite3_column_int64(stmt, 11);
-    r.disk_gib = sqlite3_column_int64(stmt, 12);
-    r.max_vcpus = sqlite3_column_int64(stmt, 13);
-    r.max_memory_mib = sqlite3_column_int64(stmt, 14);
-    snprintf(r.image, sizeof(r.image), "%s", cm_db_col_text(stmt, 15));
-    snprintf(r.pool, sizeof(r.pool), "%s", cm_db_col_text(stmt, 16));
-    snprintf(r.volume, sizeof(r.volume), "%s", cm_db_col_text(stmt, 17));
-    r.state = (BrInstanceState)br_instance_state_from_string(cm_db_col_text(stmt, 18));
-    r.department_name = strdup(cm_db_col_text(stmt, 19) ? cm_db_col_text(stmt, 19) : "");
-    r.system_name = strdup(cm_db_col_text(stmt, 20) ? cm_db_col_text(stmt, 20) : "");
-    sqlite3_reset(stmt);
+    r.id = cm_stmt_int(st, 0);
+    r.allocation_id = cm_stmt_int(st, 1);
+    r.host_id = cm_stmt_int(st, 2);
+    r.department_id = cm_stmt_int(st, 3);
+    r.system_id = cm_stmt_int(st, 4);
+    r.request_id = cm_stmt_int(st, 5);
+    r.idx = (unsigned)cm_stmt_int(st, 6);
+    snprintf(r.name, sizeof(r.name), "%s", cm_stmt_text(st, 7));
+    snprintf(r.uuid, sizeof(r.uuid), "%s", cm_stmt_text(st, 8));
+    snprintf(r.purpose, sizeof(r.purpose), "%s", cm_stmt_text(st, 9));
+    r.vcpus = cm_stmt_int(st, 10);
+    r.memory_mib = cm_stmt_int(st, 11);
+    r.disk_gib = cm_stmt_int(st, 12);
+    r.max_vcpus = cm_stmt_int(st, 13);
+    r.max_memory_mib = cm_stmt_int(st, 14);
+    snprintf(r.image, sizeof(r.image), "%s", cm_stmt_text(st, 15));
+    snprintf(r.pool, sizeof(r.pool), "%s", cm_stmt_text(st, 16));
+    snprintf(r.volume, sizeof(r.volume), "%s", cm_stmt_text(st, 17));
+    r.state = (BrInstanceState)br_instance_state_from_string(cm_stmt_text(st, 18));
+    r.department_name = cm_stmt_strdup(st, 19);
+    r.system_name = cm_stmt_strdup(st, 20);
     *ret = r;
     return 0;
 }
@@ -67,9 +66,8 @@ void br_instance_row_clear(BrInstanceRow *r)
     memset(r, 0, sizeof(*r));
 }
 
-void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type,
-                             const char *machine, const char *network, const char *disk_format,
-                             BrDomainSpec *spec)
+void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type, const char *machine,
+                             const char *network, const char *disk_format, BrDomainSpec *spec)
 {
     (void)disk_format;
     *spec = (BrDomainSpec){
@@ -102,17 +100,203 @@ int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *
 {
     char at[CM_TIME_ISO_LEN + 1];
     /* A domain gone on purpose has no live state left to show. */
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "UPDATE instances SET state = ?1, updated_at = ?2,"
-                                    " observed_state = iif(?1 IN ('undefined','deleted'), NULL,"
-                                    " observed_state), observed_at = iif(?1 IN ('undefined',"
-                                    "'deleted'), NULL, observed_at) WHERE id = ?3",
-                                    err);
-    if (!stmt)
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db,
+                                              "UPDATE instances SET state = ?1, updated_at = ?2,"
+                                              " observed_state = iif(?1 IN ('undefined','deleted'),"
+                                              " NULL, observed_state), observed_at = iif(?1 IN"
+                                              " ('undefined','deleted'), NULL, observed_at)"
+                                              " WHERE id = ?3",
+                                              err);
+
+    if (!st)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
-    CM_DB_BIND(stmt, br_instance_state_to_string(state), at, id);
-    return cm_db_step_done(db, stmt, err);
+    CM_DB_BIND(st, br_instance_state_to_string(state), at, id);
+    return cm_stmt_exec(st, err);
+}
+
+int br_instance_create(CmDb *db, int64_t allocation_id, unsigned idx, const BrInstanceSizes *sizes,
+                       const char *image, int64_t *ret_id, CmError *err)
+{
+    char name[64], volume[96], uuid[37], at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    snprintf(name, sizeof(name), "cb-%" PRId64 "-%u", allocation_id, idx);
+    snprintf(volume, sizeof(volume), "%s.qcow2", name);
+    if (br_uuid_new(uuid) < 0)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "no randomness for a UUID");
+    cm_time_iso(cm_now_ms(), at);
+    st = cm_db_prepare(db,
+                       "INSERT INTO instances(allocation_id, idx, name, uuid, vcpus, memory_mib,"
+                       " disk_gib, max_vcpus, max_memory_mib, image, volume, state, created_at,"
+                       " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                       " 'pending', ?12, ?12) RETURNING id",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id, (int64_t)idx, name, uuid, sizes->vcpus, sizes->memory_mib,
+               sizes->disk_gib, sizes->max_vcpus, sizes->max_memory_mib, image, volume, at);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    *ret_id = cm_stmt_int(st, 0);
+    return 0;
+}
+
+int br_instance_resize(CmDb *db, int64_t id, const BrInstanceSizes *sizes, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "UPDATE instances SET vcpus = iif(?2 < 0, vcpus, ?2),"
+        " memory_mib = iif(?3 < 0, memory_mib, ?3), disk_gib = iif(?4 < 0, disk_gib, ?4),"
+        " max_vcpus = iif(?5 < 0, max_vcpus, ?5),"
+        " max_memory_mib = iif(?6 < 0, max_memory_mib, ?6) WHERE id = ?1",
+        err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, sizes->vcpus, sizes->memory_mib, sizes->disk_gib, sizes->max_vcpus,
+               sizes->max_memory_mib);
+    return cm_stmt_exec(st, err);
+}
+
+int br_instance_load_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
+                          CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, idx, vcpus, memory_mib, disk_gib, max_vcpus, max_memory_mib,"
+                      " image, state FROM instances WHERE allocation_id = ?1"
+                      " AND state != 'deleted' ORDER BY idx",
+                      err);
+    _cleanup_free_ BrInstanceLive *list = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (n == cap) {
+            BrInstanceLive *nl = reallocarray(list, cap ? cap * 2 : 8, sizeof(*nl));
+            if (!nl)
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            list = nl;
+            cap = cap ? cap * 2 : 8;
+        }
+        BrInstanceLive *x = &list[n++];
+        *x = (BrInstanceLive){
+            .id = cm_stmt_int(st, 0),
+            .idx = (unsigned)cm_stmt_int(st, 1),
+            .sizes = {cm_stmt_int(st, 2), cm_stmt_int(st, 3), cm_stmt_int(st, 4),
+                      cm_stmt_int(st, 5), cm_stmt_int(st, 6)},
+            .state = (BrInstanceState)br_instance_state_from_string(cm_stmt_text(st, 8)),
+        };
+        snprintf(x->image, sizeof(x->image), "%s", cm_stmt_text(st, 7));
+    }
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(list);
+    *ret_n = n;
+    return 0;
+}
+
+int br_instance_place(CmDb *db, int64_t id, int64_t host_id, const char *pool, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "UPDATE instances SET host_id = ?1, pool = coalesce(?2, (SELECT"
+                      " h.storage_pool FROM hosts h WHERE h.id = ?1)), state = 'placed'"
+                      " WHERE id = ?3 AND state = 'pending'",
+                      err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, host_id, pool, id);
+    return cm_stmt_exec(st, err);
+}
+
+int br_instance_unplace_job(CmDb *db, int64_t job_id, CmError *err)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "UPDATE instances SET state = 'pending', host_id = NULL, pool = NULL,"
+                      " updated_at = ?2 WHERE state = 'placed' AND id IN"
+                      " (SELECT s.instance_id FROM job_steps s WHERE s.job_id = ?1)",
+                      err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    cm_time_iso(cm_now_ms(), at);
+    CM_DB_BIND(st, job_id, at);
+    r = cm_stmt_exec(st, err);
+    return r < 0 ? r : (int)cm_stmt_changes(st);
+}
+
+int br_instance_allocation_hosts(CmDb *db, int64_t allocation_id, int64_t **ret, size_t *ret_n,
+                                 CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db,
+                                              "SELECT DISTINCT host_id FROM instances"
+                                              " WHERE allocation_id = ?1 AND host_id IS NOT NULL"
+                                              " AND state != 'deleted' ORDER BY host_id",
+                                              err);
+    _cleanup_free_ int64_t *hosts = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (n == cap) {
+            int64_t *nh = reallocarray(hosts, cap ? cap * 2 : 8, sizeof(*nh));
+            if (!nh)
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            hosts = nh;
+            cap = cap ? cap * 2 : 8;
+        }
+        hosts[n++] = cm_stmt_int(st, 0);
+    }
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(hosts);
+    *ret_n = n;
+    return 0;
+}
+
+int br_instance_list_json(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)
+{
+    /* The live state is what the reconciler last saw: never a call to a hypervisor. */
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT i.id, i.idx AS \"index\", i.name, i.uuid, i.host_id AS \"host.id\","
+        " h.name AS \"host.name\", i.vcpus, i.memory_mib, i.disk_gib, i.max_vcpus,"
+        " i.max_memory_mib, i.image, i.pool, i.volume, i.state, i.observed_state AS live_state,"
+        " i.observed_at AS live_state_at FROM instances i LEFT JOIN hosts h ON h.id = i.host_id"
+        " WHERE i.allocation_id = ?1 ORDER BY i.idx",
+        err);
+
+    json_object *list;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, allocation_id);
+    r = cm_stmt_rows_json(st, &list, err);
+    if (r < 0)
+        return r;
+    /* An instance not placed has no host: null, not an object of nulls. */
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *o = json_object_array_get_idx(list, i);
+        if (!cm_json_get(cm_json_get(o, "host"), "id"))
+            json_object_object_add(o, "host", NULL);
+    }
+    *ret = list;
+    return 0;
 }
 
 int br_uuid_new(char out[37])
@@ -122,14 +306,11 @@ int br_uuid_new(char out[37])
         return -EIO;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
     return 0;
 }
-
-/* -- added by metering -- */
 
 int br_instance_list_live(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)
 {
@@ -168,8 +349,6 @@ int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err)
     *ret = h;
     return 0;
 }
-
-/* -- added by hosts -- */
 
 int br_instance_list_claims(CmDb *db, BrInstanceClaim **ret, size_t *ret_n, CmError *err)
 {

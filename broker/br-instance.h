@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <json-c/json.h>
 
 #include "br-domain-xml.h"
 #include "cm-db.h"
@@ -9,14 +13,17 @@
 #include "cm-error.h"
 
 /*
+ * The instances table: one row per domain the broker makes. The only file with SQL on
+ * `instances`.
+ *
  * An instance's life as the broker records it. Expected on its host: a domain for
  * defined/running/shutoff, a volume for created..undefined.
  */
 typedef enum {
-    BR_INSTANCE_PENDING,   /* planned, no host yet */
-    BR_INSTANCE_PLACED,    /* host chosen (reserve step) */
-    BR_INSTANCE_CREATED,   /* volume made */
-    BR_INSTANCE_DEFINED,   /* domain defined */
+    BR_INSTANCE_PENDING, /* planned, no host yet */
+    BR_INSTANCE_PLACED,  /* host chosen (reserve step) */
+    BR_INSTANCE_CREATED, /* volume made */
+    BR_INSTANCE_DEFINED, /* domain defined */
     BR_INSTANCE_RUNNING,
     BR_INSTANCE_SHUTOFF,   /* domain defined, stopped by us */
     BR_INSTANCE_UNDEFINED, /* domain gone, volume kept (retained) */
@@ -39,7 +46,7 @@ typedef struct {
 /**
  * br_instance_load:
  * Reads instance @id with what its domain definition needs (department and system names).
- * Returns: 0, -ENOENT, or a negative errno with @err set.
+ * Returns: 0, -ENOENT (@err not set), or another negative errno with @err set.
  */
 int br_instance_load(CmDb *db, int64_t id, BrInstanceRow *ret, CmError *err);
 
@@ -50,19 +57,83 @@ void br_instance_row_clear(BrInstanceRow *r);
  * Fills @spec for @row; the strings point into @row. @domain_type and @machine come from the
  * host and the lifecycle policy.
  */
-void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type,
-                             const char *machine, const char *network, const char *disk_format,
-                             BrDomainSpec *spec);
+void br_instance_domain_spec(const BrInstanceRow *row, const char *domain_type, const char *machine,
+                             const char *network, const char *disk_format, BrDomainSpec *spec);
 
 /** br_instance_set_state: records @state for instance @id. Returns: 0 or a negative errno. */
 int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *err);
 
+/* An instance's sizes; in a change, a size below 0 is left as it is. */
+typedef struct {
+    int64_t vcpus, memory_mib, disk_gib, max_vcpus, max_memory_mib;
+} BrInstanceSizes;
+
+#define BR_INSTANCE_SIZES_KEEP ((BrInstanceSizes){-1, -1, -1, -1, -1})
+
+/**
+ * br_instance_create:
+ * Inserts pending instance @idx of allocation @allocation_id with @sizes and @image; its name
+ * (cb-ALLOCATION-IDX), volume and UUID come from the broker only, and the UUID is stored
+ * before the domain exists, so a retried define finds the domain instead of making another.
+ * Returns: 0 and the id in @ret_id, or a negative errno with @err set.
+ */
+int br_instance_create(CmDb *db, int64_t allocation_id, unsigned idx, const BrInstanceSizes *sizes,
+                       const char *image, int64_t *ret_id, CmError *err);
+
+/** br_instance_resize: records the sizes of @sizes that are >= 0. Returns: 0 or -errno. */
+int br_instance_resize(CmDb *db, int64_t id, const BrInstanceSizes *sizes, CmError *err);
+
+/* A live (not deleted) instance, as the planners compare it. */
+typedef struct {
+    int64_t id;
+    unsigned idx;
+    BrInstanceSizes sizes;
+    char image[72];
+    BrInstanceState state;
+} BrInstanceLive;
+
+/**
+ * br_instance_load_live:
+ * The instances of allocation @allocation_id not deleted, by index.
+ * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
+ * errno with @err set.
+ */
+int br_instance_load_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
+                          CmError *err);
+
+/**
+ * br_instance_place:
+ * Places pending instance @id on host @host_id, in storage pool @pool (NULL: the host's).
+ * Returns: 0 or a negative errno with @err set.
+ */
+int br_instance_place(CmDb *db, int64_t id, int64_t host_id, const char *pool, CmError *err);
+
+/**
+ * br_instance_unplace_job:
+ * Sends the instances that job @job_id acts on and that are still only placed (nothing of
+ * them exists on their host) back to placement.
+ * Returns: how many, or a negative errno with @err set.
+ */
+int br_instance_unplace_job(CmDb *db, int64_t job_id, CmError *err);
+
+/**
+ * br_instance_allocation_hosts:
+ * The hosts that live instances of @allocation_id are placed on (for anti-affinity).
+ * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
+ * errno with @err set.
+ */
+int br_instance_allocation_hosts(CmDb *db, int64_t allocation_id, int64_t **ret, size_t *ret_n,
+                                 CmError *err);
+
+/**
+ * br_instance_list_json:
+ * The instances of @allocation_id as GET /v1/allocations/{id} shows them, with the live state
+ * the reconciler last saw. Returns: 0 and the array in @ret, or a negative errno with @err.
+ */
+int br_instance_list_json(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err);
+
 /** br_uuid_new: a random (version 4) UUID as 36 characters + NUL. Returns: 0 or -EIO. */
 int br_uuid_new(char out[37]);
-
-/* -- added by metering -- */
-
-#include <json-c/json.h>
 
 /**
  * br_instance_list_live:
@@ -86,8 +157,6 @@ typedef struct {
  * Returns: 0, -ENOENT (no error set), or a negative errno with @err set.
  */
 int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err);
-
-/* -- added by hosts -- */
 
 /*
  * An instance as the reconciler sees it: one whose domain may exist on its host, or that a

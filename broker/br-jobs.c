@@ -5,214 +5,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "br-daemon.h"
 #include "br-hostlock.h"
-#include "br-instance.h"
 #include "br-jobs.h"
-#include "br-steps.h"
-#include "br-workflow.h"
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
-
-CM_ENUM_IMPL(br_job_kind, BrJobKind, BR_JOB_KIND_MAX, "provision", "resize", "reclaim",
-             "trial_reclaim", "purge", "restore")
-
-CM_ENUM_IMPL(br_step_action, BrStepAction, BR_STEP_MAX, "reserve", "create_volume", "define",
-             "start", "set_vcpus", "set_memory", "grow_volume", "shutdown", "redefine", "undefine",
-             "wipe", "delete_volume", "finish")
-
-CM_ENUM_IMPL(br_job_state, BrJobState, BR_JOB_STATE_MAX, "queued", "running", "done", "error")
+#include "cm-worker.h"
 
 #define MAX_WORKERS 32
 #define MAX_EXECUTING 256
+#define IDLE_MS 1000
 #define SWEEP_INTERVAL_MS 2000
 
 struct BrJobs {
-    BrDaemon *d;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
-    bool kicked;
-    pthread_t workers[MAX_WORKERS];
-    unsigned n_workers;
-    pthread_t sweeper;
+    BrStore *store;
+    BrJobCallbacks cb;
+    void *ctx;
+    pthread_mutex_t lock; /* executing, host_locks */
     int64_t executing[MAX_EXECUTING];
     size_t n_executing;
-    BrHostLocks host_locks; /* under lock */
+    BrHostLocks host_locks;
+    atomic_bool stopping;
+    _Atomic(CmWorker *) workers; /* NULL until they all started */
+    CmWorker *sweeper;
     atomic_uint_fast64_t done, failed;
 };
-
-int br_step_list_add(BrStepList *l, BrStepAction action, int64_t instance_id, int64_t arg,
-                     const char *spec)
-{
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        BrStepSpec *ns = realloc(l->steps, ncap * sizeof(*ns));
-        char **no = realloc(l->owned, ncap * sizeof(*no));
-        if (!ns || !no) {
-            free(ns == l->steps ? NULL : ns);
-            return -ENOMEM;
-        }
-        l->steps = ns;
-        l->owned = no;
-        l->cap = ncap;
-    }
-    char *copy = spec ? strdup(spec) : NULL;
-    if (spec && !copy)
-        return -ENOMEM;
-    if (copy)
-        l->owned[l->n_owned++] = copy;
-    l->steps[l->n++] = (BrStepSpec){action, instance_id, arg, copy};
-    return 0;
-}
-
-void br_step_list_clear(BrStepList *l)
-{
-    for (size_t i = 0; i < l->n_owned; i++)
-        free(l->owned[i]);
-    free(l->owned);
-    free(l->steps);
-    memset(l, 0, sizeof(*l));
-}
-
-int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind,
-                  int64_t request_id, int64_t allocation_id, const BrStepList *steps,
-                  int64_t *ret_id, CmError *err)
-{
-    char at[CM_TIME_ISO_LEN + 1], detail[128];
-    sqlite3_stmt *stmt;
-    int64_t id;
-    int r;
-
-    cm_time_iso(cm_now_ms(), at);
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO jobs(kind, state, request_id, allocation_id, created_at)"
-                      " VALUES (?, 'queued', nullif(?, 0), nullif(?, 0), ?)",
-                      err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, br_job_kind_to_string(kind), request_id, allocation_id, at);
-    r = cm_db_step_done(db, stmt, err);
-    if (r < 0)
-        return r;
-    id = cm_db_last_insert_id(db);
-    stmt = cm_db_stmt(db,
-                      "INSERT INTO job_steps(job_id, seq, action, instance_id, arg, spec, state)"
-                      " VALUES (?, ?, ?, nullif(?, 0), ?, ?, 'pending')",
-                      err);
-    if (!stmt)
-        return -EIO;
-    for (size_t i = 0; i < steps->n; i++) {
-        const BrStepSpec *s = &steps->steps[i];
-        CM_DB_BIND(stmt, id, (int64_t)i, br_step_action_to_string(s->action), s->instance_id,
-                   s->arg, s->spec);
-        r = cm_db_step_done(db, stmt, err);
-        if (r < 0)
-            return r;
-    }
-    snprintf(detail, sizeof(detail), "{\"kind\":\"%s\",\"steps\":%zu}", br_job_kind_to_string(kind),
-             steps->n);
-    r = br_store_audit(store, db, actor, "job.create", "job", id, "queued", detail, err);
-    if (r < 0)
-        return r;
-    *ret_id = id;
-    return 0;
-}
-
-int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err)
-{
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "SELECT kind, state, coalesce(request_id, 0),"
-                                    " coalesce(allocation_id, 0), attempts, created_at,"
-                                    " coalesce(started_at, '') FROM jobs WHERE id = ?",
-                                    err);
-    int r;
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id);
-    r = cm_db_step_row(db, stmt, err);
-    if (r > 0) {
-        memset(ret, 0, sizeof(*ret));
-        ret->id = id;
-        ret->kind = (BrJobKind)br_job_kind_from_string(cm_db_col_text(stmt, 0));
-        ret->state = (BrJobState)br_job_state_from_string(cm_db_col_text(stmt, 1));
-        ret->request_id = sqlite3_column_int64(stmt, 2);
-        ret->allocation_id = sqlite3_column_int64(stmt, 3);
-        ret->attempts = sqlite3_column_int64(stmt, 4);
-        snprintf(ret->created_at, sizeof(ret->created_at), "%s", cm_db_col_text(stmt, 5));
-        snprintf(ret->started_at, sizeof(ret->started_at), "%s", cm_db_col_text(stmt, 6));
-    }
-    sqlite3_reset(stmt);
-    if (r == 0) {
-        cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no job %lld", (long long)id);
-        return -ENOENT;
-    }
-    return r < 0 ? r : 0;
-}
-
-int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
-                  const char *comment, int64_t replaced, CmError *err)
-{
-    _cleanup_json_ json_object *detail = json_object_new_object();
-    _cleanup_free_ char *previous = NULL;
-    sqlite3_stmt *stmt;
-    int r;
-
-    stmt = cm_db_stmt(db, "SELECT error FROM jobs WHERE id = ? AND state = 'error'", err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id);
-    r = cm_db_step_row(db, stmt, err);
-    if (r > 0 && cm_db_col_text(stmt, 0))
-        previous = strdup(cm_db_col_text(stmt, 0));
-    sqlite3_reset(stmt);
-    if (r == 0)
-        return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "state",
-                                 "job %lld has not failed; only a failed job is retried",
-                                 (long long)id);
-    if (r < 0)
-        return r;
-    /* The failed step runs again; done steps stay done (they are idempotent and their effect
-     * exists), and the reserve step places again what went back to placement. */
-    stmt = cm_db_stmt(db,
-                      "UPDATE job_steps SET state = 'pending', error = NULL, started_at = NULL,"
-                      " finished_at = NULL"
-                      " WHERE job_id = ?1 AND (state = 'error' OR (?2 AND action = 'reserve'))",
-                      err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id, (int64_t)reserve_again);
-    r = cm_db_step_done(db, stmt, err);
-    if (r < 0)
-        return r;
-    /* jobs.attempts counts the retries asked for (the column was unused before them). */
-    stmt = cm_db_stmt(db,
-                      "UPDATE jobs SET state = 'queued', error = NULL, started_at = NULL,"
-                      " finished_at = NULL, not_before = NULL, attempts = attempts + 1"
-                      " WHERE id = ? AND state = 'error'",
-                      err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, id);
-    r = cm_db_step_done(db, stmt, err);
-    if (r < 0)
-        return r;
-    json_object_object_add(detail, "previous_error",
-                           previous ? json_object_new_string(previous) : NULL);
-    if (comment && *comment)
-        json_object_object_add(detail, "comment", json_object_new_string(comment));
-    json_object_object_add(detail, "replaced_instances", json_object_new_int64(replaced));
-    r = br_store_audit(store, db, actor, "job.retry", "job", id, "queued",
-                       cm_json_to_string(detail, NULL), err);
-    if (r >= 0)
-        cm_log_notice("job %lld retried by %s (was: %s)", (long long)id, actor->name,
-                      previous ? previous : "-");
-    return r;
-}
 
 /* ---- host locks: one job at a time per host, all of a job's hosts at once ---- */
 
@@ -234,33 +53,10 @@ static bool host_held(BrJobs *j, int64_t host_id, int64_t job_id)
 static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
 {
     _cleanup_free_ int64_t *hosts = NULL;
-    size_t n = 0, cap = 0;
     int64_t blocker = 0;
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "SELECT DISTINCT i.host_id FROM job_steps s"
-                                    " JOIN instances i ON i.id = s.instance_id"
-                                    " WHERE s.job_id = ? AND s.state != 'done'"
-                                    " AND i.host_id IS NOT NULL ORDER BY i.host_id",
-                                    err);
-    int r;
+    size_t n = 0;
+    int r = br_job_hosts(db, job->id, &hosts, &n, err);
 
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, job->id);
-    while ((r = cm_db_step_row(db, stmt, err)) > 0) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            int64_t *nh = realloc(hosts, ncap * sizeof(*nh));
-            if (!nh) {
-                r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-                break;
-            }
-            hosts = nh;
-            cap = ncap;
-        }
-        hosts[n++] = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_reset(stmt);
     if (r < 0)
         return r;
     pthread_mutex_lock(&j->lock);
@@ -279,142 +75,105 @@ static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
     return r;
 }
 
-static void host_unlock_all(BrJobs *j, int64_t job_id)
+static void wake_workers(BrJobs *j)
+{
+    cm_worker_wake(atomic_load(&j->workers));
+}
+
+static void hosts_release(BrJobs *j, int64_t job_id)
 {
     pthread_mutex_lock(&j->lock);
     br_host_locks_release(&j->host_locks, job_id);
-    pthread_cond_broadcast(&j->wake);
     pthread_mutex_unlock(&j->lock);
+    wake_workers(j);
 }
 
-/* ---- recording ---- */
+/* ---- recording: each in a transaction of its own ---- */
 
-static int job_write(BrJobs *j, const char *sql, int64_t job_id, const char *text, CmError *err)
+typedef struct {
+    BrJobs *j;
+    const BrJobRow *job;
+    const BrStepRow *step;
+    const BrStepOutcome *out;
+    const char *why, *when;
+} JobWrite;
+
+static int job_started_tx(BrTx *tx, void *ctx)
 {
-    CmDb *db;
-    int r = br_store_write_begin(j->d->store, &db, err);
+    JobWrite *w = ctx;
+    return br_job_set_running(tx->db, w->job->id, tx->err);
+}
+
+static int job_ended_tx(BrTx *tx, void *ctx)
+{
+    JobWrite *w = ctx;
+    return br_job_set_done(tx->db, w->job->id, tx->err);
+}
+
+static int step_started_tx(BrTx *tx, void *ctx)
+{
+    JobWrite *w = ctx;
+    return br_job_step_start(tx->db, w->job->id, w->step->seq, tx->err);
+}
+
+/* The step is done, and its instance's new state and sizes are recorded with it. */
+static int step_done_tx(BrTx *tx, void *ctx)
+{
+    JobWrite *w = ctx;
+    const BrInstanceSizes *s = &w->out->sizes;
+    int r = br_job_step_done(tx->db, w->job->id, w->step->seq, tx->err);
+
+    if (r < 0 || !w->step->instance_id)
+        return r;
+    if (w->out->instance_state >= 0)
+        r = br_instance_set_state(tx->db, w->step->instance_id,
+                                  (BrInstanceState)w->out->instance_state, tx->err);
+    if (r >= 0 && (s->vcpus >= 0 || s->memory_mib >= 0 || s->disk_gib >= 0 || s->max_vcpus >= 0 ||
+                   s->max_memory_mib >= 0))
+        r = br_instance_resize(tx->db, w->step->instance_id, s, tx->err);
+    return r;
+}
+
+static int step_wait_tx(BrTx *tx, void *ctx)
+{
+    JobWrite *w = ctx;
+    return br_job_step_wait(tx->db, w->job->id, w->why, w->when, tx->err);
+}
+
+/* A permanent failure: the step, the job, and what the job worked for, in one transaction. */
+static int job_failed_tx(BrTx *tx, void *ctx)
+{
+    JobWrite *w = ctx;
+    _cleanup_json_ json_object *detail = json_object_new_object();
+    int r = br_job_fail(tx->db, w->job->id, w->step ? w->step->seq : -1, w->why, tx->err);
+
+    if (r >= 0 && w->j->cb.fail)
+        r = w->j->cb.fail(w->j->ctx, tx, w->job, w->why);
     if (r < 0)
         return r;
-    sqlite3_stmt *stmt = cm_db_stmt(db, sql, err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        char at[CM_TIME_ISO_LEN + 1];
-        cm_time_iso(cm_now_ms(), at);
-        CM_DB_BIND(stmt, job_id, text, at);
-        r = cm_db_step_done(db, stmt, err);
-    }
-    if (r < 0) {
-        br_store_write_abort(j->d->store, db);
-        return r;
-    }
-    return br_store_write_commit(j->d->store, db, err);
+    json_object_object_add(detail, "error", json_object_new_string(w->why));
+    return br_tx_audit(tx, "job.error", "job", w->job->id, "error",
+                       cm_json_to_string(detail, NULL));
 }
 
-static int step_mark_done(BrJobs *j, const BrJobRow *job, const BrStepRow *step,
-                          int new_instance_state, CmError *err)
+static int job_write(BrJobs *j, const char *name, BrTxFn fn, JobWrite *w, CmError *err)
 {
-    char at[CM_TIME_ISO_LEN + 1];
-    CmDb *db;
-    int r = br_store_write_begin(j->d->store, &db, err);
+    int r = br_tx_run(j->store, name, NULL, fn, w, err);
     if (r < 0)
-        return r;
-    cm_time_iso(cm_now_ms(), at);
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "UPDATE job_steps SET state = 'done', error = NULL,"
-                                    " finished_at = ? WHERE job_id = ? AND seq = ?",
-                                    err);
-    r = stmt ? 0 : -EIO;
-    if (r >= 0) {
-        CM_DB_BIND(stmt, at, job->id, step->seq);
-        r = cm_db_step_done(db, stmt, err);
-    }
-    if (r >= 0 && new_instance_state >= 0 && step->instance_id)
-        r = br_instance_set_state(db, step->instance_id, (BrInstanceState)new_instance_state, err);
-    if (r >= 0)
-        r = br_steps_record(db, step, err);
-    if (r < 0) {
-        br_store_write_abort(j->d->store, db);
-        return r;
-    }
-    return br_store_write_commit(j->d->store, db, err);
+        cm_log_error("job %lld: cannot record %s: %s", (long long)w->job->id, name, err->message);
+    return r;
 }
 
-/* A permanent failure: the step, the job, and the workflow's objects, in one transaction. */
 static void job_fail(BrJobs *j, const BrJobRow *job, const BrStepRow *step, const char *why)
 {
+    JobWrite w = {.j = j, .job = job, .step = step, .why = why};
     CmError err = {0};
-    char at[CM_TIME_ISO_LEN + 1];
-    CmDb *db;
 
     cm_log_error("job %lld (%s): step %d %s failed: %s", (long long)job->id,
                  br_job_kind_to_string(job->kind), step ? step->seq : -1,
                  step ? br_step_action_to_string(step->action) : "-", why);
-    if (br_store_write_begin(j->d->store, &db, &err) < 0)
-        return;
-    cm_time_iso(cm_now_ms(), at);
-    int r = 0;
-    sqlite3_stmt *stmt;
-    if (step) {
-        stmt = cm_db_stmt(db,
-                          "UPDATE job_steps SET state = 'error', error = ?, finished_at = ?"
-                          " WHERE job_id = ? AND seq = ?",
-                          &err);
-        r = stmt ? 0 : -EIO;
-        if (r >= 0) {
-            CM_DB_BIND(stmt, why, at, job->id, step->seq);
-            r = cm_db_step_done(db, stmt, &err);
-        }
-    }
-    stmt = cm_db_stmt(
-        db, "UPDATE jobs SET state = 'error', error = ?, finished_at = ? WHERE id = ?", &err);
-    if (r >= 0 && stmt) {
-        CM_DB_BIND(stmt, why, at, job->id);
-        r = cm_db_step_done(db, stmt, &err);
-    }
-    if (r >= 0)
-        r = br_workflow_fail(j->d, db, job, why, &err);
-    if (r >= 0) {
-        _cleanup_json_ json_object *detail = json_object_new_object();
-        json_object_object_add(detail, "error", json_object_new_string(why));
-        r = br_store_audit(j->d->store, db, br_actor_system(), "job.error", "job", job->id, "error",
-                           cm_json_to_string(detail, NULL), &err);
-    }
-    if (r < 0) {
-        cm_log_error("job %lld: cannot record the failure: %s", (long long)job->id, err.message);
-        br_store_write_abort(j->d->store, db);
-        return;
-    }
-    if (br_store_write_commit(j->d->store, db, &err) >= 0)
+    if (job_write(j, "job.error", job_failed_tx, &w, &err) >= 0)
         atomic_fetch_add(&j->failed, 1);
-}
-
-static int load_next_step(CmDb *db, const BrJobRow *job, BrStepRow *ret, CmError *err)
-{
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "SELECT s.seq, s.action, coalesce(s.instance_id, 0), s.arg,"
-                                    " s.spec, s.attempts, coalesce(i.host_id, 0)"
-                                    " FROM job_steps s LEFT JOIN instances i"
-                                    " ON i.id = s.instance_id WHERE s.job_id = ?"
-                                    " AND s.state != 'done' ORDER BY s.seq LIMIT 1",
-                                    err);
-    int r;
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, job->id);
-    r = cm_db_step_row(db, stmt, err);
-    if (r > 0) {
-        memset(ret, 0, sizeof(*ret));
-        ret->seq = sqlite3_column_int(stmt, 0);
-        ret->action = (BrStepAction)br_step_action_from_string(cm_db_col_text(stmt, 1));
-        ret->instance_id = sqlite3_column_int64(stmt, 2);
-        ret->arg = sqlite3_column_int64(stmt, 3);
-        snprintf(ret->spec, sizeof(ret->spec), "%s",
-                 cm_db_col_text(stmt, 4) ? cm_db_col_text(stmt, 4) : "");
-        ret->attempts = sqlite3_column_int64(stmt, 5);
-        ret->host_id = sqlite3_column_int64(stmt, 6);
-    }
-    sqlite3_reset(stmt);
-    return r;
 }
 
 static int64_t seconds_since(const char *iso)
@@ -425,114 +184,98 @@ static int64_t seconds_since(const char *iso)
     return (cm_now_ms() - t) / 1000;
 }
 
-/* Runs @job's steps until it ends, waits for a host, or must be retried later. */
-static void run_job(BrJobs *j, BrJobRow *job)
+/*
+ * Runs @job's steps until it ends, waits for a host, or must be retried later.
+ * Returns: 0, or -EIO when the database failed it (the worker then pauses, rather than spin
+ * on the same job).
+ */
+static int run_job(BrJobs *j, CmDb *db, BrJobRow *job)
 {
+    JobWrite w = {.j = j, .job = job};
     CmError err = {0};
-    CmDb *db = br_store_db(j->d->store, &err);
 
-    if (!db)
-        return;
     if (job->state == BR_JOB_QUEUED) {
-        if (job_write(j,
-                      "UPDATE jobs SET state = 'running', started_at = ?3 WHERE id = ?1"
-                      " AND ?2 IS NULL",
-                      job->id, NULL, &err) < 0)
-            return;
+        if (job_write(j, "job.start", job_started_tx, &w, &err) < 0)
+            return -EIO;
         job->state = BR_JOB_RUNNING;
         cm_time_iso(cm_now_ms(), job->started_at);
         cm_log_info("job %lld (%s) started", (long long)job->id, br_job_kind_to_string(job->kind));
     }
 
-    for (;;) {
+    while (!atomic_load(&j->stopping)) {
+        BrStepOutcome out = {.instance_state = -1, .sizes = BR_INSTANCE_SIZES_KEEP};
         BrStepRow step;
         int r;
 
-        pthread_mutex_lock(&j->lock);
-        bool stopping = j->stopping;
-        pthread_mutex_unlock(&j->lock);
-        if (stopping)
-            return;
-
         cm_error_clear(&err);
-        r = load_next_step(db, job, &step, &err);
-        if (r < 0)
-            return;
+        r = br_job_next_step(db, job->id, &step, &err);
+        if (r < 0) {
+            cm_log_error("job %lld: cannot read its next step: %s", (long long)job->id,
+                         err.message);
+            return -EIO;
+        }
         if (r == 0) {
             /* Every step is done (the finish step ends the job in its transaction). */
-            job_write(j,
-                      "UPDATE jobs SET state = 'done', finished_at = ?3 WHERE id = ?1"
-                      " AND state = 'running' AND ?2 IS NULL",
-                      job->id, NULL, &err);
-            host_unlock_all(j, job->id);
-            return;
+            r = job_write(j, "job.end", job_ended_tx, &w, &err);
+            hosts_release(j, job->id);
+            return r < 0 ? -EIO : 0;
         }
+        w.step = &step;
         if (step.host_id && !host_held(j, step.host_id, job->id)) {
             r = hosts_take(j, db, job, &err);
-            if (r < 0) {
+            if (r < 0)
                 cm_log_error("job %lld: cannot take its hosts: %s", (long long)job->id,
                              err.message);
-                return;
-            }
-            if (r == 0) {
-                /* Another job works on one of its hosts: the job waits, holding none, and is
-                 * run again as soon as its hosts are free (claim_next asks the table). */
-                return;
-            }
+            /* Else another job works on one of its hosts: the job waits, holding none, and
+             * is run again as soon as its hosts are free (claim_next asks the table). */
+            if (r <= 0)
+                return r < 0 ? -EIO : 0;
         }
-        {
-            char seq[16];
-            snprintf(seq, sizeof(seq), "%d", step.seq);
-            job_write(j,
-                      "UPDATE job_steps SET state = 'running', attempts = attempts + 1,"
-                      " started_at = ?3 WHERE job_id = ?1 AND seq = CAST(?2 AS INTEGER)",
-                      job->id, seq, &err);
+        if (job_write(j, "job.step_start", step_started_tx, &w, &err) < 0) {
+            hosts_release(j, job->id);
+            return -EIO;
         }
 
         cm_error_clear(&err);
-        int new_state = -1;
-        r = br_steps_run(j->d, job, &step, &new_state, &err);
-        if (r == BR_STEP_RESULT_RECORDED) {
-            if (step.action == BR_STEP_FINISH) {
-                atomic_fetch_add(&j->done, 1);
-                host_unlock_all(j, job->id);
-                cm_log_info("job %lld (%s) done", (long long)job->id,
-                            br_job_kind_to_string(job->kind));
-                return;
-            }
-            continue;
+        r = j->cb.run_step(j->ctx, job, &step, &out, &err);
+        if (r == BR_STEP_RESULT_RECORDED && step.action == BR_STEP_FINISH) {
+            atomic_fetch_add(&j->done, 1);
+            hosts_release(j, job->id);
+            cm_log_info("job %lld (%s) done", (long long)job->id, br_job_kind_to_string(job->kind));
+            return 0;
         }
+        if (r == BR_STEP_RESULT_RECORDED)
+            continue;
         if (r >= 0) {
             CmError werr = {0};
-            if (step_mark_done(j, job, &step, new_state, &werr) < 0) {
-                cm_log_error("job %lld: cannot record step %d: %s", (long long)job->id, step.seq,
-                             werr.message);
-                return;
+            w.out = &out;
+            if (job_write(j, "job.step_done", step_done_tx, &w, &werr) < 0) {
+                hosts_release(j, job->id);
+                return -EIO;
             }
             continue;
         }
-        host_unlock_all(j, job->id);
-        if (r == -EAGAIN && seconds_since(job->started_at) < br_workflow_retry_seconds(j->d)) {
-            /* The host is away: keep the job, try again with backoff. */
+        hosts_release(j, job->id);
+        if (r == -EAGAIN && j->cb.retry_seconds &&
+            seconds_since(job->started_at) < j->cb.retry_seconds(j->ctx)) {
+            /* The host is away, or nothing fits: keep the job, try again with backoff. */
             int64_t delay = 1LL << (step.attempts < 6 ? step.attempts : 6);
             char when[CM_TIME_ISO_LEN + 1], why[sizeof(err.message)];
             cm_time_iso(cm_now_ms() + delay * 1000, when);
             cm_strscpy(why, sizeof(why), err.message);
             cm_log_warning("job %lld: step %s will be retried in %llds: %s", (long long)job->id,
                            br_step_action_to_string(step.action), (long long)delay, why);
-            /* ?3 (the time) is bound by job_write; these statements do not need it. */
-            job_write(j,
-                      "UPDATE job_steps SET state = 'pending', error = ?2 WHERE job_id = ?1"
-                      " AND state = 'running' AND ?3 IS NOT NULL",
-                      job->id, why, &err);
-            job_write(j, "UPDATE jobs SET not_before = ?2 WHERE id = ?1 AND ?3 IS NOT NULL",
-                      job->id, when, &err);
-            return;
+            w.why = why;
+            w.when = when;
+            return job_write(j, "job.step_wait", step_wait_tx, &w, &err) < 0 ? -EIO : 0;
         }
         job_fail(j, job, &step, cm_error_is_set(&err) ? err.message : "step failed");
-        return;
+        return 0;
     }
+    return 0;
 }
+
+/* ---- the workers ---- */
 
 static bool executing(BrJobs *j, int64_t id)
 {
@@ -550,8 +293,8 @@ static void unclaim(BrJobs *j, int64_t id)
             j->executing[i] = j->executing[--j->n_executing];
             break;
         }
-    pthread_cond_broadcast(&j->wake);
     pthread_mutex_unlock(&j->lock);
+    wake_workers(j);
 }
 
 /* Picks the oldest runnable job nobody is running and claims it. A job waiting for its hosts
@@ -560,152 +303,94 @@ static void unclaim(BrJobs *j, int64_t id)
 static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
 {
     char now[CM_TIME_ISO_LEN + 1];
+    _cleanup_free_ BrJobRow *jobs = NULL;
     CmError err = {0};
-    sqlite3_stmt *stmt = cm_db_stmt(db,
-                                    "SELECT id, kind, state, coalesce(request_id, 0),"
-                                    " coalesce(allocation_id, 0), attempts, created_at,"
-                                    " coalesce(started_at, '') FROM jobs"
-                                    " WHERE state IN ('queued','running')"
-                                    " AND (not_before IS NULL OR not_before <= ?) ORDER BY id",
-                                    &err);
     bool found = false;
-    if (!stmt)
-        return false;
+    size_t n = 0;
+
     cm_time_iso(cm_now_ms(), now);
-    CM_DB_BIND(stmt, now);
+    if (br_job_runnable(db, now, &jobs, &n, &err) < 0) {
+        cm_log_error("job worker: %s", err.message);
+        return false;
+    }
     pthread_mutex_lock(&j->lock);
-    while (!found && cm_db_step_row(db, stmt, &err) > 0) {
-        int64_t id = sqlite3_column_int64(stmt, 0);
-        if (executing(j, id) || j->n_executing == MAX_EXECUTING)
-            continue;
+    for (size_t i = 0; i < n && !found && j->n_executing < MAX_EXECUTING; i++) {
         /* Waiting for hosts another job holds (or an older one waits for): not yet. */
-        if (br_host_locks_must_wait(&j->host_locks, id, cm_now_ms()))
+        if (executing(j, jobs[i].id) ||
+            br_host_locks_must_wait(&j->host_locks, jobs[i].id, cm_now_ms()))
             continue;
-        memset(ret, 0, sizeof(*ret));
-        ret->id = id;
-        ret->kind = (BrJobKind)br_job_kind_from_string(cm_db_col_text(stmt, 1));
-        ret->state = (BrJobState)br_job_state_from_string(cm_db_col_text(stmt, 2));
-        ret->request_id = sqlite3_column_int64(stmt, 3);
-        ret->allocation_id = sqlite3_column_int64(stmt, 4);
-        ret->attempts = sqlite3_column_int64(stmt, 5);
-        snprintf(ret->created_at, sizeof(ret->created_at), "%s", cm_db_col_text(stmt, 6));
-        snprintf(ret->started_at, sizeof(ret->started_at), "%s", cm_db_col_text(stmt, 7));
-        j->executing[j->n_executing++] = id;
+        *ret = jobs[i];
+        j->executing[j->n_executing++] = jobs[i].id;
         found = true;
     }
     pthread_mutex_unlock(&j->lock);
-    sqlite3_reset(stmt);
     return found;
 }
 
-static void wait_for_work(BrJobs *j, unsigned ms)
+/* One pass of a worker: one job run as far as it goes. */
+static int64_t worker_pass(void *ctx)
 {
-    struct timespec ts;
-    pthread_mutex_lock(&j->lock);
-    if (!j->stopping && !j->kicked) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&j->wake, &j->lock, &ts);
-    }
-    j->kicked = false;
-    pthread_mutex_unlock(&j->lock);
-}
-
-static void *worker(void *arg)
-{
-    BrJobs *j = arg;
+    BrJobs *j = ctx;
     CmError err = {0};
-    CmDb *db = br_store_db(j->d->store, &err);
+    CmDb *db = br_store_db(j->store, &err);
+    BrJobRow job;
+    int r;
 
     if (!db) {
         cm_log_error("job worker: %s", err.message);
-        return NULL;
+        return IDLE_MS;
     }
-    for (;;) {
-        BrJobRow job;
-        pthread_mutex_lock(&j->lock);
-        bool stopping = j->stopping;
-        pthread_mutex_unlock(&j->lock);
-        if (stopping)
-            break;
-        if (!claim_next(j, db, &job)) {
-            wait_for_work(j, 1000);
-            continue;
-        }
-        run_job(j, &job);
-        unclaim(j, job.id);
-    }
-    return NULL;
+    if (atomic_load(&j->stopping) || !claim_next(j, db, &job))
+        return IDLE_MS;
+    r = run_job(j, db, &job);
+    unclaim(j, job.id);
+    return r < 0 ? IDLE_MS : 0;
 }
 
-static void *sweeper(void *arg)
+static int64_t sweeper_pass(void *ctx)
 {
-    BrJobs *j = arg;
-    for (;;) {
-        pthread_mutex_lock(&j->lock);
-        bool stopping = j->stopping;
-        pthread_mutex_unlock(&j->lock);
-        if (stopping)
-            break;
-        if (br_workflow_sweep(j->d) > 0)
-            br_jobs_kick(j);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
-        pthread_mutex_lock(&j->lock);
-        if (!j->stopping)
-            pthread_cond_timedwait(&j->wake, &j->lock, &ts);
-        pthread_mutex_unlock(&j->lock);
-    }
-    return NULL;
+    BrJobs *j = ctx;
+    if (j->cb.sweep(j->ctx) > 0)
+        br_jobs_kick(j);
+    return SWEEP_INTERVAL_MS;
 }
 
-int br_jobs_start(BrDaemon *d, unsigned workers, BrJobs **ret, CmError *err)
+static int recover_tx(BrTx *tx, void *ctx)
 {
+    (void)ctx;
+    return br_job_recover(tx->db, tx->err);
+}
+
+int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, unsigned workers,
+                  BrJobs **ret, CmError *err)
+{
+    CmWorkerConfig wc = {.name = "job worker",
+                         .threads = workers > MAX_WORKERS ? MAX_WORKERS : workers,
+                         .run = worker_pass};
+    CmWorker *w = NULL;
     BrJobs *j;
-    CmDb *db;
     int r;
 
     /* Recovery: a step that was running when we stopped runs again (steps are idempotent). */
-    r = br_store_write_begin(d->store, &db, err);
+    r = br_tx_run(store, "jobs.recover", NULL, recover_tx, NULL, err);
     if (r < 0)
         return r;
-    r = cm_db_exec(db,
-                   "UPDATE job_steps SET state = 'pending' WHERE state = 'running';"
-                   "UPDATE jobs SET not_before = NULL WHERE state IN ('queued','running');",
-                   err);
-    if (r < 0) {
-        br_store_write_abort(d->store, db);
-        return r;
-    }
-    r = br_store_write_commit(d->store, db, err);
-    if (r < 0)
-        return r;
-
     j = calloc(1, sizeof(*j));
     if (!j)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    j->d = d;
+    *j = (BrJobs){.store = store, .cb = *cb, .ctx = ctx};
     pthread_mutex_init(&j->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (workers > MAX_WORKERS)
-        workers = MAX_WORKERS;
-    for (unsigned i = 0; i < workers; i++)
-        if (pthread_create(&j->workers[j->n_workers], NULL, worker, j) == 0)
-            j->n_workers++;
-    if (pthread_create(&j->sweeper, NULL, sweeper, j) != 0) {
-        *ret = j;
+    wc.ctx = j;
+    if (cb->sweep) {
+        CmWorkerConfig sc = {.name = "job sweeper", .run = sweeper_pass, .ctx = j};
+        r = cm_worker_start(&sc, &j->sweeper, err);
+    }
+    if (r >= 0 && workers)
+        r = cm_worker_start(&wc, &w, err);
+    atomic_store(&j->workers, w);
+    if (r < 0) {
         br_jobs_stop(j);
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot start the job sweeper");
+        return r;
     }
     *ret = j;
     return 0;
@@ -715,15 +400,10 @@ BrJobs *br_jobs_stop(BrJobs *j)
 {
     if (!j)
         return NULL;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_broadcast(&j->wake);
-    pthread_mutex_unlock(&j->lock);
-    for (unsigned i = 0; i < j->n_workers; i++)
-        pthread_join(j->workers[i], NULL);
-    pthread_join(j->sweeper, NULL);
+    atomic_store(&j->stopping, true);
+    j->sweeper = cm_worker_stop(j->sweeper);
+    cm_worker_stop(atomic_exchange(&j->workers, NULL));
     pthread_mutex_destroy(&j->lock);
-    pthread_cond_destroy(&j->wake);
     br_host_locks_clear(&j->host_locks);
     free(j);
     return NULL;
@@ -731,12 +411,8 @@ BrJobs *br_jobs_stop(BrJobs *j)
 
 void br_jobs_kick(BrJobs *j)
 {
-    if (!j)
-        return;
-    pthread_mutex_lock(&j->lock);
-    j->kicked = true;
-    pthread_cond_broadcast(&j->wake);
-    pthread_mutex_unlock(&j->lock);
+    if (j)
+        wake_workers(j);
 }
 
 void br_jobs_counts(BrJobs *j, uint64_t *ret_done, uint64_t *ret_failed)

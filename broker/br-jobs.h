@@ -3,128 +3,64 @@
 
 #include <stdint.h>
 
-#include "br-role.h"
+#include "br-instance.h"
+#include "br-job.h"
 #include "br-store.h"
-#include "cm-enum.h"
+#include "br-tx.h"
 #include "cm-error.h"
 
 /*
- * Jobs: persisted hypervisor work made of idempotent steps, run by worker threads off the
- * HTTP threads, one job at a time per host. A step is marked done only after its effect is
- * made; after a crash every step not marked done runs again and finds what the previous
- * attempt made (see br-virt.h), so a job resumes where it stopped.
+ * The job engine: worker threads that run the persisted jobs (br-job.h) off the HTTP threads,
+ * oldest first, one job at a time per host (br-hostlock.h), and a sweeper. A step is marked
+ * done only after its effect is made; after a crash every step not marked done runs again and
+ * finds what the previous attempt made (see br-virt.h), so a job resumes where it stopped.
+ *
+ * The engine knows no workflow: what a step does, what a failure changes and what the sweeper
+ * looks for are given to it as callbacks (libvirt's virDomainObjPrivateJobCallbacks, systemd's
+ * UNIT_VTABLE), so it includes nothing above the store.
  */
 
-typedef enum {
-    BR_JOB_PROVISION,     /* place, create volumes, define, start: trial or production */
-    BR_JOB_RESIZE,        /* a change: live within the maximums, else shutdown/redefine/start */
-    BR_JOB_RECLAIM,       /* termination: stop and undefine, keep the volumes (retained) */
-    BR_JOB_TRIAL_RECLAIM, /* the trial ended: stop, undefine, delete the volumes */
-    BR_JOB_PURGE,         /* end of retention: wipe and delete the volumes */
-    BR_JOB_RESTORE,       /* a retained allocation back: define and start on its volumes */
-    BR_JOB_KIND_MAX,
-} BrJobKind;
+/* What a step that the engine records changed of its instance. */
+typedef struct {
+    int instance_state;    /* a BrInstanceState, or -1 when unchanged */
+    BrInstanceSizes sizes; /* BR_INSTANCE_SIZES_KEEP when unchanged */
+} BrStepOutcome;
 
-CM_ENUM_DECL(br_job_kind, BrJobKind)
-
-typedef enum {
-    BR_STEP_RESERVE,     /* choose hosts for the instances that have none */
-    BR_STEP_CREATE_VOLUME,
-    BR_STEP_DEFINE,
-    BR_STEP_START,
-    BR_STEP_SET_VCPUS,   /* arg: vCPUs (live when running, and config) */
-    BR_STEP_SET_MEMORY,  /* arg: MiB */
-    BR_STEP_GROW_VOLUME, /* arg: GiB */
-    BR_STEP_SHUTDOWN,    /* graceful, then forced after the policy's timeout */
-    BR_STEP_REDEFINE,    /* spec: {"vcpus","memory_mib","disk_gib"}; new maximums */
-    BR_STEP_UNDEFINE,
-    BR_STEP_WIPE,
-    BR_STEP_DELETE_VOLUME,
-    BR_STEP_FINISH,      /* the workflow's state changes, in one transaction */
-    BR_STEP_MAX,
-} BrStepAction;
-
-CM_ENUM_DECL(br_step_action, BrStepAction)
-
-typedef enum {
-    BR_JOB_QUEUED,
-    BR_JOB_RUNNING,
-    BR_JOB_DONE,
-    BR_JOB_ERROR,
-    BR_JOB_STATE_MAX,
-} BrJobState;
-
-CM_ENUM_DECL(br_job_state, BrJobState)
+/* run_step() returns this when the step recorded itself as done (reserve, finish). */
+#define BR_STEP_RESULT_RECORDED 1
 
 typedef struct {
-    BrStepAction action;
-    int64_t instance_id; /* 0 for RESERVE and FINISH */
-    int64_t arg;
-    const char *spec; /* compact JSON or NULL */
-} BrStepSpec;
-
-/* A growing list of steps, for the planners. */
-typedef struct {
-    BrStepSpec *steps;
-    size_t n, cap;
-    char **owned; /* spec strings the list owns */
-    size_t n_owned;
-} BrStepList;
-
-int br_step_list_add(BrStepList *l, BrStepAction action, int64_t instance_id, int64_t arg,
-                     const char *spec);
-void br_step_list_clear(BrStepList *l);
-
-typedef struct {
-    int64_t id;
-    BrJobKind kind;
-    BrJobState state;
-    int64_t request_id, allocation_id;
-    int64_t attempts;
-    char created_at[32], started_at[32];
-} BrJobRow;
-
-/**
- * br_job_create:
- * Inserts a queued job with @steps inside the caller's write transaction on @db, with its
- * audit record. Workers see it once the transaction commits and br_jobs_kick() is called.
- * Returns: 0 and the job's id in @ret_id, or a negative errno with @err set.
- */
-int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind,
-                  int64_t request_id, int64_t allocation_id, const BrStepList *steps,
-                  int64_t *ret_id, CmError *err);
-
-/**
- * br_job_load:
- * Reads job @id. Returns: 0, or -ENOENT with @err set (CM_ERROR_NOT_FOUND), or another
- * negative errno.
- */
-int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err);
-
-/**
- * br_job_reopen:
- * Puts failed job @id back in the queue inside the caller's write transaction on @db: its
- * failed step (and, with @reserve_again, its reserve step) pending again, the job queued with
- * its start cleared (so the retry window of a waiting step starts afresh) and its count of
- * retries up by one, and the audit record `job.retry` with the previous error, @comment and
- * @replaced (instances sent back to placement). Steps done stay done: they are idempotent, and
- * the job resumes at the step that failed.
- * Returns: 0, or a negative errno with @err set (CM_ERROR_CONFLICT when the job is not failed).
- */
-int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
-                  const char *comment, int64_t replaced, CmError *err);
+    /*
+     * Carries out @step of @job (@out starts unchanged). Returns: 0 when done (the engine
+     * records it with @out), BR_STEP_RESULT_RECORDED when the step recorded itself (a step of
+     * action finish ends the job so), -EAGAIN when it is to be tried again later (a host away,
+     * no room), or another negative errno with @err set for a failure that retrying will not
+     * mend. Called without any lock held; steps of one job never run at once.
+     */
+    int (*run_step)(void *ctx, const BrJobRow *job, const BrStepRow *step, BrStepOutcome *out,
+                    CmError *err);
+    /* A job failed for good: moves what it worked for, inside the failure's transaction @tx.
+     * Returns: 0, or a negative errno with tx->err set (nothing of the failure is kept). */
+    int (*fail)(void *ctx, BrTx *tx, const BrJobRow *job, const char *reason);
+    /* One pass of the sweeper (every 2 s). Returns: how many jobs it made (the workers are
+     * woken for them). NULL: no sweeper. */
+    int (*sweep)(void *ctx);
+    /* How long, in seconds since the job started, a step keeps being tried again. */
+    int64_t (*retry_seconds)(void *ctx);
+} BrJobCallbacks;
 
 typedef struct BrJobs BrJobs;
-struct BrDaemon;
 
 /**
  * br_jobs_start:
- * Recovers unfinished jobs (steps that were running go back to pending) and starts
- * @workers threads. Returns: 0, or a negative errno with @err set.
+ * Recovers unfinished jobs (steps that were running go back to pending) and starts @workers
+ * threads and the sweeper, which call @cb with @ctx.
+ * Returns: 0 and the engine in @ret, or a negative errno with @err set.
  */
-int br_jobs_start(struct BrDaemon *d, unsigned workers, BrJobs **ret, CmError *err);
+int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, unsigned workers,
+                  BrJobs **ret, CmError *err);
 
-/** br_jobs_stop: lets running steps finish, stops the workers, frees. Returns: NULL. */
+/** br_jobs_stop: lets running steps finish, stops the threads, frees. Returns: NULL. */
 BrJobs *br_jobs_stop(BrJobs *j);
 
 /** br_jobs_kick: wakes the workers (after a job was committed). Accepts NULL. */

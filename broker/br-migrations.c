@@ -531,6 +531,25 @@ static const char *const migrations[] = {
      * reconciler (the state seen, the state expected, the domain's name and UUID, ...), so
      * that nothing has to parse its English message (docs/api.md, GET /v1/events). */
     "ALTER TABLE events ADD COLUMN detail TEXT;",
+
+    /* 11 (PostgreSQL end to end): the audit chain's head as a row, updated in the transaction
+     * of every append under the writer lock, so it rolls back with the transaction on both
+     * backends (sqlite_sequence is SQLite's; PostgreSQL's sequences do not follow explicit
+     * seqs and never roll back). Verification's tail check compares the trail's last record
+     * with it. Seeded from the AUTOINCREMENT high-water mark, so a tail removed before this
+     * migration still shows. */
+    "CREATE TABLE audit_head ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  records INTEGER NOT NULL CHECK (records >= 0),"
+    "  head_hash TEXT NOT NULL,"
+    "  at TEXT NOT NULL"
+    ") STRICT;"
+    "INSERT INTO audit_head(id, records, head_hash, at) SELECT 1,"
+    " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0),"
+    "  coalesce((SELECT max(seq) FROM audit), 0)),"
+    " coalesce((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1),"
+    "  '0000000000000000000000000000000000000000000000000000000000000000'),"
+    " coalesce((SELECT at FROM audit ORDER BY seq DESC LIMIT 1), '');",
 };
 
 /*

@@ -2,7 +2,7 @@
 #include <errno.h>
 
 #include "br-department.h"
-#include "br-interim.h"
+#include "br-allocation.h"
 #include "br-quota.h"
 
 json_object *br_resources_to_json(const BrResources *r)
@@ -31,7 +31,7 @@ int br_quota_usage(CmDb *db, int64_t department_id, int64_t exclude_request, BrQ
 
     if (r < 0)
         return r;
-    r = br_interim_allocation_usage(db, department_id, &u.allocated, err);
+    r = br_allocation_usage(db, department_id, &u.allocated, err);
     if (r < 0)
         return r;
     r = br_request_approved_usage(db, department_id, exclude_request, &u.approved, err);

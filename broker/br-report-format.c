@@ -729,23 +729,36 @@ static const char *state_zh(const char *s)
     return "其他";
 }
 
-/* An event of the reconciler in Chinese, from its kind, instance and message. */
+/*
+ * An event of the reconciler in Chinese, from its kind and its structured detail (what was
+ * seen, what was expected, the domain; docs/api.md "Events"). An event recorded before events
+ * had a detail gets a text from its kind alone.
+ */
 static void event_zh(json_object *x, char *buf, size_t size)
 {
-    const char *kind = cm_json_get_str(x, "kind", ""), *msg = cm_json_get_str(x, "message", "");
+    const char *kind = cm_json_get_str(x, "kind", "");
     const char *name = cm_json_get_str(x, "instance", "");
-    const char *is = strstr(msg, "but is "), *paren = strrchr(msg, '(');
-    if (strcmp(kind, "instance_missing") == 0)
-        snprintf(buf, size, "实例 %s 应在此主机上，但其域不存在", name);
-    else if (strcmp(kind, "instance_state") == 0 && strstr(msg, "was reclaimed"))
-        snprintf(buf, size, "实例 %s 已回收，但其域仍然存在（%s）", name,
-                 state_zh(paren ? paren + 1 : NULL));
+    json_object *detail = cm_json_get(x, "detail");
+    const char *seen = cm_json_get_str(detail, "seen", NULL);
+    const char *expected = cm_json_get_str(detail, "expected", "");
+
+    if (!detail || !json_object_is_type(detail, json_type_object))
+        snprintf(buf, size, "运行事件：%s，%s",
+                 strcmp(kind, "instance_missing") == 0 ? "实例缺失"
+                 : strcmp(kind, "instance_state") == 0 ? "实例状态异常"
+                 : strcmp(kind, "unowned_domain") == 0 ? "未登记的域"
+                                                       : "其他",
+                 name);
+    else if (strcmp(kind, "instance_missing") == 0)
+        snprintf(buf, size, "实例 %s 应在此主机上，但其域不存在",
+                 cm_json_get_str(detail, "domain_name", name));
+    else if (strcmp(kind, "instance_state") == 0 && strcmp(expected, "absent") == 0)
+        snprintf(buf, size, "实例 %s 已回收，但其域仍然存在（%s）", name, state_zh(seen));
     else if (strcmp(kind, "instance_state") == 0)
-        snprintf(buf, size, "实例 %s 应处于运行状态，实际为%s", name,
-                 state_zh(is ? is + strlen("but is ") : NULL));
+        snprintf(buf, size, "实例 %s 应处于运行状态，实际为%s", name, state_zh(seen));
     else if (strcmp(kind, "unowned_domain") == 0)
         snprintf(buf, size, "域 %s 不属于任何分配%s", name,
-                 strstr(msg, "carries our metadata") ? "，但带有本平台的元数据" : "");
+                 cm_json_get_bool(detail, "metadata", false) ? "，但带有本平台的元数据" : "");
     else
         snprintf(buf, size, "运行事件 %s", name);
 }

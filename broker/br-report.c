@@ -1005,7 +1005,7 @@ static int ops_events(CmDb *db, const Ops *x, int64_t dep_id, json_object **ret,
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "SELECT e.id, e.kind, e.severity, e.domain_name AS instance, e.message,"
-                      " e.first_seen, e.resolved_at FROM events e"
+                      " e.first_seen, e.resolved_at, e.detail AS \"detail:json\" FROM events e"
                       " JOIN allocations a ON a.id = e.allocation_id WHERE a.department_id = ?1"
                       " AND e.first_seen >= ?2 AND e.first_seen < ?3 ORDER BY e.id",
                       err);

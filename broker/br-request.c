@@ -7,7 +7,6 @@
 #include <json-c/json.h>
 
 #include "br-account.h"
-#include "br-interim.h"
 #include "br-request.h"
 #include "br-system.h"
 #include "cm-json.h"
@@ -21,9 +20,6 @@ CM_ENUM_IMPL(br_request_state, BrRequestState, BR_REQUEST_STATE_MAX, "draft", "s
              "returned", "withdrawn", "rejected", "approved", "in_trial", "trial_passed",
              "trial_failed", "allocated", "applying", "applied", "reclaiming", "reclaimed",
              "failed")
-
-CM_ENUM_IMPL(br_allocation_state, BrAllocationState, BR_ALLOCATION_STATE_MAX, "provisioning",
-             "active", "resizing", "reclaiming", "retained", "purged", "error")
 
 #define S(x) BR_REQUEST_STATE_##x
 
@@ -101,31 +97,6 @@ bool br_request_state_is_final(BrRequestKind kind, BrRequestState s)
 bool br_request_state_is_editable(BrRequestState s)
 {
     return s == BR_REQUEST_STATE_DRAFT || s == BR_REQUEST_STATE_RETURNED;
-}
-
-#define A(x) BR_ALLOCATION_STATE_##x
-static const bool allocation_allowed[BR_ALLOCATION_STATE_MAX][BR_ALLOCATION_STATE_MAX] = {
-    [A(PROVISIONING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
-    [A(ACTIVE)] = {[A(RESIZING)] = true, [A(RECLAIMING)] = true, [A(ERROR)] = true},
-    [A(RESIZING)] = {[A(ACTIVE)] = true, [A(ERROR)] = true},
-    [A(RECLAIMING)] = {[A(RETAINED)] = true, [A(ERROR)] = true},
-    [A(RETAINED)] = {[A(PROVISIONING)] = true, [A(PURGED)] = true, [A(ERROR)] = true},
-    /* Out of error: a retried job takes it back to the state its kind works in
-     * (provisioning, resizing, reclaiming); a purge ends it; the end of a trial reclaims it. */
-    [A(ERROR)] = {[A(PROVISIONING)] = true,
-                  [A(ACTIVE)] = true,
-                  [A(RESIZING)] = true,
-                  [A(RETAINED)] = true,
-                  [A(RECLAIMING)] = true,
-                  [A(PURGED)] = true},
-};
-#undef A
-
-bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to)
-{
-    if ((unsigned)from >= BR_ALLOCATION_STATE_MAX || (unsigned)to >= BR_ALLOCATION_STATE_MAX)
-        return false;
-    return allocation_allowed[from][to];
 }
 
 int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t id,
@@ -372,9 +343,9 @@ int br_request_list(CmDb *db, const BrActor *viewer, const BrRequestFilter *f, c
 int br_request_check_allocation(CmDb *db, int64_t department, int64_t allocation, int64_t system,
                                 CmError *err)
 {
-    BrInterimAllocation a;
+    BrAllocationRow a;
     _cleanup_stmt_ CmStmt *st = NULL;
-    int r = br_interim_allocation_get(db, allocation, department, system, &a, err);
+    int r = br_allocation_find(db, allocation, department, system, &a, err);
 
     if (r < 0)
         return r;
@@ -382,10 +353,10 @@ int br_request_check_allocation(CmDb *db, int64_t department, int64_t allocation
         return cm_error_set_code(err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/allocation",
                                  "system %lld has no allocation with id %lld", (long long)system,
                                  (long long)allocation);
-    if (strcmp(a.state, "active") != 0)
+    if (a.state != BR_ALLOCATION_STATE_ACTIVE)
         return cm_error_set_code(err, CM_ERROR_CONFLICT, "invalid_state", "/allocation",
                                  "allocation %lld is '%s', not active", (long long)allocation,
-                                 a.state);
+                                 br_allocation_state_to_string(a.state));
     st = cm_db_prepare(db,
                        "SELECT id FROM requests WHERE allocation_id = ? AND state IN"
                        " ('draft','submitted','returned','approved','applying','reclaiming')"

@@ -6,6 +6,8 @@
 
 #include <json-c/json.h>
 
+#include "br-allocation.h"
+#include "br-resources.h"
 #include "br-role.h"
 #include "br-store.h"
 #include "br-tx.h"
@@ -48,14 +50,6 @@ typedef enum {
 } BrRequestState;
 
 CM_ENUM_DECL(br_request_state, BrRequestState)
-
-/* Sizes: what a request asks for, an allocation holds, a quota allows. */
-typedef struct {
-    int64_t vcpus;
-    int64_t memory_mib;
-    int64_t disk_gib;
-    int64_t instances;
-} BrResources;
 
 /**
  * br_resources_of_instances:
@@ -244,23 +238,6 @@ unsigned br_request_next_states(BrRequestKind kind, BrRequestState from,
 int br_request_set_state(BrStore *store, CmDb *db, const BrActor *actor, int64_t id,
                          BrRequestKind kind, BrRequestState from, BrRequestState to,
                          const char *action, const char *comment, CmError *err);
-
-/** Allocation lifecycle (DESIGN.md): provisioning → active ⇄ resizing → reclaiming → ... */
-typedef enum {
-    BR_ALLOCATION_STATE_PROVISIONING,
-    BR_ALLOCATION_STATE_ACTIVE,
-    BR_ALLOCATION_STATE_RESIZING,
-    BR_ALLOCATION_STATE_RECLAIMING,
-    BR_ALLOCATION_STATE_RETAINED,
-    BR_ALLOCATION_STATE_PURGED,
-    BR_ALLOCATION_STATE_ERROR,
-    BR_ALLOCATION_STATE_MAX,
-} BrAllocationState;
-
-CM_ENUM_DECL(br_allocation_state, BrAllocationState)
-
-/** br_allocation_transition_allowed: Returns: true when @from → @to is in the table. */
-bool br_allocation_transition_allowed(BrAllocationState from, BrAllocationState to);
 
 /* What is shown of a request beside its id. */
 typedef struct {

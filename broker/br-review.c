@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "br-finding.h"
-#include "br-interim.h"
 #include "br-material.h"
 #include "br-review.h"
 #include "cm-json.h"
@@ -264,15 +263,15 @@ int br_review_request(CmDb *db, const BrPolicies *policies, const BrRequestRow *
         in.requested = (BrResources){0};
     } else if (row->kind == BR_REQUEST_KIND_CHANGE && row->allocation_id) {
         /* A change asks for the difference between the new and the current size. */
-        BrInterimAllocation a;
-        r = br_interim_allocation_get(db, row->allocation_id, 0, 0, &a, err);
+        BrAllocationRow a;
+        r = br_allocation_find(db, row->allocation_id, 0, 0, &a, err);
         if (r < 0)
             return r;
         if (r > 0) {
-            in.requested.vcpus = growth(in.requested.vcpus, a.size.vcpus);
-            in.requested.memory_mib = growth(in.requested.memory_mib, a.size.memory_mib);
-            in.requested.disk_gib = growth(in.requested.disk_gib, a.size.disk_gib);
-            in.requested.instances = growth(in.requested.instances, a.size.instances);
+            in.requested.vcpus = growth(in.requested.vcpus, a.totals.vcpus);
+            in.requested.memory_mib = growth(in.requested.memory_mib, a.totals.memory_mib);
+            in.requested.disk_gib = growth(in.requested.disk_gib, a.totals.disk_gib);
+            in.requested.instances = growth(in.requested.instances, a.totals.instances);
         }
     }
     /* The department's live idle and over-provisioned findings, for the reviewer. */

@@ -30,7 +30,7 @@ static int define_xml(BrDaemon *d, BrVirtConn *c, const BrInstanceRow *row, char
     return br_domain_xml_build(&spec, ret, err);
 }
 
-int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *ret_instance_state,
+int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, BrStepOutcome *out,
                  CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = NULL;
@@ -38,7 +38,6 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
     BrVirtConn *c = NULL;
     int r;
 
-    *ret_instance_state = -1;
     if (step->action == BR_STEP_RESERVE) {
         r = br_workflow_reserve(d, job, step->seq, err);
         return r < 0 ? r : BR_STEP_RESULT_RECORDED;
@@ -78,7 +77,7 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
         }
         r = br_virt_volume_create(c, row.pool, row.volume, (uint64_t)row.disk_gib, img->volume,
                                   img->format, err);
-        *ret_instance_state = BR_INSTANCE_CREATED;
+        out->instance_state = BR_INSTANCE_CREATED;
         break;
     }
     case BR_STEP_DEFINE: {
@@ -86,18 +85,20 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
         r = define_xml(d, c, &row, &xml, err);
         if (r >= 0)
             r = br_virt_domain_define(c, row.uuid, xml, err);
-        *ret_instance_state = BR_INSTANCE_DEFINED;
+        out->instance_state = BR_INSTANCE_DEFINED;
         break;
     }
     case BR_STEP_START:
         r = br_virt_domain_start(c, row.uuid, err);
-        *ret_instance_state = BR_INSTANCE_RUNNING;
+        out->instance_state = BR_INSTANCE_RUNNING;
         break;
     case BR_STEP_SET_VCPUS:
         r = br_virt_domain_set_vcpus(c, row.uuid, (unsigned)step->arg, err);
+        out->sizes.vcpus = step->arg;
         break;
     case BR_STEP_SET_MEMORY:
         r = br_virt_domain_set_memory(c, row.uuid, (uint64_t)step->arg, err);
+        out->sizes.memory_mib = step->arg;
         break;
     case BR_STEP_GROW_VOLUME: {
         /* A running guest's image is QEMU's: grow it through QEMU (block_resize), which the
@@ -108,20 +109,19 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
             r = br_virt_domain_grow_disk(c, row.uuid, (uint64_t)step->arg, err);
         else if (r >= 0)
             r = br_virt_volume_resize(c, row.pool, row.volume, (uint64_t)step->arg, err);
+        out->sizes.disk_gib = step->arg;
         break;
     }
     case BR_STEP_SHUTDOWN: {
         bool forced = false;
         BrVirtState st;
-        r = br_virt_domain_shutdown(c, row.uuid,
-                                    (unsigned)p->lifecycle.shutdown_timeout_seconds * 1000,
-                                    &forced, err);
+        r = br_virt_domain_shutdown(
+            c, row.uuid, (unsigned)p->lifecycle.shutdown_timeout_seconds * 1000, &forced, err);
         if (r >= 0 && forced)
             cm_log_notice("instance %s did not shut down within %llds: forced off", row.name,
                           (long long)p->lifecycle.shutdown_timeout_seconds);
         if (r >= 0 && br_virt_domain_state(c, row.uuid, &st, err) >= 0)
-            *ret_instance_state =
-                st == BR_VIRT_STATE_ABSENT ? (int)row.state : BR_INSTANCE_SHUTOFF;
+            out->instance_state = st == BR_VIRT_STATE_ABSENT ? (int)row.state : BR_INSTANCE_SHUTOFF;
         break;
     }
     case BR_STEP_REDEFINE: {
@@ -138,18 +138,20 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
         r = define_xml(d, c, &row, &xml, err);
         if (r >= 0)
             r = br_virt_domain_redefine(c, xml, err);
+        out->sizes =
+            (BrInstanceSizes){row.vcpus, row.memory_mib, -1, row.max_vcpus, row.max_memory_mib};
         break;
     }
     case BR_STEP_UNDEFINE:
         r = br_virt_domain_undefine(c, row.uuid, err);
-        *ret_instance_state = BR_INSTANCE_UNDEFINED;
+        out->instance_state = BR_INSTANCE_UNDEFINED;
         break;
     case BR_STEP_WIPE:
         r = br_virt_volume_wipe(c, row.pool, row.volume, err);
         break;
     case BR_STEP_DELETE_VOLUME:
         r = br_virt_volume_delete(c, row.pool, row.volume, err);
-        *ret_instance_state = BR_INSTANCE_DELETED;
+        out->instance_state = BR_INSTANCE_DELETED;
         break;
     default:
         r = cm_error_set(err, CM_ERROR_INTERNAL, "", "unknown step");
@@ -159,40 +161,30 @@ int br_steps_run(BrDaemon *d, const BrJobRow *job, const BrStepRow *step, int *r
     return r;
 }
 
-int br_steps_record(CmDb *db, const BrStepRow *step, CmError *err)
+static int steps_run(void *ctx, const BrJobRow *job, const BrStepRow *step, BrStepOutcome *out,
+                     CmError *err)
 {
-    const char *sql = NULL;
-    sqlite3_stmt *stmt;
-
-    switch (step->action) {
-    case BR_STEP_SET_VCPUS:
-        sql = "UPDATE instances SET vcpus = ?2 WHERE id = ?1";
-        break;
-    case BR_STEP_SET_MEMORY:
-        sql = "UPDATE instances SET memory_mib = ?2 WHERE id = ?1";
-        break;
-    case BR_STEP_GROW_VOLUME:
-        sql = "UPDATE instances SET disk_gib = ?2 WHERE id = ?1";
-        break;
-    case BR_STEP_REDEFINE: {
-        stmt = cm_db_stmt(db,
-                          "UPDATE instances SET vcpus = coalesce(?2 ->> '$.vcpus', vcpus),"
-                          " memory_mib = coalesce(?2 ->> '$.memory_mib', memory_mib),"
-                          " max_vcpus = coalesce(?2 ->> '$.max_vcpus', max_vcpus),"
-                          " max_memory_mib = coalesce(?2 ->> '$.max_memory_mib', max_memory_mib)"
-                          " WHERE id = ?1",
-                          err);
-        if (!stmt)
-            return -EIO;
-        CM_DB_BIND(stmt, step->instance_id, step->spec);
-        return cm_db_step_done(db, stmt, err);
-    }
-    default:
-        return 0;
-    }
-    stmt = cm_db_stmt(db, sql, err);
-    if (!stmt)
-        return -EIO;
-    CM_DB_BIND(stmt, step->instance_id, step->arg);
-    return cm_db_step_done(db, stmt, err);
+    return br_steps_run(ctx, job, step, out, err);
 }
+
+static int steps_fail(void *ctx, BrTx *tx, const BrJobRow *job, const char *reason)
+{
+    return br_workflow_fail(ctx, tx, job, reason);
+}
+
+static int steps_sweep(void *ctx)
+{
+    return br_workflow_sweep(ctx);
+}
+
+static int64_t steps_retry_seconds(void *ctx)
+{
+    return br_workflow_retry_seconds(ctx);
+}
+
+const BrJobCallbacks br_steps_job_callbacks = {
+    .run_step = steps_run,
+    .fail = steps_fail,
+    .sweep = steps_sweep,
+    .retry_seconds = steps_retry_seconds,
+};

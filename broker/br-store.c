@@ -11,9 +11,6 @@
 
 #define MAX_CONNECTIONS 256
 
-/* Generated at build time by tools/sqlite-only-modules.py. */
-extern const char *const br_sqlite_only_files[];
-extern const size_t br_sqlite_only_count;
 
 struct BrStore {
     char *url;
@@ -253,12 +250,6 @@ const uint8_t *br_store_audit_key(BrStore *s)
 uint64_t br_store_generation(BrStore *s)
 {
     return atomic_load(&s->generation);
-}
-
-const char *const *br_store_sqlite_only(size_t *ret_n)
-{
-    *ret_n = br_sqlite_only_count;
-    return br_sqlite_only_files;
 }
 
 const char *br_store_url(BrStore *s)

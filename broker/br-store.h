@@ -118,14 +118,6 @@ void br_store_set_audit_hook(BrStore *s, BrAuditHook hook, void *ctx);
 const char *const *br_store_pg_migrations(void);
 
 /**
- * br_store_sqlite_only:
- * Returns: the broker's source files that still call SQLite's own API (sqlite3_*, cm_db_stmt,
- * cm_db_handle, ...), found at build time (tools/sqlite-only-modules.py), and their number in
- * @ret_n. While there is one, the broker cannot run on PostgreSQL and refuses to try.
- */
-const char *const *br_store_sqlite_only(size_t *ret_n);
-
-/**
  * br_store_audit:
  * Appends an audit record inside the current write transaction on @db.
  * Returns: 0, or a negative errno with @err set.

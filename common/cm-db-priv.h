@@ -7,6 +7,8 @@
  * common/cm-db*.c includes this.
  */
 
+#include <sqlite3.h>
+
 #include "cm-db.h"
 
 /* The PostgreSQL branches are laid out off the SQLite path. */

@@ -239,19 +239,6 @@ CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err)
     return NULL;
 }
 
-sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err)
-{
-    CmStmt *st;
-
-    if (CM_UNLIKELY(db && db->pg)) {
-        cm_log_error("raw SQLite statement on a PostgreSQL connection: %s", sql);
-        cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
-        return NULL;
-    }
-    st = cm_db_prepare(db, sql, err);
-    return st ? st->stmt : NULL;
-}
-
 void cm_stmt_reset(CmStmt *st)
 {
     if (!st)
@@ -481,47 +468,25 @@ int cm_stmt_bind_null(CmStmt *st, int idx)
     return sqlite3_bind_null(st->stmt, idx) == SQLITE_OK ? 0 : -EINVAL;
 }
 
-int cm_stmt_bind_i64_(void *s, int idx, int64_t v)
+int cm_stmt_bind_i64_(CmStmt *s, int idx, int64_t v)
 {
     return cm_stmt_bind_i64(s, idx, v) ? 1 : 0;
 }
 
-int cm_stmt_bind_double_(void *s, int idx, double v)
+int cm_stmt_bind_double_(CmStmt *s, int idx, double v)
 {
     return cm_stmt_bind_double(s, idx, v) ? 1 : 0;
 }
 
-int cm_stmt_bind_text_(void *s, int idx, const char *v)
+int cm_stmt_bind_text_(CmStmt *s, int idx, const char *v)
 {
     return cm_stmt_bind_text(s, idx, v) ? 1 : 0;
 }
 
-int cm_stmt_bind_null_(void *s, int idx, const void *v)
+int cm_stmt_bind_null_(CmStmt *s, int idx, const void *v)
 {
     (void)v;
     return cm_stmt_bind_null(s, idx) ? 1 : 0;
-}
-
-int cm_db_bind_i64_(void *s, int idx, int64_t v)
-{
-    return sqlite3_bind_int64(s, idx, v) == SQLITE_OK ? 0 : 1;
-}
-
-int cm_db_bind_double_(void *s, int idx, double v)
-{
-    return sqlite3_bind_double(s, idx, v) == SQLITE_OK ? 0 : 1;
-}
-
-int cm_db_bind_text_(void *s, int idx, const char *v)
-{
-    int r = v ? sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, idx);
-    return r == SQLITE_OK ? 0 : 1;
-}
-
-int cm_db_bind_null_(void *s, int idx, const void *v)
-{
-    (void)v;
-    return sqlite3_bind_null(s, idx) == SQLITE_OK ? 0 : 1;
 }
 
 int cm_db_exec(CmDb *db, const char *sql, CmError *err)
@@ -536,28 +501,6 @@ int cm_db_exec(CmDb *db, const char *sql, CmError *err)
         return r;
     }
     return 0;
-}
-
-int cm_db_step_done(CmDb *db, sqlite3_stmt *stmt, CmError *err)
-{
-    int r = sqlite3_step(stmt);
-    if (r == SQLITE_DONE || r == SQLITE_ROW) {
-        sqlite3_reset(stmt);
-        return 0;
-    }
-    r = db_error(db, err, "step");
-    sqlite3_reset(stmt);
-    return r;
-}
-
-int cm_db_step_row(CmDb *db, sqlite3_stmt *stmt, CmError *err)
-{
-    int r = sqlite3_step(stmt);
-    if (r == SQLITE_ROW)
-        return 1;
-    if (r == SQLITE_DONE)
-        return 0;
-    return db_error(db, err, "step");
 }
 
 int cm_db_begin_immediate(CmDb *db, CmError *err)
@@ -594,21 +537,21 @@ void cm_db_rollback(CmDb *db)
 int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
                   unsigned n, CmError *err)
 {
-    sqlite3_stmt *stmt;
     int64_t version = 0;
     int r;
 
     if (CM_UNLIKELY(db->pg))
         return cm_pg_migrate(db, migrations, pg_migrations, n, err);
 
-    stmt = cm_db_stmt(db, "PRAGMA user_version", err);
-    if (!stmt)
-        return -EIO;
-    r = cm_db_step_row(db, stmt, err);
-    if (r < 0)
-        return r;
-    version = sqlite3_column_int64(stmt, 0);
-    sqlite3_reset(stmt);
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "PRAGMA user_version", err);
+        if (!st)
+            return -EIO;
+        r = cm_stmt_step(st, err);
+        if (r < 0)
+            return r;
+        version = cm_stmt_int(st, 0);
+    }
 
     if (version > (int64_t)n)
         return cm_error_set(err, CM_ERROR_INTERNAL, "",
@@ -637,16 +580,3 @@ int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg
     return 0;
 }
 
-int64_t cm_db_last_insert_id(CmDb *db)
-{
-    if (CM_UNLIKELY(db->pg)) {
-        cm_log_error("cm_db_last_insert_id() on PostgreSQL: use INSERT ... RETURNING id");
-        return 0;
-    }
-    return sqlite3_last_insert_rowid(db->db);
-}
-
-const char *cm_db_col_text(sqlite3_stmt *stmt, int i)
-{
-    return (const char *)sqlite3_column_text(stmt, i);
-}

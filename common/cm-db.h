@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
 
 #include "cm-error.h"
 
@@ -81,17 +80,12 @@ CmDbBackend cm_db_backend(CmDb *db);
  */
 const char *cm_db_sql(CmDb *db, const char *sqlite_text, const char *pg_text);
 
-/** cm_db_handle: Returns: the sqlite3 handle; NULL on PostgreSQL. For unconverted code only. */
-sqlite3 *cm_db_handle(CmDb *db);
-
 /**
- * cm_db_stmt:
- * Returns the prepared statement for @sql from this connection's cache, reset and with its
- * bindings cleared, preparing it on first use. @sql must be a string with static lifetime:
- * the cache is keyed by its address. SQLite only (code not yet moved to CmStmt).
- * Returns: the statement, or NULL with @err set (CM_ERROR_INTERNAL; always on PostgreSQL).
+ * cm_db_handle:
+ * Returns: the connection's sqlite3 handle, NULL on PostgreSQL: for tests and benchmarks that
+ * measure or tamper with SQLite itself (they include <sqlite3.h>); the program never uses it.
  */
-sqlite3_stmt *cm_db_stmt(CmDb *db, const char *sql, CmError *err);
+struct sqlite3 *cm_db_handle(CmDb *db);
 
 /*
  * Statements. A CmStmt is a prepared statement of one connection together with its current
@@ -207,17 +201,12 @@ int cm_stmt_bind_null(CmStmt *st, int idx);
 /*
  * Type-checked binding: CM_DB_BIND(stmt, a, b, c) binds a, b, c to parameters 1, 2, 3,
  * choosing the call from each argument's C type (integers, double, strings; a NULL pointer
- * binds SQL NULL). Evaluates to 0, or -EINVAL when a bind failed. @stmt is a CmStmt, or a
- * raw sqlite3_stmt in code not yet moved to CmStmt.
+ * binds SQL NULL). Evaluates to 0, or -EINVAL when a bind failed.
  */
-int cm_db_bind_i64_(void *s, int idx, int64_t v);
-int cm_db_bind_double_(void *s, int idx, double v);
-int cm_db_bind_text_(void *s, int idx, const char *v);
-int cm_db_bind_null_(void *s, int idx, const void *v);
-int cm_stmt_bind_i64_(void *s, int idx, int64_t v);
-int cm_stmt_bind_double_(void *s, int idx, double v);
-int cm_stmt_bind_text_(void *s, int idx, const char *v);
-int cm_stmt_bind_null_(void *s, int idx, const void *v);
+int cm_stmt_bind_i64_(CmStmt *s, int idx, int64_t v);
+int cm_stmt_bind_double_(CmStmt *s, int idx, double v);
+int cm_stmt_bind_text_(CmStmt *s, int idx, const char *v);
+int cm_stmt_bind_null_(CmStmt *s, int idx, const void *v);
 
 #define cm__db_bind_fn(v, pfx)                                                                     \
     _Generic((v),                                                                                  \
@@ -232,10 +221,7 @@ int cm_stmt_bind_null_(void *s, int idx, const void *v);
         long long: pfx##_bind_i64_,                                                                \
         double: pfx##_bind_double_)
 
-#define cm_db_bind_value(stmt, idx, v)                                                             \
-    _Generic((stmt), CmStmt *                                                                      \
-             : cm__db_bind_fn(v, cm_stmt), default                                                 \
-             : cm__db_bind_fn(v, cm_db))((void *)(stmt), idx, v)
+#define cm_db_bind_value(stmt, idx, v) cm__db_bind_fn(v, cm_stmt)((CmStmt *)(stmt), idx, v)
 
 #define CM__DB_B1(s, i, a) cm_db_bind_value(s, i, a)
 #define CM__DB_B2(s, i, a, ...) (cm_db_bind_value(s, i, a) | CM__DB_B1(s, (i) + 1, __VA_ARGS__))
@@ -276,19 +262,6 @@ int cm_stmt_bind_null_(void *s, int idx, const void *v);
 int cm_db_exec(CmDb *db, const char *sql, CmError *err);
 
 /**
- * cm_db_step_done:
- * Steps a statement that returns no rows and resets it.
- * Returns: 0, -EEXIST on a constraint violation, or another negative errno with @err set.
- */
-int cm_db_step_done(CmDb *db, sqlite3_stmt *stmt, CmError *err);
-
-/**
- * cm_db_step_row:
- * Steps once. Returns: 1 when a row is available, 0 when done, or a negative errno with @err.
- */
-int cm_db_step_row(CmDb *db, sqlite3_stmt *stmt, CmError *err);
-
-/**
  * cm_db_begin_immediate:
  * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
  * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
@@ -321,18 +294,3 @@ void cm_db_rollback(CmDb *db);
 int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
                   unsigned n, CmError *err);
 
-/**
- * cm_db_last_insert_id:
- * Returns: the rowid of the last insert on this connection. SQLite only: on PostgreSQL 0 (an
- * error is logged); use INSERT ... RETURNING id, which both backends run.
- */
-int64_t cm_db_last_insert_id(CmDb *db);
-
-/** cm_db_col_text: Returns: column @i as text, or NULL for SQL NULL. */
-const char *cm_db_col_text(sqlite3_stmt *stmt, int i);
-
-static inline void cm_stmt_finalizep(sqlite3_stmt **s)
-{
-    if (*s)
-        sqlite3_finalize(*s);
-}

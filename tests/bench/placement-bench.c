@@ -5,7 +5,7 @@
  *
  *   1. br_placement_choose() alone, on hosts already in memory;
  *   2. the pieces of the broker's decision: the reserve step's host query (a copy of the SQL in
- *      br-workflow.c host_set_load(), so the two must be kept in step) and the live status
+ *      br-workflow-place.c host_set_load(), so the two must be kept in step) and the live status
  *      lookup of every host (br_hosts_status());
  *   3. the whole decision as the broker makes it from its database, through public entry
  *      points: br_workflow_place_request() (the dry run: request, host query, live status,
@@ -19,6 +19,7 @@
  * Usage: placement-bench [RUNS] (default 1000). Environment: BENCH_TMPDIR (default $TMPDIR or
  * /tmp) for the temporary database; BENCH_KEEP=1 keeps it.
  */
+#include <sqlite3.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -294,7 +295,7 @@ static void populate(BrStore *store, int64_t *ret_request, int64_t *ret_alloc)
     *ret_alloc = n_alloc + 1;
 }
 
-/* The reserve step's host query, copied from br-workflow.c host_set_load(). */
+/* The reserve step's host query, copied from br-workflow-place.c host_set_load(). */
 static const char host_sql[] =
     "SELECT h.id, h.name, h.pool, h.enabled, h.maintenance, h.cpu_ratio, h.ram_ratio,"
     " h.disk_ratio, h.cpus, h.memory_mib, h.disk_gib,"
@@ -309,18 +310,17 @@ static void bench_sql(CmDb *db, unsigned runs, const char *what)
     double *t = calloc(runs, sizeof(double));
     CmError err = {0};
     for (unsigned r = 0; r < runs; r++) {
-        sqlite3_stmt *st = cm_db_stmt(db, host_sql, &err);
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, host_sql, &err);
         size_t rows = 0;
         int64_t sum = 0;
         double t0 = now_ms();
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        while (cm_stmt_step(st, &err) > 0) {
             rows++;
-            sum += sqlite3_column_int64(st, 11) + sqlite3_column_int64(st, 12);
-            (void)sqlite3_column_text(st, 1);
-            (void)sqlite3_column_text(st, 2);
+            sum += cm_stmt_int(st, 11) + cm_stmt_int(st, 12);
+            (void)cm_stmt_text(st, 1);
+            (void)cm_stmt_text(st, 2);
         }
         t[r] = now_ms() - t0;
-        sqlite3_reset(st);
         if (rows != N_HOSTS || sum == 0)
             die("host query returned the wrong rows", NULL);
     }
@@ -336,15 +336,14 @@ static void bench_hosts_only(CmDb *db, unsigned runs)
     double *t = calloc(runs, sizeof(double));
     CmError err = {0};
     for (unsigned r = 0; r < runs; r++) {
-        sqlite3_stmt *st = cm_db_stmt(db, sql, &err);
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, &err);
         size_t rows = 0;
         double t0 = now_ms();
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        while (cm_stmt_step(st, &err) > 0) {
             rows++;
-            (void)sqlite3_column_text(st, 1);
+            (void)cm_stmt_text(st, 1);
         }
         t[r] = now_ms() - t0;
-        sqlite3_reset(st);
         if (rows != N_HOSTS)
             die("host rows", NULL);
     }

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """cloudbrokerd --database and the config's database: an SQLite file anywhere, the default
-in the state folder, and PostgreSQL refused (naming the broker modules that still use SQLite's
-own API) without touching the database, as long as the broker cannot run on it."""
+in the state folder, and PostgreSQL: a fresh database is migrated and served, an unreachable
+server stops the start with a message that names it and never its password."""
 import json
 import os
 import shutil
@@ -63,26 +63,30 @@ p = run(['--state-dir', os.path.join(tmp, 's1'), '--config', cfg])
 checks.eq(p.returncode, 1, 'unknown scheme in the config refused')
 checks.ok('/database' in p.stderr, f'the config error names the field: {p.stderr}')
 
-# --- PostgreSQL: refused while modules speak SQLite only, before anything is written ---
-def refused(url, what):
-    state = os.path.join(tmp, 'pg-state')
-    p = run(['--state-dir', state, '--database', url])
-    checks.eq(p.returncode, 1, f'{what}: refused')
-    checks.ok('cannot run on PostgreSQL yet' in p.stderr and '.c' in p.stderr,
-              f'{what}: the message names the modules: {p.stderr}')
-    checks.ok('s3cret' not in p.stderr, f'{what}: no password in the message')
-    p = run(['--state-dir', state, '--database', url, '--check-config'])
-    checks.eq(p.returncode, 1, f'{what}: --check-config refuses it too')
-
-
+# --- PostgreSQL: a fresh database is migrated and served; an unreachable server is named ---
 if pg_url():
     with fresh_database('dbopt') as url:
-        refused(url, 'a fresh PostgreSQL database')
-        checks.eq(psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                  [['0']], 'nothing was created in it')
+        b = Broker(extra_args=['--database', url])
+        try:
+            b.start()
+            r = b.get('/v1/health')
+            checks.eq(r.status, 200, 'a fresh PostgreSQL database: the broker serves')
+            r = b.get('/v1/whoami', token=b.admin_token)
+            checks.eq((r.status, r.json().get('role')), (200, 'admin'),
+                      'a fresh PostgreSQL database: the first admin was made in it')
+        finally:
+            b.stop()
+            b.cleanup()
+        checks.ok(int(psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                      [0][0]) > 10, 'the schema was made in it')
 else:
-    print('CB_TEST_PG_URL is not set: the refusal is checked with a URL nothing listens on')
-refused('postgresql://broker:s3cret@127.0.0.1:9/cb', 'an unreachable server')
+    print('CB_TEST_PG_URL is not set: only an unreachable PostgreSQL server is checked')
+p = run(['--state-dir', os.path.join(tmp, 'pg-state'), '--database',
+         'postgresql://broker:s3cret@127.0.0.1:9/cb'])
+checks.eq(p.returncode, 1, 'an unreachable server: the start fails')
+checks.ok('127.0.0.1' in p.stderr and 'cannot connect' in p.stderr,
+          f'an unreachable server: the message names it: {p.stderr}')
+checks.ok('s3cret' not in p.stderr, 'an unreachable server: no password in the message')
 
 shutil.rmtree(tmp, ignore_errors=True)
 checks.done()

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit chain: records appended through br_audit_append() verify; editing, deleting
- * (in the middle or at the end) and re-chaining rows directly in SQLite are each caught, and
- * the verifier names the first record that fails. The anchor outside the database catches
- * what SQL alone can hide: the tail removed with sqlite_sequence lowered, down to nothing.
+ * The audit chain, on SQLite and on PostgreSQL (CB_TEST_PG_URL): records appended through
+ * br_store_audit() verify; editing, deleting (in the middle or at the end) and re-chaining rows
+ * with plain SQL are each caught, and the verifier names the first record that fails. A
+ * rolled-back append leaves no trace in the head row (audit_head). The anchor outside the
+ * database catches what SQL alone can hide: the tail removed with the head row lowered, down to
+ * nothing.
  */
+#include <sqlite3.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,17 +21,29 @@
 
 #include "br-audit.h"
 #include "br-store.h"
+#include "cbt-pg.h"
 #include "cm-crypto.h"
+#include "cm-util.h"
 
 #define N_RECORDS 10
 
 typedef struct {
     char dir[64];
-    char db_path[128];
+    char *url;
+    char *pg_name;
     BrStore *store;
 } Fixture;
 
-static int setup(void **state)
+/* The fixture, or the test skipped when it is PostgreSQL's and CB_TEST_PG_URL is not set. */
+#define FIXTURE(state)                                                                             \
+    ({                                                                                             \
+        Fixture *f_ = *(state);                                                                    \
+        if (!f_->store)                                                                            \
+            skip();                                                                                \
+        f_;                                                                                        \
+    })
+
+static int setup_on(void **state, bool pg)
 {
     Fixture *f = calloc(1, sizeof(*f));
     char key[128];
@@ -36,11 +51,17 @@ static int setup(void **state)
     BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
                      .request_id = "req-1", .client = "10.0.0.9"};
 
+    *state = f;
+    if (pg && !cbt_pg_url())
+        return 0;
     snprintf(f->dir, sizeof(f->dir), "/tmp/test-br-audit-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db_path, sizeof(f->db_path), "%s/db", f->dir);
+    if (pg)
+        assert_int_equal(cbt_pg_create_db("audit", &f->url, &f->pg_name), 0);
+    else
+        f->url = cm_strdup_printf("sqlite:%s/db", f->dir);
     snprintf(key, sizeof(key), "%s/audit.key", f->dir);
-    assert_int_equal(br_store_open(f->db_path, key, &f->store, &err), 0);
+    assert_int_equal(br_store_open(f->url, key, &f->store, &err), 0);
     for (int i = 1; i <= N_RECORDS; i++) {
         CmDb *db;
         char detail[64];
@@ -51,17 +72,31 @@ static int setup(void **state)
                          0);
         assert_int_equal(br_store_write_commit(f->store, db, &err), 0);
     }
-    *state = f;
     return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_on(state, false);
+}
+
+static int setup_pg(void **state)
+{
+    return setup_on(state, true);
 }
 
 static int teardown(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     char cmd[160];
     br_store_free(f->store);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    cbt_pg_drop_db(f->pg_name);
+    if (f->dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    free(f->url);
+    free(f->pg_name);
     free(f);
     return 0;
 }
@@ -76,20 +111,24 @@ static BrAuditVerdict verify(Fixture *f)
     return v;
 }
 
-/* Tampering is done the way an intruder with the database file would: plain SQL. */
+/* Tampering is done the way an intruder with the database would: plain SQL, in a transaction
+ * of its own that appends no record. */
 static void tamper(Fixture *f, const char *sql)
 {
-    sqlite3 *raw;
-    char *msg = NULL;
-    assert_int_equal(sqlite3_open(f->db_path, &raw), SQLITE_OK);
-    if (sqlite3_exec(raw, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("tamper SQL failed: %s", msg);
-    sqlite3_close(raw);
+    CmError err = {0};
+    CmDb *db;
+
+    assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
+    if (cm_db_exec(db, sql, &err) < 0) {
+        br_store_write_abort(f->store, db);
+        fail_msg("tamper SQL failed: %s", err.message);
+    }
+    assert_int_equal(br_store_write_commit(f->store, db, &err), 0);
 }
 
 static void test_intact_chain_verifies(void **state)
 {
-    BrAuditVerdict v = verify(*state);
+    BrAuditVerdict v = verify(FIXTURE(state));
     assert_true(v.ok);
     assert_int_equal(v.records, N_RECORDS);
     assert_int_equal(v.first_bad, 0);
@@ -97,7 +136,7 @@ static void test_intact_chain_verifies(void **state)
 
 static void test_edited_record_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     tamper(f, "UPDATE audit SET outcome = 'rejected' WHERE seq = 4");
     BrAuditVerdict v = verify(f);
     assert_false(v.ok);
@@ -108,7 +147,7 @@ static void test_edited_record_is_caught(void **state)
 
 static void test_edited_detail_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     tamper(f, "UPDATE audit SET detail = '{\"n\":99}', client = '1.2.3.4' WHERE seq = 7");
     BrAuditVerdict v = verify(f);
     assert_false(v.ok);
@@ -117,7 +156,7 @@ static void test_edited_detail_is_caught(void **state)
 
 static void test_deleted_middle_record_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     tamper(f, "DELETE FROM audit WHERE seq = 5");
     BrAuditVerdict v = verify(f);
     assert_false(v.ok);
@@ -127,7 +166,7 @@ static void test_deleted_middle_record_is_caught(void **state)
 
 static void test_deleted_tail_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     tamper(f, "DELETE FROM audit WHERE seq >= 9");
     BrAuditVerdict v = verify(f);
     assert_false(v.ok);
@@ -135,70 +174,65 @@ static void test_deleted_tail_is_caught(void **state)
     assert_non_null(strstr(v.reason, "removed"));
 }
 
-/* Recomputes every hash from seq @from on with @key (NULL: plain SHA-256, no key). */
-static void rechain(Fixture *f, const uint8_t *key, int from)
+/* Recomputes every hash from seq @from on with @key (NULL: plain SHA-256, no key), and moves
+ * the head row along, as an intruder rewriting the trail would. */
+static void rechain(Fixture *f, const uint8_t *key, int64_t from)
 {
-    sqlite3 *raw;
-    sqlite3_stmt *sel, *upd;
+    CmError err = {0};
+    CmDb *db;
+    CmStmt *sel, *upd;
     char prev[65] = "";
+    int r;
 
-    assert_int_equal(sqlite3_open(f->db_path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw,
-                                        "SELECT seq, at, account_id, account_name, role,"
-                                        " department_id, action, object_type, object_id,"
-                                        " outcome, request_id, client, detail, prev_hash, hash"
-                                        " FROM audit ORDER BY seq",
-                                        -1, &sel, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw,
-                                        "UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?",
-                                        -1, &upd, NULL),
-                     SQLITE_OK);
-    sqlite3_exec(raw, "BEGIN", NULL, NULL, NULL);
-    while (sqlite3_step(sel) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(sel, 0);
+    assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
+    sel = cm_db_prepare(db,
+                        "SELECT seq, at, account_id, account_name, role, department_id, action,"
+                        " object_type, object_id, outcome, request_id, client, detail,"
+                        " prev_hash, hash FROM audit ORDER BY seq",
+                        &err);
+    upd = cm_db_prepare(db, "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE seq = ?3", &err);
+    assert_non_null(sel);
+    assert_non_null(upd);
+    while ((r = cm_stmt_step(sel, &err)) > 0) {
+        int64_t seq = cm_stmt_int(sel, 0);
         char h[65];
         if (seq < from) {
-            snprintf(prev, sizeof(prev), "%s", sqlite3_column_text(sel, 14));
+            snprintf(prev, sizeof(prev), "%s", cm_stmt_text(sel, 14));
             continue;
         }
         if (!*prev)
-            snprintf(prev, sizeof(prev), "%s", sqlite3_column_text(sel, 13));
+            snprintf(prev, sizeof(prev), "%s", cm_stmt_text(sel, 13));
         if (key) {
-            br_audit_record_hash(key, prev, seq, (const char *)sqlite3_column_text(sel, 1),
-                                 sqlite3_column_int64(sel, 2),
-                                 (const char *)sqlite3_column_text(sel, 3),
-                                 (const char *)sqlite3_column_text(sel, 4),
-                                 sqlite3_column_int64(sel, 5),
-                                 (const char *)sqlite3_column_text(sel, 6),
-                                 (const char *)sqlite3_column_text(sel, 7),
-                                 sqlite3_column_int64(sel, 8),
-                                 (const char *)sqlite3_column_text(sel, 9),
-                                 (const char *)sqlite3_column_text(sel, 10),
-                                 (const char *)sqlite3_column_text(sel, 11),
-                                 (const char *)sqlite3_column_text(sel, 12), h);
+            br_audit_record_hash(key, prev, seq, cm_stmt_text(sel, 1), cm_stmt_int(sel, 2),
+                                 cm_stmt_text(sel, 3), cm_stmt_text(sel, 4), cm_stmt_int(sel, 5),
+                                 cm_stmt_text(sel, 6), cm_stmt_text(sel, 7), cm_stmt_int(sel, 8),
+                                 cm_stmt_text(sel, 9), cm_stmt_text(sel, 10),
+                                 cm_stmt_text(sel, 11), cm_stmt_text(sel, 12), h);
         } else {
             char buf[2048];
             snprintf(buf, sizeof(buf), "%s|%lld|%s|%s", prev, (long long)seq,
-                     sqlite3_column_text(sel, 6), sqlite3_column_text(sel, 9));
+                     cm_stmt_text(sel, 6), cm_stmt_text(sel, 9));
             cm_sha256_hex(buf, strlen(buf), h);
         }
-        sqlite3_bind_text(upd, 1, prev, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(upd, 2, h, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(upd, 3, seq);
-        assert_int_equal(sqlite3_step(upd), SQLITE_DONE);
-        sqlite3_reset(upd);
+        CM_DB_BIND(upd, prev, h, seq);
+        assert_int_equal(cm_stmt_exec(upd, &err), 0);
+        cm_stmt_reset(upd);
         snprintf(prev, sizeof(prev), "%s", h);
     }
-    sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL);
-    sqlite3_finalize(sel);
-    sqlite3_finalize(upd);
-    sqlite3_close(raw);
+    assert_int_equal(r, 0);
+    cm_stmt_reset(sel);
+    cm_stmt_reset(upd);
+    upd = cm_db_prepare(db, "UPDATE audit_head SET head_hash = ?1", &err);
+    assert_non_null(upd);
+    CM_DB_BIND(upd, prev);
+    assert_int_equal(cm_stmt_exec(upd, &err), 0);
+    cm_stmt_reset(upd);
+    assert_int_equal(br_store_write_commit(f->store, db, &err), 0);
 }
 
 static void test_rechained_without_key_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     /* Edit record 6, then rebuild every link after it so that prev_hash values agree. */
     tamper(f, "UPDATE audit SET outcome = 'rejected' WHERE seq = 6");
     rechain(f, NULL, 6);
@@ -209,12 +243,12 @@ static void test_rechained_without_key_is_caught(void **state)
 
 static void test_rechained_with_wrong_key_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     uint8_t wrong[BR_AUDIT_KEY_LEN];
     memset(wrong, 0x5a, sizeof(wrong));
     tamper(f, "DELETE FROM audit WHERE seq = 3");
     tamper(f, "UPDATE audit SET seq = seq - 1 WHERE seq > 3");
-    tamper(f, "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'audit'");
+    tamper(f, "UPDATE audit_head SET records = records - 1");
     rechain(f, wrong, 3);
     BrAuditVerdict v = verify(f);
     assert_false(v.ok);
@@ -225,7 +259,7 @@ static void test_rechained_with_right_key_passes(void **state)
 {
     /* The keyed hash is what resists tampering: with the key, a rewrite is undetectable,
      * which is why the key lives outside the database (STATE/audit.key, mode 0600). */
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     tamper(f, "UPDATE audit SET outcome = 'rejected' WHERE seq = 2");
     assert_false(verify(f).ok);
     rechain(f, br_store_audit_key(f->store), 2);
@@ -272,7 +306,7 @@ static BrAuditVerdict verify_anchored(Fixture *f)
 
 static void test_anchor_follows_the_head(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     /* The first record is anchored at once; the next ones every 32. */
     BrAuditAnchor a = read_anchor(f);
     assert_int_equal(a.records, 1);
@@ -290,11 +324,12 @@ static void test_anchor_follows_the_head(void **state)
 
 static void test_truncation_to_nothing_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     br_store_set_anchor_every(f->store, 1);
     append(f, 1);
-    /* Every record and the high-water mark: the chain alone looks whole, with 0 records. */
-    tamper(f, "DELETE FROM audit; DELETE FROM sqlite_sequence WHERE name = 'audit'");
+    /* Every record and the head row: the chain alone looks whole, with 0 records. */
+    tamper(f, "DELETE FROM audit; UPDATE audit_head SET records = 0, head_hash ="
+              " '0000000000000000000000000000000000000000000000000000000000000000'");
     BrAuditVerdict v = verify(f);
     assert_true(v.ok);
     assert_int_equal(v.records, 0);
@@ -310,13 +345,14 @@ static void test_truncation_to_nothing_is_caught(void **state)
     assert_non_null(strstr(v.reason, "rewritten"));
 }
 
-static void test_tail_truncation_with_sequence_is_caught(void **state)
+static void test_tail_truncation_with_head_is_caught(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     br_store_set_anchor_every(f->store, 1);
     append(f, 1);
     tamper(f, "DELETE FROM audit WHERE seq > 6;"
-              "UPDATE sqlite_sequence SET seq = 6 WHERE name = 'audit'");
+              "UPDATE audit_head SET records = 6, head_hash = (SELECT hash FROM audit"
+              " WHERE seq = 6)");
     assert_true(verify(f).ok);
     BrAuditVerdict v = verify_anchored(f);
     assert_false(v.ok);
@@ -325,7 +361,7 @@ static void test_tail_truncation_with_sequence_is_caught(void **state)
 
 static void test_edited_anchor_is_refused(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     const char *path = br_store_anchor_path(f->store);
     BrAuditAnchor a = read_anchor(f), got;
     CmError err = {0};
@@ -347,21 +383,74 @@ static void test_edited_anchor_is_refused(void **state)
 
 static void test_anchor_written_at_shutdown(void **state)
 {
-    Fixture *f = *state;
+    Fixture *f = FIXTURE(state);
     char key[128];
     CmError err = {0};
 
     assert_int_equal(read_anchor(f).records, 1);
     br_store_free(f->store);
     snprintf(key, sizeof(key), "%s/audit.key", f->dir);
-    assert_int_equal(br_store_open(f->db_path, key, &f->store, &err), 0);
+    assert_int_equal(br_store_open(f->url, key, &f->store, &err), 0);
     assert_int_equal(read_anchor(f).records, N_RECORDS);
     assert_true(verify_anchored(f).ok);
 }
 
+/* A record appended in a transaction that is rolled back leaves the head where it was: the
+ * next append takes its seq, and the trail verifies. */
+static void test_rolled_back_append_leaves_no_trace(void **state)
+{
+    Fixture *f = FIXTURE(state);
+    BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
+                     .request_id = "req-3", .client = "10.0.0.9"};
+    CmError err = {0};
+    CmDb *db;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
+        assert_int_equal(br_store_audit(f->store, db, &actor, "request.decision", "request", 50,
+                                        "approved", NULL, &err),
+                         0);
+        assert_int_equal(br_store_audit(f->store, db, &actor, "request.decision", "request", 51,
+                                        "approved", NULL, &err),
+                         0);
+        br_store_write_abort(f->store, db);
+    }
+    append(f, 2);
+    BrAuditVerdict v = verify(f);
+    assert_true(v.ok);
+    assert_int_equal(v.records, N_RECORDS + 2);
+}
+
+static void test_head_below_the_trail_is_caught(void **state)
+{
+    Fixture *f = FIXTURE(state);
+    tamper(f, "UPDATE audit_head SET records = records - 2");
+    BrAuditVerdict v = verify(f);
+    assert_false(v.ok);
+    assert_int_equal(v.first_bad, N_RECORDS - 1);
+    assert_non_null(strstr(v.reason, "below its last record"));
+}
+
+/* The head row removed: verification says so; appends go on after the trail's last record, so
+ * the broker keeps working, and the head row is back with the next one. */
+static void test_missing_head_row(void **state)
+{
+    Fixture *f = FIXTURE(state);
+    tamper(f, "DELETE FROM audit_head");
+    BrAuditVerdict v = verify(f);
+    assert_false(v.ok);
+    assert_int_equal(v.first_bad, 1);
+    append(f, 1);
+    v = verify(f);
+    assert_true(v.ok);
+    assert_int_equal(v.records, N_RECORDS + 1);
+}
+
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)                                                                                      \
+    {#fn " (sqlite)", fn, setup_sqlite, teardown, NULL},                                           \
+        {#fn " (postgresql)", fn, setup_pg, teardown, NULL}
     const struct CMUnitTest tests[] = {
         T(test_intact_chain_verifies),
         T(test_edited_record_is_caught),
@@ -373,9 +462,12 @@ int main(void)
         T(test_rechained_with_right_key_passes),
         T(test_anchor_follows_the_head),
         T(test_truncation_to_nothing_is_caught),
-        T(test_tail_truncation_with_sequence_is_caught),
+        T(test_tail_truncation_with_head_is_caught),
         T(test_edited_anchor_is_refused),
         T(test_anchor_written_at_shutdown),
+        T(test_rolled_back_append_leaves_no_trace),
+        T(test_head_below_the_trail_is_caught),
+        T(test_missing_head_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

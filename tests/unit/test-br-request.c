@@ -177,21 +177,17 @@ static int teardown_store(void **state)
 static const char *row_state(CmDb *db)
 {
     static char buf[32];
-    sqlite3_stmt *s = cm_db_stmt(db, "SELECT state FROM requests WHERE id = 7", NULL);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    snprintf(buf, sizeof(buf), "%s", sqlite3_column_text(s, 0));
-    sqlite3_reset(s);
+    _cleanup_stmt_ CmStmt *s = cm_db_prepare(db, "SELECT state FROM requests WHERE id = 7", NULL);
+    assert_int_equal(cm_stmt_step(s, NULL), 1);
+    snprintf(buf, sizeof(buf), "%s", cm_stmt_text(s, 0));
     return buf;
 }
 
 static int64_t count(CmDb *db, const char *sql)
 {
-    sqlite3_stmt *s = cm_db_stmt(db, sql, NULL);
-    int64_t n;
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    n = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return n;
+    _cleanup_stmt_ CmStmt *s = cm_db_prepare(db, sql, NULL);
+    assert_int_equal(cm_stmt_step(s, NULL), 1);
+    return cm_stmt_int(s, 0);
 }
 
 static void test_set_state_writes_row_history_audit(void **state)

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "br-role.h"
+#include "br-store.h"
+#include "cm-enum.h"
+#include "cm-error.h"
+
+/*
+ * The jobs and job_steps tables: persisted hypervisor work made of idempotent steps. The only
+ * file with SQL on them; the engine that runs them is br-jobs.c.
+ */
+
+typedef enum {
+    BR_JOB_PROVISION,     /* place, create volumes, define, start: trial or production */
+    BR_JOB_RESIZE,        /* a change: live within the maximums, else shutdown/redefine/start */
+    BR_JOB_RECLAIM,       /* termination: stop and undefine, keep the volumes (retained) */
+    BR_JOB_TRIAL_RECLAIM, /* the trial ended: stop, undefine, delete the volumes */
+    BR_JOB_PURGE,         /* end of retention: wipe and delete the volumes */
+    BR_JOB_RESTORE,       /* a retained allocation back: define and start on its volumes */
+    BR_JOB_KIND_MAX,
+} BrJobKind;
+
+CM_ENUM_DECL(br_job_kind, BrJobKind)
+
+typedef enum {
+    BR_STEP_RESERVE, /* choose hosts for the instances that have none */
+    BR_STEP_CREATE_VOLUME,
+    BR_STEP_DEFINE,
+    BR_STEP_START,
+    BR_STEP_SET_VCPUS,   /* arg: vCPUs (live when running, and config) */
+    BR_STEP_SET_MEMORY,  /* arg: MiB */
+    BR_STEP_GROW_VOLUME, /* arg: GiB */
+    BR_STEP_SHUTDOWN,    /* graceful, then forced after the policy's timeout */
+    BR_STEP_REDEFINE,    /* spec: {"vcpus","memory_mib","max_vcpus","max_memory_mib"} */
+    BR_STEP_UNDEFINE,
+    BR_STEP_WIPE,
+    BR_STEP_DELETE_VOLUME,
+    BR_STEP_FINISH, /* the workflow's state changes, in one transaction */
+    BR_STEP_MAX,
+} BrStepAction;
+
+CM_ENUM_DECL(br_step_action, BrStepAction)
+
+typedef enum {
+    BR_JOB_QUEUED,
+    BR_JOB_RUNNING,
+    BR_JOB_DONE,
+    BR_JOB_ERROR,
+    BR_JOB_STATE_MAX,
+} BrJobState;
+
+CM_ENUM_DECL(br_job_state, BrJobState)
+
+typedef struct {
+    BrStepAction action;
+    int64_t instance_id; /* 0 for RESERVE and FINISH */
+    int64_t arg;
+    const char *spec; /* compact JSON or NULL */
+} BrStepSpec;
+
+/* A growing list of steps, for the planners. */
+typedef struct {
+    BrStepSpec *steps;
+    size_t n, cap;
+    char **owned; /* spec strings the list owns */
+    size_t n_owned;
+} BrStepList;
+
+/**
+ * br_step_list_add:
+ * Appends a step (@spec copied). Returns: 0, or -ENOMEM (the list unchanged).
+ */
+int br_step_list_add(BrStepList *l, BrStepAction action, int64_t instance_id, int64_t arg,
+                     const char *spec);
+void br_step_list_clear(BrStepList *l);
+
+typedef struct {
+    int64_t id;
+    BrJobKind kind;
+    BrJobState state;
+    int64_t request_id, allocation_id;
+    int64_t attempts;
+    char created_at[32], started_at[32];
+} BrJobRow;
+
+/* A step not done yet, with the host of its instance. */
+typedef struct {
+    int seq;
+    BrStepAction action;
+    int64_t instance_id, arg, attempts, host_id;
+    char spec[512];
+} BrStepRow;
+
+/**
+ * br_job_create:
+ * Inserts a queued job with @steps inside the caller's write transaction on @db, with its
+ * audit record. Workers see it once the transaction commits and br_jobs_kick() is called.
+ * Returns: 0 and the job's id in @ret_id, or a negative errno with @err set.
+ */
+int br_job_create(BrStore *store, CmDb *db, const BrActor *actor, BrJobKind kind,
+                  int64_t request_id, int64_t allocation_id, const BrStepList *steps,
+                  int64_t *ret_id, CmError *err);
+
+/**
+ * br_job_load:
+ * Reads job @id. Returns: 0, or -ENOENT with @err set (CM_ERROR_NOT_FOUND), or another
+ * negative errno.
+ */
+int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err);
+
+/**
+ * br_job_reopen:
+ * Puts failed job @id back in the queue inside the caller's write transaction on @db: its
+ * failed step (and, with @reserve_again, its reserve step) pending again, the job queued with
+ * its start cleared (so the retry window of a waiting step starts afresh) and its count of
+ * retries up by one, and the audit record `job.retry` with the previous error, @comment and
+ * @replaced (instances sent back to placement). Steps done stay done: they are idempotent, and
+ * the job resumes at the step that failed.
+ * Returns: 0, or a negative errno with @err set (CM_ERROR_CONFLICT when the job is not failed).
+ */
+int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
+                  const char *comment, int64_t replaced, CmError *err);
+
+/**
+ * br_job_recover:
+ * After a start: steps that were running go back to pending (they are idempotent), and no
+ * unfinished job waits for a retry time any more. Returns: 0 or a negative errno.
+ */
+int br_job_recover(CmDb *db, CmError *err);
+
+/**
+ * br_job_runnable:
+ * The jobs queued or running whose retry time (if any) is not after @now, oldest first.
+ * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
+ * errno with @err set.
+ */
+int br_job_runnable(CmDb *db, const char *now, BrJobRow **ret, size_t *ret_n, CmError *err);
+
+/**
+ * br_job_next_step:
+ * The first step of job @job_id not done. Returns: 1 with @ret filled, 0 when every step is
+ * done, or a negative errno with @err set.
+ */
+int br_job_next_step(CmDb *db, int64_t job_id, BrStepRow *ret, CmError *err);
+
+/**
+ * br_job_hosts:
+ * The hosts that the steps of job @job_id not done yet act on, each once, by id.
+ * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
+ * errno with @err set.
+ */
+int br_job_hosts(CmDb *db, int64_t job_id, int64_t **ret, size_t *ret_n, CmError *err);
+
+/** br_job_set_running: a queued job starts now. Returns: 0 or a negative errno. */
+int br_job_set_running(CmDb *db, int64_t job_id, CmError *err);
+
+/** br_job_set_done: a running job ends well now. Returns: 0 or a negative errno. */
+int br_job_set_done(CmDb *db, int64_t job_id, CmError *err);
+
+/**
+ * br_job_fail:
+ * Job @job_id ends in error now with @why, and so does its step @seq (unless @seq < 0).
+ * Returns: 0 or a negative errno with @err set.
+ */
+int br_job_fail(CmDb *db, int64_t job_id, int seq, const char *why, CmError *err);
+
+/** br_job_step_start: step @seq runs (one more attempt). Returns: 0 or a negative errno. */
+int br_job_step_start(CmDb *db, int64_t job_id, int seq, CmError *err);
+
+/** br_job_step_done: step @seq is done. Returns: 0 or a negative errno. */
+int br_job_step_done(CmDb *db, int64_t job_id, int seq, CmError *err);
+
+/**
+ * br_job_step_wait:
+ * The running step of job @job_id goes back to pending with @why, and the job waits until
+ * @not_before (an ISO time). Returns: 0 or a negative errno with @err set.
+ */
+int br_job_step_wait(CmDb *db, int64_t job_id, const char *why, const char *not_before,
+                     CmError *err);
+
+/**
+ * br_job_later:
+ * The newest job of allocation @allocation_id made after job @job_id: its id in @ret_id (0
+ * when none) and its kind in @ret_kind. Returns: 0 or a negative errno with @err set.
+ */
+int br_job_later(CmDb *db, int64_t allocation_id, int64_t job_id, int64_t *ret_id,
+                 BrJobKind *ret_kind, CmError *err);
+
+/**
+ * br_job_open_for:
+ * Returns: 1 when a job of @kind is queued or running for allocation @allocation_id, 0 when
+ * none is, or a negative errno with @err set.
+ */
+int br_job_open_for(CmDb *db, int64_t allocation_id, BrJobKind kind, CmError *err);
+
+/**
+ * br_job_has_step:
+ * Returns: 1 when job @job_id has a step of @action, 0 when not, or a negative errno.
+ */
+int br_job_has_step(CmDb *db, int64_t job_id, BrStepAction action, CmError *err);
+
+/**
+ * br_job_list_for_request:
+ * The jobs working for request @request_id, oldest first, as its document lists them:
+ * [{"id", "kind", "state", "error"}, ...].
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_job_list_for_request(CmDb *db, int64_t request_id, json_object **ret, CmError *err);
+
+/* The filters of GET /v1/jobs; 0 and NULL filter nothing. */
+typedef struct {
+    const char *state;
+    int64_t request, allocation, department;
+} BrJobFilter;
+
+/**
+ * br_job_list:
+ * One page of the jobs that pass @f, as GET /v1/jobs shows them.
+ * Returns: 0 and the array in @ret, or a negative errno with @err set.
+ */
+int br_job_list(CmDb *db, const BrJobFilter *f, const BrPage *page, json_object **ret,
+                CmError *err);
+
+/**
+ * br_job_get:
+ * Job @id with its steps as GET /v1/jobs/{id} shows it, read in one snapshot; @department,
+ * when not 0, sees only the jobs of its own allocations.
+ * Returns: 0 and the document in @ret, -ENOENT with @err "no job with id N", or another
+ * negative errno with @err set.
+ */
+int br_job_get(BrStore *s, int64_t id, int64_t department, json_object **ret, CmError *err);
