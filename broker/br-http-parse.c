@@ -204,7 +204,9 @@ static int parse_request_line(char *line, const BrHttpLimits *lim, BrHttpHead *h
     if (sp2[6] != '1')
         return cm_error_set(err, CM_ERROR_HTTP_VERSION, "request-line",
                             "HTTP/%c.%c is not served: use HTTP/1.1", sp2[6], sp2[8]);
-    h->minor = (unsigned)(sp2[8] - '0');
+    /* A later 1.x is read as the highest we implement (RFC 9110, section 2.5): HTTP/1.3 is
+     * 1.1, with its Host rule, not a third kind that no rule below names. */
+    h->minor = sp2[8] == '0' ? 0 : 1;
     for (const char *p = h->target; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "request-target",

@@ -131,6 +131,12 @@ static void test_valid_heads(void **state)
     assert_string_equal(h.path, "*");
     br_http_head_clear(&h);
 
+    /* a later HTTP/1.x is HTTP/1.1 (RFC 9110, 2.5), with its Host rule and keep-alive */
+    assert_int_equal(parse("GET /x HTTP/1.3\r\nHost: x\r\n\r\n", &h, &err), 0);
+    assert_int_equal(h.minor, 1);
+    assert_true(h.keep_alive);
+    br_http_head_clear(&h);
+
     /* HTTP/1.0: no Host needed, never kept alive */
     assert_int_equal(parse("GET /x HTTP/1.0\r\n\r\n", &h, &err), 0);
     assert_int_equal(h.minor, 0);
@@ -157,6 +163,8 @@ static void test_refused_heads(void **state)
     refused("GET /x HTTP/1.1 \r\nHost: x\r\n\r\n", 400, "malformed_request", "request-line");
     refused("GET /x HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version", "request-line");
     refused("GET /x HTTP/0.9\r\nHost: x\r\n\r\n", 505, "http_version", "request-line");
+    refused("GET /x HTTP/1.3\r\n\r\n", 400, "malformed_request", "Host");
+    refused("GET /x HTTP/1.9\r\nHost: a\r\nHost: b\r\n\r\n", 400, "malformed_request", "Host");
     refused("GET /x http/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "request-line");
     refused("GET x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "request-target");
     /* absolute-form is read (RFC 9112, 3.2.2) when it names the Host; CONNECT's and other
