@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 
@@ -27,6 +28,13 @@ static bool call_is_tls(const BrCall *c)
     return c->d->config.tls_cert != NULL;
 }
 
+/* Whether the browser reaches us over TLS: ours, or a proxy's that public_url names. */
+static bool browser_is_tls(const BrCall *c)
+{
+    const char *url = c->d->config.public_url;
+    return call_is_tls(c) || (url && strncasecmp(url, "https://", 8) == 0);
+}
+
 static int64_t idle_ms(const BrCall *c)
 {
     return (int64_t)c->d->config.session_idle_seconds * 1000;
@@ -39,7 +47,7 @@ static void set_cookie(BrCall *c, const char *token, int64_t max_age)
     br_cookie_path(c->d->config.public_url, path, sizeof(path));
     snprintf(value, sizeof(value), "%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
              BR_SESSION_COOKIE, token ? token : "", path, (long long)max_age,
-             call_is_tls(c) ? "; Secure" : "");
+             browser_is_tls(c) ? "; Secure" : "");
     br_reply_header(c, "Set-Cookie", value);
 }
 
@@ -255,7 +263,8 @@ static int reply_session(BrCall *c, unsigned status, int64_t id)
 typedef struct {
     const Limits *limits;
     const BrAccountCreds *creds;
-    const char *rehash; /* a stronger hash of the same password, or NULL */
+    const char *replaced; /* the cookie the browser came with, or NULL */
+    const char *rehash;   /* a stronger hash of the same password, or NULL */
     bool must_change;
     int64_t lifetime_ms;
     char token[CM_TOKEN_LEN + 1];
@@ -282,6 +291,13 @@ static int sign_in_tx(BrTx *tx, void *ctx)
         else if (r < 0)
             return r;
     }
+    /* The session the browser had (whoever's it was) ends: a cookie planted before the
+     * sign-in, or a colleague's on a shared machine, does not go on beside the new one. */
+    if (w->replaced) {
+        r = br_session_revoke_token(tx, w->replaced, "replaced");
+        if (r < 0)
+            return r;
+    }
     r = br_session_create(tx, w->creds->id, tx->actor->client, w->lifetime_ms, w->must_change, NULL,
                           w->token, &w->session_id);
     if (r < 0)
@@ -294,7 +310,8 @@ static int br_api_session_create(BrCall *c)
 {
     const char *name = cm_json_get_str(c->body, "name", "");
     const char *password = cm_json_get_str(c->body, "password", "");
-    char rehash[BR_PASSWORD_HASH_LEN];
+    char rehash[BR_PASSWORD_HASH_LEN], old[CM_TOKEN_LEN + 2];
+    const char *cookie;
     BrAccountCreds creds = {0};
     Limits l;
     SignIn w = {.limits = &l,
@@ -327,6 +344,10 @@ static int br_api_session_create(BrCall *c)
     }
     if (br_password_needs_rehash(creds.password_hash) && br_password_hash(password, rehash) >= 0)
         w.rehash = rehash;
+    cookie = br_call_header(c, "Cookie");
+    if (cookie && br_cookie_value(cookie, BR_SESSION_COOKIE, old, sizeof(old)) &&
+        strlen(old) == CM_TOKEN_LEN && strncmp(old, BR_SESSION_TOKEN_PREFIX, 4) == 0)
+        w.replaced = old;
     /* A password that no longer meets the rules (they were raised) must be changed. */
     w.must_change = br_password_check_strength(creds.name, password, "", NULL) < 0;
 
@@ -402,10 +423,14 @@ static int password_tx(BrTx *tx, void *ctx)
     r = br_account_set_password(tx, w->account_id, w->hash, w->expected);
     if (r < 0)
         return r;
-    /* Every session of the account ends: whoever knew the old password is out. */
+    /* Every session of the account ends: whoever knew the old password is out; and a link
+     * still outstanding could set another one behind the owner's back. */
     ended = br_session_revoke_account(tx, w->account_id, "password");
     if (ended < 0)
         return ended;
+    r = br_sign_in_link_drop(tx, w->account_id);
+    if (r < 0)
+        return r;
     if (w->keep_session) {
         r = br_session_create(tx, w->account_id, tx->actor->client, w->lifetime_ms, false, w->csrf,
                               w->token, &w->new_session);

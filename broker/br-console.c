@@ -368,7 +368,7 @@ bool br_console_route(BrCall *c, const char *method, const char *path)
     const char *rel;
     File *f;
 
-    if (strcmp(method, "GET") != 0 || path[0] != '/')
+    if ((strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) || path[0] != '/')
         return false;
     rel = path[1] ? path + 1 : "index.html";
     if (!con) {

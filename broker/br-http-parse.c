@@ -74,10 +74,23 @@ ssize_t br_http_head_end(const char *buf, size_t len, const BrHttpLimits *lim, C
         if (c == '\n')
             return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "",
                                      "a line of the request head ends in a bare LF (send CRLF)");
+        /* No request line holds a control byte (br_http_parse_head() would refuse it):
+         * refused at once, not when an empty line that may never come has arrived. A TLS
+         * handshake sent to the plain port is the common case. (In a header field, it is
+         * refused with the field's name once the head is in.) */
+        if (!line_ended && (unsigned char)c < 0x20 && c != '\r')
+            return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "",
+                                     i == start && c == 0x16
+                                         ? "this port speaks plain HTTP, not TLS"
+                                         : "the request head holds a control byte (0x%02x)",
+                                     (unsigned char)c);
         if (c != '\r')
             continue;
-        if (i + 1 >= len)
-            return 0; /* the LF may follow */
+        if (i + 1 >= n) {
+            if (n == len)
+                return 0; /* the LF may follow */
+            break;        /* it would be past the limit */
+        }
         if (buf[i + 1] != '\n')
             return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "",
                                      "a bare CR in the request head");
@@ -191,16 +204,41 @@ static int parse_request_line(char *line, const BrHttpLimits *lim, BrHttpHead *h
     if (sp2[6] != '1')
         return cm_error_set(err, CM_ERROR_HTTP_VERSION, "request-line",
                             "HTTP/%c.%c is not served: use HTTP/1.1", sp2[6], sp2[8]);
-    h->minor = (unsigned)(sp2[8] - '0');
+    /* A later 1.x is read as the highest we implement (RFC 9110, section 2.5): HTTP/1.3 is
+     * 1.1, with its Host rule, not a third kind that no rule below names. */
+    h->minor = sp2[8] == '0' ? 0 : 1;
     for (const char *p = h->target; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "request-target",
                                      "the request target holds a byte that must be "
                                      "percent-encoded");
-    if (h->target[0] != '/')
-        return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "request-target",
-                                 "the request target must be a path beginning with /");
-    h->path = strdup(h->target);
+    if (strcmp(h->target, "*") == 0 && strcmp(h->method, "OPTIONS") == 0) {
+        /* asterisk-form: the server as a whole (RFC 9112, section 3.2.4) */
+        h->path = strdup("*");
+        return h->path ? 0 : cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    if (h->target[0] == '/') {
+        h->path = strdup(h->target);
+    } else {
+        /* absolute-form, which a server must accept (RFC 9112, section 3.2.2): the path is
+         * what follows the authority; the authority must name the Host (header_rules()). */
+        size_t scheme = strncasecmp(h->target, "http://", 7) == 0    ? 7
+                        : strncasecmp(h->target, "https://", 8) == 0 ? 8
+                                                                     : 0;
+        const char *auth = h->target + scheme, *rest;
+        if (!scheme)
+            return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "request-target",
+                                     "the request target must be a path beginning with / "
+                                     "(or an http:// URL)");
+        rest = auth + strcspn(auth, "/?#");
+        if (rest == auth || memchr(auth, '@', (size_t)(rest - auth)))
+            return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "request-target",
+                                     "the request target's URL has no host, or user info");
+        h->authority = strndup(auth, (size_t)(rest - auth));
+        h->path = cm_strdup_printf("%s%s", *rest == '/' ? "" : "/", rest);
+        if (!h->authority)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
     if (!h->path)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     q = strchr(h->path, '?');
@@ -268,6 +306,14 @@ static int header_rules(BrHttpHead *h, CmError *err)
         return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "Host",
                                  hosts ? "Host is sent more than once"
                                        : "an HTTP/1.1 request needs a Host header");
+    /* An absolute-form target overrides Host for a server that trusts it (RFC 9112, section
+     * 3.2.2); ours reads Host (the Origin check): the two must agree. */
+    if (h->authority) {
+        const char *host = br_http_head_field(h, "Host");
+        if (hosts > 1 || !host || strcasecmp(host, h->authority) != 0)
+            return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "Host",
+                                     "the request target's host is not the Host header's");
+    }
     if (cl && te)
         return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_request", "Transfer-Encoding",
                                  "Content-Length and Transfer-Encoding together are refused");
@@ -370,8 +416,8 @@ int br_http_parse_head(const char *buf, size_t len, const BrHttpLimits *lim, BrH
             }
         }
         if (h.n_headers == BR_HTTP_MAX_HEADERS) {
-            r = cm_error_set(err, CM_ERROR_HEADERS_TOO_LARGE, "",
-                             "more than %d header fields", BR_HTTP_MAX_HEADERS);
+            r = cm_error_set(err, CM_ERROR_HEADERS_TOO_LARGE, "", "more than %d header fields",
+                             BR_HTTP_MAX_HEADERS);
             goto error;
         }
         h.headers[h.n_headers].name = line;
@@ -392,6 +438,7 @@ void br_http_head_clear(BrHttpHead *h)
 {
     free(h->buf);
     free(h->path);
+    free(h->authority);
     free(h->query);
     memset(h, 0, sizeof(*h));
 }
@@ -432,8 +479,8 @@ static ssize_t chunk_fail(CmError *err, const char *why)
     return -EBADMSG;
 }
 
-ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink,
-                             void *ctx, CmError *err)
+ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink, void *ctx,
+                             CmError *err)
 {
     size_t i = 0;
 
@@ -467,7 +514,7 @@ ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkS
         case CH_EXT:
             if (c == '\r') {
                 ch->state = CH_SIZE_LF;
-            } else if (c == '\n' || (unsigned char)c < 0x09 || c == 0x7f) {
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
                 return chunk_fail(err, "a control character in a chunk extension");
             } else if (++ch->ext_len > BR_HTTP_MAX_CHUNK_EXTENSION) {
                 return chunk_fail(err, "a chunk extension longer than 256 bytes");
@@ -479,6 +526,14 @@ ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkS
                 return chunk_fail(err, "a chunk size line does not end in CRLF");
             i++;
             ch->digits = 0;
+            /* Refused now, not after the client has sent the limit's worth of it. */
+            if (ch->limit && ch->size > ch->limit - ch->total) {
+                cm_error_set(err, CM_ERROR_TOO_LARGE, "",
+                             "request body is larger than the limit of %llu bytes",
+                             (unsigned long long)ch->limit);
+                return -EFBIG;
+            }
+            ch->total += ch->size;
             if (ch->size == 0) {
                 ch->state = CH_TRAILER;
                 ch->trailer_len = 0;
@@ -514,8 +569,10 @@ ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkS
         case CH_TRAILER:
             if (c == '\r') {
                 ch->state = CH_TRAILER_LF;
-            } else if (c == '\n' || c == 0) {
+            } else if (c == '\n') {
                 return chunk_fail(err, "a trailer line does not end in CRLF");
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
+                return chunk_fail(err, "a control character in a trailer field");
             } else if (++ch->trailer_len > BR_HTTP_MAX_TRAILERS) {
                 return chunk_fail(err, "the trailer section is longer than 4096 bytes");
             } else {

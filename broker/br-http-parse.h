@@ -28,7 +28,8 @@ typedef struct {
     char *buf; /* the head's copy that every pointer below points into */
     const char *method;
     const char *target; /* the request-target as sent, before decoding */
-    char *path;         /* decoded (%HH, except %00), without the query */
+    char *path;         /* decoded (%HH, except %00), without the query; "*" for OPTIONS * */
+    char *authority;    /* of an absolute-form target ("http://host:port/path"), or NULL */
     unsigned minor;     /* HTTP/1.minor */
     BrHttpField headers[BR_HTTP_MAX_HEADERS];
     unsigned n_headers;
@@ -75,6 +76,8 @@ const char *br_http_head_query(const BrHttpHead *h, const char *key);
 
 /* A chunked body's decoder (RFC 9112, section 7.1). */
 typedef struct {
+    uint64_t limit; /* the body's largest size (0: none): a chunk announcing more is refused */
+    uint64_t total; /* the body's bytes so far */
     int state;
     uint64_t size; /* what is left of the current chunk */
     unsigned digits;
@@ -89,8 +92,9 @@ typedef int (*BrChunkSink)(void *ctx, const char *data, size_t len);
  * br_http_chunked_feed:
  * Decodes up to @len bytes of @in, handing the data to @sink. Stops after the trailer section
  * (@ch->done): the bytes after it belong to the next request.
- * Returns: the bytes consumed, or a negative errno: the sink's, or -EBADMSG with @err set (400
- * `malformed_chunk`) for a chunk that breaks the syntax or whose size or extension is too long.
+ * Returns: the bytes consumed, or a negative errno: the sink's, -EBADMSG with @err set (400
+ * `malformed_chunk`) for a chunk that breaks the syntax or whose size or extension is too long,
+ * or -EFBIG with @err set (413) as soon as a chunk's size takes the body past @ch->limit.
  */
 ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink,
                              void *ctx, CmError *err);

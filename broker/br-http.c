@@ -92,6 +92,7 @@ struct Addr {
     Addr *next;
     char text[INET6_ADDRSTRLEN];
     unsigned conns;
+    Conn *first;  /* its connections */
     bool trusted; /* a trusted proxy: no per-address limit */
 };
 
@@ -114,6 +115,7 @@ struct Conn {
     bool pending; /* TLS may hold decrypted bytes not read yet */
     bool closed;  /* closed; freed at the end of the loop's turn */
     Addr *addr;
+    Conn *addr_prev, *addr_next; /* the connections of one address */
     int fd;
     gnutls_session_t tls;
     ConnState state;
@@ -196,6 +198,21 @@ static int64_t now_ms(void)
 
 /* ---- routing and authentication (workers) ---- */
 
+/* OPTIONS: the methods of the resource, in the Allow header set by head_phase(). */
+static int options_reply(BrCall *c)
+{
+    return br_reply_no_content(c, 204);
+}
+
+static const BrRoute options_route = {"OPTIONS", "", options_reply, 0, BR_BODY_NONE, NULL};
+
+static void allow_add(char *allow, size_t size, const char *method)
+{
+    size_t used = strlen(allow);
+    snprintf(allow + used, size - used, "%s%s", used ? ", " : "", method);
+}
+
+/* HEAD is served as GET without the body (RFC 9110, section 9.3.2: every server does). */
 static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url, char *allow,
                       size_t allow_size)
 {
@@ -267,9 +284,10 @@ static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
         if (!ok || *p || k != n)
             continue;
         path_matched = true;
-        if (strcmp(r->method, method) != 0) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", r->method);
+        if (strcmp(r->method, strcmp(method, "HEAD") == 0 ? "GET" : method) != 0) {
+            allow_add(allow, allow_size, r->method);
+            if (strcmp(r->method, "GET") == 0)
+                allow_add(allow, allow_size, "HEAD");
             continue;
         }
         c->route = r;
@@ -278,8 +296,14 @@ static int find_route(BrHttp *h, BrCall *c, const char *method, const char *url,
         memcpy(c->name, name, sizeof(name));
         return 0;
     }
-    if (path_matched)
+    if (path_matched) {
+        allow_add(allow, allow_size, "OPTIONS");
+        if (strcmp(method, "OPTIONS") == 0) {
+            c->route = &options_route;
+            return 0;
+        }
         return cm_error_set(&c->err, CM_ERROR_METHOD, "", "method %s is not allowed here", method);
+    }
     return cm_error_set(&c->err, CM_ERROR_NOT_FOUND, "", "no such resource");
 }
 
@@ -473,9 +497,17 @@ static int set_answer(Conn *conn, unsigned status, const char *type, const char 
     put_header(&buf, &len, &cap, "X-Content-Type-Options", "nosniff");
     for (unsigned i = 0; c && i < c->n_reply_headers; i++)
         put_header(&buf, &len, &cap, c->reply_headers[i].name, c->reply_headers[i].value);
-    snprintf(num, sizeof(num), "%llu",
-             (unsigned long long)(fd >= 0 ? fd_size : (uint64_t)body_len));
-    put_header(&buf, &len, &cap, "Content-Length", num);
+    /* 204 and 304 have no content, and no length either (RFC 9110, sections 8.6, 15.4.5). */
+    if (status == 204 || status == 304) {
+        body_len = 0;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    } else {
+        snprintf(num, sizeof(num), "%llu",
+                 (unsigned long long)(fd >= 0 ? fd_size : (uint64_t)body_len));
+        put_header(&buf, &len, &cap, "Content-Length", num);
+    }
     snprintf(line, sizeof(line), "\r\n");
     if (len + 2 + body_len > cap) {
         char *nb = realloc(buf, len + 2 + body_len);
@@ -852,17 +884,34 @@ static int head_phase(BrHttp *h, Conn *conn)
     char allow[128];
     int r;
 
-    r = find_route(h, c, head->method, head->path, allow, sizeof(allow));
-    /* What no API route takes may be a file of the web console (br-console.c). */
-    if (r < 0 && c->err.kind == CM_ERROR_NOT_FOUND &&
-        br_console_route(c, head->method, head->path)) {
-        cm_error_clear(&c->err);
+    if (strcmp(head->path, "*") == 0) { /* OPTIONS *: what the server as a whole takes */
+        snprintf(allow, sizeof(allow), "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        c->route = &options_route;
         r = 0;
+    } else {
+        r = find_route(h, c, head->method, head->path, allow, sizeof(allow));
     }
-    if (r < 0) {
-        if (c->err.kind == CM_ERROR_METHOD)
+    /* What no API route takes may be a file of the web console (br-console.c). */
+    if (r < 0 && c->err.kind == CM_ERROR_NOT_FOUND) {
+        bool options = strcmp(head->method, "OPTIONS") == 0;
+        if (br_console_route(c, options ? "GET" : head->method, head->path)) {
+            cm_error_clear(&c->err);
+            r = 0;
+            snprintf(allow, sizeof(allow), "GET, HEAD, OPTIONS");
+            if (options)
+                c->route = &options_route;
+        } else if (br_console_route(c, "GET", head->path)) {
+            cm_error_clear(&c->err);
+            snprintf(allow, sizeof(allow), "GET, HEAD, OPTIONS");
+            r = cm_error_set(&c->err, CM_ERROR_METHOD, "", "method %s is not allowed here",
+                             head->method);
+        }
+    }
+    if (r < 0 || c->route == &options_route) {
+        if (c->route == &options_route || c->err.kind == CM_ERROR_METHOD)
             br_reply_header(c, "Allow", allow);
-        return r;
+        if (r < 0)
+            return r;
     }
     if (c->route->roles) {
         r = authenticate(c);
@@ -942,8 +991,8 @@ static void run_job(BrHttp *h, Conn *conn)
             return;
         conn->job_failed = true;
         /* The client may already be sending the body we will not read. */
-        conn->close_after = conn->head.content_length > 0 || conn->head.chunked;
-        conn->body_unread = conn->close_after;
+        conn->body_unread = conn->head.content_length > 0 || conn->head.chunked;
+        conn->close_after = conn->close_after || conn->body_unread;
         r = set_error_answer(h, conn);
     } else {
         r = final_phase(c) < 0 ? set_error_answer(h, conn) : set_reply_answer(h, conn);
@@ -1090,6 +1139,12 @@ static void conn_close(BrHttp *h, Conn *conn)
     else
         h->last = conn->prev;
     h->n_conns--;
+    if (conn->addr_prev)
+        conn->addr_prev->addr_next = conn->addr_next;
+    else
+        conn->addr->first = conn->addr_next;
+    if (conn->addr_next)
+        conn->addr_next->addr_prev = conn->addr_prev;
     slot = addr_slot(h, conn->addr->text); /* the slot that holds it */
     if (--conn->addr->conns == 0) {
         *slot = conn->addr->next;
@@ -1355,7 +1410,8 @@ static void start_request(BrHttp *h, Conn *conn)
     c->upload.fd = -1;
     c->reply_fd = -1;
     conn->call = c;
-    conn->close_after = false;
+    /* HTTP/1.0, or Connection: close: the answer says "Connection: close", and so it is. */
+    conn->close_after = !conn->head.keep_alive;
     conn->body_unread = false;
     atomic_fetch_add(&h->counters.requests, 1);
     set_client_and_id(h, conn, c);
@@ -1494,6 +1550,7 @@ static void begin_body(BrHttp *h, Conn *conn)
     conn->body_chunked = head->chunked;
     conn->body_left = head->chunked ? 0 : (uint64_t)head->content_length;
     memset(&conn->chunk, 0, sizeof(conn->chunk));
+    conn->chunk.limit = c->limit;
     if (body_in_memory(c)) {
         /* Its length is known: the memory is taken from the budget at once, or refused. */
         if (!head->chunked) {
@@ -1729,6 +1786,29 @@ static void refuse(BrHttp *h, int fd, const char *code, const char *message)
     close(fd);
 }
 
+/*
+ * Closes the connections of @a whose client is gone but whose end the loop has not read yet
+ * (it may come later in this turn's events, or the next turn's): a client that closed its
+ * connections and opened another at once is not refused for connections it no longer has.
+ * Only connections that wait for a request are looked at, with a peek that takes nothing.
+ */
+static void reap_gone(BrHttp *h, Addr *a)
+{
+    a->conns++; /* @a outlives the closes below */
+    for (Conn *c = a->first, *next; c; c = next) {
+        char byte;
+        ssize_t n;
+        next = c->addr_next;
+        if (c->closed || !(c->state == CS_TLS || c->state == CS_LINGER ||
+                           (c->state == CS_HEAD && c->in_len == 0)))
+            continue;
+        n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_close(h, c);
+    }
+    a->conns--;
+}
+
 static void admit(BrHttp *h, int fd, const char *text)
 {
     const BrConfig *cfg = &h->d->config;
@@ -1747,6 +1827,9 @@ static void admit(BrHttp *h, int fd, const char *text)
         *slot = a;
         h->n_addrs++;
     }
+    if ((!a->trusted && a->conns >= cfg->max_connections_per_ip) ||
+        h->n_conns >= cfg->max_connections)
+        reap_gone(h, a);
     if (!a->trusted && a->conns >= cfg->max_connections_per_ip) {
         refuse(h, fd, "too_many_connections",
                "this address holds as many connections as it may (limits.connections_per_ip)");
@@ -1776,6 +1859,10 @@ static void admit(BrHttp *h, int fd, const char *text)
     conn->out_fd = -1;
     conn->addr = a;
     a->conns++;
+    conn->addr_next = a->first;
+    if (a->first)
+        a->first->addr_prev = conn;
+    a->first = conn;
     conn->started_ms = conn->last_io_ms = now_ms();
     conn->prev = h->last;
     if (h->last)
@@ -1953,15 +2040,20 @@ static void *loop_main(void *arg)
             cm_log_error("httpd: epoll_wait: %s", strerror(errno));
             break;
         }
+        bool incoming = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &h->listen_fd)
-                accept_all(h);
+                incoming = true;
             else if (p == &h->wake_fd)
                 take_done(h);
             else
                 conn_event(h, p, evs[i].events);
         }
+        /* Newcomers last: the connections that ended in this turn's events are gone by
+         * then, and do not count against the limits. */
+        if (incoming)
+            accept_all(h);
         /* TLS may hold decrypted bytes that no epoll event announces. */
         for (Conn *c = h->pending, *next; c; c = next) {
             next = c->pending_next;

@@ -113,6 +113,26 @@ int br_session_revoke(BrTx *tx, int64_t id, const char *reason)
     return cm_stmt_exec(st, tx->err);
 }
 
+int br_session_revoke_token(BrTx *tx, const char *token, const char *reason)
+{
+    char hash[CM_SHA256_HEX_LEN + 1], at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (cm_token_hash(token, hash) < 0)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "cannot hash the session token");
+    st = cm_db_prepare(tx->db,
+                       "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2"
+                       " WHERE token_hash = ?3 AND revoked_at IS NULL",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    cm_time_iso(cm_now_ms(), at);
+    CM_DB_BIND(st, at, reason, hash);
+    r = cm_stmt_exec(st, tx->err);
+    return r < 0 ? r : (int)cm_stmt_changes(st);
+}
+
 int br_session_revoke_account(BrTx *tx, int64_t account_id, const char *reason)
 {
     char at[CM_TIME_ISO_LEN + 1];
@@ -236,6 +256,16 @@ int br_sign_in_link_consume(BrTx *tx, const char *token, int64_t account_id)
     CM_DB_BIND(st, hash, account_id, now);
     r = cm_stmt_exec(st, tx->err);
     return r < 0 ? r : cm_stmt_changes(st) == 1;
+}
+
+int br_sign_in_link_drop(BrTx *tx, int64_t account_id)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(tx->db, "DELETE FROM sign_in_links WHERE account_id = ?", tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, account_id);
+    return cm_stmt_exec(st, tx->err);
 }
 
 int br_sign_in_limit_load(CmDb *db, const char *key, BrLimitState *ret, CmError *err)

@@ -73,6 +73,14 @@ int br_session_touch(BrTx *tx, int64_t id);
 int br_session_revoke(BrTx *tx, int64_t id, const char *reason);
 
 /**
+ * br_session_revoke_token:
+ * Ends the live session whose cookie value is @token, if there is one (a sign-in replaces the
+ * session the browser had: no cookie set before it survives it).
+ * Returns: the number ended (0 or 1), or a negative errno with tx->err set.
+ */
+int br_session_revoke_token(BrTx *tx, const char *token, const char *reason);
+
+/**
  * br_session_revoke_account:
  * Ends every live session of @account_id.
  * Returns: the number ended (>= 0), or a negative errno with tx->err set.
@@ -117,6 +125,14 @@ int br_sign_in_link_find(CmDb *db, const char *token, int64_t *ret_account, CmEr
  * Returns: 1 when it was there (and is gone now), 0 when not, or a negative errno.
  */
 int br_sign_in_link_consume(BrTx *tx, const char *token, int64_t account_id);
+
+/**
+ * br_sign_in_link_drop:
+ * Removes the link of @account_id, used or not: a password set by any way makes an
+ * outstanding link useless.
+ * Returns: 0, or a negative errno with tx->err set.
+ */
+int br_sign_in_link_drop(BrTx *tx, int64_t account_id);
 
 /**
  * br_sign_in_limit_load:

@@ -198,6 +198,7 @@ int cm_db_dialect_params(const char *sql, char **ret, int *ret_n)
     FILE *f;
     long max = 0;
     const Tok *prev = NULL;
+    unsigned char last = 0; /* the last character written */
     int r;
 
     r = lex(sql, &t);
@@ -228,12 +229,24 @@ int cm_db_dialect_params(const char *sql, char **ret, int *ret_n)
             }
             if (idx > max)
                 max = idx;
+            /* "a=?AND" is fine for SQLite; PostgreSQL would read "a=$1AND" as a parameter
+             * with trailing junk, and "x$1" as one identifier: keep the parameter apart. */
+            if (k->p[0] == '?' && is_word_char(last))
+                fputc(' ', f);
             fprintf(f, "$%ld", idx);
+            last = '0';
+            if (k->p[0] == '?' && is_word_char((unsigned char)k->p[k->len])) {
+                fputc(' ', f);
+                last = ' ';
+            }
         } else if (prev && tok_is(prev, "AS") && !tok_is(k, "DOUBLE") && !tok_is(k, "FLOAT") &&
-                   (type = pg_type(k)))
+                   (type = pg_type(k))) {
             fputs(type, f);
-        else
+            last = 'A';
+        } else {
             fwrite(k->p, 1, k->len, f);
+            last = (unsigned char)k->p[k->len - 1];
+        }
         if (k->kind != TOK_SPACE)
             prev = k;
     }

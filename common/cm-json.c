@@ -18,8 +18,7 @@ static int json_find_nul(json_object *o, char *path, size_t path_size, unsigned 
 {
     switch (json_object_get_type(o)) {
     case json_type_string:
-        return memchr(json_object_get_string(o), 0, (size_t)json_object_get_string_len(o)) ? 1
-                                                                                            : 0;
+        return memchr(json_object_get_string(o), 0, (size_t)json_object_get_string_len(o)) ? 1 : 0;
     case json_type_object: {
         json_object_object_foreach(o, key, val)
         {
@@ -58,6 +57,8 @@ typedef struct {
     const unsigned char *s;
     size_t len, pos;
     unsigned depth;
+    bool name;        /* the string being scanned is a member name */
+    const char *code; /* the error's code when not malformed_json */
     const char *why;
 } Scan;
 
@@ -89,51 +90,88 @@ static int scan_hex4(Scan *sc, size_t at)
 
 /* Member names of one object, to refuse duplicates (json-c would keep only the last). */
 typedef struct {
-    uint64_t hash;
-    size_t start, len; /* the raw name between the quotes */
+    size_t start, len;   /* the raw name between the quotes */
+    size_t dec, dec_len; /* the decoded name, in the object's buffer of names */
 } ScanName;
 
-static uint64_t name_hash(const unsigned char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
-}
-
-static int name_cmp(const void *a, const void *b)
+/* Decoded names in order, compared as bytes: no hash, so no arranged collision either. */
+static int name_cmp(const void *a, const void *b, void *buf)
 {
     const ScanName *x = a, *y = b;
-    return x->hash < y->hash ? -1 : x->hash > y->hash;
+    const unsigned char *names = buf;
+    int c =
+        memcmp(names + x->dec, names + y->dec, x->dec_len < y->dec_len ? x->dec_len : y->dec_len);
+    if (c)
+        return c;
+    return x->dec_len < y->dec_len ? -1 : x->dec_len > y->dec_len;
 }
 
-/* Names are compared as written; an escaped spelling of the same name ("\u0061" for "a") is
- * caught too, because json-c would merge those and the syntax check decodes before hashing. */
+static uint32_t hex4(const unsigned char *s)
+{
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++)
+        v = v * 16 + (uint32_t)(isdigit(s[k]) ? s[k] - '0' : tolower(s[k]) - 'a' + 10);
+    return v;
+}
+
+/*
+ * A member name decoded as json-c decodes it (the syntax check has passed): escapes become
+ * the UTF-8 of their character, a surrogate pair one character, so that "\u00e9" and a raw
+ * "é", or "\n" and a raw line end, are the same name, and "n" and "\n" are not. At most
+ * as long as the raw text.
+ */
 static size_t name_decode(const unsigned char *s, size_t n, unsigned char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
+        uint32_t cp;
         if (s[i] != '\\') {
             out[o++] = s[i];
             continue;
         }
         i++;
-        if (s[i] != 'u') {
+        switch (s[i]) {
+        case 'b':
+            out[o++] = '\b';
+            continue;
+        case 'f':
+            out[o++] = '\f';
+            continue;
+        case 'n':
+            out[o++] = '\n';
+            continue;
+        case 'r':
+            out[o++] = '\r';
+            continue;
+        case 't':
+            out[o++] = '\t';
+            continue;
+        case 'u':
+            break;
+        default: /* " \ / */
             out[o++] = s[i];
             continue;
         }
-        /* Keep the escape's code unit as-is: equality is what matters, not rendering. */
-        unsigned v = 0;
-        for (int k = 1; k <= 4; k++)
-            v = v * 16 + (unsigned)(isdigit(s[i + (size_t)k]) ? s[i + (size_t)k] - '0'
-                                                               : tolower(s[i + (size_t)k]) - 'a' + 10);
+        cp = hex4(s + i + 1);
         i += 4;
-        if (v < 0x80) {
-            out[o++] = (unsigned char)v;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a low one follows: the check saw to it */
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(s + i + 3) - 0xDC00);
+            i += 6;
+        }
+        if (cp < 0x80) {
+            out[o++] = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            out[o++] = (unsigned char)(0xC0 | cp >> 6);
+            out[o++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[o++] = (unsigned char)(0xE0 | cp >> 12);
+            out[o++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (cp & 0x3F));
         } else {
-            out[o++] = 0xff; /* a byte never in UTF-8 marks an escaped unit */
-            out[o++] = (unsigned char)(v >> 8);
-            out[o++] = (unsigned char)v;
+            out[o++] = (unsigned char)(0xF0 | cp >> 18);
+            out[o++] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (cp & 0x3F));
         }
     }
     return o;
@@ -167,6 +205,13 @@ static bool scan_string(Scan *sc)
                 int cp = scan_hex4(sc, sc->pos + 1);
                 if (cp < 0)
                     return scan_fail(sc, "bad \\u escape");
+                /* json-c would cut the name there ("a\u0000b" is "a"): a second name
+                 * "a" would silently take its place. A value's NUL is refused later with
+                 * its JSON pointer. */
+                if (cp == 0 && sc->name) {
+                    sc->code = "nul_byte";
+                    return scan_fail(sc, "a member name holds the NUL character (\\u0000)");
+                }
                 sc->pos += 4;
                 if (cp >= 0xDC00 && cp <= 0xDFFF)
                     return scan_fail(sc, "lone low surrogate in a \\u escape");
@@ -235,29 +280,25 @@ static bool scan_literal(Scan *sc, const char *word)
 
 static bool scan_unique_names(Scan *sc, ScanName *names, size_t n)
 {
-    _cleanup_free_ unsigned char *a = NULL, *b = NULL;
-    size_t longest = 0;
+    _cleanup_free_ unsigned char *buf = NULL;
+    size_t total = 0, off = 0;
 
     if (n < 2)
         return true;
     for (size_t i = 0; i < n; i++)
-        longest = names[i].len > longest ? names[i].len : longest;
-    a = malloc(longest * 3 / 2 + 4);
-    b = malloc(longest * 3 / 2 + 4);
-    if (!a || !b)
+        total += names[i].len;
+    buf = malloc(total + 1);
+    if (!buf)
         return scan_fail(sc, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        size_t len = name_decode(sc->s + names[i].start, names[i].len, a);
-        names[i].hash = name_hash(a, len);
+        names[i].dec = off;
+        names[i].dec_len = name_decode(sc->s + names[i].start, names[i].len, buf + off);
+        off += names[i].dec_len;
     }
-    qsort(names, n, sizeof(*names), name_cmp);
+    qsort_r(names, n, sizeof(*names), name_cmp, buf);
     for (size_t i = 1; i < n; i++) {
-        if (names[i].hash != names[i - 1].hash)
-            continue;
-        size_t la = name_decode(sc->s + names[i].start, names[i].len, a);
-        size_t lb = name_decode(sc->s + names[i - 1].start, names[i - 1].len, b);
-        if (la == lb && memcmp(a, b, la) == 0) {
-            sc->pos = names[i].start;
+        if (name_cmp(&names[i - 1], &names[i], buf) == 0) {
+            sc->pos = names[i].start > names[i - 1].start ? names[i].start : names[i - 1].start;
             return scan_fail(sc, "duplicate member name in an object");
         }
     }
@@ -284,8 +325,10 @@ static bool scan_container(Scan *sc, bool object)
             size_t name_start = sc->pos + 1;
             if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
                 return scan_fail(sc, "expected a quoted member name");
+            sc->name = true;
             if (!scan_string(sc))
                 return false;
+            sc->name = false;
             if (n_names == cap_names) {
                 size_t ncap = cap_names ? cap_names * 2 : 8;
                 ScanName *nn = realloc(names, ncap * sizeof(*nn));
@@ -348,7 +391,7 @@ static int json_check_syntax(const char *text, size_t len, CmError *err)
             return 0;
         sc.why = "unexpected data after the JSON document";
     }
-    return cm_error_set_code(err, CM_ERROR_INVALID, "malformed_json", "",
+    return cm_error_set_code(err, CM_ERROR_INVALID, sc.code ? sc.code : "malformed_json", "",
                              "JSON is malformed at byte %zu: %s", sc.pos, sc.why);
 }
 
@@ -555,9 +598,8 @@ int cm_json_write(json_object *o, const char **ret_text, size_t *ret_len, CmErro
                           "a number that is not finite has no JSON spelling");
         return -ERANGE;
     }
-    text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-                                                    JSON_C_TO_STRING_NOSLASHESCAPE,
-                                             &len);
+    text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!text)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     *ret_text = text;

@@ -272,6 +272,38 @@ with Broker(extra_args=config(**LIMITS)) as b:
     r = b.post('/v1/password/setup', {'token': 'cbl_' + 'A' * 43, 'password': 'Linked-Pass-5'})
     checks.ok(r.status == 400 and code(r) == 'invalid_token', 'an unknown token is refused')
 
+    # --- a password changed any other way makes an outstanding link useless ---
+    reset = b.post(f'/v1/accounts/{rev_id}/sign-in-link', token=admin).json()
+    r = b.post('/v1/session/password', {'current_password': 'From-The-Cli-8',
+                                        'new_password': GOOD}, token=rev_token)
+    checks.eq(r.status, 204, 'the reviewer changes the password itself')
+    r = b.post('/v1/password/setup', {'token': reset['token'], 'password': 'Behind-Its-Back-4'})
+    checks.ok(r.status == 400 and code(r) == 'invalid_token',
+              f'the link issued before the change is refused: {r}')
+    checks.eq(b.post('/v1/session', {'name': 'reviewer1', 'password': GOOD}).status, 200,
+              'and the password the owner chose still signs in')
+
+    # --- a sign-in ends the session the browser came with, whoever's it was ---
+    for who, password, why in (('reviewer1', GOOD, 'its own earlier session'),
+                               ('nopassword', 'Linked-Pass-5', 'a colleague\'s session')):
+        before = Session(b, who, password)
+        r = b.post('/v1/session', {'name': 'reviewer1', 'password': GOOD},
+                   headers={'Cookie': before.cookie})
+        checks.eq(r.status, 200, f'sign-in over {why}')
+        checks.eq(before.get('/v1/whoami').status, 401, f'{why} ends at the sign-in')
+        after = r.headers.get('Set-Cookie', '').split(';')[0]
+        r = b.get('/v1/whoami', headers={'Cookie': after})
+        checks.ok(r.status == 200 and r.json()['name'] == 'reviewer1', 'the new session works')
+    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    replaced = con.execute("SELECT count(*) FROM sessions WHERE revoked_reason = 'replaced'")
+    checks.eq(replaced.fetchone()[0], 2, 'both recorded as replaced')
+    con.close()
+    kept = Session(b, 'reviewer1', GOOD)
+    r = b.post('/v1/session', {'name': 'reviewer1', 'password': 'Wrong-Password-9'},
+               headers={'Cookie': kept.cookie})
+    checks.eq(r.status, 401, 'a failed sign-in')
+    checks.eq(kept.get('/v1/whoami').status, 200, 'leaves the browser\'s session alone')
+
     # --- e-mail address and opt-out ---
     r = b.request('PATCH', '/v1/whoami', {'email': 'bad address'}, token=rev_token)
     checks.eq(r.status, 422, 'an address that is not one is refused')
@@ -343,5 +375,13 @@ with Broker(extra_args=config(tls={'certificate': cert, 'key': key})) as b:
                      {'Cookie': cookie, 'X-CSRF-Token': csrf,
                       'Origin': f'http://127.0.0.1:{b.port}'})
     checks.eq(st, 403, 'the http:// origin is another origin under TLS')
+
+# --- Secure cookie behind a TLS proxy: public_url says https ---
+with Broker(extra_args=config(public_url='https://gov.example/cloud/')) as b:
+    set_password(b, b.admin_token, GOOD)
+    r = b.post('/v1/session', {'name': 'admin', 'password': GOOD})
+    parts = [p.strip() for p in r.headers.get('Set-Cookie', '').split(';')]
+    checks.ok(r.status == 200 and 'Secure' in parts and 'Path=/cloud/' in parts,
+              f'the cookie is Secure when public_url is https: {parts}')
 
 checks.done()

@@ -354,8 +354,9 @@ class Cases:
              'malformed_request', 'Transfer-Encoding'),
             ('Transfer-Encoding gzip', f'POST /v1/departments HTTP/1.1\r\nHost: x\r\n{auth}'
              'Transfer-Encoding: gzip\r\n\r\n', 501, 'not_implemented', 'Transfer-Encoding'),
-            ('an absolute-form target', 'GET http://x/v1/health HTTP/1.1\r\nHost: x\r\n\r\n',
-             400, 'malformed_request', 'request-target'),
+            ('an absolute-form target naming another host',
+             'GET http://y/v1/health HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'malformed_request',
+             'Host'),
             ('a raw byte 0xff in the target', 'GET /v1/health\xff HTTP/1.1\r\nHost: x\r\n\r\n',
              400, 'malformed_request', 'request-target'),
             ('a NUL in a header', 'GET /v1/health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n',

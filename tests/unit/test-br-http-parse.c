@@ -39,9 +39,8 @@ static void refused(const char *text, unsigned status, const char *code, const c
         fail_msg("accepted or incomplete: %s", text);
     if (cm_error_http_status(err.kind) != status || strcmp(err.code, code) != 0 ||
         strcmp(err.field, field) != 0)
-        fail_msg("%s\n  got %u %s '%s' (%s), want %u %s '%s'", text,
-                 cm_error_http_status(err.kind), err.code, err.field, err.message, status, code,
-                 field);
+        fail_msg("%s\n  got %u %s '%s' (%s), want %u %s '%s'", text, cm_error_http_status(err.kind),
+                 err.code, err.field, err.message, status, code, field);
 }
 
 static void test_head_end(void **state)
@@ -51,8 +50,7 @@ static void test_head_end(void **state)
 
     assert_int_equal(br_http_head_end("GET / HTTP/1.1\r\nHost: x\r\n", 25, &lim, &err), 0);
     assert_int_equal(br_http_head_end("GET / HTTP/1.1\r\nHost: x\r\n\r", 26, &lim, &err), 0);
-    assert_int_equal(br_http_head_end("GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY", 31, &lim, &err),
-                     27);
+    assert_int_equal(br_http_head_end("GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY", 31, &lim, &err), 27);
     /* empty lines before a request belong to its head */
     assert_int_equal(br_http_head_end("\r\n\r\nGET / HTTP/1.1\r\n\r\n", 22, &lim, &err), 22);
     assert_int_equal(br_http_head_end("\r\n\r\n", 4, &lim, &err), 0);
@@ -67,6 +65,18 @@ static void test_head_end(void **state)
     assert_true(br_http_head_end(big, sizeof(big), &lim, &err) < 0);
     assert_int_equal(cm_error_http_status(err.kind), 431);
     assert_int_equal(br_http_head_end(big, 1000, &lim, &err), 0);
+    /* A head of exactly the limit is read; one byte more (its final LF past the limit) is
+     * refused however many bytes follow (tests/fuzz/fuzz-http-head: it was read whole). */
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    memcpy(big + 1024 - 4, "\r\n\r\n", 4);
+    assert_int_equal(br_http_head_end(big, 1024, &lim, &err), 1024);
+    assert_int_equal(br_http_head_end(big, 1023, &lim, &err), 0);
+    memcpy(big + 1024 - 4, "a\r\n\r\n", 5);
+    assert_int_equal(br_http_head_end(big, 1024, &lim, &err), 0);
+    assert_true(br_http_head_end(big, 1025, &lim, &err) < 0);
+    assert_int_equal(cm_error_http_status(err.kind), 431);
+    assert_true(br_http_head_end(big, sizeof(big), &lim, &err) < 0);
 }
 
 static void test_valid_heads(void **state)
@@ -101,10 +111,30 @@ static void test_valid_heads(void **state)
     assert_true(h.expect_continue);
     br_http_head_clear(&h);
 
-    assert_int_equal(parse("PUT /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", &h,
-                           &err),
-                     0);
+    assert_int_equal(
+        parse("PUT /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", &h, &err), 0);
     assert_true(h.chunked);
+    br_http_head_clear(&h);
+
+    /* absolute-form: the path after the authority; asterisk-form for OPTIONS */
+    assert_int_equal(
+        parse("GET HTTP://Broker:8470/v1/x?a=1 HTTP/1.1\r\nHost: broker:8470\r\n\r\n", &h, &err),
+        0);
+    assert_string_equal(h.path, "/v1/x");
+    assert_string_equal(h.authority, "Broker:8470");
+    assert_string_equal(br_http_head_query(&h, "a"), "1");
+    br_http_head_clear(&h);
+    assert_int_equal(parse("GET https://b?q HTTP/1.1\r\nHost: b\r\n\r\n", &h, &err), 0);
+    assert_string_equal(h.path, "/");
+    br_http_head_clear(&h);
+    assert_int_equal(parse("OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n", &h, &err), 0);
+    assert_string_equal(h.path, "*");
+    br_http_head_clear(&h);
+
+    /* a later HTTP/1.x is HTTP/1.1 (RFC 9110, 2.5), with its Host rule and keep-alive */
+    assert_int_equal(parse("GET /x HTTP/1.3\r\nHost: x\r\n\r\n", &h, &err), 0);
+    assert_int_equal(h.minor, 1);
+    assert_true(h.keep_alive);
     br_http_head_clear(&h);
 
     /* HTTP/1.0: no Host needed, never kept alive */
@@ -114,9 +144,8 @@ static void test_valid_heads(void **state)
     br_http_head_clear(&h);
 
     /* exactly the limit of query parameters */
-    assert_int_equal(parse("GET /x?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8 HTTP/1.1\r\nHost: x\r\n\r\n",
-                           &h, &err),
-                     0);
+    assert_int_equal(
+        parse("GET /x?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8 HTTP/1.1\r\nHost: x\r\n\r\n", &h, &err), 0);
     assert_int_equal(h.n_query, 8);
     br_http_head_clear(&h);
 }
@@ -134,10 +163,28 @@ static void test_refused_heads(void **state)
     refused("GET /x HTTP/1.1 \r\nHost: x\r\n\r\n", 400, "malformed_request", "request-line");
     refused("GET /x HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version", "request-line");
     refused("GET /x HTTP/0.9\r\nHost: x\r\n\r\n", 505, "http_version", "request-line");
+    refused("GET /x HTTP/1.3\r\n\r\n", 400, "malformed_request", "Host");
+    refused("GET /x HTTP/1.9\r\nHost: a\r\nHost: b\r\n\r\n", 400, "malformed_request", "Host");
     refused("GET /x http/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "request-line");
     refused("GET x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "request-target");
-    refused("GET http://h/x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request",
+    /* absolute-form is read (RFC 9112, 3.2.2) when it names the Host; CONNECT's and other
+     * schemes are not */
+    refused("GET http://h/x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "Host");
+    refused("GET http://h/x HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n", 400, "malformed_request",
+            "Host");
+    refused("GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400, "malformed_request",
             "request-target");
+    refused("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400, "malformed_request",
+            "request-target");
+    refused("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400, "malformed_request",
+            "request-target");
+    refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", 400, "malformed_request",
+            "request-target");
+    refused("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400, "malformed_request", "request-target");
+    /* a control byte refuses the head at once (a TLS handshake on the plain port), before
+     * any empty line */
+    refused("\x16\x03\x01\x00\xa5\x01", 400, "malformed_request", "");
+    refused("GET /\x1b[0m", 400, "malformed_request", "");
     refused("GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request", "request-target");
     refused("GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request",
             "request-target");
@@ -187,8 +234,7 @@ static void test_refused_heads(void **state)
     assert_true(br_http_parse_head(many, strlen(many), &wide, &h, &err) < 0);
     assert_int_equal(cm_error_http_status(err.kind), 431);
     /* a NUL anywhere in the head */
-    assert_true(br_http_parse_head("GET / HTTP/1.1\r\nHost: x\0\r\n\r\n", 28, &lim, &h, &err) <
-                0);
+    assert_true(br_http_parse_head("GET / HTTP/1.1\r\nHost: x\0\r\n\r\n", 28, &lim, &h, &err) < 0);
     assert_string_equal(err.code, "malformed_request");
 }
 
@@ -270,6 +316,11 @@ static void test_chunked(void **state)
         "1;a\nb\r\nx\r\n",          /* LF in an extension */
         "1000000000000000\r\n",     /* 16 hex digits */
         "0\r\nTrailer: t\n\r\n",    /* bare LF in the trailers */
+        /* control characters (tests/fuzz/fuzz-http-chunked: 0x0b to 0x1f were let through) */
+        "1;\x0b\r\nx\r\n0\r\n\r\n",
+        "1;a=\x1f\r\nx\r\n0\r\n\r\n",
+        "0\r\nTrailer: \x01\r\n\r\n",
+        "0\r\nTrailer: \x7f\r\n\r\n",
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
         s = (Sink){.fail_after = -1};
@@ -281,14 +332,32 @@ static void test_chunked(void **state)
         assert_int_equal(cm_error_http_status(err.kind), 400);
     }
 
+    /* a chunk announcing more than the body's limit is refused at its size line, before its
+     * data comes (it waited for the data to pass the limit) */
+    BrChunked lim_ch = {.limit = 10};
+    s = (Sink){.fail_after = -1};
+    assert_int_equal(br_http_chunked_feed(&lim_ch, "6\r\nabcdef\r\n", 11, sink, &s, &err), 11);
+    assert_int_equal(br_http_chunked_feed(&lim_ch, "4\r\nabcd\r\n0\r\n\r\n", 14, sink, &s, &err),
+                     14);
+    assert_true(lim_ch.done);
+    lim_ch = (BrChunked){.limit = 10};
+    err = (CmError){0};
+    assert_int_equal(br_http_chunked_feed(&lim_ch, "6\r\nabcdef\r\n5\r\n", 14, sink, &s, &err),
+                     -EFBIG);
+    assert_int_equal(cm_error_http_status(err.kind), 413);
+    lim_ch = (BrChunked){.limit = 10};
+    assert_int_equal(br_http_chunked_feed(&lim_ch, "fffffffffffffff\r\n", 17, sink, &s, &err),
+                     -EFBIG);
+
     /* an extension of 256 bytes is read, one of 257 refused */
     char ext[400];
     for (int len = 256; len <= 257; len++) {
-        int n = snprintf(ext, sizeof(ext), "1;%.*s\r\nx\r\n0\r\n\r\n", len - 1,
-                         "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-                         "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-                         "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-                         "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
+        int n = snprintf(
+            ext, sizeof(ext), "1;%.*s\r\nx\r\n0\r\n\r\n", len - 1,
+            "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+            "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+            "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+            "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
         s = (Sink){.fail_after = -1};
         assert_int_equal(feed(ext, (size_t)n, &s, &err), len == 256 ? n : -EBADMSG);
     }
@@ -319,8 +388,8 @@ static void test_networks(void **state)
     assert_false(br_net_match(nets, 4, "192.0.2.8"));
     assert_true(br_net_match(nets, 4, "2001:db8:1::5"));
     assert_false(br_net_match(nets, 4, "2001:db9::5"));
-    assert_true(br_net_match(nets, 4, "198.51.100.77"));        /* the mapped network */
-    assert_true(br_net_match(nets, 4, "::ffff:10.1.2.3"));      /* a mapped address */
+    assert_true(br_net_match(nets, 4, "198.51.100.77"));   /* the mapped network */
+    assert_true(br_net_match(nets, 4, "::ffff:10.1.2.3")); /* a mapped address */
     assert_false(br_net_match(nets, 4, "not-an-address"));
     assert_false(br_net_match(nets, 4, ""));
     assert_true(br_net_is_address("::1"));
@@ -349,9 +418,9 @@ static void test_reasons(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_head_end),       cmocka_unit_test(test_valid_heads),
-        cmocka_unit_test(test_refused_heads),  cmocka_unit_test(test_chunked),
-        cmocka_unit_test(test_networks),       cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_head_end),      cmocka_unit_test(test_valid_heads),
+        cmocka_unit_test(test_refused_heads), cmocka_unit_test(test_chunked),
+        cmocka_unit_test(test_networks),      cmocka_unit_test(test_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,12 @@ static void test_dialect_params(void **state)
                  " CAST(z AS TEXT), CAST(w AS DOUBLE PRECISION)",
                  1);
     check_params("SELECT 1", "SELECT 1", 0);
+    /* A parameter glued to a word (SQLite reads "a=?AND" well) is kept apart from it, or
+     * PostgreSQL reads "$1AND" as trailing junk and "x$1" as an identifier (found by
+     * tests/fuzz/fuzz-db-dialect: its output converted again was not the same). */
+    check_params("SELECT x FROM t WHERE a=?AND b=?", "SELECT x FROM t WHERE a=$1 AND b=$2", 2);
+    check_params("SELECT x?,??", "SELECT x $1,$2 $3", 3);
+    check_params("SELECT ?1abc", "SELECT $1 abc", 1);
     assert_int_equal(cm_db_dialect_params("SELECT ?0", &out, &n), -EINVAL);
     assert_int_equal(cm_db_dialect_params("SELECT ?65536", &out, &n), -EINVAL);
     assert_int_equal(cm_db_dialect_params("SELECT 'open", &out, &n), -EINVAL);

@@ -32,19 +32,32 @@ static void refused(const char *text, size_t len, const char *code)
     assert_true(strlen(err.message) > 0);
 }
 
+static void refused_str(const char *text, const char *code)
+{
+    refused(text, strlen(text), code);
+}
+
 static void test_accepts_plain_documents(void **state)
 {
-    const char *ok[] = {"{}", " [1, 2.5, \"x\", true, null] \n", "{\"名\":\"民政局\"}",
-                        "\"\\u00e9\"", "{\"a\":{\"b\":[{}]}}", "12", "1.0", "null", "true", "-0.5e3"};
+    const char *ok[] = {"{}",
+                        " [1, 2.5, \"x\", true, null] \n",
+                        "{\"名\":\"民政局\"}",
+                        "\"\\u00e9\"",
+                        "{\"a\":{\"b\":[{}]}}",
+                        "12",
+                        "1.0",
+                        "null",
+                        "true",
+                        "-0.5e3"};
     for (size_t i = 0; i < ELEMENTSOF(ok); i++)
         assert_int_equal(parse(ok[i], strlen(ok[i]), NULL), 0);
 }
 
 static void test_refuses_malformed(void **state)
 {
-    const char *bad[] = {"{",          "{\"a\":1} x", "{'a':1}",      "{\"a\":1,}",
-                         "[1,]",       "{a:1}",       "/* c */ {}",   "{\"a\":NaN}",
-                         "[Infinity]", "[01]",        "{\"a\" 1}",    "tru"};
+    const char *bad[] = {"{",          "{\"a\":1} x", "{'a':1}",    "{\"a\":1,}",
+                         "[1,]",       "{a:1}",       "/* c */ {}", "{\"a\":NaN}",
+                         "[Infinity]", "[01]",        "{\"a\" 1}",  "tru"};
     for (size_t i = 0; i < ELEMENTSOF(bad); i++)
         refused(bad[i], strlen(bad[i]), "malformed_json");
     refused("", 0, "malformed_json");
@@ -73,9 +86,9 @@ static void test_refuses_deep_nesting(void **state)
 static void test_refuses_invalid_utf8(void **state)
 {
     refused("{\"a\":\"\xff\"}", 8, "malformed_json");
-    refused("{\"a\":\"\xc0\xaf\"}", 9, "malformed_json");  /* overlong '/' */
+    refused("{\"a\":\"\xc0\xaf\"}", 9, "malformed_json");      /* overlong '/' */
     refused("{\"a\":\"\xed\xa0\x80\"}", 10, "malformed_json"); /* encoded surrogate */
-    refused("{\"a\":\"\xe4\xb8\"}", 9, "malformed_json");  /* truncated */
+    refused("{\"a\":\"\xe4\xb8\"}", 9, "malformed_json");      /* truncated */
 }
 
 static void test_refuses_nul(void **state)
@@ -87,6 +100,26 @@ static void test_refuses_nul(void **state)
     assert_string_equal(err.field, "/x/1/name");
     refused("{\"a\":\"b\0c\"}", 11, "malformed_json");
     refused("{}\0", 3, "malformed_json");
+}
+
+/* Found by tests/fuzz/fuzz-json against its reference reader: json-c cuts a member name at an
+ * escaped NUL and merges names it decodes alike, so one member silently replaced another. */
+static void test_refuses_names_json_c_would_merge(void **state)
+{
+    CmError err = {0};
+    const char nul[] = "{\"role\":\"department\",\"role\\u0000x\":\"admin\"}";
+    assert_true(parse(nul, strlen(nul), &err) < 0);
+    assert_string_equal(err.code, "nul_byte");
+    refused_str("{\"a\\u0000\":1}", "nul_byte");
+    /* an escape and the raw character, or a surrogate pair and the raw emoji: one name */
+    refused_str("{\"\\u00e9\":1,\"\xc3\xa9\":2}", "malformed_json");
+    refused_str("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", "malformed_json");
+    refused_str("{\"a\\nb\":1,\"a\\u000ab\":2}", "malformed_json");
+    refused_str("{\"x\":1,\"y\":2,\"\\u0078\":3}", "malformed_json");
+    /* and names that differ stay apart: "\n" is not "n", "\/" is "/" */
+    const char ok[] = "{\"anb\":1,\"a\\nb\":2,\"\\/\":3,\"\\\\\":4}";
+    assert_int_equal(parse(ok, strlen(ok), NULL), 0);
+    refused_str("{\"/\":1,\"\\/\":2}", "malformed_json");
 }
 
 static void test_utf8_validator(void **state)
@@ -161,9 +194,13 @@ static void test_writer_refuses_non_finite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts_plain_documents), cmocka_unit_test(test_refuses_malformed),
-        cmocka_unit_test(test_refuses_deep_nesting),    cmocka_unit_test(test_refuses_invalid_utf8),
-        cmocka_unit_test(test_refuses_nul),             cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_accepts_plain_documents),
+        cmocka_unit_test(test_refuses_malformed),
+        cmocka_unit_test(test_refuses_deep_nesting),
+        cmocka_unit_test(test_refuses_invalid_utf8),
+        cmocka_unit_test(test_refuses_nul),
+        cmocka_unit_test(test_refuses_names_json_c_would_merge),
+        cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_get_int),
         cmocka_unit_test(test_writer_refuses_non_finite),
     };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -666,6 +667,68 @@ static void test_regex(void **state)
     assert_true(regex_matches("(a*)*b", long_a));
 }
 
+/* CPU seconds @s takes to match the string of @n copies of @unit and a last "!", at best of 3. */
+static double match_seconds(const CmSchema *s, const char *unit, size_t n)
+{
+    size_t ul = strlen(unit);
+    _cleanup_free_ char *text = malloc(n * ul + 2);
+    _cleanup_json_ json_object *o = NULL;
+    double best = 1e9;
+
+    assert_non_null(text);
+    for (size_t i = 0; i < n; i++)
+        memcpy(text + i * ul, unit, ul);
+    memcpy(text + n * ul, "!", 2);
+    o = json_object_new_string(text);
+    for (int run = 0; run < 3; run++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        (void)cm_schema_validate(s, o, NULL);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        double t = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+/* The matcher's claim (common/cm-schema-regex.c): time linear in the string whatever the
+ * pattern. Four times the string takes about four times as long (a backtracking matcher
+ * takes exponential time on the first patterns, a quadratic one sixteen times as long). */
+static void test_regex_linear_time(void **state)
+{
+    static const struct {
+        const char *pattern, *unit;
+    } cases[] = {
+        {"^(a+)+$", "a"},
+        {"^(a|a)*$", "a"},
+        {"(a*)*b", "a"},
+        {"^(a|aa|aaa)*c$", "a"},
+        {"^(x+x+)+y$", "x"},
+        {"([a-z]{1,8}){1,8}$", "ab"},
+        {"^(.*,)*z$", "ab,"},
+        /* schemas/account-create.json's e-mail address, unanchored: a thread at each byte */
+        {"[^@ \t\r\n<>\"(),;:]+@[^@ \t\r\n<>\"(),;:]+\\.[^@ \t\r\n<>\"(),;:]+$", "a.@"},
+        {"^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+):[0-9]{1,5}$", "1."},
+    };
+
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        _cleanup_(cm_schema_freep) CmSchema *s = NULL;
+        json_object *doc = json_object_new_object();
+        CmError err = {0};
+        double t1, t4;
+
+        json_object_object_add(doc, "pattern", json_object_new_string(cases[i].pattern));
+        if (cm_schema_compile(doc, &s, &err) < 0)
+            fail_msg("pattern %s refused: %s", cases[i].pattern, err.message);
+        json_object_put(doc);
+        t1 = match_seconds(s, cases[i].unit, 20000);
+        t4 = match_seconds(s, cases[i].unit, 80000);
+        print_message("pattern %zu: 20k: %.4f s, 80k: %.4f s\n", i, t1, t4);
+        if (t4 > 2.0 || t4 > 8 * t1 + 0.01)
+            fail_msg("%s: %.4f s for 20k, %.4f s for 80k: not linear", cases[i].pattern, t1, t4);
+    }
+}
+
 /* The rules of a Node in the order they are checked, with their messages. */
 static void test_keywords(void **state)
 {
@@ -829,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_error_order),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_regex),
+        cmocka_unit_test(test_regex_linear_time),
         cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_threads),
     };
