@@ -14,6 +14,7 @@
 #include "br-http.h"
 #include "br-account.h"
 #include "br-assess.h"
+#include "br-cluster.h"
 #include "br-console.h"
 #include "br-mailer.h"
 #include "br-password.h"
@@ -30,6 +31,7 @@
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
+#include "cm-worker.h"
 
 typedef struct {
     const char *token_hash;
@@ -166,7 +168,10 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
         br_hosts_watch(d->hosts, cm_json_get_int(h, "id", 0), cm_json_get_str(h, "uri", NULL),
                        cm_json_get_str(h, "storage_pool", NULL));
     }
-    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, d->config.job_workers, &d->jobs, err);
+    BrJobsOptions jo = {.workers = d->config.job_workers,
+                        .node = br_cluster_node(d->cluster),
+                        .lease_seconds = d->config.job_lease_seconds};
+    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, &jo, &d->jobs, err);
     if (r < 0)
         return r;
     r = br_metering_start(d, &d->metering, err);
@@ -176,6 +181,29 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     if (r < 0)
         return r;
     return br_reconciler_start(d, &d->reconciler, err);
+}
+
+/*
+ * This broker's node name, and the elections of the loops that run once per cluster: their
+ * passes are held back by the gate on every broker but the one that holds them.
+ */
+static int start_cluster(BrDaemon *d, const char *db_url, CmError *err)
+{
+    char node[BR_CLUSTER_NODE_MAX];
+    int r;
+
+    if (d->config.node_name)
+        cm_strscpy(node, sizeof(node), d->config.node_name);
+    else
+        br_cluster_default_node(d->config.listen, node, sizeof(node));
+    if (d->config.node_name && strlen(d->config.node_name) >= sizeof(node))
+        return cm_error_set(err, CM_ERROR_INVALID, "node_name",
+                            "the node name must have at most %zu characters", sizeof(node) - 1);
+    r = br_cluster_start(db_url, node, &d->cluster, err);
+    if (r < 0)
+        return r;
+    cm_worker_set_gate(br_cluster_gate, d->cluster);
+    return 0;
 }
 
 /* Passwords, the console's files, notifications and their mail. */
@@ -252,6 +280,9 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = bootstrap_admin(d, err);
     if (r < 0)
         return r;
+    r = start_cluster(d, db_url, err);
+    if (r < 0)
+        return r;
     r = start_console_work(d, err);
     if (r < 0)
         return r;
@@ -267,6 +298,9 @@ void br_daemon_close(BrDaemon *d)
     d->jobs = br_jobs_stop(d->jobs);
     d->hosts = br_hosts_free(d->hosts);
     d->mailer = br_mailer_stop(d->mailer);
+    if (d->cluster)
+        cm_worker_set_gate(NULL, NULL);
+    d->cluster = br_cluster_stop(d->cluster);
     d->console = br_console_free(d->console);
     d->store = br_store_free(d->store);
     d->policies = br_policies_unref(d->policies);

@@ -19,6 +19,7 @@ typedef struct BrMetering BrMetering;
 typedef struct BrAssessor BrAssessor;
 typedef struct BrConsole BrConsole;
 typedef struct BrMailer BrMailer;
+typedef struct BrCluster BrCluster;
 
 typedef struct BrDaemon {
     BrConfig config;
@@ -35,6 +36,7 @@ typedef struct BrDaemon {
     BrAssessor *assessor;
     BrConsole *console; /* NULL when the console folder is missing */
     BrMailer *mailer;   /* NULL without smtp */
+    BrCluster *cluster; /* the elections of the once-per-cluster loops (br-cluster.h) */
     BrNotifyConfig notify;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;

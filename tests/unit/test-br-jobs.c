@@ -224,7 +224,8 @@ static int teardown(void **state)
 static void start(Fake *f, unsigned workers)
 {
     CmError err = {0};
-    assert_int_equal(br_jobs_start(f->s.store, &fake_callbacks, f, workers, &f->jobs, &err), 0);
+    BrJobsOptions o = {.workers = workers, .node = "test-a", .lease_seconds = 30};
+    assert_int_equal(br_jobs_start(f->s.store, &fake_callbacks, f, &o, &f->jobs, &err), 0);
     br_jobs_kick(f->jobs);
 }
 
