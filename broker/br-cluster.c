@@ -22,11 +22,12 @@ static const char *const worker_names[] = {"reconciler", "rollup", "assessment",
 _Static_assert(ELEMENTSOF(worker_names) == BR_LOOP_MAX, "one worker name per loop");
 
 /*
- * The advisory locks of the loops use the two-key form (classid, objid), apart from the
- * one-key writer lock of cm_db_begin_immediate(): classid "cbel" (0x6362656c), objid the
- * BrLoop. pg_locks shows them with objsubid 2.
+ * The advisory lock of a loop: the 64-bit key "cbel" (0x6362656c) << 32 | the BrLoop, apart
+ * from the writer lock of cm_db_begin_immediate(). pg_locks shows it as classid "cbel",
+ * objid the BrLoop, objsubid 1.
  */
 #define ELECTION_CLASS "1667392876"
+#define ELECTION_KEY(loop) ((int64_t)1667392876 << 32 | (int64_t)(loop))
 #define ELECTION_MS 1000
 
 struct BrCluster {
@@ -59,13 +60,12 @@ static void lose_all(BrCluster *c, const char *why)
 /* Tries the lock of @loop; session-level, so it stays with the connection until it closes. */
 static int try_lock(BrCluster *c, BrLoop loop, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        c->db, "SELECT pg_try_advisory_lock(" ELECTION_CLASS ", CAST(?1 AS integer))", err);
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(c->db, "SELECT pg_try_advisory_lock(?1)", err);
     int r;
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, (int64_t)loop);
+    CM_DB_BIND(st, ELECTION_KEY(loop));
     r = cm_stmt_step(st, err);
     if (r <= 0)
         return r < 0 ? r : -EIO;
@@ -78,7 +78,7 @@ static int held_locks(BrCluster *c, unsigned *ret, CmError *err)
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(c->db,
                       "SELECT CAST(objid AS bigint) FROM pg_locks WHERE locktype = 'advisory'"
-                      " AND CAST(classid AS bigint) = " ELECTION_CLASS " AND objsubid = 2"
+                      " AND CAST(classid AS bigint) = " ELECTION_CLASS " AND objsubid = 1"
                       " AND granted AND pid = pg_backend_pid()",
                       err);
     unsigned held = 0;
@@ -137,11 +137,11 @@ static int64_t election_pass(void *ctx)
 /* Another process connected under our application_name: a broker with the same node name. */
 static int same_name_connected(BrCluster *c, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        c->db,
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?1"
-        " AND pid <> pg_backend_pid()",
-        err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(c->db,
+                      "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?1"
+                      " AND pid <> pg_backend_pid()",
+                      err);
     int r;
 
     if (!st)
@@ -165,8 +165,10 @@ int br_cluster_start(const char *url, const char *node, BrCluster **ret, CmError
     int r;
 
     if (!node || !*node || strlen(node) >= BR_CLUSTER_NODE_MAX)
-        return cm_error_set(err, CM_ERROR_INVALID, "node_name", "the node name must have 1 to %d"
-                            " characters", BR_CLUSTER_NODE_MAX - 1);
+        return cm_error_set(err, CM_ERROR_INVALID, "node_name",
+                            "the node name must have 1 to %d"
+                            " characters",
+                            BR_CLUSTER_NODE_MAX - 1);
     for (const char *p = node; *p; p++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-", *p))
             return cm_error_set(err, CM_ERROR_INVALID, "node_name",
@@ -190,9 +192,8 @@ int br_cluster_start(const char *url, const char *node, BrCluster **ret, CmError
     if (r >= 0)
         r = same_name_connected(c, err);
     if (r >= 0)
-        r = cm_worker_start(
-            &(CmWorkerConfig){.name = "election", .run = election_pass, .ctx = c}, &c->worker,
-            err);
+        r = cm_worker_start(&(CmWorkerConfig){.name = "election", .run = election_pass, .ctx = c},
+                            &c->worker, err);
     if (r < 0) {
         br_cluster_stop(c);
         return r;

@@ -37,7 +37,7 @@ typedef struct BrCluster BrCluster;
  * br_cluster_start:
  * Starts the elections of this broker, named @node, on the database @url: on PostgreSQL it
  * opens the election connection (application_name "cloudbroker:NODE"), refuses to start when
- * a broker of the same name is connected (-EEXIST, CM_ERROR_CONFLICT), and runs the election
+ * a broker of the same name is connected (-EBUSY, CM_ERROR_CONFLICT), and runs the election
  * every second; on SQLite (one broker) it holds every loop and runs nothing. The daemon then
  * installs br_cluster_gate() with cm_worker_set_gate().
  * Returns: 0 and the cluster in @ret, or a negative errno with @err set.
