@@ -121,8 +121,8 @@ static int br_api_metrics(BrCall *c)
                  k ? (unsigned long long)k->timeouts : 0ULL,
                  k ? (unsigned long long)k->bad_requests : 0ULL,
                  k ? (unsigned long long)k->body_budget_refused : 0ULL,
-                 k ? (unsigned long long)k->body_bytes_held : 0ULL,
-                 (unsigned long long)overlapping, (unsigned long long)unowned_dropped) < 0) {
+                 k ? (unsigned long long)k->body_bytes_held : 0ULL, (unsigned long long)overlapping,
+                 (unsigned long long)unowned_dropped) < 0) {
         free(text);
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     }

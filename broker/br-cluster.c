@@ -241,6 +241,11 @@ const char *br_cluster_node(const BrCluster *c)
     return c->node;
 }
 
+bool br_cluster_shared(const BrCluster *c)
+{
+    return c->db != NULL;
+}
+
 bool br_cluster_leads(BrCluster *c, BrLoop loop)
 {
     return atomic_load(&c->leads[loop]);

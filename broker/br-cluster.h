@@ -65,6 +65,9 @@ BrCluster *br_cluster_stop(BrCluster *c);
 /** br_cluster_node: Returns: this broker's node name. */
 const char *br_cluster_node(const BrCluster *c);
 
+/** br_cluster_shared: Returns: true on PostgreSQL, where other brokers may share the database. */
+bool br_cluster_shared(const BrCluster *c);
+
 /** br_cluster_leads: Returns: true while this broker holds @loop. */
 bool br_cluster_leads(BrCluster *c, BrLoop loop);
 

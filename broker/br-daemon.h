@@ -34,9 +34,10 @@ typedef struct BrDaemon {
     BrReconciler *reconciler;
     BrMetering *metering;
     BrAssessor *assessor;
-    BrConsole *console; /* NULL when the console folder is missing */
-    BrMailer *mailer;   /* NULL without smtp */
-    BrCluster *cluster; /* the elections of the once-per-cluster loops (br-cluster.h) */
+    BrConsole *console;         /* NULL when the console folder is missing */
+    BrMailer *mailer;           /* NULL without smtp */
+    struct CmWorker *host_sync; /* several brokers: watches hosts registered elsewhere */
+    BrCluster *cluster;         /* the elections of the once-per-cluster loops (br-cluster.h) */
     BrNotifyConfig notify;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;

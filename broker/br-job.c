@@ -294,14 +294,15 @@ int br_job_claim(CmDb *db, const BrJobLease *lease, const char *now,
      * over (PostgreSQL): no two brokers take one job, and none waits for another's claim. */
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
-        cm_db_sql(db,
-                  "SELECT id, coalesce(lease_owner, '') FROM jobs"
-                  " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
-                  " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3",
-                  "SELECT id, coalesce(lease_owner, '') FROM jobs"
-                  " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
-                  " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3"
-                  " FOR UPDATE SKIP LOCKED"),
+        cm_db_sql(
+            db,
+            "SELECT id, coalesce(lease_owner, '') FROM jobs"
+            " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
+            " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3",
+            "SELECT id, coalesce(lease_owner, '') FROM jobs"
+            " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
+            " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3"
+            " FOR UPDATE SKIP LOCKED"),
         err);
     char previous[BR_JOB_NODE_MAX] = "";
     int64_t id = 0;
@@ -320,8 +321,7 @@ int br_job_claim(CmDb *db, const BrJobLease *lease, const char *now,
     cm_stmt_reset(st);
     if (!id)
         return 0;
-    st = cm_db_prepare(db, "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
-                       err);
+    st = cm_db_prepare(db, "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1", err);
     if (!st)
         return -EIO;
     CM_DB_BIND(st, id, lease->node, lease->now_ms + lease->lease_ms);
@@ -363,8 +363,8 @@ int br_job_lease_renew(CmDb *db, const BrJobLease *lease, CmError *err)
 int br_job_lease_release(CmDb *db, int64_t job_id, const char *node, const char *not_before,
                          CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db, "DELETE FROM host_claims WHERE job_id = ?1 AND node = ?2", err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "DELETE FROM host_claims WHERE job_id = ?1 AND node = ?2", err);
     int r;
 
     if (!st)
@@ -386,8 +386,8 @@ int br_job_lease_release(CmDb *db, int64_t job_id, const char *node, const char 
 /* The claim that keeps @host_id from the caller, named in @err. Returns: -EBUSY. */
 static int host_claimed(CmDb *db, int64_t host_id, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-        db, "SELECT job_id, node FROM host_claims WHERE host_id = ?1", err);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT job_id, node FROM host_claims WHERE host_id = ?1", err);
     int r;
 
     if (!st)

@@ -572,10 +572,8 @@ int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, const BrJ
         r = cm_worker_start(&sc, &j->sweeper, err);
     }
     if (r >= 0) {
-        CmWorkerConfig lc = {.name = "job lease",
-                             .run = renewer_pass,
-                             .ctx = j,
-                             .first_delay_ms = j->lease_ms / 3};
+        CmWorkerConfig lc = {
+            .name = "job lease", .run = renewer_pass, .ctx = j, .first_delay_ms = j->lease_ms / 3};
         r = cm_worker_start(&lc, &j->renewer, err);
     }
     if (r >= 0 && o->workers)

@@ -556,8 +556,8 @@ static void test_takeover(void **state)
     assert_int_equal(step_attempts(f, job, 0), 1);
     assert_int_equal(step_attempts(f, job, 1), 2);
     assert_int_equal(step_attempts(f, job, 2), 1);
-    node1 = cbt_store_text(&f->s, "SELECT node FROM job_steps WHERE job_id = ?1 AND seq = 1", 1,
-                           job);
+    node1 =
+        cbt_store_text(&f->s, "SELECT node FROM job_steps WHERE job_id = ?1 AND seq = 1", 1, job);
     assert_string_equal(node1, "test-a");
     assert_int_equal(
         cbt_store_int(&f->s, "SELECT count(*) FROM jobs WHERE id = ?1 AND lease_owner IS NULL", 1,
