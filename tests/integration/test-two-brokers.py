@@ -346,8 +346,8 @@ def main():
             c.ok(True, f'node-b runs the sweeper now ({new})')
             db.close()
             db = None
-            for br in every:
-                br.stop()
+            for node, br in brokers.items():
+                c.eq(br.stop(), 0, f'{node} stops cleanly on SIGTERM')
     except Exception:
         traceback.print_exc()
         c.ok(False, 'the test ran to its end')
