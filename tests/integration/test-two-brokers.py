@@ -41,32 +41,12 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbpg  # noqa: E402
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 
 LEASE = 3
 INSTANCES = 20
 ELECTED = ('reconciler', 'rollup', 'assessment', 'sweeper')
 PASSWORD = 'two brokers, one database'
-
-
-def host_xml(path):
-    """A node file for the test driver: 32 CPUs, 64 GiB, and the pool 'default' with the
-    catalog's base volume."""
-    name = os.path.basename(path)
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>32</active><nodes>1</nodes>
-    <sockets>1</sockets><cores>32</cores><threads>1</threads></cpu>
-  <memory>{64 << 20}</memory>
-  <pool type='dir'><name>default</name><source/>
-    <target><path>/var/lib/cloudbroker-test/{name}</path></target>
-    <volume type='file'><name>debian-12.qcow2</name><capacity unit='GiB'>2</capacity>
-      <target><path>/var/lib/cloudbroker-test/{name}/debian-12.qcow2</path>
-        <format type='qcow2'/></target>
-    </volume>
-  </pool>
-</node>
-''')
-    return 'test://' + path
 
 
 class Psql:
@@ -114,17 +94,6 @@ def leaders(brokers, token):
             if m.get(f'cloudbroker_loop_leader{{loop="{loop}"}}') == 1:
                 out[loop].append(node)
     return out
-
-
-def wait_for(fn, timeout, what, interval=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise RuntimeError(f'timed out after {timeout}s waiting for {what} (last: {last!r})')
 
 
 STEPS_SQL = ("SELECT seq, action, state, attempts, coalesce(node, ''), coalesce(instance_id, 0)"
@@ -207,8 +176,9 @@ def main():
             a = brokers['node-a'] = broker('node-a').start()
             admin = a.admin_token
             # A started first and stands alone: it takes every loop.
-            wait_for(lambda: all(v == ['node-a'] for v in leaders(brokers, admin).values()),
-                     10, 'node-a to hold every loop')
+            cbtest.wait_for(lambda: all(v == ['node-a']
+                                        for v in leaders(brokers, admin).values()),
+                            10, 'node-a to hold every loop')
             b = brokers['node-b'] = broker('node-b').start()
             c.ok(not os.path.exists(os.path.join(b.state_dir, 'admin.token')),
                  'the second broker finds the admin account: no second admin token')
@@ -233,26 +203,21 @@ def main():
             _, vd = a.make_account('vendor', 'vendor')
             _, au = a.make_account('auditor', 'auditor')
             for k in (1, 2):
-                uri = host_xml(os.path.join(work, f'trial-{k}.xml'))
+                uri = cbworld.node_xml(os.path.join(work, f'trial-{k}.xml'), memory_mib=65536,
+                                       cpus=32)
                 r = a.post('/v1/hosts', {'name': f'trial-{k}', 'uri': uri, 'pool': 'trial'},
                            token=vd)
                 assert r.status == 201, r
             for node, br in brokers.items():
-                wait_for(lambda br=br: all(
+                cbtest.wait_for(lambda br=br: all(
                     h['connection']['state'] == 'connected'
                     for h in br.get('/v1/hosts', token=vd).json()['items']), 20,
                     f'{node} to connect to both hosts')
 
             # ---- a department applies through A ----
             system = cbtest.make_system(a, dt, 'oa')
-            body = cbtest.new_request_body(system, 'two brokers', INSTANCES)
-            for i in body['resources']['instances']:
-                i.update(memory_mib=128, disk_gib=1)
-            r = a.post('/v1/requests', body, token=dt)
-            assert r.status == 201, r
-            rid = r.json()['id']
-            for kind in cbtest.NEW_REQUEST_MATERIALS:
-                assert cbtest.upload_material(a, dt, rid, kind).status == 201
+            rid = cbtest.make_complete_request(a, dt, system, 'two brokers',
+                                               [cbworld.SMALL] * INSTANCES)
             r = a.post(f'/v1/requests/{rid}/submit', token=dt)
             c.ok(r.status == 200, f'the request submitted through A: {r}')
 
@@ -286,10 +251,7 @@ def main():
             print(f'two-brokers: {victim} killed with {len(done_at_kill)} of {len(at_kill)}'
                   f' steps done ({len(running_at_kill)} running)', flush=True)
 
-            end = wait_for(lambda: (sv.get(f'/v1/jobs/{job}', token=vd).json()['state']
-                                    in ('done', 'error')) and
-                           sv.get(f'/v1/jobs/{job}', token=vd).json(), 30,
-                           f'job {job} to end on {survivor}')
+            end = cbtest.wait_job(sv, vd, job, timeout=30)
             took = time.time() - killed_at
             c.eq((end['state'], end.get('error')), ('done', None),
                  f'the job finished on {survivor}')
@@ -334,15 +296,15 @@ def main():
                 brokers['node-b'] = broker('node-b').start()
                 t0 = time.time()
                 brokers.pop('node-a').kill9()
-            new = wait_for(lambda: (lambda l: l if all(v == ['node-b'] for v in l.values())
-                                    else None)(leaders(brokers, admin)), 10,
-                           'node-b to hold every loop')
+            new = cbtest.wait_for(
+                lambda: (lambda l: l if all(v == ['node-b'] for v in l.values()) else None)(
+                    leaders(brokers, admin)), 10, 'node-b to hold every loop')
             moved = time.time() - t0
             c.ok(moved < 6, f'the loops moved to node-b within {moved:.1f} s of the kill')
             sweeps = lambda: metrics(brokers['node-b'], admin)[  # noqa: E731
                 'cloudbroker_loop_passes_total{loop="sweeper"}']
             first = sweeps()
-            wait_for(lambda: sweeps() > first, 10, 'node-b to run sweeper passes')
+            cbtest.wait_for(lambda: sweeps() > first, 10, 'node-b to run sweeper passes')
             c.ok(True, f'node-b runs the sweeper now ({new})')
             db.close()
             db = None
