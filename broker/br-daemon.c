@@ -201,6 +201,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
         return r;
     BrJobsOptions jo = {.workers = d->config.job_workers,
                         .node = br_cluster_node(d->cluster),
+                        .leases = br_cluster_shared(d->cluster),
                         .lease_seconds = d->config.job_lease_seconds};
     r = br_jobs_start(d->store, &br_steps_job_callbacks, d, &jo, &d->jobs, err);
     if (r < 0)

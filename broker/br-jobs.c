@@ -32,6 +32,7 @@ struct BrJobs {
     BrJobCallbacks cb;
     void *ctx;
     char node[BR_JOB_NODE_MAX];
+    bool leases; /* several brokers: jobs are claimed with leases in the database */
     int64_t lease_ms;
     CmWorker *renewer;
     pthread_mutex_t lock; /* executing, host_locks */
@@ -55,7 +56,11 @@ static BrJobLease lease_now(BrJobs *j)
 static int lease_hold(BrJobs *j, BrTx *tx, int64_t job_id)
 {
     BrJobLease l = lease_now(j);
-    int r = br_job_lease_hold(tx->db, job_id, &l, tx->err);
+    int r;
+
+    if (!j->leases)
+        return 0;
+    r = br_job_lease_hold(tx->db, job_id, &l, tx->err);
 
     if (r == 0)
         return cm_error_set_code(tx->err, CM_ERROR_CONFLICT, "lease_lost", "",
@@ -121,7 +126,7 @@ static int hosts_take(BrJobs *j, CmDb *db, const BrJobRow *job, CmError *err)
                      (long long)job->id, n);
     if (r == -ENOMEM)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    if (r <= 0)
+    if (r <= 0 || !j->leases)
         return r;
     r = br_tx_run(j->store, "job.hosts", NULL, hosts_claim_tx,
                   &(HostClaim){.j = j, .job_id = job->id, .hosts = hosts, .n = n}, err);
@@ -437,9 +442,21 @@ static bool claim_next(BrJobs *j, CmDb *db, BrJobRow *ret)
         return false;
     }
     for (size_t i = 0; i < n && !any; i++)
-        any = !claim_skip(j, jobs[i].id);
+        if (!claim_skip(j, jobs[i].id)) {
+            any = true;
+            *ret = jobs[i];
+        }
     if (!any)
         return false;
+    if (!j->leases) {
+        /* The only broker: the table of the jobs it runs is the whole claim. */
+        pthread_mutex_lock(&j->lock);
+        any = !executing(j, ret->id) && j->n_executing < MAX_EXECUTING;
+        if (any)
+            j->executing[j->n_executing++] = ret->id;
+        pthread_mutex_unlock(&j->lock);
+        return any;
+    }
     r = br_tx_run(j->store, "job.claim", NULL, claim_tx, &c, &err);
     if (r < 0)
         cm_log_error("job worker: cannot claim a job: %s", err.message);
@@ -477,7 +494,8 @@ static void release(BrJobs *j, int64_t job_id, int how)
         cm_time_iso(cm_now_ms() + ELSEWHERE_WAIT_MS, when);
         rel.not_before = when;
     }
-    if (how != RUN_LOST && br_tx_run(j->store, "job.release", NULL, release_tx, &rel, &err) < 0)
+    if (j->leases && how != RUN_LOST &&
+        br_tx_run(j->store, "job.release", NULL, release_tx, &rel, &err) < 0)
         cm_log_warning("job %lld: cannot give its lease back (it ends by itself): %s",
                        (long long)job_id, err.message);
     unclaim(j, job_id);
@@ -563,7 +581,11 @@ int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, const BrJ
     j = calloc(1, sizeof(*j));
     if (!j)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    *j = (BrJobs){.store = store, .cb = *cb, .ctx = ctx, .lease_ms = o->lease_seconds * 1000};
+    *j = (BrJobs){.store = store,
+                  .cb = *cb,
+                  .ctx = ctx,
+                  .leases = o->leases,
+                  .lease_ms = o->lease_seconds * 1000};
     cm_strscpy(j->node, sizeof(j->node), o->node);
     pthread_mutex_init(&j->lock, NULL);
     wc.ctx = j;
@@ -571,7 +593,7 @@ int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, const BrJ
         CmWorkerConfig sc = {.name = "job sweeper", .run = sweeper_pass, .ctx = j};
         r = cm_worker_start(&sc, &j->sweeper, err);
     }
-    if (r >= 0) {
+    if (r >= 0 && o->leases) {
         CmWorkerConfig lc = {
             .name = "job lease", .run = renewer_pass, .ctx = j, .first_delay_ms = j->lease_ms / 3};
         r = cm_worker_start(&lc, &j->renewer, err);

@@ -54,6 +54,7 @@ typedef struct BrJobs BrJobs;
 typedef struct {
     unsigned workers;      /* threads that run jobs; 0: none (the engine only records) */
     const char *node;      /* this broker's node name: it holds the leases of the jobs it runs */
+    bool leases;           /* several brokers share the database: claim jobs with leases */
     int64_t lease_seconds; /* a job's lease (at least 3), renewed every third of it */
 } BrJobsOptions;
 
@@ -61,9 +62,11 @@ typedef struct {
  * br_jobs_start:
  * Recovers unfinished jobs (br_job_recover(): this node's old leases end, steps left running
  * by nobody go back to pending) and starts @o->workers threads, the lease renewer and the
- * sweeper, which call @cb with @ctx. A worker claims the oldest runnable job whose lease is
- * free or ended (br_job_claim()), runs it as far as it goes, and gives the lease back; every
- * record of its progress first checks that the lease is still this broker's.
+ * sweeper, which call @cb with @ctx. With @o->leases (PostgreSQL, where other brokers may
+ * run) a worker claims the oldest runnable job whose lease is free or ended (br_job_claim())
+ * and the job's hosts in the database, runs it as far as it goes, and gives them back; every
+ * record of its progress first checks that the lease is still this broker's. Without (the only
+ * broker, SQLite) the engine's own table of running jobs is the claim, as before leases.
  * Returns: 0 and the engine in @ret, or a negative errno with @err set.
  */
 int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, const BrJobsOptions *o,

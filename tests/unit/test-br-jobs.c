@@ -228,7 +228,8 @@ static int teardown(void **state)
 static void start(Fake *f, unsigned workers)
 {
     CmError err = {0};
-    BrJobsOptions o = {.workers = workers, .node = "test-a", .lease_seconds = 30};
+    BrJobsOptions o = {
+        .workers = workers, .node = "test-a", .leases = f->s.pg, .lease_seconds = 30};
     assert_int_equal(br_jobs_start(f->s.store, &fake_callbacks, f, &o, &f->jobs, &err), 0);
     br_jobs_kick(f->jobs);
 }
@@ -610,7 +611,7 @@ static void test_two_engines(void **state)
                             {BR_STEP_START, f->inst[2], 0, NULL},
                             {BR_STEP_FINISH, 0, 0, NULL}};
     _cleanup_free_ char *key = NULL;
-    BrJobsOptions o = {.workers = 2, .node = "test-b", .lease_seconds = 30};
+    BrJobsOptions o = {.workers = 2, .node = "test-b", .leases = true, .lease_seconds = 30};
     BrStore *second = NULL;
     BrJobs *other = NULL;
     CmError err = {0};
