@@ -6,12 +6,14 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-cluster.h"
 #include "br-daemon.h"
 #include "br-hosts.h"
 #include "br-http.h"
 #include "br-jobs.h"
 #include "br-metering.h"
 #include "br-reconciler.h"
+#include "cm-util.h"
 
 static int br_api_metrics(BrCall *c)
 {
@@ -119,13 +121,36 @@ static int br_api_metrics(BrCall *c)
                  k ? (unsigned long long)k->timeouts : 0ULL,
                  k ? (unsigned long long)k->bad_requests : 0ULL,
                  k ? (unsigned long long)k->body_budget_refused : 0ULL,
-                 k ? (unsigned long long)k->body_bytes_held : 0ULL,
-                 (unsigned long long)overlapping, (unsigned long long)unowned_dropped) < 0) {
+                 k ? (unsigned long long)k->body_bytes_held : 0ULL, (unsigned long long)overlapping,
+                 (unsigned long long)unowned_dropped) < 0) {
         free(text);
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     }
     free(text);
-    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", more);
+    /* Several brokers: the leases of jobs and the elected loops (docs/architecture.md). */
+    uint64_t taken_over = 0, lost = 0;
+    unsigned running = 0;
+    br_jobs_lease_counts(c->d->jobs, &taken_over, &lost, &running);
+    text = cm_strdup_printf(
+        "%s"
+        "# HELP cloudbroker_jobs_leased Jobs this broker runs now under its lease.\n"
+        "# TYPE cloudbroker_jobs_leased gauge\n"
+        "cloudbroker_jobs_leased %u\n"
+        "# HELP cloudbroker_jobs_taken_over_total Jobs taken over from a broker whose lease "
+        "ended.\n"
+        "# TYPE cloudbroker_jobs_taken_over_total counter\n"
+        "cloudbroker_jobs_taken_over_total %llu\n"
+        "# HELP cloudbroker_jobs_lease_lost_total Jobs given up because another broker took "
+        "over their lease.\n"
+        "# TYPE cloudbroker_jobs_lease_lost_total counter\n"
+        "cloudbroker_jobs_lease_lost_total %llu\n",
+        more, running, (unsigned long long)taken_over, (unsigned long long)lost);
+    free(more);
+    if (!text || br_cluster_metrics(c->d->cluster, &text) < 0) {
+        free(text);
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
+    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 static const BrRoute routes[] = {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "br-cluster.h"
 #include "br-config.h"
 #include "br-schemas.h"
 #include "br-store.h"
@@ -35,6 +36,7 @@ void br_config_init_defaults(BrConfig *c)
     c->max_query_params = 64;
     c->audit_anchor_every = 32;
     c->job_workers = 4;
+    c->job_lease_seconds = 30;
     c->time_zone = strdup("Asia/Shanghai");
     c->session_idle_seconds = 1800;
     c->session_lifetime_seconds = 43200;
@@ -51,6 +53,7 @@ void br_config_clear(BrConfig *c)
 {
     free(c->state_dir);
     free(c->database);
+    free(c->node_name);
     free(c->listen);
     free(c->policy_dir);
     free(c->config_path);
@@ -133,6 +136,9 @@ int br_config_load_file(BrConfig *c, const char *path, CmError *err)
         c->n_trusted_proxies = n;
     }
     c->job_workers = (unsigned)cm_json_get_int(doc, "job_workers", c->job_workers);
+    c->job_lease_seconds =
+        (unsigned)cm_json_get_int(doc, "job_lease_seconds", c->job_lease_seconds);
+    replace_str(&c->node_name, cm_json_get_str(doc, "node_name", NULL));
     c->audit_anchor_every =
         (unsigned)cm_json_get_int(doc, "audit_anchor_every", c->audit_anchor_every);
     if (cm_json_get_bool(doc, "verbose", false))
@@ -205,5 +211,12 @@ int br_config_check(const BrConfig *c, CmError *err)
     r = br_config_check_database(c->database, err);
     if (r < 0)
         return r;
+    if (c->node_name && (!*c->node_name || strlen(c->node_name) >= BR_CLUSTER_NODE_MAX ||
+                         strspn(c->node_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789._:-") != strlen(c->node_name)))
+        return cm_error_set(err, CM_ERROR_INVALID, "node_name",
+                            "the node name '%s' must have 1 to %d letters, digits, '.', '_', ':'"
+                            " or '-'",
+                            c->node_name, BR_CLUSTER_NODE_MAX - 1);
     return 0;
 }

@@ -29,6 +29,8 @@ typedef struct {
     BrNet *trusted_proxies; /* whose X-Forwarded-For names the client */
     size_t n_trusted_proxies;
     unsigned job_workers;
+    char *node_name;            /* this broker among several on one database; default hostname */
+    unsigned job_lease_seconds; /* a job's lease: how soon another broker takes over a dead one's */
     unsigned audit_anchor_every; /* records between two writes of STATE/audit.anchor */
     bool verbose;
 

@@ -14,6 +14,7 @@
 #include "br-http.h"
 #include "br-account.h"
 #include "br-assess.h"
+#include "br-cluster.h"
 #include "br-console.h"
 #include "br-mailer.h"
 #include "br-password.h"
@@ -30,6 +31,7 @@
 #include "cm-log.h"
 #include "cm-time.h"
 #include "cm-util.h"
+#include "cm-worker.h"
 
 typedef struct {
     const char *token_hash;
@@ -141,21 +143,13 @@ static void host_lost(void *ctx, int64_t host_id, const char *since)
                      err.message);
 }
 
-/* The libvirt connections, the job workers and the reconciler. */
-static int start_hypervisor_work(BrDaemon *d, CmError *err)
+/* Keeps a connection to every host of the database (a known one is left as it is). */
+static int watch_hosts(BrDaemon *d, CmError *err)
 {
     _cleanup_json_ json_object *hosts = NULL;
-    CmDb *db;
+    CmDb *db = br_store_db(d->store, err);
     int r;
 
-    r = br_virt_init(err);
-    if (r < 0)
-        return r;
-    d->hosts = br_hosts_new();
-    if (!d->hosts)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    br_hosts_on_lost(d->hosts, host_lost, d);
-    db = br_store_db(d->store, err);
     if (!db)
         return -EIO;
     r = br_host_connections(db, &hosts, err);
@@ -166,7 +160,50 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
         br_hosts_watch(d->hosts, cm_json_get_int(h, "id", 0), cm_json_get_str(h, "uri", NULL),
                        cm_json_get_str(h, "storage_pool", NULL));
     }
-    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, d->config.job_workers, &d->jobs, err);
+    return 0;
+}
+
+#define HOST_SYNC_MS 2000
+
+static int64_t host_sync_pass(void *ctx)
+{
+    BrDaemon *d = ctx;
+    CmError err = {0};
+
+    if (watch_hosts(d, &err) < 0)
+        cm_log_warning("hosts: cannot read the hosts other brokers registered: %s", err.message);
+    return HOST_SYNC_MS;
+}
+
+/* The libvirt connections, the job workers and the reconciler. */
+static int start_hypervisor_work(BrDaemon *d, CmError *err)
+{
+    int r;
+
+    r = br_virt_init(err);
+    if (r < 0)
+        return r;
+    d->hosts = br_hosts_new();
+    if (!d->hosts)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    br_hosts_on_lost(d->hosts, host_lost, d);
+    r = watch_hosts(d, err);
+    if (r < 0)
+        return r;
+    /* Several brokers: a host registered through another broker is watched here too. */
+    if (br_cluster_shared(d->cluster))
+        r = cm_worker_start(&(CmWorkerConfig){.name = "host sync",
+                                              .run = host_sync_pass,
+                                              .ctx = d,
+                                              .first_delay_ms = HOST_SYNC_MS},
+                            &d->host_sync, err);
+    if (r < 0)
+        return r;
+    BrJobsOptions jo = {.workers = d->config.job_workers,
+                        .node = br_cluster_node(d->cluster),
+                        .leases = br_cluster_shared(d->cluster),
+                        .lease_seconds = d->config.job_lease_seconds};
+    r = br_jobs_start(d->store, &br_steps_job_callbacks, d, &jo, &d->jobs, err);
     if (r < 0)
         return r;
     r = br_metering_start(d, &d->metering, err);
@@ -176,6 +213,33 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     if (r < 0)
         return r;
     return br_reconciler_start(d, &d->reconciler, err);
+}
+
+/*
+ * This broker's node name, and the elections of the loops that run once per cluster: their
+ * passes are held back by the gate on every broker but the one that holds them.
+ */
+static int start_cluster(BrDaemon *d, const char *db_url, CmError *err)
+{
+    char node[BR_CLUSTER_NODE_MAX];
+    int r;
+
+    if (d->config.node_name)
+        cm_strscpy(node, sizeof(node), d->config.node_name);
+    else
+        br_cluster_default_node(d->config.listen, node, sizeof(node));
+    if (d->config.node_name && strlen(d->config.node_name) >= sizeof(node))
+        return cm_error_set(err, CM_ERROR_INVALID, "node_name",
+                            "the node name must have at most %zu characters", sizeof(node) - 1);
+    r = br_cluster_start(db_url, node, &d->cluster, err);
+    if (r < 0)
+        return r;
+    /* The loops this broker starts below; the mailer only with smtp. */
+    for (int i = 0; i < BR_LOOP_MAX; i++)
+        if (i != BR_LOOP_MAILER || d->config.smtp.url)
+            br_cluster_want(d->cluster, (BrLoop)i);
+    cm_worker_set_gate(br_cluster_gate, d->cluster);
+    return 0;
 }
 
 /* Passwords, the console's files, notifications and their mail. */
@@ -252,6 +316,9 @@ int br_daemon_open(BrDaemon *d, CmError *err)
     r = bootstrap_admin(d, err);
     if (r < 0)
         return r;
+    r = start_cluster(d, db_url, err);
+    if (r < 0)
+        return r;
     r = start_console_work(d, err);
     if (r < 0)
         return r;
@@ -265,8 +332,12 @@ void br_daemon_close(BrDaemon *d)
     d->metering = br_metering_stop(d->metering);
     d->assessor = br_assessor_stop(d->assessor);
     d->jobs = br_jobs_stop(d->jobs);
+    d->host_sync = cm_worker_stop(d->host_sync);
     d->hosts = br_hosts_free(d->hosts);
     d->mailer = br_mailer_stop(d->mailer);
+    if (d->cluster)
+        cm_worker_set_gate(NULL, NULL);
+    d->cluster = br_cluster_stop(d->cluster);
     d->console = br_console_free(d->console);
     d->store = br_store_free(d->store);
     d->policies = br_policies_unref(d->policies);

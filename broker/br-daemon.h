@@ -19,6 +19,7 @@ typedef struct BrMetering BrMetering;
 typedef struct BrAssessor BrAssessor;
 typedef struct BrConsole BrConsole;
 typedef struct BrMailer BrMailer;
+typedef struct BrCluster BrCluster;
 
 typedef struct BrDaemon {
     BrConfig config;
@@ -33,8 +34,10 @@ typedef struct BrDaemon {
     BrReconciler *reconciler;
     BrMetering *metering;
     BrAssessor *assessor;
-    BrConsole *console; /* NULL when the console folder is missing */
-    BrMailer *mailer;   /* NULL without smtp */
+    BrConsole *console;         /* NULL when the console folder is missing */
+    BrMailer *mailer;           /* NULL without smtp */
+    struct CmWorker *host_sync; /* several brokers: watches hosts registered elsewhere */
+    BrCluster *cluster;         /* the elections of the once-per-cluster loops (br-cluster.h) */
     BrNotifyConfig notify;
     uint16_t port; /* the port actually bound (for --listen ...:0) */
 } BrDaemon;

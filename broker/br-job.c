@@ -9,6 +9,7 @@
 #include "cm-json.h"
 #include "cm-log.h"
 #include "cm-time.h"
+#include "cm-util.h"
 
 CM_ENUM_IMPL(br_job_kind, BrJobKind, BR_JOB_KIND_MAX, "provision", "resize", "reclaim",
              "trial_reclaim", "purge", "restore")
@@ -197,30 +198,67 @@ int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bo
     return 0;
 }
 
-int br_job_recover(CmDb *db, CmError *err)
+int br_job_recover(CmDb *db, const char *node, int64_t now_ms, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "UPDATE job_steps SET state = 'pending' WHERE state = 'running'", err);
+    _cleanup_stmt_ CmStmt *st = NULL;
     int r;
 
-    if (!st)
-        return -EIO;
-    r = cm_stmt_exec(st, err);
-    if (r < 0)
-        return r;
-    st = cm_db_prepare(db, "UPDATE jobs SET not_before = NULL WHERE state IN ('queued','running')",
+    /* One broker on SQLite: every lease is its own from before the restart. On PostgreSQL
+     * only the leases of this node name are (a restarted broker); the others' run on. */
+    st = cm_db_prepare(db,
+                       cm_db_sql(db,
+                                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL"
+                                 " WHERE lease_owner IS NOT NULL AND ?1 IS NOT NULL",
+                                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL"
+                                 " WHERE lease_owner = ?1"),
                        err);
     if (!st)
         return -EIO;
+    CM_DB_BIND(st, node);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    /* A step left running by a broker whose lease is gone runs again (steps are idempotent);
+     * the claims of hosts by jobs nobody runs are dropped. */
+    st = cm_db_prepare(db,
+                       "UPDATE job_steps SET state = 'pending' WHERE state = 'running'"
+                       " AND job_id IN (SELECT id FROM jobs WHERE lease_owner IS NULL"
+                       " OR lease_until < ?1)",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now_ms);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    st = cm_db_prepare(db,
+                       "DELETE FROM host_claims WHERE job_id IN (SELECT id FROM jobs"
+                       " WHERE lease_owner IS NULL OR lease_until < ?1)",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now_ms);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    st = cm_db_prepare(db,
+                       "UPDATE jobs SET not_before = NULL WHERE state IN ('queued','running')"
+                       " AND (lease_owner IS NULL OR lease_until < ?1)",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now_ms);
     return cm_stmt_exec(st, err);
 }
 
-int br_job_runnable(CmDb *db, const char *now, BrJobRow **ret, size_t *ret_n, CmError *err)
+int br_job_runnable(CmDb *db, const char *now, int64_t now_ms, BrJobRow **ret, size_t *ret_n,
+                    CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE state IN ('queued','running')"
-                      " AND (not_before IS NULL OR not_before <= ?1) ORDER BY id",
+                      " AND (not_before IS NULL OR not_before <= ?1)"
+                      " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id",
                       err);
     _cleanup_free_ BrJobRow *jobs = NULL;
     size_t n = 0, cap = 0;
@@ -228,7 +266,7 @@ int br_job_runnable(CmDb *db, const char *now, BrJobRow **ret, size_t *ret_n, Cm
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, now);
+    CM_DB_BIND(st, now, now_ms);
     while ((r = cm_stmt_step(st, err)) > 0) {
         if (n == cap) {
             BrJobRow *nj = reallocarray(jobs, cap ? cap * 2 : 16, sizeof(*nj));
@@ -243,6 +281,157 @@ int br_job_runnable(CmDb *db, const char *now, BrJobRow **ret, size_t *ret_n, Cm
         return r;
     *ret = TAKE_PTR(jobs);
     *ret_n = n;
+    return 0;
+}
+
+#define CLAIM_CANDIDATES 32
+
+int br_job_claim(CmDb *db, const BrJobLease *lease, const char *now,
+                 bool (*skip)(void *ctx, int64_t job_id), void *skip_ctx, BrJobRow *ret,
+                 char *ret_previous, size_t previous_size, CmError *err)
+{
+    /* The rows are locked as they are read, and rows another claim has locked are passed
+     * over (PostgreSQL): no two brokers take one job, and none waits for another's claim. */
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        cm_db_sql(
+            db,
+            "SELECT id, coalesce(lease_owner, '') FROM jobs"
+            " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
+            " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3",
+            "SELECT id, coalesce(lease_owner, '') FROM jobs"
+            " WHERE state IN ('queued','running') AND (not_before IS NULL OR not_before <= ?1)"
+            " AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3"
+            " FOR UPDATE SKIP LOCKED"),
+        err);
+    char previous[BR_JOB_NODE_MAX] = "";
+    int64_t id = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, now, lease->now_ms, (int64_t)CLAIM_CANDIDATES);
+    while (!id && (r = cm_stmt_step(st, err)) > 0)
+        if (!skip || !skip(skip_ctx, cm_stmt_int(st, 0))) {
+            id = cm_stmt_int(st, 0);
+            cm_strscpy(previous, sizeof(previous), cm_stmt_text(st, 1));
+        }
+    if (!id && r < 0)
+        return r;
+    cm_stmt_reset(st);
+    if (!id)
+        return 0;
+    st = cm_db_prepare(db, "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1", err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, lease->node, lease->now_ms + lease->lease_ms);
+    r = cm_stmt_exec(st, err);
+    if (r >= 0)
+        r = br_job_load(db, id, ret, err);
+    if (r < 0)
+        return r;
+    cm_strscpy(ret_previous, previous_size, previous);
+    return 1;
+}
+
+int br_job_lease_hold(CmDb *db, int64_t job_id, const BrJobLease *lease, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, job_id, lease->node, lease->now_ms + lease->lease_ms);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    return cm_stmt_changes(st) > 0;
+}
+
+int br_job_lease_renew(CmDb *db, const BrJobLease *lease, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "UPDATE jobs SET lease_until = ?2 WHERE lease_owner = ?1 AND lease_until >= ?3", err);
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, lease->node, lease->now_ms + lease->lease_ms, lease->now_ms);
+    return cm_stmt_exec(st, err);
+}
+
+int br_job_lease_release(CmDb *db, int64_t job_id, const char *node, const char *not_before,
+                         CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "DELETE FROM host_claims WHERE job_id = ?1 AND node = ?2", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, job_id, node);
+    r = cm_stmt_exec(st, err);
+    if (r < 0)
+        return r;
+    st = cm_db_prepare(db,
+                       "UPDATE jobs SET lease_owner = NULL, lease_until = NULL,"
+                       " not_before = coalesce(?3, not_before) WHERE id = ?1 AND lease_owner = ?2",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, job_id, node, not_before);
+    return cm_stmt_exec(st, err);
+}
+
+/* The claim that keeps @host_id from the caller, named in @err. Returns: -EBUSY. */
+static int host_claimed(CmDb *db, int64_t host_id, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT job_id, node FROM host_claims WHERE host_id = ?1", err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, host_id);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        cm_error_set(err, CM_ERROR_CONFLICT, "", "host %lld is claimed", (long long)host_id);
+    else
+        cm_error_set(err, CM_ERROR_CONFLICT, "", "host %lld is claimed by job %lld on %s",
+                     (long long)host_id, (long long)cm_stmt_int(st, 0), cm_stmt_text(st, 1));
+    return -EBUSY;
+}
+
+int br_job_hosts_claim(CmDb *db, int64_t job_id, const BrJobLease *lease, const int64_t *hosts,
+                       size_t n, CmError *err)
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    cm_time_iso(lease->now_ms, at);
+    /* A claim counts while its job's lease lives; one whose job is no longer leased by the
+     * claimant is free for the taking. */
+    st = cm_db_prepare(
+        db,
+        "INSERT INTO host_claims(host_id, job_id, node, claimed_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (host_id) DO UPDATE SET job_id = excluded.job_id, node = excluded.node,"
+        " claimed_at = excluded.claimed_at WHERE host_claims.job_id = excluded.job_id"
+        " OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = host_claims.job_id"
+        " AND j.lease_owner = host_claims.node AND j.lease_until >= ?5)",
+        err);
+    if (!st)
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        CM_DB_BIND(st, hosts[i], job_id, lease->node, at, lease->now_ms);
+        r = cm_stmt_exec(st, err);
+        if (r < 0)
+            return r;
+        if (cm_stmt_changes(st) == 0)
+            return host_claimed(db, hosts[i], err);
+    }
     return 0;
 }
 
@@ -363,12 +552,20 @@ int br_job_fail(CmDb *db, int64_t job_id, int seq, const char *why, CmError *err
     return cm_stmt_exec(st, err);
 }
 
-int br_job_step_start(CmDb *db, int64_t job_id, int seq, CmError *err)
+int br_job_step_start(CmDb *db, int64_t job_id, int seq, const char *node, CmError *err)
 {
-    return job_exec(db,
-                    "UPDATE job_steps SET state = 'running', attempts = attempts + 1,"
-                    " started_at = ?2 WHERE job_id = ?1 AND seq = ?3",
-                    job_id, seq, err);
+    char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db,
+                                              "UPDATE job_steps SET state = 'running',"
+                                              " attempts = attempts + 1, started_at = ?2,"
+                                              " node = ?4 WHERE job_id = ?1 AND seq = ?3",
+                                              err);
+
+    if (!st)
+        return -EIO;
+    cm_time_iso(cm_now_ms(), at);
+    CM_DB_BIND(st, job_id, at, (int64_t)seq, node);
+    return cm_stmt_exec(st, err);
 }
 
 int br_job_step_done(CmDb *db, int64_t job_id, int seq, CmError *err)

@@ -128,20 +128,78 @@ int br_job_load(CmDb *db, int64_t id, BrJobRow *ret, CmError *err);
 int br_job_reopen(BrStore *store, CmDb *db, const BrActor *actor, int64_t id, bool reserve_again,
                   const char *comment, int64_t replaced, CmError *err);
 
+/* Who claims a job, when, and for how long (docs/architecture.md, Several brokers). */
+#define BR_JOB_NODE_MAX 64
+typedef struct {
+    const char *node; /* the broker's node name */
+    int64_t now_ms;   /* the broker's clock */
+    int64_t lease_ms;
+} BrJobLease;
+
 /**
  * br_job_recover:
- * After a start: steps that were running go back to pending (they are idempotent), and no
- * unfinished job waits for a retry time any more. Returns: 0 or a negative errno.
+ * After a start: the leases held under @node (a previous run of this broker; on SQLite, the
+ * only broker, every lease) end; steps left running by a job nobody leases at @now_ms go back
+ * to pending (they are idempotent), the host claims of such jobs are dropped, and they wait
+ * for no retry time any more. Returns: 0 or a negative errno.
  */
-int br_job_recover(CmDb *db, CmError *err);
+int br_job_recover(CmDb *db, const char *node, int64_t now_ms, CmError *err);
 
 /**
  * br_job_runnable:
- * The jobs queued or running whose retry time (if any) is not after @now, oldest first.
+ * The jobs queued or running whose retry time (if any) is not after @now and whose lease (if
+ * any) ended before @now_ms, oldest first.
  * Returns: 0 with the array (to be freed) in @ret and its length in @ret_n, or a negative
  * errno with @err set.
  */
-int br_job_runnable(CmDb *db, const char *now, BrJobRow **ret, size_t *ret_n, CmError *err);
+int br_job_runnable(CmDb *db, const char *now, int64_t now_ms, BrJobRow **ret, size_t *ret_n,
+                    CmError *err);
+
+/**
+ * br_job_claim:
+ * Inside the caller's write transaction: takes the lease of the oldest runnable job (as
+ * br_job_runnable() at @now and @lease->now_ms) for which @skip (may be NULL) says no, for
+ * @lease->node until @lease->now_ms + @lease->lease_ms. On PostgreSQL the candidates are read
+ * with FOR UPDATE SKIP LOCKED. @ret_previous gets the node whose lease had ended ("" when the
+ * job was free): a takeover.
+ * Returns: 1 with the job in @ret, 0 when there is none to claim, or a negative errno.
+ */
+int br_job_claim(CmDb *db, const BrJobLease *lease, const char *now,
+                 bool (*skip)(void *ctx, int64_t job_id), void *skip_ctx, BrJobRow *ret,
+                 char *ret_previous, size_t previous_size, CmError *err);
+
+/**
+ * br_job_lease_hold:
+ * Extends the lease of job @job_id to @lease->now_ms + @lease->lease_ms if @lease->node still
+ * holds it. Returns: 1 when it does, 0 when the lease was lost (taken over), or a negative
+ * errno with @err set.
+ */
+int br_job_lease_hold(CmDb *db, int64_t job_id, const BrJobLease *lease, CmError *err);
+
+/**
+ * br_job_lease_renew:
+ * Extends every lease @lease->node holds that has not ended. Returns: 0 or a negative errno.
+ */
+int br_job_lease_renew(CmDb *db, const BrJobLease *lease, CmError *err);
+
+/**
+ * br_job_lease_release:
+ * @node gives up the lease of job @job_id and its host claims; with @not_before (an ISO time,
+ * or NULL) the job is not claimed again before then. Returns: 0 or a negative errno.
+ */
+int br_job_lease_release(CmDb *db, int64_t job_id, const char *node, const char *not_before,
+                         CmError *err);
+
+/**
+ * br_job_hosts_claim:
+ * Inside the caller's write transaction: claims the @n hosts of @hosts for job @job_id, whose
+ * lease @lease->node holds. A host is free when it is unclaimed, claimed by this job, or
+ * claimed by a job whose lease ended. The caller rolls back on failure (claims are all or
+ * none). Returns: 0, -EBUSY with @err naming the job and node that hold a host, or another
+ * negative errno.
+ */
+int br_job_hosts_claim(CmDb *db, int64_t job_id, const BrJobLease *lease, const int64_t *hosts,
+                       size_t n, CmError *err);
 
 /**
  * br_job_next_step:
@@ -171,8 +229,11 @@ int br_job_set_done(CmDb *db, int64_t job_id, CmError *err);
  */
 int br_job_fail(CmDb *db, int64_t job_id, int seq, const char *why, CmError *err);
 
-/** br_job_step_start: step @seq runs (one more attempt). Returns: 0 or a negative errno. */
-int br_job_step_start(CmDb *db, int64_t job_id, int seq, CmError *err);
+/**
+ * br_job_step_start:
+ * Step @seq runs (one more attempt) on the broker @node. Returns: 0 or a negative errno.
+ */
+int br_job_step_start(CmDb *db, int64_t job_id, int seq, const char *node, CmError *err);
 
 /** br_job_step_done: step @seq is done. Returns: 0 or a negative errno. */
 int br_job_step_done(CmDb *db, int64_t job_id, int seq, CmError *err);

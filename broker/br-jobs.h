@@ -51,13 +51,25 @@ typedef struct {
 
 typedef struct BrJobs BrJobs;
 
+typedef struct {
+    unsigned workers;      /* threads that run jobs; 0: none (the engine only records) */
+    const char *node;      /* this broker's node name: it holds the leases of the jobs it runs */
+    bool leases;           /* several brokers share the database: claim jobs with leases */
+    int64_t lease_seconds; /* a job's lease (at least 3), renewed every third of it */
+} BrJobsOptions;
+
 /**
  * br_jobs_start:
- * Recovers unfinished jobs (steps that were running go back to pending) and starts @workers
- * threads and the sweeper, which call @cb with @ctx.
+ * Recovers unfinished jobs (br_job_recover(): this node's old leases end, steps left running
+ * by nobody go back to pending) and starts @o->workers threads, the lease renewer and the
+ * sweeper, which call @cb with @ctx. With @o->leases (PostgreSQL, where other brokers may
+ * run) a worker claims the oldest runnable job whose lease is free or ended (br_job_claim())
+ * and the job's hosts in the database, runs it as far as it goes, and gives them back; every
+ * record of its progress first checks that the lease is still this broker's. Without (the only
+ * broker, SQLite) the engine's own table of running jobs is the claim, as before leases.
  * Returns: 0 and the engine in @ret, or a negative errno with @err set.
  */
-int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, unsigned workers,
+int br_jobs_start(BrStore *store, const BrJobCallbacks *cb, void *ctx, const BrJobsOptions *o,
                   BrJobs **ret, CmError *err);
 
 /** br_jobs_stop: lets running steps finish, stops the threads, frees. Returns: NULL. */
@@ -68,3 +80,11 @@ void br_jobs_kick(BrJobs *j);
 
 /** br_jobs_counts: jobs done and failed since start, for /metrics. */
 void br_jobs_counts(BrJobs *j, uint64_t *ret_done, uint64_t *ret_failed);
+
+/**
+ * br_jobs_lease_counts:
+ * For /metrics: jobs taken over from another broker whose lease had ended, jobs this broker
+ * stopped because its lease was taken over, both since start, and the jobs it runs now.
+ */
+void br_jobs_lease_counts(BrJobs *j, uint64_t *ret_taken_over, uint64_t *ret_lost,
+                          unsigned *ret_running);

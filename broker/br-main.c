@@ -29,9 +29,10 @@ static void usage(FILE *f)
             "  --state-dir DIR     database, materials, admin token and audit key (required,\n"
             "                      or state_dir in the config file)\n"
             "  --database URL      sqlite:PATH (default sqlite:DIR/cloudbroker.db) or\n"
-            "                      postgresql://... (refused while broker modules still use\n"
-            "                      SQLite's own API; the message names them)\n"
+            "                      postgresql://... (several brokers may share one)\n"
             "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8470; port 0 picks one)\n"
+            "  --node NAME         this broker's name among several on one PostgreSQL database\n"
+            "                      (default HOSTNAME:PORT; letters, digits, . _ : -)\n"
             "  --config FILE       JSON config, checked against schemas/config.json\n"
             "  --policy-dir DIR    policy files (default %s)\n"
             "  --threads N         HTTP worker threads (default: twice the CPUs, at most 16)\n"
@@ -50,6 +51,7 @@ enum {
     OPT_STATE = 256,
     OPT_DATABASE,
     OPT_LISTEN,
+    OPT_NODE,
     OPT_CONFIG,
     OPT_POLICY,
     OPT_THREADS,
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
         {"state-dir", required_argument, NULL, OPT_STATE},
         {"database", required_argument, NULL, OPT_DATABASE},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"node", required_argument, NULL, OPT_NODE},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"policy-dir", required_argument, NULL, OPT_POLICY},
         {"threads", required_argument, NULL, OPT_THREADS},
@@ -78,7 +81,7 @@ int main(int argc, char **argv)
     };
     const char *opt_state = NULL, *opt_database = NULL, *opt_listen = NULL, *opt_config = NULL,
                *opt_policy = NULL;
-    const char *opt_console = NULL;
+    const char *opt_console = NULL, *opt_node = NULL;
     long opt_threads = 0;
     bool check_only = false, verbose = false;
     BrDaemon d = {0};
@@ -97,6 +100,9 @@ int main(int argc, char **argv)
             break;
         case OPT_LISTEN:
             opt_listen = optarg;
+            break;
+        case OPT_NODE:
+            opt_node = optarg;
             break;
         case OPT_CONFIG:
             opt_config = optarg;
@@ -166,6 +172,10 @@ int main(int argc, char **argv)
     if (opt_listen) {
         free(d.config.listen);
         d.config.listen = strdup(opt_listen);
+    }
+    if (opt_node) {
+        free(d.config.node_name);
+        d.config.node_name = strdup(opt_node);
     }
     if (opt_policy) {
         free(d.config.policy_dir);

@@ -550,6 +550,25 @@ static const char *const migrations[] = {
     " coalesce((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1),"
     "  '0000000000000000000000000000000000000000000000000000000000000000'),"
     " coalesce((SELECT at FROM audit ORDER BY seq DESC LIMIT 1), '');",
+
+    /* 12 (several brokers): a job is run by the broker that holds its lease (lease_owner, the
+     * broker's node name, until lease_until, milliseconds since the epoch), renewed while its
+     * steps run; a lease that ended is taken over. Each step records the broker that ran it
+     * last. A job's hosts are claimed in host_claims for as long as the job's lease lives, so
+     * that no two brokers run jobs on one host at once (docs/architecture.md, Several
+     * brokers). */
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE jobs ADD COLUMN lease_until INTEGER;"
+    "ALTER TABLE job_steps ADD COLUMN node TEXT;"
+    "CREATE INDEX jobs_lease_owner ON jobs(lease_owner) WHERE lease_owner IS NOT NULL;"
+    "CREATE TABLE host_claims ("
+    "  host_id INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  node TEXT NOT NULL,"
+    "  claimed_at TEXT NOT NULL,"
+    "  PRIMARY KEY (host_id)"
+    ") STRICT;"
+    "CREATE INDEX host_claims_job ON host_claims(job_id);",
 };
 
 /*

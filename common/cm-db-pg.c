@@ -359,6 +359,8 @@ static Variant *variant(CmStmt *st, CmError *err)
     CmPgStmt *p = st->pg;
     CmDb *db = st->db;
     size_t size = (size_t)p->n * sizeof(Oid);
+    CmError ignored = {0};
+    bool untyped = false, guard;
     PGresult *res;
     Variant *v;
 
@@ -373,14 +375,26 @@ static Variant *variant(CmStmt *st, CmError *err)
     if (size > 0)
         memcpy(v->types, p->types, size);
     snprintf(v->name, sizeof(v->name), "cm%u", db->pg->next_name++);
-    res = prepare(db, p, v->name, false);
     /* A parameter used where nothing tells its type ("?1 IS NULL"), bound NULL or text:
-     * SQLite would take anything there; text is the closest. */
+     * SQLite would take anything there; text is the closest. The server says 42P08 instead
+     * of 42P18 when such a use comes first and a typed one later ("?1 IS NULL OR x = ?1").
+     * Inside a transaction the failed try would abort it: a savepoint keeps it. */
+    for (int i = 0; i < p->n && !untyped; i++)
+        untyped = p->types[i] == 0;
+    guard =
+        untyped && db->pg->in_tx && pg_run(db, "SAVEPOINT cm_prepare", &ignored, "prepare") >= 0;
+    res = prepare(db, p, v->name, false);
     if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
-        cm_streq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P18")) {
+        (cm_streq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P18") ||
+         cm_streq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P08")) &&
+        (!db->pg->in_tx || guard)) {
         PQclear(res);
+        if (guard)
+            pg_run(db, "ROLLBACK TO SAVEPOINT cm_prepare", &ignored, "prepare");
         res = prepare(db, p, v->name, true);
     }
+    if (guard && PQresultStatus(res) == PGRES_COMMAND_OK)
+        pg_run(db, "RELEASE SAVEPOINT cm_prepare", &ignored, "prepare");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         pg_error(db, res, err, "prepare");
         cm_log_error("postgresql: failed statement: %s", p->text);

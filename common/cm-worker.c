@@ -20,6 +20,27 @@ struct CmWorker {
     pthread_t threads[MAX_THREADS];
 };
 
+typedef struct {
+    CmWorkerGate gate;
+    void *ctx;
+} Gate;
+
+static _Atomic(const Gate *) gate_now;
+
+void cm_worker_set_gate(CmWorkerGate gate, void *ctx)
+{
+    static Gate gates[2];
+    static unsigned which;
+    Gate *g = NULL;
+
+    /* Two slots, so that a loop reading the old one meanwhile still reads a whole gate. */
+    if (gate) {
+        g = &gates[which++ % 2];
+        *g = (Gate){gate, ctx};
+    }
+    atomic_store(&gate_now, g);
+}
+
 static void deadline_after(struct timespec *ts, int64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -61,6 +82,11 @@ static void *worker_thread(void *arg)
         worker_sleep(w, ms, &seen);
         if (atomic_load(&w->stopping))
             break;
+        const Gate *g = atomic_load(&gate_now);
+        if (g && !g->gate(g->ctx, w->config.name)) {
+            ms = CM_WORKER_GATE_RECHECK_MS;
+            continue;
+        }
         ms = w->config.run(w->config.ctx);
     }
     return NULL;

@@ -24,6 +24,23 @@ typedef struct {
     void *ctx;
 } CmWorkerConfig;
 
+/*
+ * The gate every loop asks before each pass: a process-wide hook, so that a loop that must run
+ * on one process of several (the broker's elected loops, br-cluster.h) is held back by name
+ * without its module knowing. A pass the gate refuses is skipped, and the gate is asked again
+ * after CM_WORKER_GATE_RECHECK_MS or a wake.
+ * Returns (the gate): true when the loop @name may run a pass now.
+ */
+typedef bool (*CmWorkerGate)(void *ctx, const char *name);
+#define CM_WORKER_GATE_RECHECK_MS 1000
+
+/**
+ * cm_worker_set_gate:
+ * Installs @gate (NULL: none) for every loop of the process. Set it before the loops it gates
+ * start and clear it after they stopped.
+ */
+void cm_worker_set_gate(CmWorkerGate gate, void *ctx);
+
 /**
  * cm_worker_start:
  * Starts the threads. Returns: 0 and the worker in @ret, or a negative errno with @err set

@@ -4,7 +4,11 @@
  * real store: steps run in order and are recorded with what they changed, a failure ends the
  * job through the failure handler in one transaction, "try later" waits and tries again until
  * the retry window closes, one job at a time works on a host, the sweeper's jobs run, and an
- * interrupted job resumes after a restart. On SQLite, and on PostgreSQL with CB_TEST_PG_URL.
+ * interrupted job resumes after a restart. Leases (several brokers on one database): of two
+ * claimers only one gets a job, a lease that ended is taken over and the old holder's writes
+ * are refused, a live lease keeps the job from another engine until it ends, and two engines
+ * on one PostgreSQL database run every step once. On SQLite, and on PostgreSQL with
+ * CB_TEST_PG_URL.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -224,7 +228,9 @@ static int teardown(void **state)
 static void start(Fake *f, unsigned workers)
 {
     CmError err = {0};
-    assert_int_equal(br_jobs_start(f->s.store, &fake_callbacks, f, workers, &f->jobs, &err), 0);
+    BrJobsOptions o = {
+        .workers = workers, .node = "test-a", .leases = f->s.pg, .lease_seconds = 30};
+    assert_int_equal(br_jobs_start(f->s.store, &fake_callbacks, f, &o, &f->jobs, &err), 0);
     br_jobs_kick(f->jobs);
 }
 
@@ -452,6 +458,190 @@ static void test_recovery(void **state)
     assert_int_equal(step_attempts(f, job, 1), 2);
 }
 
+/* ---- leases ---- */
+
+typedef struct {
+    BrJobLease lease;
+    BrJobRow job;
+    char previous[BR_JOB_NODE_MAX];
+    int64_t job_id; /* br_job_lease_hold: the job */
+} ClaimCtx;
+
+static int claim_tx(BrTx *tx, void *ctx)
+{
+    ClaimCtx *c = ctx;
+    char now[CM_TIME_ISO_LEN + 1];
+    cm_time_iso(c->lease.now_ms, now);
+    return br_job_claim(tx->db, &c->lease, now, NULL, NULL, &c->job, c->previous,
+                        sizeof(c->previous), tx->err);
+}
+
+static int claim(Fake *f, const char *node, int64_t now_ms, ClaimCtx *c)
+{
+    CmError err = {0};
+    *c = (ClaimCtx){.lease = {.node = node, .now_ms = now_ms, .lease_ms = 10000}};
+    return br_tx_run(f->s.store, "test.claim", NULL, claim_tx, c, &err);
+}
+
+static int hold_tx(BrTx *tx, void *ctx)
+{
+    ClaimCtx *c = ctx;
+    return br_job_lease_hold(tx->db, c->job_id, &c->lease, tx->err);
+}
+
+static int hold(Fake *f, const char *node, int64_t job, int64_t now_ms)
+{
+    ClaimCtx c = {.lease = {.node = node, .now_ms = now_ms, .lease_ms = 10000}, .job_id = job};
+    CmError err = {0};
+    return br_tx_run(f->s.store, "test.hold", NULL, hold_tx, &c, &err);
+}
+
+/* Two claimers on one database: one gets the job; once its lease ended the other takes it
+ * over, and the first one's writes (which hold the lease first) are refused. */
+static void test_claim_once(void **state)
+{
+    Fake *f = FIXTURE(state);
+    const BrStepSpec steps[] = {{BR_STEP_START, f->inst[1], 0, NULL}, {BR_STEP_FINISH, 0, 0, NULL}};
+    int64_t job = make_job(f, steps, ELEMENTSOF(steps)), t0 = cm_now_ms();
+    _cleanup_free_ char *owner = NULL;
+    ClaimCtx a, b;
+
+    assert_int_equal(claim(f, "node-a", t0, &a), 1);
+    assert_int_equal(a.job.id, job);
+    assert_string_equal(a.previous, "");
+    assert_int_equal(claim(f, "node-b", t0 + 1, &b), 0);
+    assert_int_equal(claim(f, "node-b", t0 + 9999, &b), 0);
+    owner = cbt_store_text(&f->s, "SELECT lease_owner FROM jobs WHERE id = ?1", 1, job);
+    assert_string_equal(owner, "node-a");
+    assert_int_equal(hold(f, "node-a", job, t0 + 5000), 1); /* renewed until t0 + 15000 */
+    assert_int_equal(claim(f, "node-b", t0 + 12000, &b), 0);
+
+    /* node-a stops renewing: after the lease, node-b takes over. */
+    assert_int_equal(claim(f, "node-b", t0 + 15001, &b), 1);
+    assert_int_equal(b.job.id, job);
+    assert_string_equal(b.previous, "node-a");
+    assert_int_equal(hold(f, "node-a", job, t0 + 15002), 0);
+    assert_int_equal(hold(f, "node-b", job, t0 + 15002), 1);
+    assert_int_equal(claim(f, "node-a", t0 + 15003, &a), 0);
+}
+
+/* The job engine: a job whose holder's lease ended (a broker killed with a step running) is
+ * taken over; the step that was running runs again, the others once, and the takeover is in
+ * the audit trail. On SQLite (one broker) every old lease is this broker's own and simply
+ * ends at start. */
+static void test_takeover(void **state)
+{
+    Fake *f = FIXTURE(state);
+    const BrStepSpec steps[] = {{BR_STEP_CREATE_VOLUME, f->inst[1], 0, NULL},
+                                {BR_STEP_START, f->inst[1], 0, NULL},
+                                {BR_STEP_FINISH, 0, 0, NULL}};
+    int64_t job = make_job(f, steps, ELEMENTSOF(steps));
+    _cleanup_free_ char *sql = NULL, *end = NULL, *node1 = NULL;
+    uint64_t taken, lost;
+    unsigned running;
+
+    sql = cm_strdup_printf("UPDATE jobs SET state = 'running', started_at = '2026-01-01T00:00:00Z',"
+                           " lease_owner = 'dead', lease_until = %lld WHERE id = %lld;"
+                           "UPDATE job_steps SET state = 'done', attempts = 1, node = 'dead'"
+                           " WHERE job_id = %lld AND seq = 0;"
+                           "UPDATE job_steps SET state = 'running', attempts = 1, node = 'dead'"
+                           " WHERE job_id = %lld AND seq = 1;",
+                           (long long)(cm_now_ms() - 1000), (long long)job, (long long)job,
+                           (long long)job);
+    assert_int_equal(cbt_store_exec(&f->s, sql), 0);
+    start(f, 1);
+    end = wait_end(f, job);
+    assert_string_equal(end, "done");
+    assert_int_equal(f->n_log, 2);
+    assert_int_equal(f->log[0].seq, 1);
+    assert_int_equal(step_attempts(f, job, 0), 1);
+    assert_int_equal(step_attempts(f, job, 1), 2);
+    assert_int_equal(step_attempts(f, job, 2), 1);
+    node1 =
+        cbt_store_text(&f->s, "SELECT node FROM job_steps WHERE job_id = ?1 AND seq = 1", 1, job);
+    assert_string_equal(node1, "test-a");
+    assert_int_equal(
+        cbt_store_int(&f->s, "SELECT count(*) FROM jobs WHERE id = ?1 AND lease_owner IS NULL", 1,
+                      job),
+        1);
+    br_jobs_lease_counts(f->jobs, &taken, &lost, &running);
+    assert_int_equal(lost, 0);
+    assert_int_equal(taken, f->s.pg ? 1 : 0);
+    assert_int_equal(cbt_store_int(&f->s,
+                                   "SELECT count(*) FROM audit WHERE action = 'job.takeover'"
+                                   " AND object_id = ?1",
+                                   1, job),
+                     f->s.pg ? 1 : 0);
+}
+
+/* A live lease of another broker: on PostgreSQL the engine leaves the job alone until the
+ * lease ends, then runs it; on SQLite there is no other broker, the lease is an old one of
+ * this broker's and the job runs at once. */
+static void test_live_lease_waits(void **state)
+{
+    Fake *f = FIXTURE(state);
+    const BrStepSpec steps[] = {{BR_STEP_START, f->inst[1], 0, NULL}, {BR_STEP_FINISH, 0, 0, NULL}};
+    int64_t job = make_job(f, steps, ELEMENTSOF(steps)), until = cm_now_ms() + 2500;
+    _cleanup_free_ char *sql = NULL, *end = NULL;
+
+    sql = cm_strdup_printf("UPDATE jobs SET lease_owner = 'other', lease_until = %lld"
+                           " WHERE id = %lld",
+                           (long long)until, (long long)job);
+    assert_int_equal(cbt_store_exec(&f->s, sql), 0);
+    start(f, 2);
+    end = wait_end(f, job);
+    assert_string_equal(end, "done");
+    assert_int_equal(f->n_log, 2);
+    if (f->s.pg)
+        assert_true(f->log[0].at_ms > until);
+    else
+        assert_true(f->log[0].at_ms < until - 1000);
+}
+
+/* Two engines (two brokers) on one PostgreSQL database, one connection pool each: every job
+ * ends, every step ran exactly once, and no two steps ran on one host at once. */
+static void test_two_engines(void **state)
+{
+    Fake *f = FIXTURE(state);
+    const BrStepSpec a[] = {{BR_STEP_CREATE_VOLUME, f->inst[1], 0, NULL},
+                            {BR_STEP_START, f->inst[1], 0, NULL},
+                            {BR_STEP_FINISH, 0, 0, NULL}};
+    const BrStepSpec b[] = {{BR_STEP_CREATE_VOLUME, f->inst[2], 0, NULL},
+                            {BR_STEP_START, f->inst[1], 0, NULL},
+                            {BR_STEP_START, f->inst[2], 0, NULL},
+                            {BR_STEP_FINISH, 0, 0, NULL}};
+    _cleanup_free_ char *key = NULL;
+    BrJobsOptions o = {.workers = 2, .node = "test-b", .leases = true, .lease_seconds = 30};
+    BrStore *second = NULL;
+    BrJobs *other = NULL;
+    CmError err = {0};
+    int64_t jobs[8];
+    size_t steps = 0;
+
+    if (!f->s.pg)
+        skip(); /* one broker on SQLite */
+    key = cm_strdup_printf("%s/audit.key", f->s.dir);
+    assert_int_equal(br_store_open(br_store_url(f->s.store), key, &second, &err), 0);
+    for (size_t i = 0; i < ELEMENTSOF(jobs); i++) {
+        jobs[i] = i % 2 ? make_job(f, b, ELEMENTSOF(b)) : make_job(f, a, ELEMENTSOF(a));
+        steps += i % 2 ? ELEMENTSOF(b) : ELEMENTSOF(a);
+    }
+    assert_int_equal(br_jobs_start(second, &fake_callbacks, f, &o, &other, &err), 0);
+    start(f, 2);
+    br_jobs_kick(other);
+    for (size_t i = 0; i < ELEMENTSOF(jobs); i++) {
+        _cleanup_free_ char *end = wait_end(f, jobs[i]);
+        assert_string_equal(end, "done");
+    }
+    other = br_jobs_stop(other);
+    second = br_store_free(second);
+    assert_int_equal(f->n_log, steps);
+    assert_int_equal(cbt_store_int(&f->s, "SELECT count(*) FROM job_steps WHERE attempts <> 1", 0),
+                     0);
+    assert_false(atomic_load(&f->overlap));
+    assert_int_equal(cbt_store_int(&f->s, "SELECT count(*) FROM host_claims", 0), 0);
+}
+
 static const bool SQLITE = false, POSTGRESQL = true;
 
 #define ON(t, backend, name)                                                                       \
@@ -464,7 +654,9 @@ int main(void)
         BOTH(test_steps_in_order),   BOTH(test_failure),
         BOTH(test_try_later),        BOTH(test_try_later_window_over),
         BOTH(test_one_job_per_host), BOTH(test_sweeper),
-        BOTH(test_recovery),
+        BOTH(test_recovery),         BOTH(test_claim_once),
+        BOTH(test_takeover),         BOTH(test_live_lease_waits),
+        BOTH(test_two_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
