@@ -240,8 +240,8 @@ static const BrRoute routes[] = {
      BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/operations", br_api_reports_operations,
      R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/costs", br_api_reports_costs,
+     R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

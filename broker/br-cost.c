@@ -131,15 +131,16 @@ static void add_money(json_object *o, const Sum *s)
     json_object_object_add(o, "total", br_money_json(total));
 }
 
-/* A price in micro-yuan as yuan with the decimals it needs. */
-static json_object *price_json(int64_t micro)
+/* @units millionths as a number with the decimals it needs (at most 6): a price in yuan
+ * from micro-yuan, hours from ms / 3.6. */
+static json_object *millionths_json(int64_t units)
 {
     char s[40];
-    int len = snprintf(s, sizeof(s), "%lld.%06lld", (long long)(micro / 1000000),
-                       (long long)(micro % 1000000));
-    while (len > 0 && s[len - 1] == '0' && s[len - 2] != '.')
+    int len = snprintf(s, sizeof(s), "%lld.%06lld", (long long)(units / 1000000),
+                       (long long)(units % 1000000));
+    while (len > 2 && s[len - 1] == '0' && s[len - 2] != '.')
         s[--len] = 0;
-    return json_object_new_double_s((double)micro / 1e6, s);
+    return json_object_new_double_s((double)units / 1e6, s);
 }
 
 static json_object *iso_json(int64_t ms)
@@ -157,15 +158,15 @@ static json_object *part_json(const BrCostPart *x, Sum *s)
     json_object_object_add(o, "from", iso_json(x->from_ms));
     json_object_object_add(o, "to", iso_json(x->to_ms));
     json_object_object_add(o, "hours",
-                           json_object_new_double((double)(x->to_ms - x->from_ms) / HOUR_MS));
+                           millionths_json((x->to_ms - x->from_ms) * 1000000 / HOUR_MS));
     json_object_object_add(o, "vcpus", json_object_new_int64(x->vcpus));
     json_object_object_add(o, "memory_mib", json_object_new_int64(x->memory_mib));
     json_object_object_add(o, "disk_gib", json_object_new_int64(x->disk_gib));
     json_object_object_add(o, "price_from", cm_json_new_string_or_null(
                                                 x->rate.entry ? x->rate.entry->from : NULL));
-    json_object_object_add(rates, "vcpu_hour", price_json(x->rate.vcpu_hour));
-    json_object_object_add(rates, "memory_gib_hour", price_json(x->rate.memory_gib_hour));
-    json_object_object_add(rates, "disk_gib_month", price_json(x->rate.disk_gib_month));
+    json_object_object_add(rates, "vcpu_hour", millionths_json(x->rate.vcpu_hour));
+    json_object_object_add(rates, "memory_gib_hour", millionths_json(x->rate.memory_gib_hour));
+    json_object_object_add(rates, "disk_gib_month", millionths_json(x->rate.disk_gib_month));
     json_object_object_add(o, "rates", rates);
     add_money(o, s);
     return o;
