@@ -181,12 +181,15 @@ static const Column assess_cols[] = {
      "Reclaimable vCPU-hours", false},
     {"efficiency.reclaimable_memory_gib_hours", "reclaimable_memory_gib_hours", "可回收内存GiB小时",
      "Reclaimable GiB-hours", false},
+    /* Waste in money (docs/costs.md): on the page in the efficiency table. */
+    {"efficiency.reclaimable_monthly_saving", "reclaimable_monthly_saving_yuan", "可节约（元/月）",
+     "Saving (yuan/month)", false},
 };
 
 /* The page's three tables of assess_cols: scores, efficiency, security (a department's code
  * and name in each); 23 columns in one table do not fit a printed page. */
 static const size_t assess_scores[] = {0, 1, 2, 3, 4, 5, 6, 15, 21, 22};
-static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 32, 15};
 static const size_t assess_security[] = {1, 2, 16, 17, 18, 19, 20, 21};
 /* The year, time-weighted: vCPU-hours and GiB-hours held, used and reclaimable, the CPU
  * utilization over the hours measured and the coverage. */
@@ -623,6 +626,8 @@ static char *assessment_html(json_object *r, BrLang lang)
     card(&o, L("可回收vCPU", "Reclaimable vCPUs"), at(city, "efficiency.reclaimable_vcpus"), false);
     card(&o, L("可回收内存GiB", "Reclaimable GiB"), at(city, "efficiency.reclaimable_memory_gib"),
          false);
+    card(&o, L("可节约（元/月）", "Saving (yuan/month)"),
+         at(city, "efficiency.reclaimable_monthly_saving"), false);
     outf(&o, "</div></section>\n<section><h2>");
     html_text(&o, L("各单位综合得分", "Overall score by department"));
     outf(&o, "</h2>");
