@@ -551,11 +551,13 @@ static const char *const migrations[] = {
     "  '0000000000000000000000000000000000000000000000000000000000000000'),"
     " coalesce((SELECT at FROM audit ORDER BY seq DESC LIMIT 1), '');",
 
-    /* 12 (costs, issue 12; docs/costs.md): every state and size an instance had, from when
+    /* 13 (costs, issue 12; docs/costs.md; 12th on the branch cost-sla until the leases
+     * branch's 12 is merged before it): every state and size an instance had, from when
      * (br-instance.c appends a row in the transaction of each change), for the cost
      * statements' hours in each size. The backfill gives each existing instance what is
-     * known: made (pending) at its creation, running from its first start, its present state
-     * since its last change, at its present sizes. */
+     * known: made (pending) at its creation, running from its first start, a deleted one's
+     * volume retained from its domain's last undefine, its present state since its last
+     * change; all at its present sizes (a resize before this migration is not known). */
     "CREATE TABLE instance_history ("
     "  id INTEGER PRIMARY KEY,"
     "  instance_id INTEGER NOT NULL REFERENCES instances(id),"
@@ -574,6 +576,12 @@ static const char *const migrations[] = {
     "  WHERE s.instance_id = i.id AND s.action = 'start' AND s.state = 'done'), i.updated_at),"
     " 'running', i.vcpus, i.memory_mib, i.disk_gib, i.host_id FROM instances i"
     " WHERE i.state NOT IN ('pending','placed','created','defined') ORDER BY i.id;"
+    "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
+    " SELECT i.id, (SELECT max(s.finished_at) FROM job_steps s WHERE s.instance_id = i.id"
+    "  AND s.action = 'undefine' AND s.state = 'done'), 'undefined', i.vcpus, i.memory_mib,"
+    " i.disk_gib, i.host_id FROM instances i WHERE i.state = 'deleted' AND EXISTS (SELECT 1"
+    "  FROM job_steps s WHERE s.instance_id = i.id AND s.action = 'undefine'"
+    "  AND s.state = 'done' AND s.finished_at < i.updated_at) ORDER BY i.id;"
     "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
     " SELECT id, updated_at, state, vcpus, memory_mib, disk_gib, host_id FROM instances"
     " WHERE state NOT IN ('pending','running') ORDER BY id;",

@@ -417,6 +417,36 @@ def run(ck, b, work, pol):
     ck.ok(any(p['to'] == change.replace('Z', '.000Z') and p['price_from'] == '2020-01-01'
               for p in prod), 'and a part up to it at the old price')
 
+    # [backfill] A database from before the migration (as test-role-matrix does, the broker
+    # stopped: the table dropped, the schema version one back): the migration gives every
+    # instance what the other tables know: pending from its creation, running from its first
+    # start step, a deleted one's volume retained from its last undefine step, at its present
+    # sizes. The times are those steps' ends, a few ms from the live history's.
+    live, _ = read_history(b)
+    b.stop()
+    con = sqlite3.connect(b.db_path)
+    version = con.execute('PRAGMA user_version').fetchone()[0]
+    con.execute('DROP TABLE instance_history')
+    con.execute(f'PRAGMA user_version = {version - 1}')
+    con.commit()
+    con.close()
+    b.start()
+    back, _ = read_history(b)
+    ck.eq(sorted(back), sorted(live), '[backfill] every instance has a history')
+    for iid, h in live.items():
+        states = [r_[1] for r_ in back.get(iid, [])]
+        want_states = ['pending', 'running'] + (['undefined', 'deleted']
+                                                if h[-1][1] == 'deleted' else [])
+        ck.eq(states, want_states, f'[backfill] instance {iid}: its states')
+        for st in ('pending', 'running', 'undefined', 'deleted'):
+            lt = [r_[0] for r_ in h if r_[1] == st]
+            bt = [r_[0] for r_ in back.get(iid, []) if r_[1] == st]
+            if bt and lt:
+                first = st in ('pending', 'running')
+                ck.ok(abs(bt[0] - (lt[0] if first else lt[-1])) <= 50,
+                      f'[backfill] instance {iid}: {st} at {bt[0]}, live {lt}')
+        ck.eq(back[iid][-1][2:], h[-1][2:], f'[backfill] instance {iid}: its present sizes')
+
 
 if __name__ == '__main__':
     main()
