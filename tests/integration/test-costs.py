@@ -423,7 +423,7 @@ def run(ck, b, work, pol):
     # start step, a deleted one's volume retained from its last undefine step, at its present
     # sizes. The times are those steps' ends, a few ms from the live history's.
     live, _ = read_history(b)
-    b.stop()
+    ck.eq(b.stop(), 0, 'the broker stops cleanly (under the sanitizers: nothing leaked)')
     con = sqlite3.connect(b.db_path)
     version = con.execute('PRAGMA user_version').fetchone()[0]
     con.execute('DROP TABLE instance_history')
@@ -446,6 +446,10 @@ def run(ck, b, work, pol):
                 ck.ok(abs(bt[0] - (lt[0] if first else lt[-1])) <= 50,
                       f'[backfill] instance {iid}: {st} at {bt[0]}, live {lt}')
         ck.eq(back[iid][-1][2:], h[-1][2:], f'[backfill] instance {iid}: its present sizes')
+    r = want(b.get(f'/v1/reports/costs?month={month}', token=rv), 200, 'GET costs after backfill')
+    ck.eq(sorted(d['code'] for d in r.json()['departments']), ['jt', 'mz'],
+          '[backfill] the statement after the migration bills both departments')
+    ck.eq(b.stop(), 0, 'the migrated broker stops cleanly')
 
 
 if __name__ == '__main__':
