@@ -37,8 +37,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
     char disp[256];
     if (strcmp(format, "json") == 0)
         return br_reply(c, MHD_HTTP_OK, doc);
-    char *text =
-        strcmp(format, "csv") == 0 ? br_report_csv(doc, lang) : br_report_html(doc, lang);
+    char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc, lang) : br_report_html(doc, lang);
     json_object_put(doc);
     if (!text)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -240,8 +239,8 @@ static const BrRoute routes[] = {
      BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/operations", br_api_reports_operations,
      R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"GET", "/v1/reports/costs", br_api_reports_costs,
-     R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN, BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN,
+     BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

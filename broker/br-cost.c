@@ -52,7 +52,8 @@ int br_cost_parts(const BrPricingPolicy *p, bool trial, const char *image, const
     while (k < n && ev[k].at_ms <= t0)
         cur = &ev[k++];
     for (int64_t a = t0; a < t1;) {
-        int64_t b = br_pricing_next_change(p, trial, a, k < n && ev[k].at_ms < t1 ? ev[k].at_ms : t1);
+        int64_t b =
+            br_pricing_next_change(p, trial, a, k < n && ev[k].at_ms < t1 ? ev[k].at_ms : t1);
         BrCostPart x = {.from_ms = a, .to_ms = b};
 
         held(cur, &x.vcpus, &x.memory_mib, &x.disk_gib);
@@ -86,8 +87,8 @@ int br_cost_parts(const BrPricingPolicy *p, bool trial, const char *image, const
     return 0;
 }
 
-int64_t br_cost_monthly_fen(const BrPricingPolicy *p, bool trial, const char *image,
-                            int64_t at_ms, int64_t vcpus, int64_t memory_mib)
+int64_t br_cost_monthly_fen(const BrPricingPolicy *p, bool trial, const char *image, int64_t at_ms,
+                            int64_t vcpus, int64_t memory_mib)
 {
     BrRate r = br_pricing_rate(p, trial, image, at_ms);
     int64_t ms = p->hours_per_month * HOUR_MS;
@@ -162,8 +163,8 @@ static json_object *part_json(const BrCostPart *x, Sum *s)
     json_object_object_add(o, "vcpus", json_object_new_int64(x->vcpus));
     json_object_object_add(o, "memory_mib", json_object_new_int64(x->memory_mib));
     json_object_object_add(o, "disk_gib", json_object_new_int64(x->disk_gib));
-    json_object_object_add(o, "price_from", cm_json_new_string_or_null(
-                                                x->rate.entry ? x->rate.entry->from : NULL));
+    json_object_object_add(o, "price_from",
+                           cm_json_new_string_or_null(x->rate.entry ? x->rate.entry->from : NULL));
     json_object_object_add(rates, "vcpu_hour", millionths_json(x->rate.vcpu_hour));
     json_object_object_add(rates, "memory_gib_hour", millionths_json(x->rate.memory_gib_hour));
     json_object_object_add(rates, "disk_gib_month", millionths_json(x->rate.disk_gib_month));

@@ -58,8 +58,8 @@ int br_cost_parts(const BrPricingPolicy *p, bool trial, const char *image, const
  * What @vcpus and @memory_mib cost over the policy's hours_per_month at the rates in effect
  * at @at_ms (a finding's monthly cost and saving). Returns: fen.
  */
-int64_t br_cost_monthly_fen(const BrPricingPolicy *p, bool trial, const char *image,
-                            int64_t at_ms, int64_t vcpus, int64_t memory_mib);
+int64_t br_cost_monthly_fen(const BrPricingPolicy *p, bool trial, const char *image, int64_t at_ms,
+                            int64_t vcpus, int64_t memory_mib);
 
 /* An instance with its history, as the statement reads it. */
 typedef struct {

@@ -17,9 +17,9 @@
     " f.kind, f.state, f.rule, f.evidence AS \"evidence:json\","                                   \
     " f.recommendation AS \"recommendation:json\", f.frees_vcpus AS frees, f.first_found,"         \
     " f.last_found, f.state_changed_at, f.reason,"                                                 \
-    " nullif(f.change_request_id, 0) AS change_request_id, f.frees_memory_mib, i.image,"          \
-    " (SELECT a.purpose FROM allocations a WHERE a.id = f.allocation_id) AS purpose,"             \
-    " f.current_vcpus, f.current_memory_mib"                                                     \
+    " nullif(f.change_request_id, 0) AS change_request_id, f.frees_memory_mib, i.image,"           \
+    " (SELECT a.purpose FROM allocations a WHERE a.id = f.allocation_id) AS purpose,"              \
+    " f.current_vcpus, f.current_memory_mib"                                                       \
     " FROM findings f JOIN instances i ON i.id = f.instance_id"
 
 /* What the finding's instance costs a month at its current size and what the recommendation
@@ -32,11 +32,11 @@ static json_object *money_json(json_object *o, const BrPricingPolicy *pricing)
     const char *image = cm_json_get_str(o, "image", "");
     int64_t now = cm_now_ms(), fv = cm_json_get_int(frees, "vcpus", 0);
     int64_t fm = cm_json_get_int(frees, "memory_mib", 0);
-    int64_t cost = br_cost_monthly_fen(pricing, trial, image, now,
-                                       cm_json_get_int(o, "current_vcpus", 0),
-                                       cm_json_get_int(o, "current_memory_mib", 0));
-    int64_t saving = br_cost_monthly_fen(pricing, trial, image, now, fv > 0 ? fv : 0,
-                                         fm > 0 ? fm : 0);
+    int64_t cost =
+        br_cost_monthly_fen(pricing, trial, image, now, cm_json_get_int(o, "current_vcpus", 0),
+                            cm_json_get_int(o, "current_memory_mib", 0));
+    int64_t saving =
+        br_cost_monthly_fen(pricing, trial, image, now, fv > 0 ? fv : 0, fm > 0 ? fm : 0);
 
     json_object_object_add(m, "currency", json_object_new_string(pricing->currency));
     json_object_object_add(m, "hours_per_month", json_object_new_int64(pricing->hours_per_month));

@@ -28,8 +28,8 @@ typedef struct {
 /* The rates of one purpose from one moment on. */
 typedef struct {
     int64_t from_ms;
-    char *from; /* as the policy wrote it */
-    bool trial; /* else production */
+    char *from;                                         /* as the policy wrote it */
+    bool trial;                                         /* else production */
     int64_t vcpu_hour, memory_gib_hour, disk_gib_month; /* micro-yuan */
     BrPriceImage *images;
     size_t n_images;

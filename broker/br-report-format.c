@@ -1108,9 +1108,9 @@ static char *costs_csv(json_object *r, BrLang lang)
     outf(&o, "\r\n");
     for (size_t i = 0; deps && i < json_object_array_length(deps); i++)
         costs_each_line(&o, lang, json_object_array_get_idx(deps, i), csv_cost_line);
-    outf(&o, "\r\n%s,%s,%s,%s,%s,%s\r\n", L("部门代码", "department_code"),
-         L("部门", "department"), L("计算 (元)", "compute_yuan"), L("内存 (元)", "memory_yuan"),
-         L("磁盘 (元)", "disk_yuan"), L("合计 (元)", "total_yuan"));
+    outf(&o, "\r\n%s,%s,%s,%s,%s,%s\r\n", L("部门代码", "department_code"), L("部门", "department"),
+         L("计算 (元)", "compute_yuan"), L("内存 (元)", "memory_yuan"), L("磁盘 (元)", "disk_yuan"),
+         L("合计 (元)", "total_yuan"));
     for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
         json_object *d = json_object_array_get_idx(deps, i);
         csv_field(&o, cm_json_get_str(d, "code", ""));
@@ -1177,8 +1177,9 @@ static char *costs_html(json_object *r, BrLang lang)
     card_text(&o, L("磁盘 (元)", "Disk (yuan)"), buf);
     outf(&o, "</div>\n<h2>");
     html_text(&o, L("各部门费用", "Cost by department"));
-    outf(&o, "</h2><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
-             "<th>%s</th></tr></thead><tbody>\n",
+    outf(&o,
+         "</h2><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+         "<th>%s</th></tr></thead><tbody>\n",
          L("部门代码", "Code"), L("部门", "Department"), L("计算 (元)", "Compute (yuan)"),
          L("内存 (元)", "Memory (yuan)"), L("磁盘 (元)", "Disk (yuan)"),
          L("合计 (元)", "Total (yuan)"));

@@ -64,8 +64,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static BrCostEvent event(const char *at, const char *state, int64_t vcpus, int64_t mib,
-                         int64_t gib)
+static BrCostEvent event(const char *at, const char *state, int64_t vcpus, int64_t mib, int64_t gib)
 {
     BrCostEvent e = {.at_ms = ms(at), .vcpus = vcpus, .memory_mib = mib, .disk_gib = gib};
     br_cost_holds(state, &e.compute, &e.disk);
@@ -96,8 +95,7 @@ static void test_resize_mid_month(void **state)
     BrCostPart *parts = NULL;
     size_t n = 0;
     (void)state;
-    assert_int_equal(br_cost_parts(&P, false, "base", ev, 2, ms(DEC), ms(JAN), 744 * H, &parts,
-                                   &n),
+    assert_int_equal(br_cost_parts(&P, false, "base", ev, 2, ms(DEC), ms(JAN), 744 * H, &parts, &n),
                      0);
     assert_int_equal(n, 2);
     assert_part(&parts[0], DEC, "2026-12-11T00:00:00Z", 2, 4800, 2880, 565);
@@ -135,8 +133,7 @@ static void test_retained_volume(void **state)
     BrCostPart *parts = NULL;
     size_t n = 0;
     (void)state;
-    assert_int_equal(br_cost_parts(&P, false, "base", ev, 4, ms(DEC), ms(JAN), 744 * H, &parts,
-                                   &n),
+    assert_int_equal(br_cost_parts(&P, false, "base", ev, 4, ms(DEC), ms(JAN), 744 * H, &parts, &n),
                      0);
     assert_int_equal(n, 2);
     assert_part(&parts[0], DEC, "2026-12-10T12:00:00Z", 2, 4560, 1368, 215);
@@ -155,13 +152,13 @@ static void test_trial_production_image(void **state)
     BrCostPart *parts = NULL;
     size_t n = 0;
     (void)state;
-    assert_int_equal(
-        br_cost_parts(&P, true, "win", ev, 1, ms(DEC), ms(JAN), 744 * H, &parts, &n), 0);
+    assert_int_equal(br_cost_parts(&P, true, "win", ev, 1, ms(DEC), ms(JAN), 744 * H, &parts, &n),
+                     0);
     assert_int_equal(n, 1);
     assert_part(&parts[0], DEC, JAN, 2, 7440, 2976, 0);
     free(parts);
-    assert_int_equal(
-        br_cost_parts(&P, false, "win", ev, 1, ms(DEC), ms(JAN), 744 * H, &parts, &n), 0);
+    assert_int_equal(br_cost_parts(&P, false, "win", ev, 1, ms(DEC), ms(JAN), 744 * H, &parts, &n),
+                     0);
     assert_int_equal(n, 1);
     assert_part(&parts[0], DEC, JAN, 2, 37200, 8928, 350);
     free(parts);
@@ -196,8 +193,7 @@ static void test_service_fee(void **state)
     (void)state;
     assert_int_equal(br_pricing_fee_fen(&P, ms("2026-11-01T00:00:00Z"), ms(DEC)), 31500000);
     assert_int_equal(br_pricing_fee_fen(&P, ms(DEC), ms(JAN)), 33000000);
-    assert_int_equal(br_pricing_fee_fen(&P, ms("2025-12-01T00:00:00Z"),
-                                        ms("2026-01-01T00:00:00Z")),
+    assert_int_equal(br_pricing_fee_fen(&P, ms("2025-12-01T00:00:00Z"), ms("2026-01-01T00:00:00Z")),
                      0);
 }
 
@@ -224,8 +220,8 @@ static void test_money(void **state)
     assert_int_equal(br_money_fen(4999, 1, H, H), 0);
 }
 
-static BrCostInstance instance(int64_t id, int64_t alloc, int64_t dep, const char *code,
-                               bool trial, const char *image, const BrCostEvent *ev, size_t n)
+static BrCostInstance instance(int64_t id, int64_t alloc, int64_t dep, const char *code, bool trial,
+                               const char *image, const BrCostEvent *ev, size_t n)
 {
     BrCostInstance x = {.instance_id = id,
                         .allocation_id = alloc,
@@ -282,8 +278,8 @@ static void test_statement(void **state)
     assert_string_equal(cm_json_get_str(doc, "month", ""), "2026-12");
     assert_true(cm_json_get_bool(doc, "complete", false));
 
-    json_object *allocs = cm_json_get(json_object_array_get_idx(cm_json_get(a, "systems"), 0),
-                                      "allocations");
+    json_object *allocs =
+        cm_json_get(json_object_array_get_idx(cm_json_get(a, "systems"), 0), "allocations");
     assert_int_equal(json_object_array_length(allocs), 1);
     json_object *insts = cm_json_get(json_object_array_get_idx(allocs, 0), "instances");
     assert_int_equal(json_object_array_length(insts), 2);
@@ -291,13 +287,12 @@ static void test_statement(void **state)
     assert_int_equal(json_object_array_length(cm_json_get(i0, "parts")), 2);
     assert_int_equal(get_fen(i0, "total_fen"), 41686);
     json_object *p0 = json_object_array_get_idx(cm_json_get(i0, "parts"), 0);
-    assert_string_equal(json_object_to_json_string(cm_json_get(cm_json_get(p0, "rates"),
-                                                               "vcpu_hour")),
-                        "0.1");
+    assert_string_equal(
+        json_object_to_json_string(cm_json_get(cm_json_get(p0, "rates"), "vcpu_hour")), "0.1");
     assert_string_equal(cm_json_get_str(p0, "price_from", ""), "2026-11-16");
     /* b's second allocation held nothing in December: not listed. */
-    json_object *ballocs = cm_json_get(json_object_array_get_idx(cm_json_get(b, "systems"), 0),
-                                       "allocations");
+    json_object *ballocs =
+        cm_json_get(json_object_array_get_idx(cm_json_get(b, "systems"), 0), "allocations");
     assert_int_equal(json_object_array_length(ballocs), 1);
     json_object_put(doc);
 }
@@ -335,8 +330,8 @@ static void test_holds(void **state)
     static const struct {
         const char *state;
         bool compute, disk;
-    } want[] = {{"pending", false, false}, {"placed", false, false}, {"created", false, true},
-                {"defined", true, true},   {"running", true, true},  {"shutoff", true, true},
+    } want[] = {{"pending", false, false},  {"placed", false, false}, {"created", false, true},
+                {"defined", true, true},    {"running", true, true},  {"shutoff", true, true},
                 {"undefined", false, true}, {"deleted", false, false}};
     (void)state;
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -350,11 +345,16 @@ static void test_holds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resize_mid_month),   cmocka_unit_test(test_price_change_mid_month),
-        cmocka_unit_test(test_retained_volume),    cmocka_unit_test(test_trial_production_image),
-        cmocka_unit_test(test_month_under_way),    cmocka_unit_test(test_service_fee),
-        cmocka_unit_test(test_monthly),            cmocka_unit_test(test_money),
-        cmocka_unit_test(test_statement),          cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_resize_mid_month),
+        cmocka_unit_test(test_price_change_mid_month),
+        cmocka_unit_test(test_retained_volume),
+        cmocka_unit_test(test_trial_production_image),
+        cmocka_unit_test(test_month_under_way),
+        cmocka_unit_test(test_service_fee),
+        cmocka_unit_test(test_monthly),
+        cmocka_unit_test(test_money),
+        cmocka_unit_test(test_statement),
+        cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_holds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
