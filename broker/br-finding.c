@@ -337,18 +337,39 @@ int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason
     return (int)n;
 }
 
-int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err)
+int br_finding_list_reclaimable(CmDb *db, int64_t department, const BrPricingPolicy *pricing,
+                                json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
-        "SELECT f.id, f.kind, i.name AS instance, f.frees_vcpus, f.frees_memory_mib, f.rule"
+        "SELECT f.id, f.kind, i.name AS instance, f.frees_vcpus, f.frees_memory_mib, f.rule,"
+        " i.image, (SELECT a.purpose FROM allocations a WHERE a.id = f.allocation_id) AS purpose"
         " FROM findings f JOIN instances i ON i.id = f.instance_id WHERE f.department_id = ?1"
         " AND f.state IN ('open','acknowledged') AND f.kind IN ('idle','over_provisioned')"
         " ORDER BY f.id LIMIT 100",
         err);
+    json_object *rows;
+    int64_t now = cm_now_ms();
+    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, department);
-    return cm_stmt_rows_json(st, ret, err);
+    r = cm_stmt_rows_json(st, &rows, err);
+    if (r < 0)
+        return r;
+    /* What freeing each would save a month (docs/costs.md "Waste in money"). */
+    for (size_t i = 0; i < json_object_array_length(rows); i++) {
+        json_object *f = json_object_array_get_idx(rows, i);
+        int64_t fv = cm_json_get_int(f, "frees_vcpus", 0),
+                fm = cm_json_get_int(f, "frees_memory_mib", 0);
+        int64_t fen = br_cost_monthly_fen(
+            pricing, strcmp(cm_json_get_str(f, "purpose", ""), "trial") == 0,
+            cm_json_get_str(f, "image", ""), now, fv > 0 ? fv : 0, fm > 0 ? fm : 0);
+        json_object_object_del(f, "image");
+        json_object_object_del(f, "purpose");
+        json_object_object_add(f, "monthly_saving_fen", json_object_new_int64(fen));
+    }
+    *ret = rows;
+    return 0;
 }

@@ -115,7 +115,9 @@ int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason
 /**
  * br_finding_list_reclaimable:
  * The first 100 live idle and over-provisioned findings of @department, for the reviewer
- * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule}.
+ * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule,
+ * monthly_saving_fen} (the saving at @pricing's rates in force now).
  * Returns: 0 and the array in @ret, or a negative errno with @err set.
  */
-int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err);
+int br_finding_list_reclaimable(CmDb *db, int64_t department, const BrPricingPolicy *pricing,
+                                json_object **ret, CmError *err);

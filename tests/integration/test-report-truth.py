@@ -382,6 +382,12 @@ def run(ck, b, work):
            [(i['vcpus'], i['memory_mib']) for i in req['resources']['instances']]),
           ('change', [0], [(2, 2048)]),
           '[scale-in] the draft is a change that removes instance 0 and keeps instance 1')
+    # [money] the pre-review check shows what mz's live findings would save a month.
+    rule = [x for x in req['check']['rules'] if x['rule'] == 'open_findings'][0]
+    ck.eq((rule['reclaimable_monthly_saving_fen'],
+           [x['monthly_saving_fen'] for x in rule['findings']]),
+          (saving['mz'], [f_mz['money']['monthly_saving_fen']]),
+          '[money] the pre-review check: mz\'s saving a month, per finding and in all')
 
     # ---- [follow] [year] jt terminates its idle allocation ----
     tok = depts['jt']['token']
