@@ -1027,37 +1027,45 @@ static void costs_each_line(Out *o, BrLang lang, json_object *dep, CostLineFn fn
     }
 }
 
-/* The columns of a line, as headers and as the texts of one line. */
+/* The columns of a line: the page's headers in two languages and the CSV's English one. */
 static const struct {
-    const char *zh, *en;
+    const char *zh, *en, *csv;
 } cost_cols[] = {
-    {"系统", "system"},
-    {"分配", "allocation"},
-    {"用途", "purpose"},
-    {"实例", "instance"},
-    {"镜像", "image"},
-    {"起", "from"},
-    {"止", "to"},
-    {"小时", "hours"},
-    {"vCPU", "vcpus"},
-    {"内存 (MiB)", "memory_mib"},
-    {"磁盘 (GiB)", "disk_gib"},
-    {"计算 (元)", "compute_yuan"},
-    {"内存 (元)", "memory_yuan"},
-    {"磁盘 (元)", "disk_yuan"},
-    {"合计 (元)", "total_yuan"},
+    {"系统", "System", "system"},
+    {"分配", "Allocation", "allocation"},
+    {"用途", "Purpose", "purpose"},
+    {"实例", "Instance", "instance"},
+    {"镜像", "Image", "image"},
+    {"起", "From", "from"},
+    {"止", "To", "to"},
+    {"小时", "Hours", "hours"},
+    {"vCPU", "vCPUs", "vcpus"},
+    {"内存 (MiB)", "Memory (MiB)", "memory_mib"},
+    {"磁盘 (GiB)", "Disk (GiB)", "disk_gib"},
+    {"计算 (元)", "Compute (yuan)", "compute_yuan"},
+    {"内存 (元)", "Memory (yuan)", "memory_yuan"},
+    {"磁盘 (元)", "Disk (yuan)", "disk_yuan"},
+    {"合计 (元)", "Total (yuan)", "total_yuan"},
 };
 
-static void cost_line_texts(BrLang lang, const CostLine *l, char texts[][72])
+/* The texts of a line; @page: times as "MM-DD HH:MM:SS" (the month is the page's), else the
+ * whole UTC time as the JSON has it. */
+static void cost_line_texts(BrLang lang, const CostLine *l, bool page, char texts[][72])
 {
     json_object *p = l->part;
+    const char *from = cm_json_get_str(p, "from", ""), *to = cm_json_get_str(p, "to", "");
     snprintf(texts[0], 72, "%s", cm_json_get_str(l->sys, "name", ""));
     snprintf(texts[1], 72, "%lld", (long long)cm_json_get_int(l->alloc, "id", 0));
     snprintf(texts[2], 72, "%s", purpose_text(lang, cm_json_get_str(l->alloc, "purpose", "")));
     snprintf(texts[3], 72, "%s", cm_json_get_str(l->inst, "name", ""));
     snprintf(texts[4], 72, "%s", cm_json_get_str(l->inst, "image", ""));
-    snprintf(texts[5], 72, "%s", cm_json_get_str(p, "from", ""));
-    snprintf(texts[6], 72, "%s", cm_json_get_str(p, "to", ""));
+    if (page && strlen(from) >= 19 && strlen(to) >= 19) {
+        snprintf(texts[5], 72, "%.5s %.8s", from + 5, from + 11);
+        snprintf(texts[6], 72, "%.5s %.8s", to + 5, to + 11);
+    } else {
+        snprintf(texts[5], 72, "%s", from);
+        snprintf(texts[6], 72, "%s", to);
+    }
     snprintf(texts[7], 72, "%.4f", cm_json_get_double(p, "hours", 0));
     snprintf(texts[8], 72, "%lld", (long long)cm_json_get_int(p, "vcpus", 0));
     snprintf(texts[9], 72, "%lld", (long long)cm_json_get_int(p, "memory_mib", 0));
@@ -1071,7 +1079,7 @@ static void cost_line_texts(BrLang lang, const CostLine *l, char texts[][72])
 static void csv_cost_line(Out *o, BrLang lang, const CostLine *l)
 {
     char texts[ELEMENTSOF(cost_cols)][72];
-    cost_line_texts(lang, l, texts);
+    cost_line_texts(lang, l, false, texts);
     csv_field(o, cm_json_get_str(l->dep, "code", ""));
     outf(o, ",");
     csv_field(o, cm_json_get_str(l->dep, "name", ""));
@@ -1104,7 +1112,7 @@ static char *costs_csv(json_object *r, BrLang lang)
     outf(&o, "\xef\xbb\xbf");
     outf(&o, "%s,%s", L("部门代码", "department_code"), L("部门", "department"));
     for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++)
-        outf(&o, ",%s", L(cost_cols[c].zh, cost_cols[c].en));
+        outf(&o, ",%s", L(cost_cols[c].zh, cost_cols[c].csv));
     outf(&o, "\r\n");
     for (size_t i = 0; deps && i < json_object_array_length(deps); i++)
         costs_each_line(&o, lang, json_object_array_get_idx(deps, i), csv_cost_line);
@@ -1123,12 +1131,23 @@ static char *costs_csv(json_object *r, BrLang lang)
     return out_take(&o);
 }
 
+/* The page's columns: 15 do not fit a printed page, so the allocation shows its purpose and
+ * the image is left to the CSV and the JSON. */
+static bool cost_col_on_page(size_t c)
+{
+    return c != 2 && c != 4;
+}
+
 static void html_cost_line(Out *o, BrLang lang, const CostLine *l)
 {
     char texts[ELEMENTSOF(cost_cols)][72];
-    cost_line_texts(lang, l, texts);
+    cost_line_texts(lang, l, true, texts);
+    snprintf(texts[1], sizeof(texts[1]), "%lld %s", (long long)cm_json_get_int(l->alloc, "id", 0),
+             purpose_text(lang, cm_json_get_str(l->alloc, "purpose", "")));
     outf(o, "<tr>");
     for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++) {
+        if (!cost_col_on_page(c))
+            continue;
         outf(o, "<td%s>", c < 7 ? " class=\"t\"" : "");
         html_text(o, texts[c]);
         outf(o, "</td>");
@@ -1208,8 +1227,11 @@ static char *costs_html(json_object *r, BrLang lang)
         html_text(&o, cm_json_get_str(d, "code", ""));
         outf(&o, ")</h3><table><thead><tr>");
         for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++) {
+            if (!cost_col_on_page(c))
+                continue;
             outf(&o, "<th>");
-            html_text(&o, L(cost_cols[c].zh, cost_cols[c].en));
+            html_text(&o, c == 1 ? L("分配（用途）", "Allocation (purpose)")
+                                 : L(cost_cols[c].zh, cost_cols[c].en));
             outf(&o, "</th>");
         }
         outf(&o, "</tr></thead><tbody>\n");
