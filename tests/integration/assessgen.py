@@ -21,6 +21,7 @@ import shutil
 import time
 
 import cbtest
+from cbtest import wait_for
 
 HOUR = 3600
 DAY = 86400
@@ -310,17 +311,6 @@ def rollup_days(broker, token, t0, t1):
 
 
 # ---- the fleet, through the workflow ----
-
-def wait_for(fn, timeout=60, what='condition', interval=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise RuntimeError(f'timed out after {timeout}s waiting for {what} (last: {last!r})')
-
 
 class Fleet:
     """Departments, systems and allocations made through the API of @broker, with a trial host

@@ -3,17 +3,21 @@
 temporary state folder, talk HTTP to it, run cloudbrokerctl, and count checks.
 
 Standard library only, so the tests run wherever meson runs."""
+import contextlib
 import http.client
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 
 BUILD = os.environ.get('CB_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..', 'build'))
 SOURCE = os.environ.get('CB_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -62,10 +66,16 @@ class Response:
 class Broker:
     """A cloudbrokerd process with its own state folder."""
 
-    def __init__(self, state_dir=None, policy_dir=POLICIES, extra_args=(), keep=False):
+    def __init__(self, state_dir=None, policy_dir=POLICIES, extra_args=(), keep=False,
+                 policy_edits=None):
+        """@policy_edits: run on a copy of policies/ in the state folder, changed as
+        copy_policies() says."""
         self.own_state = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='cbtest-')
         self.policy_dir = policy_dir
+        if policy_edits is not None:
+            self.policy_dir = copy_policies(os.path.join(self.state_dir, 'policies'),
+                                            policy_edits)
         self.extra_args = list(extra_args)
         self.keep = keep
         self.proc = None
@@ -277,10 +287,70 @@ def db_diff(before, after):
     return out
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def answer_whole(data):
+    """Whether the raw bytes @data hold an HTTP answer's head and all of its body."""
+    head, sep, body = data.partition(b'\r\n\r\n')
+    if not sep:
+        return False
+    m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
+    if m:
+        return len(body) >= int(m.group(1))
+    return bool(re.search(rb'(?im)^transfer-encoding:\s*chunked', head)) and \
+        body.endswith(b'0\r\n\r\n')
+
+
+def stream_body(port, head, total, first, chunked, wait=10.0, rest=None):
+    """Sends the request head @head to 127.0.0.1:@port and then @total body bytes, @first and
+    then @rest (@first again when None) as often as needed, each a chunk of the chunked coding
+    when @chunked, while a thread reads the answer: the sending stops once an answer comes (a
+    server may answer and close before the body is all sent), the reading once the answer is
+    whole, the connection closed or @wait passed. Returns: (the answer's bytes, how many body
+    bytes were sent)."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=wait)
+    got = []
+
+    def reader():
+        while not answer_whole(b''.join(got)):
+            try:
+                c = s.recv(65536)
+            except OSError:
+                return
+            if not c:
+                return
+            got.append(c)
+
+    th = threading.Thread(target=reader, daemon=True)
+    sent = 0
+    try:
+        s.sendall(head)
+        th.start()
+        chunk = first
+        try:
+            while sent < total and not got:
+                n = min(len(chunk), total - sent)
+                s.sendall((b'%x\r\n' % n + chunk[:n] + b'\r\n') if chunked else chunk[:n])
+                sent += n
+                chunk = rest or first
+            if chunked and not got:
+                s.sendall(b'0\r\n\r\n')
+        except OSError:
+            pass
+        th.join(wait)
+    finally:
+        s.close()
+    return b''.join(got), sent
+
+
 def raw_http(port, data, timeout=10):
     """Sends @data as raw bytes to 127.0.0.1:@port, reads until the server closes or @timeout.
     Returns (status or None, raw response bytes, seconds until the first byte or None)."""
-    import socket
     s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
     t0 = time.time()
     first = None
@@ -300,11 +370,8 @@ def raw_http(port, data, timeout=10):
             if first is None:
                 first = time.time() - t0
             chunks.append(c)
-            if b'\r\n\r\n' in b''.join(chunks):
-                head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
-                m = re.search(rb'content-length:\s*(\d+)', head, re.I)
-                if m and len(body) >= int(m.group(1)):
-                    break
+            if answer_whole(b''.join(chunks)):
+                break
     finally:
         s.close()
     resp = b''.join(chunks)
@@ -323,15 +390,20 @@ def make_system(broker, token, name, department_id=None, **extra):
     return r.json()['id']
 
 
-def new_request_body(system_id, justification='cbtest request', instances=1):
+INSTANCE = {'vcpus': 1, 'memory_mib': 512, 'disk_gib': 10, 'image': 'debian-12'}
+
+
+def new_request_body(system_id, justification='cbtest request', instances=None):
+    """The body of a 'new' request for @instances (a list of instance specs; one INSTANCE when
+    None)."""
     return {'system': system_id, 'kind': 'new', 'justification': justification,
-            'resources': {'instances': [{'vcpus': 1, 'memory_mib': 512, 'disk_gib': 10,
-                                         'image': 'debian-12'}] * instances}}
+            'resources': {'instances': [dict(i) for i in instances or [INSTANCE]]}}
 
 
-def make_request(broker, token, system_id, justification='cbtest request'):
+def make_request(broker, token, system_id, justification='cbtest request', instances=None):
     """Creates a draft 'new' request (201 asserted); Returns: its id."""
-    r = broker.post('/v1/requests', new_request_body(system_id, justification), token=token)
+    r = broker.post('/v1/requests', new_request_body(system_id, justification, instances),
+                    token=token)
     assert r.status == 201, r
     return r.json()['id']
 
@@ -342,11 +414,105 @@ def upload_material(broker, token, request_id, kind, data=PDF_BYTES, media_type=
                           token=token, headers={'Content-Type': media_type})
 
 
-def make_complete_request(broker, token, system_id, justification='cbtest request'):
+def upload_materials(broker, token, request_id, kinds=NEW_REQUEST_MATERIALS):
+    """Uploads a PDF as each material of @kinds (201 asserted for each)."""
+    for kind in kinds:
+        r = upload_material(broker, token, request_id, kind)
+        assert r.status == 201, r
+
+
+def make_complete_request(broker, token, system_id, justification='cbtest request',
+                          instances=None):
     """A draft 'new' request with every material the default review policy requires.
     Returns: its id."""
-    rid = make_request(broker, token, system_id, justification)
-    for kind in NEW_REQUEST_MATERIALS:
-        r = upload_material(broker, token, rid, kind)
-        assert r.status == 201, r
+    rid = make_request(broker, token, system_id, justification, instances)
+    upload_materials(broker, token, rid)
     return rid
+
+
+def wait_for(fn, timeout=60, what='condition', interval=0.1):
+    """Calls @fn until it returns something true; Returns: that value. Raises on timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise RuntimeError(f'timed out after {timeout}s waiting for {what} (last: {last!r})')
+
+
+def wait_job(broker, token, job_id, timeout=120, interval=0.1):
+    """Waits until job @job_id is done or error; Returns: its document."""
+    return wait_for(lambda: (lambda j: j if j['state'] in ('done', 'error') else None)(
+        broker.get(f'/v1/jobs/{job_id}', token=token).json()), timeout, f'job {job_id} to end',
+        interval)
+
+
+def wait_request_state(broker, token, request_id, states, timeout=120, interval=0.1):
+    """Waits until request @request_id reaches one of @states; Returns: its document."""
+    if isinstance(states, str):
+        states = (states,)
+    return wait_for(lambda: (lambda d: d if d['state'] in states else None)(
+        broker.get(f'/v1/requests/{request_id}', token=token).json()), timeout,
+        f'request {request_id} to become one of {states}', interval)
+
+
+def copy_policies(d, edits=None):
+    """A copy of policies/ in the new folder @d, each file named in @edits changed: a dict is
+    merged into the document at its top level, a callable changes the document in place.
+    Returns: @d."""
+    shutil.copytree(POLICIES, d)
+    for name, change in (edits or {}).items():
+        path = os.path.join(d, name)
+        with open(path) as f:
+            doc = json.load(f)
+        if callable(change):
+            change(doc)
+        else:
+            doc.update(change)
+        with open(path, 'w') as f:
+            json.dump(doc, f, indent=2)
+    return d
+
+
+@contextlib.contextmanager
+def ran_to_end(checks, broker, tail=60):
+    """The body of a test that keeps @broker running throughout: an exception in it is printed
+    and counted as a failed check; then stop_checked()."""
+    try:
+        yield
+    except Exception:
+        traceback.print_exc()
+        checks.ok(False, 'the test ran to its end')
+    finally:
+        stop_checked(checks, broker, tail)
+
+
+def stop_checked(checks, broker, tail=60):
+    """The end of a test that keeps its broker running throughout: checks that the broker is
+    still running and stops cleanly, prints the tail of its log when any check failed, and
+    removes its state."""
+    alive = broker.proc is not None and broker.proc.poll() is None
+    rc = broker.stop()
+    checks.ok(alive and rc == 0, f'the broker ran to the end and stopped cleanly (exit {rc})')
+    if checks.failed:
+        with open(broker.log_path, errors='replace') as f:
+            print('---- broker log (tail) ----\n' + ''.join(f.readlines()[-tail:]))
+    broker.cleanup()
+
+
+def self_signed_cert(folder):
+    """A self-signed ECDSA certificate for 127.0.0.1 (GnuTLS certtool) in @folder.
+    Returns: (certificate path, key path)."""
+    key = os.path.join(folder, 'key.pem')
+    cert = os.path.join(folder, 'cert.pem')
+    tmpl = os.path.join(folder, 'cert.cfg')
+    with open(tmpl, 'w') as f:
+        f.write('cn = "127.0.0.1"\nip_address = "127.0.0.1"\nexpiration_days = 2\n'
+                'tls_www_server\nencryption_key\nsigning_key\n')
+    subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa', '--outfile', key],
+                   check=True, capture_output=True)
+    subprocess.run(['certtool', '--generate-self-signed', '--load-privkey', key, '--template',
+                    tmpl, '--outfile', cert], check=True, capture_output=True)
+    return cert, key

@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 
-from cbtest import POLICIES  # noqa: E402
+from cbtest import POLICIES, free_port, wait_for, wait_job, wait_request_state  # noqa: E402
 
 URI = 'qemu:///system'
 HALT = b'\xf4\xeb\xfd'
@@ -155,30 +155,6 @@ def register_hosts(broker, vendor_token, lab, trial=True, production=True):
     raise RuntimeError('hosts did not connect')
 
 
-def wait_job(broker, token, job_id, timeout=120):
-    """Waits until job @job_id is done or error; Returns: its document."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        j = broker.get(f'/v1/jobs/{job_id}', token=token).json()
-        if j['state'] in ('done', 'error'):
-            return j
-        time.sleep(0.2)
-    raise RuntimeError(f'job {job_id} did not finish: {j}')
-
-
-def wait_request_state(broker, token, request_id, states, timeout=120):
-    """Waits until request @request_id reaches one of @states; Returns: its document."""
-    if isinstance(states, str):
-        states = (states,)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        doc = broker.get(f'/v1/requests/{request_id}', token=token).json()
-        if doc['state'] in states:
-            return doc
-        time.sleep(0.2)
-    raise RuntimeError(f'request {request_id} stayed {doc["state"]}, wanted {states}')
-
-
 # ---- a private libvirtd, and the workflow through the API (test-e2e-hypervisor,
 # ---- test-crash-jobs, test-reconciler) ----
 
@@ -187,18 +163,6 @@ import pwd  # noqa: E402
 import signal  # noqa: E402
 
 import cbtest  # noqa: E402
-
-
-def wait_for(fn, timeout=60, what='condition', interval=0.2):
-    """Calls @fn until it returns something true; Returns: that value. Raises on timeout."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise RuntimeError(f'timed out after {timeout}s waiting for {what} (last: {last!r})')
 
 
 def _pid_cmdline(pid):
@@ -612,14 +576,6 @@ def job_of(doc, kind=None):
 # ---- the metering agent (test-metering-agent) ----
 
 AGENT = os.path.join(cbtest.BUILD, 'agent', 'cloudbroker-agent')
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def parse_metrics(text):

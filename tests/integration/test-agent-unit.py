@@ -12,57 +12,22 @@ PID 1, so the unit itself is not started. The agent meters libvirt's test driver
 import http.server
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cbtest import BUILD, SOURCE, Checks  # noqa: E402
+from cbtest import BUILD, SOURCE, Checks, free_port  # noqa: E402
+from cbunit import (NotifyService, check_exposure, check_installed, check_verify,  # noqa: E402
+                    unit_settings)
 
 UNIT = os.path.join(SOURCE, 'systemd', 'cloudbroker-agent.service')
 AGENT = os.path.join(BUILD, 'agent', 'cloudbroker-agent')
 INSTALLED_AGENT = '/usr/sbin/cloudbroker-agent'
 MAX_EXPOSURE = 1.5
 CREDENTIAL_TOKEN = '/run/credentials/cloudbroker-agent.service/agent.token'
-
-
-def unit_settings(path):
-    """(section, key) -> list of values, in file order."""
-    settings = {}
-    section = None
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] in '#;':
-                continue
-            if line.startswith('['):
-                section = line.strip('[]')
-                continue
-            key, _, value = line.partition('=')
-            settings.setdefault((section, key.strip()), []).append(value.strip())
-    return settings
-
-
-def check_security(t, analyze):
-    p = subprocess.run([analyze, 'security', '--offline=true', '--no-pager', UNIT],
-                       capture_output=True, text=True, timeout=60)
-    out = p.stdout + p.stderr
-    m = re.search(r'Overall exposure level for \S+: (\d+(?:\.\d+)?)', out)
-    if not t.ok(m is not None, f'systemd-analyze security printed an overall exposure level '
-                               f'(rc {p.returncode}): {out[-2000:]}'):
-        return
-    level = float(m.group(1))
-    print(f'measured: overall exposure level {level} (limit {MAX_EXPOSURE})', flush=True)
-    for line in out.splitlines():
-        if line.startswith('✗'):
-            print(f'  not hardened: {" ".join(line.split())}', flush=True)
-    t.ok(level <= MAX_EXPOSURE, f'exposure level {level} <= {MAX_EXPOSURE}')
 
 
 def check_settings(t):
@@ -92,40 +57,10 @@ def check_settings(t):
          'nothing writable but the StateDirectory')
 
 
-def verify(analyze, path):
-    p = subprocess.run([analyze, 'verify', '--no-pager', path], capture_output=True, text=True,
-                       timeout=60)
-    return p.returncode, [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
-
-
-def check_verify(t, analyze, tmp):
-    rc, lines = verify(analyze, UNIT)
-    missing = f'Command {INSTALLED_AGENT} is not executable'
-    other = lines if os.access(INSTALLED_AGENT, os.X_OK) else \
-        [l for l in lines if missing not in l]
-    print(f'measured: systemd-analyze verify (as shipped) rc {rc}: {lines}', flush=True)
-    t.eq(other, [], f'systemd-analyze verify reports nothing but the missing {INSTALLED_AGENT}')
-
-    copy = os.path.join(tmp, 'cloudbroker-agent.service')
-    with open(UNIT, encoding='utf-8') as f:
-        text = f.read()
-    with open(copy, 'w', encoding='utf-8') as f:
-        f.write(text.replace(f'ExecStart={INSTALLED_AGENT} ',
-                             f'ExecStart={os.path.abspath(AGENT)} '))
-    rc, lines = verify(analyze, copy)
-    print(f'measured: systemd-analyze verify (ExecStart={AGENT}) rc {rc}: {lines}', flush=True)
-    t.eq((rc, lines), (0, []), 'systemd-analyze verify of the unit with the built agent')
-
-
 def check_install_path(t):
-    p = subprocess.run(['meson', 'introspect', '--installed', BUILD], capture_output=True,
-                       text=True, timeout=60)
-    if not t.ok(p.returncode == 0, f'meson introspect --installed: {p.stderr}'):
+    installed = check_installed(t, 'cloudbroker-agent')
+    if installed is None:
         return
-    installed = json.loads(p.stdout)
-    dest = [v for k, v in installed.items() if os.path.basename(k) == 'cloudbroker-agent']
-    t.ok(len(dest) == 1 and dest[0].endswith('/sbin/cloudbroker-agent'),
-         f'meson installs cloudbroker-agent into sbindir, as ExecStart= expects: {dest}')
     units = [v for k, v in installed.items() if os.path.basename(k) == 'cloudbroker-agent.service']
     print(f'measured: meson installs the agent unit to: {units or "nowhere (not in meson.build)"}',
           flush=True)
@@ -148,21 +83,6 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def recv_until(sock, want, timeout):
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            msg = sock.recv(4096).decode()
-        except socket.timeout:
-            break
-        seen.append(msg)
-        if want in msg.split('\n'):
-            return True, seen
-    return False, seen
-
-
 def check_config_and_notify(t, tmp):
     """The config the unit's comments describe, with the paths moved into @tmp, and the notify
     protocol: READY=1, WATCHDOG=1 after every cycle (interval 1 s), STOPPING=1, exit 0."""
@@ -178,39 +98,15 @@ def check_config_and_notify(t, tmp):
                    'token_file': token, 'spool': os.path.join(tmp, 'spool.db'), 'interval': 1,
                    'window': 10, 'metrics_listen': f'127.0.0.1:{free_port()}',
                    'spool_max_bytes': 67108864}, f)
-    sock_path = os.path.join(tmp, 'notify.sock')
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(sock_path)
-    env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC='120000000')
-    env.pop('WATCHDOG_PID', None)
-    log_path = os.path.join(tmp, 'agent.log')
-    log = open(log_path, 'wb')
-    proc = subprocess.Popen([AGENT, '--config', config], env=env, stdout=log, stderr=log)
     try:
-        ok, seen = recv_until(sock, 'READY=1', 20)
-        t.ok(ok, f'READY=1 after start: {seen}')
-        pings = 0
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 4.5:
-            ok, _ = recv_until(sock, 'WATCHDOG=1', 4.5 - (time.monotonic() - t0))
-            pings += ok
-        print(f'measured: {pings} WATCHDOG=1 in 4.5 s with interval 1 s', flush=True)
-        t.ok(3 <= pings <= 7, f'WATCHDOG=1 once per cycle: {pings} in 4.5 s')
-        proc.send_signal(signal.SIGTERM)
-        ok, seen = recv_until(sock, 'STOPPING=1', 10)
-        t.ok(ok, f'STOPPING=1 on SIGTERM: {seen}')
-        t.eq(proc.wait(20), 0, 'cloudbroker-agent exit status after SIGTERM')
+        with NotifyService(t, 'cloudbroker-agent', [AGENT, '--config', config], tmp,
+                           120000000) as service:
+            service.expect('READY=1', 20, 'after start')
+            service.check_pings(4.5, 3, 7, 'once per cycle (interval 1 s)')
+            service.stop()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-        sock.close()
         server.shutdown()
         server.server_close()
-    if t.failed:
-        with open(log_path, 'rb') as f:
-            print('agent log:\n' + f.read().decode(errors='replace')[-3000:], flush=True)
 
     # The unit's path for the token (a systemd credential) is a valid token_file value, and a
     # config naming a file the service cannot read is refused before start, naming the field.
@@ -228,12 +124,6 @@ def check_config_and_notify(t, tmp):
              f'rc {p.returncode} {p.stderr.strip()}')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def main():
     t = Checks('agent-unit')
     analyze = shutil.which('systemd-analyze')
@@ -242,9 +132,9 @@ def main():
         sys.exit(77)
     tmp = tempfile.mkdtemp(prefix='cbtest-agent-unit-')
     try:
-        check_security(t, analyze)
+        check_exposure(t, analyze, UNIT, MAX_EXPOSURE)
         check_settings(t)
-        check_verify(t, analyze, tmp)
+        check_verify(t, analyze, UNIT, INSTALLED_AGENT, AGENT, tmp)
         check_install_path(t)
         check_config_and_notify(t, tmp)
     finally:

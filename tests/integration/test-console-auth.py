@@ -8,13 +8,13 @@ import json
 import os
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import Broker, Checks, Session, ctl, json_error, set_password  # noqa: E402
+from cbtest import (Broker, Checks, Session, ctl, json_error, set_password,  # noqa: E402
+                    self_signed_cert)
 
 checks = Checks('console-auth')
 tmp = tempfile.mkdtemp(prefix='cbauth-')
@@ -309,16 +309,7 @@ finally:
     b.cleanup()
 
 # --- Secure cookie under TLS ---
-key = os.path.join(tmp, 'key.pem')
-cert = os.path.join(tmp, 'cert.pem')
-tmpl = os.path.join(tmp, 'cert.cfg')
-with open(tmpl, 'w') as f:
-    f.write('cn = "127.0.0.1"\nip_address = "127.0.0.1"\nexpiration_days = 2\n'
-            'tls_www_server\nencryption_key\nsigning_key\n')
-subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa', '--outfile', key],
-               check=True, capture_output=True)
-subprocess.run(['certtool', '--generate-self-signed', '--load-privkey', key, '--template', tmpl,
-                '--outfile', cert], check=True, capture_output=True)
+cert, key = self_signed_cert(tmp)
 with Broker(extra_args=config(tls={'certificate': cert, 'key': key})) as b:
     import http.client
     ctx = ssl.create_default_context(cafile=cert)

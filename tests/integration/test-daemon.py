@@ -14,7 +14,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import BROKERD, POLICIES, Broker, Checks, make_request, make_system  # noqa: E402
+from cbtest import (BROKERD, POLICIES, Broker, Checks, make_request, make_system,  # noqa: E402
+                    self_signed_cert)
 
 checks = Checks('daemon')
 tmp = tempfile.mkdtemp(prefix='cbtest-daemon-')
@@ -120,16 +121,7 @@ with Broker(policy_dir=pol) as b:
         checks.ok('policy reload failed' in f.read(), 'failed reload is logged')
 
 # --- HTTPS with a certificate from the config file ---
-key = os.path.join(tmp, 'key.pem')
-cert = os.path.join(tmp, 'cert.pem')
-tmpl = os.path.join(tmp, 'cert.cfg')
-with open(tmpl, 'w') as f:
-    f.write('cn = "127.0.0.1"\nip_address = "127.0.0.1"\nexpiration_days = 2\n'
-            'tls_www_server\nencryption_key\nsigning_key\n')
-subprocess.run(['certtool', '--generate-privkey', '--key-type=ecdsa', '--outfile', key],
-               check=True, capture_output=True)
-subprocess.run(['certtool', '--generate-self-signed', '--load-privkey', key, '--template', tmpl,
-                '--outfile', cert], check=True, capture_output=True)
+cert, key = self_signed_cert(tmp)
 cfg = os.path.join(tmp, 'tls.json')
 with open(cfg, 'w') as f:
     json.dump({'tls': {'certificate': cert, 'key': key}}, f)

@@ -22,41 +22,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cbtest import Broker, Checks, ctl, db_snapshot, json_error  # noqa: E402
+from cbtest import Broker, Checks, ctl, db_snapshot, json_error, wait_for  # noqa: E402
+from cbworld import node_xml  # noqa: E402
 import cbtest  # noqa: E402
 
 c = Checks('host-pools')
-
-
-def fixture_host(path, pool):
-    """A node file for the test driver: 4 CPUs, 8 GiB, a dir pool @pool holding the default
-    catalog's base volume debian-12.qcow2."""
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>4</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>1</threads></cpu>
-  <memory>{8 * 1024 * 1024}</memory>
-  <pool type='dir'><name>{pool}</name><source/>
-    <target><path>/var/lib/libvirt/images/{pool}</path></target>
-    <volume type='file'><name>debian-12.qcow2</name><capacity unit='GiB'>2</capacity>
-      <target><path>/var/lib/libvirt/images/{pool}/debian-12.qcow2</path>
-        <format type='qcow2'/></target>
-    </volume>
-  </pool>
-</node>
-''')
-    return 'test://' + path
-
-
-def wait_for(fn, timeout=20, what='condition'):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise RuntimeError(f'timed out waiting for {what} (last: {last!r})')
 
 
 def log_lines(b, needle):
@@ -141,7 +111,7 @@ with Broker() as b:
 
     # ---- the default catalog's image on a host whose pool is not 'default' ----
     work = tempfile.mkdtemp(prefix='cb-host-pools-')
-    trial_uri = fixture_host(os.path.join(work, 'trial.xml'), 'cb-first')
+    trial_uri = node_xml(os.path.join(work, 'trial.xml'), 8192, 4, 'cb-first')
     r = b.post('/v1/hosts', {'name': 'trial-1', 'uri': trial_uri, 'pool': 'trial',
                              'storage_pool': 'cb-first'}, token=vendor)
     c.eq(r.status, 201, 'trial host with storage pool cb-first')

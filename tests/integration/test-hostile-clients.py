@@ -29,18 +29,17 @@ import math
 import os
 import re
 import select
-import shutil
 import socket
 import sqlite3
 import stat
 import sys
-import tempfile
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbhostile  # noqa: E402
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 from cbhostile import BodyHolder, NormalClient, RssSampler, Swarm  # noqa: E402
 
 HEAD_TIMEOUT = 3
@@ -57,39 +56,15 @@ BYTES_MAX = 2 ** 49
 COUNT_MAX = 2 ** 40
 
 
-def node_file(path, name):
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{16 * 1024 * 1024}</memory>
-  <pool type='dir'><name>{name}</name><target><path>/nowhere/{name}</path></target></pool>
-</node>
-''')
-    return 'test://' + path
-
-
-def make_policy_dir():
-    d = tempfile.mkdtemp(prefix='cbtest-hostile-')
-    for name in os.listdir(cbtest.POLICIES):
-        shutil.copy(os.path.join(cbtest.POLICIES, name), d)
-    for name, change in (('metering.json', {'max_unowned_per_window': UNOWNED_CAP}),
-                         ('lifecycle.json', {'reconcile_seconds': 86400})):
-        path = os.path.join(d, name)
-        with open(path) as f:
-            doc = json.load(f)
-        doc.update(change)
-        with open(path, 'w') as f:
-            json.dump(doc, f, indent=2)
-    return d
-
-
 class World:
     """The broker, its accounts, eight hosts with their agents' tokens and two instances."""
 
-    def __init__(self, ck, policy_dir):
+    def __init__(self, ck):
         self.ck = ck
-        self.cfg = os.path.join(policy_dir, 'broker.json')
+        self.b = cbtest.Broker(policy_edits={
+            'metering.json': {'max_unowned_per_window': UNOWNED_CAP},
+            'lifecycle.json': {'reconcile_seconds': 86400}})
+        self.cfg = os.path.join(self.b.state_dir, 'broker.json')
         with open(self.cfg, 'w') as f:
             json.dump({'trusted_proxies': [PROXY],
                        'limits': {'connections': 1024,
@@ -97,8 +72,8 @@ class World:
                                   'head_timeout_seconds': HEAD_TIMEOUT,
                                   'timeout_seconds': IDLE_TIMEOUT,
                                   'body_timeout_seconds': BODY_TIMEOUT}}, f)
-        self.b = cbtest.Broker(policy_dir=policy_dir, extra_args=['--config', self.cfg]).start()
-        b = self.b
+        self.b.extra_args += ['--config', self.cfg]
+        b = self.b.start()
         self.admin = b.admin_token
         dept = b.make_department('hostile', 'Hostile clients')
         _, self.dept_token = b.make_account('staff', 'department', dept)
@@ -108,7 +83,8 @@ class World:
         request_id = cbtest.make_request(b, self.dept_token, system)
         self.hosts, self.agents = [], []
         for i in range(8):
-            uri = node_file(os.path.join(b.state_dir, f'h{i}.xml'), f'h{i}-pool')
+            uri = cbworld.node_xml(os.path.join(b.state_dir, f'h{i}.xml'), 16384,
+                                   pool=f'h{i}-pool', base=False)
             r = b.post('/v1/hosts', {'name': f'h{i}', 'uri': uri, 'pool': 'production',
                                      'storage_pool': f'h{i}-pool'}, token=self.vendor)
             assert r.status == 201, r
@@ -611,10 +587,9 @@ def all_finite(doc):
 def main():
     ck = cbtest.Checks('hostile-clients')
     cbhostile.raise_nofile()
-    policy_dir = make_policy_dir()
     w = None
     try:
-        w = World(ck, policy_dir)
+        w = World(ck)
         c = Cases(ck, w)
         t0 = time.monotonic()
         c.measured('slowloris and idle connections above the limit', c.slow_and_idle)
@@ -652,7 +627,6 @@ def main():
     finally:
         if w:
             w.b.cleanup()
-        shutil.rmtree(policy_dir, ignore_errors=True)
     ck.done()
 
 

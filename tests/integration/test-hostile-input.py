@@ -22,32 +22,26 @@ idle windows and an idle finding each. Their GET parameters (from, to, step, lim
 department, allocation, state, kind, year, month, format, lang) get bad values too.
 """
 import copy
-import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import sys
-import tempfile
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
-from cbtest import db_diff, db_snapshot, json_error  # noqa: E402
+import cbworld  # noqa: E402
+from cbtest import INSTANCE, db_diff, db_snapshot, json_error  # noqa: E402
+from cbworld import SMALL, WIN  # noqa: E402
 
 MAX_MATERIAL = 1024 * 1024   # materials.max_bytes of the policy this test runs with
 MAX_JSON = 1024 * 1024       # the broker's default limits.body_bytes
 TEN_MB = 10 * 1024 * 1024
 
-INSTANCE = {'vcpus': 1, 'memory_mib': 512, 'disk_gib': 10, 'image': 'debian-12'}
 MARK = '@@HOSTILE@@'
-SMALL = {'vcpus': 1, 'memory_mib': 64, 'disk_gib': 1, 'image': 'debian-12'}
-WIN = 300                          # seconds per metering window
-SPAN = 6 * 3600                    # the assessment policy's windows in this test
 SAMPLES_MAX = 32 * 1024 * 1024     # POST /v1/samples's own body limit (its route in broker/br-api-metering.c)
 
 # Raw bytes that make a JSON string invalid UTF-8 (or an escape that is no character).
@@ -249,26 +243,16 @@ class Session:
 
 # ---------------------------------------------------------------- fixtures
 
-class World:
-    def __init__(self, b):
-        self.b = b
-        self.n = 0
-        self.tokens = {'admin': b.admin_token}
-        self.dept = b.make_department('dept-a', 'Department A')
-        self.ids = {}
-        for role in ('reviewer', 'consultant', 'auditor'):
-            self.ids[role], self.tokens[role] = b.make_account(role + '-1', role)
-        self.ids['spare'], self.tokens['spare'] = b.make_account('spare-1', 'auditor')
-        self.ids['target'], self.tokens['target'] = b.make_account('target-1', 'auditor')
-        self.ids['department'], self.tokens['department'] = b.make_account(
-            'dept-a-clerk', 'department', self.dept)
-        self.system = cbtest.make_system(b, self.dep, 'system-a')
-        self.ids['vendor'], self.tokens['vendor'] = b.make_account('vendor-1', 'vendor')
-        self.metering()
+class World(cbworld.World):
+    """Department A and an account of every role, two more auditors ('spare' rotates its own
+    token and is sent sign-in links, 'target' is the object of the admin's changes), and the
+    metering fixture, all made through the API."""
 
-    @property
-    def dep(self):
-        return self.tokens['department']
+    def __init__(self, b):
+        super().__init__(b)
+        self.account('spare-1', 'auditor', key='spare')
+        self.account('target-1', 'auditor', key='target')
+        self.metering()
 
     def done_job(self):
         """A job that ended well (one of the production allocation's)."""
@@ -276,120 +260,26 @@ class World:
         assert r.status == 200 and r.json()['items'], r
         return r.json()['items'][0]['id']
 
-    # ---- metering and assessment fixtures, all made through the API ----
-
     def metering(self):
         """Hosts on libvirt's test driver, a production allocation of four small instances
         of department A (through the whole workflow), six hours of idle windows for each
         posted by the production host's agent (the 'agent' caller), the assessment run (an
         open idle finding on each), and department A's security and backup records."""
-        b = self.b
-        self.agent_tokens = {}
         self.host_trial = self.add_host('trial-1', 'trial', 1024)
         self.host_prod = self.add_host('prod-1', 'production', 16384)
-        for h in (self.host_trial, self.host_prod):
-            self.wait(lambda: b.get(f'/v1/hosts/{h}', token=self.tokens['vendor']).json()
-                      ['connection']['state'] == 'connected', f'host {h} connects')
+        self.wait_hosts()
         self.tokens['agent'] = self.agent_tokens[self.host_prod]
-        self.alloc, self.inst = self.production(4)
-        now = int(time.time())
-        self.t_last = now // WIN * WIN
-        self.t_first = self.t_last - SPAN
-        self.next_start = self.t_first - WIN
+        self.alloc, self.inst = self.production([SMALL] * 4)
+        self.start_clock()
         self.unowned_uuid = '6f1c3a52-0d7e-4b8e-9a51-0c1f2e3d4b5a'
-        recs = [self.window(i, t) for i in self.inst
-                for t in range(self.t_first, self.t_last + WIN, WIN)]
-        r = b.post('/v1/samples', {'instances': recs}, token=self.tokens['agent'])
-        assert r.status == 200 and r.json()['stored'] == len(recs), r
-        r = b.post('/v1/assessment/run', {}, token=self.tokens['reviewer'])
-        assert r.status == 200 and r.json()['created'] == len(self.inst), r
+        self.post_idle_windows(self.inst)
+        assert self.assess()['created'] == len(self.inst)
         # Instance 0's findings are acknowledged, resolved and turned into change requests;
         # the others' are dismissed (a dismissed finding never comes back for its instance).
         self.dismissable = [self.live_finding(i) for i in self.inst[1:]]
-        self.day = time.strftime('%Y-%m-%d', time.gmtime(now - 86400))
-        self.records = {}
-        for kind, body in (('vulnerabilities', {'severity': 'high', 'title': 'cbtest vuln',
-                                                'found_at': self.day}),
-                           ('incidents', {'severity': 'low', 'title': 'cbtest incident',
-                                          'occurred_at': self.day}),
-                           ('backups', {'location': 'dr://cbtest', 'taken_at': self.day,
-                                        'size_bytes': 1, 'sha256': '0' * 64})):
-            r = b.post(f'/v1/systems/{self.system}/{kind}', body, token=self.dep)
-            assert r.status == 201, r
-            self.records[kind] = r.json()['id']
+        self.records = {kind: self.record(kind, f'cbtest-{kind}')
+                        for kind in ('vulnerabilities', 'incidents', 'backups')}
         self.vuln = self.records['vulnerabilities']
-
-    def wait(self, cond, what, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f'timed out waiting until {what}')
-
-    def add_host(self, name, pool, memory_mib):
-        uri = host_xml(os.path.join(self.b.state_dir, f'{name}.xml'), memory_mib)
-        r = self.b.post('/v1/hosts', {'name': name, 'uri': uri, 'pool': pool},
-                        token=self.tokens['vendor'])
-        assert r.status == 201, r
-        self.agent_tokens[r.json()['id']] = r.json()['agent_token']
-        return r.json()['id']
-
-    def production(self, n):
-        """A production allocation of @n small instances of department A, through the whole
-        workflow (trial, the vendor's three results, allocate), active.
-        Returns: (allocation id, [{'id', 'uuid'}] of its instances)."""
-        b, tr, tv = self.b, self.tokens['reviewer'], self.tokens['vendor']
-        body = {'system': self.system, 'kind': 'new', 'justification': 'metering fixture',
-                'resources': {'instances': [dict(SMALL) for _ in range(n)]}}
-        r = b.post('/v1/requests', body, token=self.dep)
-        assert r.status == 201, r
-        rid = r.json()['id']
-        for kind in cbtest.NEW_REQUEST_MATERIALS:
-            r = cbtest.upload_material(b, self.dep, rid, kind)
-            assert r.status == 201, r
-        r = b.post(f'/v1/requests/{rid}/submit', {}, token=self.dep)
-        assert r.status == 200, r
-        r = b.post(f'/v1/requests/{rid}/decision', {'decision': 'approve'}, token=tr)
-        assert r.status == 200, r
-        self.wait(lambda: b.get(f'/v1/requests/{rid}', token=tr).json()['state'] == 'in_trial',
-                  f'request {rid} is in_trial')
-        r = b.request('PUT', f'/v1/requests/{rid}/materials/test_report', raw=b'all passed\n',
-                      token=tv, headers={'Content-Type': 'text/plain'})
-        assert r.status == 201, r
-        sha = r.json()['sha256']
-        for test in ('function', 'performance', 'security'):
-            r = b.post(f'/v1/requests/{rid}/trial-results',
-                       {'test': test, 'result': 'pass', 'report': sha}, token=tv)
-            assert r.status == 201, r
-        self.wait(lambda: b.get(f'/v1/jobs?request={rid}', token=tv).json()['items'][-1]
-                  ['state'] == 'done', f'the trial of request {rid} is reclaimed')
-        r = b.post(f'/v1/requests/{rid}/allocate', None, token=tr)
-        assert r.status == 202, r
-        alloc = r.json()['allocation_id']
-        self.wait(lambda: b.get(f'/v1/allocations/{alloc}', token=tr).json()['state'] ==
-                  'active', f'allocation {alloc} is active')
-        self.wait(lambda: all(j['state'] == 'done' for j in
-                              b.get(f'/v1/jobs?request={rid}', token=tr).json()['items']),
-                  f'the jobs of request {rid} are done')
-        a = b.get(f'/v1/allocations/{alloc}', token=tr).json()
-        return alloc, [{'id': i['id'], 'uuid': i['uuid']} for i in a['instances']]
-
-    def window(self, inst, start):
-        """One idle 5-minute window of @inst (1 vCPU, 64 MiB)."""
-        return {'instance': inst['id'], 'uuid': inst['uuid'], 'start': start, 'duration': WIN,
-                'readings': 30, 'expected': 30, 'vcpus': 1, 'memory_mib': 64,
-                'cpu_cores_avg': 0.005, 'cpu_cores_max': 0.01, 'memory_used_mib_avg': 20.0,
-                'memory_used_mib_max': 30.0, 'memory_source': 'rss', 'disk_read_bytes': 0,
-                'disk_write_bytes': 0, 'disk_read_requests': 0, 'disk_write_requests': 0,
-                'net_rx_bytes': 100 * WIN, 'net_tx_bytes': 40 * WIN, 'net_rx_packets': 10,
-                'net_tx_packets': 10}
-
-    def fresh_start(self):
-        """The start of a window never posted (before the assessment's six hours)."""
-        t = self.next_start
-        self.next_start -= WIN
-        return t
 
     def batch(self):
         """A valid batch of never-posted windows: one of instance 0, one of a domain that is
@@ -407,57 +297,11 @@ class World:
                           'domains_max': 3, 'cycle_seconds_avg': 0.01,
                           'cycle_seconds_max': 0.02}]}
 
-    def findings_of(self, inst):
-        r = self.b.get('/v1/findings?limit=1000', token=self.tokens['reviewer'])
-        assert r.status == 200, r
-        return [f for f in r.json()['items'] if f['instance_id'] == inst['id']]
-
-    def live_finding(self, inst):
-        live = [f['id'] for f in self.findings_of(inst) if f['state'] in ('open', 'acknowledged')]
-        assert len(live) == 1, self.findings_of(inst)
-        return live[0]
-
-    def fresh_finding(self):
-        """An open idle finding of instance 0 nobody acted on: its live one resolved, the
-        assessment run again (the instance is still idle)."""
-        tr = self.tokens['reviewer']
-        for f in self.findings_of(self.inst[0]):
-            if f['state'] in ('open', 'acknowledged'):
-                r = self.b.post(f'/v1/findings/{f["id"]}/resolve', {}, token=tr)
-                assert r.status == 200, r
-        r = self.b.post('/v1/assessment/run', {}, token=tr)
-        assert r.status == 200, r
-        fresh = [f for f in self.findings_of(self.inst[0]) if f['state'] == 'open']
-        assert len(fresh) == 1 and fresh[0]['change_request_id'] is None, fresh
-        return fresh[0]['id']
-
     def dismissable_finding(self):
         """An open finding of another instance, for a dismissal (one each)."""
         if len(self.dismissable) > 1:
             return self.dismissable.pop(0)
         return self.dismissable[0]  # the last one: a second dismissal of it is a 409
-
-    def uniq(self, prefix):
-        self.n += 1
-        return f'{prefix}-{self.n}'
-
-    def draft(self, complete=False):
-        if complete:
-            return cbtest.make_complete_request(self.b, self.dep, self.system)
-        return cbtest.make_request(self.b, self.dep, self.system)
-
-    def submitted(self):
-        rid = self.draft(complete=True)
-        r = self.b.post(f'/v1/requests/{rid}/submit', {}, token=self.dep)
-        assert r.status == 200, r
-        return rid
-
-    def returned(self):
-        rid = self.submitted()
-        r = self.b.post(f'/v1/requests/{rid}/decision', {'decision': 'return', 'comment': 'redo'},
-                        token=self.tokens['reviewer'])
-        assert r.status == 200, r
-        return rid
 
 
 CONSOLE_PASSWORD = 'Correct-Horse-9'
@@ -498,12 +342,12 @@ def endpoints(w):
            lambda: {'code': w.uniq('dept'), 'name': 'Department', 'quota': dict(quota)},
            dict({'/code': 'pattern', '/name': 'string'}, **qfields), ('/code', '/name'),
            ('', '/quota'), ok=201),
-        Ep('PATCH', lambda: f'/v1/departments/{w.dept}', 'admin',
+        Ep('PATCH', lambda: f'/v1/departments/{w.dept_a}', 'admin',
            lambda: {'name': 'Department A', 'quota': {'vcpus': 64}},
            {'/name': 'string', '/quota': 'object', '/quota/vcpus': 'integer'},
            (), ('', '/quota')),
         Ep('POST', lambda: '/v1/accounts', 'admin',
-           lambda: {'name': w.uniq('acct'), 'role': 'department', 'department_id': w.dept},
+           lambda: {'name': w.uniq('acct'), 'role': 'department', 'department_id': w.dept_a},
            {'/name': 'pattern', '/role': 'enum', '/department_id': 'integer'},
            ('/name', '/role'), ok=201),
         Ep('PATCH', lambda: f'/v1/accounts/{w.ids["target"]}', 'admin',
@@ -530,17 +374,17 @@ def endpoints(w):
            optional=True, ok=204),
         Ep('POST', lambda: '/v1/systems', 'department',
            lambda: {'name': w.uniq('system'), 'description': 'd', 'category': 'website',
-                    'protection_level': 3, 'status': 'planned', 'department_id': w.dept},
+                    'protection_level': 3, 'status': 'planned', 'department_id': w.dept_a},
            {'/name': 'string', '/description': 'string', '/category': 'enum',
             '/protection_level': 'integer', '/status': 'enum', '/department_id': 'integer'},
            ('/name', '/category'), ok=201),
-        Ep('PATCH', lambda: f'/v1/systems/{w.system}', 'department',
+        Ep('PATCH', lambda: f'/v1/systems/{w.sys_a}', 'department',
            lambda: {'name': 'system-a', 'description': 'd', 'category': 'website',
                     'protection_level': 2, 'status': 'in_service'},
            {'/name': 'string', '/description': 'string', '/category': 'enum',
             '/protection_level': 'integer', '/status': 'enum'}),
         Ep('POST', lambda: '/v1/requests', 'department',
-           lambda: {'system': w.system, 'kind': 'new', 'justification': 'j',
+           lambda: {'system': w.sys_a, 'kind': 'new', 'justification': 'j',
                     'resources': copy.deepcopy(resources), 'restart_allowed': False},
            dict({'/system': 'integer', '/kind': 'enum', '/justification': 'string',
                  '/restart_allowed': 'boolean'}, **rfields),
@@ -601,7 +445,7 @@ def metering_view(w):
         'allocation': b.get(f'/v1/allocations/{w.alloc}/usage?{span}', token=tr).json(),
     }
     for kind in ('vulnerabilities', 'incidents', 'backups'):
-        view[kind] = b.get(f'/v1/systems/{w.system}/{kind}', token=tr).json()
+        view[kind] = b.get(f'/v1/systems/{w.sys_a}/{kind}', token=tr).json()
     return view
 
 
@@ -724,6 +568,9 @@ def metering_endpoints(w):
              dict(get_ptr(v, i0), readings=31, start=get_ptr(v, f'{i0}/start') - WIN)]))),
     ]
 
+    def fresh_finding(action):
+        return lambda: f'/v1/findings/{w.fresh_finding(w.inst[0])}/{action}'
+
     def finding_extra():
         return [('/reason empty', 422, '/reason', 'schema_violation', at('/reason', '')),
                 ('/reason of 4,001 characters', 422, '/reason', 'schema_violation',
@@ -741,7 +588,7 @@ def metering_endpoints(w):
         [(f'{ptr} of {hi + 1} characters', 422, ptr, 'schema_violation', at(ptr, 't' * (hi + 1))),
          (f'{ptr} of {hi} multi-byte characters and one more', 422, ptr, 'schema_violation',
           at(ptr, '中' * (hi + 1)))])
-    sys_path = lambda kind: lambda: f'/v1/systems/{w.system}/{kind}'  # noqa: E731
+    sys_path = lambda kind: lambda: f'/v1/systems/{w.sys_a}/{kind}'  # noqa: E731
     return [
         Ep('POST', lambda: '/v1/samples', 'agent', w.batch, fields, tuple(required),
            ('', '/instances/0', '/unowned/0', '/host/0'), strict=True, extra=samples_extra,
@@ -754,16 +601,16 @@ def metering_endpoints(w):
                             '2026-01-00', '2026-1-01', '26-01-01', '2026/01/01',
                             '2026-01-01T00:00:00Z', ' 2026-01-01', '2026-01-01 ', 'yesterday',
                             '', '２０２６-01-01')]),
-        Ep('POST', lambda: f'/v1/findings/{w.fresh_finding()}/acknowledge', 'department',
+        Ep('POST', fresh_finding('acknowledge'), 'department',
            lambda: {'reason': 'seen'}, {'/reason': 'string'}, optional=True, strict=True,
            extra=finding_extra(), observe=observe),
-        Ep('POST', lambda: f'/v1/findings/{w.fresh_finding()}/resolve', 'department',
+        Ep('POST', fresh_finding('resolve'), 'department',
            lambda: {'reason': 'resized by hand'}, {'/reason': 'string'}, optional=True,
            strict=True, extra=finding_extra(), observe=observe),
         Ep('POST', lambda: f'/v1/findings/{w.dismissable_finding()}/dismiss', 'reviewer',
            lambda: {'reason': 'a cold standby'}, {'/reason': 'string'}, ('/reason',),
            strict=True, extra=finding_extra(), observe=observe),
-        Ep('POST', lambda: f'/v1/findings/{w.fresh_finding()}/change-request', 'department',
+        Ep('POST', fresh_finding('change-request'), 'department',
            lambda: {}, {}, optional=True, strict=True, ok=201, observe=observe),
         Ep('POST', lambda: '/v1/assessment/run', 'reviewer', lambda: {}, {}, optional=True,
            strict=True, observe=observe),
@@ -868,42 +715,11 @@ def early_refusal(port, method, path, token, length, content_type, wait=3.0):
 def chunked_upload(port, method, path, token, total, content_type, wait=10.0):
     """Streams @total body bytes chunked (no Content-Length) while reading the answer.
     Returns (status, error object, bytes sent before the answer or the end)."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=wait)
-    got = []
-    sent = [0]
-
-    def reader():
-        while True:
-            try:
-                c = s.recv(65536)
-            except OSError:
-                return
-            if not c:
-                return
-            got.append(c)
-            if parse_response(b''.join(got))[1] is not None:
-                return
-
-    th = threading.Thread(target=reader, daemon=True)
-    try:
-        s.sendall(head(method, path, token, (f'Content-Type: {content_type}',
-                                             'Transfer-Encoding: chunked')))
-        th.start()
-        chunk = b'%PDF-' + b'a' * (65536 - 5)
-        try:
-            while sent[0] < total and not got:
-                n = min(len(chunk), total - sent[0])
-                s.sendall(b'%x\r\n' % n + chunk[:n] + b'\r\n')
-                sent[0] += n
-            if not got:
-                s.sendall(b'0\r\n\r\n')
-        except OSError:
-            pass
-        th.join(wait)
-    finally:
-        s.close()
-    st, body = parse_response(b''.join(got))
-    return st, (body or {}).get('error') if isinstance(body, dict) else None, sent[0]
+    data, sent = cbtest.stream_body(port, head(method, path, token, (
+        f'Content-Type: {content_type}', 'Transfer-Encoding: chunked')), total,
+        b'%PDF-' + b'a' * (65536 - 5), True, wait)
+    st, body = parse_response(data)
+    return st, (body or {}).get('error') if isinstance(body, dict) else None, sent
 
 
 # ---------------------------------------------------------------- checks
@@ -947,8 +763,8 @@ def big_integer(se, ep, what, body, ptr, x):
         return diff != {}
     if not ck.ok(200 <= r.status < 300, f'{what}: refused with 422 or accepted, got {r!r}'):
         return diff != {}
-    stored = [v for t, (added, _) in diff.items() if t not in ('audit', 'sqlite_sequence')
-              for row in added for v in row]
+    stored = [v for t, (added, _) in diff.items()
+              if t not in ('audit', 'audit_head', 'sqlite_sequence') for row in added for v in row]
     clamp = ep.clamps.get(ptr)
     ck.ok(x in stored or (clamp is not None and clamp in stored),
           f'{what}: accepted ({r.status}), so stored exactly as sent'
@@ -1181,7 +997,7 @@ def integral_floats(se, w):
         ck.eq(r.status, 422, 'system protection_level 5.0: stored as 5 or refused')
     raw = (b'{"system":%d,"kind":"new","justification":"floats","resources":{"instances":'
            b'[{"vcpus":1024.0,"memory_mib":16777216.0,"disk_gib":1048576.0,"image":"x"}]}}'
-           % w.system)
+           % w.sys_a)
     r = se.send('POST', '/v1/requests', 'department', raw=raw)
     if r.status == 201:
         body = r.json()
@@ -1476,7 +1292,7 @@ def metering_queries(se, w):
     # The security and backup records are lists: docs/api.md "Pagination and filters" (list
     # endpoints take ?limit= 1-1000 and ?after=, and answer {"items", "next"}).
     for kind in ('vulnerabilities', 'incidents', 'backups'):
-        path = f'/v1/systems/{w.system}/{kind}'
+        path = f'/v1/systems/{w.sys_a}/{kind}'
         for v in ('abc', '0', '1001'):
             se.refused(f'GET {path}?limit={v}', 'GET', f'{path}?limit={v}', 'auditor', 400,
                        field='limit', code='invalid')
@@ -1503,15 +1319,15 @@ def legal_text_records(se, w):
                 ('backups', 'department', {'location': s, 'taken_at': w.day, 'size_bytes': 0,
                                            'sha256': 'f' * 64}, 'location')):
             before = db_snapshot(b.db_path)
-            r = se.send('POST', f'/v1/systems/{w.system}/{kind}', role, body=body)
+            r = se.send('POST', f'/v1/systems/{w.sys_a}/{kind}', role, body=body)
             if not ck.eq(r.status, 201, f'{tag}: POST {kind} ({r!r})'):
                 continue
             rid = r.json()['id']
             diff = db_diff(before, db_snapshot(b.db_path))
             ck.eq({t: (len(a), len(d)) for t, (a, d) in diff.items()},
-                  {kind: (1, 0), 'audit': (1, 0), 'sqlite_sequence': (1, 1)},
+                  {kind: (1, 0), 'audit': (1, 0), 'audit_head': (1, 1), 'sqlite_sequence': (1, 1)},
                   f'{tag}: one {kind} row and its audit record, nothing else')
-            items = b.get(f'/v1/systems/{w.system}/{kind}', token=w.tokens['auditor'])
+            items = b.get(f'/v1/systems/{w.sys_a}/{kind}', token=w.tokens['auditor'])
             got = [x.get(key) for x in items.json()['items'] if x['id'] == rid]
             ck.eq(got, [s], f'{tag}: {kind}.{key} listed back exactly')
             con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
@@ -1535,9 +1351,9 @@ def legal_text(se, w):
         ('POST', '/v1/systems', 'department',
          lambda s: {'name': w.uniq('s'), 'category': 'website', 'status': s}, '/status'),
         ('POST', '/v1/requests', 'department',
-         lambda s: {'system': w.system, 'kind': s, 'justification': 'j'}, '/kind'),
+         lambda s: {'system': w.sys_a, 'kind': s, 'justification': 'j'}, '/kind'),
         ('POST', '/v1/requests', 'department',
-         lambda s: {'system': w.system, 'kind': 'new', 'justification': 'j',
+         lambda s: {'system': w.sys_a, 'kind': 'new', 'justification': 'j',
                     'resources': {'instances': [dict(INSTANCE, image=s)]}},
          '/resources/instances/0/image'),
     ]
@@ -1558,7 +1374,7 @@ def legal_text(se, w):
         """A valid call: @ok status, and only the tables in @changes changed (count: rows
         added, or 'mod' for a row modified in place)."""
         if 'audit' in changes:
-            changes = dict(changes, sqlite_sequence='mod')
+            changes = dict(changes, audit_head='mod', sqlite_sequence='mod')
         before = db_snapshot(b.db_path)
         r = se.send(method, path, role, body=body, raw=raw, headers=headers)
         ck.eq(r.status, ok, f'{what} ({r!r})')
@@ -1593,7 +1409,7 @@ def legal_text(se, w):
             stored('systems', 'description', sid, s + '?', tag)
             r = b.get(f'/v1/systems/{sid}', token=w.dep)
             ck.eq(r.json().get('description'), s + '?', f'{tag}: GET returns it exactly')
-        body = cbtest.new_request_body(w.system, s)
+        body = cbtest.new_request_body(w.sys_a, s)
         r = step(f'{tag}: a request justified so', 'POST', '/v1/requests', 'department', body, 201,
                  {'requests': 1, 'request_history': 1, 'audit': 1})
         if r.status != 201:
@@ -1706,116 +1522,61 @@ def http_level(se, w):
     ck.ok(se.alive(), 'broker alive after broken HTTP')
 
 
-def make_policy_dir():
-    """The default policies but: materials of at most MAX_MATERIAL; an assessment over six
-    hours of windows with no minimum age (so that the fixture's instances get their findings
-    at once); no anti-affinity (the fixture's allocation has four instances and one production
-    host); and a reconciler that waits a day between passes (nothing it does is under test,
-    and its first pass would write hosts and instances in the middle of "database unchanged")."""
-    d = tempfile.mkdtemp(prefix='cbtest-policy-')
-    for name in os.listdir(cbtest.POLICIES):
-        shutil.copy(os.path.join(cbtest.POLICIES, name), d)
-
-    def edit(name, change):
-        path = os.path.join(d, name)
-        with open(path) as f:
-            doc = json.load(f)
-        change(doc)
-        with open(path, 'w') as f:
-            json.dump(doc, f, indent=2)
-
-    def assessment(doc):
-        for k in ('idle', 'over_provisioned', 'under_provisioned'):
-            doc[k]['window_seconds'] = SPAN
-        doc['evidence']['min_age_seconds'] = 0
-
-    edit('review.json', lambda doc: doc['materials'].update(max_bytes=MAX_MATERIAL))
-    edit('assessment.json', assessment)
-    edit('placement.json', lambda doc: doc.update(anti_affinity=False))
-    edit('lifecycle.json', lambda doc: doc.update(reconcile_seconds=86400))
-    return d
-
-
-def host_xml(path, memory_mib):
-    """A node file for libvirt's test driver (test:///FILE.xml): 8 CPUs, @memory_mib of
-    memory, and the storage pool 'default' with the catalog's base volume debian-12.qcow2."""
-    uid = hashlib.sha256(path.encode()).hexdigest()
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{memory_mib * 1024}</memory>
-  <pool type='dir'>
-    <name>default</name>
-    <uuid>{uid[0:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}</uuid>
-    <source/>
-    <target><path>/var/lib/libvirt/images</path></target>
-    <volume type='file'>
-      <name>debian-12.qcow2</name>
-      <capacity unit='GiB'>2</capacity>
-      <allocation unit='GiB'>2</allocation>
-      <target><path>/var/lib/libvirt/images/debian-12.qcow2</path><format type='qcow2'/></target>
-    </volume>
-  </pool>
-</node>
-''')
-    return 'test://' + path
-
-
 def main():
     ck = cbtest.Checks('hostile-input')
-    policy_dir = make_policy_dir()
-    try:
-        with cbtest.Broker(policy_dir=policy_dir) as b:
-            w = World(b)
-            se = Session(ck, b, w.tokens)
-            t0 = time.time()
-            for ep in endpoints(w):
-                n = se.sent
-                json_battery(se, w, ep)
-                print(f'  {ep.name}: {se.sent - n} hostile requests', flush=True)
-            print(f'JSON bodies: {se.sent} requests in {time.time() - t0:.1f}s', flush=True)
-            integral_floats(se, w)
-            print('checked integral floats in integer fields', flush=True)
+    # The default policies but: materials of at most MAX_MATERIAL; no anti-affinity (the
+    # fixture's allocation has four instances and one production host); and METERING_POLICY.
+    policies = dict(cbworld.METERING_POLICY, **{
+        'review.json': lambda doc: doc['materials'].update(max_bytes=MAX_MATERIAL),
+        'placement.json': {'anti_affinity': False}})
+    with cbtest.Broker(policy_edits=policies) as b:
+        w = World(b)
+        se = Session(ck, b, w.tokens)
+        t0 = time.time()
+        for ep in endpoints(w):
             n = se.sent
-            upload_battery(se, w)
-            print(f'material uploads: {se.sent - n} hostile requests', flush=True)
-            n = se.sent
-            path_and_query(se, w)
-            print(f'path and query parameters: {se.sent - n} requests', flush=True)
-            n = se.sent
-            metering_queries(se, w)
-            print(f'metering, findings and report query parameters: {se.sent - n} requests',
-                  flush=True)
-            n = se.sent
-            legal_text(se, w)
-            legal_text_records(se, w)
-            print(f'SQL/XML metacharacters as legal text: {se.sent - n} requests', flush=True)
-            http_level(se, w)
-            print('checked oversize headers and broken HTTP', flush=True)
+            json_battery(se, w, ep)
+            print(f'  {ep.name}: {se.sent - n} hostile requests', flush=True)
+        print(f'JSON bodies: {se.sent} requests in {time.time() - t0:.1f}s', flush=True)
+        integral_floats(se, w)
+        print('checked integral floats in integer fields', flush=True)
+        n = se.sent
+        upload_battery(se, w)
+        print(f'material uploads: {se.sent - n} hostile requests', flush=True)
+        n = se.sent
+        path_and_query(se, w)
+        print(f'path and query parameters: {se.sent - n} requests', flush=True)
+        n = se.sent
+        metering_queries(se, w)
+        print(f'metering, findings and report query parameters: {se.sent - n} requests',
+              flush=True)
+        n = se.sent
+        legal_text(se, w)
+        legal_text_records(se, w)
+        print(f'SQL/XML metacharacters as legal text: {se.sent - n} requests', flush=True)
+        http_level(se, w)
+        print('checked oversize headers and broken HTTP', flush=True)
 
-            ck.ok(se.alive(), 'broker process still running')
-            ck.eq(b.get('/v1/health').status, 200, 'GET /v1/health at the end')
-            r = b.get('/v1/audit/verify', token=w.tokens['auditor'])
-            ck.ok(r.status == 200 and r.json()['ok'], f'audit trail verifies ({r!r})')
-            m = b.get('/metrics', token=w.tokens['auditor']).body.decode()
-            fives = re.search(r'class="5xx"\} (\d+)', m)
-            ck.ok(fives and int(fives.group(1)) == se.expected_5xx,
-                  f'no 5xx answered to anything but the {se.expected_5xx} provoked '
-                  f'({fives.group(0) if fives else m[:200]})')
-            con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
-            ck.eq(con.execute('PRAGMA integrity_check').fetchone()[0], 'ok', 'integrity_check')
-            con.close()
-            with open(b.log_path, 'rb') as f:
-                log = f.read().decode('utf-8', 'replace')
-            bad = [line for line in log.splitlines()
-                   if re.search(r'\b(error|crit|alert|emerg)\b|assert|sanitizer|segfault', line,
-                                re.I)]
-            ck.ok(not bad, 'broker log shows no error or crash' +
-                  ''.join('\n    ' + line for line in bad[:20]))
-            print(f'{se.sent} requests in all', flush=True)
-    finally:
-        shutil.rmtree(policy_dir, ignore_errors=True)
+        ck.ok(se.alive(), 'broker process still running')
+        ck.eq(b.get('/v1/health').status, 200, 'GET /v1/health at the end')
+        r = b.get('/v1/audit/verify', token=w.tokens['auditor'])
+        ck.ok(r.status == 200 and r.json()['ok'], f'audit trail verifies ({r!r})')
+        m = b.get('/metrics', token=w.tokens['auditor']).body.decode()
+        fives = re.search(r'class="5xx"\} (\d+)', m)
+        ck.ok(fives and int(fives.group(1)) == se.expected_5xx,
+              f'no 5xx answered to anything but the {se.expected_5xx} provoked '
+              f'({fives.group(0) if fives else m[:200]})')
+        con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+        ck.eq(con.execute('PRAGMA integrity_check').fetchone()[0], 'ok', 'integrity_check')
+        con.close()
+        with open(b.log_path, 'rb') as f:
+            log = f.read().decode('utf-8', 'replace')
+        bad = [line for line in log.splitlines()
+               if re.search(r'\b(error|crit|alert|emerg)\b|assert|sanitizer|segfault', line,
+                            re.I)]
+        ck.ok(not bad, 'broker log shows no error or crash' +
+              ''.join('\n    ' + line for line in bad[:20]))
+        print(f'{se.sent} requests in all', flush=True)
     ck.done()
 
 

@@ -19,23 +19,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbhostile  # noqa: E402
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 from cbhostile import BodyHolder, NormalClient, RssSampler, Swarm  # noqa: E402
 
 LOAD_SECONDS = 25
 BUDGET_MIB = 256
 SAMPLES_MAX = 32 * 1024 * 1024
-
-
-def node_file(path, name):
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{16 * 1024 * 1024}</memory>
-  <pool type='dir'><name>{name}</name><target><path>/nowhere/{name}</path></target></pool>
-</node>
-''')
-    return 'test://' + path
 
 
 def main():
@@ -47,7 +36,8 @@ def main():
         _, vendor = b.make_account('vendor', 'vendor')
         agents = []
         for i in range(8):
-            uri = node_file(os.path.join(b.state_dir, f'h{i}.xml'), f'h{i}-pool')
+            uri = cbworld.node_xml(os.path.join(b.state_dir, f'h{i}.xml'), 16384,
+                                   pool=f'h{i}-pool', base=False)
             r = b.post('/v1/hosts', {'name': f'h{i}', 'uri': uri, 'pool': 'production',
                                      'storage_pool': f'h{i}-pool'}, token=vendor)
             assert r.status == 201, r

@@ -29,65 +29,26 @@ real host whose domain vanished; the test reads those jobs off the database at t
 expects exactly them to fail so, and every other job to end done. (test-crash-jobs.py kills the
 broker mid-job on a real libvirtd, whose domains survive.)
 """
-import json
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 
 BOUND = 90          # seconds for a batch of ten jobs to end (they take 1-5 s when all is well)
 N_REQUESTS = 10
 SIZES = [4, 5, 6, 4, 6, 5, 4, 6, 5, 4]   # instances per request: 49 in all
 INSTANCE = {'vcpus': 1, 'memory_mib': 128, 'disk_gib': 1, 'image': 'debian-12'}
-
-
-def host_xml(path, cpus, memory_mib):
-    """A node file for the test driver: @cpus CPUs, @memory_mib of memory, and the storage pool
-    'default' holding the catalog's base volume debian-12.qcow2 (the test driver gives every
-    pool 100 GiB)."""
-    name = os.path.basename(path)
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>{cpus}</active><nodes>1</nodes>
-    <sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>
-  <memory>{memory_mib * 1024}</memory>
-  <pool type='dir'><name>default</name><source/>
-    <target><path>/var/lib/cloudbroker-test/{name}</path></target>
-    <volume type='file'><name>debian-12.qcow2</name><capacity unit='GiB'>2</capacity>
-      <target><path>/var/lib/cloudbroker-test/{name}/debian-12.qcow2</path>
-        <format type='qcow2'/></target>
-    </volume>
-  </pool>
-</node>
-''')
-    return 'test://' + path
-
-
-def policy_dir():
-    """policies/ with anti-affinity and spread on (the defaults, stated), a reconciler that
-    stays out of the way, and room to wait for a host."""
-    d = tempfile.mkdtemp(prefix='cbtest-jobs-policy-')
-    for name in os.listdir(cbtest.POLICIES):
-        shutil.copy(os.path.join(cbtest.POLICIES, name), d)
-
-    def edit(name, change):
-        with open(os.path.join(d, name)) as f:
-            doc = json.load(f)
-        change(doc)
-        with open(os.path.join(d, name), 'w') as f:
-            json.dump(doc, f, indent=2)
-
-    edit('placement.json', lambda p: p.update(anti_affinity=True, weigher='spread'))
-    edit('lifecycle.json', lambda p: p.update(reconcile_seconds=3600, job_retry_seconds=600,
-                                              shutdown_timeout_seconds=1))
-    return d
+QUOTA = {'vcpus': 1000, 'memory_mib': 1 << 20, 'disk_gib': 10000, 'instances': 1000}
+# policies/ with anti-affinity and spread on (the defaults, stated), a reconciler that stays
+# out of the way, and room to wait for a host.
+POLICY = {'placement.json': {'anti_affinity': True, 'weigher': 'spread'},
+          'lifecycle.json': {'reconcile_seconds': 3600, 'job_retry_seconds': 600,
+                             'shutdown_timeout_seconds': 1}}
 
 
 def db_rows(b, sql, args=()):
@@ -96,79 +57,6 @@ def db_rows(b, sql, args=()):
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
-
-
-class World:
-    def __init__(self, b):
-        self.b = b
-        self.dept = b.make_department('d1', 'Department 1',
-                                      {'vcpus': 1000, 'memory_mib': 1 << 20,
-                                       'disk_gib': 10000, 'instances': 1000})
-        _, self.dt = b.make_account('d1-staff', 'department', self.dept)
-        _, self.rv = b.make_account('reviewer', 'reviewer')
-        _, self.vd = b.make_account('vendor', 'vendor')
-        _, self.au = b.make_account('auditor', 'auditor')
-        self.system = cbtest.make_system(b, self.dt, 'oa')
-        self.hosts = {}
-
-    def add_host(self, name, pool, cpus, memory_mib):
-        uri = host_xml(os.path.join(self.b.state_dir, f'{name}.xml'), cpus, memory_mib)
-        r = self.b.post('/v1/hosts', {'name': name, 'uri': uri, 'pool': pool}, token=self.vd)
-        assert r.status == 201, r
-        self.hosts[r.json()['id']] = name
-        return r.json()['id']
-
-    def wait_hosts(self, timeout=30):
-        wait_for(lambda: all(h['connection']['state'] == 'connected' and h['capacity']['known']
-                             for h in self.b.get('/v1/hosts', token=self.vd).json()['items']),
-                 timeout, 'every host to connect')
-
-    def submit(self, n, i):
-        body = {'system': self.system, 'kind': 'new', 'justification': f'concurrency {i}',
-                'resources': {'instances': [INSTANCE] * n}}
-        r = self.b.post('/v1/requests', body, token=self.dt)
-        assert r.status == 201, r
-        rid = r.json()['id']
-        for kind in cbtest.NEW_REQUEST_MATERIALS:
-            r = cbtest.upload_material(self.b, self.dt, rid, kind)
-            assert r.status == 201, r
-        r = self.b.post(f'/v1/requests/{rid}/submit', token=self.dt)
-        assert r.status == 200, r
-        return rid
-
-    def request(self, rid):
-        r = self.b.get(f'/v1/requests/{rid}', token=self.rv)
-        assert r.status == 200, r
-        return r.json()
-
-    def allocation(self, aid):
-        r = self.b.get(f'/v1/allocations/{aid}', token=self.rv)
-        assert r.status == 200, r
-        return r.json()
-
-    def job(self, jid):
-        return self.b.get(f'/v1/jobs/{jid}', token=self.vd, timeout=10).json()
-
-    def pass_trial(self, rid):
-        r = cbtest.upload_material(self.b, self.vd, rid, 'test_report', data=b'all passed\n',
-                                   media_type='text/plain')
-        assert r.status == 201, r
-        sha = r.json()['sha256']
-        for test in ('function', 'performance', 'security'):
-            r = self.b.post(f'/v1/requests/{rid}/trial-results',
-                            {'test': test, 'result': 'pass', 'report': sha}, token=self.vd)
-            assert r.status == 201, r
-
-
-def wait_for(fn, timeout, what, interval=0.2):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise RuntimeError(f'timed out after {timeout}s waiting for {what} (last: {last!r})')
 
 
 def fire(calls):
@@ -224,9 +112,10 @@ def overlapping(w, jids):
 def check_capacity(c, w, what):
     """No host holds more than its capacity after overcommit; no production allocation has two
     instances on one host."""
-    hosts = {h['id']: h for h in w.b.get('/v1/hosts?limit=1000', token=w.vd).json()['items']}
+    hosts = {h['id']: h for h in w.b.get('/v1/hosts?limit=1000',
+                                         token=w.tokens['vendor']).json()['items']}
     used = {hid: [0, 0, 0] for hid in hosts}
-    allocs = w.b.get('/v1/allocations?limit=1000', token=w.rv).json()['items']
+    allocs = w.b.get('/v1/allocations?limit=1000', token=w.tokens['reviewer']).json()['items']
     spread_bad = []
     for a in allocs:
         a = w.allocation(a['id'])
@@ -286,23 +175,23 @@ def kill_mid_way(b, jids, fraction, timeout=60):
 
 def main():
     c = cbtest.Checks('jobs-concurrency')
-    pdir = policy_dir()
-    b = cbtest.Broker(policy_dir=pdir)
+    b = cbtest.Broker(policy_edits=POLICY)
     timings = {}
-    try:
+    with cbtest.ran_to_end(c, b):
         b.start()
-        w = World(b)
+        w = cbworld.World(b, QUOTA)
+        rv, au = w.tokens['reviewer'], w.tokens['auditor']
         for k in range(3):
-            w.add_host(f'trial-{k + 1}', 'trial', 6, 4096)
+            w.add_host(f'trial-{k + 1}', 'trial', 4096, cpus=6)
         for k in range(6):
-            w.add_host(f'prod-{k + 1}', 'production', 3, 4096)
-        w.wait_hosts()
-        rids = [w.submit(n, i) for i, n in enumerate(SIZES)]
+            w.add_host(f'prod-{k + 1}', 'production', 4096, cpus=3)
+        w.wait_hosts(capacity=True)
+        rids = [w.submitted([INSTANCE] * n) for n in SIZES]
 
         # ---- ten trials approved at once ----
         t0 = time.time()
         docs = fire([lambda rid=rid: b.post(f'/v1/requests/{rid}/decision',
-                                            {'decision': 'approve'}, token=w.rv)
+                                            {'decision': 'approve'}, token=rv)
                      for rid in rids])
         c.eq([r.status for r in docs], [200] * N_REQUESTS, 'ten approvals answered 200')
         trial_jobs = [r.json()['jobs'][0]['id'] for r in docs if r.status == 200]
@@ -337,7 +226,7 @@ def main():
 
         # ---- ten allocations at once, anti-affinity on, a kill -9 in the middle ----
         t0 = time.time()
-        docs = fire([lambda rid=rid: b.post(f'/v1/requests/{rid}/allocate', token=w.rv)
+        docs = fire([lambda rid=rid: b.post(f'/v1/requests/{rid}/allocate', token=rv)
                      for rid in rids])
         c.eq([r.status for r in docs], [202] * N_REQUESTS, 'ten allocations answered 202')
         prod_jobs = [max(j['id'] for j in r.json()['jobs'] if j['kind'] == 'provision')
@@ -347,7 +236,7 @@ def main():
               f'and not started: {sorted(lost)}', flush=True)
         c.ok(0 < done < total, f'the kill came mid-way ({done} of {total} steps done)')
         b.start()
-        w.wait_hosts()
+        w.wait_hosts(capacity=True)
         timings['production provision (killed and restarted)'] = wait_jobs(
             c, w, prod_jobs, t0, 'production provision across a kill -9', lost)
         reqs = [w.request(rid) for rid in rids]
@@ -369,20 +258,8 @@ def main():
         rows = db_rows(b, "SELECT count(*) FROM job_steps WHERE state != 'done'"
                           f" AND job_id NOT IN ({marks})", sorted(lost))
         c.eq(rows[0][0], 0, 'every step of every job is done (but the forgotten domains\' jobs)')
-        v = b.get('/v1/audit/verify', token=w.au).json()
+        v = b.get('/v1/audit/verify', token=au).json()
         c.eq(v.get('ok'), True, f'audit trail verifies: {v}')
-    except Exception:
-        traceback.print_exc()
-        c.ok(False, 'the test ran to its end')
-    finally:
-        alive = b.proc is not None and b.proc.poll() is None
-        rc = b.stop()
-        c.ok(alive and rc == 0, f'the broker ran to the end and stopped cleanly (exit {rc})')
-        if c.failed:
-            with open(b.log_path, errors='replace') as f:
-                print('---- broker log (tail) ----\n' + ''.join(f.readlines()[-60:]))
-        b.cleanup()
-        shutil.rmtree(pdir, ignore_errors=True)
     for k, v in timings.items():
         print(f'timing: {k}: {"never ended" if v is None else f"{v:.2f}s"}')
     c.done()

@@ -17,31 +17,18 @@ import json
 import math
 import os
 import re
-import socket
 import sqlite3
 import sys
-import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 from cbtest import Broker, json_error  # noqa: E402
 
 WIN = 300
 EXPECTED = 30  # readings per window: a 10 s interval
-
-
-def node_file(path, name):
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{16 * 1024 * 1024}</memory>
-  <pool type='dir'><name>{name}</name><target><path>/nowhere/{name}</path></target></pool>
-</node>
-''')
-    return 'test://' + path
 
 
 def counts(b):
@@ -66,43 +53,12 @@ def big_post(port, token, total, chunked, wait=20.0):
     """POSTs a @total-byte JSON body to /v1/samples, by Content-Length or chunked, reading the
     answer while sending (the broker may answer and close before the body is all sent).
     Returns: (status, error object)."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=wait)
-    got = []
-
-    def reader():
-        while True:
-            try:
-                c = s.recv(65536)
-            except OSError:
-                return
-            if not c:
-                return
-            got.append(c)
-
     head = (f'POST /v1/samples HTTP/1.1\r\nHost: 127.0.0.1\r\n'
             f'Authorization: Bearer {token}\r\nContent-Type: application/json\r\n'
             + ('Transfer-Encoding: chunked\r\n' if chunked else f'Content-Length: {total}\r\n')
             + 'Connection: close\r\n\r\n').encode()
-    th = threading.Thread(target=reader, daemon=True)
-    try:
-        s.sendall(head)
-        th.start()
-        chunk = b'{"instances": [' + b' ' * (65536 - 15)
-        sent = 0
-        try:
-            while sent < total and not got:
-                n = min(len(chunk), total - sent)
-                s.sendall((b'%x\r\n' % n + chunk[:n] + b'\r\n') if chunked else chunk[:n])
-                sent += n
-                chunk = b' ' * 65536
-            if chunked and not got:
-                s.sendall(b'0\r\n\r\n')
-        except OSError:
-            pass
-        th.join(wait)
-    finally:
-        s.close()
-    data = b''.join(got)
+    data, _ = cbtest.stream_body(port, head, total, b'{"instances": [' + b' ' * (65536 - 15),
+                                 chunked, wait, rest=b' ' * 65536)
     m = re.match(rb'HTTP/1\.[01] (\d{3})', data)
     body = data.partition(b'\r\n\r\n')[2]
     if b'\r\nTransfer-Encoding: chunked' in data.partition(b'\r\n\r\n')[0]:
@@ -146,7 +102,8 @@ def run(ck, b):
 
     hosts, agent = {}, {}
     for h in ('h1', 'h2'):
-        uri = node_file(os.path.join(b.state_dir, f'{h}.xml'), f'{h}-pool')
+        uri = cbworld.node_xml(os.path.join(b.state_dir, f'{h}.xml'), 16384,
+                               pool=f'{h}-pool', base=False)
         r = b.post('/v1/hosts', {'name': h, 'uri': uri, 'pool': 'production',
                                  'storage_pool': f'{h}-pool'}, token=tok_vendor)
         ck.eq(r.status, 201, f'POST /v1/hosts {h}')

@@ -19,21 +19,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cbtest import (Broker, Checks, Session, json_error, make_complete_request,  # noqa: E402
-                    make_system, set_password)
+from cbtest import (Broker, Checks, Session, free_port, json_error,  # noqa: E402
+                    make_complete_request, make_system, set_password)
 
 checks = Checks('notifications')
 tmp = tempfile.mkdtemp(prefix='cbnotify-')
 maildir = os.path.join(tmp, 'maildir')
 GOOD = 'Correct-Horse-9'
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def smtp_python():

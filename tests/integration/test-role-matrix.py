@@ -22,18 +22,15 @@ background, so the "database unchanged" checks ignore the columns jobs, steps, t
 retries keep changing: see VOLATILE).
 """
 import glob
-import hashlib
-import json
 import os
 import re
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
+import cbworld  # noqa: E402
 from cbtest import db_diff, json_error  # noqa: E402
 
 CONSOLE_PASSWORD = 'Correct-Horse-9'
@@ -227,94 +224,25 @@ def settle(b, timeout=20):
     raise RuntimeError('the database does not settle: a job keeps running')
 
 
-def host_xml(path, memory_mib, base=True):
-    """A node file for libvirt's test driver: 8 CPUs, @memory_mib of memory and, with @base, the
-    storage pool 'default' holding the catalog's base volume debian-12.qcow2 (without it the
-    host has no disk capacity at all, and placement never picks it)."""
-    uid = hashlib.sha256(path.encode()).hexdigest()
-    pool = f'''
-  <pool type='dir'>
-    <name>default</name>
-    <uuid>{uid[0:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}</uuid>
-    <source/>
-    <target><path>/var/lib/libvirt/images</path></target>
-    <volume type='file'>
-      <name>debian-12.qcow2</name>
-      <capacity unit='GiB'>2</capacity>
-      <allocation unit='GiB'>2</allocation>
-      <target><path>/var/lib/libvirt/images/debian-12.qcow2</path><format type='qcow2'/></target>
-    </volume>
-  </pool>''' if base else ''
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{memory_mib * 1024}</memory>{pool}
-</node>
-''')
-    return 'test://' + path
+SPAN, WIN = cbworld.SPAN, cbworld.WIN
 
 
-SMALL = {'vcpus': 1, 'memory_mib': 64, 'disk_gib': 1, 'image': 'debian-12'}
-WIN = 300          # seconds per metering window
-SPAN = 6 * 3600    # the idle and right-sizing windows of the test's assessment policy
-
-
-def policy_dir():
-    """A copy of policies/ for this test: the assessment judges six hours of windows with no
-    minimum age (so that an instance made a minute ago with six hours of samples posted for it
-    gets its idle finding), and the reconciler waits a day between passes (its first pass would
-    record each host's capacity and the instances' observed states in the middle of the
-    matrix's "database unchanged" checks; none of its work is under test here)."""
-    d = tempfile.mkdtemp(prefix='cbtest-policy-')
-    for name in os.listdir(cbtest.POLICIES):
-        shutil.copy(os.path.join(cbtest.POLICIES, name), d)
-
-    def edit(name, change):
-        with open(os.path.join(d, name)) as f:
-            doc = json.load(f)
-        change(doc)
-        with open(os.path.join(d, name), 'w') as f:
-            json.dump(doc, f, indent=2)
-
-    def assessment(doc):
-        for k in ('idle', 'over_provisioned', 'under_provisioned'):
-            doc[k]['window_seconds'] = SPAN
-        doc['evidence']['min_age_seconds'] = 0
-
-    edit('assessment.json', assessment)
-    edit('lifecycle.json', lambda doc: doc.update(reconcile_seconds=86400))
-    return d
-
-
-class World:
-    """The fixture: two departments, an account of every role, hosts on libvirt's test driver,
-    trial environments, and the states the API cannot reach on the test driver (see TABLE)."""
+class World(cbworld.World):
+    """The fixture: department A and a department B, an account of every role (and a second
+    consultant), the callers without a valid token, hosts on libvirt's test driver, trial
+    environments, and the states the API cannot reach on the test driver (see TABLE)."""
 
     def __init__(self, b):
-        self.b = b
+        super().__init__(b)
         self.console_account = None
         self.console_passwords = set()
-        self.n = 0
-        adm = b.admin_token
-        self.dept_a = b.make_department('dept-a', 'Department A')
         self.dept_b = b.make_department('dept-b', 'Department B')
-        self.tokens = {'admin': adm}
-        self.ids = {}
-        for role in ('reviewer', 'consultant', 'vendor', 'auditor'):
-            self.ids[role], self.tokens[role] = b.make_account(role + '-1', role)
-        self.ids['department'], self.tokens['department'] = b.make_account(
-            'dept-a-clerk', 'department', self.dept_a)
-        self.ids['consultant2'], self.tokens['consultant2'] = b.make_account(
-            'consultant-2', 'consultant')
-        self.ids['dept_b'], self.tokens['dept_b'] = b.make_account(
-            'dept-b-clerk', 'department', self.dept_b)
+        self.account('consultant-2', 'consultant', key='consultant2')
+        self.account('dept-b-clerk', 'department', self.dept_b, key='dept_b')
         self.tokens['unknown-token'] = 'cbt_' + 'A' * 43  # well-formed, matches no account
         self.tokens['unknown-agent-token'] = 'cba_' + 'A' * 43  # well-formed, matches no host
-        self.agent_tokens = {}
         self.tokens['malformed-token'] = 'not a token at all'
         self.tokens['no-token'] = None
-        self.sys_a = cbtest.make_system(b, self.dep, 'system-a', description='A system')
         self.sys_b = cbtest.make_system(b, self.tokens['dept_b'], 'system-b')
         # Visible to every reading role: assigned to the consultant, approved (its trial job
         # waits: no trial host ever has room for it).
@@ -353,31 +281,22 @@ class World:
         b.start()
         # The hosts: a small trial host and a production host; a spare one with no storage at
         # all (it never takes an instance) for PATCH.
-        tv = self.tokens['vendor']
         self.host_trial = self.add_host('trial-small', 'trial', 384)
         self.host_prod = self.add_host('prod-1', 'production', 16384)
-        self.host_spare = self.add_host('spare', 'production', 1024, base=False)
-        for h in (self.host_trial, self.host_prod, self.host_spare):
-            self.wait(lambda: b.get(f'/v1/hosts/{h}', token=tv).json()['connection']['state']
-                      == 'connected', f'host {h} connects')
+        self.host_spare = self.add_host('spare', 'production', 1024, storage=None)
+        self.wait_hosts()
         # In trial, for real: the trial job places, creates, defines and starts the instance.
-        self.req_trial = self.in_trial(self.dep, self.sys_a)
-        r = b.get(f'/v1/requests/{self.req_trial}', token=self.dep).json()
+        self.req_trial = self.in_trial()
+        r = self.request(self.req_trial)
         self.alloc_trial = r['trial']['allocation_id']
         self.job_trial = r['jobs'][0]['id']
-        rb = self.in_trial(self.tokens['dept_b'], self.sys_b)
-        r = b.get(f'/v1/requests/{rb}', token=self.tokens['dept_b']).json()
+        r = self.request(self.in_trial(token=self.tokens['dept_b'], system=self.sys_b))
         self.alloc_trial_b = r['trial']['allocation_id']
         self.job_trial_b = r['jobs'][0]['id']
         # Through the whole workflow: a request whose trial passed (for allocate), and a
         # production allocation retained after its termination (for restore).
         self.req_passed = self.trial_passed()
-        rid = self.trial_passed()
-        r = b.post(f'/v1/requests/{rid}/allocate', None, token=self.tokens['reviewer'])
-        assert r.status == 202, r
-        self.alloc_restore = r.json()['allocation_id']
-        self.wait(lambda: self.allocation_state(self.alloc_restore) == 'active',
-                  f'allocation {self.alloc_restore} is active')
+        self.alloc_restore, _ = self.production()
         r = b.post('/v1/requests', {'system': self.sys_a, 'kind': 'termination',
                                     'allocation': self.alloc_restore,
                                     'justification': 'cbtest termination'}, token=self.dep)
@@ -385,217 +304,39 @@ class World:
         tid = r.json()['id']
         r = cbtest.upload_material(b, self.dep, tid, 'backup_proof', b'backed up\n', 'text/plain')
         assert r.status == 201, r
-        r = b.post(f'/v1/requests/{tid}/submit', None, token=self.dep)
-        assert r.status == 200, r
+        self.submit(tid)
         self.decide(tid, 'approve')
-        self.wait(lambda: self.allocation_state(self.alloc_restore) == 'retained',
-                  f'allocation {self.alloc_restore} is retained')
+        self.wait_allocation(self.alloc_restore, 'retained')
         settle(b)
         self.metering_fixture()
         settle(b)
 
-    # ---- metering and assessment ----
-
     def metering_fixture(self):
         """Department A's two production allocations of one idle instance each, six hours of
         their windows posted by the production host's agent, the assessment run (an idle
-        finding on each), and department A's security and backup records. The agent's token
-        is the 'agent' caller of the matrix."""
-        b, tr = self.b, self.tokens['reviewer']
+        finding on each), and department A's security records. The agent's token is the
+        'agent' caller of the matrix."""
         self.tokens['agent'] = self.agent_tokens[self.host_prod]
         self.spare_agent_token = self.agent_tokens[self.host_spare]
-        now = int(time.time())
-        self.t_last = now // WIN * WIN          # the window under way (ends < 600 s ahead)
-        self.t_first = self.t_last - SPAN       # six hours of windows before it
-        self.next_start = self.t_first - WIN    # fresh windows go back from here
-        self.alloc_a1, self.inst_a1 = self.production(self.dep, self.sys_a)
-        self.alloc_a2, self.inst_a2 = self.production(self.dep, self.sys_a)
+        self.start_clock()
+        self.alloc_a1, self.inst_a1 = self.one_instance()
+        self.alloc_a2, self.inst_a2 = self.one_instance()
         self.post_idle_windows([self.inst_a1, self.inst_a2])
-        r = b.post('/v1/assessment/run', {}, token=tr)
-        assert r.status == 200 and r.json()['created'] == 2, r
+        assert self.assess()['created'] == 2
         self.finding_a1 = self.live_finding(self.inst_a1)
         self.finding_a2 = self.live_finding(self.inst_a2)
-        found_at = time.strftime('%Y-%m-%d', time.gmtime(now - 86400))
-        r = b.post(f'/v1/systems/{self.sys_a}/vulnerabilities',
-                   {'severity': 'high', 'title': 'cbtest: OpenSSL out of date',
-                    'found_at': found_at}, token=self.dep)
-        assert r.status == 201, r
-        self.vuln_a = r.json()['id']
-        r = b.post(f'/v1/systems/{self.sys_a}/incidents',
-                   {'severity': 'medium', 'title': 'cbtest: login flood',
-                    'occurred_at': found_at}, token=self.dep)
-        assert r.status == 201, r
-        self.incident_a = r.json()['id']
-        self.today = time.strftime('%Y-%m-%d', time.gmtime(now))
-        self.year = time.gmtime(now).tm_year
-        self.month = time.strftime('%Y-%m', time.gmtime(now))
+        self.vuln_a = self.record('vulnerabilities', 'cbtest: OpenSSL out of date')
+        self.incident_a = self.record('incidents', 'cbtest: login flood')
 
-    def production(self, token, system):
-        """A one-instance production allocation of @token's department, active.
-        Returns: (allocation id, {'id', 'uuid', 'host'} of its instance)."""
-        rid = self.trial_passed(token, system)
-        r = self.b.post(f'/v1/requests/{rid}/allocate', None, token=self.tokens['reviewer'])
-        assert r.status == 202, r
-        alloc = r.json()['allocation_id']
-        self.wait(lambda: self.allocation_state(alloc) == 'active', f'allocation {alloc} active')
-        a = self.b.get(f'/v1/allocations/{alloc}', token=self.tokens['reviewer']).json()
-        i = a['instances'][0]
-        assert i['host']['id'] == self.host_prod, a
-        return alloc, {'id': i['id'], 'uuid': i['uuid'], 'host': i['host']['id'],
-                       'name': i['name']}
-
-    def window(self, inst, start):
-        """One idle 5-minute window of @inst (64 MiB, 1 vCPU): under the idle thresholds."""
-        return {'instance': inst['id'], 'uuid': inst['uuid'], 'start': start, 'duration': WIN,
-                'readings': 30, 'expected': 30, 'vcpus': 1, 'memory_mib': 64,
-                'cpu_cores_avg': 0.005, 'cpu_cores_max': 0.01, 'memory_used_mib_avg': 20.0,
-                'memory_used_mib_max': 30.0, 'memory_source': 'rss', 'disk_read_bytes': 0,
-                'disk_write_bytes': 0, 'disk_read_requests': 0, 'disk_write_requests': 0,
-                'net_rx_bytes': 100 * WIN, 'net_tx_bytes': 40 * WIN, 'net_rx_packets': 10,
-                'net_tx_packets': 10}
-
-    def fresh_window(self, inst):
-        """A window of @inst that was never posted (older than the assessment's span)."""
-        start = self.next_start
-        self.next_start -= WIN
-        return self.window(inst, start)
-
-    def post_idle_windows(self, insts):
-        recs = [self.window(i, t) for i in insts
-                for t in range(self.t_first, self.t_last + WIN, WIN)]
-        r = self.b.post('/v1/samples', {'instances': recs}, token=self.agent_tokens[self.host_prod])
-        assert r.status == 200 and r.json()['stored'] == len(recs), r
-        return len(recs)
-
-    def findings_of(self, inst, token=None):
-        r = self.b.get('/v1/findings?limit=1000', token=token or self.tokens['reviewer'])
-        assert r.status == 200, r
-        return [f for f in r.json()['items'] if f['instance_id'] == inst['id']]
-
-    def live_finding(self, inst):
-        live = [f['id'] for f in self.findings_of(inst) if f['state'] in ('open', 'acknowledged')]
-        assert len(live) == 1, (inst, self.findings_of(inst))
-        return live[0]
-
-    def fresh_finding(self, inst):
-        """An open idle finding of @inst that nobody acted on: the live one is resolved and
-        the assessment run again, which finds the instance still idle."""
-        tr = self.tokens['reviewer']
-        for f in self.findings_of(inst):
-            if f['state'] in ('open', 'acknowledged'):
-                r = self.b.post(f'/v1/findings/{f["id"]}/resolve', {}, token=tr)
-                assert r.status == 200, r
-        r = self.b.post('/v1/assessment/run', {}, token=tr)
-        assert r.status == 200, r
-        fresh = [f for f in self.findings_of(inst) if f['state'] == 'open']
-        assert len(fresh) == 1 and fresh[0]['change_request_id'] is None, fresh
-        return fresh[0]['id']
-
-    def allocation_state(self, alloc):
-        return self.b.get(f'/v1/allocations/{alloc}', token=self.tokens['reviewer']).json()['state']
-
-    def trial_passed(self, token=None, system=None):
-        """A one-instance request (of department A unless @token and @system say otherwise)
-        whose trial passed and was reclaimed."""
-        rid = self.in_trial(token or self.dep, system or self.sys_a)
-        tv = self.tokens['vendor']
-        r = self.b.request('PUT', f'/v1/requests/{rid}/materials/test_report',
-                           raw=b'all three tests passed\n', token=tv,
-                           headers={'Content-Type': 'text/plain'})
-        assert r.status == 201, r
-        sha = r.json()['sha256']
-        for test in ('function', 'performance', 'security'):
-            r = self.b.post(f'/v1/requests/{rid}/trial-results',
-                            {'test': test, 'result': 'pass', 'report': sha}, token=tv)
-            assert r.status == 201, r
-        self.wait(lambda: self.b.get(f'/v1/jobs?request={rid}', token=tv).json()['items'][-1]
-                  ['state'] == 'done', f'the trial of request {rid} is reclaimed')
-        return rid
-
-    @property
-    def dep(self):
-        return self.tokens['department']
-
-    def uniq(self, prefix):
-        self.n += 1
-        return f'{prefix}-{self.n}'
-
-    def draft(self, complete=False):
-        if complete:
-            return cbtest.make_complete_request(self.b, self.dep, self.sys_a)
-        return cbtest.make_request(self.b, self.dep, self.sys_a)
-
-    def small_draft(self, token, system, resources):
-        body = {'system': system, 'kind': 'new', 'justification': 'cbtest small request',
-                'resources': {'instances': resources}}
-        r = self.b.post('/v1/requests', body, token=token)
-        assert r.status == 201, r
-        rid = r.json()['id']
-        for kind in cbtest.NEW_REQUEST_MATERIALS:
-            r = cbtest.upload_material(self.b, token, rid, kind)
-            assert r.status == 201, r
-        return rid
-
-    def wait(self, cond, what, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f'timed out waiting until {what}')
-
-    def add_host(self, name, pool, memory_mib, base=True):
-        uri = host_xml(os.path.join(self.b.state_dir, f'{name}.xml'), memory_mib, base)
-        r = self.b.post('/v1/hosts', {'name': name, 'uri': uri, 'pool': pool},
-                        token=self.tokens['vendor'])
-        assert r.status == 201, r
-        assert r.json()['agent_token'].startswith('cba_'), r
-        self.agent_tokens[r.json()['id']] = r.json()['agent_token']
-        return r.json()['id']
-
-    def in_trial(self, token, system):
-        """A one-instance request of @token's department, approved, its trial running."""
-        rid = self.small_draft(token, system, [SMALL])
-        r = self.b.post(f'/v1/requests/{rid}/submit', None, token=token)
-        assert r.status == 200, r
-        self.decide(rid, 'approve')
-        self.wait(lambda: self.b.get(f'/v1/requests/{rid}', token=token).json()['state']
-                  == 'in_trial', f'request {rid} is in_trial')
-        return rid
-
-    def submitted(self, assign=None, resources=None):
-        if resources:
-            rid = self.small_draft(self.dep, self.sys_a, resources)
-        else:
-            rid = self.draft(complete=True)
-        r = self.b.post(f'/v1/requests/{rid}/submit', None, token=self.dep)
-        assert r.status == 200, r
-        if assign:
-            r = self.b.post(f'/v1/requests/{rid}/assign', {'consultant': assign},
-                            token=self.tokens['reviewer'])
-            assert r.status == 200, r
-        return rid
-
-    def decide(self, rid, decision):
-        body = {'decision': decision}
-        if decision != 'approve':
-            body['comment'] = 'cbtest says ' + decision
-        r = self.b.post(f'/v1/requests/{rid}/decision', body, token=self.tokens['reviewer'])
-        assert r.status == 200, r
-
-    def returned(self):
-        rid = self.submitted()
-        self.decide(rid, 'return')
-        return rid
-
-    def make_account(self, name, role):
-        # Not Broker.make_account: the admin's token rotates during the matrix.
-        r = self.b.post('/v1/accounts', {'name': name, 'role': role}, token=self.tokens['admin'])
-        assert r.status == 201, r
-        return r.json()['account']['id'], r.json()['token']
+    def one_instance(self, token=None, system=None):
+        """A one-instance production allocation of @token's department (department A's by
+        default), active, on the production host. Returns: (allocation id, its instance)."""
+        alloc, (inst,) = self.production(token=token, system=system)
+        assert inst['host'] == self.host_prod, inst
+        return alloc, inst
 
     def throwaway_account(self):
-        return self.make_account(self.uniq('spare'), 'auditor')[0]
+        return self.account(self.uniq('spare'), 'auditor')[0]
 
 
 def call(path, body=None, raw=None, headers=None, ok=200):
@@ -621,7 +362,7 @@ def prepare(w, method, path, role, allowed):
         return call('/v1/whoami', body={'email_notifications': False})
     if key == ('POST', '/v1/session'):
         if not w.console_account:
-            aid, tok = w.make_account(w.uniq('console'), 'auditor')
+            aid, tok = w.account(w.uniq('console'), 'auditor')
             cbtest.set_password(w.b, tok, CONSOLE_PASSWORD)
             w.console_account = w.b.get(f'/v1/accounts/{aid}', token=w.tokens['admin']).json()
         return call('/v1/session', body={'name': w.console_account['name'],
@@ -720,7 +461,7 @@ def prepare(w, method, path, role, allowed):
             return call(f'/v1/requests/{w.req_trial}/trial-results',
                         body={'test': 'function', 'result': 'pass', 'report': '0' * 64})
         # A trial of its own, its report uploaded by the vendor: one of three results.
-        rid = w.in_trial(w.dep, w.sys_a)
+        rid = w.in_trial()
         r = w.b.request('PUT', f'/v1/requests/{rid}/materials/test_report',
                         raw=b'function test: passed\n', token=w.tokens['vendor'],
                         headers={'Content-Type': 'text/plain'})
@@ -733,7 +474,7 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/requests/{w.req_passed}/allocate', body={}, ok=202)
     if key == ('POST', '/v1/hosts'):
         name = w.uniq('host')
-        uri = host_xml(os.path.join(w.b.state_dir, f'{name}.xml'), 1024, base=False)
+        uri = cbworld.node_xml(os.path.join(w.b.state_dir, f'{name}.xml'), 1024, pool=None)
         return call('/v1/hosts', body={'name': name, 'uri': uri, 'pool': 'trial'}, ok=201)
     if key == ('GET', '/v1/hosts'):
         return call('/v1/hosts?pool=trial')
@@ -1167,16 +908,6 @@ def ghost_of(path):
     return re.sub(r'/\d+(?=/|$|\?)', '/999999', path, count=1)
 
 
-def record_body(kind, title):
-    day = time.strftime('%Y-%m-%d', time.gmtime(time.time() - 86400))
-    if kind == 'vulnerabilities':
-        return {'severity': 'critical', 'title': title, 'found_at': day}
-    if kind == 'incidents':
-        return {'severity': 'high', 'title': title, 'occurred_at': day}
-    return {'location': 'dr-centre://' + title, 'taken_at': day, 'size_bytes': 4096,
-            'sha256': 'cd' * 32}
-
-
 def metering_isolation(ck, b, w):
     """Department A and department B against each other's usage, findings, security and backup
     records and report rows: every object answers 404 exactly like a missing one, every list
@@ -1186,7 +917,7 @@ def metering_isolation(ck, b, w):
     ta, tb, tr = w.dep, w.tokens['dept_b'], w.tokens['reviewer']
     # Department B's side: a production allocation whose instance idles (a finding), a system
     # that is not on the cloud (a no-budget row of the annual assessment), and records.
-    w.alloc_b, w.inst_b = w.production(tb, w.sys_b)
+    w.alloc_b, w.inst_b = w.one_instance(tb, w.sys_b)
     w.post_idle_windows([w.inst_b])
     r = b.post('/v1/assessment/run', {}, token=tr)
     assert r.status == 200, r
@@ -1200,12 +931,8 @@ def metering_isolation(ck, b, w):
              'Department A'),
             ('B', tb, w.dept_b, w.sys_b, {w.sys_b, sys_b2}, w.inst_b, w.alloc_b, 'dept-b',
              'Department B')):
-        recs = {}
-        for kind in ('vulnerabilities', 'incidents', 'backups'):
-            r = b.post(f'/v1/systems/{sysid}/{kind}', record_body(kind, f'{kind}-of-{who}'),
-                       token=tok)
-            assert r.status == 201, r
-            recs[kind] = r.json()['id']
+        recs = {kind: w.record(kind, f'{kind}-of-{who}', sysid, tok)
+                for kind in ('vulnerabilities', 'incidents', 'backups')}
         side[who] = {'who': who, 'token': tok, 'dept': dept, 'sys': sysid, 'systems': syses,
                      'inst': inst, 'alloc': alloc, 'finding': w.live_finding(inst),
                      'records': recs, 'code': code, 'name': name,
@@ -1229,7 +956,8 @@ def metering_isolation(ck, b, w):
                    {'resolved_at': None})]
         for kind in ('vulnerabilities', 'incidents', 'backups'):
             probes += [('GET', f'/v1/systems/{o}/{kind}', None),
-                       ('POST', f'/v1/systems/{o}/{kind}', record_body(kind, 'planted'))]
+                       ('POST', f'/v1/systems/{o}/{kind}',
+                        cbworld.record_body(kind, 'planted', w.day))]
         for method, path, body in probes:
             r = b.request(method, path, body=body, token=tok)
             expect_404(ck, r, f'{tag}: {method} {path} (the other department\'s)')
@@ -1382,7 +1110,7 @@ def agent_role(ck, b, w):
 
 def token_edges(ck, b, w):
     adm = w.tokens['admin']
-    acct, tok = w.make_account(w.uniq('edge'), 'auditor')
+    acct, tok = w.account(w.uniq('edge'), 'auditor')
     ck.eq(b.get('/v1/whoami', token=tok).status, 200, 'fresh account: whoami')
     # Rotation: the old token stops working at once.
     r = b.post('/v1/whoami/token', None, token=tok)
@@ -1439,12 +1167,8 @@ def main():
     for row in table:
         ck.ok(row in routes, f'table row {row[0]} {row[1]} is a route in broker/br-api*.c')
 
-    policies = policy_dir()
-    try:
-        with cbtest.Broker(policy_dir=policies) as b:
-            run(ck, b, table)
-    finally:
-        shutil.rmtree(policies, ignore_errors=True)
+    with cbtest.Broker(policy_edits=cbworld.METERING_POLICY) as b:
+        run(ck, b, table)
     ck.done()
 
 

@@ -20,6 +20,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cbtest import Broker, Checks, ctl, ctl_json  # noqa: E402
+from cbworld import node_xml  # noqa: E402
 
 c = Checks('workflow')
 
@@ -53,27 +54,6 @@ def sha256(data):
 
 def states_of(history):
     return [(h['from'], h['to']) for h in history]
-
-
-def test_host(path, memory_mib, base=True):
-    """A node file for libvirt's test driver (no libvirtd needed): 8 CPUs, @memory_mib of
-    memory, a storage pool 'default' holding the catalog's base volume debian-12.qcow2, or
-    (without @base) an empty one, where making an instance's disk fails."""
-    vol = '''
-    <volume type='file'><name>debian-12.qcow2</name><capacity unit='GiB'>2</capacity>
-      <target><path>/var/lib/libvirt/images/debian-12.qcow2</path><format type='qcow2'/></target>
-    </volume>''' if base else ''
-    with open(path, 'w') as f:
-        f.write(f'''<node>
-  <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>
-    <cores>4</cores><threads>2</threads></cpu>
-  <memory>{memory_mib * 1024}</memory>
-  <pool type='dir'><name>default</name><source/>
-    <target><path>/var/lib/libvirt/images</path></target>{vol}
-  </pool>
-</node>
-''')
-    return 'test://' + path
 
 
 with Broker() as b:
@@ -349,11 +329,11 @@ with Broker() as b:
             '--cpu-ratio', '0', token=vendor, check=False)
     c.eq(p.returncode, 2, 'host add --cpu-ratio 0 is a usage error')
     p = ctl(b, 'host', 'add', '--name', 'trial-1', '--pool', 'trial',
-            '--uri', test_host(os.path.join(work, 'trial-1.xml'), 2048), token=vendor)
+            '--uri', node_xml(os.path.join(work, 'trial-1.xml'), 2048), token=vendor)
     c.ok("Host 1 'trial-1' registered" in text(p) and re.search(r'^Pool:\s+trial$', text(p), re.M),
          f'host add prints the host: {text(p)[:300]!r}')
     h = ctl_json(b, 'host', 'add', '--name', 'prod-1', '--pool', 'production', '--cpu-ratio',
-                 '2', '--uri', test_host(os.path.join(work, 'prod-1.xml'), 16384), token=vendor)
+                 '2', '--uri', node_xml(os.path.join(work, 'prod-1.xml'), 16384), token=vendor)
     prod1 = h['id']
     c.eq((h['name'], h['pool'], h['overcommit']['cpu'], h['overcommit']['from_policy']),
          ('prod-1', 'production', 2.0, False), 'host add --json, with its own cpu ratio')
@@ -501,7 +481,7 @@ with Broker() as b:
 
     # A job that fails: the only trial host with room has no base image.
     ctl(b, 'host', 'add', '--name', 'trial-2', '--pool', 'trial', '--uri',
-        test_host(os.path.join(work, 'trial-2.xml'), 2048, base=False), token=vendor)
+        node_xml(os.path.join(work, 'trial-2.xml'), 2048, base=False), token=vendor)
     ctl(b, 'host', 'update', '1', '--maintenance', 'on', token=vendor)
     for _ in range(100):
         if ctl_json(b, 'host', 'show', '3', token=vendor)['connection']['state'] == 'connected':
