@@ -4,18 +4,25 @@
  * (docs/costs.md): a resize mid-month priced in two parts, a price change mid-month, a
  * termination whose volume is retained (disk only), trial against production and an image
  * priced otherwise, the month under way, the service fee shared by time, a finding's monthly
- * cost, and a statement whose departments add up to its total to the fen.
+ * cost, and a statement whose departments add up to its total to the fen. On a store (SQLite,
+ * and PostgreSQL when CB_TEST_PG_URL is set): br-instance.c writes a history row in the
+ * transaction of each change, and the statement's read gives them back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "br-cost.h"
+#include "br-instance.h"
+#include "br-schemas.h"
+#include "br-tx.h"
+#include "cbt-store.h"
 #include "cm-json.h"
 #include "cm-time.h"
 
@@ -342,8 +349,138 @@ static void test_holds(void **state)
     }
 }
 
+/* ---- the history on a store ---- */
+
+static int store_setup(void **state)
+{
+    bool pg = *(const bool *)*state;
+    CbtStore *s = calloc(1, sizeof(*s));
+    int r;
+
+    *state = s;
+    r = cbt_store_open(s, pg, "cost");
+    if (r <= 0)
+        return r < 0 ? -1 : 0;
+    return cbt_store_exec(s, "INSERT INTO allocations(department_id, system_id, request_id, state,"
+                             " purpose, created_at, updated_at) VALUES (1, 1, 1, 'active',"
+                             " 'production', 't', 't');");
+}
+
+static int store_teardown(void **state)
+{
+    CbtStore *s = *state;
+    cbt_store_close(s);
+    free(s);
+    return 0;
+}
+
+typedef struct {
+    int64_t id;
+    int step;
+} Life;
+
+/* One change of the instance's life per transaction, as the job steps make them. */
+static int life_tx(BrTx *tx, void *ctx)
+{
+    Life *l = ctx;
+    const BrInstanceSizes made = {2, 2048, 10, 4, 4096}, grown = {4, 4096, -1, -1, -1};
+    switch (l->step) {
+    case 0:
+        return br_instance_create(tx->db, 1, 0, &made, "debian-12", &l->id, tx->err);
+    case 1:
+        return br_instance_place(tx->db, l->id, 1, NULL, tx->err);
+    case 2:
+        return br_instance_set_state(tx->db, l->id, BR_INSTANCE_CREATED, tx->err);
+    case 3:
+        return br_instance_set_state(tx->db, l->id, BR_INSTANCE_DEFINED, tx->err);
+    case 4:
+        return br_instance_set_state(tx->db, l->id, BR_INSTANCE_RUNNING, tx->err);
+    case 5:
+        return br_instance_resize(tx->db, l->id, &grown, tx->err);
+    case 6:
+        return br_instance_resize(tx->db, l->id, &BR_INSTANCE_SIZES_KEEP, tx->err);
+    case 7:
+        return br_instance_set_state(tx->db, l->id, BR_INSTANCE_UNDEFINED, tx->err);
+    default:
+        return br_instance_set_state(tx->db, l->id, BR_INSTANCE_DELETED, tx->err);
+    }
+}
+
+static void test_history_on_store(void **state)
+{
+    static const struct {
+        bool compute, disk;
+        int64_t vcpus, memory_mib, disk_gib;
+    } want[] = {
+        {false, false, 2, 2048, 10}, /* pending */
+        {false, false, 2, 2048, 10}, /* placed */
+        {false, true, 2, 2048, 10},  /* created */
+        {true, true, 2, 2048, 10},   /* defined */
+        {true, true, 2, 2048, 10},   /* running */
+        {true, true, 4, 4096, 10},   /* resized; a resize that keeps every size adds nothing */
+        {false, true, 4, 4096, 10},  /* undefined: the volume retained */
+        {false, false, 4, 4096, 10}, /* deleted */
+    };
+    CbtStore *s = *state;
+    Life l = {0};
+    CmError err = {0};
+    BrCostInstance *v = NULL;
+    size_t n = 0;
+    int64_t t0 = cm_now_ms();
+
+    if (!s->store)
+        skip();
+    for (l.step = 0; l.step <= 8; l.step++)
+        assert_int_equal(br_tx_run(s->store, "test.life", NULL, life_tx, &l, &err), 0);
+    assert_int_equal(cbt_store_int(s, "SELECT count(*) FROM instance_history", 0), 8);
+
+    CmDb *db = br_store_db(s->store, &err);
+    assert_non_null(db);
+    assert_int_equal(br_instance_cost_history(db, t0 - 1000, cm_now_ms() + 1000, 0, &v, &n, &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].instance_id, l.id);
+    assert_int_equal(v[0].department_id, 1);
+    assert_false(v[0].trial);
+    assert_string_equal(v[0].image, "debian-12");
+    assert_int_equal(v[0].n_ev, ELEMENTSOF(want));
+    for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+        const BrCostEvent *e = &v[0].ev[i];
+        assert_int_equal(e->compute, want[i].compute);
+        assert_int_equal(e->disk, want[i].disk);
+        assert_int_equal(e->vcpus, want[i].vcpus);
+        assert_int_equal(e->memory_mib, want[i].memory_mib);
+        assert_int_equal(e->disk_gib, want[i].disk_gib);
+        assert_true(e->at_ms >= t0 - 1000 && (i == 0 || e->at_ms >= v[0].ev[i - 1].at_ms));
+    }
+    br_cost_instances_free(v, n);
+
+    /* Another department's statement does not see it; nor does a month after its deletion. */
+    assert_int_equal(br_instance_cost_history(db, t0 - 1000, cm_now_ms() + 1000, 2, &v, &n, &err),
+                     0);
+    assert_int_equal(n, 0);
+    free(v);
+    assert_int_equal(
+        br_instance_cost_history(db, cm_now_ms() + 1000, cm_now_ms() + 2000, 0, &v, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(v);
+}
+
+static const bool SQLITE = false, POSTGRESQL = true;
+
 int main(void)
 {
+    CmError err = {0};
+    const struct CMUnitTest store_tests[] = {
+        cmocka_unit_test_prestate_setup_teardown(test_history_on_store, store_setup, store_teardown,
+                                                 (void *)&SQLITE),
+        cmocka_unit_test_prestate_setup_teardown(test_history_on_store, store_setup, store_teardown,
+                                                 (void *)&POSTGRESQL),
+    };
+    if (br_schemas_init(&err) < 0) {
+        fprintf(stderr, "schemas: %s\n", err.message);
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_mid_month),
         cmocka_unit_test(test_price_change_mid_month),
@@ -357,5 +494,6 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_holds),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int r = cmocka_run_group_tests(tests, setup, teardown);
+    return r ? r : cmocka_run_group_tests(store_tests, NULL, NULL);
 }
