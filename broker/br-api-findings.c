@@ -11,11 +11,13 @@
 #include "br-daemon.h"
 #include "br-finding.h"
 #include "br-instance.h"
+#include "br-policy.h"
 #include "br-request.h"
 #include "cm-util.h"
 
 static int br_api_findings_list(BrCall *c)
 {
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = NULL;
     BrFindingFilter filter = {.state = br_call_query(c, "state"), .kind = br_call_query(c, "kind")};
     json_object *items;
     BrPage page;
@@ -38,7 +40,8 @@ static int br_api_findings_list(BrCall *c)
                             "kind is idle, over_provisioned or under_provisioned");
     if (br_call_is_department(c))
         filter.department = c->actor.department_id;
-    r = br_finding_list(br_call_db(c), &filter, &page, &items, &c->err);
+    pol = br_daemon_policies(c->d);
+    r = br_finding_list(br_call_db(c), &filter, &pol->pricing, &page, &items, &c->err);
     if (r < 0)
         return r;
     return br_reply_list(c, items, &page);
@@ -46,8 +49,9 @@ static int br_api_findings_list(BrCall *c)
 
 static int br_api_findings_get(BrCall *c)
 {
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(c->d);
     json_object *o;
-    int r = br_finding_get(br_call_db(c), c->ids[0], br_call_scope(c), &o, &c->err);
+    int r = br_finding_get(br_call_db(c), c->ids[0], br_call_scope(c), &pol->pricing, &o, &c->err);
     if (r < 0)
         return r;
     return br_reply(c, MHD_HTTP_OK, o);
@@ -55,6 +59,7 @@ static int br_api_findings_get(BrCall *c)
 
 typedef struct {
     BrCall *c;
+    BrPolicies *pol;
     int64_t id, scope;
     const char *to;
     char action[48];
@@ -71,13 +76,14 @@ static int finding_move_tx(BrTx *tx, void *ctx)
     snprintf(w->action, sizeof(w->action), "finding.%s", w->to);
     br_tx_audit_set(tx, w->action, "finding", w->id, cm_json_to_string(w->c->body, NULL));
     tx->outcome = w->to;
-    return br_finding_get(tx->db, w->id, 0, &w->out, tx->err);
+    return br_finding_get(tx->db, w->id, 0, &w->pol->pricing, &w->out, tx->err);
 }
 
 /* open → acknowledged → resolved | dismissed (with a reason). */
 static int finding_move(BrCall *c, const char *to)
 {
-    FindingMove w = {.c = c, .id = c->ids[0], .scope = br_call_scope(c), .to = to};
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(c->d);
+    FindingMove w = {.c = c, .pol = pol, .id = c->ids[0], .scope = br_call_scope(c), .to = to};
     int r;
 
     if (strcmp(to, "dismissed") == 0 && !cm_json_get_str(c->body, "reason", NULL))

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* GET /v1/reports/assessment and /v1/reports/operations in JSON, CSV or HTML. */
+/* GET /v1/reports/assessment, /v1/reports/operations and /v1/reports/costs in JSON, CSV or
+ * HTML. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,8 +9,12 @@
 #include <microhttpd.h>
 
 #include "br-api.h"
+#include "br-cost.h"
 #include "br-daemon.h"
+#include "br-department.h"
+#include "br-instance.h"
 #include "br-metering.h"
+#include "br-policy.h"
 #include "br-report.h"
 #include "cm-time.h"
 
@@ -32,7 +37,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
     char disp[256];
     if (strcmp(format, "json") == 0)
         return br_reply(c, MHD_HTTP_OK, doc);
-    char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc) : br_report_html(doc, lang);
+    char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc, lang) : br_report_html(doc, lang);
     json_object_put(doc);
     if (!text)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -43,6 +48,23 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
     return br_reply_text(
         c, MHD_HTTP_OK,
         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
+}
+
+/* month=YYYY-MM: its first moment (epoch ms) in @ret_ms. */
+static int month_param(BrCall *c, int64_t *ret_ms)
+{
+    const char *month = br_call_query(c, "month");
+    char iso[32];
+
+    if (!month || strlen(month) != 7)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
+    snprintf(iso, sizeof(iso), "%s-01T00:00:00Z", month);
+    if (cm_time_parse_iso(iso, ret_ms) < 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
+    if (strncmp(month, "2000", 4) < 0 || strncmp(month, "2200", 4) > 0)
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "month",
+                            "month must be in the years 2000 to 2200");
+    return 0;
 }
 
 /* Rollups of the period brought up to date before a report reads them: yesterday's and
@@ -119,20 +141,14 @@ static int br_api_reports_assessment(BrCall *c)
 static int br_api_reports_operations(BrCall *c)
 {
     const char *month = br_call_query(c, "month"), *format;
-    int64_t dept = 0, ms;
-    char iso[32], name[64];
+    int64_t dept = 0, ms = 0;
+    char name[64];
     BrLang lang;
     int r;
 
-    if (!month || strlen(month) != 7)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
-    snprintf(iso, sizeof(iso), "%s-01T00:00:00Z", month);
-    if (cm_time_parse_iso(iso, &ms) < 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "month", "month=YYYY-MM is required");
-    if (strncmp(month, "2000", 4) < 0 || strncmp(month, "2200", 4) > 0)
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "month",
-                            "month must be in the years 2000 to 2200");
-    r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
+    r = month_param(c, &ms);
+    if (r >= 0)
+        r = br_call_query_int(c, "department", 1, INT64_MAX, &dept);
     if (r >= 0)
         r = format_params(c, &format, &lang);
     if (r < 0)
@@ -156,11 +172,75 @@ static int br_api_reports_operations(BrCall *c)
     return reply_report(c, x.doc, format, lang, name);
 }
 
+/* The cost statement of a month: the instances' history read in one snapshot, priced by
+ * the pricing policy in force now (docs/costs.md). */
+typedef struct {
+    int64_t m0, m1, t1, department;
+    BrCostInstance *v;
+    size_t n;
+} CostRead;
+
+static int costs_read(BrTx *tx, void *ctx)
+{
+    CostRead *x = ctx;
+    if (x->department > 0) {
+        int r = br_department_exists(tx->db, x->department, tx->err);
+        if (r <= 0)
+            return r < 0 ? r
+                         : cm_error_set(tx->err, CM_ERROR_NOT_FOUND, "department",
+                                        "no department %lld", (long long)x->department);
+    }
+    return br_instance_cost_history(tx->db, x->m0, x->t1, x->department, &x->v, &x->n, tx->err);
+}
+
+static int br_api_reports_costs(BrCall *c)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = NULL;
+    CostRead x = {0};
+    const char *format;
+    json_object *doc = NULL;
+    char name[64];
+    BrLang lang;
+    int r;
+
+    r = month_param(c, &x.m0);
+    if (r >= 0)
+        r = br_call_query_int(c, "department", 1, INT64_MAX, &x.department);
+    if (r >= 0)
+        r = format_params(c, &format, &lang);
+    if (r < 0)
+        return r;
+    if (br_call_is_department(c))
+        x.department = c->actor.department_id;
+    {
+        time_t t = (time_t)(x.m0 / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1;
+        x.m1 = (int64_t)timegm(&tm) * 1000;
+    }
+    x.t1 = cm_now_ms() < x.m1 ? cm_now_ms() : x.m1;
+    if (x.t1 < x.m0)
+        x.t1 = x.m0; /* a month to come: nothing yet */
+    r = br_tx_read(c->d->store, "report.costs", costs_read, &x, &c->err);
+    if (r < 0)
+        return r;
+    pol = br_daemon_policies(c->d);
+    r = br_cost_statement(&pol->pricing, x.v, x.n, x.m0, x.m1, x.t1, &doc);
+    br_cost_instances_free(x.v, x.n);
+    if (r < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    snprintf(name, sizeof(name), "costs-%s", br_call_query(c, "month"));
+    return reply_report(c, doc, format, lang, name);
+}
+
 static const BrRoute routes[] = {
     {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
      BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/operations", br_api_reports_operations,
      R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN,
+     BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

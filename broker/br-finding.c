@@ -17,18 +17,51 @@
     " f.kind, f.state, f.rule, f.evidence AS \"evidence:json\","                                   \
     " f.recommendation AS \"recommendation:json\", f.frees_vcpus AS frees, f.first_found,"         \
     " f.last_found, f.state_changed_at, f.reason,"                                                 \
-    " nullif(f.change_request_id, 0) AS change_request_id, f.frees_memory_mib"                     \
+    " nullif(f.change_request_id, 0) AS change_request_id, f.frees_memory_mib, i.image,"           \
+    " (SELECT a.purpose FROM allocations a WHERE a.id = f.allocation_id) AS purpose,"              \
+    " f.current_vcpus, f.current_memory_mib"                                                       \
     " FROM findings f JOIN instances i ON i.id = f.instance_id"
 
-static json_object *finding_json(CmStmt *st)
+/* What the finding's instance costs a month at its current size and what the recommendation
+ * would save (the vCPUs and memory it frees; a dimension that grows saves nothing), at the
+ * prices in force now (docs/costs.md "Waste in money"). */
+static json_object *money_json(json_object *o, const BrPricingPolicy *pricing)
 {
+    json_object *m = json_object_new_object(), *frees = cm_json_get(o, "frees");
+    bool trial = strcmp(cm_json_get_str(o, "purpose", ""), "trial") == 0;
+    const char *image = cm_json_get_str(o, "image", "");
+    int64_t now = cm_now_ms(), fv = cm_json_get_int(frees, "vcpus", 0);
+    int64_t fm = cm_json_get_int(frees, "memory_mib", 0);
+    int64_t cost =
+        br_cost_monthly_fen(pricing, trial, image, now, cm_json_get_int(o, "current_vcpus", 0),
+                            cm_json_get_int(o, "current_memory_mib", 0));
+    int64_t saving =
+        br_cost_monthly_fen(pricing, trial, image, now, fv > 0 ? fv : 0, fm > 0 ? fm : 0);
+
+    json_object_object_add(m, "currency", json_object_new_string(pricing->currency));
+    json_object_object_add(m, "hours_per_month", json_object_new_int64(pricing->hours_per_month));
+    json_object_object_add(m, "monthly_cost_fen", json_object_new_int64(cost));
+    json_object_object_add(m, "monthly_cost", br_money_json(cost));
+    json_object_object_add(m, "monthly_saving_fen", json_object_new_int64(saving));
+    json_object_object_add(m, "monthly_saving", br_money_json(saving));
+    return m;
+}
+
+static json_object *finding_json(CmStmt *st, const BrPricingPolicy *pricing)
+{
+    static const char *const helpers[] = {"frees_memory_mib", "image", "purpose", "current_vcpus",
+                                          "current_memory_mib"};
     json_object *o = cm_stmt_row_json(st), *frees = json_object_new_object();
 
     json_object_object_add(frees, "vcpus", json_object_get(cm_json_get(o, "frees")));
     json_object_object_add(frees, "memory_mib",
                            json_object_get(cm_json_get(o, "frees_memory_mib")));
     json_object_object_add(o, "frees", frees); /* replaced in place: the order stays */
-    json_object_object_del(o, "frees_memory_mib");
+    json_object *money = pricing ? money_json(o, pricing) : NULL;
+    for (size_t k = 0; k < ELEMENTSOF(helpers); k++)
+        json_object_object_del(o, helpers[k]);
+    if (money)
+        json_object_object_add(o, "money", money);
     return o;
 }
 
@@ -37,7 +70,8 @@ static int not_found(CmError *err, int64_t id)
     return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no finding with id %lld", (long long)id);
 }
 
-int br_finding_get(CmDb *db, int64_t id, int64_t department, json_object **ret, CmError *err)
+int br_finding_get(CmDb *db, int64_t id, int64_t department, const BrPricingPolicy *pricing,
+                   json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db, FINDING_SELECT " WHERE f.id = ?1 AND (?2 = 0 OR f.department_id = ?2)", err);
@@ -51,13 +85,13 @@ int br_finding_get(CmDb *db, int64_t id, int64_t department, json_object **ret, 
         return r;
     if (r == 0)
         return not_found(err, id);
-    *ret = finding_json(st);
+    *ret = finding_json(st, pricing);
     return 0;
 }
 
 /* Each filter's first use tells PostgreSQL its type (text), hence "x = ?3 OR ?3 IS NULL". */
-int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPage *page, json_object **ret,
-                    CmError *err)
+int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPricingPolicy *pricing,
+                    const BrPage *page, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
@@ -76,7 +110,7 @@ int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPage *page,
                page->limit);
     items = json_object_new_array();
     while ((r = cm_stmt_step(st, err)) > 0)
-        json_object_array_add(items, finding_json(st));
+        json_object_array_add(items, finding_json(st, pricing));
     if (r < 0) {
         json_object_put(items);
         return r;
@@ -303,18 +337,39 @@ int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason
     return (int)n;
 }
 
-int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err)
+int br_finding_list_reclaimable(CmDb *db, int64_t department, const BrPricingPolicy *pricing,
+                                json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
-        "SELECT f.id, f.kind, i.name AS instance, f.frees_vcpus, f.frees_memory_mib, f.rule"
+        "SELECT f.id, f.kind, i.name AS instance, f.frees_vcpus, f.frees_memory_mib, f.rule,"
+        " i.image, (SELECT a.purpose FROM allocations a WHERE a.id = f.allocation_id) AS purpose"
         " FROM findings f JOIN instances i ON i.id = f.instance_id WHERE f.department_id = ?1"
         " AND f.state IN ('open','acknowledged') AND f.kind IN ('idle','over_provisioned')"
         " ORDER BY f.id LIMIT 100",
         err);
+    json_object *rows;
+    int64_t now = cm_now_ms();
+    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, department);
-    return cm_stmt_rows_json(st, ret, err);
+    r = cm_stmt_rows_json(st, &rows, err);
+    if (r < 0)
+        return r;
+    /* What freeing each would save a month (docs/costs.md "Waste in money"). */
+    for (size_t i = 0; i < json_object_array_length(rows); i++) {
+        json_object *f = json_object_array_get_idx(rows, i);
+        int64_t fv = cm_json_get_int(f, "frees_vcpus", 0),
+                fm = cm_json_get_int(f, "frees_memory_mib", 0);
+        int64_t fen = br_cost_monthly_fen(
+            pricing, strcmp(cm_json_get_str(f, "purpose", ""), "trial") == 0,
+            cm_json_get_str(f, "image", ""), now, fv > 0 ? fv : 0, fm > 0 ? fm : 0);
+        json_object_object_del(f, "image");
+        json_object_object_del(f, "purpose");
+        json_object_object_add(f, "monthly_saving_fen", json_object_new_int64(fen));
+    }
+    *ret = rows;
+    return 0;
 }

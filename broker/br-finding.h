@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "br-cost.h"
 #include "br-tx.h"
 
 /*
@@ -42,17 +43,21 @@ typedef struct {
 
 /**
  * br_finding_get:
- * Loads finding @id as its API document; @department, when not 0, scopes the lookup.
+ * Loads finding @id as its API document; @department, when not 0, scopes the lookup. With
+ * @pricing, the document ends with "money": what the instance costs a month and what the
+ * recommendation would save, at the prices in force now.
  * Returns: 0 and the document in @ret, -ENOENT with @err "not found", or another negative errno.
  */
-int br_finding_get(CmDb *db, int64_t id, int64_t department, json_object **ret, CmError *err);
+int br_finding_get(CmDb *db, int64_t id, int64_t department, const BrPricingPolicy *pricing,
+                   json_object **ret, CmError *err);
 
 /**
  * br_finding_list:
- * Returns: 0 and one page of the findings that pass @filter in @ret, or a negative errno.
+ * Returns: 0 and one page of the findings that pass @filter in @ret (each with "money" when
+ * @pricing is given, as br_finding_get()), or a negative errno.
  */
-int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPage *page, json_object **ret,
-                    CmError *err);
+int br_finding_list(CmDb *db, const BrFindingFilter *filter, const BrPricingPolicy *pricing,
+                    const BrPage *page, json_object **ret, CmError *err);
 
 /**
  * br_finding_load:
@@ -110,7 +115,9 @@ int br_finding_resolve_ended(BrTx *tx, int64_t allocation_id, const char *reason
 /**
  * br_finding_list_reclaimable:
  * The first 100 live idle and over-provisioned findings of @department, for the reviewer
- * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule}.
+ * (the pre-review check): each {id, kind, instance, frees_vcpus, frees_memory_mib, rule,
+ * monthly_saving_fen} (the saving at @pricing's rates in force now).
  * Returns: 0 and the array in @ret, or a negative errno with @err set.
  */
-int br_finding_list_reclaimable(CmDb *db, int64_t department, json_object **ret, CmError *err);
+int br_finding_list_reclaimable(CmDb *db, int64_t department, const BrPricingPolicy *pricing,
+                                json_object **ret, CmError *err);

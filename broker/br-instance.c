@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "br-cost.h"
 #include "br-instance.h"
 #include "cm-crypto.h"
 #include "cm-json.h"
@@ -13,6 +14,22 @@
 
 CM_ENUM_IMPL(br_instance_state, BrInstanceState, BR_INSTANCE_STATE_MAX, "pending", "placed",
              "created", "defined", "running", "shutoff", "undefined", "deleted")
+
+/* Appends instance @id's state and sizes as they now stand, from @at, to its history (in the
+ * caller's transaction): the cost statements and the availability read it (docs/costs.md). */
+static int history_append(CmDb *db, int64_t id, const char *at, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib,"
+                      " disk_gib, host_id) SELECT id, ?2, state, vcpus, memory_mib, disk_gib,"
+                      " host_id FROM instances WHERE id = ?1",
+                      err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, id, at);
+    return cm_stmt_exec(st, err);
+}
 
 int br_instance_load(CmDb *db, int64_t id, BrInstanceRow *ret, CmError *err)
 {
@@ -108,11 +125,14 @@ int br_instance_set_state(CmDb *db, int64_t id, BrInstanceState state, CmError *
                                               " WHERE id = ?3",
                                               err);
 
+    int r;
+
     if (!st)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
     CM_DB_BIND(st, br_instance_state_to_string(state), at, id);
-    return cm_stmt_exec(st, err);
+    r = cm_stmt_exec(st, err);
+    return r < 0 ? r : history_append(db, id, at, err);
 }
 
 int br_instance_create(CmDb *db, int64_t allocation_id, unsigned idx, const BrInstanceSizes *sizes,
@@ -141,7 +161,7 @@ int br_instance_create(CmDb *db, int64_t allocation_id, unsigned idx, const BrIn
     if (r < 0)
         return r;
     *ret_id = cm_stmt_int(st, 0);
-    return 0;
+    return history_append(db, *ret_id, at, err);
 }
 
 int br_instance_resize(CmDb *db, int64_t id, const BrInstanceSizes *sizes, CmError *err)
@@ -153,12 +173,18 @@ int br_instance_resize(CmDb *db, int64_t id, const BrInstanceSizes *sizes, CmErr
         " max_vcpus = iif(?5 < 0, max_vcpus, ?5),"
         " max_memory_mib = iif(?6 < 0, max_memory_mib, ?6) WHERE id = ?1",
         err);
+    char at[CM_TIME_ISO_LEN + 1];
+    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, id, sizes->vcpus, sizes->memory_mib, sizes->disk_gib, sizes->max_vcpus,
                sizes->max_memory_mib);
-    return cm_stmt_exec(st, err);
+    r = cm_stmt_exec(st, err);
+    if (r < 0 || (sizes->vcpus < 0 && sizes->memory_mib < 0 && sizes->disk_gib < 0))
+        return r;
+    cm_time_iso(cm_now_ms(), at);
+    return history_append(db, id, at, err);
 }
 
 int br_instance_load_live(CmDb *db, int64_t allocation_id, BrInstanceLive **ret, size_t *ret_n,
@@ -210,16 +236,29 @@ int br_instance_place(CmDb *db, int64_t id, int64_t host_id, const char *pool, C
                       " h.storage_pool FROM hosts h WHERE h.id = ?1)), state = 'placed'"
                       " WHERE id = ?3 AND state = 'pending'",
                       err);
+    char at[CM_TIME_ISO_LEN + 1];
+    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, host_id, pool, id);
-    return cm_stmt_exec(st, err);
+    r = cm_stmt_exec(st, err);
+    if (r < 0 || cm_stmt_changes(st) == 0)
+        return r;
+    cm_time_iso(cm_now_ms(), at);
+    return history_append(db, id, at, err);
 }
 
 int br_instance_unplace_job(CmDb *db, int64_t job_id, CmError *err)
 {
     char at[CM_TIME_ISO_LEN + 1];
+    _cleanup_stmt_ CmStmt *hist = cm_db_prepare(
+        db,
+        "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib)"
+        " SELECT id, ?2, 'pending', vcpus, memory_mib, disk_gib FROM instances"
+        " WHERE state = 'placed' AND id IN (SELECT s.instance_id FROM job_steps s"
+        " WHERE s.job_id = ?1) ORDER BY id",
+        err);
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(db,
                       "UPDATE instances SET state = 'pending', host_id = NULL, pool = NULL,"
@@ -228,9 +267,13 @@ int br_instance_unplace_job(CmDb *db, int64_t job_id, CmError *err)
                       err);
     int r;
 
-    if (!st)
+    if (!st || !hist)
         return -EIO;
     cm_time_iso(cm_now_ms(), at);
+    CM_DB_BIND(hist, job_id, at);
+    r = cm_stmt_exec(hist, err);
+    if (r < 0)
+        return r;
     CM_DB_BIND(st, job_id, at);
     r = cm_stmt_exec(st, err);
     return r < 0 ? r : (int)cm_stmt_changes(st);
@@ -408,4 +451,84 @@ int br_instance_set_observed(CmDb *db, int64_t id, const char *observed, const c
         return -EIO;
     CM_DB_BIND(st, observed, at, id);
     return cm_stmt_exec(st, err);
+}
+
+int br_instance_cost_history(CmDb *db, int64_t from_ms, int64_t to_ms, int64_t department,
+                             BrCostInstance **ret, size_t *ret_n, CmError *err)
+{
+    /* Every instance that existed in [from, to) with its history up to to: one row per
+     * history row, by department, system, allocation and instance. */
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT i.id, i.allocation_id, a.system_id, a.department_id, i.name, i.image, s.name,"
+        " d.code, d.name, a.purpose, h.at, h.state, h.vcpus, h.memory_mib, h.disk_gib"
+        " FROM instances i JOIN allocations a ON a.id = i.allocation_id"
+        " JOIN departments d ON d.id = a.department_id JOIN systems s ON s.id = a.system_id"
+        " JOIN instance_history h ON h.instance_id = i.id"
+        " WHERE (?3 = 0 OR a.department_id = ?3) AND i.created_at < ?2"
+        " AND (i.state <> 'deleted' OR i.updated_at >= ?1) AND h.at < ?2"
+        " ORDER BY d.code, d.id, s.name, s.id, a.id, i.idx, i.id, h.at, h.id",
+        err);
+    char from[CM_TIME_ISO_LEN + 1], to[CM_TIME_ISO_LEN + 1];
+    BrCostInstance *v = NULL;
+    size_t n = 0, cap = 0, cap_ev = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    cm_time_iso(from_ms, from);
+    cm_time_iso(to_ms, to);
+    CM_DB_BIND(st, from, to, department);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        BrCostInstance *x = n ? &v[n - 1] : NULL;
+        if (!x || x->instance_id != cm_stmt_int(st, 0)) {
+            if (n == cap) {
+                BrCostInstance *nv = reallocarray(v, cap ? cap * 2 : 64, sizeof(*nv));
+                if (!nv)
+                    break;
+                v = nv;
+                cap = cap ? cap * 2 : 64;
+            }
+            x = &v[n++];
+            *x = (BrCostInstance){
+                .instance_id = cm_stmt_int(st, 0),
+                .allocation_id = cm_stmt_int(st, 1),
+                .system_id = cm_stmt_int(st, 2),
+                .department_id = cm_stmt_int(st, 3),
+                .name = cm_stmt_strdup(st, 4),
+                .image = cm_stmt_strdup(st, 5),
+                .system = cm_stmt_strdup(st, 6),
+                .department_code = cm_stmt_strdup(st, 7),
+                .department = cm_stmt_strdup(st, 8),
+                .trial = strcmp(cm_stmt_text(st, 9), "trial") == 0,
+            };
+            cap_ev = 0;
+            if (!x->name || !x->image || !x->system || !x->department_code || !x->department)
+                break;
+        }
+        if (x->n_ev == cap_ev) {
+            BrCostEvent *ne = reallocarray(x->ev, cap_ev ? cap_ev * 2 : 4, sizeof(*ne));
+            if (!ne)
+                break;
+            x->ev = ne;
+            cap_ev = cap_ev ? cap_ev * 2 : 4;
+        }
+        BrCostEvent *e = &x->ev[x->n_ev];
+        if (cm_time_parse_iso(cm_stmt_text(st, 10), &e->at_ms) < 0)
+            continue; /* not a time: never written so, skipped rather than priced wrong */
+        br_cost_holds(cm_stmt_text(st, 11), &e->compute, &e->disk);
+        e->vcpus = cm_stmt_int(st, 12);
+        e->memory_mib = cm_stmt_int(st, 13);
+        e->disk_gib = cm_stmt_int(st, 14);
+        x->n_ev++;
+    }
+    if (r > 0)
+        r = cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (r < 0) {
+        br_cost_instances_free(v, n);
+        return r;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
 }

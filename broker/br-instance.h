@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "br-cost.h"
 #include "br-domain-xml.h"
 #include "cm-db.h"
 #include "cm-enum.h"
@@ -185,3 +186,13 @@ int br_instance_list_claims(CmDb *db, BrInstanceClaim **ret, size_t *ret_n, CmEr
  */
 int br_instance_set_observed(CmDb *db, int64_t id, const char *observed, const char *at,
                              CmError *err);
+
+/**
+ * br_instance_cost_history:
+ * Every instance that existed in [@from_ms, @to_ms) (of @department only when > 0) with its
+ * history up to @to_ms, by department code, system name, allocation and index, for the cost
+ * statement (free with br_cost_instances_free()).
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_instance_cost_history(CmDb *db, int64_t from_ms, int64_t to_ms, int64_t department,
+                             BrCostInstance **ret, size_t *ret_n, CmError *err);

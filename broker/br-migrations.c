@@ -569,6 +569,40 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (host_id)"
     ") STRICT;"
     "CREATE INDEX host_claims_job ON host_claims(job_id);",
+
+    /* 13 (costs, issue 12; docs/costs.md): every state and size an instance had, from when
+     * (br-instance.c appends a row in the transaction of each change), for the cost
+     * statements' hours in each size. The backfill gives each existing instance what is
+     * known: made (pending) at its creation, running from its first start, a deleted one's
+     * volume retained from its domain's last undefine, its present state since its last
+     * change; all at its present sizes (a resize before this migration is not known). */
+    "CREATE TABLE instance_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id),"
+    "  at TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  vcpus INTEGER NOT NULL,"
+    "  memory_mib INTEGER NOT NULL,"
+    "  disk_gib INTEGER NOT NULL,"
+    "  host_id INTEGER"
+    ") STRICT;"
+    "CREATE INDEX instance_history_instance ON instance_history(instance_id, at);"
+    "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib)"
+    " SELECT id, created_at, 'pending', vcpus, memory_mib, disk_gib FROM instances ORDER BY id;"
+    "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
+    " SELECT i.id, coalesce((SELECT min(s.finished_at) FROM job_steps s"
+    "  WHERE s.instance_id = i.id AND s.action = 'start' AND s.state = 'done'), i.updated_at),"
+    " 'running', i.vcpus, i.memory_mib, i.disk_gib, i.host_id FROM instances i"
+    " WHERE i.state NOT IN ('pending','placed','created','defined') ORDER BY i.id;"
+    "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
+    " SELECT i.id, (SELECT max(s.finished_at) FROM job_steps s WHERE s.instance_id = i.id"
+    "  AND s.action = 'undefine' AND s.state = 'done'), 'undefined', i.vcpus, i.memory_mib,"
+    " i.disk_gib, i.host_id FROM instances i WHERE i.state = 'deleted' AND EXISTS (SELECT 1"
+    "  FROM job_steps s WHERE s.instance_id = i.id AND s.action = 'undefine'"
+    "  AND s.state = 'done' AND s.finished_at < i.updated_at) ORDER BY i.id;"
+    "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
+    " SELECT id, updated_at, state, vcpus, memory_mib, disk_gib, host_id FROM instances"
+    " WHERE state NOT IN ('pending','running') ORDER BY id;",
 };
 
 /*

@@ -199,6 +199,11 @@ static int assessment_policy_parse(json_object *doc, BrPolicies *p, CmError *err
     return 0;
 }
 
+static int pricing_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    return br_pricing_parse(doc, &p->pricing, err);
+}
+
 static int review_parse(json_object *doc, BrPolicies *p, CmError *err)
 {
     return review_policy_parse(doc, &p->review, err);
@@ -216,6 +221,7 @@ static const struct {
     {"lifecycle", "policy-lifecycle", lifecycle_policy_parse},
     {"metering", "policy-metering", metering_policy_parse},
     {"assessment", "policy-assessment", assessment_policy_parse},
+    {"pricing", "policy-pricing", pricing_parse},
 };
 
 int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)
@@ -276,6 +282,7 @@ BrPolicies *br_policies_unref(BrPolicies *p)
         return NULL;
     review_policy_clear(&p->review);
     catalog_policy_clear(&p->catalog);
+    br_pricing_clear(&p->pricing);
     free(p->lifecycle.machine);
     free(p->lifecycle.domain_type);
     json_object_put(p->documents);

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "br-pricing.h"
 #include "br-request.h"
 #include "cm-error.h"
 
@@ -104,6 +105,7 @@ struct BrPolicies {
     BrLifecyclePolicy lifecycle;
     BrMeteringPolicy metering;
     BrAssessmentPolicy assessment;
+    BrPricingPolicy pricing;
     json_object *documents; /* {"review": {...}, ...} as loaded, for GET /v1/policies */
 };
 

@@ -181,12 +181,15 @@ static const Column assess_cols[] = {
      "Reclaimable vCPU-hours", false},
     {"efficiency.reclaimable_memory_gib_hours", "reclaimable_memory_gib_hours", "可回收内存GiB小时",
      "Reclaimable GiB-hours", false},
+    /* Waste in money (docs/costs.md): on the page in the efficiency table. */
+    {"efficiency.reclaimable_monthly_saving", "reclaimable_monthly_saving_yuan", "可节约（元/月）",
+     "Saving (yuan/month)", false},
 };
 
 /* The page's three tables of assess_cols: scores, efficiency, security (a department's code
  * and name in each); 23 columns in one table do not fit a printed page. */
 static const size_t assess_scores[] = {0, 1, 2, 3, 4, 5, 6, 15, 21, 22};
-static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const size_t assess_efficiency[] = {1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 32, 15};
 static const size_t assess_security[] = {1, 2, 16, 17, 18, 19, 20, 21};
 /* The year, time-weighted: vCPU-hours and GiB-hours held, used and reclaimable, the CPU
  * utilization over the hours measured and the coverage. */
@@ -293,7 +296,9 @@ static void csv_section(Out *o, json_object *deps, const char *key, const char *
     }
 }
 
-char *br_report_csv(json_object *report)
+static char *costs_csv(json_object *r, BrLang lang);
+
+char *br_report_csv(json_object *report, BrLang lang)
 {
     Out o = {0};
     char buf[256];
@@ -301,6 +306,8 @@ char *br_report_csv(json_object *report)
     json_object *deps = cm_json_get(report, "departments");
     size_t nd = deps ? json_object_array_length(deps) : 0;
 
+    if (strcmp(cm_json_get_str(report, "report", ""), "cost_statement") == 0)
+        return costs_csv(report, lang);
     outf(&o, "\xef\xbb\xbf"); /* BOM: spreadsheets then read UTF-8 */
     if (assessment) {
         for (size_t c = 0; c < ELEMENTSOF(assess_cols); c++)
@@ -619,6 +626,8 @@ static char *assessment_html(json_object *r, BrLang lang)
     card(&o, L("可回收vCPU", "Reclaimable vCPUs"), at(city, "efficiency.reclaimable_vcpus"), false);
     card(&o, L("可回收内存GiB", "Reclaimable GiB"), at(city, "efficiency.reclaimable_memory_gib"),
          false);
+    card(&o, L("可节约（元/月）", "Saving (yuan/month)"),
+         at(city, "efficiency.reclaimable_monthly_saving"), false);
     outf(&o, "</div></section>\n<section><h2>");
     html_text(&o, L("各单位综合得分", "Overall score by department"));
     outf(&o, "</h2>");
@@ -965,9 +974,270 @@ static char *operations_html(json_object *r, BrLang lang)
     return out_take(&o);
 }
 
+static char *costs_html(json_object *r, BrLang lang);
+
 char *br_report_html(json_object *report, BrLang lang)
 {
+    if (strcmp(cm_json_get_str(report, "report", ""), "cost_statement") == 0)
+        return costs_html(report, lang);
     if (strcmp(cm_json_get_str(report, "report", ""), "annual_assessment") == 0)
         return assessment_html(report, lang);
     return operations_html(report, lang);
+}
+
+/* ---- the cost statement (docs/costs.md) ---- */
+
+/* Yuan from fen, exactly: "1234.05". */
+static void yuan_text(int64_t fen, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%lld.%02lld", fen < 0 ? "-" : "", llabs(fen) / 100LL,
+             llabs(fen) % 100LL);
+}
+
+static const char *purpose_text(BrLang lang, const char *purpose)
+{
+    return strcmp(purpose, "trial") == 0 ? L("试运行", "trial") : L("生产", "production");
+}
+
+/* One line of the statement per part of an instance's bill. */
+typedef struct {
+    json_object *dep, *sys, *alloc, *inst, *part;
+} CostLine;
+
+typedef void (*CostLineFn)(Out *o, BrLang lang, const CostLine *l);
+
+static void costs_each_line(Out *o, BrLang lang, json_object *dep, CostLineFn fn)
+{
+    json_object *systems = cm_json_get(dep, "systems");
+    for (size_t s = 0; systems && s < json_object_array_length(systems); s++) {
+        json_object *sys = json_object_array_get_idx(systems, s);
+        json_object *allocs = cm_json_get(sys, "allocations");
+        for (size_t a = 0; allocs && a < json_object_array_length(allocs); a++) {
+            json_object *alloc = json_object_array_get_idx(allocs, a);
+            json_object *insts = cm_json_get(alloc, "instances");
+            for (size_t i = 0; insts && i < json_object_array_length(insts); i++) {
+                json_object *inst = json_object_array_get_idx(insts, i);
+                json_object *parts = cm_json_get(inst, "parts");
+                for (size_t k = 0; parts && k < json_object_array_length(parts); k++) {
+                    CostLine l = {dep, sys, alloc, inst, json_object_array_get_idx(parts, k)};
+                    fn(o, lang, &l);
+                }
+            }
+        }
+    }
+}
+
+/* The columns of a line: the page's headers in two languages and the CSV's English one. */
+static const struct {
+    const char *zh, *en, *csv;
+} cost_cols[] = {
+    {"系统", "System", "system"},
+    {"分配", "Allocation", "allocation"},
+    {"用途", "Purpose", "purpose"},
+    {"实例", "Instance", "instance"},
+    {"镜像", "Image", "image"},
+    {"起", "From", "from"},
+    {"止", "To", "to"},
+    {"小时", "Hours", "hours"},
+    {"vCPU", "vCPUs", "vcpus"},
+    {"内存 (MiB)", "Memory (MiB)", "memory_mib"},
+    {"磁盘 (GiB)", "Disk (GiB)", "disk_gib"},
+    {"计算 (元)", "Compute (yuan)", "compute_yuan"},
+    {"内存 (元)", "Memory (yuan)", "memory_yuan"},
+    {"磁盘 (元)", "Disk (yuan)", "disk_yuan"},
+    {"合计 (元)", "Total (yuan)", "total_yuan"},
+};
+
+/* The texts of a line; @page: times as "MM-DD HH:MM:SS" (the month is the page's), else the
+ * whole UTC time as the JSON has it. */
+static void cost_line_texts(BrLang lang, const CostLine *l, bool page, char texts[][72])
+{
+    json_object *p = l->part;
+    const char *from = cm_json_get_str(p, "from", ""), *to = cm_json_get_str(p, "to", "");
+    snprintf(texts[0], 72, "%s", cm_json_get_str(l->sys, "name", ""));
+    snprintf(texts[1], 72, "%lld", (long long)cm_json_get_int(l->alloc, "id", 0));
+    snprintf(texts[2], 72, "%s", purpose_text(lang, cm_json_get_str(l->alloc, "purpose", "")));
+    snprintf(texts[3], 72, "%s", cm_json_get_str(l->inst, "name", ""));
+    snprintf(texts[4], 72, "%s", cm_json_get_str(l->inst, "image", ""));
+    if (page && strlen(from) >= 19 && strlen(to) >= 19) {
+        snprintf(texts[5], 72, "%.5s %.8s", from + 5, from + 11);
+        snprintf(texts[6], 72, "%.5s %.8s", to + 5, to + 11);
+    } else {
+        snprintf(texts[5], 72, "%s", from);
+        snprintf(texts[6], 72, "%s", to);
+    }
+    snprintf(texts[7], 72, "%.4f", cm_json_get_double(p, "hours", 0));
+    snprintf(texts[8], 72, "%lld", (long long)cm_json_get_int(p, "vcpus", 0));
+    snprintf(texts[9], 72, "%lld", (long long)cm_json_get_int(p, "memory_mib", 0));
+    snprintf(texts[10], 72, "%lld", (long long)cm_json_get_int(p, "disk_gib", 0));
+    yuan_text(cm_json_get_int(p, "compute_fen", 0), texts[11], 72);
+    yuan_text(cm_json_get_int(p, "memory_fen", 0), texts[12], 72);
+    yuan_text(cm_json_get_int(p, "disk_fen", 0), texts[13], 72);
+    yuan_text(cm_json_get_int(p, "total_fen", 0), texts[14], 72);
+}
+
+static void csv_cost_line(Out *o, BrLang lang, const CostLine *l)
+{
+    char texts[ELEMENTSOF(cost_cols)][72];
+    cost_line_texts(lang, l, false, texts);
+    csv_field(o, cm_json_get_str(l->dep, "code", ""));
+    outf(o, ",");
+    csv_field(o, cm_json_get_str(l->dep, "name", ""));
+    for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++) {
+        outf(o, ",");
+        csv_field(o, texts[c]);
+    }
+    outf(o, "\r\n");
+}
+
+/* A row of sums: compute, memory, disk, total in yuan. */
+static void csv_sums(Out *o, json_object *x)
+{
+    static const char *const keys[] = {"compute_fen", "memory_fen", "disk_fen", "total_fen"};
+    char buf[32];
+    for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
+        yuan_text(cm_json_get_int(x, keys[k], 0), buf, sizeof(buf));
+        outf(o, ",%s", buf);
+    }
+    outf(o, "\r\n");
+}
+
+/* Two sections: a line per part of each instance's bill, then each department's sums and the
+ * total; headers in @lang. */
+static char *costs_csv(json_object *r, BrLang lang)
+{
+    Out o = {0};
+    json_object *deps = cm_json_get(r, "departments");
+
+    outf(&o, "\xef\xbb\xbf");
+    outf(&o, "%s,%s", L("部门代码", "department_code"), L("部门", "department"));
+    for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++)
+        outf(&o, ",%s", L(cost_cols[c].zh, cost_cols[c].csv));
+    outf(&o, "\r\n");
+    for (size_t i = 0; deps && i < json_object_array_length(deps); i++)
+        costs_each_line(&o, lang, json_object_array_get_idx(deps, i), csv_cost_line);
+    outf(&o, "\r\n%s,%s,%s,%s,%s,%s\r\n", L("部门代码", "department_code"), L("部门", "department"),
+         L("计算 (元)", "compute_yuan"), L("内存 (元)", "memory_yuan"), L("磁盘 (元)", "disk_yuan"),
+         L("合计 (元)", "total_yuan"));
+    for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
+        json_object *d = json_object_array_get_idx(deps, i);
+        csv_field(&o, cm_json_get_str(d, "code", ""));
+        outf(&o, ",");
+        csv_field(&o, cm_json_get_str(d, "name", ""));
+        csv_sums(&o, d);
+    }
+    outf(&o, ",%s", L("合计", "TOTAL"));
+    csv_sums(&o, cm_json_get(r, "total"));
+    return out_take(&o);
+}
+
+/* The page's columns: 15 do not fit a printed page, so the allocation shows its purpose and
+ * the image is left to the CSV and the JSON. */
+static bool cost_col_on_page(size_t c)
+{
+    return c != 2 && c != 4;
+}
+
+static void html_cost_line(Out *o, BrLang lang, const CostLine *l)
+{
+    char texts[ELEMENTSOF(cost_cols)][72];
+    cost_line_texts(lang, l, true, texts);
+    snprintf(texts[1], sizeof(texts[1]), "%lld %s", (long long)cm_json_get_int(l->alloc, "id", 0),
+             purpose_text(lang, cm_json_get_str(l->alloc, "purpose", "")));
+    outf(o, "<tr>");
+    for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++) {
+        if (!cost_col_on_page(c))
+            continue;
+        outf(o, "<td%s>", c < 7 ? " class=\"t\"" : "");
+        html_text(o, texts[c]);
+        outf(o, "</td>");
+    }
+    outf(o, "</tr>\n");
+}
+
+static void html_sums_cells(Out *o, json_object *x)
+{
+    static const char *const keys[] = {"compute_fen", "memory_fen", "disk_fen", "total_fen"};
+    char buf[32];
+    for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
+        yuan_text(cm_json_get_int(x, keys[k], 0), buf, sizeof(buf));
+        outf(o, "<td>%s</td>", buf);
+    }
+}
+
+static char *costs_html(json_object *r, BrLang lang)
+{
+    Out o = {0};
+    char title[160], buf[32];
+    json_object *deps = cm_json_get(r, "departments"), *total = cm_json_get(r, "total");
+    size_t nd = deps ? json_object_array_length(deps) : 0;
+
+    snprintf(title, sizeof(title), "%s %s", L("政务云资源费用月度账单", "Monthly cost statement"),
+             cm_json_get_str(r, "month", ""));
+    html_head(&o, lang, title);
+    outf(&o, "<h1>");
+    html_text(&o, title);
+    outf(&o, "</h1><div class=\"meta\">");
+    html_text(&o, L("计费期间 ", "Period "));
+    html_text(&o, cm_json_get_str(r, "from", ""));
+    html_text(&o, " — ");
+    html_text(&o, cm_json_get_str(r, "to", ""));
+    html_text(&o, cm_json_get_bool(r, "complete", false) ? L("（整月）", " (whole month)")
+                                                         : L("（月初至今）", " (month to date)"));
+    html_text(&o, L("；币种 人民币（元）", "; currency CNY (yuan)"));
+    outf(&o, "</div><div class=\"cards\">");
+    yuan_text(cm_json_get_int(total, "total_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("合计 (元)", "Total (yuan)"), buf);
+    yuan_text(cm_json_get_int(total, "compute_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("计算 (元)", "Compute (yuan)"), buf);
+    yuan_text(cm_json_get_int(total, "memory_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("内存 (元)", "Memory (yuan)"), buf);
+    yuan_text(cm_json_get_int(total, "disk_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("磁盘 (元)", "Disk (yuan)"), buf);
+    outf(&o, "</div>\n<h2>");
+    html_text(&o, L("各部门费用", "Cost by department"));
+    outf(&o,
+         "</h2><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+         "<th>%s</th></tr></thead><tbody>\n",
+         L("部门代码", "Code"), L("部门", "Department"), L("计算 (元)", "Compute (yuan)"),
+         L("内存 (元)", "Memory (yuan)"), L("磁盘 (元)", "Disk (yuan)"),
+         L("合计 (元)", "Total (yuan)"));
+    for (size_t i = 0; i < nd; i++) {
+        json_object *d = json_object_array_get_idx(deps, i);
+        outf(&o, "<tr><td class=\"t\">");
+        html_text(&o, cm_json_get_str(d, "code", ""));
+        outf(&o, "</td><td class=\"t\">");
+        html_text(&o, cm_json_get_str(d, "name", ""));
+        outf(&o, "</td>");
+        html_sums_cells(&o, d);
+        outf(&o, "</tr>\n");
+    }
+    if (nd == 0)
+        none_row(&o, lang, 6);
+    outf(&o, "<tr><td class=\"t\"></td><td class=\"t\"><b>");
+    html_text(&o, L("合计", "Total"));
+    outf(&o, "</b></td>");
+    html_sums_cells(&o, total);
+    outf(&o, "</tr></tbody></table>\n");
+    for (size_t i = 0; i < nd; i++) {
+        json_object *d = json_object_array_get_idx(deps, i);
+        outf(&o, "<h3>");
+        html_text(&o, cm_json_get_str(d, "name", ""));
+        outf(&o, " (");
+        html_text(&o, cm_json_get_str(d, "code", ""));
+        outf(&o, ")</h3><table><thead><tr>");
+        for (size_t c = 0; c < ELEMENTSOF(cost_cols); c++) {
+            if (!cost_col_on_page(c))
+                continue;
+            outf(&o, "<th>");
+            html_text(&o, c == 1 ? L("分配（用途）", "Allocation (purpose)")
+                                 : L(cost_cols[c].zh, cost_cols[c].en));
+            outf(&o, "</th>");
+        }
+        outf(&o, "</tr></thead><tbody>\n");
+        costs_each_line(&o, lang, d, html_cost_line);
+        outf(&o, "</tbody></table>\n");
+    }
+    outf(&o, "</body></html>\n");
+    return out_take(&o);
 }

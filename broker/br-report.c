@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "br-cost.h"
 #include "br-daemon.h"
 #include "br-histogram.h"
 #include "br-report.h"
@@ -60,7 +61,7 @@ typedef struct {
     int64_t systems, on_cloud;
     /* efficiency: sizes held during the year, and the year's time-weighted figures */
     int64_t alloc_vcpus, alloc_mem, allocations, idle_allocs, over_allocs;
-    int64_t reclaim_vcpus, reclaim_mem;
+    int64_t reclaim_vcpus, reclaim_mem, reclaim_fen;
     double used_cores, used_mem_mib;
     double alloc_vcpu_h, alloc_mem_gib_h;     /* held: size × hours held in the year */
     double meas_vcpu_h, meas_mem_gib_h;       /* of those, the hours with readings */
@@ -179,6 +180,9 @@ static json_object *dept_json(const Dept *x, bool city)
                            json_object_new_int64(x->over_allocs));
     json_object_object_add(e, "reclaimable_vcpus", json_object_new_int64(x->reclaim_vcpus));
     json_object_object_add(e, "reclaimable_memory_gib", num((double)x->reclaim_mem / 1024.0));
+    json_object_object_add(e, "reclaimable_monthly_saving_fen",
+                           json_object_new_int64(x->reclaim_fen));
+    json_object_object_add(e, "reclaimable_monthly_saving", br_money_json(x->reclaim_fen));
     json_object_object_add(e, "score", score_or_null(x->s_eff));
     json_object_object_add(o, "efficiency", e);
 
@@ -256,7 +260,8 @@ static int department_exists(CmDb *db, int64_t department, CmError *err)
 /* The annual assessment being summed: its period and every department's figures. */
 typedef struct {
     const BrAssessmentPolicy *p;
-    int64_t department, y0, hcut;
+    const BrPricingPolicy *pricing;
+    int64_t department, y0, hcut, cut_ms;
     char a0[CM_TIME_ISO_LEN + 1], a1[CM_TIME_ISO_LEN + 1], acut[CM_TIME_ISO_LEN + 1];
     char d0[16], d1[16];
     Dept *depts, city;
@@ -409,6 +414,36 @@ static int assess_allocations(CmDb *db, Assess *x, CmError *err)
             to[k]->reclaim_vcpus += cm_stmt_int(st, 3);
             to[k]->reclaim_mem += cm_stmt_int(st, 4);
         }
+    }
+    return r;
+}
+
+/* What the findings live at the cut would save a month, priced at the cut (docs/costs.md
+ * "Waste in money"): each finding's positive frees at its instance's image's prices. */
+static int assess_reclaim_money(CmDb *db, Assess *x, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT a.department_id, i.image, a.purpose, max(f.frees_vcpus, 0),"
+        " max(f.frees_memory_mib, 0) FROM findings f JOIN instances i ON i.id = f.instance_id"
+        " JOIN allocations a ON a.id = f.allocation_id WHERE " LIVE_ALLOCATION
+        " AND (?3 = 0 OR a.department_id = ?3) AND f.kind IN ('idle','over_provisioned')"
+        " AND " LIVE_AT_CUT,
+        err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->a0, x->a1, x->department, x->acut);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        Dept *to[2];
+        if (!targets(x, cm_stmt_int(st, 0), to))
+            continue;
+        int64_t fen = br_cost_monthly_fen(x->pricing, strcmp(cm_stmt_text(st, 2), "trial") == 0,
+                                          cm_stmt_text(st, 1), x->cut_ms, cm_stmt_int(st, 3),
+                                          cm_stmt_int(st, 4));
+        for (int k = 0; k < 2; k++)
+            to[k]->reclaim_fen += fen;
     }
     return r;
 }
@@ -613,7 +648,10 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     _cleanup_(br_policies_unrefp) BrPolicies *pol = br_daemon_policies(d);
     struct tm tm = {.tm_year = year - 1900, .tm_mon = 0, .tm_mday = 1};
     int64_t now_ms = cm_now_ms(), now = now_ms / 1000, y1;
-    Assess x = {.p = &pol->assessment, .department = department, .y0 = (int64_t)timegm(&tm)};
+    Assess x = {.p = &pol->assessment,
+                .pricing = &pol->pricing,
+                .department = department,
+                .y0 = (int64_t)timegm(&tm)};
     _cleanup_json_ json_object *nobudget = x.nobudget = json_object_new_array();
     _cleanup_free_ Dept **order = NULL;
     json_object *doc, *list;
@@ -628,10 +666,8 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
     iso_of(x.y0, x.a0);
     iso_of(y1, x.a1);
     /* To the millisecond: a finding resolved a moment ago ended before this cut. */
-    if (y1 < now)
-        iso_of(y1, x.acut);
-    else
-        cm_time_iso(now_ms, x.acut);
+    x.cut_ms = y1 < now ? y1 * 1000 : now_ms;
+    cm_time_iso(x.cut_ms, x.acut);
     snprintf(x.d0, sizeof(x.d0), "%04u-01-01", (unsigned)year % 10000u);
     snprintf(x.d1, sizeof(x.d1), "%04u-01-01", (unsigned)(year + 1) % 10000u);
 
@@ -646,6 +682,8 @@ int br_report_assessment(BrDaemon *d, CmDb *db, int year, int64_t department, js
         r = assess_held(db, &x, err);
     if (r >= 0)
         r = assess_reclaim(db, &x, err);
+    if (r >= 0)
+        r = assess_reclaim_money(db, &x, err);
     if (r >= 0)
         r = assess_use(db, &x, err);
     order = calloc(x.n + 1, sizeof(Dept *));

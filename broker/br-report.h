@@ -41,8 +41,12 @@ int br_report_operations(BrDaemon *d, CmDb *db, int64_t month_start, int64_t dep
 
 typedef enum { BR_LANG_ZH, BR_LANG_EN } BrLang;
 
-/** br_report_csv: Returns: the report as CSV (UTF-8 with a BOM for spreadsheets), or NULL. */
-char *br_report_csv(json_object *report);
+/**
+ * br_report_csv:
+ * Returns: the report as CSV (UTF-8 with a BOM for spreadsheets), or NULL. The cost
+ * statement's headers are in @lang; the other reports' are English field names.
+ */
+char *br_report_csv(json_object *report, BrLang lang);
 
 /**
  * br_report_html:

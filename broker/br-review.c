@@ -163,7 +163,7 @@ static json_object *catalog_rule(const BrReviewInput *in, BrReviewOutcome *o)
 static json_object *findings_rule(const BrReviewInput *in, BrReviewOutcome *o)
 {
     json_object *rule = json_object_new_object(), *list = json_object_new_array();
-    int64_t idle = 0, over = 0, vcpus = 0, mem = 0;
+    int64_t idle = 0, over = 0, vcpus = 0, mem = 0, fen = 0;
     size_t n = in->findings && in->kind != BR_REQUEST_KIND_TERMINATION
                    ? json_object_array_length(in->findings)
                    : 0;
@@ -177,6 +177,7 @@ static json_object *findings_rule(const BrReviewInput *in, BrReviewOutcome *o)
         int64_t fm = cm_json_get_int(f, "frees_memory_mib", 0);
         vcpus += fv > 0 ? fv : 0;
         mem += fm > 0 ? fm : 0;
+        fen += cm_json_get_int(f, "monthly_saving_fen", 0);
         json_object_array_add(list, json_object_get(f));
     }
     o->ok[BR_REVIEW_RULE_FINDINGS] = n == 0;
@@ -185,6 +186,8 @@ static json_object *findings_rule(const BrReviewInput *in, BrReviewOutcome *o)
     json_object_object_add(rule, "over_provisioned", json_object_new_int64(over));
     json_object_object_add(rule, "reclaimable_vcpus", json_object_new_int64(vcpus));
     json_object_object_add(rule, "reclaimable_memory_mib", json_object_new_int64(mem));
+    /* What they would save a month, in fen (docs/costs.md "Waste in money"). */
+    json_object_object_add(rule, "reclaimable_monthly_saving_fen", json_object_new_int64(fen));
     json_object_object_add(rule, "findings", list);
     return rule;
 }
@@ -275,7 +278,7 @@ int br_review_request(CmDb *db, const BrPolicies *policies, const BrRequestRow *
         }
     }
     /* The department's live idle and over-provisioned findings, for the reviewer. */
-    r = br_finding_list_reclaimable(db, row->department_id, &findings, err);
+    r = br_finding_list_reclaimable(db, row->department_id, &policies->pricing, &findings, err);
     if (r < 0)
         return r;
     in.findings = findings;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The reports: the annual assessment (Art. 9, GET /v1/reports/assessment) and the periodic
- * operations report (Art. 8, GET /v1/reports/operations), as the broker renders them (JSON,
- * CSV, HTML) or as a summary in the terminal.
+ * The reports: the annual assessment (Art. 9, GET /v1/reports/assessment), the periodic
+ * operations report (Art. 8, GET /v1/reports/operations) and the monthly cost statement
+ * (GET /v1/reports/costs), as the broker renders them (JSON, CSV, HTML) or as a summary in the
+ * terminal.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,8 +44,10 @@ static int report_path(CtlContext *ctx, const Report *rep, const CtlArgs *args, 
     ctl_query_add(&q, "department", dept);
     if (strcmp(format, "json") != 0)
         ctl_query_add(&q, "format", format);
-    /* Only the HTML rendering has words in it; CSV has fixed column names. */
-    if (strcmp(format, "html") == 0)
+    /* Only the HTML rendering has words in it; CSV has fixed column names, but for the cost
+     * statement's, which follow the language too. */
+    if (strcmp(format, "html") == 0 ||
+        (strcmp(format, "csv") == 0 && strcmp(rep->kind, "costs") == 0))
         ctl_query_add(&q, "lang", lang);
     *ret = q.oom ? NULL : ctl_path("/v1/reports/%s%s", rep->kind, q.text ? q.text : "");
     ctl_query_clear(&q);
@@ -172,6 +175,7 @@ static int run_report(CtlContext *ctx, const CtlArgs *args, const Report *rep)
     /* The default in the terminal: a summary in the broker's default language, Chinese. */
     l = lang && strcmp(lang, "en") == 0 ? CTL_LANG_EN : CTL_LANG_ZH;
     text = strcmp(rep->kind, "assessment") == 0 ? ctl_report_assessment_text(doc, l)
+           : strcmp(rep->kind, "costs") == 0    ? ctl_report_costs_text(doc, l)
                                                 : ctl_report_operations_text(doc, l);
     if (!text)
         return ctl_fail(ctx, -ENOMEM, "out of memory");
@@ -188,6 +192,12 @@ static int cmd_assessment(CtlContext *ctx, const CtlArgs *args)
 static int cmd_operations(CtlContext *ctx, const CtlArgs *args)
 {
     static const Report rep = {"operations", "month", "operations report"};
+    return run_report(ctx, args, &rep);
+}
+
+static int cmd_costs(CtlContext *ctx, const CtlArgs *args)
+{
+    static const Report rep = {"costs", "month", "cost statement"};
     return run_report(ctx, args, &rep);
 }
 
@@ -211,6 +221,12 @@ static const CtlOption assessment_options[] = {
 };
 
 static const CtlOption operations_options[] = {
+    {"month", 0, "YYYY-MM", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "the calendar month (UTC)"},
+    REPORT_OPTIONS,
+    {NULL},
+};
+
+static const CtlOption costs_options[] = {
     {"month", 0, "YYYY-MM", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "the calendar month (UTC)"},
     REPORT_OPTIONS,
     {NULL},
@@ -245,6 +261,21 @@ const CtlCommand ctl_report_commands[] = {
             "right-sizing, and the reconciler's events. Formats as for 'report assessment'.",
         .example = "  cloudbrokerctl report operations --month 2026-11 --lang en\n"
                    "  cloudbrokerctl report operations --month 2026-11 --department 2 -o nov.html",
+    },
+    {
+        .group = "report",
+        .verb = "costs",
+        .handler = cmd_costs,
+        .help = "the monthly cost statement: what each department's resources cost",
+        .options = costs_options,
+        .description =
+            "Per department, system, allocation and instance: compute, memory and disk in\n"
+            "yuan from the instances' recorded history and policies/pricing.json, a line for\n"
+            "every stretch at one size and one price (docs/costs.md). The month under way is\n"
+            "priced up to now. Formats as for 'report assessment'; the CSV's headers follow\n"
+            "--lang as well.",
+        .example = "  cloudbrokerctl report costs --month 2026-11\n"
+                   "  cloudbrokerctl report costs --month 2026-11 --format csv -o costs.csv",
     },
     {NULL},
 };

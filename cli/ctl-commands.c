@@ -43,7 +43,8 @@ static const CtlGroup groups[] = {
     {"vulnerability", "security vulnerabilities of a system (vendor, department)"},
     {"incident", "security incidents of a system (vendor, department)"},
     {"backup", "backup attestations of a system (Art. 5; department, vendor)"},
-    {"report", "the annual assessment (Art. 9) and the operations report (Art. 8)"},
+    {"report",
+     "the annual assessment (Art. 9), the operations report (Art. 8), the cost statement"},
     {"audit", "the tamper-evident audit trail (reviewer, auditor)"},
 };
 

@@ -107,8 +107,8 @@ void ctl_help_program(FILE *f)
             "accounts, application systems, requests for resources and their review, the\n"
             "vendor's trial, hypervisor hosts, allocations and the jobs that make them, the\n"
             "reconciler's events, measured usage, findings on idle and mis-sized instances,\n"
-            "security and backup records, the annual assessment and operations reports, and\n"
-            "the audit trail.\n"
+            "security and backup records, the annual assessment and operations reports, the\n"
+            "monthly cost statement, and the audit trail.\n"
             "\n"
             "Commands:\n",
             CTL_PROGRAM);

@@ -21,6 +21,7 @@ typedef enum {
     FIG_DEC0,    /* no decimals: MiB */
     FIG_PERCENT, /* a share */
     FIG_COUNT,   /* the length of an array */
+    FIG_FEN,     /* an integer of fen as yuan: 1234.05 */
 } Fig;
 
 typedef struct {
@@ -47,6 +48,11 @@ static char *cell(json_object *row, const Col *c)
         return ctl_figure_number(v, 2);
     case FIG_PERCENT:
         return ctl_figure_percent(v);
+    case FIG_FEN: {
+        int64_t fen = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+        return cm_strdup_printf("%s%" PRId64 ".%02" PRId64, fen < 0 ? "-" : "",
+                                (fen < 0 ? -fen : fen) / 100, (fen < 0 ? -fen : fen) % 100);
+    }
     case FIG_COUNT:
         return cm_strdup_printf("%zu", json_object_is_type(v, json_type_array)
                                            ? json_object_array_length(v)
@@ -474,6 +480,42 @@ char *ctl_report_operations_text(json_object *doc, CtlLang lang)
             r = print_ops_events(f, cm_json_get(d, "events"), lang);
         }
     }
+    return finish(f, &buf, r);
+}
+
+static const Col cost_cols[] = {
+    {"code", FIG_TEXT, "代码", "CODE", CTL_ALIGN_LEFT},
+    {"name", FIG_TEXT, "单位", "DEPARTMENT", CTL_ALIGN_LEFT},
+    {"compute_fen", FIG_FEN, "计算（元）", "COMPUTE_YUAN", CTL_ALIGN_RIGHT},
+    {"memory_fen", FIG_FEN, "内存（元）", "MEMORY_YUAN", CTL_ALIGN_RIGHT},
+    {"disk_fen", FIG_FEN, "磁盘（元）", "DISK_YUAN", CTL_ALIGN_RIGHT},
+    {"total_fen", FIG_FEN, "合计（元）", "TOTAL_YUAN", CTL_ALIGN_RIGHT},
+};
+
+char *ctl_report_costs_text(json_object *doc, CtlLang lang)
+{
+    json_object *depts = cm_json_get(doc, "departments");
+    size_t n = json_object_is_type(depts, json_type_array) ? json_object_array_length(depts) : 0;
+    _cleanup_free_ char *month = ctl_text_sanitize(cm_json_get_str(doc, "month", "?"), true);
+    _cleanup_free_ char *to = ctl_text_sanitize(cm_json_get_str(doc, "to", "?"), true);
+    const RowLabel total = {L(lang, "合计", "TOTAL"), ""};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int r;
+
+    if (!f)
+        return NULL;
+    fprintf(f, L(lang, "政务云资源费用月度账单 %s，", "Monthly cost statement %s, "),
+            month ? month : "?");
+    print_day(f, doc, "from");
+    fprintf(f, L(lang, " 至 %s%s\n\n", " to %s%s\n\n"), to ? to : "?",
+            cm_json_get_bool(doc, "complete", false) ? L(lang, "（整月）", " (whole month)")
+                                                     : L(lang, "（月初至今）", " (month to date)"));
+    if (n == 0)
+        fprintf(f, "%s\n", L(lang, "（无费用）", "(nothing billed)"));
+    r = print_table(f, lang, cost_cols, ELEMENTSOF(cost_cols), depts, cm_json_get(doc, "total"),
+                    &total, 0);
     return finish(f, &buf, r);
 }
 

@@ -4,7 +4,7 @@
 #include <json-c/json.h>
 
 /*
- * What `report assessment` and `report operations` print without --json: a summary of the
+ * What `report assessment`, `report operations` and `report costs` print without --json: a summary of the
  * broker's JSON report as tables, a row per department, with Chinese or English labels. The
  * broker renders the full report as CSV and HTML itself; these summaries only lay out its
  * figures. Pure: no HTTP.
@@ -33,6 +33,14 @@ char *ctl_report_assessment_text(json_object *doc, CtlLang lang);
  * Returns: a newly allocated string, or NULL on allocation failure.
  */
 char *ctl_report_operations_text(json_object *doc, CtlLang lang);
+
+/**
+ * ctl_report_costs_text:
+ * The cost statement @doc (GET /v1/reports/costs) as text: its period, then a table of each
+ * department's compute, memory, disk and total in yuan and the total of them all.
+ * Returns: a newly allocated string, or NULL on allocation failure.
+ */
+char *ctl_report_costs_text(json_object *doc, CtlLang lang);
 
 /**
  * ctl_report_format_of_path:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """The HTML reports rendered by a real browser: headless Chromium (Debian's 'chromium') opens
-the annual assessment (Chinese and English) and the operations report (Chinese and English),
-prints each to PDF and takes a screenshot, and the test checks what it rendered.
+the annual assessment (Chinese and English), the operations report (Chinese and English) and
+the monthly cost statement (Chinese and English, docs/costs.md), prints each to PDF and takes a screenshot, and the test checks what it rendered.
 
 Fixture, all through the API (no database writes): libvirt's test driver as the trial and the
 production host (tests/data/hosts/host-8cpu-16g.xml, image base.raw of its pool cb-images), so
@@ -624,6 +624,11 @@ def run(ck, b, out_dir):
                           ['Operations report', 'Daily utilization', 'Instances',
                            'Right-sizing advice', 'Events', 'Availability', 'idle',
                            'over-provisioned']),
+        'costs-zh': (f'/v1/reports/costs?month={month}&format=html',
+                     ['费用月度账单', '各部门费用', '合计 (元)', '计算 (元)', '月初至今']),
+        'costs-en': (f'/v1/reports/costs?month={month}&format=html&lang=en',
+                     ['Monthly cost statement', 'Cost by department', 'Total (yuan)',
+                      'month to date']),
     }
     for name, (url, labels) in docs.items():
         r = b.get(url, token=au)
@@ -640,15 +645,16 @@ def run(ck, b, out_dir):
         text = ''.join(dom.text)
         if name.startswith('assessment'):
             # Cards, the score bars (one per department), the indicators in four tables that
-            # fit the page (scores 10 columns, efficiency 11, the year time-weighted 10 (issue
-            # 9), security 8; one row per department in each), the Art. 5 table.
+            # fit the page (scores 10 columns, efficiency 12 (with the saving a month, issue
+            # 12), the year time-weighted 10 (issue 9), security 8; one row per department in
+            # each), the Art. 5 table.
             ck.eq(len(dom.svgs), 1, f'{name}: one chart (the overall score bars)')
             if dom.svgs:
                 ck.eq(dom.svgs[0]['rect'], n_dept, f'{name}: one bar per department')
             ck.eq(len(dom.tables), 5, f'{name}: five tables (scores, efficiency, the year '
                                       'time-weighted, security, Art. 5)')
             if len(dom.tables) == 5:
-                for t, cols, what in zip(dom.tables, (10, 11, 10, 8),
+                for t, cols, what in zip(dom.tables, (10, 12, 10, 8),
                                          ('scores', 'efficiency', 'time-weighted',
                                           'security')):
                     ck.eq(t['rows'], n_dept, f'{name}: one {what} row per department')
@@ -658,6 +664,17 @@ def run(ck, b, out_dir):
             for s in no_budget:
                 ck.ok(s['name'] in text, f'{name}: Art. 5 lists {s["name"]}')
             colors = [('the bars (#3d7ab8)', BAR)]
+        elif name.startswith('costs'):
+            # The departments' table (a row per department and the total), then a table of
+            # lines per department: every instance is billed (all held something this month).
+            ck.eq(len(dom.svgs), 0, f'{name}: no chart')
+            ck.eq(len(dom.tables), 1 + n_dept, f'{name}: the departments, then one table each')
+            if dom.tables:
+                ck.eq(dom.tables[0]['rows'], n_dept + 1,
+                      f'{name}: a row per department and the total')
+            for i in fx['instances']:
+                ck.ok(i['name'] in text, f'{name}: instance {i["name"]} is billed')
+            colors = []
         else:
             # Per department: a daily chart, the instance table, the findings, the events.
             ck.eq(len(dom.svgs), n_dept, f'{name}: one daily chart per department')

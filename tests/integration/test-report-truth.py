@@ -36,6 +36,7 @@ Every expectation is worked out here from the windows the test sent and the time
 import calendar
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -268,6 +269,28 @@ def run(ck, b, work):
     y0 = calendar.timegm((year, 1, 1, 0, 0, 0))
     rep1 = want(b.get(f'/v1/reports/assessment?year={year}', token=auditor), 200, 'assessment')
     d1 = {d['code']: d for d in rep1['departments']}
+
+    # [money] every idle finding carries what its instance costs a month at the shipped
+    # production prices and what acting on it saves (idle: all of it); the assessment sums the
+    # savings of the findings live at its cut per department and for the city (docs/costs.md).
+    with open(os.path.join(cbtest.POLICIES, 'pricing.json')) as fp:
+        prod = [e for e in json.load(fp)['prices'] if e['purpose'] == 'production'][-1]
+    saving = {}
+    for (k, kind), f in by.items():
+        v = inst[k]
+        # micro-yuan × quantity × 730 hours, to the fen (÷ 10^4), half up; memory per GiB
+        cost = sum((round(prod[key] * 10**6) * qty * 730 + per * 10**4 // 2) // (per * 10**4)
+                   for key, qty, per in (('vcpu_hour', v['vcpus'], 1),
+                                         ('memory_gib_hour', v['memory_mib'], 1024)))
+        m = f.get('money', {})
+        ck.eq((m.get('currency'), m.get('monthly_cost_fen'), m.get('monthly_saving_fen'),
+               m.get('monthly_saving')), ('CNY', cost, cost, round(cost / 100, 2)),
+              f'[money] {k} {kind}: its monthly cost and saving')
+        saving[k.split('#')[0]] = saving.get(k.split('#')[0], 0) + m.get('monthly_saving_fen', 0)
+    ck.eq({c: d1[c]['efficiency']['reclaimable_monthly_saving_fen'] for c in d1},
+          {c: saving.get(c, 0) for c in d1}, '[money] the assessment\'s savings per department')
+    ck.eq(rep1['city']['efficiency']['reclaimable_monthly_saving_fen'], sum(saving.values()),
+          '[money] and the city\'s')
     cut1 = parse_iso(rep1['hours_to'])  # the year's hours are counted to the last full hour
 
     # [no-data] the report rolled today up itself, and says when.
@@ -358,6 +381,12 @@ def run(ck, b, work):
            [(i['vcpus'], i['memory_mib']) for i in req['resources']['instances']]),
           ('change', [0], [(2, 2048)]),
           '[scale-in] the draft is a change that removes instance 0 and keeps instance 1')
+    # [money] the pre-review check shows what mz's live findings would save a month.
+    rule = [x for x in req['check']['rules'] if x['rule'] == 'open_findings'][0]
+    ck.eq((rule['reclaimable_monthly_saving_fen'],
+           [x['monthly_saving_fen'] for x in rule['findings']]),
+          (saving['mz'], [f_mz['money']['monthly_saving_fen']]),
+          '[money] the pre-review check: mz\'s saving a month, per finding and in all')
 
     # ---- [follow] [year] jt terminates its idle allocation ----
     tok = depts['jt']['token']

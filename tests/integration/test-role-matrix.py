@@ -46,7 +46,8 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # docs/assessment.md (assessment run: reviewer or vendor; acknowledge and resolve: department
 # own and reviewer; dismiss: reviewer; change-request: department own; findings scoped to a
 # department's own), docs/reports.md (annual assessment: reviewer, auditor, a department its
-# own; operations: also the vendor) and, where no page speaks (the security and backup records:
+# own; operations: also the vendor), docs/costs.md (cost statement: admin, reviewer, auditor,
+# a department its own) and, where no page speaks (the security and backup records:
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
@@ -130,6 +131,7 @@ POST   /v1/systems/{id}/backups               -     -   -    A      -     A    -
 GET    /v1/systems/{id}/backups               -     A   -    A      A     A    -
 GET    /v1/reports/assessment                 -     A   -    -      A     A    -
 GET    /v1/reports/operations                 -     A   -    A      A     A    -
+GET    /v1/reports/costs                      A     A   -    -      A     A    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
 PATCH  /v1/whoami                             A     A   A    A      A     A    -
@@ -556,6 +558,8 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/reports/assessment?year={w.year}')
     if key == ('GET', '/v1/reports/operations'):
         return call(f'/v1/reports/operations?month={w.month}')
+    if key == ('GET', '/v1/reports/costs'):
+        return call(f'/v1/reports/costs?month={w.month}')
     return None
 
 

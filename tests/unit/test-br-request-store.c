@@ -516,7 +516,7 @@ static void test_materials_and_trial(void **state)
 
     /* The reads of other tables the requests need run on this backend too. */
     json_object_put(results);
-    assert_int_equal(br_finding_list_reclaimable(db, 1, &results, &err), 0);
+    assert_int_equal(br_finding_list_reclaimable(db, 1, &(BrPricingPolicy){0}, &results, &err), 0);
     assert_int_equal(json_object_array_length(results), 0);
     assert_int_equal(br_job_list_for_request(db, id, &jobs, &err), 0);
     assert_int_equal(json_object_array_length(jobs), 0);
