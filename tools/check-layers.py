@@ -134,8 +134,9 @@ READ_EXCEPTIONS = {
         "from the samples or rollups of its instances, scoped by the allocation's department"),
     "br-assess.c": (
         {"allocations", "instances", "rollups", "samples"},
-        "the assessment's evidence reads: a trial or production allocation's instances and "
-        "their samples/rollups, as the verdict's input"),
+        "the assessment's evidence reads: the live production instances with their "
+        "allocation's department and system, and each one's samples and rollups over the "
+        "assessed range, as the verdict's input"),
 }
 
 # Files allowed to WRITE tables they do not own, with the reason: {(file, table): reason}.
@@ -153,6 +154,11 @@ SQL_IN_LITERAL = re.compile(
     r"\b(SELECT\b.*\bFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+INCLUDE_AT = re.compile(r"#\s*include\b")
+TABLE_REF = re.compile(
+    r"\b(?P<kw>INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM|FROM|JOIN)"
+    r"\s+\"?(?P<table>[a-z_][a-z0-9_]*)\"?")
+CREATE_TABLE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([a-z_][a-z0-9_]*)")
 
 
 class Source:
@@ -234,7 +240,7 @@ def tokenize(text):
         elif c == "#" and not in_directive:
             in_directive = True
             m = DEFINE.match(text, i)
-            if INCLUDE.match(text, i):  # "x.h" is not a literal
+            if INCLUDE_AT.match(text, i):  # "x.h" is not a literal
                 i = text.find("\n", i)
                 i = n if i < 0 else i
             elif m:
@@ -457,6 +463,9 @@ SELF_TEST = [
      "writes accounts (UPDATE)"),
     ("broker/br-system.c", 'static const char *r = "SELECT id FROM hosts";', "owner",
      "reads hosts"),
+    ("broker/br-session.c",  # through a string macro: reported at the macro's line
+     '#define JOINED " FROM systems s"\nstatic const char *m = "SELECT s.id" JOINED;', "owner",
+     "reads systems"),
     ("broker/br-migrations.c", 'static const char *t = "CREATE TABLE widgets (id INTEGER)";',
      "owner", "table widgets has no owner"),
     ("broker/br-api-systems.c", 'static const char *q = "DELETE FROM systems WHERE id = ?";',
@@ -475,7 +484,8 @@ def self_test(root):
     with tempfile.TemporaryDirectory() as tmp:
         for folder in FOLDERS:
             shutil.copytree(os.path.join(root, folder), os.path.join(tmp, folder),
-                            ignore=lambda d, names: [n for n in names if not n.endswith((".c", ".h"))])
+                            ignore=lambda d, names: [n for n in names
+                                                     if not n.endswith((".c", ".h"))])
         expect = []
         for rel, text, rule, words in SELF_TEST:
             path = os.path.join(tmp, rel)
@@ -527,12 +537,6 @@ def strip_literals_by_line(text):
     return res.splitlines()
 
 
-TABLE_REF = re.compile(
-    r"\b(?P<kw>INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM|FROM|JOIN)"
-    r"\s+\"?(?P<table>[a-z_][a-z0-9_]*)\"?")
-CREATE_TABLE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([a-z_][a-z0-9_]*)")
-
-
 def check_tables(broker, report, report_tool):
     created = {}
     for name, src in broker.items():
@@ -550,7 +554,7 @@ def check_tables(broker, report, report_tool):
             owned_by.setdefault(f, set()).add(table)
     used_read, used_write = set(), set()
     for name, src in sorted(broker.items()):
-        if not name.endswith(".c") or name in SCHEMA_FILES:
+        if name in SCHEMA_FILES:
             continue
         own = owned_by.get(name, set())
         for lit in src.literals:
