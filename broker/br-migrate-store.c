@@ -231,8 +231,10 @@ static int load_tables(Migration *m, CmError *err)
                 "SELECT name AS name, upper(type) AS type, pk AS pk FROM pragma_table_info(?1)"
                 " ORDER BY cid",
                 err);
-            if (!c || CM_DB_BIND(c, t->name) < 0)
+            if (!c)
                 return -EIO;
+            if (CM_DB_BIND(c, t->name) < 0)
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot bind");
             while ((r = cm_stmt_step(c, err)) > 0) {
                 const char *name = cm_stmt_text(c, 0);
                 if (!name_plain(name))
@@ -259,8 +261,10 @@ static int load_tables(Migration *m, CmError *err)
         {
             _cleanup_stmt_ CmStmt *c = cm_db_prepare(
                 m->src, "SELECT DISTINCT \"table\" AS name FROM pragma_foreign_key_list(?1)", err);
-            if (!c || CM_DB_BIND(c, t->name) < 0)
+            if (!c)
                 return -EIO;
+            if (CM_DB_BIND(c, t->name) < 0)
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot bind");
             while ((r = cm_stmt_step(c, err)) > 0) {
                 /* A table that refers to itself needs no order for that. */
                 if (cm_streq(cm_stmt_text(c, 0), t->name))
@@ -470,8 +474,10 @@ static int check_target_columns(Migration *m, CmError *err)
                           err);
         size_t seen = 0;
 
-        if (!st || CM_DB_BIND(st, t->name) < 0)
+        if (!st)
             return -EIO;
+        if (CM_DB_BIND(st, t->name) < 0)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot bind");
         while ((r = cm_stmt_step(st, err)) > 0) {
             if (!strv_has(t->cols, t->n_cols, cm_stmt_text(st, 0)))
                 return cm_error_set(err, CM_ERROR_INTERNAL, "",
@@ -604,8 +610,10 @@ static int set_sequence(Migration *m, Table *t, CmError *err)
             "SELECT a.attname::text AS name FROM pg_attribute a WHERE a.attrelid = to_regclass(?1)"
             " AND a.attidentity <> '' AND NOT a.attisdropped",
             err);
-        if (!st || CM_DB_BIND(st, t->name) < 0)
+        if (!st)
             return -EIO;
+        if (CM_DB_BIND(st, t->name) < 0)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot bind");
         r = cm_stmt_step(st, err);
         if (r <= 0)
             return r;
@@ -624,8 +632,8 @@ static int set_sequence(Migration *m, Table *t, CmError *err)
         return r;
     r = read_int(m->src,
                  "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                 " AND name = 'sqlite_sequence' AND ?1 IS NOT NULL",
-                 t->name, &exists, err);
+                 " AND name = 'sqlite_sequence'",
+                 NULL, &exists, err);
     if (r < 0)
         return r;
     if (exists) {
@@ -641,8 +649,10 @@ static int set_sequence(Migration *m, Table *t, CmError *err)
     {
         _cleanup_stmt_ CmStmt *st = cm_db_prepare(
             m->dst, "SELECT setval(pg_get_serial_sequence(?1, ?2)::regclass, ?3, true)", err);
-        if (!st || CM_DB_BIND(st, t->name, column, high) < 0)
+        if (!st)
             return -EIO;
+        if (CM_DB_BIND(st, t->name, column, high) < 0)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot bind");
         return cm_stmt_exec(st, err);
     }
 }
