@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -126,7 +125,7 @@ def main():
 def read_history(b):
     """The recorded history, read-only: {instance id: [(at ms, state, vcpus, mib, gib)]} and
     {instance id: purpose}."""
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = cbtest.db_connect(b.db_path)
     hist = {}
     for iid, at, state, vcpus, mib, gib in con.execute(
             'SELECT instance_id, at, state, vcpus, memory_mib, disk_gib FROM instance_history'
@@ -424,10 +423,13 @@ def run(ck, b, work, pol):
     # sizes. The times are those steps' ends, a few ms from the live history's.
     live, _ = read_history(b)
     ck.eq(b.stop(), 0, 'the broker stops cleanly (under the sanitizers: nothing leaked)')
-    con = sqlite3.connect(b.db_path)
-    version = con.execute('PRAGMA user_version').fetchone()[0]
+    con = cbtest.db_connect(b.db_path, write=True)
     con.execute('DROP TABLE instance_history')
-    con.execute(f'PRAGMA user_version = {version - 1}')
+    if cbtest.BACKEND == 'postgresql':
+        con.execute('UPDATE schema_version SET version = version - 1')
+    else:
+        version = con.execute('PRAGMA user_version').fetchone()[0]
+        con.execute(f'PRAGMA user_version = {version - 1}')
     con.commit()
     con.close()
     b.start()
