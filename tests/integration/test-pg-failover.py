@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Disaster recovery on PostgreSQL: a streaming standby promoted under a write load (issue 11).
+
+The test makes its own clusters with tools/pg-cluster.sh (it needs no CB_TEST_PG_URL; exit 77,
+skipped, without psql or PostgreSQL 15's initdb): a primary whose commits wait for the
+synchronous standby "dr" (synchronous_standby_names, synchronous_commit = on) and that standby,
+made with pg_basebackup -R. One broker runs on the database "cloudbroker" with a libpq URL that
+names both servers' sockets and target_session_attrs=read-write, as the operator guide says.
+
+A writer thread creates departments one after another and records each one the broker
+acknowledged (201, its id). After WRITES_BEFORE acknowledgements the primary is stopped
+(immediate, as a crash); the standby is promoted PAUSE seconds later. The broker is not
+restarted.
+
+Checks: the standby was synchronous; while no server takes writes every answer is a 503 with
+a JSON error (code "unavailable"), never a dropped connection, and the broker keeps running;
+it serves writes again within 10 s of the promotion (the figure printed is the failover time
+the operator guide quotes); every acknowledged department is on the new primary with its id
+and code; writes after the failover work; the elected loops run again; GET /v1/audit/verify
+is ok; the broker stops cleanly. About 15 s.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbpg  # noqa: E402
+import cbtest  # noqa: E402
+
+PG_CLUSTER = os.path.join(cbtest.SOURCE, 'tools', 'pg-cluster.sh')
+INITDB = os.path.join(os.environ.get('PGBIN', '/usr/lib/postgresql/15/bin'), 'initdb')
+STANDBY_NAME = 'dr'
+WRITES_BEFORE = 50
+WRITES_AFTER = 20
+PAUSE = 1.0  # seconds between the primary's loss and the promotion
+SERVE_WITHIN = 10.0
+
+
+def cluster(*args):
+    """tools/pg-cluster.sh ARGS; Returns: what it printed (a URL for start and standby)."""
+    p = subprocess.run([PG_CLUSTER, *args], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError(f'pg-cluster.sh {" ".join(args)}: {p.stderr.strip()}')
+    return p.stdout.strip()
+
+
+class Writer(threading.Thread):
+    """Creates departments fo0, fo1, ... until stopped; keeps every answer with its time."""
+
+    def __init__(self, broker, token):
+        super().__init__(daemon=True)
+        self.broker = broker
+        self.token = token
+        self.acked = []   # (time, code, id) of every 201
+        self.failed = []  # (time, code, status or exception text, body) of every other answer
+        self.stopping = threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.stopping.is_set():
+            code = f'fo{n}'
+            n += 1
+            try:
+                r = self.broker.post('/v1/departments', {'code': code, 'name': f'Failover {code}'},
+                                     token=self.token, timeout=20)
+            except Exception as e:  # a dropped connection is a failure of the test
+                self.failed.append((time.time(), code, repr(e), b''))
+                time.sleep(0.05)
+                continue
+            if r.status == 201:
+                self.acked.append((time.time(), code, r.json()['id']))
+            else:
+                self.failed.append((time.time(), code, r.status, r.body))
+                time.sleep(0.05)
+
+    def acked_after(self, t):
+        return [a for a in self.acked if a[0] > t]
+
+
+def json_error(body):
+    """The error code of a JSON error body, or None when the body is not one."""
+    try:
+        return json.loads(body)['error']['code']
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def main():
+    c = cbtest.Checks('pg-failover')
+    if not shutil.which('psql') or not os.access(INITDB, os.X_OK):
+        print(f'pg-failover: skipped: needs psql and {INITDB} (postgresql-15)')
+        sys.exit(77)
+    t_start = time.time()
+    # Short: a socket path must fit in 107 bytes. Readable by the postgres user (as root the
+    # clusters run as postgres).
+    work = tempfile.mkdtemp(prefix='cbfo-', dir='/tmp')
+    os.chmod(work, 0o755)
+    primary, standby = os.path.join(work, 'p'), os.path.join(work, 's')
+    broker = None
+    writer = None
+    try:
+        admin_url = cluster('start', primary, '--sync-standby', STANDBY_NAME)
+        cluster('standby', primary, standby, STANDBY_NAME)
+        cbtest.wait_for(lambda: cbpg.psql(admin_url, 'SELECT application_name, sync_state'
+                                                     ' FROM pg_stat_replication'),
+                        10, 'the standby to stream')
+        rows = cbpg.psql(admin_url, 'SELECT application_name, sync_state FROM pg_stat_replication')
+        c.eq(rows, [[STANDBY_NAME, 'sync']], 'the standby streams, synchronous')
+        cbpg.psql(admin_url, "CREATE DATABASE cloudbroker TEMPLATE template0 ENCODING 'UTF8'"
+                             " LC_COLLATE 'C' LC_CTYPE 'C'")
+        url = (f'postgresql:///cloudbroker?host={primary},{standby}&port=5432,5432&user=postgres'
+               '&target_session_attrs=read-write&connect_timeout=3')
+        broker = cbtest.Broker(extra_args=['--database', url], pass_backend=False).start()
+        admin = broker.admin_token
+        _, auditor = broker.make_account('auditor', 'auditor')
+
+        writer = Writer(broker, admin)
+        writer.start()
+        cbtest.wait_for(lambda: len(writer.acked) >= WRITES_BEFORE, 60,
+                        f'{WRITES_BEFORE} acknowledged writes')
+        # ---- the primary is lost, the standby promoted a moment later ----
+        t_halt = time.time()
+        cluster('halt', primary)
+        time.sleep(PAUSE)
+        t_promote = time.time()
+        cluster('promote', standby)
+        promoted = time.time()
+        first = cbtest.wait_for(lambda: writer.acked_after(t_promote), 30,
+                                'a write acknowledged after the promotion')[0][0]
+        print(f'pg-failover: primary lost at 0.0 s, standby promoted at'
+              f' {t_promote - t_halt:.1f} s (pg_ctl promote took {promoted - t_promote:.2f} s),'
+              f' first write served at {first - t_halt:.1f} s: {first - t_promote:.2f} s after'
+              f' the promotion', flush=True)
+        c.ok(first - t_promote < SERVE_WITHIN,
+             f'the broker serves writes again {first - t_promote:.2f} s after the promotion'
+             f' (< {SERVE_WITHIN:.0f} s), not restarted')
+        cbtest.wait_for(lambda: len(writer.acked_after(first)) >= WRITES_AFTER, 30,
+                        f'{WRITES_AFTER} more writes')
+        writer.stopping.set()
+        writer.join(30)
+        c.ok(not writer.is_alive(), 'the writer ended')
+
+        print(f'pg-failover: {len(writer.acked)} writes acknowledged'
+              f' ({len(writer.acked_after(first)) + 1} after the failover),'
+              f' {len(writer.failed)} answered 503 in between', flush=True)
+        c.ok(broker.proc.poll() is None, 'the broker kept running through the failover')
+        c.ok(len(writer.failed) > 0,
+             f'writes failed while no server took them ({len(writer.failed)} answers)')
+        bad = [f for f in writer.failed if f[2] != 503 or json_error(f[3]) != 'unavailable']
+        c.eq(bad, [], 'every failed write was answered 503 with a JSON error "unavailable"')
+        c.ok(all(t_halt <= f[0] <= first for f in writer.failed),
+             'writes failed only between the loss of the primary and the first served write')
+
+        # ---- no acknowledged write lost: read on the new primary itself ----
+        new_url = cbpg.url_with_db(cluster('url', standby), 'cloudbroker')
+        c.eq(cbpg.psql(new_url, 'SELECT pg_is_in_recovery()'), [['f']],
+             'the standby is a primary now')
+        have = {(code, int(i)) for i, code in cbpg.psql(new_url, 'SELECT id, code FROM departments')}
+        before = [a for a in writer.acked if a[0] <= t_halt]
+        lost = [(code, i) for _, code, i in writer.acked if (code, i) not in have]
+        c.ok(len(before) >= WRITES_BEFORE, f'{len(before)} writes acknowledged by the old primary')
+        c.eq(lost, [], f'every one of the {len(writer.acked)} acknowledged departments is on the'
+                       ' new primary, with its id')
+        r = broker.get('/v1/departments?limit=500', token=admin)
+        c.ok(r.status == 200, f'the departments listed through the broker: {r}')
+
+        r = broker.get('/v1/audit/verify', token=auditor)
+        c.ok(r.status == 200 and r.json().get('ok') is True,
+             f'the audit chain verifies on the new primary: {r}')
+        metrics = lambda: broker.get('/metrics', token=admin).body.decode()  # noqa: E731
+        cbtest.wait_for(lambda: 'cloudbroker_loop_leader{loop="reconciler"} 1' in metrics(), 10,
+                        'the reconciler to be elected again')
+        c.ok(True, 'the elected loops run again after the failover')
+    except Exception:
+        traceback.print_exc()
+        c.ok(False, 'the test ran to its end')
+    finally:
+        if writer:
+            writer.stopping.set()
+            writer.join(30)
+        if broker:
+            cbtest.stop_checked(c, broker)
+        for d in (standby, primary):
+            try:
+                cluster('stop', d)
+            except RuntimeError as e:
+                print(e)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f'pg-failover: {time.time() - t_start:.1f} s', flush=True)
+    c.done()
+
+
+if __name__ == '__main__':
+    main()
