@@ -266,6 +266,7 @@ int cm_db_exec(CmDb *db, const char *sql, CmError *err);
  * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
  * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
  * serializes the writers of every broker on the database (the audit chain has one head).
+ * A PostgreSQL connection found lost at the BEGIN is reconnected and the BEGIN tried once more.
  * Returns: 0, -EAGAIN when another writer held on longer than 5 s, or a negative errno with
  * @err set; no transaction is left open on failure.
  */
@@ -274,7 +275,8 @@ int cm_db_begin_immediate(CmDb *db, CmError *err);
 /**
  * cm_db_begin_read:
  * Opens a read transaction: one snapshot for all its statements (on PostgreSQL REPEATABLE
- * READ READ ONLY). Returns: 0, or a negative errno with @err set.
+ * READ READ ONLY); a lost PostgreSQL connection is retried once as cm_db_begin_immediate().
+ * Returns: 0, or a negative errno with @err set.
  */
 int cm_db_begin_read(CmDb *db, CmError *err);
 int cm_db_commit(CmDb *db, CmError *err);
