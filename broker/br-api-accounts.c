@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "br-account.h"
 #include "br-api.h"
@@ -84,7 +83,7 @@ static int br_api_accounts_create(BrCall *c)
     out = json_object_new_object();
     json_object_object_add(out, "account", TAKE_PTR(w.out));
     json_object_object_add(out, "token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_CREATED, out);
+    return br_reply(c, BR_HTTP_CREATED, out);
 }
 
 static int br_api_accounts_list(BrCall *c)
@@ -113,7 +112,7 @@ static int br_api_accounts_get(BrCall *c)
     int r = br_account_get(br_call_db(c), c->ids[0], &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int account_patch_tx(BrTx *tx, void *ctx)
@@ -145,7 +144,7 @@ static int br_api_accounts_patch(BrCall *c)
     r = br_call_tx(c, "account.update", account_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 /* PATCH /v1/whoami: one's own e-mail address and whether to be mailed. */
@@ -189,7 +188,7 @@ static int br_api_accounts_rotate(BrCall *c)
     out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_int64(w.id));
     json_object_object_add(out, "token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_OK, out);
+    return br_reply(c, BR_HTTP_OK, out);
 }
 
 static const BrRoute routes[] = {

@@ -2,7 +2,6 @@
 /* Allocations and their instances; restore and purge: parse, call the owners, answer. */
 #include <errno.h>
 
-#include <microhttpd.h>
 
 #include "br-allocation.h"
 #include "br-api.h"
@@ -44,7 +43,7 @@ static int br_api_allocations_get(BrCall *c)
     int r = br_allocation_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 typedef struct {
@@ -112,7 +111,7 @@ static int allocation_action(BrCall *c, bool restore)
     if (r < 0)
         return r;
     json_object_object_add(o, "job_id", json_object_new_int64(w.job));
-    return br_reply(c, MHD_HTTP_ACCEPTED, o);
+    return br_reply(c, BR_HTTP_ACCEPTED, o);
 }
 
 static int br_api_allocations_restore(BrCall *c)

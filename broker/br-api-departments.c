@@ -2,7 +2,6 @@
 /* The departments and their quotas: parse, call the table's owner, answer. */
 #include <errno.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-department.h"
@@ -80,7 +79,7 @@ static int br_api_departments_create(BrCall *c)
     r = br_call_tx(c, "department.create", department_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
 static int br_api_departments_list(BrCall *c)
@@ -102,7 +101,7 @@ static int br_api_departments_get(BrCall *c)
     int r = br_call_read(c, "department.get", department_load, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static int department_patch_tx(BrTx *tx, void *ctx)
@@ -126,7 +125,7 @@ static int br_api_departments_patch(BrCall *c)
     r = br_call_tx(c, "department.update", department_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static const BrRoute routes[] = {

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-assess.h"
@@ -54,7 +53,7 @@ static int br_api_findings_get(BrCall *c)
     int r = br_finding_get(br_call_db(c), c->ids[0], br_call_scope(c), &pol->pricing, &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 typedef struct {
@@ -94,7 +93,7 @@ static int finding_move(BrCall *c, const char *to)
         json_object_put(w.out);
         return r;
     }
-    return br_reply(c, MHD_HTTP_OK, w.out);
+    return br_reply(c, BR_HTTP_OK, w.out);
 }
 
 static int br_api_findings_acknowledge(BrCall *c)
@@ -241,7 +240,7 @@ static int br_api_findings_change_request(BrCall *c)
     o = json_object_new_object();
     json_object_object_add(o, "finding_id", json_object_new_int64(w.id));
     json_object_object_add(o, "request_id", json_object_new_int64(w.req_id));
-    return br_reply(c, MHD_HTTP_CREATED, o);
+    return br_reply(c, BR_HTTP_CREATED, o);
 }
 
 static int br_api_assessment_run(BrCall *c)
@@ -250,7 +249,7 @@ static int br_api_assessment_run(BrCall *c)
     int r = br_assess_run(c->d, &c->actor, &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {

@@ -2,7 +2,6 @@
 /* Jobs: their list, one with its steps, and the retry of a failed one. */
 #include <errno.h>
 
-#include <microhttpd.h>
 
 #include "br-daemon.h"
 #include "br-api-requests.h"
@@ -37,7 +36,7 @@ static int br_api_jobs_get(BrCall *c)
     int r = br_job_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 /*
@@ -103,7 +102,7 @@ static int br_api_jobs_retry(BrCall *c)
     r = br_job_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_ACCEPTED, o);
+    return br_reply(c, BR_HTTP_ACCEPTED, o);
 }
 
 static const BrRoute routes[] = {

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 
 #include "br-api-requests.h"
 #include "br-daemon.h"
@@ -86,7 +85,7 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
         r = filename_param(c, ret_filename);
     if (r < 0)
         return r;
-    if (br_material_media_type(br_call_header(c, MHD_HTTP_HEADER_CONTENT_TYPE), media, media_size) <
+    if (br_material_media_type(br_call_header(c, "Content-Type"), media, media_size) <
         0)
         return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                             "a Content-Type header naming the document's type is required");
@@ -155,7 +154,7 @@ static int br_api_materials_put(BrCall *c)
         r = br_call_tx(c, "material.upload", material_put_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, w.out);
+    return br_reply(c, BR_HTTP_CREATED, w.out);
 }
 
 static int br_api_materials_get(BrCall *c)

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-daemon.h"
@@ -83,7 +82,7 @@ static int br_api_samples_post(BrCall *c)
         json_object_array_add(rejected, e);
     }
     json_object_object_add(o, "rejected", rejected);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 /* ?from= / ?to=: ISO 8601 or seconds since the epoch. */
@@ -156,7 +155,7 @@ static int usage(BrCall *c, bool step, BrTxFn read)
         r = br_tx_read(c->d->store, "usage", read, &u, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, u.out);
+    return br_reply(c, BR_HTTP_OK, u.out);
 }
 
 static int br_api_instances_usage(BrCall *c)
@@ -199,7 +198,7 @@ static int br_api_metering_rollup(BrCall *c)
     o = json_object_new_object();
     json_object_object_add(o, "day", json_object_new_string(day));
     json_object_object_add(o, "instances", json_object_new_int64(n));
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-cluster.h"
@@ -150,7 +149,7 @@ static int br_api_metrics(BrCall *c)
         free(text);
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     }
-    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+    return br_reply_text(c, BR_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 static const BrRoute routes[] = {

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-cost.h"
@@ -36,7 +35,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
 {
     char disp[256];
     if (strcmp(format, "json") == 0)
-        return br_reply(c, MHD_HTTP_OK, doc);
+        return br_reply(c, BR_HTTP_OK, doc);
     char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc, lang) : br_report_html(doc, lang);
     json_object_put(doc);
     if (!text)
@@ -46,7 +45,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
              filename, csv ? "csv" : "html");
     br_reply_header(c, "Content-Disposition", disp);
     return br_reply_text(
-        c, MHD_HTTP_OK,
+        c, BR_HTTP_OK,
         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
 }
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-security.h"
@@ -116,7 +115,7 @@ static int record_create(BrCall *c, BrSecurityKind kind)
     r = br_call_tx(c, "security.create", record_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
 static int br_api_vulnerabilities_create(BrCall *c)
@@ -209,7 +208,7 @@ static int br_api_vulnerabilities_patch(BrCall *c)
     r = br_call_tx(c, "vulnerability.update", vulnerability_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static int incident_patch_tx(BrTx *tx, void *ctx)
@@ -249,7 +248,7 @@ static int br_api_incidents_patch(BrCall *c)
         r = br_call_tx(c, "incident.update", incident_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static const BrRoute routes[] = {

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
 
 #include "br-account.h"
 #include "br-api.h"
@@ -64,7 +63,7 @@ static int br_api_health(BrCall *c)
     json_object_object_add(console, "languages", languages);
     json_object_object_add(console, "available", json_object_new_boolean(c->d->console != NULL));
     json_object_object_add(o, "console", console);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 int br_api_whoami_reply(BrCall *c)
@@ -81,7 +80,7 @@ int br_api_whoami_reply(BrCall *c)
             return r;
         json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
         json_object_object_add(o, "session", json_object_new_boolean(c->session_id != 0));
-        return br_reply(c, MHD_HTTP_OK, o);
+        return br_reply(c, BR_HTTP_OK, o);
     }
     o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_int64(c->actor.account_id));
@@ -92,7 +91,7 @@ int br_api_whoami_reply(BrCall *c)
                                                   : NULL);
     if (c->actor.role == BR_ROLE_AGENT)
         json_object_object_add(o, "host_id", json_object_new_int64(c->actor.host_id));
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int br_api_policies_get(BrCall *c)
@@ -100,7 +99,7 @@ static int br_api_policies_get(BrCall *c)
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     json_object *copy = NULL;
     json_object_deep_copy(p->documents, &copy, NULL);
-    return br_reply(c, MHD_HTTP_OK, copy);
+    return br_reply(c, BR_HTTP_OK, copy);
 }
 
 static const BrRoute routes[] = {

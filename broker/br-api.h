@@ -15,6 +15,16 @@
 
 typedef struct BrDaemon BrDaemon;
 
+/* The statuses a handler answers with when it succeeds; errors take theirs from CmError's
+ * table (br_reply_error()). */
+enum {
+    BR_HTTP_OK = 200,
+    BR_HTTP_CREATED = 201,
+    BR_HTTP_ACCEPTED = 202,
+    BR_HTTP_NO_CONTENT = 204,
+    BR_HTTP_NOT_MODIFIED = 304,
+};
+
 typedef struct BrCall BrCall;
 typedef int (*BrHandler)(BrCall *c);
 
