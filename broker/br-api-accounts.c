@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-notification.h"

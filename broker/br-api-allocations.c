@@ -2,7 +2,6 @@
 /* Allocations and their instances; restore and purge: parse, call the owners, answer. */
 #include <errno.h>
 
-
 #include "br-allocation.h"
 #include "br-api.h"
 #include "br-daemon.h"

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdio.h>
 
-
 #include "br-api.h"
 #include "br-daemon.h"
 #include "cm-util.h"

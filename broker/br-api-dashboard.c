@@ -2,7 +2,6 @@
 /* The reviewers' dashboard and the approval queue: parse, call the read models, answer. */
 #include <string.h>
 
-
 #include "br-api-requests.h"
 #include "br-api.h"
 #include "br-daemon.h"

@@ -2,7 +2,6 @@
 /* The departments and their quotas: parse, call the table's owner, answer. */
 #include <errno.h>
 
-
 #include "br-api.h"
 #include "br-department.h"
 #include "br-quota.h"

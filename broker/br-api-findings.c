@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 #include "br-api.h"
 #include "br-assess.h"
 #include "br-daemon.h"

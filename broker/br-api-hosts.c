@@ -3,7 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-
 #include "br-api.h"
 #include "br-daemon.h"
 #include "br-host.h"

@@ -2,7 +2,6 @@
 /* Jobs: their list, one with its steps, and the retry of a failed one. */
 #include <errno.h>
 
-
 #include "br-daemon.h"
 #include "br-api-requests.h"
 #include "br-api.h"

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "br-api-requests.h"
 #include "br-daemon.h"
 #include "br-material.h"
@@ -85,8 +84,7 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
         r = filename_param(c, ret_filename);
     if (r < 0)
         return r;
-    if (br_material_media_type(br_call_header(c, "Content-Type"), media, media_size) <
-        0)
+    if (br_material_media_type(br_call_header(c, "Content-Type"), media, media_size) < 0)
         return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                             "a Content-Type header naming the document's type is required");
     if (!br_policy_media_type_allowed(&p->review, media))

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-
 #include "br-api.h"
 #include "br-cluster.h"
 #include "br-daemon.h"

@@ -2,7 +2,6 @@
 /* An account's own notifications: parse, call the table's owner, answer. */
 #include <string.h>
 
-
 #include "br-api.h"
 #include "br-notification.h"
 
@@ -49,8 +48,7 @@ static int br_api_notifications_read_all(BrCall *c)
 
 /* Every account reads and marks its own. */
 static const BrRoute routes[] = {
-    {"GET", "/v1/notifications", br_api_notifications_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE,
-     NULL},
+    {"GET", "/v1/notifications", br_api_notifications_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"POST", "/v1/notifications/{id}/read", br_api_notifications_read, BR_ROLES_ACCOUNTS,
      BR_BODY_JSON_OPTIONAL, "empty"},
     {"POST", "/v1/notifications/read-all", br_api_notifications_read_all, BR_ROLES_ACCOUNTS,

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include "br-api.h"
 #include "br-cost.h"
 #include "br-daemon.h"

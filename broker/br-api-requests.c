@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "br-api.h"
 #include "br-api-requests.h"
 #include "br-daemon.h"

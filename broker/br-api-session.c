@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-daemon.h"

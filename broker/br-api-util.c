@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "br-api.h"
 #include "br-daemon.h"
 

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-daemon.h"

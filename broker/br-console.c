@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "br-console.h"
 #include "br-daemon.h"
 #include "cb-config.h"

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdint.h>
 
-
 #include "cm-error.h"
 
 typedef struct CmDb CmDb;
@@ -295,4 +294,3 @@ void cm_db_rollback(CmDb *db);
  */
 int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
                   unsigned n, CmError *err);
-

@@ -10,7 +10,7 @@ PACKAGES=(
     libgnutls28-dev gnutls-bin libcmocka-dev libsodium-dev python3-aiosmtpd
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
-    libpq-dev postgresql-15
+    libpq-dev postgresql-15 clang-format
 )
 # Node.js and npm build the web console (console/, from the npm registry with its lockfile).
 # Debian's are installed only when the machine has no node of its own (a newer one is kept).
