@@ -66,13 +66,11 @@ int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_h
     return cm_hmac_sha256_hex(key, BR_AUDIT_KEY_LEN, buf, len, out);
 }
 
-/* The head row: the last record's seq and hash as the appends left them. Without the row
- * ({0, genesis} for verification), @or_trail takes the trail's last record instead, so that
- * appends go on after it (the row is written back with the next one). */
-static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
+/* Reads a head (seq, hash, at) from @sql's one row into @ret: {0, genesis} when there is
+ * none. Returns: 1 with a row, 0 without, or a negative errno. */
+static int head_row(CmDb *db, const char *sql, BrAuditAnchor *ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT records, head_hash, at FROM audit_head WHERE id = 1", err);
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
     BrAuditAnchor h = {0};
     int r;
 
@@ -81,8 +79,6 @@ static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
     r = cm_stmt_step(st, err);
     if (r < 0)
         return r;
-    if (r == 0 && or_trail)
-        return br_audit_head(db, ret, err);
     snprintf(h.head_hash, sizeof(h.head_hash), "%s", genesis);
     if (r > 0) {
         h.records = cm_stmt_int(st, 0);
@@ -90,6 +86,20 @@ static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
         snprintf(h.at, sizeof(h.at), "%s", cm_stmt_text(st, 2));
     }
     *ret = h;
+    return r;
+}
+
+/* The head row: the last record's seq and hash as the appends left them. Without the row
+ * ({0, genesis} for verification), @or_trail takes the trail's last record instead, so that
+ * appends go on after it (the row is written back with the next one). */
+static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
+{
+    int r = head_row(db, "SELECT records, head_hash, at FROM audit_head WHERE id = 1", ret, err);
+
+    if (r < 0)
+        return r;
+    if (r == 0 && or_trail)
+        return br_audit_head(db, ret, err);
     return 0;
 }
 
@@ -283,24 +293,8 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAudit
 
 int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1", err);
-    BrAuditAnchor a = {0};
-    int r;
-
-    if (!st)
-        return -EIO;
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    snprintf(a.head_hash, sizeof(a.head_hash), "%s", genesis);
-    if (r > 0) {
-        a.records = cm_stmt_int(st, 0);
-        snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_stmt_text(st, 1));
-        snprintf(a.at, sizeof(a.at), "%s", cm_stmt_text(st, 2));
-    }
-    *ret = a;
-    return 0;
+    int r = head_row(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1", ret, err);
+    return r < 0 ? r : 0;
 }
 
 int br_audit_holds(CmDb *db, const BrAuditAnchor *a, CmError *err)
