@@ -196,13 +196,16 @@ static const BrRoute routes[] = {
     /* One's own e-mail address for notifications and whether to get them by mail. */
     {"PATCH", "/v1/whoami", br_api_whoami_patch, BR_ROLES_ACCOUNTS, BR_BODY_JSON, "whoami-patch"},
 
-    {"POST", "/v1/accounts", br_api_accounts_create, R_ADMIN, BR_BODY_JSON, "account-create"},
-    {"GET", "/v1/accounts", br_api_accounts_list, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/accounts/{id}", br_api_accounts_get, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
+    {"POST", "/v1/accounts", br_api_accounts_create, BR_ROLES_ADMIN, BR_BODY_JSON,
+     "account-create"},
+    {"GET", "/v1/accounts", br_api_accounts_list, BR_ROLES_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
      NULL},
-    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, R_ADMIN, BR_BODY_JSON, "account-patch"},
-    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, R_ADMIN, BR_BODY_JSON_OPTIONAL,
-     "empty"},
+    {"GET", "/v1/accounts/{id}", br_api_accounts_get, BR_ROLES_ADMIN | BR_ROLES_READERS,
+     BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, BR_ROLES_ADMIN, BR_BODY_JSON,
+     "account-patch"},
+    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, BR_ROLES_ADMIN,
+     BR_BODY_JSON_OPTIONAL, "empty"},
 };
 
 const BrRouteTable br_api_accounts_routes = {routes, ELEMENTSOF(routes)};

@@ -125,13 +125,13 @@ static int br_api_allocations_purge(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"GET", "/v1/allocations", br_api_allocations_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations", br_api_allocations_list,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/allocations/{id}", br_api_allocations_get,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, R_REVIEWER,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, BR_ROLES_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, R_REVIEWER,
+    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, BR_ROLES_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
 };
 

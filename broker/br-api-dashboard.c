@@ -112,8 +112,9 @@ static int br_api_queue(BrCall *c)
 static const BrRoute routes[] = {
     /* The bureau's overview; what waits for one who acts on requests. */
     {"GET", "/v1/dashboard", br_api_dashboard, BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/queue", br_api_queue, R_REVIEWER | R_CONSULTANT | R_VENDOR | R_DEPARTMENT,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/queue", br_api_queue,
+     BR_ROLES_REVIEWER | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR | BR_ROLES_DEPARTMENT, BR_BODY_NONE,
+     NULL},
 };
 
 const BrRouteTable br_api_dashboard_routes = {routes, ELEMENTSOF(routes)};

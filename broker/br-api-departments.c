@@ -129,12 +129,12 @@ static int br_api_departments_patch(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/departments", br_api_departments_create, R_ADMIN, BR_BODY_JSON,
+    {"POST", "/v1/departments", br_api_departments_create, BR_ROLES_ADMIN, BR_BODY_JSON,
      "department-create"},
     {"GET", "/v1/departments", br_api_departments_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"GET", "/v1/departments/{id}", br_api_departments_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, R_ADMIN | R_REVIEWER, BR_BODY_JSON,
-     "department-patch"},
+    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, BR_ROLES_ADMIN | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "department-patch"},
 };
 
 const BrRouteTable br_api_departments_routes = {routes, ELEMENTSOF(routes)};

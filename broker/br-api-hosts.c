@@ -301,11 +301,12 @@ static int br_api_hosts_patch(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/hosts", br_api_hosts_create, R_VENDOR, BR_BODY_JSON, "host-create"},
-    {"GET", "/v1/hosts", br_api_hosts_list, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/hosts/{id}", br_api_hosts_get, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, R_VENDOR, BR_BODY_JSON, "host-patch"},
-    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, R_VENDOR,
+    {"POST", "/v1/hosts", br_api_hosts_create, BR_ROLES_VENDOR, BR_BODY_JSON, "host-create"},
+    {"GET", "/v1/hosts", br_api_hosts_list, BR_ROLES_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/hosts/{id}", br_api_hosts_get, BR_ROLES_VENDOR | BR_ROLES_READERS, BR_BODY_NONE,
+     NULL},
+    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, BR_ROLES_VENDOR, BR_BODY_JSON, "host-patch"},
+    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, BR_ROLES_VENDOR,
      BR_BODY_JSON_OPTIONAL, "empty"},
 };
 

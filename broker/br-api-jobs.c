@@ -126,12 +126,12 @@ static int br_api_jobs_retry(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"GET", "/v1/jobs", br_api_jobs_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE,
-     NULL},
-    {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+    {"GET", "/v1/jobs", br_api_jobs_list, BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR,
      BR_BODY_NONE, NULL},
-    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, R_VENDOR | R_REVIEWER, BR_BODY_JSON_OPTIONAL,
-     "action"},
+    {"GET", "/v1/jobs/{id}", br_api_jobs_get,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, BR_ROLES_VENDOR | BR_ROLES_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
 };
 
 const BrRouteTable br_api_jobs_routes = {routes, ELEMENTSOF(routes)};

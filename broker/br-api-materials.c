@@ -221,10 +221,11 @@ static int br_api_materials_get(BrCall *c)
 }
 
 static const BrRoute routes[] = {
-    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
+    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
     {"GET", "/v1/requests/{id}/materials/{name}", br_api_materials_get,
-     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR, BR_BODY_NONE,
+     NULL},
 };
 
 const BrRouteTable br_api_materials_routes = {routes, ELEMENTSOF(routes)};

@@ -204,14 +204,14 @@ static const BrRoute routes[] = {
 
     /* Metering: agents post windows; usage is read with the same scoping as allocations. */
     /* The hot path: parsed by br_samples_parse() into structs, to schemas/samples.json. */
-    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
+    {"POST", "/v1/samples", br_api_samples_post, BR_ROLES_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
      32u * 1024 * 1024},
     {"GET", "/v1/instances/{id}/usage", br_api_instances_usage,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/allocations/{id}/usage", br_api_allocations_usage,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"POST", "/v1/metering/rollup", br_api_metering_rollup, R_VENDOR | R_ADMIN, BR_BODY_JSON,
-     "rollup"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/metering/rollup", br_api_metering_rollup, BR_ROLES_VENDOR | BR_ROLES_ADMIN,
+     BR_BODY_JSON, "rollup"},
 };
 
 const BrRouteTable br_api_metering_routes = {routes, ELEMENTSOF(routes)};

@@ -152,7 +152,8 @@ static int br_api_metrics(BrCall *c)
 }
 
 static const BrRoute routes[] = {
-    {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
+    {"GET", "/metrics", br_api_metrics, BR_ROLES_ADMIN | BR_ROLES_VENDOR | BR_ROLES_AUDITOR,
+     BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_metrics_routes = {routes, ELEMENTSOF(routes)};

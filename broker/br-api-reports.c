@@ -233,12 +233,12 @@ static int br_api_reports_costs(BrCall *c)
 }
 
 static const BrRoute routes[] = {
-    {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/assessment", br_api_reports_assessment,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS, BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/operations", br_api_reports_operations,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN,
-     BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/costs", br_api_reports_costs,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_ADMIN, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

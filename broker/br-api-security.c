@@ -254,21 +254,21 @@ static const BrRoute routes[] = {
 
     /* Security and backup records (Art. 9's security status). */
     {"POST", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_create,
-     R_DEPARTMENT | R_VENDOR, BR_BODY_JSON, "vulnerability-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "vulnerability-create"},
     {"GET", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/vulnerabilities/{id}", br_api_vulnerabilities_patch, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "vulnerability-patch"},
-    {"POST", "/v1/systems/{id}/incidents", br_api_incidents_create, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "incident-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/vulnerabilities/{id}", br_api_vulnerabilities_patch,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "vulnerability-patch"},
+    {"POST", "/v1/systems/{id}/incidents", br_api_incidents_create,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "incident-create"},
     {"GET", "/v1/systems/{id}/incidents", br_api_incidents_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, R_DEPARTMENT | R_VENDOR, BR_BODY_JSON,
-     "incident-patch"},
-    {"POST", "/v1/systems/{id}/backups", br_api_backups_create, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "backup-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR,
+     BR_BODY_JSON, "incident-patch"},
+    {"POST", "/v1/systems/{id}/backups", br_api_backups_create,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "backup-create"},
     {"GET", "/v1/systems/{id}/backups", br_api_backups_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_security_routes = {routes, ELEMENTSOF(routes)};

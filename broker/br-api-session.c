@@ -597,7 +597,7 @@ static const BrRoute routes[] = {
     {"DELETE", "/v1/session", br_api_session_delete, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"POST", "/v1/session/password", br_api_session_password, BR_ROLES_ACCOUNTS, BR_BODY_JSON,
      "password-change"},
-    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, R_ADMIN,
+    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, BR_ROLES_ADMIN,
      BR_BODY_JSON_OPTIONAL, "empty"},
 };
 

@@ -109,14 +109,14 @@ static int br_api_systems_patch(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/systems", br_api_systems_create, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
-     "system-create"},
-    {"GET", "/v1/systems", br_api_systems_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
-    {"GET", "/v1/systems/{id}", br_api_systems_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
-     "system-patch"},
+    {"POST", "/v1/systems", br_api_systems_create, BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "system-create"},
+    {"GET", "/v1/systems", br_api_systems_list,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/systems/{id}", br_api_systems_get,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "system-patch"},
 };
 
 const BrRouteTable br_api_systems_routes = {routes, ELEMENTSOF(routes)};

@@ -104,7 +104,8 @@ static int br_api_policies_get(BrCall *c)
 static const BrRoute routes[] = {
 
     {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
-    {"GET", "/v1/whoami", br_api_whoami_reply, BR_ROLES_ACCOUNTS | R_AGENT, BR_BODY_NONE, NULL},
+    {"GET", "/v1/whoami", br_api_whoami_reply, BR_ROLES_ACCOUNTS | BR_ROLES_AGENT, BR_BODY_NONE,
+     NULL},
     /* Policies are public to every account: departments need the limits and materials. */
     {"GET", "/v1/policies", br_api_policies_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
 };

@@ -159,7 +159,7 @@ int br_api_whoami_reply(BrCall *c);
 int br_api_session_authenticate(BrCall *c);
 
 /* Role masks the route tables share. */
-#define BR_ROLES_READERS (R_REVIEWER | R_AUDITOR)
+#define BR_ROLES_READERS (BR_ROLES_REVIEWER | BR_ROLES_AUDITOR)
 
 extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_accounts_routes,
     br_api_departments_routes, br_api_systems_routes, br_api_requests_routes,
