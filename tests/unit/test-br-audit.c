@@ -206,11 +206,8 @@ static void rechain(Fixture *f, const uint8_t *key, int64_t from)
         if (!*prev)
             snprintf(prev, sizeof(prev), "%s", cm_stmt_text(sel, 13));
         if (key) {
-            br_audit_record_hash(key, prev, seq, cm_stmt_text(sel, 1), cm_stmt_int(sel, 2),
-                                 cm_stmt_text(sel, 3), cm_stmt_text(sel, 4), cm_stmt_int(sel, 5),
-                                 cm_stmt_text(sel, 6), cm_stmt_text(sel, 7), cm_stmt_int(sel, 8),
-                                 cm_stmt_text(sel, 9), cm_stmt_text(sel, 10), cm_stmt_text(sel, 11),
-                                 cm_stmt_text(sel, 12), h);
+            BrAuditRecord rec = br_audit_record_of_row(sel, prev);
+            br_audit_record_hash(key, &rec, h);
         } else {
             char buf[2048];
             snprintf(buf, sizeof(buf), "%s|%lld|%s|%s", prev, (long long)seq, cm_stmt_text(sel, 6),
