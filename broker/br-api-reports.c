@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* GET /v1/reports/assessment, /v1/reports/operations and /v1/reports/costs in JSON, CSV or
- * HTML. */
+ * HTML; GET /v1/reports/service-quality in JSON or HTML. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +15,9 @@
 #include "br-instance.h"
 #include "br-metering.h"
 #include "br-policy.h"
+#include "br-report-sla.h"
 #include "br-report.h"
+#include "br-sla.h"
 #include "cm-time.h"
 
 static int format_params(BrCall *c, const char **ret_format, BrLang *ret_lang)
@@ -234,6 +236,61 @@ static int br_api_reports_costs(BrCall *c)
     return reply_report(c, doc, format, lang, name);
 }
 
+/* The vendor's scorecard of a month (docs/service-quality.md): what the broker recorded, read
+ * in one snapshot, judged by the service-quality policy in force now, the fee from the pricing
+ * policy's service fee. */
+typedef struct {
+    int64_t m0, t1;
+    BrSlaInput in;
+} SlaRead;
+
+static int sla_read(BrTx *tx, void *ctx)
+{
+    SlaRead *x = ctx;
+    return br_report_sla_input(tx->db, x->m0, x->t1, &x->in, tx->err);
+}
+
+static int br_api_reports_service_quality(BrCall *c)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = NULL;
+    const char *format = br_call_query(c, "format");
+    json_object *doc = NULL;
+    SlaRead x = {0};
+    int64_t m1;
+    char name[64];
+    BrLang lang;
+    int r;
+
+    r = month_param(c, &x.m0);
+    if (r >= 0 && format && strcmp(format, "json") && strcmp(format, "html"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "format", "format is json or html");
+    if (r >= 0)
+        r = format_params(c, &format, &lang);
+    if (r < 0)
+        return r;
+    {
+        time_t t = (time_t)(x.m0 / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1;
+        m1 = (int64_t)timegm(&tm) * 1000;
+    }
+    x.t1 = cm_now_ms() < m1 ? cm_now_ms() : m1;
+    if (x.t1 < x.m0)
+        x.t1 = x.m0; /* a month to come: nothing yet */
+    r = br_tx_read(c->d->store, "report.service_quality", sla_read, &x, &c->err);
+    if (r < 0)
+        return r;
+    pol = br_daemon_policies(c->d);
+    r = br_sla_scorecard(&pol->service_quality, &x.in, x.m0, m1, x.t1,
+                         br_pricing_fee_fen(&pol->pricing, x.m0, m1), &doc);
+    br_sla_input_clear(&x.in);
+    if (r < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    snprintf(name, sizeof(name), "service-quality-%s", br_call_query(c, "month"));
+    return reply_report(c, doc, format, lang, name);
+}
+
 static const BrRoute routes[] = {
     {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
      BR_BODY_NONE, NULL},
@@ -241,6 +298,8 @@ static const BrRoute routes[] = {
      R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN,
      BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/service-quality", br_api_reports_service_quality,
+     BR_ROLES_READERS | R_ADMIN | R_VENDOR, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

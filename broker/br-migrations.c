@@ -603,6 +603,17 @@ static const char *const migrations[] = {
     "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
     " SELECT id, updated_at, state, vcpus, memory_mib, disk_gib, host_id FROM instances"
     " WHERE state NOT IN ('pending','running') ORDER BY id;",
+
+    /* 14 (service quality, issue 12; docs/service-quality.md): when the broker was told an
+     * incident was resolved and a vulnerability fixed (br-security.c), which the resolution
+     * and fix times are measured to, not the times typed in. The backfill takes the time typed
+     * in, but not before the record itself was made. */
+    "ALTER TABLE incidents ADD COLUMN resolution_recorded_at TEXT;"
+    "ALTER TABLE vulnerabilities ADD COLUMN fix_recorded_at TEXT;"
+    "UPDATE incidents SET resolution_recorded_at = CASE WHEN resolved_at > created_at"
+    " THEN resolved_at ELSE created_at END WHERE resolved_at IS NOT NULL;"
+    "UPDATE vulnerabilities SET fix_recorded_at = CASE WHEN fixed_at > created_at"
+    " THEN fixed_at ELSE coalesce(fixed_at, updated_at) END WHERE status = 'fixed';",
 };
 
 /*
