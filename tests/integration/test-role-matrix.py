@@ -47,7 +47,8 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # own and reviewer; dismiss: reviewer; change-request: department own; findings scoped to a
 # department's own), docs/reports.md (annual assessment: reviewer, auditor, a department its
 # own; operations: also the vendor), docs/costs.md (cost statement: admin, reviewer, auditor,
-# a department its own) and, where no page speaks (the security and backup records:
+# a department its own), docs/service-quality.md (the vendor's scorecard: admin, reviewer,
+# auditor, vendor) and, where no page speaks (the security and backup records:
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
@@ -132,6 +133,7 @@ GET    /v1/systems/{id}/backups               -     A   -    A      A     A    -
 GET    /v1/reports/assessment                 -     A   -    -      A     A    -
 GET    /v1/reports/operations                 -     A   -    A      A     A    -
 GET    /v1/reports/costs                      A     A   -    -      A     A    -
+GET    /v1/reports/service-quality            A     A   -    A      A     -    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
 PATCH  /v1/whoami                             A     A   A    A      A     A    -
@@ -560,6 +562,8 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/reports/operations?month={w.month}')
     if key == ('GET', '/v1/reports/costs'):
         return call(f'/v1/reports/costs?month={w.month}')
+    if key == ('GET', '/v1/reports/service-quality'):
+        return call(f'/v1/reports/service-quality?month={w.month}')
     return None
 
 
