@@ -607,13 +607,23 @@ static const char *const migrations[] = {
     /* 14 (service quality, issue 12; docs/service-quality.md): when the broker was told an
      * incident was resolved and a vulnerability fixed (br-security.c), which the resolution
      * and fix times are measured to, not the times typed in. The backfill takes the time typed
-     * in, but not before the record itself was made. */
+     * in, but not before the record itself was made. sla_explanations: the vendor's word on a
+     * month's indicator (br-sla-explanation.c). */
     "ALTER TABLE incidents ADD COLUMN resolution_recorded_at TEXT;"
     "ALTER TABLE vulnerabilities ADD COLUMN fix_recorded_at TEXT;"
     "UPDATE incidents SET resolution_recorded_at = CASE WHEN resolved_at > created_at"
     " THEN resolved_at ELSE created_at END WHERE resolved_at IS NOT NULL;"
     "UPDATE vulnerabilities SET fix_recorded_at = CASE WHEN fixed_at > created_at"
-    " THEN fixed_at ELSE coalesce(fixed_at, updated_at) END WHERE status = 'fixed';",
+    " THEN fixed_at ELSE coalesce(fixed_at, updated_at) END WHERE status = 'fixed';"
+    "CREATE TABLE sla_explanations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  month TEXT NOT NULL,"
+    "  indicator TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX sla_explanations_month ON sla_explanations(month, indicator);",
 };
 
 /*

@@ -1382,6 +1382,21 @@ static char *service_quality_html(json_object *r, BrLang lang)
     }
     outf(&o, "</tbody></table>\n");
     for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i), *ex = cm_json_get(x, "explanations");
+        for (size_t k = 0; ex && k < json_object_array_length(ex); k++) {
+            json_object *e = json_object_array_get_idx(ex, k);
+            outf(&o, "<p><b>");
+            html_text(&o, L("服务商说明", "Vendor's explanation"));
+            outf(&o, "</b> (");
+            html_text(&o, sla_name(lang, cm_json_get_str(x, "id", "")));
+            outf(&o, ", ");
+            html_text(&o, cm_json_get_str(e, "created_at", ""));
+            outf(&o, "): ");
+            html_text(&o, cm_json_get_str(e, "text", ""));
+            outf(&o, "</p>\n");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
         json_object *x = json_object_array_get_idx(inds, i), *ev = cm_json_get(x, "evidence");
         size_t ne = ev ? json_object_array_length(ev) : 0;
         bool avail = strcmp(cm_json_get_str(x, "id", ""), "availability") == 0;

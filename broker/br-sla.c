@@ -380,3 +380,24 @@ int br_sla_scorecard(const BrSlaPolicy *p, const BrSlaInput *in, int64_t m0, int
     *ret = doc;
     return 0;
 }
+
+void br_sla_attach_explanations(json_object *doc, json_object *list)
+{
+    json_object *inds = cm_json_get(doc, "indicators");
+    size_t n = inds ? json_object_array_length(inds) : 0;
+    size_t nl = list ? json_object_array_length(list) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i), *out;
+        const char *id = cm_json_get_str(x, "id", "");
+        if (!cm_json_get(x, "target"))
+            continue; /* not measured: nothing to explain */
+        out = json_object_new_array();
+        for (size_t k = 0; k < nl; k++) {
+            json_object *e = json_object_array_get_idx(list, k);
+            if (strcmp(cm_json_get_str(e, "indicator", ""), id) == 0)
+                json_object_array_add(out, json_object_get(e));
+        }
+        json_object_object_add(x, "explanations", out);
+    }
+}

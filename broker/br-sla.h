@@ -137,3 +137,10 @@ void br_sla_input_clear(BrSlaInput *in);
  */
 int br_sla_scorecard(const BrSlaPolicy *p, const BrSlaInput *in, int64_t m0, int64_t m1, int64_t t1,
                      int64_t fee_fen, json_object **ret);
+
+/**
+ * br_sla_attach_explanations:
+ * Gives each scored indicator of the scorecard @doc an "explanations" array: the entries of
+ * @list (the vendor's explanations of the month, br-sla-explanation.c) that name it.
+ */
+void br_sla_attach_explanations(json_object *doc, json_object *list);

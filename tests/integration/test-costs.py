@@ -429,6 +429,7 @@ def run(ck, b, work, pol):
     con.execute('DROP TABLE instance_history')
     con.execute('ALTER TABLE incidents DROP COLUMN resolution_recorded_at')
     con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
+    con.execute('DROP TABLE sla_explanations')
     con.execute('PRAGMA user_version = 12')
     con.commit()
     con.close()

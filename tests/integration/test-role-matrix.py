@@ -48,7 +48,7 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # department's own), docs/reports.md (annual assessment: reviewer, auditor, a department its
 # own; operations: also the vendor), docs/costs.md (cost statement: admin, reviewer, auditor,
 # a department its own), docs/service-quality.md (the vendor's scorecard: admin, reviewer,
-# auditor, vendor) and, where no page speaks (the security and backup records:
+# auditor, vendor; explanations: the vendor) and, where no page speaks (the security and backup records:
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
@@ -134,6 +134,7 @@ GET    /v1/reports/assessment                 -     A   -    -      A     A    -
 GET    /v1/reports/operations                 -     A   -    A      A     A    -
 GET    /v1/reports/costs                      A     A   -    -      A     A    -
 GET    /v1/reports/service-quality            A     A   -    A      A     -    -
+POST   /v1/reports/service-quality/explanations -   -   -    A      -     -    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
 PATCH  /v1/whoami                             A     A   A    A      A     A    -
@@ -564,6 +565,10 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/reports/costs?month={w.month}')
     if key == ('GET', '/v1/reports/service-quality'):
         return call(f'/v1/reports/service-quality?month={w.month}')
+    if key == ('POST', '/v1/reports/service-quality/explanations'):
+        return call('/v1/reports/service-quality/explanations',
+                    body={'month': w.month, 'indicator': 'availability',
+                          'text': w.uniq('explanation')}, ok=201)
     return None
 
 

@@ -17,7 +17,8 @@ recorded (its database read read-only).
   vulnerabilities: a high one fixed at once (in time), a critical one left open (late)
 
 Then: the deductions and the fee after them to the fen; HTML in zh and en; who reads it; bad
-input refused naming the field; a policy the schema refuses is not loaded on SIGHUP, a good
+input refused naming the field; the vendor's explanation of the late allocation (audited, shown
+beside it, no figure changed); a policy the schema refuses is not loaded on SIGHUP, a good
 one is (the allocation's limit raised: that indicator met).
 """
 import calendar
@@ -314,6 +315,38 @@ def run(ck, b, pol):
     ck.eq([x['status'] for x in r['indicators'][:7]], ['no_data'] * 7,
           'a month before anything: no data, never a score')
     ck.eq(r['deduction_fen'], 0, 'a month with no data deducts nothing')
+
+    # The vendor explains the late allocation: kept beside it, audited, no figure changed.
+    ep = '/v1/reports/service-quality/explanations'
+    body = {'month': month, 'indicator': 'allocation_lead_time',
+            'text': '生产主机镜像同步慢 / the image copy to the production host was slow'}
+    ex = want(b.post(ep, body, token=vendor), 201, 'explanation')
+    ck.eq((ex['month'], ex['indicator'], ex['text']), (month, body['indicator'], body['text']),
+          'the explanation as recorded')
+    for who, t in (('reviewer', rv), ('auditor', auditor), ('department', tok)):
+        ck.eq(b.post(ep, body, token=t).status, 403, f'{who} may not explain')
+    for bad, field in (({**body, 'indicator': 'security_bulletin'}, '/indicator'),
+                       ({**body, 'month': '2026-13'}, '/month'),
+                       ({**body, 'month': '2199-01'}, '/month'),
+                       ({**body, 'text': ''}, '/text')):
+        r = b.post(ep, bad, token=vendor)
+        ck.eq((r.status, cbtest.json_error(r).get('field')), (422, field),
+              f'an explanation with a bad {field}: refused naming it')
+    again = want(b.get(f'/v1/reports/service-quality?month={month}', token=rv), 200, 'again')
+    ia = by_id(again)
+    ck.eq([e['id'] for e in ia['allocation_lead_time']['explanations']], [ex['id']],
+          'the scorecard shows the explanation beside its indicator, only there')
+    ck.ok(all(x.get('explanations') == [] for k, x in ia.items()
+              if k != 'allocation_lead_time' and x['status'] != 'not_measured'),
+          'no other indicator has it')
+    ck.eq((again['deduction_fen'], ia['allocation_lead_time']['deduction_fen']),
+          (doc['deduction_fen'], by_id(doc)['allocation_lead_time']['deduction_fen']),
+          'an explanation changes no figure')
+    r = b.get(f'/v1/reports/service-quality?month={month}&format=html', token=rv)
+    ck.ok('生产主机镜像同步慢' in r.body.decode(), 'HTML: the explanation is shown')
+    audit = want(b.get('/v1/audit?limit=1000', token=auditor), 200, 'audit')['items']
+    ck.ok(any(a['action'] == 'sla.explanation' and a['object_id'] == ex['id'] for a in audit),
+          'the explanation is audited')
 
     # SIGHUP: a policy the schema refuses is not loaded; a good one is.
     path = os.path.join(pol, 'service-quality.json')

@@ -234,6 +234,19 @@ static void test_scorecard(void **state)
     assert_int_equal(cm_json_get_int(doc, "deduction_fen", 0), 600000);
     assert_int_equal(cm_json_get_int(doc, "fee_after_fen", 0), 9400000);
     assert_true(cm_json_get_bool(doc, "complete", false));
+
+    /* The vendor's explanations go beside the indicator they name, and nowhere else. */
+    json_object *list =
+        json_tokener_parse("[{\"id\": 1, \"indicator\": \"trial_lead_time\", \"text\": \"a\"},"
+                           " {\"id\": 2, \"indicator\": \"availability\", \"text\": \"b\"}]");
+    br_sla_attach_explanations(doc, list);
+    json_object_put(list);
+    x = json_object_object_get(indicator(doc, "trial_lead_time"), "explanations");
+    assert_int_equal(json_object_array_length(x), 1);
+    assert_string_equal(cm_json_get_str(json_object_array_get_idx(x, 0), "text", ""), "a");
+    x = json_object_object_get(indicator(doc, "incident_response"), "explanations");
+    assert_int_equal(json_object_array_length(x), 0);
+    assert_null(json_object_object_get(indicator(doc, "security_bulletin"), "explanations"));
     json_object_put(doc);
 
     /* The month's cap: at 5 % the 6 % is cut to 500,000 fen. */
