@@ -348,6 +348,19 @@ def run(ck, b, pol):
     ck.ok(any(a['action'] == 'sla.explanation' and a['object_id'] == ex['id'] for a in audit),
           'the explanation is audited')
 
+    # cloudbrokerctl report service-quality: the summary, the JSON, a bad month named.
+    out = cbtest.ctl(b, 'report', 'service-quality', '--month', month,
+                     token=auditor).stdout.decode()
+    after_yuan = f'{(FEE_FEN - min(total, cap)) // 100}.{(FEE_FEN - min(total, cap)) % 100:02d}'
+    ck.ok(out.startswith(f'服务商服务质量月度考核 {month}') and 'allocation_lead_time' in out and
+          f'扣减后 {after_yuan} 元' in out, f'ctl: the summary with the fee after: {out!r}')
+    d = cbtest.ctl_json(b, 'report', 'service-quality', '--month', month, token=vendor)
+    ck.eq((d['report'], d['deduction_fen']), ('service_quality', min(total, cap)),
+          'ctl --json: the scorecard document')
+    p = cbtest.ctl(b, 'report', 'service-quality', '--month', '2026-13', token=auditor,
+                   check=False)
+    ck.ok(p.returncode != 0 and b'month' in p.stderr, 'ctl: a bad month names the field')
+
     # SIGHUP: a policy the schema refuses is not loaded; a good one is.
     path = os.path.join(pol, 'service-quality.json')
     with open(path, 'w') as f:
