@@ -608,7 +608,9 @@ static const char *const migrations[] = {
      * incident was resolved and a vulnerability fixed (br-security.c), which the resolution
      * and fix times are measured to, not the times typed in. The backfill takes the time typed
      * in, but not before the record itself was made. sla_explanations: the vendor's word on a
-     * month's indicator (br-sla-explanation.c). */
+     * month's indicator (br-sla-explanation.c). host_outages: a host's connection lost until
+     * made again (br-host-outage.c, written from the daemon's host callbacks), counted as down
+     * time of the instances that should have run there. */
     "ALTER TABLE incidents ADD COLUMN resolution_recorded_at TEXT;"
     "ALTER TABLE vulnerabilities ADD COLUMN fix_recorded_at TEXT;"
     "UPDATE incidents SET resolution_recorded_at = CASE WHEN resolved_at > created_at"
@@ -623,7 +625,14 @@ static const char *const migrations[] = {
     "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
     "  created_at TEXT NOT NULL"
     ") STRICT;"
-    "CREATE INDEX sla_explanations_month ON sla_explanations(month, indicator);",
+    "CREATE INDEX sla_explanations_month ON sla_explanations(month, indicator);"
+    "CREATE TABLE host_outages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL,"
+    "  lost_at TEXT NOT NULL,"
+    "  back_at TEXT"
+    ") STRICT;"
+    "CREATE INDEX host_outages_host ON host_outages(host_id, lost_at);",
 };
 
 /*

@@ -35,7 +35,8 @@ static int read_instances(CmDb *db, const char *m0, const char *t1, BrSlaInput *
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(
         db,
-        "SELECT h.instance_id, i.name, h.at, h.state FROM instance_history h"
+        "SELECT h.instance_id, i.name, h.at, h.state, coalesce(h.host_id, 0)"
+        " FROM instance_history h"
         " JOIN instances i ON i.id = h.instance_id WHERE h.at < ?2 AND h.instance_id IN"
         " (SELECT r.instance_id FROM instance_history r WHERE r.state = 'running'"
         "  AND r.at < ?2) AND NOT EXISTS (SELECT 1 FROM instance_history g"
@@ -63,6 +64,7 @@ static int read_instances(CmDb *db, const char *m0, const char *t1, BrSlaInput *
             return -ENOMEM;
         x->h[x->n_h].at_ms = ms_of(st, 2, -1);
         x->h[x->n_h].should_run = strcmp(cm_stmt_text(st, 3), "running") == 0;
+        x->h[x->n_h].host_id = cm_stmt_int(st, 4);
         if (x->h[x->n_h].at_ms >= 0)
             x->n_h++;
     }
@@ -118,6 +120,34 @@ static int read_down(CmDb *db, const char *m0, const char *t1, int64_t t1_ms, Br
             .to_ms = ms_of(st, 3, t1_ms),
         };
         x->n_down++;
+    }
+    return r;
+}
+
+/* The hosts' lost connections that overlap the period (open ones to @t1). */
+static int read_host_down(CmDb *db, const char *m0, const char *t1, int64_t t1_ms, BrSlaInput *in,
+                          CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT id, host_id, lost_at, back_at FROM host_outages WHERE lost_at < ?2"
+                      " AND (back_at IS NULL OR back_at > ?1) ORDER BY host_id, lost_at, id",
+                      err);
+    size_t cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, m0, t1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (grow((void **)&in->host_down, &cap, in->n_host_down, sizeof(*in->host_down)) < 0)
+            return -ENOMEM;
+        in->host_down[in->n_host_down++] = (BrSlaSpan){
+            .id = cm_stmt_int(st, 0),
+            .host_id = cm_stmt_int(st, 1),
+            .from_ms = ms_of(st, 2, t1_ms),
+            .to_ms = ms_of(st, 3, t1_ms),
+        };
     }
     return r;
 }
@@ -200,6 +230,8 @@ int br_report_sla_input(CmDb *db, int64_t m0, int64_t t1, BrSlaInput *ret, CmErr
     r = read_instances(db, a, b, &in, err);
     if (r >= 0)
         r = read_down(db, a, b, t1, &in, err);
+    if (r >= 0)
+        r = read_host_down(db, a, b, t1, &in, err);
     for (size_t i = 0; i < ELEMENTSOF(case_reads) && r >= 0; i++)
         r = read_cases(db, case_reads[i].sql, a, b, case_reads[i].ind, &in, err);
     if (r == -ENOMEM)

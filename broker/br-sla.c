@@ -87,31 +87,58 @@ static int64_t overlap(int64_t a, int64_t b, int64_t c, int64_t d)
     return hi > lo ? hi - lo : 0;
 }
 
+/* The host outages of @hd that overlap a stretch [a, b) the instance should have run on
+ * @host, clipped to it, appended to @u. */
+static size_t add_host_spans(BrSlaSpan *u, size_t nu, const BrSlaSpan *hd, size_t n_hd,
+                             int64_t host, int64_t a, int64_t b)
+{
+    for (size_t k = 0; host > 0 && k < n_hd; k++) {
+        if (hd[k].host_id != host || overlap(a, b, hd[k].from_ms, hd[k].to_ms) <= 0)
+            continue;
+        u[nu] = hd[k];
+        u[nu].from_ms = hd[k].from_ms > a ? hd[k].from_ms : a;
+        u[nu].to_ms = hd[k].to_ms < b ? hd[k].to_ms : b;
+        nu++;
+    }
+    return nu;
+}
+
 int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down, size_t n_down,
-                           int64_t t0, int64_t t1, int64_t *ret_down_ms)
+                           const BrSlaSpan *host_down, size_t n_host_down, int64_t t0, int64_t t1,
+                           int64_t *ret_down_ms)
 {
     _cleanup_free_ BrSlaSpan *u = NULL;
     int64_t should = 0, down_ms = 0;
-    size_t nu = 0;
+    size_t nu = 0, cap = n_down + n * n_host_down;
 
-    /* The union of the down spans, so that two events of one outage count once. */
-    if (n_down > 0) {
-        u = malloc(n_down * sizeof(*u));
+    /* Every span it was down: its own, and its host's while it was there; then their union,
+     * so that two records of one outage count once. */
+    if (cap > 0) {
+        u = malloc(cap * sizeof(*u));
         if (!u) {
             *ret_down_ms = 0;
             return 0;
         }
         memcpy(u, down, n_down * sizeof(*u));
-        qsort(u, n_down, sizeof(*u), span_cmp);
-        for (size_t i = 1; i < n_down; i++) {
-            if (u[i].from_ms <= u[nu].to_ms) {
-                if (u[i].to_ms > u[nu].to_ms)
-                    u[nu].to_ms = u[i].to_ms;
+        nu = n_down;
+        for (size_t i = 0; i < n; i++) {
+            int64_t a = h[i].at_ms, b = i + 1 < n ? h[i + 1].at_ms : t1;
+            if (h[i].should_run)
+                nu = add_host_spans(u, nu, host_down, n_host_down, h[i].host_id, a, b);
+        }
+    }
+    if (nu > 0) {
+        size_t m = 0;
+        qsort(u, nu, sizeof(*u), span_cmp);
+        for (size_t i = 1; i < nu; i++) {
+            if (u[i].from_ms <= u[m].to_ms) {
+                if (u[i].to_ms > u[m].to_ms)
+                    u[m].to_ms = u[i].to_ms;
             } else {
-                u[++nu] = u[i];
+                u[++m] = u[i];
             }
         }
-        nu++;
+        nu = m + 1;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t a = h[i].at_ms, b = i + 1 < n ? h[i + 1].at_ms : t1;
@@ -166,6 +193,7 @@ void br_sla_input_clear(BrSlaInput *in)
         free(in->instances[i].down);
     }
     free(in->instances);
+    free(in->host_down);
     for (int i = 0; i < BR_SLA_MAX; i++)
         free(in->cases[i]);
     memset(in, 0, sizeof(*in));
@@ -236,8 +264,9 @@ static json_object *availability_json(const BrSlaPolicy *p, const BrSlaInput *in
     json_object_object_add(o, "target", target);
     for (size_t i = 0; i < in->n_instances; i++) {
         const BrSlaInstance *x = &in->instances[i];
-        int64_t d = 0, s = br_sla_instance_ms(x->h, x->n_h, x->down, x->n_down, m0, t1, &d);
-        json_object *e, *ids;
+        int64_t d = 0, s = br_sla_instance_ms(x->h, x->n_h, x->down, x->n_down, in->host_down,
+                                              in->n_host_down, m0, t1, &d);
+        json_object *e, *ids, *hids;
         if (s <= 0)
             continue;
         should += s;
@@ -253,6 +282,21 @@ static json_object *availability_json(const BrSlaPolicy *p, const BrSlaInput *in
             if (overlap(x->down[k].from_ms, x->down[k].to_ms, m0, t1) > 0)
                 json_object_array_add(ids, json_object_new_int64(x->down[k].id));
         json_object_object_add(e, "events", ids);
+        /* The outages of the hosts it should have run on meanwhile. */
+        hids = json_object_new_array();
+        for (size_t k = 0; k < in->n_host_down; k++) {
+            const BrSlaSpan *hd = &in->host_down[k];
+            bool hit = false;
+            for (size_t j = 0; j < x->n_h && !hit; j++) {
+                int64_t a = x->h[j].at_ms, b = j + 1 < x->n_h ? x->h[j + 1].at_ms : t1;
+                a = a > m0 ? a : m0;
+                hit = x->h[j].should_run && x->h[j].host_id == hd->host_id &&
+                      overlap(a, b < t1 ? b : t1, hd->from_ms, hd->to_ms) > 0;
+            }
+            if (hit)
+                json_object_array_add(hids, json_object_new_int64(hd->id));
+        }
+        json_object_object_add(e, "host_outages", hids);
         json_object_array_add(ev, e);
     }
     json_object_object_add(m, "should_run_ms", json_object_new_int64(should));

@@ -61,22 +61,27 @@ int br_sla_parse(json_object *doc, BrSlaPolicy *p, CmError *err);
 typedef struct {
     int64_t at_ms;
     bool should_run;
+    int64_t host_id; /* where it was placed (0: nowhere) */
 } BrSlaState;
 
-/* A stretch [from_ms, to_ms) the broker saw an instance down (a reconciler event). */
+/* A stretch [from_ms, to_ms) the broker saw an instance down (a reconciler event), or lost
+ * its connection to a host (host_id: a host outage). */
 typedef struct {
     int64_t id;
     int64_t from_ms, to_ms;
+    int64_t host_id;
 } BrSlaSpan;
 
 /**
  * br_sla_instance_ms:
  * How long the instance should have run within [@t0, @t1) by its history @h (by time; rows
- * before @t0 say what held at @t0), and how much of that time lies in the union of @down.
+ * before @t0 say what held at @t0), and how much of that time lies in the union of its own
+ * @down spans and the outages @host_down of the host it was on at the time.
  * Returns: the time it should have run, ms; its down part in @ret_down_ms.
  */
 int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down, size_t n_down,
-                           int64_t t0, int64_t t1, int64_t *ret_down_ms);
+                           const BrSlaSpan *host_down, size_t n_host_down, int64_t t0, int64_t t1,
+                           int64_t *ret_down_ms);
 
 /**
  * br_sla_availability_steps:
@@ -122,6 +127,8 @@ typedef struct {
 typedef struct {
     BrSlaInstance *instances;
     size_t n_instances;
+    BrSlaSpan *host_down; /* the hosts' outages */
+    size_t n_host_down;
     BrSlaCase *cases[BR_SLA_MAX]; /* every indicator but availability */
     size_t n_cases[BR_SLA_MAX];
 } BrSlaInput;

@@ -430,6 +430,7 @@ def run(ck, b, work, pol):
     con.execute('ALTER TABLE incidents DROP COLUMN resolution_recorded_at')
     con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
     con.execute('DROP TABLE sla_explanations')
+    con.execute('DROP TABLE host_outages')
     con.execute('PRAGMA user_version = 12')
     con.commit()
     con.close()

@@ -213,6 +213,8 @@ def run(ck, b, pol):
     ck.eq(sorted(ev), sorted(should), 'availability: the instances that should have run')
     ck.ok(all(ev[i]['should_run_ms'] == should[i] and ev[i]['down_ms'] == 0 for i in should),
           f'availability: each instance\'s time it should have run, from its history: {ev}')
+    ck.ok(all(e['events'] == [] and e['host_outages'] == [] for e in ev.values()),
+          'availability: no event, no host outage behind any instance')
     ck.eq((a['measured']['should_run_ms'], a['measured']['down_ms'], a['status'],
            a['deduction_fen']), (sum(should.values()), 0, 'met', 0),
           'availability: the total, nothing down, met, nothing deducted')

@@ -18,9 +18,13 @@
 
 #include <cmocka.h>
 
+#include "br-host-outage.h"
+#include "br-report-sla.h"
 #include "br-schemas.h"
 #include "br-sla.h"
+#include "br-tx.h"
 #include "cm-json.h"
+#include "cbt-store.h"
 #include "cm-time.h"
 
 #define H INT64_C(3600000)
@@ -101,7 +105,7 @@ static void test_availability(void **state)
         {3, t("2026-12-10T00:00:00Z"), t("2026-12-10T00:30:00Z")},
         {2, t("2026-12-05T11:00:00Z"), t("2026-12-05T12:30:00Z")},
     };
-    int64_t should = br_sla_instance_ms(h, 4, d, 3, m0, m1, &down);
+    int64_t should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, m0, m1, &down);
     assert_int_equal(should, 743 * H);
     assert_int_equal(down, 5 * H / 2);
     assert_int_equal(br_sla_availability_steps(999000, should - down, should), 3);
@@ -112,9 +116,34 @@ static void test_availability(void **state)
     assert_int_equal(br_sla_availability_steps(999000, 0, 0), 0);
 
     /* The month under way: up to the 10th 00:30, 9 days from 12-01 (216 h), 2.5 h down. */
-    should = br_sla_instance_ms(h, 4, d, 3, m0, t("2026-12-10T00:30:00Z"), &down);
+    should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, m0, t("2026-12-10T00:30:00Z"), &down);
     assert_int_equal(should, 216 * H);
     assert_int_equal(down, 5 * H / 2);
+
+    /* Its host 3 lost on the 5th 11:30-14:00 (overlapping the events: 10:00-14:00 is 4 h) and on
+     * the 10th 00:15-00:45 (while stopped: nothing); host 4, where it was not, all day on the
+     * 20th (nothing). Never stopped and moved to host 4 on the 20th 12:00: host 3's 2.5 h and
+     * 0.5 h and host 4's afternoon, 12 h, are 15 h. */
+    BrSlaState h3[] = {
+        {t("2026-11-30T00:00:00Z"), true, 3},
+        {t("2026-12-10T00:00:00Z"), false, 3},
+        {t("2026-12-10T01:00:00Z"), true, 3},
+    };
+    BrSlaSpan hd[] = {
+        {7, t("2026-12-05T11:30:00Z"), t("2026-12-05T14:00:00Z"), 3},
+        {8, t("2026-12-10T00:15:00Z"), t("2026-12-10T00:45:00Z"), 3},
+        {9, t("2026-12-20T00:00:00Z"), t("2026-12-21T00:00:00Z"), 4},
+    };
+    should = br_sla_instance_ms(h3, 3, d, 3, hd, 3, m0, m1, &down);
+    assert_int_equal(should, 743 * H);
+    assert_int_equal(down, 4 * H);
+    BrSlaState h4[] = {
+        {t("2026-11-30T00:00:00Z"), true, 3},
+        {t("2026-12-20T12:00:00Z"), true, 4},
+    };
+    should = br_sla_instance_ms(h4, 2, NULL, 0, hd, 3, m0, m1, &down);
+    assert_int_equal(should, 744 * H);
+    assert_int_equal(down, 15 * H);
 
     /* Fee 300,000.00 yuan: 3 steps of 1 % = 900,000.00 yuan... in fen. */
     assert_int_equal(br_sla_deduction_fen(30000000, 3, 100, 1000), 900000);
@@ -258,6 +287,98 @@ static void test_scorecard(void **state)
     json_object_put(doc);
 }
 
+/* ---- on a store (SQLite; PostgreSQL when CB_TEST_PG_URL is set) ---- */
+
+static int store_setup(void **state)
+{
+    bool pg = *(const bool *)*state;
+    CbtStore *s = calloc(1, sizeof(*s));
+    int r;
+
+    *state = s;
+    r = cbt_store_open(s, pg, "sla");
+    if (r <= 0)
+        return r < 0 ? -1 : 0;
+    /* An instance running on host 1 from November 30; an event on December 5, 10:00-12:00. */
+    return cbt_store_exec(
+        s, "INSERT INTO allocations(department_id, system_id, request_id, state, purpose,"
+           " created_at, updated_at) VALUES (1, 1, 1, 'active', 'production', 't', 't');"
+           "INSERT INTO instances(allocation_id, idx, name, uuid, host_id, vcpus, memory_mib,"
+           " disk_gib, max_vcpus, max_memory_mib, image, volume, state, created_at, updated_at)"
+           " VALUES (1, 0, 'cb-1-0', 'u-1', 1, 2, 2048, 10, 2, 2048, 'debian-12', 'v', 'running',"
+           " '2026-11-30T00:00:00.000Z', '2026-11-30T00:00:00.000Z');"
+           "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib,"
+           " host_id) VALUES (1, '2026-11-30T00:00:00.000Z', 'running', 2, 2048, 10, 1);"
+           "INSERT INTO events(kind, severity, host_id, instance_id, message, first_seen,"
+           " last_seen, resolved_at) VALUES ('instance_state', 'warning', 1, 1, 'stopped',"
+           " '2026-12-05T10:00:00.000Z', '2026-12-05T12:00:00.000Z',"
+           " '2026-12-05T12:00:00.000Z');");
+}
+
+static int store_teardown(void **state)
+{
+    CbtStore *s = *state;
+    cbt_store_close(s);
+    free(s);
+    return 0;
+}
+
+typedef struct {
+    int64_t host;
+    const char *at;
+    bool end;
+} OutageWrite;
+
+static int outage_tx(BrTx *tx, void *ctx)
+{
+    OutageWrite *w = ctx;
+    return w->end ? br_host_outage_end(tx->db, w->host, w->at, tx->err)
+                  : br_host_outage_begin(tx->db, w->host, w->at, tx->err);
+}
+
+/* Host 1 lost from 11:30 to 14:00 on the 5th (a second loss while open is the same outage),
+ * host 2 lost on the 20th and not back: the instance (on host 1) was down 10:00-14:00, 4 h. */
+static void test_host_outages_on_store(void **state)
+{
+    CbtStore *s = *state;
+    OutageWrite ws[] = {
+        {1, "2026-12-05T11:30:00.000Z", false}, {1, "2026-12-05T11:40:00.000Z", false},
+        {1, "2026-12-05T14:00:00.000Z", true},  {1, "2026-12-05T15:00:00.000Z", true},
+        {2, "2026-12-20T00:00:00.000Z", false},
+    };
+    int64_t m0 = t("2026-12-01T00:00:00Z"), m1 = t("2027-01-01T00:00:00Z"), down = -1;
+    CmError err = {0};
+    BrSlaInput in = {0};
+
+    if (!s->store)
+        skip();
+    for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+        assert_int_equal(br_tx_run(s->store, "test.outage", NULL, outage_tx, &ws[i], &err), 0);
+    assert_int_equal(cbt_store_int(s, "SELECT count(*) FROM host_outages", 0), 2);
+    assert_int_equal(cbt_store_int(s, "SELECT count(*) FROM host_outages WHERE back_at IS NULL", 0),
+                     1);
+
+    CmDb *db = br_store_db(s->store, &err);
+    assert_non_null(db);
+    assert_int_equal(br_report_sla_input(db, m0, m1, &in, &err), 0);
+    assert_int_equal(in.n_instances, 1);
+    assert_int_equal(in.instances[0].n_h, 1);
+    assert_int_equal(in.instances[0].h[0].host_id, 1);
+    assert_int_equal(in.instances[0].n_down, 1);
+    assert_int_equal(in.n_host_down, 2);
+    assert_int_equal(in.host_down[0].host_id, 1);
+    assert_int_equal(in.host_down[0].to_ms, t("2026-12-05T14:00:00Z"));
+    assert_int_equal(in.host_down[1].to_ms, m1); /* open: to the period's end */
+    const BrSlaInstance *x = &in.instances[0];
+    assert_int_equal(br_sla_instance_ms(x->h, x->n_h, x->down, x->n_down, in.host_down,
+                                        in.n_host_down, m0, m1, &down),
+                     744 * H);
+    assert_int_equal(down, 4 * H);
+    br_sla_input_clear(&in);
+}
+
+static const bool SQLITE = false, POSTGRESQL = true;
+
 int main(void)
 {
     CmError err = {0};
@@ -270,5 +391,12 @@ int main(void)
         cmocka_unit_test(test_cases),     cmocka_unit_test(test_deduction),
         cmocka_unit_test(test_scorecard),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest store_tests[] = {
+        cmocka_unit_test_prestate_setup_teardown(test_host_outages_on_store, store_setup,
+                                                 store_teardown, (void *)&SQLITE),
+        cmocka_unit_test_prestate_setup_teardown(test_host_outages_on_store, store_setup,
+                                                 store_teardown, (void *)&POSTGRESQL),
+    };
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    return r ? r : cmocka_run_group_tests(store_tests, NULL, NULL);
 }
