@@ -119,7 +119,8 @@ int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down,
             *ret_down_ms = 0;
             return 0;
         }
-        memcpy(u, down, n_down * sizeof(*u));
+        if (n_down > 0)
+            memcpy(u, down, n_down * sizeof(*u));
         nu = n_down;
         for (size_t i = 0; i < n; i++) {
             int64_t a = h[i].at_ms, b = i + 1 < n ? h[i + 1].at_ms : t1;
