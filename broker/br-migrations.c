@@ -610,7 +610,9 @@ static const char *const migrations[] = {
      * in, but not before the record itself was made. sla_explanations: the vendor's word on a
      * month's indicator (br-sla-explanation.c). host_outages: a host's connection lost until
      * made again (br-host-outage.c, written from the daemon's host callbacks), counted as down
-     * time of the instances that should have run there. */
+     * time of the instances that should have run there. maintenance_windows: a host's
+     * maintenance the vendor proposes and the reviewer agrees to, left out of availability
+     * (br-maintenance.c). */
     "ALTER TABLE incidents ADD COLUMN resolution_recorded_at TEXT;"
     "ALTER TABLE vulnerabilities ADD COLUMN fix_recorded_at TEXT;"
     "UPDATE incidents SET resolution_recorded_at = CASE WHEN resolved_at > created_at"
@@ -632,7 +634,21 @@ static const char *const migrations[] = {
     "  lost_at TEXT NOT NULL,"
     "  back_at TEXT"
     ") STRICT;"
-    "CREATE INDEX host_outages_host ON host_outages(host_id, lost_at);",
+    "CREATE INDEX host_outages_host ON host_outages(host_id, lost_at);"
+    "CREATE TABLE maintenance_windows ("
+    "  id INTEGER PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL,"
+    "  starts_at TEXT NOT NULL,"
+    "  ends_at TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('proposed','agreed','rejected')),"
+    "  proposed_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  decided_by INTEGER REFERENCES accounts(id),"
+    "  decided_at TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  CHECK (ends_at > starts_at)"
+    ") STRICT;"
+    "CREATE INDEX maintenance_windows_host ON maintenance_windows(host_id, starts_at);",
 };
 
 /*

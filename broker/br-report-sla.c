@@ -152,6 +152,36 @@ static int read_host_down(CmDb *db, const char *m0, const char *t1, int64_t t1_m
     return r;
 }
 
+/* The hosts' agreed maintenance windows that overlap the period. */
+static int read_maint(CmDb *db, const char *m0, const char *t1, BrSlaInput *in, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db,
+        "SELECT id, host_id, starts_at, ends_at FROM maintenance_windows WHERE state = 'agreed'"
+        " AND starts_at < ?2 AND ends_at > ?1 ORDER BY host_id, starts_at, id",
+        err);
+    size_t cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, m0, t1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t a = ms_of(st, 2, -1), b = ms_of(st, 3, -1);
+        if (a < 0 || b < 0)
+            continue;
+        if (grow((void **)&in->maint, &cap, in->n_maint, sizeof(*in->maint)) < 0)
+            return -ENOMEM;
+        in->maint[in->n_maint++] = (BrSlaSpan){
+            .id = cm_stmt_int(st, 0),
+            .host_id = cm_stmt_int(st, 1),
+            .from_ms = a,
+            .to_ms = b,
+        };
+    }
+    return r;
+}
+
 /* The clocks of one indicator: each row (id, severity or NULL, start, end or NULL). */
 static int read_cases(CmDb *db, const char *sql, const char *m0, const char *t1, BrSlaIndicator ind,
                       BrSlaInput *in, CmError *err)
@@ -232,6 +262,8 @@ int br_report_sla_input(CmDb *db, int64_t m0, int64_t t1, BrSlaInput *ret, CmErr
         r = read_down(db, a, b, t1, &in, err);
     if (r >= 0)
         r = read_host_down(db, a, b, t1, &in, err);
+    if (r >= 0)
+        r = read_maint(db, a, b, &in, err);
     for (size_t i = 0; i < ELEMENTSOF(case_reads) && r >= 0; i++)
         r = read_cases(db, case_reads[i].sql, a, b, case_reads[i].ind, &in, err);
     if (r == -ENOMEM)

@@ -103,9 +103,35 @@ static size_t add_host_spans(BrSlaSpan *u, size_t nu, const BrSlaSpan *hd, size_
     return nu;
 }
 
+/* The time of [a, b) and of its overlap with the @nu spans of @u (sorted, disjoint), less the
+ * union of the @n_maint windows of host @host: added to @should and @down. */
+static void add_stretch(int64_t a, int64_t b, int64_t host, const BrSlaSpan *maint, size_t n_maint,
+                        const BrSlaSpan *u, size_t nu, int64_t *should, int64_t *down)
+{
+    int64_t cur = a;
+    while (cur < b) {
+        /* The next maintenance window of the host that covers or follows cur. */
+        int64_t ws = b, we = b;
+        for (size_t k = 0; k < n_maint; k++) {
+            if (maint[k].host_id != host || maint[k].to_ms <= cur || maint[k].from_ms >= b)
+                continue;
+            int64_t s0 = maint[k].from_ms > cur ? maint[k].from_ms : cur;
+            if (s0 < ws || (s0 == ws && maint[k].to_ms > we)) {
+                ws = s0;
+                we = maint[k].to_ms < b ? maint[k].to_ms : b;
+            }
+        }
+        /* [cur, ws) counts; [ws, we) is maintenance. */
+        *should += ws - cur;
+        for (size_t k = 0; k < nu; k++)
+            *down += overlap(cur, ws, u[k].from_ms, u[k].to_ms);
+        cur = we > ws ? we : b;
+    }
+}
+
 int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down, size_t n_down,
-                           const BrSlaSpan *host_down, size_t n_host_down, int64_t t0, int64_t t1,
-                           int64_t *ret_down_ms)
+                           const BrSlaSpan *host_down, size_t n_host_down, const BrSlaSpan *maint,
+                           size_t n_maint, int64_t t0, int64_t t1, int64_t *ret_down_ms)
 {
     _cleanup_free_ BrSlaSpan *u = NULL;
     int64_t should = 0, down_ms = 0;
@@ -149,9 +175,7 @@ int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down,
         b = b < t1 ? b : t1;
         if (b <= a)
             continue;
-        should += b - a;
-        for (size_t k = 0; k < nu; k++)
-            down_ms += overlap(a, b, u[k].from_ms, u[k].to_ms);
+        add_stretch(a, b, h[i].host_id, maint, n_maint, u, nu, &should, &down_ms);
     }
     *ret_down_ms = down_ms;
     return should;
@@ -195,6 +219,7 @@ void br_sla_input_clear(BrSlaInput *in)
     }
     free(in->instances);
     free(in->host_down);
+    free(in->maint);
     for (int i = 0; i < BR_SLA_MAX; i++)
         free(in->cases[i]);
     memset(in, 0, sizeof(*in));
@@ -266,7 +291,7 @@ static json_object *availability_json(const BrSlaPolicy *p, const BrSlaInput *in
     for (size_t i = 0; i < in->n_instances; i++) {
         const BrSlaInstance *x = &in->instances[i];
         int64_t d = 0, s = br_sla_instance_ms(x->h, x->n_h, x->down, x->n_down, in->host_down,
-                                              in->n_host_down, m0, t1, &d);
+                                              in->n_host_down, in->maint, in->n_maint, m0, t1, &d);
         json_object *e, *ids, *hids;
         if (s <= 0)
             continue;
@@ -307,6 +332,12 @@ static json_object *availability_json(const BrSlaPolicy *p, const BrSlaInput *in
                                       : json_object_new_null());
     json_object_object_add(o, "measured", m);
     json_object_object_add(o, "evidence", ev);
+    {
+        json_object *mw = json_object_new_array();
+        for (size_t k = 0; k < in->n_maint; k++)
+            json_object_array_add(mw, json_object_new_int64(in->maint[k].id));
+        json_object_object_add(o, "maintenance_windows", mw);
+    }
     add_result(o, r, should > 0, br_sla_availability_steps(r->target_ppm, should - down, should),
                fee_fen, sum_fen);
     return o;

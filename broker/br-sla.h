@@ -75,13 +75,14 @@ typedef struct {
 /**
  * br_sla_instance_ms:
  * How long the instance should have run within [@t0, @t1) by its history @h (by time; rows
- * before @t0 say what held at @t0), and how much of that time lies in the union of its own
- * @down spans and the outages @host_down of the host it was on at the time.
+ * before @t0 say what held at @t0), less the agreed maintenance windows @maint of the host it
+ * was on at the time, and how much of that time lies in the union of its own @down spans and
+ * the outages @host_down of its host.
  * Returns: the time it should have run, ms; its down part in @ret_down_ms.
  */
 int64_t br_sla_instance_ms(const BrSlaState *h, size_t n, const BrSlaSpan *down, size_t n_down,
-                           const BrSlaSpan *host_down, size_t n_host_down, int64_t t0, int64_t t1,
-                           int64_t *ret_down_ms);
+                           const BrSlaSpan *host_down, size_t n_host_down, const BrSlaSpan *maint,
+                           size_t n_maint, int64_t t0, int64_t t1, int64_t *ret_down_ms);
 
 /**
  * br_sla_availability_steps:
@@ -129,6 +130,8 @@ typedef struct {
     size_t n_instances;
     BrSlaSpan *host_down; /* the hosts' outages */
     size_t n_host_down;
+    BrSlaSpan *maint; /* the hosts' agreed maintenance windows */
+    size_t n_maint;
     BrSlaCase *cases[BR_SLA_MAX]; /* every indicator but availability */
     size_t n_cases[BR_SLA_MAX];
 } BrSlaInput;

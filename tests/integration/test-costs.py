@@ -431,6 +431,7 @@ def run(ck, b, work, pol):
     con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
     con.execute('DROP TABLE sla_explanations')
     con.execute('DROP TABLE host_outages')
+    con.execute('DROP TABLE maintenance_windows')
     con.execute('PRAGMA user_version = 12')
     con.commit()
     con.close()

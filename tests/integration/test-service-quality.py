@@ -8,6 +8,8 @@ recorded (its database read read-only).
   民政局 mz  门户 portal: a new request (trial, then production, 1 instance), then a change
              that needs a restart (the department's own stop: not counted against availability)
   the vendor's fee: 100,000 yuan a month (pricing.json service_fee)
+  a maintenance window of 2 s on the production host, proposed by the vendor, agreed by the
+             reviewer: left out of the time the instance should have run
   the policy: allocation lead time 0.0001 h (0.36 s: the production job is "slow"), trial and
   change lead times 24 h; incident resolution critical 0.0005 h (1.8 s); vulnerability fix
   critical 0.00001 days (0.864 s)
@@ -118,23 +120,31 @@ def main():
     ck.done()
 
 
-def recorded(b, m0, to):
-    """What the broker recorded, read-only: each instance's should-run time in [m0, to), the
-    request history's clocks, the production provision jobs."""
+def recorded(b, m0, to, windows):
+    """What the broker recorded, read-only: each instance's should-run time in [m0, to) less the
+    agreed maintenance @windows ([(host, from ms, to ms)]) of its host, the request history's
+    clocks, the production provision jobs."""
     con = cbtest.db_connect(b.db_path)
-    hist = {}
-    for iid, at, state in con.execute(
-            'SELECT instance_id, at, state FROM instance_history ORDER BY instance_id, at, id'):
+    hist, hosts = {}, {}
+    for iid, at, state, host in con.execute(
+            'SELECT instance_id, at, state, coalesce(host_id, 0) FROM instance_history'
+            ' ORDER BY instance_id, at, id'):
         hist.setdefault(iid, []).append((ms_of(at), state))
-    should = {}
+        hosts.setdefault(iid, []).append(host)
+    should, maint = {}, {}
     for iid, h in hist.items():
-        total = 0
+        total = cut = 0
         for k, (at, state) in enumerate(h):
             end = h[k + 1][0] if k + 1 < len(h) else to
-            if state == 'running':
-                total += max(0, min(end, to) - max(at, m0))
+            a, z = max(at, m0), min(end, to)
+            if state == 'running' and z > a:
+                total += z - a
+                for host, wa, wz in windows:
+                    if host == hosts[iid][k]:
+                        cut += max(0, min(z, wz) - max(a, wa))
         if total > 0:
-            should[iid] = total
+            should[iid] = total - cut
+            maint[iid] = cut
     rh = {}
     for rid, frm, to_state, at in con.execute(
             'SELECT request_id, from_state, to_state, at FROM request_history ORDER BY id'):
@@ -145,7 +155,7 @@ def recorded(b, m0, to):
         " AND j.state = 'done'")}
     states = hist
     con.close()
-    return should, rh, jobs, states
+    return should, rh, jobs, states, maint
 
 
 def clock(rh, start_state, end_state):
@@ -171,6 +181,45 @@ def run(ck, b, pol):
     ck.eq([(i['vcpus'], i['memory_mib']) for i in after['instances'] if i['state'] != 'deleted'],
           [(8, 4096)], 'the change resized mz\'s instance beyond its maximums (a restart)')
     change_rid = max(r['id'] for r in b.get('/v1/requests?limit=100', token=rv).json()['items'])
+
+    # A maintenance window of the production host, proposed by the vendor ahead of time and
+    # agreed by the reviewer: its 2 s are left out of the time the instance should have run.
+    prod = fleet.hosts['production']
+    t_w = int(time.time() * 1000) + 1500
+    mw_body = {'host': prod, 'starts_at': iso(t_w), 'ends_at': iso(t_w + 2000),
+               'reason': '更换电源 / power supply replaced'}
+    mw = want(b.post('/v1/maintenance-windows', mw_body, token=vendor), 201, 'propose window')
+    ck.eq((mw['state'], mw['host_id'], mw['starts_at'], mw['ends_at']),
+          ('proposed', prod, iso(t_w), iso(t_w + 2000)), 'the window as proposed')
+    for who, t in (('reviewer', rv), ('department', mz['token'])):
+        ck.eq(b.post('/v1/maintenance-windows', mw_body, token=t).status, 403,
+              f'{who} may not propose a window')
+    ck.eq(b.post(f'/v1/maintenance-windows/{mw["id"]}/decision', {'decision': 'agree'},
+                 token=vendor).status, 403, 'the vendor may not agree to its own window')
+    mw = want(b.post(f'/v1/maintenance-windows/{mw["id"]}/decision', {'decision': 'agree'},
+                     token=rv), 200, 'agree')
+    ck.eq(mw['state'], 'agreed', 'the reviewer agreed')
+    r = b.post(f'/v1/maintenance-windows/{mw["id"]}/decision', {'decision': 'reject'}, token=rv)
+    ck.eq((r.status, cbtest.json_error(r).get('field')), (409, 'state'),
+          'a decided window is not decided again')
+    past = int(time.time() * 1000) - 1000
+    for bad, field in (({**mw_body, 'starts_at': iso(past)}, '/starts_at'),
+                       ({**mw_body, 'ends_at': iso(t_w - 1)}, '/ends_at'),
+                       ({**mw_body, 'host': 9999}, '/host'),
+                       ({**mw_body, 'reason': ''}, '/reason')):
+        r = b.post('/v1/maintenance-windows', bad, token=vendor)
+        ck.eq((r.status, cbtest.json_error(r).get('field')), (422, field),
+              f'a window with a bad {field}: refused naming it')
+    rejected = want(b.post('/v1/maintenance-windows', dict(mw_body, starts_at=iso(t_w + 500)),
+                           token=vendor), 201, 'another window')
+    want(b.post(f'/v1/maintenance-windows/{rejected["id"]}/decision', {'decision': 'reject'},
+                token=rv), 200, 'reject')
+    listed = want(b.get('/v1/maintenance-windows', token=auditor), 200, 'list')['items']
+    ck.eq([(x['id'], x['state']) for x in listed],
+          [(mw['id'], 'agreed'), (rejected['id'], 'rejected')], 'the auditor reads the windows')
+    while time.time() * 1000 < t_w + 2100:
+        time.sleep(0.2)
+    windows = [(prod, t_w, t_w + 2000)]
 
     now = int(time.time() * 1000)
     month = time.strftime('%Y-%m', time.gmtime(now / 1000))
@@ -203,7 +252,9 @@ def run(ck, b, pol):
     ck.eq((doc['report'], doc['month'], doc['complete'], doc['from']),
           ('service_quality', month, False, iso(m0)), 'the scorecard of the month under way')
     to = ms_of(doc['to'])
-    should, rh, jobs, states = recorded(b, m0, to)
+    should, rh, jobs, states, maint = recorded(b, m0, to, windows)
+    ck.ok(sum(maint.values()) == 2000,
+          f'the agreed window fell in the production instance\'s running time: {maint}')
     ind = by_id(doc)
 
     # Availability: every instance that should have run, its time from its history; no
@@ -215,6 +266,8 @@ def run(ck, b, pol):
           f'availability: each instance\'s time it should have run, from its history: {ev}')
     ck.ok(all(e['events'] == [] and e['host_outages'] == [] for e in ev.values()),
           'availability: no event, no host outage behind any instance')
+    ck.eq(a['maintenance_windows'], [mw['id']], 'availability: the agreed window, not the '
+          'rejected one')
     ck.eq((a['measured']['should_run_ms'], a['measured']['down_ms'], a['status'],
            a['deduction_fen']), (sum(should.values()), 0, 'met', 0),
           'availability: the total, nothing down, met, nothing deducted')
@@ -228,7 +281,8 @@ def run(ck, b, pol):
         stopped = sum(b_[0] - a[0] for a, b_ in zip(h, h[1:] + [(to, '')])
                       if a[0] >= first and a[1] != 'running')
         ck.ok(stopped > 0, f'the restart stopped the instance for {stopped} ms')
-        ck.eq(ev[restarted[0]]['should_run_ms'], to - max(first, m0) - stopped,
+        ck.eq(ev[restarted[0]]['should_run_ms'],
+              to - max(first, m0) - stopped - maint[restarted[0]],
               f'the department\'s stop is not time it should have run: {h}')
     else:
         print(f'note: the change applied without a stop: {states}', flush=True)

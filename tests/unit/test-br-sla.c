@@ -105,7 +105,7 @@ static void test_availability(void **state)
         {3, t("2026-12-10T00:00:00Z"), t("2026-12-10T00:30:00Z")},
         {2, t("2026-12-05T11:00:00Z"), t("2026-12-05T12:30:00Z")},
     };
-    int64_t should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, m0, m1, &down);
+    int64_t should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, NULL, 0, m0, m1, &down);
     assert_int_equal(should, 743 * H);
     assert_int_equal(down, 5 * H / 2);
     assert_int_equal(br_sla_availability_steps(999000, should - down, should), 3);
@@ -116,7 +116,7 @@ static void test_availability(void **state)
     assert_int_equal(br_sla_availability_steps(999000, 0, 0), 0);
 
     /* The month under way: up to the 10th 00:30, 9 days from 12-01 (216 h), 2.5 h down. */
-    should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, m0, t("2026-12-10T00:30:00Z"), &down);
+    should = br_sla_instance_ms(h, 4, d, 3, NULL, 0, NULL, 0, m0, t("2026-12-10T00:30:00Z"), &down);
     assert_int_equal(should, 216 * H);
     assert_int_equal(down, 5 * H / 2);
 
@@ -134,16 +134,28 @@ static void test_availability(void **state)
         {8, t("2026-12-10T00:15:00Z"), t("2026-12-10T00:45:00Z"), 3},
         {9, t("2026-12-20T00:00:00Z"), t("2026-12-21T00:00:00Z"), 4},
     };
-    should = br_sla_instance_ms(h3, 3, d, 3, hd, 3, m0, m1, &down);
+    should = br_sla_instance_ms(h3, 3, d, 3, hd, 3, NULL, 0, m0, m1, &down);
     assert_int_equal(should, 743 * H);
     assert_int_equal(down, 4 * H);
     BrSlaState h4[] = {
         {t("2026-11-30T00:00:00Z"), true, 3},
         {t("2026-12-20T12:00:00Z"), true, 4},
     };
-    should = br_sla_instance_ms(h4, 2, NULL, 0, hd, 3, m0, m1, &down);
+    should = br_sla_instance_ms(h4, 2, NULL, 0, hd, 3, NULL, 0, m0, m1, &down);
     assert_int_equal(should, 744 * H);
     assert_int_equal(down, 15 * H);
+
+    /* Agreed maintenance of host 3 on the 5th 11:00-13:00 and 12:30-15:00 (one window of 4 h;
+     * the outage 11:30-14:00 inside it), and of host 4 (not its host): 743 - 4 h it should have
+     * run, down 10:00-11:00 only (1 h). */
+    BrSlaSpan mw[] = {
+        {1, t("2026-12-05T11:00:00Z"), t("2026-12-05T13:00:00Z"), 3},
+        {2, t("2026-12-05T12:30:00Z"), t("2026-12-05T15:00:00Z"), 3},
+        {3, t("2026-12-01T00:00:00Z"), t("2026-12-31T00:00:00Z"), 4},
+    };
+    should = br_sla_instance_ms(h3, 3, d, 3, hd, 3, mw, 3, m0, m1, &down);
+    assert_int_equal(should, 739 * H);
+    assert_int_equal(down, 1 * H);
 
     /* Fee 300,000.00 yuan: 3 steps of 1 % = 900,000.00 yuan... in fen. */
     assert_int_equal(br_sla_deduction_fen(30000000, 3, 100, 1000), 900000);
@@ -371,7 +383,7 @@ static void test_host_outages_on_store(void **state)
     assert_int_equal(in.host_down[1].to_ms, m1); /* open: to the period's end */
     const BrSlaInstance *x = &in.instances[0];
     assert_int_equal(br_sla_instance_ms(x->h, x->n_h, x->down, x->n_down, in.host_down,
-                                        in.n_host_down, m0, m1, &down),
+                                        in.n_host_down, NULL, 0, m0, m1, &down),
                      744 * H);
     assert_int_equal(down, 4 * H);
     br_sla_input_clear(&in);
