@@ -169,10 +169,9 @@ static int connect_now(AgCollector *c, CmError *err)
         virResetLastError();
     if (virConnectRegisterCloseCallback(c->conn, close_cb, c, NULL) < 0)
         virResetLastError();
-    c->event_id = virConnectDomainEventRegisterAny(c->conn, NULL,
-                                                   VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-                                                   VIR_DOMAIN_EVENT_CALLBACK(metadata_cb), c,
-                                                   NULL);
+    c->event_id =
+        virConnectDomainEventRegisterAny(c->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(metadata_cb), c, NULL);
     if (c->event_id < 0)
         virResetLastError();
     if (virNodeGetInfo(c->conn, &info) == 0) {
@@ -480,8 +479,8 @@ int ag_collector_sample(AgCollector *c, unsigned groups, AgDomainStats **ret, si
                 0 &&
             nparams > 0 && nparams < 32) {
             virNodeMemoryStats params[32];
-            if (virNodeGetMemoryStats(c->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, params,
-                                      &nparams, 0) == 0) {
+            if (virNodeGetMemoryStats(c->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, params, &nparams,
+                                      0) == 0) {
                 uint64_t total = 0, avail = 0;
                 for (int k = 0; k < nparams; k++) {
                     if (strcmp(params[k].field, VIR_NODE_MEMORY_STATS_TOTAL) == 0)

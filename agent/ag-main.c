@@ -19,34 +19,33 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: cloudbroker-agent --broker URL --token-file F --spool FILE [OPTIONS]\n"
-            "\n"
-            "Meters every instance on one hypervisor host, keeps finished windows in a durable\n"
-            "spool and delivers them to the broker. Each cycle reads every domain's state, CPU\n"
-            "and network; the balloon and block groups, which make libvirt ask QEMU, are read\n"
-            "every slow interval, a share of the domains in each cycle.\n"
-            "\n"
-            "Options:\n"
-            "  --uri URI              libvirt URI (default qemu:///system)\n"
-            "  --broker URL           the broker: https://..., or http:// on loopback\n"
-            "  --token-file F         the host's agent token (POST /v1/hosts gives it once)\n"
-            "  --spool FILE           the SQLite spool of unsent windows\n"
-            "  --interval S           seconds between readings (default 10)\n"
-            "  --window S             seconds per window, a multiple of the interval (300)\n"
-            "  --slow-interval S      seconds between a domain's balloon and block readings: a\n"
-            "                         multiple of the interval dividing the window (60); equal\n"
-            "                         to the interval: every group every cycle, in one call\n"
-            "  --metrics-listen A:P   serve /metrics (Prometheus) there, e.g. 127.0.0.1:8471\n"
-            "  --spool-max-bytes N    bound of the spool; the oldest windows go first (64 MiB)\n"
-            "  --ca-file F            CA certificates for an https broker\n"
-            "  --pinned-public-key K  libcurl pin: sha256//BASE64\n"
-            "  --config FILE          the same keys in JSON (schemas/agent-config.json)\n"
-            "  --once                 run one cycle, flush what is due, and exit\n"
-            "  --verbose              log debug messages\n"
-            "  --version, --help\n"
-            "\n"
-            "SIGTERM/SIGINT stop cleanly; unsent windows stay in the spool for the next run.\n");
+    fprintf(f, "Usage: cloudbroker-agent --broker URL --token-file F --spool FILE [OPTIONS]\n"
+               "\n"
+               "Meters every instance on one hypervisor host, keeps finished windows in a durable\n"
+               "spool and delivers them to the broker. Each cycle reads every domain's state, CPU\n"
+               "and network; the balloon and block groups, which make libvirt ask QEMU, are read\n"
+               "every slow interval, a share of the domains in each cycle.\n"
+               "\n"
+               "Options:\n"
+               "  --uri URI              libvirt URI (default qemu:///system)\n"
+               "  --broker URL           the broker: https://..., or http:// on loopback\n"
+               "  --token-file F         the host's agent token (POST /v1/hosts gives it once)\n"
+               "  --spool FILE           the SQLite spool of unsent windows\n"
+               "  --interval S           seconds between readings (default 10)\n"
+               "  --window S             seconds per window, a multiple of the interval (300)\n"
+               "  --slow-interval S      seconds between a domain's balloon and block readings: a\n"
+               "                         multiple of the interval dividing the window (60); equal\n"
+               "                         to the interval: every group every cycle, in one call\n"
+               "  --metrics-listen A:P   serve /metrics (Prometheus) there, e.g. 127.0.0.1:8471\n"
+               "  --spool-max-bytes N    bound of the spool; the oldest windows go first (64 MiB)\n"
+               "  --ca-file F            CA certificates for an https broker\n"
+               "  --pinned-public-key K  libcurl pin: sha256//BASE64\n"
+               "  --config FILE          the same keys in JSON (schemas/agent-config.json)\n"
+               "  --once                 run one cycle, flush what is due, and exit\n"
+               "  --verbose              log debug messages\n"
+               "  --version, --help\n"
+               "\n"
+               "SIGTERM/SIGINT stop cleanly; unsent windows stay in the spool for the next run.\n");
 }
 
 static void set(char **dst, const char *v)
@@ -55,8 +54,24 @@ static void set(char **dst, const char *v)
     *dst = strdup(v);
 }
 
-enum { O_URI = 256, O_BROKER, O_TOKEN, O_SPOOL, O_INTERVAL, O_WINDOW, O_SLOW, O_METRICS, O_MAX,
-       O_CA, O_PIN, O_CONFIG, O_ONCE, O_VERBOSE, O_VERSION, O_HELP };
+enum {
+    O_URI = 256,
+    O_BROKER,
+    O_TOKEN,
+    O_SPOOL,
+    O_INTERVAL,
+    O_WINDOW,
+    O_SLOW,
+    O_METRICS,
+    O_MAX,
+    O_CA,
+    O_PIN,
+    O_CONFIG,
+    O_ONCE,
+    O_VERBOSE,
+    O_VERSION,
+    O_HELP
+};
 
 int main(int argc, char **argv)
 {
@@ -93,16 +108,36 @@ int main(int argc, char **argv)
     flags.interval = flags.window = flags.slow_interval = flags.spool_max_bytes = -1;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
-        case O_URI: set(&flags.uri, optarg); break;
-        case O_BROKER: set(&flags.broker, optarg); break;
-        case O_TOKEN: set(&flags.token_file, optarg); break;
-        case O_SPOOL: set(&flags.spool, optarg); break;
-        case O_METRICS: set(&flags.metrics_listen, optarg); break;
-        case O_CA: set(&flags.ca_file, optarg); break;
-        case O_PIN: set(&flags.pinned_public_key, optarg); break;
-        case O_CONFIG: config_path = optarg; break;
-        case O_ONCE: once = true; break;
-        case O_VERBOSE: flags.verbose = true; break;
+        case O_URI:
+            set(&flags.uri, optarg);
+            break;
+        case O_BROKER:
+            set(&flags.broker, optarg);
+            break;
+        case O_TOKEN:
+            set(&flags.token_file, optarg);
+            break;
+        case O_SPOOL:
+            set(&flags.spool, optarg);
+            break;
+        case O_METRICS:
+            set(&flags.metrics_listen, optarg);
+            break;
+        case O_CA:
+            set(&flags.ca_file, optarg);
+            break;
+        case O_PIN:
+            set(&flags.pinned_public_key, optarg);
+            break;
+        case O_CONFIG:
+            config_path = optarg;
+            break;
+        case O_ONCE:
+            once = true;
+            break;
+        case O_VERBOSE:
+            flags.verbose = true;
+            break;
         case O_INTERVAL:
         case O_WINDOW:
         case O_SLOW:
@@ -122,9 +157,16 @@ int main(int argc, char **argv)
             else
                 flags.spool_max_bytes = v;
             break;
-        case O_VERSION: printf("cloudbroker-agent %s\n", CB_VERSION); goto out;
-        case O_HELP: usage(stdout); goto out;
-        default: usage(stderr); r = 2; goto out;
+        case O_VERSION:
+            printf("cloudbroker-agent %s\n", CB_VERSION);
+            goto out;
+        case O_HELP:
+            usage(stdout);
+            goto out;
+        default:
+            usage(stderr);
+            r = 2;
+            goto out;
         }
     }
     if (optind < argc) {

@@ -53,8 +53,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-int ag_push_new(const AgConfig *c, const char *token, AgSpool *spool, AgPush **ret,
-                CmError *err)
+int ag_push_new(const AgConfig *c, const char *token, AgSpool *spool, AgPush **ret, CmError *err)
 {
     AgPush *p = calloc(1, sizeof(*p));
     pthread_condattr_t attr;

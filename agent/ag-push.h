@@ -21,8 +21,7 @@ typedef struct {
     double backoff_s;
 } AgPushStats;
 
-int ag_push_new(const AgConfig *c, const char *token, AgSpool *spool, AgPush **ret,
-                CmError *err);
+int ag_push_new(const AgConfig *c, const char *token, AgSpool *spool, AgPush **ret, CmError *err);
 AgPush *ag_push_free(AgPush *p);
 
 /** ag_push_start: runs delivery in its own thread. Returns: 0 or a negative errno. */

@@ -83,8 +83,8 @@ static int counter_add(CmDb *db, const char *name, int64_t delta, CmError *err)
 
 static int64_t counter_get(CmDb *db, const char *name)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT value FROM counters WHERE name = ?1",
-                                              NULL);
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db, "SELECT value FROM counters WHERE name = ?1", NULL);
     if (!st)
         return 0;
     CM_DB_BIND(st, name);
@@ -152,8 +152,7 @@ int ag_spool_append(AgSpool *s, const AgRecord *records, size_t n, const AgState
     r = cm_db_begin_immediate(s->db, err);
     for (size_t i = 0; r >= 0 && i < n; i++) {
         _cleanup_stmt_ CmStmt *st = cm_db_prepare(
-            s->db, "INSERT INTO spool(kind, payload, bytes, created) VALUES (?1, ?2, ?3, ?4)",
-            err);
+            s->db, "INSERT INTO spool(kind, payload, bytes, created) VALUES (?1, ?2, ?3, ?4)", err);
         int64_t bytes = (int64_t)strlen(records[i].payload);
         if (!st) {
             r = -EIO;

@@ -58,8 +58,8 @@ int ag_spool_append(AgSpool *s, const AgRecord *records, size_t n, const AgState
  * ag_spool_load_states:
  * Calls @fn for every saved state. Returns: the number of states, or a negative errno.
  */
-int ag_spool_load_states(AgSpool *s, void (*fn)(void *userdata, const char *name,
-                                                const void *data, size_t len),
+int ag_spool_load_states(AgSpool *s,
+                         void (*fn)(void *userdata, const char *name, const void *data, size_t len),
                          void *userdata, CmError *err);
 
 /**

@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-notification.h"
@@ -84,7 +82,7 @@ static int br_api_accounts_create(BrCall *c)
     out = json_object_new_object();
     json_object_object_add(out, "account", TAKE_PTR(w.out));
     json_object_object_add(out, "token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_CREATED, out);
+    return br_reply(c, BR_HTTP_CREATED, out);
 }
 
 static int br_api_accounts_list(BrCall *c)
@@ -113,7 +111,7 @@ static int br_api_accounts_get(BrCall *c)
     int r = br_account_get(br_call_db(c), c->ids[0], &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int account_patch_tx(BrTx *tx, void *ctx)
@@ -145,7 +143,7 @@ static int br_api_accounts_patch(BrCall *c)
     r = br_call_tx(c, "account.update", account_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 /* PATCH /v1/whoami: one's own e-mail address and whether to be mailed. */
@@ -189,7 +187,7 @@ static int br_api_accounts_rotate(BrCall *c)
     out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_int64(w.id));
     json_object_object_add(out, "token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_OK, out);
+    return br_reply(c, BR_HTTP_OK, out);
 }
 
 static const BrRoute routes[] = {
@@ -198,13 +196,16 @@ static const BrRoute routes[] = {
     /* One's own e-mail address for notifications and whether to get them by mail. */
     {"PATCH", "/v1/whoami", br_api_whoami_patch, BR_ROLES_ACCOUNTS, BR_BODY_JSON, "whoami-patch"},
 
-    {"POST", "/v1/accounts", br_api_accounts_create, R_ADMIN, BR_BODY_JSON, "account-create"},
-    {"GET", "/v1/accounts", br_api_accounts_list, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/accounts/{id}", br_api_accounts_get, R_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
+    {"POST", "/v1/accounts", br_api_accounts_create, BR_ROLES_ADMIN, BR_BODY_JSON,
+     "account-create"},
+    {"GET", "/v1/accounts", br_api_accounts_list, BR_ROLES_ADMIN | BR_ROLES_READERS, BR_BODY_NONE,
      NULL},
-    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, R_ADMIN, BR_BODY_JSON, "account-patch"},
-    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, R_ADMIN, BR_BODY_JSON_OPTIONAL,
-     "empty"},
+    {"GET", "/v1/accounts/{id}", br_api_accounts_get, BR_ROLES_ADMIN | BR_ROLES_READERS,
+     BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/accounts/{id}", br_api_accounts_patch, BR_ROLES_ADMIN, BR_BODY_JSON,
+     "account-patch"},
+    {"POST", "/v1/accounts/{id}/token", br_api_accounts_rotate, BR_ROLES_ADMIN,
+     BR_BODY_JSON_OPTIONAL, "empty"},
 };
 
 const BrRouteTable br_api_accounts_routes = {routes, ELEMENTSOF(routes)};

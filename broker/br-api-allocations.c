@@ -2,8 +2,6 @@
 /* Allocations and their instances; restore and purge: parse, call the owners, answer. */
 #include <errno.h>
 
-#include <microhttpd.h>
-
 #include "br-allocation.h"
 #include "br-api.h"
 #include "br-daemon.h"
@@ -44,7 +42,7 @@ static int br_api_allocations_get(BrCall *c)
     int r = br_allocation_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 typedef struct {
@@ -112,7 +110,7 @@ static int allocation_action(BrCall *c, bool restore)
     if (r < 0)
         return r;
     json_object_object_add(o, "job_id", json_object_new_int64(w.job));
-    return br_reply(c, MHD_HTTP_ACCEPTED, o);
+    return br_reply(c, BR_HTTP_ACCEPTED, o);
 }
 
 static int br_api_allocations_restore(BrCall *c)
@@ -127,13 +125,13 @@ static int br_api_allocations_purge(BrCall *c)
 
 static const BrRoute routes[] = {
 
-    {"GET", "/v1/allocations", br_api_allocations_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/allocations", br_api_allocations_list,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/allocations/{id}", br_api_allocations_get,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, R_REVIEWER,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/allocations/{id}/restore", br_api_allocations_restore, BR_ROLES_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, R_REVIEWER,
+    {"POST", "/v1/allocations/{id}/purge", br_api_allocations_purge, BR_ROLES_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
 };
 

@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-daemon.h"
 #include "cm-util.h"
@@ -105,7 +103,7 @@ static int br_api_audit_verify(BrCall *c)
         json_object_object_add(a, "at", json_object_new_string(anchor.at));
     }
     json_object_object_add(o, "anchor", a);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {

@@ -2,8 +2,6 @@
 /* The reviewers' dashboard and the approval queue: parse, call the read models, answer. */
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api-requests.h"
 #include "br-api.h"
 #include "br-daemon.h"
@@ -42,7 +40,7 @@ static int br_api_dashboard(BrCall *c)
         bool known = c->d->hosts && br_hosts_status(c->d->hosts, cm_json_get_int(h, "id", 0), &st);
         json_object_object_add(h, "connected", json_object_new_boolean(known && st.connected));
     }
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 /* The pre-review check of a request that still waits on its materials and sizes. */
@@ -108,14 +106,15 @@ static int br_api_queue(BrCall *c)
     o = json_object_new_object();
     json_object_object_add(o, "items", items);
     json_object_object_add(o, "next", NULL);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {
     /* The bureau's overview; what waits for one who acts on requests. */
     {"GET", "/v1/dashboard", br_api_dashboard, BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/queue", br_api_queue, R_REVIEWER | R_CONSULTANT | R_VENDOR | R_DEPARTMENT,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/queue", br_api_queue,
+     BR_ROLES_REVIEWER | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR | BR_ROLES_DEPARTMENT, BR_BODY_NONE,
+     NULL},
 };
 
 const BrRouteTable br_api_dashboard_routes = {routes, ELEMENTSOF(routes)};

@@ -2,8 +2,6 @@
 /* The departments and their quotas: parse, call the table's owner, answer. */
 #include <errno.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-department.h"
 #include "br-quota.h"
@@ -80,7 +78,7 @@ static int br_api_departments_create(BrCall *c)
     r = br_call_tx(c, "department.create", department_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
 static int br_api_departments_list(BrCall *c)
@@ -102,7 +100,7 @@ static int br_api_departments_get(BrCall *c)
     int r = br_call_read(c, "department.get", department_load, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static int department_patch_tx(BrTx *tx, void *ctx)
@@ -126,17 +124,17 @@ static int br_api_departments_patch(BrCall *c)
     r = br_call_tx(c, "department.update", department_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/departments", br_api_departments_create, R_ADMIN, BR_BODY_JSON,
+    {"POST", "/v1/departments", br_api_departments_create, BR_ROLES_ADMIN, BR_BODY_JSON,
      "department-create"},
     {"GET", "/v1/departments", br_api_departments_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"GET", "/v1/departments/{id}", br_api_departments_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, R_ADMIN | R_REVIEWER, BR_BODY_JSON,
-     "department-patch"},
+    {"PATCH", "/v1/departments/{id}", br_api_departments_patch, BR_ROLES_ADMIN | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "department-patch"},
 };
 
 const BrRouteTable br_api_departments_routes = {routes, ELEMENTSOF(routes)};

@@ -28,7 +28,8 @@ static int br_api_events_list(BrCall *c)
 }
 
 static const BrRoute routes[] = {
-    {"GET", "/v1/events", br_api_events_list, BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/events", br_api_events_list, BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE,
+     NULL},
 };
 
 const BrRouteTable br_api_events_routes = {routes, ELEMENTSOF(routes)};

@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-assess.h"
 #include "br-daemon.h"
@@ -54,7 +52,7 @@ static int br_api_findings_get(BrCall *c)
     int r = br_finding_get(br_call_db(c), c->ids[0], br_call_scope(c), &pol->pricing, &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 typedef struct {
@@ -94,7 +92,7 @@ static int finding_move(BrCall *c, const char *to)
         json_object_put(w.out);
         return r;
     }
-    return br_reply(c, MHD_HTTP_OK, w.out);
+    return br_reply(c, BR_HTTP_OK, w.out);
 }
 
 static int br_api_findings_acknowledge(BrCall *c)
@@ -241,7 +239,7 @@ static int br_api_findings_change_request(BrCall *c)
     o = json_object_new_object();
     json_object_object_add(o, "finding_id", json_object_new_int64(w.id));
     json_object_object_add(o, "request_id", json_object_new_int64(w.req_id));
-    return br_reply(c, MHD_HTTP_CREATED, o);
+    return br_reply(c, BR_HTTP_CREATED, o);
 }
 
 static int br_api_assessment_run(BrCall *c)
@@ -250,26 +248,26 @@ static int br_api_assessment_run(BrCall *c)
     int r = br_assess_run(c->d, &c->actor, &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {
 
     /* Assessment: findings and the run (Art. 5, 8, 9); security records in br-api-security.c,
      * reports in br-api-reports.c. */
-    {"GET", "/v1/findings", br_api_findings_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
-    {"GET", "/v1/findings/{id}", br_api_findings_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/findings", br_api_findings_list,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/findings/{id}", br_api_findings_get,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"POST", "/v1/findings/{id}/acknowledge", br_api_findings_acknowledge,
-     R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON_OPTIONAL, "finding-action"},
-    {"POST", "/v1/findings/{id}/resolve", br_api_findings_resolve, R_DEPARTMENT | R_REVIEWER,
-     BR_BODY_JSON_OPTIONAL, "finding-action"},
-    {"POST", "/v1/findings/{id}/dismiss", br_api_findings_dismiss, R_REVIEWER, BR_BODY_JSON,
+     BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER, BR_BODY_JSON_OPTIONAL, "finding-action"},
+    {"POST", "/v1/findings/{id}/resolve", br_api_findings_resolve,
+     BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER, BR_BODY_JSON_OPTIONAL, "finding-action"},
+    {"POST", "/v1/findings/{id}/dismiss", br_api_findings_dismiss, BR_ROLES_REVIEWER, BR_BODY_JSON,
      "finding-action"},
-    {"POST", "/v1/findings/{id}/change-request", br_api_findings_change_request, R_DEPARTMENT,
-     BR_BODY_JSON_OPTIONAL, "empty"},
-    {"POST", "/v1/assessment/run", br_api_assessment_run, R_REVIEWER | R_VENDOR,
+    {"POST", "/v1/findings/{id}/change-request", br_api_findings_change_request,
+     BR_ROLES_DEPARTMENT, BR_BODY_JSON_OPTIONAL, "empty"},
+    {"POST", "/v1/assessment/run", br_api_assessment_run, BR_ROLES_REVIEWER | BR_ROLES_VENDOR,
      BR_BODY_JSON_OPTIONAL, "empty"},
 };
 

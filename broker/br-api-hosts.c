@@ -3,8 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-daemon.h"
 #include "br-host.h"
@@ -211,7 +209,7 @@ static int br_api_hosts_create(BrCall *c)
     if (r < 0)
         return r;
     json_object_object_add(out, "agent_token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_CREATED, out);
+    return br_reply(c, BR_HTTP_CREATED, out);
 }
 
 static int host_token_tx(BrTx *tx, void *ctx)
@@ -237,7 +235,7 @@ static int br_api_hosts_rotate_agent_token(BrCall *c)
     out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_int64(w.id));
     json_object_object_add(out, "agent_token", json_object_new_string(w.token));
-    return br_reply(c, MHD_HTTP_OK, out);
+    return br_reply(c, BR_HTTP_OK, out);
 }
 
 static int br_api_hosts_list(BrCall *c)
@@ -267,7 +265,7 @@ static int br_api_hosts_get(BrCall *c)
     int r = host_load(c, c->ids[0], &o);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int host_patch_tx(BrTx *tx, void *ctx)
@@ -298,16 +296,17 @@ static int br_api_hosts_patch(BrCall *c)
     r = host_load(c, w.id, &out);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, out);
+    return br_reply(c, BR_HTTP_OK, out);
 }
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/hosts", br_api_hosts_create, R_VENDOR, BR_BODY_JSON, "host-create"},
-    {"GET", "/v1/hosts", br_api_hosts_list, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"GET", "/v1/hosts/{id}", br_api_hosts_get, R_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, R_VENDOR, BR_BODY_JSON, "host-patch"},
-    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, R_VENDOR,
+    {"POST", "/v1/hosts", br_api_hosts_create, BR_ROLES_VENDOR, BR_BODY_JSON, "host-create"},
+    {"GET", "/v1/hosts", br_api_hosts_list, BR_ROLES_VENDOR | BR_ROLES_READERS, BR_BODY_NONE, NULL},
+    {"GET", "/v1/hosts/{id}", br_api_hosts_get, BR_ROLES_VENDOR | BR_ROLES_READERS, BR_BODY_NONE,
+     NULL},
+    {"PATCH", "/v1/hosts/{id}", br_api_hosts_patch, BR_ROLES_VENDOR, BR_BODY_JSON, "host-patch"},
+    {"POST", "/v1/hosts/{id}/agent-token", br_api_hosts_rotate_agent_token, BR_ROLES_VENDOR,
      BR_BODY_JSON_OPTIONAL, "empty"},
 };
 

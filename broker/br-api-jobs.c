@@ -2,8 +2,6 @@
 /* Jobs: their list, one with its steps, and the retry of a failed one. */
 #include <errno.h>
 
-#include <microhttpd.h>
-
 #include "br-daemon.h"
 #include "br-api-requests.h"
 #include "br-api.h"
@@ -37,7 +35,7 @@ static int br_api_jobs_get(BrCall *c)
     int r = br_job_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 /*
@@ -72,9 +70,17 @@ static int retry_quota_check(BrCall *c, CmDb *db, const BrJobRow *job)
     return r;
 }
 
+typedef struct {
+    BrCall *call;
+    int64_t request_id;
+    BrRequestState request_state; /* as the retry left it, read in its transaction */
+} JobRetry;
+
 static int job_retry_tx(BrTx *tx, void *ctx)
 {
-    BrCall *c = ctx;
+    JobRetry *x = ctx;
+    BrCall *c = x->call;
+    BrRequestRow row = {0};
     BrJobRow job;
     int r = br_job_load(tx->db, c->ids[0], &job, tx->err);
 
@@ -82,20 +88,29 @@ static int job_retry_tx(BrTx *tx, void *ctx)
         return br_not_found(c, "job", c->ids[0]);
     if (r >= 0)
         r = retry_quota_check(c, tx->db, &job);
-    if (r < 0)
+    if (r >= 0)
+        r = br_workflow_plan_retry(c->d, tx->db, tx->actor, job.id,
+                                   cm_json_get_str(c->body, "comment", NULL), tx->err);
+    if (r < 0 || !job.request_id)
         return r;
-    return br_workflow_plan_retry(c->d, tx->db, tx->actor, job.id,
-                                  cm_json_get_str(c->body, "comment", NULL), tx->err);
+    r = br_request_load(tx->db, job.request_id, NULL, &row, tx->err);
+    x->request_id = job.request_id;
+    x->request_state = row.state;
+    br_request_row_clear(&row);
+    return r;
 }
 
 /*
  * A failed job again, once the vendor has mended its cause: its request and allocation go
- * back to where the failure found them (br_workflow_plan_retry).
+ * back to where the failure found them (br_workflow_plan_retry). The answer says the request's
+ * state as the retry left it: by the time a client reads the request, a quick job may have
+ * moved it on.
  */
 static int br_api_jobs_retry(BrCall *c)
 {
+    JobRetry x = {.call = c};
     json_object *o;
-    int r = br_call_tx(c, "job.retry", job_retry_tx, c);
+    int r = br_call_tx(c, "job.retry", job_retry_tx, &x);
 
     if (r < 0)
         return r;
@@ -103,17 +118,20 @@ static int br_api_jobs_retry(BrCall *c)
     r = br_job_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_ACCEPTED, o);
+    if (x.request_id)
+        json_object_object_add(o, "request_state",
+                               json_object_new_string(br_request_state_to_string(x.request_state)));
+    return br_reply(c, BR_HTTP_ACCEPTED, o);
 }
 
 static const BrRoute routes[] = {
 
-    {"GET", "/v1/jobs", br_api_jobs_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE,
-     NULL},
-    {"GET", "/v1/jobs/{id}", br_api_jobs_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
+    {"GET", "/v1/jobs", br_api_jobs_list, BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR,
      BR_BODY_NONE, NULL},
-    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, R_VENDOR | R_REVIEWER, BR_BODY_JSON_OPTIONAL,
-     "action"},
+    {"GET", "/v1/jobs/{id}", br_api_jobs_get,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/jobs/{id}/retry", br_api_jobs_retry, BR_ROLES_VENDOR | BR_ROLES_REVIEWER,
+     BR_BODY_JSON_OPTIONAL, "action"},
 };
 
 const BrRouteTable br_api_jobs_routes = {routes, ELEMENTSOF(routes)};

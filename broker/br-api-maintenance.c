@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-host.h"
 #include "br-maintenance.h"
@@ -70,7 +68,7 @@ static int br_api_maintenance_create(BrCall *c)
     r = br_call_tx(c, "maintenance.propose", window_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, w.out);
+    return br_reply(c, BR_HTTP_CREATED, w.out);
 }
 
 static int window_decide_tx(BrTx *tx, void *ctx)
@@ -94,7 +92,7 @@ static int br_api_maintenance_decide(BrCall *c)
     int r = br_call_tx(c, "maintenance.decide", window_decide_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, w.out);
+    return br_reply(c, BR_HTTP_OK, w.out);
 }
 
 static int br_api_maintenance_list(BrCall *c)
@@ -112,10 +110,10 @@ static int br_api_maintenance_list(BrCall *c)
 
 static const BrRoute routes[] = {
     {"GET", "/v1/maintenance-windows", br_api_maintenance_list,
-     BR_ROLES_READERS | R_ADMIN | R_VENDOR, BR_BODY_NONE, NULL},
-    {"POST", "/v1/maintenance-windows", br_api_maintenance_create, R_VENDOR, BR_BODY_JSON,
+     BR_ROLES_READERS | BR_ROLES_ADMIN | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/maintenance-windows", br_api_maintenance_create, BR_ROLES_VENDOR, BR_BODY_JSON,
      "maintenance-create"},
-    {"POST", "/v1/maintenance-windows/{id}/decision", br_api_maintenance_decide, R_REVIEWER,
+    {"POST", "/v1/maintenance-windows/{id}/decision", br_api_maintenance_decide, BR_ROLES_REVIEWER,
      BR_BODY_JSON, "maintenance-decision"},
 };
 

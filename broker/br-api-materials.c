@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "br-api-requests.h"
 #include "br-daemon.h"
 #include "br-material.h"
@@ -86,8 +84,7 @@ static int upload_checks(BrCall *c, BrMaterialKind *ret_kind, const char **ret_f
         r = filename_param(c, ret_filename);
     if (r < 0)
         return r;
-    if (br_material_media_type(br_call_header(c, MHD_HTTP_HEADER_CONTENT_TYPE), media, media_size) <
-        0)
+    if (br_material_media_type(br_call_header(c, "Content-Type"), media, media_size) < 0)
         return cm_error_set(&c->err, CM_ERROR_MEDIA_TYPE, "Content-Type",
                             "a Content-Type header naming the document's type is required");
     if (!br_policy_media_type_allowed(&p->review, media))
@@ -155,7 +152,7 @@ static int br_api_materials_put(BrCall *c)
         r = br_call_tx(c, "material.upload", material_put_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, w.out);
+    return br_reply(c, BR_HTTP_CREATED, w.out);
 }
 
 static int br_api_materials_get(BrCall *c)
@@ -224,10 +221,11 @@ static int br_api_materials_get(BrCall *c)
 }
 
 static const BrRoute routes[] = {
-    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
+    {"PUT", "/v1/requests/{id}/materials/{name}", br_api_materials_put,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_UPLOAD, NULL, br_api_materials_precheck},
     {"GET", "/v1/requests/{id}/materials/{name}", br_api_materials_get,
-     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR, BR_BODY_NONE,
+     NULL},
 };
 
 const BrRouteTable br_api_materials_routes = {routes, ELEMENTSOF(routes)};

@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-daemon.h"
 #include "br-metering.h"
@@ -83,7 +81,7 @@ static int br_api_samples_post(BrCall *c)
         json_object_array_add(rejected, e);
     }
     json_object_object_add(o, "rejected", rejected);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 /* ?from= / ?to=: ISO 8601 or seconds since the epoch. */
@@ -156,7 +154,7 @@ static int usage(BrCall *c, bool step, BrTxFn read)
         r = br_tx_read(c->d->store, "usage", read, &u, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, u.out);
+    return br_reply(c, BR_HTTP_OK, u.out);
 }
 
 static int br_api_instances_usage(BrCall *c)
@@ -199,21 +197,21 @@ static int br_api_metering_rollup(BrCall *c)
     o = json_object_new_object();
     json_object_object_add(o, "day", json_object_new_string(day));
     json_object_object_add(o, "instances", json_object_new_int64(n));
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static const BrRoute routes[] = {
 
     /* Metering: agents post windows; usage is read with the same scoping as allocations. */
     /* The hot path: parsed by br_samples_parse() into structs, to schemas/samples.json. */
-    {"POST", "/v1/samples", br_api_samples_post, R_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
+    {"POST", "/v1/samples", br_api_samples_post, BR_ROLES_AGENT, BR_BODY_JSON_RAW, "samples", NULL,
      32u * 1024 * 1024},
     {"GET", "/v1/instances/{id}/usage", br_api_instances_usage,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/allocations/{id}/usage", br_api_allocations_usage,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"POST", "/v1/metering/rollup", br_api_metering_rollup, R_VENDOR | R_ADMIN, BR_BODY_JSON,
-     "rollup"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/metering/rollup", br_api_metering_rollup, BR_ROLES_VENDOR | BR_ROLES_ADMIN,
+     BR_BODY_JSON, "rollup"},
 };
 
 const BrRouteTable br_api_metering_routes = {routes, ELEMENTSOF(routes)};

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-cluster.h"
 #include "br-daemon.h"
@@ -150,11 +148,12 @@ static int br_api_metrics(BrCall *c)
         free(text);
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     }
-    return br_reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+    return br_reply_text(c, BR_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 static const BrRoute routes[] = {
-    {"GET", "/metrics", br_api_metrics, R_ADMIN | R_VENDOR | R_AUDITOR, BR_BODY_NONE, NULL},
+    {"GET", "/metrics", br_api_metrics, BR_ROLES_ADMIN | BR_ROLES_VENDOR | BR_ROLES_AUDITOR,
+     BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_metrics_routes = {routes, ELEMENTSOF(routes)};

@@ -2,8 +2,6 @@
 /* An account's own notifications: parse, call the table's owner, answer. */
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-notification.h"
 
@@ -36,7 +34,7 @@ static int br_api_notifications_read(BrCall *c)
     int r = br_call_tx(c, "notification.read", read_tx, &c->ids[0]);
     if (r < 0)
         return r;
-    return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
+    return br_reply_no_content(c, BR_HTTP_NO_CONTENT);
 }
 
 static int br_api_notifications_read_all(BrCall *c)
@@ -45,13 +43,12 @@ static int br_api_notifications_read_all(BrCall *c)
     int r = br_call_tx(c, "notification.read", read_tx, &all);
     if (r < 0)
         return r;
-    return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
+    return br_reply_no_content(c, BR_HTTP_NO_CONTENT);
 }
 
 /* Every account reads and marks its own. */
 static const BrRoute routes[] = {
-    {"GET", "/v1/notifications", br_api_notifications_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE,
-     NULL},
+    {"GET", "/v1/notifications", br_api_notifications_list, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"POST", "/v1/notifications/{id}/read", br_api_notifications_read, BR_ROLES_ACCOUNTS,
      BR_BODY_JSON_OPTIONAL, "empty"},
     {"POST", "/v1/notifications/read-all", br_api_notifications_read_all, BR_ROLES_ACCOUNTS,

@@ -6,8 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-cost.h"
 #include "br-daemon.h"
@@ -39,7 +37,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
 {
     char disp[256];
     if (strcmp(format, "json") == 0)
-        return br_reply(c, MHD_HTTP_OK, doc);
+        return br_reply(c, BR_HTTP_OK, doc);
     char *text = strcmp(format, "csv") == 0 ? br_report_csv(doc, lang) : br_report_html(doc, lang);
     json_object_put(doc);
     if (!text)
@@ -49,7 +47,7 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
              filename, csv ? "csv" : "html");
     br_reply_header(c, "Content-Disposition", disp);
     return br_reply_text(
-        c, MHD_HTTP_OK,
+        c, BR_HTTP_OK,
         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
 }
 
@@ -340,20 +338,20 @@ static int br_api_reports_service_quality_explain(BrCall *c)
     r = br_call_tx(c, "sla.explanation", explanation_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, w.out);
+    return br_reply(c, BR_HTTP_CREATED, w.out);
 }
 
 static const BrRoute routes[] = {
-    {"GET", "/v1/reports/assessment", br_api_reports_assessment, R_DEPARTMENT | BR_ROLES_READERS,
-     BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/assessment", br_api_reports_assessment,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS, BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/operations", br_api_reports_operations,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"GET", "/v1/reports/costs", br_api_reports_costs, R_DEPARTMENT | BR_ROLES_READERS | R_ADMIN,
-     BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/costs", br_api_reports_costs,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_ADMIN, BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/service-quality", br_api_reports_service_quality,
-     BR_ROLES_READERS | R_ADMIN | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_READERS | BR_ROLES_ADMIN | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"POST", "/v1/reports/service-quality/explanations", br_api_reports_service_quality_explain,
-     R_VENDOR, BR_BODY_JSON, "sla-explanation-create"},
+     BR_ROLES_VENDOR, BR_BODY_JSON, "sla-explanation-create"},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-api-requests.h"
 #include "br-daemon.h"
@@ -121,7 +119,7 @@ static int br_api_requests_create(BrCall *c)
 
     if (r < 0)
         return r;
-    return reply_request(c, w.id, MHD_HTTP_CREATED);
+    return reply_request(c, w.id, BR_HTTP_CREATED);
 }
 
 static int br_api_requests_list(BrCall *c)
@@ -199,7 +197,7 @@ static int cache_reply(BrCall *c, int64_t id, uint64_t gen, uint64_t pgen)
         return br_not_found(c, "request", id);
     if (!copy)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
-    br_reply_text(c, MHD_HTTP_OK, "application/json", copy);
+    br_reply_text(c, BR_HTTP_OK, "application/json", copy);
     return 1;
 }
 
@@ -262,7 +260,7 @@ static int br_api_requests_get(BrCall *c)
     br_request_row_clear(&rd.row);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, rd.out);
+    return br_reply(c, BR_HTTP_OK, rd.out);
 }
 
 /*
@@ -340,7 +338,7 @@ static int patch_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_patch(BrCall *c)
 {
     RequestWrite w = {.step = patch_step};
-    return request_write(c, &w, "request.update", MHD_HTTP_OK);
+    return request_write(c, &w, "request.update", BR_HTTP_OK);
 }
 
 /* Refuses a submission that lacks required materials or breaks an enforced limit. */
@@ -426,7 +424,7 @@ static int br_api_requests_submit(BrCall *c)
                       .action = "request.submit",
                       .to = BR_REQUEST_STATE_SUBMITTED,
                       .check = true};
-    return request_write(c, &w, w.action, MHD_HTTP_OK);
+    return request_write(c, &w, w.action, BR_HTTP_OK);
 }
 
 static int br_api_requests_resubmit(BrCall *c)
@@ -435,7 +433,7 @@ static int br_api_requests_resubmit(BrCall *c)
                       .action = "request.resubmit",
                       .to = BR_REQUEST_STATE_SUBMITTED,
                       .check = true};
-    return request_write(c, &w, w.action, MHD_HTTP_OK);
+    return request_write(c, &w, w.action, BR_HTTP_OK);
 }
 
 static int br_api_requests_withdraw(BrCall *c)
@@ -443,7 +441,7 @@ static int br_api_requests_withdraw(BrCall *c)
     RequestWrite w = {.step = department_move_step,
                       .action = "request.withdraw",
                       .to = BR_REQUEST_STATE_WITHDRAWN};
-    return request_write(c, &w, w.action, MHD_HTTP_OK);
+    return request_write(c, &w, w.action, BR_HTTP_OK);
 }
 
 static int assign_step(BrTx *tx, RequestWrite *w)
@@ -466,7 +464,7 @@ static int assign_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_assign(BrCall *c)
 {
     RequestWrite w = {.step = assign_step};
-    return request_write(c, &w, "request.assign", MHD_HTTP_OK);
+    return request_write(c, &w, "request.assign", BR_HTTP_OK);
 }
 
 static int opinion_step(BrTx *tx, RequestWrite *w)
@@ -488,7 +486,7 @@ static int opinion_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_opinion(BrCall *c)
 {
     RequestWrite w = {.step = opinion_step};
-    return request_write(c, &w, "request.opinion", MHD_HTTP_CREATED);
+    return request_write(c, &w, "request.opinion", BR_HTTP_CREATED);
 }
 
 /* Approval honours every enforced rule; the reviewer sees why in GET's check. */
@@ -562,7 +560,7 @@ static int decision_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_decision(BrCall *c)
 {
     RequestWrite w = {.step = decision_step};
-    return request_write(c, &w, "request.decision", MHD_HTTP_OK);
+    return request_write(c, &w, "request.decision", BR_HTTP_OK);
 }
 
 static int allocate_step(BrTx *tx, RequestWrite *w)
@@ -597,7 +595,7 @@ static int allocate_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_allocate(BrCall *c)
 {
     RequestWrite w = {.step = allocate_step};
-    return request_write(c, &w, "request.allocate", MHD_HTTP_ACCEPTED);
+    return request_write(c, &w, "request.allocate", BR_HTTP_ACCEPTED);
 }
 
 static int trial_result_step(BrTx *tx, RequestWrite *w)
@@ -646,34 +644,37 @@ static int trial_result_step(BrTx *tx, RequestWrite *w)
 static int br_api_requests_trial_result(BrCall *c)
 {
     RequestWrite w = {.step = trial_result_step};
-    return request_write(c, &w, "request.trial_result", MHD_HTTP_CREATED);
+    return request_write(c, &w, "request.trial_result", BR_HTTP_CREATED);
 }
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/requests", br_api_requests_create, R_DEPARTMENT, BR_BODY_JSON, "request-create"},
+    {"POST", "/v1/requests", br_api_requests_create, BR_ROLES_DEPARTMENT, BR_BODY_JSON,
+     "request-create"},
     {"GET", "/v1/requests", br_api_requests_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR, BR_BODY_NONE,
+     NULL},
     {"GET", "/v1/requests/{id}", br_api_requests_get,
-     R_DEPARTMENT | BR_ROLES_READERS | R_CONSULTANT | R_VENDOR, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/requests/{id}", br_api_requests_patch, R_DEPARTMENT, BR_BODY_JSON,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_CONSULTANT | BR_ROLES_VENDOR, BR_BODY_NONE,
+     NULL},
+    {"PATCH", "/v1/requests/{id}", br_api_requests_patch, BR_ROLES_DEPARTMENT, BR_BODY_JSON,
      "request-patch"},
-    {"POST", "/v1/requests/{id}/submit", br_api_requests_submit, R_DEPARTMENT,
+    {"POST", "/v1/requests/{id}/submit", br_api_requests_submit, BR_ROLES_DEPARTMENT,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"POST", "/v1/requests/{id}/resubmit", br_api_requests_resubmit, R_DEPARTMENT,
+    {"POST", "/v1/requests/{id}/resubmit", br_api_requests_resubmit, BR_ROLES_DEPARTMENT,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"POST", "/v1/requests/{id}/withdraw", br_api_requests_withdraw, R_DEPARTMENT,
+    {"POST", "/v1/requests/{id}/withdraw", br_api_requests_withdraw, BR_ROLES_DEPARTMENT,
      BR_BODY_JSON_OPTIONAL, "action"},
-    {"POST", "/v1/requests/{id}/assign", br_api_requests_assign, R_REVIEWER, BR_BODY_JSON,
+    {"POST", "/v1/requests/{id}/assign", br_api_requests_assign, BR_ROLES_REVIEWER, BR_BODY_JSON,
      "request-assign"},
-    {"POST", "/v1/requests/{id}/opinions", br_api_requests_opinion, R_REVIEWER | R_CONSULTANT,
-     BR_BODY_JSON, "opinion-create"},
-    {"POST", "/v1/requests/{id}/decision", br_api_requests_decision, R_REVIEWER, BR_BODY_JSON,
-     "decision"},
+    {"POST", "/v1/requests/{id}/opinions", br_api_requests_opinion,
+     BR_ROLES_REVIEWER | BR_ROLES_CONSULTANT, BR_BODY_JSON, "opinion-create"},
+    {"POST", "/v1/requests/{id}/decision", br_api_requests_decision, BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "decision"},
 
-    {"POST", "/v1/requests/{id}/trial-results", br_api_requests_trial_result, R_VENDOR,
+    {"POST", "/v1/requests/{id}/trial-results", br_api_requests_trial_result, BR_ROLES_VENDOR,
      BR_BODY_JSON, "trial-result"},
-    {"POST", "/v1/requests/{id}/allocate", br_api_requests_allocate, R_REVIEWER,
+    {"POST", "/v1/requests/{id}/allocate", br_api_requests_allocate, BR_ROLES_REVIEWER,
      BR_BODY_JSON_OPTIONAL, "action"},
 };
 

@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-security.h"
 #include "br-system.h"
@@ -116,7 +114,7 @@ static int record_create(BrCall *c, BrSecurityKind kind)
     r = br_call_tx(c, "security.create", record_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
 static int br_api_vulnerabilities_create(BrCall *c)
@@ -209,7 +207,7 @@ static int br_api_vulnerabilities_patch(BrCall *c)
     r = br_call_tx(c, "vulnerability.update", vulnerability_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static int incident_patch_tx(BrTx *tx, void *ctx)
@@ -249,28 +247,28 @@ static int br_api_incidents_patch(BrCall *c)
         r = br_call_tx(c, "incident.update", incident_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static const BrRoute routes[] = {
 
     /* Security and backup records (Art. 9's security status). */
     {"POST", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_create,
-     R_DEPARTMENT | R_VENDOR, BR_BODY_JSON, "vulnerability-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "vulnerability-create"},
     {"GET", "/v1/systems/{id}/vulnerabilities", br_api_vulnerabilities_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/vulnerabilities/{id}", br_api_vulnerabilities_patch, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "vulnerability-patch"},
-    {"POST", "/v1/systems/{id}/incidents", br_api_incidents_create, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "incident-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/vulnerabilities/{id}", br_api_vulnerabilities_patch,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "vulnerability-patch"},
+    {"POST", "/v1/systems/{id}/incidents", br_api_incidents_create,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "incident-create"},
     {"GET", "/v1/systems/{id}/incidents", br_api_incidents_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, R_DEPARTMENT | R_VENDOR, BR_BODY_JSON,
-     "incident-patch"},
-    {"POST", "/v1/systems/{id}/backups", br_api_backups_create, R_DEPARTMENT | R_VENDOR,
-     BR_BODY_JSON, "backup-create"},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/incidents/{id}", br_api_incidents_patch, BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR,
+     BR_BODY_JSON, "incident-patch"},
+    {"POST", "/v1/systems/{id}/backups", br_api_backups_create,
+     BR_ROLES_DEPARTMENT | BR_ROLES_VENDOR, BR_BODY_JSON, "backup-create"},
     {"GET", "/v1/systems/{id}/backups", br_api_backups_list,
-     R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR, BR_BODY_NONE, NULL},
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
 };
 
 const BrRouteTable br_api_security_routes = {routes, ELEMENTSOF(routes)};

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <microhttpd.h>
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-daemon.h"
@@ -357,7 +355,7 @@ static int br_api_session_create(BrCall *c)
         return r;
     set_cookie(c, w.token, c->d->config.session_lifetime_seconds);
     explicit_bzero(w.token, sizeof(w.token));
-    return reply_session(c, MHD_HTTP_OK, w.session_id);
+    return reply_session(c, BR_HTTP_OK, w.session_id);
 }
 
 static int br_api_session_get(BrCall *c)
@@ -365,7 +363,7 @@ static int br_api_session_get(BrCall *c)
     if (!c->session_id)
         return cm_error_set_code(&c->err, CM_ERROR_UNAUTHENTICATED, "invalid_session", "Cookie",
                                  "this call is not made with a console session");
-    return reply_session(c, MHD_HTTP_OK, c->session_id);
+    return reply_session(c, BR_HTTP_OK, c->session_id);
 }
 
 static int sign_out_tx(BrTx *tx, void *ctx)
@@ -389,7 +387,7 @@ static int br_api_session_delete(BrCall *c)
     if (r < 0)
         return r;
     set_cookie(c, NULL, 0);
-    return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
+    return br_reply_no_content(c, BR_HTTP_NO_CONTENT);
 }
 
 /* ---- passwords ---- */
@@ -494,7 +492,7 @@ static int br_api_session_password(BrCall *c)
         set_cookie(c, w.token, c->d->config.session_lifetime_seconds);
         explicit_bzero(w.token, sizeof(w.token));
     }
-    return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
+    return br_reply_no_content(c, BR_HTTP_NO_CONTENT);
 }
 
 static int br_api_password_setup(BrCall *c)
@@ -542,7 +540,7 @@ static int br_api_password_setup(BrCall *c)
                                   "invalid_token");
         return r;
     }
-    return br_reply_no_content(c, MHD_HTTP_NO_CONTENT);
+    return br_reply_no_content(c, BR_HTTP_NO_CONTENT);
 }
 
 /* ---- POST /v1/accounts/{id}/sign-in-link ---- */
@@ -587,7 +585,7 @@ static int br_api_accounts_sign_in_link(BrCall *c)
     json_object_object_add(o, "path", json_object_new_string(path));
     json_object_object_add(o, "expires_at", json_object_new_string(w.expires_at));
     explicit_bzero(w.token, sizeof(w.token));
-    return br_reply(c, MHD_HTTP_CREATED, o);
+    return br_reply(c, BR_HTTP_CREATED, o);
 }
 
 static const BrRoute routes[] = {
@@ -599,7 +597,7 @@ static const BrRoute routes[] = {
     {"DELETE", "/v1/session", br_api_session_delete, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
     {"POST", "/v1/session/password", br_api_session_password, BR_ROLES_ACCOUNTS, BR_BODY_JSON,
      "password-change"},
-    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, R_ADMIN,
+    {"POST", "/v1/accounts/{id}/sign-in-link", br_api_accounts_sign_in_link, BR_ROLES_ADMIN,
      BR_BODY_JSON_OPTIONAL, "empty"},
 };
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The systems (应用系统) of the departments: parse, call the table's owner, answer. */
-#include <microhttpd.h>
 
 #include "br-api.h"
 #include "br-system.h"
@@ -56,7 +55,7 @@ static int br_api_systems_create(BrCall *c)
     r = br_call_tx(c, "system.create", system_create_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_CREATED, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_CREATED, TAKE_PTR(w.out));
 }
 
 static int br_api_systems_list(BrCall *c)
@@ -82,7 +81,7 @@ static int br_api_systems_get(BrCall *c)
     int r = br_system_get(br_call_db(c), c->ids[0], br_call_scope(c), &o, &c->err);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int system_patch_tx(BrTx *tx, void *ctx)
@@ -105,19 +104,19 @@ static int br_api_systems_patch(BrCall *c)
     r = br_call_tx(c, "system.update", system_patch_tx, &w);
     if (r < 0)
         return r;
-    return br_reply(c, MHD_HTTP_OK, TAKE_PTR(w.out));
+    return br_reply(c, BR_HTTP_OK, TAKE_PTR(w.out));
 }
 
 static const BrRoute routes[] = {
 
-    {"POST", "/v1/systems", br_api_systems_create, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
-     "system-create"},
-    {"GET", "/v1/systems", br_api_systems_list, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
-    {"GET", "/v1/systems/{id}", br_api_systems_get, R_DEPARTMENT | BR_ROLES_READERS | R_VENDOR,
-     BR_BODY_NONE, NULL},
-    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, R_DEPARTMENT | R_REVIEWER, BR_BODY_JSON,
-     "system-patch"},
+    {"POST", "/v1/systems", br_api_systems_create, BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "system-create"},
+    {"GET", "/v1/systems", br_api_systems_list,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"GET", "/v1/systems/{id}", br_api_systems_get,
+     BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"PATCH", "/v1/systems/{id}", br_api_systems_patch, BR_ROLES_DEPARTMENT | BR_ROLES_REVIEWER,
+     BR_BODY_JSON, "system-patch"},
 };
 
 const BrRouteTable br_api_systems_routes = {routes, ELEMENTSOF(routes)};

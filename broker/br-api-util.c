@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-api.h"
 #include "br-daemon.h"
 
@@ -27,7 +25,7 @@ int br_api_list_reply(BrCall *c, json_object *items, int64_t limit, int64_t last
     bool full = (int64_t)json_object_array_length(items) >= limit;
     json_object_object_add(o, "items", items);
     json_object_object_add(o, "next", full ? json_object_new_int64(last_id) : NULL);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 json_object *br_json_id_or_null(int64_t id)

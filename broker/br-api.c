@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "br-account.h"
 #include "br-api.h"
 #include "br-daemon.h"
@@ -64,7 +62,7 @@ static int br_api_health(BrCall *c)
     json_object_object_add(console, "languages", languages);
     json_object_object_add(console, "available", json_object_new_boolean(c->d->console != NULL));
     json_object_object_add(o, "console", console);
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 int br_api_whoami_reply(BrCall *c)
@@ -81,7 +79,7 @@ int br_api_whoami_reply(BrCall *c)
             return r;
         json_object_object_add(o, "unread_notifications", json_object_new_int64(unread));
         json_object_object_add(o, "session", json_object_new_boolean(c->session_id != 0));
-        return br_reply(c, MHD_HTTP_OK, o);
+        return br_reply(c, BR_HTTP_OK, o);
     }
     o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_int64(c->actor.account_id));
@@ -92,7 +90,7 @@ int br_api_whoami_reply(BrCall *c)
                                                   : NULL);
     if (c->actor.role == BR_ROLE_AGENT)
         json_object_object_add(o, "host_id", json_object_new_int64(c->actor.host_id));
-    return br_reply(c, MHD_HTTP_OK, o);
+    return br_reply(c, BR_HTTP_OK, o);
 }
 
 static int br_api_policies_get(BrCall *c)
@@ -100,13 +98,14 @@ static int br_api_policies_get(BrCall *c)
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
     json_object *copy = NULL;
     json_object_deep_copy(p->documents, &copy, NULL);
-    return br_reply(c, MHD_HTTP_OK, copy);
+    return br_reply(c, BR_HTTP_OK, copy);
 }
 
 static const BrRoute routes[] = {
 
     {"GET", "/v1/health", br_api_health, 0, BR_BODY_NONE, NULL},
-    {"GET", "/v1/whoami", br_api_whoami_reply, BR_ROLES_ACCOUNTS | R_AGENT, BR_BODY_NONE, NULL},
+    {"GET", "/v1/whoami", br_api_whoami_reply, BR_ROLES_ACCOUNTS | BR_ROLES_AGENT, BR_BODY_NONE,
+     NULL},
     /* Policies are public to every account: departments need the limits and materials. */
     {"GET", "/v1/policies", br_api_policies_get, BR_ROLES_ACCOUNTS, BR_BODY_NONE, NULL},
 };

@@ -15,6 +15,16 @@
 
 typedef struct BrDaemon BrDaemon;
 
+/* The statuses a handler answers with when it succeeds; errors take theirs from CmError's
+ * table (br_reply_error()). */
+enum {
+    BR_HTTP_OK = 200,
+    BR_HTTP_CREATED = 201,
+    BR_HTTP_ACCEPTED = 202,
+    BR_HTTP_NO_CONTENT = 204,
+    BR_HTTP_NOT_MODIFIED = 304,
+};
+
 typedef struct BrCall BrCall;
 typedef int (*BrHandler)(BrCall *c);
 
@@ -149,7 +159,7 @@ int br_api_whoami_reply(BrCall *c);
 int br_api_session_authenticate(BrCall *c);
 
 /* Role masks the route tables share. */
-#define BR_ROLES_READERS (R_REVIEWER | R_AUDITOR)
+#define BR_ROLES_READERS (BR_ROLES_REVIEWER | BR_ROLES_AUDITOR)
 
 extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_accounts_routes,
     br_api_departments_routes, br_api_systems_routes, br_api_requests_routes,

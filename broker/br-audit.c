@@ -39,26 +39,23 @@ static int put_field(char **buf, size_t *len, size_t *cap, const char *s)
     return 0;
 }
 
-int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_hash, int64_t seq,
-                         const char *at, int64_t account_id, const char *account_name,
-                         const char *role, int64_t department_id, const char *action,
-                         const char *object_type, int64_t object_id, const char *outcome,
-                         const char *request_id, const char *client, const char *detail,
+int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditRecord *rec,
                          char out[65])
 {
     _cleanup_free_ char *buf = NULL;
     size_t len = 0, cap = 0;
-    char nums[3][24];
+    char nums[3][24], oid[24];
     int r = 0;
 
-    snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)seq);
-    snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)account_id);
-    snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)department_id);
-    char oid[24];
-    snprintf(oid, sizeof(oid), "%lld", (long long)object_id);
+    snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)rec->seq);
+    snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)rec->account_id);
+    snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)rec->department_id);
+    snprintf(oid, sizeof(oid), "%lld", (long long)rec->object_id);
 
-    const char *fields[] = {prev_hash, nums[0],     at,  nums[1], account_name, role,   nums[2],
-                            action,    object_type, oid, outcome, request_id,   client, detail};
+    const char *fields[] = {rec->prev_hash,    nums[0],    rec->at,      nums[1],
+                            rec->account_name, rec->role,  nums[2],      rec->action,
+                            rec->object_type,  oid,        rec->outcome, rec->request_id,
+                            rec->client,       rec->detail};
     for (size_t i = 0; i < ELEMENTSOF(fields) && r == 0; i++)
         r = put_field(&buf, &len, &cap, fields[i]);
     if (r < 0)
@@ -66,13 +63,11 @@ int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_h
     return cm_hmac_sha256_hex(key, BR_AUDIT_KEY_LEN, buf, len, out);
 }
 
-/* The head row: the last record's seq and hash as the appends left them. Without the row
- * ({0, genesis} for verification), @or_trail takes the trail's last record instead, so that
- * appends go on after it (the row is written back with the next one). */
-static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
+/* Reads a head (seq, hash, at) from @sql's one row into @ret: {0, genesis} when there is
+ * none. Returns: 1 with a row, 0 without, or a negative errno. */
+static int head_row(CmDb *db, const char *sql, BrAuditAnchor *ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT records, head_hash, at FROM audit_head WHERE id = 1", err);
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql, err);
     BrAuditAnchor h = {0};
     int r;
 
@@ -81,8 +76,6 @@ static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
     r = cm_stmt_step(st, err);
     if (r < 0)
         return r;
-    if (r == 0 && or_trail)
-        return br_audit_head(db, ret, err);
     snprintf(h.head_hash, sizeof(h.head_hash), "%s", genesis);
     if (r > 0) {
         h.records = cm_stmt_int(st, 0);
@@ -90,7 +83,39 @@ static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
         snprintf(h.at, sizeof(h.at), "%s", cm_stmt_text(st, 2));
     }
     *ret = h;
+    return r;
+}
+
+/* The head row: the last record's seq and hash as the appends left them. Without the row
+ * ({0, genesis} for verification), @or_trail takes the trail's last record instead, so that
+ * appends go on after it (the row is written back with the next one). */
+static int head_read(CmDb *db, bool or_trail, BrAuditAnchor *ret, CmError *err)
+{
+    int r = head_row(db, "SELECT records, head_hash, at FROM audit_head WHERE id = 1", ret, err);
+
+    if (r < 0)
+        return r;
+    if (r == 0 && or_trail)
+        return br_audit_head(db, ret, err);
     return 0;
+}
+
+BrAuditRecord br_audit_record_of_row(CmStmt *st, const char *prev_hash)
+{
+    return (BrAuditRecord){prev_hash,
+                           cm_stmt_int(st, 0),
+                           cm_stmt_text(st, 1),
+                           cm_stmt_int(st, 2),
+                           cm_stmt_text(st, 3),
+                           cm_stmt_text(st, 4),
+                           cm_stmt_int(st, 5),
+                           cm_stmt_text(st, 6),
+                           cm_stmt_text(st, 7),
+                           cm_stmt_int(st, 8),
+                           cm_stmt_text(st, 9),
+                           cm_stmt_text(st, 10),
+                           cm_stmt_text(st, 11),
+                           cm_stmt_text(st, 12)};
 }
 
 int br_audit_append(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrActor *actor,
@@ -118,9 +143,12 @@ int br_audit_append_head(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const Br
     snprintf(prev, sizeof(prev), "%s", head.head_hash);
 
     cm_time_iso(cm_now_ms(), at);
-    r = br_audit_record_hash(key, prev, seq, at, actor->account_id, actor->name, role,
-                             actor->department_id, e->action, e->object_type, e->object_id,
-                             e->outcome, actor->request_id, actor->client, e->detail, hash);
+    r = br_audit_record_hash(key,
+                             &(BrAuditRecord){prev, seq, at, actor->account_id, actor->name, role,
+                                              actor->department_id, e->action, e->object_type,
+                                              e->object_id, e->outcome, actor->request_id,
+                                              actor->client, e->detail},
+                             hash);
     if (r < 0)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "cannot hash audit record");
 
@@ -183,11 +211,8 @@ static bool record_bad(CmStmt *st, const uint8_t key[BR_AUDIT_KEY_LEN], const ch
                  (long long)(seq - 1));
         return true;
     }
-    br_audit_record_hash(key, prev, seq, cm_stmt_text(st, 1), cm_stmt_int(st, 2),
-                         cm_stmt_text(st, 3), cm_stmt_text(st, 4), cm_stmt_int(st, 5),
-                         cm_stmt_text(st, 6), cm_stmt_text(st, 7), cm_stmt_int(st, 8),
-                         cm_stmt_text(st, 9), cm_stmt_text(st, 10), cm_stmt_text(st, 11),
-                         cm_stmt_text(st, 12), want);
+    BrAuditRecord rec = br_audit_record_of_row(st, prev);
+    br_audit_record_hash(key, &rec, want);
     if (!stored || strcmp(stored, want) != 0) {
         snprintf(v->reason, sizeof(v->reason),
                  "record %lld was altered: its contents do not match its keyed hash",
@@ -283,24 +308,8 @@ int br_audit_verify(CmDb *db, const uint8_t key[BR_AUDIT_KEY_LEN], const BrAudit
 
 int br_audit_head(CmDb *db, BrAuditAnchor *ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1", err);
-    BrAuditAnchor a = {0};
-    int r;
-
-    if (!st)
-        return -EIO;
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    snprintf(a.head_hash, sizeof(a.head_hash), "%s", genesis);
-    if (r > 0) {
-        a.records = cm_stmt_int(st, 0);
-        snprintf(a.head_hash, sizeof(a.head_hash), "%s", cm_stmt_text(st, 1));
-        snprintf(a.at, sizeof(a.at), "%s", cm_stmt_text(st, 2));
-    }
-    *ret = a;
-    return 0;
+    int r = head_row(db, "SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1", ret, err);
+    return r < 0 ? r : 0;
 }
 
 int br_audit_holds(CmDb *db, const BrAuditAnchor *a, CmError *err)

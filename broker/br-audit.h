@@ -131,14 +131,31 @@ int br_audit_list(CmDb *db, const BrAuditFilter *f, struct json_object **ret, Cm
  */
 int br_audit_key_load(const char *path, bool create, uint8_t key[BR_AUDIT_KEY_LEN], CmError *err);
 
+/* A record's hashed fields, in the order they are hashed (prev_hash first). */
+typedef struct {
+    const char *prev_hash;
+    int64_t seq;
+    const char *at;
+    int64_t account_id;
+    const char *account_name, *role;
+    int64_t department_id;
+    const char *action, *object_type;
+    int64_t object_id;
+    const char *outcome, *request_id, *client, *detail;
+} BrAuditRecord;
+
 /**
  * br_audit_record_hash:
- * Computes a record's hash from its fields (exposed for tests and the verifier).
+ * Computes the keyed hash of @rec (exposed for tests and the verifier) into @out.
  * Returns: 0 or -EIO.
  */
-int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const char *prev_hash, int64_t seq,
-                         const char *at, int64_t account_id, const char *account_name,
-                         const char *role, int64_t department_id, const char *action,
-                         const char *object_type, int64_t object_id, const char *outcome,
-                         const char *request_id, const char *client, const char *detail,
+int br_audit_record_hash(const uint8_t key[BR_AUDIT_KEY_LEN], const BrAuditRecord *rec,
                          char out[65]);
+
+/**
+ * br_audit_record_of_row:
+ * The record in a row of "SELECT seq, at, account_id, account_name, role, department_id,
+ * action, object_type, object_id, outcome, request_id, client, detail, ..." linked to
+ * @prev_hash; its strings point into @st's row.
+ */
+BrAuditRecord br_audit_record_of_row(CmStmt *st, const char *prev_hash);

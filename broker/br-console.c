@@ -11,8 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "br-console.h"
 #include "br-daemon.h"
 #include "cb-config.h"
@@ -353,7 +351,7 @@ static int serve(BrCall *c)
         br_reply_header(c, "Content-Encoding", enc_name[e]);
     c->cache_control = f->immutable ? "public, max-age=31536000, immutable" : "no-cache";
     if (inm && strstr(inm, f->v[e].etag))
-        return br_reply_no_content(c, MHD_HTTP_NOT_MODIFIED);
+        return br_reply_no_content(c, BR_HTTP_NOT_MODIFIED);
     fd = dup(f->v[e].fd);
     if (fd < 0)
         return cm_error_set(&c->err, CM_ERROR_UNAVAILABLE, "", "no file descriptor left");

@@ -5,7 +5,8 @@
 
 #include <json-c/json.h>
 
-#include "br-policy.h"
+#include "br-resources.h"
+#include "br-store.h"
 #include "br-tx.h"
 
 /*

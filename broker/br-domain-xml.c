@@ -133,8 +133,8 @@ int br_domain_xml_build(const BrDomainSpec *spec, char **ret, CmError *err)
     sys = br_xml_text_sanitize(spec->system_name, TEXT_MAX_BYTES);
     if (!dept || !sys)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-    if (asprintf(&desc, "cloudbroker %s instance %u of allocation %" PRId64
-                        "; department: %s; system: %s",
+    if (asprintf(&desc,
+                 "cloudbroker %s instance %u of allocation %" PRId64 "; department: %s; system: %s",
                  spec->purpose, spec->index, spec->allocation_id, dept, sys) < 0) {
         desc = NULL;
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");

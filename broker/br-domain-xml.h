@@ -12,8 +12,8 @@
 
 /* Everything a domain definition needs; nothing else reaches the XML. */
 typedef struct {
-    const char *name; /* cb-<allocation>-<n>: made by the broker, never by a department */
-    const char *uuid; /* chosen by the broker and stored before the domain is defined */
+    const char *name;        /* cb-<allocation>-<n>: made by the broker, never by a department */
+    const char *uuid;        /* chosen by the broker and stored before the domain is defined */
     const char *domain_type; /* "kvm" or "qemu" (software emulation) */
     const char *arch;        /* "x86_64" */
     const char *machine;     /* "pc", "q35", ... or NULL for the hypervisor's default */

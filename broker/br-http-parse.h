@@ -20,7 +20,7 @@
 #define BR_HTTP_MAX_TRAILERS 4096
 
 typedef struct {
-    const char *name; /* NUL-terminated, as sent */
+    const char *name;  /* NUL-terminated, as sent */
     const char *value; /* NUL-terminated, without surrounding whitespace */
 } BrHttpField;
 
@@ -43,7 +43,7 @@ typedef struct {
 } BrHttpHead;
 
 typedef struct {
-    size_t max_head_bytes;  /* request line and header fields together */
+    size_t max_head_bytes; /* request line and header fields together */
     unsigned max_query_params;
 } BrHttpLimits;
 
@@ -96,8 +96,8 @@ typedef int (*BrChunkSink)(void *ctx, const char *data, size_t len);
  * `malformed_chunk`) for a chunk that breaks the syntax or whose size or extension is too long,
  * or -EFBIG with @err set (413) as soon as a chunk's size takes the body past @ch->limit.
  */
-ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink,
-                             void *ctx, CmError *err);
+ssize_t br_http_chunked_feed(BrChunked *ch, const char *in, size_t len, BrChunkSink sink, void *ctx,
+                             CmError *err);
 
 /** br_http_reason: Returns: the reason phrase of @status ("Not Found"). */
 const char *br_http_reason(unsigned status);

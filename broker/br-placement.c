@@ -15,8 +15,8 @@
 const char *br_placement_refusal_to_string(BrPlacementRefusal r)
 {
     static const char *const names[BR_PLACEMENT_REFUSED_MAX] = {
-        "ok",        "pool", "disabled", "maintenance", "disconnected",
-        "cpu",       "ram",  "disk",     "anti_affinity",
+        "ok",  "pool", "disabled", "maintenance",   "disconnected",
+        "cpu", "ram",  "disk",     "anti_affinity",
     };
     return (unsigned)r < BR_PLACEMENT_REFUSED_MAX ? names[r] : "unknown";
 }
@@ -55,8 +55,8 @@ static double free_share(const BrPlacementHost *h, const BrPlacementDemand *d)
     double cpu_cap = (double)limit(h->cpus, h->cpu_ratio);
     double ram_cap = (double)limit(h->memory_mib, h->ram_ratio);
     double cpu = cpu_cap > 0 ? (cpu_cap - (double)(h->used_vcpus + d->vcpus)) / cpu_cap : 0;
-    double ram = ram_cap > 0 ? (ram_cap - (double)(h->used_memory_mib + d->memory_mib)) / ram_cap
-                             : 0;
+    double ram =
+        ram_cap > 0 ? (ram_cap - (double)(h->used_memory_mib + d->memory_mib)) / ram_cap : 0;
     return (cpu + ram) / 2;
 }
 
@@ -120,9 +120,9 @@ int br_placement_choose(BrPlacementHost *hosts, size_t n_hosts, const BrPlacemen
                 json_object *o = json_object_new_object(), *list = json_object_new_array();
                 for (size_t i = 0; i < n_hosts; i++)
                     json_object_array_add(
-                        list, refusal_json(&hosts[i], d,
-                                           br_placement_filter(&hosts[i], p, d,
-                                                               siblings && siblings[i])));
+                        list, refusal_json(
+                                  &hosts[i], d,
+                                  br_placement_filter(&hosts[i], p, d, siblings && siblings[i])));
                 json_object_object_add(o, "instance", json_object_new_int64((int64_t)k));
                 json_object_object_add(o, "hosts", list);
                 *ret_refusals = o;

@@ -10,8 +10,7 @@
 #include "cm-log.h"
 
 CM_ENUM_IMPL(br_material_kind, BrMaterialKind, BR_MATERIAL_MAX, "construction_plan",
-             "performance_self_test", "security_self_test", "backup_proof", "test_report",
-             "other")
+             "performance_self_test", "security_self_test", "backup_proof", "test_report", "other")
 
 #define POLICY_MAX_BYTES (1024 * 1024)
 
@@ -178,7 +177,7 @@ static int assessment_policy_parse(json_object *doc, BrPolicies *p, CmError *err
     a->under_window = cm_json_get_int(under, "window_seconds", 2592000);
     a->under_cpu_p95 = cm_json_get_double(under, "cpu_p95_above", 0.90);
     a->under_mem_p95 = cm_json_get_double(under, "memory_p95_above", 0.90);
-    a->mode = strcmp(mode, "conservative") == 0  ? BR_RIGHTSIZE_CONSERVATIVE
+    a->mode = strcmp(mode, "conservative") == 0 ? BR_RIGHTSIZE_CONSERVATIVE
               : strcmp(mode, "aggressive") == 0 ? BR_RIGHTSIZE_AGGRESSIVE
                                                 : BR_RIGHTSIZE_MODERATE;
     a->headroom = cm_json_get_double(rec, "headroom", 0.20);

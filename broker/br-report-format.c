@@ -60,11 +60,20 @@ static void html_text(Out *o, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '&': outf(o, "&amp;"); break;
-        case '<': outf(o, "&lt;"); break;
-        case '>': outf(o, "&gt;"); break;
-        case '"': outf(o, "&quot;"); break;
-        default: outf(o, "%c", *s);
+        case '&':
+            outf(o, "&amp;");
+            break;
+        case '<':
+            outf(o, "&lt;");
+            break;
+        case '>':
+            outf(o, "&gt;");
+            break;
+        case '"':
+            outf(o, "&quot;");
+            break;
+        default:
+            outf(o, "%c", *s);
         }
     }
 }
@@ -395,10 +404,11 @@ static const char *style =
 
 static void html_head(Out *o, BrLang lang, const char *title)
 {
-    outf(o, "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width\">"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            "style-src 'unsafe-inline'; img-src data:\"><title>",
+    outf(o,
+         "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
+         "<meta name=\"viewport\" content=\"width=device-width\">"
+         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+         "style-src 'unsafe-inline'; img-src data:\"><title>",
          lang == BR_LANG_ZH ? "zh-CN" : "en");
     html_text(o, title);
     outf(o, "</title><style>%s</style></head><body>\n", style);
@@ -410,24 +420,26 @@ static void svg_bars(Out *o, const char *title, const char *const *labels, const
 {
     int row = 22, left = 170, width = 640;
     int height = (int)n * row + 34;
-    outf(o, "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
-            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
+    outf(o,
+         "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+         "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
          width, height, width, height);
     html_text(o, title);
     outf(o, "</title>");
     for (int g = 0; g <= 100; g += 25)
-        outf(o, "<line x1=\"%d\" y1=\"4\" x2=\"%d\" y2=\"%d\" stroke=\"#dde4ec\"/>"
-                "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\" "
-                "fill=\"#666\">%d</text>",
+        outf(o,
+             "<line x1=\"%d\" y1=\"4\" x2=\"%d\" y2=\"%d\" stroke=\"#dde4ec\"/>"
+             "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\" "
+             "fill=\"#666\">%d</text>",
              left + g * 4, left + g * 4, height - 22, left + g * 4, height - 8, g);
     for (size_t i = 0; i < n; i++) {
         int y = 6 + (int)i * row;
         double v = values[i] < 0 ? 0 : values[i] > 100 ? 100 : values[i];
-        outf(o, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">", left - 6,
-             y + 13);
+        outf(o, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">", left - 6, y + 13);
         html_text(o, labels[i]);
-        outf(o, "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"16\" fill=\"#3d7ab8\"/>"
-                "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>",
+        outf(o,
+             "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"16\" fill=\"#3d7ab8\"/>"
+             "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>",
              left, y, v * 4, left + v * 4 + 4, y + 13, values[i] < 0 ? "—" : "");
         if (values[i] >= 0)
             outf(o, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%.1f</text>", left + v * 4 + 4,
@@ -444,16 +456,18 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
     int width = 640, height = 220, left = 40, top = 10, plot_w = 580, plot_h = 170;
     size_t n = daily ? json_object_array_length(daily) : 0;
 
-    outf(o, "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
-            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
+    outf(o,
+         "<svg class=\"chart\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+         "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
          width, height, width, height);
     html_text(o, title);
     outf(o, "</title>");
     for (int g = 0; g <= 100; g += 25) {
         double y = top + plot_h - plot_h * g / 100.0;
-        outf(o, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dde4ec\"/>"
-                "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
-                "fill=\"#666\">%d%%</text>",
+        outf(o,
+             "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dde4ec\"/>"
+             "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\" "
+             "fill=\"#666\">%d%%</text>",
              left, y, left + plot_w, y, left - 4, y + 3, g);
     }
     for (size_t k = 0; k < n_series; k++) {
@@ -489,8 +503,9 @@ static void svg_lines(Out *o, const char *title, json_object *daily, const char 
     if (n) {
         outf(o, "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#666\">", left, top + plot_h + 14);
         html_text(o, cm_json_get_str(json_object_array_get_idx(daily, 0), "day", ""));
-        outf(o, "</text><text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#666\" "
-                "text-anchor=\"end\">",
+        outf(o,
+             "</text><text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#666\" "
+             "text-anchor=\"end\">",
              left + plot_w, top + plot_h + 14);
         html_text(o, cm_json_get_str(json_object_array_get_idx(daily, n - 1), "day", ""));
         outf(o, "</text>");
@@ -602,7 +617,7 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_text(&o, title);
     outf(&o, "</h1><div class=\"meta\">");
     html_text(&o, L("依据《电子政务管理办法》第九条；生成于 ", "Under Art. 9 of the Measures; "
-                                                             "generated "));
+                                                               "generated "));
     html_text(&o, cm_json_get_str(r, "generated_at", ""));
     html_text(&o,
               L("；百分位精度：已分配vCPU的 1 %（按日直方图合并）", "; percentile resolution: "));
@@ -656,8 +671,7 @@ static char *assessment_html(json_object *r, BrLang lang)
     outf(&o, "<h3>");
     html_text(&o, L("资源使用效率", "Resource-use efficiency"));
     outf(&o, "</h3>");
-    html_table_pick(&o, lang, deps, assess_cols, assess_efficiency,
-                    ELEMENTSOF(assess_efficiency));
+    html_table_pick(&o, lang, deps, assess_cols, assess_efficiency, ELEMENTSOF(assess_efficiency));
     outf(&o, "<h3>");
     html_text(&o, L("全年按时间加权的资源使用", "The year's use, time-weighted"));
     outf(&o, "</h3>");
@@ -670,9 +684,12 @@ static char *assessment_html(json_object *r, BrLang lang)
     html_text(&o, L("权重：上云率 ", "Weights: cloud share "));
     {
         char w[160];
-        snprintf(w, sizeof(w), "%.2f, %s %.2f, %s %.2f", cm_json_get_double(cm_json_get(meth, "weights"), "cloud_share", 0),
-                 L("效率", "efficiency"), cm_json_get_double(cm_json_get(meth, "weights"), "efficiency", 0),
-                 L("安全", "security"), cm_json_get_double(cm_json_get(meth, "weights"), "security", 0));
+        snprintf(w, sizeof(w), "%.2f, %s %.2f, %s %.2f",
+                 cm_json_get_double(cm_json_get(meth, "weights"), "cloud_share", 0),
+                 L("效率", "efficiency"),
+                 cm_json_get_double(cm_json_get(meth, "weights"), "efficiency", 0),
+                 L("安全", "security"),
+                 cm_json_get_double(cm_json_get(meth, "weights"), "security", 0));
         html_text(&o, w);
     }
     outf(&o, "</p><p>");

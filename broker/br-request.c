@@ -29,27 +29,29 @@ CM_ENUM_IMPL(br_request_state, BrRequestState, BR_REQUEST_STATE_MAX, "draft", "s
  * this table only says which moves exist.
  */
 static const unsigned allowed[BR_REQUEST_STATE_MAX][BR_REQUEST_STATE_MAX] = {
-    [S(DRAFT)] = {[S(SUBMITTED)] = K_ANY, [S(WITHDRAWN)] = K_ANY},
-    [S(SUBMITTED)] = {[S(RETURNED)] = K_ANY,
-                      [S(REJECTED)] = K_ANY,
-                      [S(APPROVED)] = K_ANY,
-                      [S(WITHDRAWN)] = K_ANY},
-    [S(RETURNED)] = {[S(SUBMITTED)] = K_ANY, [S(WITHDRAWN)] = K_ANY},
+    [S(DRAFT)] = {[S(SUBMITTED)] = BR_KINDS_ANY, [S(WITHDRAWN)] = BR_KINDS_ANY},
+    [S(SUBMITTED)] = {[S(RETURNED)] = BR_KINDS_ANY,
+                      [S(REJECTED)] = BR_KINDS_ANY,
+                      [S(APPROVED)] = BR_KINDS_ANY,
+                      [S(WITHDRAWN)] = BR_KINDS_ANY},
+    [S(RETURNED)] = {[S(SUBMITTED)] = BR_KINDS_ANY, [S(WITHDRAWN)] = BR_KINDS_ANY},
     /* What approval starts depends on the kind: a trial, a change, or a reclaim. */
-    [S(APPROVED)] = {[S(IN_TRIAL)] = K_NEW,
-                     [S(APPLYING)] = K_CHANGE,
-                     [S(RECLAIMING)] = K_TERM,
-                     [S(FAILED)] = K_ANY},
-    [S(IN_TRIAL)] = {[S(TRIAL_PASSED)] = K_NEW, [S(TRIAL_FAILED)] = K_NEW, [S(FAILED)] = K_NEW},
-    [S(TRIAL_PASSED)] = {[S(ALLOCATED)] = K_NEW, [S(FAILED)] = K_NEW},
-    [S(APPLYING)] = {[S(APPLIED)] = K_CHANGE, [S(FAILED)] = K_CHANGE},
-    [S(RECLAIMING)] = {[S(RECLAIMED)] = K_TERM, [S(FAILED)] = K_TERM},
+    [S(APPROVED)] = {[S(IN_TRIAL)] = BR_KINDS_NEW,
+                     [S(APPLYING)] = BR_KINDS_CHANGE,
+                     [S(RECLAIMING)] = BR_KINDS_TERM,
+                     [S(FAILED)] = BR_KINDS_ANY},
+    [S(IN_TRIAL)] = {[S(TRIAL_PASSED)] = BR_KINDS_NEW,
+                     [S(TRIAL_FAILED)] = BR_KINDS_NEW,
+                     [S(FAILED)] = BR_KINDS_NEW},
+    [S(TRIAL_PASSED)] = {[S(ALLOCATED)] = BR_KINDS_NEW, [S(FAILED)] = BR_KINDS_NEW},
+    [S(APPLYING)] = {[S(APPLIED)] = BR_KINDS_CHANGE, [S(FAILED)] = BR_KINDS_CHANGE},
+    [S(RECLAIMING)] = {[S(RECLAIMED)] = BR_KINDS_TERM, [S(FAILED)] = BR_KINDS_TERM},
     /* A retried job (POST /v1/jobs/{id}/retry) takes its request back to where the job's
      * failure found it: the trial's or the production provisioning, the change, the reclaim. */
-    [S(FAILED)] = {[S(APPROVED)] = K_NEW,
-                   [S(TRIAL_PASSED)] = K_NEW,
-                   [S(APPLYING)] = K_CHANGE,
-                   [S(RECLAIMING)] = K_TERM},
+    [S(FAILED)] = {[S(APPROVED)] = BR_KINDS_NEW,
+                   [S(TRIAL_PASSED)] = BR_KINDS_NEW,
+                   [S(APPLYING)] = BR_KINDS_CHANGE,
+                   [S(RECLAIMING)] = BR_KINDS_TERM},
 };
 
 #undef S

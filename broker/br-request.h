@@ -24,10 +24,10 @@ typedef enum {
 CM_ENUM_DECL(br_request_kind, BrRequestKind)
 
 #define BR_KIND_BIT(k) (1u << (k))
-#define K_NEW BR_KIND_BIT(BR_REQUEST_KIND_NEW)
-#define K_CHANGE BR_KIND_BIT(BR_REQUEST_KIND_CHANGE)
-#define K_TERM BR_KIND_BIT(BR_REQUEST_KIND_TERMINATION)
-#define K_ANY (K_NEW | K_CHANGE | K_TERM)
+#define BR_KINDS_NEW BR_KIND_BIT(BR_REQUEST_KIND_NEW)
+#define BR_KINDS_CHANGE BR_KIND_BIT(BR_REQUEST_KIND_CHANGE)
+#define BR_KINDS_TERM BR_KIND_BIT(BR_REQUEST_KIND_TERMINATION)
+#define BR_KINDS_ANY (BR_KINDS_NEW | BR_KINDS_CHANGE | BR_KINDS_TERM)
 
 /* Every state a request can be in, for all three kinds (DESIGN.md "The workflow"). */
 typedef enum {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "br-role.h"
 
-CM_ENUM_IMPL(br_role, BrRole, BR_ROLE_MAX, "admin", "reviewer", "consultant", "vendor",
-             "auditor", "department", "agent")
+CM_ENUM_IMPL(br_role, BrRole, BR_ROLE_MAX, "admin", "reviewer", "consultant", "vendor", "auditor",
+             "department", "agent")
 
 static const BrActor system_actor = {
     .account_id = 0,

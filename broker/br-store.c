@@ -11,7 +11,6 @@
 
 #define MAX_CONNECTIONS 256
 
-
 struct BrStore {
     char *url;
     uint8_t audit_key[BR_AUDIT_KEY_LEN];

@@ -64,9 +64,9 @@ static int virt_error(CmError *err, const char *what)
     virErrorPtr e = virGetLastError();
     int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
     const char *msg = e && e->message ? e->message : "unknown libvirt error";
-    bool lost = code == VIR_ERR_SYSTEM_ERROR || code == VIR_ERR_RPC ||
-                code == VIR_ERR_NO_CONNECT || code == VIR_ERR_INVALID_CONN ||
-                code == VIR_ERR_AUTH_FAILED || code == VIR_ERR_OPERATION_TIMEOUT;
+    bool lost = code == VIR_ERR_SYSTEM_ERROR || code == VIR_ERR_RPC || code == VIR_ERR_NO_CONNECT ||
+                code == VIR_ERR_INVALID_CONN || code == VIR_ERR_AUTH_FAILED ||
+                code == VIR_ERR_OPERATION_TIMEOUT;
 
     cm_error_set_code(err, lost ? CM_ERROR_UNAVAILABLE : CM_ERROR_INTERNAL,
                       lost ? "hypervisor_unavailable" : "hypervisor_error", "", "%s: %s", what,
@@ -367,7 +367,6 @@ static virStoragePoolPtr pool_lookup_r(BrVirtConn *c, const char *pool, int *ret
     return p;
 }
 
-
 int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmError *err)
 {
     int lr = 0;
@@ -385,8 +384,7 @@ int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmEr
 
 /* NULL with *ret_r 0: no such volume. NULL with *ret_r < 0: libvirt failed (a lost
  * connection is -EAGAIN), which must never be taken for "already gone". */
-static virStorageVolPtr vol_lookup(virStoragePoolPtr p, const char *name, int *ret_r,
-                                   CmError *err)
+static virStorageVolPtr vol_lookup(virStoragePoolPtr p, const char *name, int *ret_r, CmError *err)
 {
     virStorageVolPtr v = virStorageVolLookupByName(p, name);
     *ret_r = 0;
@@ -406,9 +404,8 @@ int br_virt_volume_exists(BrVirtConn *c, const char *pool, const char *name, CmE
     return v ? 1 : lr;
 }
 
-int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
-                          uint64_t capacity_gib, const char *base, const char *base_format,
-                          CmError *err)
+int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name, uint64_t capacity_gib,
+                          const char *base, const char *base_format, CmError *err)
 {
     int lr = 0;
     _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
@@ -476,8 +473,8 @@ int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
     return 0;
 }
 
-int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name,
-                          uint64_t capacity_gib, CmError *err)
+int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name, uint64_t capacity_gib,
+                          CmError *err)
 {
     int lr = 0;
     _cleanup_pool_ virStoragePoolPtr p = pool_lookup_r(c, pool, &lr, err);
@@ -618,7 +615,7 @@ int br_virt_domain_start(BrVirtConn *c, const char *uuid, CmError *err)
         return lr;
     if (!d)
         return cm_error_set_code(err, CM_ERROR_INTERNAL, "domain_missing", "",
-                                 "domain %s is not defined", uuid) ,
+                                 "domain %s is not defined", uuid),
                -ENOENT;
     if (state_of(d) == BR_VIRT_STATE_RUNNING)
         return 0;
@@ -646,8 +643,8 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms,
-                            bool *ret_forced, CmError *err)
+int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms, bool *ret_forced,
+                            CmError *err)
 {
     int lr = 0;
     _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);
@@ -751,8 +748,7 @@ static int set_both(BrVirtConn *c, const char *uuid, SetFn fn, unsigned long lon
     if (lr < 0)
         return lr;
     if (!d)
-        return cm_error_set(err, CM_ERROR_INTERNAL, "", "domain %s is not defined", uuid),
-               -ENOENT;
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "domain %s is not defined", uuid), -ENOENT;
     if (fn(d, value, VIR_DOMAIN_AFFECT_CONFIG) < 0)
         return virt_error(err, what);
     if (state_of(d) == BR_VIRT_STATE_RUNNING && fn(d, value, VIR_DOMAIN_AFFECT_LIVE) < 0)
@@ -765,14 +761,12 @@ int br_virt_domain_set_vcpus(BrVirtConn *c, const char *uuid, unsigned vcpus, Cm
     return set_both(c, uuid, set_vcpus_fn, vcpus, "cannot set vCPUs", err);
 }
 
-int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_mib,
-                              CmError *err)
+int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_mib, CmError *err)
 {
     return set_both(c, uuid, set_memory_fn, memory_mib * 1024, "cannot set memory", err);
 }
 
-int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib,
-                             CmError *err)
+int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib, CmError *err)
 {
     int lr = 0;
     _cleanup_domain_ virDomainPtr d = domain_lookup(c, uuid, &lr, err);

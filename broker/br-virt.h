@@ -94,16 +94,15 @@ int br_virt_pool_info(BrVirtConn *c, const char *pool, BrVirtPoolInfo *ret, CmEr
  * same pool, raw or qcow2). Nothing is done when @name exists.
  * Returns: 0, or a negative errno with @err set.
  */
-int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name,
-                          uint64_t capacity_gib, const char *base, const char *base_format,
-                          CmError *err);
+int br_virt_volume_create(BrVirtConn *c, const char *pool, const char *name, uint64_t capacity_gib,
+                          const char *base, const char *base_format, CmError *err);
 
 /** br_virt_volume_exists: Returns: 1, 0, or a negative errno with @err set. */
 int br_virt_volume_exists(BrVirtConn *c, const char *pool, const char *name, CmError *err);
 
 /** br_virt_volume_resize: grows @name to @capacity_gib (never shrinks). Returns: 0 or -errno. */
-int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name,
-                          uint64_t capacity_gib, CmError *err);
+int br_virt_volume_resize(BrVirtConn *c, const char *pool, const char *name, uint64_t capacity_gib,
+                          CmError *err);
 
 /** br_virt_volume_wipe / _delete: nothing to do when the volume is gone. Returns: 0 or -errno. */
 int br_virt_volume_wipe(BrVirtConn *c, const char *pool, const char *name, CmError *err);
@@ -124,8 +123,8 @@ int br_virt_domain_start(BrVirtConn *c, const char *uuid, CmError *err);
  * is not running or absent. Sets @ret_forced when it had to force.
  * Returns: 0 or a negative errno.
  */
-int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms,
-                            bool *ret_forced, CmError *err);
+int br_virt_domain_shutdown(BrVirtConn *c, const char *uuid, unsigned timeout_ms, bool *ret_forced,
+                            CmError *err);
 
 /**
  * br_virt_domain_undefine:
@@ -144,12 +143,10 @@ int br_virt_domain_state(BrVirtConn *c, const char *uuid, BrVirtState *ret, CmEr
  * the maximums set at define time. Returns: 0 or a negative errno.
  */
 int br_virt_domain_set_vcpus(BrVirtConn *c, const char *uuid, unsigned vcpus, CmError *err);
-int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_mib,
-                              CmError *err);
+int br_virt_domain_set_memory(BrVirtConn *c, const char *uuid, uint64_t memory_mib, CmError *err);
 
 /** br_virt_domain_grow_disk: tells a running domain its disk "vda" grew. Returns: 0 or -errno. */
-int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib,
-                             CmError *err);
+int br_virt_domain_grow_disk(BrVirtConn *c, const char *uuid, uint64_t capacity_gib, CmError *err);
 
 /**
  * br_virt_list_domains:

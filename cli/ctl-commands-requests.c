@@ -1086,8 +1086,9 @@ static int cmd_retry(CtlContext *ctx, const CtlArgs *args)
     fprintf(ctx->out,
             "Request %" PRId64 ": %s \xe2\x86\x92 %s; job %" PRId64 " (%s) is queued again.\n",
             cm_json_get_int(after, "id", 0), cm_json_get_str(req, "state", "?"),
-            cm_json_get_str(after, "state", "?"), cm_json_get_int(job, "id", 0),
-            cm_json_get_str(job, "kind", "?"));
+            /* as the retry left it: a quick job may have moved it on since */
+            cm_json_get_str(job, "request_state", cm_json_get_str(after, "state", "?")),
+            cm_json_get_int(job, "id", 0), cm_json_get_str(job, "kind", "?"));
     fprintf(ctx->out, "Follow it with: %s job watch %" PRId64 "\n", CTL_PROGRAM,
             cm_json_get_int(job, "id", 0));
     return 0;

@@ -108,10 +108,14 @@ static int pg_error(CmDb *db, PGresult *res, CmError *err, const char *what)
     if (!msg || !*msg)
         msg = pg->conn ? PQerrorMessage(pg->conn) : "no connection";
     first_line(msg, line, sizeof(line));
+    /* Lost, shut down, or a server that became a standby (25006 on a connection meant to
+     * write: the old primary back as a standby, or one reached without
+     * target_session_attrs=read-write): the next use reconnects with the same URL, and libpq's
+     * host list with target_session_attrs=read-write finds the server that takes writes. */
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK || !state ||
         strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-        strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 || strcmp(state, "25006") == 0) {
-        /* Lost, shut down, or a standby after a failover: the next use reconnects. */
+        strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+        (strcmp(state, "25006") == 0 && !(pg->flags & CM_DB_READONLY))) {
         pg->lost = true;
         cm_log_warning("postgresql: %s: %s%s%s", what, line, state ? " " : "", state ? state : "");
         cm_error_set(err, CM_ERROR_UNAVAILABLE, "", "database connection lost, try again");
@@ -704,27 +708,39 @@ int cm_pg_exec(CmDb *db, const char *sql, CmError *err)
     return r < 0 ? r : pg_run(db, sql, err, "exec");
 }
 
-int cm_pg_begin_immediate(CmDb *db, CmError *err)
+/*
+ * Begins a transaction with @sql. A connection found lost here has done nothing of the
+ * transaction yet: it is reconnected and the begin tried once more, so that the first request
+ * after a failover (or a server restart) is served, not answered 503.
+ */
+static int begin(CmDb *db, const char *sql, CmError *err)
 {
-    /* SQLite's BEGIN IMMEDIATE: one writer at a time, over every broker on the database.
-     * The advisory lock goes with the transaction; waiting longer than SQLite's busy
-     * timeout gives -EAGAIN (lock_not_available) as SQLITE_BUSY does. */
-    int r = cm_pg_exec(db,
-                       "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
-                       " SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_WRITER_LOCK) ")",
-                       err);
+    int r = cm_pg_exec(db, sql, err);
+
+    if (r < 0 && db->pg->lost && !db->pg->in_tx) {
+        cm_error_clear(err);
+        r = cm_pg_exec(db, sql, err);
+    }
     if (r < 0)
         cm_pg_rollback(db);
     return r;
 }
 
+int cm_pg_begin_immediate(CmDb *db, CmError *err)
+{
+    /* SQLite's BEGIN IMMEDIATE: one writer at a time, over every broker on the database.
+     * The advisory lock goes with the transaction; waiting longer than SQLite's busy
+     * timeout gives -EAGAIN (lock_not_available) as SQLITE_BUSY does. */
+    return begin(db,
+                 "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
+                 " SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_WRITER_LOCK) ")",
+                 err);
+}
+
 int cm_pg_begin_read(CmDb *db, CmError *err)
 {
     /* One snapshot for the whole read, as a SQLite read transaction sees. */
-    int r = cm_pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
-    if (r < 0)
-        cm_pg_rollback(db);
-    return r;
+    return begin(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
 }
 
 int cm_pg_commit(CmDb *db, CmError *err)

@@ -579,4 +579,3 @@ int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg
     }
     return 0;
 }
-

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdint.h>
 
-
 #include "cm-error.h"
 
 typedef struct CmDb CmDb;
@@ -266,6 +265,7 @@ int cm_db_exec(CmDb *db, const char *sql, CmError *err);
  * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
  * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
  * serializes the writers of every broker on the database (the audit chain has one head).
+ * A PostgreSQL connection found lost at the BEGIN is reconnected and the BEGIN tried once more.
  * Returns: 0, -EAGAIN when another writer held on longer than 5 s, or a negative errno with
  * @err set; no transaction is left open on failure.
  */
@@ -274,7 +274,8 @@ int cm_db_begin_immediate(CmDb *db, CmError *err);
 /**
  * cm_db_begin_read:
  * Opens a read transaction: one snapshot for all its statements (on PostgreSQL REPEATABLE
- * READ READ ONLY). Returns: 0, or a negative errno with @err set.
+ * READ READ ONLY); a lost PostgreSQL connection is retried once as cm_db_begin_immediate().
+ * Returns: 0, or a negative errno with @err set.
  */
 int cm_db_begin_read(CmDb *db, CmError *err);
 int cm_db_commit(CmDb *db, CmError *err);
@@ -293,4 +294,3 @@ void cm_db_rollback(CmDb *db);
  */
 int cm_db_migrate(CmDb *db, const char *const *migrations, const char *const *pg_migrations,
                   unsigned n, CmError *err);
-

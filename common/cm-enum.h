@@ -18,7 +18,7 @@
 
 #define CM_ENUM_IMPL(name, type, max, ...)                                                         \
     static const char *const name##_table[] = {__VA_ARGS__};                                       \
-    _Static_assert(ELEMENTSOF(name##_table) == (max), #name " string table does not match enum"); \
+    _Static_assert(ELEMENTSOF(name##_table) == (max), #name " string table does not match enum");  \
     const char *name##_to_string(type v)                                                           \
     {                                                                                              \
         if ((int)v < 0 || (int)v >= (int)(max))                                                    \

@@ -11,31 +11,31 @@
  */
 typedef enum {
     CM_ERROR_NONE = 0,
-    CM_ERROR_INVALID,         /* 400: malformed input (not JSON, bad UTF-8, bad parameter) */
-    CM_ERROR_UNPROCESSABLE,   /* 422: well-formed input that breaks a rule (schema, policy) */
-    CM_ERROR_UNAUTHENTICATED, /* 401 */
-    CM_ERROR_FORBIDDEN,       /* 403 */
-    CM_ERROR_NOT_FOUND,       /* 404 */
-    CM_ERROR_METHOD,          /* 405 */
-    CM_ERROR_CONFLICT,        /* 409: refused state transition, duplicate */
-    CM_ERROR_TOO_LARGE,       /* 413 */
-    CM_ERROR_MEDIA_TYPE,      /* 415 */
-    CM_ERROR_TOO_MANY,        /* 429 */
-    CM_ERROR_INTERNAL,        /* 500 */
-    CM_ERROR_UNAVAILABLE,     /* 503 */
-    CM_ERROR_TIMEOUT,         /* 408: the request head or body did not arrive in time */
-    CM_ERROR_URI_TOO_LONG,    /* 414: the request line or its query is too long */
+    CM_ERROR_INVALID,           /* 400: malformed input (not JSON, bad UTF-8, bad parameter) */
+    CM_ERROR_UNPROCESSABLE,     /* 422: well-formed input that breaks a rule (schema, policy) */
+    CM_ERROR_UNAUTHENTICATED,   /* 401 */
+    CM_ERROR_FORBIDDEN,         /* 403 */
+    CM_ERROR_NOT_FOUND,         /* 404 */
+    CM_ERROR_METHOD,            /* 405 */
+    CM_ERROR_CONFLICT,          /* 409: refused state transition, duplicate */
+    CM_ERROR_TOO_LARGE,         /* 413 */
+    CM_ERROR_MEDIA_TYPE,        /* 415 */
+    CM_ERROR_TOO_MANY,          /* 429 */
+    CM_ERROR_INTERNAL,          /* 500 */
+    CM_ERROR_UNAVAILABLE,       /* 503 */
+    CM_ERROR_TIMEOUT,           /* 408: the request head or body did not arrive in time */
+    CM_ERROR_URI_TOO_LONG,      /* 414: the request line or its query is too long */
     CM_ERROR_HEADERS_TOO_LARGE, /* 431 */
-    CM_ERROR_NOT_IMPLEMENTED, /* 501: a transfer coding the broker does not know */
-    CM_ERROR_HTTP_VERSION,    /* 505 */
+    CM_ERROR_NOT_IMPLEMENTED,   /* 501: a transfer coding the broker does not know */
+    CM_ERROR_HTTP_VERSION,      /* 505 */
     CM_ERROR_KIND_MAX,
 } CmErrorKind;
 
 typedef struct {
     CmErrorKind kind;
-    char code[48];      /* machine-readable code, e.g. "invalid_transition"; defaults per kind */
-    char message[512];  /* for a person */
-    char field[256];    /* JSON pointer or parameter name the error is about; may be empty */
+    char code[48];     /* machine-readable code, e.g. "invalid_transition"; defaults per kind */
+    char message[512]; /* for a person */
+    char field[256];   /* JSON pointer or parameter name the error is about; may be empty */
 } CmError;
 
 /**

@@ -54,8 +54,8 @@ int cm_time_parse_iso(const char *s, int64_t *ret)
 
     if (!s)
         return -EINVAL;
-    if (parse_digits(&p, 4, &y) < 0 || *p++ != '-' || parse_digits(&p, 2, &mo) < 0 ||
-        *p++ != '-' || parse_digits(&p, 2, &d) < 0)
+    if (parse_digits(&p, 4, &y) < 0 || *p++ != '-' || parse_digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        parse_digits(&p, 2, &d) < 0)
         return -EINVAL;
     if (*p == 'T' || *p == ' ') {
         p++;

@@ -125,7 +125,7 @@ int cm_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         goto error;
     return cm_fsync_dir(dir);
 
-error: {
+error : {
     int r = -errno;
     unlink(tmp);
     return r;
@@ -247,8 +247,11 @@ void cm_utf8_sanitize(char *s)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                                         : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
         if (len == 0 || i + len > n || !cm_utf8_valid(s + i, len)) {
             s[i++] = '?';
             continue;

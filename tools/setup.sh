@@ -10,7 +10,7 @@ PACKAGES=(
     libgnutls28-dev gnutls-bin libcmocka-dev libsodium-dev python3-aiosmtpd
     libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     json-schema-test-suite wrk nginx-light systemd curl jq chromium poppler-utils fonts-noto-cjk
-    libpq-dev postgresql-15
+    libpq-dev postgresql-15 clang-format
 )
 # Node.js and npm build the web console (console/, from the npm registry with its lockfile).
 # Debian's are installed only when the machine has no node of its own (a newer one is kept).
@@ -53,7 +53,9 @@ Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--agent-metrics-listen 
          the tests that measure a guest's CPU run alone; headless Chromium for the reports).
          A throw-away PostgreSQL 15 cluster (tools/pg-cluster.sh: initdb and pg_ctl, a Unix
          socket in a temporary folder) runs for the tests, its URL exported as CB_TEST_PG_URL
-         (each test makes its own database there); it is stopped and removed at the end, also
+         (each test makes its own database there), and the integration suite runs a second
+         time in build/ with every broker on PostgreSQL (CB_TEST_BACKEND=postgresql); the
+         cluster is stopped and removed at the end, also
          when a test fails or the run is interrupted. The last line printed is
          'N passed, M failed'; the exit status is non-zero when anything failed.
 
@@ -790,6 +792,24 @@ build_and_test() {
     return 0
 }
 
+# pg_pass DIR: the integration suite once more in DIR, every broker on its own database in the
+# throw-away PostgreSQL (CB_TEST_BACKEND=postgresql, see tests/integration/cbtest.py). The tests
+# that are about PostgreSQL alone (suite postgresql) already ran in the first pass.
+pg_pass() {
+    local dir="$1" rc=0
+    if [ -z "${CB_TEST_PG_URL:-}" ]; then
+        return 0
+    fi
+    say "testing $dir/ (integration, on PostgreSQL)"
+    CB_TEST_BACKEND=postgresql meson test -C "$dir" --print-errorlogs --num-processes 2 \
+        --suite integration --no-suite postgresql --timeout-multiplier 3 \
+        --logbase testlog-pg || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        FAILED_STEPS+=("$dir (postgresql): meson test exited $rc")
+    fi
+    return 0
+}
+
 # Reads the testlog.json files and prints the tally; returns 1 when anything failed.
 summarize() {
     local steps
@@ -802,8 +822,10 @@ import sys
 passed, failed, skipped, bad = 0, [], [], []
 for d in sys.argv[1:]:
     name = os.path.basename(d)
-    for log in ('testlog.json', 'testlog-e2e.json'):
+    for log in ('testlog.json', 'testlog-e2e.json', 'testlog-pg.json'):
         path = os.path.join(d, 'meson-logs', log)
+        if log == 'testlog-pg.json':
+            name = os.path.basename(d) + ' (postgresql)'
         if not os.path.exists(path):
             continue
         with open(path, encoding='utf-8') as f:
@@ -867,6 +889,8 @@ cmd_test() {
     # The e2e suite runs once, in the sanitized build: its time is the guests', not the
     # broker's, and there it also checks every hypervisor path for memory errors.
     build_and_test build 0 -Dbuildtype=debugoptimized -Dwerror=true
+    # The PostgreSQL pass of the integration suite: once, in the plain build.
+    pg_pass build
 
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -72,6 +72,8 @@ ASSESS_CSV = [
     ('used_memory_gib_hours', 'efficiency.used_memory_gib_hours'),
     ('reclaimable_vcpu_hours', 'efficiency.reclaimable_vcpu_hours'),
     ('reclaimable_memory_gib_hours', 'efficiency.reclaimable_memory_gib_hours'),
+    # issue 12: waste in money
+    ('reclaimable_monthly_saving_yuan', 'efficiency.reclaimable_monthly_saving'),
 ]
 OPS_CSV = ['department_code', 'department', 'instance', 'system', 'vcpus', 'memory_mib',
            'instance_hours', 'cpu_cores_avg', 'cpu_utilization_avg', 'cpu_cores_p95',

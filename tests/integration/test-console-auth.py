@@ -294,7 +294,7 @@ with Broker(extra_args=config(**LIMITS)) as b:
         after = r.headers.get('Set-Cookie', '').split(';')[0]
         r = b.get('/v1/whoami', headers={'Cookie': after})
         checks.ok(r.status == 200 and r.json()['name'] == 'reviewer1', 'the new session works')
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True)
+    con = db_connect(b.db_path)
     replaced = con.execute("SELECT count(*) FROM sessions WHERE revoked_reason = 'replaced'")
     checks.eq(replaced.fetchone()[0], 2, 'both recorded as replaced')
     con.close()

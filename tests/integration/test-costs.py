@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -126,7 +125,7 @@ def main():
 def read_history(b):
     """The recorded history, read-only: {instance id: [(at ms, state, vcpus, mib, gib)]} and
     {instance id: purpose}."""
-    con = sqlite3.connect(f'file:{b.db_path}?mode=ro', uri=True, timeout=10)
+    con = cbtest.db_connect(b.db_path)
     hist = {}
     for iid, at, state, vcpus, mib, gib in con.execute(
             'SELECT instance_id, at, state, vcpus, memory_mib, disk_gib FROM instance_history'
@@ -424,15 +423,17 @@ def run(ck, b, work, pol):
     # sizes. The times are those steps' ends, a few ms from the live history's.
     live, _ = read_history(b)
     ck.eq(b.stop(), 0, 'the broker stops cleanly (under the sanitizers: nothing leaked)')
-    con = sqlite3.connect(b.db_path)
-    # Back to version 12: migration 14's columns go too (it runs again after 13).
+    con = cbtest.db_connect(b.db_path, write=True)
+    # Back to version 12: migration 14's tables and columns go too (it runs again after 13).
     con.execute('DROP TABLE instance_history')
     con.execute('ALTER TABLE incidents DROP COLUMN resolution_recorded_at')
     con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
-    con.execute('DROP TABLE sla_explanations')
-    con.execute('DROP TABLE host_outages')
-    con.execute('DROP TABLE maintenance_windows')
-    con.execute('PRAGMA user_version = 12')
+    for table in ('sla_explanations', 'host_outages', 'maintenance_windows'):
+        con.execute(f'DROP TABLE {table}')
+    if cbtest.BACKEND == 'postgresql':
+        con.execute('UPDATE schema_version SET version = 12')
+    else:
+        con.execute('PRAGMA user_version = 12')
     con.commit()
     con.close()
     b.start()

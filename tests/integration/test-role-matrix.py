@@ -192,8 +192,9 @@ def parse_routes():
 # attempts, error, next try), the reconciler's view of instances and its events' last sighting.
 # "Database unchanged" ignores them; every other column and every row must stay as it was.
 VOLATILE = {
-    'jobs': {'state', 'error', 'attempts', 'not_before', 'started_at', 'finished_at'},
-    'job_steps': {'state', 'attempts', 'error', 'started_at', 'finished_at'},
+    'jobs': {'state', 'error', 'attempts', 'not_before', 'started_at', 'finished_at',
+             'lease_owner', 'lease_until'},
+    'job_steps': {'state', 'attempts', 'error', 'started_at', 'finished_at', 'node'},
     'events': {'message', 'last_seen', 'resolved_at'},
     'instances': {'observed_state', 'observed_at'},
 }

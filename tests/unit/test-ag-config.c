@@ -50,17 +50,22 @@ static int check_url(const char *url, CmError *err)
 static void test_http_is_allowed_to_loopback_only(void **state)
 {
     static const char *const ok[] = {
-        "http://127.0.0.1:8470", "http://127.1.2.3:8470/", "http://localhost:8470/",
-        "http://localhost",      "http://[::1]:8470",      "HTTP://LOCALHOST:1/",
+        "http://127.0.0.1:8470",   "http://127.1.2.3:8470/", "http://localhost:8470/",
+        "http://localhost",        "http://[::1]:8470",      "HTTP://LOCALHOST:1/",
         "https://broker.example/", "https://10.0.0.1:8470/",
     };
     /* Prefix look-alikes, a user part before the real host, other hosts. */
     static const char *const refused[] = {
-        "http://127.attacker.example/",          "http://127.0.0.1.nip.io:8080/",
-        "http://localhost:8080@broker.example/", "http://127.0.0.1@broker.example/",
-        "http://localhost.example/",             "http://10.0.0.1/",
-        "http://[::2]:8470/",                    "http://user@localhost:8470/",
-        "ftp://127.0.0.1/",                      "127.0.0.1:8470",
+        "http://127.attacker.example/",
+        "http://127.0.0.1.nip.io:8080/",
+        "http://localhost:8080@broker.example/",
+        "http://127.0.0.1@broker.example/",
+        "http://localhost.example/",
+        "http://10.0.0.1/",
+        "http://[::2]:8470/",
+        "http://user@localhost:8470/",
+        "ftp://127.0.0.1/",
+        "127.0.0.1:8470",
     };
     (void)state;
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {

@@ -48,8 +48,11 @@ static int setup_on(void **state, bool pg)
     Fixture *f = calloc(1, sizeof(*f));
     char key[128];
     CmError err = {0};
-    BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
-                     .request_id = "req-1", .client = "10.0.0.9"};
+    BrActor actor = {.account_id = 3,
+                     .name = "reviewer-1",
+                     .role = BR_ROLE_REVIEWER,
+                     .request_id = "req-1",
+                     .client = "10.0.0.9"};
 
     *state = f;
     if (pg && !cbt_pg_url())
@@ -203,15 +206,12 @@ static void rechain(Fixture *f, const uint8_t *key, int64_t from)
         if (!*prev)
             snprintf(prev, sizeof(prev), "%s", cm_stmt_text(sel, 13));
         if (key) {
-            br_audit_record_hash(key, prev, seq, cm_stmt_text(sel, 1), cm_stmt_int(sel, 2),
-                                 cm_stmt_text(sel, 3), cm_stmt_text(sel, 4), cm_stmt_int(sel, 5),
-                                 cm_stmt_text(sel, 6), cm_stmt_text(sel, 7), cm_stmt_int(sel, 8),
-                                 cm_stmt_text(sel, 9), cm_stmt_text(sel, 10),
-                                 cm_stmt_text(sel, 11), cm_stmt_text(sel, 12), h);
+            BrAuditRecord rec = br_audit_record_of_row(sel, prev);
+            br_audit_record_hash(key, &rec, h);
         } else {
             char buf[2048];
-            snprintf(buf, sizeof(buf), "%s|%lld|%s|%s", prev, (long long)seq,
-                     cm_stmt_text(sel, 6), cm_stmt_text(sel, 9));
+            snprintf(buf, sizeof(buf), "%s|%lld|%s|%s", prev, (long long)seq, cm_stmt_text(sel, 6),
+                     cm_stmt_text(sel, 9));
             cm_sha256_hex(buf, strlen(buf), h);
         }
         CM_DB_BIND(upd, prev, h, seq);
@@ -270,8 +270,11 @@ static void test_rechained_with_right_key_passes(void **state)
 
 static void append(Fixture *f, int n)
 {
-    BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
-                     .request_id = "req-2", .client = "10.0.0.9"};
+    BrActor actor = {.account_id = 3,
+                     .name = "reviewer-1",
+                     .role = BR_ROLE_REVIEWER,
+                     .request_id = "req-2",
+                     .client = "10.0.0.9"};
     CmError err = {0};
     for (int i = 0; i < n; i++) {
         CmDb *db;
@@ -287,8 +290,8 @@ static BrAuditAnchor read_anchor(Fixture *f)
 {
     BrAuditAnchor a = {0};
     CmError err = {0};
-    int r = br_audit_anchor_read(br_store_anchor_path(f->store), br_store_audit_key(f->store),
-                                 &a, &err);
+    int r = br_audit_anchor_read(br_store_anchor_path(f->store), br_store_audit_key(f->store), &a,
+                                 &err);
     if (r < 0)
         fail_msg("anchor: %d %s", r, err.message);
     return a;
@@ -377,8 +380,7 @@ static void test_edited_anchor_is_refused(void **state)
                      -EBADMSG);
     assert_string_equal(err.code, "anchor_damaged");
     unlink(path);
-    assert_int_equal(br_audit_anchor_read(path, br_store_audit_key(f->store), &got, &err),
-                     -ENOENT);
+    assert_int_equal(br_audit_anchor_read(path, br_store_audit_key(f->store), &got, &err), -ENOENT);
 }
 
 static void test_anchor_written_at_shutdown(void **state)
@@ -400,8 +402,11 @@ static void test_anchor_written_at_shutdown(void **state)
 static void test_rolled_back_append_leaves_no_trace(void **state)
 {
     Fixture *f = FIXTURE(state);
-    BrActor actor = {.account_id = 3, .name = "reviewer-1", .role = BR_ROLE_REVIEWER,
-                     .request_id = "req-3", .client = "10.0.0.9"};
+    BrActor actor = {.account_id = 3,
+                     .name = "reviewer-1",
+                     .role = BR_ROLE_REVIEWER,
+                     .request_id = "req-3",
+                     .client = "10.0.0.9"};
     CmError err = {0};
     CmDb *db;
 
@@ -450,7 +455,9 @@ int main(void)
 {
 #define T(fn)                                                                                      \
     {#fn " (sqlite)", fn, setup_sqlite, teardown, NULL},                                           \
-        {#fn " (postgresql)", fn, setup_pg, teardown, NULL}
+    {                                                                                              \
+#fn " (postgresql)", fn, setup_pg, teardown, NULL                                          \
+    }
     const struct CMUnitTest tests[] = {
         T(test_intact_chain_verifies),
         T(test_edited_record_is_caught),

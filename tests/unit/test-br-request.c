@@ -24,30 +24,30 @@ static const struct {
     BrRequestKind kind;
     BrRequestState from, to;
 } expected[] = {
-    {NEW, S(DRAFT), S(SUBMITTED)},         {NEW, S(DRAFT), S(WITHDRAWN)},
-    {NEW, S(SUBMITTED), S(RETURNED)},      {NEW, S(SUBMITTED), S(REJECTED)},
-    {NEW, S(SUBMITTED), S(APPROVED)},      {NEW, S(SUBMITTED), S(WITHDRAWN)},
-    {NEW, S(RETURNED), S(SUBMITTED)},      {NEW, S(RETURNED), S(WITHDRAWN)},
-    {NEW, S(APPROVED), S(IN_TRIAL)},       {NEW, S(APPROVED), S(FAILED)},
-    {NEW, S(IN_TRIAL), S(TRIAL_PASSED)},   {NEW, S(IN_TRIAL), S(TRIAL_FAILED)},
-    {NEW, S(IN_TRIAL), S(FAILED)},         {NEW, S(TRIAL_PASSED), S(ALLOCATED)},
-    {NEW, S(TRIAL_PASSED), S(FAILED)},     {NEW, S(FAILED), S(APPROVED)},
+    {NEW, S(DRAFT), S(SUBMITTED)},       {NEW, S(DRAFT), S(WITHDRAWN)},
+    {NEW, S(SUBMITTED), S(RETURNED)},    {NEW, S(SUBMITTED), S(REJECTED)},
+    {NEW, S(SUBMITTED), S(APPROVED)},    {NEW, S(SUBMITTED), S(WITHDRAWN)},
+    {NEW, S(RETURNED), S(SUBMITTED)},    {NEW, S(RETURNED), S(WITHDRAWN)},
+    {NEW, S(APPROVED), S(IN_TRIAL)},     {NEW, S(APPROVED), S(FAILED)},
+    {NEW, S(IN_TRIAL), S(TRIAL_PASSED)}, {NEW, S(IN_TRIAL), S(TRIAL_FAILED)},
+    {NEW, S(IN_TRIAL), S(FAILED)},       {NEW, S(TRIAL_PASSED), S(ALLOCATED)},
+    {NEW, S(TRIAL_PASSED), S(FAILED)},   {NEW, S(FAILED), S(APPROVED)},
     {NEW, S(FAILED), S(TRIAL_PASSED)},
 
-    {CHG, S(DRAFT), S(SUBMITTED)},         {CHG, S(DRAFT), S(WITHDRAWN)},
-    {CHG, S(SUBMITTED), S(RETURNED)},      {CHG, S(SUBMITTED), S(REJECTED)},
-    {CHG, S(SUBMITTED), S(APPROVED)},      {CHG, S(SUBMITTED), S(WITHDRAWN)},
-    {CHG, S(RETURNED), S(SUBMITTED)},      {CHG, S(RETURNED), S(WITHDRAWN)},
-    {CHG, S(APPROVED), S(APPLYING)},       {CHG, S(APPROVED), S(FAILED)},
-    {CHG, S(APPLYING), S(APPLIED)},        {CHG, S(APPLYING), S(FAILED)},
+    {CHG, S(DRAFT), S(SUBMITTED)},       {CHG, S(DRAFT), S(WITHDRAWN)},
+    {CHG, S(SUBMITTED), S(RETURNED)},    {CHG, S(SUBMITTED), S(REJECTED)},
+    {CHG, S(SUBMITTED), S(APPROVED)},    {CHG, S(SUBMITTED), S(WITHDRAWN)},
+    {CHG, S(RETURNED), S(SUBMITTED)},    {CHG, S(RETURNED), S(WITHDRAWN)},
+    {CHG, S(APPROVED), S(APPLYING)},     {CHG, S(APPROVED), S(FAILED)},
+    {CHG, S(APPLYING), S(APPLIED)},      {CHG, S(APPLYING), S(FAILED)},
     {CHG, S(FAILED), S(APPLYING)},
 
-    {TRM, S(DRAFT), S(SUBMITTED)},         {TRM, S(DRAFT), S(WITHDRAWN)},
-    {TRM, S(SUBMITTED), S(RETURNED)},      {TRM, S(SUBMITTED), S(REJECTED)},
-    {TRM, S(SUBMITTED), S(APPROVED)},      {TRM, S(SUBMITTED), S(WITHDRAWN)},
-    {TRM, S(RETURNED), S(SUBMITTED)},      {TRM, S(RETURNED), S(WITHDRAWN)},
-    {TRM, S(APPROVED), S(RECLAIMING)},     {TRM, S(APPROVED), S(FAILED)},
-    {TRM, S(RECLAIMING), S(RECLAIMED)},    {TRM, S(RECLAIMING), S(FAILED)},
+    {TRM, S(DRAFT), S(SUBMITTED)},       {TRM, S(DRAFT), S(WITHDRAWN)},
+    {TRM, S(SUBMITTED), S(RETURNED)},    {TRM, S(SUBMITTED), S(REJECTED)},
+    {TRM, S(SUBMITTED), S(APPROVED)},    {TRM, S(SUBMITTED), S(WITHDRAWN)},
+    {TRM, S(RETURNED), S(SUBMITTED)},    {TRM, S(RETURNED), S(WITHDRAWN)},
+    {TRM, S(APPROVED), S(RECLAIMING)},   {TRM, S(APPROVED), S(FAILED)},
+    {TRM, S(RECLAIMING), S(RECLAIMED)},  {TRM, S(RECLAIMING), S(FAILED)},
     {TRM, S(FAILED), S(RECLAIMING)},
 };
 
@@ -80,8 +80,8 @@ static void test_table_matches_workflow(void **state)
 
 static void test_final_states(void **state)
 {
-    const BrRequestState finals[] = {S(WITHDRAWN), S(REJECTED), S(TRIAL_FAILED), S(ALLOCATED),
-                                     S(APPLIED), S(RECLAIMED)};
+    const BrRequestState finals[] = {S(WITHDRAWN), S(REJECTED), S(TRIAL_FAILED),
+                                     S(ALLOCATED), S(APPLIED),  S(RECLAIMED)};
     for (size_t i = 0; i < ELEMENTSOF(finals); i++)
         for (int k = 0; k < BR_REQUEST_KIND_MAX; k++)
             assert_true(br_request_state_is_final(k, finals[i]));
@@ -193,8 +193,12 @@ static int64_t count(CmDb *db, const char *sql)
 static void test_set_state_writes_row_history_audit(void **state)
 {
     Fixture *f = *state;
-    BrActor actor = {.account_id = 1, .name = "u", .role = BR_ROLE_DEPARTMENT,
-                     .department_id = 1, .request_id = "r1", .client = "127.0.0.1"};
+    BrActor actor = {.account_id = 1,
+                     .name = "u",
+                     .role = BR_ROLE_DEPARTMENT,
+                     .department_id = 1,
+                     .request_id = "r1",
+                     .client = "127.0.0.1"};
     CmError err = {0};
     CmDb *db;
 
@@ -223,8 +227,8 @@ static void test_set_state_refuses_and_changes_nothing(void **state)
 
     /* Not in the table: draft cannot jump to approved. */
     assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
-    assert_true(br_request_set_state(f->store, db, &actor, 7, NEW, S(DRAFT), S(APPROVED),
-                                     "x", NULL, &err) < 0);
+    assert_true(br_request_set_state(f->store, db, &actor, 7, NEW, S(DRAFT), S(APPROVED), "x", NULL,
+                                     &err) < 0);
     assert_int_equal(err.kind, CM_ERROR_CONFLICT);
     assert_string_equal(err.code, "invalid_transition");
     assert_non_null(strstr(err.message, "draft"));
@@ -233,8 +237,8 @@ static void test_set_state_refuses_and_changes_nothing(void **state)
     /* In the table, but the row is no longer in the expected state (a concurrent move). */
     cm_error_clear(&err);
     assert_int_equal(br_store_write_begin(f->store, &db, &err), 0);
-    assert_true(br_request_set_state(f->store, db, &actor, 7, NEW, S(SUBMITTED), S(APPROVED),
-                                     "x", NULL, &err) < 0);
+    assert_true(br_request_set_state(f->store, db, &actor, 7, NEW, S(SUBMITTED), S(APPROVED), "x",
+                                     NULL, &err) < 0);
     assert_int_equal(err.kind, CM_ERROR_CONFLICT);
     assert_non_null(strstr(err.message, "submitted"));
     br_store_write_abort(f->store, db);

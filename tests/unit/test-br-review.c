@@ -70,11 +70,14 @@ static void test_default_policy_loaded(void **state)
 
 static void test_materials_missing_named(void **state)
 {
-    _cleanup_json_ json_object *inst = instances(
-        "[{\"vcpus\":2,\"memory_mib\":4096,\"disk_gib\":40,\"image\":\"debian-12\"}]");
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW, .policy = &policies->review,
-                        .instances = inst, .materials_present = M(CONSTRUCTION_PLAN) | M(OTHER),
-                        .usage = &roomy, .requested = br_resources_of_instances(inst)};
+    _cleanup_json_ json_object *inst =
+        instances("[{\"vcpus\":2,\"memory_mib\":4096,\"disk_gib\":40,\"image\":\"debian-12\"}]");
+    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW,
+                        .policy = &policies->review,
+                        .instances = inst,
+                        .materials_present = M(CONSTRUCTION_PLAN) | M(OTHER),
+                        .usage = &roomy,
+                        .requested = br_resources_of_instances(inst)};
     BrReviewOutcome o;
     _cleanup_json_ json_object *check = br_review_check(&in, &o);
 
@@ -93,11 +96,14 @@ static void test_materials_missing_named(void **state)
 
 static void test_instance_limits_name_the_field(void **state)
 {
-    _cleanup_json_ json_object *inst = instances(
-        "[{\"vcpus\":2,\"memory_mib\":4096,\"disk_gib\":40,\"image\":\"a\"},"
-        " {\"vcpus\":64,\"memory_mib\":4096,\"disk_gib\":4000,\"image\":\"a\"}]");
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW, .policy = &policies->review,
-                        .instances = inst, .materials_present = ~0u, .usage = &roomy,
+    _cleanup_json_ json_object *inst =
+        instances("[{\"vcpus\":2,\"memory_mib\":4096,\"disk_gib\":40,\"image\":\"a\"},"
+                  " {\"vcpus\":64,\"memory_mib\":4096,\"disk_gib\":4000,\"image\":\"a\"}]");
+    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW,
+                        .policy = &policies->review,
+                        .instances = inst,
+                        .materials_present = ~0u,
+                        .usage = &roomy,
                         .requested = br_resources_of_instances(inst)};
     BrReviewOutcome o;
     _cleanup_json_ json_object *check = br_review_check(&in, &o);
@@ -115,15 +121,18 @@ static void test_instance_limits_name_the_field(void **state)
 
 static void test_quota_headroom_counts_allocated_and_approved(void **state)
 {
-    _cleanup_json_ json_object *inst = instances(
-        "[{\"vcpus\":8,\"memory_mib\":16384,\"disk_gib\":100,\"image\":\"a\"}]");
+    _cleanup_json_ json_object *inst =
+        instances("[{\"vcpus\":8,\"memory_mib\":16384,\"disk_gib\":100,\"image\":\"a\"}]");
     BrQuotaUsage u = {
         .quota = {.vcpus = 20, .memory_mib = 65536, .disk_gib = 1000, .instances = 10},
         .allocated = {.vcpus = 8, .memory_mib = 16384, .disk_gib = 200, .instances = 2},
         .approved = {.vcpus = 6, .memory_mib = 8192, .disk_gib = 100, .instances = 1},
     };
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW, .policy = &policies->review,
-                        .instances = inst, .materials_present = ~0u, .usage = &u,
+    BrReviewInput in = {.kind = BR_REQUEST_KIND_NEW,
+                        .policy = &policies->review,
+                        .instances = inst,
+                        .materials_present = ~0u,
+                        .usage = &u,
                         .requested = br_resources_of_instances(inst)};
     BrReviewOutcome o;
     _cleanup_json_ json_object *check = br_review_check(&in, &o);
@@ -148,8 +157,10 @@ static void test_quota_headroom_counts_allocated_and_approved(void **state)
 
 static void test_termination_needs_backup_proof_only(void **state)
 {
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_TERMINATION, .policy = &policies->review,
-                        .materials_present = 0, .usage = &roomy};
+    BrReviewInput in = {.kind = BR_REQUEST_KIND_TERMINATION,
+                        .policy = &policies->review,
+                        .materials_present = 0,
+                        .usage = &roomy};
     BrReviewOutcome o;
     json_object_put(br_review_check(&in, &o));
     assert_int_equal(o.missing, M(BACKUP_PROOF));
@@ -162,8 +173,8 @@ static void test_unenforced_rule_is_shown_but_not_blocking(void **state)
 {
     BrReviewPolicy p = policies->review;
     BrQuotaUsage u = {.quota = {.vcpus = 1}};
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_CHANGE, .policy = &p, .usage = &u,
-                        .requested = {.vcpus = 4}};
+    BrReviewInput in = {
+        .kind = BR_REQUEST_KIND_CHANGE, .policy = &p, .usage = &u, .requested = {.vcpus = 4}};
     BrReviewOutcome o;
     p.quota_enforce = false;
     _cleanup_json_ json_object *check = br_review_check(&in, &o);
@@ -179,8 +190,10 @@ static void test_quota_only_blocks_growth(void **state)
         .quota = {.vcpus = 4, .memory_mib = 4096, .disk_gib = 10, .instances = 1},
         .allocated = {.vcpus = 8, .memory_mib = 8192, .disk_gib = 100, .instances = 2},
     };
-    BrReviewInput in = {.kind = BR_REQUEST_KIND_TERMINATION, .policy = &policies->review,
-                        .materials_present = ~0u, .usage = &u};
+    BrReviewInput in = {.kind = BR_REQUEST_KIND_TERMINATION,
+                        .policy = &policies->review,
+                        .materials_present = ~0u,
+                        .usage = &u};
     BrReviewOutcome o;
     json_object_put(br_review_check(&in, &o));
     assert_true(o.ok[BR_REVIEW_RULE_QUOTA]);

@@ -36,6 +36,7 @@ typedef struct {
     char *url;     /* what was opened */
     char *pg_name; /* PostgreSQL: the fresh database, dropped after */
     char *cluster; /* a private cluster's folder (the restart case), stopped after */
+    char *standby; /* a private standby's folder (the failover case), stopped after */
     CmDb *db;
     bool skip;
     void *lite; /* an SQLite fixture beside PostgreSQL's, for the comparisons */
@@ -88,13 +89,14 @@ static int teardown(void **state)
     cm_db_close(f->db);
     if (f->pg_name)
         cbt_pg_drop_db(f->pg_name);
-    if (f->cluster) {
-        cmd = cm_strdup_printf("%s/tools/pg-cluster.sh stop %s", SOURCE_DIR, f->cluster);
+    for (char **c = (char *[]){f->standby, f->cluster, NULL}; *c; c++) {
+        cmd = cm_strdup_printf("%s/tools/pg-cluster.sh stop %s", SOURCE_DIR, *c);
         if (system(cmd) != 0)
-            fprintf(stderr, "could not stop the cluster in %s\n", f->cluster);
+            fprintf(stderr, "could not stop the cluster in %s\n", *c);
         free(cmd);
-        free(f->cluster);
     }
+    free(f->standby);
+    free(f->cluster);
     if (*f->dir) {
         cmd = cm_strdup_printf("rm -rf %s", f->dir);
         if (system(cmd) != 0)
@@ -1296,6 +1298,132 @@ static void test_reconnect_in_tx(void **state)
     assert_int_not_equal(query_int(f->db, "SELECT pg_backend_pid()"), pid);
 }
 
+/* Kills the session of @db from @other; waits until the server has ended it. */
+static void terminate(CmDb *other, CmDb *db)
+{
+    int64_t pid = query_int(db, "SELECT pg_backend_pid()");
+    CmError err = {0};
+
+    {
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(other, "SELECT pg_terminate_backend(?1::int)", &err);
+        assert_int_equal(CM_DB_BIND(st, pid), 0);
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        assert_int_equal(cm_stmt_int(st, 0), 1);
+    }
+    for (int i = 0; i < 100; i++) {
+        _cleanup_stmt_ CmStmt *st =
+            cm_db_prepare(other, "SELECT count(*) FROM pg_stat_activity WHERE pid = ?1", &err);
+        assert_int_equal(CM_DB_BIND(st, pid), 0);
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        if (cm_stmt_int(st, 0) == 0)
+            return;
+        usleep(20 * 1000);
+    }
+    fail_msg("backend %lld did not end", (long long)pid);
+}
+
+static void test_reconnect_begin(void **state)
+{
+    Fx *f = FIXTURE(state);
+    _cleanup_(cm_db_closep) CmDb *other = NULL;
+    CmError err = {0};
+    int64_t pid;
+
+    migrate1(f->db, "CREATE TABLE r (a INTEGER)");
+    assert_int_equal(cm_db_open_url(f->url, CM_DB_READWRITE, &other, &err), 0);
+    pid = query_int(f->db, "SELECT pg_backend_pid()");
+    terminate(other, f->db);
+    /* The lost connection shows at the BEGIN, before anything of the transaction ran: it is
+     * reconnected there and the transaction goes through. */
+    assert_int_equal(cm_db_begin_immediate(f->db, &err), 0);
+    exec_ok(f->db, "INSERT INTO r VALUES (1)");
+    assert_int_equal(cm_db_commit(f->db, &err), 0);
+    assert_int_not_equal(query_int(f->db, "SELECT pg_backend_pid()"), pid);
+    terminate(other, f->db);
+    assert_int_equal(cm_db_begin_read(f->db, &err), 0);
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM r"), 1);
+    assert_int_equal(cm_db_commit(f->db, &err), 0);
+}
+
+static void test_reconnect_read_only(void **state)
+{
+    Fx *f = FIXTURE(state);
+    _cleanup_(cm_db_closep) CmDb *ro = NULL;
+    CmError err = {0};
+    int64_t pid;
+
+    migrate1(f->db, "CREATE TABLE r (a INTEGER)");
+    /* A session that cannot write any more, as one on a primary turned standby: 25006. */
+    pid = query_int(f->db, "SELECT pg_backend_pid()");
+    assert_int_equal(cm_db_exec(f->db, "SET default_transaction_read_only = on", &err), 0);
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(f->db, "INSERT INTO r VALUES (1)", &err);
+        assert_non_null(st);
+        assert_int_equal(cm_stmt_exec(st, &err), -EIO);
+        assert_int_equal(err.kind, CM_ERROR_UNAVAILABLE);
+    }
+    /* The next use reconnects: a session that writes. */
+    exec_ok(f->db, "INSERT INTO r VALUES (2)");
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM r"), 1);
+    assert_int_not_equal(query_int(f->db, "SELECT pg_backend_pid()"), pid);
+
+    /* A connection opened read-only keeps its session: a write there is the caller's error. */
+    cm_error_clear(&err);
+    assert_int_equal(cm_db_open_url(f->url, CM_DB_READONLY, &ro, &err), 0);
+    pid = query_int(ro, "SELECT pg_backend_pid()");
+    {
+        _cleanup_stmt_ CmStmt *st = cm_db_prepare(ro, "INSERT INTO r VALUES (3)", &err);
+        assert_non_null(st);
+        assert_int_equal(cm_stmt_exec(st, &err), -EIO);
+        assert_int_equal(err.kind, CM_ERROR_INTERNAL);
+    }
+    assert_int_equal(query_int(ro, "SELECT pg_backend_pid()"), pid);
+}
+
+static void test_failover(void **state)
+{
+    Fx *f = FIXTURE(state);
+    char dir[] = "/tmp/cbt-pgf.XXXXXX";
+    _cleanup_free_ char *cmd = NULL, *url = NULL;
+    _cleanup_(cm_db_closep) CmDb *db = NULL;
+    CmError err = {0};
+
+    /* A primary with a synchronous standby of its own, both private to this case. */
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(rmdir(dir), 0);
+    f->cluster = cm_strdup_printf("%s-p", dir);
+    f->standby = cm_strdup_printf("%s-s", dir);
+    cmd = cm_strdup_printf("%s/tools/pg-cluster.sh start %s --sync-standby cbt >/dev/null &&"
+                           " %s/tools/pg-cluster.sh standby %s %s cbt >/dev/null",
+                           SOURCE_DIR, f->cluster, SOURCE_DIR, f->cluster, f->standby);
+    assert_int_equal(system(cmd), 0);
+    url = cm_strdup_printf("postgresql:///postgres?host=%s,%s&port=5432,5432&user=postgres"
+                           "&target_session_attrs=read-write&connect_timeout=3",
+                           f->cluster, f->standby);
+    assert_int_equal(cm_db_open_url(url, CM_DB_READWRITE, &db, &err), 0);
+    migrate1(db, "CREATE TABLE r (a INTEGER)");
+    for (int i = 0; i < 20; i++)
+        exec_ok(db, "INSERT INTO r VALUES (1)");
+
+    free(cmd);
+    cmd = cm_strdup_printf("%s/tools/pg-cluster.sh halt %s", SOURCE_DIR, f->cluster);
+    assert_int_equal(system(cmd), 0);
+    /* Before the promotion: the standby takes no writes, the URL finds no server. */
+    assert_int_equal(cm_db_begin_immediate(db, &err), -EIO);
+    assert_int_equal(err.kind, CM_ERROR_UNAVAILABLE);
+    free(cmd);
+    cmd = cm_strdup_printf("%s/tools/pg-cluster.sh promote %s", SOURCE_DIR, f->standby);
+    assert_int_equal(system(cmd), 0);
+    /* The same CmDb, the same URL: the promoted standby, with every acknowledged row. */
+    cm_error_clear(&err);
+    assert_int_equal(cm_db_begin_immediate(db, &err), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM r"), 20);
+    exec_ok(db, "INSERT INTO r VALUES (2)");
+    assert_int_equal(cm_db_commit(db, &err), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM r"), 21);
+}
+
 /* @url with one host that does not answer before the real one. */
 static char *with_dead_host(const char *url)
 {
@@ -1408,6 +1536,9 @@ int main(void)
         PG(test_raw_api),
         PG(test_reconnect_restart),
         PG(test_reconnect_in_tx),
+        PG(test_reconnect_begin),
+        PG(test_reconnect_read_only),
+        PG(test_failover),
         PG(test_multihost),
         PG(test_concurrent_migrate),
     };
