@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* GET /v1/reports/assessment, /v1/reports/operations and /v1/reports/costs in JSON, CSV or
- * HTML. */
+ * HTML; GET /v1/reports/service-quality in JSON or HTML. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +13,10 @@
 #include "br-instance.h"
 #include "br-metering.h"
 #include "br-policy.h"
+#include "br-report-sla.h"
 #include "br-report.h"
+#include "br-sla-explanation.h"
+#include "br-sla.h"
 #include "cm-time.h"
 
 static int format_params(BrCall *c, const char **ret_format, BrLang *ret_lang)
@@ -232,6 +235,112 @@ static int br_api_reports_costs(BrCall *c)
     return reply_report(c, doc, format, lang, name);
 }
 
+/* The vendor's scorecard of a month (docs/service-quality.md): what the broker recorded, read
+ * in one snapshot, judged by the service-quality policy in force now, the fee from the pricing
+ * policy's service fee. */
+typedef struct {
+    int64_t m0, t1;
+    const char *month;
+    BrSlaInput in;
+    json_object *explanations;
+} SlaRead;
+
+static int sla_read(BrTx *tx, void *ctx)
+{
+    SlaRead *x = ctx;
+    int r = br_sla_explanation_list(tx->db, x->month, &x->explanations, tx->err);
+    if (r < 0)
+        return r;
+    return br_report_sla_input(tx->db, x->m0, x->t1, &x->in, tx->err);
+}
+
+static int br_api_reports_service_quality(BrCall *c)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *pol = NULL;
+    const char *format = br_call_query(c, "format");
+    json_object *doc = NULL;
+    SlaRead x = {0};
+    int64_t m1;
+    char name[64];
+    BrLang lang;
+    int r;
+
+    r = month_param(c, &x.m0);
+    if (r >= 0 && format && strcmp(format, "json") && strcmp(format, "html"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "format", "format is json or html");
+    if (r >= 0)
+        r = format_params(c, &format, &lang);
+    if (r < 0)
+        return r;
+    {
+        time_t t = (time_t)(x.m0 / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1;
+        m1 = (int64_t)timegm(&tm) * 1000;
+    }
+    x.t1 = cm_now_ms() < m1 ? cm_now_ms() : m1;
+    if (x.t1 < x.m0)
+        x.t1 = x.m0; /* a month to come: nothing yet */
+    x.month = br_call_query(c, "month");
+    r = br_tx_read(c->d->store, "report.service_quality", sla_read, &x, &c->err);
+    if (r < 0) {
+        json_object_put(x.explanations);
+        return r;
+    }
+    pol = br_daemon_policies(c->d);
+    r = br_sla_scorecard(&pol->service_quality, &x.in, x.m0, m1, x.t1,
+                         br_pricing_fee_fen(&pol->pricing, x.m0, m1), &doc);
+    br_sla_input_clear(&x.in);
+    if (r >= 0)
+        br_sla_attach_explanations(doc, x.explanations);
+    json_object_put(x.explanations);
+    if (r < 0)
+        return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    snprintf(name, sizeof(name), "service-quality-%s", br_call_query(c, "month"));
+    return reply_report(c, doc, format, lang, name);
+}
+
+/* The vendor's explanation of a month's indicator, audited; the figures do not change. */
+typedef struct {
+    const char *month, *indicator, *text;
+    int64_t id;
+    json_object *body, *out;
+} ExplanationWrite;
+
+static int explanation_create_tx(BrTx *tx, void *ctx)
+{
+    ExplanationWrite *w = ctx;
+    int r = br_sla_explanation_create(tx, w->month, w->indicator, w->text, &w->id);
+    if (r < 0)
+        return r;
+    br_tx_audit_set(tx, "sla.explanation", "sla_explanation", w->id,
+                    cm_json_to_string(w->body, NULL));
+    return br_sla_explanation_get(tx->db, w->id, &w->out, tx->err);
+}
+
+static int br_api_reports_service_quality_explain(BrCall *c)
+{
+    ExplanationWrite w = {
+        .month = cm_json_get_str(c->body, "month", ""),
+        .indicator = cm_json_get_str(c->body, "indicator", ""),
+        .text = cm_json_get_str(c->body, "text", ""),
+        .body = c->body,
+    };
+    char now[CM_TIME_ISO_LEN + 1];
+    int r;
+
+    /* A month that has begun (the schema checked its form; "YYYY-MM" compares as text). */
+    cm_time_iso(cm_now_ms(), now);
+    if (strncmp(w.month, now, 7) > 0)
+        return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "schema_violation", "/month",
+                                 "month %s has not begun", w.month);
+    r = br_call_tx(c, "sla.explanation", explanation_create_tx, &w);
+    if (r < 0)
+        return r;
+    return br_reply(c, BR_HTTP_CREATED, w.out);
+}
+
 static const BrRoute routes[] = {
     {"GET", "/v1/reports/assessment", br_api_reports_assessment,
      BR_ROLES_DEPARTMENT | BR_ROLES_READERS, BR_BODY_NONE, NULL},
@@ -239,6 +348,10 @@ static const BrRoute routes[] = {
      BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
     {"GET", "/v1/reports/costs", br_api_reports_costs,
      BR_ROLES_DEPARTMENT | BR_ROLES_READERS | BR_ROLES_ADMIN, BR_BODY_NONE, NULL},
+    {"GET", "/v1/reports/service-quality", br_api_reports_service_quality,
+     BR_ROLES_READERS | BR_ROLES_ADMIN | BR_ROLES_VENDOR, BR_BODY_NONE, NULL},
+    {"POST", "/v1/reports/service-quality/explanations", br_api_reports_service_quality_explain,
+     BR_ROLES_VENDOR, BR_BODY_JSON, "sla-explanation-create"},
 };
 
 const BrRouteTable br_api_reports_routes = {routes, ELEMENTSOF(routes)};

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "br-daemon.h"
+#include "br-host-outage.h"
 #include "br-http.h"
 #include "br-account.h"
 #include "br-assess.h"
@@ -118,6 +119,13 @@ static int host_lost_tx(BrTx *tx, void *ctx)
 
     if (r <= 0)
         return r; /* removed meanwhile: nobody to tell */
+    {
+        char now[CM_TIME_ISO_LEN + 1];
+        cm_time_iso(cm_now_ms(), now);
+        r = br_host_outage_begin(tx->db, w->host_id, now, tx->err);
+        if (r < 0)
+            return r;
+    }
     dedup = cm_strdup_printf("host_disconnected:%lld:%s", (long long)w->host_id, w->since);
     if (!dedup)
         return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
@@ -140,6 +148,23 @@ static void host_lost(void *ctx, int64_t host_id, const char *since)
     CmError err = {0};
     if (br_tx_run(w.d->store, "host.lost", NULL, host_lost_tx, &w, &err) < 0)
         cm_log_error("host %lld: cannot record the notification: %s", (long long)host_id,
+                     err.message);
+}
+
+static int host_up_tx(BrTx *tx, void *ctx)
+{
+    HostLost *w = ctx;
+    return br_host_outage_end(tx->db, w->host_id, w->since, tx->err);
+}
+
+/* A connection to a host was made: the host's open outage, if any, ends (the scorecard's
+ * availability, docs/service-quality.md). */
+static void host_up(void *ctx, int64_t host_id, const char *since)
+{
+    HostLost w = {.d = ctx, .host_id = host_id, .since = since};
+    CmError err = {0};
+    if (br_tx_run(w.d->store, "host.up", NULL, host_up_tx, &w, &err) < 0)
+        cm_log_error("host %lld: cannot record the connection: %s", (long long)host_id,
                      err.message);
 }
 
@@ -187,6 +212,7 @@ static int start_hypervisor_work(BrDaemon *d, CmError *err)
     if (!d->hosts)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     br_hosts_on_lost(d->hosts, host_lost, d);
+    br_hosts_on_up(d->hosts, host_up, d);
     r = watch_hosts(d, err);
     if (r < 0)
         return r;

@@ -42,7 +42,17 @@ struct BrHosts {
     Host *hosts;
     BrHostLostFn on_lost;
     void *on_lost_ctx;
+    BrHostUpFn on_up;
+    void *on_up_ctx;
 };
+
+void br_hosts_on_up(BrHosts *h, BrHostUpFn fn, void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    h->on_up = fn;
+    h->on_up_ctx = ctx;
+    pthread_mutex_unlock(&h->lock);
+}
 
 void br_hosts_on_lost(BrHosts *h, BrHostLostFn fn, void *ctx)
 {
@@ -188,7 +198,11 @@ static int64_t host_pass(void *arg)
         if (r >= 0)
             refresh_capacity(h, x, c);
         pthread_mutex_lock(&h->lock);
-        if (r >= 0 && !atomic_load(&h->stopping)) {
+        bool up = r >= 0 && !atomic_load(&h->stopping);
+        BrHostUpFn up_fn = h->on_up;
+        void *up_ctx = h->on_up_ctx;
+        char since[sizeof(x->status.since)];
+        if (up) {
             x->conn = c;
             x->status.connected = true;
             x->status.error[0] = 0;
@@ -198,6 +212,7 @@ static int64_t host_pass(void *arg)
             x->backoff_ms = 500;
             x->next_refresh_ms = mono_ms() + CAPACITY_REFRESH_MS;
             cm_log_notice("host %lld (%s): connected", (long long)x->id, x->uri);
+            memcpy(since, x->status.since, sizeof(since));
         } else {
             if (r >= 0)
                 br_virt_close(c);
@@ -210,6 +225,8 @@ static int64_t host_pass(void *arg)
                          err.message, (long long)x->backoff_ms);
         }
         pthread_mutex_unlock(&h->lock);
+        if (up && up_fn)
+            up_fn(up_ctx, x->id, since);
         return 0;
     }
     if (x->conn && (now >= x->next_refresh_ms || x->refresh_now)) {

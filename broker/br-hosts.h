@@ -41,6 +41,13 @@ typedef void (*BrHostLostFn)(void *ctx, int64_t host_id, const char *since);
 /** br_hosts_on_lost: sets the function told of every lost connection (NULL: none). */
 void br_hosts_on_lost(BrHosts *h, BrHostLostFn fn, void *ctx);
 
+/* Told, on the host's thread and without any lock held, that a connection was made; @since is
+ * when. */
+typedef void (*BrHostUpFn)(void *ctx, int64_t host_id, const char *since);
+
+/** br_hosts_on_up: sets the function told of every connection made (NULL: none). */
+void br_hosts_on_up(BrHosts *h, BrHostUpFn fn, void *ctx);
+
 /** br_hosts_free: stops every host's thread and closes the connections. Returns: NULL. */
 BrHosts *br_hosts_free(BrHosts *h);
 

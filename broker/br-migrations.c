@@ -603,6 +603,52 @@ static const char *const migrations[] = {
     "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
     " SELECT id, updated_at, state, vcpus, memory_mib, disk_gib, host_id FROM instances"
     " WHERE state NOT IN ('pending','running') ORDER BY id;",
+
+    /* 14 (service quality, issue 12; docs/service-quality.md): when the broker was told an
+     * incident was resolved and a vulnerability fixed (br-security.c), which the resolution
+     * and fix times are measured to, not the times typed in. The backfill takes the time typed
+     * in, but not before the record itself was made. sla_explanations: the vendor's word on a
+     * month's indicator (br-sla-explanation.c). host_outages: a host's connection lost until
+     * made again (br-host-outage.c, written from the daemon's host callbacks), counted as down
+     * time of the instances that should have run there. maintenance_windows: a host's
+     * maintenance the vendor proposes and the reviewer agrees to, left out of availability
+     * (br-maintenance.c). */
+    "ALTER TABLE incidents ADD COLUMN resolution_recorded_at TEXT;"
+    "ALTER TABLE vulnerabilities ADD COLUMN fix_recorded_at TEXT;"
+    "UPDATE incidents SET resolution_recorded_at = CASE WHEN resolved_at > created_at"
+    " THEN resolved_at ELSE created_at END WHERE resolved_at IS NOT NULL;"
+    "UPDATE vulnerabilities SET fix_recorded_at = CASE WHEN fixed_at > created_at"
+    " THEN fixed_at ELSE coalesce(fixed_at, updated_at) END WHERE status = 'fixed';"
+    "CREATE TABLE sla_explanations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  month TEXT NOT NULL,"
+    "  indicator TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX sla_explanations_month ON sla_explanations(month, indicator);"
+    "CREATE TABLE host_outages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL,"
+    "  lost_at TEXT NOT NULL,"
+    "  back_at TEXT"
+    ") STRICT;"
+    "CREATE INDEX host_outages_host ON host_outages(host_id, lost_at);"
+    "CREATE TABLE maintenance_windows ("
+    "  id INTEGER PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL,"
+    "  starts_at TEXT NOT NULL,"
+    "  ends_at TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('proposed','agreed','rejected')),"
+    "  proposed_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  decided_by INTEGER REFERENCES accounts(id),"
+    "  decided_at TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  CHECK (ends_at > starts_at)"
+    ") STRICT;"
+    "CREATE INDEX maintenance_windows_host ON maintenance_windows(host_id, starts_at);",
 };
 
 /*

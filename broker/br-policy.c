@@ -203,6 +203,11 @@ static int pricing_parse(json_object *doc, BrPolicies *p, CmError *err)
     return br_pricing_parse(doc, &p->pricing, err);
 }
 
+static int service_quality_parse(json_object *doc, BrPolicies *p, CmError *err)
+{
+    return br_sla_parse(doc, &p->service_quality, err);
+}
+
 static int review_parse(json_object *doc, BrPolicies *p, CmError *err)
 {
     return review_policy_parse(doc, &p->review, err);
@@ -221,6 +226,7 @@ static const struct {
     {"metering", "policy-metering", metering_policy_parse},
     {"assessment", "policy-assessment", assessment_policy_parse},
     {"pricing", "policy-pricing", pricing_parse},
+    {"service-quality", "policy-service-quality", service_quality_parse},
 };
 
 int br_policies_load(const char *dir, BrPolicies **ret, CmError *err)

@@ -8,6 +8,7 @@
 
 #include "br-pricing.h"
 #include "br-request.h"
+#include "br-sla.h"
 #include "cm-error.h"
 
 typedef enum {
@@ -106,6 +107,7 @@ struct BrPolicies {
     BrMeteringPolicy metering;
     BrAssessmentPolicy assessment;
     BrPricingPolicy pricing;
+    BrSlaPolicy service_quality;
     json_object *documents; /* {"review": {...}, ...} as loaded, for GET /v1/policies */
 };
 

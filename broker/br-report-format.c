@@ -992,9 +992,12 @@ static char *operations_html(json_object *r, BrLang lang)
 }
 
 static char *costs_html(json_object *r, BrLang lang);
+static char *service_quality_html(json_object *r, BrLang lang);
 
 char *br_report_html(json_object *report, BrLang lang)
 {
+    if (strcmp(cm_json_get_str(report, "report", ""), "service_quality") == 0)
+        return service_quality_html(report, lang);
     if (strcmp(cm_json_get_str(report, "report", ""), "cost_statement") == 0)
         return costs_html(report, lang);
     if (strcmp(cm_json_get_str(report, "report", ""), "annual_assessment") == 0)
@@ -1253,6 +1256,217 @@ static char *costs_html(json_object *r, BrLang lang)
         }
         outf(&o, "</tr></thead><tbody>\n");
         costs_each_line(&o, lang, d, html_cost_line);
+        outf(&o, "</tbody></table>\n");
+    }
+    outf(&o, "</body></html>\n");
+    return out_take(&o);
+}
+
+/* ---- the vendor's service-quality scorecard (docs/service-quality.md) ---- */
+
+static const struct {
+    const char *id, *zh, *en;
+} sla_names[] = {
+    {"availability", "实例可用性", "Instance availability"},
+    {"trial_lead_time", "试用环境交付时长", "Trial environment lead time"},
+    {"allocation_lead_time", "资源分配交付时长", "Allocation lead time"},
+    {"change_lead_time", "变更实施时长", "Change lead time"},
+    {"incident_response", "安全事件响应时长", "Incident response time"},
+    {"incident_resolution", "安全事件处置时长", "Incident resolution time"},
+    {"vulnerability_fix", "漏洞修复时限", "Vulnerabilities fixed in time"},
+    {"security_bulletin", "月度安全通报", "Monthly security bulletin"},
+    {"emergency_drill", "年度应急演练", "Yearly emergency drill"},
+    {"backup_restore_test", "备份恢复测试", "Backup restore test"},
+    {"operations_report", "月度运维报告", "Monthly operations report"},
+};
+
+static const char *sla_name(BrLang lang, const char *id)
+{
+    for (size_t i = 0; i < ELEMENTSOF(sla_names); i++)
+        if (strcmp(sla_names[i].id, id) == 0)
+            return L(sla_names[i].zh, sla_names[i].en);
+    return id;
+}
+
+static const char *sla_status(BrLang lang, const char *st)
+{
+    return strcmp(st, "met") == 0       ? L("达标", "met")
+           : strcmp(st, "missed") == 0  ? L("未达标", "missed")
+           : strcmp(st, "no_data") == 0 ? L("无数据", "no data")
+                                        : L("未计量", "not measured");
+}
+
+/* The JSON number @v as its text ("" for null). */
+static void sla_num(Out *o, json_object *v)
+{
+    html_text(o, v ? json_object_to_json_string(v) : "");
+}
+
+static void sla_target(Out *o, BrLang lang, json_object *t)
+{
+    json_object *lim = cm_json_get(t, "limit_hours");
+    if (cm_json_get(t, "percent")) {
+        outf(o, "≥ ");
+        sla_num(o, cm_json_get(t, "percent"));
+        outf(o, " %%");
+    } else if (lim && json_object_is_type(lim, json_type_object)) {
+        bool first = true;
+        json_object_object_foreach(lim, k, v)
+        {
+            outf(o, "%s%s ≤ ", first ? "" : "; ", k);
+            sla_num(o, v);
+            html_text(o, L(" 小时", " h"));
+            first = false;
+        }
+    } else if (lim) {
+        outf(o, "≤ ");
+        sla_num(o, lim);
+        html_text(o, L(" 小时", " h"));
+    }
+}
+
+static void sla_measured(Out *o, BrLang lang, json_object *m)
+{
+    if (!m)
+        return;
+    if (cm_json_get(m, "should_run_ms")) {
+        if (json_object_get_type(cm_json_get(m, "percent")) != json_type_null) {
+            sla_num(o, cm_json_get(m, "percent"));
+            outf(o, " %%");
+        }
+        return;
+    }
+    outf(o, "%lld %s %lld", (long long)cm_json_get_int(m, "late", 0), L("超时 / 共", "late of"),
+         (long long)cm_json_get_int(m, "cases", 0));
+    if (cm_json_get_int(m, "pending", 0))
+        outf(o, L("（%lld 进行中）", " (%lld pending)"),
+             (long long)cm_json_get_int(m, "pending", 0));
+}
+
+static char *service_quality_html(json_object *r, BrLang lang)
+{
+    json_object *inds = cm_json_get(r, "indicators");
+    size_t n = inds ? json_object_array_length(inds) : 0;
+    char title[96], buf[48];
+    Out o = {0};
+
+    snprintf(title, sizeof(title), "%s %s",
+             L("服务商服务质量月度考核", "Vendor service-quality scorecard"),
+             cm_json_get_str(r, "month", ""));
+    html_head(&o, lang, title);
+    outf(&o, "<h1>");
+    html_text(&o, title);
+    outf(&o, "</h1><div class=\"meta\">");
+    html_text(&o, L("考核期间 ", "Period "));
+    html_text(&o, cm_json_get_str(r, "from", ""));
+    html_text(&o, " — ");
+    html_text(&o, cm_json_get_str(r, "to", ""));
+    html_text(&o, cm_json_get_bool(r, "complete", false) ? L("（整月）", " (whole month)")
+                                                         : L("（月初至今）", " (month to date)"));
+    outf(&o, "</div><div class=\"cards\">");
+    yuan_text(cm_json_get_int(r, "fee_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("月度服务费 (元)", "Monthly fee (yuan)"), buf);
+    yuan_text(cm_json_get_int(r, "deduction_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("扣减 (元)", "Deduction (yuan)"), buf);
+    yuan_text(cm_json_get_int(r, "fee_after_fen", 0), buf, sizeof(buf));
+    card_text(&o, L("扣减后服务费 (元)", "Fee after deductions (yuan)"), buf);
+    outf(&o, "</div>\n<h2>");
+    html_text(&o, L("考核指标", "Indicators"));
+    outf(&o,
+         "</h2><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+         "<th>%s</th></tr></thead><tbody>\n",
+         L("指标", "Indicator"), L("目标", "Target"), L("实测", "Measured"), L("结果", "Result"),
+         L("扣减比例 (%)", "Deduction (%)"), L("扣减 (元)", "Deduction (yuan)"));
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i);
+        const char *st = cm_json_get_str(x, "status", "");
+        outf(&o, "<tr><td class=\"t\">");
+        html_text(&o, sla_name(lang, cm_json_get_str(x, "id", "")));
+        outf(&o, "</td><td class=\"t\">");
+        sla_target(&o, lang, cm_json_get(x, "target"));
+        outf(&o, "</td><td class=\"t\">");
+        sla_measured(&o, lang, cm_json_get(x, "measured"));
+        outf(&o, "</td><td class=\"t\">");
+        html_text(&o, sla_status(lang, st));
+        outf(&o, "</td><td>");
+        sla_num(&o, cm_json_get(x, "deduction_percent"));
+        outf(&o, "</td><td>");
+        if (cm_json_get(x, "deduction_fen")) {
+            yuan_text(cm_json_get_int(x, "deduction_fen", 0), buf, sizeof(buf));
+            html_text(&o, buf);
+        }
+        outf(&o, "</td></tr>\n");
+    }
+    outf(&o, "</tbody></table>\n");
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i), *ex = cm_json_get(x, "explanations");
+        for (size_t k = 0; ex && k < json_object_array_length(ex); k++) {
+            json_object *e = json_object_array_get_idx(ex, k);
+            outf(&o, "<p><b>");
+            html_text(&o, L("服务商说明", "Vendor's explanation"));
+            outf(&o, "</b> (");
+            html_text(&o, sla_name(lang, cm_json_get_str(x, "id", "")));
+            outf(&o, ", ");
+            html_text(&o, cm_json_get_str(e, "created_at", ""));
+            outf(&o, "): ");
+            html_text(&o, cm_json_get_str(e, "text", ""));
+            outf(&o, "</p>\n");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i), *ev = cm_json_get(x, "evidence");
+        size_t ne = ev ? json_object_array_length(ev) : 0;
+        bool avail = strcmp(cm_json_get_str(x, "id", ""), "availability") == 0;
+        if (!ne)
+            continue;
+        outf(&o, "<h3>");
+        html_text(&o, sla_name(lang, cm_json_get_str(x, "id", "")));
+        if (avail)
+            outf(&o,
+                 "</h3><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+                 "<th>%s</th></tr></thead><tbody>\n",
+                 L("实例", "Instance"), L("应运行 (毫秒)", "Should run (ms)"),
+                 L("中断 (毫秒)", "Down (ms)"), L("可用性 (%)", "Availability (%)"),
+                 L("事件", "Events"));
+        else
+            outf(&o,
+                 "</h3><table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
+                 "<th>%s</th></tr></thead><tbody>\n",
+                 L("记录", "Record"), L("起", "From"), L("止", "To"), L("小时", "Hours"),
+                 L("结果", "Result"));
+        for (size_t k = 0; k < ne; k++) {
+            json_object *e = json_object_array_get_idx(ev, k);
+            outf(&o, "<tr><td class=\"t\">");
+            if (avail) {
+                html_text(&o, cm_json_get_str(e, "name", ""));
+                outf(&o, "</td><td>%lld</td><td>%lld</td><td>",
+                     (long long)cm_json_get_int(e, "should_run_ms", 0),
+                     (long long)cm_json_get_int(e, "down_ms", 0));
+                sla_num(&o, cm_json_get(e, "percent"));
+                outf(&o, "</td><td class=\"t\">");
+                sla_num(&o, cm_json_get(e, "events"));
+            } else {
+                html_text(&o, cm_json_get_str(e, "kind", ""));
+                outf(&o, " %lld", (long long)cm_json_get_int(e, "id", 0));
+                if (cm_json_get(e, "severity")) {
+                    outf(&o, " (");
+                    html_text(&o, cm_json_get_str(e, "severity", ""));
+                    outf(&o, ")");
+                }
+                outf(&o, "</td><td class=\"t\">");
+                html_text(&o, cm_json_get_str(e, "from", ""));
+                outf(&o, "</td><td class=\"t\">");
+                html_text(&o, cm_json_get_str(e, "to", "—"));
+                outf(&o, "</td><td>");
+                sla_num(&o, cm_json_get(e, "hours"));
+                outf(&o, "</td><td class=\"t\">");
+                const char *res = cm_json_get_str(e, "result", "");
+                html_text(&o, strcmp(res, "late") == 0  ? L("超时", "late")
+                              : strcmp(res, "met") == 0 ? L("按时", "in time")
+                                                        : L("进行中", "pending"));
+            }
+            outf(&o, "</td></tr>\n");
+        }
         outf(&o, "</tbody></table>\n");
     }
     outf(&o, "</body></html>\n");

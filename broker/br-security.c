@@ -21,11 +21,11 @@ int br_security_create(BrTx *tx, BrSecurityKind kind, int64_t system_id,
 {
     static const char *const sql[BR_SECURITY_KIND_MAX] = {
         "INSERT INTO vulnerabilities(system_id, severity, title, status, found_at, fixed_at,"
-        " recorded_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
-        " RETURNING id",
+        " recorded_by, created_at, updated_at, fix_recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+        " ?7, ?8, ?8, CASE WHEN ?4 = 'fixed' THEN ?8 END) RETURNING id",
         "INSERT INTO incidents(system_id, severity, title, description, occurred_at,"
-        " resolved_at, recorded_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        " RETURNING id",
+        " resolved_at, recorded_by, created_at, resolution_recorded_at) VALUES (?1, ?2, ?3, ?4,"
+        " ?5, ?6, ?7, ?8, CASE WHEN ?6 IS NOT NULL THEN ?8 END) RETURNING id",
         "INSERT INTO backups(system_id, location, taken_at, size_bytes, sha256, recorded_by,"
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
     };
@@ -128,15 +128,21 @@ int br_security_update(BrTx *tx, BrSecurityKind kind, int64_t id, const char *st
     if (kind == BR_SECURITY_VULNERABILITY) {
         st = cm_db_prepare(tx->db,
                            "UPDATE vulnerabilities SET status = ?1, fixed_at = nullif(?2, ''),"
-                           " updated_at = ?3 WHERE id = ?4",
+                           " updated_at = ?3, fix_recorded_at = CASE WHEN ?1 = 'fixed'"
+                           " THEN coalesce(fix_recorded_at, ?3) END WHERE id = ?4",
                            tx->err);
         if (st)
             CM_DB_BIND(st, status, end_at, now, id);
     } else if (kind == BR_SECURITY_INCIDENT) {
-        st = cm_db_prepare(
-            tx->db, "UPDATE incidents SET resolved_at = nullif(?1, '') WHERE id = ?2", tx->err);
+        /* When the broker was told, which the resolution time is measured to
+         * (docs/service-quality.md); kept from the first report of it. */
+        st = cm_db_prepare(tx->db,
+                           "UPDATE incidents SET resolved_at = nullif(?1, ''),"
+                           " resolution_recorded_at = CASE WHEN nullif(?1, '') IS NOT NULL"
+                           " THEN coalesce(resolution_recorded_at, ?3) END WHERE id = ?2",
+                           tx->err);
         if (st)
-            CM_DB_BIND(st, end_at, id);
+            CM_DB_BIND(st, end_at, id, now);
     } else {
         return cm_error_set(tx->err, CM_ERROR_INTERNAL, "",
                             "a backup's attestation is kept as made");

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The reports: the annual assessment (Art. 9, GET /v1/reports/assessment), the periodic
- * operations report (Art. 8, GET /v1/reports/operations) and the monthly cost statement
- * (GET /v1/reports/costs), as the broker renders them (JSON, CSV, HTML) or as a summary in the
- * terminal.
+ * operations report (Art. 8, GET /v1/reports/operations), the monthly cost statement
+ * (GET /v1/reports/costs) and the vendor's service-quality scorecard
+ * (GET /v1/reports/service-quality), as the broker renders them (JSON, CSV, HTML) or as a summary
+ * in the terminal.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -174,9 +175,10 @@ static int run_report(CtlContext *ctx, const CtlArgs *args, const Report *rep)
         return ctl_print_json(ctx->out, doc);
     /* The default in the terminal: a summary in the broker's default language, Chinese. */
     l = lang && strcmp(lang, "en") == 0 ? CTL_LANG_EN : CTL_LANG_ZH;
-    text = strcmp(rep->kind, "assessment") == 0 ? ctl_report_assessment_text(doc, l)
-           : strcmp(rep->kind, "costs") == 0    ? ctl_report_costs_text(doc, l)
-                                                : ctl_report_operations_text(doc, l);
+    text = strcmp(rep->kind, "assessment") == 0        ? ctl_report_assessment_text(doc, l)
+           : strcmp(rep->kind, "costs") == 0           ? ctl_report_costs_text(doc, l)
+           : strcmp(rep->kind, "service-quality") == 0 ? ctl_report_service_quality_text(doc, l)
+                                                       : ctl_report_operations_text(doc, l);
     if (!text)
         return ctl_fail(ctx, -ENOMEM, "out of memory");
     fputs(text, ctx->out);
@@ -198,6 +200,12 @@ static int cmd_operations(CtlContext *ctx, const CtlArgs *args)
 static int cmd_costs(CtlContext *ctx, const CtlArgs *args)
 {
     static const Report rep = {"costs", "month", "cost statement"};
+    return run_report(ctx, args, &rep);
+}
+
+static int cmd_service_quality(CtlContext *ctx, const CtlArgs *args)
+{
+    static const Report rep = {"service-quality", "month", "service-quality scorecard"};
     return run_report(ctx, args, &rep);
 }
 
@@ -229,6 +237,18 @@ static const CtlOption operations_options[] = {
 static const CtlOption costs_options[] = {
     {"month", 0, "YYYY-MM", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "the calendar month (UTC)"},
     REPORT_OPTIONS,
+    {NULL},
+};
+
+static const CtlOption service_quality_options[] = {
+    {"month", 0, "YYYY-MM", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "the calendar month (UTC)"},
+    {"format", 0, "FORMAT", CTL_OPT_VALUE,
+     "json or html, rendered by the broker (default: a summary in the terminal; with -o, from "
+     "the file's name, else json)"},
+    {"lang", 0, "LANG", CTL_OPT_VALUE,
+     "zh (default) or en: the HTML report's and the summary's language"},
+    {"output", 'o', "FILE", CTL_OPT_VALUE,
+     "write the report to FILE, complete or not at all (default: stdout)"},
     {NULL},
 };
 
@@ -276,6 +296,21 @@ const CtlCommand ctl_report_commands[] = {
             "--lang as well.",
         .example = "  cloudbrokerctl report costs --month 2026-11\n"
                    "  cloudbrokerctl report costs --month 2026-11 --format csv -o costs.csv",
+    },
+    {
+        .group = "report",
+        .verb = "service-quality",
+        .handler = cmd_service_quality,
+        .help = "the vendor's monthly service-quality scorecard and the fee after deductions",
+        .options = service_quality_options,
+        .description =
+            "Each indicator of policies/service-quality.json (availability, lead times,\n"
+            "incidents, vulnerabilities) measured from what the broker recorded, met or\n"
+            "missed, its evidence and deduction, and the month's service fee before and after\n"
+            "the deductions (docs/service-quality.md). JSON or HTML; without --format and -o a\n"
+            "summary is printed; --json prints the JSON document.",
+        .example = "  cloudbrokerctl report service-quality --month 2026-11\n"
+                   "  cloudbrokerctl report service-quality --month 2026-11 -o scorecard.html",
     },
     {NULL},
 };

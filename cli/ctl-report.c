@@ -519,6 +519,60 @@ char *ctl_report_costs_text(json_object *doc, CtlLang lang)
     return finish(f, &buf, r);
 }
 
+/* Yuan of @fen: "1234.05". */
+static void fprint_yuan(FILE *f, int64_t fen)
+{
+    fprintf(f, "%s%" PRId64 ".%02" PRId64, fen < 0 ? "-" : "", (fen < 0 ? -fen : fen) / 100,
+            (fen < 0 ? -fen : fen) % 100);
+}
+
+char *ctl_report_service_quality_text(json_object *doc, CtlLang lang)
+{
+    json_object *inds = cm_json_get(doc, "indicators");
+    size_t n = json_object_is_type(inds, json_type_array) ? json_object_array_length(inds) : 0;
+    _cleanup_free_ char *month = ctl_text_sanitize(cm_json_get_str(doc, "month", "?"), true);
+    _cleanup_free_ char *to = ctl_text_sanitize(cm_json_get_str(doc, "to", "?"), true);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return NULL;
+    fprintf(f, L(lang, "服务商服务质量月度考核 %s，", "Vendor service-quality scorecard %s, "),
+            month ? month : "?");
+    print_day(f, doc, "from");
+    fprintf(f, L(lang, " 至 %s%s\n\n", " to %s%s\n\n"), to ? to : "?",
+            cm_json_get_bool(doc, "complete", false) ? L(lang, "（整月）", " (whole month)")
+                                                     : L(lang, "（月初至今）", " (month to date)"));
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_array_get_idx(inds, i), *m = cm_json_get(x, "measured");
+        _cleanup_free_ char *id = ctl_text_sanitize(cm_json_get_str(x, "id", "?"), true);
+        _cleanup_free_ char *st = ctl_text_sanitize(cm_json_get_str(x, "status", "?"), true);
+        fprintf(f, "  %-22s %-13s", id ? id : "?", st ? st : "?");
+        if (m && cm_json_get(m, "should_run_ms")) {
+            json_object *p = cm_json_get(m, "percent");
+            fprintf(f, " %s %%",
+                    p && !json_object_is_type(p, json_type_null) ? json_object_get_string(p) : "-");
+        } else if (m) {
+            fprintf(f, L(lang, " 超时 %" PRId64 " / %" PRId64, " late %" PRId64 " of %" PRId64),
+                    cm_json_get_int(m, "late", 0), cm_json_get_int(m, "cases", 0));
+        }
+        if (cm_json_get(x, "deduction_fen")) {
+            fprintf(f, L(lang, "  扣减 ", "  deduction "));
+            fprint_yuan(f, cm_json_get_int(x, "deduction_fen", 0));
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, L(lang, "\n月度服务费 ", "\nMonthly fee "));
+    fprint_yuan(f, cm_json_get_int(doc, "fee_fen", 0));
+    fprintf(f, L(lang, " 元，扣减 ", " yuan, deduction "));
+    fprint_yuan(f, cm_json_get_int(doc, "deduction_fen", 0));
+    fprintf(f, L(lang, " 元，扣减后 ", " yuan, after deductions "));
+    fprint_yuan(f, cm_json_get_int(doc, "fee_after_fen", 0));
+    fprintf(f, L(lang, " 元\n", " yuan\n"));
+    return finish(f, &buf, 0);
+}
+
 const char *ctl_report_format_of_path(const char *path)
 {
     static const struct {

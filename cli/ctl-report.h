@@ -43,6 +43,14 @@ char *ctl_report_operations_text(json_object *doc, CtlLang lang);
 char *ctl_report_costs_text(json_object *doc, CtlLang lang);
 
 /**
+ * ctl_report_service_quality_text:
+ * The vendor's scorecard @doc (GET /v1/reports/service-quality) as text: its period, a line per
+ * indicator (result, measured value, deduction) and the fee before and after the deductions.
+ * Returns: a newly allocated string, or NULL on allocation failure.
+ */
+char *ctl_report_service_quality_text(json_object *doc, CtlLang lang);
+
+/**
  * ctl_report_format_of_path:
  * Returns: the report format ("json", "csv" or "html") that the name of @path ends in
  * (.json, .csv, .html or .htm, in any case), or NULL.

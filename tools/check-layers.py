@@ -86,6 +86,7 @@ OWNERS = {
     "events": ("br-event.c",),
     "findings": ("br-finding.c",),
     "host_claims": ("br-job.c",),
+    "host_outages": ("br-host-outage.c",),
     "host_samples": ("br-metering.c",),
     "hosts": ("br-host.c",),
     "incidents": ("br-security.c",),
@@ -94,6 +95,7 @@ OWNERS = {
     "job_steps": ("br-job.c",),
     "jobs": ("br-job.c",),
     "mail_outbox": ("br-outbox.c",),
+    "maintenance_windows": ("br-maintenance.c",),
     "materials": ("br-material.c",),
     "notifications": ("br-notification.c",),
     "observations": ("br-observation.c",),
@@ -105,6 +107,7 @@ OWNERS = {
     "sessions": ("br-session.c",),
     "sign_in_failures": ("br-session.c",),
     "sign_in_links": ("br-session.c",),
+    "sla_explanations": ("br-sla-explanation.c",),
     "systems": ("br-system.c",),
     "trial_results": ("br-trial.c",),
     "unowned_samples": ("br-metering.c",),
@@ -132,6 +135,12 @@ READ_EXCEPTIONS = {
         {"allocations", "instances", "rollups", "samples"},
         "the usage answers (/v1/usage): an instance's or allocation's figures over a range, "
         "from the samples or rollups of its instances, scoped by the allocation's department"),
+    "br-report-sla.c": (
+        {"allocations", "events", "host_outages", "incidents", "instance_history", "instances",
+         "jobs", "maintenance_windows", "request_history", "requests", "vulnerabilities"},
+        "the service-quality scorecard's read model (docs/service-quality.md): the month's "
+        "instance history, outages, maintenance windows, request clocks, provision jobs, "
+        "incidents and vulnerabilities in one consistent read"),
     "br-assess.c": (
         {"allocations", "instances", "rollups", "samples"},
         "the assessment's evidence reads: the live production instances with their "

@@ -13,7 +13,11 @@
  *      reads in its read transaction);
  *   2. br_cost_statement(): the pricing and the document;
  *   3. the JSON serialization, the CSV and the HTML renderings;
- *   4. the whole (1 + 2 + the JSON), as the handler answers format=json.
+ *   4. the whole (1 + 2 + the JSON), as the handler answers format=json;
+ *   5. the vendor's service-quality scorecard of the same month (docs/service-quality.md) over
+ *      the same 5,000 instances, with an outage event for one in ten, a production provision
+ *      job per allocation and an incident per system: br_report_sla_input() (its read),
+ *      br_sla_scorecard(), and the whole JSON answer; the HTML rendering.
  *
  * Usage: cost-bench [RUNS] (default 5). Environment: BENCH_TMPDIR (default $TMPDIR or /tmp).
  */
@@ -26,8 +30,10 @@
 
 #include "br-cost.h"
 #include "br-instance.h"
+#include "br-report-sla.h"
 #include "br-report.h"
 #include "br-schemas.h"
+#include "br-sla.h"
 #include "br-store.h"
 #include "cm-db.h"
 #include "cm-json.h"
@@ -49,6 +55,21 @@ static const char *pricing_text =
     "  \"memory_gib_hour\": 0.03, \"disk_gib_month\": 0.35},"
     " {\"from\": \"2026-01-01\", \"purpose\": \"trial\", \"vcpu_hour\": 0,"
     "  \"memory_gib_hour\": 0, \"disk_gib_month\": 0}]}";
+
+static const char *sla_text =
+    "{\"cap_percent\": 20, \"indicators\": {"
+    " \"availability\": {\"target_percent\": 99.9, \"deduction_percent\": 1,"
+    "  \"cap_percent\": 10},"
+    " \"trial_lead_time\": {\"limit_hours\": 24, \"deduction_percent\": 0.5, \"cap_percent\": 3},"
+    " \"allocation_lead_time\": {\"limit_hours\": 4, \"deduction_percent\": 0.5,"
+    "  \"cap_percent\": 3},"
+    " \"change_lead_time\": {\"limit_hours\": 24, \"deduction_percent\": 0.5, \"cap_percent\": 3},"
+    " \"incident_response\": {\"limit_hours\": {\"critical\": 0.5, \"high\": 1,"
+    "  \"medium\": 4, \"low\": 24}, \"deduction_percent\": 1, \"cap_percent\": 5},"
+    " \"incident_resolution\": {\"limit_hours\": {\"critical\": 4, \"high\": 24,"
+    "  \"medium\": 72, \"low\": 168}, \"deduction_percent\": 1, \"cap_percent\": 5},"
+    " \"vulnerability_fix\": {\"limit_days\": {\"critical\": 7, \"high\": 30,"
+    "  \"medium\": 90, \"low\": 180}, \"deduction_percent\": 1, \"cap_percent\": 5}}}";
 
 static void die(const char *what, const CmError *err)
 {
@@ -137,7 +158,23 @@ static int64_t populate(BrStore *store)
             "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib)"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             &err);
-        if (!dep || !sys || !alloc || !inst || !hist)
+        _cleanup_stmt_ CmStmt *ev = cm_db_prepare(
+            db,
+            "INSERT INTO events(kind, severity, instance_id, message, first_seen, last_seen,"
+            " resolved_at) VALUES ('instance_state', 'warning', ?1, 'stopped', ?2, ?3, ?3)",
+            &err);
+        _cleanup_stmt_ CmStmt *job = cm_db_prepare(
+            db,
+            "INSERT INTO jobs(kind, state, allocation_id, created_at, started_at, finished_at)"
+            " VALUES ('provision', 'done', ?1, ?2, ?2, ?3)",
+            &err);
+        _cleanup_stmt_ CmStmt *inc = cm_db_prepare(
+            db,
+            "INSERT INTO incidents(system_id, severity, title, occurred_at, resolved_at,"
+            " recorded_by, created_at, resolution_recorded_at) VALUES (?1, ?2, 'bench', ?3, ?4,"
+            " 1, ?5, ?4)",
+            &err);
+        if (!dep || !sys || !alloc || !inst || !hist || !ev || !job || !inc)
             die("prepare", &err);
         for (int d = 1; d <= N_DEPARTMENTS; d++) {
             char code[16];
@@ -149,6 +186,17 @@ static int64_t populate(BrStore *store)
                 snprintf(name, sizeof(name), "system-%02d-%02d", d, s);
                 CM_DB_BIND(sys, (d - 1) * SYSTEMS_PER_DEPARTMENT + s + 1, d, name, at);
                 step_or_die(sys);
+                {
+                    static const char *const sev[] = {"critical", "high", "medium", "low"};
+                    char o[CM_TIME_ISO_LEN + 1], c[CM_TIME_ISO_LEN + 1], z[CM_TIME_ISO_LEN + 1];
+                    int64_t occ = dec + (int64_t)(s * 3 + d) % 28 * DAY_MS;
+                    cm_time_iso(occ, o);
+                    cm_time_iso(occ + 600000, c);
+                    cm_time_iso(occ + (int64_t)(1 + (s + d) % 30) * 3600000, z);
+                    CM_DB_BIND(inc, (d - 1) * SYSTEMS_PER_DEPARTMENT + s + 1, sev[(s + d) % 4], o,
+                               z, c);
+                    step_or_die(inc);
+                }
             }
         }
         for (int a = 1; a <= N_ALLOCATIONS; a++) {
@@ -156,6 +204,14 @@ static int64_t populate(BrStore *store)
             int64_t department = 1 + (system - 1) / SYSTEMS_PER_DEPARTMENT;
             CM_DB_BIND(alloc, a, department, system, at);
             step_or_die(alloc);
+            {
+                char c[CM_TIME_ISO_LEN + 1], z[CM_TIME_ISO_LEN + 1];
+                int64_t made_job = dec + (int64_t)(a % 28) * DAY_MS + 3600000;
+                cm_time_iso(made_job, c);
+                cm_time_iso(made_job + (int64_t)(a % 7) * 3600000, z);
+                CM_DB_BIND(job, a, c, z);
+                step_or_die(job);
+            }
             for (int k = 0; k < INSTANCES_PER_ALLOCATION; k++) {
                 char name[32], uuid[40];
                 int64_t v = 1 + rand_r(&seed) % 8, m = 1024 * (1 + rand_r(&seed) % 16);
@@ -178,6 +234,13 @@ static int64_t populate(BrStore *store)
                 int64_t t = dec + (int64_t)(rand_r(&seed) % 31) * DAY_MS + rand_r(&seed) % DAY_MS;
                 history(hist, id, t, "running", v + 1, m * 2, g);
                 rows++;
+                if (id % 10 == 5) { /* an outage of 2 h on the 5th */
+                    char x[CM_TIME_ISO_LEN + 1], y[CM_TIME_ISO_LEN + 1];
+                    cm_time_iso(dec + 5 * DAY_MS, x);
+                    cm_time_iso(dec + 5 * DAY_MS + 7200000, y);
+                    CM_DB_BIND(ev, id, x, y);
+                    step_or_die(ev);
+                }
                 if (id % 10 == 0) {
                     history(hist, id, dec + 3 * DAY_MS, "shutoff", v, m, g);
                     history(hist, id, dec + 4 * DAY_MS, "running", v, m, g);
@@ -292,6 +355,46 @@ int main(int argc, char **argv)
         f_all.ms[i] = t3 - t0;
         f_read.n = f_price.n = f_json.n = f_csv.n = f_html.n = f_all.n = i + 1;
     }
+    /* The scorecard of the same month. */
+    _cleanup_json_ json_object *sdoc = NULL;
+    BrSlaPolicy sla;
+    Figure f_sread = {"scorecard read: br_report_sla_input", {0}, 0};
+    Figure f_score = {"scorecard: br_sla_scorecard", {0}, 0};
+    Figure f_sall = {"the whole scorecard JSON answer", {0}, 0};
+    Figure f_shtml = {"scorecard HTML rendering", {0}, 0};
+    size_t sjson_len = 0;
+    int64_t fee_after = 0, avail_down = 0;
+    if (cm_json_parse(sla_text, strlen(sla_text), &sdoc, &err) < 0 ||
+        br_schema_check("policy-service-quality", sdoc, &err) < 0 ||
+        br_sla_parse(sdoc, &sla, &err) < 0)
+        die("service quality", &err);
+    for (int i = 0; i < runs; i++) {
+        BrSlaInput in = {0};
+        json_object *doc = NULL;
+        double t0 = now_ms();
+        if (br_report_sla_input(db, m0, m1, &in, &err) < 0)
+            die("br_report_sla_input", &err);
+        double t1 = now_ms();
+        if (br_sla_scorecard(&sla, &in, m0, m1, m1, 30000000, &doc) < 0)
+            die("br_sla_scorecard", NULL);
+        double t2 = now_ms();
+        sjson_len = strlen(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
+        double t3 = now_ms();
+        char *html = br_report_html(doc, BR_LANG_ZH);
+        double t4 = now_ms();
+        fee_after = cm_json_get_int(doc, "fee_after_fen", -1);
+        avail_down = cm_json_get_int(
+            cm_json_get(json_object_array_get_idx(cm_json_get(doc, "indicators"), 0), "measured"),
+            "down_ms", -1);
+        free(html);
+        json_object_put(doc);
+        br_sla_input_clear(&in);
+        f_sread.ms[i] = t1 - t0;
+        f_score.ms[i] = t2 - t1;
+        f_sall.ms[i] = t3 - t0;
+        f_shtml.ms[i] = t4 - t3;
+        f_sread.n = f_score.n = f_sall.n = f_shtml.n = i + 1;
+    }
     report(&f_read);
     report(&f_price);
     report(&f_json);
@@ -300,6 +403,14 @@ int main(int argc, char **argv)
     report(&f_all);
     printf("statement: total %lld.%02lld yuan; JSON %zu bytes, CSV %zu bytes, HTML %zu bytes\n",
            (long long)(total_fen / 100), (long long)(total_fen % 100), json_len, csv_len, html_len);
+    report(&f_sread);
+    report(&f_score);
+    report(&f_sall);
+    report(&f_shtml);
+    printf(
+        "scorecard: %lld ms down in all, fee after deductions %lld.%02lld yuan; JSON %zu bytes\n",
+        (long long)avail_down, (long long)(fee_after / 100), (long long)(fee_after % 100),
+        sjson_len);
     br_pricing_clear(&pricing);
     br_store_free(store);
     unlink(db_path);

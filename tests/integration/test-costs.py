@@ -424,12 +424,16 @@ def run(ck, b, work, pol):
     live, _ = read_history(b)
     ck.eq(b.stop(), 0, 'the broker stops cleanly (under the sanitizers: nothing leaked)')
     con = cbtest.db_connect(b.db_path, write=True)
+    # Back to version 12: migration 14's tables and columns go too (it runs again after 13).
     con.execute('DROP TABLE instance_history')
+    con.execute('ALTER TABLE incidents DROP COLUMN resolution_recorded_at')
+    con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
+    for table in ('sla_explanations', 'host_outages', 'maintenance_windows'):
+        con.execute(f'DROP TABLE {table}')
     if cbtest.BACKEND == 'postgresql':
-        con.execute('UPDATE schema_version SET version = version - 1')
+        con.execute('UPDATE schema_version SET version = 12')
     else:
-        version = con.execute('PRAGMA user_version').fetchone()[0]
-        con.execute(f'PRAGMA user_version = {version - 1}')
+        con.execute('PRAGMA user_version = 12')
     con.commit()
     con.close()
     b.start()

@@ -47,7 +47,9 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # own and reviewer; dismiss: reviewer; change-request: department own; findings scoped to a
 # department's own), docs/reports.md (annual assessment: reviewer, auditor, a department its
 # own; operations: also the vendor), docs/costs.md (cost statement: admin, reviewer, auditor,
-# a department its own) and, where no page speaks (the security and backup records:
+# a department its own), docs/service-quality.md (the vendor's scorecard: admin, reviewer,
+# auditor, vendor; explanations: the vendor; maintenance windows: proposed by the vendor,
+# decided by the reviewer, read by every reading role but departments) and, where no page speaks (the security and backup records:
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
@@ -132,6 +134,11 @@ GET    /v1/systems/{id}/backups               -     A   -    A      A     A    -
 GET    /v1/reports/assessment                 -     A   -    -      A     A    -
 GET    /v1/reports/operations                 -     A   -    A      A     A    -
 GET    /v1/reports/costs                      A     A   -    -      A     A    -
+GET    /v1/reports/service-quality            A     A   -    A      A     -    -
+POST   /v1/reports/service-quality/explanations -   -   -    A      -     -    -
+GET    /v1/maintenance-windows                A     A   -    A      A     -    -
+POST   /v1/maintenance-windows                -     -   -    A      -     -    -
+POST   /v1/maintenance-windows/{id}/decision  -     A   -    -      -     -    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
 PATCH  /v1/whoami                             A     A   A    A      A     A    -
@@ -561,6 +568,27 @@ def prepare(w, method, path, role, allowed):
         return call(f'/v1/reports/operations?month={w.month}')
     if key == ('GET', '/v1/reports/costs'):
         return call(f'/v1/reports/costs?month={w.month}')
+    if key == ('GET', '/v1/reports/service-quality'):
+        return call(f'/v1/reports/service-quality?month={w.month}')
+    if key == ('GET', '/v1/maintenance-windows'):
+        return call('/v1/maintenance-windows')
+    if key in (('POST', '/v1/maintenance-windows'),
+               ('POST', '/v1/maintenance-windows/{id}/decision')):
+        start = time.time() + 3600
+        body = {'host': w.host_prod, 'starts_at': time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                                                                time.gmtime(start)),
+                'ends_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(start + 3600)),
+                'reason': w.uniq('maintenance')}
+        if key[1] == '/v1/maintenance-windows':
+            return call('/v1/maintenance-windows', body=body, ok=201)
+        r = w.b.post('/v1/maintenance-windows', body, token=w.tokens['vendor'])
+        assert r.status == 201, r
+        return call(f'/v1/maintenance-windows/{r.json()["id"]}/decision',
+                    body={'decision': 'agree'})
+    if key == ('POST', '/v1/reports/service-quality/explanations'):
+        return call('/v1/reports/service-quality/explanations',
+                    body={'month': w.month, 'indicator': 'availability',
+                          'text': w.uniq('explanation')}, ok=201)
     return None
 
 
