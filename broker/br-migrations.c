@@ -599,7 +599,7 @@ static const char *const migrations[] = {
     "  AND s.action = 'undefine' AND s.state = 'done'), 'undefined', i.vcpus, i.memory_mib,"
     " i.disk_gib, i.host_id FROM instances i WHERE i.state = 'deleted' AND EXISTS (SELECT 1"
     "  FROM job_steps s WHERE s.instance_id = i.id AND s.action = 'undefine'"
-    "  AND s.state = 'done' AND s.finished_at < i.updated_at) ORDER BY i.id;"
+    "  AND s.state = 'done' AND s.finished_at <= i.updated_at) ORDER BY i.id;"
     "INSERT INTO instance_history(instance_id, at, state, vcpus, memory_mib, disk_gib, host_id)"
     " SELECT id, updated_at, state, vcpus, memory_mib, disk_gib, host_id FROM instances"
     " WHERE state NOT IN ('pending','running') ORDER BY id;",
