@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "br-maintenance.h"
+#include "br-store.h"
 #include "cm-json.h"
 #include "cm-time.h"
 
@@ -60,20 +61,8 @@ int br_maintenance_decide(BrTx *tx, int64_t id, bool agree)
 
 int br_maintenance_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, WINDOW_SELECT " WHERE id = ?1", err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no maintenance window with id %lld",
-                            (long long)id);
-    *ret = cm_stmt_row_json(st);
-    return *ret ? 0 : cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return br_store_get_json(db, WINDOW_SELECT " WHERE id = ?1", "maintenance window", id, ret,
+                             err);
 }
 
 int br_maintenance_list(CmDb *db, const BrPage *page, json_object **ret, CmError *err)

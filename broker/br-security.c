@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "br-security.h"
+#include "br-store.h"
 #include "cm-util.h"
 
 static const char *const kind_names[BR_SECURITY_KIND_MAX] = {"vulnerability", "incident", "backup"};
@@ -58,20 +59,8 @@ int br_security_get(CmDb *db, BrSecurityKind kind, int64_t id, json_object **ret
         INCIDENT_SELECT " WHERE id = ?",
         BACKUP_SELECT " WHERE id = ?",
     };
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, sql[kind], err);
-    int r;
 
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no %s with id %lld", kind_names[kind],
-                            (long long)id);
-    *ret = cm_stmt_row_json(st);
-    return 0;
+    return br_store_get_json(db, sql[kind], kind_names[kind], id, ret, err);
 }
 
 int br_security_list(CmDb *db, BrSecurityKind kind, int64_t system_id, const BrPage *page,

@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "br-sla-explanation.h"
+#include "br-store.h"
 #include "cm-json.h"
 #include "cm-time.h"
 
@@ -33,20 +34,7 @@ int br_sla_explanation_create(BrTx *tx, const char *month, const char *indicator
 
 int br_sla_explanation_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, EXPLANATION_SELECT " WHERE id = ?1", err);
-    int r;
-
-    if (!st)
-        return -EIO;
-    CM_DB_BIND(st, id);
-    r = cm_stmt_step(st, err);
-    if (r < 0)
-        return r;
-    if (r == 0)
-        return cm_error_set(err, CM_ERROR_NOT_FOUND, "", "no explanation with id %lld",
-                            (long long)id);
-    *ret = cm_stmt_row_json(st);
-    return *ret ? 0 : cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    return br_store_get_json(db, EXPLANATION_SELECT " WHERE id = ?1", "explanation", id, ret, err);
 }
 
 int br_sla_explanation_list(CmDb *db, const char *month, json_object **ret, CmError *err)
