@@ -287,28 +287,11 @@ int br_instance_allocation_hosts(CmDb *db, int64_t allocation_id, int64_t **ret,
                                               " WHERE allocation_id = ?1 AND host_id IS NOT NULL"
                                               " AND state != 'deleted' ORDER BY host_id",
                                               err);
-    _cleanup_free_ int64_t *hosts = NULL;
-    size_t n = 0, cap = 0;
-    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, allocation_id);
-    while ((r = cm_stmt_step(st, err)) > 0) {
-        if (n == cap) {
-            int64_t *nh = reallocarray(hosts, cap ? cap * 2 : 8, sizeof(*nh));
-            if (!nh)
-                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-            hosts = nh;
-            cap = cap ? cap * 2 : 8;
-        }
-        hosts[n++] = cm_stmt_int(st, 0);
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(hosts);
-    *ret_n = n;
-    return 0;
+    return cm_stmt_ints(st, ret, ret_n, err);
 }
 
 int br_instance_list_json(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)

@@ -472,28 +472,11 @@ int br_job_hosts(CmDb *db, int64_t job_id, int64_t **ret, size_t *ret_n, CmError
                                               " WHERE s.job_id = ?1 AND s.state != 'done'"
                                               " AND i.host_id IS NOT NULL ORDER BY i.host_id",
                                               err);
-    _cleanup_free_ int64_t *hosts = NULL;
-    size_t n = 0, cap = 0;
-    int r;
 
     if (!st)
         return -EIO;
     CM_DB_BIND(st, job_id);
-    while ((r = cm_stmt_step(st, err)) > 0) {
-        if (n == cap) {
-            int64_t *nh = reallocarray(hosts, cap ? cap * 2 : 8, sizeof(*nh));
-            if (!nh)
-                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-            hosts = nh;
-            cap = cap ? cap * 2 : 8;
-        }
-        hosts[n++] = cm_stmt_int(st, 0);
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(hosts);
-    *ret_n = n;
-    return 0;
+    return cm_stmt_ints(st, ret, ret_n, err);
 }
 
 /* Runs @sql with the job ?1, the time now ?2, and @seq ?3 when it is >= 0. */

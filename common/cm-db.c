@@ -429,6 +429,33 @@ int cm_stmt_rows_json(CmStmt *st, json_object **ret, CmError *err)
     return 0;
 }
 
+int cm_stmt_ints(CmStmt *st, int64_t **ret, size_t *ret_n, CmError *err)
+{
+    _cleanup_free_ int64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            int64_t *nv = reallocarray(v, ncap, sizeof(*nv));
+            if (!nv) {
+                cm_stmt_reset(st);
+                return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[n++] = cm_stmt_int(st, 0);
+    }
+    cm_stmt_reset(st);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(v);
+    *ret_n = n;
+    return 0;
+}
+
 int cm_stmt_bind_i64(CmStmt *st, int idx, int64_t v)
 {
     if (CM_UNLIKELY(st->pg))

@@ -190,6 +190,14 @@ struct json_object *cm_stmt_row_json(CmStmt *st);
  */
 int cm_stmt_rows_json(CmStmt *st, struct json_object **ret, CmError *err);
 
+/**
+ * cm_stmt_ints:
+ * Steps @st to its end, collecting each row's first column as an integer, and resets it.
+ * Returns: 0 with the array (free() it; NULL when empty) in @ret and its length in @ret_n, or a
+ * negative errno with @err set.
+ */
+int cm_stmt_ints(CmStmt *st, int64_t **ret, size_t *ret_n, CmError *err);
+
 int cm_stmt_bind_i64(CmStmt *st, int idx, int64_t v);
 int cm_stmt_bind_double(CmStmt *st, int idx, double v);
 /** cm_stmt_bind_text: binds a copy of @v, or SQL NULL when @v is NULL. Returns: 0 or -EINVAL. */
