@@ -569,9 +569,16 @@ def run(ck, lab, b):
           f'(a) /metrics: the backlog stored once ({stored_a} <= {n_new} windows since the '
           f'stop; {dup_a} duplicates)')
 
-    # The 4-vCPU spinner, from its whole windows (most of them during the outage).
-    t_now = time.time()
-    pts4 = full_windows(usage_points(b, wf.reviewer, spin4['id'], t_b, t_now), t_b + 1, t_now)
+    # The 4-vCPU spinner, from its whole windows (most of them during the outage). A slow build
+    # (ASan) may leave a window short of full coverage: wait, bounded, for a third whole one.
+    def whole4():
+        t_now = time.time()
+        return full_windows(usage_points(b, wf.reviewer, spin4['id'], t_b, t_now), t_b + 1, t_now)
+    deadline = time.time() + 3 * WINDOW
+    pts4 = whole4()
+    while len(pts4) < 3 and time.time() < deadline:
+        time.sleep(1)
+        pts4 = whole4()
     util4 = [p['cpu_utilization_avg'] for p in pts4]
     starts4 = [calendar.timegm(time.strptime(p['start'][:19], '%Y-%m-%dT%H:%M:%S'))
                for p in pts4]
