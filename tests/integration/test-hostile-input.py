@@ -33,7 +33,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 import cbworld  # noqa: E402
-from cbtest import db_connect, INSTANCE, db_diff, db_snapshot, json_error  # noqa: E402
+from cbtest import db_connect, INSTANCE, db_diff, db_fingerprint, db_fingerprint_diff, \
+    db_snapshot, db_tables, db_watch, db_watch_diff, json_error  # noqa: E402
 from cbworld import SMALL, WIN  # noqa: E402
 
 # SQLite's table of AUTOINCREMENT high-water marks moves with each audit record (a table only
@@ -189,6 +190,7 @@ class Session:
     def __init__(self, ck, b, tokens):
         self.ck, self.b, self.tokens = ck, b, tokens
         self.tables = set(db_snapshot(b.db_path))
+        self.table_list = sorted(self.tables)  # what each request's fingerprints look at
         self.sent = 0
         self.changed = False
         self.expected_5xx = 0     # answers this test provokes on purpose (HTTP/9.9: 505)
@@ -208,7 +210,7 @@ class Session:
         when @whole_body). @code: the error's code (the rule broken) must be it, or one of
         them (None: any)."""
         ck, b = self.ck, self.b
-        before = db_snapshot(b.db_path)
+        before = db_fingerprint(b.db_path, self.table_list)
         try:
             r = self.send(method, path, role, body=body, raw=raw, headers=headers)
         except Exception as e:  # the connection died: the broker may have crashed
@@ -236,11 +238,9 @@ class Session:
                     self.tokens[role] = r.json()['token']
             except ValueError:
                 pass
-        after = db_snapshot(b.db_path)
-        diff = db_diff(before, after)
+        diff = db_fingerprint_diff(before, db_fingerprint(b.db_path, self.table_list))
         self.changed = diff != {}
-        ck.ok(diff == {}, f'{what}: database unchanged (changed: '
-              f'{ {t: (len(a), len(d)) for t, (a, d) in diff.items()} })')
+        ck.ok(diff == {}, f'{what}: database unchanged (changed, rows before and after: {diff})')
         return r
 
 
@@ -1321,13 +1321,14 @@ def legal_text_records(se, w):
                                          'occurred_at': w.day}, 'description'),
                 ('backups', 'department', {'location': s, 'taken_at': w.day, 'size_bytes': 0,
                                            'sha256': 'f' * 64}, 'location')):
-            before = db_snapshot(b.db_path)
+            want = dict({kind: (1, 0), 'audit': (1, 0), 'audit_head': (1, 1)}, **AUTOINCREMENT)
+            before = db_watch(b.db_path, want)
             r = se.send('POST', f'/v1/systems/{w.sys_a}/{kind}', role, body=body)
             if not ck.eq(r.status, 201, f'{tag}: POST {kind} ({r!r})'):
                 continue
             rid = r.json()['id']
-            diff = db_diff(before, db_snapshot(b.db_path))
-            ck.eq({t: (len(a), len(d)) for t, (a, d) in diff.items()},
+            diff = db_watch_diff(b.db_path, before)
+            ck.eq({t: d if d == 'changed' else (len(d[0]), len(d[1])) for t, d in diff.items()},
                   dict({kind: (1, 0), 'audit': (1, 0), 'audit_head': (1, 1)}, **AUTOINCREMENT),
                   f'{tag}: one {kind} row and its audit record, nothing else')
             items = b.get(f'/v1/systems/{w.sys_a}/{kind}', token=w.tokens['auditor'])
@@ -1379,13 +1380,18 @@ def legal_text(se, w):
         if 'audit' in changes:
             changes = dict(changes, audit_head='mod',
                            **{t: 'mod' for t in AUTOINCREMENT})
-        before = db_snapshot(b.db_path)
+        before = db_watch(b.db_path, changes)
         r = se.send(method, path, role, body=body, raw=raw, headers=headers)
         ck.eq(r.status, ok, f'{what} ({r!r})')
-        diff = db_diff(before, db_snapshot(b.db_path))
-        shape = {t: ('mod' if d else len(a)) for t, (a, d) in diff.items()}
+        diff = db_watch_diff(b.db_path, before)
+        shape = {t: d if d == 'changed' else ('mod' if d[1] else len(d[0]))
+                 for t, d in diff.items()}
         ck.eq(shape, changes, f'{what}: exactly the expected tables changed')
-        ck.eq(set(db_snapshot(b.db_path)), se.tables, f'{what}: every table still exists')
+        con = db_connect(b.db_path)
+        try:
+            ck.eq(set(db_tables(con)), se.tables, f'{what}: every table still exists')
+        finally:
+            con.close()
         return r
 
     for i, s in enumerate(LEGAL_TEXT):
