@@ -575,8 +575,9 @@ def json_error(resp):
     return e if isinstance(e, dict) else None
 
 
-def db_fingerprint(path, tables=None):
-    """{table: (row count, digest of its rows)} of every table (or of @tables, known to exist):
+def db_fingerprint(path, tables=None, skip=None):
+    """{table: (row count, digest of its rows)} of every table (or of @tables, known to exist;
+    the columns in @skip {table: set of columns} left out of the digests):
     the cheap form of db_snapshot() for "the database is unchanged" checks made around every
     request. On PostgreSQL the server computes the digests (the sum of the rows' 64-bit hashes:
     no sort, no rows shipped) in one query; shipping every row through psql around each request
@@ -590,11 +591,21 @@ def db_fingerprint(path, tables=None):
         if not isinstance(con, PgConnection):
             out = {}
             for t in tables:
-                rows = sorted(repr(r) for r in con.execute(f'SELECT * FROM "{t}"'))
+                cut = skip.get(t) if skip else None
+                keep = [i for i, c in enumerate(db_columns(con, t)) if c not in cut] if cut \
+                    else None
+                rows = sorted(repr(r if keep is None else tuple(r[i] for i in keep))
+                              for r in con.execute(f'SELECT * FROM "{t}"'))
                 out[t] = (len(rows), hashlib.sha256('\n'.join(rows).encode()).hexdigest())
             return out
+
+        def row(t):
+            cut = sorted(skip.get(t, ())) if skip else []
+            if not cut:
+                return 'x::text'
+            return "(to_jsonb(x) - ARRAY[%s]::text[])::text" % ', '.join(f"'{c}'" for c in cut)
         doc = _pg_object(con, {t: f"(SELECT json_build_array(count(*), coalesce(sum("
-                                  f"hashtextextended(x::text, 0)::numeric), 0)::text) FROM"
+                                  f"hashtextextended({row(t)}, 0)::numeric), 0)::text) FROM"
                                   f" \"{t}\" x)" for t in tables})
         return {t: (n, d) for t, (n, d) in doc.items()}
     finally:

@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 import cbworld  # noqa: E402
-from cbtest import db_connect, db_diff, json_error  # noqa: E402
+from cbtest import db_connect, db_fingerprint_diff, json_error  # noqa: E402
 
 CONSOLE_PASSWORD = 'Correct-Horse-9'
 ROLES = ('admin', 'reviewer', 'consultant', 'vendor', 'auditor', 'department', 'agent')
@@ -201,14 +201,9 @@ VOLATILE = {
 
 
 def db_state(path):
-    """Every row of every table, the VOLATILE columns blanked, for 'database unchanged'."""
-    out = {}
-    for t, (cols, rows) in cbtest.db_snapshot(path, named=True).items():
-        skip = VOLATILE.get(t, set())
-        # Sorted: PostgreSQL's tables have no row order.
-        out[t] = sorted((tuple(None if c in skip else v for c, v in zip(cols, row))
-                         for row in rows), key=repr)
-    return out
+    """Every table's row count and digest, the VOLATILE columns left out, for 'database
+    unchanged' (compare two with db_fingerprint_diff)."""
+    return cbtest.db_fingerprint(path, skip=VOLATILE)
 
 
 def settle(b, timeout=20):
@@ -623,7 +618,7 @@ def matrix(ck, b, w, table):
                     check_error(ck, r, 401, 'unauthenticated', what)
                     ck.ok('Bearer' in r.headers.get('WWW-Authenticate', ''),
                           f'{what}: 401 carries WWW-Authenticate: Bearer')
-                ck.eq(db_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
+                ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
             elif role in NO_TOKENS or row['roles'][role]:
                 counts['public' if role in NO_TOKENS else 'allowed'] += 1
                 ck.eq(r.status, c['ok'], f'{what} (allowed)')
@@ -637,7 +632,7 @@ def matrix(ck, b, w, table):
                 counts['403'] += 1
                 if ck.eq(r.status, 403, what):
                     check_error(ck, r, 403, 'forbidden', what)
-                ck.eq(db_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
+                ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {}, f'{what}: database unchanged')
     print(f'  matrix: {len(table)} endpoints x {len(ROLES + NO_TOKENS)} callers: '
           f'{counts["allowed"]} allowed, {counts["403"]} forbidden, {counts["401"]} '
           f'unauthenticated, {counts["public"]} public', flush=True)
@@ -692,7 +687,7 @@ def isolation(ck, b, w):
         else:
             r = b.request(method, path, body=body, token=tb)
         expect_404(ck, r, f'department B: {method} {path}')
-    ck.eq(db_diff(before, db_state(b.db_path)), {},
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {},
           'department B probing department A: database unchanged')
 
     # The same answer as for an object that does not exist: nothing to tell them apart.
@@ -722,7 +717,7 @@ def isolation(ck, b, w):
           f'({r1.status})')
     ck.eq(r1.status, r2.status, 'department B: a system for A answers like one for a missing '
           'department')
-    ck.eq(db_diff(before, db_state(b.db_path)), {},
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {},
           'department B creating in department A: database unchanged')
 
     # Lists hold only one's own objects, whatever the filter asks for.
@@ -800,7 +795,7 @@ def consultant_scope(ck, b, w):
         expect_404(ck, b.post(f'/v1/requests/{rid}/opinions',
                               {'recommendation': 'reject', 'comment': 'no'}, token=tc),
                    f'consultant: opinion on a request {why}')
-    ck.eq(db_diff(before, db_state(b.db_path)), {},
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {},
           'consultant out of scope: database unchanged')
     r = b.get('/v1/requests?limit=1000', token=tc)
     listed = ids_of(r)
@@ -864,7 +859,7 @@ def vendor_scope(ck, b, w):
     r = b.request('PUT', f'/v1/requests/{w.req_trial}/materials/test_report',
                   raw=cbtest.PDF_BYTES, token=w.dep, headers=pdf)
     ck.eq(r.status, 403, 'department: PUT a test_report (the vendor\'s)')
-    ck.eq(db_diff(before, db_state(b.db_path)), {}, 'vendor out of scope: database unchanged')
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {}, 'vendor out of scope: database unchanged')
     items = b.get('/v1/requests?limit=1000', token=tv).json()['items']
     ck.ok(all(x['state'] not in ('draft', 'submitted', 'returned', 'withdrawn', 'rejected')
               for x in items), 'vendor: list holds only requests from approved on')
@@ -884,7 +879,7 @@ def bureau_systems(ck, b, w):
     r = b.post('/v1/systems', {'name': 'ghost-department', 'category': 'website',
                                'department_id': 999999}, token=tr)
     ck.eq(r.status, 422, 'reviewer: POST /v1/systems for a missing department')
-    ck.eq(db_diff(before, db_state(b.db_path)), {},
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {},
           'refused system creation: database unchanged')
     sid = cbtest.make_system(b, tr, 'registered-by-bureau', department_id=w.dept_b)
     r = b.get(f'/v1/systems/{sid}', token=w.tokens['dept_b'])
@@ -988,7 +983,7 @@ def metering_isolation(ck, b, w):
             ck.eq((r.status, e.get('code'), e.get('field')),
                   (rg.status, eg.get('code'), eg.get('field')),
                   f'{tag}: {method} {path} answers like a missing object')
-        ck.eq(db_diff(before, db_state(b.db_path)), {},
+        ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {},
               f'{tag} probing the other department\'s metering and records: database unchanged')
 
         # Findings: only one's own, whatever the filter names.
@@ -1121,7 +1116,7 @@ def agent_role(ck, b, w):
         e = json_error(r) or {}
         ck.eq((e.get('code'), e.get('field')), ('not_your_instance', '/instances/0/instance'),
               'agent of another host: the refusal names the instance')
-    ck.eq(db_diff(before, db_state(b.db_path)), {}, 'agent of another host: nothing stored')
+    ck.eq(db_fingerprint_diff(before, db_state(b.db_path)), {}, 'agent of another host: nothing stored')
     # Of the fresh windows the matrix made (one per caller of POST /v1/samples), only the
     # agent's was stored.
     r = b.get(f'/v1/instances/{w.inst_a1["id"]}/usage?from={w.next_start + WIN}'
