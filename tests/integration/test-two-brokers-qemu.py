@@ -226,6 +226,8 @@ def main():
                 job = cbvirt.job_of(r.json(), 'provision')
 
                 # ---- the job's broker is killed between two of its steps ----
+                taken = {node: cbpg.metrics(br, admin)['cloudbroker_jobs_taken_over_total']
+                         for node, br in brokers.items()}
                 victim, at_kill, held, killed_at = kill_between_steps(url, db, brokers, job)
                 survivor = 'node-b' if victim == 'node-a' else 'node-a'
                 sv = brokers[survivor]
@@ -287,6 +289,10 @@ def main():
                               f'{"moved" if victim == holder else "stayed"} ({moved:.1f} s),'
                               f' the job was taken over {at:.1f} s and ended {took:.1f} s'
                               f' after the kill', flush=True)
+                c.eq(cbpg.metrics(sv, admin)['cloudbroker_jobs_taken_over_total'],
+                     taken[survivor] + 1, f'{what}: {survivor} counts one takeover more')
+                c.eq(db.rows(f"SELECT count(*) FROM host_claims WHERE job_id = {job}"), [['0']],
+                     f'{what}: the job holds no host any more')
                 req = sv.get(f'/v1/requests/{rid}', token=w.reviewer).json()
                 c.eq(req['state'], 'in_trial', f'{what}: the request is in trial')
                 aid = req['trial']['allocation_id']
