@@ -53,11 +53,11 @@ Usage: $PROG run [--state-dir DIR] [--listen HOST:PORT] [--agent-metrics-listen 
          the tests that measure a guest's CPU run alone; headless Chromium for the reports).
          A throw-away PostgreSQL 15 cluster (tools/pg-cluster.sh: initdb and pg_ctl, a Unix
          socket in a temporary folder) runs for the tests, its URL exported as CB_TEST_PG_URL
-         (each test makes its own database there), and the integration suite runs a second
-         time in build/ with every broker on PostgreSQL (CB_TEST_BACKEND=postgresql); the
-         cluster is stopped and removed at the end, also
-         when a test fails or the run is interrupted. The last line printed is
-         'N passed, M failed'; the exit status is non-zero when anything failed.
+         (each test makes its own database there; the e2e suite's two-broker test in
+         build-asan/ too), and the integration suite runs a second time in build/ with every
+         broker on PostgreSQL (CB_TEST_BACKEND=postgresql); the cluster is stopped and
+         removed at the end, also when a test fails or the run is interrupted. The last line
+         printed is 'N passed, M failed'; the exit status is non-zero when anything failed.
 
 Packages (Debian 12): ${PACKAGES[*]}
 The web console: Node.js and npm (Debian's ${NODE_PACKAGES[*]} when the machine has none), then

@@ -47,3 +47,50 @@ def fresh_database(hint='t'):
         yield url_with_db(admin, db)
     finally:
         psql(admin, f'DROP DATABASE IF EXISTS {db} WITH (FORCE)')
+
+
+class Psql:
+    """One psql process kept open, so that a job can be watched every few milliseconds."""
+
+    def __init__(self, url):
+        self.p = subprocess.Popen(['psql', '-X', '-q', '-At', '-F', '\t', '-d', url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  bufsize=1)
+
+    def rows(self, sql):
+        self.p.stdin.write(sql.rstrip(';') + ';\n\\echo @@end\n')
+        self.p.stdin.flush()
+        out = []
+        for line in self.p.stdout:
+            line = line.rstrip('\n')
+            if line == '@@end':
+                return out
+            out.append(line.split('\t'))
+        raise RuntimeError('psql ended')
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+def metrics(b, token):
+    """The broker @b's /metrics as {series{labels}: value}."""
+    r = b.get('/metrics', token=token)
+    assert r.status == 200, r
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith('#'):
+            k, v = line.rsplit(' ', 1)
+            out[k] = float(v)
+    return out
+
+
+def leaders(brokers, token, loops):
+    """{loop: [nodes whose /metrics say they hold it]} over @brokers ({node: Broker})."""
+    out = {loop: [] for loop in loops}
+    for node, b in brokers.items():
+        m = metrics(b, token)
+        for loop in loops:
+            if m.get(f'cloudbroker_loop_leader{{loop="{loop}"}}') == 1:
+                out[loop].append(node)
+    return out

@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,53 +46,6 @@ LEASE = 3
 INSTANCES = 20
 ELECTED = ('reconciler', 'rollup', 'assessment', 'sweeper')
 PASSWORD = 'two brokers, one database'
-
-
-class Psql:
-    """One psql process kept open, so that the job can be watched every few milliseconds."""
-
-    def __init__(self, url):
-        self.p = subprocess.Popen(['psql', '-X', '-q', '-At', '-F', '\t', '-d', url],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                  bufsize=1)
-
-    def rows(self, sql):
-        self.p.stdin.write(sql.rstrip(';') + ';\n\\echo @@end\n')
-        self.p.stdin.flush()
-        out = []
-        for line in self.p.stdout:
-            line = line.rstrip('\n')
-            if line == '@@end':
-                return out
-            out.append(line.split('\t'))
-        raise RuntimeError('psql ended')
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait(10)
-
-
-def metrics(b, token):
-    """The broker's /metrics as {series{labels}: value}."""
-    r = b.get('/metrics', token=token)
-    assert r.status == 200, r
-    out = {}
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith('#'):
-            k, v = line.rsplit(' ', 1)
-            out[k] = float(v)
-    return out
-
-
-def leaders(brokers, token):
-    """{loop: [nodes that hold it]} over the running brokers."""
-    out = {loop: [] for loop in ELECTED}
-    for node, b in brokers.items():
-        m = metrics(b, token)
-        for loop in ELECTED:
-            if m.get(f'cloudbroker_loop_leader{{loop="{loop}"}}') == 1:
-                out[loop].append(node)
-    return out
 
 
 STEPS_SQL = ("SELECT seq, action, state, attempts, coalesce(node, ''), coalesce(instance_id, 0)"
@@ -177,7 +129,7 @@ def main():
             admin = a.admin_token
             # A started first and stands alone: it takes every loop.
             cbtest.wait_for(lambda: all(v == ['node-a']
-                                        for v in leaders(brokers, admin).values()),
+                                        for v in cbpg.leaders(brokers, admin, ELECTED).values()),
                             10, 'node-a to hold every loop')
             b = brokers['node-b'] = broker('node-b').start()
             c.ok(not os.path.exists(os.path.join(b.state_dir, 'admin.token')),
@@ -227,13 +179,13 @@ def main():
             r = b.get('/v1/whoami', headers={'Cookie': s.cookie})
             c.ok(r.status == 200 and r.json().get('name') == 'reviewer',
                  f'the session cookie made on A works on B: {r}')
-            before = leaders(brokers, admin)
+            before = cbpg.leaders(brokers, admin, ELECTED)
             c.eq(before, {loop: ['node-a'] for loop in ELECTED},
                  'before the kill every loop is held by node-a alone')
-            mb = metrics(b, admin)
+            mb = cbpg.metrics(b, admin)
             c.eq([mb[f'cloudbroker_loop_passes_total{{loop="{loop}"}}'] for loop in ELECTED],
                  [0] * len(ELECTED), 'node-b ran no pass of an elected loop')
-            db = Psql(url)
+            db = cbpg.Psql(url)
             r = b.post(f'/v1/requests/{rid}/decision', {'decision': 'approve'},
                        headers={'Cookie': s.cookie, 'X-CSRF-Token': s.csrf, 'Origin': b.url})
             if not c.ok(r.status == 200, f'the approval through B with the session made on A: {r}'):
@@ -274,7 +226,7 @@ def main():
                                 f" AND object_id = {job}")
             c.eq([json.loads(t[0]) for t in takeovers], [{'from': victim, 'to': survivor}],
                  'one job.takeover in the audit trail, from the victim to the survivor')
-            c.eq(metrics(sv, admin).get('cloudbroker_jobs_taken_over_total'), 1,
+            c.eq(cbpg.metrics(sv, admin).get('cloudbroker_jobs_taken_over_total'), 1,
                  f'{survivor} counts the takeover')
             c.eq(db.rows(f"SELECT count(*) FROM host_claims WHERE job_id = {job}"), [['0']],
                  'the job holds no host any more')
@@ -291,17 +243,18 @@ def main():
             if victim == 'node-a':
                 t0 = killed_at
             else:
-                c.eq(leaders(brokers, admin), {loop: ['node-a'] for loop in ELECTED},
+                c.eq(cbpg.leaders(brokers, admin, ELECTED),
+                     {loop: ['node-a'] for loop in ELECTED},
                      'the loops stayed on node-a')
                 brokers['node-b'] = broker('node-b').start()
                 t0 = time.time()
                 brokers.pop('node-a').kill9()
             new = cbtest.wait_for(
                 lambda: (lambda l: l if all(v == ['node-b'] for v in l.values()) else None)(
-                    leaders(brokers, admin)), 10, 'node-b to hold every loop')
+                    cbpg.leaders(brokers, admin, ELECTED)), 10, 'node-b to hold every loop')
             moved = time.time() - t0
             c.ok(moved < 6, f'the loops moved to node-b within {moved:.1f} s of the kill')
-            sweeps = lambda: metrics(brokers['node-b'], admin)[  # noqa: E731
+            sweeps = lambda: cbpg.metrics(brokers['node-b'], admin)[  # noqa: E731
                 'cloudbroker_loop_passes_total{loop="sweeper"}']
             first = sweeps()
             cbtest.wait_for(lambda: sweeps() > first, 10, 'node-b to run sweeper passes')
