@@ -134,13 +134,14 @@ static int64_t election_pass(void *ctx)
     return ELECTION_MS;
 }
 
-/* Another process connected under our application_name: a broker with the same node name. */
+/* Another process connected to this database under our application_name: a broker with the same
+ * node name. Brokers of other databases in the same server may use the same names. */
 static int same_name_connected(BrCluster *c, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(c->db,
                       "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?1"
-                      " AND pid <> pg_backend_pid()",
+                      " AND datname = current_database() AND pid <> pg_backend_pid()",
                       err);
     int r;
 

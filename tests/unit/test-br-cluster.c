@@ -128,6 +128,14 @@ static void test_pg_elections(void **state)
     assert_int_equal(br_cluster_start(f->url, br_cluster_node(other), &same, &err), -EBUSY);
     assert_null(same);
     assert_non_null(strstr(err.message, "already connected"));
+    /* The same name on another database of the same server is another cluster's broker. */
+    {
+        _cleanup_free_ char *url2 = NULL, *name2 = NULL;
+        assert_int_equal(cbt_pg_create_db("cluster2", &url2, &name2), 0);
+        assert_int_equal(br_cluster_start(url2, br_cluster_node(other), &same, &err), 0);
+        same = br_cluster_stop(same);
+        cbt_pg_drop_db(name2);
+    }
 
     /* The holder goes (its connection closes, as when its process dies): the other takes the
      * loops within a few seconds. */
