@@ -379,6 +379,8 @@ def run(ck, b, pol):
     ex = want(b.post(ep, body, token=vendor), 201, 'explanation')
     ck.eq((ex['month'], ex['indicator'], ex['text']), (month, body['indicator'], body['text']),
           'the explanation as recorded')
+    ck.eq(ex.get('account_name'), want(b.get('/v1/whoami', token=vendor), 200, 'whoami')['name'],
+          'the explanation names the account that wrote it')
     for who, t in (('reviewer', rv), ('auditor', auditor), ('department', tok)):
         ck.eq(b.post(ep, body, token=t).status, 403, f'{who} may not explain')
     for bad, field in (({**body, 'indicator': 'security_bulletin'}, '/indicator'),
@@ -392,6 +394,8 @@ def run(ck, b, pol):
     ia = by_id(again)
     ck.eq([e['id'] for e in ia['allocation_lead_time']['explanations']], [ex['id']],
           'the scorecard shows the explanation beside its indicator, only there')
+    ck.eq([e.get('account_name') for e in ia['allocation_lead_time']['explanations']],
+          [ex['account_name']], 'the scorecard names who explained')
     ck.ok(all(x.get('explanations') == [] for k, x in ia.items()
               if k != 'allocation_lead_time' and x['status'] != 'not_measured'),
           'no other indicator has it')
