@@ -270,13 +270,14 @@ export function ServiceQualityPage({ role, query }) {
                 <a class="btn-link" href={html} download>{t('dl_html')}</a>
                 <a class="btn-link" href={json} download>{t('dl_json')}</a>
             </p>
-            <Loaded r={r}>{(doc) => <Scorecard doc={doc} role={role} reload={r.reload} />}</Loaded>
-            <SqTrend r={trend} />
+            <Loaded r={r}>{(doc) => <Scorecard doc={doc} role={role} reload={r.reload} trend={trend} />}</Loaded>
         </Page>
     );
 }
 
-function Scorecard({ doc, role, reload }) {
+// The cards, the indicators' table and the trend, then each indicator in detail (the evidence
+// of a month can be long).
+function Scorecard({ doc, role, reload, trend }) {
     const inds = doc.indicators || [];
     const met = inds.filter((x) => x.status === 'met').length;
     const scored = inds.filter((x) => SCORED.includes(x.status)).length;
@@ -308,6 +309,7 @@ function Scorecard({ doc, role, reload }) {
                 </Table>
             </Section>
             {inds.some((x) => !detailed(x)) ? <p class="hint">{t('sq_not_measured_note')}</p> : null}
+            <SqTrend r={trend} />
             {inds.filter(detailed).map((x) => <Indicator x={x} month={doc.month} role={role} reload={reload} />)}
         </div>
     );
