@@ -147,6 +147,9 @@ async function reviewer(browser) {
         const cells = await p.$$eval('[data-report="costs"] tbody tr', (trs) => trs.map((tr) => tr.lastElementChild.innerText));
         const sum = cells.slice(0, -1).reduce((s, x) => s + fen_of(x), 0);
         ck.eq(sum, fen_of(cells[cells.length - 1]), `reviewer ${lang}: the departments add up to the total`);
+        const last = await p.$$eval('[data-trend="costs"] tbody tr:last-child td', (tds) => tds.map((x) => x.innerText));
+        ck.ok(last[0] === M && fen_of(last[1]) + fen_of(last[2]) === fen_of(last[3]) && fen_of(last[3]) >= fen_of(cells[cells.length - 1]),
+            `reviewer ${lang}: the trend's last row is this month, production and trial adding up (${last.join(' ')})`);
         await common(p, 'reviewer', 'costs', lang, 'costs', lang === 'en');
         // One department: its lines.
         await p.click(`a[href="#/reports/costs?month=${M}&department=${cfg.departments.jt.id}"]`);
@@ -165,6 +168,11 @@ async function reviewer(browser) {
         ck.eq(await stat(p, 'fee_after'), yuan(before.fee_after_fen), `reviewer ${lang}: the fee after deductions`);
         ck.eq(await stat(p, 'deduction'), yuan(before.deduction_fen), `reviewer ${lang}: the deduction`);
         ck.ok(before.deduction_fen > 0, 'the fixture deducts something (the late trials)');
+        // The trend's last month is this month: the same fee after deductions and count.
+        const sqLast = await p.$$eval('[data-trend="service-quality"] tbody tr:last-child td', (tds) => tds.map((x) => x.innerText));
+        const met = before.indicators.filter((x) => x.status === 'met').length;
+        const scored = before.indicators.filter((x) => x.status === 'met' || x.status === 'missed').length;
+        ck.eq(JSON.stringify(sqLast), JSON.stringify([M, yuan(before.fee_fen), yuan(before.fee_after_fen), `${met} / ${scored}`]), `reviewer ${lang}: the trend's last row is this month's scorecard`);
         const row = p.locator('tr[data-indicator="trial_lead_time"]');
         ck.ok((await row.innerText()).includes(L('sq_missed', null, lang)), `reviewer ${lang}: the trial lead time is missed`);
         ck.ok((await p.locator('tr[data-indicator="security_bulletin"]').innerText()).includes(L('sq_not_measured', null, lang)), `reviewer ${lang}: a duty not recorded yet shows as not measured`);

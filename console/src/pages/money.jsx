@@ -2,8 +2,9 @@
 // Money (issue 12): the monthly cost statement (GET /v1/reports/costs, docs/costs.md) and the
 // vendor's monthly service-quality scorecard (GET /v1/reports/service-quality,
 // docs/service-quality.md), each with the trend of the months before it. The trend is the same
-// endpoints asked for each month (at most TREND_MONTHS, a few at a time): no second path to the
-// figures. Money is shown from the API's integer fen as yuan with two decimals.
+// endpoints asked for each month with detail=totals (the sums without the lines and the
+// evidence; at most TREND_MONTHS, a few at a time): no second path to the figures. Money is
+// shown from the API's integer fen as yuan with two decimals.
 import { useState } from 'preact/hooks';
 import { get, post, q } from '../api.js';
 import { S, lang, t, tv } from '../i18n.js';
@@ -92,8 +93,12 @@ function MonthForm({ path, month, dept, role }) {
 
 // ---- the cost statement
 
-// {trial, production} fen of a statement: its allocations' totals by purpose.
+// {trial, production} fen of a statement: the broker's split by purpose, or (from an older
+// broker) its allocations' totals added up.
 function by_purpose(doc) {
+    if (doc.purposes) {
+        return { trial: doc.purposes.trial.total_fen, production: doc.purposes.production.total_fen };
+    }
     const out = { trial: 0, production: 0 };
     for (const d of doc.departments || []) {
         for (const s of d.systems || []) {
@@ -109,7 +114,7 @@ export function CostsPage({ role, query }) {
     const params = { month, department: dept };
     const r = useLoad(() => get(`reports/costs${q(params)}`), [month, dept]);
     const trend = useLoad(() => each_month(months_to(month, TREND_MONTHS), async (m) => {
-        const doc = await get(`reports/costs${q({ month: m, department: dept })}`);
+        const doc = await get(`reports/costs${q({ month: m, department: dept, detail: 'totals' })}`);
         return { month: m, total_fen: (doc.total && doc.total.total_fen) || 0, ...by_purpose(doc) };
     }), [month, dept]);
     return (
@@ -250,7 +255,7 @@ export function ServiceQualityPage({ role, query }) {
     const month = valid_month(query.month);
     const r = useLoad(() => get(`reports/service-quality${q({ month })}`), [month]);
     const trend = useLoad(() => each_month(months_to(month, TREND_MONTHS), async (m) => {
-        const doc = await get(`reports/service-quality${q({ month: m })}`);
+        const doc = await get(`reports/service-quality${q({ month: m, detail: 'totals' })}`);
         const inds = doc.indicators || [];
         return {
             month: m,
