@@ -37,7 +37,6 @@ export const S = {
     switch_lang_label: ['Switch to English', '切换到中文'],
     sign_out: ['退出登录', 'Sign out'],
     notifications: ['通知', 'Notifications'],
-    unread_n: ['{n} 条未读', '{n} unread'],
     my_account: ['我的账号', 'My account'],
     menu: ['菜单', 'Menu'],
     loading: ['正在加载…', 'Loading…'],
