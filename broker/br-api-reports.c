@@ -51,6 +51,30 @@ static int reply_report(BrCall *c, json_object *doc, const char *format, BrLang 
         strcmp(format, "csv") == 0 ? "text/csv; charset=utf-8" : "text/html; charset=utf-8", text);
 }
 
+/* detail=full (the default) or totals: a JSON report without its long lists (the console's
+ * trend by month asks for twelve months at once). @ret_totals: whether totals were asked. */
+static int detail_param(BrCall *c, const char *format, bool *ret_totals)
+{
+    const char *d = br_call_query(c, "detail");
+    *ret_totals = false;
+    if (!d || strcmp(d, "full") == 0)
+        return 0;
+    if (strcmp(d, "totals"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "detail", "detail is full or totals");
+    if (strcmp(format, "json"))
+        return cm_error_set(&c->err, CM_ERROR_INVALID, "detail", "detail=totals needs format=json");
+    *ret_totals = true;
+    return 0;
+}
+
+/* Drops the member @key of each object of the array @doc[@list]. */
+static void drop_members(json_object *doc, const char *list, const char *key)
+{
+    json_object *a = cm_json_get(doc, list);
+    for (size_t i = 0; a && i < json_object_array_length(a); i++)
+        json_object_object_del(json_object_array_get_idx(a, i), key);
+}
+
 /* month=YYYY-MM: its first moment (epoch ms) in @ret_ms. */
 static int month_param(BrCall *c, int64_t *ret_ms)
 {
@@ -201,6 +225,7 @@ static int br_api_reports_costs(BrCall *c)
     const char *format;
     json_object *doc = NULL;
     char name[64];
+    bool totals;
     BrLang lang;
     int r;
 
@@ -209,6 +234,8 @@ static int br_api_reports_costs(BrCall *c)
         r = br_call_query_int(c, "department", 1, INT64_MAX, &x.department);
     if (r >= 0)
         r = format_params(c, &format, &lang);
+    if (r >= 0)
+        r = detail_param(c, format, &totals);
     if (r < 0)
         return r;
     if (br_call_is_department(c))
@@ -231,6 +258,8 @@ static int br_api_reports_costs(BrCall *c)
     br_cost_instances_free(x.v, x.n);
     if (r < 0)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (totals)
+        drop_members(doc, "departments", "systems");
     snprintf(name, sizeof(name), "costs-%s", br_call_query(c, "month"));
     return reply_report(c, doc, format, lang, name);
 }
@@ -262,6 +291,7 @@ static int br_api_reports_service_quality(BrCall *c)
     SlaRead x = {0};
     int64_t m1;
     char name[64];
+    bool totals;
     BrLang lang;
     int r;
 
@@ -270,6 +300,8 @@ static int br_api_reports_service_quality(BrCall *c)
         return cm_error_set(&c->err, CM_ERROR_INVALID, "format", "format is json or html");
     if (r >= 0)
         r = format_params(c, &format, &lang);
+    if (r >= 0)
+        r = detail_param(c, format, &totals);
     if (r < 0)
         return r;
     {
@@ -297,6 +329,8 @@ static int br_api_reports_service_quality(BrCall *c)
     json_object_put(x.explanations);
     if (r < 0)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
+    if (totals)
+        drop_members(doc, "indicators", "evidence");
     snprintf(name, sizeof(name), "service-quality-%s", br_call_query(c, "month"));
     return reply_report(c, doc, format, lang, name);
 }

@@ -201,6 +201,7 @@ int br_cost_statement(const BrPricingPolicy *p, const BrCostInstance *v, size_t 
 {
     _cleanup_json_ json_object *doc = json_object_new_object();
     Level top = {NULL, json_object_new_array(), {0}}, dep = {0}, sys = {0}, alloc = {0};
+    Sum purpose[2] = {{0}}; /* production, trial */
     char month[8];
 
     {
@@ -257,6 +258,7 @@ int br_cost_statement(const BrPricingPolicy *p, const BrCostInstance *v, size_t 
             json_object_array_add(inst.children, part_json(&parts[k], &s));
             sum_add(&inst.sum, &s);
         }
+        sum_add(&purpose[x->trial ? 1 : 0], &inst.sum);
         level_close(&inst, "parts", &alloc);
     }
     level_close(&alloc, "instances", &sys);
@@ -274,6 +276,16 @@ int br_cost_statement(const BrPricingPolicy *p, const BrCostInstance *v, size_t 
         json_object *total = json_object_new_object();
         add_money(total, &top.sum);
         json_object_object_add(doc, "total", total);
+    }
+    {
+        /* The total split by the allocations' purpose: the two add up to it. */
+        json_object *by = json_object_new_object(), *o = json_object_new_object();
+        add_money(o, &purpose[0]);
+        json_object_object_add(by, "production", o);
+        o = json_object_new_object();
+        add_money(o, &purpose[1]);
+        json_object_object_add(by, "trial", o);
+        json_object_object_add(doc, "purposes", by);
     }
     *ret = TAKE_PTR(doc);
     return 0;

@@ -6,8 +6,10 @@
 #include "cm-json.h"
 #include "cm-time.h"
 
+/* With the name of the account that wrote it (the console shows names, not ids). */
 #define EXPLANATION_SELECT                                                                         \
-    "SELECT id, month, indicator, text, account_id, created_at FROM sla_explanations"
+    "SELECT e.id, e.month, e.indicator, e.text, e.account_id, a.name AS account_name,"             \
+    " e.created_at FROM sla_explanations e LEFT JOIN accounts a ON a.id = e.account_id"
 
 int br_sla_explanation_create(BrTx *tx, const char *month, const char *indicator, const char *text,
                               int64_t *ret_id)
@@ -34,13 +36,14 @@ int br_sla_explanation_create(BrTx *tx, const char *month, const char *indicator
 
 int br_sla_explanation_get(CmDb *db, int64_t id, json_object **ret, CmError *err)
 {
-    return br_store_get_json(db, EXPLANATION_SELECT " WHERE id = ?1", "explanation", id, ret, err);
+    return br_store_get_json(db, EXPLANATION_SELECT " WHERE e.id = ?1", "explanation", id, ret,
+                             err);
 }
 
 int br_sla_explanation_list(CmDb *db, const char *month, json_object **ret, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db, EXPLANATION_SELECT " WHERE month = ?1 ORDER BY id", err);
+        cm_db_prepare(db, EXPLANATION_SELECT " WHERE e.month = ?1 ORDER BY e.id", err);
     if (!st)
         return -EIO;
     CM_DB_BIND(st, month);

@@ -6,6 +6,7 @@ import { Queue, RequestForm, RequestList, RequestPage } from './pages/requests.j
 import { AllocationPage, Allocations, FindingPage, Findings, Security, SystemEdit, Systems } from './pages/dept.jsx';
 import { Dashboard, Events, Hosts, JobPage, Jobs } from './pages/ops.jsx';
 import { Accounts, Audit, DepartmentPage, Departments, Health, Notifications, Policies } from './pages/admin.jsx';
+import { CostsPage, ServiceQualityPage } from './pages/money.jsx';
 import { AssessmentPage, OperationsPage, PrintAssessment, PrintOperations, Reports } from './pages/reports.jsx';
 
 const DEPT = 'department';
@@ -46,6 +47,10 @@ export const routes = [
     { path: '/reports', page: Reports, roles: [DEPT, REV, VEND, AUD] },
     { path: '/reports/assessment', page: AssessmentPage, roles: [DEPT, REV, AUD] },
     { path: '/reports/operations', page: OperationsPage, roles: [DEPT, REV, VEND, AUD] },
+    // The API's own scoping: costs for departments (their own), reviewers, auditors, the admin;
+    // the vendor's scorecard for reviewers, auditors, the admin and the vendor.
+    { path: '/reports/costs', page: CostsPage, roles: [DEPT, REV, AUD, ADM] },
+    { path: '/reports/service-quality', page: ServiceQualityPage, roles: [REV, AUD, ADM, VEND] },
     { path: '/print/assessment', page: PrintAssessment, roles: [DEPT, REV, AUD] },
     { path: '/print/operations', page: PrintOperations, roles: [DEPT, REV, VEND, AUD] },
 ];

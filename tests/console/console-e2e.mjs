@@ -583,11 +583,14 @@ function pagesOf(role) {
     const reports = ['/reports', `/reports/assessment?year=${year}`, `/reports/operations?month=${month}`];
     switch (role) {
     case 'd1': return ['/requests', '/queue', '/requests/new', `/requests/${rid}`, `/requests/${rid}/edit`, '/systems', '/systems/new', `/systems/${state.system_id}`,
-        '/allocations', `/allocations/${aid}`, '/findings', `/findings/${state.finding_id}`, '/security', ...reports, `/print/assessment?year=${year}`, ...common];
+        '/allocations', `/allocations/${aid}`, '/findings', `/findings/${state.finding_id}`, '/security', ...reports, `/print/assessment?year=${year}`,
+        `/reports/costs?month=${month}`, ...common];
     case 'reviewer': return ['/dashboard', '/queue', '/requests', `/requests/${rid}`, '/allocations', `/allocations/${aid}`, '/findings',
-        `/findings/${state.finding_id}`, '/hosts', '/jobs', '/jobs/1', '/security', ...reports, `/print/operations?month=${month}`, '/audit', '/departments', ...common];
+        `/findings/${state.finding_id}`, '/hosts', '/jobs', '/jobs/1', '/security', ...reports, `/print/operations?month=${month}`, '/audit', '/departments',
+        `/reports/costs?month=${month}`, `/reports/service-quality?month=${month}`, ...common];
     case 'consultant': return ['/queue', '/requests', `/requests/${rid}`, ...common];
-    case 'vendor': return ['/hosts', '/jobs', '/jobs/1', '/events', '/trials', '/requests', `/requests/${rid}`, '/allocations', '/security', '/reports/operations', ...common];
+    case 'vendor': return ['/hosts', '/jobs', '/jobs/1', '/events', '/trials', '/requests', `/requests/${rid}`, '/allocations', '/security', '/reports/operations',
+        `/reports/service-quality?month=${month}`, ...common];
     case 'auditor': return ['/audit', '/requests', '/allocations', '/findings', '/hosts', '/events', '/security', `/reports/assessment?year=${year}`, '/departments', '/accounts', ...common];
     case 'admin': return ['/departments', `/departments/${cfg.d1}`, '/accounts', '/policies', '/health', ...common];
     default: return [];

@@ -264,6 +264,24 @@ def run(ck, b, work, pol):
     check_statement(ck, doc, hist, purpose, PRICING, '[first]')
     tot = doc['total']
     ck.ok(tot['total_fen'] > 0, 'the seconds the test lasted cost money')
+    # The total by purpose: each the sum of its allocations, the two the total.
+    pur = doc['purposes']
+    ck.eq(pur['production']['total_fen'] + pur['trial']['total_fen'], tot['total_fen'],
+          'production and trial add up to the total')
+    for k in ('production', 'trial'):
+        for f in ('compute_fen', 'memory_fen', 'disk_fen', 'total_fen'):
+            ck.eq(pur[k][f], sum(a[f] for d in doc['departments'] for s in d['systems']
+                                 for a in s['allocations'] if a['purpose'] == k),
+                  f'purposes.{k}.{f}: the sum of its allocations')
+    # detail=totals: the departments' sums and the purposes, without the lines.
+    r = want(b.get(f'/v1/reports/costs?month={month}&detail=totals', token=rv), 200, 'totals')
+    short = r.json()
+    ck.ok([d['code'] for d in short['departments']] == [d['code'] for d in doc['departments']]
+          and all('systems' not in d and d['total_fen'] > 0 for d in short['departments'])
+          and short['purposes']['trial']['total_fen'] == pur['trial']['total_fen'],
+          'detail=totals: the departments\' sums and the purposes, no lines')
+    ck.ok(len(r.body) * 3 < len(json.dumps(doc)),
+          f'detail=totals is much shorter ({len(r.body)} bytes, {len(json.dumps(doc))} in full)')
 
     # mz's production instance: two parts, 2 then 4 vCPUs, cut where the history put the resize.
     mz_prod = [a for s in deps['mz']['systems'] for a in s['allocations']
@@ -358,7 +376,9 @@ def run(ck, b, work, pol):
     # Bad input: 400 naming the field; an unknown department 404.
     for q, field in (('month=2026-13', 'month'), ('month=26-01', 'month'), ('', 'month'),
                      (f'month={month}&format=xml', 'format'), (f'month={month}&lang=fr', 'lang'),
-                     (f'month={month}&department=x', 'department')):
+                     (f'month={month}&department=x', 'department'),
+                     (f'month={month}&detail=x', 'detail'),
+                     (f'month={month}&detail=totals&format=csv', 'detail')):
         r = b.get(f'/v1/reports/costs?{q}', token=rv)
         ck.eq((r.status, cbtest.json_error(r).get('field')), (400, field),
               f'?{q}: refused naming {field}')

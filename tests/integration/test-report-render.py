@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """The HTML reports rendered by a real browser: headless Chromium (Debian's 'chromium') opens
-the annual assessment (Chinese and English), the operations report (Chinese and English) and
-the monthly cost statement (Chinese and English, docs/costs.md), prints each to PDF and takes a screenshot, and the test checks what it rendered.
+the annual assessment (Chinese and English), the operations report (Chinese and English), the
+monthly cost statement (Chinese and English, docs/costs.md) and the vendor's service-quality
+scorecard (Chinese and English, docs/service-quality.md), prints each to PDF and takes a
+screenshot, and the test checks what it rendered.
 
 Fixture, all through the API (no database writes): libvirt's test driver as the trial and the
 production host (tests/data/hosts/host-8cpu-16g.xml, image base.raw of its pool cb-images), so
@@ -13,7 +15,7 @@ days of 5-minute windows posted to POST /v1/samples with the production host's a
 for each day, security records (backups, vulnerabilities, an incident), and POST
 /v1/assessment/run with a policy whose windows fit four days.
 
-Checks, for each of the four documents:
+Checks, for each of the documents:
   - the HTML itself: no <script>, no external reference (no "http" but the SVG namespace, no
     src=, href=, url(), @import), the labels of its language;
   - --dump-dom: Chromium parsed it into the tables and <svg> charts expected, with the rows
@@ -23,8 +25,8 @@ Checks, for each of the four documents:
     page rendered at 72 dpi has nothing right of the headings' underline (which spans the
     content box: anything further is cut at the paper's edge), and no page but the last is
     nearly empty;
-  - Chinese glyphs, not fallback boxes: a probe page with the zh report's own style and 12 of
-    its Chinese characters, photographed and printed (the PDF rendered back by pdftoppm),
+  - Chinese glyphs, not fallback boxes (the assessment's and the scorecard's zh pages): a probe
+    page with the zh report's own style and 12 of its Chinese characters, photographed and printed (the PDF rendered back by pdftoppm),
     draws 12 different glyphs, none of them the box that private-use characters draw (the
     fonts: Debian's fonts-noto-cjk, which tools/setup.sh installs);
   - --screenshot (1280 x 2000): a PNG decoded here (zlib, stdlib only) that is not blank
@@ -629,8 +631,20 @@ def run(ck, b, out_dir):
         'costs-en': (f'/v1/reports/costs?month={month}&format=html&lang=en',
                      ['Monthly cost statement', 'Cost by department', 'Total (yuan)',
                       'month to date']),
+        'service-quality-zh': (f'/v1/reports/service-quality?month={month}&format=html',
+                               ['服务商服务质量月度考核', '考核指标', '扣减后服务费', '实例可用性',
+                                '未计量', '月初至今']),
+        'service-quality-en': (f'/v1/reports/service-quality?month={month}&format=html&lang=en',
+                               ['Vendor service-quality scorecard', 'Indicators',
+                                'Fee after deductions', 'Instance availability',
+                                'not measured', 'month to date']),
     }
+    # The scorecard's indicators and evidence, as the JSON has them (the same month's).
+    sq = b.get(f'/v1/reports/service-quality?month={month}', token=au).json()
+    sq_inds = sq['indicators']
+    sq_avail = [x for x in sq_inds if x['id'] == 'availability'][0]
     for name, (url, labels) in docs.items():
+        t_doc = time.time()
         r = b.get(url, token=au)
         ck.eq(r.status, 200, f'GET {url}')
         ck.ok(r.headers.get('Content-Type', '').startswith('text/html'),
@@ -664,6 +678,26 @@ def run(ck, b, out_dir):
             for s in no_budget:
                 ck.ok(s['name'] in text, f'{name}: Art. 5 lists {s["name"]}')
             colors = [('the bars (#3d7ab8)', BAR)]
+        elif name.startswith('service-quality'):
+            # The indicators' table (a row each), then a table of evidence per indicator that
+            # has any: availability a row per instance that should have run.
+            ck.eq(len(dom.svgs), 0, f'{name}: no chart')
+            with_ev = [x for x in sq_inds if x.get('evidence')]
+            ck.eq(len(dom.tables), 1 + len(with_ev),
+                  f'{name}: the indicators, then one evidence table each ({len(with_ev)})')
+            if dom.tables:
+                ck.eq(dom.tables[0]['rows'], len(sq_inds), f'{name}: a row per indicator')
+                ck.eq(len(dom.tables[0]['th']), 6, f'{name}: six columns of indicators')
+            if len(dom.tables) > 1:
+                ck.eq(dom.tables[1]['rows'], len(sq_avail['evidence']),
+                      f'{name}: a row per instance that should have run')
+            ev_names = {e['name'] for e in sq_avail['evidence']}
+            ck.ok(all(i['name'] in ev_names for i in fx['instances']),
+                  f'{name}: every production instance should have run (and the trials\' too: '
+                  f'{len(ev_names)} instances for {len(fx["instances"])} in production)')
+            for e in sq_avail['evidence']:
+                ck.ok(e['name'] in text, f'{name}: instance {e["name"]} is in the evidence')
+            colors = []
         elif name.startswith('costs'):
             # The departments' table (a row per department and the total), then a table of
             # lines per department: every instance is billed (all held something this month).
@@ -688,14 +722,14 @@ def run(ck, b, out_dir):
             for i in fx['instances']:
                 ck.ok(i['name'] in text, f'{name}: instance {i["name"]} is shown')
             colors = [('the CPU line (#3d7ab8)', BAR), ('the memory line (#d9822b)', LINE2)]
-        for d in fx['depts']:
+        for d in fx['depts'] if not name.startswith('service-quality') else ():
             ck.ok(d['name'] in text, f'{name}: department {d["name"]} is shown')
         pages = check_pdf(ck, name, pdf, labels[:3], out_dir)
-        if name == 'assessment-zh':
+        if name in ('assessment-zh', 'service-quality-zh'):
             check_cjk_glyphs(ck, html, out_dir)
         share = check_png(ck, name, png, colors)
         print(f'{name}: {os.path.getsize(path)} bytes of HTML; PDF {pdf} ({pages} pages); '
-              f'screenshot {png} ({share:.1%} ink)', flush=True)
+              f'screenshot {png} ({share:.1%} ink); {time.time() - t_doc:.1f} s', flush=True)
     print(f'runtime: {time.time() - t0:.0f} s')
 
 

@@ -379,6 +379,8 @@ def run(ck, b, pol):
     ex = want(b.post(ep, body, token=vendor), 201, 'explanation')
     ck.eq((ex['month'], ex['indicator'], ex['text']), (month, body['indicator'], body['text']),
           'the explanation as recorded')
+    ck.eq(ex.get('account_name'), want(b.get('/v1/whoami', token=vendor), 200, 'whoami')['name'],
+          'the explanation names the account that wrote it')
     for who, t in (('reviewer', rv), ('auditor', auditor), ('department', tok)):
         ck.eq(b.post(ep, body, token=t).status, 403, f'{who} may not explain')
     for bad, field in (({**body, 'indicator': 'security_bulletin'}, '/indicator'),
@@ -392,6 +394,8 @@ def run(ck, b, pol):
     ia = by_id(again)
     ck.eq([e['id'] for e in ia['allocation_lead_time']['explanations']], [ex['id']],
           'the scorecard shows the explanation beside its indicator, only there')
+    ck.eq([e.get('account_name') for e in ia['allocation_lead_time']['explanations']],
+          [ex['account_name']], 'the scorecard names who explained')
     ck.ok(all(x.get('explanations') == [] for k, x in ia.items()
               if k != 'allocation_lead_time' and x['status'] != 'not_measured'),
           'no other indicator has it')
@@ -400,6 +404,18 @@ def run(ck, b, pol):
           'an explanation changes no figure')
     r = b.get(f'/v1/reports/service-quality?month={month}&format=html', token=rv)
     ck.ok('生产主机镜像同步慢' in r.body.decode(), 'HTML: the explanation is shown')
+    # detail=totals: the same figures without the evidence (the console's trend by month).
+    short = want(b.get(f'/v1/reports/service-quality?month={month}&detail=totals', token=rv),
+                 200, 'detail=totals')
+    ck.eq([(x['id'], x['status'], x.get('deduction_fen')) for x in short['indicators']],
+          [(x['id'], x['status'], x.get('deduction_fen')) for x in again['indicators']],
+          'detail=totals: the same indicators, results and deductions')
+    ck.ok(all('evidence' not in x for x in short['indicators']) and
+          short['fee_after_fen'] == again['fee_after_fen'], 'detail=totals: no evidence')
+    for q in ('detail=all', 'detail=totals&format=html'):
+        r = b.get(f'/v1/reports/service-quality?month={month}&{q}', token=rv)
+        ck.eq((r.status, cbtest.json_error(r).get('field')), (400, 'detail'),
+              f'?{q}: refused naming detail')
     audit = want(b.get('/v1/audit?limit=1000', token=auditor), 200, 'audit')['items']
     ck.ok(any(a['action'] == 'sla.explanation' and a['object_id'] == ex['id'] for a in audit),
           'the explanation is audited')

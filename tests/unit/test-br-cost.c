@@ -282,6 +282,11 @@ static void test_statement(void **state)
     assert_int_equal(get_fen(total, "total_fen"), 41686 + 6358 + 10416);
     assert_int_equal(get_fen(total, "compute_fen"), 4800 + 20160 + 4560 + 7440);
     assert_string_equal(json_object_to_json_string(cm_json_get(total, "total")), "584.60");
+    /* By purpose: instance 3 is a trial's, the others production's; together the total. */
+    json_object *purposes = cm_json_get(doc, "purposes");
+    assert_int_equal(get_fen(cm_json_get(purposes, "production"), "total_fen"), 41686 + 6358);
+    assert_int_equal(get_fen(cm_json_get(purposes, "trial"), "total_fen"), 10416);
+    assert_int_equal(get_fen(cm_json_get(purposes, "trial"), "compute_fen"), 7440);
     assert_string_equal(cm_json_get_str(doc, "month", ""), "2026-12");
     assert_true(cm_json_get_bool(doc, "complete", false));
 

@@ -23,12 +23,14 @@ export function Reports({ role }) {
             <ul class="plain big-links">
                 {role !== 'vendor' ? <li><Link to="/reports/assessment">{t('assessment_report')}</Link></li> : null}
                 <li><Link to="/reports/operations">{t('operations_report')}</Link></li>
+                {role !== 'vendor' ? <li><Link to="/reports/costs">{t('cost_statement')}</Link></li> : null}
+                {role !== 'department' ? <li><Link to="/reports/service-quality">{t('sq_report')}</Link></li> : null}
             </ul>
         </Page>
     );
 }
 
-function Downloads({ path, params }) {
+export function Downloads({ path, params }) {
     const l = lang.get() === 'en' ? 'en' : 'zh';
     const u = (format) => `v1/${path}${q({ ...params, format, lang: l })}`;
     return (
@@ -40,7 +42,7 @@ function Downloads({ path, params }) {
     );
 }
 
-function DeptPicker({ role, value, onChange }) {
+export function DeptPicker({ role, value, onChange }) {
     const d = useLoad(() => (role === 'department' ? Promise.resolve([]) : get_all('departments')), [role]);
     if (role === 'department' || !d.data) return null;
     return (
