@@ -45,15 +45,17 @@ static bool is_sha256(const char *s)
 
 /* ---- documents ---- */
 
-/* The checks that need no body: the SHA-256 the client states, the filename, the type. */
+/* The checks that need no body: the SHA-256 the client states (the path's {name}), the
+ * filename, the type. */
 static int document_checks(BrCall *c, const char **ret_filename, char *media, size_t media_size)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_call_policies(c);
-    const char *sha = br_call_query(c, "sha256"), *f = br_call_query(c, "filename");
+    const char *f = br_call_query(c, "filename");
 
-    if (!is_sha256(sha))
+    if (!is_sha256(c->name))
         return cm_error_set(&c->err, CM_ERROR_INVALID, "sha256",
-                            "sha256=<the document's SHA-256, 64 lowercase hex digits> is required");
+                            "the path names the document by its SHA-256: 64 lowercase hex "
+                            "digits");
     if (f && (strlen(f) > 255 || !cm_utf8_valid(f, strlen(f))))
         return cm_error_set(&c->err, CM_ERROR_INVALID, "filename",
                             "filename must be at most 255 bytes of UTF-8");
@@ -117,10 +119,10 @@ static int br_api_vendor_documents_upload(BrCall *c)
                                  "the document is empty");
     /* The broker's own hash of what arrived against the one the client stated: a document
      * changed or cut on its way is refused, and nothing is kept. */
-    if (strcmp(br_call_query(c, "sha256"), c->upload.sha256) != 0)
+    if (strcmp(c->name, c->upload.sha256) != 0)
         return cm_error_set_code(&c->err, CM_ERROR_UNPROCESSABLE, "sha256_mismatch", "sha256",
                                  "the document's SHA-256 is %s, not the %s stated",
-                                 c->upload.sha256, br_call_query(c, "sha256"));
+                                 c->upload.sha256, c->name);
     r = br_material_sniff(c->upload.fd, c->upload.size, media, &c->err);
     if (r >= 0)
         r = br_material_store(c->d->material_dir, c->upload.tmp_path, c->upload.sha256, &c->err);
@@ -217,7 +219,7 @@ static int record_create_tx(BrTx *tx, void *ctx)
         cm_error_clear(tx->err);
         return cm_error_set_code(tx->err, CM_ERROR_UNPROCESSABLE, "unknown_reference", "/document",
                                  "no document with SHA-256 %s was uploaded; upload it first "
-                                 "(POST /v1/vendor-documents)",
+                                 "(PUT /v1/vendor-documents/SHA256)",
                                  w->rec.document);
     }
     if (r >= 0)
@@ -401,7 +403,7 @@ static int br_api_reports_get(BrCall *c)
 
 static const BrRoute routes[] = {
     /* The vendor's documents: uploaded once, checked by the SHA-256 the client states. */
-    {"POST", "/v1/vendor-documents", br_api_vendor_documents_upload, BR_ROLES_VENDOR,
+    {"PUT", "/v1/vendor-documents/{name}", br_api_vendor_documents_upload, BR_ROLES_VENDOR,
      BR_BODY_UPLOAD, NULL, br_api_vendor_documents_precheck},
     {"GET", "/v1/vendor-documents/{name}", br_api_vendor_documents_get,
      BUREAU | BR_ROLES_DEPARTMENT, BR_BODY_NONE, NULL},

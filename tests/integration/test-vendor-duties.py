@@ -165,7 +165,7 @@ def run(ck, b):
     def upload(text, token=vendor, sha=None, ctype='text/plain', name='doc.txt'):
         data = text.encode()
         real = hashlib.sha256(data).hexdigest()
-        r = b.request('POST', f'/v1/vendor-documents?sha256={sha or real}&filename={name}',
+        r = b.request('PUT', f'/v1/vendor-documents/{sha or real}?filename={name}',
                       token=token, raw=data, headers={'Content-Type': ctype})
         return r, real
 
@@ -182,9 +182,9 @@ def run(ck, b):
     ck.eq(b.get(f'/v1/vendor-documents/{real}', token=vendor).status, 404,
           'the refused document was not kept')
     ck.eq(count('vendor_documents'), 0, 'nothing recorded of it')
-    r, _ = upload('x', sha='xyz')
+    r, _ = upload('x', sha='ab' * 31)
     ck.eq((r.status, cbtest.json_error(r).get('field')), (400, 'sha256'),
-          'a malformed sha256 parameter')
+          'a path that is no SHA-256')
     r, _ = upload('x', token=mz_tok)
     ck.eq(r.status, 403, 'a department uploads no vendor document')
     r, _ = upload('%PDF-1.4 not really', ctype='image/png')
@@ -392,6 +392,28 @@ def run(ck, b):
                       ('emergency_drill.record', 2), ('restore_test.record', 4)):
         ck.eq(acts.count(action), n, f'{n} × {action} in the audit trail')
 
+    # ---- cloudbrokerctl: the document uploaded and hashed, the record made, listed ----
+    path = os.path.join(os.path.dirname(b.db_path), 'ops-report.txt')
+    with open(path, 'w') as f:
+        f.write(f'{cur} 运维报告 / operations report\n')
+    with open(path, 'rb') as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    p = cbtest.ctl(b, 'ops-report', 'add', '--month', cur, '--delivered-at', 'now',
+                   '--document', path, token=vendor)
+    ck.ok(f'document sha256 {sha}' in p.stdout.decode(),
+          f'ctl ops-report add: recorded with the document\'s SHA-256: {p.stdout.decode()!r}')
+    listed = cbtest.ctl_json(b, 'ops-report', 'list', '--month', cur, token=auditor)
+    ck.eq([(x['month'], x['document_sha256']) for x in listed['items']], [(cur, sha)],
+          'ctl ops-report list --month --json: the auditor reads it')
+    ck.eq(by_id(card(cur))['operations_report']['status'], 'met',
+          f'{cur}: the report recorded with the CLI: met')
+    p = cbtest.ctl(b, 'restore-test', 'add', '--system', str(sys_a), '--tested-at', 'now',
+                   '--result', 'maybe', '--duration', '5', '--document', path, token=vendor,
+                   check=False)
+    ck.eq(p.returncode, 2, 'ctl restore-test add --result maybe: a usage error')
+    rows = cbtest.ctl(b, 'restore-test', 'list', token=mz_tok).stdout.decode()
+    ck.ok(str(rt_a['id']) in rows and 'SYSTEM' in rows, 'ctl restore-test list: a table')
+
     # ---- the vendor's explanation of a duty; the HTML ----
     want(b.post('/v1/reports/service-quality/explanations',
                 {'month': prev2, 'indicator': 'operations_report',
@@ -408,12 +430,8 @@ def run(ck, b):
             r = b.get(f'/v1/reports/service-quality?month={month}&format=html&lang={lang}',
                       token=rv)
             text = r.body.decode()
-            if lang == 'zh' and month == prev:
-                words_here = [w for w in words if w != '待定']
-            elif lang == 'zh':
-                words_here = [w for w in words if w != '缺失']
-            else:
-                words_here = words
+            # M-1 has a report pending and restore tests missing; M is all met by now.
+            words_here = words if month == prev else words[:4]
             ck.ok(r.status == 200 and all(w in text for w in words_here),
                   f'HTML {lang} {month}: the duties named ({", ".join(words_here)})')
     del sys_c
