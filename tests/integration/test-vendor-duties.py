@@ -393,7 +393,7 @@ def run(ck, b):
         ck.eq(acts.count(action), n, f'{n} × {action} in the audit trail')
 
     # ---- cloudbrokerctl: the document uploaded and hashed, the record made, listed ----
-    path = os.path.join(os.path.dirname(b.db_path), 'ops-report.txt')
+    path = os.path.join(b.state_dir, 'ops-report.txt')
     with open(path, 'w') as f:
         f.write(f'{cur} 运维报告 / operations report\n')
     with open(path, 'rb') as f:
