@@ -1342,8 +1342,9 @@ static void sla_measured(Out *o, BrLang lang, json_object *m)
         return;
     }
     if (cm_json_get(m, "in_time")) {
-        outf(o, "%lld %s %lld", (long long)cm_json_get_int(m, "in_time", 0),
-             L("按时 / 共记录", "in time of records"), (long long)cm_json_get_int(m, "records", 0));
+        outf(o, L("按时记录 %lld / 共 %lld 条", "%lld of %lld records in time"),
+             (long long)cm_json_get_int(m, "in_time", 0),
+             (long long)cm_json_get_int(m, "records", 0));
         if (cm_json_get(m, "systems"))
             outf(o, L("；%lld / %lld 个系统已测", "; %lld of %lld systems tested"),
                  (long long)cm_json_get_int(m, "systems_met", 0),
