@@ -320,6 +320,7 @@ static int br_api_reports_service_quality(BrCall *c)
         json_object_put(x.explanations);
         return r;
     }
+    x.in.now_ms = cm_now_ms();
     pol = br_daemon_policies(c->d);
     r = br_sla_scorecard(&pol->service_quality, &x.in, x.m0, m1, x.t1,
                          br_pricing_fee_fen(&pol->pricing, x.m0, m1), &doc);

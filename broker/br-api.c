@@ -26,7 +26,7 @@ static const BrRouteTable *const tables[] = {
     &br_api_jobs_routes,        &br_api_metering_routes,      &br_api_findings_routes,
     &br_api_security_routes,    &br_api_reports_routes,       &br_api_audit_routes,
     &br_api_session_routes,     &br_api_notifications_routes, &br_api_dashboard_routes,
-    &br_api_events_routes,      &br_api_maintenance_routes,
+    &br_api_events_routes,      &br_api_maintenance_routes,   &br_api_vendor_records_routes,
 };
 
 #define MAX_ROUTES 256

@@ -65,7 +65,7 @@ struct BrCall {
     BrActor actor;
     int64_t ids[BR_CALL_MAX_IDS];
     unsigned n_ids;
-    char name[64]; /* the {name} path parameter */
+    char name[72]; /* the {name} path parameter (a SHA-256 in hex fits) */
     json_object *body;
     BrUpload upload;
     CmError err;
@@ -166,7 +166,8 @@ extern const BrRouteTable br_api_core_routes, br_api_metrics_routes, br_api_acco
     br_api_materials_routes, br_api_hosts_routes, br_api_allocations_routes, br_api_jobs_routes,
     br_api_metering_routes, br_api_findings_routes, br_api_security_routes, br_api_reports_routes,
     br_api_audit_routes, br_api_session_routes, br_api_notifications_routes,
-    br_api_dashboard_routes, br_api_events_routes, br_api_maintenance_routes;
+    br_api_dashboard_routes, br_api_events_routes, br_api_maintenance_routes,
+    br_api_vendor_records_routes;
 
 /* ---- shared by the handlers (br-api-util.c) ---- */
 

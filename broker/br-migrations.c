@@ -649,6 +649,62 @@ static const char *const migrations[] = {
     "  CHECK (ends_at > starts_at)"
     ") STRICT;"
     "CREATE INDEX maintenance_windows_host ON maintenance_windows(host_id, starts_at);",
+
+    /* 15 (the vendor's duties, issue 12; docs/service-quality.md): the monthly security
+     * bulletin, the emergency drill, a system's backup restore test and the monthly operations
+     * report, each with its document (vendor_documents: uploaded and hashed by the broker,
+     * kept content-addressed in the material store). The only file with SQL on these five
+     * tables is br-vendor-record.c. */
+    "CREATE TABLE vendor_documents ("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL CHECK (size > 0),"
+    "  media_type TEXT NOT NULL,"
+    "  filename TEXT NOT NULL DEFAULT '',"
+    "  uploaded_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  uploaded_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE security_bulletins ("
+    "  id INTEGER PRIMARY KEY,"
+    "  month TEXT NOT NULL,"
+    "  published_at TEXT NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  document_sha256 TEXT NOT NULL REFERENCES vendor_documents(sha256),"
+    "  recorded_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX security_bulletins_month ON security_bulletins(month);"
+    "CREATE TABLE emergency_drills ("
+    "  id INTEGER PRIMARY KEY,"
+    "  held_at TEXT NOT NULL,"
+    "  scenario TEXT NOT NULL,"
+    "  result TEXT NOT NULL,"
+    "  document_sha256 TEXT NOT NULL REFERENCES vendor_documents(sha256),"
+    "  recorded_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX emergency_drills_held ON emergency_drills(held_at);"
+    "CREATE TABLE restore_tests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  system_id INTEGER NOT NULL REFERENCES systems(id),"
+    "  tested_at TEXT NOT NULL,"
+    "  backup_id INTEGER REFERENCES backups(id),"
+    "  result TEXT NOT NULL CHECK (result IN ('ok','failed')),"
+    "  duration_s INTEGER NOT NULL CHECK (duration_s >= 0),"
+    "  document_sha256 TEXT NOT NULL REFERENCES vendor_documents(sha256),"
+    "  recorded_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX restore_tests_system ON restore_tests(system_id, tested_at);"
+    "CREATE INDEX restore_tests_tested ON restore_tests(tested_at);"
+    "CREATE TABLE operations_reports ("
+    "  id INTEGER PRIMARY KEY,"
+    "  month TEXT NOT NULL,"
+    "  delivered_at TEXT NOT NULL,"
+    "  document_sha256 TEXT NOT NULL REFERENCES vendor_documents(sha256),"
+    "  recorded_by INTEGER NOT NULL REFERENCES accounts(id),"
+    "  created_at TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX operations_reports_month ON operations_reports(month);",
 };
 
 /*

@@ -1293,6 +1293,7 @@ static const char *sla_status(BrLang lang, const char *st)
     return strcmp(st, "met") == 0       ? L("达标", "met")
            : strcmp(st, "missed") == 0  ? L("未达标", "missed")
            : strcmp(st, "no_data") == 0 ? L("无数据", "no data")
+           : strcmp(st, "pending") == 0 ? L("待定（期限未到）", "pending (not yet due)")
                                         : L("未计量", "not measured");
 }
 
@@ -1305,7 +1306,11 @@ static void sla_num(Out *o, json_object *v)
 static void sla_target(Out *o, BrLang lang, json_object *t)
 {
     json_object *lim = cm_json_get(t, "limit_hours");
-    if (cm_json_get(t, "percent")) {
+    if (cm_json_get(t, "due")) {
+        /* A duty: done and recorded before its deadline. */
+        html_text(o, L("记录于 ", "recorded before "));
+        html_text(o, cm_json_get_str(t, "due", ""));
+    } else if (cm_json_get(t, "percent")) {
         outf(o, "≥ ");
         sla_num(o, cm_json_get(t, "percent"));
         outf(o, " %%");
@@ -1334,6 +1339,16 @@ static void sla_measured(Out *o, BrLang lang, json_object *m)
             sla_num(o, cm_json_get(m, "percent"));
             outf(o, " %%");
         }
+        return;
+    }
+    if (cm_json_get(m, "in_time")) {
+        outf(o, L("按时记录 %lld / 共 %lld 条", "%lld of %lld records in time"),
+             (long long)cm_json_get_int(m, "in_time", 0),
+             (long long)cm_json_get_int(m, "records", 0));
+        if (cm_json_get(m, "systems"))
+            outf(o, L("；%lld / %lld 个系统已测", "; %lld of %lld systems tested"),
+                 (long long)cm_json_get_int(m, "systems_met", 0),
+                 (long long)cm_json_get_int(m, "systems", 0));
         return;
     }
     outf(o, "%lld %s %lld", (long long)cm_json_get_int(m, "late", 0), L("超时 / 共", "late of"),
@@ -1461,9 +1476,11 @@ static char *service_quality_html(json_object *r, BrLang lang)
                 sla_num(&o, cm_json_get(e, "hours"));
                 outf(&o, "</td><td class=\"t\">");
                 const char *res = cm_json_get_str(e, "result", "");
-                html_text(&o, strcmp(res, "late") == 0  ? L("超时", "late")
-                              : strcmp(res, "met") == 0 ? L("按时", "in time")
-                                                        : L("进行中", "pending"));
+                html_text(&o, strcmp(res, "late") == 0      ? L("超时", "late")
+                              : strcmp(res, "met") == 0     ? L("按时", "in time")
+                              : strcmp(res, "failed") == 0  ? L("恢复失败", "restore failed")
+                              : strcmp(res, "missing") == 0 ? L("缺失", "missing")
+                                                            : L("进行中", "pending"));
             }
             outf(&o, "</td></tr>\n");
         }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The service-quality scorecard's reads (a read model: SELECT only). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "br-report-sla.h"
 #include "cm-time.h"
@@ -249,8 +251,76 @@ static const struct {
      " WHERE status <> 'accepted' AND found_at >= ?1 AND found_at < ?2 ORDER BY id"},
 };
 
+/* The records of each duty: (id, its time, when the broker was told, system, ok). Bulletins
+ * and reports of the month (?1 "YYYY-MM"); drills and restore tests held in its calendar
+ * year [?1, ?2). */
+static const char *const record_reads[BR_SLA_DUTY_MAX] = {
+    "SELECT id, published_at, created_at, 0, 1 FROM security_bulletins WHERE month = ?1"
+    " ORDER BY id",
+    "SELECT id, held_at, created_at, 0, 1 FROM emergency_drills WHERE held_at >= ?1"
+    " AND held_at < ?2 ORDER BY id",
+    "SELECT id, tested_at, created_at, system_id, CASE WHEN result = 'ok' THEN 1 ELSE 0 END"
+    " FROM restore_tests WHERE tested_at >= ?1 AND tested_at < ?2 ORDER BY id",
+    "SELECT id, delivered_at, created_at, 0, 1 FROM operations_reports WHERE month = ?1"
+    " ORDER BY id",
+};
+
+static int read_records(CmDb *db, BrSlaDuty d, const char *month, const char *y0, const char *y1,
+                        BrSlaInput *in, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, record_reads[d], err);
+    size_t cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    if (d == BR_SLA_DUTY_BULLETIN || d == BR_SLA_DUTY_REPORT)
+        CM_DB_BIND(st, month);
+    else
+        CM_DB_BIND(st, y0, y1);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t at = ms_of(st, 1, -1), rec = ms_of(st, 2, -1);
+        if (at < 0 || rec < 0)
+            continue;
+        if (grow((void **)&in->records[d], &cap, in->n_records[d], sizeof(BrSlaRecord)) < 0)
+            return -ENOMEM;
+        in->records[d][in->n_records[d]++] = (BrSlaRecord){
+            .id = cm_stmt_int(st, 0),
+            .at_ms = at,
+            .recorded_ms = rec,
+            .system_id = cm_stmt_int(st, 3),
+            .ok = cm_stmt_int(st, 4) != 0,
+        };
+    }
+    return r;
+}
+
+/* The systems with a backup attested, since the first one was taken. */
+static int read_backed_up(CmDb *db, BrSlaInput *in, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(
+        db, "SELECT system_id, min(taken_at) FROM backups GROUP BY system_id ORDER BY system_id",
+        err);
+    size_t cap = 0;
+    int r;
+
+    if (!st)
+        return -EIO;
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t since = ms_of(st, 1, -1);
+        if (since < 0)
+            continue;
+        if (grow((void **)&in->backed_up, &cap, in->n_backed_up, sizeof(*in->backed_up)) < 0)
+            return -ENOMEM;
+        in->backed_up[in->n_backed_up++] =
+            (BrSlaBackedUp){.id = cm_stmt_int(st, 0), .since_ms = since};
+    }
+    return r;
+}
+
 int br_report_sla_input(CmDb *db, int64_t m0, int64_t t1, BrSlaInput *ret, CmError *err)
 {
+    char y0[CM_TIME_ISO_LEN + 1], y1[CM_TIME_ISO_LEN + 1], month[8];
     char a[CM_TIME_ISO_LEN + 1], b[CM_TIME_ISO_LEN + 1];
     BrSlaInput in = {0};
     int r;
@@ -266,6 +336,20 @@ int br_report_sla_input(CmDb *db, int64_t m0, int64_t t1, BrSlaInput *ret, CmErr
         r = read_maint(db, a, b, &in, err);
     for (size_t i = 0; i < ELEMENTSOF(case_reads) && r >= 0; i++)
         r = read_cases(db, case_reads[i].sql, a, b, case_reads[i].ind, &in, err);
+    {
+        time_t t = (time_t)(m0 / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(month, sizeof(month), "%.7s", a);
+        tm = (struct tm){.tm_year = tm.tm_year, .tm_mday = 1};
+        cm_time_iso((int64_t)timegm(&tm) * 1000, y0);
+        tm.tm_year++;
+        cm_time_iso((int64_t)timegm(&tm) * 1000, y1);
+    }
+    for (int d = 0; d < BR_SLA_DUTY_MAX && r >= 0; d++)
+        r = read_records(db, (BrSlaDuty)d, month, y0, y1, &in, err);
+    if (r >= 0)
+        r = read_backed_up(db, &in, err);
     if (r == -ENOMEM)
         cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     if (r < 0) {

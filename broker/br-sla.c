@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "br-pricing.h"
 #include "br-sla.h"
@@ -23,6 +24,28 @@ static const char *const case_kinds[BR_SLA_MAX] = {
 };
 
 static const char *const severities[BR_SLA_SEVERITIES] = {"critical", "high", "medium", "low"};
+
+static const char *const duty_names[BR_SLA_DUTY_MAX] = {
+    "security_bulletin",
+    "emergency_drill",
+    "backup_restore_test",
+    "operations_report",
+};
+
+/* Each duty's record as the API names it (its evidence's kind and link). */
+static const struct {
+    const char *kind, *path;
+} duty_records[BR_SLA_DUTY_MAX] = {
+    {"security_bulletin", "/v1/security-bulletins/"},
+    {"emergency_drill", "/v1/emergency-drills/"},
+    {"restore_test", "/v1/restore-tests/"},
+    {"operations_report", "/v1/operations-reports/"},
+};
+
+const char *br_sla_duty_to_string(BrSlaDuty d)
+{
+    return (unsigned)d < BR_SLA_DUTY_MAX ? duty_names[d] : NULL;
+}
 
 const char *br_sla_indicator_to_string(BrSlaIndicator i)
 {
@@ -69,6 +92,25 @@ int br_sla_parse(json_object *doc, BrSlaPolicy *p, CmError *err)
                                  : lim;
             r->limit_ms[s] = v ? (int64_t)llround(json_object_get_double(v) * unit) : 0;
         }
+    }
+    /* The duties are optional: a contract without one lists it as not measured. */
+    for (int d = 0; d < BR_SLA_DUTY_MAX; d++) {
+        json_object *o = cm_json_get(ind, duty_names[d]);
+        BrSlaDutyRule *r = &q.duties[d];
+        if (!o)
+            continue;
+        r->set = true;
+        r->due_day = (int)cm_json_get_int(o, "due_day", 10);
+        r->due_month = (int)cm_json_get_int(o, "due_month", 12);
+        r->period_months = (int)cm_json_get_int(o, "period_months", 3);
+        r->deduction_bp = bp(o, "deduction_percent");
+        r->cap_bp = bp(o, "cap_percent");
+        if (r->due_day < 1 || r->due_day > 31 || r->due_month < 1 || r->due_month > 12 ||
+            r->period_months < 1 || 12 % r->period_months != 0)
+            return cm_error_set(err, CM_ERROR_UNPROCESSABLE, "/indicators",
+                                "indicator %s: due_day 1-31, due_month 1-12, period_months "
+                                "dividing 12",
+                                duty_names[d]);
     }
     *p = q;
     return 0;
@@ -222,6 +264,9 @@ void br_sla_input_clear(BrSlaInput *in)
     free(in->maint);
     for (int i = 0; i < BR_SLA_MAX; i++)
         free(in->cases[i]);
+    for (int i = 0; i < BR_SLA_DUTY_MAX; i++)
+        free(in->records[i]);
+    free(in->backed_up);
     memset(in, 0, sizeof(*in));
 }
 
@@ -403,13 +448,208 @@ static json_object *cases_json(const BrSlaPolicy *p, const BrSlaInput *in, BrSla
     return o;
 }
 
-/* Duties the broker does not record yet: shown, never scored. */
-static const char *const not_measured[] = {
-    "security_bulletin",
-    "emergency_drill",
-    "backup_restore_test",
-    "operations_report",
-};
+/* The start of the month @add months after the month of @ms (UTC). */
+static int64_t month_start(int64_t ms, int add)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_mon += add;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+/* The month of @ms, 0 (January) to 11. */
+static int month_index(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return tm.tm_mon;
+}
+
+/* Does record @x meet duty @d of the period [p0, p1) with deadline @due? */
+static bool record_in_time(BrSlaDuty d, const BrSlaRecord *x, int64_t p0, int64_t p1, int64_t due)
+{
+    if (x->recorded_ms >= due)
+        return false;
+    if (d == BR_SLA_DUTY_BULLETIN || d == BR_SLA_DUTY_REPORT)
+        return true; /* read for the month already */
+    return x->at_ms >= p0 && x->at_ms < p1 && (d != BR_SLA_DUTY_RESTORE_TEST || x->ok);
+}
+
+BrSlaDutyResult br_sla_duty_judge(BrSlaDuty d, const BrSlaDutyRule *rule, const BrSlaInput *in,
+                                  int64_t m0, int64_t m1, int64_t now_ms)
+{
+    BrSlaDutyResult res = {.p0 = m0, .p1 = m1, .judge0 = m0, .judge1 = m1, .data = true};
+    const BrSlaRecord *recs = in->records[d];
+    size_t n = in->n_records[d];
+
+    switch (d) {
+    case BR_SLA_DUTY_BULLETIN:
+    case BR_SLA_DUTY_REPORT: {
+        /* By the end of day due_day of the next month, or of its last day. */
+        int64_t days = (month_start(m1, 1) - m1) / 86400000;
+        res.due_ms = m1 + (rule->due_day < days ? rule->due_day : days) * 86400000;
+        break;
+    }
+    case BR_SLA_DUTY_DRILL:
+        res.p0 = month_start(m0, -month_index(m0));
+        res.p1 = month_start(res.p0, 12);
+        res.due_ms = month_start(res.p0, rule->due_month);
+        res.judge0 = month_start(res.p0, rule->due_month - 1);
+        res.judge1 = res.due_ms;
+        break;
+    case BR_SLA_DUTY_RESTORE_TEST:
+    default:
+        res.p0 = month_start(m0, -(month_index(m0) % rule->period_months));
+        res.p1 = month_start(res.p0, rule->period_months);
+        res.due_ms = res.p1;
+        res.judge0 = month_start(res.p1, -1);
+        res.judge1 = res.p1;
+        break;
+    }
+    if (d != BR_SLA_DUTY_RESTORE_TEST) {
+        bool done = false;
+        for (size_t i = 0; i < n && !done; i++)
+            done = record_in_time(d, &recs[i], res.p0, res.p1, res.due_ms);
+        res.met = done;
+        res.missed = !done && now_ms >= res.due_ms;
+        res.pending = !done && !res.missed;
+        return res;
+    }
+    /* Each system backed up before the period began: its own restore test. */
+    res.data = false;
+    for (size_t k = 0; k < in->n_backed_up; k++) {
+        bool done = false;
+        if (in->backed_up[k].since_ms >= res.p0)
+            continue;
+        res.data = true;
+        for (size_t i = 0; i < n && !done; i++)
+            done = recs[i].system_id == in->backed_up[k].id &&
+                   record_in_time(d, &recs[i], res.p0, res.p1, res.due_ms);
+        if (done)
+            res.met++;
+        else if (now_ms >= res.due_ms)
+            res.missed++;
+        else
+            res.pending++;
+    }
+    return res;
+}
+
+static void month_text(int64_t ms, char out[8])
+{
+    char at[CM_TIME_ISO_LEN + 1];
+    cm_time_iso(ms, at);
+    snprintf(out, 8, "%.7s", at);
+}
+
+static json_object *duty_json(const BrSlaPolicy *p, const BrSlaInput *in, BrSlaDuty d, int64_t m0,
+                              int64_t m1, int64_t fee_fen, int64_t *sum_fen)
+{
+    const BrSlaDutyRule *rule = &p->duties[d];
+    BrSlaDutyResult res = br_sla_duty_judge(d, rule, in, m0, m1, in->now_ms);
+    json_object *o = json_object_new_object(), *target = json_object_new_object();
+    json_object *period = json_object_new_object(), *m = json_object_new_object();
+    json_object *ev = json_object_new_array();
+    const char *status = !res.data     ? "no_data"
+                         : res.missed  ? "missed"
+                         : res.pending ? "pending"
+                                       : "met";
+    /* A miss is deducted once: in the month that judges the period. */
+    bool judged_here = res.judge0 == m0;
+    int64_t steps = judged_here && res.data ? res.missed : 0;
+    int64_t share = steps * rule->deduction_bp;
+    int64_t fen = br_sla_deduction_fen(fee_fen, steps, rule->deduction_bp, rule->cap_bp);
+    int64_t n_rec = 0, in_time = 0;
+    char month[8];
+
+    json_object_object_add(o, "id", json_object_new_string(duty_names[d]));
+    if (d == BR_SLA_DUTY_DRILL)
+        json_object_object_add(target, "due_month", json_object_new_int(rule->due_month));
+    else if (d == BR_SLA_DUTY_RESTORE_TEST)
+        json_object_object_add(target, "period_months", json_object_new_int(rule->period_months));
+    else
+        json_object_object_add(target, "due_day", json_object_new_int(rule->due_day));
+    json_object_object_add(target, "due", iso_json(res.due_ms));
+    json_object_object_add(target, "deduction_percent", percent_json(rule->deduction_bp));
+    json_object_object_add(target, "cap_percent", percent_json(rule->cap_bp));
+    json_object_object_add(o, "target", target);
+    json_object_object_add(period, "from", iso_json(res.p0));
+    json_object_object_add(period, "to", iso_json(res.p1));
+    json_object_object_add(o, "period", period);
+    month_text(res.judge0, month);
+    json_object_object_add(o, "judged_in", json_object_new_string(month));
+
+    for (size_t i = 0; i < in->n_records[d]; i++) {
+        const BrSlaRecord *x = &in->records[d][i];
+        bool ok = record_in_time(d, x, res.p0, res.p1, res.due_ms);
+        json_object *e;
+        char href[64];
+        if (d != BR_SLA_DUTY_BULLETIN && d != BR_SLA_DUTY_REPORT &&
+            (x->at_ms < res.p0 || x->at_ms >= res.p1))
+            continue; /* of another period */
+        e = json_object_new_object();
+        snprintf(href, sizeof(href), "%s%lld", duty_records[d].path, (long long)x->id);
+        json_object_object_add(e, "kind", json_object_new_string(duty_records[d].kind));
+        json_object_object_add(e, "id", json_object_new_int64(x->id));
+        json_object_object_add(e, "href", json_object_new_string(href));
+        if (d == BR_SLA_DUTY_RESTORE_TEST)
+            json_object_object_add(e, "system_id", json_object_new_int64(x->system_id));
+        json_object_object_add(e, "from", iso_json(x->at_ms));
+        json_object_object_add(e, "to", iso_json(x->recorded_ms));
+        json_object_object_add(e, "result",
+                               json_object_new_string(ok ? "met"
+                                                      : d == BR_SLA_DUTY_RESTORE_TEST && !x->ok
+                                                          ? "failed"
+                                                          : "late"));
+        json_object_array_add(ev, e);
+        n_rec++;
+        in_time += ok;
+    }
+    /* The systems still without a restore test of the period. */
+    for (size_t k = 0; d == BR_SLA_DUTY_RESTORE_TEST && k < in->n_backed_up; k++) {
+        bool done = false;
+        if (in->backed_up[k].since_ms >= res.p0)
+            continue;
+        for (size_t i = 0; i < in->n_records[d] && !done; i++)
+            done = in->records[d][i].system_id == in->backed_up[k].id &&
+                   record_in_time(d, &in->records[d][i], res.p0, res.p1, res.due_ms);
+        if (!done) {
+            json_object *e = json_object_new_object();
+            char href[48];
+            snprintf(href, sizeof(href), "/v1/systems/%lld", (long long)in->backed_up[k].id);
+            json_object_object_add(e, "kind", json_object_new_string("system"));
+            json_object_object_add(e, "id", json_object_new_int64(in->backed_up[k].id));
+            json_object_object_add(e, "href", json_object_new_string(href));
+            json_object_object_add(
+                e, "result",
+                json_object_new_string(in->now_ms >= res.due_ms ? "missing" : "pending"));
+            json_object_array_add(ev, e);
+        }
+    }
+    json_object_object_add(m, "records", json_object_new_int64(n_rec));
+    json_object_object_add(m, "in_time", json_object_new_int64(in_time));
+    if (d == BR_SLA_DUTY_RESTORE_TEST) {
+        json_object_object_add(m, "systems",
+                               json_object_new_int64(res.met + res.missed + res.pending));
+        json_object_object_add(m, "systems_met", json_object_new_int64(res.met));
+    }
+    json_object_object_add(m, "missed", json_object_new_int64(res.missed));
+    json_object_object_add(m, "pending", json_object_new_int64(res.pending));
+    json_object_object_add(o, "measured", m);
+    json_object_object_add(o, "evidence", ev);
+    json_object_object_add(o, "status", json_object_new_string(status));
+    json_object_object_add(o, "steps_missed", json_object_new_int64(steps));
+    json_object_object_add(o, "deduction_percent",
+                           percent_json(share < rule->cap_bp ? share : rule->cap_bp));
+    json_object_object_add(o, "deduction_fen", json_object_new_int64(fen));
+    json_object_object_add(o, "deduction", br_money_json(fen));
+    *sum_fen += fen;
+    return o;
+}
 
 int br_sla_scorecard(const BrSlaPolicy *p, const BrSlaInput *in, int64_t m0, int64_t m1, int64_t t1,
                      int64_t fee_fen, json_object **ret)
@@ -436,9 +676,15 @@ int br_sla_scorecard(const BrSlaPolicy *p, const BrSlaInput *in, int64_t m0, int
     json_object_array_add(inds, availability_json(p, in, m0, t1, fee_fen, &sum));
     for (int i = BR_SLA_TRIAL_LEAD_TIME; i < BR_SLA_MAX; i++)
         json_object_array_add(inds, cases_json(p, in, (BrSlaIndicator)i, t1, fee_fen, &sum));
-    for (size_t i = 0; i < ELEMENTSOF(not_measured); i++) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(not_measured[i]));
+    for (int d = 0; d < BR_SLA_DUTY_MAX; d++) {
+        json_object *o;
+        if (p->duties[d].set) {
+            json_object_array_add(inds, duty_json(p, in, (BrSlaDuty)d, m0, m1, fee_fen, &sum));
+            continue;
+        }
+        /* Not in the policy: shown, never scored. */
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(duty_names[d]));
         json_object_object_add(o, "status", json_object_new_string("not_measured"));
         json_object_array_add(inds, o);
     }

@@ -38,8 +38,30 @@ typedef struct {
     int64_t cap_bp;                      /* the indicator's cap in a month */
 } BrSlaRule;
 
+/* The vendor's duties: each met by a record (br-vendor-record.c) made in time. */
+typedef enum {
+    BR_SLA_DUTY_BULLETIN,     /* security_bulletin: the month's, by day due_day of the next */
+    BR_SLA_DUTY_DRILL,        /* emergency_drill: one a calendar year, by the end of due_month */
+    BR_SLA_DUTY_RESTORE_TEST, /* backup_restore_test: each backed-up system once a period */
+    BR_SLA_DUTY_REPORT,       /* operations_report: the month's, by day due_day of the next */
+    BR_SLA_DUTY_MAX,
+} BrSlaDuty;
+
+typedef struct {
+    bool set;             /* in the policy; else listed as not measured */
+    int due_day;          /* bulletin, report: 1..31 */
+    int due_month;        /* drill: 1..12 */
+    int period_months;    /* restore test: 1, 2, 3, 4, 6 or 12 */
+    int64_t deduction_bp; /* of the fee, per missed duty (restore test: per system) */
+    int64_t cap_bp;
+} BrSlaDutyRule;
+
+/** br_sla_duty_to_string: Returns: the duty's indicator name in the policy and the API. */
+const char *br_sla_duty_to_string(BrSlaDuty d);
+
 typedef struct {
     BrSlaRule rules[BR_SLA_MAX];
+    BrSlaDutyRule duties[BR_SLA_DUTY_MAX];
     int64_t cap_bp; /* all deductions of a month together */
 } BrSlaPolicy;
 
@@ -124,6 +146,21 @@ typedef struct {
     size_t n_down;
 } BrSlaInstance;
 
+/* A record of a duty: when it says the thing was done, when the broker was told. */
+typedef struct {
+    int64_t id;
+    int64_t at_ms;       /* published_at, held_at, tested_at, delivered_at */
+    int64_t recorded_ms; /* created_at */
+    int64_t system_id;   /* restore tests */
+    bool ok;             /* restore tests: result ok */
+} BrSlaRecord;
+
+/* A system with backups: the first one's taken_at. */
+typedef struct {
+    int64_t id;
+    int64_t since_ms;
+} BrSlaBackedUp;
+
 /* What the broker recorded in a month, as the scorecard reads it. */
 typedef struct {
     BrSlaInstance *instances;
@@ -134,9 +171,37 @@ typedef struct {
     size_t n_maint;
     BrSlaCase *cases[BR_SLA_MAX]; /* every indicator but availability */
     size_t n_cases[BR_SLA_MAX];
+    /* The duties' records: bulletins and reports for the month, drills and restore tests
+     * held in its calendar year; and the systems with backups. */
+    BrSlaRecord *records[BR_SLA_DUTY_MAX];
+    size_t n_records[BR_SLA_DUTY_MAX];
+    BrSlaBackedUp *backed_up;
+    size_t n_backed_up;
+    int64_t now_ms; /* a duty's deadline may lie past the month: judged against now */
 } BrSlaInput;
 
 void br_sla_input_clear(BrSlaInput *in);
+
+/* A duty's judgement over one period. */
+typedef struct {
+    int64_t p0, p1; /* the period the records are of */
+    int64_t due_ms; /* recorded before this */
+    int64_t judge0; /* the month [judge0, judge1) whose scorecard deducts a miss */
+    int64_t judge1;
+    int64_t missed;  /* systems (restore tests) or 1 */
+    int64_t pending; /* not yet done, deadline not yet passed */
+    int64_t met;
+    bool data; /* something was due (restore tests: some system had a backup) */
+} BrSlaDutyResult;
+
+/**
+ * br_sla_duty_judge:
+ * Judges duty @d by rule @rule for the scorecard month [@m0, @m1) at @now_ms from @in's
+ * records (docs/service-quality.md: the duties).
+ * Returns: the judgement.
+ */
+BrSlaDutyResult br_sla_duty_judge(BrSlaDuty d, const BrSlaDutyRule *rule, const BrSlaInput *in,
+                                  int64_t m0, int64_t m1, int64_t now_ms);
 
 /**
  * br_sla_scorecard:

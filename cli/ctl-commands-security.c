@@ -14,6 +14,7 @@
 
 #include "ctl-commands.h"
 #include "ctl-figures.h"
+#include "ctl-file.h"
 #include "ctl-output.h"
 #include "ctl-time.h"
 #include "ctl-values.h"
@@ -270,30 +271,11 @@ static int cmd_incident_resolve(CtlContext *ctx, const CtlArgs *args)
 static int hash_file(CtlContext *ctx, const char *path, int64_t *ret_size,
                      char ret_sha[CM_SHA256_HEX_LEN + 1])
 {
-    _cleanup_(cm_sha256_freep) CmSha256 *h = cm_sha256_new();
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    _cleanup_free_ char *buf = malloc(1 << 16);
-    int64_t size = 0;
-
-    if (fd < 0)
-        return ctl_fail(ctx, -errno, "cannot open %s: %s", path, strerror(errno));
-    if (!h || !buf)
-        return ctl_fail(ctx, -ENOMEM, "out of memory");
-    for (;;) {
-        ssize_t n = read(fd, buf, 1 << 16);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return ctl_fail(ctx, -errno, "cannot read %s: %s", path, strerror(errno));
-        if (n == 0)
-            break;
-        if (cm_sha256_update(h, buf, (size_t)n) < 0)
-            return ctl_fail(ctx, -EIO, "cannot hash %s", path);
-        size += n;
-    }
-    if (cm_sha256_finish(TAKE_PTR(h), ret_sha) < 0)
-        return ctl_fail(ctx, -EIO, "cannot hash %s", path);
-    *ret_size = size;
+    int r = ctl_file_sha256(path, ret_size, ret_sha);
+    if (r == -ENOMEM)
+        return ctl_fail(ctx, r, "out of memory");
+    if (r < 0)
+        return ctl_fail(ctx, r, "cannot read %s: %s", path, strerror(-r));
     return 0;
 }
 

@@ -43,6 +43,10 @@ static const CtlGroup groups[] = {
     {"vulnerability", "security vulnerabilities of a system (vendor, department)"},
     {"incident", "security incidents of a system (vendor, department)"},
     {"backup", "backup attestations of a system (Art. 5; department, vendor)"},
+    {"bulletin", "the vendor's monthly security bulletins (月度安全通报)"},
+    {"drill", "the vendor's emergency drills (应急演练)"},
+    {"restore-test", "the vendor's test restores of backups (备份恢复测试)"},
+    {"ops-report", "the vendor's monthly operations reports (月度运维报告)"},
     {"report",
      "the annual assessment (Art. 9), the operations report (Art. 8), the cost statement"},
     {"audit", "the tamper-evident audit trail (reviewer, auditor)"},
@@ -55,7 +59,7 @@ static const CtlCommand *const tables[] = {
     ctl_event_commands,         ctl_audit_commands,      ctl_usage_commands,
     ctl_metering_commands,      ctl_assessment_commands, ctl_finding_commands,
     ctl_vulnerability_commands, ctl_incident_commands,   ctl_backup_commands,
-    ctl_report_commands,
+    ctl_duty_commands,          ctl_report_commands,
 };
 
 const CtlGroup *ctl_groups(size_t *ret_n)

@@ -79,6 +79,7 @@ extern const CtlCommand ctl_assessment_commands[];
 extern const CtlCommand ctl_vulnerability_commands[];
 extern const CtlCommand ctl_incident_commands[];
 extern const CtlCommand ctl_backup_commands[];
+extern const CtlCommand ctl_duty_commands[];
 extern const CtlCommand ctl_report_commands[];
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctl-file.h"
+#include "cm-crypto.h"
 #include "cm-util.h"
 
 int ctl_atomic_open(CtlAtomicFile *f, const char *path, mode_t mode)
@@ -94,5 +95,34 @@ int ctl_atomic_commit(CtlAtomicFile *f)
     free(f->tmp);
     free(f->path);
     *f = (CtlAtomicFile)CTL_ATOMIC_FILE_INIT;
+    return 0;
+}
+
+int ctl_file_sha256(const char *path, int64_t *ret_size, char ret_sha[65])
+{
+    _cleanup_(cm_sha256_freep) CmSha256 *h = cm_sha256_new();
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *buf = malloc(1 << 16);
+    int64_t size = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (!h || !buf)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t n = read(fd, buf, 1 << 16);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        if (cm_sha256_update(h, buf, (size_t)n) < 0)
+            return -EIO;
+        size += n;
+    }
+    if (cm_sha256_finish(TAKE_PTR(h), ret_sha) < 0)
+        return -EIO;
+    *ret_size = size;
     return 0;
 }

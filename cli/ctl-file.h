@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -46,3 +47,11 @@ int ctl_atomic_commit(CtlAtomicFile *f);
 
 /** ctl_atomic_abort: closes and removes the temporary file, if any, and releases @f. */
 void ctl_atomic_abort(CtlAtomicFile *f);
+
+/**
+ * ctl_file_sha256:
+ * Reads the file at @path to its end, hashing it.
+ * Returns: 0 with its size in @ret_size and its SHA-256 in @ret_sha, or a negative errno
+ * (-ENOMEM, the errno of open() or read(), -EIO when it cannot be hashed).
+ */
+int ctl_file_sha256(const char *path, int64_t *ret_size, char ret_sha[65]);

@@ -96,6 +96,11 @@ OWNERS = {
     "jobs": ("br-job.c",),
     "mail_outbox": ("br-outbox.c",),
     "maintenance_windows": ("br-maintenance.c",),
+    "emergency_drills": ("br-vendor-record.c",),
+    "operations_reports": ("br-vendor-record.c",),
+    "restore_tests": ("br-vendor-record.c",),
+    "security_bulletins": ("br-vendor-record.c",),
+    "vendor_documents": ("br-vendor-record.c",),
     "materials": ("br-material.c",),
     "notifications": ("br-notification.c",),
     "observations": ("br-observation.c",),
@@ -136,11 +141,14 @@ READ_EXCEPTIONS = {
         "the usage answers (/v1/usage): an instance's or allocation's figures over a range, "
         "from the samples or rollups of its instances, scoped by the allocation's department"),
     "br-report-sla.c": (
-        {"allocations", "events", "host_outages", "incidents", "instance_history", "instances",
-         "jobs", "maintenance_windows", "request_history", "requests", "vulnerabilities"},
+        {"allocations", "backups", "emergency_drills", "events", "host_outages", "incidents",
+         "instance_history", "instances", "jobs", "maintenance_windows", "operations_reports",
+         "request_history", "requests", "restore_tests", "security_bulletins",
+         "vulnerabilities"},
         "the service-quality scorecard's read model (docs/service-quality.md): the month's "
         "instance history, outages, maintenance windows, request clocks, provision jobs, "
-        "incidents and vulnerabilities in one consistent read"),
+        "incidents, vulnerabilities, the vendor's duty records and the systems with backups in one "
+        "consistent read"),
     "br-assess.c": (
         {"allocations", "instances", "rollups", "samples"},
         "the assessment's evidence reads: the live production instances with their "

@@ -448,7 +448,10 @@ def run(ck, b, work, pol):
     con.execute('DROP TABLE instance_history')
     con.execute('ALTER TABLE incidents DROP COLUMN resolution_recorded_at')
     con.execute('ALTER TABLE vulnerabilities DROP COLUMN fix_recorded_at')
-    for table in ('sla_explanations', 'host_outages', 'maintenance_windows'):
+    for table in ('sla_explanations', 'host_outages', 'maintenance_windows',
+                  # migration 15's, which runs again too
+                  'security_bulletins', 'emergency_drills', 'restore_tests',
+                  'operations_reports', 'vendor_documents'):
         con.execute(f'DROP TABLE {table}')
     if cbtest.BACKEND == 'postgresql':
         con.execute('UPDATE schema_version SET version = 12')

@@ -22,6 +22,7 @@ idle windows and an idle finding each. Their GET parameters (from, to, step, lim
 department, allocation, state, kind, year, month, format, lang) get bad values too.
 """
 import copy
+import hashlib
 import json
 import os
 import re
@@ -283,6 +284,12 @@ class World(cbworld.World):
         self.records = {kind: self.record(kind, f'cbtest-{kind}')
                         for kind in ('vulnerabilities', 'incidents', 'backups')}
         self.vuln = self.records['vulnerabilities']
+        # A document of the vendor's, for the records of its duties to name.
+        doc = b'hostile-input: the vendor\'s document\n'
+        self.vendor_doc = hashlib.sha256(doc).hexdigest()
+        r = self.b.request('PUT', f'/v1/vendor-documents/{self.vendor_doc}', raw=doc,
+                           token=self.tokens['vendor'], headers={'Content-Type': 'text/plain'})
+        assert r.status == 201, r
 
     def batch(self):
         """A valid batch of never-posted windows: one of instance 0, one of a domain that is
@@ -592,6 +599,14 @@ def metering_endpoints(w):
          (f'{ptr} of {hi} multi-byte characters and one more', 422, ptr, 'schema_violation',
           at(ptr, '中' * (hi + 1)))])
     sys_path = lambda kind: lambda: f'/v1/systems/{w.sys_a}/{kind}'  # noqa: E731
+    this_month = lambda: time.strftime('%Y-%m', time.gmtime())  # noqa: E731
+    now_iso = lambda: time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())  # noqa: E731
+    dfields = lambda **kw: dict({f'/{k}': v for k, v in kw.items()}, **{'/document': 'pattern'})  # noqa: E731,E501
+    doc_extra = lambda: [  # noqa: E731
+        ('/document never uploaded', 422, '/document', 'unknown_reference',
+         at('/document', 'f' * 64)),
+        ('/document in capitals', 422, '/document', 'schema_violation',
+         at('/document', 'A' * 64))]
     return [
         Ep('POST', lambda: '/v1/samples', 'agent', w.batch, fields, tuple(required),
            ('', '/instances/0', '/unowned/0', '/host/0'), strict=True, extra=samples_extra,
@@ -651,6 +666,34 @@ def metering_endpoints(w):
                 at('/sha256', 'a' * 65)),
                ('/sha256 not hex', 422, '/sha256', 'schema_violation',
                 at('/sha256', 'g' * 64))]),
+        # The vendor's duties (docs/service-quality.md): each names a document uploaded first.
+        Ep('POST', lambda: '/v1/security-bulletins', 'vendor',
+           lambda: {'month': this_month(), 'published_at': now_iso(), 'title': w.uniq('bulletin'),
+                    'document': w.vendor_doc},
+           dfields(month='pattern', published_at='date', title='string'),
+           ('/month', '/published_at', '/title', '/document'), strict=True, ok=201,
+           extra=text_limits('/title', 1, 500) + doc_extra()),
+        Ep('POST', lambda: '/v1/emergency-drills', 'vendor',
+           lambda: {'held_at': date_of(1), 'scenario': w.uniq('drill'), 'result': 'ok',
+                    'document': w.vendor_doc},
+           dfields(held_at='date', scenario='string', result='string'),
+           ('/held_at', '/scenario', '/result', '/document'), strict=True, ok=201,
+           extra=text_limits('/scenario', 1, 2000) + text_limits('/result', 1, 4000) +
+           doc_extra()),
+        Ep('POST', sys_path('restore-tests'), 'vendor',
+           lambda: {'tested_at': date_of(1) + 'T10:00:00Z', 'result': 'ok', 'duration_s': 600,
+                    'backup': w.records['backups'], 'document': w.vendor_doc},
+           dfields(tested_at='date', result='enum', duration_s='integer', backup='integer'),
+           ('/tested_at', '/result', '/duration_s', '/document'), strict=True, ok=201,
+           refs=('/backup',), extra=doc_extra() + [
+               ('/duration_s = -1', 422, '/duration_s', 'schema_violation',
+                at('/duration_s', -1)),
+               ('/backup not of this system', 422, '/backup', 'unknown_reference',
+                at('/backup', 999999))]),
+        Ep('POST', lambda: '/v1/operations-reports', 'vendor',
+           lambda: {'month': this_month(), 'delivered_at': now_iso(), 'document': w.vendor_doc},
+           dfields(month='pattern', delivered_at='date'),
+           ('/month', '/delivered_at', '/document'), strict=True, ok=201, extra=doc_extra()),
     ]
 
 

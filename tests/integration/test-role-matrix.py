@@ -22,6 +22,7 @@ background, so the "database unchanged" checks ignore the columns jobs, steps, t
 retries keep changing: see VOLATILE).
 """
 import glob
+import hashlib
 import os
 import re
 import sys
@@ -49,7 +50,9 @@ NO_TOKENS = ('no-token', 'unknown-token', 'unknown-agent-token', 'malformed-toke
 # own; operations: also the vendor), docs/costs.md (cost statement: admin, reviewer, auditor,
 # a department its own), docs/service-quality.md (the vendor's scorecard: admin, reviewer,
 # auditor, vendor; explanations: the vendor; maintenance windows: proposed by the vendor,
-# decided by the reviewer, read by every reading role but departments) and, where no page speaks (the security and backup records:
+# decided by the reviewer, read by every reading role but departments; the vendor's duties:
+# recorded by the vendor with its documents, read by admin, reviewer, auditor and vendor, a
+# department reading its own systems' restore tests and their documents) and, where no page speaks (the security and backup records:
 # docs/api.md has no row for any of these routes), DESIGN.md's roles: departments and the
 # vendor record security status and backups, every reading role reads them, the auditor changes
 # nothing.
@@ -139,6 +142,20 @@ POST   /v1/reports/service-quality/explanations -   -   -    A      -     -    -
 GET    /v1/maintenance-windows                A     A   -    A      A     -    -
 POST   /v1/maintenance-windows                -     -   -    A      -     -    -
 POST   /v1/maintenance-windows/{id}/decision  -     A   -    -      -     -    -
+PUT    /v1/vendor-documents/{name}            -     -   -    A      -     -    -
+GET    /v1/vendor-documents/{name}            A     A   -    A      A     A    -
+POST   /v1/security-bulletins                 -     -   -    A      -     -    -
+GET    /v1/security-bulletins                 A     A   -    A      A     -    -
+GET    /v1/security-bulletins/{id}            A     A   -    A      A     -    -
+POST   /v1/emergency-drills                   -     -   -    A      -     -    -
+GET    /v1/emergency-drills                   A     A   -    A      A     -    -
+GET    /v1/emergency-drills/{id}              A     A   -    A      A     -    -
+POST   /v1/systems/{id}/restore-tests         -     -   -    A      -     -    -
+GET    /v1/restore-tests                      A     A   -    A      A     A    -
+GET    /v1/restore-tests/{id}                 A     A   -    A      A     A    -
+POST   /v1/operations-reports                 -     -   -    A      -     -    -
+GET    /v1/operations-reports                 A     A   -    A      A     -    -
+GET    /v1/operations-reports/{id}            A     A   -    A      A     -    -
 GET    /v1/audit                              -     A   -    -      A     -    -
 GET    /v1/audit/verify                       -     A   -    -      A     -    -
 PATCH  /v1/whoami                             A     A   A    A      A     A    -
@@ -580,11 +597,65 @@ def prepare(w, method, path, role, allowed):
         assert r.status == 201, r
         return call(f'/v1/maintenance-windows/{r.json()["id"]}/decision',
                     body={'decision': 'agree'})
+    if key == ('PUT', '/v1/vendor-documents/{name}'):
+        doc = f'{w.uniq("document")}: the vendor\'s document\n'.encode()
+        return call(f'/v1/vendor-documents/{hashlib.sha256(doc).hexdigest()}', raw=doc,
+                    headers={'Content-Type': 'text/plain'}, ok=201)
+    duty = duty_fixture(w)
+    if key == ('GET', '/v1/vendor-documents/{name}'):
+        return call(f'/v1/vendor-documents/{duty["document"]}')
+    duty_posts = {
+        '/v1/security-bulletins': {'month': w.month, 'published_at': duty['now'],
+                                   'title': 'bulletin', 'document': duty['document']},
+        '/v1/emergency-drills': {'held_at': duty['now'], 'scenario': 's', 'result': 'r',
+                                 'document': duty['document']},
+        '/v1/systems/{id}/restore-tests': {'tested_at': duty['now'], 'result': 'ok',
+                                           'duration_s': 60, 'document': duty['document']},
+        '/v1/operations-reports': {'month': w.month, 'delivered_at': duty['now'],
+                                   'document': duty['document']},
+    }
+    if method == 'POST' and path in duty_posts:
+        return call(path.replace('{id}', str(w.sys_a)), body=duty_posts[path], ok=201)
+    for coll in ('security-bulletins', 'emergency-drills', 'restore-tests',
+                 'operations-reports'):
+        if key == ('GET', f'/v1/{coll}'):
+            return call(f'/v1/{coll}')
+        if key == ('GET', f'/v1/{coll}/{{id}}'):
+            return call(f'/v1/{coll}/{duty[coll]}')
     if key == ('POST', '/v1/reports/service-quality/explanations'):
         return call('/v1/reports/service-quality/explanations',
                     body={'month': w.month, 'indicator': 'availability',
                           'text': w.uniq('explanation')}, ok=201)
     return None
+
+
+def duty_fixture(w):
+    """One record of each of the vendor's duties, department A's system restore-tested, and
+    their document (made once, by the vendor)."""
+    if getattr(w, 'duty', None):
+        return w.duty
+    vendor = w.tokens['vendor']
+    doc = b'role matrix: the vendor\'s document\n'
+    sha = hashlib.sha256(doc).hexdigest()
+    r = w.b.request('PUT', f'/v1/vendor-documents/{sha}', raw=doc, token=vendor,
+                    headers={'Content-Type': 'text/plain'})
+    assert r.status == 201, r
+    now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    duty = {'document': sha, 'now': now}
+    for coll, path, body in (
+            ('security-bulletins', '/v1/security-bulletins',
+             {'month': w.month, 'published_at': now, 'title': 't', 'document': sha}),
+            ('emergency-drills', '/v1/emergency-drills',
+             {'held_at': now, 'scenario': 's', 'result': 'r', 'document': sha}),
+            ('restore-tests', f'/v1/systems/{w.sys_a}/restore-tests',
+             {'tested_at': now, 'result': 'ok', 'duration_s': 1, 'document': sha}),
+            ('operations-reports', '/v1/operations-reports',
+             {'month': w.month, 'delivered_at': now, 'document': sha})):
+        r = w.b.post(path, body, token=vendor)
+        assert r.status == 201, r
+        duty[coll] = r.json()['id']
+    w.duty = duty
+    return duty
 
 
 def send(b, method, c, token):

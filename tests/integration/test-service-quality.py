@@ -383,7 +383,7 @@ def run(ck, b, pol):
           'the explanation names the account that wrote it')
     for who, t in (('reviewer', rv), ('auditor', auditor), ('department', tok)):
         ck.eq(b.post(ep, body, token=t).status, 403, f'{who} may not explain')
-    for bad, field in (({**body, 'indicator': 'security_bulletin'}, '/indicator'),
+    for bad, field in (({**body, 'indicator': 'bulletin_of_sorts'}, '/indicator'),
                        ({**body, 'month': '2026-13'}, '/month'),
                        ({**body, 'month': '2199-01'}, '/month'),
                        ({**body, 'text': ''}, '/text')):

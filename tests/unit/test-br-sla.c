@@ -350,6 +350,83 @@ static int outage_tx(BrTx *tx, void *ctx)
 
 /* Host 1 lost from 11:30 to 14:00 on the 5th (a second loss while open is the same outage),
  * host 2 lost on the 20th and not back: the instance (on host 1) was down 10:00-14:00, 4 h. */
+/* The vendor's duties (docs/service-quality.md "The vendor's duties"), by hand. */
+static void test_duties(void **state)
+{
+    (void)state;
+    BrSlaDutyRule bulletin = {.set = true, .due_day = 10, .deduction_bp = 100, .cap_bp = 100};
+    BrSlaDutyRule drill = {.set = true, .due_month = 12, .deduction_bp = 200, .cap_bp = 200};
+    BrSlaDutyRule restore = {.set = true, .period_months = 3, .deduction_bp = 50, .cap_bp = 300};
+    BrSlaRecord rec = {.id = 7, .at_ms = t("2026-03-02T00:00:00Z")};
+    BrSlaBackedUp sys[] = {{.id = 1, .since_ms = t("2025-12-01T00:00:00Z")},
+                           {.id = 2, .since_ms = t("2026-02-01T00:00:00Z")}};
+    BrSlaInput in = {0};
+    int64_t feb = t("2026-02-01T00:00:00Z"), mar = t("2026-03-01T00:00:00Z");
+    BrSlaDutyResult r;
+
+    /* February's bulletin: due by the end of March 10th. */
+    in.records[BR_SLA_DUTY_BULLETIN] = &rec;
+    in.n_records[BR_SLA_DUTY_BULLETIN] = 1;
+    rec.recorded_ms = t("2026-03-10T23:59:59.999Z");
+    r = br_sla_duty_judge(BR_SLA_DUTY_BULLETIN, &bulletin, &in, feb, mar,
+                          t("2026-04-01T00:00:00Z"));
+    assert_int_equal(r.due_ms, t("2026-03-11T00:00:00Z"));
+    assert_true(r.met == 1 && r.missed == 0 && r.pending == 0 && r.judge0 == feb);
+    rec.recorded_ms = t("2026-03-11T00:00:00Z"); /* a millisecond late */
+    r = br_sla_duty_judge(BR_SLA_DUTY_BULLETIN, &bulletin, &in, feb, mar,
+                          t("2026-04-01T00:00:00Z"));
+    assert_true(r.met == 0 && r.missed == 1);
+    in.n_records[BR_SLA_DUTY_BULLETIN] = 0; /* none yet, before the deadline: pending */
+    r = br_sla_duty_judge(BR_SLA_DUTY_BULLETIN, &bulletin, &in, feb, mar,
+                          t("2026-03-10T12:00:00Z"));
+    assert_true(r.pending == 1 && r.missed == 0);
+    /* Day 31 of a 28-day February: its last day. */
+    bulletin.due_day = 31;
+    r = br_sla_duty_judge(BR_SLA_DUTY_BULLETIN, &bulletin, &in, t("2026-01-01T00:00:00Z"), feb,
+                          t("2026-04-01T00:00:00Z"));
+    assert_int_equal(r.due_ms, mar);
+
+    /* The drill of 2026: judged in December; in June none yet is pending, judged elsewhere. */
+    r = br_sla_duty_judge(BR_SLA_DUTY_DRILL, &drill, &in, t("2026-06-01T00:00:00Z"),
+                          t("2026-07-01T00:00:00Z"), t("2026-06-15T00:00:00Z"));
+    assert_true(r.pending == 1 && r.judge0 == t("2026-12-01T00:00:00Z"));
+    assert_int_equal(r.due_ms, t("2027-01-01T00:00:00Z"));
+    rec = (BrSlaRecord){
+        .id = 8, .at_ms = t("2026-06-02T00:00:00Z"), .recorded_ms = t("2026-06-03T00:00:00Z")};
+    in.records[BR_SLA_DUTY_DRILL] = &rec;
+    in.n_records[BR_SLA_DUTY_DRILL] = 1;
+    r = br_sla_duty_judge(BR_SLA_DUTY_DRILL, &drill, &in, t("2026-12-01T00:00:00Z"),
+                          t("2027-01-01T00:00:00Z"), t("2027-02-01T00:00:00Z"));
+    assert_true(r.met == 1 && r.missed == 0);
+
+    /* Restore tests, quarterly: the first quarter is judged in March; system 1 was backed up
+     * before it began, system 2 during it (nothing due). */
+    in.backed_up = sys;
+    in.n_backed_up = 2;
+    r = br_sla_duty_judge(BR_SLA_DUTY_RESTORE_TEST, &restore, &in, feb, mar,
+                          t("2026-04-02T00:00:00Z"));
+    assert_true(r.p0 == t("2026-01-01T00:00:00Z") && r.due_ms == t("2026-04-01T00:00:00Z"));
+    assert_true(r.data && r.missed == 1 && r.met == 0 && r.judge0 == mar);
+    rec = (BrSlaRecord){.id = 9,
+                        .at_ms = t("2026-02-10T00:00:00Z"),
+                        .recorded_ms = t("2026-02-10T01:00:00Z"),
+                        .system_id = 1,
+                        .ok = false};
+    in.records[BR_SLA_DUTY_RESTORE_TEST] = &rec;
+    in.n_records[BR_SLA_DUTY_RESTORE_TEST] = 1;
+    r = br_sla_duty_judge(BR_SLA_DUTY_RESTORE_TEST, &restore, &in, feb, mar,
+                          t("2026-02-11T00:00:00Z"));
+    assert_true(r.pending == 1 && r.met == 0); /* a failed restore meets nothing */
+    rec.ok = true;
+    r = br_sla_duty_judge(BR_SLA_DUTY_RESTORE_TEST, &restore, &in, feb, mar,
+                          t("2026-02-11T00:00:00Z"));
+    assert_true(r.met == 1 && r.pending == 0);
+    in.n_backed_up = 0;
+    r = br_sla_duty_judge(BR_SLA_DUTY_RESTORE_TEST, &restore, &in, feb, mar,
+                          t("2026-02-11T00:00:00Z"));
+    assert_false(r.data);
+}
+
 static void test_host_outages_on_store(void **state)
 {
     CbtStore *s = *state;
@@ -401,7 +478,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),     cmocka_unit_test(test_availability),
         cmocka_unit_test(test_cases),     cmocka_unit_test(test_deduction),
-        cmocka_unit_test(test_scorecard),
+        cmocka_unit_test(test_scorecard), cmocka_unit_test(test_duties),
     };
     const struct CMUnitTest store_tests[] = {
         cmocka_unit_test_prestate_setup_teardown(test_host_outages_on_store, store_setup,
