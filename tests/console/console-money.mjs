@@ -175,7 +175,10 @@ async function reviewer(browser) {
         ck.eq(JSON.stringify(sqLast), JSON.stringify([M, yuan(before.fee_fen), yuan(before.fee_after_fen), `${met} / ${scored}`]), `reviewer ${lang}: the trend's last row is this month's scorecard`);
         const row = p.locator('tr[data-indicator="trial_lead_time"]');
         ck.ok((await row.innerText()).includes(L('sq_missed', null, lang)), `reviewer ${lang}: the trial lead time is missed`);
-        ck.ok((await p.locator('tr[data-indicator="security_bulletin"]').innerText()).includes(L('sq_not_measured', null, lang)), `reviewer ${lang}: a duty not recorded yet shows as not measured`);
+        // The month's security bulletin is a duty not recorded yet: pending until its deadline in the next month.
+        const bulletin = before.indicators.find((x) => x.id === 'security_bulletin');
+        ck.eq(bulletin && bulletin.status, 'pending', 'the fixture records no bulletin: this month\'s is pending');
+        ck.ok((await p.locator('tr[data-indicator="security_bulletin"]').innerText()).includes(L('sq_pending', null, lang)), `reviewer ${lang}: a duty not due yet shows as pending`);
         for (const rid of Object.values(cfg.requests)) {
             ck.ok(await p.locator(`#sq-trial_lead_time a[href="#/requests/${rid}"]`).count() > 0, `reviewer ${lang}: the trial of request ${rid} is linked as evidence`);
         }
