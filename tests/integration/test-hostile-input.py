@@ -694,6 +694,28 @@ def metering_endpoints(w):
            lambda: {'month': this_month(), 'delivered_at': now_iso(), 'document': w.vendor_doc},
            dfields(month='pattern', delivered_at='date'),
            ('/month', '/delivered_at', '/document'), strict=True, ok=201, extra=doc_extra()),
+        # Maintenance windows (proposed ahead of time) and the vendor's explanations of the
+        # scorecard (docs/service-quality.md).
+        Ep('POST', lambda: '/v1/maintenance-windows', 'vendor',
+           lambda: {'host': w.host_prod, 'starts_at': date_of(-2) + 'T02:00:00Z',
+                    'ends_at': date_of(-2) + 'T12:00:00+08:00', 'reason': w.uniq('maintenance')},
+           {'/host': 'integer', '/starts_at': 'pattern', '/ends_at': 'pattern',
+            '/reason': 'string'}, ('/host', '/starts_at', '/ends_at', '/reason'), strict=True,
+           ok=201, refs=('/host',), extra=text_limits('/reason', 1, 2000) + [
+               ('/starts_at gone by', 422, '/starts_at', 'schema_violation',
+                at('/starts_at', date_of(1) + 'T02:00:00Z')),
+               ('/starts_at not a time', 422, '/starts_at', 'schema_violation',
+                at('/starts_at', date_of(-2) + 'T99:00:00Z')),
+               ('/ends_at before /starts_at', 422, '/ends_at', 'schema_violation',
+                at('/ends_at', date_of(-2) + 'T01:00:00Z')),
+               ('/host unknown', 422, '/host', 'schema_violation', at('/host', 999999))]),
+        Ep('POST', lambda: '/v1/reports/service-quality/explanations', 'vendor',
+           lambda: {'month': this_month(), 'indicator': 'availability',
+                    'text': w.uniq('the host was replaced')},
+           {'/month': 'pattern', '/indicator': 'enum', '/text': 'string'},
+           ('/month', '/indicator', '/text'), strict=True, ok=201,
+           extra=text_limits('/text', 1, 4000) + [
+               ('/month 2026-13', 422, '/month', 'schema_violation', at('/month', '2026-13'))]),
     ]
 
 
