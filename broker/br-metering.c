@@ -181,13 +181,10 @@ static void owner_cache_free(OwnerCache *oc)
     free(oc->slots);
 }
 
-static int owner_lookup(CmDb *db, int64_t host_id, OwnerCache *oc, int64_t id, const Owner **ret,
-                        CmError *err)
+/* The cache's entry for instance @id, added (not looked up yet) when it is new. */
+static int owner_get(OwnerCache *oc, int64_t id, Owner **ret, CmError *err)
 {
     size_t mask = oc->n_slots - 1, i = ((uint64_t)id * 0x9E3779B97F4A7C15ULL >> 32) & mask;
-    BrInstanceHost h;
-    Owner *o;
-    int r;
 
     for (; oc->slots[i]; i = (i + 1) & mask) {
         if (oc->owners[oc->slots[i] - 1].id == id) {
@@ -203,21 +200,45 @@ static int owner_lookup(CmDb *db, int64_t host_id, OwnerCache *oc, int64_t id, c
         oc->owners = no;
         oc->cap = ncap;
     }
-    o = &oc->owners[oc->n];
-    *o = (Owner){.id = id};
-    r = br_instance_host(db, id, &h, err);
-    if (r == -ENOENT)
-        r = 0;
-    else if (r >= 0 && h.host_id == host_id) {
-        o->mine = true;
-        cm_strscpy(o->uuid, sizeof(o->uuid), h.uuid);
-        o->memory_mib = h.memory_mib;
-        o->max_vcpus = h.max_vcpus;
+    oc->owners[oc->n] = (Owner){.id = id};
+    oc->slots[i] = (uint32_t)++oc->n;
+    *ret = &oc->owners[oc->n - 1];
+    return 0;
+}
+
+/* Every instance of the batch looked up at once (br_instance_hosts()): one statement on
+ * PostgreSQL instead of a round trip per instance. */
+static int owners_load(CmDb *db, int64_t host_id, OwnerCache *oc, const BrSample *inst, size_t n,
+                       CmError *err)
+{
+    _cleanup_free_ int64_t *ids = NULL;
+    _cleanup_free_ BrInstanceHost *hosts = NULL;
+    Owner *o;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        r = owner_get(oc, inst[i].v[BR_SF_INSTANCE].i, &o, err);
+        if (r < 0)
+            return r;
     }
+    ids = malloc((oc->n + 1) * sizeof(*ids));
+    hosts = malloc((oc->n + 1) * sizeof(*hosts));
+    if (!ids || !hosts)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t k = 0; k < oc->n; k++)
+        ids[k] = oc->owners[k].id;
+    r = br_instance_hosts(db, ids, oc->n, hosts, err);
     if (r < 0)
         return r;
-    oc->slots[i] = (uint32_t)++oc->n;
-    *ret = o;
+    for (size_t k = 0; k < oc->n; k++) {
+        o = &oc->owners[k];
+        if (hosts[k].host_id != host_id)
+            continue;
+        o->mine = true;
+        cm_strscpy(o->uuid, sizeof(o->uuid), hosts[k].uuid);
+        o->memory_mib = hosts[k].memory_mib;
+        o->max_vcpus = hosts[k].max_vcpus;
+    }
     return 0;
 }
 
@@ -340,17 +361,20 @@ static int check_instances(CmDb *db, const BrMeteringPolicy *p, int64_t host_id,
     oc.slots = calloc(oc.n_slots, sizeof(*oc.slots));
     if (!oc.slots)
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    /* one lookup per instance and batch, the UUID checked on every record */
+    r = owners_load(db, host_id, &oc, inst, n, err);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < n; i++) {
         const BrSample *rec = &inst[i];
         int64_t id = rec->v[BR_SF_INSTANCE].i;
-        const Owner *o = NULL;
+        Owner *o = NULL;
         char field[64];
 
         r = check_window(rec, BR_SAMPLES_INSTANCES, i, now, oldest, p->max_clock_skew_seconds, err);
         if (r < 0)
             return r;
-        /* one lookup per instance and batch, the UUID checked on every record */
-        r = owner_lookup(db, host_id, &oc, id, &o, err);
+        r = owner_get(&oc, id, &o, err);
         if (r < 0)
             return r;
         if (!o->mine || strcmp(o->uuid, rec->uuid) != 0) {
