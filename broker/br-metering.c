@@ -1088,6 +1088,62 @@ static int retention_slice(BrTx *tx, void *ctx)
     return r;
 }
 
+/* PostgreSQL: the partitions of the days wholly past the retention dropped (migration 16). */
+static int retention_partitions(BrTx *tx, void *ctx)
+{
+    Slice *x = ctx;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (cm_db_backend(tx->db) != CM_DB_POSTGRESQL)
+        return 0;
+    st = cm_db_prepare(tx->db, "SELECT samples_drop_before(?1)", tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, x->cutoff);
+    r = cm_stmt_step(st, tx->err);
+    if (r > 0)
+        x->removed = cm_stmt_int(st, 0);
+    return r < 0 ? r : 0;
+}
+
+/* PostgreSQL: the day partitions of yesterday, today and tomorrow, and of the four latest days
+ * still kept whose windows wait in samples_default (migration 16). Bounded, so the writer lock
+ * is held briefly: the first pass after a copy of old samples moves four days, the next four. */
+static int partitions_make(BrTx *tx, void *ctx)
+{
+    const int64_t *days = ctx;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    if (cm_db_backend(tx->db) != CM_DB_POSTGRESQL)
+        return 0;
+    st = cm_db_prepare(tx->db,
+                       "WITH late AS (SELECT DISTINCT start - start % 86400 AS d"
+                       "  FROM samples_default WHERE start >= ?3 ORDER BY 1 DESC LIMIT 4)"
+                       " SELECT count(*) FROM (SELECT d FROM generate_series(?1::bigint,"
+                       "  ?2::bigint, 86400) AS g(d) UNION SELECT d FROM late) AS days"
+                       " WHERE samples_partition(d)",
+                       tx->err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, days[0], days[1], days[2]);
+    r = cm_stmt_step(st, tx->err);
+    if (r > 0 && cm_stmt_int(st, 0) > 0)
+        cm_log_info("samples: %lld day partitions made", (long long)cm_stmt_int(st, 0));
+    return r < 0 ? r : 0;
+}
+
+int br_metering_partitions(BrDaemon *d, CmError *err)
+{
+    _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
+    int64_t now = cm_now_ms() / 1000, today = now - now % 86400;
+    int64_t oldest = now - p->metering.sample_retention_days * 86400;
+    int64_t days[3] = {today - 86400, today + 86400, oldest - oldest % 86400};
+
+    return br_tx_run(d->store, "samples.partitions", NULL, partitions_make, days, err);
+}
+
 int64_t br_metering_retention(BrDaemon *d, CmError *err)
 {
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
@@ -1099,14 +1155,22 @@ int64_t br_metering_retention(BrDaemon *d, CmError *err)
         "DELETE FROM host_samples WHERE (host_id, start) IN (SELECT host_id, start"
         " FROM host_samples WHERE start < ?1 LIMIT ?2)",
     };
+    Slice days = {NULL, cm_now_ms() / 1000 - p->metering.sample_retention_days * 86400, 0};
     int64_t total = 0;
+    int r;
 
+    /* On PostgreSQL whole days go at once; the DELETEs take the rest (the day the cutoff
+     * falls in, windows of days without a partition). */
+    r = br_tx_run(d->store, "retention", NULL, retention_partitions, &days, err);
+    if (r < 0)
+        return r;
+    total += days.removed;
     /* In slices, so that the write lock is never held long. */
     for (size_t i = 0; i < ELEMENTSOF(sql); i++) {
         Slice x = {sql[i], cm_now_ms() / 1000 - p->metering.sample_retention_days * 86400,
                    RETENTION_SLICE};
         while (x.removed == RETENTION_SLICE) {
-            int r = br_tx_run(d->store, "retention", NULL, retention_slice, &x, err);
+            r = br_tx_run(d->store, "retention", NULL, retention_slice, &x, err);
             if (r < 0)
                 return r;
             total += x.removed;
@@ -1131,6 +1195,9 @@ static int64_t metering_pass(void *ctx)
     int64_t now = cm_now_ms() / 1000;
     CmError err = {0};
 
+    if (br_metering_partitions(m->d, &err) < 0)
+        cm_log_error("samples partitions: %s", err.message);
+    cm_error_clear(&err);
     /* Yesterday (late windows arrive after midnight) and today so far. */
     if (br_metering_rollup_day(m->d, now - 86400, &err) < 0 ||
         br_metering_rollup_day(m->d, now, &err) < 0)

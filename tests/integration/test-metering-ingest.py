@@ -527,7 +527,9 @@ def run(ck, b):
     ck.eq(b.get(f"/v1/instances/{i1['id']}/usage?from={day + 86400}&to={day}",
                 token=tok_reviewer).status, 400, 'from after to is refused')
 
-    model_batches(ck, b, agent['h1'], inst, day - 86400)
+    model_rows = model_batches(ck, b, agent['h1'], inst, day - 86400)
+    if cbtest.BACKEND == 'postgresql':
+        day_partitions(ck, b, day - 86400, model_rows)
 
 
 def model_batches(ck, b, token, inst, day):
@@ -621,6 +623,67 @@ def model_batches(ck, b, token, inst, day):
           f'allocation), the first arrival kept')
     ck.ok(totals[0] > 50 and totals[1] > 10 and totals[2] > 10,
           f'the batches had stored windows, duplicates and overlaps ({totals})')
+    return got
+
+
+def day_partitions(ck, b, day, rows):
+    """PostgreSQL (migration 16): the samples are partitioned by UTC day. The metering loop
+    makes the partitions and moves the windows that waited in samples_default into theirs; the
+    retention drops the partitions of days wholly past it, and deletes the rest."""
+    def partition(t):
+        return 'samples_' + time.strftime('%Y%m%d', time.gmtime(t))
+
+    def select(sql, params=()):
+        con = db_connect(b.db_path)
+        try:
+            return [tuple(r) for r in con.execute(sql, params).fetchall()]
+        finally:
+            con.close()
+
+    def wait(what, sql, want, params=()):
+        deadline = time.monotonic() + 30
+        while select(sql, params) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return ck.eq(select(sql, params), want, what)
+
+    b.stop()
+    b.start()  # the loop's first pass runs at once
+    wait('the windows that waited in samples_default moved to their day partitions',
+         'SELECT count(*) FROM samples_default', [(0,)])
+    today = int(time.time()) // 86400 * 86400
+    for t in (day, today - 86400, today, today + 86400):
+        ck.eq(select('SELECT to_regclass(?)::text', (partition(t),)), [(partition(t),)],
+              f'the partition {partition(t)} exists')
+    ck.eq(select('SELECT DISTINCT tableoid::regclass::text FROM samples WHERE start >= ?'
+                 ' AND start < ?', (day, day + 86400)), [(partition(day),)],
+          "the random batches' windows are in their day's partition")
+    ck.eq(select('SELECT instance_id, start, host_id, duration, readings, expected, vcpus,'
+                 ' memory_mib, cpu_avg, cpu_max, mem_source, disk_rd_bytes, disk_wr_bytes,'
+                 ' net_tx_pkts FROM samples WHERE start >= ? AND start < ?'
+                 ' ORDER BY instance_id, start', (day, day + 86400)), [tuple(r) for r in rows],
+          'the same rows after the move')
+
+    # Retention (35 days): a day 40 days back with its own partition goes whole; a window of
+    # a day without one (in samples_default) is deleted; the kept days stay.
+    b.stop()
+    old = today - 40 * 86400
+    iid, host = rows[0][0], rows[0][2]
+    con = db_connect(b.db_path, write=True)
+    con.execute('SELECT samples_partition(?)', (old,))
+    for t in (old, old + 300, old - 86400):
+        con.execute('INSERT INTO samples(instance_id, start, host_id, duration, readings,'
+                    ' expected) VALUES (?, ?, ?, 300, 30, 30)', (iid, t, host))
+    con.close()
+    ck.eq(select('SELECT tableoid::regclass::text, count(*) FROM samples WHERE start < ?'
+                 ' GROUP BY 1 ORDER BY 1', (old + 86400,)),
+          [(partition(old), 2), ('samples_default', 1)], 'old windows written in the database')
+    b.start()
+    wait('the retention dropped the old day partition',
+         'SELECT to_regclass(?)::text', [(None,)], (partition(old),))
+    wait('and deleted the old window of samples_default',
+         'SELECT count(*) FROM samples WHERE start < ?', [(0,)], (today - 35 * 86400,))
+    ck.eq(select('SELECT count(*) FROM samples WHERE start >= ? AND start < ?',
+                 (day, day + 86400)), [(len(rows),)], 'the days kept are kept')
 
 
 if __name__ == '__main__':
