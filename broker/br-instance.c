@@ -376,6 +376,54 @@ int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err)
     return 0;
 }
 
+int br_instance_hosts(CmDb *db, const int64_t *ids, size_t n, BrInstanceHost *ret, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = NULL;
+    _cleanup_free_ char *array = NULL;
+    size_t len = 0, cap = n * 21 + 3;
+    int r;
+
+    for (size_t k = 0; k < n; k++)
+        ret[k] = (BrInstanceHost){.host_id = -1};
+    if (cm_db_backend(db) == CM_DB_SQLITE) {
+        /* in-process: a cached point lookup each is as fast as anything */
+        for (size_t k = 0; k < n; k++) {
+            r = br_instance_host(db, ids[k], &ret[k], err);
+            if (r == -ENOENT)
+                ret[k].host_id = -1;
+            else if (r < 0)
+                return r;
+        }
+        return 0;
+    }
+    if (!n)
+        return 0;
+    array = malloc(cap);
+    if (!array)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t k = 0; k < n; k++)
+        len += (size_t)snprintf(array + len, cap - len, "%c%" PRId64, k ? ',' : '{', ids[k]);
+    snprintf(array + len, cap - len, "}");
+    st = cm_db_prepare(db,
+                       "SELECT x.k, coalesce(i.host_id, 0) AS host_id, i.uuid, i.memory_mib,"
+                       " i.max_vcpus FROM unnest(?1::bigint[]) WITH ORDINALITY AS x(id, k)"
+                       " JOIN instances i ON i.id = x.id",
+                       err);
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, (const char *)array);
+    while ((r = cm_stmt_step(st, err)) > 0) {
+        int64_t k = cm_stmt_int(st, 0) - 1;
+        if (k < 0 || (size_t)k >= n)
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "instance hosts: bad index");
+        ret[k].host_id = cm_stmt_int(st, 1);
+        snprintf(ret[k].uuid, sizeof(ret[k].uuid), "%s", cm_stmt_text(st, 2));
+        ret[k].memory_mib = cm_stmt_int(st, 3);
+        ret[k].max_vcpus = cm_stmt_int(st, 4);
+    }
+    return r;
+}
+
 int br_instance_list_claims(CmDb *db, BrInstanceClaim **ret, size_t *ret_n, CmError *err)
 {
     _cleanup_stmt_ CmStmt *st = cm_db_prepare(

@@ -159,6 +159,15 @@ typedef struct {
  */
 int br_instance_host(CmDb *db, int64_t id, BrInstanceHost *ret, CmError *err);
 
+/**
+ * br_instance_hosts:
+ * br_instance_host() for the @n instances @ids at once (one statement on PostgreSQL, where a
+ * round trip per instance was a batch of samples' second cost): @ret[k] is instance @ids[k]'s,
+ * with host_id -1 when there is no such instance.
+ * Returns: 0, or a negative errno with @err set (@ret then undefined).
+ */
+int br_instance_hosts(CmDb *db, const int64_t *ids, size_t n, BrInstanceHost *ret, CmError *err);
+
 /*
  * An instance as the reconciler sees it: one whose domain may exist on its host, or that a
  * job of the broker may be making or removing right now.

@@ -59,6 +59,15 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err);
  */
 int br_metering_rollup_if_stale(BrDaemon *d, int64_t day_start, CmError *err);
 
+/**
+ * br_metering_partitions:
+ * On PostgreSQL, makes the samples' day partitions (migration 16) that are missing: of
+ * yesterday, today and tomorrow, and of the four latest days the retention keeps whose windows
+ * wait in the default partition; nothing on SQLite. The metering loop calls it every pass.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_metering_partitions(BrDaemon *d, CmError *err);
+
 /** br_metering_retention: deletes samples older than the policy's retention. Returns: rows. */
 int64_t br_metering_retention(BrDaemon *d, CmError *err);
 

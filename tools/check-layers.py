@@ -109,6 +109,9 @@ OWNERS = {
     "requests": ("br-request.c",),
     "rollups": ("br-metering.c",),
     "samples": ("br-metering.c",),
+    # PostgreSQL only (migration 16): the samples' default partition, read when the metering
+    # loop makes the partitions of days whose windows wait there.
+    "samples_default": ("br-metering.c",),
     "sessions": ("br-session.c",),
     "sign_in_failures": ("br-session.c",),
     "sign_in_links": ("br-session.c",),

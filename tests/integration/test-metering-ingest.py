@@ -16,6 +16,7 @@ import calendar
 import json
 import math
 import os
+import random
 import re
 import sqlite3
 import sys
@@ -525,6 +526,164 @@ def run(ck, b):
           'an agent token cannot read usage')
     ck.eq(b.get(f"/v1/instances/{i1['id']}/usage?from={day + 86400}&to={day}",
                 token=tok_reviewer).status, 400, 'from after to is refused')
+
+    model_rows = model_batches(ck, b, agent['h1'], inst, day - 86400)
+    if cbtest.BACKEND == 'postgresql':
+        day_partitions(ck, b, day - 86400, model_rows)
+
+
+def model_batches(ck, b, token, inst, day):
+    """Random batches of windows of many durations, with repeats and overlaps among each other
+    and with stored windows, answered as worked out here window by window (the rule of
+    br_metering_ingest(): a window is a duplicate of a stored one with its start and duration,
+    refused when it overlaps one otherwise, the first-starting one named; earlier windows of the
+    same batch count as stored). PostgreSQL stores a batch in a few set-based statements and
+    SQLite one window at a time: the answers, the /metrics counters and the rows must be
+    exactly the same. On @day, which nothing else in this test reads."""
+    rng = random.Random(11)
+    i1, i2 = inst['i1'], inst['i2']
+    kept = {i1['id']: [], i2['id']: []}
+    rows = {}
+    durations = (10, 60, 300, 300, 300, 600, 900, 3600)
+
+    def window(who, start, dur):
+        avg = rng.randrange(0, 10 ** 6) / 7 ** 7
+        rec = {'instance': who['id'], 'uuid': who['uuid'], 'start': start, 'duration': dur,
+               'readings': rng.randrange(0, 31), 'expected': 30, 'vcpus': who['vcpus'],
+               'memory_mib': rng.choice((who['memory_mib'], 4 * who['memory_mib'], None)),
+               'cpu_cores_avg': avg / who['vcpus'] / 10, 'cpu_cores_max': avg / who['vcpus'] / 5,
+               'memory_source': rng.choice(('balloon', 'rss', None)),
+               'disk_read_bytes': rng.choice((None, rng.randrange(0, 2 ** 48))),
+               'net_tx_packets': rng.randrange(0, 2 ** 40)}
+        return rec
+
+    before = (metric(b, 'cloudbroker_samples_stored_total'),
+              metric(b, 'cloudbroker_samples_duplicate_total'),
+              metric(b, 'cloudbroker_samples_overlapping_total'))
+    totals = [0, 0, 0]
+    sent = []
+    for n in range(6):
+        batch = []
+        for _ in range(rng.choice((1, 7, 40, 250))):
+            if sent and rng.random() < 0.2:
+                rec = dict(rng.choice(sent))  # a repeat, perhaps with other figures
+                rec['net_tx_packets'] = rng.randrange(0, 2 ** 40)
+            else:
+                dur = rng.choice(durations)
+                start = day + rng.randrange(0, 6 * 3600 // dur) * dur
+                rec = window(rng.choice((i1, i2)), start, dur)
+            batch.append(rec)
+        sent += batch
+        want = {'stored': 0, 'duplicates': 0, 'unowned': 0, 'host': 0, 'overlapping': 0,
+                'unowned_dropped': 0, 'rejected': []}
+        for k, w in enumerate(batch):
+            st, du, have = w['start'], w['duration'], kept[w['instance']]
+            hits = sorted((s, d) for s, d in have if st - 3600 < s < st + du and s + d > st)
+            if not hits:
+                have.append((st, du))
+                rows[(w['instance'], st)] = w
+                want['stored'] += 1
+            elif hits[0] == (st, du):
+                want['duplicates'] += 1
+            else:
+                want['overlapping'] += 1
+                os_, od = hits[0]
+                if len(want['rejected']) < 100:
+                    want['rejected'].append({
+                        'code': 'overlapping_window', 'field': f'/instances/{k}/start',
+                        'message': f'record {k}: the window [{st}, {st + du}) of instance '
+                                   f'{w["instance"]} overlaps the stored window [{os_}, '
+                                   f'{os_ + od}): not stored, its seconds would count twice'})
+        r = b.post('/v1/samples', {'instances': batch}, token=token)
+        ck.eq((r.status, r.json()), (200, want), f'random batch {n} of {len(batch)} windows: '
+              f'the answer worked out window by window')
+        for j, key in enumerate(('stored', 'duplicates', 'overlapping')):
+            totals[j] += want[key]
+    after = (metric(b, 'cloudbroker_samples_stored_total'),
+             metric(b, 'cloudbroker_samples_duplicate_total'),
+             metric(b, 'cloudbroker_samples_overlapping_total'))
+    ck.eq([a - c for a, c in zip(after, before)], totals, '/metrics counted the same')
+    con = db_connect(b.db_path)
+    got = con.execute('SELECT instance_id, start, host_id, duration, readings, expected, vcpus,'
+                      ' memory_mib, cpu_avg, cpu_max, mem_source, disk_rd_bytes, disk_wr_bytes,'
+                      ' net_tx_pkts FROM samples WHERE start >= ? AND start < ?'
+                      ' ORDER BY instance_id, start', (day, day + 86400)).fetchall()
+    host = con.execute('SELECT host_id FROM instances WHERE id = ?', (i1['id'],)).fetchone()[0]
+    con.close()
+    want_rows = []
+    for (iid, st), w in sorted(rows.items()):
+        who = i1 if iid == i1['id'] else i2
+        mem = w['memory_mib']
+        want_rows.append((iid, st, host, w['duration'], w['readings'], w['expected'],
+                          w['vcpus'], None if mem is None else min(mem, who['memory_mib']),
+                          w['cpu_cores_avg'], w['cpu_cores_max'], w['memory_source'],
+                          w['disk_read_bytes'], None, w['net_tx_packets']))
+    ck.eq([tuple(x) for x in got], want_rows,
+          f'the {len(want_rows)} windows stored, each value as sent (memory capped at the '
+          f'allocation), the first arrival kept')
+    ck.ok(totals[0] > 50 and totals[1] > 10 and totals[2] > 10,
+          f'the batches had stored windows, duplicates and overlaps ({totals})')
+    return got
+
+
+def day_partitions(ck, b, day, rows):
+    """PostgreSQL (migration 16): the samples are partitioned by UTC day. The metering loop
+    makes the partitions and moves the windows that waited in samples_default into theirs; the
+    retention drops the partitions of days wholly past it, and deletes the rest."""
+    def partition(t):
+        return 'samples_' + time.strftime('%Y%m%d', time.gmtime(t))
+
+    def select(sql, params=()):
+        con = db_connect(b.db_path)
+        try:
+            return [tuple(r) for r in con.execute(sql, params).fetchall()]
+        finally:
+            con.close()
+
+    def wait(what, sql, want, params=()):
+        deadline = time.monotonic() + 30
+        while select(sql, params) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return ck.eq(select(sql, params), want, what)
+
+    b.stop()
+    b.start()  # the loop's first pass runs at once
+    wait('the windows that waited in samples_default moved to their day partitions',
+         'SELECT count(*) FROM samples_default', [(0,)])
+    today = int(time.time()) // 86400 * 86400
+    for t in (day, today - 86400, today, today + 86400):
+        ck.eq(select('SELECT to_regclass(?)::text', (partition(t),)), [(partition(t),)],
+              f'the partition {partition(t)} exists')
+    ck.eq(select('SELECT DISTINCT tableoid::regclass::text FROM samples WHERE start >= ?'
+                 ' AND start < ?', (day, day + 86400)), [(partition(day),)],
+          "the random batches' windows are in their day's partition")
+    ck.eq(select('SELECT instance_id, start, host_id, duration, readings, expected, vcpus,'
+                 ' memory_mib, cpu_avg, cpu_max, mem_source, disk_rd_bytes, disk_wr_bytes,'
+                 ' net_tx_pkts FROM samples WHERE start >= ? AND start < ?'
+                 ' ORDER BY instance_id, start', (day, day + 86400)), [tuple(r) for r in rows],
+          'the same rows after the move')
+
+    # Retention (35 days): a day 40 days back with its own partition goes whole; a window of
+    # a day without one (in samples_default) is deleted; the kept days stay.
+    b.stop()
+    old = today - 40 * 86400
+    iid, host = rows[0][0], rows[0][2]
+    con = db_connect(b.db_path, write=True)
+    con.execute('SELECT samples_partition(?)', (old,))
+    for t in (old, old + 300, old - 86400):
+        con.execute('INSERT INTO samples(instance_id, start, host_id, duration, readings,'
+                    ' expected) VALUES (?, ?, ?, 300, 30, 30)', (iid, t, host))
+    con.close()
+    ck.eq(select('SELECT tableoid::regclass::text, count(*) FROM samples WHERE start < ?'
+                 ' GROUP BY 1 ORDER BY 1', (old + 86400,)),
+          [(partition(old), 2), ('samples_default', 1)], 'old windows written in the database')
+    b.start()
+    wait('the retention dropped the old day partition',
+         'SELECT to_regclass(?)::text', [(None,)], (partition(old),))
+    wait('and deleted the old window of samples_default',
+         'SELECT count(*) FROM samples WHERE start < ?', [(0,)], (today - 35 * 86400,))
+    ck.eq(select('SELECT count(*) FROM samples WHERE start >= ? AND start < ?',
+                 (day, day + 86400)), [(len(rows),)], 'the days kept are kept')
 
 
 if __name__ == '__main__':

@@ -853,7 +853,8 @@ static void describe(CmDb *db, Lines *out)
                   " AND name NOT LIKE 'sqlite_%' ORDER BY name",
                   "SELECT table_name, NULL FROM information_schema.tables"
                   " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-                  " AND table_name <> 'schema_version' ORDER BY table_name"),
+                  " AND table_name <> 'schema_version' AND table_name NOT IN (SELECT relname"
+                  " FROM pg_class WHERE relispartition) ORDER BY table_name"),
         &err);
     int r;
 
