@@ -454,6 +454,17 @@ def run(ck, b, work, pol):
                   'operations_reports', 'vendor_documents'):
         con.execute(f'DROP TABLE {table}')
     if cbtest.BACKEND == 'postgresql':
+        # And migration 16's (PostgreSQL only): the samples one table again, as before it.
+        con.executescript(
+            'CREATE TABLE samples_plain (LIKE samples INCLUDING DEFAULTS INCLUDING CONSTRAINTS,'
+            ' PRIMARY KEY (instance_id, start));'
+            'INSERT INTO samples_plain SELECT * FROM samples;'
+            'DROP TABLE samples;'
+            'DROP FUNCTION samples_partition(bigint);'
+            'DROP FUNCTION samples_drop_before(bigint);'
+            'ALTER TABLE samples_plain RENAME TO samples;'
+            'ALTER TABLE samples RENAME CONSTRAINT samples_plain_pkey TO samples_pkey;'
+            'CREATE INDEX samples_start ON samples(start);')
         con.execute('UPDATE schema_version SET version = 12')
     else:
         con.execute('PRAGMA user_version = 12')
