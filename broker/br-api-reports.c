@@ -296,8 +296,6 @@ static int br_api_reports_service_quality(BrCall *c)
     int r;
 
     r = month_param(c, &x.m0);
-    if (r >= 0 && format && strcmp(format, "json") && strcmp(format, "html"))
-        return cm_error_set(&c->err, CM_ERROR_INVALID, "format", "format is json or html");
     if (r >= 0)
         r = format_params(c, &format, &lang);
     if (r >= 0)

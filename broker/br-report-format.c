@@ -306,6 +306,7 @@ static void csv_section(Out *o, json_object *deps, const char *key, const char *
 }
 
 static char *costs_csv(json_object *r, BrLang lang);
+static char *service_quality_csv(json_object *r, BrLang lang);
 
 char *br_report_csv(json_object *report, BrLang lang)
 {
@@ -317,6 +318,8 @@ char *br_report_csv(json_object *report, BrLang lang)
 
     if (strcmp(cm_json_get_str(report, "report", ""), "cost_statement") == 0)
         return costs_csv(report, lang);
+    if (strcmp(cm_json_get_str(report, "report", ""), "service_quality") == 0)
+        return service_quality_csv(report, lang);
     outf(&o, "\xef\xbb\xbf"); /* BOM: spreadsheets then read UTF-8 */
     if (assessment) {
         for (size_t c = 0; c < ELEMENTSOF(assess_cols); c++)
@@ -1487,5 +1490,85 @@ static char *service_quality_html(json_object *r, BrLang lang)
         outf(&o, "</tbody></table>\n");
     }
     outf(&o, "</body></html>\n");
+    return out_take(&o);
+}
+
+/* The members of @v as "key=value; key=value", nested objects' members as "key.member" and
+ * arrays as their count: the CSV's target and measured cells, the JSON's numbers as written. */
+static void sla_flat(Out *o, const char *prefix, json_object *v, bool *first)
+{
+    json_object_object_foreach(v, k, x)
+    {
+        char key[96];
+        snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", k);
+        if (x && json_object_is_type(x, json_type_object)) {
+            sla_flat(o, key, x, first);
+            continue;
+        }
+        outf(o, "%s%s=", *first ? "" : "; ", key);
+        *first = false;
+        if (x && json_object_is_type(x, json_type_array))
+            outf(o, "%zu", json_object_array_length(x));
+        else if (x && json_object_is_type(x, json_type_string))
+            outf(o, "%s", json_object_get_string(x));
+        else
+            outf(o, "%s", x ? json_object_to_json_string(x) : "null");
+    }
+}
+
+static void sla_flat_field(Out *o, json_object *v)
+{
+    Out cell = {0};
+    bool first = true;
+    _cleanup_free_ char *text = NULL;
+
+    if (v && json_object_is_type(v, json_type_object))
+        sla_flat(&cell, "", v, &first);
+    text = out_take(&cell);
+    if (!text)
+        o->failed = true;
+    csv_field(o, text ? text : "");
+}
+
+/* One line per indicator (its target and measured values flattened, its result and deduction),
+ * then the month's fee, deduction and fee after it: the numbers of the JSON, in fen and yuan. */
+static char *service_quality_csv(json_object *r, BrLang lang)
+{
+    Out o = {0};
+    json_object *inds = cm_json_get(r, "indicators");
+
+    outf(&o, "\xef\xbb\xbf");
+    outf(&o, "%s,%s,%s,%s,%s,%s,%s\r\n", L("指标代码", "indicator"), L("指标", "name"),
+         L("目标", "target"), L("实测", "measured"), L("结果", "status"),
+         L("扣减比例 (%)", "deduction_percent"), L("扣减 (分)", "deduction_fen"));
+    for (size_t i = 0; inds && i < json_object_array_length(inds); i++) {
+        json_object *x = json_object_array_get_idx(inds, i),
+                    *pct = cm_json_get(x, "deduction_percent");
+        const char *id = cm_json_get_str(x, "id", "");
+        csv_field(&o, id);
+        outf(&o, ",");
+        csv_field(&o, sla_name(lang, id));
+        outf(&o, ",");
+        sla_flat_field(&o, cm_json_get(x, "target"));
+        outf(&o, ",");
+        sla_flat_field(&o, cm_json_get(x, "measured"));
+        outf(&o, ",%s,", cm_json_get_str(x, "status", ""));
+        if (pct)
+            outf(&o, "%s", json_object_to_json_string(pct));
+        outf(&o, ",");
+        if (cm_json_get(x, "deduction_fen"))
+            outf(&o, "%lld", (long long)cm_json_get_int(x, "deduction_fen", 0));
+        outf(&o, "\r\n");
+    }
+    outf(&o, "\r\n%s,%s,%s,%s,%s,%s\r\n", L("月份", "month"), L("服务费 (分)", "fee_fen"),
+         L("扣减合计 (分)", "deductions_fen"), L("封顶 (%)", "cap_percent"),
+         L("实际扣减 (分)", "deduction_fen"), L("扣减后服务费 (分)", "fee_after_fen"));
+    csv_field(&o, cm_json_get_str(r, "month", ""));
+    outf(&o, ",%lld,%lld,%s,%lld,%lld\r\n", (long long)cm_json_get_int(r, "fee_fen", 0),
+         (long long)cm_json_get_int(r, "deductions_fen", 0),
+         cm_json_get(r, "cap_percent") ? json_object_to_json_string(cm_json_get(r, "cap_percent"))
+                                       : "",
+         (long long)cm_json_get_int(r, "deduction_fen", 0),
+         (long long)cm_json_get_int(r, "fee_after_fen", 0));
     return out_take(&o);
 }

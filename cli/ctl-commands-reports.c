@@ -243,8 +243,8 @@ static const CtlOption costs_options[] = {
 static const CtlOption service_quality_options[] = {
     {"month", 0, "YYYY-MM", CTL_OPT_VALUE | CTL_OPT_REQUIRED, "the calendar month (UTC)"},
     {"format", 0, "FORMAT", CTL_OPT_VALUE,
-     "json or html, rendered by the broker (default: a summary in the terminal; with -o, from "
-     "the file's name, else json)"},
+     "json, csv or html, rendered by the broker (default: a summary in the terminal; with -o, "
+     "from the file's name, else json)"},
     {"lang", 0, "LANG", CTL_OPT_VALUE,
      "zh (default) or en: the HTML report's and the summary's language"},
     {"output", 'o', "FILE", CTL_OPT_VALUE,
@@ -307,10 +307,11 @@ const CtlCommand ctl_report_commands[] = {
             "Each indicator of policies/service-quality.json (availability, lead times,\n"
             "incidents, vulnerabilities) measured from what the broker recorded, met or\n"
             "missed, its evidence and deduction, and the month's service fee before and after\n"
-            "the deductions (docs/service-quality.md). JSON or HTML; without --format and -o a\n"
-            "summary is printed; --json prints the JSON document.",
+            "the deductions (docs/service-quality.md). JSON, CSV or HTML; without --format and\n"
+            "-o a summary is printed; --json prints the JSON document.",
         .example = "  cloudbrokerctl report service-quality --month 2026-11\n"
-                   "  cloudbrokerctl report service-quality --month 2026-11 -o scorecard.html",
+                   "  cloudbrokerctl report service-quality --month 2026-11 -o scorecard.html\n"
+                   "  cloudbrokerctl report service-quality --month 2026-11 -o scorecard.csv",
     },
     {NULL},
 };

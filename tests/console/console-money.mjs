@@ -183,7 +183,7 @@ async function reviewer(browser) {
             ck.ok(await p.locator(`#sq-trial_lead_time a[href="#/requests/${rid}"]`).count() > 0, `reviewer ${lang}: the trial of request ${rid} is linked as evidence`);
         }
         ck.eq(await p.locator('form.sq-explain').count(), 0, `reviewer ${lang}: no explanation form (the vendor's)`);
-        await downloads(p, `reviewer ${lang} scorecard`, ['text/html', 'application/json']);
+        await downloads(p, `reviewer ${lang} scorecard`, ['text/html', 'text/csv', 'application/json']);
         await common(p, 'reviewer', 'service-quality', lang, 'service-quality', lang === 'zh');
     }
     await p.context().close();

@@ -24,6 +24,8 @@ beside it, no figure changed); a policy the schema refuses is not loaded on SIGH
 one is (the allocation's limit raised: that indicator met).
 """
 import calendar
+import csv
+import io
 import json
 import os
 import shutil
@@ -363,10 +365,40 @@ def run(ck, b, pol):
               f'{who}: {st}')
     # Bad input: 400 naming the field.
     for q, field in (('month=2026-13', 'month'), ('', 'month'), ('month=1999-12', 'month'),
-                     (f'month={month}&format=csv', 'format'), (f'month={month}&lang=fr', 'lang')):
+                     (f'month={month}&format=pdf', 'format'), (f'month={month}&lang=fr', 'lang')):
         r = b.get(f'/v1/reports/service-quality?{q}', token=rv)
         ck.eq((r.status, cbtest.json_error(r).get('field')), (400, field),
               f'?{q}: refused naming {field}')
+    # CSV (zh and en): the JSON's numbers, one line per indicator and the fee's line.
+    for lang in ('zh', 'en'):
+        # The month is not over: its time to run grows between two answers; the CSV's lies
+        # between the JSON's before and after it.
+        j0 = want(b.get(f'/v1/reports/service-quality?month={month}', token=auditor), 200, 'json')
+        r = b.get(f'/v1/reports/service-quality?month={month}&format=csv&lang={lang}',
+                  token=auditor)
+        jd = want(b.get(f'/v1/reports/service-quality?month={month}', token=auditor), 200, 'json')
+        ck.ok(r.status == 200 and r.headers.get('Content-Type', '').startswith('text/csv'),
+              f'CSV {lang}: 200 text/csv')
+        rows = list(csv.reader(io.StringIO(r.body.decode('utf-8-sig'))))
+        ind = {x[0]: x for x in rows[1:] if x and x[0] in {i['id'] for i in jd['indicators']}}
+        ck.eq(sorted(ind), sorted(i['id'] for i in jd['indicators']),
+              f'CSV {lang}: a line per indicator')
+        ck.eq({k: (v[4], v[6]) for k, v in ind.items()},
+              {i['id']: (i['status'], str(i['deduction_fen']) if 'deduction_fen' in i else '')
+               for i in jd['indicators']}, f'CSV {lang}: each indicator\'s result and deduction')
+        av = next(i for i in jd['indicators'] if i['id'] == 'availability')
+        cell = dict(kv.split('=', 1) for kv in ind.get('availability', [''] * 4)[3].split('; ')
+                    if '=' in kv)
+        av0 = next(i for i in j0['indicators'] if i['id'] == 'availability')
+        ck.ok(av0['measured']['should_run_ms'] <= int(cell.get('should_run_ms', -1)) <=
+              av['measured']['should_run_ms'] and
+              int(cell.get('down_ms', -1)) == av['measured']['down_ms'],
+              f'CSV {lang}: availability\'s measured figures ({cell})')
+        fee = rows[-1]
+        ck.eq((fee[0], int(fee[1]), int(fee[4]), int(fee[5])),
+              (month, jd['fee_fen'], jd['deduction_fen'], jd['fee_after_fen']),
+              f'CSV {lang}: the fee, the deduction and the fee after it, fen')
+        ck.ok(('指标' in rows[0][1]) == (lang == 'zh'), f'CSV {lang}: the header in {lang}')
     r = want(b.get('/v1/reports/service-quality?month=2001-01', token=rv), 200, 'a past month')
     ck.eq([x['status'] for x in r['indicators'][:7]], ['no_data'] * 7,
           'a month before anything: no data, never a score')
@@ -429,6 +461,13 @@ def run(ck, b, pol):
     d = cbtest.ctl_json(b, 'report', 'service-quality', '--month', month, token=vendor)
     ck.eq((d['report'], d['deduction_fen']), ('service_quality', min(total, cap)),
           'ctl --json: the scorecard document')
+    out_csv = os.path.join(work, 'scorecard.csv')
+    cbtest.ctl(b, 'report', 'service-quality', '--month', month, '--lang', 'en', '-o', out_csv,
+               token=auditor)
+    with open(out_csv, encoding='utf-8-sig') as f:
+        last = list(csv.reader(f))[-1]
+    ck.eq((last[0], int(last[4])), (month, min(total, cap)),
+          'ctl -o scorecard.csv: the CSV, its deduction the JSON\'s')
     p = cbtest.ctl(b, 'report', 'service-quality', '--month', '2026-13', token=auditor,
                    check=False)
     ck.ok(p.returncode != 0 and b'month' in p.stderr, 'ctl: a bad month names the field')

@@ -268,11 +268,13 @@ export function ServiceQualityPage({ role, query }) {
     const l = lang.get() === 'en' ? 'en' : 'zh';
     const html = `v1/reports/service-quality${q({ month, format: 'html', lang: l })}`;
     const json = `v1/reports/service-quality${q({ month, format: 'json' })}`;
+    const csv = `v1/reports/service-quality${q({ month, format: 'csv', lang: l })}`;
     return (
         <Page title={`${t('sq_report')} ${month}`} wide>
             <MonthForm path="/reports/service-quality" month={month} />
             <p class="button-row downloads no-print">
                 <a class="btn-link" href={html} download>{t('dl_html')}</a>
+                <a class="btn-link" href={csv} download>{t('dl_csv')}</a>
                 <a class="btn-link" href={json} download>{t('dl_json')}</a>
             </p>
             <Loaded r={r}>{(doc) => <Scorecard doc={doc} role={role} reload={r.reload} trend={trend} />}</Loaded>
