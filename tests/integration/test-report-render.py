@@ -633,11 +633,11 @@ def run(ck, b, out_dir):
                       'month to date']),
         'service-quality-zh': (f'/v1/reports/service-quality?month={month}&format=html',
                                ['服务商服务质量月度考核', '考核指标', '扣减后服务费', '实例可用性',
-                                '未计量', '月初至今']),
+                                '待定（期限未到）', '月初至今']),
         'service-quality-en': (f'/v1/reports/service-quality?month={month}&format=html&lang=en',
                                ['Vendor service-quality scorecard', 'Indicators',
                                 'Fee after deductions', 'Instance availability',
-                                'not measured', 'month to date']),
+                                'pending (not yet due)', 'month to date']),
     }
     # The scorecard's indicators and evidence, as the JSON has them (the same month's).
     sq = b.get(f'/v1/reports/service-quality?month={month}', token=au).json()
