@@ -412,6 +412,10 @@ function Value({ k, v }) {
         return <span>{S[`sqv_${v}`] ? t(`sqv_${v}`) : v}</span>;
     }
     if (Array.isArray(v)) return <span>{v.length}</span>;
+    if (typeof v === 'object' && Object.values(v).every((x) => typeof x === 'string' && ISO.test(x))) {
+        // A stretch of time ({from, to}): each end in the city's time.
+        return <span>{Object.entries(v).map(([sk, sv], i) => <span>{i ? ' · ' : ''}{label('sqf', sk)} <Time iso={sv} /></span>)}</span>;
+    }
     if (typeof v === 'object') {
         // By severity (or any other key): "严重 0.5 h · 高危 1 h".
         return <span>{Object.entries(v).map(([sk, sv]) => `${tv('sev', sk)} ${scalar(k, sv)}`).join(' · ')}</span>;
