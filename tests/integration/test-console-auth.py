@@ -6,6 +6,7 @@ timeout, revocation on sign-out, password change and disable, one-time sign-in l
 audit records of all of it."""
 import json
 import os
+import shutil
 import ssl
 import sys
 import tempfile
@@ -338,6 +339,7 @@ try:
               f'the address is locked after its limit, whatever the name: {r}')
 finally:
     b.cleanup()
+    shutil.rmtree(state, ignore_errors=True)
 
 # --- Secure cookie under TLS ---
 cert, key = self_signed_cert(tmp)
@@ -384,4 +386,5 @@ with Broker(extra_args=config(public_url='https://gov.example/cloud/')) as b:
     checks.ok(r.status == 200 and 'Secure' in parts and 'Path=/cloud/' in parts,
               f'the cookie is Secure when public_url is https: {parts}')
 
+shutil.rmtree(tmp, ignore_errors=True)
 checks.done()

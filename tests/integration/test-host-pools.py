@@ -18,7 +18,6 @@
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -110,8 +109,7 @@ with Broker() as b:
          'a new change to a missing pool is logged again (once)')
 
     # ---- the default catalog's image on a host whose pool is not 'default' ----
-    work = tempfile.mkdtemp(prefix='cb-host-pools-')
-    trial_uri = node_xml(os.path.join(work, 'trial.xml'), 8192, 4, 'cb-first')
+    trial_uri = node_xml(os.path.join(b.state_dir, 'trial.xml'), 8192, 4, 'cb-first')
     r = b.post('/v1/hosts', {'name': 'trial-1', 'uri': trial_uri, 'pool': 'trial',
                              'storage_pool': 'cb-first'}, token=vendor)
     c.eq(r.status, 201, 'trial host with storage pool cb-first')

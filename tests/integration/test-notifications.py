@@ -277,4 +277,5 @@ finally:
     b.cleanup()
     relay.stop()
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
 checks.done()

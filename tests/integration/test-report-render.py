@@ -587,7 +587,10 @@ def main():
     finally:
         b.cleanup()
         shutil.rmtree(pol, ignore_errors=True)
-    print(f'screenshots and PDFs: {out_dir}')
+    if ck.failed or os.environ.get('KEEP'):
+        print(f'screenshots and PDFs: {out_dir}')
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
     ck.done()
 
 

@@ -89,10 +89,14 @@ static int teardown(void **state)
     cm_db_close(f->db);
     if (f->pg_name)
         cbt_pg_drop_db(f->pg_name);
-    for (char **c = (char *[]){f->standby, f->cluster, NULL}; *c; c++) {
-        cmd = cm_strdup_printf("%s/tools/pg-cluster.sh stop %s", SOURCE_DIR, *c);
+    /* Both looked at: the restart case has a cluster of its own and no standby. */
+    char *clusters[] = {f->standby, f->cluster};
+    for (size_t i = 0; i < ELEMENTSOF(clusters); i++) {
+        if (!clusters[i])
+            continue;
+        cmd = cm_strdup_printf("%s/tools/pg-cluster.sh stop %s", SOURCE_DIR, clusters[i]);
         if (system(cmd) != 0)
-            fprintf(stderr, "could not stop the cluster in %s\n", *c);
+            fprintf(stderr, "could not stop the cluster in %s\n", clusters[i]);
         free(cmd);
     }
     free(f->standby);
