@@ -107,6 +107,15 @@ def proc_status_kib(pid, key):
     return None
 
 
+def reset_peak_rss(pid):
+    """Resets the process's VmHWM to its current RSS (Linux: clear_refs 5), so that a later
+    VmHWM is the peak of what came after. Returns: the VmHWM before the reset, KiB."""
+    before = proc_status_kib(pid, 'VmHWM')
+    with open(f'/proc/{pid}/clear_refs', 'w') as f:
+        f.write('5')
+    return before
+
+
 # ---------------------------------------------------------------- the sink
 
 
