@@ -111,20 +111,13 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
         "created_at",
         "token_created_at",
     };
+    static const CtlFilter filters[] = {
+        {"role", .choices = roles},
+        {"department", .id_of = "department"},
+    };
     _cleanup_json_ json_object *doc = NULL;
-    const char *role = ctl_args_get(args, "role"), *dept_s = ctl_args_get(args, "department");
-    CtlQuery q = {0};
-    int64_t dept;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/accounts", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (role && (r = ctl_check_choice(ctx, "--role", role, roles)) < 0)
-        return r;
-    if (dept_s && (r = ctl_parse_id(ctx, "department", dept_s, &dept)) < 0)
-        return r;
-    ctl_query_add(&q, "role", role);
-    ctl_query_add(&q, "department", dept_s);
-    r = ctl_fetch_list(ctx, "/v1/accounts", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, ELEMENTSOF(keys));

@@ -19,19 +19,14 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
     static const char *const keys[] = {
         "seq", "at", "account", "role", "action", "object_type", "object_id", "outcome", "detail",
     };
+    static const CtlFilter filters[] = {
+        {"object-type", "object_type"},
+        {"object-id", "object_id", .id_of = "object"},
+        {"action"},
+    };
     _cleanup_json_ json_object *doc = NULL;
-    const char *object_id = ctl_args_get(args, "object-id");
-    CtlQuery q = {0};
-    int64_t id;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/audit", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (object_id && (r = ctl_parse_id(ctx, "object", object_id, &id)) < 0)
-        return r;
-    ctl_query_add(&q, "object_type", ctl_args_get(args, "object-type"));
-    ctl_query_add(&q, "object_id", object_id);
-    ctl_query_add(&q, "action", ctl_args_get(args, "action"));
-    r = ctl_fetch_list(ctx, "/v1/audit", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, ELEMENTSOF(keys));

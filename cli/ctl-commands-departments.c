@@ -132,10 +132,8 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
         "quota.instances",
     };
     _cleanup_json_ json_object *doc = NULL;
-    CtlQuery q = {0};
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/departments", NULL, 0, args, &doc);
 
-    r = ctl_fetch_list(ctx, "/v1/departments", &q, args, &doc);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, ELEMENTSOF(keys));

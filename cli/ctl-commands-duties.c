@@ -195,16 +195,10 @@ static int cmd_ops_report_add(CtlContext *ctx, const CtlArgs *args)
 static int list_records(CtlContext *ctx, const CtlArgs *args, const char *path,
                         const CtlColumn *cols, const char *const *keys, size_t n)
 {
+    static const CtlFilter filters[] = {{"month"}, {"from"}, {"to"}, {"system"}};
     _cleanup_json_ json_object *doc = NULL;
-    CtlQuery q = {0};
-    int r;
+    int r = ctl_fetch_filtered(ctx, path, filters, ELEMENTSOF(filters), args, &doc);
 
-    ctl_query_add(&q, "month", ctl_args_get(args, "month"));
-    ctl_query_add(&q, "from", ctl_args_get(args, "from"));
-    ctl_query_add(&q, "to", ctl_args_get(args, "to"));
-    ctl_query_add(&q, "system", ctl_args_get(args, "system"));
-    r = ctl_fetch_list(ctx, path, &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, n);

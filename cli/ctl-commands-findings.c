@@ -52,28 +52,16 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
-    const char *state = ctl_args_get(args, "state"), *kind = ctl_args_get(args, "kind");
-    const char *dept = ctl_args_get(args, "department"), *alloc = ctl_args_get(args, "allocation");
+    static const CtlFilter filters[] = {
+        {"state", .choices = states},
+        {"kind", .choices = kinds},
+        {"department", .id_of = "department"},
+        {"allocation", .id_of = "allocation"},
+    };
     json_object *items, *next;
-    CtlQuery q = {0};
-    int64_t id;
     size_t n;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/findings", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (state && (r = ctl_check_choice(ctx, "--state", state, states)) < 0)
-        return r;
-    if (kind && (r = ctl_check_choice(ctx, "--kind", kind, kinds)) < 0)
-        return r;
-    if (dept && (r = ctl_parse_id(ctx, "department", dept, &id)) < 0)
-        return r;
-    if (alloc && (r = ctl_parse_id(ctx, "allocation", alloc, &id)) < 0)
-        return r;
-    ctl_query_add(&q, "state", state);
-    ctl_query_add(&q, "kind", kind);
-    ctl_query_add(&q, "department", dept);
-    ctl_query_add(&q, "allocation", alloc);
-    r = ctl_fetch_list(ctx, "/v1/findings", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     if (ctl_emit_json(ctx, doc))

@@ -237,17 +237,11 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
-    const char *pool = ctl_args_get(args, "pool");
+    static const CtlFilter filters[] = {{"pool", .choices = pools}};
     json_object *items, *next;
-    CtlQuery q = {0};
     size_t n;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/hosts", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (pool && (r = ctl_check_choice(ctx, "--pool", pool, pools)) < 0)
-        return r;
-    ctl_query_add(&q, "pool", pool);
-    r = ctl_fetch_list(ctx, "/v1/hosts", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     if (ctl_emit_json(ctx, doc))

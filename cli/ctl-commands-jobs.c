@@ -39,25 +39,15 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
     };
     _cleanup_(ctl_table_freep) CtlTable *t = NULL;
     _cleanup_json_ json_object *doc = NULL;
-    const char *state = ctl_args_get(args, "state"), *req = ctl_args_get(args, "request");
-    const char *alloc = ctl_args_get(args, "allocation");
+    static const CtlFilter filters[] = {
+        {"state", .choices = job_states},
+        {"request", .id_of = "request"},
+        {"allocation", .id_of = "allocation"},
+    };
     json_object *items, *next;
-    CtlQuery q = {0};
-    int64_t id;
     size_t n;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/jobs", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (state && (r = ctl_check_choice(ctx, "--state", state, job_states)) < 0)
-        return r;
-    if (req && (r = ctl_parse_id(ctx, "request", req, &id)) < 0)
-        return r;
-    if (alloc && (r = ctl_parse_id(ctx, "allocation", alloc, &id)) < 0)
-        return r;
-    ctl_query_add(&q, "state", state);
-    ctl_query_add(&q, "request", req);
-    ctl_query_add(&q, "allocation", alloc);
-    r = ctl_fetch_list(ctx, "/v1/jobs", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     if (ctl_emit_json(ctx, doc))
@@ -354,22 +344,14 @@ static int cmd_events(CtlContext *ctx, const CtlArgs *args)
         "resolved_at",
         "message",
     };
+    static const CtlFilter filters[] = {
+        {"open", .flag = true},
+        {"kind", .choices = event_kinds},
+        {"host", .id_of = "host"},
+    };
     _cleanup_json_ json_object *doc = NULL;
-    const char *kind = ctl_args_get(args, "kind"), *host = ctl_args_get(args, "host");
-    CtlQuery q = {0};
-    int64_t id;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/events", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (kind && (r = ctl_check_choice(ctx, "--kind", kind, event_kinds)) < 0)
-        return r;
-    if (host && (r = ctl_parse_id(ctx, "host", host, &id)) < 0)
-        return r;
-    if (ctl_args_has(args, "open"))
-        ctl_query_add(&q, "open", "true");
-    ctl_query_add(&q, "kind", kind);
-    ctl_query_add(&q, "host", host);
-    r = ctl_fetch_list(ctx, "/v1/events", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, ELEMENTSOF(keys));

@@ -500,27 +500,15 @@ static int cmd_list(CtlContext *ctx, const CtlArgs *args)
         "totals.instances",
         "updated_at",
     };
+    static const CtlFilter filters[] = {
+        {"state", .choices = states},
+        {"kind", .choices = kinds},
+        {"department", .id_of = "department"},
+        {"system", .id_of = "system"},
+    };
     _cleanup_json_ json_object *doc = NULL;
-    const char *state = ctl_args_get(args, "state"), *kind = ctl_args_get(args, "kind");
-    const char *dept = ctl_args_get(args, "department"), *system = ctl_args_get(args, "system");
-    CtlQuery q = {0};
-    int64_t id;
-    int r;
+    int r = ctl_fetch_filtered(ctx, "/v1/requests", filters, ELEMENTSOF(filters), args, &doc);
 
-    if (state && (r = ctl_check_choice(ctx, "--state", state, states)) < 0)
-        return r;
-    if (kind && (r = ctl_check_choice(ctx, "--kind", kind, kinds)) < 0)
-        return r;
-    if (dept && (r = ctl_parse_id(ctx, "department", dept, &id)) < 0)
-        return r;
-    if (system && (r = ctl_parse_id(ctx, "system", system, &id)) < 0)
-        return r;
-    ctl_query_add(&q, "state", state);
-    ctl_query_add(&q, "kind", kind);
-    ctl_query_add(&q, "department", dept);
-    ctl_query_add(&q, "system", system);
-    r = ctl_fetch_list(ctx, "/v1/requests", &q, args, &doc);
-    ctl_query_clear(&q);
     if (r < 0)
         return r;
     return ctl_print_list(ctx, doc, cols, keys, ELEMENTSOF(keys));

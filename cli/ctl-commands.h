@@ -213,6 +213,24 @@ void ctl_query_clear(CtlQuery *q);
 int ctl_fetch_list(CtlContext *ctx, const char *path, const CtlQuery *q, const CtlArgs *args,
                    json_object **ret);
 
+/* A list command's filter: option --OPTION passed on as the query's KEY. */
+typedef struct {
+    const char *option;         /* the option, without "--" */
+    const char *key;            /* the query's key; NULL: the option's name */
+    const char *const *choices; /* its values, NULL-terminated; NULL: any */
+    const char *id_of;          /* an id of this ("department"); NULL: not an id */
+    bool flag;                  /* an option without a value: KEY=true when given */
+} CtlFilter;
+
+/**
+ * ctl_fetch_filtered:
+ * Checks each of @filters given in @args (a choice, an id), then ctl_fetch_list() of @path
+ * with them as its query.
+ * Returns: 0 with the list in @ret, or a negative errno after printing the error.
+ */
+int ctl_fetch_filtered(CtlContext *ctx, const char *path, const CtlFilter *filters, size_t n,
+                       const CtlArgs *args, json_object **ret);
+
 /**
  * ctl_print_list:
  * The common end of a list command: --json prints @doc; otherwise a table of @doc's items

@@ -263,6 +263,40 @@ int ctl_fetch_list(CtlContext *ctx, const char *path, const CtlQuery *q, const C
     return 0;
 }
 
+int ctl_fetch_filtered(CtlContext *ctx, const char *path, const CtlFilter *filters, size_t n,
+                       const CtlArgs *args, json_object **ret)
+{
+    CtlQuery q = {0};
+    int r = 0;
+
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        const CtlFilter *f = &filters[i];
+        const char *key = f->key ? f->key : f->option;
+        const char *v = ctl_args_get(args, f->option);
+        int64_t id;
+
+        if (f->flag) {
+            if (ctl_args_has(args, f->option))
+                ctl_query_add(&q, key, "true");
+            continue;
+        }
+        if (!v)
+            continue;
+        if (f->choices) {
+            char what[64];
+            snprintf(what, sizeof(what), "--%s", f->option);
+            r = ctl_check_choice(ctx, what, v, f->choices);
+        } else if (f->id_of) {
+            r = ctl_parse_id(ctx, f->id_of, v, &id);
+        }
+        ctl_query_add(&q, key, v);
+    }
+    if (r >= 0)
+        r = ctl_fetch_list(ctx, path, &q, args, ret);
+    ctl_query_clear(&q);
+    return r;
+}
+
 int ctl_print_list(CtlContext *ctx, json_object *doc, const CtlColumn *columns,
                    const char *const *keys, size_t n)
 {
