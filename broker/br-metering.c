@@ -406,95 +406,28 @@ static int check_instances(CmDb *db, const BrMeteringPolicy *p, int64_t host_id,
     return 0;
 }
 
-/* The statements of one batch, prepared once and reused record by record. */
+/* The statement of the host windows, prepared once and reused record by record. */
 typedef struct {
-    CmStmt *overlap, *sample, *host;
+    CmStmt *host;
 } IngestStmts;
 
 static void ingest_stmts_done(IngestStmts *x)
 {
-    cm_stmt_reset(x->overlap);
-    cm_stmt_reset(x->sample);
     cm_stmt_reset(x->host);
 }
 
 static int ingest_stmts(CmDb *db, IngestStmts *x, CmError *err)
 {
-    /* A window that shares seconds with a stored one of its instance: the same window again
-     * (a duplicate), or another one, refused alone. */
-    x->overlap = cm_db_prepare(db,
-                               "SELECT start, duration FROM samples WHERE instance_id = ?1"
-                               " AND start > ?2 - ?4 AND start < ?2 + ?3 AND start + duration > ?2"
-                               " ORDER BY start LIMIT 1",
-                               err);
-    x->sample = cm_db_prepare(db,
-                              "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
-                              " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
-                              " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs,"
-                              " disk_wr_reqs, net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
-                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                              " ON CONFLICT DO NOTHING",
-                              err);
     x->host = cm_db_prepare(db,
                             "INSERT INTO host_samples(host_id, start, duration, readings, expected,"
                             " cpus, memory_mib, cpu_avg, cpu_max, mem_avg, domains_max, cycle_avg,"
                             " cycle_max) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                             err);
-    return x->overlap && x->sample && x->host ? 0 : -EIO;
+    return x->host ? 0 : -EIO;
 }
 
-/* One instance window: stored, a duplicate, or refused for overlapping a stored window of its
- * instance (within the batch too: each insert is seen by the next lookup). */
-static int ingest_instance(IngestStmts *x, int64_t host_id, const BrSample *rec, size_t i,
-                           int64_t alloc_mem, BrIngestResult *res, CmError *err)
-{
-    int64_t id = rec->v[BR_SF_INSTANCE].i, start = rec->v[BR_SF_START].i;
-    int64_t duration = rec->v[BR_SF_DURATION].i, os, od;
-    int r;
-
-    CM_DB_BIND(x->overlap, id, start, duration, (int64_t)WINDOW_MAX_SECONDS);
-    r = cm_stmt_step(x->overlap, err);
-    os = r > 0 ? cm_stmt_int(x->overlap, 0) : 0;
-    od = r > 0 ? cm_stmt_int(x->overlap, 1) : 0;
-    cm_stmt_reset(x->overlap);
-    if (r < 0)
-        return r;
-    if (r > 0 && os == start && od == duration) {
-        res->duplicates++;
-        return 0;
-    }
-    if (r > 0) {
-        if (res->n_rejected < BR_INGEST_MAX_REJECTIONS)
-            res->rejected[res->n_rejected++] = (BrIngestRejection){
-                .index = i,
-                .instance = id,
-                .start = start,
-                .duration = duration,
-                .other_start = os,
-                .other_duration = od,
-            };
-        res->overlapping++;
-        return 0;
-    }
-    CM_DB_BIND(x->sample, id, start, host_id, duration, rec->v[BR_SF_READINGS].i,
-               rec->v[BR_SF_EXPECTED].i);
-    bind_cols(x->sample, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
-    /* The memory is what the instance was allocated: a guest whose balloon never deflates
-     * reports the domain's maximum, which it was never given to use. */
-    if (alloc_mem > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
-        rec->v[BR_SF_MEMORY_MIB].i > alloc_mem)
-        cm_stmt_bind_i64(x->sample, 8, alloc_mem);
-    r = cm_stmt_exec(x->sample, err);
-    if (r < 0)
-        return r;
-    if (cm_stmt_changes(x->sample))
-        res->stored++;
-    else
-        res->duplicates++;
-    return 0;
-}
-
-/* ---- the instance windows on PostgreSQL: three statements per batch, not two per window ---- */
+/* ---- the instance windows: the stored windows they overlap read per batch, the batch's own
+ * overlaps worked out here (window_fates()), then the windows to store written ---- */
 
 /* A PostgreSQL array literal of one column of the batch, built as text and bound as one
  * parameter ('{1,2,NULL}', cast in the statement). */
@@ -579,9 +512,17 @@ static int window_ref_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* The stored window of each batch window's instance that it overlaps, the one that starts
- * first (the per-window query of ingest_stmts(), for all windows in one statement): hit[i]
- * set and other[i] its start and duration. */
+/* Whether the window [@start, @start + @duration) and the window [@os, @os + @od) of the same
+ * instance share a second; @os within WINDOW_MAX_SECONDS before @start at most, so a range of
+ * the primary key finds every such window. */
+static bool windows_meet(int64_t start, int64_t duration, int64_t os, int64_t od)
+{
+    return os > start - WINDOW_MAX_SECONDS && os < start + duration && os + od > start;
+}
+
+/* PostgreSQL: the stored window of each batch window's instance that it overlaps, the one
+ * that starts first, for all windows in one statement: hit[i] set and other[i] its start and
+ * duration. */
 static int stored_overlaps(CmDb *db, const BrSample *inst, size_t n, bool *hit, int64_t (*other)[2],
                            CmError *err)
 {
@@ -622,9 +563,96 @@ static int stored_overlaps(CmDb *db, const BrSample *inst, size_t n, bool *hit, 
     return r;
 }
 
-/* Each window's fate, as ingest_instance() decides it window by window: the first-starting
- * window it overlaps, stored or stored earlier in this batch (the windows of one instance in
- * batch order; different instances never interact). */
+/* A window of the batch in the order of its instance and start (stored_overlaps_ranges()). */
+typedef struct {
+    int64_t id, start;
+    size_t i;
+} WindowKey;
+
+static int window_key_cmp(const void *a, const void *b)
+{
+    const WindowKey *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* SQLite: what stored_overlaps() answers, read in one range of the primary key per instance
+ * and run of its windows in the batch (sorted by start; a new run where the next window's
+ * range could not meet the run's), matched here. A statement per window costs more than the
+ * rows it reads (tests/bench/README.md, issue 10). */
+static int stored_overlaps_ranges(CmDb *db, const BrSample *inst, size_t n, bool *hit,
+                                  int64_t (*other)[2], CmError *err)
+{
+    _cleanup_free_ WindowKey *keys = malloc((n + 1) * sizeof(*keys));
+    _cleanup_free_ int64_t(*rows)[2] = NULL;
+    size_t cap = 0;
+
+    if (!keys)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (WindowKey){inst[i].v[BR_SF_INSTANCE].i, inst[i].v[BR_SF_START].i, i};
+    qsort(keys, n, sizeof(*keys), window_key_cmp);
+    for (size_t g = 0, end; g < n; g = end) {
+        int64_t lo = keys[g].start, hi = lo + inst[keys[g].i].v[BR_SF_DURATION].i;
+        _cleanup_stmt_ CmStmt *st = NULL;
+        size_t n_rows = 0, p = 0;
+        int r;
+
+        for (end = g + 1;
+             end < n && keys[end].id == keys[g].id && keys[end].start - WINDOW_MAX_SECONDS < hi;
+             end++)
+            if (keys[end].start + inst[keys[end].i].v[BR_SF_DURATION].i > hi)
+                hi = keys[end].start + inst[keys[end].i].v[BR_SF_DURATION].i;
+        st = cm_db_prepare(db,
+                           "SELECT start, duration FROM samples WHERE instance_id = ?1"
+                           " AND start > ?2 - ?4 AND start < ?3 AND start + duration > ?2"
+                           " ORDER BY start",
+                           err);
+        if (!st)
+            return -EIO;
+        CM_DB_BIND(st, keys[g].id, lo, hi, (int64_t)WINDOW_MAX_SECONDS);
+        while ((r = cm_stmt_step(st, err)) > 0) {
+            if (n_rows == cap) {
+                size_t ncap = cap ? cap * 2 : 256;
+                int64_t(*nr)[2] = realloc(rows, ncap * sizeof(*nr));
+                if (!nr)
+                    return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+                rows = nr;
+                cap = ncap;
+            }
+            rows[n_rows][0] = cm_stmt_int(st, 0);
+            rows[n_rows][1] = cm_stmt_int(st, 1);
+            n_rows++;
+        }
+        if (r < 0)
+            return r;
+        /* the run's windows and the rows both by start: a row too early for one window is
+         * too early for the next */
+        for (size_t k = g; k < end; k++) {
+            size_t i = keys[k].i;
+            int64_t start = keys[k].start, duration = inst[i].v[BR_SF_DURATION].i;
+
+            while (p < n_rows && rows[p][0] <= start - WINDOW_MAX_SECONDS)
+                p++;
+            for (size_t q = p; q < n_rows && rows[q][0] < start + duration; q++) {
+                if (windows_meet(start, duration, rows[q][0], rows[q][1])) {
+                    hit[i] = true;
+                    other[i][0] = rows[q][0];
+                    other[i][1] = rows[q][1];
+                    break;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Each window's fate, as the rule of br_metering_ingest() decides it window by window in batch
+ * order: the first-starting window it overlaps, stored or stored earlier in this batch (the
+ * windows of one instance in batch order; different instances never interact). */
 static int window_fates(const BrSample *inst, size_t n, const bool *hit, int64_t (*other)[2],
                         WindowFate *fate, CmError *err)
 {
@@ -646,8 +674,7 @@ static int window_fates(const BrSample *inst, size_t n, const bool *hit, int64_t
             n_kept = 0;
         for (size_t k = 0; k < n_kept; k++) {
             int64_t ks = inst[kept[k]].v[BR_SF_START].i, kd = inst[kept[k]].v[BR_SF_DURATION].i;
-            if (ks > start - WINDOW_MAX_SECONDS && ks < start + duration && ks + kd > start &&
-                (!found || ks < os)) {
+            if (windows_meet(start, duration, ks, kd) && (!found || ks < os)) {
                 found = true;
                 os = ks;
                 od = kd;
@@ -688,7 +715,7 @@ static int store_windows(CmDb *db, int64_t host_id, const BrSample *inst, size_t
             r = array_text_put(&cols[c], rec, (BrSampleField)key_cols[c], 0);
         for (size_t c = 0; c < ELEMENTSOF(instance_cols) && r >= 0; c++) {
             BrSampleField f = (BrSampleField)instance_cols[c];
-            /* The memory is what the instance was allocated, as ingest_instance() binds it. */
+            /* The memory is what the instance was allocated, as store_windows_each() binds it. */
             if (f == BR_SF_MEMORY_MIB && alloc_mem[i] > 0 && br_sample_has(rec, f) &&
                 rec->v[f].i > alloc_mem[i])
                 r = array_text_put(&cols[5 + c], rec, BR_SF_MAX, alloc_mem[i]);
@@ -738,15 +765,58 @@ cleanup:
     return r < 0 ? r : 0;
 }
 
-/* The batch's instance windows with the same outcome as ingest_instance() one by one, in
- * three round trips whatever the batch's size: one query for the stored windows they overlap,
- * the batch's own overlaps worked out here, one INSERT for the windows to store. */
+/* SQLite: the windows to store, one execution of one prepared INSERT each (in-process, the
+ * fastest there is). */
+static int store_windows_each(CmDb *db, int64_t host_id, const BrSample *inst, size_t n,
+                              const int64_t *alloc_mem, const WindowFate *fate, int64_t *ret_stored,
+                              CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st = NULL;
+    int r;
+
+    *ret_stored = 0;
+    st = cm_db_prepare(db,
+                       "INSERT INTO samples(instance_id, start, host_id, duration, readings,"
+                       " expected, vcpus, memory_mib, cpu_avg, cpu_max, mem_avg, mem_max,"
+                       " mem_source, disk_rd_bytes, disk_wr_bytes, disk_rd_reqs, disk_wr_reqs,"
+                       " net_rx_bytes, net_tx_bytes, net_rx_pkts, net_tx_pkts)"
+                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                       " ON CONFLICT DO NOTHING",
+                       err);
+    if (!st)
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        const BrSample *rec = &inst[i];
+
+        if (fate[i] != WINDOW_STORE)
+            continue;
+        CM_DB_BIND(st, rec->v[BR_SF_INSTANCE].i, rec->v[BR_SF_START].i, host_id,
+                   rec->v[BR_SF_DURATION].i, rec->v[BR_SF_READINGS].i, rec->v[BR_SF_EXPECTED].i);
+        bind_cols(st, 7, rec, instance_cols, ELEMENTSOF(instance_cols));
+        /* The memory is what the instance was allocated: a guest whose balloon never deflates
+         * reports the domain's maximum, which it was never given to use. */
+        if (alloc_mem[i] > 0 && br_sample_has(rec, BR_SF_MEMORY_MIB) &&
+            rec->v[BR_SF_MEMORY_MIB].i > alloc_mem[i])
+            cm_stmt_bind_i64(st, 8, alloc_mem[i]);
+        r = cm_stmt_exec(st, err);
+        if (r < 0)
+            return r;
+        *ret_stored += cm_stmt_changes(st);
+    }
+    return 0;
+}
+
+/* The batch's instance windows with the same outcome as the rule applied window by window:
+ * one read of the stored windows they overlap (one statement on PostgreSQL, a range per
+ * instance and run on SQLite), the batch's own overlaps worked out here, then the windows to
+ * store written (one statement on PostgreSQL, an execution each on SQLite). */
 static int ingest_instances_set(CmDb *db, int64_t host_id, const BrSample *inst, size_t n,
                                 const int64_t *alloc_mem, BrIngestResult *res, CmError *err)
 {
     _cleanup_free_ bool *hit = calloc(n + 1, sizeof(*hit));
     _cleanup_free_ int64_t(*other)[2] = calloc(n + 1, sizeof(*other));
     _cleanup_free_ WindowFate *fate = calloc(n + 1, sizeof(*fate));
+    bool pg = cm_db_backend(db) == CM_DB_POSTGRESQL;
     int64_t stored = 0, n_store = 0;
     int r;
 
@@ -754,11 +824,13 @@ static int ingest_instances_set(CmDb *db, int64_t host_id, const BrSample *inst,
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     if (!n)
         return 0;
-    r = stored_overlaps(db, inst, n, hit, other, err);
+    r = pg ? stored_overlaps(db, inst, n, hit, other, err)
+           : stored_overlaps_ranges(db, inst, n, hit, other, err);
     if (r >= 0)
         r = window_fates(inst, n, hit, other, fate, err);
     if (r >= 0)
-        r = store_windows(db, host_id, inst, n, alloc_mem, fate, &stored, err);
+        r = pg ? store_windows(db, host_id, inst, n, alloc_mem, fate, &stored, err)
+               : store_windows_each(db, host_id, inst, n, alloc_mem, fate, &stored, err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n; i++) {
@@ -779,7 +851,7 @@ static int ingest_instances_set(CmDb *db, int64_t host_id, const BrSample *inst,
             res->overlapping++;
         }
     }
-    /* a conflict on the key is a duplicate, as cm_stmt_changes() tells ingest_instance() */
+    /* a conflict on the key is a duplicate (another transaction's window of that start) */
     res->stored += stored;
     res->duplicates += n_store - stored;
     return 0;
@@ -822,14 +894,8 @@ int br_metering_ingest(BrTx *tx, const BrMeteringPolicy *p, int64_t host_id,
                              p->max_clock_skew_seconds, tx->err);
     if (r >= 0)
         r = ingest_stmts(tx->db, &x, tx->err);
-    /* SQLite: a prepared statement per window is the fastest there is, in-process. PostgreSQL:
-     * a round trip per statement is 95 % of a batch's time (tests/bench/README.md), so the
-     * windows go in three statements for the batch. */
-    if (r >= 0 && cm_db_backend(tx->db) == CM_DB_POSTGRESQL)
+    if (r >= 0)
         r = ingest_instances_set(tx->db, host_id, inst, n_inst, alloc_mem, res, tx->err);
-    else
-        for (size_t i = 0; r >= 0 && i < n_inst; i++)
-            r = ingest_instance(&x, host_id, &inst[i], i, alloc_mem[i], res, tx->err);
     if (r >= 0)
         r = ingest_unowned(tx->db, host_id, p->max_unowned_per_window, batch, res, tx->err);
     for (size_t i = 0; r >= 0 && i < n_host; i++)

@@ -537,9 +537,10 @@ def model_batches(ck, b, token, inst, day):
     and with stored windows, answered as worked out here window by window (the rule of
     br_metering_ingest(): a window is a duplicate of a stored one with its start and duration,
     refused when it overlaps one otherwise, the first-starting one named; earlier windows of the
-    same batch count as stored). PostgreSQL stores a batch in a few set-based statements and
-    SQLite one window at a time: the answers, the /metrics counters and the rows must be
-    exactly the same. On @day, which nothing else in this test reads."""
+    same batch count as stored). The answers, the /metrics counters and the rows must be
+    exactly the same (on SQLite the stored windows are read in one range per instance and run
+    of its windows, on PostgreSQL in one statement). On @day, which nothing else in this test
+    reads."""
     rng = random.Random(11)
     i1, i2 = inst['i1'], inst['i2']
     kept = {i1['id']: [], i2['id']: []}
@@ -562,7 +563,10 @@ def model_batches(ck, b, token, inst, day):
               metric(b, 'cloudbroker_samples_overlapping_total'))
     totals = [0, 0, 0]
     sent = []
-    for n in range(6):
+    # The first six batches within 6 hours of the day (dense: many overlaps), the last three
+    # over all of it (an instance's windows hours apart: SQLite reads them in separate ranges).
+    for n in range(9):
+        hours = 6 if n < 6 else 24
         batch = []
         for _ in range(rng.choice((1, 7, 40, 250))):
             if sent and rng.random() < 0.2:
@@ -570,7 +574,7 @@ def model_batches(ck, b, token, inst, day):
                 rec['net_tx_packets'] = rng.randrange(0, 2 ** 40)
             else:
                 dur = rng.choice(durations)
-                start = day + rng.randrange(0, 6 * 3600 // dur) * dur
+                start = day + rng.randrange(0, hours * 3600 // dur) * dur
                 rec = window(rng.choice((i1, i2)), start, dur)
             batch.append(rec)
         sent += batch
