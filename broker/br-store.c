@@ -192,18 +192,65 @@ CmDb *br_store_db(BrStore *s, CmError *err)
 int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err)
 {
     CmDb *db = br_store_db(s, err);
+    bool pg;
     int r;
 
     if (!db)
         return -EIO;
-    pthread_mutex_lock(&s->write_lock);
+    /* On PostgreSQL the writer lock before write_lock: a shared transaction of this broker
+     * holds the writer lock shared until it commits, and takes write_lock on the way
+     * (br_store_write_serialize()); the other order would deadlock with it. */
+    pg = cm_db_backend(db) == CM_DB_POSTGRESQL;
+    if (!pg)
+        pthread_mutex_lock(&s->write_lock);
     r = cm_db_begin_immediate(db, err);
+    if (r < 0) {
+        if (!pg)
+            pthread_mutex_unlock(&s->write_lock);
+        return r;
+    }
+    if (pg)
+        pthread_mutex_lock(&s->write_lock);
+    s->tx_head.records = 0;
+    *ret_db = db;
+    return 0;
+}
+
+int br_store_write_begin_shared(BrStore *s, int64_t key, CmDb **ret_db, bool *ret_serial,
+                                CmError *err)
+{
+    CmDb *db = br_store_db(s, err);
+    int r;
+
+    if (!db)
+        return -EIO;
+    if (cm_db_backend(db) != CM_DB_POSTGRESQL) {
+        r = br_store_write_begin(s, ret_db, err);
+        *ret_serial = r >= 0;
+        return r;
+    }
+    r = cm_db_begin_shared(db, key, err);
+    if (r < 0)
+        return r;
+    *ret_serial = false;
+    *ret_db = db;
+    return 0;
+}
+
+int br_store_write_serialize(BrStore *s, CmDb *db, bool *serial, CmError *err)
+{
+    int r;
+
+    if (*serial)
+        return 0;
+    pthread_mutex_lock(&s->write_lock);
+    r = cm_db_serialize(db, err);
     if (r < 0) {
         pthread_mutex_unlock(&s->write_lock);
         return r;
     }
     s->tx_head.records = 0;
-    *ret_db = db;
+    *serial = true;
     return 0;
 }
 
@@ -229,6 +276,14 @@ void br_store_write_abort(BrStore *s, CmDb *db)
     cm_db_rollback(db);
     s->tx_head.records = 0;
     pthread_mutex_unlock(&s->write_lock);
+}
+
+void br_store_write_abort_shared(BrStore *s, CmDb *db, bool serial)
+{
+    if (serial)
+        br_store_write_abort(s, db);
+    else
+        cm_db_rollback(db);
 }
 
 void br_store_set_anchor_every(BrStore *s, unsigned every)

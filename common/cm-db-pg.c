@@ -737,6 +737,26 @@ int cm_pg_begin_immediate(CmDb *db, CmError *err)
                  err);
 }
 
+int cm_pg_begin_shared(CmDb *db, int64_t key, CmError *err)
+{
+    char sql[256];
+
+    /* The writer lock first, then @key: an immediate writer holds nothing a shared
+     * transaction waits for, and the holders of @key wait only for each other. */
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
+             " SELECT pg_advisory_xact_lock_shared(" STR(
+                 CM_DB_PG_WRITER_LOCK) ");"
+                                       " SELECT pg_advisory_xact_lock(%lld)",
+             (long long)key);
+    return begin(db, sql, err);
+}
+
+int cm_pg_serialize(CmDb *db, CmError *err)
+{
+    return cm_pg_exec(db, "SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_SERIAL_LOCK) ")", err);
+}
+
 int cm_pg_begin_read(CmDb *db, CmError *err)
 {
     /* One snapshot for the whole read, as a SQLite read transaction sees. */

@@ -537,6 +537,18 @@ int cm_db_begin_immediate(CmDb *db, CmError *err)
     return cm_db_exec(db, "BEGIN IMMEDIATE", err);
 }
 
+int cm_db_begin_shared(CmDb *db, int64_t key, CmError *err)
+{
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_begin_shared(db, key, err);
+    return cm_db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+int cm_db_serialize(CmDb *db, CmError *err)
+{
+    return CM_UNLIKELY(db->pg) ? cm_pg_serialize(db, err) : 0;
+}
+
 int cm_db_begin_read(CmDb *db, CmError *err)
 {
     if (CM_UNLIKELY(db->pg))
