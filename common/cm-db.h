@@ -275,6 +275,17 @@ int cm_stmt_bind_null_(CmStmt *s, int idx, const void *v);
 int cm_db_exec(CmDb *db, const char *sql, CmError *err);
 
 /**
+ * cm_db_copy_in:
+ * PostgreSQL only: runs @sql, a COPY ... FROM STDIN in text format, with the @len bytes of
+ * @data as its input (rows ending in a newline, columns separated by tabs, \N for NULL,
+ * nothing else escaped by the caller: its values must not hold a tab, newline or backslash).
+ * Returns: 0 and the rows copied in @ret_rows (may be NULL), -ENOTSUP on SQLite, or a negative
+ * errno with @err set as cm_stmt_exec() sets it.
+ */
+int cm_db_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64_t *ret_rows,
+                  CmError *err);
+
+/**
  * cm_db_begin_immediate:
  * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
  * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
