@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -534,6 +535,8 @@ def run(ck, b):
     if cbtest.BACKEND == 'postgresql':
         day_partitions(ck, b, day - 86400, model_rows)
     concurrent_batches(ck, b, agent, inst, tok_dept_a, today - 10 * 86400)
+    if cbtest.BACKEND == 'postgresql':
+        key_taken_beside(ck, b, agent['h1'], inst['i2'], today - 20 * 86400)
 
 
 def model_batches(ck, b, token, inst, day):
@@ -718,6 +721,45 @@ def concurrent_batches(ck, b, agent, inst, tok_dept, day):
     ck.eq(audit_after - audit_before, rounds * (per + 1), 'one samples.ingest audit record per batch')
     r = b.get('/v1/audit/verify', token=tok_auditor)
     ck.ok(r.status == 200 and r.json().get('ok') is True, f'GET /v1/audit/verify is ok ({r!r})')
+
+
+def key_taken_beside(ck, b, token, who, day):
+    """PostgreSQL: the batch's windows go into samples by one COPY without ON CONFLICT (the
+    overlap check and the host's lock leave their keys free). A key taken all the same, by a
+    transaction of its own that commits while the COPY waits for it, makes the batch go
+    through INSERT ... ON CONFLICT instead: that window is a duplicate, the other stored."""
+    start = day + 7200
+    holder = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d',
+                               b.db_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    holder.stdin.write('BEGIN; INSERT INTO samples(instance_id, start, host_id, duration,'
+                       f' readings, expected) SELECT id, {start}, host_id, 300, 30, 30'
+                       f" FROM instances WHERE id = {who['id']}; SELECT 'held';\n")
+    holder.stdin.flush()
+    ck.eq(holder.stdout.readline().strip(), 'held', "another transaction holds the window's key")
+    answer = []
+    batch = [{'instance': who['id'], 'uuid': who['uuid'], 'start': t, 'duration': 300,
+              'readings': EXPECTED, 'expected': EXPECTED} for t in (start, start + 300)]
+    t = threading.Thread(target=lambda: answer.append(
+        b.post('/v1/samples', {'instances': batch}, token=token)))
+    t.start()
+    deadline, waiting = time.monotonic() + 15, '0'
+    while waiting == '0' and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = cbtest.psql(b.db_path, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                         " wait_event_type = 'Lock' AND query LIKE 'COPY samples%'")
+    ck.eq(waiting, '1', "the batch's COPY waits for the key")
+    holder.stdin.write('COMMIT;\n')
+    holder.stdin.close()
+    holder.wait(10)
+    t.join(20)
+    r = answer[0] if answer else None
+    got = r and (r.status, [r.json().get(k) for k in ('stored', 'duplicates', 'overlapping')])
+    ck.eq(got, (200, [1, 1, 0]),
+          'the window whose key was taken is a duplicate, the other stored')
+    ck.eq(cbtest.psql(b.db_path, f"SELECT count(*) FROM samples WHERE instance_id = {who['id']}"
+                                 f' AND start >= {start} AND start < {start + 600}'), '2',
+          'both windows are in samples, once each')
 
 
 def day_partitions(ck, b, day, rows):
