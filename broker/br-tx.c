@@ -48,11 +48,14 @@ static int run(BrStore *s, const char *name, const BrActor *actor, const int64_t
         r = br_store_write_serialize(s, tx.db, &tx.serial, err);
     free(tx.detail);
     if (r < 0) {
-        br_store_write_abort_shared(s, tx.db, tx.serial);
+        if (key)
+            br_store_write_abort_shared(s, tx.db, tx.serial);
+        else
+            br_store_write_abort(s, tx.db);
         cm_log_debug("transaction %s rolled back (%d)", name, r);
         return r;
     }
-    r = br_store_write_commit(s, tx.db, err);
+    r = key ? br_store_write_commit_shared(s, tx.db, err) : br_store_write_commit(s, tx.db, err);
     return r < 0 ? r : ret;
 }
 

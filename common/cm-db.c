@@ -542,7 +542,8 @@ int cm_db_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64
 {
     if (CM_UNLIKELY(db->pg))
         return cm_pg_copy_in(db, sql, data, len, ret_rows, err);
-    return cm_error_set(err, CM_ERROR_INTERNAL, "", "COPY is PostgreSQL's");
+    cm_error_set(err, CM_ERROR_INTERNAL, "", "COPY is PostgreSQL's");
+    return -ENOTSUP;
 }
 
 int cm_db_begin_shared(CmDb *db, int64_t key, CmError *err)
