@@ -47,10 +47,13 @@ static int br_api_samples_post(BrCall *c)
         return cm_error_set(&c->err, CM_ERROR_INTERNAL, "", "out of memory");
     w->c = c;
     /* The route's body is BR_BODY_JSON_RAW: parsed and checked here, in one pass, before the
-     * write lock; a document it refuses is answered by cm_json_parse() and the schema. */
+     * write lock; a document it refuses is answered by cm_json_parse() and the schema. On
+     * PostgreSQL the batches of different hosts are stored side by side, their audit records
+     * and commits one after the other (br_tx_run_shared()). */
     r = br_samples_parse(c->buf ? c->buf : "", c->len, &w->batch, &c->err);
     if (r >= 0)
-        r = br_call_tx(c, "samples.ingest", ingest_tx, w);
+        r = br_call_tx_shared(c, "samples.ingest", br_metering_ingest_key(c->actor.host_id),
+                              ingest_tx, w);
     br_samples_batch_free(&w->batch);
     if (r < 0)
         return r;

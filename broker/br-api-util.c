@@ -48,6 +48,11 @@ int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx)
     return br_tx_run(c->d->store, name, &c->actor, fn, ctx, &c->err);
 }
 
+int br_call_tx_shared(BrCall *c, const char *name, int64_t key, BrTxFn fn, void *ctx)
+{
+    return br_tx_run_shared(c->d->store, name, &c->actor, key, fn, ctx, &c->err);
+}
+
 int br_call_page(BrCall *c, BrPage *ret)
 {
     return br_api_page(c, &ret->limit, &ret->after);

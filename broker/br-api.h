@@ -188,6 +188,13 @@ static inline int64_t br_call_scope(const BrCall *c)
 int br_call_tx(BrCall *c, const char *name, BrTxFn fn, void *ctx);
 
 /**
+ * br_call_tx_shared:
+ * Runs @fn in one shared write transaction under @key as the caller (br_tx_run_shared()).
+ * Returns: what @fn returned, or a negative errno with c->err set.
+ */
+int br_call_tx_shared(BrCall *c, const char *name, int64_t key, BrTxFn fn, void *ctx);
+
+/**
  * br_call_read:
  * Runs @fn in one read transaction (br_tx_read()): its statements see one snapshot.
  * Returns: what @fn returned, or a negative errno with c->err set.

@@ -28,6 +28,16 @@ typedef struct {
 } BrIngestResult;
 
 /**
+ * br_metering_ingest_key:
+ * The lock key of host @host_id's ingest on PostgreSQL: "cbin" << 32 | @host_id (an advisory
+ * lock of its own per host, over every broker).
+ */
+static inline int64_t br_metering_ingest_key(int64_t host_id)
+{
+    return (int64_t)(((uint64_t)0x6362696e << 32) | ((uint64_t)host_id & 0xffffffffu));
+}
+
+/**
  * br_metering_ingest:
  * Stores a batch from the agent of host @host_id, parsed and checked against the schema by
  * br_samples_parse(), in the transaction @tx: windows keyed by (instance, start) are stored
@@ -36,6 +46,9 @@ typedef struct {
  * alone and listed in @ret (it would count the same seconds twice). Unowned windows past the
  * policy's max_unowned_per_window for the host and 5-minute slot are dropped and counted. Any
  * record that breaks a rule refuses the whole batch.
+ * @tx may be a shared transaction under br_metering_ingest_key(@host_id) (br_tx_run_shared()):
+ * everything it reads and writes belongs to the host (its instances' windows, its unowned and
+ * host windows), and an instance changes host only under the exclusive writer lock.
  * Returns: 0 with the counts in @ret, or a negative errno with tx->err naming the record's
  * index and field (CM_ERROR_UNPROCESSABLE, or CM_ERROR_FORBIDDEN for another host's instance).
  */

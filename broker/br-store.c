@@ -15,13 +15,17 @@ struct BrStore {
     char *url;
     uint8_t audit_key[BR_AUDIT_KEY_LEN];
     /* The audit chain's anchor outside the database (STATE/audit.anchor); the head is what
-     * the write lock's holder appended (tx_head) and what was committed (head). */
+     * the serialized writer appended (tx_head: an immediate writer under write_lock, a shared
+     * one under serial_lock, never both at once: the database's locks exclude each other) and
+     * what was committed (head, with the anchor under anchor_lock). */
     char *anchor_path;
     unsigned anchor_every;
     BrAuditAnchor anchor, head, tx_head;
     bool anchor_frozen; /* the trail no longer holds it: it is never overwritten */
     pthread_key_t tls;
     pthread_mutex_t write_lock;
+    pthread_mutex_t serial_lock;
+    pthread_mutex_t anchor_lock;
     pthread_mutex_t conns_lock;
     CmDb *conns[MAX_CONNECTIONS];
     size_t n_conns;
@@ -127,6 +131,8 @@ int br_store_open(const char *url, const char *audit_key_path, BrStore **ret, Cm
         return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
     pthread_key_create(&s->tls, NULL);
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->serial_lock, NULL);
+    pthread_mutex_init(&s->anchor_lock, NULL);
     pthread_mutex_init(&s->conns_lock, NULL);
     r = br_audit_head(db, &s->head, err);
     if (r < 0)
@@ -161,6 +167,8 @@ BrStore *br_store_free(BrStore *s)
         cm_db_close(s->conns[i]);
     pthread_key_delete(s->tls);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->serial_lock);
+    pthread_mutex_destroy(&s->anchor_lock);
     pthread_mutex_destroy(&s->conns_lock);
     memset(s->audit_key, 0, sizeof(s->audit_key));
     free(s->url);
@@ -207,19 +215,74 @@ int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err)
     return 0;
 }
 
-int br_store_write_commit(BrStore *s, CmDb *db, CmError *err)
+int br_store_write_begin_shared(BrStore *s, int64_t key, CmDb **ret_db, bool *ret_serial,
+                                CmError *err)
 {
-    int r = cm_db_commit(db, err);
+    CmDb *db = br_store_db(s, err);
+    int r;
+
+    if (!db)
+        return -EIO;
+    if (cm_db_backend(db) != CM_DB_POSTGRESQL) {
+        r = br_store_write_begin(s, ret_db, err);
+        *ret_serial = r >= 0;
+        return r;
+    }
+    r = cm_db_begin_shared(db, key, err);
+    if (r < 0)
+        return r;
+    *ret_serial = false;
+    *ret_db = db;
+    return 0;
+}
+
+int br_store_write_serialize(BrStore *s, CmDb *db, bool *serial, CmError *err)
+{
+    int r;
+
+    if (*serial)
+        return 0;
+    /* Not write_lock: an immediate writer of this broker may hold it while it waits for the
+     * database's writer lock, which this transaction holds shared until it ends. */
+    pthread_mutex_lock(&s->serial_lock);
+    r = cm_db_serialize(db, err);
     if (r < 0) {
-        cm_db_rollback(db);
-    } else {
-        atomic_fetch_add(&s->generation, 1);
-        if (s->tx_head.records > 0) {
-            s->head = s->tx_head;
-            anchor_update(s, db, false);
-        }
+        pthread_mutex_unlock(&s->serial_lock);
+        return r;
     }
     s->tx_head.records = 0;
+    *serial = true;
+    return 0;
+}
+
+/* Commits; the committed head and the anchor follow. The head appended is taken before the
+ * commit, while the database's locks still keep every other writer out of tx_head. */
+static int commit(BrStore *s, CmDb *db, CmError *err)
+{
+    BrAuditAnchor appended = s->tx_head;
+    int r;
+
+    s->tx_head.records = 0;
+    r = cm_db_commit(db, err);
+    if (r < 0) {
+        cm_db_rollback(db);
+        return r;
+    }
+    atomic_fetch_add(&s->generation, 1);
+    if (appended.records > 0) {
+        pthread_mutex_lock(&s->anchor_lock);
+        /* commits are in the chain's order, what follows them need not be */
+        if (appended.records > s->head.records)
+            s->head = appended;
+        anchor_update(s, db, false);
+        pthread_mutex_unlock(&s->anchor_lock);
+    }
+    return 0;
+}
+
+int br_store_write_commit(BrStore *s, CmDb *db, CmError *err)
+{
+    int r = commit(s, db, err);
     pthread_mutex_unlock(&s->write_lock);
     return r;
 }
@@ -229,6 +292,30 @@ void br_store_write_abort(BrStore *s, CmDb *db)
     cm_db_rollback(db);
     s->tx_head.records = 0;
     pthread_mutex_unlock(&s->write_lock);
+}
+
+int br_store_write_commit_shared(BrStore *s, CmDb *db, CmError *err)
+{
+    int r;
+
+    if (cm_db_backend(db) != CM_DB_POSTGRESQL)
+        return br_store_write_commit(s, db, err);
+    r = commit(s, db, err);
+    pthread_mutex_unlock(&s->serial_lock);
+    return r;
+}
+
+void br_store_write_abort_shared(BrStore *s, CmDb *db, bool serial)
+{
+    if (cm_db_backend(db) != CM_DB_POSTGRESQL) {
+        br_store_write_abort(s, db);
+        return;
+    }
+    cm_db_rollback(db);
+    if (serial) {
+        s->tx_head.records = 0;
+        pthread_mutex_unlock(&s->serial_lock);
+    }
 }
 
 void br_store_set_anchor_every(BrStore *s, unsigned every)

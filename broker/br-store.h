@@ -14,7 +14,11 @@
  * The broker's database: one SQLite file in WAL mode, or a PostgreSQL database (cm-db.h).
  * Each thread gets its own connection (readers never wait for each other); writers take one
  * process-wide lock around cm_db_begin_immediate() (on PostgreSQL also an advisory lock that
- * serializes the writers of every broker), so the audit chain's head never races.
+ * serializes the writers of every broker), so the audit chain's head never races. On
+ * PostgreSQL a shared write transaction (br_store_write_begin_shared(): the metering ingest)
+ * runs beside the other shared ones and takes a process-wide lock of its own and the
+ * database's serial lock only for its tail, the audit record and the commit
+ * (br_store_write_serialize()).
  */
 typedef struct BrStore BrStore;
 
@@ -66,6 +70,37 @@ CmDb *br_store_db(BrStore *s, CmError *err);
  * Returns: 0 and the connection in @ret_db, or a negative errno with @err set (lock released).
  */
 int br_store_write_begin(BrStore *s, CmDb **ret_db, CmError *err);
+
+/**
+ * br_store_write_begin_shared:
+ * Opens a write transaction on this thread's connection that, on PostgreSQL, runs beside
+ * other shared ones of other @key (cm_db_begin_shared()) and holds no process-wide lock yet:
+ * @ret_serial false. On SQLite it is br_store_write_begin(): @ret_serial true. Before its
+ * audit record and its commit the caller calls br_store_write_serialize(); it ends with
+ * br_store_write_commit_shared() (serialized) or br_store_write_abort_shared().
+ * Returns: 0 and the connection in @ret_db, or a negative errno with @err set.
+ */
+int br_store_write_begin_shared(BrStore *s, int64_t key, CmDb **ret_db, bool *ret_serial,
+                                CmError *err);
+
+/**
+ * br_store_write_serialize:
+ * In a shared write transaction not yet serialized (*@serial false): takes the store's serial
+ * lock and the database's (cm_db_serialize()), after which the audit chain's head is this
+ * transaction's until it ends; sets *@serial. Does nothing when *@serial is set.
+ * Returns: 0, or a negative errno with @err set (then abort with *@serial as it is).
+ */
+int br_store_write_serialize(BrStore *s, CmDb *db, bool *serial, CmError *err);
+
+/**
+ * br_store_write_commit_shared:
+ * br_store_write_commit() for a shared write transaction, serialized.
+ * Returns: 0, or a negative errno with @err set.
+ */
+int br_store_write_commit_shared(BrStore *s, CmDb *db, CmError *err);
+
+/** br_store_write_abort_shared: rolls back and releases what @serial says is held. */
+void br_store_write_abort_shared(BrStore *s, CmDb *db, bool serial);
 
 /**
  * br_store_write_commit:

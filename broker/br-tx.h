@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "br-role.h"
@@ -26,6 +27,7 @@ typedef struct {
     int64_t object_id;
     const char *outcome; /* "ok" when NULL */
     char *detail;        /* compact JSON, owned */
+    bool serial;         /* holds the store's write lock (br_store_write_serialize()) */
 } BrTx;
 
 typedef int (*BrTxFn)(BrTx *tx, void *ctx);
@@ -38,6 +40,17 @@ typedef int (*BrTxFn)(BrTx *tx, void *ctx);
  */
 int br_tx_run(BrStore *s, const char *name, const BrActor *actor, BrTxFn fn, void *ctx,
               CmError *err);
+
+/**
+ * br_tx_run_shared:
+ * br_tx_run() in a shared write transaction (br_store_write_begin_shared()): on PostgreSQL
+ * @fn runs beside the shared transactions of other @key, on every broker, and beside no other
+ * writer; its audit records and the commit are serialized with everyone's. For work whose
+ * conflicts all fall under @key (the metering ingest: one key per host). On SQLite br_tx_run().
+ * Returns: as br_tx_run().
+ */
+int br_tx_run_shared(BrStore *s, const char *name, const BrActor *actor, int64_t key, BrTxFn fn,
+                     void *ctx, CmError *err);
 
 /**
  * br_tx_read:

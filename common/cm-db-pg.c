@@ -708,6 +708,48 @@ int cm_pg_exec(CmDb *db, const char *sql, CmError *err)
     return r < 0 ? r : pg_run(db, sql, err, "exec");
 }
 
+int cm_pg_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64_t *ret_rows,
+                  CmError *err)
+{
+    PGconn *conn;
+    PGresult *res;
+    int r = cm_pg_ready(db, err);
+
+    if (r < 0)
+        return r;
+    conn = db->pg->conn;
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        r = pg_error(db, res, err, "copy");
+        PQclear(res);
+        note_tx(db->pg);
+        return r;
+    }
+    PQclear(res);
+    /* A blocking connection: each call sends or fails (1 or -1), in pieces under INT_MAX. */
+    for (size_t off = 0, piece; off < len && r >= 0; off += piece) {
+        piece = len - off < (1u << 20) ? len - off : (1u << 20);
+        if (PQputCopyData(conn, data + off, (int)piece) != 1)
+            r = -EIO;
+    }
+    if (PQputCopyEnd(conn, r < 0 ? "cannot send the rows" : NULL) != 1)
+        r = -EIO;
+    /* The COPY's result, then the end of the query (NULL). */
+    while ((res = PQgetResult(conn))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            if (!cm_error_is_set(err))
+                r = pg_error(db, res, err, "copy");
+        } else if (r >= 0 && ret_rows) {
+            *ret_rows = strtoll(PQcmdTuples(res), NULL, 10);
+        }
+        PQclear(res);
+    }
+    if (r < 0 && !cm_error_is_set(err))
+        r = pg_error(db, NULL, err, "copy"); /* the sending failed: the connection is lost */
+    note_tx(db->pg);
+    return r;
+}
+
 /*
  * Begins a transaction with @sql. A connection found lost here has done nothing of the
  * transaction yet: it is reconnected and the begin tried once more, so that the first request
@@ -735,6 +777,26 @@ int cm_pg_begin_immediate(CmDb *db, CmError *err)
                  "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
                  " SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_WRITER_LOCK) ")",
                  err);
+}
+
+int cm_pg_begin_shared(CmDb *db, int64_t key, CmError *err)
+{
+    char sql[256];
+
+    /* The writer lock first, then @key: an immediate writer holds nothing a shared
+     * transaction waits for, and the holders of @key wait only for each other. */
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SET LOCAL lock_timeout = '" PG_LOCK_TIMEOUT "';"
+             " SELECT pg_advisory_xact_lock_shared(" STR(
+                 CM_DB_PG_WRITER_LOCK) ");"
+                                       " SELECT pg_advisory_xact_lock(%lld)",
+             (long long)key);
+    return begin(db, sql, err);
+}
+
+int cm_pg_serialize(CmDb *db, CmError *err)
+{
+    return cm_pg_exec(db, "SELECT pg_advisory_xact_lock(" STR(CM_DB_PG_SERIAL_LOCK) ")", err);
 }
 
 int cm_pg_begin_read(CmDb *db, CmError *err)

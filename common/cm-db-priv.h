@@ -55,6 +55,10 @@ const void *cm_pg_blob(CmStmt *st, int i);
 int cm_pg_bind(CmStmt *st, int idx, CmDbType type, const void *v, size_t len);
 int cm_pg_exec(CmDb *db, const char *sql, CmError *err);
 int cm_pg_begin_immediate(CmDb *db, CmError *err);
+int cm_pg_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64_t *ret_rows,
+                  CmError *err);
+int cm_pg_begin_shared(CmDb *db, int64_t key, CmError *err);
+int cm_pg_serialize(CmDb *db, CmError *err);
 int cm_pg_begin_read(CmDb *db, CmError *err);
 int cm_pg_commit(CmDb *db, CmError *err);
 void cm_pg_rollback(CmDb *db);

@@ -537,6 +537,27 @@ int cm_db_begin_immediate(CmDb *db, CmError *err)
     return cm_db_exec(db, "BEGIN IMMEDIATE", err);
 }
 
+int cm_db_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64_t *ret_rows,
+                  CmError *err)
+{
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_copy_in(db, sql, data, len, ret_rows, err);
+    cm_error_set(err, CM_ERROR_INTERNAL, "", "COPY is PostgreSQL's");
+    return -ENOTSUP;
+}
+
+int cm_db_begin_shared(CmDb *db, int64_t key, CmError *err)
+{
+    if (CM_UNLIKELY(db->pg))
+        return cm_pg_begin_shared(db, key, err);
+    return cm_db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+int cm_db_serialize(CmDb *db, CmError *err)
+{
+    return CM_UNLIKELY(db->pg) ? cm_pg_serialize(db, err) : 0;
+}
+
 int cm_db_begin_read(CmDb *db, CmError *err)
 {
     if (CM_UNLIKELY(db->pg))

@@ -28,6 +28,12 @@ typedef enum {
  */
 #define CM_DB_PG_WRITER_LOCK 7161417690751722866
 
+/*
+ * The advisory lock key of cm_db_serialize() ("cbserial" as 8 bytes): the tail of one shared
+ * write transaction at a time (cm_db_begin_shared()).
+ */
+#define CM_DB_PG_SERIAL_LOCK 7161413237020909932
+
 /**
  * cm_db_global_init:
  * Process-wide SQLite settings; call once before any database is opened. Turns off SQLite's
@@ -269,6 +275,17 @@ int cm_stmt_bind_null_(CmStmt *s, int idx, const void *v);
 int cm_db_exec(CmDb *db, const char *sql, CmError *err);
 
 /**
+ * cm_db_copy_in:
+ * PostgreSQL only: runs @sql, a COPY ... FROM STDIN in text format, with the @len bytes of
+ * @data as its input (rows ending in a newline, columns separated by tabs, \N for NULL,
+ * nothing else escaped by the caller: its values must not hold a tab, newline or backslash).
+ * Returns: 0 and the rows copied in @ret_rows (may be NULL), -ENOTSUP on SQLite, or a negative
+ * errno with @err set as cm_stmt_exec() sets it.
+ */
+int cm_db_copy_in(CmDb *db, const char *sql, const char *data, size_t len, int64_t *ret_rows,
+                  CmError *err);
+
+/**
  * cm_db_begin_immediate:
  * Opens a write transaction that no other writer runs beside: SQLite's BEGIN IMMEDIATE; on
  * PostgreSQL BEGIN and the transaction-scoped advisory lock CM_DB_PG_WRITER_LOCK, which
@@ -278,6 +295,28 @@ int cm_db_exec(CmDb *db, const char *sql, CmError *err);
  * @err set; no transaction is left open on failure.
  */
 int cm_db_begin_immediate(CmDb *db, CmError *err);
+
+/**
+ * cm_db_begin_shared:
+ * Opens a write transaction that runs beside other shared ones but beside no
+ * cm_db_begin_immediate() writer: on PostgreSQL BEGIN, CM_DB_PG_WRITER_LOCK in shared mode
+ * (an immediate writer waits for the shared ones and they for it), then the advisory lock
+ * @key exclusive (one transaction per @key at a time, over every broker). Its work must not
+ * depend on what another shared transaction of another @key writes; what must be serial (the
+ * audit chain's head) comes after cm_db_serialize(). SQLite has one writer: BEGIN IMMEDIATE,
+ * @key unused. Lock waits, retries and failures as cm_db_begin_immediate().
+ * Returns: 0, -EAGAIN when a lock was held longer than 5 s, or a negative errno with @err set.
+ */
+int cm_db_begin_shared(CmDb *db, int64_t key, CmError *err);
+
+/**
+ * cm_db_serialize:
+ * In a transaction of cm_db_begin_shared(): takes CM_DB_PG_SERIAL_LOCK until it ends, so that
+ * the rest of the transaction runs after the serialized tails of the other shared ones have
+ * committed or rolled back, and before the next. Does nothing on SQLite (one writer anyway).
+ * Returns: 0, -EAGAIN after 5 s, or a negative errno with @err set (roll back then).
+ */
+int cm_db_serialize(CmDb *db, CmError *err);
 
 /**
  * cm_db_begin_read:

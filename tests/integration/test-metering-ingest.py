@@ -18,8 +18,12 @@ import math
 import os
 import random
 import re
+import shutil
 import sqlite3
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 
@@ -530,6 +534,9 @@ def run(ck, b):
     model_rows = model_batches(ck, b, agent['h1'], inst, day - 86400)
     if cbtest.BACKEND == 'postgresql':
         day_partitions(ck, b, day - 86400, model_rows)
+    concurrent_batches(ck, b, agent, inst, tok_dept_a, today - 10 * 86400)
+    if cbtest.BACKEND == 'postgresql':
+        key_taken_beside(ck, b, agent['h1'], inst['i2'], today - 20 * 86400)
 
 
 def model_batches(ck, b, token, inst, day):
@@ -628,6 +635,135 @@ def model_batches(ck, b, token, inst, day):
     ck.ok(totals[0] > 50 and totals[1] > 10 and totals[2] > 10,
           f'the batches had stored windows, duplicates and overlaps ({totals})')
     return got
+
+
+def concurrent_batches(ck, b, agent, inst, tok_dept, day):
+    """Batches of one host at once, on the broker's threads and, on PostgreSQL, on two brokers
+    of one database (there each batch runs beside the other hosts' batches, under a lock of its
+    host, and only its audit record and commit are serialized): of windows of one instance that
+    overlap each other, exactly one is stored, whichever batch and broker wins; the other host's
+    batches and other writes go on meanwhile; the audit chain verifies, one record per batch.
+    Days from @day back, which nothing else in this test reads."""
+    targets, second = [b], None
+    if cbtest.BACKEND == 'postgresql':
+        state = tempfile.mkdtemp(prefix='cbtest-ingest-b2-')
+        shutil.copy2(os.path.join(b.state_dir, 'audit.key'), os.path.join(state, 'audit.key'))
+        second = Broker(state_dir=state, extra_args=['--database', b.db_path, '--node', 'ingest-b2'],
+                        pass_backend=False)
+        targets.append(second.start())
+    _, tok_auditor = b.make_account('auditor-ingest', 'auditor')
+    i1, i3 = inst['i1'], inst['i3']
+    # (offset, duration) in the hour: six windows of different starts that all hold :29:55
+    shapes = ((0, 3600), (900, 900), (1200, 600), (1500, 300), (1740, 60), (1790, 10))
+    spacing, n_win, rounds, per = 3600, 20, 4, len(shapes)
+    answers, lock = [], threading.Lock()
+
+    def window(who, start, dur):
+        return {'instance': who['id'], 'uuid': who['uuid'], 'start': start, 'duration': dur,
+                'readings': EXPECTED, 'expected': EXPECTED}
+
+    def post(target, token, path, body, what):
+        r = target.post(path, body, token=token)
+        with lock:
+            answers.append((what, r.status, r.json() if r.status in (200, 201) else r.body))
+
+    con = db_connect(b.db_path)
+    audit_before = con.execute("SELECT count(*) FROM audit WHERE action = 'samples.ingest'"
+                               ).fetchone()[0]
+    con.close()
+    try:
+        for k in range(rounds):
+            base = day - k * 86400
+            threads = []
+            # Batch j: i1's windows in hour m of shape j: window m of each batch overlaps window m
+            # of every other batch (no key in common), and no other window.
+            for j in range(per):
+                off, dur = shapes[j]
+                batch = [window(i1, base + m * spacing + off, dur) for m in range(n_win)]
+                threads.append(threading.Thread(target=post, args=(
+                    targets[j % len(targets)], agent['h1'], '/v1/samples', {'instances': batch},
+                    ('h1', k))))
+            batch = [window(i3, base + m * WIN, WIN) for m in range(n_win)]
+            threads.append(threading.Thread(target=post, args=(
+                targets[-1], agent['h2'], '/v1/samples', {'instances': batch}, ('h2', k))))
+            threads.append(threading.Thread(target=post, args=(
+                targets[0], tok_dept, '/v1/systems', {'name': f'conc-{k}', 'category': 'website'},
+                ('system', k))))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        if second:
+            second.stop()
+            shutil.rmtree(second.state_dir, ignore_errors=True)
+
+    ck.eq(sorted(set(status for _, status, _ in answers)), [200, 201],
+          f'{len(answers)} concurrent calls answered 200 (batches) and 201 (systems): '
+          f'{[a for a in answers if a[1] not in (200, 201)][:1]}')
+    answers = [a if a[1] in (200, 201) else (a[0], a[1], {}) for a in answers]
+    for k in range(rounds):
+        mine = [a for what, _, a in answers if what == ('h1', k)]
+        total = {key: sum(a.get(key, 0) for a in mine) for key in ('stored', 'duplicates', 'overlapping')}
+        ck.eq(total, {'stored': n_win, 'duplicates': 0, 'overlapping': (per - 1) * n_win},
+              f'round {k}: {per} batches of one host at once on {len(targets)} broker(s): each '
+              f'window stored once, the others refused as overlapping')
+        other = [a for what, _, a in answers if what == ('h2', k)]
+        ck.eq([a.get('stored') for a in other], [n_win], f"round {k}: the other host's batch stored")
+    con = db_connect(b.db_path)
+    rows = con.execute('SELECT start FROM samples WHERE instance_id = ? AND start >= ?'
+                       ' AND start < ? ORDER BY start',
+                       (i1['id'], day - rounds * 86400, day + 86400)).fetchall()
+    audit_after = con.execute("SELECT count(*) FROM audit WHERE action = 'samples.ingest'"
+                              ).fetchone()[0]
+    con.close()
+    slots = sorted((r[0] - (day - k * 86400)) // spacing
+                   for r in rows for k in range(rounds)
+                   if 0 <= r[0] - (day - k * 86400) < n_win * spacing)
+    ck.eq((len(rows), slots), (rounds * n_win, sorted(list(range(n_win)) * rounds)),
+          'one stored window of i1 per overlapping group, none more')
+    ck.eq(audit_after - audit_before, rounds * (per + 1), 'one samples.ingest audit record per batch')
+    r = b.get('/v1/audit/verify', token=tok_auditor)
+    ck.ok(r.status == 200 and r.json().get('ok') is True, f'GET /v1/audit/verify is ok ({r!r})')
+
+
+def key_taken_beside(ck, b, token, who, day):
+    """PostgreSQL: the batch's windows go into samples by one COPY without ON CONFLICT (the
+    overlap check and the host's lock leave their keys free). A key taken all the same, by a
+    transaction of its own that commits while the COPY waits for it, makes the batch go
+    through INSERT ... ON CONFLICT instead: that window is a duplicate, the other stored."""
+    start = day + 7200
+    holder = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d',
+                               b.db_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    holder.stdin.write('BEGIN; INSERT INTO samples(instance_id, start, host_id, duration,'
+                       f' readings, expected) SELECT id, {start}, host_id, 300, 30, 30'
+                       f" FROM instances WHERE id = {who['id']}; SELECT 'held';\n")
+    holder.stdin.flush()
+    ck.eq(holder.stdout.readline().strip(), 'held', "another transaction holds the window's key")
+    answer = []
+    batch = [{'instance': who['id'], 'uuid': who['uuid'], 'start': t, 'duration': 300,
+              'readings': EXPECTED, 'expected': EXPECTED} for t in (start, start + 300)]
+    t = threading.Thread(target=lambda: answer.append(
+        b.post('/v1/samples', {'instances': batch}, token=token)))
+    t.start()
+    deadline, waiting = time.monotonic() + 15, '0'
+    while waiting == '0' and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = cbtest.psql(b.db_path, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                         " wait_event_type = 'Lock' AND query LIKE 'COPY samples%'")
+    ck.eq(waiting, '1', "the batch's COPY waits for the key")
+    holder.stdin.write('COMMIT;\n')
+    holder.stdin.close()
+    holder.wait(10)
+    t.join(20)
+    r = answer[0] if answer else None
+    got = r and (r.status, [r.json().get(k) for k in ('stored', 'duplicates', 'overlapping')])
+    ck.eq(got, (200, [1, 1, 0]),
+          'the window whose key was taken is a duplicate, the other stored')
+    ck.eq(cbtest.psql(b.db_path, f"SELECT count(*) FROM samples WHERE instance_id = {who['id']}"
+                                 f' AND start >= {start} AND start < {start + 600}'), '2',
+          'both windows are in samples, once each')
 
 
 def day_partitions(ck, b, day, rows):

@@ -605,6 +605,7 @@ static void test_transactions(void **state)
 
 typedef struct {
     const char *url;
+    int64_t key; /* 0: cm_db_begin_immediate(), else cm_db_begin_shared() under this key */
     atomic_int trying;
     atomic_int began;
     int r;
@@ -620,7 +621,8 @@ static void *second_writer(void *arg)
     w->r = cm_db_open_url(w->url, CM_DB_READWRITE, &db, &w->err);
     atomic_store(&w->trying, 1);
     if (w->r >= 0)
-        w->r = cm_db_begin_immediate(db, &w->err);
+        w->r =
+            w->key ? cm_db_begin_shared(db, w->key, &w->err) : cm_db_begin_immediate(db, &w->err);
     atomic_store(&w->began, 1);
     if (w->r >= 0) {
         _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, "SELECT count(*) FROM t", &w->err);
@@ -629,6 +631,8 @@ static void *second_writer(void *arg)
         cm_stmt_reset(st);
         st = cm_db_prepare(db, "INSERT INTO t(v) VALUES (20)", &w->err);
         w->r = st ? cm_stmt_exec(st, &w->err) : -EIO;
+        if (w->r >= 0)
+            w->r = cm_db_serialize(db, &w->err);
         if (w->r >= 0)
             w->r = cm_db_commit(db, &w->err);
     }
@@ -673,6 +677,93 @@ static void test_writer_serialization(void **state)
     if (w.r < 0)
         fail_msg("second writer: %s", w.err.message);
     assert_int_equal(w.seen, 1); /* it began after the first committed */
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM t"), 2);
+}
+
+static int64_t advisory_waiting(CmDb *db, int64_t want)
+{
+    int64_t waiting = -1;
+
+    for (int i = 0; i < 250 && waiting != want; i++) {
+        waiting = query_int(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                " AND NOT granted");
+        if (waiting != want)
+            usleep(20 * 1000);
+    }
+    return waiting;
+}
+
+/* PostgreSQL: shared write transactions of different keys run side by side; one of the same
+ * key and an immediate writer wait for them; the serialized tails take turns. */
+static void test_shared_writers(void **state)
+{
+    Fx *f = FIXTURE(state);
+    Writer same = {.url = f->url, .key = 1, .seen = -1}, imm = {.url = f->url, .seen = -1};
+    _cleanup_(cm_db_closep) CmDb *other = NULL;
+    CmError err = {0};
+    pthread_t t1, t2;
+
+    migrate1(f->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER) STRICT");
+    assert_int_equal(cm_db_open_url(f->url, CM_DB_READWRITE, &other, &err), 0);
+    assert_int_equal(cm_db_begin_shared(f->db, 1, &err), 0);
+    assert_int_equal(cm_db_begin_shared(other, 2, &err), 0); /* another key: at once */
+    exec_ok(other, "INSERT INTO t(v) VALUES (5)");
+    assert_int_equal(pthread_create(&t1, NULL, second_writer, &same), 0);
+    assert_int_equal(pthread_create(&t2, NULL, second_writer, &imm), 0);
+    /* the same key and the immediate writer wait, each for a lock */
+    assert_int_equal(advisory_waiting(f->db, 2), 2);
+    /* a serialized tail: the serial lock held until the transaction ends */
+    assert_int_equal(cm_db_serialize(other, &err), 0);
+    assert_int_equal(query_int(other, "SELECT count(*) FROM pg_locks WHERE locktype ="
+                                      " 'advisory' AND granted AND pid = pg_backend_pid()"),
+                     3);
+    assert_int_equal(cm_db_commit(other, &err), 0);
+    usleep(200 * 1000);
+    assert_int_equal(atomic_load(&same.began) + atomic_load(&imm.began), 0);
+    exec_ok(f->db, "INSERT INTO t(v) VALUES (10)");
+    assert_int_equal(cm_db_serialize(f->db, &err), 0);
+    assert_int_equal(cm_db_commit(f->db, &err), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    if (same.r < 0 || imm.r < 0)
+        fail_msg("waiting writers: %s / %s", same.err.message, imm.err.message);
+    /* each began after both shared ones committed */
+    assert_true(same.seen >= 2 && imm.seen >= 2);
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM t"), 4);
+}
+
+/* COPY ... FROM STDIN in text format: rows and NULLs in, a key conflict -EEXIST; SQLite has
+ * none. */
+static void test_copy_in(void **state)
+{
+    Fx *f = FIXTURE(state);
+    static const char rows[] = "1\t10\tx\n2\t\\N\ty z\n";
+    CmError err = {0};
+    int64_t n = -1;
+
+    migrate1(f->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER, s TEXT) STRICT");
+    if (cm_db_backend(f->db) == CM_DB_SQLITE) {
+        assert_int_equal(cm_db_copy_in(f->db, "COPY t FROM STDIN", rows, strlen(rows), &n, &err),
+                         -ENOTSUP);
+        return;
+    }
+    assert_int_equal(cm_db_begin_immediate(f->db, &err), 0);
+    assert_int_equal(
+        cm_db_copy_in(f->db, "COPY t(id, v, s) FROM STDIN", rows, strlen(rows), &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cm_db_commit(f->db, &err), 0);
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM t WHERE id = 2 AND v IS NULL"
+                                      " AND s = 'y z'"),
+                     1);
+    assert_int_equal(query_int(f->db, "SELECT v FROM t WHERE id = 1 AND s = 'x'"), 10);
+    /* a key taken: the COPY fails whole, the connection serves on */
+    assert_int_equal(cm_db_begin_immediate(f->db, &err), 0);
+    assert_int_equal(
+        cm_db_copy_in(f->db, "COPY t(id, v, s) FROM STDIN", "3\t1\ta\n1\t2\tb\n", 12, NULL, &err),
+        -EEXIST);
+    assert_int_equal(err.kind, CM_ERROR_CONFLICT);
+    cm_db_rollback(f->db);
+    cm_error_clear(&err);
     assert_int_equal(query_int(f->db, "SELECT count(*) FROM t"), 2);
 }
 
@@ -1534,6 +1625,8 @@ int main(void)
         BOTH(test_row_json),
         BOTH(test_transactions),
         BOTH(test_writer_serialization),
+        PG(test_shared_writers),
+        BOTH(test_copy_in),
         BOTH(test_broker_migrations),
         BOTH(test_usage_triggers),
         PG(test_same_schema),
