@@ -570,12 +570,13 @@ def model_batches(ck, b, token, inst, day):
               metric(b, 'cloudbroker_samples_overlapping_total'))
     totals = [0, 0, 0]
     sent = []
-    # The first six batches within 6 hours of the day (dense: many overlaps), the last three
-    # over all of it (an instance's windows hours apart: SQLite reads them in separate ranges).
-    for n in range(9):
+    # The first six batches within 6 hours of the day (dense: many overlaps), the next three
+    # over all of it (an instance's windows hours apart: SQLite reads them in separate ranges),
+    # the last one of 2,000 windows (hundreds kept per instance, found by their start order).
+    for n in range(10):
         hours = 6 if n < 6 else 24
         batch = []
-        for _ in range(rng.choice((1, 7, 40, 250))):
+        for _ in range(2000 if n == 9 else rng.choice((1, 7, 40, 250))):
             if sent and rng.random() < 0.2:
                 rec = dict(rng.choice(sent))  # a repeat, perhaps with other figures
                 rec['net_tx_packets'] = rng.randrange(0, 2 ** 40)
