@@ -118,7 +118,9 @@ struct Conn {
     Conn *addr_prev, *addr_next; /* the connections of one address */
     int fd;
     gnutls_session_t tls;
-    ConnState state;
+    /* Atomic: a worker that ends a request hands its connection back by this store
+     * (finish_in_worker()), while the loop may be looking at every connection's state. */
+    _Atomic(ConnState) state;
     uint32_t events;    /* epoll interest; 0 when not registered */
     int64_t started_ms; /* accepted, or the first byte of the current request arrived */
     int64_t last_io_ms;
@@ -1072,6 +1074,7 @@ static void run_job(BrHttp *h, Conn *conn)
 }
 
 static ssize_t conn_send(Conn *conn, const char *buf, size_t size);
+static void call_free(BrHttp *h, Conn *conn);
 
 /*
  * The worker that made an answer sends what the socket takes at once, so that a small answer
@@ -1092,6 +1095,61 @@ static void send_now(Conn *conn)
         }
         conn->out_off += (size_t)n;
     }
+}
+
+/*
+ * The common end of a request on a kept-alive connection: its answer is out whole and nothing
+ * more of the client's is read yet. The worker ends the request itself and gives the
+ * connection back to the loop's epoll, waiting for its next request, so the loop hears of it
+ * only when that request comes (no wake-up, no turn). Whatever needs the loop goes back on the
+ * done list instead: an answer not yet out or a file, a connection to close, bytes of a next
+ * request already read, TLS (the loop keeps the list of sessions with decrypted bytes), or a
+ * token's calls waiting for this one's turn.
+ * Returns: true when the connection is the loop's again, waiting for a request.
+ */
+static bool finish_in_worker(BrHttp *h, Conn *conn)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = conn};
+    Share *s = conn->runs;
+
+    if (conn->job != JOB_FINAL || !s || conn->tls || !conn->out || conn->send_failed ||
+        conn->out_fd >= 0 || conn->out_off < conn->out_len || conn->close_after || conn->in_len)
+        return false;
+    pthread_mutex_lock(&h->share_lock);
+    if (s->waiting) {
+        pthread_mutex_unlock(&h->share_lock);
+        return false;
+    }
+    s->running--;
+    share_unref(h, s);
+    conn->runs = NULL;
+    pthread_mutex_unlock(&h->share_lock);
+
+    /* As finish_request() does for a connection kept alive. */
+    conn->served++;
+    call_free(h, conn);
+    br_http_head_clear(&conn->head);
+    free(conn->out);
+    conn->out = NULL;
+    conn->out_len = conn->out_off = conn->out_cap = 0;
+    if (conn->in_cap > 4096) {
+        free(conn->in);
+        conn->in = NULL;
+        conn->in_cap = 0;
+    }
+    conn->head_started = false;
+    conn->body_deadline_ms = 0;
+    conn->last_io_ms = now_ms();
+    if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, conn->fd, &ev) < 0) {
+        cm_log_warning("httpd: epoll_ctl: %s", strerror(errno));
+        conn->send_failed = true; /* the loop closes it */
+        return false;
+    }
+    conn->events = EPOLLIN;
+    /* The last store: from here on the connection is the loop's. (An event the loop got
+     * before it is ignored there and comes again: the interest is level-triggered.) */
+    conn->state = CS_HEAD;
+    return true;
 }
 
 static void *worker_main(void *arg)
@@ -1120,6 +1178,8 @@ static void *worker_main(void *arg)
         run_job(h, conn);
         if (conn->job == JOB_FINAL || conn->job_failed)
             send_now(conn);
+        if (finish_in_worker(h, conn))
+            continue;
         /* One wake-up per list: until the loop takes it (it reads the eventfd first), a list
          * that is not empty has a wake-up on its way. */
         pthread_mutex_lock(&h->done_lock);
