@@ -4,12 +4,17 @@
  * a malformed request line or a chunk extension, is the JSON error body, and so that hostile
  * clients cannot starve the others:
  *
- * - One event loop thread does every accept, read, write and timer (epoll, non-blocking
- *   sockets, GnuTLS for HTTPS). An idle or slow connection costs a small struct and never a
- *   thread.
+ * - One event loop thread does every accept, read and timer, and every write a worker left
+ *   (epoll, non-blocking sockets, GnuTLS for HTTPS). An idle or slow connection costs a small
+ *   struct and never a thread.
  * - `threads` workers run what may wait on the database: routing, authentication and the
  *   route's precheck once the head is in (before a byte of the body is read), then the body's
- *   parse, its schema and the handler. The loop hands a connection to one worker at a time.
+ *   parse, its schema and the handler. The loop hands a connection to one worker at a time;
+ *   the connection is that worker's until it hands it back. A request without a body is one
+ *   job (head phase and handler), and its worker sends the answer as far as the socket takes
+ *   it at once; on a kept-alive connection whose answer is out it gives the connection back
+ *   to the loop's epoll itself, so a small GET costs the loop one read and one wake-up of a
+ *   worker, and nothing more.
  * - The whole request head must arrive within `limits.head_timeout_seconds` however slowly
  *   its bytes come; a JSON body within `limits.body_timeout_seconds`; nothing moving for
  *   `limits.timeout_seconds` closes a connection.
