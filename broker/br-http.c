@@ -1791,8 +1791,9 @@ static void job_done(BrHttp *h, Conn *conn)
         finish_request(h, conn); /* the worker sent it all */
         return;
     }
+    /* The whole answer is held until it is out, whatever part of it the worker sent. */
     if (conn->out_fd < 0)
-        budget_charge(h, conn, conn->out_len - conn->out_off);
+        budget_charge(h, conn, conn->out_len);
     start_write(h, conn);
 }
 
