@@ -4,12 +4,17 @@
  * a malformed request line or a chunk extension, is the JSON error body, and so that hostile
  * clients cannot starve the others:
  *
- * - One event loop thread does every accept, read, write and timer (epoll, non-blocking
- *   sockets, GnuTLS for HTTPS). An idle or slow connection costs a small struct and never a
- *   thread.
+ * - One event loop thread does every accept, read and timer, and every write a worker left
+ *   (epoll, non-blocking sockets, GnuTLS for HTTPS). An idle or slow connection costs a small
+ *   struct and never a thread.
  * - `threads` workers run what may wait on the database: routing, authentication and the
  *   route's precheck once the head is in (before a byte of the body is read), then the body's
- *   parse, its schema and the handler. The loop hands a connection to one worker at a time.
+ *   parse, its schema and the handler. The loop hands a connection to one worker at a time;
+ *   the connection is that worker's until it hands it back. A request without a body is one
+ *   job (head phase and handler), and its worker sends the answer as far as the socket takes
+ *   it at once; on a kept-alive connection whose answer is out it gives the connection back
+ *   to the loop's epoll itself, so a small GET costs the loop one read and one wake-up of a
+ *   worker, and nothing more.
  * - The whole request head must arrive within `limits.head_timeout_seconds` however slowly
  *   its bytes come; a JSON body within `limits.body_timeout_seconds`; nothing moving for
  *   `limits.timeout_seconds` closes a connection.
@@ -118,7 +123,9 @@ struct Conn {
     Conn *addr_prev, *addr_next; /* the connections of one address */
     int fd;
     gnutls_session_t tls;
-    ConnState state;
+    /* Atomic: a worker that ends a request hands its connection back by this store
+     * (finish_in_worker()), while the loop may be looking at every connection's state. */
+    _Atomic(ConnState) state;
     uint32_t events;    /* epoll interest; 0 when not registered */
     int64_t started_ms; /* accepted, or the first byte of the current request arrived */
     int64_t last_io_ms;
@@ -141,6 +148,7 @@ struct Conn {
     Conn *waiting_next;
     char *out;
     size_t out_len, out_off, out_cap;
+    bool send_failed; /* the worker's send of the answer failed: the connection is closed */
     int out_fd;
     uint64_t out_fd_left, out_fd_off;
     bool interim; /* out holds "100 Continue": then the body */
@@ -169,6 +177,9 @@ struct BrHttp {
     bool q_stopping;
     pthread_mutex_t done_lock;
     Conn *done;
+    /* The token shares and the body budget: the loop's, but a worker admits a request without
+     * a body to its handler itself (share_run_now()). */
+    pthread_mutex_t share_lock;
 
     Conn *first, *last; /* every connection */
     unsigned n_conns;
@@ -707,6 +718,13 @@ static size_t per_token(BrHttp *h, const BrCall *c)
     return MAX(budget / 4, MIN(budget, c->limit + 1));
 }
 
+/* At most half the workers (at least one) run one token's handlers at a time. */
+static unsigned token_workers(const BrHttp *h)
+{
+    return MAX(1u, h->n_workers / 2);
+}
+
+/* The share functions below expect the caller to hold h->share_lock. */
 static int share_attach(BrHttp *h, Conn *conn)
 {
     BrCall *c = conn->call;
@@ -745,19 +763,27 @@ static int budget_take(BrHttp *h, Conn *conn, size_t n)
 {
     BrCall *c = conn->call;
     size_t budget = h->d->config.body_budget_bytes;
+    bool refused;
 
-    if (share_attach(h, conn) < 0)
+    pthread_mutex_lock(&h->share_lock);
+    if (share_attach(h, conn) < 0) {
+        pthread_mutex_unlock(&h->share_lock);
         return -ENOMEM;
-    if (h->budget_used + n > budget || conn->share->held + n > per_token(h, c)) {
+    }
+    refused = h->budget_used + n > budget || conn->share->held + n > per_token(h, c);
+    if (!refused) {
+        h->budget_used += n;
+        conn->share->held += n;
+        conn->held += n;
+        atomic_store(&h->counters.body_bytes_held, h->budget_used);
+    }
+    pthread_mutex_unlock(&h->share_lock);
+    if (refused) {
         atomic_fetch_add(&h->counters.body_budget_refused, 1);
         return cm_error_set_code(&c->err, CM_ERROR_UNAVAILABLE, "body_budget", "",
                                  "the broker holds as many request bodies as it may "
                                  "(limits.body_budget_bytes): send this one again later");
     }
-    h->budget_used += n;
-    conn->share->held += n;
-    conn->held += n;
-    atomic_store(&h->counters.body_bytes_held, h->budget_used);
     return 0;
 }
 
@@ -765,12 +791,14 @@ static int budget_take(BrHttp *h, Conn *conn, size_t n)
  * (the handler has run), and given back once written. */
 static void budget_charge(BrHttp *h, Conn *conn, size_t n)
 {
-    if (share_attach(h, conn) < 0)
-        return;
-    h->budget_used += n;
-    conn->share->held += n;
-    conn->held += n;
-    atomic_store(&h->counters.body_bytes_held, h->budget_used);
+    pthread_mutex_lock(&h->share_lock);
+    if (share_attach(h, conn) >= 0) {
+        h->budget_used += n;
+        conn->share->held += n;
+        conn->held += n;
+        atomic_store(&h->counters.body_bytes_held, h->budget_used);
+    }
+    pthread_mutex_unlock(&h->share_lock);
 }
 
 /* Whether the token of @conn's call holds its whole share already, besides what this call
@@ -798,12 +826,41 @@ static void budget_release(BrHttp *h, Conn *conn)
 {
     if (!conn->share)
         return;
+    pthread_mutex_lock(&h->share_lock);
     h->budget_used -= conn->held;
     conn->share->held -= conn->held;
     conn->held = 0;
     share_unref(h, conn->share);
     conn->share = NULL;
     atomic_store(&h->counters.body_bytes_held, h->budget_used);
+    pthread_mutex_unlock(&h->share_lock);
+}
+
+/*
+ * The handler's turn for a request without a body, asked by the worker that ran its head
+ * phase, so that the handler runs in the same job: by body_complete()'s rule. When the token
+ * must wait for a worker or holds its whole share, the loop decides as for any request.
+ * Returns: true when the request now counts as running for its token.
+ */
+static bool share_run_now(BrHttp *h, Conn *conn)
+{
+    Share *s;
+    bool run = false;
+
+    pthread_mutex_lock(&h->share_lock);
+    s = *share_slot(h, share_key(conn->call));
+    if (!s || (s->running < token_workers(h) && !share_spent(h, conn))) {
+        if (share_attach(h, conn) >= 0) {
+            conn->share->refs++;
+            conn->share->running++;
+            conn->runs = conn->share;
+            run = true;
+        } else {
+            cm_error_clear(&conn->call->err); /* no memory: the loop tries again */
+        }
+    }
+    pthread_mutex_unlock(&h->share_lock);
+    return run;
 }
 
 /* The body's bytes as they come: counted against the limit, kept, streamed or dropped. */
@@ -980,21 +1037,27 @@ static int final_phase(BrCall *c)
     return c->route->handler(c);
 }
 
+static bool has_body(const Conn *conn)
+{
+    return conn->head.content_length > 0 || conn->head.chunked;
+}
+
 static void run_job(BrHttp *h, Conn *conn)
 {
     BrCall *c = conn->call;
     int r;
 
     conn->job_failed = false;
-    if (conn->job == JOB_HEAD) {
-        if (head_phase(h, conn) >= 0)
-            return;
+    if (conn->job == JOB_HEAD && head_phase(h, conn) < 0) {
         conn->job_failed = true;
         /* The client may already be sending the body we will not read. */
-        conn->body_unread = conn->head.content_length > 0 || conn->head.chunked;
+        conn->body_unread = has_body(conn);
         conn->close_after = conn->close_after || conn->body_unread;
         r = set_error_answer(h, conn);
+    } else if (conn->job == JOB_HEAD && (has_body(conn) || !share_run_now(h, conn))) {
+        return; /* the loop reads the body, or the token waits for its turn */
     } else {
+        conn->job = JOB_FINAL; /* a request without a body: its handler in the same job */
         r = final_phase(c) < 0 ? set_error_answer(h, conn) : set_reply_answer(h, conn);
         /* The answer is in conn->out: the documents it was made from (a usage series' tree
          * is ten times its text) and the request's body are not kept while a slow client
@@ -1015,6 +1078,85 @@ static void run_job(BrHttp *h, Conn *conn)
         conn->close_after = true; /* no memory for an answer: the connection is closed */
 }
 
+static ssize_t conn_send(Conn *conn, const char *buf, size_t size);
+static void call_free(BrHttp *h, Conn *conn);
+
+/*
+ * The worker that made an answer sends what the socket takes at once, so that a small answer
+ * goes out without a turn of the loop; the loop writes the rest, and a file. (The connection
+ * is the worker's until it is on the done list: nobody else touches its socket or TLS.)
+ */
+static void send_now(Conn *conn)
+{
+    if (!conn->out || conn->out_fd >= 0)
+        return;
+    while (conn->out_off < conn->out_len) {
+        ssize_t n = conn_send(conn, conn->out + conn->out_off, conn->out_len - conn->out_off);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn->send_failed = true;
+            return;
+        }
+        conn->out_off += (size_t)n;
+    }
+}
+
+/*
+ * The common end of a request on a kept-alive connection: its answer is out whole and nothing
+ * more of the client's is read yet. The worker ends the request itself and gives the
+ * connection back to the loop's epoll, waiting for its next request, so the loop hears of it
+ * only when that request comes (no wake-up, no turn). Whatever needs the loop goes back on the
+ * done list instead: an answer not yet out or a file, a connection to close, bytes of a next
+ * request already read, TLS (the loop keeps the list of sessions with decrypted bytes), or a
+ * token's calls waiting for this one's turn.
+ * Returns: true when the connection is the loop's again, waiting for a request.
+ */
+static bool finish_in_worker(BrHttp *h, Conn *conn)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = conn};
+    Share *s = conn->runs;
+
+    if (conn->job != JOB_FINAL || !s || conn->tls || !conn->out || conn->send_failed ||
+        conn->out_fd >= 0 || conn->out_off < conn->out_len || conn->close_after || conn->in_len)
+        return false;
+    pthread_mutex_lock(&h->share_lock);
+    if (s->waiting) {
+        pthread_mutex_unlock(&h->share_lock);
+        return false;
+    }
+    s->running--;
+    share_unref(h, s);
+    conn->runs = NULL;
+    pthread_mutex_unlock(&h->share_lock);
+
+    /* As finish_request() does for a connection kept alive. */
+    conn->served++;
+    call_free(h, conn);
+    br_http_head_clear(&conn->head);
+    free(conn->out);
+    conn->out = NULL;
+    conn->out_len = conn->out_off = conn->out_cap = 0;
+    if (conn->in_cap > 4096) {
+        free(conn->in);
+        conn->in = NULL;
+        conn->in_cap = 0;
+    }
+    conn->head_started = false;
+    conn->body_deadline_ms = 0;
+    conn->last_io_ms = now_ms();
+    if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, conn->fd, &ev) < 0) {
+        cm_log_warning("httpd: epoll_ctl: %s", strerror(errno));
+        conn->send_failed = true; /* the loop closes it */
+        return false;
+    }
+    conn->events = EPOLLIN;
+    /* The last store: from here on the connection is the loop's. (An event the loop got
+     * before it is ignored there and comes again: the interest is level-triggered.) */
+    conn->state = CS_HEAD;
+    return true;
+}
+
 static void *worker_main(void *arg)
 {
     BrHttp *h = arg;
@@ -1022,6 +1164,7 @@ static void *worker_main(void *arg)
     for (;;) {
         Conn *conn;
         uint64_t one = 1;
+        bool wake;
 
         pthread_mutex_lock(&h->q_lock);
         while (!h->q_head && !h->q_stopping)
@@ -1038,11 +1181,18 @@ static void *worker_main(void *arg)
         if (!conn)
             break;
         run_job(h, conn);
+        if (conn->job == JOB_FINAL || conn->job_failed)
+            send_now(conn);
+        if (finish_in_worker(h, conn))
+            continue;
+        /* One wake-up per list: until the loop takes it (it reads the eventfd first), a list
+         * that is not empty has a wake-up on its way. */
         pthread_mutex_lock(&h->done_lock);
+        wake = !h->done;
         conn->job_next = h->done;
         h->done = conn;
         pthread_mutex_unlock(&h->done_lock);
-        if (write(h->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        if (wake && write(h->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             cm_log_warning("httpd: cannot wake the event loop: %s", strerror(errno));
     }
     return NULL;
@@ -1441,62 +1591,79 @@ static void process_head(BrHttp *h, Conn *conn)
  */
 static void body_complete(BrHttp *h, Conn *conn)
 {
-    unsigned cap = MAX(1u, h->n_workers / 2);
     Share *s;
+    bool spent = false, wait = false;
+    int r;
 
     conn->body_deadline_ms = 0;
-    if (share_attach(h, conn) < 0) {
+    pthread_mutex_lock(&h->share_lock);
+    r = share_attach(h, conn);
+    if (r >= 0)
+        spent = share_spent(h, conn);
+    if (r >= 0 && !spent) {
+        s = conn->share;
+        s->refs++;
+        conn->runs = s;
+        wait = s->running >= token_workers(h);
+        if (wait) {
+            conn->waiting_next = NULL;
+            if (s->waiting_tail)
+                s->waiting_tail->waiting_next = conn;
+            else
+                s->waiting = conn;
+            s->waiting_tail = conn;
+        } else {
+            s->running++;
+        }
+    }
+    pthread_mutex_unlock(&h->share_lock);
+    if (r < 0) {
         conn_close(h, conn);
-        return;
-    }
-    s = conn->share;
-    if (share_spent(h, conn)) {
+    } else if (spent) {
         refuse_spent(h, conn, false);
-        return;
-    }
-    s->refs++;
-    conn->runs = s;
-    if (s->running >= cap) {
+    } else if (wait) {
         conn->state = CS_JOB;
         set_events(h, conn, 0);
-        conn->waiting_next = NULL;
-        if (s->waiting_tail)
-            s->waiting_tail->waiting_next = conn;
-        else
-            s->waiting = conn;
-        s->waiting_tail = conn;
-        return;
+    } else {
+        dispatch(h, conn, JOB_FINAL);
     }
-    s->running++;
-    dispatch(h, conn, JOB_FINAL);
 }
 
 /* A final job ended: the next call of its token, if one waits, takes its place. */
 static void runs_done(BrHttp *h, Conn *conn)
 {
     Share *s = conn->runs;
-    Conn *next;
+    Conn *next, *refused = NULL, **tail = &refused;
 
     if (!s)
         return;
     conn->runs = NULL;
-    /* (the waiting calls hold references: @s outlives this loop) */
+    pthread_mutex_lock(&h->share_lock);
+    /* (this call holds a reference: @s outlives this loop) */
     while ((next = s->waiting)) {
         s->waiting = next->waiting_next;
         if (!s->waiting)
             s->waiting_tail = NULL;
-        if (!share_spent(h, next)) {
-            dispatch(h, next, JOB_FINAL); /* it takes the place in `running` */
-            share_unref(h, s);
-            return;
-        }
+        if (!share_spent(h, next))
+            break; /* it takes the place in `running` */
         /* its token's answers are still unread: refused at its turn */
         next->runs = NULL;
         share_unref(h, s);
+        next->waiting_next = NULL;
+        *tail = next;
+        tail = &next->waiting_next;
+    }
+    if (!next)
+        s->running--;
+    share_unref(h, s);
+    pthread_mutex_unlock(&h->share_lock);
+    if (next)
+        dispatch(h, next, JOB_FINAL);
+    /* (outside the lock: an answer may end its connection, which gives its budget back) */
+    while ((next = refused)) {
+        refused = next->waiting_next;
         refuse_spent(h, next, false);
     }
-    s->running--;
-    share_unref(h, s);
 }
 
 /* Body bytes: to the call; what comes after the body is kept for the next request. */
@@ -1602,20 +1769,29 @@ static void begin_body(BrHttp *h, Conn *conn)
 static void job_done(BrHttp *h, Conn *conn)
 {
     if (conn->job == JOB_HEAD && !conn->job_failed) {
-        if (share_spent(h, conn)) {
-            refuse_spent(h, conn, conn->head.content_length > 0 || conn->head.chunked);
+        bool spent;
+        pthread_mutex_lock(&h->share_lock);
+        spent = share_spent(h, conn);
+        pthread_mutex_unlock(&h->share_lock);
+        if (spent) {
+            refuse_spent(h, conn, has_body(conn));
             return;
         }
         begin_body(h, conn);
         return;
     }
     runs_done(h, conn);
-    if (!conn->out) {
+    if (!conn->out || conn->send_failed) {
         conn_close(h, conn);
         return;
     }
     /* The request's body is gone (run_job); the answer is held until it is read. */
     budget_release(h, conn);
+    if (conn->out_fd < 0 && conn->out_off == conn->out_len) {
+        finish_request(h, conn); /* the worker sent it all */
+        return;
+    }
+    /* The whole answer is held until it is out, whatever part of it the worker sent. */
     if (conn->out_fd < 0)
         budget_charge(h, conn, conn->out_len);
     start_write(h, conn);
@@ -2138,6 +2314,7 @@ static void http_free(BrHttp *h)
     pthread_mutex_destroy(&h->q_lock);
     pthread_cond_destroy(&h->q_cond);
     pthread_mutex_destroy(&h->done_lock);
+    pthread_mutex_destroy(&h->share_lock);
     free(h->workers);
     free(h->scratch);
     free(h);
@@ -2202,6 +2379,7 @@ int br_http_start(BrDaemon *d, CmError *err)
     pthread_mutex_init(&h->q_lock, NULL);
     pthread_cond_init(&h->q_cond, NULL);
     pthread_mutex_init(&h->done_lock, NULL);
+    pthread_mutex_init(&h->share_lock, NULL);
     h->routes = br_api_routes(&h->n_routes);
     h->lim.max_head_bytes = d->config.max_header_bytes;
     h->lim.max_query_params = d->config.max_query_params;
