@@ -217,10 +217,14 @@ int br_finding_others_busy(CmDb *db, int64_t allocation_id, int64_t instance_id,
 
 int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t *ret_id)
 {
+    /* By its allocation's index (an instance's findings all name its allocation): the partial
+     * index findings_live leaves out 'dismissed', and without an index each raise read every
+     * finding (a first run over 20,000 instances took 105 s on SQLite, growing as the square). */
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(tx->db,
-                      "SELECT id, state FROM findings WHERE instance_id = ?1 AND kind = ?2"
-                      " AND state IN ('open','acknowledged','dismissed') ORDER BY id DESC LIMIT 1",
+                      "SELECT id, state FROM findings WHERE allocation_id = ?3 AND kind = ?2"
+                      " AND instance_id = ?1 AND state IN ('open','acknowledged','dismissed')"
+                      " ORDER BY id DESC LIMIT 1",
                       tx->err);
     const char *evidence = cm_json_to_string(f->evidence, NULL);
     const char *rec = cm_json_to_string(f->recommendation, NULL);
@@ -229,7 +233,7 @@ int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t 
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, f->instance_id, f->kind);
+    CM_DB_BIND(st, f->instance_id, f->kind, f->allocation_id);
     r = cm_stmt_step(st, tx->err);
     if (r < 0)
         return r;
