@@ -355,8 +355,15 @@ def run_day(kind, tmp, cluster, pgdir, day_start, res, answers):
         answers['rollups'] = b.query(f"SELECT {ROLLUP_COLS}, cpu_util_hist, mem_util_hist"
                                      f" FROM rollups WHERE day = '{day}' ORDER BY instance_id")
         answers['findings'] = b.query(
-            'SELECT instance_id, kind, state, rule, frees_vcpus, frees_memory_mib'
-            ' FROM findings ORDER BY instance_id, kind')
+            'SELECT instance_id, kind, state, rule, frees_vcpus, frees_memory_mib, evidence,'
+            ' recommendation FROM findings ORDER BY instance_id, kind')
+        for row in answers['findings']:
+            # what depends on the time of the run: the window's ends and the coverage to now
+            ev = json.loads(row[6])
+            for key in ('window', 'expected_from', 'coverage', 'expected_readings'):
+                ev.pop(key, None)
+            row[6] = json.dumps(ev, sort_keys=True)
+            row[7] = json.dumps(json.loads(row[7]), sort_keys=True)
         for d in (doc, doc2):
             d.pop('seconds', None)
         answers['runs'] = [doc, doc2]
@@ -564,6 +571,9 @@ def main():
               ['answers on SQLite and PostgreSQL', ''])
     print()
     print(f'(run took {time.time() - t_begin:.0f} s; load average now {os.getloadavg()[0]:.2f})')
+    if os.environ.get('BENCH_ANSWERS'):
+        with open(os.environ['BENCH_ANSWERS'], 'w') as f:
+            json.dump(answers, f)
     if os.environ.get('BENCH_JSON'):
         with open(os.environ['BENCH_JSON'], 'w') as f:
             json.dump(res, f, indent=2)
