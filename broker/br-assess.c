@@ -990,16 +990,20 @@ int br_assess_run(BrDaemon *d, const BrActor *actor, json_object **ret, CmError 
                                    .now = cm_now_ms() / 1000,
                                    .t0 = cm_mono_ns(),
                                    .not_judged = json_object_new_array()};
+    int64_t t_read = 0;
     int r;
 
     cm_time_iso(run.now * 1000, run.at);
     r = br_tx_read(d->store, "assessment.read", run_read, &run, err);
+    t_read = cm_mono_ns();
     if (r >= 0)
         r = br_tx_run(d->store, "assessment.run", actor, run_write, &run, err);
     if (r < 0)
         return r;
-    cm_log_info("assessment: %zu instances, %d new findings, %d updated, %d resolved", run.n,
-                run.created, run.updated, run.resolved);
+    cm_log_info("assessment: %zu instances, %d new findings, %d updated, %d resolved (read %.2f s,"
+                " written %.2f s)",
+                run.n, run.created, run.updated, run.resolved, (double)(t_read - run.t0) / 1e9,
+                (double)(cm_mono_ns() - t_read) / 1e9);
     /* The answer (not the audit record) names the instances not judged and their coverage. */
     json_object_object_add(run.summary, "not_judged", json_object_get(run.not_judged));
     json_object_object_add(run.summary, "not_judged_truncated",

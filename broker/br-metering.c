@@ -1038,6 +1038,7 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
     _cleanup_free_ BrRollupRow *rows = NULL;
     RollupDay x = {.p = &p->assessment, .day_start = day_start - day_start % 86400};
+    int64_t t0 = cm_mono_ns(), t_read;
     int r;
 
     day_name(x.day_start, x.day);
@@ -1045,11 +1046,13 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     /* Read the day in one snapshot without the write lock; then write it in one short one. */
     r = br_tx_read(d->store, "rollup.read", rollup_read, &x, err);
     rows = x.rows;
+    t_read = cm_mono_ns();
     if (r >= 0)
         r = br_tx_run(d->store, "rollup.write", NULL, rollup_write, &x, err);
     if (r < 0)
         return r;
-    cm_log_info("rolled up %zu instance(s) for %s", x.n_rows, x.day);
+    cm_log_info("rolled up %zu instance(s) for %s (read %.2f s, written %.2f s)", x.n_rows, x.day,
+                (double)(t_read - t0) / 1e9, (double)(cm_mono_ns() - t_read) / 1e9);
     return (int)x.n_rows;
 }
 
