@@ -23,6 +23,7 @@ library only. See README.md ("PostgreSQL at scale: pg-scale-bench.py")."""
 import calendar
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -286,6 +287,7 @@ class Backend:
         servers = pg_pids(self.pgdir) if self.url else []
         load = os.getloadavg()[0]
         c0, s0 = meterlib.proc_cpu_seconds(pid), cpu_of(servers)
+        log_at = os.path.getsize(self.broker.log_path)
         t0 = time.perf_counter()
         st, data = meterlib.http_call(self.broker.port, method, path, body=body, token=token,
                                       timeout=1800)
@@ -295,6 +297,12 @@ class Backend:
         res = {'wall': wall, 'broker_cpu': meterlib.proc_cpu_seconds(pid) - c0,
                'server_cpu': cpu_of(servers) - s0 if self.url else None,
                'rss_mib': meterlib.proc_status_kib(pid, 'VmHWM') / 1024, 'load': load}
+        # The broker's own split (its log: "... (read 1.23 s, written 4.56 s)").
+        with open(self.broker.log_path, 'rb') as f:
+            f.seek(log_at)
+            m = re.findall(rb'\(read ([0-9.]+) s, written ([0-9.]+) s\)', f.read())
+        if m:
+            res['read_s'], res['write_s'] = float(m[-1][0]), float(m[-1][1])
         log(f'{NAMES[self.kind]}: {method} {path}: {wall:.2f} s, broker CPU '
             f'{res["broker_cpu"]:.2f} s, peak RSS {res["rss_mib"]:.0f} MiB (load {load:.2f})')
         return res, data
@@ -541,13 +549,16 @@ def main():
             continue
         for fig, name, spec in (('wall', 'wall s', '.2f'), ('broker_cpu', 'broker CPU s', '.2f'),
                                 ('server_cpu', 'PostgreSQL CPU s', '.2f'),
+                                ('read_s', '  of which reading s', '.2f'),
+                                ('write_s', '  of which writing s', '.2f'),
                                 ('rss_mib', 'broker peak RSS MiB', '.0f'),
                                 ('load', 'load average before', '.2f')):
             row = [label if fig == 'wall' else '', name]
             for k in BACKENDS:
                 v = res[k].get(key, {}).get(fig)
                 row.append('' if v is None else format(v, spec))
-            rows.append(row)
+            if any(row[2:]):
+                rows.append(row)
     table(rows, ['call', ''] + [NAMES[k] for k in BACKENDS])
     print()
     goals = []
