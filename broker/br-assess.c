@@ -763,6 +763,8 @@ typedef struct {
     size_t n, n_not_judged;
     json_object *not_judged, *summary;
     int created, updated, resolved, insufficient, young;
+    int64_t *stale[3]; /* per kind, the judged instances it did not fire for */
+    size_t n_stale[3];
 } Run;
 
 static void run_done(Run *run)
@@ -771,6 +773,8 @@ static void run_done(Run *run)
         for (int k = 0; k < 3; k++)
             json_object_put(run->targets[i].ev[k]);
     free(run->targets);
+    for (int k = 0; k < 3; k++)
+        free(run->stale[k]);
     json_object_put(run->not_judged);
     json_object_put(run->summary);
 }
@@ -928,10 +932,7 @@ static int record(Run *run, BrTx *tx, const Target *t)
         int64_t id = 0;
         int r;
         if (!fired[k]) {
-            r = br_finding_resolve_stale(tx, t->id, kinds[k], run->at);
-            if (r < 0)
-                return r;
-            run->resolved += r;
+            run->stale[k][run->n_stale[k]++] = t->id; /* resolved after, all at once */
             continue;
         }
         rec = recommendation_json(run->p, v, t->id, t->idx, k == 0, t->others_busy);
@@ -959,15 +960,35 @@ static int record(Run *run, BrTx *tx, const Target *t)
     return 0;
 }
 
+/* A judged instance's kinds that did not fire: their live findings resolved, by lists of
+ * STALE_SLICE instances. They are not the rows record() raises or updates (those of the kinds
+ * that fired), so doing them after it changes nothing but the number of statements. */
+#define STALE_SLICE 10000
+
 static int run_write(BrTx *tx, void *ctx)
 {
     Run *run = ctx;
 
+    for (int k = 0; k < 3; k++) {
+        free(run->stale[k]);
+        run->n_stale[k] = 0;
+        run->stale[k] = malloc((run->n ? run->n : 1) * sizeof(int64_t));
+        if (!run->stale[k])
+            return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    }
     for (size_t i = 0; i < run->n; i++) {
         int r = run->targets[i].judged ? record(run, tx, &run->targets[i]) : 0;
         if (r < 0)
             return r;
     }
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < run->n_stale[k]; i += STALE_SLICE) {
+            size_t n = run->n_stale[k] - i < STALE_SLICE ? run->n_stale[k] - i : STALE_SLICE;
+            int r = br_finding_resolve_stale(tx, run->stale[k] + i, n, kinds[k], run->at);
+            if (r < 0)
+                return r;
+            run->resolved += r;
+        }
     run->summary = json_object_new_object();
     json_object_object_add(run->summary, "instances", json_object_new_int64((int64_t)run->n));
     json_object_object_add(run->summary, "created", json_object_new_int64(run->created));

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,19 +280,45 @@ int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t 
     return 2;
 }
 
-int br_finding_resolve_stale(BrTx *tx, int64_t instance_id, const char *kind, const char *at)
+int br_finding_resolve_stale(BrTx *tx, const int64_t *instance_ids, size_t n, const char *kind,
+                             const char *at)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(tx->db,
-                      "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
-                      " reason = 'the condition no longer holds' WHERE instance_id = ?2"
-                      " AND kind = ?3 AND state IN ('open','acknowledged')",
-                      tx->err);
+    /* One statement for a list of instances: one per instance was a round trip each on
+     * PostgreSQL, and its plan, cached while the table looked empty in the run's transaction,
+     * read every finding each time (the first run over 10,000 instances: 24,000 of them). The
+     * list goes as one text: a JSON array for SQLite's json_each(), an array literal for
+     * PostgreSQL. */
+    _cleanup_free_ char *list = NULL;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    bool pg = cm_db_backend(tx->db) == CM_DB_POSTGRESQL;
+    size_t cap = n * 21 + 3, len = 0;
     int r;
 
+    if (n == 0)
+        return 0;
+    list = malloc(cap);
+    if (!list)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    list[len++] = pg ? '{' : '[';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)instance_ids[i]);
+    list[len++] = pg ? '}' : ']';
+    list[len] = '\0';
+    st = cm_db_prepare(tx->db,
+                       cm_db_sql(tx->db,
+                                 "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
+                                 " reason = 'the condition no longer holds' WHERE kind = ?3"
+                                 " AND state IN ('open','acknowledged')"
+                                 " AND instance_id IN (SELECT value FROM json_each(?2))",
+                                 "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
+                                 " reason = 'the condition no longer holds' WHERE kind = ?3"
+                                 " AND state IN ('open','acknowledged')"
+                                 " AND instance_id = ANY (CAST(?2 AS BIGINT[]))"),
+                       tx->err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, at, instance_id, kind);
+    CM_DB_BIND(st, at, (const char *)list, kind);
     r = cm_stmt_exec(st, tx->err);
     return r < 0 ? r : (int)cm_stmt_changes(st);
 }
