@@ -45,6 +45,9 @@ BACKENDS = os.environ.get('BENCH_BACKENDS', 'sqlite,pg').split(',')
 PARTS = os.environ.get('BENCH_PARTS', 'day,year').split(',')
 PG_CLUSTER = os.path.join(meterlib.SOURCE, 'tools', 'pg-cluster.sh')
 NAMES = {'sqlite': 'SQLite', 'pg': 'PostgreSQL'}
+# BENCH_PG_STATEMENTS=1: pg_stat_statements on, and after each call on PostgreSQL the statements
+# that took the most of the server's time during it.
+PG_STATEMENTS = os.environ.get('BENCH_PG_STATEMENTS') == '1'
 ID0 = 1000                          # first id of the departments, systems, requests, allocations
 
 
@@ -233,6 +236,8 @@ class Backend:
             name = f'cbscale_{part}'
             psql(cluster_url, f'CREATE DATABASE {name}')
             self.url = cluster_url.replace('postgresql:///postgres?', f'postgresql:///{name}?')
+        if self.url and PG_STATEMENTS:
+            psql(self.url, 'CREATE EXTENSION pg_stat_statements')
         self.broker = meterlib.BenchBroker(os.path.join(tmp, f'{kind}-{part}'), policy)
         self.extra = ['--database', self.url] if self.url else []
         self.broker.start(self.extra)
@@ -288,6 +293,8 @@ class Backend:
         load = os.getloadavg()[0]
         c0, s0 = meterlib.proc_cpu_seconds(pid), cpu_of(servers)
         log_at = os.path.getsize(self.broker.log_path)
+        if self.url and PG_STATEMENTS:
+            psql(self.url, 'SELECT pg_stat_statements_reset()')
         t0 = time.perf_counter()
         st, data = meterlib.http_call(self.broker.port, method, path, body=body, token=token,
                                       timeout=1800)
@@ -303,6 +310,15 @@ class Backend:
             m = re.findall(rb'\(read ([0-9.]+) s, written ([0-9.]+) s\)', f.read())
         if m:
             res['read_s'], res['write_s'] = float(m[-1][0]), float(m[-1][1])
+        if self.url and PG_STATEMENTS:
+            top = psql(self.url, "SELECT round(total_exec_time::numeric / 1000, 2) || ' s, '"
+                       " || calls || ' calls, ' || round(mean_exec_time::numeric, 3) || ' ms: '"
+                       " || left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+                       " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+                       " WHERE datname = current_database())"
+                       " ORDER BY total_exec_time DESC LIMIT 6")
+            log(f'server time by statement during {method} {path}:\n    ' +
+                top.replace('\n', '\n    '))
         log(f'{NAMES[self.kind]}: {method} {path}: {wall:.2f} s, broker CPU '
             f'{res["broker_cpu"]:.2f} s, peak RSS {res["rss_mib"]:.0f} MiB (load {load:.2f})')
         return res, data
@@ -494,7 +510,9 @@ def main():
             for sql in ('ALTER SYSTEM SET fsync = on', 'ALTER SYSTEM SET synchronous_commit = on',
                         "ALTER SYSTEM SET shared_buffers = '512MB'",
                         "ALTER SYSTEM SET max_wal_size = '8GB'",
-                        "ALTER SYSTEM SET work_mem = '64MB'"):
+                        "ALTER SYSTEM SET work_mem = '64MB'") + (
+                            ("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",)
+                            if PG_STATEMENTS else ()):
                 psql(cluster, sql)
             subprocess.run([PG_CLUSTER, 'restart', pgdir], check=True, capture_output=True)
             log(f'PostgreSQL {psql(cluster, "SHOW server_version")} in {pgdir}')
