@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,10 +219,14 @@ int br_finding_others_busy(CmDb *db, int64_t allocation_id, int64_t instance_id,
 
 int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t *ret_id)
 {
+    /* By its allocation's index (an instance's findings all name its allocation): the partial
+     * index findings_live leaves out 'dismissed', and without an index each raise read every
+     * finding (a first run over 20,000 instances took 105 s on SQLite, growing as the square). */
     _cleanup_stmt_ CmStmt *st =
         cm_db_prepare(tx->db,
-                      "SELECT id, state FROM findings WHERE instance_id = ?1 AND kind = ?2"
-                      " AND state IN ('open','acknowledged','dismissed') ORDER BY id DESC LIMIT 1",
+                      "SELECT id, state FROM findings WHERE allocation_id = ?3 AND kind = ?2"
+                      " AND instance_id = ?1 AND state IN ('open','acknowledged','dismissed')"
+                      " ORDER BY id DESC LIMIT 1",
                       tx->err);
     const char *evidence = cm_json_to_string(f->evidence, NULL);
     const char *rec = cm_json_to_string(f->recommendation, NULL);
@@ -229,7 +235,7 @@ int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t 
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, f->instance_id, f->kind);
+    CM_DB_BIND(st, f->instance_id, f->kind, f->allocation_id);
     r = cm_stmt_step(st, tx->err);
     if (r < 0)
         return r;
@@ -274,19 +280,45 @@ int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t 
     return 2;
 }
 
-int br_finding_resolve_stale(BrTx *tx, int64_t instance_id, const char *kind, const char *at)
+int br_finding_resolve_stale(BrTx *tx, const int64_t *instance_ids, size_t n, const char *kind,
+                             const char *at)
 {
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(tx->db,
-                      "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
-                      " reason = 'the condition no longer holds' WHERE instance_id = ?2"
-                      " AND kind = ?3 AND state IN ('open','acknowledged')",
-                      tx->err);
+    /* One statement for a list of instances: one per instance was a round trip each on
+     * PostgreSQL, and its plan, cached while the table looked empty in the run's transaction,
+     * read every finding each time (the first run over 10,000 instances: 24,000 of them). The
+     * list goes as one text: a JSON array for SQLite's json_each(), an array literal for
+     * PostgreSQL. */
+    _cleanup_free_ char *list = NULL;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    bool pg = cm_db_backend(tx->db) == CM_DB_POSTGRESQL;
+    size_t cap = n * 21 + 3, len = 0;
     int r;
 
+    if (n == 0)
+        return 0;
+    list = malloc(cap);
+    if (!list)
+        return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+    list[len++] = pg ? '{' : '[';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)instance_ids[i]);
+    list[len++] = pg ? '}' : ']';
+    list[len] = '\0';
+    st = cm_db_prepare(tx->db,
+                       cm_db_sql(tx->db,
+                                 "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
+                                 " reason = 'the condition no longer holds' WHERE kind = ?3"
+                                 " AND state IN ('open','acknowledged')"
+                                 " AND instance_id IN (SELECT value FROM json_each(?2))",
+                                 "UPDATE findings SET state = 'resolved', state_changed_at = ?1,"
+                                 " reason = 'the condition no longer holds' WHERE kind = ?3"
+                                 " AND state IN ('open','acknowledged')"
+                                 " AND instance_id = ANY (CAST(?2 AS BIGINT[]))"),
+                       tx->err);
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, at, instance_id, kind);
+    CM_DB_BIND(st, at, (const char *)list, kind);
     r = cm_stmt_exec(st, tx->err);
     return r < 0 ? r : (int)cm_stmt_changes(st);
 }

@@ -98,10 +98,11 @@ int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t 
 
 /**
  * br_finding_resolve_stale:
- * Resolves the live finding of kind @kind of instance @instance_id: its condition no longer
- * holds. Returns: the number resolved (0 or 1), or a negative errno with tx->err set.
+ * Resolves the live findings of kind @kind of the @n instances @instance_ids: their condition
+ * no longer holds. Returns: the number resolved, or a negative errno with tx->err set.
  */
-int br_finding_resolve_stale(BrTx *tx, int64_t instance_id, const char *kind, const char *at);
+int br_finding_resolve_stale(BrTx *tx, const int64_t *instance_ids, size_t n, const char *kind,
+                             const char *at);
 
 /**
  * br_finding_resolve_ended:

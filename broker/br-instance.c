@@ -294,6 +294,25 @@ int br_instance_allocation_hosts(CmDb *db, int64_t allocation_id, int64_t **ret,
     return cm_stmt_ints(st, ret, ret_n, err);
 }
 
+int br_instance_slice_end(CmDb *db, int64_t after, int64_t count, int64_t *ret_last, CmError *err)
+{
+    _cleanup_stmt_ CmStmt *st =
+        cm_db_prepare(db,
+                      "SELECT max(id) AS last FROM (SELECT id FROM instances"
+                      " WHERE id > ?1 ORDER BY id LIMIT ?2) AS slice",
+                      err);
+    int r;
+
+    if (!st)
+        return -EIO;
+    CM_DB_BIND(st, after, count);
+    r = cm_stmt_step(st, err);
+    if (r < 0)
+        return r;
+    *ret_last = r > 0 && !cm_stmt_is_null(st, 0) ? cm_stmt_int(st, 0) : 0;
+    return 0;
+}
+
 int br_instance_list_json(CmDb *db, int64_t allocation_id, json_object **ret, CmError *err)
 {
     /* The live state is what the reconciler last saw: never a call to a hypervisor. */

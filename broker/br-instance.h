@@ -127,6 +127,15 @@ int br_instance_allocation_hosts(CmDb *db, int64_t allocation_id, int64_t **ret,
                                  CmError *err);
 
 /**
+ * br_instance_slice_end:
+ * The id of the @count-th instance after id @after (or of the last one, when fewer follow):
+ * the end of the next slice of a read that goes through every instance a slice at a time
+ * (PostgreSQL hands a statement's answer over whole: a slice keeps it small).
+ * Returns: 0 with the id in @ret_last (0: no instance after @after), or a negative errno.
+ */
+int br_instance_slice_end(CmDb *db, int64_t after, int64_t count, int64_t *ret_last, CmError *err);
+
+/**
  * br_instance_list_json:
  * The instances of @allocation_id as GET /v1/allocations/{id} shows them, with the live state
  * the reconciler last saw. Returns: 0 and the array in @ret, or a negative errno with @err.

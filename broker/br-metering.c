@@ -1049,6 +1049,10 @@ static double gauge(CmStmt *st, int i)
     return cm_stmt_is_null(st, i) ? NAN : cm_stmt_double(st, i);
 }
 
+/* Instances read a slice at a time: PostgreSQL hands a statement's whole answer over at once
+ * (the day of 20,000 instances, 5.8 million rows, took 2.4 GB); SQLite steps the same. */
+#define ROLLUP_SLICE 500
+
 static int rollup_read(BrTx *tx, void *ctx)
 {
     RollupDay *x = ctx;
@@ -1066,35 +1070,46 @@ static int rollup_read(BrTx *tx, void *ctx)
                       " s.disk_wr_bytes, s.disk_rd_reqs, s.disk_wr_reqs, s.net_rx_bytes,"
                       " s.net_tx_bytes, s.net_rx_pkts, s.net_tx_pkts"
                       " FROM instances i CROSS JOIN samples s WHERE s.instance_id = i.id"
+                      " AND i.id > ?3 AND i.id <= ?4"
                       " AND s.start >= ?1 AND s.start < ?2 ORDER BY i.id, s.start",
                       tx->err);
+    int64_t after = 0, last = 0;
     int r;
 
     if (!st)
         return -EIO;
-    CM_DB_BIND(st, x->day_start, x->day_start + 86400);
-    while ((r = cm_stmt_step(st, tx->err)) > 0) {
-        int64_t id = cm_stmt_int(st, 0);
-        BrRollupWindow w = {
-            .duration = cm_stmt_int(st, 1),
-            .readings = cm_stmt_int(st, 2),
-            .expected = cm_stmt_int(st, 3),
-            .vcpus = cm_stmt_int(st, 4),
-            .memory_mib = cm_stmt_int(st, 5),
-            .cpu_avg = gauge(st, 6),
-            .cpu_max = gauge(st, 7),
-            .mem_avg = gauge(st, 8),
-            .mem_max = gauge(st, 9),
-        };
-        for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
-            w.counters[k] = counter(st, 10 + k);
-        if (id != a.row.instance_id) {
-            if (a.row.instance_id && (r = rows_push(x, &a, tx->err)) < 0)
-                return r;
-            br_rollup_begin(&a, id);
+    for (;;) {
+        r = br_instance_slice_end(tx->db, after, ROLLUP_SLICE, &last, tx->err);
+        if (r < 0 || last == 0)
+            break;
+        cm_stmt_reset(st);
+        CM_DB_BIND(st, x->day_start, x->day_start + 86400, after, last);
+        after = last;
+        while ((r = cm_stmt_step(st, tx->err)) > 0) {
+            int64_t id = cm_stmt_int(st, 0);
+            BrRollupWindow w = {
+                .duration = cm_stmt_int(st, 1),
+                .readings = cm_stmt_int(st, 2),
+                .expected = cm_stmt_int(st, 3),
+                .vcpus = cm_stmt_int(st, 4),
+                .memory_mib = cm_stmt_int(st, 5),
+                .cpu_avg = gauge(st, 6),
+                .cpu_max = gauge(st, 7),
+                .mem_avg = gauge(st, 8),
+                .mem_max = gauge(st, 9),
+            };
+            for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
+                w.counters[k] = counter(st, 10 + k);
+            if (id != a.row.instance_id) {
+                if (a.row.instance_id && (r = rows_push(x, &a, tx->err)) < 0)
+                    return r;
+                br_rollup_begin(&a, id);
+            }
+            if (br_rollup_add(&a, x->p, &w) < 0)
+                return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
         }
-        if (br_rollup_add(&a, x->p, &w) < 0)
-            return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
+        if (r < 0)
+            return r;
     }
     if (r >= 0 && a.row.instance_id)
         r = rows_push(x, &a, tx->err);
@@ -1185,6 +1200,7 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     _cleanup_(br_policies_unrefp) BrPolicies *p = br_daemon_policies(d);
     _cleanup_free_ BrRollupRow *rows = NULL;
     RollupDay x = {.p = &p->assessment, .day_start = day_start - day_start % 86400};
+    int64_t t0 = cm_mono_ns(), t_read;
     int r;
 
     day_name(x.day_start, x.day);
@@ -1192,11 +1208,13 @@ int br_metering_rollup_day(BrDaemon *d, int64_t day_start, CmError *err)
     /* Read the day in one snapshot without the write lock; then write it in one short one. */
     r = br_tx_read(d->store, "rollup.read", rollup_read, &x, err);
     rows = x.rows;
+    t_read = cm_mono_ns();
     if (r >= 0)
         r = br_tx_run(d->store, "rollup.write", NULL, rollup_write, &x, err);
     if (r < 0)
         return r;
-    cm_log_info("rolled up %zu instance(s) for %s", x.n_rows, x.day);
+    cm_log_info("rolled up %zu instance(s) for %s (read %.2f s, written %.2f s)", x.n_rows, x.day,
+                (double)(t_read - t0) / 1e9, (double)(cm_mono_ns() - t_read) / 1e9);
     return (int)x.n_rows;
 }
 
