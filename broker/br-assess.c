@@ -765,6 +765,8 @@ typedef struct {
     int created, updated, resolved, insufficient, young;
     int64_t *stale[3]; /* per kind, the judged instances it did not fire for */
     size_t n_stale[3];
+    BrFindingLive *live; /* the judged instances' findings before the run, sorted */
+    size_t n_live;
 } Run;
 
 static void run_done(Run *run)
@@ -775,6 +777,7 @@ static void run_done(Run *run)
     free(run->targets);
     for (int k = 0; k < 3; k++)
         free(run->stale[k]);
+    free(run->live);
     json_object_put(run->not_judged);
     json_object_put(run->summary);
 }
@@ -949,7 +952,8 @@ static int record(Run *run, BrTx *tx, const Target *t)
             .recommended = v->recommended,
             .frees = v->frees,
         };
-        r = br_finding_raise(tx, &f, run->at, &id);
+        r = br_finding_raise(tx, &f, br_finding_live_find(run->live, run->n_live, t->id, kinds[k]),
+                             run->at, &id);
         if (r < 0)
             return r;
         run->updated += r == 1;
@@ -976,6 +980,21 @@ static int run_write(BrTx *tx, void *ctx)
         if (!run->stale[k])
             return cm_error_set(tx->err, CM_ERROR_INTERNAL, "", "out of memory");
     }
+    /* The judged instances' findings as they stand, by lists of STALE_SLICE instances (the
+     * stale lists serve as the buffer: they are filled by record() only after). */
+    free(run->live);
+    run->live = NULL;
+    run->n_live = 0;
+    for (size_t i = 0; i < run->n;) {
+        size_t n = 0;
+        for (; i < run->n && n < STALE_SLICE; i++)
+            if (run->targets[i].judged)
+                run->stale[0][n++] = run->targets[i].id;
+        int r = n ? br_finding_live_load(tx, run->stale[0], n, &run->live, &run->n_live) : 0;
+        if (r < 0)
+            return r;
+    }
+    br_finding_live_sort(run->live, run->n_live);
     for (size_t i = 0; i < run->n; i++) {
         int r = run->targets[i].judged ? record(run, tx, &run->targets[i]) : 0;
         if (r < 0)

@@ -86,15 +86,40 @@ int br_finding_set_change_request(BrTx *tx, int64_t id, int64_t request_id);
 int br_finding_others_busy(CmDb *db, int64_t allocation_id, int64_t instance_id, bool *ret,
                            CmError *err);
 
+/* An instance's live (or dismissed) finding of one kind, as br_finding_live_load() found it. */
+typedef struct {
+    int64_t instance_id;
+    char kind[24];
+    int64_t id;
+    bool dismissed;
+} BrFindingLive;
+
+/**
+ * br_finding_live_load:
+ * Appends to @live (@n_live entries, grown with realloc) the newest open, acknowledged or
+ * dismissed finding of each kind of the @n instances @instance_ids, in one statement.
+ * Returns: 0, or a negative errno with tx->err set.
+ */
+int br_finding_live_load(BrTx *tx, const int64_t *instance_ids, size_t n, BrFindingLive **live,
+                         size_t *n_live);
+
+/** br_finding_live_sort: sorts @live by instance and kind for br_finding_live_find(). */
+void br_finding_live_sort(BrFindingLive *live, size_t n);
+
+/** br_finding_live_find: Returns: the entry of @instance_id and @kind in the sorted @live, or NULL. */
+const BrFindingLive *br_finding_live_find(const BrFindingLive *live, size_t n, int64_t instance_id,
+                                          const char *kind);
+
 /**
  * br_finding_raise:
- * Records what the assessment found, at @at: the live finding of the instance and kind is
- * updated, else a new one opened — unless the bureau dismissed it (with a reason): that one
- * is left alone.
+ * Records what the assessment found, at @at: @live, the instance's finding of that kind found
+ * by br_finding_live_load() (NULL: none), is updated, else a new one opened — unless the bureau
+ * dismissed it (with a reason): that one is left alone.
  * Returns: 2 and the new id in @ret_id when opened, 1 when updated, 0 when left, or a
  * negative errno with tx->err set.
  */
-int br_finding_raise(BrTx *tx, const BrFindingFound *f, const char *at, int64_t *ret_id);
+int br_finding_raise(BrTx *tx, const BrFindingFound *f, const BrFindingLive *live, const char *at,
+                     int64_t *ret_id);
 
 /**
  * br_finding_resolve_stale:
