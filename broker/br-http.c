@@ -1102,6 +1102,17 @@ static void send_now(Conn *conn)
     }
 }
 
+/* A request answered: its call, head and answer let go. */
+static void request_clear(BrHttp *h, Conn *conn)
+{
+    conn->served++;
+    call_free(h, conn);
+    br_http_head_clear(&conn->head);
+    free(conn->out);
+    conn->out = NULL;
+    conn->out_len = conn->out_off = conn->out_cap = 0;
+}
+
 /*
  * The common end of a request on a kept-alive connection: its answer is out whole and nothing
  * more of the client's is read yet. The worker ends the request itself and gives the
@@ -1131,12 +1142,7 @@ static bool finish_in_worker(BrHttp *h, Conn *conn)
     pthread_mutex_unlock(&h->share_lock);
 
     /* As finish_request() does for a connection kept alive. */
-    conn->served++;
-    call_free(h, conn);
-    br_http_head_clear(&conn->head);
-    free(conn->out);
-    conn->out = NULL;
-    conn->out_len = conn->out_off = conn->out_cap = 0;
+    request_clear(h, conn);
     if (conn->in_cap > 4096) {
         free(conn->in);
         conn->in = NULL;
@@ -1462,12 +1468,7 @@ static void finish_request(BrHttp *h, Conn *conn)
         }
         return;
     }
-    conn->served++;
-    call_free(h, conn);
-    br_http_head_clear(&conn->head);
-    free(conn->out);
-    conn->out = NULL;
-    conn->out_len = conn->out_off = conn->out_cap = 0;
+    request_clear(h, conn);
     if (conn->close_after) {
         if (conn->body_unread && !conn->tls) {
             /* Closing with unread bytes would reset the connection and could destroy the

@@ -107,6 +107,33 @@ def proc_status_kib(pid, key):
     return None
 
 
+def pg_pids(pgdir):
+    """The PostgreSQL server's processes: the postmaster and its children."""
+    with open(os.path.join(pgdir, 'data', 'postmaster.pid')) as f:
+        main_pid = int(f.readline())
+    pids = [main_pid]
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[1]) == main_pid:
+                        pids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def cpu_of(pids):
+    """The CPU seconds of @pids together (those gone are left out)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += proc_cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def reset_peak_rss(pid):
     """Resets the process's VmHWM to its current RSS (Linux: clear_refs 5), so that a later
     VmHWM is the peak of what came after. Returns: the VmHWM before the reset, KiB."""

@@ -53,32 +53,6 @@ def psql(url, sql, stdin=None):
     return p.stdout.strip()
 
 
-def pg_pids(pgdir):
-    """The PostgreSQL server's processes: the postmaster and its children."""
-    with open(os.path.join(pgdir, 'data', 'postmaster.pid')) as f:
-        main_pid = int(f.readline())
-    pids = [main_pid]
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            try:
-                with open(f'/proc/{d}/stat') as f:
-                    if int(f.read().rsplit(')', 1)[1].split()[1]) == main_pid:
-                        pids.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    return pids
-
-
-def cpu_of(pids):
-    total = 0.0
-    for pid in pids:
-        try:
-            total += meterlib.proc_cpu_seconds(pid)
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
 def db_url(cluster_url, name):
     return cluster_url.replace('postgresql:///postgres?', f'postgresql:///{name}?')
 
@@ -346,13 +320,13 @@ class Setup:
         brokers = [b.proc.pid for b in self.brokers]
         # Backends of this run's connections come and go little; those that exit during the
         # run are not counted (an underestimate of the server's share, if anything).
-        servers = pg_pids(pgdir) if self.url else []
-        b0, s0 = cpu_of(brokers), cpu_of(servers)
+        servers = meterlib.pg_pids(pgdir) if self.url else []
+        b0, s0 = meterlib.cpu_of(brokers), meterlib.cpu_of(servers)
         stored, dup, failed, wall = ingest(agents)
         self.res.update(ingest_windows=stored, ingest_failed=failed, ingest_s=wall,
                         ingest_per_s=stored / wall,
-                        ingest_broker_cpu_us=(cpu_of(brokers) - b0) / stored * 1e6,
-                        ingest_pg_cpu_us=((cpu_of(servers) - s0) / stored * 1e6
+                        ingest_broker_cpu_us=(meterlib.cpu_of(brokers) - b0) / stored * 1e6,
+                        ingest_pg_cpu_us=((meterlib.cpu_of(servers) - s0) / stored * 1e6
                                           if self.url else None))
         rows = HOSTS * PER_HOST * WINDOWS
         if stored != rows or failed:

@@ -65,32 +65,6 @@ def psql(url, sql=None, path=None):
     return p.stdout.strip()
 
 
-def pg_pids(pgdir):
-    """The PostgreSQL server's processes: the postmaster and its children."""
-    with open(os.path.join(pgdir, 'data', 'postmaster.pid')) as f:
-        main_pid = int(f.readline())
-    pids = [main_pid]
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            try:
-                with open(f'/proc/{d}/stat') as f:
-                    if int(f.read().rsplit(')', 1)[1].split()[1]) == main_pid:
-                        pids.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    return pids
-
-
-def cpu_of(pids):
-    total = 0.0
-    for pid in pids:
-        try:
-            total += meterlib.proc_cpu_seconds(pid)
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
 # ---------------------------------------------------------------- the rows, as SQL
 
 
@@ -289,9 +263,9 @@ class Backend:
         pid = self.broker.proc.pid
         with open(f'/proc/{pid}/clear_refs', 'w') as f:
             f.write('5')  # VmHWM := VmRSS
-        servers = pg_pids(self.pgdir) if self.url else []
+        servers = meterlib.pg_pids(self.pgdir) if self.url else []
         load = os.getloadavg()[0]
-        c0, s0 = meterlib.proc_cpu_seconds(pid), cpu_of(servers)
+        c0, s0 = meterlib.proc_cpu_seconds(pid), meterlib.cpu_of(servers)
         log_at = os.path.getsize(self.broker.log_path)
         if self.url and PG_STATEMENTS:
             psql(self.url, 'SELECT pg_stat_statements_reset()')
@@ -302,7 +276,7 @@ class Backend:
         if st != 200:
             die(f'{NAMES[self.kind]}: {method} {path}: {st} {data[:300]!r}')
         res = {'wall': wall, 'broker_cpu': meterlib.proc_cpu_seconds(pid) - c0,
-               'server_cpu': cpu_of(servers) - s0 if self.url else None,
+               'server_cpu': meterlib.cpu_of(servers) - s0 if self.url else None,
                'rss_mib': meterlib.proc_status_kib(pid, 'VmHWM') / 1024, 'load': load}
         # The broker's own split (its log: "... (read 1.23 s, written 4.56 s)").
         with open(self.broker.log_path, 'rb') as f:
