@@ -134,6 +134,17 @@ def cpu_of(pids):
     return total
 
 
+def pg_bench_dirs(prefix, pg_cluster):
+    """Checks that psql, @pg_cluster (tools/pg-cluster.sh) and cloudbrokerd are there.
+    Returns: (a new temporary folder, a path in /tmp for the cluster that does not exist yet)."""
+    for tool in ('psql', pg_cluster, BROKERD):
+        if not shutil.which(tool) and not os.access(tool, os.X_OK):
+            die(f'{tool} not found (ninja -C build; apt-get install postgresql-15)')
+    tmp = tmpdir(prefix)
+    pgdir = tempfile.mkdtemp(prefix='cbpg.', dir='/tmp')
+    os.rmdir(pgdir)
+    return tmp, pgdir
+
 def reset_peak_rss(pid):
     """Resets the process's VmHWM to its current RSS (Linux: clear_refs 5), so that a later
     VmHWM is the peak of what came after. Returns: the VmHWM before the reset, KiB."""

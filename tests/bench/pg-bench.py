@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -361,12 +360,7 @@ def fmt(v, spec):
 
 
 def main():
-    for tool in ('psql', PG_CLUSTER, meterlib.BROKERD):
-        if not shutil.which(tool) and not os.access(tool, os.X_OK):
-            die(f'{tool} not found (ninja -C build; apt-get install postgresql-15)')
-    tmp = meterlib.tmpdir('cbpgbench-')
-    pgdir = tempfile.mkdtemp(prefix='cbpg.', dir='/tmp')
-    os.rmdir(pgdir)
+    tmp, pgdir = meterlib.pg_bench_dirs('cbpgbench-', PG_CLUSTER)
     cluster = None
     setups = []
 

@@ -29,7 +29,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -453,12 +452,7 @@ def same_rows(a, b):
 
 
 def main():
-    for tool in ('psql', PG_CLUSTER, meterlib.BROKERD):
-        if not shutil.which(tool) and not os.access(tool, os.X_OK):
-            die(f'{tool} not found (ninja -C build; apt-get install postgresql-15)')
-    tmp = meterlib.tmpdir('cbscale-')
-    pgdir = tempfile.mkdtemp(prefix='cbpg.', dir='/tmp')
-    os.rmdir(pgdir)
+    tmp, pgdir = meterlib.pg_bench_dirs('cbscale-', PG_CLUSTER)
     cluster = None
 
     def on_signal(sig, frame):
