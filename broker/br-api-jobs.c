@@ -74,6 +74,7 @@ typedef struct {
     BrCall *call;
     int64_t request_id;
     BrRequestState request_state; /* as the retry left it, read in its transaction */
+    json_object *job;             /* the job as the retry left it (queued) */
 } JobRetry;
 
 static int job_retry_tx(BrTx *tx, void *ctx)
@@ -91,6 +92,11 @@ static int job_retry_tx(BrTx *tx, void *ctx)
     if (r >= 0)
         r = br_workflow_plan_retry(c->d, tx->db, tx->actor, job.id,
                                    cm_json_get_str(c->body, "comment", NULL), tx->err);
+    if (r >= 0) {
+        json_object_put(x->job);
+        x->job = NULL;
+        r = br_job_get_tx(tx, job.id, br_call_scope(c), &x->job);
+    }
     if (r < 0 || !job.request_id)
         return r;
     r = br_request_load(tx->db, job.request_id, NULL, &row, tx->err);
@@ -102,9 +108,9 @@ static int job_retry_tx(BrTx *tx, void *ctx)
 
 /*
  * A failed job again, once the vendor has mended its cause: its request and allocation go
- * back to where the failure found them (br_workflow_plan_retry). The answer says the request's
- * state as the retry left it: by the time a client reads the request, a quick job may have
- * moved it on.
+ * back to where the failure found them (br_workflow_plan_retry). The answer says the job and
+ * the request's state as the retry left them, read in its transaction: by the time the answer
+ * is written, the job engine may have started the job and moved the request on.
  */
 static int br_api_jobs_retry(BrCall *c)
 {
@@ -112,12 +118,12 @@ static int br_api_jobs_retry(BrCall *c)
     json_object *o;
     int r = br_call_tx(c, "job.retry", job_retry_tx, &x);
 
-    if (r < 0)
+    if (r < 0) {
+        json_object_put(x.job);
         return r;
+    }
+    o = TAKE_PTR(x.job);
     br_jobs_kick(c->d->jobs);
-    r = br_job_get(c->d->store, c->ids[0], br_call_scope(c), &o, &c->err);
-    if (r < 0)
-        return r;
     if (x.request_id)
         json_object_object_add(o, "request_state",
                                json_object_new_string(br_request_state_to_string(x.request_state)));

@@ -710,6 +710,19 @@ static int job_get_tx(BrTx *tx, void *ctx)
     return 0;
 }
 
+int br_job_get_tx(BrTx *tx, int64_t id, int64_t department, json_object **ret)
+{
+    JobGet g = {.id = id, .department = department};
+    int r = job_get_tx(tx, &g);
+
+    if (r < 0) {
+        json_object_put(g.out);
+        return r;
+    }
+    *ret = g.out;
+    return 0;
+}
+
 int br_job_get(BrStore *s, int64_t id, int64_t department, json_object **ret, CmError *err)
 {
     JobGet g = {.id = id, .department = department};

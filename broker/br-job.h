@@ -9,6 +9,7 @@
 
 #include "br-role.h"
 #include "br-store.h"
+#include "br-tx.h"
 #include "cm-enum.h"
 #include "cm-error.h"
 
@@ -297,3 +298,6 @@ int br_job_list(CmDb *db, const BrJobFilter *f, const BrPage *page, json_object 
  * negative errno with @err set.
  */
 int br_job_get(BrStore *s, int64_t id, int64_t department, json_object **ret, CmError *err);
+
+/** br_job_get_tx: br_job_get() inside the transaction @tx. Returns: 0, or a negative errno. */
+int br_job_get_tx(BrTx *tx, int64_t id, int64_t department, json_object **ret);
