@@ -292,7 +292,8 @@ static int live_cmp(const void *a, const void *b)
 
 void br_finding_live_sort(BrFindingLive *live, size_t n)
 {
-    qsort(live, n, sizeof(*live), live_cmp);
+    if (n) /* NULL when there are none, and qsort() takes no NULL */
+        qsort(live, n, sizeof(*live), live_cmp);
 }
 
 const BrFindingLive *br_finding_live_find(const BrFindingLive *live, size_t n, int64_t instance_id,
