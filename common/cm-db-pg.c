@@ -5,7 +5,9 @@
  * out; each is prepared on the server under a name of its own, once per connection and per
  * kind of bindings (integers are sent as bigint, floats as double precision, blobs as bytea,
  * text and NULL untyped so that the server infers them from the statement); results are read
- * in text form and typed by their column's type OID. Errors are mapped as SQLite's are.
+ * in text form and typed by their column's type OID, or, for a statement that asks for it
+ * (cm_stmt_set_rows()), in binary form and one row at a time as the server sends them. Errors
+ * are mapped as SQLite's are.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@ enum {
     OID_OID = 26,
     OID_FLOAT4 = 700,
     OID_FLOAT8 = 701,
+    OID_VARCHAR = 1043,
     OID_NUMERIC = 1700,
 };
 
@@ -51,8 +54,9 @@ struct CmPg {
     char *url;
     CmDbFlags flags;
     unsigned next_name;
-    bool in_tx; /* a transaction was open after the last command */
-    bool lost;  /* the connection broke, or reached a server that cannot write: reconnect */
+    bool in_tx;        /* a transaction was open after the last command */
+    bool lost;         /* the connection broke, or reached a server that cannot write: reconnect */
+    CmPgStmt *reading; /* the statement whose rows are still coming (CM_DB_ROWS_STREAM) */
 };
 
 /* A server-side prepared statement for one combination of binding types. */
@@ -70,10 +74,16 @@ struct CmPgStmt {
     int *formats;
     Oid *types;
     Variant *variants;
-    PGresult *res; /* of the current run; NULL before it executes */
+    PGresult *res; /* of the current run (streaming: its current row); NULL before it runs */
     int row, rows;
-    char **blobs; /* the current row's bytea values, decoded on demand */
+    char **blobs; /* the current row's text bytea values decoded, binary numbers as text */
     size_t *blob_lens;
+    int held;      /* blobs[] set: freed at the next row */
+    Oid *types_of; /* the run's column types */
+    int columns;
+    CmDbRows mode;  /* how the next run's rows are read */
+    bool binary;    /* the current run's rows are in binary form */
+    bool streaming; /* its rows are still coming, one result each */
 };
 
 static void notice_log(void *arg, const char *message)
@@ -259,6 +269,10 @@ int cm_pg_ready(CmDb *db, CmError *err)
     if (pg->conn)
         PQfinish(pg->conn);
     pg->conn = NULL;
+    if (pg->reading) {
+        pg->reading->streaming = false;
+        pg->reading = NULL;
+    }
     r = pg_connect(db, err);
     if (r < 0)
         return r;
@@ -296,12 +310,28 @@ int cm_pg_stmt_init(CmStmt *st, const char *sql, CmError *err)
 
 static void blobs_clear(CmPgStmt *p)
 {
-    if (!p->blobs || !p->res)
+    if (!p->held)
         return;
-    for (int i = 0; i < PQnfields(p->res); i++) {
+    for (int i = 0; i < p->columns; i++) {
         free(p->blobs[i]);
         p->blobs[i] = NULL;
     }
+    p->held = 0;
+}
+
+/* Reads what is left of a streaming run (its rows, its end), so the connection is free again. */
+static void stream_end(CmDb *db, CmPgStmt *p)
+{
+    PGresult *res;
+
+    if (!p->streaming)
+        return;
+    while (db->pg->conn && (res = PQgetResult(db->pg->conn)))
+        PQclear(res);
+    p->streaming = false;
+    if (db->pg->reading == p)
+        db->pg->reading = NULL;
+    note_tx(db->pg);
 }
 
 void cm_pg_reset(CmStmt *st, bool clear_bindings)
@@ -311,10 +341,15 @@ void cm_pg_reset(CmStmt *st, bool clear_bindings)
     blobs_clear(p);
     free(p->blobs);
     free(p->blob_lens);
+    free(p->types_of);
     p->blobs = NULL;
     p->blob_lens = NULL;
+    p->types_of = NULL;
+    p->columns = 0;
     PQclear(p->res);
     p->res = NULL;
+    stream_end(st->db, p);
+    p->binary = false;
     if (!clear_bindings || !p->values)
         return;
     for (int i = 0; i < p->n; i++) {
@@ -324,6 +359,11 @@ void cm_pg_reset(CmStmt *st, bool clear_bindings)
         p->formats[i] = 0;
         p->types[i] = 0;
     }
+}
+
+void cm_pg_set_rows(CmStmt *st, CmDbRows flags)
+{
+    st->pg->mode = flags;
 }
 
 void cm_pg_stmt_free(CmStmt *st)
@@ -413,56 +453,150 @@ static Variant *variant(CmStmt *st, CmError *err)
     return v;
 }
 
+/* The types a binary row is read as; another (numeric, json, a time) is read in text form. */
+static bool binary_readable(Oid type)
+{
+    switch (type) {
+    case OID_BOOL:
+    case OID_BYTEA:
+    case OID_INT8:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_TEXT:
+    case OID_OID:
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+    case OID_VARCHAR:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Takes @res (not NULL) as the run's current result; the first one of a run makes room for
+ * its columns and checks that binary rows can be read. */
+static int take_result(CmStmt *st, PGresult *res, CmError *err)
+{
+    CmPgStmt *p = st->pg;
+    int n = PQnfields(res);
+
+    p->res = res;
+    p->row = -1;
+    p->rows = PQntuples(res);
+    p->binary = PQbinaryTuples(res) != 0;
+    if (n == 0 || p->blobs)
+        return 0;
+    for (int i = 0; p->binary && i < n; i++)
+        if (!binary_readable(PQftype(res, i))) {
+            cm_log_error("postgresql: column %s (type %u) cannot be read in binary form: %s",
+                         PQfname(res, i), PQftype(res, i), p->text);
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
+        }
+    p->blobs = calloc((size_t)n, sizeof(*p->blobs));
+    p->blob_lens = calloc((size_t)n, sizeof(*p->blob_lens));
+    p->types_of = calloc((size_t)n, sizeof(*p->types_of));
+    if (!p->blobs || !p->blob_lens || !p->types_of)
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
+    for (int i = 0; i < n; i++)
+        p->types_of[i] = PQftype(res, i);
+    p->columns = n;
+    return 0;
+}
+
+/* The next result of a streaming run: a row (1), the end (0, an empty result kept so that a
+ * further step answers 0 again), or a failure; the connection is free again after either. */
+static int stream_next(CmStmt *st, CmError *err)
+{
+    CmPgStmt *p = st->pg;
+    CmDb *db = st->db;
+    PGresult *res = PQgetResult(db->pg->conn);
+    ExecStatusType s = PQresultStatus(res);
+    const char *tuples;
+    int r;
+
+    PQclear(p->res);
+    p->res = NULL;
+    if (s == PGRES_SINGLE_TUPLE) {
+        r = take_result(st, res, err);
+        p->row = 0;
+        return r < 0 ? r : 1;
+    }
+    if (!res || (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)) {
+        r = pg_error(db, res, err, "step");
+        PQclear(res);
+        stream_end(db, p);
+        return r;
+    }
+    stream_end(db, p);
+    tuples = PQcmdTuples(res);
+    st->changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
+    r = take_result(st, res, err);
+    return r < 0 ? r : 0;
+}
+
 static int execute(CmStmt *st, CmError *err)
 {
     CmPgStmt *p = st->pg;
     CmDb *db = st->db;
+    int binary = (p->mode & CM_DB_ROWS_BINARY) ? 1 : 0;
     ExecStatusType s;
     const char *tuples;
     PGresult *res;
     Variant *v;
+    int r;
 
     if (!db->pg->conn)
         return pg_error(db, NULL, err, "step");
+    if (db->pg->reading) {
+        cm_log_error("postgresql: a statement ran while another one's rows were being read: %s",
+                     p->text);
+        return cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
+    }
     v = variant(st, err);
     if (!v)
         return -EIO;
+    if (p->mode & CM_DB_ROWS_STREAM) {
+        if (!PQsendQueryPrepared(db->pg->conn, v->name, p->n, (const char *const *)p->values,
+                                 p->lengths, p->formats, binary) ||
+            !PQsetSingleRowMode(db->pg->conn)) {
+            r = pg_error(db, NULL, err, "step");
+            note_tx(db->pg);
+            return r;
+        }
+        p->streaming = true;
+        db->pg->reading = p;
+        return 0;
+    }
     res = PQexecPrepared(db->pg->conn, v->name, p->n, (const char *const *)p->values, p->lengths,
-                         p->formats, 0);
+                         p->formats, binary);
     s = PQresultStatus(res);
     if (!res || (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)) {
-        int r = pg_error(db, res, err, "step");
+        r = pg_error(db, res, err, "step");
         PQclear(res);
         note_tx(db->pg);
         return r;
     }
     note_tx(db->pg);
-    p->res = res;
-    p->row = -1;
-    p->rows = PQntuples(res);
     tuples = PQcmdTuples(res);
     st->changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
-    if (PQnfields(res) > 0) {
-        p->blobs = calloc((size_t)PQnfields(res), sizeof(*p->blobs));
-        p->blob_lens = calloc((size_t)PQnfields(res), sizeof(*p->blob_lens));
-        if (!p->blobs || !p->blob_lens) {
-            cm_pg_reset(st, false);
-            return cm_error_set(err, CM_ERROR_INTERNAL, "", "out of memory");
-        }
-    }
-    return 0;
+    r = take_result(st, res, err);
+    if (r < 0)
+        cm_pg_reset(st, false);
+    return r;
 }
 
 int cm_pg_step(CmStmt *st, CmError *err)
 {
     CmPgStmt *p = st->pg;
 
-    if (!p->res) {
+    if (!p->res && !p->streaming) {
         int r = execute(st, err);
         if (r < 0)
             return r;
     }
     blobs_clear(p);
+    if (p->streaming)
+        return stream_next(st, err);
     if (p->row + 1 >= p->rows) {
         p->row = p->rows;
         return 0;
@@ -481,15 +615,76 @@ const char *cm_pg_name(CmStmt *st, int i)
     return st->pg->res ? PQfname(st->pg->res, i) : NULL;
 }
 
-/* The current row's value of column @i in text form, NULL for SQL NULL or no row. */
+/* The current row's value of column @i (text or binary form), NULL for SQL NULL or no row. */
 static const char *cell(CmStmt *st, int i)
 {
     CmPgStmt *p = st->pg;
 
-    if (!p->res || p->row < 0 || p->row >= p->rows || i < 0 || i >= PQnfields(p->res) ||
+    if (!p->res || p->row < 0 || p->row >= p->rows || i < 0 || i >= p->columns ||
         PQgetisnull(p->res, p->row, i))
         return NULL;
     return PQgetvalue(p->res, p->row, i);
+}
+
+/* Column @i's type (a column there is: cell() gave a value). */
+static Oid type_of(CmStmt *st, int i)
+{
+    return st->pg->types_of[i];
+}
+
+bool cm_pg_is_null(CmStmt *st, int i)
+{
+    return !cell(st, i);
+}
+
+/* A big-endian integer of @len bytes (a binary int2, int4, int8, oid, float4 or float8). */
+static uint64_t big_endian(const char *v, int len)
+{
+    uint64_t x = 0;
+
+    for (int k = 0; k < len; k++)
+        x = x << 8 | (uint8_t)v[k];
+    return x;
+}
+
+/* A number column's value in binary form, as int64 (@ret_i, exact for the integer types) and
+ * as double (@ret_d). Returns: false for another type. */
+static bool binary_number(Oid type, const char *v, int64_t *ret_i, double *ret_d)
+{
+    uint64_t u;
+    uint32_t u4;
+    float f;
+
+    switch (type) {
+    case OID_BOOL:
+        *ret_i = *v != 0;
+        break;
+    case OID_INT2:
+        *ret_i = (int16_t)big_endian(v, 2);
+        break;
+    case OID_INT4:
+        *ret_i = (int32_t)big_endian(v, 4);
+        break;
+    case OID_OID:
+        *ret_i = (uint32_t)big_endian(v, 4);
+        break;
+    case OID_INT8:
+        *ret_i = (int64_t)big_endian(v, 8);
+        break;
+    case OID_FLOAT4:
+        u4 = (uint32_t)big_endian(v, 4);
+        memcpy(&f, &u4, sizeof(f));
+        *ret_d = f;
+        return true;
+    case OID_FLOAT8:
+        u = big_endian(v, 8);
+        memcpy(ret_d, &u, sizeof(*ret_d));
+        return true;
+    default:
+        return false;
+    }
+    *ret_d = (double)*ret_i;
+    return true;
 }
 
 /* A numeric value that is a whole number fitting int64: SQLite's sum() gives integers there. */
@@ -503,13 +698,25 @@ static bool integral(const char *v)
     return digits > 0 && digits <= 18 && v[digits] == '\0';
 }
 
+/* As SQLite: a float truncated toward zero, saturating; NaN is 0. */
+static int64_t int_of_double(double d)
+{
+    if (isnan(d))
+        return 0;
+    if (d >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (d <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)d;
+}
+
 CmDbType cm_pg_type(CmStmt *st, int i)
 {
     const char *v = cell(st, i);
 
     if (!v)
         return CM_DB_NULL;
-    switch (PQftype(st->pg->res, i)) {
+    switch (type_of(st, i)) {
     case OID_BOOL:
     case OID_INT2:
     case OID_INT4:
@@ -519,7 +726,7 @@ CmDbType cm_pg_type(CmStmt *st, int i)
     case OID_FLOAT4:
     case OID_FLOAT8:
         return CM_DB_FLOAT;
-    case OID_NUMERIC:
+    case OID_NUMERIC: /* never in binary form (take_result()) */
         return integral(v) ? CM_DB_INTEGER : CM_DB_FLOAT;
     case OID_BYTEA:
         return CM_DB_BLOB;
@@ -531,11 +738,16 @@ CmDbType cm_pg_type(CmStmt *st, int i)
 int64_t cm_pg_int(CmStmt *st, int i)
 {
     const char *v = cell(st, i);
+    Oid type;
+    int64_t n;
     double d;
 
     if (!v)
         return 0;
-    switch (PQftype(st->pg->res, i)) {
+    type = type_of(st, i);
+    if (st->pg->binary && binary_number(type, v, &n, &d))
+        return type == OID_FLOAT4 || type == OID_FLOAT8 ? int_of_double(d) : n;
+    switch (type) {
     case OID_BOOL:
         return *v == 't';
     case OID_INT2:
@@ -547,24 +759,21 @@ int64_t cm_pg_int(CmStmt *st, int i)
         if (integral(v))
             return strtoll(v, NULL, 10);
         /* As SQLite: a float (or numeric text) truncated toward zero, saturating. */
-        d = strtod(v, NULL);
-        if (isnan(d))
-            return 0;
-        if (d >= 9223372036854775807.0)
-            return INT64_MAX;
-        if (d <= -9223372036854775808.0)
-            return INT64_MIN;
-        return (int64_t)d;
+        return int_of_double(strtod(v, NULL));
     }
 }
 
 double cm_pg_double(CmStmt *st, int i)
 {
     const char *v = cell(st, i);
+    int64_t n;
+    double d;
 
     if (!v)
         return 0;
-    if (PQftype(st->pg->res, i) == OID_BOOL)
+    if (st->pg->binary && binary_number(type_of(st, i), v, &n, &d))
+        return d;
+    if (type_of(st, i) == OID_BOOL)
         return *v == 't' ? 1.0 : 0.0;
     return strtod(v, NULL);
 }
@@ -580,7 +789,8 @@ static int hexval(char c)
     return -1;
 }
 
-/* Column @i of type bytea, decoded from its hex text (bytea_output = hex) and NUL-terminated. */
+/* Column @i of type bytea: in binary form as it came (libpq ends every value with a NUL);
+ * in text form decoded from its hex (bytea_output = hex) and NUL-terminated. */
 static const char *blob(CmStmt *st, int i, size_t *ret_len)
 {
     CmPgStmt *p = st->pg;
@@ -590,6 +800,10 @@ static const char *blob(CmStmt *st, int i, size_t *ret_len)
 
     if (!v)
         return NULL;
+    if (p->binary) {
+        *ret_len = (size_t)PQgetlength(p->res, p->row, i);
+        return v;
+    }
     if (p->blobs[i]) {
         *ret_len = p->blob_lens[i];
         return p->blobs[i];
@@ -610,41 +824,70 @@ static const char *blob(CmStmt *st, int i, size_t *ret_len)
     }
     b[(n - 2) / 2] = '\0';
     p->blobs[i] = b;
+    p->held++;
     p->blob_lens[i] = (n - 2) / 2;
     *ret_len = p->blob_lens[i];
     return b;
 }
 
+/* A binary number column as text (decimal; a float with 17 significant digits), kept with
+ * the row; NULL on no memory. */
+static const char *binary_text(CmStmt *st, int i, Oid type, const char *v)
+{
+    CmPgStmt *p = st->pg;
+    char buf[40];
+    int64_t n;
+    double d;
+
+    if (p->blobs[i])
+        return p->blobs[i];
+    if (!binary_number(type, v, &n, &d))
+        return v;
+    if (type == OID_FLOAT4 || type == OID_FLOAT8)
+        snprintf(buf, sizeof(buf), "%.17g", d);
+    else
+        snprintf(buf, sizeof(buf), "%" PRId64, n);
+    p->blobs[i] = strdup(buf);
+    p->held += p->blobs[i] != NULL;
+    return p->blobs[i];
+}
+
 const char *cm_pg_text(CmStmt *st, int i)
 {
     const char *v = cell(st, i);
+    Oid type;
     size_t len;
 
     if (!v)
         return NULL;
-    switch (PQftype(st->pg->res, i)) {
+    type = type_of(st, i);
+    switch (type) {
     case OID_BOOL:
-        return *v == 't' ? "1" : "0";
+        return (st->pg->binary ? *v != 0 : *v == 't') ? "1" : "0";
     case OID_BYTEA:
         return blob(st, i, &len);
     default:
-        return v;
+        return st->pg->binary ? binary_text(st, i, type, v) : v;
     }
 }
 
 size_t cm_pg_bytes(CmStmt *st, int i)
 {
     size_t len = 0;
+    const char *v = cell(st, i);
 
-    if (!cell(st, i))
+    if (!v)
         return 0;
-    switch (PQftype(st->pg->res, i)) {
+    switch (type_of(st, i)) {
     case OID_BOOL:
         return 1;
     case OID_BYTEA:
         return blob(st, i, &len) ? len : 0;
     default:
-        return (size_t)PQgetlength(st->pg->res, st->pg->row, i);
+        if (!st->pg->binary)
+            return (size_t)PQgetlength(st->pg->res, st->pg->row, i);
+        v = cm_pg_text(st, i);
+        return v ? strlen(v) : 0;
     }
 }
 
@@ -654,7 +897,7 @@ const void *cm_pg_blob(CmStmt *st, int i)
 
     if (!cell(st, i))
         return NULL;
-    if (PQftype(st->pg->res, i) == OID_BYTEA)
+    if (type_of(st, i) == OID_BYTEA)
         return blob(st, i, &len);
     return cm_pg_text(st, i);
 }

@@ -207,6 +207,7 @@ CmStmt *cm_db_prepare(CmDb *db, const char *sql, CmError *err)
         if (st->sql == sql) {
             if (CM_UNLIKELY(st->pg)) {
                 cm_pg_reset(st, true);
+                cm_pg_set_rows(st, 0);
                 st->changes = 0;
                 return st;
             }
@@ -249,6 +250,12 @@ void cm_stmt_reset(CmStmt *st)
     }
     sqlite3_reset(st->stmt);
     sqlite3_clear_bindings(st->stmt);
+}
+
+void cm_stmt_set_rows(CmStmt *st, CmDbRows flags)
+{
+    if (CM_UNLIKELY(st->pg))
+        cm_pg_set_rows(st, flags);
 }
 
 int cm_stmt_step(CmStmt *st, CmError *err)
@@ -321,7 +328,7 @@ CmDbType cm_stmt_type(CmStmt *st, int i)
 bool cm_stmt_is_null(CmStmt *st, int i)
 {
     if (CM_UNLIKELY(st->pg))
-        return cm_pg_type(st, i) == CM_DB_NULL;
+        return cm_pg_is_null(st, i);
     return sqlite3_column_type(st->stmt, i) == SQLITE_NULL;
 }
 

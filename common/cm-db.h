@@ -131,6 +131,25 @@ static inline void cm_stmt_resetp(CmStmt **st)
 /* For statements from cm_db_prepare(): reset when leaving scope, the cache keeps them. */
 #define _cleanup_stmt_ _cleanup_(cm_stmt_resetp)
 
+/* How a statement's rows are read on PostgreSQL (SQLite reads every statement one row at a
+ * time, its values in place, and ignores these). For the big reads: a day of samples, a year
+ * of rollups. */
+typedef enum {
+    /* In binary form: no number or bytea to parse from text. Columns of another type than
+     * boolean, int2/4/8, oid, float4/8, text, varchar or bytea fail the step; cm_stmt_text()
+     * of a float gives 17 significant digits (text form: the shortest exact). */
+    CM_DB_ROWS_BINARY = 1 << 0,
+    /* One row at a time as the server sends them (libpq's single-row mode), not the whole
+     * answer at once: the caller works on a row while the server produces the next ones, and
+     * holds one row in memory. The statement must be read to its end, or reset, before
+     * another runs on the connection (that one fails with CM_ERROR_INTERNAL). */
+    CM_DB_ROWS_STREAM = 1 << 1,
+} CmDbRows;
+
+/** cm_stmt_set_rows: how @st's rows are read from its next run until cm_db_prepare() hands
+ * it out again (that clears them). */
+void cm_stmt_set_rows(CmStmt *st, CmDbRows flags);
+
 /**
  * cm_stmt_step:
  * Runs the statement to its next row. Returns: 1 when a row is available, 0 when done,

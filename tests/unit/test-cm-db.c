@@ -413,6 +413,152 @@ static void test_types(void **state)
     check_col(st, 12, &(Want){CM_DB_NULL, 0, 0, NULL, 0});
 }
 
+/* Every way of reading rows (cm_stmt_set_rows()) gives the same values, streamed rows can be
+ * left early, and a connection whose rows are still coming runs nothing else. */
+static void test_rows_modes(void **state)
+{
+    Fx *f = FIXTURE(state);
+    static const char blob[] = {'\0', 'a', '\xff', '\0', 'z'};
+    static const CmDbRows modes[] = {0, CM_DB_ROWS_BINARY, CM_DB_ROWS_STREAM,
+                                     CM_DB_ROWS_BINARY | CM_DB_ROWS_STREAM};
+    bool pg = f->backend == CM_DB_POSTGRESQL;
+    CmError err = {0};
+    _cleanup_stmt_ CmStmt *st = NULL;
+
+    migrate1(f->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB,"
+                    " n INTEGER) STRICT");
+    st = cm_db_prepare(f->db, "INSERT INTO t(i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &err);
+    assert_non_null(st);
+    assert_int_equal(CM_DB_BIND(st, (int64_t)-9007199254740993LL, 0.1, "grüß ?"), 0);
+    assert_int_equal(cm_stmt_bind_blob(st, 4, blob, sizeof(blob)), 0);
+    assert_int_equal(cm_stmt_exec(st, &err), 0);
+    for (int k = 2; k <= 1000; k++) {
+        st = cm_db_prepare(f->db, "INSERT INTO t(id, i, r) VALUES (?, ?, ?)", &err);
+        assert_int_equal(CM_DB_BIND(st, (int64_t)k, (int64_t)k * 3, (double)k / 7), 0);
+        assert_int_equal(cm_stmt_exec(st, &err), 0);
+    }
+
+    for (size_t m = 0; m < ELEMENTSOF(modes); m++) {
+        int64_t rows = 0, sum = 0;
+        double rsum = 0;
+
+        st = cm_db_prepare(f->db, "SELECT id, i, r, s, b, n FROM t ORDER BY id", &err);
+        assert_non_null(st);
+        cm_stmt_set_rows(st, modes[m]);
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        check_col(st, 0, &(Want){CM_DB_INTEGER, 1, 1.0, "1", 0});
+        check_col(st, 1,
+                  &(Want){CM_DB_INTEGER, -9007199254740993LL, -9007199254740992.0,
+                          "-9007199254740993", 0});
+        assert_int_equal(cm_stmt_type(st, 2), CM_DB_FLOAT);
+        assert_true(cm_stmt_double(st, 2) == 0.1); /* exactly, in both forms */
+        assert_int_equal(cm_stmt_int(st, 2), 0);
+        check_col(st, 3, &(Want){CM_DB_TEXT, 0, 0, "grüß ?", 0});
+        check_col(st, 4, &(Want){CM_DB_BLOB, 0, 0, blob, sizeof(blob)});
+        check_col(st, 5, &(Want){CM_DB_NULL, 0, 0, NULL, 0});
+        while (cm_stmt_step(st, &err) == 1) {
+            rows++;
+            sum += cm_stmt_int(st, 1);
+            rsum += cm_stmt_double(st, 2);
+            assert_true(cm_stmt_is_null(st, 3));
+        }
+        assert_false(cm_error_is_set(&err));
+        assert_int_equal(rows, 999);
+        assert_int_equal(sum, 3 * (1000 * 1001 / 2 - 1));
+        assert_true(fabs(rsum - (1000.0 * 1001 / 2 - 1) / 7) < 1e-6);
+        if (pg) /* the end stays the end (SQLite would run the statement again) */
+            assert_int_equal(cm_stmt_step(st, &err), 0);
+        cm_stmt_reset(st);
+
+        /* Left after three rows: the connection serves the next statement. */
+        st = cm_db_prepare(f->db, "SELECT id FROM t ORDER BY id", &err);
+        cm_stmt_set_rows(st, modes[m]);
+        for (int k = 1; k <= 3; k++) {
+            assert_int_equal(cm_stmt_step(st, &err), 1);
+            assert_int_equal(cm_stmt_int(st, 0), k);
+        }
+        cm_stmt_reset(st);
+        assert_int_equal(query_int(f->db, "SELECT count(*) FROM t"), 1000);
+
+        /* PostgreSQL's other types, in the same words as their text form. */
+        st = cm_db_prepare(f->db,
+                           cm_db_sql(f->db, "SELECT 1, 2, 3, 1.5, 'v', 0, -2.25",
+                                     "SELECT true, 2::int2, -3::int4, 1.5::float4,"
+                                     " 'v'::varchar, false, -2.25::float8"),
+                           &err);
+        cm_stmt_set_rows(st, modes[m]);
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        check_col(st, 0, &(Want){CM_DB_INTEGER, 1, 1.0, "1", 0});
+        check_col(st, 1, &(Want){CM_DB_INTEGER, 2, 2.0, "2", 0});
+        assert_int_equal(cm_stmt_int(st, 2), pg ? -3 : 3);
+        assert_true(cm_stmt_double(st, 3) == 1.5);
+        check_col(st, 4, &(Want){CM_DB_TEXT, 0, 0, "v", 0});
+        check_col(st, 5, &(Want){CM_DB_INTEGER, 0, 0.0, "0", 0});
+        assert_true(cm_stmt_double(st, 6) == -2.25);
+        assert_int_equal(cm_stmt_int(st, 6), -2);
+        assert_string_equal(cm_stmt_text(st, 6), "-2.25");
+        assert_int_equal(cm_stmt_step(st, &err), 0);
+        cm_stmt_reset(st);
+    }
+
+    /* Inside a read transaction: a statement run while another's rows are coming fails (an
+     * internal error: the caller's mistake) and takes nothing from them. */
+    assert_int_equal(cm_db_begin_read(f->db, &err), 0);
+    st = cm_db_prepare(f->db, "SELECT id FROM t ORDER BY id", &err);
+    cm_stmt_set_rows(st, CM_DB_ROWS_BINARY | CM_DB_ROWS_STREAM);
+    assert_int_equal(cm_stmt_step(st, &err), 1);
+    {
+        CmError err2 = {0};
+        _cleanup_stmt_ CmStmt *other = cm_db_prepare(f->db, "SELECT count(*) FROM t", &err2);
+        assert_non_null(other);
+        if (pg) {
+            assert_true(cm_stmt_step(other, &err2) < 0);
+            assert_int_equal(err2.kind, CM_ERROR_INTERNAL);
+        } else {
+            assert_int_equal(cm_stmt_step(other, &err2), 1);
+        }
+    }
+    for (int k = 2; k <= 1000; k++) {
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        assert_int_equal(cm_stmt_int(st, 0), k);
+    }
+    assert_int_equal(cm_stmt_step(st, &err), 0);
+    cm_stmt_reset(st);
+    assert_int_equal(query_int(f->db, "SELECT max(id) FROM t"), 1000);
+    assert_int_equal(cm_db_commit(f->db, &err), 0);
+
+    if (!pg)
+        return;
+    /* A type binary rows are not read in fails the step, and names itself in the log. */
+    st = cm_db_prepare(f->db, "SELECT 2.5::numeric", &err);
+    cm_stmt_set_rows(st, CM_DB_ROWS_BINARY);
+    assert_true(cm_stmt_step(st, &err) < 0);
+    assert_int_equal(err.kind, CM_ERROR_INTERNAL);
+    cm_error_clear(&err);
+    /* cm_db_prepare() hands it out in text form again: the numeric reads. */
+    st = cm_db_prepare(f->db, "SELECT 2.5::numeric", &err);
+    assert_int_equal(cm_stmt_step(st, &err), 1);
+    assert_true(cm_stmt_double(st, 0) == 2.5);
+    cm_stmt_reset(st);
+
+    /* A run that fails after some of its rows came: they are read, then the error, and the
+     * connection serves the next statement. */
+    st = cm_db_prepare(f->db, "SELECT 10 / (500 - id) FROM t ORDER BY id", &err);
+    cm_stmt_set_rows(st, CM_DB_ROWS_BINARY | CM_DB_ROWS_STREAM);
+    {
+        int64_t rows = 0;
+        int r;
+        while ((r = cm_stmt_step(st, &err)) == 1)
+            rows++;
+        assert_true(r < 0);
+        assert_true(rows < 500);
+        assert_int_equal(err.kind, CM_ERROR_INTERNAL);
+    }
+    cm_stmt_reset(st);
+    cm_error_clear(&err);
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM t"), 1000);
+}
+
 static void test_nulls(void **state)
 {
     Fx *f = FIXTURE(state);
@@ -1619,6 +1765,7 @@ int main(void)
         cmocka_unit_test(test_url),
         BOTH(test_params),
         BOTH(test_types),
+        BOTH(test_rows_modes),
         BOTH(test_nulls),
         BOTH(test_constraints),
         BOTH(test_returning_changes),
