@@ -428,6 +428,11 @@ def run(ck, b):
         ck.ok(got['cpu_util_hist'] is not None and len(got['cpu_util_hist']) > 0,
               f'rollup {key} carries a CPU utilization histogram')
 
+    # The day's size: the windows' own, or the instance's for a window without one (i3's).
+    for key, mib in (('i1', 1024), ('i2', 512), ('i3', 64)):
+        got = rows.get(inst[key]['id']) or {}
+        ck.eq(got.get('memory_mib'), mib, f'rollup {key} memory_mib')
+
     # Rerunnable: a late window for the day, the rollup again, the figures follow.
     late = w1(30)
     ck.eq(b.post('/v1/samples', {'instances': [late]}, token=agent['h1']).status, 200,
