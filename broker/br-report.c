@@ -629,6 +629,8 @@ static int assess_use(CmDb *db, Assess *x, CmError *err)
 
     if (!st)
         return -EIO;
+    /* the histograms as bytes, not hex text; rows as the server finds them */
+    cm_stmt_set_rows(st, CM_DB_ROWS_BINARY | CM_DB_ROWS_STREAM);
     for (;;) {
         if (sliced && (r = br_instance_slice_end(db, after, USE_SLICE, &last, err)) < 0)
             return r;
