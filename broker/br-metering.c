@@ -1272,44 +1272,42 @@ static int copy_hist(ArrayText *a, const BrHistogram *h)
     return 0;
 }
 
-/* One rollup row in COPY's text form, the columns of ROLLUP_COLS. */
+/* A size of the day, 0 when missing (NULL). */
+static int copy_size(ArrayText *a, int64_t v)
+{
+    return v ? copy_col(a, false, "%lld", (long long)v) : copy_col(a, false, "\\N");
+}
+
+/* A gauge of the day: its average, 95th percentile, maximum and utilization histogram. */
+static int copy_gauge(ArrayText *a, bool has_avg, double avg, bool has_p95, double p95,
+                      bool has_max, double max, const BrHistogram *h)
+{
+    if (copy_opt(a, has_avg, avg) < 0 || copy_opt(a, has_p95, p95) < 0 ||
+        copy_opt(a, has_max, max) < 0)
+        return -ENOMEM;
+    return copy_hist(a, h);
+}
+
+/* One rollup row in COPY's text form, the columns of ROLLUP_COLS. Returns: 0 or -ENOMEM. */
 static int copy_rollup(ArrayText *a, const RollupDay *x, const BrRollupRow *o)
 {
-    int r = copy_col(a, false, "%lld\t%s\t%lld\t%lld\t%lld\t%.17g", (long long)o->instance_id,
-                     x->day, (long long)o->windows, (long long)o->readings, (long long)o->expected,
-                     o->coverage);
-    if (r >= 0)
-        r = o->vcpus ? copy_col(a, false, "%lld", (long long)o->vcpus) : copy_col(a, false, "\\N");
-    if (r >= 0)
-        r = o->memory_mib ? copy_col(a, false, "%lld", (long long)o->memory_mib)
-                          : copy_col(a, false, "\\N");
-    if (r >= 0)
-        r = copy_opt(a, o->has_cpu, o->cpu_avg);
-    if (r >= 0)
-        r = copy_opt(a, o->has_cpu_p95, o->cpu_p95);
-    if (r >= 0)
-        r = copy_opt(a, o->has_cpu_max, o->cpu_max);
-    if (r >= 0)
-        r = copy_hist(a, &o->cpu_h);
-    if (r >= 0)
-        r = copy_opt(a, o->has_mem, o->mem_avg);
-    if (r >= 0)
-        r = copy_opt(a, o->has_mem_p95, o->mem_p95);
-    if (r >= 0)
-        r = copy_opt(a, o->has_mem_max, o->mem_max);
-    if (r >= 0)
-        r = copy_hist(a, &o->mem_h);
-    for (int k = 0; k < BR_ROLLUP_COUNTERS && r >= 0; k++)
-        r = o->has_counter[k] ? copy_col(a, false, "%lld", (long long)o->counters[k])
-                              : copy_col(a, false, "\\N");
-    if (r >= 0)
-        r = copy_opt(a, o->has_rx, o->rx_p95);
-    if (r >= 0)
-        r = copy_opt(a, o->has_tx, o->tx_p95);
-    if (r >= 0)
-        r = copy_col(a, true, "%s\t%lld\t%lld\t%lld", x->at, (long long)o->idle_windows,
-                     (long long)o->idle_checked, (long long)o->duration);
-    return r;
+    if (copy_col(a, false, "%lld\t%s\t%lld\t%lld\t%lld\t%.17g", (long long)o->instance_id, x->day,
+                 (long long)o->windows, (long long)o->readings, (long long)o->expected,
+                 o->coverage) < 0 ||
+        copy_size(a, o->vcpus) < 0 || copy_size(a, o->memory_mib) < 0 ||
+        copy_gauge(a, o->has_cpu, o->cpu_avg, o->has_cpu_p95, o->cpu_p95, o->has_cpu_max,
+                   o->cpu_max, &o->cpu_h) < 0 ||
+        copy_gauge(a, o->has_mem, o->mem_avg, o->has_mem_p95, o->mem_p95, o->has_mem_max,
+                   o->mem_max, &o->mem_h) < 0)
+        return -ENOMEM;
+    for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
+        if ((o->has_counter[k] ? copy_col(a, false, "%lld", (long long)o->counters[k])
+                               : copy_col(a, false, "\\N")) < 0)
+            return -ENOMEM;
+    if (copy_opt(a, o->has_rx, o->rx_p95) < 0 || copy_opt(a, o->has_tx, o->tx_p95) < 0)
+        return -ENOMEM;
+    return copy_col(a, true, "%s\t%lld\t%lld\t%lld", x->at, (long long)o->idle_windows,
+                    (long long)o->idle_checked, (long long)o->duration);
 }
 
 #define ROLLUP_COPY_ROWS 5000 /* rows per COPY: some 10 MB of text */
