@@ -563,11 +563,19 @@ static int execute(CmStmt *st, CmError *err)
         return -EIO;
     if (p->mode & CM_DB_ROWS_STREAM) {
         if (!PQsendQueryPrepared(db->pg->conn, v->name, p->n, (const char *const *)p->values,
-                                 p->lengths, p->formats, binary) ||
-            !PQsetSingleRowMode(db->pg->conn)) {
+                                 p->lengths, p->formats, binary)) {
             r = pg_error(db, NULL, err, "step");
             note_tx(db->pg);
             return r;
+        }
+        if (!PQsetSingleRowMode(db->pg->conn)) {
+            /* not expected right after the send; the answer is read and dropped, not left to
+             * the connection's next statement */
+            while ((res = PQgetResult(db->pg->conn)))
+                PQclear(res);
+            note_tx(db->pg);
+            cm_log_error("postgresql: single-row mode refused: %s", p->text);
+            return cm_error_set(err, CM_ERROR_INTERNAL, "", "database error");
         }
         p->streaming = true;
         db->pg->reading = p;
