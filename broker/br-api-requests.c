@@ -275,7 +275,8 @@ struct RequestWrite {
     BrCall *c;
     RequestStep step;
     BrRequestRow row;
-    bool kick; /* the step planned hypervisor work: wake the job workers after the commit */
+    bool kick;        /* the step planned hypervisor work: wake the job workers after the commit */
+    json_object *out; /* the answer, made in the transaction */
     /* the department's moves */
     const char *action;
     BrRequestState to;
@@ -285,10 +286,23 @@ struct RequestWrite {
 static int request_write_tx(BrTx *tx, void *ctx)
 {
     RequestWrite *w = ctx;
-    int r = br_request_load(tx->db, w->c->ids[0], &w->c->actor, &w->row, tx->err);
-    if (r < 0)
-        return r;
-    return w->step(tx, w);
+    _cleanup_(br_request_row_clear) BrRequestRow after = {0};
+    int r;
+
+    json_object_put(w->out); /* from an earlier try of the transaction */
+    w->out = NULL;
+    br_request_row_clear(&w->row);
+    r = br_request_load(tx->db, w->c->ids[0], &w->c->actor, &w->row, tx->err);
+    if (r >= 0)
+        r = w->step(tx, w);
+    /* The answer is read here, as the step leaves the request: read after the commit, a job
+     * the step queued could already have run (a change's resize was done and the request
+     * applied in the answer to its approval). */
+    if (r >= 0)
+        r = br_request_load(tx->db, w->row.id, &w->c->actor, &after, tx->err);
+    if (r >= 0)
+        r = request_document(w->c, tx->db, &after, &w->out);
+    return r;
 }
 
 static int request_write(BrCall *c, RequestWrite *w, const char *name, unsigned status)
@@ -298,11 +312,13 @@ static int request_write(BrCall *c, RequestWrite *w, const char *name, unsigned 
     w->c = c;
     r = br_call_tx(c, name, request_write_tx, w);
     br_request_row_clear(&w->row);
-    if (r < 0)
+    if (r < 0) {
+        json_object_put(w->out);
         return r;
+    }
     if (w->kick)
         br_jobs_kick(c->d->jobs);
-    return reply_request(c, c->ids[0], status);
+    return br_reply(c, status, w->out);
 }
 
 /* 409 for a request that is not where the step needs it. */
