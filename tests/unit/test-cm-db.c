@@ -1565,6 +1565,42 @@ static void terminate(CmDb *other, CmDb *db)
     fail_msg("backend %lld did not end", (long long)pid);
 }
 
+/* A connection lost while its rows are streaming: the step fails as a lost connection, the
+ * rows are not read as if the answer had ended, and the next statement reconnects. */
+static void test_stream_lost(void **state)
+{
+    Fx *f = FIXTURE(state);
+    _cleanup_(cm_db_closep) CmDb *other = NULL;
+    _cleanup_stmt_ CmStmt *st = NULL;
+    CmError err = {0};
+    int64_t pid = query_int(f->db, "SELECT pg_backend_pid()"), rows = 0;
+    int r;
+
+    assert_int_equal(cm_db_open_url(f->url, CM_DB_READWRITE, &other, &err), 0);
+    st = cm_db_prepare(f->db, "SELECT x FROM generate_series(1, 5000000) x", &err);
+    cm_stmt_set_rows(st, CM_DB_ROWS_BINARY | CM_DB_ROWS_STREAM);
+    for (int k = 1; k <= 10; k++) {
+        assert_int_equal(cm_stmt_step(st, &err), 1);
+        assert_int_equal(cm_stmt_int(st, 0), k);
+    }
+    {
+        _cleanup_stmt_ CmStmt *kill =
+            cm_db_prepare(other, "SELECT pg_terminate_backend(?1::int)", &err);
+        assert_int_equal(CM_DB_BIND(kill, pid), 0);
+        assert_int_equal(cm_stmt_step(kill, &err), 1);
+        assert_int_equal(cm_stmt_int(kill, 0), 1);
+    }
+    while ((r = cm_stmt_step(st, &err)) == 1)
+        rows++;
+    assert_int_equal(r, -EIO);
+    assert_int_equal(err.kind, CM_ERROR_UNAVAILABLE);
+    assert_true(rows < 5000000 - 10);
+    cm_stmt_reset(st);
+    cm_error_clear(&err);
+    assert_int_not_equal(query_int(f->db, "SELECT pg_backend_pid()"), pid);
+    assert_int_equal(query_int(f->db, "SELECT count(*) FROM generate_series(1, 3)"), 3);
+}
+
 static void test_reconnect_begin(void **state)
 {
     Fx *f = FIXTURE(state);
@@ -1782,6 +1818,7 @@ int main(void)
         PG(test_reconnect_restart),
         PG(test_reconnect_in_tx),
         PG(test_reconnect_begin),
+        PG(test_stream_lost),
         PG(test_reconnect_read_only),
         PG(test_failover),
         PG(test_multihost),
