@@ -10,7 +10,10 @@
  * exact to the bin width.
  */
 #define BR_HISTOGRAM_BINS 101
+/* The dense form's size, and the most any encoding takes. */
 #define BR_HISTOGRAM_BLOB_SIZE (BR_HISTOGRAM_BINS * 4)
+/* The first byte of the sparse form. */
+#define BR_HISTOGRAM_SPARSE 0x01
 
 typedef struct {
     uint32_t bins[BR_HISTOGRAM_BINS];
@@ -30,11 +33,29 @@ void br_histogram_merge(BrHistogram *into, const BrHistogram *from);
  */
 double br_histogram_quantile(const BrHistogram *h, double q);
 
-/** br_histogram_encode: writes the bins as little-endian uint32 into @out (BR_HISTOGRAM_BLOB_SIZE). */
-void br_histogram_encode(const BrHistogram *h, uint8_t out[BR_HISTOGRAM_BLOB_SIZE]);
+/**
+ * br_histogram_encode:
+ * Writes @h into @out in the shorter of two forms: sparse (BR_HISTOGRAM_SPARSE, then for each
+ * bin that counts, in rising order, its index in one byte and its count as an unsigned LEB128
+ * varint), or dense (the 101 bins as little-endian uint32: exactly BR_HISTOGRAM_BLOB_SIZE
+ * bytes, the only form of that length). A day's histogram fills a few bins of 101: sparse, the
+ * rollup rows are a third of their dense size, and a year of them reads that much faster.
+ * Returns: the bytes written (at most BR_HISTOGRAM_BLOB_SIZE).
+ */
+size_t br_histogram_encode(const BrHistogram *h, uint8_t out[BR_HISTOGRAM_BLOB_SIZE]);
 
-/** br_histogram_decode: reads @len bytes; Returns: 0, or -EINVAL for a blob of another size. */
+/**
+ * br_histogram_decode: reads @len bytes of either form.
+ * Returns: 0, or -EINVAL for bytes that are neither (a bin out of order or out of range, a
+ * varint cut short or over 32 bits, trailing bytes).
+ */
 int br_histogram_decode(const void *blob, size_t len, BrHistogram *ret);
+
+/**
+ * br_histogram_merge_blob: @into += the histogram of @len bytes at @blob (either form), touching
+ * only the bins it counts. Returns: 0, or -EINVAL (as br_histogram_decode(); @into unchanged).
+ */
+int br_histogram_merge_blob(BrHistogram *into, const void *blob, size_t len);
 
 /**
  * br_quantile_exact:

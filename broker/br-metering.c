@@ -1198,14 +1198,10 @@ static int rollup_write_each(BrTx *tx, const RollupDay *x)
         bind_opt(st, 13, o->has_mem, o->mem_avg);
         bind_opt(st, 14, o->has_mem_p95, o->mem_p95);
         bind_opt(st, 15, o->has_mem_max, o->mem_max);
-        if (o->cpu_h.count) {
-            br_histogram_encode(&o->cpu_h, cpu_blob);
-            cm_stmt_bind_blob(st, 12, cpu_blob, sizeof(cpu_blob));
-        }
-        if (o->mem_h.count) {
-            br_histogram_encode(&o->mem_h, mem_blob);
-            cm_stmt_bind_blob(st, 16, mem_blob, sizeof(mem_blob));
-        }
+        if (o->cpu_h.count)
+            cm_stmt_bind_blob(st, 12, cpu_blob, br_histogram_encode(&o->cpu_h, cpu_blob));
+        if (o->mem_h.count)
+            cm_stmt_bind_blob(st, 16, mem_blob, br_histogram_encode(&o->mem_h, mem_blob));
         for (int k = 0; k < BR_ROLLUP_COUNTERS; k++)
             if (o->has_counter[k])
                 cm_stmt_bind_i64(st, 17 + k, o->counters[k]);
@@ -1256,15 +1252,16 @@ static int copy_hist(ArrayText *a, const BrHistogram *h)
 {
     uint8_t blob[BR_HISTOGRAM_BLOB_SIZE];
     static const char hex[] = "0123456789abcdef";
+    size_t n;
 
     if (!h->count)
         return copy_col(a, false, "\\N");
     if (array_text_room(a, 2 * sizeof(blob) + 4) < 0)
         return -ENOMEM;
-    br_histogram_encode(h, blob);
+    n = br_histogram_encode(h, blob);
     memcpy(a->s + a->n, "\\\\x", 3);
     a->n += 3;
-    for (size_t k = 0; k < sizeof(blob); k++) {
+    for (size_t k = 0; k < n; k++) {
         a->s[a->n++] = hex[blob[k] >> 4];
         a->s[a->n++] = hex[blob[k] & 15];
     }

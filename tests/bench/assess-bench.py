@@ -69,13 +69,26 @@ NET_SQL = "CASE c.name WHEN 'idle' THEN 30000 ELSE 3000000 + ((i.id * 3 + k) % 1
 
 
 def hist_blob(shares):
-    """The broker's histogram blob (br-histogram.c) of utilization @shares: 101 LE uint32 bins."""
+    """The broker's histogram blob (br-histogram.c) of utilization @shares: sparse (0x01, then
+    each counting bin's index and its count as an unsigned LEB128 varint), or the 101 bins as
+    little-endian uint32 where that is not longer."""
     bins = [0] * 101
     for u in shares:
         u = min(1.0, max(0.0, u))
         b = min(100, max(0, -int(-(u * 100.0 - 1e-9) // 1)))
         bins[b] += 1
-    return struct.pack('<101I', *bins)
+    out = bytearray([1])
+    for i, v in enumerate(bins):
+        if not v:
+            continue
+        if len(out) + 6 >= 404:
+            return struct.pack('<101I', *bins)
+        out.append(i)
+        while v >= 0x80:
+            out.append((v & 0x7f) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out)
 
 
 def day_profile(name, vcpus, mem, variant):
