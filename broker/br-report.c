@@ -536,62 +536,84 @@ static int assess_reclaim(CmDb *db, Assess *x, CmError *err)
     return r;
 }
 
-#define USE_SLICE 250 /* instances per read on PostgreSQL: a year of each, some 90,000 rows */
+#define USE_SLICE 1000 /* instances per read on PostgreSQL: a row each, their year's days in it */
 
-/* One instance's readings-weighted averages, added to its department's use when it ends. */
+/* One instance's use over the period, added to its department's (and the city's) when it ends:
+ * its readings-weighted averages (the cores and MiB it used, in C and CW, M and MW), and the
+ * sums of its days' hours measured (24 h × the day's coverage) with the cores and GiB in use
+ * over them. */
 typedef struct {
-    int64_t instance;
-    Dept *dept;
-    double cw, cs, mw, ms;
+    double cs, cw, ms, mw;
+    double meas_vcpu_h, meas_mem_gib_h, used_vcpu_h, used_mem_gib_h;
 } InstanceUse;
 
-static void use_flush(Assess *x, InstanceUse *u)
+static void use_flush(Assess *x, Dept *dept, const InstanceUse *u)
 {
-    double c = u->cw > 0 ? u->cs / u->cw : 0, m = u->mw > 0 ? u->ms / u->mw : 0;
-    if (u->instance && u->dept) {
-        u->dept->used_cores += c;
-        u->dept->used_mem_mib += m;
-        x->city.used_cores += c;
-        x->city.used_mem_mib += m;
+    Dept *to[2] = {dept, &x->city};
+    for (int k = 0; k < 2; k++) {
+        to[k]->used_cores += u->cw > 0 ? u->cs / u->cw : 0;
+        to[k]->used_mem_mib += u->mw > 0 ? u->ms / u->mw : 0;
+        to[k]->meas_vcpu_h += u->meas_vcpu_h;
+        to[k]->meas_mem_gib_h += u->meas_mem_gib_h;
+        to[k]->used_vcpu_h += u->used_vcpu_h;
+        to[k]->used_mem_gib_h += u->used_mem_gib_h;
     }
-    *u = (InstanceUse){0};
 }
 
-/* One rollup row of @st (assess_use()'s columns) added to its instance's and department's use. */
-static void use_add(Assess *x, InstanceUse *u, CmStmt *st)
+/* SQLite: one day of an instance (columns as USE_DAYS_SQL's) added to @u, its histogram to
+ * @dept's. The same arithmetic, in the same order, as USE_YEAR_SQL's sums on PostgreSQL. */
+static void use_add_day(Dept *dept, InstanceUse *u, CmStmt *st)
 {
     double rd = (double)cm_stmt_int(st, 2), expected = (double)cm_stmt_int(st, 6);
     double measured = expected > 0 ? 24.0 * fmin(1, rd / expected) : 0;
-    double vcpus = (double)cm_stmt_int(st, 7), mem_gib = (double)cm_stmt_int(st, 8) / 1024.0;
-    bool has_cpu = !cm_stmt_is_null(st, 3), has_mem = !cm_stmt_is_null(st, 4);
+    double vcpus = (double)cm_stmt_int(st, 7), mem_mib = (double)cm_stmt_int(st, 8);
     const void *blob = cm_stmt_blob(st, 5);
-    BrHistogram h;
-    Dept *to[2];
 
-    if (cm_stmt_int(st, 1) != u->instance) {
-        use_flush(x, u);
-        u->instance = cm_stmt_int(st, 1);
-        u->dept = targets(x, cm_stmt_int(st, 0), to) ? to[0] : NULL;
-    }
-    if (has_cpu)
+    u->meas_vcpu_h += vcpus * measured;
+    u->meas_mem_gib_h += mem_mib / 1024.0 * measured;
+    if (!cm_stmt_is_null(st, 3)) {
         u->cs += cm_stmt_double(st, 3) * rd, u->cw += rd;
-    if (has_mem)
-        u->ms += cm_stmt_double(st, 4) * rd, u->mw += rd;
-    if (!u->dept)
-        return;
-    to[0] = u->dept;
-    to[1] = &x->city;
-    for (int k = 0; k < 2; k++) {
-        to[k]->meas_vcpu_h += vcpus * measured;
-        to[k]->meas_mem_gib_h += mem_gib * measured;
-        if (has_cpu)
-            to[k]->used_vcpu_h += cm_stmt_double(st, 3) * measured;
-        if (has_mem)
-            to[k]->used_mem_gib_h += cm_stmt_double(st, 4) / 1024.0 * measured;
+        u->used_vcpu_h += cm_stmt_double(st, 3) * measured;
     }
-    if (blob && br_histogram_decode(blob, cm_stmt_bytes(st, 5), &h) == 0) {
-        br_histogram_merge(&u->dept->cpu_h, &h);
-        br_histogram_merge(&x->city.cpu_h, &h);
+    if (!cm_stmt_is_null(st, 4)) {
+        u->ms += cm_stmt_double(st, 4) * rd, u->mw += rd;
+        u->used_mem_gib_h += cm_stmt_double(st, 4) / 1024.0 * measured;
+    }
+    if (blob)
+        (void)br_histogram_merge_blob(&dept->cpu_h, blob, cm_stmt_bytes(st, 5));
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* PostgreSQL: an instance's year as one row of USE_YEAR_SQL (sums: NULL when no day had the
+ * figure), its days' histograms as a bytea[] in the server's binary form: the dimensions
+ * (one), a flag, the element type, the length and lower bound, then each element's length
+ * (4 bytes, big-endian; -1 for NULL) and bytes. */
+static void use_add_year(Dept *dept, InstanceUse *u, CmStmt *st)
+{
+    const uint8_t *b = cm_stmt_blob(st, 10);
+    size_t len = b ? cm_stmt_bytes(st, 10) : 0, at = 20;
+    double *sums[] = {&u->cs,          &u->cw,
+                      &u->ms,          &u->mw,
+                      &u->meas_vcpu_h, &u->meas_mem_gib_h,
+                      &u->used_vcpu_h, &u->used_mem_gib_h};
+
+    for (int k = 0; k < 8; k++)
+        *sums[k] = cm_stmt_is_null(st, 2 + k) ? 0 : cm_stmt_double(st, 2 + k);
+    if (len < at || be32(b) != 1)
+        return;
+    for (uint32_t i = 0, n = be32(b + 12); i < n && at + 4 <= len; i++) {
+        uint32_t m = be32(b + at);
+        at += 4;
+        if (m == UINT32_MAX)
+            continue; /* NULL */
+        if (m > len - at)
+            break;
+        (void)br_histogram_merge_blob(&dept->cpu_h, b + at, m);
+        at += m;
     }
 }
 
@@ -600,31 +622,46 @@ static void use_add(Assess *x, InstanceUse *u, CmStmt *st)
  * cores and GiB in use over them; utilization percentiles from the merged histograms. */
 static int assess_use(CmDb *db, Assess *x, CmError *err)
 {
-    /* Instance by instance: an instance's rows must come together (use_flush() adds its
-     * average when the next one begins). On SQLite, each one's days along the rollups' primary
-     * key (instance_id, day): CROSS JOIN keeps that loop order without a sort (the day index
-     * and a sort of every row with its histogram took 8 times longer for a year of 5,000).
-     * PostgreSQL promises no order without ORDER BY: its hash joins gave the rows of an
-     * instance apart, and each part was added as a whole average (a year's use 341 times too
-     * high). PostgreSQL also hands the whole answer over at once (a year of 20,000 instances
-     * with their histograms: gigabytes): there the instances are read a slice at a time, in
-     * the same order. */
-#define USE_SQL                                                                                    \
+    /* SQLite, in process: each instance's days, along the rollups' primary key (instance_id,
+     * day). CROSS JOIN keeps that loop order without a sort (the day index and a sort of every
+     * row with its histogram took 8 times longer for a year of 5,000).
+     * PostgreSQL: a row per instance, summed on the server. A row per day cost more to send and
+     * to take (each a message, each of its values a send function on the server and a result
+     * in libpq) than to read: 7.3 million for a year of 20,000 instances. The sums are
+     * use_add_day()'s products, added in the order the server reads the days (along the
+     * primary key); on both backends an instance's sums are then added to its department's.
+     * Slices of instances bound each statement. */
+#define USE_DAYS_SQL                                                                               \
     "SELECT a.department_id, r.instance_id, r.readings, r.cpu_avg, r.mem_avg,"                     \
     " r.cpu_util_hist, r.expected, coalesce(r.vcpus, i.vcpus) AS vcpus,"                           \
     " coalesce(r.memory_mib, i.memory_mib) AS memory_mib FROM allocations a JOIN instances i"      \
     " ON i.allocation_id = a.id CROSS JOIN rollups r"                                              \
     " WHERE r.instance_id = i.id AND " LIVE_ALLOCATION                                             \
-    " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)"
-    _cleanup_stmt_ CmStmt *st =
-        cm_db_prepare(db,
-                      cm_db_sql(db, USE_SQL " AND ?6 IS NOT NULL AND ?7 IS NOT NULL",
-                                USE_SQL " AND i.id > ?6 AND i.id <= ?7 ORDER BY r.instance_id"),
-                      err);
-#undef USE_SQL
+    " AND r.day >= ?4 AND r.day < ?5 AND (?3 = 0 OR a.department_id = ?3)"                         \
+    " AND ?6 IS NOT NULL AND ?7 IS NOT NULL"
+#define USE_YEAR_SQL                                                                               \
+    "SELECT a.department_id, i.id, y.cs, y.cw, y.ms, y.mw, y.meas_vcpu_h, y.meas_mem_gib_h,"       \
+    " y.used_vcpu_h, y.used_mem_gib_h, y.hists FROM allocations a JOIN instances i"                \
+    " ON i.allocation_id = a.id CROSS JOIN LATERAL (SELECT sum(r.cpu_avg * r.readings::float8) "   \
+    "AS cs,"                                                                                       \
+    " sum(r.readings::float8) FILTER (WHERE r.cpu_avg IS NOT NULL) AS cw,"                         \
+    " sum(r.mem_avg * r.readings::float8) AS ms,"                                                  \
+    " sum(r.readings::float8) FILTER (WHERE r.mem_avg IS NOT NULL) AS mw,"                         \
+    " sum(coalesce(r.vcpus, i.vcpus)::float8 * d.measured) AS meas_vcpu_h,"                        \
+    " sum(coalesce(r.memory_mib, i.memory_mib)::float8 / 1024::float8 * d.measured)"               \
+    " AS meas_mem_gib_h, sum(r.cpu_avg * d.measured) AS used_vcpu_h,"                              \
+    " sum(r.mem_avg / 1024::float8 * d.measured) AS used_mem_gib_h,"                               \
+    " array_send(array_agg(r.cpu_util_hist) FILTER (WHERE r.cpu_util_hist IS NOT NULL)) AS hists"  \
+    " FROM rollups r CROSS JOIN LATERAL (SELECT CASE WHEN r.expected > 0 THEN 24::float8"          \
+    " * least(1::float8, r.readings::float8 / r.expected::float8) ELSE 0::float8 END"              \
+    " AS measured) d WHERE r.instance_id = i.id AND r.day >= ?4 AND r.day < ?5) y"                 \
+    " WHERE " LIVE_ALLOCATION " AND (?3 = 0 OR a.department_id = ?3) AND i.id > ?6"                \
+    " AND i.id <= ?7 ORDER BY i.id"
+    _cleanup_stmt_ CmStmt *st = cm_db_prepare(db, cm_db_sql(db, USE_DAYS_SQL, USE_YEAR_SQL), err);
     bool sliced = cm_db_backend(db) == CM_DB_POSTGRESQL;
-    int64_t after = 0, last = INT64_MAX;
+    int64_t after = 0, last = INT64_MAX, instance = 0;
     InstanceUse u = {0};
+    Dept *dept = NULL, *to[2];
     int r = 0;
 
     if (!st)
@@ -639,13 +676,30 @@ static int assess_use(CmDb *db, Assess *x, CmError *err)
         cm_stmt_reset(st);
         CM_DB_BIND(st, x->a0, x->a1, x->department, x->d0, x->d1, after, last);
         after = last;
-        while ((r = cm_stmt_step(st, err)) > 0)
-            use_add(x, &u, st);
+        while ((r = cm_stmt_step(st, err)) > 0) {
+            if (cm_stmt_int(st, 1) != instance) {
+                if (dept)
+                    use_flush(x, dept, &u);
+                u = (InstanceUse){0};
+                instance = cm_stmt_int(st, 1);
+                dept = targets(x, cm_stmt_int(st, 0), to) ? to[0] : NULL;
+            }
+            if (dept && sliced)
+                use_add_year(dept, &u, st);
+            else if (dept)
+                use_add_day(dept, &u, st);
+        }
         if (r < 0)
             return r;
     }
-    use_flush(x, &u);
+    if (dept)
+        use_flush(x, dept, &u);
+    /* the city's histogram: every department's */
+    for (size_t i = 0; i < x->n; i++)
+        br_histogram_merge(&x->city.cpu_h, &x->depts[i].cpu_h);
     return r;
+#undef USE_DAYS_SQL
+#undef USE_YEAR_SQL
 }
 
 static json_object *methodology_json(const BrAssessmentPolicy *p)
