@@ -709,6 +709,11 @@ static const char *const migrations[] = {
     /* 16 (metering at scale, issue 11; 15 is the SLA records'): on PostgreSQL the samples are
      * partitioned by UTC day (the override below); SQLite keeps one table, nothing to do. */
     "",
+
+    /* 17 (the annual assessment at scale, issue 11): on PostgreSQL the rollups' columns the
+     * year's use reads, in the primary key's order (the override below); SQLite's rollups are
+     * already stored in that order (WITHOUT ROWID), nothing to do. */
+    "",
 };
 
 /*
@@ -761,59 +766,65 @@ static const char *const pg_migrations[ELEMENTSOF(migrations)] = {
      * A window of a day without its partition lands in samples_default; samples_partition()
      * moves such rows into the day's new partition. The same columns, key and index as before:
      * the primary key (instance_id, start) holds the partition key, so it stays unique. */
-    [ELEMENTSOF(migrations) - 1] =
-        "ALTER TABLE samples RENAME TO samples_unpartitioned;"
-        "ALTER TABLE samples_unpartitioned RENAME CONSTRAINT samples_pkey"
-        " TO samples_unpartitioned_pkey;"
-        "ALTER INDEX samples_start RENAME TO samples_unpartitioned_start;"
-        "CREATE TABLE samples (LIKE samples_unpartitioned INCLUDING DEFAULTS INCLUDING"
-        " CONSTRAINTS, PRIMARY KEY (instance_id, start)) PARTITION BY RANGE (start);"
-        "CREATE INDEX samples_start ON samples(start);"
-        "CREATE TABLE samples_default PARTITION OF samples DEFAULT;"
-        "CREATE FUNCTION samples_partition(day bigint) RETURNS boolean LANGUAGE plpgsql AS $$"
-        " DECLARE"
-        "  name text := 'samples_' || to_char(to_timestamp(day) AT TIME ZONE 'UTC', 'YYYYMMDD');"
-        " BEGIN"
-        "  IF day % 86400 <> 0 THEN"
-        "   RAISE EXCEPTION 'samples_partition: % is not the start of a UTC day', day;"
-        "  END IF;"
-        "  IF to_regclass(name) IS NOT NULL THEN"
-        "   RETURN false;"
-        "  END IF;"
-        "  EXECUTE format('CREATE TABLE %I (LIKE samples INCLUDING DEFAULTS INCLUDING"
-        " CONSTRAINTS)', name);"
-        "  EXECUTE format('INSERT INTO %I SELECT * FROM samples_default"
-        " WHERE start >= %s AND start < %s', name, day, day + 86400);"
-        "  DELETE FROM samples_default WHERE start >= day AND start < day + 86400;"
-        "  EXECUTE format('ALTER TABLE samples ATTACH PARTITION %I"
-        " FOR VALUES FROM (%s) TO (%s)', name, day, day + 86400);"
-        "  RETURN true;"
-        " END $$;"
-        /* The retention: the partitions of the days wholly before @cutoff dropped. Returns:
+    [15] = "ALTER TABLE samples RENAME TO samples_unpartitioned;"
+           "ALTER TABLE samples_unpartitioned RENAME CONSTRAINT samples_pkey"
+           " TO samples_unpartitioned_pkey;"
+           "ALTER INDEX samples_start RENAME TO samples_unpartitioned_start;"
+           "CREATE TABLE samples (LIKE samples_unpartitioned INCLUDING DEFAULTS INCLUDING"
+           " CONSTRAINTS, PRIMARY KEY (instance_id, start)) PARTITION BY RANGE (start);"
+           "CREATE INDEX samples_start ON samples(start);"
+           "CREATE TABLE samples_default PARTITION OF samples DEFAULT;"
+           "CREATE FUNCTION samples_partition(day bigint) RETURNS boolean LANGUAGE plpgsql AS $$"
+           " DECLARE"
+           "  name text := 'samples_' || to_char(to_timestamp(day) AT TIME ZONE 'UTC', 'YYYYMMDD');"
+           " BEGIN"
+           "  IF day % 86400 <> 0 THEN"
+           "   RAISE EXCEPTION 'samples_partition: % is not the start of a UTC day', day;"
+           "  END IF;"
+           "  IF to_regclass(name) IS NOT NULL THEN"
+           "   RETURN false;"
+           "  END IF;"
+           "  EXECUTE format('CREATE TABLE %I (LIKE samples INCLUDING DEFAULTS INCLUDING"
+           " CONSTRAINTS)', name);"
+           "  EXECUTE format('INSERT INTO %I SELECT * FROM samples_default"
+           " WHERE start >= %s AND start < %s', name, day, day + 86400);"
+           "  DELETE FROM samples_default WHERE start >= day AND start < day + 86400;"
+           "  EXECUTE format('ALTER TABLE samples ATTACH PARTITION %I"
+           " FOR VALUES FROM (%s) TO (%s)', name, day, day + 86400);"
+           "  RETURN true;"
+           " END $$;"
+           /* The retention: the partitions of the days wholly before @cutoff dropped. Returns:
          * the rows they held. */
-        "CREATE FUNCTION samples_drop_before(cutoff bigint) RETURNS bigint LANGUAGE plpgsql"
-        " AS $$"
-        " DECLARE"
-        "  p record;"
-        "  rows bigint := 0;"
-        "  n bigint;"
-        " BEGIN"
-        "  FOR p IN SELECT c.relname::text AS name FROM pg_inherits i"
-        "   JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass"
-        "   AND c.relname ~ '^samples_[0-9]{8}$' ORDER BY 1 LOOP"
-        "   IF extract(epoch FROM to_date(substr(p.name, 9), 'YYYYMMDD'))::bigint + 86400"
-        "      <= cutoff THEN"
-        "    EXECUTE format('SELECT count(*) FROM %I', p.name) INTO n;"
-        "    EXECUTE format('DROP TABLE %I', p.name);"
-        "    rows := rows + n;"
-        "   END IF;"
-        "  END LOOP;"
-        "  RETURN rows;"
-        " END $$;"
-        "SELECT samples_partition(d) FROM (SELECT DISTINCT start - start % 86400 AS d"
-        " FROM samples_unpartitioned) AS days ORDER BY d;"
-        "INSERT INTO samples SELECT * FROM samples_unpartitioned;"
-        "DROP TABLE samples_unpartitioned;",
+           "CREATE FUNCTION samples_drop_before(cutoff bigint) RETURNS bigint LANGUAGE plpgsql"
+           " AS $$"
+           " DECLARE"
+           "  p record;"
+           "  rows bigint := 0;"
+           "  n bigint;"
+           " BEGIN"
+           "  FOR p IN SELECT c.relname::text AS name FROM pg_inherits i"
+           "   JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass"
+           "   AND c.relname ~ '^samples_[0-9]{8}$' ORDER BY 1 LOOP"
+           "   IF extract(epoch FROM to_date(substr(p.name, 9), 'YYYYMMDD'))::bigint + 86400"
+           "      <= cutoff THEN"
+           "    EXECUTE format('SELECT count(*) FROM %I', p.name) INTO n;"
+           "    EXECUTE format('DROP TABLE %I', p.name);"
+           "    rows := rows + n;"
+           "   END IF;"
+           "  END LOOP;"
+           "  RETURN rows;"
+           " END $$;"
+           "SELECT samples_partition(d) FROM (SELECT DISTINCT start - start % 86400 AS d"
+           " FROM samples_unpartitioned) AS days ORDER BY d;"
+           "INSERT INTO samples SELECT * FROM samples_unpartitioned;"
+           "DROP TABLE samples_unpartitioned;",
+
+    /* 17: a covering index for the annual assessment's read of a year of rollups
+     * (br-report.c): an index-only scan reads each instance's days together, where the heap
+     * holds them in the order they were written, a day of every instance after the other (an
+     * index scan then visits a heap page per day of each instance). */
+    [16] = "CREATE INDEX rollups_use ON rollups (instance_id, day) INCLUDE (readings, expected,"
+           " cpu_avg, mem_avg, vcpus, memory_mib, cpu_util_hist);",
 };
 
 const char *const *br_store_migrations(unsigned *ret_n)

@@ -454,7 +454,8 @@ def run(ck, b, work, pol):
                   'operations_reports', 'vendor_documents'):
         con.execute(f'DROP TABLE {table}')
     if cbtest.BACKEND == 'postgresql':
-        # And migration 16's (PostgreSQL only): the samples one table again, as before it.
+        # And migrations 16's and 17's (PostgreSQL only): the samples one table again, as before
+        # them, and no covering index of the rollups.
         con.executescript(
             'CREATE TABLE samples_plain (LIKE samples INCLUDING DEFAULTS INCLUDING CONSTRAINTS,'
             ' PRIMARY KEY (instance_id, start));'
@@ -464,7 +465,9 @@ def run(ck, b, work, pol):
             'DROP FUNCTION samples_drop_before(bigint);'
             'ALTER TABLE samples_plain RENAME TO samples;'
             'ALTER TABLE samples RENAME CONSTRAINT samples_plain_pkey TO samples_pkey;'
-            'CREATE INDEX samples_start ON samples(start);')
+            'CREATE INDEX samples_start ON samples(start);'
+            # and migration 17's: the rollups' covering index
+            'DROP INDEX rollups_use;')
         con.execute('UPDATE schema_version SET version = 12')
     else:
         con.execute('PRAGMA user_version = 12')

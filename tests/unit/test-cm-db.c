@@ -1246,6 +1246,12 @@ static void describe(CmDb *db, Lines *out)
     qsort(out->v, out->n, sizeof(char *), cmp_str);
 }
 
+/* What PostgreSQL has and SQLite need not: the rollups' covering index (migration 17; SQLite's
+ * rollups are stored in their key's order, WITHOUT ROWID). */
+static const char *const pg_only[] = {
+    "index rollups rollups_use unique=0 partial=0",
+};
+
 static void test_same_schema(void **state)
 {
     Fx *f = FIXTURE(state); /* PostgreSQL's */
@@ -1262,6 +1268,15 @@ static void test_same_schema(void **state)
     assert_int_equal(cm_db_migrate(f->db, m, br_store_pg_migrations(), n, &err), 0);
     describe(lite->db, &a);
     describe(f->db, &b);
+    for (size_t k = 0; k < ELEMENTSOF(pg_only); k++) {
+        size_t at = 0;
+        while (at < b.n && strcmp(b.v[at], pg_only[k]) != 0)
+            at++;
+        assert_true(at < b.n); /* still there */
+        free(b.v[at]);
+        memmove(&b.v[at], &b.v[at + 1], (b.n - at - 1) * sizeof(char *));
+        b.n--;
+    }
     while (i < a.n || j < b.n) {
         int c = i == a.n ? 1 : j == b.n ? -1 : strcmp(a.v[i], b.v[j]);
         if (c == 0) {
