@@ -180,9 +180,9 @@ int main(int argc, char **argv)
     /* Two malloc arenas, not glibc's eight per CPU: the broker's threads (HTTP loop and
      * workers, the background loops, libvirt's) each took an arena of their own, and memory
      * freed in one is not reused by another. The annual assessment and the findings run of
-     * assess-bench (1,000 instances) peaked at 49-53 MiB with the default, 45 MiB with two,
-     * 43 MiB with one; GETs and writes of http-bench were the same with two. The environment's
-     * MALLOC_ARENA_MAX, when set, is left to rule. */
+     * assess-bench (1,000 instances) peaked at 49-53 MiB with the default, 45-48 MiB with
+     * two, 43 MiB with one; GETs and writes of http-bench were the same with two. The
+     * environment's MALLOC_ARENA_MAX, when set, is left to rule. */
     if (!getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, 2);
 

@@ -642,8 +642,8 @@ static int assess_use(CmDb *db, Assess *x, CmError *err)
 #define USE_YEAR_SQL                                                                               \
     "SELECT a.department_id, i.id, y.cs, y.cw, y.ms, y.mw, y.meas_vcpu_h, y.meas_mem_gib_h,"       \
     " y.used_vcpu_h, y.used_mem_gib_h, y.hists FROM allocations a JOIN instances i"                \
-    " ON i.allocation_id = a.id CROSS JOIN LATERAL (SELECT sum(r.cpu_avg * r.readings::float8) "   \
-    "AS cs,"                                                                                       \
+    " ON i.allocation_id = a.id CROSS JOIN LATERAL (SELECT"                                        \
+    " sum(r.cpu_avg * r.readings::float8) AS cs,"                                                  \
     " sum(r.readings::float8) FILTER (WHERE r.cpu_avg IS NOT NULL) AS cw,"                         \
     " sum(r.mem_avg * r.readings::float8) AS ms,"                                                  \
     " sum(r.readings::float8) FILTER (WHERE r.mem_avg IS NOT NULL) AS mw,"                         \
